@@ -1,0 +1,195 @@
+"""The event catalogue: one frozen msgspec Struct per fact the bot records.
+
+Type names and the fields listed in DESIGN.md section 3 are a contract. Schema
+changes only add optional fields with defaults; history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+MessageKind = Literal["text", "image", "video", "audio", "document", "sticker", "other"]
+ReplyPurpose = Literal["reply", "debug", "vitality", "startup"]
+TransportState = Literal[
+    "connecting",
+    "qr",
+    "connected",
+    "disconnected",
+    "logged_out",
+    "replaced",
+    "outdated",
+    "banned",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every event; ``chat`` is copied to the envelope column."""
+
+    chat: str = ""
+
+
+class ChatTurn(msgspec.Struct, frozen=True):
+    """One role/content item of an LLM request."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Citation(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    title: str = ""
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class ConfigLoaded(Event, frozen=True, kw_only=True):
+    hash: str
+    config: dict[str, Any]
+    path: str
+
+
+class MessageReceived(Event, frozen=True, kw_only=True):
+    msg_id: str
+    sender: str
+    sender_alt: str | None = None
+    push_name: str | None = None
+    text: str = ""
+    kind: MessageKind = "text"
+    from_me: bool = False
+    is_group: bool = False
+    sent_at: float = 0.0  # unix seconds, as the sender's device stamped it
+    quoted_id: str | None = None
+    mentions: list[str] = []
+
+
+class MessageSkipped(Event, frozen=True, kw_only=True):
+    msg_id: str
+    reason: str
+    detail: str = ""
+
+
+class SessionStarted(Event, frozen=True, kw_only=True):
+    session_id: str
+    user: str
+    reason: Literal["new", "expired", "config_changed", "reset"]
+
+
+class LlmRequested(Event, frozen=True, kw_only=True):
+    call_id: str
+    session_id: str
+    trigger_ids: list[str]
+    model: str
+    params: dict[str, Any]
+    messages: list[ChatTurn]
+    config_hash: str
+    user: str = ""
+
+
+class LlmCompleted(Event, frozen=True, kw_only=True):
+    call_id: str
+    content: str
+    citations: list[Citation] = []
+    usage: Usage = Usage()
+    latency_ms: float = 0.0
+    finish_reason: str = ""
+
+
+class LlmFailed(Event, frozen=True, kw_only=True):
+    call_id: str
+    status: int | None = None
+    error: str
+    attempt: int = 1
+    final: bool
+
+
+class ReplyPlanned(Event, frozen=True, kw_only=True):
+    reply_id: str
+    purpose: ReplyPurpose
+    text: str
+    call_id: str | None = None
+    in_reply_to: str | None = None
+    wa_id: str | None = None
+    trigger_ids: list[str] = []
+
+
+class ReplySent(Event, frozen=True, kw_only=True):
+    reply_id: str
+    wa_id: str
+    sent_at: float
+
+
+class ReplyFailed(Event, frozen=True, kw_only=True):
+    reply_id: str
+    error: str
+    final: bool
+    attempt: int = 1
+
+
+class TransportStatus(Event, frozen=True, kw_only=True):
+    state: TransportState
+    detail: str = ""
+
+
+class Compacted(Event, frozen=True, kw_only=True):
+    """Marks a compaction: how many events went (all had ``seq < before``) and why.
+
+    A compaction that removed already-folded events invalidates snapshots: the
+    projection runner refolds the compacted log, which is the truth from then on.
+    """
+
+    reason: Literal["rotation", "expiry", "forget"]
+    before: int
+    removed: int
+    older_than: float | None = None  # unix seconds cut-off, for rotation
+    by_type: dict[str, int] = {}
+
+
+AnyEvent = (
+    ConfigLoaded
+    | MessageReceived
+    | MessageSkipped
+    | SessionStarted
+    | LlmRequested
+    | LlmCompleted
+    | LlmFailed
+    | ReplyPlanned
+    | ReplySent
+    | ReplyFailed
+    | TransportStatus
+    | Compacted
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    ConfigLoaded,
+    MessageReceived,
+    MessageSkipped,
+    SessionStarted,
+    LlmRequested,
+    LlmCompleted,
+    LlmFailed,
+    ReplyPlanned,
+    ReplySent,
+    ReplyFailed,
+    TransportStatus,
+    Compacted,
+)
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """An event as the log holds it: its position, time and idempotency key."""
+
+    seq: int
+    ts: float  # unix seconds (microsecond resolution), assigned by the log
+    event: AnyEvent
+    key: str | None = None
+
+    @property
+    def chat(self) -> str:
+        return self.event.chat

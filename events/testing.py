@@ -1,0 +1,285 @@
+"""Test helpers shipped as public API: a fake clock and the log contract suite.
+
+``LogContract`` states the log's guarantees once; every backend binds it by
+subclassing with a ``make_log`` fixture (as eventsourcing does with its
+recorder test cases). Process-level tests start writers with
+``python -m events.testing`` so a backend is exercised across real processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from events.log import Keyed
+from events.model import AnyEvent, MessageReceived, Recorded, TransportStatus
+
+
+class FakeClock:
+    """A settable clock: ``clock()`` returns the time, ``advance`` moves it."""
+
+    def __init__(self, start: float = 1_764_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+class EventLog(Protocol):
+    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]: ...
+    def read(
+        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
+    ) -> Iterator[Recorded]: ...
+    def last_seq(self) -> int: ...
+    def wait(self, after: int, timeout: float | None = None) -> bool: ...
+    def compact(self, reason: Any, predicate: Callable[[Recorded], bool], **kw: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+def message(n: int, chat: str = "491701111111@s.whatsapp.net", tag: str = "") -> MessageReceived:
+    return MessageReceived(chat=chat, msg_id=f"{tag}{n}", sender=chat, text=f"{tag} message {n}")
+
+
+def _factory(spec: str) -> Callable[..., EventLog]:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def writer_command(
+    factory: str, db: Path, *, tag: str, bursts: int, size: int, synchronous: str = "NORMAL"
+) -> list[str]:
+    """argv for a writer process that prints ``ok <burst>`` after each commit."""
+    return [
+        sys.executable,
+        "-m",
+        "events.testing",
+        "--factory",
+        factory,
+        "--db",
+        str(db),
+        "--tag",
+        tag,
+        "--bursts",
+        str(bursts),
+        "--size",
+        str(size),
+        "--synchronous",
+        synchronous,
+    ]
+
+
+def _writer_main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="events.testing")
+    for flag in ("--factory", "--db", "--tag", "--synchronous"):
+        p.add_argument(flag, required=True)
+    p.add_argument("--bursts", type=int, required=True)
+    p.add_argument("--size", type=int, required=True)
+    a = p.parse_args(argv)
+    log = _factory(a.factory)(Path(a.db), synchronous=a.synchronous, busy_timeout=30.0)
+    for b in range(a.bursts):
+        log.append(*(message(i, tag=f"{a.tag}.{b}.") for i in range(a.size)))
+        sys.stdout.write(f"ok {b}\n")
+        sys.stdout.flush()
+    log.close()
+
+
+class LogContract:
+    """The guarantees every event log backend must keep.
+
+    Subclasses provide ``factory`` (an importable ``module:callable`` that takes
+    a path plus ``synchronous``/``busy_timeout``/``clock`` keywords).
+    """
+
+    factory: str = "events.log:SQLiteLog"
+
+    def make(self, path: Path, **kw: Any) -> EventLog:
+        return _factory(self.factory)(path, **kw)
+
+    def test_seq_strictly_increasing(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        seqs = [r.seq for _ in range(20) for r in log.append(message(1), message(2), message(3))]
+        assert seqs == sorted(set(seqs))
+        assert [r.seq for r in log.read()] == seqs
+        assert log.last_seq() == seqs[-1]
+
+    def test_seq_never_reused_after_compaction(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        recs = log.append(*(message(i) for i in range(10)))
+        top = recs[-1].seq
+        marker = log.compact("forget", lambda r: r.seq > top - 3)
+        assert marker is not None
+        assert marker.seq > top
+        assert marker.event.removed == 3
+        assert marker.event.before == top + 1
+        nxt = log.append(message(99))[0]
+        assert nxt.seq > marker.seq
+        assert [r.seq for r in log.read()][-2:] == [marker.seq, nxt.seq]
+
+    def test_compaction_keeps_other_events_and_markers(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(message(1, chat="1@s.whatsapp.net"), message(2, chat="2@s.whatsapp.net"))
+        first = log.compact("forget", lambda r: True, chat="1@s.whatsapp.net")
+        assert first is not None
+        assert first.event.by_type == {"MessageReceived": 1}
+        assert log.compact("forget", lambda r: True, chat="1@s.whatsapp.net") is None
+        left = list(log.read())
+        assert [type(r.event).__name__ for r in left] == ["MessageReceived", "Compacted"]
+        assert left[0].chat == "2@s.whatsapp.net"
+
+    def test_duplicate_key_adds_no_row(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        first = log.append(Keyed(message(1), "chat/M1"))[0]
+        again = log.append(Keyed(message(1, tag="changed"), "chat/M1"), message(2))
+        assert again[0] == first
+        assert again[1].seq > first.seq
+        assert len(list(log.read())) == 2
+        inner = log.append(Keyed(message(3), "k3"), Keyed(message(4), "k3"))
+        assert inner[0] == inner[1]
+
+    def test_burst_is_one_timestamp_and_contiguous(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db", clock=FakeClock())
+        recs = log.append(*(message(i) for i in range(50)))
+        assert [r.seq for r in recs] == list(range(recs[0].seq, recs[0].seq + 50))
+        assert {r.ts for r in recs} == {1_764_000_000.0}
+
+    def test_threads_group_commit_without_interleaving(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        results: list[list[Recorded]] = []
+        lock = threading.Lock()
+
+        def work(t: int) -> None:
+            for b in range(30):
+                recs = log.append(*(message(i, tag=f"{t}.{b}.") for i in range(7)))
+                with lock:
+                    results.append(recs)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(results) == 120
+        for recs in results:
+            assert [r.seq for r in recs] == list(range(recs[0].seq, recs[0].seq + 7))
+        assert len(list(log.read())) == 840
+
+    def test_follower_sees_every_event_once_in_order(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        seen: list[int] = []
+        done = threading.Event()
+
+        def follow() -> None:
+            after = 0
+            while not (done.is_set() and log.last_seq() <= after):
+                if log.wait(after, timeout=0.5):
+                    for rec in log.read(after):
+                        seen.append(rec.seq)
+                        after = rec.seq
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        writers = [
+            threading.Thread(
+                target=lambda: [log.append(message(i), message(i)) for i in range(200)]
+            )
+            for _ in range(3)
+        ]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join()
+        done.set()
+        reader.join(timeout=30)
+        assert seen == [r.seq for r in log.read()]
+        assert len(seen) == 1200
+
+    def test_wait_wakes_on_append_and_times_out(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        assert log.wait(0, timeout=0.01) is False
+        woke = threading.Event()
+        started = threading.Event()
+
+        def waiter() -> None:
+            started.set()
+            if log.wait(0, timeout=30):
+                woke.set()
+
+        th = threading.Thread(target=waiter)
+        th.start()
+        started.wait()
+        log.append(TransportStatus(state="connected"))
+        th.join(timeout=30)
+        assert woke.is_set()
+
+    def test_two_processes_lose_nothing_and_never_interleave(self, tmp_path: Path) -> None:
+        db = tmp_path / "events.db"
+        self.make(db).close()
+        procs = [
+            subprocess.Popen(
+                writer_command(self.factory, db, tag=tag, bursts=60, size=25),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for tag in ("a", "b")
+        ]
+        for p in procs:
+            out, _ = p.communicate(timeout=120)
+            assert p.returncode == 0
+            assert out.count("ok ") == 60
+        rows = list(self.make(db).read())
+        assert len(rows) == 2 * 60 * 25
+        _assert_bursts_contiguous(rows, 25)
+
+    def test_kill_minus_9_mid_burst_is_all_or_nothing(self, tmp_path: Path) -> None:
+        db = tmp_path / "events.db"
+        self.make(db).close()
+        for round_ in range(3):
+            with subprocess.Popen(
+                writer_command(self.factory, db, tag=f"k{round_}", bursts=10_000, size=500),
+                stdout=subprocess.PIPE,
+                text=True,
+            ) as proc:
+                assert proc.stdout is not None
+                acked = [proc.stdout.readline() for _ in range(5)]
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+            mine = f"k{round_}."
+            rows = [r for r in self.make(db).read() if _msg_id(r).startswith(mine)]
+            bursts = _assert_bursts_contiguous(rows, 500)
+            assert {f"k{round_}.{line.split()[1]}" for line in acked} <= bursts
+        check = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()
+        assert check == ("ok",)
+
+
+def _msg_id(rec: Recorded) -> str:
+    assert isinstance(rec.event, MessageReceived)
+    return rec.event.msg_id
+
+
+def _assert_bursts_contiguous(rows: list[Recorded], size: int) -> set[str]:
+    """Every burst is complete and occupies consecutive positions; returns burst ids."""
+    by_burst: dict[str, list[int]] = {}
+    for r in rows:
+        burst = _msg_id(r).rsplit(".", 1)[0]
+        by_burst.setdefault(burst, []).append(r.seq)
+    for burst, seqs in by_burst.items():
+        assert len(seqs) == size, f"burst {burst} has {len(seqs)} of {size} events"
+        assert seqs == list(range(seqs[0], seqs[0] + size)), f"burst {burst} interleaved"
+    return set(by_burst)
+
+
+if __name__ == "__main__":
+    _writer_main()

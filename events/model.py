@@ -12,6 +12,7 @@ import msgspec
 
 MessageKind = Literal["text", "image", "video", "audio", "document", "sticker", "other"]
 ReplyPurpose = Literal["reply", "debug", "vitality", "startup"]
+StartReason = Literal["new", "expired", "config_changed", "reset"]
 TransportState = Literal[
     "connecting",
     "qr",
@@ -78,7 +79,7 @@ class MessageSkipped(Event, frozen=True, kw_only=True):
 class SessionStarted(Event, frozen=True, kw_only=True):
     session_id: str
     user: str
-    reason: Literal["new", "expired", "config_changed", "reset"]
+    reason: StartReason
 
 
 class LlmRequested(Event, frozen=True, kw_only=True):

@@ -1,0 +1,1 @@
+"""What the bot does: turns events into LLM calls and replies."""

@@ -1,0 +1,155 @@
+"""The app.json sections other than the entity list (DESIGN.md section 8).
+
+Every section has safe defaults, so a minimal app.json needs only
+``whatsapp.phone_number``. Checks that msgspec types cannot express live in
+``__post_init__`` and raise ``FieldError``, which the loader turns into one
+line naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from croniter import croniter
+
+from events.jid import InvalidJid, phone_digits
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+_HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+class FieldError(ValueError):
+    """A value that parses but makes no sense; ``field`` is relative to its struct."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config struct: immutable, and a typo in a key is an error."""
+
+
+class WhatsAppConfig(Section, frozen=True, kw_only=True):
+    phone_number: str
+    bot_tag: bool = False
+    session_db: str = "store/whatsapp.db"
+
+    def __post_init__(self) -> None:
+        try:
+            phone_digits(self.phone_number)
+        except InvalidJid as exc:
+            raise FieldError("phone_number", str(exc)) from None
+
+
+class DefaultsConfig(Section, frozen=True, kw_only=True):
+    persona: str = "You are a concise, friendly assistant."
+    prompt: str = "Answer in the language of the question."
+
+
+class PollingConfig(Section, frozen=True, kw_only=True):
+    interval_seconds: Positive = 5.0
+    debounce_seconds: NonNegative = 2.0
+    max_concurrent_chats: Annotated[int, msgspec.Meta(ge=1)] = 8
+    # Messages older than this when first seen are recorded and skipped as stale.
+    catch_up_minutes: NonNegative = 30.0
+
+
+class SessionConfig(Section, frozen=True, kw_only=True):
+    """``max_messages`` 0 keeps no history: every message is answered on its own."""
+
+    mode: Literal["idle", "fixed", "daily", "never"] = "idle"
+    ttl_minutes: Positive = 60.0
+    max_messages: Annotated[int, msgspec.Meta(ge=0)] = 10
+
+
+class RotationConfig(Section, frozen=True, kw_only=True):
+    retention_days: Positive = 30.0
+    interval_hours: Positive = 24.0
+
+
+class VitalityConfig(Section, frozen=True, kw_only=True):
+    """A daily check-in to the owner's chat; ``cron``, when set, replaces ``time``."""
+
+    enabled: bool = True
+    time: str = "09:00"
+    cron: str | None = None
+    # Also the zone in which "daily" sessions end at midnight.
+    timezone: str = "Europe/Berlin"
+    message: str = "Bot alive"
+
+    def __post_init__(self) -> None:
+        if not _HH_MM.fullmatch(self.time):
+            raise FieldError("time", f"{self.time!r} is not a time of day (HH:MM, 24-hour)")
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            raise FieldError("cron", f"{self.cron!r} is not a cron expression")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FieldError("timezone", f"unknown time zone {self.timezone!r}") from None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def cron_expression(self) -> str:
+        """The schedule as cron, whichever of ``time`` and ``cron`` defined it."""
+        if self.cron is not None:
+            return self.cron
+        hour, minute = self.time.split(":")
+        return f"{int(minute)} {int(hour)} * * *"
+
+
+class LlmConfig(Section, frozen=True, kw_only=True):
+    provider: Literal["perplexity", "openai"] = "perplexity"
+    model: str = "perplexity/sonar"
+    web_search: bool = True
+    base_url: str = "https://api.perplexity.ai"
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=16)] = 1024
+    timeout_seconds: Positive = 60.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0)] = 3
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise FieldError("model", "must not be empty")
+        if problem := url_problem(self.base_url):
+            raise FieldError("base_url", problem)
+
+
+class LimitsConfig(Section, frozen=True, kw_only=True):
+    replies_per_chat_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 30
+    daily_budget_usd: Positive = 5.0
+    max_input_chars: Annotated[int, msgspec.Meta(ge=1)] = 4000
+
+
+class TakeoverConfig(Section, frozen=True, kw_only=True):
+    enabled: bool = True
+    minutes: Positive = 30.0
+
+
+class LoggingConfig(Section, frozen=True, kw_only=True):
+    """Addition to DESIGN.md: ``auto`` is console on a terminal, JSON otherwise."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class StoreConfig(Section, frozen=True, kw_only=True):
+    """Addition to DESIGN.md: SQLite durability of the event log."""
+
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an LLM base URL, or None if it can."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{url!r} is not an http(s) URL"
+    return None

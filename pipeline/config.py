@@ -1,0 +1,259 @@
+"""The typed app.json plus secrets from the environment (DESIGN.md sections 6, 8, 9).
+
+``load_config`` is the only place that reads app.json and .env. Every mistake
+becomes a ``ConfigError`` of one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from dotenv import dotenv_values
+
+from events.jid import InvalidJid, normalize
+from pipeline._config_entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
+from pipeline._config_errors import ConfigError, from_decode_error, from_validation_error
+from pipeline._config_sections import (
+    DefaultsConfig,
+    FieldError,
+    LimitsConfig,
+    LlmConfig,
+    LoggingConfig,
+    PollingConfig,
+    RotationConfig,
+    Section,
+    SessionConfig,
+    StoreConfig,
+    TakeoverConfig,
+    VitalityConfig,
+    WhatsAppConfig,
+    url_problem,
+)
+
+__all__ = [
+    "AppConfig",
+    "ConfigError",
+    "DefaultsConfig",
+    "Entity",
+    "GroupEntity",
+    "LimitsConfig",
+    "LlmConfig",
+    "LoadedConfig",
+    "LoggingConfig",
+    "PollingConfig",
+    "RotationConfig",
+    "Secrets",
+    "SelfEntity",
+    "SessionConfig",
+    "StoreConfig",
+    "TakeoverConfig",
+    "Trigger",
+    "UnknownChat",
+    "UserEntity",
+    "VitalityConfig",
+    "WhatsAppConfig",
+    "config_from_dict",
+    "load_config",
+]
+
+
+class UnknownChat(ValueError):
+    """A CHAT argument that is neither a JID, a phone number nor an entity name."""
+
+
+class AppConfig(Section, frozen=True, kw_only=True, dict=True):
+    """The whole app.json; only ``whatsapp.phone_number`` is required."""
+
+    whatsapp: WhatsAppConfig
+    defaults: DefaultsConfig = DefaultsConfig()
+    monitored_entities: tuple[Entity, ...] = ()
+    polling: PollingConfig = PollingConfig()
+    session_memory: SessionConfig = SessionConfig()
+    rotation: RotationConfig = RotationConfig()
+    vitality: VitalityConfig = VitalityConfig()
+    llm: LlmConfig = LlmConfig()
+    limits: LimitsConfig = LimitsConfig()
+    takeover: TakeoverConfig = TakeoverConfig()
+    logging: LoggingConfig = LoggingConfig()
+    store: StoreConfig = StoreConfig()
+
+    def __post_init__(self) -> None:
+        # Building the indexes now rejects duplicate chats and names at load time.
+        _ = self._by_jid, self._by_name
+
+    @cached_property
+    def owner_jid(self) -> str:
+        """The owner's own chat: ``whatsapp.phone_number`` on s.whatsapp.net."""
+        return normalize(self.whatsapp.phone_number)
+
+    def entity_jid(self, entity: Entity) -> str:
+        """The entity's chat in normal form; ``self`` is the owner's chat."""
+        return self.owner_jid if isinstance(entity, SelfEntity) else entity.chat_jid()
+
+    def find_entity(self, chat_jid: str) -> Entity | None:
+        """The monitored entity for a chat, in any JID spelling; None if unmonitored."""
+        try:
+            return self._by_jid.get(normalize(chat_jid))
+        except InvalidJid:
+            return None
+
+    def resolve_chat(self, arg: str) -> str:
+        """CHAT from the command line (entity name, JID or phone number) as a JID."""
+        text = arg.strip()
+        if (entity := self._by_name.get(text.casefold())) is not None:
+            return self.entity_jid(entity)
+        try:
+            return normalize(text)
+        except InvalidJid:
+            names = ", ".join(repr(e.name) for e in self.monitored_entities if e.name)
+            known = f"entity names: {names}" if names else "no entity has a name"
+            raise UnknownChat(
+                f"unknown chat {arg!r}: not a JID, a phone number or an entity name ({known})"
+            ) from None
+
+    def entity_prompt(self, entity: Entity) -> tuple[str, str]:
+        """``(persona, prompt)`` for the entity, each falling back to ``defaults``."""
+        persona = self.defaults.persona if entity.persona is None else entity.persona
+        prompt = self.defaults.prompt if entity.prompt is None else entity.prompt
+        return persona, prompt
+
+    @cached_property
+    def _by_jid(self) -> dict[str, Entity]:
+        index: dict[str, int] = {}
+        for i, entity in enumerate(self.monitored_entities):
+            jid = self.entity_jid(entity)
+            if jid in index:
+                raise FieldError(
+                    f"monitored_entities[{i}]", f"{jid} is already monitored_entities[{index[jid]}]"
+                )
+            index[jid] = i
+        return {jid: self.monitored_entities[i] for jid, i in index.items()}
+
+    @cached_property
+    def _by_name(self) -> dict[str, Entity]:
+        index: dict[str, int] = {}
+        for i, entity in enumerate(self.monitored_entities):
+            if entity.name is None:
+                continue
+            key = entity.name.strip().casefold()
+            if key in index:
+                raise FieldError(
+                    f"monitored_entities[{i}].name",
+                    f"{entity.name!r} is already the name of monitored_entities[{index[key]}]",
+                )
+            index[key] = i
+        return {key: self.monitored_entities[i] for key, i in index.items()}
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    """The LLM API key; never logged, never in an event, never repr'd."""
+
+    api_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Secrets(api_key={'<set>' if self.api_key else None})"
+
+
+class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A parsed app.json with the environment applied, ready for ConfigLoaded."""
+
+    config: AppConfig
+    hash: str  # sha256 hex of the app.json bytes
+    path: str
+    secrets: Secrets
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as JSON values (lists, not tuples), every default spelled out."""
+        result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self.config))
+        return result
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "stored config") -> AppConfig:
+    """An AppConfig from builtins, e.g. a stored ``ConfigLoaded.config``."""
+    try:
+        return msgspec.convert(data, AppConfig)
+    except msgspec.ValidationError as exc:
+        raise from_validation_error(source, data, exc, AppConfig) from None
+
+
+def load_config(
+    path: Path, *, env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read app.json and the optional .env; ``environ`` (default os.environ) wins over .env."""
+    source = str(path)
+    data = _read(path)
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise from_decode_error(source, data, exc) from None
+    config = config_from_dict(raw, source=source)
+    env = _Environment(env_file, os.environ if environ is None else environ)
+    if (url := env.get("LLM_BASE_URL")) is not None:
+        if problem := url_problem(url):
+            raise ConfigError(env.source_of("LLM_BASE_URL"), f"LLM_BASE_URL: {problem}")
+        llm = msgspec.structs.replace(config.llm, base_url=url)
+        config = msgspec.structs.replace(config, llm=llm)
+    return LoadedConfig(
+        config=config,
+        hash=hashlib.sha256(data).hexdigest(),
+        path=source,
+        secrets=Secrets(api_key=_api_key(config.llm, env)),
+    )
+
+
+class _Environment:
+    """Variables from the process environment over those of the .env file."""
+
+    def __init__(self, env_file: Path | None, environ: Mapping[str, str]) -> None:
+        self.env_file = env_file
+        self.from_file: dict[str, str] = {}
+        if env_file is not None:
+            try:
+                text = _read(env_file).decode()
+            except UnicodeDecodeError:
+                raise ConfigError(str(env_file), "cannot read (not UTF-8 text)") from None
+            # No ${VAR} expansion: values are literal, and the real environment stays unread.
+            parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
+            self.from_file = {k: v for k, v in parsed.items() if v}
+        self.environ = environ
+
+    def get(self, name: str) -> str | None:
+        """The non-empty value of ``name``; an empty ``KEY=`` line counts as unset."""
+        return self.environ.get(name) or self.from_file.get(name)
+
+    def source_of(self, name: str) -> str:
+        if self.environ.get(name) or self.env_file is None:
+            return "environment"
+        return str(self.env_file)
+
+
+def _api_key(llm: LlmConfig, env: _Environment) -> str | None:
+    if llm.provider == "openai":
+        return env.get("LLM_API_KEY")  # local servers (Ollama, llama.cpp) need none
+    key = env.get("PERPLEXITY_API_KEY")
+    if key is None:
+        required = 'required for llm.provider "perplexity"'
+        if env.env_file is None:
+            raise ConfigError(
+                "environment",
+                f"PERPLEXITY_API_KEY is not set ({required}; export it or use a .env file)",
+            )
+        raise ConfigError(
+            str(env.env_file),
+            f"PERPLEXITY_API_KEY is not set here or in the environment ({required})",
+        )
+    return key
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read ({exc.strerror or exc})") from None

@@ -1,0 +1,365 @@
+"""app.json and .env loading: typed values, one-line errors, secrets kept out of sight."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import (
+    AppConfig,
+    ConfigError,
+    GroupEntity,
+    SelfEntity,
+    UnknownChat,
+    UserEntity,
+    config_from_dict,
+    load_config,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = {"PERPLEXITY_API_KEY": "pplx-test-secret"}
+BASE: dict[str, Any] = {
+    "whatsapp": {"phone_number": "491700000000"},
+    "monitored_entities": [
+        {"type": "user", "phone": "+49 170-111 1111", "name": "Alice", "persona": "P"},
+        {"type": "group", "jid": "120363000000000000@g.us", "name": "Family"},
+        {"type": "self", "name": "Me", "prompt": "Q"},
+    ],
+}
+
+
+def write(tmp_path: Path, doc: Any, name: str = "app.json") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc, indent=2))
+    return path
+
+
+def patched(**sections: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    doc.update(sections)
+    return doc
+
+
+def error_of(path: Path, **kw: Any) -> str:
+    kw.setdefault("environ", KEY)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **kw)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        pytest.param(
+            patched(monitored_entities=[{"type": "user", "phone": "12ab"}]),
+            "monitored_entities[0].phone: '12ab' is not a phone number (digits with country code)",
+            id="bad-phone",
+        ),
+        pytest.param(
+            patched(polling={"intervall_seconds": 5}),
+            "polling.intervall_seconds: unknown key",
+            id="unknown-key",
+        ),
+        pytest.param(
+            patched(vitality={"timezone": "Europe/Berln"}),
+            "vitality.timezone: unknown time zone 'Europe/Berln'",
+            id="bad-timezone",
+        ),
+        pytest.param(
+            patched(llm={"temperature": "warm"}),
+            "llm.temperature: expected number, got str",
+            id="wrong-type",
+        ),
+        pytest.param(
+            {"whatsapp": {}},
+            "whatsapp.phone_number: required key is missing",
+            id="missing-key",
+        ),
+        pytest.param(
+            patched(polling={"max_concurrent_chats": 0}),
+            "polling.max_concurrent_chats: expected integer >= 1, got 0",
+            id="out-of-range",
+        ),
+        pytest.param(
+            patched(polling={"interval_seconds": 0}),
+            "polling.interval_seconds: expected number > 0, got 0",
+            id="zero-duration",
+        ),
+        pytest.param(
+            patched(session_memory={"mode": "weekly"}),
+            "session_memory.mode: invalid value 'weekly'"
+            " (expected one of: daily, fixed, idle, never)",
+            id="bad-enum",
+        ),
+        pytest.param(
+            patched(monitored_entities=[{"type": "group", "jid": "491701111111@s.whatsapp.net"}]),
+            "monitored_entities[0].jid: '491701111111@s.whatsapp.net' is not a group JID (…@g.us)",
+            id="group-not-g-us",
+        ),
+        pytest.param(
+            patched(monitored_entities=[{"type": "user", "jid": "x@example.com"}]),
+            "monitored_entities[0].jid: 'x@example.com' is not a WhatsApp JID (user@server)",
+            id="bad-jid",
+        ),
+        pytest.param(
+            patched(monitored_entities=[{"type": "user", "name": "Bob"}]),
+            'monitored_entities[0]: a "user" entity needs exactly one of "phone" and "jid"',
+            id="user-without-address",
+        ),
+        pytest.param(
+            patched(monitored_entities=[{"type": "bot"}]),
+            "monitored_entities[0].type: invalid value 'bot' (expected one of: user, group, self)",
+            id="bad-entity-type",
+        ),
+        pytest.param(
+            patched(
+                monitored_entities=[{"type": "group", "jid": "1@g.us", "trigger": {"mode": "x"}}]
+            ),
+            "monitored_entities[0].trigger.mode: invalid value 'x'"
+            " (expected one of: always, keyword, mention)",
+            id="bad-trigger-mode",
+        ),
+        pytest.param(
+            patched(monitored_entities=[{"type": "self", "trigger": {}}]),
+            "monitored_entities[0].trigger: unknown key",
+            id="key-of-another-entity-type",
+        ),
+        pytest.param(
+            patched(
+                monitored_entities=[
+                    {"type": "user", "phone": "491700000000"},
+                    {"type": "self"},
+                ]
+            ),
+            "monitored_entities[1]: 491700000000@s.whatsapp.net is already monitored_entities[0]",
+            id="duplicate-entity",
+        ),
+        pytest.param(
+            patched(
+                monitored_entities=[
+                    {"type": "self", "name": "Me"},
+                    {"type": "user", "phone": "491701111111", "name": "me"},
+                ]
+            ),
+            "monitored_entities[1].name: 'me' is already the name of monitored_entities[0]",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            patched(
+                monitored_entities=[
+                    {"type": "group", "jid": "1@g.us", "trigger": {"mode": "keyword"}}
+                ]
+            ),
+            'monitored_entities[0].trigger.keywords: trigger mode "keyword" needs at least one'
+            " keyword",
+            id="keyword-mode-without-keywords",
+        ),
+        pytest.param(
+            patched(vitality={"cron": "every morning"}),
+            "vitality.cron: 'every morning' is not a cron expression",
+            id="bad-cron",
+        ),
+        pytest.param(
+            patched(vitality={"time": "25:00"}),
+            "vitality.time: '25:00' is not a time of day (HH:MM, 24-hour)",
+            id="bad-time",
+        ),
+        pytest.param(
+            patched(llm={"max_output_tokens": 8}),
+            "llm.max_output_tokens: expected integer >= 16, got 8",
+            id="too-few-tokens",
+        ),
+        pytest.param([], "expected object, got array", id="not-an-object"),
+    ],
+)
+def test_invalid_app_json_is_one_line_naming_file_and_field(tmp_path, doc, expected):
+    path = write(tmp_path, doc)
+    assert error_of(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{\n  "whatsapp": {\n    "phone_number" "1"}}', "line 3, column 20: invalid JSON"),
+        ('{\n  "whatsapp": {', "line 2, column 16: invalid JSON (unexpected end of file)"),
+    ],
+)
+def test_invalid_json_names_line_and_column(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    assert error_of(path).startswith(f"{path}: {expected}")
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "app.json"
+    assert error_of(path) == f"{path}: cannot read (No such file or directory)"
+
+
+def test_missing_env_file_given_explicitly_is_an_error(tmp_path):
+    env = tmp_path / ".env"
+    message = error_of(write(tmp_path, BASE), env_file=env)
+    assert message == f"{env}: cannot read (No such file or directory)"
+
+
+def test_missing_perplexity_key_names_variable_and_env_file(tmp_path):
+    env = write(tmp_path, "PERPLEXITY_API_KEY=\n", ".env")
+    message = error_of(write(tmp_path, BASE), env_file=env, environ={})
+    assert message.startswith(f"{env}: PERPLEXITY_API_KEY is not set")
+    assert 'llm.provider "perplexity"' in message
+    assert "environment" in message
+
+
+def test_missing_perplexity_key_without_env_file_names_environment(tmp_path):
+    message = error_of(write(tmp_path, BASE), environ={})
+    assert message.startswith("environment: PERPLEXITY_API_KEY is not set")
+
+
+def test_bad_llm_base_url_names_its_source(tmp_path):
+    env = write(tmp_path, "LLM_BASE_URL=localhost:8080\n", ".env")
+    message = error_of(write(tmp_path, BASE), env_file=env)
+    assert message == f"{env}: LLM_BASE_URL: 'localhost:8080' is not an http(s) URL"
+
+
+def test_shipped_app_json_and_env_example_load():
+    loaded = load_config(ROOT / "app.json", env_file=ROOT / ".env.example", environ=KEY)
+    config = loaded.config
+    assert loaded.secrets.api_key == KEY["PERPLEXITY_API_KEY"]
+    assert config.llm.provider == "perplexity"
+    assert config.llm.model == "perplexity/sonar"
+    assert config.llm.base_url == "https://api.perplexity.ai"  # empty LLM_BASE_URL= is unset
+    kinds = [type(e) for e in config.monitored_entities]
+    assert kinds == [UserEntity, GroupEntity, SelfEntity]
+
+
+def test_real_environment_beats_env_file(tmp_path):
+    env = write(tmp_path, "PERPLEXITY_API_KEY=from-file\nLLM_BASE_URL=http://file:1\n", ".env")
+    app = write(tmp_path, BASE)
+    from_file = load_config(app, env_file=env, environ={})
+    assert from_file.secrets.api_key == "from-file"
+    assert from_file.config.llm.base_url == "http://file:1"
+    both = load_config(
+        app,
+        env_file=env,
+        environ={"PERPLEXITY_API_KEY": "from-env", "LLM_BASE_URL": "http://127.0.0.1:9"},
+    )
+    assert both.secrets.api_key == "from-env"
+    assert both.config.llm.base_url == "http://127.0.0.1:9"
+
+
+def test_openai_provider_key_is_optional_and_from_llm_api_key(tmp_path):
+    app = write(tmp_path, patched(llm={"provider": "openai", "base_url": "http://127.0.0.1:1/v1"}))
+    assert load_config(app, environ=KEY).secrets.api_key is None
+    assert load_config(app, environ={"LLM_API_KEY": "sk-x"}).secrets.api_key == "sk-x"
+
+
+def test_defaults_fill_a_minimal_file(tmp_path):
+    config = load_config(write(tmp_path, {"whatsapp": {"phone_number": "1 555 0100"}}), environ=KEY)
+    assert config.config.owner_jid == "15550100@s.whatsapp.net"
+    assert config.config.monitored_entities == ()
+    assert config.config.polling.interval_seconds == 5
+    assert config.config.vitality.cron_expression == "0 9 * * *"
+    assert config.config.logging.format == "auto"
+    assert config.config.store.synchronous == "NORMAL"
+
+
+def test_fractional_durations_are_accepted(tmp_path):
+    doc = patched(
+        polling={"interval_seconds": 0.05, "debounce_seconds": 0, "catch_up_minutes": 0.5},
+        session_memory={"mode": "fixed", "ttl_minutes": 0.05},
+        takeover={"minutes": 0.1},
+    )
+    config = load_config(write(tmp_path, doc), environ=KEY).config
+    assert config.polling.interval_seconds == 0.05
+    assert config.polling.debounce_seconds == 0
+    assert config.session_memory.ttl_minutes == 0.05
+    assert config.takeover.minutes == 0.1
+
+
+def test_cron_replaces_time(tmp_path):
+    doc = patched(vitality={"cron": "30 7 * * 1-5", "timezone": "America/New_York"})
+    vitality = load_config(write(tmp_path, doc), environ=KEY).config.vitality
+    assert vitality.cron_expression == "30 7 * * 1-5"
+    assert vitality.zone.key == "America/New_York"
+
+
+def test_secrets_stay_out_of_public_dict_and_repr(tmp_path):
+    loaded = load_config(write(tmp_path, BASE), environ=KEY)
+    secret = KEY["PERPLEXITY_API_KEY"]
+    assert secret not in json.dumps(loaded.public_dict())
+    assert secret not in repr(loaded)
+    assert secret not in str(loaded.secrets)
+
+
+def test_hash_is_sha256_of_the_file_bytes(tmp_path):
+    path = write(tmp_path, BASE)
+    loaded = load_config(path, environ=KEY)
+    assert loaded.hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.path == str(path)
+
+
+def test_public_dict_round_trips_through_config_from_dict(tmp_path):
+    doc = patched(vitality={"cron": "0 8 * * *"})
+    loaded = load_config(write(tmp_path, doc), environ={**KEY, "LLM_BASE_URL": "http://h:1"})
+    stored = json.loads(json.dumps(loaded.public_dict()))  # as ConfigLoaded keeps it
+    assert stored["llm"]["base_url"] == "http://h:1"
+    assert config_from_dict(stored) == loaded.config
+
+
+def test_config_from_dict_reports_errors_in_one_line():
+    with pytest.raises(ConfigError, match=r"^stored config: whatsapp: required key is missing$"):
+        config_from_dict({})
+
+
+@pytest.fixture
+def config(tmp_path) -> AppConfig:
+    return load_config(write(tmp_path, BASE), environ=KEY).config
+
+
+@pytest.mark.parametrize(
+    ("arg", "jid"),
+    [
+        ("alice", "491701111111@s.whatsapp.net"),
+        (" FAMILY ", "120363000000000000@g.us"),
+        ("me", "491700000000@s.whatsapp.net"),
+        ("+49 170 2222222", "491702222222@s.whatsapp.net"),
+        ("491703333333:12@s.whatsapp.net", "491703333333@s.whatsapp.net"),
+        ("123@lid", "123@lid"),
+    ],
+)
+def test_resolve_chat_by_name_phone_or_jid(config, arg, jid):
+    assert config.resolve_chat(arg) == jid
+
+
+def test_resolve_chat_unknown_lists_names(config):
+    with pytest.raises(UnknownChat, match=r"unknown chat 'Bob'.*'Alice', 'Family', 'Me'"):
+        config.resolve_chat("Bob")
+
+
+def test_entities_are_found_by_any_jid_spelling(config):
+    alice, family, me = config.monitored_entities
+    assert config.find_entity("491701111111:7@s.whatsapp.net") is alice
+    assert config.find_entity("491701111111@c.us") is alice
+    assert config.find_entity("120363000000000000@g.us") is family
+    assert config.find_entity(config.owner_jid) is me
+    assert config.find_entity("491709999999@s.whatsapp.net") is None
+    assert config.find_entity("not a jid") is None
+
+
+def test_entity_prompt_falls_back_to_defaults(config):
+    alice, family, me = config.monitored_entities
+    persona, prompt = config.defaults.persona, config.defaults.prompt
+    assert config.entity_prompt(alice) == ("P", prompt)
+    assert config.entity_prompt(family) == (persona, prompt)
+    assert config.entity_prompt(me) == (persona, "Q")
+
+
+def test_group_trigger_defaults_to_mention(config):
+    family = config.monitored_entities[1]
+    assert isinstance(family, GroupEntity)
+    assert family.trigger.mode == "mention"

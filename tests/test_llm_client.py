@@ -1,0 +1,342 @@
+"""LlmClient against the fake provider over real HTTP: answers, errors, retries, backoff."""
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import msgspec
+import pytest
+
+from events.model import ChatTurn, Citation, Usage
+from pipeline.llm import (
+    BadRequest,
+    ConnectionFailed,
+    EndpointRetired,
+    KeyRejected,
+    LlmClient,
+    LlmError,
+    MalformedResponse,
+    RateLimited,
+    RunFailed,
+    build_request,
+)
+from tests.llm_server import (
+    TEST_KEY,
+    FakeLlmServer,
+    Reply,
+    error_body,
+    failed_answer,
+)
+
+pytestmark = pytest.mark.anyio
+
+ASK = [ChatTurn("system", "Be brief."), ChatTurn("user", "What is new?")]
+PARAMS: dict[str, Any] = {"temperature": 0.2, "max_output_tokens": 256, "web_search": True}
+
+
+class Recorder:
+    """Stands in for the agent's LlmFailed events and for anyio.sleep."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, int | None, int, bool]] = []
+        self.delays: list[float] = []
+
+    async def on_failure(self, error: LlmError, attempt: int, final: bool) -> None:
+        self.failures.append((error.kind, error.status, attempt, final))
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer() as server:
+        yield server
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def client(llm_server: FakeLlmServer, rec: Recorder) -> AsyncIterator[LlmClient]:
+    async with LlmClient(
+        provider="perplexity",
+        base_url=llm_server.base_url,
+        api_key=TEST_KEY,
+        timeout=5.0,
+        max_retries=2,
+        sleep=rec.sleep,
+        jitter=lambda: 0.0,
+    ) as llm:
+        yield llm
+
+
+async def test_agent_api_answer_over_http(client: LlmClient, llm_server: FakeLlmServer) -> None:
+    result = await client.complete("perplexity/sonar", ASK, PARAMS)
+    assert result.content == "Echo: What is new?"
+    assert result.citations == [
+        Citation(url="https://www.example.com/news/echo", title="Echo news"),
+        Citation(url="https://docs.example.org/guide", title="The echo guide"),
+    ]
+    assert result.usage == Usage(input_tokens=5, output_tokens=4, total_tokens=9, cost_usd=0.0061)
+    assert result.latency_ms > 0
+    [request] = llm_server.requests
+    assert (request.method, request.path) == ("POST", "/v1/responses")
+    assert request.headers["authorization"] == f"Bearer {TEST_KEY}"
+    assert request.headers["content-type"] == "application/json"
+    # What went over the wire is exactly what replay rebuilds.
+    _, body = build_request("perplexity", "http://x", "perplexity/sonar", ASK, PARAMS)
+    assert request.raw == msgspec.json.encode(body)
+
+
+async def test_openai_provider_against_a_local_v1_server(llm_server: FakeLlmServer) -> None:
+    async with LlmClient(
+        provider="openai",
+        base_url=f"{llm_server.base_url}/v1",
+        api_key=TEST_KEY,
+        timeout=5,
+        max_retries=0,
+    ) as llm:
+        result = await llm.complete("llama3", ASK, {"temperature": 0.5})
+    assert (result.content, result.citations, result.finish_reason) == (
+        "Echo: What is new?",
+        [],
+        "stop",
+    )
+    assert llm_server.requests[0].json["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_legacy_perplexity_path_is_reported_as_retired_not_bad_key(
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    async with LlmClient(
+        provider="openai", base_url=llm_server.base_url, api_key=TEST_KEY, timeout=5, max_retries=3
+    ) as llm:
+        with pytest.raises(EndpointRetired, match="use provider perplexity") as info:
+            await llm.complete("sonar-pro", ASK, {}, on_failure=rec.on_failure)
+    assert "key" not in str(info.value).lower()
+    assert rec.failures == [("endpoint_retired", 403, 1, True)]
+
+
+@pytest.mark.parametrize("key", ["wrong-key", None])
+async def test_rejected_key_is_final_and_never_shown(
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+    key: str | None,
+) -> None:
+    async with LlmClient(
+        provider="perplexity", base_url=llm_server.base_url, api_key=key, timeout=5, max_retries=3
+    ) as llm:
+        with pytest.raises(KeyRejected, match=r"^API key rejected \(HTTP 401\)") as info:
+            await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert "wrong-key" not in str(info.value)
+    assert rec.failures == [("auth", 401, 1, True)]
+    assert ("authorization" in llm_server.requests[0].headers) == (key is not None)
+
+
+async def test_api_validation_message_is_quoted(client: LlmClient, rec: Recorder) -> None:
+    with pytest.raises(BadRequest) as info:
+        await client.complete("m", ASK, {"max_output_tokens": 8}, on_failure=rec.on_failure)
+    assert str(info.value) == "bad request (HTTP 400): max_output_tokens must be at least 16"
+    assert rec.failures == [("bad_request", 400, 1, True)]
+
+
+async def test_api_key_echoed_by_the_api_is_redacted(
+    client: LlmClient, llm_server: FakeLlmServer
+) -> None:
+    llm_server.script(Reply(status=400, body=error_body(400, f"bad key {TEST_KEY}", "x")))
+    with pytest.raises(BadRequest, match=r"bad key \*\*\*$"):
+        await client.complete("m", ASK, {})
+
+
+async def test_transient_failures_are_retried_with_backoff(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    llm_server.script(Reply(status=429), Reply(status=502))
+    result = await client.complete("m", ASK, PARAMS, on_failure=rec.on_failure)
+    assert result.content == "Echo: What is new?"
+    assert rec.failures == [("rate_limited", 429, 1, False), ("server", 502, 2, False)]
+    assert rec.delays == [0.5, 1.0]
+    assert len(llm_server.requests) == 3
+    assert len({r.raw for r in llm_server.requests}) == 1
+
+
+async def test_retry_after_headers_set_the_delay(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    llm_server.script(
+        Reply(status=429, headers={"retry-after": "0"}),
+        Reply(status=503, headers={"retry-after-ms": "1500", "retry-after": "9"}),
+    )
+    await client.complete("m", ASK, PARAMS)
+    assert rec.delays == [0.0, 1.5]
+
+
+async def test_last_error_is_raised_after_max_retries(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    llm_server.script(Reply(status=500), Reply(status=503), Reply(status=429))
+    with pytest.raises(RateLimited, match="HTTP 429"):
+        await client.complete("m", ASK, PARAMS, on_failure=rec.on_failure)
+    assert rec.failures == [
+        ("server", 500, 1, False),
+        ("server", 503, 2, False),
+        ("rate_limited", 429, 3, True),
+    ]
+    assert rec.delays == [0.5, 1.0]
+
+
+async def test_jitter_is_drawn_per_retry(llm_server: FakeLlmServer, rec: Recorder) -> None:
+    draws = iter([0.5, 0.0])
+    llm_server.script(Reply(status=500), Reply(status=500))
+    async with LlmClient(
+        provider="perplexity",
+        base_url=llm_server.base_url,
+        api_key=TEST_KEY,
+        timeout=5,
+        max_retries=2,
+        sleep=rec.sleep,
+        jitter=lambda: next(draws),
+    ) as llm:
+        await llm.complete("m", ASK, {})
+    assert rec.delays == [0.5 * 0.875, 1.0]
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+async def test_http_200_failed_run_is_final(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+    status: str,
+) -> None:
+    llm_server.script(Reply(body=failed_answer("Search backend unavailable", status)))
+    with pytest.raises(RunFailed, match=f"the LLM run {status}: Search backend unavailable"):
+        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("run_failed", 200, 1, True)]
+
+
+async def test_malformed_json_is_a_final_error_not_a_crash(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    llm_server.script(
+        Reply(body='{"id": "resp_1", "output": [', headers={"content-type": "application/json"})
+    )
+    with pytest.raises(MalformedResponse, match="not JSON"):
+        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("malformed", 200, 1, True)]
+
+
+async def test_slow_answer_times_out_and_is_retried(
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    gate = llm_server.hold()
+    async with LlmClient(
+        provider="perplexity",
+        base_url=llm_server.base_url,
+        api_key=TEST_KEY,
+        timeout=0.2,
+        max_retries=1,
+        sleep=rec.sleep,
+    ) as llm:
+        result = await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
+    gate.set()
+    assert result.content == "Echo: What is new?"
+    assert rec.failures == [("timeout", None, 1, False)]
+
+
+async def test_held_answer_is_served_when_released(
+    client: LlmClient, llm_server: FakeLlmServer
+) -> None:
+    gate = llm_server.hold()
+    async with anyio.create_task_group() as tg:
+        done = anyio.Event()
+
+        async def call() -> None:
+            await client.complete("m", ASK, {})
+            done.set()
+
+        tg.start_soon(call)
+        assert await anyio.to_thread.run_sync(llm_server.wait_for_requests, 1)
+        assert not done.is_set()
+        gate.set()
+        with anyio.fail_after(5):
+            await done.wait()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_refused_connection_is_retryable(rec: Recorder) -> None:
+    async with LlmClient(
+        provider="perplexity",
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        api_key=TEST_KEY,
+        timeout=2,
+        max_retries=1,
+        sleep=rec.sleep,
+        jitter=lambda: 0.0,
+    ) as llm:
+        with pytest.raises(ConnectionFailed, match=r"cannot reach http://127\.0\.0\.1:"):
+            await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("connection", None, 1, False), ("connection", None, 2, True)]
+    assert rec.delays == [0.5]
+
+
+async def test_invalid_base_url_is_final(rec: Recorder) -> None:
+    async with LlmClient(
+        provider="openai", base_url="localhost:11434", api_key=None, timeout=2, max_retries=3
+    ) as llm:
+        with pytest.raises(BadRequest, match="invalid LLM base_url"):
+            await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("bad_request", None, 1, True)]
+
+
+async def test_unbuildable_request_is_reported_once(client: LlmClient, rec: Recorder) -> None:
+    with pytest.raises(BadRequest, match=r"cannot build LLM request: .*at least one user turn"):
+        await client.complete("m", [ChatTurn("assistant", "hi")], {}, on_failure=rec.on_failure)
+    assert rec.failures == [("bad_request", None, 1, True)]
+
+
+async def test_injected_http_client_is_left_open(llm_server: FakeLlmServer) -> None:
+    async with httpx.AsyncClient() as http:
+        async with LlmClient(
+            provider="perplexity",
+            base_url=llm_server.base_url,
+            api_key=TEST_KEY,
+            timeout=5,
+            max_retries=0,
+            http=http,
+        ) as llm:
+            await llm.complete("m", ASK, {})
+        assert not http.is_closed
+        await LlmClient(
+            provider="perplexity",
+            base_url=llm_server.base_url,
+            api_key=TEST_KEY,
+            timeout=5,
+            max_retries=0,
+            http=http,
+        ).complete("m", ASK, {})
+
+
+def test_unknown_provider_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="unknown LLM provider 'sonar'"):
+        LlmClient(provider="sonar", base_url="http://h", api_key=None, timeout=1, max_retries=0)

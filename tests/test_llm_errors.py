@@ -1,0 +1,188 @@
+"""Error classification and retry timing (pure; the HTTP path is in test_llm_client)."""
+
+import json
+from email.utils import formatdate
+
+import httpx
+import pytest
+
+from pipeline.llm import (
+    BadRequest,
+    Conflict,
+    EndpointRetired,
+    Forbidden,
+    HttpError,
+    KeyRejected,
+    LlmError,
+    NotFound,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+)
+from pipeline.llm.backoff import backoff_delay, parse_retry_after
+from pipeline.llm.errors import error_from_response
+from tests.llm_server import RETIRED, canned_error, error_body, html_page
+
+NOW = 1_760_000_000.0
+
+
+def classify(
+    status: int,
+    body: bytes | dict[str, object] = b"",
+    key: str | None = "pplx-secret",
+    **headers: str,
+) -> LlmError:
+    raw = json.dumps(body).encode() if isinstance(body, dict) else body
+    return error_from_response(status, httpx.Headers(headers), raw, now=NOW, api_key=key)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "message", "retryable"),
+    [
+        (
+            400,
+            error_body(400, "max_output_tokens must be at least 16", "invalid_parameter"),
+            BadRequest,
+            "bad request (HTTP 400): max_output_tokens must be at least 16",
+            False,
+        ),
+        (401, html_page(401), KeyRejected, "API key rejected (HTTP 401)", False),
+        (
+            401,
+            error_body(401, "Invalid API key", "authentication_error"),
+            KeyRejected,
+            "API key rejected (HTTP 401)",
+            False,
+        ),
+        (
+            403,
+            error_body(403, RETIRED, "chat_completions_not_available"),
+            EndpointRetired,
+            "Perplexity retired this endpoint (HTTP 403 chat_completions_not_available); "
+            "use provider perplexity (Agent API /v1/responses)",
+            False,
+        ),
+        (
+            403,
+            {"error": {"message": RETIRED, "code": "agent_api_migration_required"}},
+            EndpointRetired,
+            "Perplexity retired this endpoint (HTTP 403 agent_api_migration_required); "
+            "use provider perplexity (Agent API /v1/responses)",
+            False,
+        ),
+        (
+            403,
+            error_body(403, "Model not available on your plan", "forbidden"),
+            Forbidden,
+            "forbidden (HTTP 403): Model not available on your plan",
+            False,
+        ),
+        (
+            404,
+            {"error": "model 'llama9' not found"},
+            NotFound,
+            "model or endpoint not found (HTTP 404): model 'llama9' not found",
+            False,
+        ),
+        (
+            422,
+            {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]},
+            BadRequest,
+            "bad request (HTTP 422): body.messages: field required",
+            False,
+        ),
+        (402, b"", HttpError, "HTTP 402 Payment Required", False),
+        (408, b"", RequestTimeout, "server timed out (HTTP 408)", True),
+        (409, b"", Conflict, "conflict (HTTP 409)", True),
+        (
+            429,
+            canned_error(429),
+            RateLimited,
+            "rate limited (HTTP 429): Rate limit exceeded. Please retry later.",
+            True,
+        ),
+        (
+            500,
+            canned_error(500),
+            ServerError,
+            "server error (HTTP 500): Internal server error",
+            True,
+        ),
+        (502, canned_error(502), ServerError, "server error (HTTP 502): 502 Bad Gateway", True),
+        (
+            503,
+            b"upstream connect error\n  or disconnect",
+            ServerError,
+            "server error (HTTP 503): upstream connect error or disconnect",
+            True,
+        ),
+    ],
+)
+def test_each_status_says_what_is_wrong(
+    status: int, body: bytes | dict[str, object], cls: type[LlmError], message: str, retryable: bool
+) -> None:
+    error = classify(status, body)
+    assert type(error) is cls
+    assert (str(error), error.status, error.retryable) == (message, status, retryable)
+
+
+def test_401_without_a_configured_key_says_so() -> None:
+    assert str(classify(401, html_page(401), key=None)) == (
+        "API key rejected (HTTP 401); no API key is configured"
+    )
+
+
+def test_the_key_is_never_echoed() -> None:
+    error = classify(400, error_body(400, "bad header Bearer pplx-secret", "invalid_request_error"))
+    assert "pplx-secret" not in str(error)
+    assert str(error) == "bad request (HTTP 400): bad header Bearer ***"
+
+
+def test_long_api_messages_are_cut_to_one_line() -> None:
+    error = classify(400, error_body(400, "word " * 200, "invalid_request_error"))
+    assert len(str(error)) < 340
+    assert str(error).endswith("…")
+
+
+def test_server_can_override_the_retry_decision() -> None:
+    assert not classify(503, b"", **{"x-should-retry": "false"}).retryable
+    assert classify(400, b"", **{"x-should-retry": "true"}).retryable
+
+
+def test_retry_after_is_carried_on_the_error() -> None:
+    assert classify(429, b"", **{"retry-after": "3"}).retry_after == 3.0
+    assert classify(429, b"").retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({}, None),
+        ({"retry-after": "2"}, 2.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),
+        ({"retry-after": formatdate(NOW + 12, usegmt=True)}, 12.0),
+        ({"retry-after": formatdate(NOW - 30, usegmt=True)}, 0.0),
+        ({"retry-after": "Wed, 21 Oct 2026 07:28:00 -0000"}, 1792567680.0 - NOW),
+        ({"retry-after": "-1"}, None),
+        ({"retry-after": "tomorrow"}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers), NOW) == seconds
+
+
+def test_backoff_doubles_from_half_a_second_up_to_eight() -> None:
+    assert [backoff_delay(n, None, 0.0) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+def test_jitter_shortens_by_at_most_a_quarter() -> None:
+    assert backoff_delay(1, None, 0.999) == pytest.approx(0.75, abs=1e-3)
+    assert backoff_delay(1, None, 0.5) == 0.875
+
+
+def test_server_wait_wins_over_backoff_but_is_capped_at_a_minute() -> None:
+    assert backoff_delay(3, 0.0, 0.9) == 0.0
+    assert backoff_delay(0, 7.0, 0.9) == 7.0
+    assert backoff_delay(0, 3600.0, 0.0) == 60.0

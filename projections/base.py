@@ -1,0 +1,49 @@
+"""The shape every projection shares: a state, per-event-type handlers, a fold step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from events.model import Event, Recorded
+
+S = TypeVar("S")
+
+# The event argument is always of the type the handler is registered under;
+# ``Any`` lets one table hold handlers for different event types.
+Handler = Callable[[S, Recorded, Any], None]
+Handlers = Mapping[type[Event], Handler[S]]
+
+
+def dispatcher(handlers: Handlers[S]) -> Callable[[S, Recorded], S]:
+    """``apply(state, rec)``: one dict lookup, then the handler updates ``state`` in place."""
+    lookup = handlers.get
+
+    def apply(state: S, rec: Recorded) -> S:
+        event = rec.event
+        handler = lookup(type(event))
+        if handler is not None:
+            handler(state, rec, event)
+        return state
+
+    return apply
+
+
+@dataclass(frozen=True, slots=True)
+class Projection(Generic[S]):
+    """A named fold: ``state_type()`` is the empty state, ``apply`` folds one record.
+
+    ``handlers`` is exposed so the runner can route each event type straight to
+    the projections that care, with no second lookup. ``name`` is also the
+    attribute under which the runner holds the state.
+    """
+
+    name: str
+    state_type: type[S]
+    apply: Callable[[S, Recorded], S]
+    handlers: Handlers[S]
+
+    @property
+    def handles(self) -> frozenset[type[Event]]:
+        return frozenset(self.handlers)

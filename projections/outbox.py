@@ -1,0 +1,48 @@
+"""Replies planned but not yet confirmed sent: what the sender must (re)try."""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.model import Recorded, ReplyFailed, ReplyPlanned, ReplySent
+from projections.base import Handlers, Projection, dispatcher
+
+
+class Entry(msgspec.Struct, kw_only=True, gc=False):
+    seq: int
+    ts: float
+    event: ReplyPlanned
+    attempts: int = 0  # retryable failures so far
+
+
+class State(msgspec.Struct, kw_only=True):
+    # reply_id -> entry, in insertion (= log) order
+    planned: dict[str, Entry] = {}
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    if ev.reply_id not in state.planned:
+        state.planned[ev.reply_id] = Entry(seq=rec.seq, ts=rec.ts, event=ev)
+
+
+def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
+    state.planned.pop(ev.reply_id, None)
+
+
+def _failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
+    if ev.final:
+        state.planned.pop(ev.reply_id, None)
+        return
+    entry = state.planned.get(ev.reply_id)
+    if entry is not None:
+        entry.attempts += 1
+
+
+def unsent(state: State) -> list[Entry]:
+    """Planned replies with no confirmation or final failure, in log order."""
+    return list(state.planned.values())
+
+
+_HANDLERS: Handlers[State] = {ReplyPlanned: _planned, ReplySent: _sent, ReplyFailed: _failed}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("outbox", State, apply, _HANDLERS)

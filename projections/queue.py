@@ -1,0 +1,191 @@
+"""Inbound messages that still need a decision, per chat in log order.
+
+An item leaves the queue when the agent decides about it: a skip, a final LLM
+failure, or a planned reply. A retryable failure leaves it queued. Only
+``purpose="reply"`` plans drain the queue: a debug note planned for the same
+chat (the owner's own chat) before the LLM call must not.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from events.model import (
+    Citation,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageKind,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    ReplyPlanned,
+)
+from projections.base import Handlers, Projection, dispatcher
+
+Status = Literal["pending", "requested", "answered"]
+
+
+class Item(msgspec.Struct, kw_only=True, gc=False):
+    """One inbound message awaiting a decision; ``ts`` is when the log recorded it."""
+
+    seq: int
+    ts: float
+    msg_id: str
+    chat: str
+    sender: str
+    sender_alt: str | None
+    push_name: str | None
+    text: str
+    kind: MessageKind
+    from_me: bool
+    is_group: bool
+    sent_at: float
+    quoted_id: str | None
+    mentions: list[str]
+    status: Status = "pending"
+    call_id: str | None = None
+
+
+class Completion(msgspec.Struct, kw_only=True, gc=False):
+    """An LLM answer whose reply is not planned yet."""
+
+    content: str
+    citations: list[Citation]
+    seq: int
+
+
+class State(msgspec.Struct, kw_only=True):
+    # chat -> msg_id -> item; dicts keep insertion (= log) order, and a chat
+    # is dropped once empty, so chat order is the order of their oldest item.
+    chats: dict[str, dict[str, Item]] = {}
+    completions: dict[str, Completion] = {}
+
+
+def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
+    items = state.chats.get(ev.chat)
+    if items is None:
+        items = state.chats[ev.chat] = {}
+    elif ev.msg_id in items:
+        return
+    items[ev.msg_id] = Item(
+        seq=rec.seq,
+        ts=rec.ts,
+        msg_id=ev.msg_id,
+        chat=ev.chat,
+        sender=ev.sender,
+        sender_alt=ev.sender_alt,
+        push_name=ev.push_name,
+        text=ev.text,
+        kind=ev.kind,
+        from_me=ev.from_me,
+        is_group=ev.is_group,
+        sent_at=ev.sent_at,
+        quoted_id=ev.quoted_id,
+        mentions=ev.mentions,
+    )
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    items = state.chats.get(ev.chat)
+    if items is None:
+        return
+    item = items.pop(ev.msg_id, None)
+    if item is None:
+        return
+    call_id = item.call_id
+    if call_id is not None and all(i.call_id != call_id for i in items.values()):
+        # Every message of that call was skipped: no reply will claim its answer.
+        state.completions.pop(call_id, None)
+    if not items:
+        del state.chats[ev.chat]
+
+
+def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    items = state.chats.get(ev.chat)
+    if items is None:
+        return
+    for msg_id in ev.trigger_ids:
+        item = items.get(msg_id)
+        if item is not None:
+            item.status = "requested"
+            item.call_id = ev.call_id
+
+
+def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
+    if not ev.final:
+        return
+    state.completions.pop(ev.call_id, None)
+    items = state.chats.get(ev.chat)
+    if items is not None:
+        _drop_call(items, ev.call_id)
+        if not items:
+            del state.chats[ev.chat]
+
+
+def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
+    items = state.chats.get(ev.chat)
+    if items is None:
+        return
+    answered = False
+    for item in items.values():
+        if item.call_id == ev.call_id:
+            item.status = "answered"
+            answered = True
+    if answered:
+        state.completions[ev.call_id] = Completion(
+            content=ev.content, citations=ev.citations, seq=rec.seq
+        )
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    if ev.purpose != "reply":
+        return
+    call_id = ev.call_id
+    if call_id is not None:
+        state.completions.pop(call_id, None)
+    items = state.chats.get(ev.chat)
+    if items is None:
+        return
+    for msg_id in ev.trigger_ids:
+        items.pop(msg_id, None)
+    if ev.in_reply_to is not None:
+        items.pop(ev.in_reply_to, None)
+    if call_id is not None and items:
+        _drop_call(items, call_id)
+    if not items:
+        del state.chats[ev.chat]
+
+
+def _drop_call(items: dict[str, Item], call_id: str) -> None:
+    for msg_id in [i.msg_id for i in items.values() if i.call_id == call_id]:
+        del items[msg_id]
+
+
+def chats_with_work(state: State) -> list[str]:
+    """Chats with undecided messages, the one waiting longest first."""
+    return list(state.chats)
+
+
+def pending(state: State, chat: str) -> list[Item]:
+    """Every undecided message of ``chat`` (any status) in log order."""
+    items = state.chats.get(chat)
+    return list(items.values()) if items else []
+
+
+def completion(state: State, call_id: str) -> Completion | None:
+    return state.completions.get(call_id)
+
+
+_HANDLERS: Handlers[State] = {
+    MessageReceived: _received,
+    MessageSkipped: _skipped,
+    LlmRequested: _requested,
+    LlmFailed: _failed,
+    LlmCompleted: _completed,
+    ReplyPlanned: _planned,
+}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("queue", State, apply, _HANDLERS)

@@ -1,0 +1,141 @@
+"""Keeps every projection current against the log: snapshot, tail, refold on compaction.
+
+Not thread-safe: one task owns a runner and calls ``catch_up`` when the log
+says there is more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from events.model import Recorded
+from projections import aliases, budget, configs, echo, outbox, queue, sessions, stats, takeover
+from projections.base import Projection
+from projections.fold import ALL, States, decode, dispatch_table, encode, feed
+
+SNAPSHOT_NAME = "projections"
+# Bump whenever any State (or States) changes shape: older snapshots are then ignored.
+SNAPSHOT_VERSION = 1
+
+_STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
+Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
+
+
+class EventLog(Protocol):
+    """The part of ``events.log.SQLiteLog`` the runner uses."""
+
+    def read(self, after: int = 0) -> Iterator[Recorded]: ...
+    def last_seq(self) -> int: ...
+    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
+    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None: ...
+
+
+def _unchanged(records: Iterator[Recorded]) -> Iterator[Recorded]:
+    return records
+
+
+class Runner:
+    """One state per projection (``runner.queue``, ``runner.sessions``, ...) as of ``seq``."""
+
+    queue: queue.State
+    outbox: outbox.State
+    sessions: sessions.State
+    echo: echo.State
+    aliases: aliases.State
+    budget: budget.State
+    takeover: takeover.State
+    configs: configs.State
+    stats: stats.State
+
+    def __init__(self, log: EventLog, projections: Sequence[Projection[Any]] = ALL) -> None:
+        """An empty runner; ``start`` is the usual way to get one that is current."""
+        self._log = log
+        self._projections = tuple(projections)
+        names = sorted(p.name for p in self._projections)
+        # A snapshot only fits runners folding the same projections.
+        full = names == sorted(p.name for p in ALL)
+        self._snapshot_name = SNAPSHOT_NAME if full else f"{SNAPSHOT_NAME}:{'+'.join(names)}"
+        # Compactions at or below this seq happened before the current fold began.
+        self._clean_upto = 0
+        self._adopt(States())
+
+    @classmethod
+    def start(cls, log: EventLog, projections: Sequence[Projection[Any]] = ALL) -> Runner:
+        """Load the snapshot if there is a usable one, else fold from scratch; then catch up."""
+        runner = cls(log, projections)
+        if runner._restore():
+            runner._advance(_unchanged)
+        else:
+            runner._refold(_unchanged)
+        return runner
+
+    @property
+    def seq(self) -> int:
+        """The last log position folded."""
+        return self._states.seq
+
+    def catch_up(self) -> list[Recorded]:
+        """Fold everything appended since ``seq``; returns those new records in order.
+
+        A compaction that removed events means the folded state may include
+        deleted facts, so the states are rebuilt from the compacted log.
+        """
+        old = self.seq
+        new: list[Recorded] = []
+
+        def collect(records: Iterator[Recorded]) -> Iterator[Recorded]:
+            new.clear()  # each pass (a refold reads the whole log again) starts over
+            for rec in records:
+                if rec.seq > old:
+                    new.append(rec)
+                yield rec
+
+        self._advance(collect)
+        return new
+
+    def snapshot(self) -> None:
+        """Save every state and ``seq`` as one blob, so the next start skips the refold."""
+        self._log.save_snapshot(
+            self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states)
+        )
+
+    def states(self) -> States:
+        """All states in one struct (shared, not a copy)."""
+        return self._states
+
+    def _adopt(self, states: States) -> None:
+        self._states = states
+        self._table = dispatch_table(states, self._projections)
+        for name in _STATE_FIELDS:
+            setattr(self, name, getattr(states, name))
+
+    def _restore(self) -> bool:
+        found = self._log.load_snapshot(self._snapshot_name, SNAPSHOT_VERSION)
+        if found is None:
+            return False
+        seq, blob = found
+        try:
+            states = decode(blob)
+        except msgspec.DecodeError:
+            return False  # a cache of another shape: refold
+        # A snapshot ahead of the log belongs to another (restored or reset) log.
+        if states.seq != seq or seq > self._log.last_seq():
+            return False
+        self._adopt(states)
+        return True
+
+    def _advance(self, sink: Sink) -> None:
+        records = sink(self._log.read(after=self.seq))
+        if feed(self._states, self._table, records, self._clean_upto) is not None:
+            self._refold(sink)
+
+    def _refold(self, sink: Sink) -> None:
+        while True:
+            self._adopt(States())
+            self._clean_upto = self._log.last_seq()
+            records = sink(self._log.read())
+            if feed(self._states, self._table, records, self._clean_upto) is None:
+                return

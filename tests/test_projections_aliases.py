@@ -1,0 +1,62 @@
+"""Aliases: every id form of a person resolves to one canonical id."""
+
+from typing import Any
+
+from events.model import AnyEvent, MessageReceived, Recorded
+from projections import aliases
+from projections.fold import fold
+
+PN = "491701111111@s.whatsapp.net"
+LID = "987654321@lid"
+LID2 = "555555@lid"
+GROUP = "120363000000000000@g.us"
+OWNER = "491700000000@s.whatsapp.net"
+
+
+def folded(*events: AnyEvent) -> aliases.State:
+    records = [Recorded(i, 1000.0 + i, e) for i, e in enumerate(events, 1)]
+    return fold(records, [aliases.PROJECTION]).aliases
+
+
+def msg(chat: str, sender: str, alt: str | None = None, **kw: Any) -> MessageReceived:
+    return MessageReceived(chat=chat, msg_id="m", sender=sender, sender_alt=alt, **kw)
+
+
+def test_pn_lid_and_bare_digits_are_one_person():
+    state = folded(msg(GROUP, LID, PN, is_group=True))
+    for form in (PN, LID, "491701111111", "+49 170 1111111", "491701111111:3@s.whatsapp.net"):
+        assert aliases.canonical(state, form) == PN
+    assert aliases.forms(state, "491701111111") == {PN, LID}
+
+
+def test_phone_jid_becomes_canonical_when_learnt_later():
+    state = folded(msg(GROUP, LID, is_group=True), msg(GROUP, LID2, is_group=True))
+    assert aliases.canonical(state, LID) == LID
+    state = folded(
+        msg(GROUP, LID, is_group=True), msg(GROUP, LID2, LID, is_group=True), msg(LID, LID, PN)
+    )
+    assert aliases.canonical(state, LID2) == PN
+    assert aliases.forms(state, LID2) == {PN, LID, LID2}
+
+
+def test_first_seen_form_wins_without_a_phone_jid():
+    state = folded(msg(GROUP, LID2, is_group=True), msg(GROUP, LID, LID2, is_group=True))
+    assert aliases.canonical(state, LID) == LID2
+
+
+def test_direct_chat_id_is_the_peer():
+    state = folded(msg(LID, PN))
+    assert aliases.canonical(state, LID) == PN
+
+
+def test_owner_writing_in_a_direct_chat_is_not_the_peer():
+    state = folded(msg(PN, OWNER, from_me=True), msg(GROUP, LID, is_group=True))
+    assert aliases.canonical(state, OWNER) == OWNER
+    assert aliases.forms(state, PN) == {PN}
+    assert aliases.canonical(state, GROUP) == GROUP
+
+
+def test_unknown_and_invalid_ids_are_their_own():
+    state = folded()
+    assert aliases.canonical(state, "4917099") == "4917099@s.whatsapp.net"
+    assert aliases.forms(state, "not a jid") == {"not a jid"}

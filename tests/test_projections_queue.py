@@ -1,0 +1,145 @@
+"""The queue: which inbound messages still need a decision."""
+
+from typing import Any
+
+from events.model import (
+    AnyEvent,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    ReplyPlanned,
+    ReplyPurpose,
+)
+from projections import queue
+from projections.fold import fold
+
+ALICE = "491701111111@s.whatsapp.net"
+BOB = "491702222222@s.whatsapp.net"
+
+
+def folded(*events: AnyEvent) -> queue.State:
+    records = [Recorded(i, 1000.0 + i, e) for i, e in enumerate(events, 1)]
+    return fold(records, [queue.PROJECTION]).queue
+
+
+def msg(msg_id: str, chat: str = ALICE, **kw: Any) -> MessageReceived:
+    return MessageReceived(chat=chat, msg_id=msg_id, sender=chat, text=f"text {msg_id}", **kw)
+
+
+def request(call_id: str, *ids: str, chat: str = ALICE) -> LlmRequested:
+    return LlmRequested(
+        chat=chat,
+        call_id=call_id,
+        session_id="s1",
+        trigger_ids=list(ids),
+        model="m",
+        params={},
+        messages=[],
+        config_hash="h",
+    )
+
+
+def reply(
+    call_id: str | None = None,
+    in_reply_to: str | None = None,
+    trigger_ids: tuple[str, ...] = (),
+    purpose: ReplyPurpose = "reply",
+    chat: str = ALICE,
+) -> ReplyPlanned:
+    return ReplyPlanned(
+        chat=chat,
+        reply_id=f"r-{call_id}-{in_reply_to}",
+        purpose=purpose,
+        text="answer",
+        call_id=call_id,
+        in_reply_to=in_reply_to,
+        trigger_ids=list(trigger_ids),
+    )
+
+
+def statuses(state: queue.State, chat: str = ALICE) -> list[tuple[str, str, str | None]]:
+    return [(i.msg_id, i.status, i.call_id) for i in queue.pending(state, chat)]
+
+
+def test_received_message_is_pending_with_its_envelope():
+    state = folded(msg("M1", push_name="Alice", mentions=["x@s.whatsapp.net"]), msg("M1"))
+    [item] = queue.pending(state, ALICE)
+    assert (item.seq, item.ts, item.text, item.push_name) == (1, 1001.0, "text M1", "Alice")
+    assert item.mentions == ["x@s.whatsapp.net"]
+    assert (item.status, item.call_id) == ("pending", None)
+
+
+def test_call_lifecycle_drains_on_planned_reply():
+    events: list[AnyEvent] = [msg("M1"), msg("M2"), request("C1", "M1", "M2")]
+    assert statuses(folded(*events)) == [("M1", "requested", "C1"), ("M2", "requested", "C1")]
+    events.append(LlmCompleted(chat=ALICE, call_id="C1", content="hi", latency_ms=5))
+    state = folded(*events)
+    assert statuses(state) == [("M1", "answered", "C1"), ("M2", "answered", "C1")]
+    answer = queue.completion(state, "C1")
+    assert answer is not None
+    assert (answer.content, answer.seq) == ("hi", 4)
+    state = folded(*events, reply("C1"))
+    assert queue.chats_with_work(state) == []
+    assert queue.completion(state, "C1") is None
+
+
+def test_skip_removes_only_that_message():
+    state = folded(msg("M1"), msg("M2"), MessageSkipped(chat=ALICE, msg_id="M1", reason="echo"))
+    assert statuses(state) == [("M2", "pending", None)]
+
+
+def test_final_failure_drains_but_retryable_failure_keeps_it_queued():
+    retry = LlmFailed(chat=ALICE, call_id="C1", error="503", final=False)
+    state = folded(msg("M1"), request("C1", "M1"), retry)
+    assert statuses(state) == [("M1", "requested", "C1")]
+    state = folded(msg("M1"), request("C1", "M1"), retry, request("C2", "M1"))
+    assert statuses(state) == [("M1", "requested", "C2")]
+    final = LlmFailed(chat=ALICE, call_id="C2", error="400", final=True)
+    state = folded(msg("M1"), msg("M9"), request("C1", "M1"), retry, request("C2", "M1"), final)
+    assert statuses(state) == [("M9", "pending", None)]
+
+
+def test_reply_without_call_drains_the_messages_it_names():
+    state = folded(msg("M1"), msg("M2"), msg("M3"), reply(in_reply_to="M3", trigger_ids=("M1",)))
+    assert statuses(state) == [("M2", "pending", None)]
+
+
+def test_debug_note_does_not_drain():
+    state = folded(msg("M1"), request("C1", "M1"), reply("C1", in_reply_to="M1", purpose="debug"))
+    assert statuses(state) == [("M1", "requested", "C1")]
+
+
+def test_chats_ordered_by_their_oldest_waiting_message():
+    state = folded(msg("A1"), msg("B1", chat=BOB), msg("A2"))
+    assert queue.chats_with_work(state) == [ALICE, BOB]
+    state = folded(
+        msg("A1"),
+        msg("B1", chat=BOB),
+        MessageSkipped(chat=ALICE, msg_id="A1", reason="x"),
+        msg("A2"),
+    )
+    assert queue.chats_with_work(state) == [BOB, ALICE]
+
+
+def test_answer_is_forgotten_when_all_its_messages_are_skipped():
+    events: list[AnyEvent] = [
+        msg("M1"),
+        request("C1", "M1"),
+        LlmCompleted(chat=ALICE, call_id="C1", content="late"),
+        MessageSkipped(chat=ALICE, msg_id="M1", reason="stale"),
+    ]
+    state = folded(*events)
+    assert queue.completion(state, "C1") is None
+    assert queue.pending(state, ALICE) == []
+
+
+def test_apply_matches_fold():
+    events: list[AnyEvent] = [msg("M1"), request("C1", "M1"), msg("M2")]
+    state = queue.State()
+    for i, e in enumerate(events, 1):
+        state = queue.apply(state, Recorded(i, 1000.0 + i, e))
+    assert state == folded(*events)
+    assert queue.PROJECTION.handles >= {MessageReceived, ReplyPlanned}

@@ -1,0 +1,74 @@
+"""Stats counters and the configuration in force."""
+
+from events.model import (
+    AnyEvent,
+    Compacted,
+    ConfigLoaded,
+    LlmCompleted,
+    LlmFailed,
+    MessageReceived,
+    Recorded,
+    ReplyFailed,
+    ReplySent,
+    TransportStatus,
+    Usage,
+)
+from projections import configs, stats
+from projections.fold import States, fold
+
+CHAT = "491701111111@s.whatsapp.net"
+
+
+def folded(*events: AnyEvent, first_seq: int = 1) -> States:
+    return fold([Recorded(i, 1000.0 + i, e) for i, e in enumerate(events, first_seq)])
+
+
+def completed(latency: float, usd: float | None = None) -> LlmCompleted:
+    return LlmCompleted(
+        chat=CHAT, call_id="c", content="x", latency_ms=latency, usage=Usage(cost_usd=usd)
+    )
+
+
+def test_counts_costs_failures_and_transport():
+    s = folded(
+        MessageReceived(chat=CHAT, msg_id="m", sender=CHAT),
+        completed(100, 0.5),
+        completed(300, None),
+        LlmFailed(chat=CHAT, call_id="c", error="x", final=False),
+        LlmFailed(chat=CHAT, call_id="c", error="x", final=True),
+        ReplySent(chat=CHAT, reply_id="r", wa_id="w", sent_at=0),
+        ReplyFailed(chat=CHAT, reply_id="r", error="x", final=True),
+        TransportStatus(state="qr", detail="scan"),
+        TransportStatus(state="connected"),
+        Compacted(reason="rotation", before=5, removed=4),
+        first_seq=7,
+    ).stats
+    assert s.by_type["LlmCompleted"] == 2
+    assert s.by_type["Compacted"] == 1
+    assert s.by_chat == {CHAT: 7}
+    assert (s.replies_sent, s.llm_failures, s.reply_failures, s.compacted) == (1, 1, 1, 4)
+    assert s.cost_usd == 0.5
+    assert (s.transport_state, s.transport_detail) == ("connected", "")
+    assert (s.first_seq, s.first_ts, s.newest_ts) == (7, 1007.0, 1016.0)
+
+
+def test_latency_percentiles_over_the_last_thousand_calls():
+    assert stats.percentile(folded().stats, 50) is None
+    s = folded(*[completed(float(n)) for n in range(1, 1101)]).stats
+    assert len(s.latencies) == 1000
+    assert stats.percentile(s, 50) == 600.0
+    assert stats.percentile(s, 95) == 1050.0
+    assert stats.percentile(s, 0) == 101.0
+    assert stats.percentile(s, 100) == 1100.0
+
+
+def test_latest_config_and_previous_hash():
+    assert configs.current(folded().configs) is None
+    state = folded(
+        ConfigLoaded(hash="a", config={"x": 1}, path="app.json"),
+        ConfigLoaded(hash="b", config={"x": 2}, path="app.json"),
+    ).configs
+    latest = configs.current(state)
+    assert latest is not None
+    assert (latest.seq, latest.hash, latest.config) == (2, "b", {"x": 2})
+    assert state.previous_hash == "a"

@@ -1,0 +1,163 @@
+"""Where log lines go and what they may contain.
+
+structlog and stdlib logging (neonize, httpx) share the same handlers: stderr
+(a console renderer on a TTY, JSON lines otherwise) and rotating JSON files in
+the store's log directory. Nothing is ever logged to stdout, which belongs to
+the stdio transport.
+
+Conventions:
+- Chat message text (inbound or outbound) is logged only at DEBUG, as a
+  ``text`` field; INFO and above name chats and ids, never contents.
+- Secret values passed to ``configure_logging`` are replaced by ``***`` in
+  every string of every line, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LOG_FILE = "wabot.log"
+_FILE_BYTES = 5 * 1024 * 1024
+_FILE_BACKUPS = 5
+_HANDLER_NAME = "wabot"
+_FORMATS = ("auto", "json", "console")
+# Libraries that log every request (httpx: each URL) or chatter at INFO.
+# neonize reads its Go side's level from the own level of "neonize.utils.log".
+_QUIET_LOGGERS = ("httpx", "httpcore", "neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow")
+
+
+class SecretRedactor:
+    """A processor that replaces each secret value in any string field with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is hidden whole.
+        self._secrets = sorted({s for s in secrets if s.strip()}, key=len, reverse=True)
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        if not self._secrets:
+            return event_dict
+        return {key: self._redact(value) for key, value in event_dict.items()}
+
+    def _redact(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, Mapping):
+            return {k: self._redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set):
+            return [self._redact(v) for v in value]
+        return value
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    fmt: str = "auto",
+    log_dir: Path | None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Send all logging to stderr and ``log_dir/wabot.log``; safe to call again.
+
+    Call it before importing neonize, whose import otherwise installs its own
+    root handler. Raises ValueError for an unknown ``level`` or ``fmt``.
+    """
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING or ERROR)")
+    if fmt not in _FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (use {', '.join(_FORMATS)})")
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    redact_secrets = SecretRedactor(secrets)
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    stderr_renderer: Processor = (
+        structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+        if console
+        else structlog.processors.JSONRenderer()
+    )
+    handlers: list[logging.Handler] = [
+        _handler(logging.StreamHandler(sys.stderr), shared, redact_secrets, stderr_renderer)
+    ]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        rotating = logging.handlers.RotatingFileHandler(
+            log_dir / LOG_FILE, maxBytes=_FILE_BYTES, backupCount=_FILE_BACKUPS, encoding="utf-8"
+        )
+        handlers.append(
+            _handler(rotating, shared, redact_secrets, structlog.processors.JSONRenderer())
+        )
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(numeric)
+    quiet = numeric if numeric == logging.DEBUG else max(numeric, logging.WARNING)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger over the stdlib logger ``name``.
+
+    It wraps stdlib logging even before ``configure_logging`` runs, so an early
+    line falls back to stdlib's stderr handler instead of structlog's default
+    of printing to stdout.
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
+        logging.getLogger(name), wrapper_class=structlog.stdlib.BoundLogger
+    )
+    return logger
+
+
+def _handler(
+    handler: logging.Handler,
+    shared: list[Processor],
+    redact_secrets: SecretRedactor,
+    renderer: Processor,
+) -> logging.Handler:
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Tracebacks become strings first, so redaction covers them too.
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    return handler

@@ -1,0 +1,72 @@
+"""The in-memory transport other tests drive the daemon with."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import anyio
+import pytest
+
+from events.model import TransportStatus
+from pipeline.transport import Inbound, TransportError
+from pipeline.transport.memory import MemoryTransport
+
+GROUP = "120363000000000001@g.us"
+
+
+@pytest.mark.anyio
+async def test_push_waits_for_run_and_delivers_a_normalised_message() -> None:
+    transport = MemoryTransport(clock=lambda: 50.0)
+    statuses: list[TransportStatus] = []
+    send, receive = anyio.create_memory_object_stream[Inbound](10)
+
+    async def status(event: TransportStatus) -> None:
+        statuses.append(event)
+
+    with send, receive, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(transport.push, GROUP, "early", sender="+49 170 1111111"))
+            tg.start_soon(transport.run, send.send, status)
+            early = await receive.receive()
+            pushed = await transport.push(GROUP, "later", msg_id="M2", sender="491701111111:3@lid")
+            later = await receive.receive()
+            tg.cancel_scope.cancel()
+
+    assert early.event.text == "early"
+    assert early.event.sender == "491701111111@s.whatsapp.net"
+    assert early.event.is_group
+    assert early.event.sent_at == early.received_at == 50.0
+    assert pushed == later
+    assert (later.event.msg_id, later.event.sender) == ("M2", "491701111111@lid")
+    assert statuses == [TransportStatus(state="connected", detail="memory")]
+
+
+@pytest.mark.anyio
+async def test_sends_are_recorded_and_awaitable_in_order() -> None:
+    transport = MemoryTransport()
+    async with anyio.create_task_group() as tg:
+        # Runs only once next_sent() is already waiting.
+        tg.start_soon(
+            partial(transport.send, GROUP, "one", wa_id="W1", reply_to="M1", purpose="reply")
+        )
+        with anyio.fail_after(5):
+            first = await transport.next_sent()
+        await transport.send(GROUP, "two", wa_id=None, reply_to=None, purpose="vitality")
+        second = await transport.next_sent()
+
+    assert (first.text, first.wa_id, first.reply_to) == ("one", "W1", "M1")
+    assert second.text == "two"
+    assert second.wa_id.startswith("MEM")
+    assert transport.sent == [first, second]
+
+
+@pytest.mark.anyio
+async def test_scripted_failures_come_before_success() -> None:
+    transport = MemoryTransport()
+    transport.fail_next(TransportError("offline", retryable=True))
+    with pytest.raises(TransportError, match="offline") as info:
+        await transport.send(GROUP, "x", wa_id="W1", reply_to=None, purpose="reply")
+    assert info.value.retryable
+    receipt = await transport.send(GROUP, "x", wa_id="W1", reply_to=None, purpose="reply")
+    assert receipt.wa_id == "W1"
+    assert [s.wa_id for s in transport.sent] == ["W1"]

@@ -1,0 +1,305 @@
+"""The stdio transport over real OS pipes: DESIGN.md section 7."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from events.model import TransportStatus
+from pipeline.transport import Inbound, TransportError
+from pipeline.transport.stdio import StdioTransport
+
+ALICE = "491701111111@s.whatsapp.net"
+NOW = 1_764_000_000.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+class StdinPipe:
+    """A real pipe: the transport reads one end, the test writes lines into the other."""
+
+    def __init__(self) -> None:
+        read_fd, self._write_fd = os.pipe()
+        self.reader = os.fdopen(read_fd, "rb")
+        self._open = True
+
+    def write(self, *lines: str | dict[str, Any]) -> None:
+        text = "".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines)
+        os.write(self._write_fd, text.encode())
+
+    def close(self) -> None:
+        if self._open:
+            os.close(self._write_fd)
+            self._open = False
+
+
+class Harness:
+    """Runs a transport in a task group and collects what it delivers."""
+
+    def __init__(self, transport: StdioTransport) -> None:
+        self.transport = transport
+        self.statuses: list[TransportStatus] = []
+        self._send, self._receive = anyio.create_memory_object_stream[Inbound](100)
+        self.finished = False
+
+    async def run(self) -> None:
+        await self.transport.run(self._send.send, self._status)
+        self.finished = True
+
+    async def _status(self, status: TransportStatus) -> None:
+        self.statuses.append(status)
+
+    async def next_inbound(self) -> Inbound:
+        with anyio.fail_after(5):
+            return await self._receive.receive()
+
+    def close(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+@asynccontextmanager
+async def running(transport: StdioTransport) -> AsyncIterator[Harness]:
+    """The transport's ``run`` in a task group, cancelled when the block ends."""
+    harness = Harness(transport)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(harness.run)
+            yield harness
+            tg.cancel_scope.cancel()
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def stdin() -> Iterator[StdinPipe]:
+    pipe = StdinPipe()
+    yield pipe
+    pipe.close()
+    pipe.reader.close()
+
+
+MakeTransport = Callable[..., StdioTransport]
+
+
+@pytest.fixture
+async def make_transport(stdin: StdinPipe) -> AsyncIterator[MakeTransport]:
+    made: list[StdioTransport] = []
+
+    def make(stdout: Any = None) -> StdioTransport:
+        out = io.BytesIO() if stdout is None else stdout
+        made.append(
+            StdioTransport("+49 170 0000000", stdin=stdin.reader, stdout=out, clock=lambda: NOW)
+        )
+        return made[-1]
+
+    yield make
+    for transport in made:
+        await transport.aclose()
+
+
+def warnings_in(logs: list[EventDict]) -> list[str]:
+    return [e["event"] for e in logs if e["log_level"] == "warning"]
+
+
+@pytest.mark.anyio
+async def test_minimal_line_gets_the_documented_defaults(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    async with running(make_transport()) as harness:
+        stdin.write({"chat": ALICE, "text": "hi"})
+        inbound = await harness.next_inbound()
+
+    event = inbound.event
+    assert re.fullmatch(r"[0-9A-F]{32}", event.msg_id)
+    assert (event.chat, event.sender, event.text) == (ALICE, ALICE, "hi")
+    assert (event.from_me, event.is_group, event.kind) == (False, False, "text")
+    assert (event.push_name, event.sender_alt, event.quoted_id) == (None, None, None)
+    assert event.sent_at == inbound.received_at == NOW
+    assert harness.statuses == [TransportStatus(state="connected", detail="stdio")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at"), [(1764070000, 1764070000.0), (1764070000123, 1764070000.123)]
+)
+async def test_full_line_is_normalised(
+    stdin: StdinPipe, make_transport: MakeTransport, timestamp: int, sent_at: float
+) -> None:
+    line = {
+        "type": "message",
+        "id": "M1",
+        "chat": "120363000000000001@g.us",
+        "sender": "491702222222:5@s.whatsapp.net",
+        "text": "look",
+        "from_me": False,
+        "timestamp": timestamp,
+        "push_name": "Bob",
+        "sender_alt": "1234567890@lid",
+        "kind": "image",
+        "quoted_id": "Q9",
+        "mentions": ["+49 170 1111111"],
+    }
+    async with running(make_transport()) as harness:
+        stdin.write(line)
+        event = (await harness.next_inbound()).event
+
+    assert event.msg_id == "M1"
+    assert event.is_group
+    assert event.sender == "491702222222@s.whatsapp.net"
+    assert event.sender_alt == "1234567890@lid"
+    assert (event.kind, event.quoted_id, event.push_name) == ("image", "Q9", "Bob")
+    assert event.mentions == [ALICE]
+    assert event.sent_at == pytest.approx(sent_at)
+
+
+@pytest.mark.anyio
+async def test_from_me_without_sender_is_sent_by_the_owner(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    async with running(make_transport()) as harness:
+        stdin.write({"chat": ALICE, "text": "typed on my phone", "from_me": True})
+        event = (await harness.next_inbound()).event
+
+    assert event.from_me
+    assert event.sender == "491700000000@s.whatsapp.net"
+
+
+@pytest.mark.anyio
+async def test_bad_lines_are_reported_once_and_skipped(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                '{"chat": "broken',
+                "[1, 2]",
+                '{"text": "no chat"}',
+                '{"chat": "alice@example.com", "text": "private words"}',
+                '{"chat": "491701111111", "text": 5}',
+                '{"chat": "491701111111", "text": "x", "from_me": "yes"}',
+                '{"type": "receipt", "id": "M0"}',
+                "   ",
+                '{"chat": "491701111111", "text": "still here"}',
+            )
+            inbound = await harness.next_inbound()
+
+    assert inbound.event.text == "still here"
+    warnings = warnings_in(logs)
+    assert [w.split(":", 1)[0] for w in warnings] == [f"stdin line {n}" for n in range(1, 8)]
+    assert "invalid JSON" in warnings[0]
+    assert "Expected `object`, got `array`" in warnings[1]
+    assert "missing required field `chat`" in warnings[2]
+    assert "not a WhatsApp JID" in warnings[3]
+    assert "`$.text`" in warnings[4]
+    assert "`$.from_me`" in warnings[5]
+    assert "unsupported type 'receipt'" in warnings[6]
+    assert all("\n" not in w for w in warnings)
+    assert not any("private words" in w for w in warnings)
+
+
+@pytest.mark.anyio
+async def test_end_of_input_keeps_run_alive_until_cancelled(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    stdin_closed = anyio.Event()
+
+    def on_stdin_closed(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        if event_dict["event"].startswith("stdin closed"):
+            stdin_closed.set()
+        return event_dict
+
+    stdout = io.BytesIO()
+    with structlog.testing.capture_logs(processors=[on_stdin_closed]):
+        async with running(make_transport(stdout)) as harness:
+            stdin.write({"chat": ALICE, "text": "last words"})
+            stdin.close()
+            assert (await harness.next_inbound()).event.text == "last words"
+            with anyio.fail_after(5):
+                await stdin_closed.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert not harness.finished
+            await harness.transport.send(ALICE, "bye", wa_id="W1", reply_to=None, purpose="debug")
+
+    assert not harness.finished
+    assert json.loads(stdout.getvalue())["id"] == "W1"
+
+
+@pytest.mark.anyio
+async def test_send_writes_exactly_one_flushed_line(make_transport: MakeTransport) -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)  # an unflushed line fails the read instead of hanging
+    with os.fdopen(write_fd, "wb") as stdout:
+        transport = make_transport(stdout)
+        receipt = await transport.send(
+            ALICE, "grüß dich\nzweite Zeile", wa_id="WB1", reply_to="M1", purpose="reply"
+        )
+        first = os.read(read_fd, 65536)
+        await transport.send(ALICE, "morning", wa_id=None, reply_to=None, purpose="vitality")
+        second = os.read(read_fd, 65536)
+    os.close(read_fd)
+
+    assert receipt == ("WB1", NOW)
+    assert first.count(b"\n") == 1
+    assert first.endswith(b"\n")
+    assert list(json.loads(first).items()) == [
+        ("type", "sent"),
+        ("id", "WB1"),
+        ("chat", ALICE),
+        ("text", "grüß dich\nzweite Zeile"),
+        ("reply_to", "M1"),
+        ("purpose", "reply"),
+    ]
+    sent = json.loads(second)
+    assert re.fullmatch(r"WB[0-9A-F]{20}", sent["id"])
+    assert sent["reply_to"] is None
+    assert sent["purpose"] == "vitality"
+
+
+@pytest.mark.anyio
+async def test_send_to_a_closed_stdout_is_a_final_transport_error(
+    make_transport: MakeTransport,
+) -> None:
+    stdout = io.BytesIO()
+    stdout.close()
+    transport = make_transport(stdout)
+    with pytest.raises(TransportError, match="cannot write to stdout") as info:
+        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+    assert not info.value.retryable
+
+
+@pytest.mark.anyio
+async def test_send_after_aclose_fails(make_transport: MakeTransport) -> None:
+    transport = make_transport()
+    await transport.aclose()
+    with pytest.raises(TransportError, match="closed"):
+        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+
+
+@pytest.mark.anyio
+async def test_ids_and_owner(make_transport: MakeTransport) -> None:
+    transport = make_transport()
+    ids = {transport.new_message_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"WB[0-9A-F]{20}", i) for i in ids)
+    assert transport.owner_jid == "491700000000@s.whatsapp.net"
+
+
+def test_importing_the_stdio_transport_does_not_import_neonize() -> None:
+    code = "import sys, pipeline.transport.stdio; print('neonize' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

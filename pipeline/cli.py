@@ -1,0 +1,104 @@
+"""``python -m pipeline``: the command line of DESIGN.md section 6.
+
+User mistakes end with one line on stderr and exit status 2, never a
+traceback; a clean stop exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+from dotenv import dotenv_values
+
+from events.log import LogError
+from pipeline.config import ConfigError, LoadedConfig, load_config
+from pipeline.daemon import Daemon, RunOptions
+from pipeline.logs import configure_logging
+from pipeline.transport.stdio import StdioTransport
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the files it names (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the bot")
+    run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")
+    run.add_argument(
+        "--env", type=Path, default=None, help=".env file (default: ./.env if present)"
+    )
+    run.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
+    run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
+    run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
+    return parser
+
+
+def store_dir(arg: Path | None, env: Path | None) -> Path:
+    """``--store``, else ``WABOT_STORE`` (environment, then .env), else ``./store``."""
+    if arg is not None:
+        return arg
+    from_file = dotenv_values(env).get("WABOT_STORE") if env is not None and env.is_file() else None
+    return Path(os.environ.get("WABOT_STORE") or from_file or "store")
+
+
+def env_file(arg: Path | None) -> Path | None:
+    """An explicit ``--env`` must exist; the default ``./.env`` is used only if present."""
+    if arg is not None:
+        return arg
+    default = Path(".env")
+    return default if default.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+    except (ConfigError, UsageError, LogError) as exc:
+        print(f"wabot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    env = env_file(args.env)
+    options = RunOptions(config_path=args.config, env_file=env, store=store_dir(args.store, env))
+    loaded = load_config(options.config_path, env_file=options.env_file)
+    transport = _transport(args.transport, loaded)
+    logging_cfg = loaded.config.logging
+    secrets = [s for s in (loaded.secrets.api_key,) if s]
+    try:
+        configure_logging(
+            level=logging_cfg.level,
+            fmt=logging_cfg.format,
+            log_dir=options.store / "logs",
+            secrets=secrets,
+        )
+    except OSError as exc:
+        raise UsageError(f"{options.store}: cannot write logs ({exc.strerror})") from None
+    daemon = Daemon(options, loaded, transport)
+    anyio.run(daemon.serve, backend="asyncio")
+    return EXIT_OK
+
+
+def _transport(name: str, loaded: LoadedConfig) -> StdioTransport:
+    if name == "stdio":
+        return StdioTransport(loaded.config.whatsapp.phone_number)
+    raise UsageError(
+        "the neonize (WhatsApp) transport is not part of this build yet; "
+        "use --transport stdio (see README)"
+    )

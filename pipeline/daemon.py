@@ -1,0 +1,182 @@
+"""The running bot: one anyio task group of intake, agent, sender and config watcher.
+
+Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
+SIGINT/SIGTERM stops intake, lets in-flight chats finish within a grace
+period, then closes the log. All state lives in the log, so ``kill -9`` at any
+point loses nothing: the next start folds the projections and carries on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from events.log import Keyed, open_log
+from events.model import ConfigLoaded, ReplyPlanned, TransportStatus
+from pipeline.agent import Agent
+from pipeline.config import ConfigError, LoadedConfig, load_config
+from pipeline.decide import entity_for
+from pipeline.llm import LlmClient
+from pipeline.logs import get_logger
+from pipeline.sender import Sender
+from pipeline.store import Store
+from pipeline.transport.base import Inbound, Transport
+from projections.runner import Runner
+
+log = get_logger("wabot.daemon")
+
+GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config_path: Path
+    env_file: Path | None
+    store: Path
+
+
+class Daemon:
+    """Holds what the tasks share: the config in force, the LLM client, the store."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        loaded: LoadedConfig,
+        transport: Transport,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.config = loaded
+        self.transport = transport
+        self.clock = clock
+        self.dropped = 0  # messages from unmonitored chats: counted, never stored
+        self._llm: LlmClient | None = None
+        self._llm_hash = ""
+        self._bad_hash = ""
+        log_ = open_log(options.store, synchronous=loaded.config.store.synchronous, clock=clock)
+        self.store = Store(log_, Runner.start(log_))
+        self.sender = Sender(self.store, transport, clock=clock)
+        self.agent = Agent(self.store, self, clock=clock)
+
+    # -- what the agent needs (pipeline.agent.Deps) ----------------------
+
+    def llm(self) -> LlmClient:
+        if self._llm is None or self._llm_hash != self.config.hash:
+            llm = self.config.config.llm
+            self._llm = LlmClient(
+                provider=llm.provider,
+                base_url=llm.base_url,
+                api_key=self.config.secrets.api_key,
+                timeout=llm.timeout_seconds,
+                max_retries=llm.max_retries,
+            )
+            self._llm_hash = self.config.hash
+        return self._llm
+
+    def new_wa_id(self) -> str | None:
+        return self.transport.new_message_id()
+
+    def wake_sender(self) -> None:
+        self.sender.wake()
+
+    # -- tasks -----------------------------------------------------------
+
+    async def serve(self) -> None:
+        self.store.watch()
+        await self.store.append(self._config_loaded(self.config), self._startup_message())
+        log.info(
+            "started",
+            transport=self.transport.name,
+            config_hash=self.config.hash[:12],
+            entities=len(self.config.config.monitored_entities),
+            store=str(self.options.store),
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                intake = anyio.CancelScope()
+                tg.start_soon(self._intake, intake)
+                tg.start_soon(self.agent.run)
+                tg.start_soon(self.sender.run, self._poll)
+                tg.start_soon(self._watch_config)
+                await self._until_signal()
+                intake.cancel()
+                self.agent.stopping = True
+                with anyio.move_on_after(GRACE_SECONDS):
+                    await self.agent.idle()
+                    await self.sender.send_due()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._llm is not None:
+                    await self._llm.aclose()
+                await self.transport.aclose()
+            self.store.close()
+            log.info("stopped", dropped_unmonitored=self.dropped)
+
+    def _poll(self) -> float:
+        return self.config.config.polling.interval_seconds
+
+    async def _until_signal(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("stopping", signal=signal.Signals(signum).name)
+                return
+
+    async def _intake(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self.transport.run(self._deliver, self._status)
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        event = inbound.event
+        if entity_for(self.config.config, event.chat, event.sender_alt, event.is_group) is None:
+            self.dropped += 1
+            return
+        await self.store.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
+
+    async def _status(self, status: TransportStatus) -> None:
+        log.info("transport", state=status.state, detail=status.detail)
+        await self.store.append(status)
+
+    async def _watch_config(self) -> None:
+        path = self.options.config_path
+        while True:
+            await anyio.sleep(self._poll())
+            try:
+                digest = hashlib.sha256(await anyio.Path(path).read_bytes()).hexdigest()
+            except OSError as exc:
+                digest = f"unreadable:{exc.errno}"
+            if digest in (self.config.hash, self._bad_hash):
+                continue
+            try:
+                loaded = load_config(path, env_file=self.options.env_file)
+            except ConfigError as exc:
+                self._bad_hash = digest
+                log.warning("config_rejected", error=str(exc), kept=self.config.hash[:12])
+                continue
+            await self.store.append(self._config_loaded(loaded))
+            self.config = loaded
+            log.info("config_reloaded", config_hash=loaded.hash[:12])
+
+    def _config_loaded(self, loaded: LoadedConfig) -> ConfigLoaded:
+        return ConfigLoaded(hash=loaded.hash, config=loaded.public_dict(), path=loaded.path)
+
+    def _startup_message(self) -> ReplyPlanned:
+        cfg = self.config.config
+        return ReplyPlanned(
+            chat=cfg.owner_jid,
+            reply_id=uuid.uuid4().hex,
+            purpose="startup",
+            text=(
+                f"wabot started: config {self.config.hash[:12]}, "
+                f"{len(cfg.monitored_entities)} monitored chats, transport {self.transport.name}."
+            ),
+            wa_id=self.transport.new_message_id(),
+        )

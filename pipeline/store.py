@@ -1,0 +1,62 @@
+"""The daemon's view of the log: appends off the event loop, projections kept current.
+
+Appends run in a worker thread so a slow fsync never stalls the loop, and
+concurrent appends from different chats group-commit in the log. After each
+append the projections are caught up on the loop thread, so whoever appended
+sees the consequences at once; the runner is only ever touched from the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+
+from events.log import Keyed, SQLiteLog
+from events.model import AnyEvent, Recorded
+from projections.runner import Runner
+
+
+class Store:
+    def __init__(self, log: SQLiteLog, runner: Runner) -> None:
+        self.log = log
+        self.view = runner
+        self._wake: anyio.Event = anyio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+        recs = await anyio.to_thread.run_sync(self.log.append, *items)
+        self.view.catch_up()
+        return recs
+
+    def catch_up(self) -> list[Recorded]:
+        return self.view.catch_up()
+
+    def watch(self) -> None:
+        """Wake ``changed()`` waiters on every commit, from whichever thread commits."""
+        # neonize needs asyncio, so the daemon always runs anyio's asyncio backend;
+        # call_soon_threadsafe never blocks the committing thread.
+        loop = asyncio.get_running_loop()
+
+        def poke(_seq: int) -> None:
+            loop.call_soon_threadsafe(self._poke)
+
+        self._unsubscribe = self.log.subscribe(poke)
+
+    def _poke(self) -> None:
+        self._wake.set()
+        self._wake = anyio.Event()
+
+    async def changed(self, timeout: float) -> None:
+        """Return after the next commit, or after ``timeout`` (the poll fallback)."""
+        wake = self._wake
+        with anyio.move_on_after(timeout):
+            await wake.wait()
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.view.snapshot()
+        self.log.close()

@@ -1,0 +1,172 @@
+"""The agent's judgements, from config and projection states alone."""
+
+from typing import Any
+
+import pytest
+
+from events.model import LlmCompleted, MessageSkipped, Recorded, ReplyPlanned, Usage
+from pipeline import decide
+from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
+from projections import budget, echo, takeover
+from projections.queue import Item
+
+NOW = 1_764_070_000.0
+ALICE = "491701111111@s.whatsapp.net"
+OWNER = "491700000000@s.whatsapp.net"
+GROUP = "120363000000000000@g.us"
+
+
+def config(**overrides: Any) -> AppConfig:
+    data: dict[str, Any] = {
+        "whatsapp": {"phone_number": "491700000000"},
+        "monitored_entities": [
+            {"type": "user", "phone": "491701111111", "name": "Alice"},
+            {"type": "group", "jid": GROUP, "trigger": {"mode": "mention", "keywords": ["bot"]}},
+            {"type": "self"},
+        ],
+        "polling": {"debounce_seconds": 2, "catch_up_minutes": 30},
+        "limits": {"replies_per_chat_per_hour": 2, "daily_budget_usd": 0.01},
+        "takeover": {"minutes": 30},
+    }
+    data.update(overrides)
+    return config_from_dict(data)
+
+
+def item(text: str = "hi", *, chat: str = ALICE, seq: int = 1, **kw: Any) -> Item:
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "ts": NOW,
+        "msg_id": f"M{seq}",
+        "chat": chat,
+        "sender": kw.pop("sender", chat),
+        "sender_alt": None,
+        "push_name": None,
+        "text": text,
+        "kind": "text",
+        "from_me": False,
+        "is_group": chat.endswith("@g.us"),
+        "sent_at": NOW,
+        "quoted_id": None,
+        "mentions": [],
+    }
+    fields.update(kw)
+    return Item(**fields)
+
+
+def view(cfg: AppConfig | None = None, *records: Recorded, now: float = NOW) -> decide.View:
+    e, t, b = echo.State(), takeover.State(), budget.State()
+    for rec in records:
+        echo.apply(e, rec)
+        takeover.apply(t, rec)
+        budget.apply(b, rec)
+    return decide.View(cfg or config(), e, t, b, now)
+
+
+def entity(cfg: AppConfig, chat: str) -> Any:
+    found = cfg.find_entity(chat)
+    assert found is not None
+    return found
+
+
+def planned(text: str, chat: str = ALICE, wa_id: str = "WA1", seq: int = 10) -> Recorded:
+    ev = ReplyPlanned(chat=chat, reply_id=f"R{seq}", purpose="reply", text=text, wa_id=wa_id)
+    return Recorded(seq, NOW - 10, ev)
+
+
+def test_echo_by_id_always_and_by_text_only_from_the_owner() -> None:
+    cfg = config()
+    v = view(cfg, planned("The answer"))
+    alice = entity(cfg, ALICE)
+    assert decide.on_arrival(v, alice, item("anything", msg_id="WA1")) == "echo"
+    assert decide.on_arrival(v, alice, item("The  answer ", from_me=True)) == "echo"
+    assert decide.on_arrival(v, alice, item("The answer")) is None
+
+
+def test_owner_message_elsewhere_is_a_takeover_but_in_self_is_input() -> None:
+    cfg = config()
+    v = view(cfg)
+    assert decide.on_arrival(v, entity(cfg, ALICE), item(from_me=True)) == "takeover"
+    assert decide.on_arrival(v, entity(cfg, OWNER), item(chat=OWNER, from_me=True)) is None
+    off = config(takeover={"enabled": False})
+    assert decide.on_arrival(view(off), entity(off, ALICE), item(from_me=True)) == "own_message"
+
+
+@pytest.mark.parametrize(("age_minutes", "reason"), [(29.9, None), (30.1, "stale")])
+def test_stale_on_both_sides_of_catch_up(age_minutes: float, reason: str | None) -> None:
+    cfg = config()
+    msg = item(sent_at=NOW - age_minutes * 60)
+    assert decide.on_arrival(view(cfg), entity(cfg, ALICE), msg) == reason
+
+
+def test_empty_text_is_skipped() -> None:
+    cfg = config()
+    assert decide.on_arrival(view(cfg), entity(cfg, ALICE), item("  ", kind="image")) == "empty"
+
+
+@pytest.mark.parametrize(
+    ("text", "mentions", "mode", "fires"),
+    [
+        ("hello all", [], "mention", False),
+        ("hey BOT, what's up", [], "mention", True),
+        ("robots are cool", [], "mention", False),
+        ("hi @491700000000", [], "mention", True),
+        ("hi there", ["491700000000:12@s.whatsapp.net"], "mention", True),
+        ("hi @491700000000", [], "keyword", False),
+        ("bot?", [], "keyword", True),
+        ("anything", [], "always", True),
+    ],
+)
+def test_group_triggers(text: str, mentions: list[str], mode: str, fires: bool) -> None:
+    cfg = config()
+    group = GroupEntity(jid=GROUP, trigger=Trigger(mode=mode, keywords=("bot",)))  # type: ignore[arg-type]
+    msg = item(text, chat=GROUP, sender=ALICE, mentions=mentions)
+    assert decide.triggered(cfg, group, msg) is fires
+
+
+def test_pause_lasts_takeover_minutes() -> None:
+    cfg = config()
+    paused = Recorded(5, NOW, MessageSkipped(chat=ALICE, msg_id="O1", reason="takeover"))
+    assert decide.before_turn(view(cfg, paused, now=NOW + 29 * 60), ALICE) == "paused"
+    assert decide.before_turn(view(cfg, paused, now=NOW + 30 * 60), ALICE) is None
+    assert decide.before_turn(view(cfg, paused, now=NOW + 60), "other@s.whatsapp.net") is None
+
+
+def test_rate_limit_counts_replies_in_the_last_hour() -> None:
+    cfg = config()
+    two = (planned("a", seq=1), planned("b", seq=2))
+    assert decide.before_turn(view(cfg, *two), ALICE) == "rate_limited"
+    assert decide.before_turn(view(cfg, *two, now=NOW + 3600), ALICE) is None
+    assert decide.before_turn(view(cfg, two[0]), ALICE) is None
+
+
+def test_budget_resets_at_local_midnight() -> None:
+    cfg = config()
+    spent = Recorded(
+        3, NOW, LlmCompleted(chat=ALICE, call_id="C", content="x", usage=Usage(cost_usd=0.02))
+    )
+    assert decide.before_turn(view(cfg, spent), ALICE) == "budget"
+    tomorrow = decide.local_midnight(cfg, NOW) + 86_400 + 1
+    assert decide.before_turn(view(cfg, spent, now=tomorrow), ALICE) is None
+
+
+def test_burst_is_the_leading_run_of_one_sender_and_due_after_debounce() -> None:
+    cfg = config()
+    a1 = item("1", chat=GROUP, seq=1, sender=ALICE, ts=NOW)
+    a2 = item("2", chat=GROUP, seq=2, sender=ALICE, ts=NOW + 1)
+    b1 = item("3", chat=GROUP, seq=3, sender=OWNER, ts=NOW + 1.5)
+    run = decide.burst([a1, a2, b1])
+    assert [i.msg_id for i in run] == ["M1", "M2"]
+    assert decide.due_at(cfg, run) == NOW + 3
+    assert decide.burst([]) == []
+
+
+def test_reset_command() -> None:
+    assert decide.is_reset(item(" /Reset "))
+    assert not decide.is_reset(item("/reset now"))
+
+
+def test_entity_found_through_the_senders_phone_id() -> None:
+    cfg = config()
+    lid = item(chat="123456789012345@lid", sender_alt=ALICE)
+    assert decide.entity_for(cfg, lid.chat, lid.sender_alt, lid.is_group) is not None
+    assert decide.entity_for(cfg, lid.chat, None, False) is None

@@ -1,0 +1,103 @@
+"""Exit statuses and one-line errors of ``python -m pipeline run`` (section 6)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Daemon, daemon_env, run_cli, write_config
+from tests.llm_server import TEST_KEY
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly(daemon: Daemon, sig: signal.Signals):
+    msg_id = daemon.message("hello")
+    assert daemon.next_sent()["reply_to"] == msg_id
+
+    code, stderr = daemon.stop(sig, timeout=15)
+
+    assert code == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+
+
+def _run(tmp_path: Path, *args: str, **env: str | None):
+    full = {"PERPLEXITY_API_KEY": TEST_KEY, "LLM_BASE_URL": "http://127.0.0.1:9", **env}
+    return run_cli(
+        ["run", "--transport", "stdio", "--store", str(tmp_path / "store"), *args],
+        cwd=tmp_path,
+        env=daemon_env(**full),
+    )
+
+
+def _assert_usage_error(result: subprocess.CompletedProcess[str], *names: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in names:
+        assert name in lines[0], lines[0]
+    assert result.stdout == ""
+    line: str = lines[0]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"polling": {"interval_secs": 1}}, "polling.interval_secs"),
+        ({"vitality": {"timezone": "Mars/Olympus_Mons"}}, "vitality.timezone"),
+        ({"whatsapp": {"phone_number": "12ab"}}, "whatsapp.phone_number"),
+        ({"takeover": {"minutes": "thirty"}}, "takeover.minutes"),
+    ],
+    ids=["unknown-key", "bad-timezone", "bad-phone", "wrong-type"],
+)
+def test_invalid_config_exits_2_naming_file_and_field(tmp_path, overrides, field):
+    config = write_config(tmp_path / "app.json", overrides)
+
+    result = _run(tmp_path, "--config", str(config))
+
+    _assert_usage_error(result, "app.json", field)
+
+
+def test_invalid_json_exits_2_naming_the_file(tmp_path):
+    config = tmp_path / "app.json"
+    config.write_text('{"whatsapp": {"phone_number": "491700000000"},,}')
+
+    _assert_usage_error(_run(tmp_path, "--config", str(config)), "app.json")
+
+
+def test_missing_api_key_exits_2(tmp_path):
+    config = write_config(tmp_path / "app.json")
+
+    result = _run(tmp_path, "--config", str(config), PERPLEXITY_API_KEY=None)
+
+    _assert_usage_error(result, "PERPLEXITY_API_KEY")
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    _assert_usage_error(_run(tmp_path, "--config", str(tmp_path / "nope.json")), "nope.json")
+
+
+def test_missing_env_file_exits_2(tmp_path):
+    config = write_config(tmp_path / "app.json")
+
+    result = _run(tmp_path, "--config", str(config), "--env", str(tmp_path / "missing.env"))
+
+    _assert_usage_error(result, "missing.env")
+
+
+def test_neonize_transport_is_a_clear_usage_error_for_now(tmp_path):
+    config = write_config(tmp_path / "app.json")
+    result = run_cli(
+        ["run", "--config", str(config), "--store", str(tmp_path / "store")],
+        cwd=tmp_path,
+        env=daemon_env(PERPLEXITY_API_KEY=TEST_KEY),
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "neonize" in result.stderr
+    assert result.stdout == ""

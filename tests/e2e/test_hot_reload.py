@@ -1,0 +1,52 @@
+"""app.json edits take effect while running; bad edits change nothing (section 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from events.model import ConfigLoaded, LlmRequested
+from tests.e2e.harness import (
+    ALICE_PERSONA,
+    Daemon,
+    base_config,
+    deep_merge,
+    entities,
+    write_atomically,
+)
+
+NEW_PROMPT = "Always answer in rhyme."
+
+
+def test_a_changed_prompt_is_used_from_the_next_message(daemon: Daemon):
+    first_hash = hashlib.sha256(daemon.config.read_bytes()).hexdigest()
+    edited = deep_merge(base_config(), entities(Alice={"prompt": NEW_PROMPT}))
+    write_atomically(daemon.config, json.dumps(edited).encode())
+    new_hash = hashlib.sha256(daemon.config.read_bytes()).hexdigest()
+
+    loaded = daemon.wait_event(ConfigLoaded, hash=new_hash)
+    msg_id = daemon.message("Paris or Rome?")
+    assert daemon.next_sent()["reply_to"] == msg_id
+
+    assert [c.hash for c in daemon.find(ConfigLoaded)] == [first_hash, new_hash]
+    assert loaded.config["monitored_entities"][0]["prompt"] == NEW_PROMPT
+    requested = daemon.wait_event(LlmRequested, trigger_ids=[msg_id])
+    assert requested.messages[0].content == f"{ALICE_PERSONA}\n\n{NEW_PROMPT}"
+    assert requested.config_hash == new_hash
+
+
+def test_an_invalid_edit_is_reported_once_and_the_old_config_stays(daemon: Daemon):
+    good = daemon.config.read_bytes()
+    write_atomically(daemon.config, b'{"whatsapp": {"phone_number": "491700000000"}, "oops": 1}')
+
+    daemon.wait_stderr("oops")
+    # Several polls of the unchanged bad file must not repeat the report.
+    daemon.expect_no_sent(within=0.6)
+    msg_id = daemon.message("Paris or Rome?")
+    assert daemon.next_sent()["reply_to"] == msg_id
+
+    assert len([ln for ln in daemon.stderr_lines() if "oops" in ln]) == 1
+    assert [c.hash for c in daemon.find(ConfigLoaded)] == [hashlib.sha256(good).hexdigest()]
+    requested = daemon.wait_event(LlmRequested, trigger_ids=[msg_id])
+    assert requested.config_hash == hashlib.sha256(good).hexdigest()
+    assert "Traceback" not in daemon.stderr

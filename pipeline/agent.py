@@ -188,19 +188,25 @@ class Agent:
         session = sessions.live(
             state, chat, forms, self.clock(), memory.mode, memory.ttl_minutes, cfg.vitality.timezone
         )
+        text = user_text(run, cfg.limits.max_input_chars)
+        request = build_request(cfg, entity, [], text)
         events: list[AnyEvent] = []
-        if session is None:
-            session_id = self.new_id()
+        if session is not None and session.system in ("", request.messages[0].content):
+            session_id = session.session_id
+            request = build_request(cfg, entity, sessions.context(session), text)
+        else:
             reason: StartReason = (
-                "new" if sessions.current(state, chat, forms) is None else "expired"
+                # The persona or prompt changed (hot reload): old turns answered another brief.
+                "config_changed"
+                if session is not None
+                else "new"
+                if sessions.current(state, chat, forms) is None
+                else "expired"
             )
+            session_id = self.new_id()
             events.append(
                 SessionStarted(chat=chat, session_id=session_id, user=user, reason=reason)
             )
-            context = []
-        else:
-            session_id, context = session.session_id, sessions.context(session)
-        request = build_request(cfg, entity, context, user_text(run, cfg.limits.max_input_chars))
         if entity.debug:
             events.append(self._debug(loaded, entity, chat, request))
         call_id = self.new_id()

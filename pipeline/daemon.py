@@ -59,7 +59,8 @@ class Daemon:
         self.clock = clock
         self.dropped = 0  # messages from unmonitored chats: counted, never stored
         self._llm: LlmClient | None = None
-        self._llm_hash = ""
+        self._llm_settings: object = None
+        self._retired: list[LlmClient] = []  # replaced clients, closed at shutdown
         self._bad_hash = ""
         log_ = open_log(options.store, synchronous=loaded.config.store.synchronous, clock=clock)
         self.store = Store(log_, Runner.start(log_))
@@ -69,16 +70,21 @@ class Daemon:
     # -- what the agent needs (pipeline.agent.Deps) ----------------------
 
     def llm(self) -> LlmClient:
-        if self._llm is None or self._llm_hash != self.config.hash:
-            llm = self.config.config.llm
+        """The client for the config in force; a reload that leaves the LLM alone keeps it."""
+        llm = self.config.config.llm
+        key = self.config.secrets.api_key
+        settings = (llm.provider, llm.base_url, key, llm.timeout_seconds, llm.max_retries)
+        if self._llm is None or settings != self._llm_settings:
+            if self._llm is not None:
+                self._retired.append(self._llm)  # a call may still be using it
             self._llm = LlmClient(
                 provider=llm.provider,
                 base_url=llm.base_url,
-                api_key=self.config.secrets.api_key,
+                api_key=key,
                 timeout=llm.timeout_seconds,
                 max_retries=llm.max_retries,
             )
-            self._llm_hash = self.config.hash
+            self._llm_settings = settings
         return self._llm
 
     def new_wa_id(self) -> str | None:
@@ -115,8 +121,8 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                if self._llm is not None:
-                    await self._llm.aclose()
+                for client in [*self._retired, *([self._llm] if self._llm else [])]:
+                    await client.aclose()
                 await self.transport.aclose()
             self.store.close()
             log.info("stopped", dropped_unmonitored=self.dropped)

@@ -18,7 +18,7 @@ from projections.fold import ALL, States, decode, dispatch_table, encode, feed
 
 SNAPSHOT_NAME = "projections"
 # Bump whenever any State (or States) changes shape: older snapshots are then ignored.
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 _STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]

@@ -42,6 +42,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     last_activity: float
     reason: Reason
     turns: list[Turn] = []
+    system: str = ""  # the system text of the session's latest request
 
 
 class Call(msgspec.Struct, frozen=True, gc=False):
@@ -93,6 +94,8 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     text = ev.messages[-1].content if ev.messages else ""
     state.pending[ev.call_id] = Call(ev.session_id, text)
     session.last_activity = rec.ts
+    if ev.messages and ev.messages[0].role == "system":
+        session.system = ev.messages[0].content
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:

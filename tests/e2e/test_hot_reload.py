@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from events.model import ConfigLoaded, LlmRequested
+from events.model import ConfigLoaded, LlmRequested, SessionStarted
 from tests.e2e.harness import (
     ALICE_PERSONA,
     Daemon,
@@ -50,3 +50,19 @@ def test_an_invalid_edit_is_reported_once_and_the_old_config_stays(daemon: Daemo
     requested = daemon.wait_event(LlmRequested, trigger_ids=[msg_id])
     assert requested.config_hash == hashlib.sha256(good).hexdigest()
     assert "Traceback" not in daemon.stderr
+
+
+def test_a_changed_prompt_starts_a_new_session(daemon: Daemon):
+    first = daemon.message("Paris or Rome?")
+    assert daemon.next_sent()["reply_to"] == first
+    edited = deep_merge(base_config(), entities(Alice={"prompt": NEW_PROMPT}))
+    write_atomically(daemon.config, json.dumps(edited).encode())
+    daemon.wait_event(ConfigLoaded, hash=hashlib.sha256(json.dumps(edited).encode()).hexdigest())
+
+    second = daemon.message("And Vienna?")
+    assert daemon.next_sent()["reply_to"] == second
+
+    reasons = [s.reason for s in daemon.find(SessionStarted)]
+    assert reasons == ["new", "config_changed"]
+    requested = daemon.wait_event(LlmRequested, trigger_ids=[second])
+    assert [m.role for m in requested.messages] == ["system", "user"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from typing import Literal
 
 import msgspec
@@ -39,7 +39,9 @@ def digest(text: str) -> str:
     squeezed = text.encode().translate(None, _WHITESPACE)
     if not squeezed:
         return ""
-    return hashlib.sha256(squeezed).hexdigest()[:16]
+    # crc32 plus length is stable across processes (snapshots keep digests) and
+    # cheap; a false match needs a collision among one chat's last 100 sends.
+    return f"{zlib.crc32(squeezed):08x}{len(squeezed):x}"
 
 
 def _remember(items: dict[str, None], value: str) -> None:

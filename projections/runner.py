@@ -6,7 +6,9 @@ says there is more.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import msgspec
@@ -18,7 +20,7 @@ from projections.fold import ALL, States, decode, dispatch_table, encode, feed
 
 SNAPSHOT_NAME = "projections"
 # Bump whenever any State (or States) changes shape: older snapshots are then ignored.
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 _STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
@@ -31,6 +33,18 @@ class EventLog(Protocol):
     def last_seq(self) -> int: ...
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None: ...
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A refold only builds long-lived state: rescanning it on every GC pass is waste."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _unchanged(records: Iterator[Recorded]) -> Iterator[Recorded]:
@@ -133,6 +147,10 @@ class Runner:
             self._refold(sink)
 
     def _refold(self, sink: Sink) -> None:
+        with _collector_paused():
+            self._refold_all(sink)
+
+    def _refold_all(self, sink: Sink) -> None:
         while True:
             self._adopt(States())
             self._clean_upto = self._log.last_seq()

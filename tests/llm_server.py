@@ -400,6 +400,9 @@ def _parse(raw: bytes) -> Any:
 def _handler_for(server: FakeLlmServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as httpx pools connections
+        # Headers and body go out in separate writes: with Nagle on, the body
+        # waits for the client's delayed ACK (~40 ms), a stall no real API has.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             self._serve()

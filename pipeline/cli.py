@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +17,13 @@ import anyio
 from dotenv import dotenv_values
 
 from events.log import LogError
+from pipeline.audit.command import run_audit
+from pipeline.chatarg import BadArgument, parse_time
 from pipeline.config import ConfigError, LoadedConfig, load_config
 from pipeline.daemon import Daemon, RunOptions
 from pipeline.logs import configure_logging
+from pipeline.readonly import NoLog
+from pipeline.stats_report import run_stats
 from pipeline.transport.stdio import StdioTransport
 
 EXIT_OK = 0
@@ -42,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
+    audit = commands.add_parser("audit", help="a chat's timeline: messages, decisions, replies")
+    audit.add_argument("--chat", required=True, help="JID, phone number or entity name")
+    audit.add_argument("--json", action="store_true", help="print one JSON document")
+    audit.add_argument("--since", help="from this time (ISO or unix seconds)")
+    audit.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    audit.add_argument("--config", type=Path, default=None, help="app.json to resolve CHAT with")
+    stats = commands.add_parser("stats", help="counts, spend, latency and connection state")
+    stats.add_argument("--json", action="store_true", help="print one JSON document")
+    stats.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
     return parser
 
 
@@ -66,7 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
-    except (ConfigError, UsageError, LogError) as exc:
+        if args.command == "audit":
+            store = store_dir(args.store, env_file(None))
+            since = parse_time(args.since) if args.since is not None else None
+            return run_audit(store, args.chat, config=args.config, since=since, as_json=args.json)
+        if args.command == "stats":
+            return run_stats(
+                store_dir(args.store, env_file(None)), as_json=args.json, now=time.time()
+            )
+    except (ConfigError, UsageError, LogError, BadArgument, NoLog) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""``python -m pipeline audit``: what the bot said in a chat, to whom, and why."""

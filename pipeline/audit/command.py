@@ -1,0 +1,32 @@
+"""The ``audit`` command: read the log, resolve CHAT, print the timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from pipeline.audit.render import audit_doc, audit_text
+from pipeline.audit.timeline import audit
+from pipeline.chatarg import latest_config, read_app_config, resolve_chat
+from pipeline.readonly import ReadOnlyLog
+
+
+def run_audit(
+    store: Path, chat_arg: str, *, config: Path | None, since: float | None, as_json: bool
+) -> int:
+    with ReadOnlyLog(store) as log:
+        records = list(log.read())
+    app = read_app_config(config) if config is not None else latest_config(records)
+    chat = resolve_chat(chat_arg, app, {r.event.chat for r in records})
+    result = audit(records, chat)
+    if since is not None:
+        result.turns = [t for t in result.turns if t.ts >= since]
+        result.records = [r for r in result.records if r.ts >= since]
+    if as_json:
+        print(msgspec.json.encode(audit_doc(result)).decode())
+        return 0
+    entity = app.find_entity(chat) if app is not None else None
+    title = f"{entity.name} ({chat})" if entity is not None and entity.name else chat
+    print(audit_text(result, title))
+    return 0

@@ -1,0 +1,81 @@
+"""CHAT and time arguments of the offline commands (``audit``, ``replay.py``).
+
+CHAT is resolved with a config: the ``--config`` file when given, else the
+latest ``ConfigLoaded`` in the log, so the commands work on a copied store
+with no app.json around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from events.model import ConfigLoaded, Recorded
+from pipeline._config_errors import from_decode_error
+from pipeline.config import AppConfig, ConfigError, UnknownChat, config_from_dict
+
+
+class BadArgument(Exception):
+    """A command-line value that cannot be used (exit 2, one line)."""
+
+
+def read_app_config(path: Path) -> AppConfig:
+    """app.json as an AppConfig, without the secrets ``load_config`` insists on."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise from_decode_error(str(path), data, exc) from None
+    return config_from_dict(raw, source=str(path))
+
+
+def latest_config(records: Iterable[Recorded]) -> AppConfig | None:
+    """The config of the last ``ConfigLoaded`` among ``records``."""
+    last: ConfigLoaded | None = None
+    for rec in records:
+        if isinstance(rec.event, ConfigLoaded):
+            last = rec.event
+    if last is None:
+        return None
+    return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")
+
+
+def resolve_chat(arg: str, config: AppConfig | None, known_chats: Iterable[str]) -> str:
+    """The chat's JID; unknown when it is neither monitored nor seen in the log."""
+    if config is None:
+        raise BadArgument(f"cannot resolve chat {arg!r}: no --config and no config in the log")
+    try:
+        jid = config.resolve_chat(arg)
+    except UnknownChat as exc:
+        raise BadArgument(str(exc)) from None
+    if config.find_entity(jid) is None and jid not in set(known_chats):
+        raise BadArgument(f"unknown chat {arg!r}: {jid} is not monitored and not in the log")
+    return jid
+
+
+def parse_time(text: str) -> float:
+    """``--since``/``--until``: unix seconds, or an ISO date/time (UTC unless it has an offset)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadArgument(
+            f"{text!r} is not a time (ISO date/time like 2025-11-25T14:00, or unix seconds)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(ts: float) -> str:
+    """A log time for people and JSON: UTC, second precision."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

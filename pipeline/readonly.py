@@ -1,0 +1,82 @@
+"""The event log opened for reading only, for ``audit``, ``stats`` and ``replay.py``.
+
+These commands may run next to the daemon and must never change the log: the
+connection is SQLite's ``mode=ro``, so even a bug here cannot append, and no
+schema is created on a store that has no log yet.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from events.codec import CorruptEvent, decode
+from events.log import DB_NAME
+from events.model import Recorded
+
+_US = 1_000_000
+_CHUNK = 2000
+
+
+class NoLog(Exception):
+    """The store holds no readable event log (a user mistake: wrong ``--store``)."""
+
+
+class ReadOnlyLog:
+    """Reads ``STORE/events.db``; fits ``projections.runner.EventLog``."""
+
+    def __init__(self, store: Path) -> None:
+        self.path = Path(store) / DB_NAME
+        if not self.path.is_file():
+            raise NoLog(f"{self.path}: no event log here (wrong --store, or the bot never ran)")
+        try:
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            self._conn.execute("SELECT 1 FROM events LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise NoLog(f"{self.path}: cannot read the event log ({exc})") from None
+
+    def read(self, after: int = 0, *, chat: str | None = None) -> Iterator[Recorded]:
+        """Events with ``seq > after`` in log order, in bounded chunks."""
+        while True:
+            sql = "SELECT seq, ts, key, body FROM events WHERE seq > ?"
+            args: tuple[object, ...] = (after,)
+            if chat is not None:
+                sql += " AND chat = ?"
+                args += (chat,)
+            rows = self._conn.execute(f"{sql} ORDER BY seq LIMIT {_CHUNK}", args).fetchall()
+            for seq, ts, key, body in rows:
+                try:
+                    event = decode(body)
+                except CorruptEvent as exc:
+                    raise NoLog(f"{self.path}: event {seq}: {exc}") from None
+                yield Recorded(int(seq), int(ts) / _US, event, key)
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    def last_seq(self) -> int:
+        return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
+        row = self._conn.execute(
+            "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?", (name, version)
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
+        """Never stores anything: snapshots are a cache, and this log is not ours to write."""
+
+    def size_bytes(self) -> int:
+        """The log's footprint on disk: the database file plus its write-ahead log."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return sum(p.stat().st_size for p in (self.path, wal) if p.is_file())
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ReadOnlyLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,178 @@
+"""``python -m pipeline audit`` on a conversation the real daemon recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from events.model import ConfigLoaded, LlmRequested, MessageSkipped
+from pipeline.readonly import ReadOnlyLog
+from tests.conversation import NEW_PROMPT, QUESTIONS, Recording, record
+from tests.e2e.harness import ALICE, ALICE_PERSONA, ALICE_PROMPT, GROUP, daemon_env, run_cli
+from tests.llm_server import FakeLlmServer
+
+pytestmark = pytest.mark.slow
+
+
+class _Inbound(msgspec.Struct, forbid_unknown_fields=True):
+    seq: int
+    ts: float
+    msg_id: str
+    sender: str
+    push_name: str | None
+    text: str
+    kind: str
+    from_me: bool
+
+
+class _Config(msgspec.Struct, forbid_unknown_fields=True):
+    hash: str
+    changed: list[str] | None
+
+
+class _Turn(msgspec.Struct, forbid_unknown_fields=True):
+    n: int
+    kind: str
+    seq: int
+    ts: float
+    messages: list[_Inbound]
+    reason: str | None
+    detail: str
+    session_id: str | None
+    session_started: str | None
+    config: _Config | None
+    request: dict[str, Any] | None
+    failures: list[dict[str, Any]]
+    response: dict[str, Any] | None
+    replies: list[dict[str, Any]]
+
+
+class _Event(msgspec.Struct):
+    type: str
+    seq: int
+    ts: float
+    chat: str
+
+
+class _Doc(msgspec.Struct, forbid_unknown_fields=True):
+    chat: str
+    turns: list[_Turn]
+    events: list[_Event]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
+    with FakeLlmServer() as server:
+        yield record(tmp_path_factory.mktemp("audit") / "recorded", server)
+
+
+def _audit(recording: Recording, *args: str) -> Any:
+    return run_cli(
+        ["audit", "--store", str(recording.store), *args], cwd=recording.workdir, env=daemon_env()
+    )
+
+
+def _requests(recording: Recording) -> list[LlmRequested]:
+    with ReadOnlyLog(recording.store) as log:
+        return [r.event for r in log.read() if isinstance(r.event, LlmRequested)]
+
+
+def test_the_timeline_shows_each_exact_request_and_every_skip_reason(recording: Recording):
+    done = _audit(recording, "--chat", "Alice")
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith(f"Audit of Alice ({ALICE}): 6 turns")
+    for request in _requests(recording):
+        assert f"(call {request.call_id[:8]})" in out
+        block = out[out.index(f"(call {request.call_id[:8]})") :]
+        for turn in request.messages:
+            assert f"[{turn.role}] {turn.content.splitlines()[0]}" in block
+    assert f"[system] {ALICE_PERSONA}" in out
+    assert f"      {ALICE_PROMPT}" in out
+    assert f"      {NEW_PROMPT}" in out
+    assert f"skipped: empty  (seq {_seq_of(recording, recording.skipped_ids[0])})" in out
+    assert "reset: new session, no LLM call" in out
+    assert f"monitored_entities[0].prompt: {ALICE_PROMPT!r} -> {NEW_PROMPT!r}" in out
+    assert out.count(" sent 20") == 5  # four answers and the reset notice
+
+
+def test_a_group_skip_names_its_reason(recording: Recording):
+    done = _audit(recording, "--chat", GROUP)
+
+    assert done.returncode == 0, done.stderr
+    assert "skipped: not_triggered" in done.stdout
+    assert "Bob: dinner at eight?" in done.stdout
+
+
+def test_json_has_turns_and_every_event_of_the_chat(recording: Recording):
+    done = _audit(recording, "--chat", "491701111111", "--json")
+
+    doc = msgspec.json.decode(done.stdout, type=_Doc)
+    assert doc.chat == ALICE
+    assert [t.kind for t in doc.turns] == [
+        "answered",
+        "answered",
+        "skipped",
+        "answered",
+        "reset",
+        "answered",
+    ]
+    answered = [t for t in doc.turns if t.kind == "answered"]
+    assert [t.messages[0].text for t in answered] == list(QUESTIONS)
+    assert [t.request["messages"] for t in answered if t.request] == [
+        msgspec.to_builtins(r.messages) for r in _requests(recording)
+    ]
+    assert all(t.response and t.response["usage"]["cost_usd"] == 0.0061 for t in answered)
+    assert [t.config.changed is not None for t in answered if t.config] == [False] * 2 + [True] * 2
+    assert doc.turns[4].session_started == "reset"
+    skipped = doc.turns[2]
+    assert (skipped.reason, skipped.messages[0].msg_id) == ("empty", recording.skipped_ids[0])
+    with ReadOnlyLog(recording.store) as log:
+        expected = [
+            (type(r.event).__name__, r.seq)
+            for r in log.read()
+            if r.event.chat == ALICE or isinstance(r.event, ConfigLoaded)
+        ]
+    assert [(e.type, e.seq) for e in doc.events] == expected
+
+
+def test_since_drops_earlier_turns(recording: Recording):
+    doc = msgspec.json.decode(_audit(recording, "--chat", "Alice", "--json").stdout, type=_Doc)
+    reset = doc.turns[4]
+
+    later = _audit(recording, "--chat", "Alice", "--json", "--since", str(reset.ts))
+
+    assert [t.n for t in msgspec.json.decode(later.stdout, type=_Doc).turns] == [5, 6]
+
+
+def test_config_file_resolves_the_name(recording: Recording):
+    done = _audit(recording, "--chat", "family", "--config", str(recording.config))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Audit of Family ({GROUP})")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--chat", "Nobody"], ["--chat", "Alice", "--since", "yesterday"]],
+    ids=["unknown-chat", "bad-time"],
+)
+def test_user_mistakes_exit_2_with_one_line(recording: Recording, args: list[str]):
+    done = _audit(recording, *args)
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _seq_of(recording: Recording, msg_id: str) -> int:
+    with ReadOnlyLog(recording.store) as log:
+        return next(
+            r.seq
+            for r in log.read()
+            if isinstance(r.event, MessageSkipped) and r.event.msg_id == msg_id
+        )

@@ -1,0 +1,115 @@
+"""``python -m pipeline stats`` on a conversation the real daemon recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests.conversation import Recording, log_position, record
+from tests.e2e.harness import ALICE, GROUP, OWNER_JID, daemon_env, run_cli
+from tests.llm_server import FakeLlmServer
+
+pytestmark = pytest.mark.slow
+
+
+class _Chat(msgspec.Struct, forbid_unknown_fields=True):
+    chat: str
+    name: str | None
+    events: int
+
+
+class _Spend(msgspec.Struct, forbid_unknown_fields=True):
+    today_utc: float
+    last_7_days: float
+    total: float
+
+
+class _Latency(msgspec.Struct, forbid_unknown_fields=True):
+    p50: float | None
+    p95: float | None
+    samples: int
+
+
+class _Log(msgspec.Struct, forbid_unknown_fields=True):
+    bytes: int
+    last_seq: int
+    oldest_seq: int | None
+    oldest_at: str | None
+    newest_at: str | None
+    compacted: int
+
+
+class _Transport(msgspec.Struct, forbid_unknown_fields=True):
+    state: str | None
+    detail: str
+
+
+class _Stats(msgspec.Struct, forbid_unknown_fields=True):
+    chats: list[_Chat]
+    events: dict[str, int]
+    replies_sent: int
+    llm_failures: int
+    reply_failures: int
+    spend_usd: _Spend
+    latency_ms: _Latency
+    log: _Log
+    transport: _Transport
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
+    with FakeLlmServer() as server:
+        yield record(tmp_path_factory.mktemp("stats") / "recorded", server)
+
+
+def _stats(store: Path, *args: str):
+    return run_cli(["stats", "--store", str(store), *args], cwd=store.parent, env=daemon_env())
+
+
+def test_json_counts_spend_latency_and_log(recording: Recording):
+    position = log_position(recording.store)
+
+    done = _stats(recording.store, "--json")
+
+    assert done.returncode == 0, done.stderr
+    stats = msgspec.json.decode(done.stdout, type=_Stats)
+    names = {c.chat: c.name for c in stats.chats}
+    assert names == {ALICE: "Alice", GROUP: "Family", OWNER_JID: "Me"}
+    assert sum(c.events for c in stats.chats) + stats.events["ConfigLoaded"] + 1 == position[0]
+    assert stats.events["LlmRequested"] == 4
+    assert stats.events["MessageSkipped"] == 2
+    assert stats.replies_sent == 6  # startup, four answers, the reset notice
+    assert (stats.llm_failures, stats.reply_failures) == (0, 0)
+    assert stats.spend_usd.today_utc == pytest.approx(4 * 0.0061)
+    assert stats.spend_usd.last_7_days == stats.spend_usd.total == stats.spend_usd.today_utc
+    assert stats.latency_ms.samples == 4
+    assert stats.latency_ms.p50 is not None
+    assert stats.latency_ms.p95 is not None
+    assert stats.latency_ms.p50 <= stats.latency_ms.p95
+    db = recording.store / "events.db"
+    wal = db.with_name("events.db-wal")
+    assert stats.log.bytes == db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    assert (stats.log.oldest_seq, stats.log.last_seq) == (1, position[1])
+    assert stats.transport.state == "connected"
+    assert log_position(recording.store) == position
+
+
+def test_text_names_the_utc_days_and_the_connection(recording: Recording):
+    done = _stats(recording.store)
+
+    assert done.returncode == 0, done.stderr
+    assert f"  Alice ({ALICE})" in done.stdout
+    assert "Spend (UTC days): today $0.0244, last 7 days $0.0244" in done.stdout
+    assert "Replies sent: 6" in done.stdout
+    assert "Connection: connected" in done.stdout
+
+
+def test_a_store_without_a_log_exits_2_with_one_line(tmp_path: Path):
+    done = _stats(tmp_path / "nothing")
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "no event log here" in done.stderr

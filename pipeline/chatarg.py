@@ -9,30 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
-
-import msgspec
 
 from events.model import ConfigLoaded, Recorded
-from pipeline._config_errors import from_decode_error
-from pipeline.config import AppConfig, ConfigError, UnknownChat, config_from_dict
+from pipeline.config import AppConfig, UnknownChat, config_from_dict
 
 
 class BadArgument(Exception):
     """A command-line value that cannot be used (exit 2, one line)."""
-
-
-def read_app_config(path: Path) -> AppConfig:
-    """app.json as an AppConfig, without the secrets ``load_config`` insists on."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read ({exc.strerror or exc})") from None
-    try:
-        raw = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise from_decode_error(str(path), data, exc) from None
-    return config_from_dict(raw, source=str(path))
 
 
 def latest_config(records: Iterable[Recorded]) -> AppConfig | None:

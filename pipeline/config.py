@@ -61,6 +61,7 @@ __all__ = [
     "WhatsAppConfig",
     "config_from_dict",
     "load_config",
+    "parse_config",
 ]
 
 
@@ -183,17 +184,26 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "stored config") 
         raise from_validation_error(source, data, exc, AppConfig) from None
 
 
+def parse_config(path: Path) -> AppConfig:
+    """app.json alone, without the environment (offline tools need no API key)."""
+    return _parse(str(path), _read(path))
+
+
+def _parse(source: str, data: bytes) -> AppConfig:
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise from_decode_error(source, data, exc) from None
+    return config_from_dict(raw, source=source)
+
+
 def load_config(
     path: Path, *, env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> LoadedConfig:
     """Read app.json and the optional .env; ``environ`` (default os.environ) wins over .env."""
     source = str(path)
     data = _read(path)
-    try:
-        raw = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise from_decode_error(source, data, exc) from None
-    config = config_from_dict(raw, source=source)
+    config = _parse(source, data)
     env = _Environment(env_file, os.environ if environ is None else environ)
     if (url := env.get("LLM_BASE_URL")) is not None:
         if problem := url_problem(url):

@@ -8,7 +8,8 @@ import msgspec
 
 from pipeline.audit.render import audit_doc, audit_text
 from pipeline.audit.timeline import audit
-from pipeline.chatarg import latest_config, read_app_config, resolve_chat
+from pipeline.chatarg import latest_config, resolve_chat
+from pipeline.config import parse_config
 from pipeline.readonly import ReadOnlyLog
 
 
@@ -17,7 +18,7 @@ def run_audit(
 ) -> int:
     with ReadOnlyLog(store) as log:
         records = list(log.read())
-    app = read_app_config(config) if config is not None else latest_config(records)
+    app = parse_config(config) if config is not None else latest_config(records)
     chat = resolve_chat(chat_arg, app, {r.event.chat for r in records})
     result = audit(records, chat)
     if since is not None:

@@ -24,11 +24,10 @@ from pipeline.chatarg import (
     BadArgument,
     latest_config,
     parse_time,
-    read_app_config,
     resolve_chat,
 )
 from pipeline.cli import env_file, store_dir
-from pipeline.config import ConfigError, LoadedConfig, load_config
+from pipeline.config import ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.llm import LlmClient
 from pipeline.readonly import NoLog, ReadOnlyLog
 from pipeline.replay import output
@@ -85,7 +84,7 @@ def _main(args: argparse.Namespace) -> int:
     store = store_dir(args.store, env_file(None))
     with ReadOnlyLog(store) as log:
         records = list(log.read())
-    config = read_app_config(args.config) if args.config else latest_config(records)
+    config = parse_config(args.config) if args.config else latest_config(records)
     chat = resolve_chat(args.chat, config, {r.event.chat for r in records})
     chosen = _select(turns(records, chat), args.since, args.until, args.limit)
     if args.recorded:

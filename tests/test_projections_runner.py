@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from events.log import SQLiteLog
-from events.model import LlmRequested, MessageReceived, MessageSkipped, Recorded
+from events.model import LlmRequested, MessageReceived, MessageSkipped, Recorded, TransportStatus
 from events.testing import FakeClock
 from projections import queue
 from projections.fold import encode, fold
@@ -119,3 +119,31 @@ def test_refold_reports_only_records_the_caller_has_not_seen(log):
     )
     assert runner.catch_up() == [*first, marker, *last]
     assert_current(runner, log)
+
+
+def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
+    # Superseded connection states are needed by nothing but the log's counters.
+    log.append(TransportStatus(state="connecting"), msg(1), TransportStatus(state="connected"))
+    log.append(
+        msg(2, BOB), TransportStatus(state="disconnected"), TransportStatus(state="connected")
+    )
+    runner = Runner.start(log)
+    runner.snapshot()
+    before = fold(log.read())
+    latest = max(r.seq for r in log.read() if isinstance(r.event, TransportStatus))
+
+    marker = log.compact(
+        "rotation", lambda r: isinstance(r.event, TransportStatus) and r.seq < latest
+    )
+    assert marker is not None
+    assert marker.event.removed == 3
+
+    after_full = fold(log.read())
+    runner.catch_up()
+    from_snapshot = Runner.start(log)
+    for states in (after_full, runner.states(), from_snapshot.states()):
+        for name in ("queue", "outbox", "sessions", "echo", "aliases", "budget", "takeover"):
+            assert getattr(states, name) == getattr(before, name), name
+        assert states.stats.transport_state == "connected"
+        assert states.stats.compacted == 3
+    assert runner.states() == from_snapshot.states() == after_full

@@ -72,15 +72,24 @@ class Agent:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while not self.stopping:
-                self.store.catch_up()
-                self._limiter.total_tokens = self.deps.config.config.polling.max_concurrent_chats
                 now = self.clock()
-                for chat in queue.chats_with_work(self.store.view.queue):
-                    if chat not in self._busy and self._deadlines.get(chat, 0.0) <= now:
-                        self._busy.add(chat)
-                        tg.start_soon(self._work_chat, chat)
+                try:
+                    self._dispatch(tg, now)
+                except Exception:
+                    # Whatever broke (a full disk, a bug), the daemon stays up
+                    # and tries again at the next wake-up.
+                    log.exception("agent_pass_failed")
                 await self.store.changed(self._sleep_for(now))
             await self.idle()
+
+    def _dispatch(self, tg: anyio.abc.TaskGroup, now: float) -> None:
+        """Start a worker for every chat with work that is due and not being worked on."""
+        self.store.catch_up()
+        self._limiter.total_tokens = self.deps.config.config.polling.max_concurrent_chats
+        for chat in queue.chats_with_work(self.store.view.queue):
+            if chat not in self._busy and self._deadlines.get(chat, 0.0) <= now:
+                self._busy.add(chat)
+                tg.start_soon(self._work_chat, chat)
 
     def _sleep_for(self, now: float) -> float:
         poll = self.deps.config.config.polling.interval_seconds
@@ -267,6 +276,13 @@ class Agent:
             )
         except LlmError:
             return  # already recorded as final by ``failed``
+        except Exception as exc:
+            # A bug on our side, not the API's: record it as final so the
+            # messages leave the queue instead of being asked again forever.
+            log.exception("llm_call_crashed", chat=chat, call_id=call_id)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            await self.store.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
+            return
         completed = LlmCompleted(
             chat=chat,
             call_id=call_id,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from events.log import Keyed, open_log
+from events.log import Keyed, LogError, open_log
 from events.model import ConfigLoaded, ReplyPlanned, TransportStatus
 from pipeline.agent import Agent
 from pipeline.config import ConfigError, LoadedConfig, load_config
@@ -145,7 +145,13 @@ class Daemon:
         if entity_for(self.config.config, event.chat, event.sender_alt, event.is_group) is None:
             self.dropped += 1
             return
-        await self.store.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
+        try:
+            await self.store.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
+        except LogError as exc:
+            # One line, not a traceback: the cause (disk full, locked) is in the message.
+            log.error(  # noqa: TRY400
+                "message_not_recorded", chat=event.chat, msg_id=event.msg_id, error=str(exc)
+            )
 
     async def _status(self, status: TransportStatus) -> None:
         log.info("transport", state=status.state, detail=status.detail)

@@ -40,7 +40,11 @@ class Sender:
     async def run(self, poll: Callable[[], float]) -> None:
         while not self.stopping:
             self._wake = anyio.Event()
-            await self.send_due()
+            try:
+                await self.send_due()
+            except Exception:
+                # A failure to record an outcome must not stop later sends.
+                log.exception("send_pass_failed")
             waits = [at - self.clock() for at in self._retry_at.values()]
             with anyio.move_on_after(max(0.0, min([poll(), *waits]))):
                 await self._wake.wait()

@@ -1,0 +1,86 @@
+"""The agent in-process, on a real log: what no end-to-end run can provoke."""
+
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+
+from events.log import Keyed, open_log
+from events.model import LlmFailed, LlmRequested, MessageReceived
+from events.testing import FakeClock
+from pipeline.agent import Agent
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.llm import LlmClient
+from pipeline.store import Store
+from projections import queue
+from projections.runner import Runner
+
+NOW = 1_764_070_000.0
+ALICE = "491701111111@s.whatsapp.net"
+
+
+class CrashingLlm:
+    """Fails the way a bug would: not with an LlmError."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("boom")
+
+
+class Deps:
+    def __init__(self, llm: Any) -> None:
+        self.config = LoadedConfig(
+            config=config_from_dict(
+                {
+                    "whatsapp": {"phone_number": "491700000000"},
+                    "monitored_entities": [{"type": "user", "phone": "491701111111"}],
+                    "polling": {"debounce_seconds": 0},
+                }
+            ),
+            hash="h",
+            path="app.json",
+            secrets=Secrets(api_key=None),
+        )
+        self._llm = llm
+
+    def llm(self) -> LlmClient:
+        return cast(LlmClient, self._llm)
+
+    def new_wa_id(self) -> str | None:
+        return None
+
+    def wake_sender(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    log = open_log(tmp_path, clock=clock)
+    store = Store(log, Runner.start(log))
+    store.watch()
+    llm = CrashingLlm()
+    agent = Agent(store, Deps(llm), clock=clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
+    await store.append(Keyed(message, f"{ALICE}/M1"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            while not any(isinstance(r.event, LlmFailed) for r in log.read()):
+                await store.changed(1.0)
+        agent.stopping = True
+        tg.cancel_scope.cancel()
+
+    failed = [r.event for r in log.read() if isinstance(r.event, LlmFailed)]
+    assert len(failed) == 1
+    assert failed[0].final
+    assert failed[0].error == "internal error: RuntimeError: boom"
+    assert len([r for r in log.read() if isinstance(r.event, LlmRequested)]) == 1
+    assert llm.calls == 1
+    assert queue.chats_with_work(store.view.queue) == []
+    log.close()

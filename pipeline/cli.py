@@ -17,6 +17,7 @@ import anyio
 from dotenv import dotenv_values
 
 from events.log import LogError
+from pipeline import maintenance
 from pipeline.audit.command import run_audit
 from pipeline.chatarg import BadArgument, parse_time
 from pipeline.config import ConfigError, LoadedConfig, load_config
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--env", type=Path, default=None, help=".env file (default: ./.env if present)"
     )
-    run.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    _store_option(run)
     run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
@@ -51,12 +52,23 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--chat", required=True, help="JID, phone number or entity name")
     audit.add_argument("--json", action="store_true", help="print one JSON document")
     audit.add_argument("--since", help="from this time (ISO or unix seconds)")
-    audit.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    _store_option(audit)
     audit.add_argument("--config", type=Path, default=None, help="app.json to resolve CHAT with")
     stats = commands.add_parser("stats", help="counts, spend, latency and connection state")
     stats.add_argument("--json", action="store_true", help="print one JSON document")
-    stats.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    _store_option(stats)
+    compact = commands.add_parser("compact", help="remove events older than the retention")
+    _store_option(compact)
+    forget = commands.add_parser("forget", help="remove every event of one chat")
+    forget.add_argument("--chat", required=True, help="JID, phone number or entity name")
+    _store_option(forget)
     return parser
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", type=Path, help="data directory (default $WABOT_STORE, else ./store)"
+    )
 
 
 def store_dir(arg: Path | None, env: Path | None) -> Path:
@@ -88,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_stats(
                 store_dir(args.store, env_file(None)), as_json=args.json, now=time.time()
             )
+        if args.command == "compact":
+            print(maintenance.compact(store_dir(args.store, env_file(None)), time.time()))
+            return EXIT_OK
+        if args.command == "forget":
+            print(maintenance.forget(store_dir(args.store, env_file(None)), args.chat))
+            return EXIT_OK
     except (ConfigError, UsageError, LogError, BadArgument, NoLog) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE

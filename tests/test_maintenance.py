@@ -1,0 +1,117 @@
+"""compact and forget: events leave the log only through a recorded compaction."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from events.log import open_log
+from events.model import (
+    ChatTurn,
+    Compacted,
+    ConfigLoaded,
+    LlmRequested,
+    MessageReceived,
+    TransportStatus,
+)
+from events.testing import FakeClock
+from pipeline.maintenance import DAY, rotation_doomed
+
+ALICE = "491701111111@s.whatsapp.net"
+BOB = "491702222222@s.whatsapp.net"
+NOW = time.time()  # the CLI reads the real clock
+CONFIG = {
+    "whatsapp": {"phone_number": "491700000000"},
+    "monitored_entities": [
+        {"type": "user", "phone": "491701111111", "name": "Alice"},
+        {"type": "user", "phone": "491702222222", "name": "Bob"},
+    ],
+    "rotation": {"retention_days": 10},
+}
+
+
+def message(chat: str, n: int) -> MessageReceived:
+    return MessageReceived(chat=chat, msg_id=f"M{n}", sender=chat, text=f"text {n}")
+
+
+def request(config_hash: str) -> LlmRequested:
+    return LlmRequested(
+        chat=ALICE,
+        call_id="C1",
+        session_id="S1",
+        trigger_ids=["M9"],
+        model="m",
+        params={},
+        messages=[ChatTurn("user", "hi")],
+        config_hash=config_hash,
+    )
+
+
+def cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    clock = FakeClock(NOW - 20 * DAY)
+    log = open_log(tmp_path, clock=clock)
+    log.append(ConfigLoaded(hash="old", config=CONFIG, path="app.json"))
+    log.append(ConfigLoaded(hash="used", config=CONFIG, path="app.json"))
+    log.append(message(ALICE, 1), message(BOB, 2), TransportStatus(state="connected"))
+    clock.advance(15 * DAY)  # 5 days ago: inside the 10-day retention
+    log.append(message(ALICE, 9), request("used"), message(BOB, 10))
+    log.close()
+    return tmp_path
+
+
+def test_rotation_keeps_recent_events_and_the_configs_still_in_use(store: Path) -> None:
+    log = open_log(store)
+    doomed = rotation_doomed(log.read(), NOW - 10 * DAY)
+    gone = [type(r.event).__name__ for r in log.read() if doomed(r)]
+    assert gone == ["ConfigLoaded", "MessageReceived", "MessageReceived", "TransportStatus"]
+    kept = [r.event for r in log.read() if not doomed(r)]
+    assert [e.hash for e in kept if isinstance(e, ConfigLoaded)] == ["used"]
+
+
+def test_compact_command_rotates_by_the_configured_retention(store: Path) -> None:
+    before = open_log(store).last_seq()
+    done = cli(store, "compact")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "removed 4 events older than 10 days"
+    rows = list(open_log(store).read())
+    marker = rows[-1]
+    assert isinstance(marker.event, Compacted)
+    assert (marker.event.reason, marker.event.removed) == ("rotation", 4)
+    assert marker.seq > before
+    assert cli(store, "compact").stdout.strip() == "nothing older than 10 days to remove"
+
+
+def test_forget_removes_every_event_of_one_chat_only(store: Path) -> None:
+    done = cli(store, "forget", "--chat", "Bob")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"forgot {BOB}: 2 events removed"
+    rows = list(open_log(store).read())
+    assert not [r for r in rows if r.chat == BOB and not isinstance(r.event, Compacted)]
+    assert len([r for r in rows if r.chat == ALICE]) == 3
+
+
+def test_forget_an_unknown_name_is_one_line_and_exit_2(store: Path) -> None:
+    done = cli(store, "forget", "--chat", "Carol")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "unknown chat 'Carol'" in done.stderr
+
+
+def test_missing_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = cli(tmp_path / "nowhere", "compact")
+    assert done.returncode == 2
+    assert "no event log here" in done.stderr
+    assert "Traceback" not in done.stderr

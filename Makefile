@@ -12,11 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Until the neonize (WhatsApp) transport lands, `make run` talks JSON lines on stdin/stdout.
-RUN_ARGS ?= --transport stdio
-
 run: $(STAMP)
-	$(BIN)/python -m pipeline run $(RUN_ARGS) $(ARGS)
+	$(BIN)/python -m pipeline run $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 from dotenv import dotenv_values
 
+from events.jid import InvalidJid, phone_digits
 from events.log import LogError
 from pipeline import maintenance
 from pipeline.audit.command import run_audit
@@ -25,11 +26,13 @@ from pipeline.daemon import Daemon, RunOptions
 from pipeline.logs import configure_logging
 from pipeline.readonly import NoLog
 from pipeline.stats_report import run_stats
+from pipeline.transport.base import Transport, TransportError
 from pipeline.transport.stdio import StdioTransport
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_NEEDS_OWNER = 3  # WhatsApp wants a human (pairing, logout, session taken over): no restart
 
 
 class UsageError(Exception):
@@ -109,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, LogError, BadArgument, NoLog) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TransportError as exc:
+        # The daemon has stopped cleanly; WhatsApp needs the owner (pairing, logout, ban).
+        print(f"wabot: {exc}", file=sys.stderr)
+        return EXIT_NEEDS_OWNER
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_FAILURE
@@ -118,7 +125,6 @@ def _run(args: argparse.Namespace) -> int:
     env = env_file(args.env)
     options = RunOptions(config_path=args.config, env_file=env, store=store_dir(args.store, env))
     loaded = load_config(options.config_path, env_file=options.env_file)
-    transport = _transport(args.transport, loaded)
     logging_cfg = loaded.config.logging
     secrets = [s for s in (loaded.secrets.api_key,) if s]
     try:
@@ -130,15 +136,25 @@ def _run(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         raise UsageError(f"{options.store}: cannot write logs ({exc.strerror})") from None
+    # After configure_logging: importing neonize would otherwise install its own log handler.
+    transport = _transport(args, loaded, options.store)
     daemon = Daemon(options, loaded, transport)
     anyio.run(daemon.serve, backend="asyncio")
     return EXIT_OK
 
 
-def _transport(name: str, loaded: LoadedConfig) -> StdioTransport:
-    if name == "stdio":
-        return StdioTransport(loaded.config.whatsapp.phone_number)
-    raise UsageError(
-        "the neonize (WhatsApp) transport is not part of this build yet; "
-        "use --transport stdio (see README)"
-    )
+def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> Transport:
+    whatsapp = loaded.config.whatsapp
+    if args.transport == "stdio":
+        if args.force_qr or args.pair_phone:
+            raise UsageError("--force-qr and --pair-phone need --transport neonize")
+        return StdioTransport(whatsapp.phone_number)
+    try:
+        pair_phone = phone_digits(args.pair_phone) if args.pair_phone else None
+    except InvalidJid as exc:
+        raise UsageError(f"--pair-phone: {exc}") from None
+    # The Go library reads its environment once, when neonize is first imported.
+    os.environ["NEONIZE_BOT_TAG"] = "on" if whatsapp.bot_tag else "off"
+    from pipeline.transport import neonize  # noqa: PLC0415  (loads the Go library)
+
+    return neonize.from_config(whatsapp, store, force_qr=args.force_qr, pair_phone=pair_phone)

@@ -1,9 +1,10 @@
-"""The running bot: one anyio task group of intake, agent, sender and config watcher.
+"""The running bot: one anyio task group of intake, agent, sender, scheduler and config watcher.
 
 Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
-SIGINT/SIGTERM stops intake, lets in-flight chats finish within a grace
-period, then closes the log. All state lives in the log, so ``kill -9`` at any
-point loses nothing: the next start folds the projections and carries on.
+SIGINT/SIGTERM starts no new turns, lets in-flight chats finish within a grace
+period (still recording what arrives), then disconnects and closes the log.
+All state lives in the log, so ``kill -9`` at any point loses nothing: the
+next start folds the projections and carries on.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from pipeline.config import ConfigError, LoadedConfig, load_config
 from pipeline.decide import entity_for
 from pipeline.llm import LlmClient
 from pipeline.logs import get_logger
+from pipeline.scheduler import Scheduler
 from pipeline.sender import Sender
 from pipeline.store import Store
-from pipeline.transport.base import Inbound, Transport
+from pipeline.transport.base import Inbound, Transport, TransportError
 from projections.runner import Runner
 
 log = get_logger("wabot.daemon")
@@ -62,10 +64,12 @@ class Daemon:
         self._llm_settings: object = None
         self._retired: list[LlmClient] = []  # replaced clients, closed at shutdown
         self._bad_hash = ""
+        self._transport_failure: TransportError | None = None
         log_ = open_log(options.store, synchronous=loaded.config.store.synchronous, clock=clock)
         self.store = Store(log_, Runner.start(log_))
         self.sender = Sender(self.store, transport, clock=clock)
         self.agent = Agent(self.store, self, clock=clock)
+        self.scheduler = Scheduler(self.store, self, clock=clock)
 
     # -- what the agent needs (pipeline.agent.Deps) ----------------------
 
@@ -107,13 +111,17 @@ class Daemon:
         )
         try:
             async with anyio.create_task_group() as tg:
-                intake = anyio.CancelScope()
-                tg.start_soon(self._intake, intake)
+                waiting = anyio.CancelScope()
+                tg.start_soon(self._intake, waiting)
                 tg.start_soon(self.agent.run)
                 tg.start_soon(self.sender.run, self._poll)
                 tg.start_soon(self._watch_config)
-                await self._until_signal()
-                intake.cancel()
+                tg.start_soon(self.scheduler.run)
+                with waiting:
+                    await self._until_signal()
+                # No new turns, but intake goes on through the grace period:
+                # WhatsApp has acknowledged what it hands over, so whatever
+                # arrives is recorded now and answered after the restart.
                 self.agent.stopping = True
                 with anyio.move_on_after(GRACE_SECONDS):
                     await self.agent.idle()
@@ -126,6 +134,8 @@ class Daemon:
                 await self.transport.aclose()
             self.store.close()
             log.info("stopped", dropped_unmonitored=self.dropped)
+        if self._transport_failure is not None:
+            raise self._transport_failure
 
     def _poll(self) -> float:
         return self.config.config.polling.interval_seconds
@@ -136,9 +146,14 @@ class Daemon:
                 log.info("stopping", signal=signal.Signals(signum).name)
                 return
 
-    async def _intake(self, scope: anyio.CancelScope) -> None:
-        with scope:
+    async def _intake(self, waiting: anyio.CancelScope) -> None:
+        try:
             await self.transport.run(self._deliver, self._status)
+        except TransportError as exc:
+            # The transport cannot go on (logged out, pairing timed out): stop as on a signal.
+            log.error("transport_failed", error=str(exc))  # noqa: TRY400
+            self._transport_failure = exc
+            waiting.cancel()
 
     async def _deliver(self, inbound: Inbound) -> None:
         event = inbound.event

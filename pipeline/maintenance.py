@@ -48,16 +48,22 @@ def rotation_doomed(records: Iterable[Recorded], cutoff: float) -> Callable[[Rec
     return doomed
 
 
+def rotate(log: SQLiteLog, retention_days: float, now: float) -> Compacted | None:
+    """Remove what is older than the retention; the ``Compacted`` marker, or None."""
+    cutoff = now - retention_days * DAY
+    marker = log.compact("rotation", rotation_doomed(log.read(), cutoff), older_than=cutoff)
+    return None if marker is None else _compacted(marker)
+
+
 def compact(store: Path, now: float) -> str:
     """Rotate the log by ``rotation.retention_days`` of the config in force."""
     with _open(store) as log:
         config = latest_config(log.read())
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
-        cutoff = now - days * DAY
-        marker = log.compact("rotation", rotation_doomed(log.read(), cutoff), older_than=cutoff)
+        marker = rotate(log, days, now)
     if marker is None:
         return f"nothing older than {days:g} days to remove"
-    return f"removed {_removed(marker)} events older than {days:g} days"
+    return f"removed {marker.removed} events older than {days:g} days"
 
 
 def forget(store: Path, chat: str) -> str:
@@ -68,7 +74,7 @@ def forget(store: Path, chat: str) -> str:
         marker = log.compact("forget", lambda _rec: True, chat=jid)
     if marker is None:
         return f"nothing recorded for {jid}"
-    return f"forgot {jid}: {_removed(marker)} events removed"
+    return f"forgot {jid}: {_compacted(marker).removed} events removed"
 
 
 def _resolve(chat: str, config: AppConfig | None) -> str:
@@ -79,9 +85,9 @@ def _resolve(chat: str, config: AppConfig | None) -> str:
         raise BadArgument(str(exc)) from None
 
 
-def _removed(marker: Recorded) -> int:
+def _compacted(marker: Recorded) -> Compacted:
     assert isinstance(marker.event, Compacted)
-    return marker.event.removed
+    return marker.event
 
 
 def _open(store: Path) -> SQLiteLog:

@@ -20,6 +20,7 @@ from projections import (
     echo,
     outbox,
     queue,
+    schedule,
     sessions,
     stats,
     takeover,
@@ -36,6 +37,7 @@ ALL: tuple[Projection[Any], ...] = (
     takeover.PROJECTION,
     configs.PROJECTION,
     stats.PROJECTION,
+    schedule.PROJECTION,
 )
 
 _NEVER = sys.maxsize
@@ -60,6 +62,7 @@ class States(msgspec.Struct, kw_only=True):
     takeover: takeover.State = msgspec.field(default_factory=takeover.State)
     configs: configs.State = msgspec.field(default_factory=configs.State)
     stats: stats.State = msgspec.field(default_factory=stats.State)
+    schedule: schedule.State = msgspec.field(default_factory=schedule.State)
 
 
 def dispatch_table(states: States, projections: Sequence[Projection[Any]] = ALL) -> Table:

@@ -14,13 +14,24 @@ from typing import Any, Protocol
 import msgspec
 
 from events.model import Recorded
-from projections import aliases, budget, configs, echo, outbox, queue, sessions, stats, takeover
+from projections import (
+    aliases,
+    budget,
+    configs,
+    echo,
+    outbox,
+    queue,
+    schedule,
+    sessions,
+    stats,
+    takeover,
+)
 from projections.base import Projection
 from projections.fold import ALL, States, decode, dispatch_table, encode, feed
 
 SNAPSHOT_NAME = "projections"
 # Bump whenever any State (or States) changes shape: older snapshots are then ignored.
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 _STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
@@ -63,6 +74,7 @@ class Runner:
     takeover: takeover.State
     configs: configs.State
     stats: stats.State
+    schedule: schedule.State
 
     def __init__(self, log: EventLog, projections: Sequence[Projection[Any]] = ALL) -> None:
         """An empty runner; ``start`` is the usual way to get one that is current."""

@@ -87,17 +87,3 @@ def test_missing_env_file_exits_2(tmp_path):
     result = _run(tmp_path, "--config", str(config), "--env", str(tmp_path / "missing.env"))
 
     _assert_usage_error(result, "missing.env")
-
-
-def test_neonize_transport_is_a_clear_usage_error_for_now(tmp_path):
-    config = write_config(tmp_path / "app.json")
-    result = run_cli(
-        ["run", "--config", str(config), "--store", str(tmp_path / "store")],
-        cwd=tmp_path,
-        env=daemon_env(PERPLEXITY_API_KEY=TEST_KEY),
-    )
-
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "neonize" in result.stderr
-    assert result.stdout == ""

@@ -1,0 +1,104 @@
+"""What each neonize connection event means for the transport.
+
+whatsmeow reconnects by itself after a plain disconnect. After a logout, a
+replaced stream or an outdated client it stops for good, so the transport
+ends with an error the owner can act on. After a temporary ban or another
+connect failure it also stops, but trying again later can work, so the
+transport reconnects on its own after a delay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from neonize.aioze.events import (
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    LoggedOutEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
+
+from events.model import TransportStatus
+
+# Used when a ban arrives without an expiry.
+_DEFAULT_BAN_SECONDS = 3600.0
+
+
+class Outcome(NamedTuple):
+    """A status to record and what the transport does next."""
+
+    status: TransportStatus
+    fatal: str | None = None  # end run() with this message
+    reconnect: bool = False  # whatsmeow gave up: reconnect after a delay
+    delay: float | None = None  # that delay, when the event names one
+
+
+def _connected(_: Any) -> Outcome:
+    return Outcome(TransportStatus(state="connected"))
+
+
+def _disconnected(_: Any) -> Outcome:
+    return Outcome(TransportStatus(state="disconnected", detail="connection lost; reconnecting"))
+
+
+def _logged_out(ev: Any) -> Outcome:
+    reason = _enum_name(ConnectFailureReason, ev.Reason)
+    return Outcome(
+        TransportStatus(state="logged_out", detail=reason),
+        fatal=f"logged out of WhatsApp ({reason}): pair again with --force-qr",
+    )
+
+
+def _replaced(_: Any) -> Outcome:
+    return Outcome(
+        TransportStatus(state="replaced", detail="another client took over this session"),
+        fatal="another process is using this WhatsApp session: stop it, then run again",
+    )
+
+
+def _outdated(_: Any) -> Outcome:
+    return Outcome(
+        TransportStatus(state="outdated", detail="WhatsApp rejected the client version"),
+        fatal="WhatsApp says this client is outdated: upgrade neonize",
+    )
+
+
+def _banned(ev: Any) -> Outcome:
+    seconds = float(ev.Expire) or _DEFAULT_BAN_SECONDS
+    reason = _enum_name(TemporaryBan.TempBanReason, ev.Code)
+    return Outcome(
+        TransportStatus(state="banned", detail=f"{reason}; expires in {seconds:.0f} s"),
+        reconnect=True,
+        delay=seconds,
+    )
+
+
+def _connect_failure(ev: Any) -> Outcome:
+    reason = _enum_name(ConnectFailureReason, ev.Reason)
+    detail = f"connect failure {reason}" + (f": {ev.Message}" if ev.Message else "")
+    return Outcome(TransportStatus(state="disconnected", detail=detail), reconnect=True)
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return f"code {value}"
+    return name
+
+
+LIFECYCLE: dict[Any, Callable[[Any], Outcome]] = {
+    ConnectedEv: _connected,
+    DisconnectedEv: _disconnected,
+    LoggedOutEv: _logged_out,
+    StreamReplacedEv: _replaced,
+    ClientOutdatedEv: _outdated,
+    TemporaryBanEv: _banned,
+    ConnectFailureEv: _connect_failure,
+}
+"""The connection events the transport subscribes to, each with its meaning."""

@@ -1,0 +1,51 @@
+"""What the scheduler needs from the log: when each job last ran, and the day's replies.
+
+The times are log times (``Recorded.ts``), so "did this run already happen"
+survives restarts. ``Compacted`` markers are never removed, so the last
+rotation survives every later compaction; a vitality message older than the
+retention can be compacted away, which only matters for absurdly short
+retentions (see ``pipeline.scheduler``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import msgspec
+
+from events.model import Compacted, Recorded, ReplyPlanned
+from projections.base import Handlers, Projection, dispatcher
+
+DAY = 86_400.0
+
+
+class State(msgspec.Struct, kw_only=True):
+    last_vitality: float = 0.0  # ts of the newest vitality ReplyPlanned (0: none)
+    last_rotation: float = 0.0  # ts of the newest Compacted(rotation) (0: none)
+    # ts of replies planned during the day before the newest one, oldest first.
+    replies: list[float] = []
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    if ev.purpose == "vitality":
+        state.last_vitality = rec.ts
+    elif ev.purpose == "reply":
+        replies = state.replies
+        replies.append(rec.ts)
+        if replies[0] < rec.ts - DAY:
+            del replies[: bisect_left(replies, rec.ts - DAY)]
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    if ev.reason == "rotation":
+        state.last_rotation = rec.ts
+
+
+def replies_since(state: State, since: float) -> int:
+    """Replies planned at or after ``since`` (at most a day back)."""
+    return len(state.replies) - bisect_left(state.replies, since)
+
+
+_HANDLERS: Handlers[State] = {ReplyPlanned: _planned, Compacted: _compacted}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("schedule", State, apply, _HANDLERS)

@@ -1,0 +1,368 @@
+"""The scheduler on a real log with a fake clock: check-ins and rotations, across restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+
+from events.log import open_log
+from events.model import (
+    AnyEvent,
+    Compacted,
+    LlmCompleted,
+    MessageReceived,
+    Recorded,
+    ReplyPlanned,
+    TransportStatus,
+    Usage,
+)
+from events.testing import FakeClock
+from pipeline import timetable
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.scheduler import Scheduler
+from pipeline.store import Store
+from projections.fold import fold
+from projections.runner import Runner
+
+BERLIN = ZoneInfo("Europe/Berlin")
+OWNER_JID = "491700000000@s.whatsapp.net"
+ALICE = "491701111111@s.whatsapp.net"
+HOUR = 3600.0
+DAY = 24 * HOUR
+ROTATION = {"retention_days": 1, "interval_hours": 24}
+
+
+def at(local: str) -> float:
+    """Unix time of a Berlin wall-clock time, e.g. ``at("2025-06-02 09:00")``."""
+    return datetime.fromisoformat(local).replace(tzinfo=BERLIN).timestamp()
+
+
+def loaded(**sections: Any) -> LoadedConfig:
+    data = {
+        "whatsapp": {"phone_number": "491700000000"},
+        "polling": {"interval_seconds": 0.05},
+        "rotation": ROTATION,
+        **sections,
+    }
+    return LoadedConfig(
+        config=config_from_dict(data), hash="h", path="app.json", secrets=Secrets(api_key=None)
+    )
+
+
+class Deps:
+    def __init__(self, config: LoadedConfig) -> None:
+        self.config = config
+        self.wakes = 0
+
+    def new_wa_id(self) -> str | None:
+        return "WA1"
+
+    def wake_sender(self) -> None:
+        self.wakes += 1
+
+
+class Bot:
+    """A store and a scheduler on one log file; ``restart`` is a new daemon on the same file."""
+
+    def __init__(self, path: Path, clock: FakeClock, config: LoadedConfig) -> None:
+        self.path = path
+        self.clock = clock
+        self.deps = Deps(config)
+        self.store = self._open()
+        self.scheduler = Scheduler(self.store, self.deps, clock=clock)
+
+    def _open(self) -> Store:
+        log = open_log(self.path, clock=self.clock)
+        return Store(log, Runner.start(log))
+
+    def restart(self, now: float) -> None:
+        self.store.close()
+        self.clock.now = now
+        self.store = self._open()
+        self.scheduler = Scheduler(self.store, self.deps, clock=self.clock)
+
+    async def tick(self, now: float) -> float:
+        self.clock.now = now
+        return await self.scheduler.run_due(now)
+
+    def append(self, when: float, *events: AnyEvent) -> None:
+        self.clock.now = when
+        self.store.log.append(*events)
+
+    def records(self) -> list[Recorded]:
+        return list(self.store.log.read())
+
+    def check_ins(self) -> list[ReplyPlanned]:
+        return [
+            r.event
+            for r in self.records()
+            if isinstance(r.event, ReplyPlanned) and r.event.purpose == "vitality"
+        ]
+
+    def rotations(self) -> list[Recorded]:
+        return [
+            r
+            for r in self.records()
+            if isinstance(r.event, Compacted) and r.event.reason == "rotation"
+        ]
+
+
+@pytest.fixture
+def make_bot(tmp_path: Path) -> Iterator[Any]:
+    bots: list[Bot] = []
+
+    def make(start: float, **sections: Any) -> Bot:
+        bot = Bot(tmp_path / f"bot{len(bots)}", FakeClock(start), loaded(**sections))
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        bot.store.close()
+
+
+def reply(n: int) -> ReplyPlanned:
+    return ReplyPlanned(chat=ALICE, reply_id=f"R{n}", purpose="reply", text="answer")
+
+
+def cost(usd: float) -> LlmCompleted:
+    return LlmCompleted(chat=ALICE, call_id="C", content="answer", usage=Usage(cost_usd=usd))
+
+
+# -- vitality --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_check_in_is_planned_at_its_time_once(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 08:00"), rotation={"interval_hours": 1000})
+
+    assert await bot.tick(at("2025-06-02 08:59:30")) == at("2025-06-02 09:00")
+    assert bot.check_ins() == []
+
+    assert await bot.tick(at("2025-06-02 09:00")) == at("2025-06-03 09:00")
+    assert await bot.tick(at("2025-06-02 09:00:05")) == at("2025-06-03 09:00")
+    [check_in] = bot.check_ins()
+    assert check_in.chat == OWNER_JID
+    assert check_in.wa_id == "WA1"
+    assert check_in.text == (
+        "Bot alive\n— 0 replies, $0.00 spent in the last 24 h, connection: unknown"
+    )
+    assert bot.deps.wakes == 1
+
+
+@pytest.mark.anyio
+async def test_the_status_line_counts_the_last_day(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine - 2 * DAY, vitality={"message": "Still here"})
+    bot.append(nine - 25 * HOUR, reply(1), cost(1.0))
+    bot.append(nine - 3 * HOUR, reply(2), cost(0.03), TransportStatus(state="connected"))
+    bot.append(nine - HOUR, reply(3), cost(0.02))
+
+    await bot.tick(nine)
+
+    assert [c.text for c in bot.check_ins()] == [
+        "Still here\n— 2 replies, $0.05 spent in the last 24 h, connection: connected"
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_restart_does_not_repeat_a_check_in_that_happened(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 08:00"), rotation={"interval_hours": 1000})
+    await bot.tick(at("2025-06-02 09:00"))
+
+    bot.restart(at("2025-06-02 09:10"))
+
+    assert await bot.tick(at("2025-06-02 09:10")) == at("2025-06-03 09:00")
+    assert len(bot.check_ins()) == 1
+
+
+@pytest.mark.parametrize(("start", "sent"), [("09:59", 1), ("10:01", 0)])
+@pytest.mark.anyio
+async def test_a_check_in_missed_while_down_is_sent_only_within_the_hour(
+    make_bot: Any, start: str, sent: int
+) -> None:
+    now = at(f"2025-06-02 {start}")
+    bot = make_bot(now, rotation={"interval_hours": 1000})
+
+    assert await bot.tick(now) == at("2025-06-03 09:00")
+    assert len(bot.check_ins()) == sent
+
+
+@pytest.mark.anyio
+async def test_several_missed_check_ins_make_one(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 08:00"), vitality={"cron": "*/10 * * * *"})
+    await bot.tick(at("2025-06-02 08:00"))
+
+    bot.restart(at("2025-06-02 08:45"))
+    assert await bot.tick(at("2025-06-02 08:45")) == at("2025-06-02 08:50")
+
+    assert len(bot.check_ins()) == 2
+
+
+@pytest.mark.anyio
+async def test_config_edits_apply_from_the_next_decision(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 08:00"), vitality={"enabled": False})
+    await bot.tick(at("2025-06-02 09:00"))
+    assert bot.check_ins() == []
+
+    bot.deps.config = loaded(vitality={"cron": "*/15 * * * *", "message": "Tick"})
+    await bot.tick(at("2025-06-02 09:01"))
+    assert await bot.tick(at("2025-06-02 09:14")) == at("2025-06-02 09:15")
+    await bot.tick(at("2025-06-02 09:15"))
+
+    assert [c.text.splitlines()[0] for c in bot.check_ins()] == ["Tick", "Tick"]
+
+
+@pytest.mark.anyio
+async def test_a_check_in_compacted_away_is_not_sent_again(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation={"retention_days": 0.0001, "interval_hours": 0.01})
+    await bot.tick(nine)
+
+    await bot.tick(nine + 60)
+    [marker] = bot.rotations()
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.by_type == {"ReplyPlanned": 1}
+    await bot.tick(nine + 61)
+
+    assert bot.check_ins() == []
+
+
+@pytest.mark.anyio
+async def test_a_repeated_hour_when_clocks_go_back_checks_in_once(make_bot: Any) -> None:
+    first = at("2025-10-26 02:30")  # fromisoformat picks the first (summer time) 02:30
+    bot = make_bot(first - HOUR, vitality={"time": "02:30"}, rotation={"interval_hours": 1000})
+    await bot.tick(first)
+
+    assert await bot.tick(first + HOUR) == at("2025-10-27 02:30")
+    assert len(bot.check_ins()) == 1
+
+
+@pytest.mark.anyio
+async def test_a_cron_that_never_matches_plans_nothing(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 08:00"), vitality={"cron": "0 0 31 2 *"})
+
+    assert await bot.tick(at("2025-06-02 09:00")) == at("2025-06-03 08:00")  # the rotation
+    assert bot.check_ins() == []
+
+
+def test_daily_runs_keep_their_wall_clock_time_across_daylight_saving() -> None:
+    def runs(expr: str, start: str, n: int) -> list[str]:
+        out, after = [], at(start)
+        for _ in range(n):
+            after = timetable.next_occurrence(expr, BERLIN, after)
+            out.append(datetime.fromtimestamp(after, BERLIN).isoformat())
+        return out
+
+    assert runs("0 9 * * *", "2025-03-29 12:00", 2) == [
+        "2025-03-30T09:00:00+02:00",
+        "2025-03-31T09:00:00+02:00",
+    ]
+    # 02:30 does not exist on 30 March: it runs at the jump.
+    assert runs("30 2 * * *", "2025-03-29 12:00", 2) == [
+        "2025-03-30T03:00:00+02:00",
+        "2025-03-31T02:30:00+02:00",
+    ]
+    # 02:30 happens twice on 26 October: it runs the first time only.
+    assert runs("30 2 * * *", "2025-10-25 12:00", 2) == [
+        "2025-10-26T02:30:00+02:00",
+        "2025-10-27T02:30:00+01:00",
+    ]
+
+
+# -- rotation --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
+    make_bot: Any,
+) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    old = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="old")
+    bot.append(start - 2 * DAY, old)
+
+    assert await bot.tick(start + 23 * HOUR) == start + DAY
+    assert bot.rotations() == []
+
+    assert await bot.tick(start + DAY) == start + 2 * DAY
+    [marker] = bot.rotations()
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.by_type == {"MessageReceived": 1}
+    assert bot.store.view.stats.by_type["MessageReceived"] == 0  # refolded
+
+    bot.restart(start + 30 * HOUR)
+    assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY
+    assert len(bot.rotations()) == 1
+
+
+@pytest.mark.anyio
+async def test_an_empty_rotation_leaves_no_mark_and_waits_a_full_interval(make_bot: Any) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    bot.append(start, MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="new"))
+
+    assert await bot.tick(start + DAY) == start + 2 * DAY
+    assert await bot.tick(start + DAY + 1) == start + 2 * DAY
+
+    assert bot.rotations() == []
+    assert len(bot.records()) == 1
+
+
+@pytest.mark.anyio
+async def test_the_rotation_settings_in_force_are_used(make_bot: Any) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    bot.append(start, MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="recent"))
+
+    bot.deps.config = loaded(rotation={"retention_days": 0.5, "interval_hours": 1})
+    assert await bot.tick(start + HOUR) == start + 2 * HOUR
+    assert bot.rotations() == []
+    await bot.tick(start + 13 * HOUR)
+
+    assert [r.ts for r in bot.rotations()] == [start + 13 * HOUR]
+
+
+# -- the loop and the projection ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_run_plans_what_is_due(make_bot: Any) -> None:
+    bot = make_bot(at("2025-06-02 09:00"))
+    bot.store.watch()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bot.scheduler.run)
+        with anyio.fail_after(5):
+            while not bot.check_ins():
+                await bot.store.changed(1.0)
+        tg.cancel_scope.cancel()
+
+    assert len(bot.check_ins()) == 1
+
+
+def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
+    def rec(seq: int, ts: float, event: AnyEvent) -> Recorded:
+        return Recorded(seq, ts, event)
+
+    checkin = ReplyPlanned(chat=OWNER_JID, reply_id="V", purpose="vitality", text="hi")
+    rotation = Compacted(reason="rotation", before=1, removed=1)
+    forget = Compacted(reason="forget", before=1, removed=1)
+    state = fold(
+        [
+            rec(1, 0.0, reply(1)),
+            rec(2, 10.0, checkin),
+            rec(3, 20.0, rotation),
+            rec(4, 30.0, forget),
+            rec(5, DAY + 5.0, reply(2)),
+        ]
+    ).schedule
+
+    assert state.replies == [DAY + 5.0]
+    assert (state.last_vitality, state.last_rotation) == (10.0, 20.0)

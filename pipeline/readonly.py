@@ -38,12 +38,26 @@ class ReadOnlyLog:
 
     def read(self, after: int = 0, *, chat: str | None = None) -> Iterator[Recorded]:
         """Events with ``seq > after`` in log order, in bounded chunks."""
+        return self._read(after, () if chat is None else (chat,))
+
+    def read_for(self, chat: str) -> Iterator[Recorded]:
+        """One chat's events and the chat-less ones (configs, connection, compactions).
+
+        All that audit and replay need of a chat, without holding the whole log.
+        """
+        return self._read(0, (chat, ""))
+
+    def chats(self) -> set[str]:
+        rows = self._conn.execute("SELECT DISTINCT chat FROM events WHERE chat != ''")
+        return {chat for (chat,) in rows}
+
+    def _read(self, after: int, chats: tuple[str, ...]) -> Iterator[Recorded]:
         while True:
             sql = "SELECT seq, ts, key, body FROM events WHERE seq > ?"
             args: tuple[object, ...] = (after,)
-            if chat is not None:
-                sql += " AND chat = ?"
-                args += (chat,)
+            if chats:
+                sql += f" AND chat IN ({', '.join('?' * len(chats))})"
+                args += chats
             rows = self._conn.execute(f"{sql} ORDER BY seq LIMIT {_CHUNK}", args).fetchall()
             for seq, ts, key, body in rows:
                 try:

@@ -17,10 +17,9 @@ def run_audit(
     store: Path, chat_arg: str, *, config: Path | None, since: float | None, as_json: bool
 ) -> int:
     with ReadOnlyLog(store) as log:
-        records = list(log.read())
-    app = parse_config(config) if config is not None else latest_config(records)
-    chat = resolve_chat(chat_arg, app, {r.event.chat for r in records})
-    result = audit(records, chat)
+        app = parse_config(config) if config is not None else latest_config(log.read(chat=""))
+        chat = resolve_chat(chat_arg, app, log.chats())
+        result = audit(log.read_for(chat), chat)
     if since is not None:
         result.turns = [t for t in result.turns if t.ts >= since]
         result.records = [r for r in result.records if r.ts >= since]

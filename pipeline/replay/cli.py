@@ -83,9 +83,9 @@ def _main(args: argparse.Namespace) -> int:
         raise BadArgument("--recorded checks what was sent; it takes no new settings")
     store = store_dir(args.store, env_file(None))
     with ReadOnlyLog(store) as log:
-        records = list(log.read())
-    config = parse_config(args.config) if args.config else latest_config(records)
-    chat = resolve_chat(args.chat, config, {r.event.chat for r in records})
+        config = parse_config(args.config) if args.config else latest_config(log.read(chat=""))
+        chat = resolve_chat(args.chat, config, log.chats())
+        records = list(log.read_for(chat))
     chosen = _select(turns(records, chat), args.since, args.until, args.limit)
     if args.recorded:
         return _check(chat, chosen, as_json=args.json)

@@ -26,6 +26,7 @@ from pipeline.daemon import Daemon, RunOptions
 from pipeline.logs import configure_logging
 from pipeline.readonly import NoLog
 from pipeline.stats_report import run_stats
+from pipeline.storelock import StoreBusy, StoreLock
 from pipeline.transport.base import Transport, TransportError
 from pipeline.transport.stdio import StdioTransport
 
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "forget":
             print(maintenance.forget(store_dir(args.store, env_file(None)), args.chat))
             return EXIT_OK
-    except (ConfigError, UsageError, LogError, BadArgument, NoLog) as exc:
+    except (ConfigError, UsageError, LogError, BadArgument, NoLog, StoreBusy) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TransportError as exc:
@@ -125,22 +126,30 @@ def _run(args: argparse.Namespace) -> int:
     env = env_file(args.env)
     options = RunOptions(config_path=args.config, env_file=env, store=store_dir(args.store, env))
     loaded = load_config(options.config_path, env_file=options.env_file)
+    lock = StoreLock(options.store)
+    lock.acquire()
+    try:
+        _configure_logs(loaded, options.store)
+        # After configure_logging: importing neonize would otherwise install its own log handler.
+        transport = _transport(args, loaded, options.store)
+        daemon = Daemon(options, loaded, transport)
+        anyio.run(daemon.serve, backend="asyncio")
+    finally:
+        lock.release()
+    return EXIT_OK
+
+
+def _configure_logs(loaded: LoadedConfig, store: Path) -> None:
     logging_cfg = loaded.config.logging
-    secrets = [s for s in (loaded.secrets.api_key,) if s]
     try:
         configure_logging(
             level=logging_cfg.level,
             fmt=logging_cfg.format,
-            log_dir=options.store / "logs",
-            secrets=secrets,
+            log_dir=store / "logs",
+            secrets=[s for s in (loaded.secrets.api_key,) if s],
         )
     except OSError as exc:
-        raise UsageError(f"{options.store}: cannot write logs ({exc.strerror})") from None
-    # After configure_logging: importing neonize would otherwise install its own log handler.
-    transport = _transport(args, loaded, options.store)
-    daemon = Daemon(options, loaded, transport)
-    anyio.run(daemon.serve, backend="asyncio")
-    return EXIT_OK
+        raise UsageError(f"{store}: cannot write logs ({exc.strerror})") from None
 
 
 def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> Transport:

@@ -87,3 +87,48 @@ def test_missing_env_file_exits_2(tmp_path):
     result = _run(tmp_path, "--config", str(config), "--env", str(tmp_path / "missing.env"))
 
     _assert_usage_error(result, "missing.env")
+
+
+def test_a_second_daemon_on_the_same_store_is_refused(daemon: Daemon):
+    result = run_cli(
+        [
+            "run",
+            "--transport",
+            "stdio",
+            "--config",
+            str(daemon.config),
+            "--store",
+            str(daemon.store),
+        ],
+        cwd=daemon.workdir,
+        env=daemon_env(PERPLEXITY_API_KEY=TEST_KEY),
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "another wabot (pid " in result.stderr
+    assert result.stdout == ""
+    msg_id = daemon.message("still there?")
+    assert daemon.next_sent()["reply_to"] == msg_id
+
+
+def test_an_unusable_store_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "store"
+    blocker.write_text("not a directory")
+    result = run_cli(
+        [
+            "run",
+            "--transport",
+            "stdio",
+            "--config",
+            str(write_config(tmp_path / "app.json")),
+            "--store",
+            str(blocker),
+        ],
+        cwd=tmp_path,
+        env=daemon_env(PERPLEXITY_API_KEY=TEST_KEY),
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "cannot use the store" in result.stderr

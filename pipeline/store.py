@@ -18,21 +18,32 @@ from events.log import Keyed, SQLiteLog
 from events.model import AnyEvent, Recorded
 from projections.runner import Runner
 
+# A start after a crash refolds from the last snapshot: keep that tail short.
+SNAPSHOT_EVERY = 10_000
+
 
 class Store:
-    def __init__(self, log: SQLiteLog, runner: Runner) -> None:
+    def __init__(
+        self, log: SQLiteLog, runner: Runner, *, snapshot_every: int = SNAPSHOT_EVERY
+    ) -> None:
         self.log = log
         self.view = runner
         self._wake: anyio.Event = anyio.Event()
         self._unsubscribe: Callable[[], None] | None = None
+        self._snapshot_every = snapshot_every
+        self._snapshot_seq = runner.seq
 
     async def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
         recs = await anyio.to_thread.run_sync(self.log.append, *items)
-        self.view.catch_up()
+        self.catch_up()
         return recs
 
     def catch_up(self) -> list[Recorded]:
-        return self.view.catch_up()
+        new = self.view.catch_up()
+        if self.view.seq - self._snapshot_seq >= self._snapshot_every:
+            self.view.snapshot()
+            self._snapshot_seq = self.view.seq
+        return new
 
     def watch(self) -> None:
         """Wake ``changed()`` waiters on every commit, from whichever thread commits."""

@@ -14,7 +14,7 @@ from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.llm import LlmClient
 from pipeline.store import Store
 from projections import queue
-from projections.runner import Runner
+from projections.runner import SNAPSHOT_NAME, SNAPSHOT_VERSION, Runner
 
 NOW = 1_764_070_000.0
 ALICE = "491701111111@s.whatsapp.net"
@@ -83,4 +83,19 @@ async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path
     assert len([r for r in log.read() if isinstance(r.event, LlmRequested)]) == 1
     assert llm.calls == 1
     assert queue.chats_with_work(store.view.queue) == []
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_projections_are_snapshotted_as_the_log_grows(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    store = Store(log, Runner.start(log), snapshot_every=5)
+    await store.append(
+        *(MessageReceived(chat=ALICE, msg_id=f"M{i}", sender=ALICE) for i in range(4))
+    )
+    assert log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION) is None
+    await store.append(MessageReceived(chat=ALICE, msg_id="M4", sender=ALICE))
+    saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+    assert saved is not None
+    assert saved[0] == 5
     log.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Protocol
 
 import anyio
 
@@ -28,7 +27,8 @@ from events.model import (
 )
 from pipeline import decide
 from pipeline.config import Entity, LoadedConfig
-from pipeline.llm import LlmClient, LlmError, format_reply
+from pipeline.deps import Answering
+from pipeline.llm import LlmError, format_reply
 from pipeline.logs import get_logger
 from pipeline.request import Request, build_request, debug_note, user_text
 from pipeline.store import Store
@@ -40,21 +40,11 @@ log = get_logger("wabot.agent")
 RESET_REPLY = "New conversation started: I have forgotten what we said before."
 
 
-class Deps(Protocol):
-    """What the agent needs from the running daemon; all swappable in tests."""
-
-    @property
-    def config(self) -> LoadedConfig: ...
-    def llm(self) -> LlmClient: ...
-    def new_wa_id(self) -> str | None: ...
-    def wake_sender(self) -> None: ...
-
-
 class Agent:
     def __init__(
         self,
         store: Store,
-        deps: Deps,
+        deps: Answering,
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,

@@ -71,7 +71,7 @@ class Daemon:
         self.agent = Agent(self.store, self, clock=clock)
         self.scheduler = Scheduler(self.store, self, clock=clock)
 
-    # -- what the agent needs (pipeline.agent.Deps) ----------------------
+    # -- what the agent and scheduler need (pipeline.deps) ----------------
 
     def llm(self) -> LlmClient:
         """The client for the config in force; a reload that leaves the LLM alone keeps it."""

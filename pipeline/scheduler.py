@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -27,7 +26,7 @@ from croniter import CroniterBadDateError
 
 from events.model import ReplyPlanned
 from pipeline import timetable
-from pipeline.config import LoadedConfig
+from pipeline.deps import Planning
 from pipeline.logs import get_logger
 from pipeline.maintenance import DAY, rotate
 from pipeline.store import Store
@@ -36,20 +35,11 @@ from projections import budget, schedule
 log = get_logger("wabot.scheduler")
 
 
-class Deps(Protocol):
-    """What the scheduler needs from the running daemon."""
-
-    @property
-    def config(self) -> LoadedConfig: ...
-    def new_wa_id(self) -> str | None: ...
-    def wake_sender(self) -> None: ...
-
-
 class Scheduler:
     def __init__(
         self,
         store: Store,
-        deps: Deps,
+        deps: Planning,
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,

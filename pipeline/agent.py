@@ -117,8 +117,13 @@ class Agent:
                 continue
             orphans = [i for i in items if i.status == "requested"]
             if orphans:
-                # Requested before a restart and never answered: ask again.
-                await self._answer(loaded, entity, chat, _same_call(orphans))
+                # Requested before a restart and never answered: ask again,
+                # unless the restart came too late for an answer to make sense.
+                call = _same_call(orphans)
+                if decide.is_stale(loaded.config, call[-1], self.clock()):
+                    await self._skip(call, "stale")
+                else:
+                    await self._answer(loaded, entity, chat, call)
                 continue
             if await self._judge_arrivals(loaded, entity, chat, items):
                 continue

@@ -49,14 +49,18 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
     if item.from_me and not isinstance(entity, SelfEntity):
         # The owner wrote in someone else's chat: a human has taken over.
         return "takeover" if view.config.takeover.enabled else "own_message"
-    sent_at = item.sent_at or item.ts
-    if view.now - sent_at > view.config.polling.catch_up_minutes * 60:
+    if is_stale(view.config, item, view.now):
         return "stale"
     if not item.text.strip():
         return "empty"
     if isinstance(entity, GroupEntity) and not triggered(view.config, entity, item):
         return "not_triggered"
     return None
+
+
+def is_stale(config: AppConfig, item: Item, now: float) -> bool:
+    """Too old to answer: sent more than ``catch_up_minutes`` ago (e.g. while offline)."""
+    return now - (item.sent_at or item.ts) > config.polling.catch_up_minutes * 60
 
 
 def is_reset(item: Item) -> bool:

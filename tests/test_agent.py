@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from events.log import Keyed, open_log
-from events.model import LlmFailed, LlmRequested, MessageReceived
+from events.model import ChatTurn, LlmFailed, LlmRequested, MessageReceived, MessageSkipped
 from events.testing import FakeClock
 from pipeline.agent import Agent
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
@@ -98,4 +98,40 @@ async def test_projections_are_snapshotted_as_the_log_grows(tmp_path: Path) -> N
     saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
     assert saved is not None
     assert saved[0] == 5
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_a_call_orphaned_by_a_long_outage_is_not_asked_again(tmp_path: Path) -> None:
+    clock = FakeClock(NOW - 3 * 3600)
+    log = open_log(tmp_path, clock=clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=clock.now)
+    orphan = LlmRequested(
+        chat=ALICE,
+        call_id="C1",
+        session_id="S1",
+        trigger_ids=["M1"],
+        model="m",
+        params={},
+        messages=[ChatTurn("user", "hi")],
+        config_hash="h",
+    )
+    log.append(Keyed(message, f"{ALICE}/M1"), orphan)  # then the process died
+    clock.now = NOW  # back three hours later
+    store = Store(log, Runner.start(log))
+    store.watch()
+    llm = CrashingLlm()
+    agent = Agent(store, Deps(llm), clock=clock)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            while not any(isinstance(r.event, MessageSkipped) for r in log.read()):
+                await store.changed(1.0)
+        agent.stopping = True
+        tg.cancel_scope.cancel()
+
+    skipped = [r.event for r in log.read() if isinstance(r.event, MessageSkipped)]
+    assert [(s.msg_id, s.reason) for s in skipped] == [("M1", "stale")]
+    assert llm.calls == 0
     log.close()

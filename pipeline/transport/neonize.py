@@ -31,7 +31,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from events.jid import InvalidJid, normalize
 from events.model import ReplyPurpose, TransportStatus
-from pipeline._config_sections import WhatsAppConfig
+from pipeline.config import WhatsAppConfig
 from pipeline.logs import get_logger
 from pipeline.transport._neonize_convert import jid_from_str, message_received
 from pipeline.transport._neonize_lifecycle import LIFECYCLE, Outcome

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from bench import concurrency, fold, latency, log_append, rss
+from bench import concurrency, fold, latency, log_append, rss, soak
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
 
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     rss.NAME: rss.run,
     latency.NAME: latency.run,
     concurrency.NAME: concurrency.run,
+    soak.NAME: soak.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

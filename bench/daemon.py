@@ -136,13 +136,13 @@ class Daemon:
             raise RuntimeError(f"the daemon exited; {self._stderr_tail()}")
         return sent
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def stop(self) -> int:
-        """Close stdin, then SIGTERM; the exit status (killed after 20 s)."""
+        """SIGTERM, as systemd stops it; the exit status (killed after 20 s)."""
         if self._proc.poll() is None:
-            assert self._proc.stdin is not None
-            # Ending input first lets the stdio reader thread finish before shutdown.
-            self._proc.stdin.close()
-            time.sleep(0.1)
             self._proc.terminate()
             try:
                 return self._proc.wait(timeout=20)

@@ -23,6 +23,8 @@ class Sizes:
     messages: int = 200  # latency: sequential messages through the daemon
     chats: int = 50  # concurrency: chats with one message each
     llm_delay: float = 1.0  # concurrency: seconds the fake LLM takes per answer
+    soak_messages: int = 20_000  # soak: messages through the daemon
+    soak_chats: int = 200
 
 
 QUICK = Sizes(
@@ -32,6 +34,8 @@ QUICK = Sizes(
     append_single_full=500,
     messages=20,
     chats=16,
+    soak_messages=1_000,
+    soak_chats=50,
 )
 
 

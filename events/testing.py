@@ -39,13 +39,18 @@ class FakeClock:
 
 
 class EventLog(Protocol):
+    """The log API every backend offers (SQLiteLog, MemoryLog)."""
+
     def append(self, *items: AnyEvent | Keyed) -> list[Recorded]: ...
     def read(
         self, after: int = 0, *, chat: str | None = None, limit: int | None = None
     ) -> Iterator[Recorded]: ...
     def last_seq(self) -> int: ...
     def wait(self, after: int, timeout: float | None = None) -> bool: ...
+    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]: ...
     def compact(self, reason: Any, predicate: Callable[[Recorded], bool], **kw: Any) -> Any: ...
+    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None: ...
+    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
     def close(self) -> None: ...
 
 
@@ -97,7 +102,7 @@ def _writer_main(argv: list[str] | None = None) -> None:
 
 
 class LogContract:
-    """The guarantees every event log backend must keep.
+    """The guarantees every event log backend must keep within one process.
 
     Subclasses provide ``factory`` (an importable ``module:callable`` that takes
     a path plus ``synchronous``/``busy_timeout``/``clock`` keywords).
@@ -223,6 +228,35 @@ class LogContract:
         log.append(TransportStatus(state="connected"))
         th.join(timeout=30)
         assert woke.is_set()
+
+    def test_snapshots_round_trip_and_are_versioned(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        assert log.load_snapshot("projections", 1) is None
+        log.save_snapshot("projections", 1, 42, b"state")
+        log.save_snapshot("projections", 1, 43, b"newer")
+        assert log.load_snapshot("projections", 1) == (43, b"newer")
+        assert log.load_snapshot("projections", 2) is None
+
+    def test_read_filters_by_chat_and_limit(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(*(message(i, chat=f"{i % 2 + 1}@s.whatsapp.net") for i in range(5000)))
+        assert len(list(log.read(chat="1@s.whatsapp.net"))) == 2500
+        assert [r.seq for r in log.read(after=10, limit=3)] == [11, 12, 13]
+        assert len(list(log.read(limit=4500))) == 4500
+
+    def test_subscribers_hear_every_commit(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        heard: list[int] = []
+        stop = log.subscribe(heard.append)
+        log.append(message(1))
+        log.append(message(2), message(3))
+        stop()
+        log.append(message(4))
+        assert heard == [1, 3]
+
+
+class DurableLogContract(LogContract):
+    """What a log on disk adds: the guarantees hold across processes and kill -9."""
 
     def test_two_processes_lose_nothing_and_never_interleave(self, tmp_path: Path) -> None:
         db = tmp_path / "events.db"

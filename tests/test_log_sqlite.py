@@ -7,14 +7,14 @@ import pytest
 
 from events import MessageReceived, TransportStatus
 from events.log import LogError, SQLiteLog, open_log
-from events.testing import FakeClock, LogContract, message
+from events.testing import DurableLogContract, FakeClock, message
 
 
-class TestSQLiteLog(LogContract):
+class TestSQLiteLog(DurableLogContract):
     factory = "events.log:SQLiteLog"
 
 
-class TestSQLiteLogFullSync(LogContract):
+class TestSQLiteLogFullSync(DurableLogContract):
     factory = "tests.test_log_sqlite:full_sync_log"
 
 
@@ -42,23 +42,6 @@ def test_synchronous_setting_is_applied(tmp_path: Path) -> None:
         SQLiteLog(tmp_path / "f.db", synchronous="OFF")  # type: ignore[arg-type]
 
 
-def test_snapshots_round_trip_and_are_versioned(tmp_path: Path) -> None:
-    log = open_log(tmp_path)
-    assert log.load_snapshot("projections", 1) is None
-    log.save_snapshot("projections", 1, 42, b"state")
-    log.save_snapshot("projections", 1, 43, b"newer")
-    assert log.load_snapshot("projections", 1) == (43, b"newer")
-    assert log.load_snapshot("projections", 2) is None
-
-
-def test_read_filters_by_chat_and_limit(tmp_path: Path) -> None:
-    log = open_log(tmp_path)
-    log.append(*(message(i, chat=f"{i % 2 + 1}@s.whatsapp.net") for i in range(5000)))
-    assert len(list(log.read(chat="1@s.whatsapp.net"))) == 2500
-    assert [r.seq for r in log.read(after=10, limit=3)] == [11, 12, 13]
-    assert len(list(log.read(limit=4500))) == 4500
-
-
 def test_reopen_continues_numbering(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     log.append(message(1), message(2))
@@ -74,14 +57,3 @@ def test_unusable_store_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LogError, match="cannot create the store directory"):
         open_log(blocker / "store")
-
-
-def test_subscribers_hear_every_commit(tmp_path: Path) -> None:
-    log = open_log(tmp_path)
-    heard: list[int] = []
-    stop = log.subscribe(heard.append)
-    log.append(message(1))
-    log.append(message(2), message(3))
-    stop()
-    log.append(message(4))
-    assert heard == [1, 3]

@@ -1,0 +1,140 @@
+"""An in-memory event log: the SQLite log's twin for tests and experiments.
+
+Same API and same in-process guarantees (``events.testing.LogContract`` runs
+against both); nothing survives the process, so the durability half of the
+contract does not apply.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from events.codec import type_name
+from events.log import Keyed
+from events.model import AnyEvent, Compacted, Recorded
+
+_US = 1_000_000
+
+
+class MemoryLog:
+    """Events in a list, guarded by one lock; ``path`` is accepted and ignored."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self._events: list[Recorded] = []
+        self._by_key: dict[str, Recorded] = {}
+        self._snapshots: dict[tuple[str, int], tuple[int, bytes]] = {}
+        self._next = 1
+        self._changed = threading.Condition()
+        self._listeners: list[Callable[[int], None]] = []
+        self._closed = False
+
+    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+        if not items:
+            return []
+        with self._changed:
+            result = self._append_locked(items)
+        self._published()
+        return result
+
+    def _append_locked(self, items: tuple[AnyEvent | Keyed, ...]) -> list[Recorded]:
+        ts = round(self._clock() * _US) / _US
+        result = []
+        for item in items:
+            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
+            existing = self._by_key.get(key) if key is not None else None
+            result.append(existing or self._add(Recorded(self._next, ts, event, key)))
+        self._changed.notify_all()
+        return result
+
+    def _published(self) -> None:
+        last = self.last_seq()
+        for listener in list(self._listeners):
+            listener(last)
+
+    def _add(self, rec: Recorded) -> Recorded:
+        self._events.append(rec)
+        if rec.key is not None:
+            self._by_key[rec.key] = rec
+        self._next += 1
+        return rec
+
+    def read(
+        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
+    ) -> Iterator[Recorded]:
+        with self._changed:
+            found = [r for r in self._events if r.seq > after and (chat is None or r.chat == chat)]
+        return iter(found[:limit] if limit is not None else found)
+
+    def last_seq(self) -> int:
+        with self._changed:
+            return self._next - 1
+
+    def wait(self, after: int, timeout: float | None = None) -> bool:
+        with self._changed:
+            self._changed.wait_for(lambda: self._next - 1 > after or self._closed, timeout)
+            return self._next - 1 > after
+
+    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def compact(
+        self,
+        reason: Literal["rotation", "expiry", "forget"],
+        predicate: Callable[[Recorded], bool],
+        *,
+        chat: str = "",
+        older_than: float | None = None,
+    ) -> Recorded | None:
+        with self._changed:
+            doomed = [
+                r
+                for r in self._events
+                if (not chat or r.chat == chat)
+                and not isinstance(r.event, Compacted)
+                and predicate(r)
+            ]
+            if not doomed:
+                return None
+            gone = {r.seq for r in doomed}
+            self._events = [r for r in self._events if r.seq not in gone]
+            self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
+            by_type: dict[str, int] = {}
+            for r in doomed:
+                by_type[type_name(r.event)] = by_type.get(type_name(r.event), 0) + 1
+            marker = Compacted(
+                chat=chat,
+                reason=reason,
+                before=doomed[-1].seq + 1,
+                removed=len(doomed),
+                older_than=older_than,
+                by_type=by_type,
+            )
+            recorded = self._append_locked((marker,))[0]
+        self._published()
+        return recorded
+
+    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
+        with self._changed:
+            self._snapshots[(name, version)] = (seq, state)
+
+    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
+        with self._changed:
+            return self._snapshots.get((name, version))
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()

@@ -280,24 +280,15 @@ class SQLiteLog:
             holder: list[Recorded] = []
 
             def work(cur: sqlite3.Cursor) -> None:
-                doomed: list[int] = []
-                by_type: dict[str, int] = {}
-                for rec in self.read(chat=chat or None):
-                    if not isinstance(rec.event, Compacted) and predicate(rec):
-                        doomed.append(rec.seq)
-                        name = type_name(rec.event)
-                        by_type[name] = by_type.get(name, 0) + 1
+                doomed = [
+                    r
+                    for r in self.read(chat=chat or None)
+                    if Compacted.may_remove(r) and predicate(r)
+                ]
                 if not doomed:
                     return
-                cur.executemany("DELETE FROM events WHERE seq = ?", ((s,) for s in doomed))
-                marker = Compacted(
-                    chat=chat,
-                    reason=reason,
-                    before=doomed[-1] + 1,
-                    removed=len(doomed),
-                    older_than=older_than,
-                    by_type=by_type,
-                )
+                cur.executemany("DELETE FROM events WHERE seq = ?", ((r.seq,) for r in doomed))
+                marker = Compacted.of(reason, doomed, chat=chat, older_than=older_than)
                 batch = _Batch([(marker, None, encode(marker))])
                 self._insert(cur, batch)
                 holder.extend(batch.result)

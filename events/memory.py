@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from events.codec import type_name
 from events.log import Keyed
 from events.model import AnyEvent, Compacted, Recorded
 
@@ -102,26 +101,14 @@ class MemoryLog:
             doomed = [
                 r
                 for r in self._events
-                if (not chat or r.chat == chat)
-                and not isinstance(r.event, Compacted)
-                and predicate(r)
+                if (not chat or r.chat == chat) and Compacted.may_remove(r) and predicate(r)
             ]
             if not doomed:
                 return None
             gone = {r.seq for r in doomed}
             self._events = [r for r in self._events if r.seq not in gone]
             self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
-            by_type: dict[str, int] = {}
-            for r in doomed:
-                by_type[type_name(r.event)] = by_type.get(type_name(r.event), 0) + 1
-            marker = Compacted(
-                chat=chat,
-                reason=reason,
-                before=doomed[-1].seq + 1,
-                removed=len(doomed),
-                older_than=older_than,
-                by_type=by_type,
-            )
+            marker = Compacted.of(reason, doomed, chat=chat, older_than=older_than)
             recorded = self._append_locked((marker,))[0]
         self._published()
         return recorded

@@ -151,6 +151,34 @@ class Compacted(Event, frozen=True, kw_only=True):
     older_than: float | None = None  # unix seconds cut-off, for rotation
     by_type: dict[str, int] = {}
 
+    @classmethod
+    def of(
+        cls,
+        reason: Literal["rotation", "expiry", "forget"],
+        removed: list[Recorded],
+        *,
+        chat: str = "",
+        older_than: float | None = None,
+    ) -> Compacted:
+        """The marker for ``removed`` (in log order, not empty), as every log backend writes it."""
+        by_type: dict[str, int] = {}
+        for rec in removed:
+            name = type(rec.event).__name__
+            by_type[name] = by_type.get(name, 0) + 1
+        return cls(
+            chat=chat,
+            reason=reason,
+            before=removed[-1].seq + 1,
+            removed=len(removed),
+            older_than=older_than,
+            by_type=by_type,
+        )
+
+    @staticmethod
+    def may_remove(rec: Recorded) -> bool:
+        """Compaction never removes its own markers: they say what went."""
+        return not isinstance(rec.event, Compacted)
+
 
 AnyEvent = (
     ConfigLoaded

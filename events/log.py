@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from events.codec import decode, encode, type_name
+from events.codec import CorruptEvent, decode, encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
 
 Synchronous = Literal["NORMAL", "FULL"]
@@ -214,23 +214,11 @@ class SQLiteLog:
         self, after: int = 0, *, chat: str | None = None, limit: int | None = None
     ) -> Iterator[Recorded]:
         """Events with ``seq > after`` in log order, fetched in bounded chunks."""
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
-            sql = "SELECT seq, ts, key, body FROM events WHERE seq > ?"
-            args: tuple[object, ...] = (after,)
-            if chat is not None:
-                sql += " AND chat = ?"
-                args += (chat,)
-            with self._read_lock:
-                rows = self._reader.execute(sql + " ORDER BY seq LIMIT ?", (*args, size)).fetchall()
-            for row in rows:
-                yield _record(row)
-            if len(rows) < size:
-                return
-            after = rows[-1][0]
-            if remaining is not None:
-                remaining -= len(rows)
+        return scan(self._fetch, after, chats=None if chat is None else (chat,), limit=limit)
+
+    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[Row]:
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
 
     def last_seq(self) -> int:
         """The highest seq committed by anyone, this process or another."""
@@ -336,9 +324,48 @@ def _sequence(cur: sqlite3.Cursor) -> int:
     return int(cur.execute(_SEQUENCE).fetchone()[0])
 
 
-def _record(row: Sequence[object]) -> Recorded:
+Row = tuple[Any, ...]
+
+
+def scan(
+    fetch: Callable[[str, tuple[object, ...]], list[Row]],
+    after: int = 0,
+    *,
+    chats: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Recorded]:
+    """Rows of an events table with ``seq > after`` (of ``chats`` if given), in log order.
+
+    Reads in bounded chunks by keyset, so a reader never holds a long
+    transaction that would stop WAL checkpoints. ``fetch(sql, args)`` runs one
+    query on whatever connection the caller owns (read-write or read-only).
+    """
+    where = "seq > ?"
+    if chats is not None:
+        where += f" AND chat IN ({', '.join('?' * len(chats))})"
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+        rows = fetch(
+            f"SELECT seq, ts, key, body FROM events WHERE {where} ORDER BY seq LIMIT ?",
+            (after, *(chats or ()), size),
+        )
+        for row in rows:
+            yield _record(row)
+        if len(rows) < size:
+            return
+        after = rows[-1][0]
+        if remaining is not None:
+            remaining -= len(rows)
+
+
+def _record(row: Row) -> Recorded:
     seq, ts_us, key, body = row
-    return Recorded(int(seq), int(ts_us) / _US, decode(body), key)  # type: ignore[arg-type, call-overload]
+    try:
+        event = decode(body)
+    except CorruptEvent as exc:
+        raise CorruptEvent(f"event {seq}: {exc}") from None
+    return Recorded(int(seq), int(ts_us) / _US, event, key)
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from events.codec import CorruptEvent, decode
-from events.log import DB_NAME
+from events.codec import CorruptEvent
+from events.log import DB_NAME, scan
 from events.model import Recorded
-
-_US = 1_000_000
-_CHUNK = 2000
 
 
 class NoLog(Exception):
@@ -52,22 +50,13 @@ class ReadOnlyLog:
         return {chat for (chat,) in rows}
 
     def _read(self, after: int, chats: tuple[str, ...]) -> Iterator[Recorded]:
-        while True:
-            sql = "SELECT seq, ts, key, body FROM events WHERE seq > ?"
-            args: tuple[object, ...] = (after,)
-            if chats:
-                sql += f" AND chat IN ({', '.join('?' * len(chats))})"
-                args += chats
-            rows = self._conn.execute(f"{sql} ORDER BY seq LIMIT {_CHUNK}", args).fetchall()
-            for seq, ts, key, body in rows:
-                try:
-                    event = decode(body)
-                except CorruptEvent as exc:
-                    raise NoLog(f"{self.path}: event {seq}: {exc}") from None
-                yield Recorded(int(seq), int(ts) / _US, event, key)
-            if len(rows) < _CHUNK:
-                return
-            after = rows[-1][0]
+        try:
+            yield from scan(self._fetch, after, chats=chats or None)
+        except CorruptEvent as exc:
+            raise NoLog(f"{self.path}: {exc}") from None
+
+    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, args).fetchall()
 
     def last_seq(self) -> int:
         return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from events.model import ConfigLoaded, Recorded
+from events.model import Recorded
 from pipeline.config import AppConfig, UnknownChat, config_from_dict
+from projections import configs
+from projections.fold import fold
 
 
 class BadArgument(Exception):
@@ -19,11 +21,8 @@ class BadArgument(Exception):
 
 
 def latest_config(records: Iterable[Recorded]) -> AppConfig | None:
-    """The config of the last ``ConfigLoaded`` among ``records``."""
-    last: ConfigLoaded | None = None
-    for rec in records:
-        if isinstance(rec.event, ConfigLoaded):
-            last = rec.event
+    """The config in force after ``records``, as the configs projection folds it."""
+    last = configs.current(fold(records, [configs.PROJECTION]).configs)
     if last is None:
         return None
     return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")

@@ -73,7 +73,9 @@ class Sender:
             log.warning(
                 "send_failed", chat=planned.chat, attempt=attempt, final=final, error=str(exc)
             )
-            if not final:
+            if final:
+                self._retry_at.pop(planned.reply_id, None)
+            else:
                 self._retry_at[planned.reply_id] = (
                     self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
                 )

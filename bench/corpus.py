@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from events.log import Keyed, SQLiteLog
 from events.model import (
     AnyEvent,
     ChatTurn,
@@ -36,6 +35,8 @@ from events.model import (
     TransportStatus,
     Usage,
 )
+from events.protocol import Keyed
+from events.sqlite import SQLiteLog
 
 OWNER = "491700000000@s.whatsapp.net"
 START = 1_755_000_000.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.measure import median_rates, seconds
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.log import open_log
+from events.backends import open_log
 from events.model import Recorded
 from projections.fold import ALL, fold
 from projections.runner import Runner

@@ -20,8 +20,8 @@ from bench.corpus import sample_message
 from bench.measure import median_rates
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.log import SQLiteLog, Synchronous
 from events.model import MessageReceived
+from events.sqlite import SQLiteLog, Synchronous
 
 NAME = "log_append"
 BASELINE = "raw sqlite3+msgspec"

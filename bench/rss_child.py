@@ -33,14 +33,14 @@ def main() -> None:
         import events  # noqa: F401, PLC0415
         import projections  # noqa: F401, PLC0415
     else:
-        from events.log import open_log  # noqa: PLC0415
+        from events.backends import open_log  # noqa: PLC0415
         from projections.runner import Runner  # noqa: PLC0415
 
         log = open_log(args.store)
         runner = Runner.start(log)
         seq = runner.seq
         if args.save_snapshot:
-            runner.snapshot()
+            runner.snapshot(log)
     # Not ru_maxrss: Linux carries the parent's peak over exec, so a child of a
     # big process would report the parent's figure.
     report = {"vmrss_kb": status_kb("VmRSS"), "vmhwm_kb": status_kb("VmHWM"), "seq": seq}

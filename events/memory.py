@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Self
 
-from events.log import Keyed
 from events.model import AnyEvent, Compacted, Recorded
+from events.protocol import CompactReason, Keyed, Selection
 
 _US = 1_000_000
 
@@ -70,11 +70,21 @@ class MemoryLog:
         return rec
 
     def read(
-        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
+        self, after: int = 0, *, chats: Collection[str] | None = None, limit: int | None = None
     ) -> Iterator[Recorded]:
         with self._changed:
-            found = [r for r in self._events if r.seq > after and (chat is None or r.chat == chat)]
+            found = [
+                r for r in self._events if r.seq > after and (chats is None or r.chat in chats)
+            ]
         return iter(found[:limit] if limit is not None else found)
+
+    def chats(self) -> set[str]:
+        with self._changed:
+            return {r.chat for r in self._events if r.chat}
+
+    def size_bytes(self) -> int:
+        """Nothing is stored anywhere: zero."""
+        return 0
 
     def last_seq(self) -> int:
         with self._changed:
@@ -89,26 +99,25 @@ class MemoryLog:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
-    def compact(
-        self,
-        reason: Literal["rotation", "expiry", "forget"],
-        predicate: Callable[[Recorded], bool],
-        *,
-        chat: str = "",
-        older_than: float | None = None,
-    ) -> Recorded | None:
+    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
         with self._changed:
-            doomed = [
-                r
-                for r in self._events
-                if (not chat or r.chat == chat) and Compacted.may_remove(r) and predicate(r)
-            ]
+            doomed = [r for r in self._events if selection.matches(r)]
             if not doomed:
                 return None
             gone = {r.seq for r in doomed}
             self._events = [r for r in self._events if r.seq not in gone]
             self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
-            marker = Compacted.of(reason, doomed, chat=chat, older_than=older_than)
+            by_type: dict[str, int] = {}
+            for rec in doomed:
+                name = type(rec.event).__name__
+                by_type[name] = by_type.get(name, 0) + 1
+            marker = Compacted.of(
+                reason,
+                by_type,
+                doomed[-1].seq,
+                chat=selection.marker_chat,
+                older_than=selection.older_than,
+            )
             recorded = self._append_locked((marker,))[0]
         self._published()
         return recorded
@@ -125,3 +134,9 @@ class MemoryLog:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -155,29 +155,21 @@ class Compacted(Event, frozen=True, kw_only=True):
     def of(
         cls,
         reason: Literal["rotation", "expiry", "forget"],
-        removed: list[Recorded],
+        by_type: dict[str, int],
+        last_removed: int,
         *,
         chat: str = "",
         older_than: float | None = None,
     ) -> Compacted:
-        """The marker for ``removed`` (in log order, not empty), as every log backend writes it."""
-        by_type: dict[str, int] = {}
-        for rec in removed:
-            name = type(rec.event).__name__
-            by_type[name] = by_type.get(name, 0) + 1
+        """The marker for a compaction that removed ``by_type`` events up to ``last_removed``."""
         return cls(
             chat=chat,
             reason=reason,
-            before=removed[-1].seq + 1,
-            removed=len(removed),
+            before=last_removed + 1,
+            removed=sum(by_type.values()),
             older_than=older_than,
-            by_type=by_type,
+            by_type=dict(sorted(by_type.items())),
         )
-
-    @staticmethod
-    def may_remove(rec: Recorded) -> bool:
-        """Compaction never removes its own markers: they say what went."""
-        return not isinstance(rec.event, Compacted)
 
 
 AnyEvent = (

@@ -16,12 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from events.log import Keyed
-from events.model import AnyEvent, MessageReceived, Recorded, TransportStatus
+from events.model import Compacted, MessageReceived, Recorded, TransportStatus
+from events.protocol import Keyed, LogReader, LogWriter, Selection
 
 
 class FakeClock:
@@ -38,27 +38,18 @@ class FakeClock:
         return self.now
 
 
-class EventLog(Protocol):
-    """The log API every backend offers (SQLiteLog, MemoryLog)."""
-
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]: ...
-    def read(
-        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
-    ) -> Iterator[Recorded]: ...
-    def last_seq(self) -> int: ...
-    def wait(self, after: int, timeout: float | None = None) -> bool: ...
-    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]: ...
-    def compact(self, reason: Any, predicate: Callable[[Recorded], bool], **kw: Any) -> Any: ...
-    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None: ...
-    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
-    def close(self) -> None: ...
+def compacted(rec: Recorded | None) -> Compacted:
+    """The ``Compacted`` event of a marker ``compact`` returned (which must not be None)."""
+    assert rec is not None
+    assert isinstance(rec.event, Compacted)
+    return rec.event
 
 
 def message(n: int, chat: str = "491701111111@s.whatsapp.net", tag: str = "") -> MessageReceived:
     return MessageReceived(chat=chat, msg_id=f"{tag}{n}", sender=chat, text=f"{tag} message {n}")
 
 
-def _factory(spec: str) -> Callable[..., EventLog]:
+def _factory(spec: str) -> Callable[..., LogWriter]:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
@@ -101,17 +92,65 @@ def _writer_main(argv: list[str] | None = None) -> None:
     log.close()
 
 
-class LogContract:
-    """The guarantees every event log backend must keep within one process.
+class ReaderContract:
+    """What every reader of a log guarantees: the writer's events, in order, by chat.
 
     Subclasses provide ``factory`` (an importable ``module:callable`` that takes
-    a path plus ``synchronous``/``busy_timeout``/``clock`` keywords).
+    a path plus ``synchronous``/``busy_timeout``/``clock`` keywords) for the
+    writer, and may override ``reader`` to read through another backend (the
+    read-only SQLite log reads what the read-write one wrote).
     """
 
-    factory: str = "events.log:SQLiteLog"
+    factory: str = "events.sqlite:SQLiteLog"
 
-    def make(self, path: Path, **kw: Any) -> EventLog:
+    def make(self, path: Path, **kw: Any) -> LogWriter:
         return _factory(self.factory)(path, **kw)
+
+    def reader(self, log: LogWriter, path: Path) -> LogReader:
+        """The reader under test over what ``log`` (at ``path``) holds."""
+        return log
+
+    def test_reader_sees_every_event_in_order(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        written = log.append(*(message(i, chat=f"{i % 3 + 1}@s.whatsapp.net") for i in range(30)))
+        with self.reader(log, tmp_path / "events.db") as reader:
+            assert [r.seq for r in reader.read()] == [r.seq for r in written]
+            assert [r.event for r in reader.read(after=written[9].seq, limit=5)] == [
+                r.event for r in written[10:15]
+            ]
+            two = list(reader.read(chats=["1@s.whatsapp.net", "2@s.whatsapp.net"]))
+            assert [r.seq for r in two] == [r.seq for r in written if r.chat != "3@s.whatsapp.net"]
+            assert reader.chats() == {f"{n}@s.whatsapp.net" for n in (1, 2, 3)}
+            assert reader.last_seq() == written[-1].seq
+
+    def test_reader_waits_for_new_events(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(message(1))
+        with self.reader(log, tmp_path / "events.db") as reader:
+            top = reader.last_seq()
+            assert reader.wait(top - 1, timeout=0) is True
+            assert reader.wait(top, timeout=0.01) is False
+            woke = threading.Event()
+            waiter = threading.Thread(
+                target=lambda: woke.set() if reader.wait(top, timeout=30) else None
+            )
+            waiter.start()
+            log.append(message(2))
+            waiter.join(timeout=30)
+            assert woke.is_set()
+
+    def test_reader_loads_snapshots(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(message(1))
+        log.save_snapshot("projections", 3, 1, b"state")
+        with self.reader(log, tmp_path / "events.db") as reader:
+            assert reader.load_snapshot("projections", 3) == (1, b"state")
+            assert reader.load_snapshot("projections", 4) is None
+            assert reader.size_bytes() >= 0
+
+
+class LogContract(ReaderContract):
+    """The guarantees every event log backend must keep within one process."""
 
     def test_seq_strictly_increasing(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
@@ -124,11 +163,11 @@ class LogContract:
         log = self.make(tmp_path / "events.db")
         recs = log.append(*(message(i) for i in range(10)))
         top = recs[-1].seq
-        marker = log.compact("forget", lambda r: r.seq > top - 3)
+        marker = log.compact("forget", Selection(seqs=frozenset(range(top - 2, top + 1))))
         assert marker is not None
         assert marker.seq > top
-        assert marker.event.removed == 3
-        assert marker.event.before == top + 1
+        assert compacted(marker).removed == 3
+        assert compacted(marker).before == top + 1
         nxt = log.append(message(99))[0]
         assert nxt.seq > marker.seq
         assert [r.seq for r in log.read()][-2:] == [marker.seq, nxt.seq]
@@ -136,13 +175,64 @@ class LogContract:
     def test_compaction_keeps_other_events_and_markers(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
         log.append(message(1, chat="1@s.whatsapp.net"), message(2, chat="2@s.whatsapp.net"))
-        first = log.compact("forget", lambda r: True, chat="1@s.whatsapp.net")
-        assert first is not None
-        assert first.event.by_type == {"MessageReceived": 1}
-        assert log.compact("forget", lambda r: True, chat="1@s.whatsapp.net") is None
+        first = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
+        assert compacted(first).by_type == {"MessageReceived": 1}
+        assert log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"}))) is None
         left = list(log.read())
         assert [type(r.event).__name__ for r in left] == ["MessageReceived", "Compacted"]
         assert left[0].chat == "2@s.whatsapp.net"
+
+    def test_rotation_keeps_recent_events_and_the_kept_ones(self, tmp_path: Path) -> None:
+        clock = FakeClock()
+        log = self.make(tmp_path / "events.db", clock=clock)
+        old = log.append(*(message(i) for i in range(5)))
+        clock.advance(100)
+        new = log.append(message(9))
+        marker = log.compact(
+            "rotation", Selection(older_than=clock.now - 50, keep=frozenset({old[2].seq}))
+        )
+        assert (compacted(marker).removed, compacted(marker).older_than) == (4, clock.now - 50)
+        assert compacted(marker).before == old[4].seq + 1
+        assert marker is not None
+        assert [r.seq for r in log.read()] == [old[2].seq, new[0].seq, marker.seq]
+
+    def test_large_compaction_removes_all_and_marks_once(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(*(message(i, chat=f"{i % 2 + 1}@s.whatsapp.net") for i in range(5000)))
+        marker = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
+        assert compacted(marker).removed == 2500
+        assert compacted(marker).by_type == {"MessageReceived": 2500}
+        assert marker is not None
+        assert marker.chat == "1@s.whatsapp.net"
+        left = list(log.read())
+        assert len(left) == 2501
+        assert [r for r in left if isinstance(r.event, Compacted)] == [marker]
+
+    def test_appends_never_fail_while_compacting(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        log.append(*(message(i, chat="1@s.whatsapp.net") for i in range(20_000)))
+        appended: list[Recorded] = []
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def append_meanwhile() -> None:
+            n = 0
+            while not done.is_set():
+                try:
+                    appended.extend(log.append(message(n, chat="2@s.whatsapp.net")))
+                except BaseException as exc:
+                    errors.append(exc)
+                n += 1
+
+        writer = threading.Thread(target=append_meanwhile)
+        writer.start()
+        marker = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
+        done.set()
+        writer.join(timeout=60)
+        assert errors == []
+        assert compacted(marker).removed == 20_000
+        kept = [r.seq for r in log.read() if r.chat == "2@s.whatsapp.net"]
+        assert kept == [r.seq for r in appended]
 
     def test_duplicate_key_adds_no_row(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
@@ -240,7 +330,7 @@ class LogContract:
     def test_read_filters_by_chat_and_limit(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
         log.append(*(message(i, chat=f"{i % 2 + 1}@s.whatsapp.net") for i in range(5000)))
-        assert len(list(log.read(chat="1@s.whatsapp.net"))) == 2500
+        assert len(list(log.read(chats=["1@s.whatsapp.net"]))) == 2500
         assert [r.seq for r in log.read(after=10, limit=3)] == [11, 12, 13]
         assert len(list(log.read(limit=4500))) == 4500
 

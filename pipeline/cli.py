@@ -17,14 +17,13 @@ import anyio
 from dotenv import dotenv_values
 
 from events.jid import InvalidJid, phone_digits
-from events.log import LogError
+from events.protocol import LogError, NoLog
 from pipeline import maintenance
 from pipeline.audit.command import run_audit
 from pipeline.chatarg import BadArgument, parse_time
 from pipeline.config import ConfigError, LoadedConfig, load_config
 from pipeline.daemon import Daemon, RunOptions
 from pipeline.logs import configure_logging
-from pipeline.readonly import NoLog
 from pipeline.stats_report import run_stats
 from pipeline.storelock import StoreBusy, StoreLock
 from pipeline.transport.base import Transport, TransportError

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import anyio
 
-from events.log import Keyed, LogError, open_log
+from events.backends import open_log
 from events.model import ConfigLoaded, ReplyPlanned, TransportStatus
+from events.protocol import Keyed, LogError
 from pipeline.agent import Agent
 from pipeline.config import ConfigError, LoadedConfig, load_config
 from pipeline.decide import entity_for

@@ -1,77 +1,51 @@
 """``compact`` and ``forget``: the only ways events leave the log.
 
-Both go through ``SQLiteLog.compact``, which deletes and records a
-``Compacted`` marker in one transaction; a running daemon sees the marker and
+Both go through the log's ``compact``, which deletes in short transactions
+and records one ``Compacted`` marker; a running daemon sees the marker and
 refolds its projections from what is left. Safe to run beside the daemon.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from events.backends import DB_NAME, open_log
 from events.jid import InvalidJid, normalize
-from events.log import DB_NAME, SQLiteLog
-from events.model import Compacted, ConfigLoaded, LlmRequested, Recorded
+from events.model import Compacted, Recorded
+from events.protocol import LogWriter, NoLog, Selection
 from pipeline.chatarg import BadArgument, latest_config
 from pipeline.config import AppConfig, UnknownChat
-from pipeline.readonly import NoLog
+from projections import retention
+from projections.runner import Runner
 
 DAY = 86_400.0
 DEFAULT_RETENTION_DAYS = 30.0
 
 
-def rotation_doomed(records: Iterable[Recorded], cutoff: float) -> Callable[[Recorded], bool]:
-    """Which events a rotation removes: all older than ``cutoff`` but the configs still in use.
-
-    The latest ``ConfigLoaded`` stays (it is the config in force), and so does
-    every config a surviving ``LlmRequested`` was built with, so ``replay.py
-    --recorded`` can still rebuild each remaining request.
-    """
-    latest_config = 0
-    used: set[str] = set()
-    for rec in records:
-        event = rec.event
-        if isinstance(event, ConfigLoaded):
-            latest_config = rec.seq
-        elif isinstance(event, LlmRequested) and rec.ts >= cutoff:
-            used.add(event.config_hash)
-
-    def doomed(rec: Recorded) -> bool:
-        if rec.ts >= cutoff:
-            return False
-        event = rec.event
-        return not (
-            isinstance(event, ConfigLoaded) and (rec.seq == latest_config or event.hash in used)
-        )
-
-    return doomed
-
-
-def rotate(log: SQLiteLog, retention_days: float, now: float) -> Compacted | None:
-    """Remove what is older than the retention; the ``Compacted`` marker, or None."""
+def rotation(state: retention.State, retention_days: float, now: float) -> Selection:
+    """What a rotation removes: all older than the retention but the configs still needed."""
     cutoff = now - retention_days * DAY
-    marker = log.compact("rotation", rotation_doomed(log.read(), cutoff), older_than=cutoff)
-    return None if marker is None else _compacted(marker)
+    return Selection(older_than=cutoff, keep=retention.kept(state, cutoff))
 
 
 def compact(store: Path, now: float) -> str:
     """Rotate the log by ``rotation.retention_days`` of the config in force."""
     with _open(store) as log:
-        config = latest_config(log.read())
+        states = Runner.start(log).states()
+        config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
-        marker = rotate(log, days, now)
+        marker = log.compact("rotation", rotation(states.retention, days, now))
     if marker is None:
         return f"nothing older than {days:g} days to remove"
-    return f"removed {marker.removed} events older than {days:g} days"
+    return f"removed {_compacted(marker).removed} events older than {days:g} days"
 
 
 def forget(store: Path, chat: str) -> str:
     """Remove every event of one chat; the owner's right to have it gone."""
     with _open(store) as log:
-        config = latest_config(log.read())
+        config = latest_config(log.read(chats=[""]))
         jid = _resolve(chat, config)
-        marker = log.compact("forget", lambda _rec: True, chat=jid)
+        marker = log.compact("forget", Selection(chats=frozenset({jid})))
     if marker is None:
         return f"nothing recorded for {jid}"
     return f"forgot {jid}: {_compacted(marker).removed} events removed"
@@ -90,8 +64,8 @@ def _compacted(marker: Recorded) -> Compacted:
     return marker.event
 
 
-def _open(store: Path) -> SQLiteLog:
+def _open(store: Path) -> LogWriter:
     path = Path(store) / DB_NAME
     if not path.is_file():
         raise NoLog(f"{path}: no event log here (wrong --store?)")
-    return SQLiteLog(path)
+    return open_log(store)

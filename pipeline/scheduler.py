@@ -24,11 +24,11 @@ import anyio
 import anyio.to_thread
 from croniter import CroniterBadDateError
 
-from events.model import ReplyPlanned
+from events.model import Compacted, ReplyPlanned
 from pipeline import timetable
 from pipeline.deps import Planning
 from pipeline.logs import get_logger
-from pipeline.maintenance import DAY, rotate
+from pipeline.maintenance import DAY, rotation
 from pipeline.store import Store
 from projections import budget, schedule
 
@@ -111,19 +111,19 @@ class Scheduler:
         )
 
     async def _rotation(self, now: float) -> float:
-        rotation = self.deps.config.config.rotation
+        rotation_cfg = self.deps.config.config.rotation
         last = self.store.view.schedule.last_rotation or self.started
-        due = timetable.rotation_due(rotation, max(last, self._rotation_tried))
+        due = timetable.rotation_due(rotation_cfg, max(last, self._rotation_tried))
         if due > now:
             return due
         self._rotation_tried = now
         # A rotation reads the whole log: a worker thread keeps the loop answering.
-        marker = await anyio.to_thread.run_sync(
-            rotate, self.store.log, rotation.retention_days, now
-        )
+        selection = rotation(self.store.view.retention, rotation_cfg.retention_days, now)
+        marker = await anyio.to_thread.run_sync(self.store.log.compact, "rotation", selection)
         self.store.catch_up()  # the runner refolds what is left
         if marker is None:
-            log.info("rotation_empty", retention_days=rotation.retention_days)
+            log.info("rotation_empty", retention_days=rotation_cfg.retention_days)
         else:
-            log.info("rotated", removed=marker.removed, retention_days=rotation.retention_days)
-        return timetable.rotation_due(rotation, now)
+            removed = marker.event.removed if isinstance(marker.event, Compacted) else 0
+            log.info("rotated", removed=removed, retention_days=rotation_cfg.retention_days)
+        return timetable.rotation_due(rotation_cfg, now)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 
+from events.backends import open_reader
 from pipeline.chatarg import iso
 from pipeline.config import ConfigError, config_from_dict
-from pipeline.readonly import ReadOnlyLog
 from projections import budget, configs, stats
 from projections.fold import States
 from projections.runner import Runner
@@ -134,7 +134,7 @@ def report_text(r: Report) -> str:
 
 
 def run_stats(store: Path, *, as_json: bool, now: float) -> int:
-    with ReadOnlyLog(store) as log:
+    with open_reader(store) as log:
         states = Runner.start(log).states()
         result = report(states, now, log.size_bytes(), entity_names(states))
     if as_json:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 
-from events.log import Keyed, SQLiteLog
 from events.model import AnyEvent, Recorded
+from events.protocol import Keyed, LogWriter
 from projections.runner import Runner
 
 # A start after a crash refolds from the last snapshot: keep that tail short.
@@ -24,7 +24,7 @@ SNAPSHOT_EVERY = 10_000
 
 class Store:
     def __init__(
-        self, log: SQLiteLog, runner: Runner, *, snapshot_every: int = SNAPSHOT_EVERY
+        self, log: LogWriter, runner: Runner, *, snapshot_every: int = SNAPSHOT_EVERY
     ) -> None:
         self.log = log
         self.view = runner
@@ -41,7 +41,7 @@ class Store:
     def catch_up(self) -> list[Recorded]:
         new = self.view.catch_up()
         if self.view.seq - self._snapshot_seq >= self._snapshot_every:
-            self.view.snapshot()
+            self.view.snapshot(self.log)
             self._snapshot_seq = self.view.seq
         return new
 
@@ -69,5 +69,5 @@ class Store:
     def close(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        self.view.snapshot()
+        self.view.snapshot(self.log)
         self.log.close()

@@ -20,6 +20,7 @@ from projections import (
     echo,
     outbox,
     queue,
+    retention,
     schedule,
     sessions,
     stats,
@@ -38,6 +39,7 @@ ALL: tuple[Projection[Any], ...] = (
     configs.PROJECTION,
     stats.PROJECTION,
     schedule.PROJECTION,
+    retention.PROJECTION,
 )
 
 _NEVER = sys.maxsize
@@ -63,6 +65,7 @@ class States(msgspec.Struct, kw_only=True):
     configs: configs.State = msgspec.field(default_factory=configs.State)
     stats: stats.State = msgspec.field(default_factory=stats.State)
     schedule: schedule.State = msgspec.field(default_factory=schedule.State)
+    retention: retention.State = msgspec.field(default_factory=retention.State)
 
 
 def dispatch_table(states: States, projections: Sequence[Projection[Any]] = ALL) -> Table:

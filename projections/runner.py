@@ -9,11 +9,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from events.model import Recorded
+from events.protocol import LogReader, LogWriter
 from projections import (
     aliases,
     budget,
@@ -21,6 +22,7 @@ from projections import (
     echo,
     outbox,
     queue,
+    retention,
     schedule,
     sessions,
     stats,
@@ -31,19 +33,10 @@ from projections.fold import ALL, States, decode, dispatch_table, encode, feed
 
 SNAPSHOT_NAME = "projections"
 # Bump whenever any State (or States) changes shape: older snapshots are then ignored.
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 
 _STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
-
-
-class EventLog(Protocol):
-    """The part of ``events.log.SQLiteLog`` the runner uses."""
-
-    def read(self, after: int = 0) -> Iterator[Recorded]: ...
-    def last_seq(self) -> int: ...
-    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
-    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None: ...
 
 
 @contextmanager
@@ -75,8 +68,9 @@ class Runner:
     configs: configs.State
     stats: stats.State
     schedule: schedule.State
+    retention: retention.State
 
-    def __init__(self, log: EventLog, projections: Sequence[Projection[Any]] = ALL) -> None:
+    def __init__(self, log: LogReader, projections: Sequence[Projection[Any]] = ALL) -> None:
         """An empty runner; ``start`` is the usual way to get one that is current."""
         self._log = log
         self._projections = tuple(projections)
@@ -89,7 +83,7 @@ class Runner:
         self._adopt(States())
 
     @classmethod
-    def start(cls, log: EventLog, projections: Sequence[Projection[Any]] = ALL) -> Runner:
+    def start(cls, log: LogReader, projections: Sequence[Projection[Any]] = ALL) -> Runner:
         """Load the snapshot if there is a usable one, else fold from scratch; then catch up."""
         runner = cls(log, projections)
         if runner._restore():
@@ -122,11 +116,9 @@ class Runner:
         self._advance(collect)
         return new
 
-    def snapshot(self) -> None:
+    def snapshot(self, into: LogWriter) -> None:
         """Save every state and ``seq`` as one blob, so the next start skips the refold."""
-        self._log.save_snapshot(
-            self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states)
-        )
+        into.save_snapshot(self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states))
 
     def states(self) -> States:
         """All states in one struct (shared, not a copy)."""

@@ -6,8 +6,9 @@ from typing import Any, cast
 import anyio
 import pytest
 
-from events.log import Keyed, open_log
+from events.backends import open_log
 from events.model import ChatTurn, LlmFailed, LlmRequested, MessageReceived, MessageSkipped
+from events.protocol import Keyed
 from events.testing import FakeClock
 from pipeline.agent import Agent
 from pipeline.config import LoadedConfig, Secrets, config_from_dict

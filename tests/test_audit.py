@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from events.backends import open_reader
 from events.model import ConfigLoaded, LlmRequested, MessageSkipped
-from pipeline.readonly import ReadOnlyLog
 from tests.conversation import NEW_PROMPT, QUESTIONS, Recording, record
 from tests.e2e.harness import ALICE, ALICE_PERSONA, ALICE_PROMPT, GROUP, daemon_env, run_cli
 from tests.llm_server import FakeLlmServer
@@ -76,7 +76,7 @@ def _audit(recording: Recording, *args: str) -> Any:
 
 
 def _requests(recording: Recording) -> list[LlmRequested]:
-    with ReadOnlyLog(recording.store) as log:
+    with open_reader(recording.store) as log:
         return [r.event for r in log.read() if isinstance(r.event, LlmRequested)]
 
 
@@ -131,7 +131,7 @@ def test_json_has_turns_and_every_event_of_the_chat(recording: Recording):
     assert doc.turns[4].session_started == "reset"
     skipped = doc.turns[2]
     assert (skipped.reason, skipped.messages[0].msg_id) == ("empty", recording.skipped_ids[0])
-    with ReadOnlyLog(recording.store) as log:
+    with open_reader(recording.store) as log:
         expected = [
             (type(r.event).__name__, r.seq)
             for r in log.read()
@@ -170,7 +170,7 @@ def test_user_mistakes_exit_2_with_one_line(recording: Recording, args: list[str
 
 
 def _seq_of(recording: Recording, msg_id: str) -> int:
-    with ReadOnlyLog(recording.store) as log:
+    with open_reader(recording.store) as log:
         return next(
             r.seq
             for r in log.read()

@@ -1,4 +1,4 @@
-"""The SQLite log bound to the backend-independent contract, plus its own specifics."""
+"""The SQLite logs bound to the backend-independent contract, plus their own specifics."""
 
 import sqlite3
 from pathlib import Path
@@ -6,16 +6,27 @@ from pathlib import Path
 import pytest
 
 from events import MessageReceived, TransportStatus
-from events.log import LogError, SQLiteLog, open_log
-from events.testing import DurableLogContract, FakeClock, message
+from events.backends import open_log, open_reader
+from events.protocol import LogError, LogReader, LogWriter, NoLog, Selection
+from events.sqlite import SQLiteLog, SQLiteReader
+from events.testing import DurableLogContract, FakeClock, ReaderContract, message
 
 
 class TestSQLiteLog(DurableLogContract):
-    factory = "events.log:SQLiteLog"
+    factory = "events.sqlite:SQLiteLog"
 
 
 class TestSQLiteLogFullSync(DurableLogContract):
     factory = "tests.test_log_sqlite:full_sync_log"
+
+
+class TestSQLiteReader(ReaderContract):
+    """The read-only log reads what the read-write one wrote, from its own connection."""
+
+    factory = "events.sqlite:SQLiteLog"
+
+    def reader(self, log: LogWriter, path: Path) -> LogReader:
+        return SQLiteReader(path)
 
 
 def full_sync_log(path: Path, **kw: object) -> SQLiteLog:
@@ -45,7 +56,7 @@ def test_synchronous_setting_is_applied(tmp_path: Path) -> None:
 def test_reopen_continues_numbering(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     log.append(message(1), message(2))
-    log.compact("forget", lambda r: True)
+    log.compact("forget", Selection())
     log.close()
     again = open_log(tmp_path)
     assert again.last_seq() == 3
@@ -57,3 +68,14 @@ def test_unusable_store_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LogError, match="cannot create the store directory"):
         open_log(blocker / "store")
+
+
+def test_the_read_only_log_creates_nothing_and_cannot_write(tmp_path: Path) -> None:
+    with pytest.raises(NoLog, match="no event log here"):
+        open_reader(tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+    open_log(tmp_path).append(message(1))
+    with open_reader(tmp_path) as reader:
+        assert not hasattr(reader, "append")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._reader.execute("DELETE FROM events")  # type: ignore[attr-defined]

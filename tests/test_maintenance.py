@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from events.log import open_log
+from events.backends import open_log
 from events.model import (
     ChatTurn,
     Compacted,
@@ -16,8 +16,10 @@ from events.model import (
     MessageReceived,
     TransportStatus,
 )
+from events.protocol import Selection
 from events.testing import FakeClock
-from pipeline.maintenance import DAY, rotation_doomed
+from pipeline.maintenance import DAY, rotation
+from projections.fold import fold
 
 ALICE = "491701111111@s.whatsapp.net"
 BOB = "491702222222@s.whatsapp.net"
@@ -74,10 +76,11 @@ def store(tmp_path: Path) -> Path:
 
 def test_rotation_keeps_recent_events_and_the_configs_still_in_use(store: Path) -> None:
     log = open_log(store)
-    doomed = rotation_doomed(log.read(), NOW - 10 * DAY)
-    gone = [type(r.event).__name__ for r in log.read() if doomed(r)]
+    selection = rotation(fold(log.read()).retention, 10, NOW)
+    assert isinstance(selection, Selection)
+    gone = [type(r.event).__name__ for r in log.read() if selection.matches(r)]
     assert gone == ["ConfigLoaded", "MessageReceived", "MessageReceived", "TransportStatus"]
-    kept = [r.event for r in log.read() if not doomed(r)]
+    kept = [r.event for r in log.read() if not selection.matches(r)]
     assert [e.hash for e in kept if isinstance(e, ConfigLoaded)] == ["used"]
 
 

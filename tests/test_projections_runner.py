@@ -1,13 +1,14 @@
 """The runner against a real SQLite log: snapshots, catch-up and refolds on compaction."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from events.log import SQLiteLog
 from events.model import LlmRequested, MessageReceived, MessageSkipped, Recorded, TransportStatus
+from events.protocol import Selection
+from events.sqlite import SQLiteLog
 from events.testing import FakeClock
 from projections import queue
 from projections.fold import encode, fold
@@ -25,10 +26,10 @@ class CountingLog(SQLiteLog):
         self.reads: list[int] = []
 
     def read(
-        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
+        self, after: int = 0, *, chats: Collection[str] | None = None, limit: int | None = None
     ) -> Iterator[Recorded]:
         self.reads.append(after)
-        return super().read(after, chat=chat, limit=limit)
+        return super().read(after, chats=chats, limit=limit)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_start_and_catch_up_follow_the_log(log):
 
 def test_snapshot_plus_tail_equals_full_fold(log):
     log.append(*[msg(n) for n in range(20)])
-    Runner.start(log).snapshot()
+    Runner.start(log).snapshot(log)
     log.append(msg(99, BOB), MessageSkipped(chat=ALICE, msg_id="m3", reason="stale"))
     log.reads.clear()
     runner = Runner.start(log)
@@ -78,7 +79,7 @@ def test_unusable_snapshots_are_ignored(log):
         SNAPSHOT_NAME, SNAPSHOT_VERSION, 50, encode(msgspec.structs.replace(fold([]), seq=50))
     )
     assert_current(Runner.start(log), log)
-    Runner.start(log).snapshot()
+    Runner.start(log).snapshot(log)
     log.reads.clear()
     Runner.start(log, [queue.PROJECTION])  # a different set of projections: not that snapshot
     assert log.reads == [0]
@@ -87,8 +88,8 @@ def test_unusable_snapshots_are_ignored(log):
 def test_compaction_refolds_from_the_compacted_log(log):
     log.append(msg(1), msg(2, BOB), msg(3))
     runner = Runner.start(log)
-    runner.snapshot()
-    marker = log.compact("forget", lambda r: True, chat=ALICE)
+    runner.snapshot(log)
+    marker = log.compact("forget", Selection(chats=frozenset({ALICE})))
     assert marker is not None
     later = log.append(msg(4, BOB))
     assert runner.catch_up() == [marker, *later]
@@ -104,7 +105,7 @@ def test_refold_reports_only_records_the_caller_has_not_seen(log):
     log.append(msg(1), msg(2))
     runner = Runner.start(log)
     first = log.append(msg(3, BOB))
-    marker = log.compact("forget", lambda r: True, chat=ALICE)
+    marker = log.compact("forget", Selection(chats=frozenset({ALICE})))
     last = log.append(
         LlmRequested(
             chat=BOB,
@@ -128,13 +129,14 @@ def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
         msg(2, BOB), TransportStatus(state="disconnected"), TransportStatus(state="connected")
     )
     runner = Runner.start(log)
-    runner.snapshot()
+    runner.snapshot(log)
     before = fold(log.read())
     latest = max(r.seq for r in log.read() if isinstance(r.event, TransportStatus))
 
-    marker = log.compact(
-        "rotation", lambda r: isinstance(r.event, TransportStatus) and r.seq < latest
+    superseded = frozenset(
+        r.seq for r in log.read() if isinstance(r.event, TransportStatus) and r.seq < latest
     )
+    marker = log.compact("rotation", Selection(seqs=superseded))
     assert marker is not None
     assert marker.event.removed == 3
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from events.backends import open_reader
 from events.model import ChatTurn, LlmRequested
-from pipeline.readonly import ReadOnlyLog
 from pipeline.replay.rebuild import turns
 from pipeline.replay.variant import Settings, request_for
 from tests.conversation import QUESTIONS, Recording, log_position, record, run_replay
@@ -94,7 +94,7 @@ def copy(recording: Recording, tmp_path: Path) -> Recording:
 
 
 def _requested_seqs(store: Path) -> list[int]:
-    with ReadOnlyLog(store) as log:
+    with open_reader(store) as log:
         return [r.seq for r in log.read() if isinstance(r.event, LlmRequested)]
 
 
@@ -194,7 +194,7 @@ def test_since_and_limit_choose_turns(recording: Recording, server: FakeLlmServe
         type=_CheckDoc,
     )
     third = doc.turns[2]
-    with ReadOnlyLog(recording.store) as log:
+    with open_reader(recording.store) as log:
         ts = next(r.ts for r in log.read() if r.seq == third.seq)
 
     since = run_replay(
@@ -211,7 +211,7 @@ def test_since_and_limit_choose_turns(recording: Recording, server: FakeLlmServe
 
 
 def test_replayed_context_carries_the_new_answers(recording: Recording):
-    with ReadOnlyLog(recording.store) as log:
+    with open_reader(recording.store) as log:
         found = turns(list(log.read()), ALICE)
     second = found[1]
     assert second.inputs is not None

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import pytest
 
-from events.log import open_log
+from events.backends import open_log
 from events.model import (
     AnyEvent,
     Compacted,

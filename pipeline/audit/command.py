@@ -6,20 +6,20 @@ from pathlib import Path
 
 import msgspec
 
+from events.backends import open_reader
 from pipeline.audit.render import audit_doc, audit_text
 from pipeline.audit.timeline import audit
 from pipeline.chatarg import latest_config, resolve_chat
 from pipeline.config import parse_config
-from pipeline.readonly import ReadOnlyLog
 
 
 def run_audit(
     store: Path, chat_arg: str, *, config: Path | None, since: float | None, as_json: bool
 ) -> int:
-    with ReadOnlyLog(store) as log:
-        app = parse_config(config) if config is not None else latest_config(log.read(chat=""))
+    with open_reader(store) as log:
+        app = parse_config(config) if config is not None else latest_config(log.read(chats=[""]))
         chat = resolve_chat(chat_arg, app, log.chats())
-        result = audit(log.read_for(chat), chat)
+        result = audit(log.read(chats=[chat, ""]), chat)
     if since is not None:
         result.turns = [t for t in result.turns if t.ts >= since]
         result.records = [r for r in result.records if r.ts >= since]

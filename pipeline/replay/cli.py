@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 
+from events.backends import open_reader
 from events.jid import user_part
-from events.log import LogError
 from events.model import ConfigLoaded, Recorded
+from events.protocol import LogError, NoLog
 from pipeline.chatarg import (
     BadArgument,
     latest_config,
@@ -29,7 +30,6 @@ from pipeline.chatarg import (
 from pipeline.cli import env_file, store_dir
 from pipeline.config import ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.llm import LlmClient
-from pipeline.readonly import NoLog, ReadOnlyLog
 from pipeline.replay import output
 from pipeline.replay.cache import CachedLlm
 from pipeline.replay.rebuild import Turn, turns
@@ -82,10 +82,10 @@ def _main(args: argparse.Namespace) -> int:
     if args.recorded and (any(c is not None for c in changes) or args.context != "recorded"):
         raise BadArgument("--recorded checks what was sent; it takes no new settings")
     store = store_dir(args.store, env_file(None))
-    with ReadOnlyLog(store) as log:
-        config = parse_config(args.config) if args.config else latest_config(log.read(chat=""))
+    with open_reader(store) as log:
+        config = parse_config(args.config) if args.config else latest_config(log.read(chats=[""]))
         chat = resolve_chat(args.chat, config, log.chats())
-        records = list(log.read_for(chat))
+        records = list(log.read(chats=[chat, ""]))
     chosen = _select(turns(records, chat), args.since, args.until, args.limit)
     if args.recorded:
         return _check(chat, chosen, as_json=args.json)

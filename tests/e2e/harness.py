@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from events.log import SQLiteLog
 from events.model import Event, Recorded
+from events.sqlite import SQLiteLog
 
 OWNER = "491700000000"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"

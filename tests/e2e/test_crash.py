@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events.log import SQLiteLog
 from events.model import LlmCompleted, LlmFailed, LlmRequested, ReplyPlanned, ReplySent
+from events.sqlite import SQLiteLog
 from tests.e2e.harness import ALICE, Daemon, replies_to
 
 

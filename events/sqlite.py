@@ -1,4 +1,8 @@
-"""The append-only event log on one SQLite file (``STORE/events.db``, WAL).
+"""The event log on one SQLite file (``STORE/events.db``, WAL): read-only and read-write.
+
+``SQLiteReader`` opens the file with SQLite's ``mode=ro``, so a tool that only
+reads (audit, stats, replay, the web console) can run beside the daemon and
+cannot change the log even by mistake. ``SQLiteLog`` adds writing.
 
 Writes are group-committed: concurrent ``append`` calls queue their batches and
 whichever caller takes the write lock first commits every queued batch in one
@@ -6,7 +10,8 @@ whichever caller takes the write lock first commits every queued batch in one
 process without a thread hand-off on the uncontended path. Each batch stays
 contiguous and is all-or-nothing. Across processes SQLite's write lock and
 ``busy_timeout`` serialise transactions; ``AUTOINCREMENT`` keeps ``seq`` from
-ever being reused after compaction.
+ever being reused after compaction. Compaction deletes in short transactions,
+so appends from this process or another interleave with it.
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, Self, TypeVar
+
+import msgspec
 
 from events.codec import CorruptEvent, decode, encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
+from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
 _READ_CHUNK = 2000
 _US = 1_000_000
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
+_COMPACT_CHUNK = 1000  # rows deleted per transaction: the write lock is held briefly
+_READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -49,24 +59,16 @@ CREATE VIEW IF NOT EXISTS timeline AS
     FROM events;
 """
 
-
 _INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 _BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"
 _SEQUENCE = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
     " coalesce((SELECT max(seq) FROM events), 0))"
 )
+_SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
 
-
-class LogError(Exception):
-    """The log could not do what was asked (locked too long, disk full, corrupt)."""
-
-
-class Keyed(NamedTuple):
-    """An event with an idempotency key: appending an existing key is a no-op."""
-
-    event: AnyEvent
-    key: str
+Row = tuple[Any, ...]
+_T = TypeVar("_T")
 
 
 class _Batch:
@@ -79,8 +81,70 @@ class _Batch:
         self.error: BaseException | None = None
 
 
-class SQLiteLog:
-    """The log on a SQLite file; safe to share between threads of one process."""
+class SQLiteReader:
+    """``STORE/events.db`` opened read-only (SQLite ``mode=ro``); a ``LogReader``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise NoLog(f"{self.path}: no event log here (wrong --store, or the bot never ran)")
+        try:
+            self._reader = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._reader.execute("SELECT 1 FROM events LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise NoLog(f"{self.path}: cannot read the event log ({exc})") from None
+        self._read_lock = threading.Lock()
+
+    def read(
+        self, after: int = 0, *, chats: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[Recorded]:
+        """Events with ``seq > after`` in log order, fetched in bounded chunks."""
+        return scan(self._fetch, after, chats=chats, limit=limit)
+
+    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[Row]:
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
+
+    def last_seq(self) -> int:
+        return int(self._fetch(_SEQUENCE, ())[0][0])
+
+    def wait(self, after: int, timeout: float | None = None) -> bool:
+        """Another process writes: look every ``_READ_POLL`` seconds until ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.last_seq() <= after:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            time.sleep(_READ_POLL if left is None else min(_READ_POLL, left))
+        return True
+
+    def chats(self) -> set[str]:
+        return {chat for (chat,) in self._fetch("SELECT DISTINCT chat FROM events", ()) if chat}
+
+    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
+        rows = self._fetch(_SNAPSHOT, (name, version))
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def size_bytes(self) -> int:
+        """The database file plus its write-ahead log."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return sum(p.stat().st_size for p in (self.path, wal) if p.is_file())
+
+    def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SQLiteLog(SQLiteReader):
+    """The log on a SQLite file, created if missing; safe to share between threads."""
 
     def __init__(
         self,
@@ -103,7 +167,7 @@ class SQLiteLog:
         self._pending_lock = threading.Lock()
         self._pending: list[_Batch] = []
         self._changed = threading.Condition()
-        self._last = self._query_last_seq()
+        self._last = super().last_seq()
         self._listeners: list[Callable[[int], None]] = []
         self._closed = False
 
@@ -190,15 +254,16 @@ class SQLiteLog:
             result.append(Recorded(cur.lastrowid or 0, ts, event, key))
         batch.result = result
 
-    def _in_transaction(self, work: Callable[[sqlite3.Cursor], object]) -> None:
+    def _in_transaction(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
         cur = self._writer.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            work(cur)
+            result = work(cur)
         except BaseException:
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
+        return result
 
     def _published(self, seq: int) -> None:
         with self._changed:
@@ -210,26 +275,12 @@ class SQLiteLog:
 
     # -- reading ---------------------------------------------------------
 
-    def read(
-        self, after: int = 0, *, chat: str | None = None, limit: int | None = None
-    ) -> Iterator[Recorded]:
-        """Events with ``seq > after`` in log order, fetched in bounded chunks."""
-        return scan(self._fetch, after, chats=None if chat is None else (chat,), limit=limit)
-
-    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[Row]:
-        with self._read_lock:
-            return self._reader.execute(sql, args).fetchall()
-
     def last_seq(self) -> int:
         """The highest seq committed by anyone, this process or another."""
-        seq = self._query_last_seq()
+        seq = super().last_seq()
         with self._changed:
             self._last = max(self._last, seq)
             return self._last
-
-    def _query_last_seq(self) -> int:
-        with self._read_lock:
-            return _sequence(self._reader.cursor())
 
     def wait(self, after: int, timeout: float | None = None) -> bool:
         """Block until an event with ``seq > after`` exists; False on timeout.
@@ -251,44 +302,39 @@ class SQLiteLog:
 
     # -- compaction and snapshots ---------------------------------------
 
-    def compact(
-        self,
-        reason: Literal["rotation", "expiry", "forget"],
-        predicate: Callable[[Recorded], bool],
-        *,
-        chat: str = "",
-        older_than: float | None = None,
-    ) -> Recorded | None:
-        """Delete the events ``predicate`` selects and record a ``Compacted``.
+    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+        """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        Both happen in one transaction; ``Compacted`` events are never removed.
-        Returns the ``Compacted`` event, or None when nothing matched.
+        Between chunks the write lock is free, so appends never wait long. A
+        crash midway leaves the log correct (what went was meant to go) with
+        no marker; compacting again removes the rest and records it.
         """
-        with self._write_lock:
-            holder: list[Recorded] = []
-
-            def work(cur: sqlite3.Cursor) -> None:
-                doomed = [
-                    r
-                    for r in self.read(chat=chat or None)
-                    if Compacted.may_remove(r) and predicate(r)
-                ]
-                if not doomed:
-                    return
-                cur.executemany("DELETE FROM events WHERE seq = ?", ((r.seq,) for r in doomed))
-                marker = Compacted.of(reason, doomed, chat=chat, older_than=older_than)
-                batch = _Batch([(marker, None, encode(marker))])
-                self._insert(cur, batch)
-                holder.extend(batch.result)
-
-            try:
-                self._in_transaction(work)
-            except BaseException as exc:
-                raise _as_log_error(exc) from exc
-        if not holder:
+        where, args = _where(selection)
+        sql = (
+            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where}"
+            " ORDER BY seq LIMIT ?) RETURNING seq, type"
+        )
+        by_type: dict[str, int] = {}
+        last = 0
+        while True:
+            with self._write_lock:
+                try:
+                    rows = self._in_transaction(
+                        lambda cur: cur.execute(sql, (*args, _COMPACT_CHUNK)).fetchall()
+                    )
+                except sqlite3.Error as exc:
+                    raise _as_log_error(exc) from exc
+            for seq, kind in rows:
+                by_type[kind] = by_type.get(kind, 0) + 1
+                last = max(last, int(seq))
+            if len(rows) < _COMPACT_CHUNK:
+                break
+        if not by_type:
             return None
-        self._published(holder[0].seq)
-        return holder[0]
+        marker = Compacted.of(
+            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
+        )
+        return self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""
@@ -298,13 +344,6 @@ class SQLiteLog:
                 (name, version, seq, state),
             )
 
-    def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
-        with self._read_lock:
-            row = self._reader.execute(
-                "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?", (name, version)
-            ).fetchone()
-        return (int(row[0]), bytes(row[1])) if row else None
-
     def close(self) -> None:
         with self._changed:
             self._closed = True
@@ -313,42 +352,53 @@ class SQLiteLog:
             self._writer.close()
             self._reader.close()
 
-    def __enter__(self) -> SQLiteLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _sequence(cur: sqlite3.Cursor) -> int:
     return int(cur.execute(_SEQUENCE).fetchone()[0])
 
 
-Row = tuple[Any, ...]
+def _where(selection: Selection) -> tuple[str, tuple[object, ...]]:
+    """The SQL condition for ``selection``; sets travel as one JSON array each."""
+    parts = ["type != 'Compacted'"]
+    args: list[object] = []
+    if selection.chats is not None:
+        parts.append("chat IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.chats)).decode())
+    if selection.older_than is not None:
+        parts.append("ts < ?")
+        args.append(round(selection.older_than * _US))
+    if selection.seqs is not None:
+        parts.append("seq IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.seqs)).decode())
+    if selection.keep:
+        parts.append("seq NOT IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.keep)).decode())
+    return " AND ".join(parts), tuple(args)
 
 
 def scan(
     fetch: Callable[[str, tuple[object, ...]], list[Row]],
     after: int = 0,
     *,
-    chats: Sequence[str] | None = None,
+    chats: Collection[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Recorded]:
     """Rows of an events table with ``seq > after`` (of ``chats`` if given), in log order.
 
     Reads in bounded chunks by keyset, so a reader never holds a long
     transaction that would stop WAL checkpoints. ``fetch(sql, args)`` runs one
-    query on whatever connection the caller owns (read-write or read-only).
+    query on whatever connection the caller owns.
     """
     where = "seq > ?"
+    chosen = tuple(chats) if chats is not None else ()
     if chats is not None:
-        where += f" AND chat IN ({', '.join('?' * len(chats))})"
+        where += f" AND chat IN ({', '.join('?' * len(chosen))})"
     remaining = limit
     while remaining is None or remaining > 0:
         size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
         rows = fetch(
             f"SELECT seq, ts, key, body FROM events WHERE {where} ORDER BY seq LIMIT ?",
-            (after, *(chats or ()), size),
+            (after, *chosen, size),
         )
         for row in rows:
             yield _record(row)
@@ -372,13 +422,3 @@ def _as_log_error(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return LogError(f"event log write failed: {exc}")
     return exc
-
-
-def open_log(store: Path, **options: object) -> SQLiteLog:
-    """Open (creating if needed) ``STORE/events.db``."""
-    store = Path(store)
-    try:
-        store.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
-    return SQLiteLog(store / DB_NAME, **options)  # type: ignore[arg-type]

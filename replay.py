@@ -1,8 +1,8 @@
-"""``python replay.py --chat X``: replay a chat's LLM turns (see pipeline/replay/cli.py)."""
+"""``python replay.py --chat X``: replay a chat's LLM calls (see pipeline/tools/replay)."""
 
 import sys
 
-from pipeline.replay.cli import main
+from pipeline.tools.replay import main
 
 if __name__ == "__main__":
     sys.exit(main())

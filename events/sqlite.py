@@ -21,53 +21,31 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Literal, Self, TypeVar
 
-import msgspec
-
-from events.codec import CorruptEvent, decode, encode, type_name
+from events.codec import encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
+from events.sqlite_schema import (
+    BY_KEY,
+    INSERT,
+    SCHEMA,
+    SEQUENCE,
+    SNAPSHOT,
+    US,
+    Row,
+    record,
+    scan,
+    sequence,
+    where,
+)
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
-_READ_CHUNK = 2000
-_US = 1_000_000
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
 _COMPACT_CHUNK = 1000  # rows deleted per transaction: the write lock is held briefly
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts   INTEGER NOT NULL,              -- UTC microseconds since the epoch
-    type TEXT NOT NULL,
-    chat TEXT NOT NULL DEFAULT '',
-    key  TEXT UNIQUE,                   -- idempotency key, e.g. chat/msg_id
-    body TEXT NOT NULL                  -- msgspec JSON of the event
-);
-CREATE INDEX IF NOT EXISTS events_by_chat ON events(chat, seq);
-CREATE TABLE IF NOT EXISTS snapshots (
-    name    TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    state   BLOB NOT NULL
-);
-CREATE VIEW IF NOT EXISTS timeline AS
-    SELECT seq, strftime('%Y-%m-%dT%H:%M:%fZ', ts / 1e6, 'unixepoch') AS at,
-           type, chat, key, body
-    FROM events;
-"""
-
-_INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
-_BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"
-_SEQUENCE = (
-    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
-    " coalesce((SELECT max(seq) FROM events), 0))"
-)
-_SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
-
-Row = tuple[Any, ...]
 _T = TypeVar("_T")
 
 
@@ -108,7 +86,7 @@ class SQLiteReader:
             return self._reader.execute(sql, args).fetchall()
 
     def last_seq(self) -> int:
-        return int(self._fetch(_SEQUENCE, ())[0][0])
+        return int(self._fetch(SEQUENCE, ())[0][0])
 
     def wait(self, after: int, timeout: float | None = None) -> bool:
         """Another process writes: look every ``_READ_POLL`` seconds until ``timeout``."""
@@ -124,7 +102,7 @@ class SQLiteReader:
         return {chat for (chat,) in self._fetch("SELECT DISTINCT chat FROM events", ()) if chat}
 
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
-        rows = self._fetch(_SNAPSHOT, (name, version))
+        rows = self._fetch(SNAPSHOT, (name, version))
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     def size_bytes(self) -> int:
@@ -161,7 +139,7 @@ class SQLiteLog(SQLiteReader):
         self._writer = self._connect(busy_timeout, synchronous)
         self._reader = self._connect(busy_timeout, synchronous)
         with self._writer:
-            self._writer.executescript(_SCHEMA)
+            self._writer.executescript(SCHEMA)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -231,26 +209,26 @@ class SQLiteLog(SQLiteReader):
             self._insert(cur, batch)
 
     def _insert(self, cur: sqlite3.Cursor, batch: _Batch) -> None:
-        ts_us = round(self._clock() * _US)
-        ts = ts_us / _US
+        ts_us = round(self._clock() * US)
+        ts = ts_us / US
         if len(batch.rows) > _SMALL and all(key is None for _, key, _ in batch.rows):
             # Under the write lock AUTOINCREMENT hands out consecutive numbers,
             # so one executemany plus the sequence counter gives every seq.
-            base = _sequence(cur)
+            base = sequence(cur)
             cur.executemany(
-                _INSERT, [(ts_us, type_name(e), e.chat, None, body) for e, _, body in batch.rows]
+                INSERT, [(ts_us, type_name(e), e.chat, None, body) for e, _, body in batch.rows]
             )
             batch.result = [Recorded(base + i, ts, e) for i, (e, _, _) in enumerate(batch.rows, 1)]
-            if _sequence(cur) != base + len(batch.rows):
+            if sequence(cur) != base + len(batch.rows):
                 raise LogError("event log sequence moved during a write; log left unchanged")
             return
         result: list[Recorded] = []
         for event, key, body in batch.rows:
-            existing = cur.execute(_BY_KEY, (key,)).fetchone() if key is not None else None
+            existing = cur.execute(BY_KEY, (key,)).fetchone() if key is not None else None
             if existing is not None:
-                result.append(_record(existing))
+                result.append(record(existing))
                 continue
-            cur.execute(_INSERT, (ts_us, type_name(event), event.chat, key, body))
+            cur.execute(INSERT, (ts_us, type_name(event), event.chat, key, body))
             result.append(Recorded(cur.lastrowid or 0, ts, event, key))
         batch.result = result
 
@@ -309,9 +287,9 @@ class SQLiteLog(SQLiteReader):
         crash midway leaves the log correct (what went was meant to go) with
         no marker; compacting again removes the rest and records it.
         """
-        where, args = _where(selection)
+        condition, args = where(selection)
         sql = (
-            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where}"
+            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {condition}"
             " ORDER BY seq LIMIT ?) RETURNING seq, type"
         )
         by_type: dict[str, int] = {}
@@ -351,71 +329,6 @@ class SQLiteLog(SQLiteReader):
         with self._write_lock, self._read_lock:
             self._writer.close()
             self._reader.close()
-
-
-def _sequence(cur: sqlite3.Cursor) -> int:
-    return int(cur.execute(_SEQUENCE).fetchone()[0])
-
-
-def _where(selection: Selection) -> tuple[str, tuple[object, ...]]:
-    """The SQL condition for ``selection``; sets travel as one JSON array each."""
-    parts = ["type != 'Compacted'"]
-    args: list[object] = []
-    if selection.chats is not None:
-        parts.append("chat IN (SELECT value FROM json_each(?))")
-        args.append(msgspec.json.encode(sorted(selection.chats)).decode())
-    if selection.older_than is not None:
-        parts.append("ts < ?")
-        args.append(round(selection.older_than * _US))
-    if selection.seqs is not None:
-        parts.append("seq IN (SELECT value FROM json_each(?))")
-        args.append(msgspec.json.encode(sorted(selection.seqs)).decode())
-    if selection.keep:
-        parts.append("seq NOT IN (SELECT value FROM json_each(?))")
-        args.append(msgspec.json.encode(sorted(selection.keep)).decode())
-    return " AND ".join(parts), tuple(args)
-
-
-def scan(
-    fetch: Callable[[str, tuple[object, ...]], list[Row]],
-    after: int = 0,
-    *,
-    chats: Collection[str] | None = None,
-    limit: int | None = None,
-) -> Iterator[Recorded]:
-    """Rows of an events table with ``seq > after`` (of ``chats`` if given), in log order.
-
-    Reads in bounded chunks by keyset, so a reader never holds a long
-    transaction that would stop WAL checkpoints. ``fetch(sql, args)`` runs one
-    query on whatever connection the caller owns.
-    """
-    where = "seq > ?"
-    chosen = tuple(chats) if chats is not None else ()
-    if chats is not None:
-        where += f" AND chat IN ({', '.join('?' * len(chosen))})"
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
-        rows = fetch(
-            f"SELECT seq, ts, key, body FROM events WHERE {where} ORDER BY seq LIMIT ?",
-            (after, *chosen, size),
-        )
-        for row in rows:
-            yield _record(row)
-        if len(rows) < size:
-            return
-        after = rows[-1][0]
-        if remaining is not None:
-            remaining -= len(rows)
-
-
-def _record(row: Row) -> Recorded:
-    seq, ts_us, key, body = row
-    try:
-        event = decode(body)
-    except CorruptEvent as exc:
-        raise CorruptEvent(f"event {seq}: {exc}") from None
-    return Recorded(int(seq), int(ts_us) / _US, event, key)
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

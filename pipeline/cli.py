@@ -14,20 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
-from dotenv import dotenv_values
 
+from events.backends import open_log
+from events.codec import CorruptEvent
 from events.jid import InvalidJid, phone_digits
-from events.protocol import LogError, NoLog
-from pipeline import maintenance
-from pipeline.audit.command import run_audit
-from pipeline.chatarg import BadArgument, parse_time
+from events.protocol import LogError
 from pipeline.config import ConfigError, LoadedConfig, load_config
-from pipeline.daemon import Daemon, RunOptions
+from pipeline.daemon import AlreadyRunning, Daemon, DaemonLock, Settings
 from pipeline.logs import configure_logging
-from pipeline.stats_report import run_stats
-from pipeline.storelock import StoreBusy, StoreLock
-from pipeline.transport.base import Transport, TransportError
-from pipeline.transport.stdio import StdioTransport
+from pipeline.paths import env_file, store_dir
+from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats
+from pipeline.tools._args import parse_time
+from pipeline.transport import StdioTransport, Transport, TransportError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -74,22 +72,6 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def store_dir(arg: Path | None, env: Path | None) -> Path:
-    """``--store``, else ``WABOT_STORE`` (environment, then .env), else ``./store``."""
-    if arg is not None:
-        return arg
-    from_file = dotenv_values(env).get("WABOT_STORE") if env is not None and env.is_file() else None
-    return Path(os.environ.get("WABOT_STORE") or from_file or "store")
-
-
-def env_file(arg: Path | None) -> Path | None:
-    """An explicit ``--env`` must exist; the default ``./.env`` is used only if present."""
-    if arg is not None:
-        return arg
-    default = Path(".env")
-    return default if default.is_file() else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -104,12 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store_dir(args.store, env_file(None)), as_json=args.json, now=time.time()
             )
         if args.command == "compact":
-            print(maintenance.compact(store_dir(args.store, env_file(None)), time.time()))
+            print(compact(store_dir(args.store, env_file(None)), time.time()))
             return EXIT_OK
         if args.command == "forget":
-            print(maintenance.forget(store_dir(args.store, env_file(None)), args.chat))
+            print(forget(store_dir(args.store, env_file(None)), args.chat))
             return EXIT_OK
-    except (ConfigError, UsageError, LogError, BadArgument, NoLog, StoreBusy) as exc:
+    except (ConfigError, UsageError, LogError, BadArgument, CorruptEvent, AlreadyRunning) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TransportError as exc:
@@ -123,15 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     env = env_file(args.env)
-    options = RunOptions(config_path=args.config, env_file=env, store=store_dir(args.store, env))
-    loaded = load_config(options.config_path, env_file=options.env_file)
-    lock = StoreLock(options.store)
+    store = store_dir(args.store, env)
+    loaded = load_config(args.config, env_file=env)
+    lock = DaemonLock(store)
     lock.acquire()
     try:
-        _configure_logs(loaded, options.store)
+        _configure_logs(loaded, store)
         # After configure_logging: importing neonize would otherwise install its own log handler.
-        transport = _transport(args, loaded, options.store)
-        daemon = Daemon(options, loaded, transport)
+        transport = _transport(args, loaded, store)
+        log = open_log(store, synchronous=loaded.config.store.synchronous)
+        daemon = Daemon(log, Settings(loaded, env_file=env), transport, store=store)
         anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()

@@ -11,9 +11,9 @@ from bisect import bisect_left
 import msgspec
 
 from events.model import LlmCompleted, Recorded, ReplyPlanned
+from events.units import HOUR
 from projections.base import Handlers, Projection, dispatcher
 
-HOUR = 3600.0
 SPEND_WINDOW = 8 * 24 * HOUR  # a day's budget in any time zone, with room to spare
 
 

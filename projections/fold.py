@@ -6,7 +6,9 @@ projections that handle it, so an event costs one dict lookup plus its handlers.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -28,20 +30,6 @@ from projections import (
 )
 from projections.base import Handler, Projection
 
-ALL: tuple[Projection[Any], ...] = (
-    queue.PROJECTION,
-    outbox.PROJECTION,
-    sessions.PROJECTION,
-    echo.PROJECTION,
-    aliases.PROJECTION,
-    budget.PROJECTION,
-    takeover.PROJECTION,
-    configs.PROJECTION,
-    stats.PROJECTION,
-    schedule.PROJECTION,
-    retention.PROJECTION,
-)
-
 _NEVER = sys.maxsize
 # (handler, its state) pairs: unpacking a pair is cheaper than calling a partial.
 Table = dict[type[Event], tuple[tuple[Handler[Any], Any], ...]]
@@ -50,8 +38,10 @@ Table = dict[type[Event], tuple[tuple[Handler[Any], Any], ...]]
 class States(msgspec.Struct, kw_only=True):
     """Every projection's state and the last folded seq; also the snapshot format.
 
-    Field names are projection names. A projection left out of a fold keeps its
-    empty state.
+    This is the one list of the daemon's projections: each field is named after
+    its module in this package, whose ``PROJECTION`` folds that field's state.
+    ``ALL`` and the snapshot version are derived from it. A projection left out
+    of a fold keeps its empty state.
     """
 
     seq: int = 0
@@ -66,6 +56,21 @@ class States(msgspec.Struct, kw_only=True):
     stats: stats.State = msgspec.field(default_factory=stats.State)
     schedule: schedule.State = msgspec.field(default_factory=schedule.State)
     retention: retention.State = msgspec.field(default_factory=retention.State)
+
+
+def _projections() -> tuple[Projection[Any], ...]:
+    found = []
+    for name in States.__struct_fields__[1:]:
+        projection = importlib.import_module(f"projections.{name}").PROJECTION
+        if projection.name != name:
+            raise TypeError(f"States.{name} is folded by a projection named {projection.name!r}")
+        found.append(projection)
+    return tuple(found)
+
+
+ALL: tuple[Projection[Any], ...] = _projections()
+# The shape of every state: a snapshot of another shape is never decoded.
+SNAPSHOT_VERSION = zlib.crc32(msgspec.json.encode(msgspec.json.schema(States)))
 
 
 def dispatch_table(states: States, projections: Sequence[Projection[Any]] = ALL) -> Table:

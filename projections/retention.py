@@ -12,6 +12,8 @@ from __future__ import annotations
 import msgspec
 
 from events.model import ConfigLoaded, LlmRequested, Recorded
+from events.protocol import Selection
+from events.units import DAY
 from projections.base import Handlers, Projection, dispatcher
 
 
@@ -37,6 +39,12 @@ def kept(state: State, cutoff: float) -> frozenset[int]:
         if state.last_used.get(digest, 0.0) >= cutoff:
             keep.update(seqs)
     return frozenset(keep)
+
+
+def rotation(state: State, retention_days: float, now: float) -> Selection:
+    """What a rotation removes: all older than the retention but the configs still needed."""
+    cutoff = now - retention_days * DAY
+    return Selection(older_than=cutoff, keep=kept(state, cutoff))
 
 
 _HANDLERS: Handlers[State] = {ConfigLoaded: _loaded, LlmRequested: _requested}

@@ -15,27 +15,10 @@ import msgspec
 
 from events.model import Recorded
 from events.protocol import LogReader, LogWriter
-from projections import (
-    aliases,
-    budget,
-    configs,
-    echo,
-    outbox,
-    queue,
-    retention,
-    schedule,
-    sessions,
-    stats,
-    takeover,
-)
 from projections.base import Projection
-from projections.fold import ALL, States, decode, dispatch_table, encode, feed
+from projections.fold import ALL, SNAPSHOT_VERSION, States, decode, dispatch_table, encode, feed
 
 SNAPSHOT_NAME = "projections"
-# Bump whenever any State (or States) changes shape: older snapshots are then ignored.
-SNAPSHOT_VERSION = 5
-
-_STATE_FIELDS = tuple(f for f in States.__struct_fields__ if f != "seq")
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
 
 
@@ -56,19 +39,7 @@ def _unchanged(records: Iterator[Recorded]) -> Iterator[Recorded]:
 
 
 class Runner:
-    """One state per projection (``runner.queue``, ``runner.sessions``, ...) as of ``seq``."""
-
-    queue: queue.State
-    outbox: outbox.State
-    sessions: sessions.State
-    echo: echo.State
-    aliases: aliases.State
-    budget: budget.State
-    takeover: takeover.State
-    configs: configs.State
-    stats: stats.State
-    schedule: schedule.State
-    retention: retention.State
+    """Every projection's state (``runner.states.queue``, ...) as of ``seq``."""
 
     def __init__(self, log: LogReader, projections: Sequence[Projection[Any]] = ALL) -> None:
         """An empty runner; ``start`` is the usual way to get one that is current."""
@@ -120,15 +91,14 @@ class Runner:
         """Save every state and ``seq`` as one blob, so the next start skips the refold."""
         into.save_snapshot(self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states))
 
+    @property
     def states(self) -> States:
-        """All states in one struct (shared, not a copy)."""
+        """All states in one struct (shared, not a copy; replaced by a refold)."""
         return self._states
 
     def _adopt(self, states: States) -> None:
         self._states = states
         self._table = dispatch_table(states, self._projections)
-        for name in _STATE_FIELDS:
-            setattr(self, name, getattr(states, name))
 
     def _restore(self) -> bool:
         found = self._log.load_snapshot(self._snapshot_name, SNAPSHOT_VERSION)

@@ -14,9 +14,8 @@ from bisect import bisect_left
 import msgspec
 
 from events.model import Compacted, Recorded, ReplyPlanned
+from events.units import DAY
 from projections.base import Handlers, Projection, dispatcher
-
-DAY = 86_400.0
 
 
 class State(msgspec.Struct, kw_only=True):

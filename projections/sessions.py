@@ -28,7 +28,9 @@ DEFAULT_MAX_MESSAGES = 10
 Reason = Literal["new", "expired", "config_changed", "reset"]
 
 
-class Turn(msgspec.Struct, frozen=True, gc=False):
+class Utterance(msgspec.Struct, frozen=True, gc=False):
+    """One side of an exchange in a session's context."""
+
     role: Literal["user", "assistant"]
     content: str
     at: float
@@ -41,7 +43,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     started_at: float
     last_activity: float
     reason: Reason
-    turns: list[Turn] = []
+    turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
 
 
@@ -106,8 +108,8 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     if session is None:
         return
     turns = session.turns
-    turns.append(Turn("user", call.text, rec.ts))
-    turns.append(Turn("assistant", ev.content, rec.ts))
+    turns.append(Utterance("user", call.text, rec.ts))
+    turns.append(Utterance("assistant", ev.content, rec.ts))
     size = len(turns)
     if size > state.max_messages:
         # Keep at most max_messages; Perplexity needs the context to open with a user turn.

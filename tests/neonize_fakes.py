@@ -27,7 +27,7 @@ from neonize.proto.Neonize_pb2 import (
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-from pipeline.transport._neonize_convert import jid_from_str
+from pipeline.transport.neonize._convert import jid_from_str
 
 OWNER = "491700000000"
 ALICE = "491701111111"

@@ -10,12 +10,12 @@ from events.backends import open_log
 from events.model import ChatTurn, LlmFailed, LlmRequested, MessageReceived, MessageSkipped
 from events.protocol import Keyed
 from events.testing import FakeClock
-from pipeline.agent import Agent
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.daemon import Agent, Live, Settings
 from pipeline.llm import LlmClient
-from pipeline.store import Store
 from projections import queue
-from projections.runner import SNAPSHOT_NAME, SNAPSHOT_VERSION, Runner
+from projections.fold import SNAPSHOT_VERSION
+from projections.runner import SNAPSHOT_NAME
 
 NOW = 1_764_070_000.0
 ALICE = "491701111111@s.whatsapp.net"
@@ -32,48 +32,43 @@ class CrashingLlm:
         raise RuntimeError("boom")
 
 
-class Deps:
-    def __init__(self, llm: Any) -> None:
-        self.config = LoadedConfig(
-            config=config_from_dict(
-                {
-                    "whatsapp": {"phone_number": "491700000000"},
-                    "monitored_entities": [{"type": "user", "phone": "491701111111"}],
-                    "polling": {"debounce_seconds": 0},
-                }
-            ),
-            hash="h",
-            path="app.json",
-            secrets=Secrets(api_key=None),
-        )
-        self._llm = llm
+def settings() -> Settings:
+    loaded = LoadedConfig(
+        config=config_from_dict(
+            {
+                "whatsapp": {"phone_number": "491700000000"},
+                "monitored_entities": [{"type": "user", "phone": "491701111111"}],
+                "polling": {"debounce_seconds": 0},
+            }
+        ),
+        hash="h",
+        path="app.json",
+        secrets=Secrets(api_key=None),
+    )
+    return Settings(loaded)
 
-    def llm(self) -> LlmClient:
-        return cast(LlmClient, self._llm)
 
-    def new_wa_id(self) -> str | None:
-        return None
-
-    def wake_sender(self) -> None:
-        pass
+def agent_for(live: Live, llm: Any, clock: FakeClock) -> Agent:
+    return Agent(live, settings(), lambda _loaded: cast(LlmClient, llm), lambda: None, clock=clock)
 
 
 @pytest.mark.anyio
 async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
     log = open_log(tmp_path, clock=clock)
-    store = Store(log, Runner.start(log))
-    store.watch()
+    live = Live(log)
+    live.watch()
+    changed = live.waker()
     llm = CrashingLlm()
-    agent = Agent(store, Deps(llm), clock=clock)
+    agent = agent_for(live, llm, clock)
     message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
-    await store.append(Keyed(message, f"{ALICE}/M1"))
+    await live.append(Keyed(message, f"{ALICE}/M1"))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(agent.run)
         with anyio.fail_after(10):
             while not any(isinstance(r.event, LlmFailed) for r in log.read()):
-                await store.changed(1.0)
+                await changed.wait(1.0)
         agent.stopping = True
         tg.cancel_scope.cancel()
 
@@ -83,19 +78,19 @@ async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path
     assert failed[0].error == "internal error: RuntimeError: boom"
     assert len([r for r in log.read() if isinstance(r.event, LlmRequested)]) == 1
     assert llm.calls == 1
-    assert queue.chats_with_work(store.view.queue) == []
+    assert queue.chats_with_work(live.view.queue) == []
     log.close()
 
 
 @pytest.mark.anyio
 async def test_projections_are_snapshotted_as_the_log_grows(tmp_path: Path) -> None:
     log = open_log(tmp_path)
-    store = Store(log, Runner.start(log), snapshot_every=5)
-    await store.append(
+    live = Live(log, snapshot_every=5)
+    await live.append(
         *(MessageReceived(chat=ALICE, msg_id=f"M{i}", sender=ALICE) for i in range(4))
     )
     assert log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION) is None
-    await store.append(MessageReceived(chat=ALICE, msg_id="M4", sender=ALICE))
+    await live.append(MessageReceived(chat=ALICE, msg_id="M4", sender=ALICE))
     saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
     assert saved is not None
     assert saved[0] == 5
@@ -119,16 +114,17 @@ async def test_a_call_orphaned_by_a_long_outage_is_not_asked_again(tmp_path: Pat
     )
     log.append(Keyed(message, f"{ALICE}/M1"), orphan)  # then the process died
     clock.now = NOW  # back three hours later
-    store = Store(log, Runner.start(log))
-    store.watch()
+    live = Live(log)
+    live.watch()
+    changed = live.waker()
     llm = CrashingLlm()
-    agent = Agent(store, Deps(llm), clock=clock)
+    agent = agent_for(live, llm, clock)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(agent.run)
         with anyio.fail_after(10):
             while not any(isinstance(r.event, MessageSkipped) for r in log.read()):
-                await store.changed(1.0)
+                await changed.wait(1.0)
         agent.stopping = True
         tg.cancel_scope.cancel()
 

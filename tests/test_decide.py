@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from events.model import LlmCompleted, MessageSkipped, Recorded, ReplyPlanned, Usage
-from pipeline import decide
 from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
+from pipeline.daemon import _decide as decide
 from projections import budget, echo, takeover
 from projections.queue import Item
 
@@ -168,5 +168,5 @@ def test_reset_command() -> None:
 def test_entity_found_through_the_senders_phone_id() -> None:
     cfg = config()
     lid = item(chat="123456789012345@lid", sender_alt=ALICE)
-    assert decide.entity_for(cfg, lid.chat, lid.sender_alt, lid.is_group) is not None
-    assert decide.entity_for(cfg, lid.chat, None, False) is None
+    assert cfg.entity_for(lid.chat, lid.sender_alt, lid.is_group) is not None
+    assert cfg.entity_for(lid.chat, None, False) is None

@@ -19,8 +19,8 @@ from pipeline.llm import (
     RequestTimeout,
     ServerError,
 )
-from pipeline.llm.backoff import backoff_delay, parse_retry_after
-from pipeline.llm.errors import error_from_response
+from pipeline.llm._backoff import backoff_delay, parse_retry_after
+from pipeline.llm._errors import error_from_response
 from tests.llm_server import RETIRED, canned_error, error_body, html_page
 
 NOW = 1_760_000_000.0

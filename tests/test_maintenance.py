@@ -18,8 +18,9 @@ from events.model import (
 )
 from events.protocol import Selection
 from events.testing import FakeClock
-from pipeline.maintenance import DAY, rotation
+from events.units import DAY
 from projections.fold import fold
+from projections.retention import rotation
 
 ALICE = "491701111111@s.whatsapp.net"
 BOB = "491702222222@s.whatsapp.net"

@@ -8,8 +8,7 @@ import anyio
 import pytest
 
 from events.model import TransportStatus
-from pipeline.transport import Inbound, TransportError
-from pipeline.transport.memory import MemoryTransport
+from pipeline.transport import Inbound, MemoryTransport, TransportError
 
 GROUP = "120363000000000001@g.us"
 

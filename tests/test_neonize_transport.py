@@ -43,11 +43,11 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 
 from events.model import MessageReceived, TransportStatus
-from pipeline.transport import neonize as transport_module
-from pipeline.transport._neonize_lifecycle import LIFECYCLE
-from pipeline.transport._neonize_pairing import prepare_session
-from pipeline.transport.base import Inbound, TransportError
+from pipeline.transport import Inbound, TransportError
 from pipeline.transport.neonize import NeonizeTransport
+from pipeline.transport.neonize import _transport as transport_module
+from pipeline.transport.neonize._lifecycle import LIFECYCLE
+from pipeline.transport.neonize._pairing import prepare_session
 from tests.e2e.harness import Daemon, daemon_env, run_cli, write_config
 from tests.llm_server import TEST_KEY
 from tests.neonize_fakes import (
@@ -533,7 +533,7 @@ def test_running_with_stdio_never_imports_neonize(tmp_path: Path) -> None:
 
     imports = [line for line in stderr.splitlines() if line.startswith("import time:")]
     assert code == 0
-    assert any("pipeline.transport.stdio" in line for line in imports)
+    assert any("pipeline.transport._stdio" in line for line in imports)
     assert not [line for line in imports if "neonize" in line]
 
 
@@ -578,7 +578,7 @@ def test_a_transport_that_gives_up_stops_the_daemon_with_status_1(tmp_path: Path
     probe = (
         "import sys\n"
         "from pipeline import cli\n"
-        "from pipeline.transport.base import TransportError\n"
+        "from pipeline.transport import TransportError\n"
         "class LoggedOut:\n"
         "    name, owner_jid = 'test', '491700000000@s.whatsapp.net'\n"
         "    def new_message_id(self): return None\n"

@@ -11,8 +11,8 @@ from events.protocol import Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock
 from projections import queue
-from projections.fold import encode, fold
-from projections.runner import SNAPSHOT_NAME, SNAPSHOT_VERSION, Runner
+from projections.fold import SNAPSHOT_VERSION, encode, fold
+from projections.runner import SNAPSHOT_NAME, Runner
 
 ALICE = "491701111111@s.whatsapp.net"
 BOB = "491702222222@s.whatsapp.net"
@@ -45,19 +45,19 @@ def msg(n: int, chat: str = ALICE) -> MessageReceived:
 
 def assert_current(runner: Runner, log: SQLiteLog) -> None:
     full = fold(log.read())
-    assert runner.states() == full
-    assert runner.queue == full.queue
+    assert runner.states == full
+    assert runner.states.queue == full.queue
     assert runner.seq == log.last_seq()
 
 
 def test_start_and_catch_up_follow_the_log(log):
     log.append(msg(1), msg(2, BOB))
     runner = Runner.start(log)
-    assert queue.chats_with_work(runner.queue) == [ALICE, BOB]
+    assert queue.chats_with_work(runner.states.queue) == [ALICE, BOB]
     assert runner.catch_up() == []
     new = log.append(msg(3), MessageSkipped(chat=BOB, msg_id="m2", reason="echo"))
     assert runner.catch_up() == new
-    assert queue.chats_with_work(runner.queue) == [ALICE]
+    assert queue.chats_with_work(runner.states.queue) == [ALICE]
     assert_current(runner, log)
 
 
@@ -93,9 +93,9 @@ def test_compaction_refolds_from_the_compacted_log(log):
     assert marker is not None
     later = log.append(msg(4, BOB))
     assert runner.catch_up() == [marker, *later]
-    assert queue.chats_with_work(runner.queue) == [BOB]
-    assert [i.msg_id for i in queue.pending(runner.queue, BOB)] == ["m2", "m4"]
-    assert runner.stats.first_seq == 2
+    assert queue.chats_with_work(runner.states.queue) == [BOB]
+    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m4"]
+    assert runner.states.stats.first_seq == 2
     assert_current(runner, log)
     # A start from the pre-compaction snapshot must refold as well.
     assert_current(Runner.start(log), log)
@@ -143,9 +143,9 @@ def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
     after_full = fold(log.read())
     runner.catch_up()
     from_snapshot = Runner.start(log)
-    for states in (after_full, runner.states(), from_snapshot.states()):
+    for states in (after_full, runner.states, from_snapshot.states):
         for name in ("queue", "outbox", "sessions", "echo", "aliases", "budget", "takeover"):
             assert getattr(states, name) == getattr(before, name), name
         assert states.stats.transport_state == "connected"
         assert states.stats.compacted == 3
-    assert runner.states() == from_snapshot.states() == after_full
+    assert runner.states == from_snapshot.states == after_full

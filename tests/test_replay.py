@@ -12,8 +12,8 @@ import pytest
 
 from events.backends import open_reader
 from events.model import ChatTurn, LlmRequested
-from pipeline.replay.rebuild import turns
-from pipeline.replay.variant import Settings, request_for
+from pipeline.tools.replay._variant import Variant, prompt_for
+from projections.calls import calls
 from tests.conversation import QUESTIONS, Recording, log_position, record, run_replay
 from tests.e2e.harness import ALICE, ALICE_PERSONA
 from tests.llm_server import FakeLlmServer, Reply, agent_answer
@@ -212,13 +212,13 @@ def test_since_and_limit_choose_turns(recording: Recording, server: FakeLlmServe
 
 def test_replayed_context_carries_the_new_answers(recording: Recording):
     with open_reader(recording.store) as log:
-        found = turns(list(log.read()), ALICE)
+        found = calls(list(log.read()), ALICE)
     second = found[1]
     assert second.inputs is not None
     answers = {found[0].call_id: "A new answer"}
 
-    chained = request_for(second.inputs, Settings(context="replayed"), answers)
-    kept = request_for(second.inputs, Settings(context="recorded"), answers)
+    chained = prompt_for(second, Variant(context="replayed"), answers)
+    kept = prompt_for(second, Variant(context="recorded"), answers)
 
     assert chained.messages[1:] == [
         ChatTurn("user", QUESTIONS[0]),

@@ -23,12 +23,10 @@ from events.model import (
     Usage,
 )
 from events.testing import FakeClock
-from pipeline import timetable
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.scheduler import Scheduler
-from pipeline.store import Store
+from pipeline.daemon import Live, Scheduler, Settings
+from pipeline.daemon import _timetable as timetable
 from projections.fold import fold
-from projections.runner import Runner
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OWNER_JID = "491700000000@s.whatsapp.net"
@@ -55,37 +53,27 @@ def loaded(**sections: Any) -> LoadedConfig:
     )
 
 
-class Deps:
-    def __init__(self, config: LoadedConfig) -> None:
-        self.config = config
-        self.wakes = 0
-
-    def new_wa_id(self) -> str | None:
-        return "WA1"
-
-    def wake_sender(self) -> None:
-        self.wakes += 1
-
-
 class Bot:
-    """A store and a scheduler on one log file; ``restart`` is a new daemon on the same file."""
+    """The live log and a scheduler on one file; ``restart`` is a new daemon on the same file."""
 
     def __init__(self, path: Path, clock: FakeClock, config: LoadedConfig) -> None:
         self.path = path
         self.clock = clock
-        self.deps = Deps(config)
-        self.store = self._open()
-        self.scheduler = Scheduler(self.store, self.deps, clock=clock)
+        self.settings = Settings(config)
+        self.live = self._open()
+        self.scheduler = self._scheduler()
 
-    def _open(self) -> Store:
-        log = open_log(self.path, clock=self.clock)
-        return Store(log, Runner.start(log))
+    def _open(self) -> Live:
+        return Live(open_log(self.path, clock=self.clock))
+
+    def _scheduler(self) -> Scheduler:
+        return Scheduler(self.live, self.settings, lambda: "WA1", clock=self.clock)
 
     def restart(self, now: float) -> None:
-        self.store.close()
+        self.live.close()
         self.clock.now = now
-        self.store = self._open()
-        self.scheduler = Scheduler(self.store, self.deps, clock=self.clock)
+        self.live = self._open()
+        self.scheduler = self._scheduler()
 
     async def tick(self, now: float) -> float:
         self.clock.now = now
@@ -93,10 +81,10 @@ class Bot:
 
     def append(self, when: float, *events: AnyEvent) -> None:
         self.clock.now = when
-        self.store.log.append(*events)
+        self.live.log.append(*events)
 
     def records(self) -> list[Recorded]:
-        return list(self.store.log.read())
+        return list(self.live.log.read())
 
     def check_ins(self) -> list[ReplyPlanned]:
         return [
@@ -124,7 +112,7 @@ def make_bot(tmp_path: Path) -> Iterator[Any]:
 
     yield make
     for bot in bots:
-        bot.store.close()
+        bot.live.close()
 
 
 def reply(n: int) -> ReplyPlanned:
@@ -153,7 +141,6 @@ async def test_the_check_in_is_planned_at_its_time_once(make_bot: Any) -> None:
     assert check_in.text == (
         "Bot alive\n— 0 replies, $0.00 spent in the last 24 h, connection: unknown"
     )
-    assert bot.deps.wakes == 1
 
 
 @pytest.mark.anyio
@@ -211,7 +198,7 @@ async def test_config_edits_apply_from_the_next_decision(make_bot: Any) -> None:
     await bot.tick(at("2025-06-02 09:00"))
     assert bot.check_ins() == []
 
-    bot.deps.config = loaded(vitality={"cron": "*/15 * * * *", "message": "Tick"})
+    bot.settings.loaded = loaded(vitality={"cron": "*/15 * * * *", "message": "Tick"})
     await bot.tick(at("2025-06-02 09:01"))
     assert await bot.tick(at("2025-06-02 09:14")) == at("2025-06-02 09:15")
     await bot.tick(at("2025-06-02 09:15"))
@@ -295,7 +282,7 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
     [marker] = bot.rotations()
     assert isinstance(marker.event, Compacted)
     assert marker.event.by_type == {"MessageReceived": 1}
-    assert bot.store.view.stats.by_type["MessageReceived"] == 0  # refolded
+    assert bot.live.view.stats.by_type["MessageReceived"] == 0  # refolded
 
     bot.restart(start + 30 * HOUR)
     assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY
@@ -321,7 +308,7 @@ async def test_the_rotation_settings_in_force_are_used(make_bot: Any) -> None:
     bot = make_bot(start, vitality={"enabled": False})
     bot.append(start, MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="recent"))
 
-    bot.deps.config = loaded(rotation={"retention_days": 0.5, "interval_hours": 1})
+    bot.settings.loaded = loaded(rotation={"retention_days": 0.5, "interval_hours": 1})
     assert await bot.tick(start + HOUR) == start + 2 * HOUR
     assert bot.rotations() == []
     await bot.tick(start + 13 * HOUR)
@@ -335,13 +322,14 @@ async def test_the_rotation_settings_in_force_are_used(make_bot: Any) -> None:
 @pytest.mark.anyio
 async def test_run_plans_what_is_due(make_bot: Any) -> None:
     bot = make_bot(at("2025-06-02 09:00"))
-    bot.store.watch()
+    bot.live.watch()
+    changed = bot.live.waker()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(bot.scheduler.run)
         with anyio.fail_after(5):
             while not bot.check_ins():
-                await bot.store.changed(1.0)
+                await changed.wait(1.0)
         tg.cancel_scope.cancel()
 
     assert len(bot.check_ins()) == 1

@@ -1,7 +1,13 @@
-"""Talking to the LLM: request bodies, retries, errors and reply rendering."""
+"""Talking to the LLM: prompts, request bodies, retries, errors and reply rendering.
 
-from pipeline.llm.client import LlmClient, OnFailure
-from pipeline.llm.errors import (
+``compose`` turns config, context and new messages into a ``Prompt`` (what
+``LlmRequested`` records); ``build_request`` turns a prompt into a provider's
+HTTP body; ``LlmClient`` sends it with retries; ``LlmPool`` keeps one client
+per endpoint in force.
+"""
+
+from pipeline.llm._client import LlmClient, LlmPool, OnFailure
+from pipeline.llm._errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
@@ -17,11 +23,13 @@ from pipeline.llm.errors import (
     RunFailed,
     ServerError,
 )
-from pipeline.llm.render import format_reply
-from pipeline.llm.turns import normalize_turns, strip_think
-from pipeline.llm.wire import PROVIDERS, LlmResult, build_request, parse_response
+from pipeline.llm._prompt import CUT_MARKER, Prompt, compose, debug_note, system_text, user_text
+from pipeline.llm._render import format_reply
+from pipeline.llm._turns import normalize_turns, strip_think
+from pipeline.llm._wire import PROVIDERS, LlmResult, build_request, parse_response
 
 __all__ = [
+    "CUT_MARKER",
     "PROVIDERS",
     "BadRequest",
     "Conflict",
@@ -32,17 +40,23 @@ __all__ = [
     "KeyRejected",
     "LlmClient",
     "LlmError",
+    "LlmPool",
     "LlmResult",
     "MalformedResponse",
     "NotFound",
     "OnFailure",
+    "Prompt",
     "RateLimited",
     "RequestTimeout",
     "RunFailed",
     "ServerError",
     "build_request",
+    "compose",
+    "debug_note",
     "format_reply",
     "normalize_turns",
     "parse_response",
     "strip_think",
+    "system_text",
+    "user_text",
 ]

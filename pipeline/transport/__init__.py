@@ -1,6 +1,14 @@
-"""How messages reach WhatsApp (or a stand-in) and come back."""
+"""How messages reach WhatsApp (or a stand-in) and come back.
 
-from pipeline.transport.base import (
+Every transport implements ``Transport``: it normalises what it receives into
+``Inbound`` messages, reports its connection state, and sends plain text.
+``StdioTransport`` speaks JSON lines (DESIGN.md section 7), ``MemoryTransport``
+is the in-process twin for tests. The WhatsApp transport lives in
+``pipeline.transport.neonize`` and is imported only when chosen: importing it
+loads neonize's Go library, which prints to stdout.
+"""
+
+from pipeline.transport._base import (
     Deliver,
     Inbound,
     SendReceipt,
@@ -9,12 +17,17 @@ from pipeline.transport.base import (
     TransportError,
     received_message,
 )
+from pipeline.transport._memory import MemoryTransport, SentMessage
+from pipeline.transport._stdio import StdioTransport
 
 __all__ = [
     "Deliver",
     "Inbound",
+    "MemoryTransport",
     "SendReceipt",
+    "SentMessage",
     "StatusSink",
+    "StdioTransport",
     "Transport",
     "TransportError",
     "received_message",

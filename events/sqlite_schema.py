@@ -1,0 +1,117 @@
+"""The events table as SQLite holds it: the schema, the statements, rows read back as events.
+
+Shared by the read-write and the read-only SQLite log. The table is readable
+with the ``sqlite3`` shell and its JSON functions alone (``timeline`` view).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import msgspec
+
+from events.codec import CorruptEvent, decode
+from events.model import Recorded
+from events.protocol import Selection
+
+US = 1_000_000  # ts is stored in integer microseconds
+_READ_CHUNK = 2000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts   INTEGER NOT NULL,              -- UTC microseconds since the epoch
+    type TEXT NOT NULL,
+    chat TEXT NOT NULL DEFAULT '',
+    key  TEXT UNIQUE,                   -- idempotency key, e.g. chat/msg_id
+    body TEXT NOT NULL                  -- msgspec JSON of the event
+);
+CREATE INDEX IF NOT EXISTS events_by_chat ON events(chat, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name    TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    state   BLOB NOT NULL
+);
+CREATE VIEW IF NOT EXISTS timeline AS
+    SELECT seq, strftime('%Y-%m-%dT%H:%M:%fZ', ts / 1e6, 'unixepoch') AS at,
+           type, chat, key, body
+    FROM events;
+"""
+
+INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
+BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"
+SEQUENCE = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+    " coalesce((SELECT max(seq) FROM events), 0))"
+)
+SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
+
+Row = tuple[Any, ...]
+
+
+def sequence(cur: sqlite3.Cursor) -> int:
+    return int(cur.execute(SEQUENCE).fetchone()[0])
+
+
+def where(selection: Selection) -> tuple[str, tuple[object, ...]]:
+    """The SQL condition for ``selection``; sets travel as one JSON array each."""
+    parts = ["type != 'Compacted'"]
+    args: list[object] = []
+    if selection.chats is not None:
+        parts.append("chat IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.chats)).decode())
+    if selection.older_than is not None:
+        parts.append("ts < ?")
+        args.append(round(selection.older_than * US))
+    if selection.seqs is not None:
+        parts.append("seq IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.seqs)).decode())
+    if selection.keep:
+        parts.append("seq NOT IN (SELECT value FROM json_each(?))")
+        args.append(msgspec.json.encode(sorted(selection.keep)).decode())
+    return " AND ".join(parts), tuple(args)
+
+
+def scan(
+    fetch: Callable[[str, tuple[object, ...]], list[Row]],
+    after: int = 0,
+    *,
+    chats: Collection[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Recorded]:
+    """Rows of an events table with ``seq > after`` (of ``chats`` if given), in log order.
+
+    Reads in bounded chunks by keyset, so a reader never holds a long
+    transaction that would stop WAL checkpoints. ``fetch(sql, args)`` runs one
+    query on whatever connection the caller owns.
+    """
+    where = "seq > ?"
+    chosen = tuple(chats) if chats is not None else ()
+    if chats is not None:
+        where += f" AND chat IN ({', '.join('?' * len(chosen))})"
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+        rows = fetch(
+            f"SELECT seq, ts, key, body FROM events WHERE {where} ORDER BY seq LIMIT ?",
+            (after, *chosen, size),
+        )
+        for row in rows:
+            yield record(row)
+        if len(rows) < size:
+            return
+        after = rows[-1][0]
+        if remaining is not None:
+            remaining -= len(rows)
+
+
+def record(row: Row) -> Recorded:
+    seq, ts_us, key, body = row
+    try:
+        event = decode(body)
+    except CorruptEvent as exc:
+        raise CorruptEvent(f"event {seq}: {exc}") from None
+    return Recorded(int(seq), int(ts_us) / US, event, key)

@@ -1,1 +1,0 @@
-"""``python -m pipeline audit``: what the bot said in a chat, to whom, and why."""

@@ -1,0 +1,57 @@
+"""The typed app.json plus secrets from the environment (DESIGN.md sections 6, 8, 9).
+
+``load_config`` (app.json with .env and the environment) and ``parse_config``
+(app.json alone, for the offline tools) are the only readers; every mistake is
+a ``ConfigError`` of one line naming the file and the field.
+"""
+
+from pipeline.config._app import AppConfig, UnknownChat
+from pipeline.config._entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
+from pipeline.config._errors import ConfigError
+from pipeline.config._load import (
+    LoadedConfig,
+    Secrets,
+    config_from_dict,
+    load_config,
+    parse_config,
+)
+from pipeline.config._sections import (
+    DefaultsConfig,
+    LimitsConfig,
+    LlmConfig,
+    LoggingConfig,
+    PollingConfig,
+    RotationConfig,
+    SessionConfig,
+    StoreConfig,
+    TakeoverConfig,
+    VitalityConfig,
+    WhatsAppConfig,
+)
+
+__all__ = [
+    "AppConfig",
+    "ConfigError",
+    "DefaultsConfig",
+    "Entity",
+    "GroupEntity",
+    "LimitsConfig",
+    "LlmConfig",
+    "LoadedConfig",
+    "LoggingConfig",
+    "PollingConfig",
+    "RotationConfig",
+    "Secrets",
+    "SelfEntity",
+    "SessionConfig",
+    "StoreConfig",
+    "TakeoverConfig",
+    "Trigger",
+    "UnknownChat",
+    "UserEntity",
+    "VitalityConfig",
+    "WhatsAppConfig",
+    "config_from_dict",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,84 @@
+"""The monitored chats: a tagged union on ``type`` (user, group, self)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from events.jid import GROUP_SERVER, InvalidJid, is_group, normalize, phone_digits
+from pipeline.config._sections import FieldError, Section
+
+
+class Trigger(Section, frozen=True, kw_only=True):
+    """When a group message is for the bot; ``mention`` also fires on a keyword."""
+
+    mode: Literal["always", "mention", "keyword"] = "mention"
+    keywords: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode == "keyword" and not self.keywords:
+            raise FieldError("keywords", 'trigger mode "keyword" needs at least one keyword')
+        for i, word in enumerate(self.keywords):
+            if not word.strip():
+                raise FieldError(f"keywords[{i}]", "must not be empty")
+
+
+class EntityBase(Section, frozen=True, kw_only=True, tag_field="type"):
+    """What every entity has; missing ``prompt``/``persona`` fall back to ``defaults``."""
+
+    name: str | None = None
+    prompt: str | None = None
+    persona: str | None = None
+    # Before each LLM call, show the owner what is sent (in the owner's own chat).
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not self.name.strip():
+            raise FieldError("name", "must not be empty")
+
+
+class UserEntity(EntityBase, frozen=True, kw_only=True, tag="user"):
+    """A direct chat, given by ``phone`` (``+``, spaces and dashes ignored) or ``jid``."""
+
+    phone: str | None = None
+    jid: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.phone is None) == (self.jid is None):
+            raise FieldError("", 'a "user" entity needs exactly one of "phone" and "jid"')
+        if self.phone is not None:
+            _checked(phone_digits, self.phone, "phone")
+        elif self.jid is not None and is_group(_checked(normalize, self.jid, "jid")):
+            raise FieldError("jid", f'{self.jid!r} is a group; use "type": "group"')
+
+    def chat_jid(self) -> str:
+        return normalize(self.phone if self.phone is not None else str(self.jid))
+
+
+class GroupEntity(EntityBase, frozen=True, kw_only=True, tag="group"):
+    jid: str
+    trigger: Trigger = Trigger()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not is_group(_checked(normalize, self.jid, "jid")):
+            raise FieldError("jid", f"{self.jid!r} is not a group JID (…@{GROUP_SERVER})")
+
+    def chat_jid(self) -> str:
+        return normalize(self.jid)
+
+
+class SelfEntity(EntityBase, frozen=True, kw_only=True, tag="self"):
+    """The owner's own "note to self" chat; its JID is ``AppConfig.owner_jid``."""
+
+
+Entity = UserEntity | GroupEntity | SelfEntity
+
+
+def _checked(check: Callable[[str], str], value: str, field: str) -> str:
+    """``check(value)``, with InvalidJid turned into a FieldError on ``field``."""
+    try:
+        return check(value)
+    except InvalidJid as exc:
+        raise FieldError(field, str(exc)) from None

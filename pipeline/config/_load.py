@@ -1,0 +1,137 @@
+"""Reading app.json and the environment: the only place that does.
+
+Every mistake becomes a ``ConfigError`` of one line naming the file and the
+field (DESIGN.md sections 6, 8, 9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from dotenv import dotenv_values
+
+from pipeline.config._app import AppConfig
+from pipeline.config._errors import ConfigError, from_decode_error, from_validation_error
+from pipeline.config._sections import LlmConfig, url_problem
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    """The LLM API key; never logged, never in an event, never repr'd."""
+
+    api_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Secrets(api_key={'<set>' if self.api_key else None})"
+
+
+class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A parsed app.json with the environment applied, ready for ConfigLoaded."""
+
+    config: AppConfig
+    hash: str  # sha256 hex of the app.json bytes
+    path: str
+    secrets: Secrets
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as JSON values (lists, not tuples), every default spelled out."""
+        result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self.config))
+        return result
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "stored config") -> AppConfig:
+    """An AppConfig from builtins, e.g. a stored ``ConfigLoaded.config``."""
+    try:
+        return msgspec.convert(data, AppConfig)
+    except msgspec.ValidationError as exc:
+        raise from_validation_error(source, data, exc, AppConfig) from None
+
+
+def parse_config(path: Path) -> AppConfig:
+    """app.json alone, without the environment (offline tools need no API key)."""
+    return _parse(str(path), _read(path))
+
+
+def _parse(source: str, data: bytes) -> AppConfig:
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise from_decode_error(source, data, exc) from None
+    return config_from_dict(raw, source=source)
+
+
+def load_config(
+    path: Path, *, env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read app.json and the optional .env; ``environ`` (default os.environ) wins over .env."""
+    source = str(path)
+    data = _read(path)
+    config = _parse(source, data)
+    env = _Environment(env_file, os.environ if environ is None else environ)
+    if (url := env.get("LLM_BASE_URL")) is not None:
+        if problem := url_problem(url):
+            raise ConfigError(env.source_of("LLM_BASE_URL"), f"LLM_BASE_URL: {problem}")
+        llm = msgspec.structs.replace(config.llm, base_url=url)
+        config = msgspec.structs.replace(config, llm=llm)
+    return LoadedConfig(
+        config=config,
+        hash=hashlib.sha256(data).hexdigest(),
+        path=source,
+        secrets=Secrets(api_key=_api_key(config.llm, env)),
+    )
+
+
+class _Environment:
+    """Variables from the process environment over those of the .env file."""
+
+    def __init__(self, env_file: Path | None, environ: Mapping[str, str]) -> None:
+        self.env_file = env_file
+        self.from_file: dict[str, str] = {}
+        if env_file is not None:
+            try:
+                text = _read(env_file).decode()
+            except UnicodeDecodeError:
+                raise ConfigError(str(env_file), "cannot read (not UTF-8 text)") from None
+            # No ${VAR} expansion: values are literal, and the real environment stays unread.
+            parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
+            self.from_file = {k: v for k, v in parsed.items() if v}
+        self.environ = environ
+
+    def get(self, name: str) -> str | None:
+        """The non-empty value of ``name``; an empty ``KEY=`` line counts as unset."""
+        return self.environ.get(name) or self.from_file.get(name)
+
+    def source_of(self, name: str) -> str:
+        if self.environ.get(name) or self.env_file is None:
+            return "environment"
+        return str(self.env_file)
+
+
+def _api_key(llm: LlmConfig, env: _Environment) -> str | None:
+    if llm.provider == "openai":
+        return env.get("LLM_API_KEY")  # local servers (Ollama, llama.cpp) need none
+    key = env.get("PERPLEXITY_API_KEY")
+    if key is None:
+        required = 'required for llm.provider "perplexity"'
+        if env.env_file is None:
+            raise ConfigError(
+                "environment",
+                f"PERPLEXITY_API_KEY is not set ({required}; export it or use a .env file)",
+            )
+        raise ConfigError(
+            str(env.env_file),
+            f"PERPLEXITY_API_KEY is not set here or in the environment ({required})",
+        )
+    return key
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read ({exc.strerror or exc})") from None

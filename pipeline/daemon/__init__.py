@@ -1,0 +1,39 @@
+"""What runs in ``python -m pipeline run``: the daemon and its workers.
+
+- ``Daemon`` wires them together and handles start-up and shutdown.
+- ``Intake`` records what the transport hands over, for monitored chats only.
+- ``Agent`` turns queued messages into decisions, LLM calls and planned replies
+  (its judgements are the pure functions of ``_decide``).
+- ``Sender`` delivers planned replies and records the outcome.
+- ``Scheduler`` sends the daily check-in and rotates the log (``_timetable``).
+- ``Settings`` is the config in force and reloads app.json when it changes.
+- ``Live`` is the log with the projections kept current; ``DaemonLock`` keeps
+  a second daemon off the same store.
+
+Nothing here is imported by the offline tools (``pipeline.tools``).
+"""
+
+from pipeline.daemon._agent import RESET_REPLY, Agent
+from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
+from pipeline.daemon._intake import Intake
+from pipeline.daemon._live import Live, Waker
+from pipeline.daemon._lock import AlreadyRunning, DaemonLock
+from pipeline.daemon._scheduler import Scheduler
+from pipeline.daemon._sender import Sender
+from pipeline.daemon._settings import Settings, config_loaded
+
+__all__ = [
+    "GRACE_SECONDS",
+    "RESET_REPLY",
+    "Agent",
+    "AlreadyRunning",
+    "Daemon",
+    "DaemonLock",
+    "Intake",
+    "Live",
+    "Scheduler",
+    "Sender",
+    "Settings",
+    "Waker",
+    "config_loaded",
+]

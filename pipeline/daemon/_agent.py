@@ -1,0 +1,330 @@
+"""The agent: turns queued messages into decisions, LLM calls and planned replies.
+
+Woken by every commit (the poll interval is only a fallback), it works each
+chat in log order, different chats concurrently up to ``max_concurrent_chats``.
+Every decision is an event; what it knows comes from the projections, so a
+restart resumes exactly where the log says it stopped: a debounce window is
+recomputed from logged times, and a call that was requested but never answered
+is requested again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import anyio
+
+from events.model import (
+    AnyEvent,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageSkipped,
+    ReplyPlanned,
+    SessionStarted,
+    StartReason,
+)
+from pipeline.config import Entity, LoadedConfig
+from pipeline.daemon import _decide as decide
+from pipeline.daemon._live import Live
+from pipeline.daemon._settings import Settings
+from pipeline.llm import LlmClient, LlmError, Prompt, compose, debug_note, format_reply, system_text
+from pipeline.llm import user_text as prompt_text
+from pipeline.logs import get_logger
+from projections import aliases, queue, sessions
+from projections.queue import Item
+
+log = get_logger("wabot.agent")
+
+RESET_REPLY = "New conversation started: I have forgotten what we said before."
+
+
+class Agent:
+    def __init__(
+        self,
+        live: Live,
+        settings: Settings,
+        llm: Callable[[LoadedConfig], LlmClient],
+        new_wa_id: Callable[[], str | None],
+        *,
+        clock: Callable[[], float],
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.live = live
+        self.settings = settings
+        self.llm = llm
+        self.new_wa_id = new_wa_id
+        self.clock = clock
+        self.new_id = new_id
+        self.stopping = False
+        self._busy: set[str] = set()
+        self._deadlines: dict[str, float] = {}
+        self._idle = anyio.Event()
+        # Commits wake the dispatcher, and so does every worker that ends: a
+        # worker may have just set the debounce deadline the next pass sleeps to.
+        self._waker = live.waker()
+        self._limiter = anyio.CapacityLimiter(settings.app.polling.max_concurrent_chats)
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            while not self.stopping:
+                now = self.clock()
+                try:
+                    self._dispatch(tg, now)
+                except Exception:
+                    # Whatever broke (a full disk, a bug), the daemon stays up
+                    # and tries again at the next wake-up.
+                    log.exception("agent_pass_failed")
+                await self._waker.wait(self._sleep_for(now))
+            await self.idle()
+
+    def _dispatch(self, tg: anyio.abc.TaskGroup, now: float) -> None:
+        """Start a worker for every chat with work that is due and not being worked on."""
+        self.live.catch_up()
+        self._limiter.total_tokens = self.settings.app.polling.max_concurrent_chats
+        for chat in queue.chats_with_work(self.live.view.queue):
+            if chat not in self._busy and self._deadlines.get(chat, 0.0) <= now:
+                self._busy.add(chat)
+                tg.start_soon(self._work_chat, chat)
+
+    def _sleep_for(self, now: float) -> float:
+        """Until the next debounce deadline; the poll interval is only a fallback."""
+        poll = self.settings.app.polling.interval_seconds
+        upcoming = [d for c, d in self._deadlines.items() if c not in self._busy]
+        return max(0.0, min([poll, *(d - now for d in upcoming)]))
+
+    async def idle(self) -> None:
+        """Wait until no chat is being worked on."""
+        while self._busy:
+            await self._idle.wait()
+
+    async def _work_chat(self, chat: str) -> None:
+        try:
+            async with self._limiter:
+                await self._drain(chat)
+        except Exception:
+            log.exception("chat_work_failed", chat=chat)
+        finally:
+            self._busy.discard(chat)
+            self._idle.set()
+            self._idle = anyio.Event()
+            self._waker.wake()
+
+    async def _drain(self, chat: str) -> None:
+        """Decide on everything due in ``chat``; note when the next burst is due."""
+        self._deadlines.pop(chat, None)
+        while not self.stopping:
+            loaded = self.settings.loaded
+            items = queue.pending(self.live.view.queue, chat)
+            if not items:
+                return
+            first = items[0]
+            entity = loaded.config.entity_for(chat, first.sender_alt, first.is_group)
+            if entity is None:
+                await self._skip(items, "not_monitored")
+                continue
+            orphans = [i for i in items if i.status == "requested"]
+            if orphans:
+                # Requested before a restart and never answered: ask again,
+                # unless the restart came too late for an answer to make sense.
+                call = _same_call(orphans)
+                if decide.is_stale(loaded.config, call[-1], self.clock()):
+                    await self._skip(call, "stale")
+                else:
+                    await self._answer(loaded, entity, chat, call)
+                continue
+            if await self._judge_arrivals(loaded, entity, chat, items):
+                continue
+            run = decide.burst(items)
+            due = decide.due_at(loaded.config, run)
+            if self.clock() < due:
+                self._deadlines[chat] = due
+                return
+            reason = decide.before_turn(self._view(loaded), chat)
+            if reason is not None:
+                await self._skip(run, reason)
+                continue
+            await self._answer(loaded, entity, chat, run)
+
+    async def _judge_arrivals(
+        self, loaded: LoadedConfig, entity: Entity, chat: str, items: list[Item]
+    ) -> bool:
+        """Record the skips and resets that need no waiting; True if any were made."""
+        view = self._view(loaded)
+        events: list[AnyEvent] = []
+        for item in items:
+            if item.status != "pending":
+                continue
+            reason = decide.on_arrival(view, entity, item)
+            if reason is not None:
+                events.append(MessageSkipped(chat=chat, msg_id=item.msg_id, reason=reason))
+            elif decide.is_reset(item):
+                events += self._reset(chat, item)
+        if events:
+            await self.live.append(*events)
+        return bool(events)
+
+    def _reset(self, chat: str, item: Item) -> list[AnyEvent]:
+        user = aliases.canonical(self.live.view.aliases, item.sender)
+        return [
+            SessionStarted(chat=chat, session_id=self.new_id(), user=user, reason="reset"),
+            ReplyPlanned(
+                chat=chat,
+                reply_id=self.new_id(),
+                purpose="reply",
+                text=RESET_REPLY,
+                in_reply_to=item.msg_id,
+                trigger_ids=[item.msg_id],
+                wa_id=self.new_wa_id(),
+            ),
+        ]
+
+    async def _skip(self, items: list[Item], reason: str) -> None:
+        await self.live.append(
+            *(MessageSkipped(chat=i.chat, msg_id=i.msg_id, reason=reason) for i in items)
+        )
+
+    def _view(self, loaded: LoadedConfig) -> decide.View:
+        v = self.live.view
+        return decide.View(loaded.config, v.echo, v.takeover, v.budget, self.clock())
+
+    async def _answer(
+        self, loaded: LoadedConfig, entity: Entity, chat: str, run: list[Item]
+    ) -> None:
+        cfg = loaded.config
+        memory = cfg.session_memory
+        view = self.live.view
+        user = aliases.canonical(view.aliases, run[-1].sender)
+        forms = aliases.forms(view.aliases, user)
+        session = sessions.live(
+            view.sessions,
+            chat,
+            forms,
+            self.clock(),
+            memory.mode,
+            memory.ttl_minutes,
+            cfg.vitality.timezone,
+        )
+        events: list[AnyEvent] = []
+        # A session answered under another persona or prompt (a hot reload) is not continued.
+        if session is not None and session.system in ("", system_text(cfg, entity)):
+            session_id = session.session_id
+            context = sessions.context(session)
+        else:
+            reason: StartReason = (
+                "config_changed"
+                if session is not None
+                else "new"
+                if sessions.current(view.sessions, chat, forms) is None
+                else "expired"
+            )
+            session_id = self.new_id()
+            context = []
+            events.append(
+                SessionStarted(chat=chat, session_id=session_id, user=user, reason=reason)
+            )
+        prompt = compose(cfg, entity, context, prompt_text(run, cfg.limits.max_input_chars))
+        if entity.debug:
+            events.append(self._debug(loaded, entity, chat, prompt))
+        call_id = self.new_id()
+        events.append(
+            LlmRequested(
+                chat=chat,
+                call_id=call_id,
+                session_id=session_id,
+                trigger_ids=[i.msg_id for i in run],
+                model=prompt.model,
+                params=prompt.params,
+                messages=prompt.messages,
+                config_hash=loaded.hash,
+                user=user,
+            )
+        )
+        await self.live.append(*events)
+        await self._call(loaded, chat, call_id, prompt, run)
+
+    def _debug(
+        self, loaded: LoadedConfig, entity: Entity, chat: str, prompt: Prompt
+    ) -> ReplyPlanned:
+        persona, _ = loaded.config.entity_prompt(entity)
+        return ReplyPlanned(
+            chat=loaded.config.owner_jid,
+            reply_id=self.new_id(),
+            purpose="debug",
+            text=debug_note(entity.name or chat, prompt, persona),
+            wa_id=self.new_wa_id(),
+        )
+
+    async def _call(
+        self, loaded: LoadedConfig, chat: str, call_id: str, prompt: Prompt, run: list[Item]
+    ) -> None:
+        async def failed(error: LlmError, attempt: int, final: bool) -> None:
+            log.warning(
+                "llm_failed",
+                chat=chat,
+                call_id=call_id,
+                attempt=attempt,
+                final=final,
+                error=str(error),
+            )
+            await self.live.append(
+                LlmFailed(
+                    chat=chat,
+                    call_id=call_id,
+                    status=error.status,
+                    error=str(error),
+                    attempt=attempt,
+                    final=final,
+                )
+            )
+
+        try:
+            result = await self.llm(loaded).complete(
+                prompt.model, prompt.messages, prompt.params, on_failure=failed
+            )
+        except LlmError:
+            return  # already recorded as final by ``failed``
+        except Exception as exc:
+            # A bug on our side, not the API's: record it as final so the
+            # messages leave the queue instead of being asked again forever.
+            log.exception("llm_call_crashed", chat=chat, call_id=call_id)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            await self.live.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
+            return
+        completed = LlmCompleted(
+            chat=chat,
+            call_id=call_id,
+            content=result.content,
+            citations=result.citations,
+            usage=result.usage,
+            latency_ms=result.latency_ms,
+            finish_reason=result.finish_reason,
+        )
+        text = format_reply(result.content, result.citations)
+        if not text.strip():
+            await self.live.append(
+                completed,
+                LlmFailed(
+                    chat=chat, call_id=call_id, error="the LLM answered with no text", final=True
+                ),
+            )
+            return
+        await self.live.append(
+            completed,
+            ReplyPlanned(
+                chat=chat,
+                reply_id=self.new_id(),
+                purpose="reply",
+                text=text,
+                call_id=call_id,
+                in_reply_to=run[-1].msg_id,
+                trigger_ids=[i.msg_id for i in run],
+                wa_id=self.new_wa_id(),
+            ),
+        )
+
+
+def _same_call(items: list[Item]) -> list[Item]:
+    first = items[0].call_id
+    return [i for i in items if i.call_id == first]

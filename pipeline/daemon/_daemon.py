@@ -1,0 +1,126 @@
+"""The running bot: one anyio task group of intake, agent, sender, scheduler and config watch.
+
+Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
+SIGINT/SIGTERM starts no new turns, lets in-flight chats finish within a grace
+period (still recording what arrives), then disconnects and closes the log.
+All state lives in the log, so ``kill -9`` at any point loses nothing: the
+next start folds the projections and carries on.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from events.model import ReplyPlanned
+from events.protocol import LogWriter
+from pipeline.daemon._agent import Agent
+from pipeline.daemon._intake import Intake
+from pipeline.daemon._live import Live
+from pipeline.daemon._scheduler import Scheduler
+from pipeline.daemon._sender import Sender
+from pipeline.daemon._settings import Settings, config_loaded
+from pipeline.llm import LlmPool
+from pipeline.logs import get_logger
+from pipeline.transport import Transport, TransportError
+
+log = get_logger("wabot.daemon")
+
+GRACE_SECONDS = 10.0
+
+
+class Daemon:
+    """Wires the workers to the log, the config in force, the LLM and the transport."""
+
+    def __init__(
+        self,
+        log_: LogWriter,
+        settings: Settings,
+        transport: Transport,
+        *,
+        store: Path,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.store = store
+        self.live = Live(log_)
+        self.llm = LlmPool()
+        self.intake = Intake(self.live, settings)
+        new_id = transport.new_message_id
+        self.agent = Agent(self.live, settings, self.llm.client, new_id, clock=clock)
+        self.sender = Sender(self.live, transport, settings, clock=clock)
+        self.scheduler = Scheduler(self.live, settings, new_id, clock=clock)
+        self._transport_failure: TransportError | None = None
+
+    async def serve(self) -> None:
+        self.live.watch()
+        loaded = self.settings.loaded
+        await self.live.append(config_loaded(loaded), self._startup_message())
+        log.info(
+            "started",
+            transport=self.transport.name,
+            config_hash=loaded.hash[:12],
+            entities=len(self.settings.app.monitored_entities),
+            store=str(self.store),
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                waiting = anyio.CancelScope()
+                tg.start_soon(self._receive, waiting)
+                tg.start_soon(self.agent.run)
+                tg.start_soon(self.sender.run)
+                tg.start_soon(self.settings.watch, self.live)
+                tg.start_soon(self.scheduler.run)
+                with waiting:
+                    await _until_signal()
+                # No new turns, but intake goes on through the grace period:
+                # WhatsApp has acknowledged what it hands over, so whatever
+                # arrives is recorded now and answered after the restart.
+                self.agent.stopping = True
+                with anyio.move_on_after(GRACE_SECONDS):
+                    await self.agent.idle()
+                    await self.sender.send_due()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.llm.aclose()
+                await self.transport.aclose()
+            self.live.close()
+            log.info("stopped", dropped_unmonitored=self.intake.dropped)
+        if self._transport_failure is not None:
+            raise self._transport_failure
+
+    async def _receive(self, waiting: anyio.CancelScope) -> None:
+        try:
+            await self.transport.run(self.intake.deliver, self.intake.status)
+        except TransportError as exc:
+            # The transport cannot go on (logged out, pairing timed out): stop as on a signal.
+            log.error("transport_failed", error=str(exc))  # noqa: TRY400
+            self._transport_failure = exc
+            waiting.cancel()
+
+    def _startup_message(self) -> ReplyPlanned:
+        app = self.settings.app
+        return ReplyPlanned(
+            chat=app.owner_jid,
+            reply_id=uuid.uuid4().hex,
+            purpose="startup",
+            text=(
+                f"wabot started: config {self.settings.loaded.hash[:12]}, "
+                f"{len(app.monitored_entities)} monitored chats, transport {self.transport.name}."
+            ),
+            wa_id=self.transport.new_message_id(),
+        )
+
+
+async def _until_signal() -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            return

@@ -1,0 +1,129 @@
+"""The agent's judgements as pure functions of config, projections and the clock.
+
+Each returns a skip reason (the ``MessageSkipped.reason`` recorded) or None
+when the message goes on towards an answer. Keeping them pure lets the tests
+cover every rule without a daemon, and keeps the agent to orchestration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from events.jid import InvalidJid, normalize, user_part
+from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
+from projections import budget, echo, takeover
+from projections.queue import Item
+
+RESET_COMMAND = "/reset"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the judgements read: config in force, projection states and now."""
+
+    config: AppConfig
+    echo: echo.State
+    takeover: takeover.State
+    budget: budget.State
+    now: float
+
+
+def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
+    """Rules that hold for one message whatever else is queued."""
+    match = echo.match(view.echo, item.chat, item.msg_id, item.text)
+    if match == "id" or (match == "text" and item.from_me):
+        return "echo"
+    if item.from_me and not isinstance(entity, SelfEntity):
+        # The owner wrote in someone else's chat: a human has taken over.
+        return "takeover" if view.config.takeover.enabled else "own_message"
+    if is_stale(view.config, item, view.now):
+        return "stale"
+    if not item.text.strip():
+        return "empty"
+    if isinstance(entity, GroupEntity) and not triggered(view.config, entity, item):
+        return "not_triggered"
+    return None
+
+
+def is_stale(config: AppConfig, item: Item, now: float) -> bool:
+    """Too old to answer: sent more than ``catch_up_minutes`` ago (e.g. while offline)."""
+    return now - (item.sent_at or item.ts) > config.polling.catch_up_minutes * 60
+
+
+def is_reset(item: Item) -> bool:
+    return item.text.strip().casefold() == RESET_COMMAND
+
+
+def before_turn(view: View, chat: str) -> str | None:
+    """Rules checked when a debounced burst is about to go to the LLM."""
+    cfg = view.config
+    if cfg.takeover.enabled:
+        until = takeover.paused_until(view.takeover, chat, cfg.takeover.minutes)
+        if until is not None and view.now < until:
+            return "paused"
+    if (
+        budget.replies_last_hour(view.budget, chat, view.now)
+        >= cfg.limits.replies_per_chat_per_hour
+    ):
+        return "rate_limited"
+    if (
+        budget.spent_since(view.budget, local_midnight(cfg, view.now))
+        >= cfg.limits.daily_budget_usd
+    ):
+        return "budget"
+    return None
+
+
+def triggered(config: AppConfig, group: GroupEntity, item: Item) -> bool:
+    mode = group.trigger.mode
+    if mode == "always":
+        return True
+    if _has_keyword(item.text, group.trigger.keywords):
+        return True
+    return mode == "mention" and _mentions_owner(config, item)
+
+
+def _has_keyword(text: str, keywords: Sequence[str]) -> bool:
+    return any(
+        re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE)
+        for word in keywords
+    )
+
+
+def _mentions_owner(config: AppConfig, item: Item) -> bool:
+    owner = config.owner_jid
+    for jid in item.mentions:
+        try:
+            if normalize(jid) == owner:
+                return True
+        except InvalidJid:
+            continue
+    return f"@{user_part(owner)}" in item.text
+
+
+def burst(items: Sequence[Item]) -> list[Item]:
+    """The messages answered together: the leading run from one sender."""
+    if not items:
+        return []
+    first = items[0].sender
+    run: list[Item] = []
+    for item in items:
+        if item.sender != first:
+            break
+        run.append(item)
+    return run
+
+
+def due_at(config: AppConfig, run: Sequence[Item]) -> float:
+    """When a burst is complete: ``debounce_seconds`` after its last message arrived."""
+    return max(item.ts for item in run) + config.polling.debounce_seconds
+
+
+def local_midnight(config: AppConfig, now: float) -> float:
+    """The start of today in the configured zone, where daily budgets reset."""
+    zone = config.vitality.zone
+    today = datetime.fromtimestamp(now, zone).date()
+    return datetime(today.year, today.month, today.day, tzinfo=zone).timestamp()

@@ -1,0 +1,40 @@
+"""What the transport hands over: monitored chats' messages go to the log, nothing else does.
+
+A message of a chat that is not monitored is counted and dropped here, before
+anything about it is written anywhere (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+from events.model import TransportStatus
+from events.protocol import Keyed, LogError
+from pipeline.daemon._live import Live
+from pipeline.daemon._settings import Settings
+from pipeline.logs import get_logger
+from pipeline.transport import Inbound
+
+log = get_logger("wabot.daemon")
+
+
+class Intake:
+    def __init__(self, live: Live, settings: Settings) -> None:
+        self.live = live
+        self.settings = settings
+        self.dropped = 0  # messages from unmonitored chats: counted, never stored
+
+    async def deliver(self, inbound: Inbound) -> None:
+        event = inbound.event
+        if self.settings.app.entity_for(event.chat, event.sender_alt, event.is_group) is None:
+            self.dropped += 1
+            return
+        try:
+            await self.live.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
+        except LogError as exc:
+            # One line, not a traceback: the cause (disk full, locked) is in the message.
+            log.error(  # noqa: TRY400
+                "message_not_recorded", chat=event.chat, msg_id=event.msg_id, error=str(exc)
+            )
+
+    async def status(self, status: TransportStatus) -> None:
+        log.info("transport", state=status.state, detail=status.detail)
+        await self.live.append(status)

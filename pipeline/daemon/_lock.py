@@ -1,0 +1,49 @@
+"""One daemon per store: two would both answer every message.
+
+An advisory ``flock`` on ``STORE/daemon.lock``, held for the life of the
+process; the kernel releases it however the process ends, so a crash or
+``kill -9`` never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_NAME = "daemon.lock"
+
+
+class AlreadyRunning(Exception):
+    """The store is held by another daemon, or cannot be used at all (exit 2, one line)."""
+
+
+class DaemonLock:
+    def __init__(self, store: Path) -> None:
+        self.path = Path(store) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise AlreadyRunning(
+                f"{self.path.parent}: cannot use the store ({exc.strerror})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"{self.path.parent}: another wabot (pid {holder}) is running on this store"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

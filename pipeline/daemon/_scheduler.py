@@ -1,0 +1,130 @@
+"""The scheduler: the check-in to the owner's chat and the periodic rotation.
+
+Every decision reads the config in force, so edits to ``vitality`` and
+``rotation`` apply without a restart. What already ran comes from the log
+(``projections.schedule``), so a restart neither repeats a check-in nor
+rotates early; ``_timetable`` has the rules. Two facts are also kept in
+memory, because the log cannot hold them:
+
+- the last rotation attempt: an empty rotation appends nothing, so without it
+  the daemon would rescan the log at every wake-up. The log's newest
+  ``Compacted(rotation)`` (or, when there is none, the daemon's start) stays
+  the durable record, so a restart may rescan once, never rotate early.
+- the last check-in planned: a retention shorter than ``timetable.CATCH_UP``
+  could compact it away and make it look unsent.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+from croniter import CroniterBadDateError
+
+from events.model import Compacted, ReplyPlanned
+from events.units import DAY
+from pipeline.daemon import _timetable as timetable
+from pipeline.daemon._live import Live
+from pipeline.daemon._settings import Settings
+from pipeline.logs import get_logger
+from projections import budget, retention, schedule
+
+log = get_logger("wabot.scheduler")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        live: Live,
+        settings: Settings,
+        new_wa_id: Callable[[], str | None],
+        *,
+        clock: Callable[[], float],
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.live = live
+        self.settings = settings
+        self.new_wa_id = new_wa_id
+        self.clock = clock
+        self.new_id = new_id
+        self.started = clock()
+        self._checked_in = 0.0
+        self._rotation_tried = 0.0
+        self._impossible_cron: str | None = None  # reported once, not at every wake-up
+
+    async def run(self) -> None:
+        """Run jobs as they fall due; a config edit is seen within one poll interval."""
+        while True:
+            wake = await self.run_due(self.clock())
+            poll = self.settings.app.polling.interval_seconds
+            await anyio.sleep(max(0.0, min(poll, wake - self.clock())))
+
+    async def run_due(self, now: float) -> float:
+        """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
+        self.live.catch_up()
+        wakes: list[float] = []
+        for job in (self._vitality, self._rotation):
+            try:
+                wakes.append(await job(now))
+            except Exception:
+                # A full disk or a bug must not stop the daemon; the job is
+                # tried again at the next wake-up.
+                log.exception("scheduled_job_failed", job=job.__name__.strip("_"))
+        return min(wakes, default=math.inf)
+
+    async def _vitality(self, now: float) -> float:
+        vitality = self.settings.app.vitality
+        if not vitality.enabled:
+            return math.inf
+        done = max(self.live.view.schedule.last_vitality, self._checked_in)
+        try:
+            due = timetable.vitality_due(vitality, done, now)
+        except CroniterBadDateError:
+            if self._impossible_cron != vitality.cron_expression:
+                self._impossible_cron = vitality.cron_expression
+                log.warning("vitality_never_due", cron=vitality.cron_expression)
+            return math.inf
+        if due > now:
+            return due
+        await self.live.append(self._check_in(vitality.message, now))
+        self._checked_in = now
+        log.info("vitality_planned", scheduled_for=due)
+        return timetable.vitality_due(vitality, now, now)
+
+    def _check_in(self, message: str, now: float) -> ReplyPlanned:
+        view = self.live.view
+        replies = schedule.replies_since(view.schedule, now - DAY)
+        spent = budget.spent_since(view.budget, now - DAY)
+        connection = view.stats.transport_state or "unknown"
+        status = (
+            f"— {replies} {'reply' if replies == 1 else 'replies'}, ${spent:.2f} spent "
+            f"in the last 24 h, connection: {connection}"
+        )
+        return ReplyPlanned(
+            chat=self.settings.app.owner_jid,
+            reply_id=self.new_id(),
+            purpose="vitality",
+            text=f"{message}\n{status}",
+            wa_id=self.new_wa_id(),
+        )
+
+    async def _rotation(self, now: float) -> float:
+        rotation_cfg = self.settings.app.rotation
+        last = self.live.view.schedule.last_rotation or self.started
+        due = timetable.rotation_due(rotation_cfg, max(last, self._rotation_tried))
+        if due > now:
+            return due
+        self._rotation_tried = now
+        # A rotation reads the whole log: a worker thread keeps the loop answering.
+        selection = retention.rotation(self.live.view.retention, rotation_cfg.retention_days, now)
+        marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
+        self.live.catch_up()  # the runner refolds what is left
+        if marker is None:
+            log.info("rotation_empty", retention_days=rotation_cfg.retention_days)
+        else:
+            removed = marker.event.removed if isinstance(marker.event, Compacted) else 0
+            log.info("rotated", removed=removed, retention_days=rotation_cfg.retention_days)
+        return timetable.rotation_due(rotation_cfg, now)

@@ -1,0 +1,106 @@
+"""The sender: delivers planned replies, in log order, and records the outcome.
+
+It only ever sends what a committed ``ReplyPlanned`` names, and only until a
+``ReplySent`` or final ``ReplyFailed`` is in the log; after a restart the
+outbox projection hands it exactly the replies still owed. Like the agent it
+wakes on every commit; the poll interval is only a fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from events.model import ReplyFailed, ReplySent
+from pipeline.daemon._live import Live
+from pipeline.daemon._settings import Settings
+from pipeline.logs import get_logger
+from pipeline.transport import Transport, TransportError
+from projections import outbox
+
+log = get_logger("wabot.sender")
+
+MAX_ATTEMPTS = 5
+_BACKOFF = (1.0, 2.0, 5.0, 15.0)
+
+
+class Sender:
+    def __init__(
+        self,
+        live: Live,
+        transport: Transport,
+        settings: Settings,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.live = live
+        self.transport = transport
+        self.settings = settings
+        self.clock = clock
+        self._waker = live.waker()
+        self._retry_at: dict[str, float] = {}
+        # Shutdown drains while the run loop may be mid-pass: one pass at a time.
+        self._lock = anyio.Lock()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except Exception:
+                # A failure to record an outcome must not stop later sends.
+                log.exception("send_pass_failed")
+            poll = self.settings.app.polling.interval_seconds
+            waits = [at - self.clock() for at in self._retry_at.values()]
+            await self._waker.wait(min([poll, *waits]))
+
+    async def send_due(self) -> None:
+        """Send every owed reply whose retry time has come."""
+        async with self._lock:
+            self.live.catch_up()
+            for entry in outbox.unsent(self.live.view.outbox):
+                if self._retry_at.get(entry.event.reply_id, 0.0) <= self.clock():
+                    await self._send(entry)
+
+    async def _send(self, entry: outbox.Entry) -> None:
+        planned = entry.event
+        try:
+            receipt = await self.transport.send(
+                planned.chat,
+                planned.text,
+                wa_id=planned.wa_id,
+                reply_to=planned.in_reply_to,
+                purpose=planned.purpose,
+            )
+        except TransportError as exc:
+            attempt = entry.attempts + 1
+            final = not exc.retryable or attempt >= MAX_ATTEMPTS
+            log.warning(
+                "send_failed", chat=planned.chat, attempt=attempt, final=final, error=str(exc)
+            )
+            if final:
+                self._retry_at.pop(planned.reply_id, None)
+            else:
+                self._retry_at[planned.reply_id] = (
+                    self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
+                )
+            await self.live.append(
+                ReplyFailed(
+                    chat=planned.chat,
+                    reply_id=planned.reply_id,
+                    error=str(exc),
+                    final=final,
+                    attempt=attempt,
+                )
+            )
+            return
+        self._retry_at.pop(planned.reply_id, None)
+        await self.live.append(
+            ReplySent(
+                chat=planned.chat,
+                reply_id=planned.reply_id,
+                wa_id=receipt.wa_id,
+                sent_at=receipt.sent_at,
+            )
+        )
+        log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)

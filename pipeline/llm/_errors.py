@@ -1,0 +1,236 @@
+"""Why an LLM call failed, in one line a user can act on.
+
+Every failure is an ``LlmError``; the subclass says what went wrong and
+``retryable`` whether the same request may succeed later. Messages quote the
+API's own explanation (one line, truncated) and never contain the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from pipeline.llm._backoff import parse_retry_after
+
+# Perplexity answers a retired Sonar path with HTTP 403 and one of these types;
+# a valid key gets it too, so it must never read as "bad key".
+_RETIRED_TYPES = frozenset({"chat_completions_not_available", "agent_api_migration_required"})
+_MAX_DETAIL = 300
+
+
+class LlmError(Exception):
+    """A failed LLM call; ``kind`` names the failure for events and logs."""
+
+    kind: ClassVar[str] = "error"
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(LlmError):
+    """The API refused the request body (HTTP 400/422) or it could not be built."""
+
+    kind = "bad_request"
+
+
+class KeyRejected(LlmError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+    kind = "auth"
+
+
+class EndpointRetired(LlmError):
+    """HTTP 403 from Perplexity's retired Sonar chat-completions path."""
+
+    kind = "endpoint_retired"
+
+
+class Forbidden(LlmError):
+    """HTTP 403 for any other reason (plan, region, model access)."""
+
+    kind = "forbidden"
+
+
+class NotFound(LlmError):
+    """HTTP 404: wrong base_url/path or unknown model."""
+
+    kind = "not_found"
+
+
+class HttpError(LlmError):
+    """Any other non-retryable HTTP status (402, 405, 413, ...)."""
+
+    kind = "http"
+
+
+class RequestTimeout(LlmError):
+    """The server (HTTP 408) or the client timer gave up waiting."""
+
+    kind = "timeout"
+    default_retryable = True
+
+
+class Conflict(LlmError):
+    """HTTP 409: a transient conflict; Perplexity's SDK retries it."""
+
+    kind = "conflict"
+    default_retryable = True
+
+
+class RateLimited(LlmError):
+    """HTTP 429: too many requests for the account's tier."""
+
+    kind = "rate_limited"
+    default_retryable = True
+
+
+class ServerError(LlmError):
+    """HTTP 5xx: the provider or a proxy in front of it failed."""
+
+    kind = "server"
+    default_retryable = True
+
+
+class ConnectionFailed(LlmError):
+    """No HTTP answer at all: refused, reset or DNS failure."""
+
+    kind = "connection"
+    default_retryable = True
+
+
+class RunFailed(LlmError):
+    """HTTP 200 whose body says the run failed, was cancelled or produced no text."""
+
+    kind = "run_failed"
+
+
+class MalformedResponse(LlmError):
+    """HTTP 200 whose body is not the JSON shape the provider documents."""
+
+    kind = "malformed"
+
+
+def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
+    """Collapse whitespace and cut ``text`` to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove ``secret`` from ``text``; errors may echo request headers."""
+    return text.replace(secret, "***") if secret else text
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    api_key: str | None,
+) -> LlmError:
+    """Classify a non-2xx HTTP answer into the matching ``LlmError``."""
+    detail, err_type = _explain_body(body)
+    detail = redact(detail, api_key)
+    suffix = f": {detail}" if detail else ""
+    retry_after = parse_retry_after(headers, now)
+    err: LlmError
+    if status == 401:
+        hint = "" if api_key else "; no API key is configured"
+        err = KeyRejected(f"API key rejected (HTTP 401){hint}", status=status)
+    elif status == 403 and err_type in _RETIRED_TYPES:
+        err = EndpointRetired(
+            f"Perplexity retired this endpoint (HTTP 403 {err_type}); "
+            "use provider perplexity (Agent API /v1/responses)",
+            status=status,
+        )
+    elif status == 403:
+        err = Forbidden(f"forbidden (HTTP 403){suffix}", status=status)
+    elif status == 404:
+        err = NotFound(f"model or endpoint not found (HTTP 404){suffix}", status=status)
+    elif status in (400, 422):
+        err = BadRequest(f"bad request (HTTP {status}){suffix}", status=status)
+    elif status == 408:
+        err = RequestTimeout(f"server timed out (HTTP 408){suffix}", status=status)
+    elif status == 409:
+        err = Conflict(f"conflict (HTTP 409){suffix}", status=status)
+    elif status == 429:
+        err = RateLimited(f"rate limited (HTTP 429){suffix}", status=status)
+    elif status >= 500:
+        err = ServerError(f"server error (HTTP {status}){suffix}", status=status)
+    else:
+        err = HttpError(f"HTTP {status} {_phrase(status)}{suffix}", status=status)
+    err.retry_after = retry_after
+    # The SDK lets the server override the retry decision; so do we.
+    should_retry = headers.get("x-should-retry")
+    if should_retry in ("true", "false"):
+        err.retryable = should_retry == "true"
+    return err
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def _explain_body(body: bytes) -> tuple[str, str]:
+    """Return (one-line message, error type) from any error body shape."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return _explain_text(text), ""
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            err_type = error.get("type") or error.get("code")
+            return one_line(str(message or "")), str(err_type or "")
+        if isinstance(error, str):  # Ollama and llama.cpp send {"error": "..."}
+            return one_line(error), ""
+        if "detail" in data:  # FastAPI validation (HTTP 422)
+            return one_line(_detail_text(data["detail"])), ""
+    return one_line(text), ""
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", []))
+                parts.append(f"{where}: {item.get('msg', '')}".strip(": "))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _explain_text(text: str) -> str:
+    """Proxies answer in HTML; its <title> is the only useful part."""
+    title = re.search(r"(?is)<title>(.*?)</title>", text)
+    if title:
+        return one_line(title.group(1))
+    if text.lstrip().startswith("<"):
+        return one_line(re.sub(r"<[^>]+>", " ", text))
+    return one_line(text)

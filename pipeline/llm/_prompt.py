@@ -1,0 +1,90 @@
+"""What the model is asked: a pure function of config, session context and new messages.
+
+The agent and ``replay.py`` both call ``compose``, so any recorded
+``LlmRequested`` (model, params, messages) can be composed again from the
+events before it. The HTTP body for a provider is ``build_request``'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from events.jid import user_part
+from events.model import ChatTurn
+from pipeline.config import AppConfig, Entity, LlmConfig
+from pipeline.llm._turns import normalize_turns
+
+CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
+
+
+class Message(Protocol):
+    """What a prompt reads of an inbound message (a queue item)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def push_name(self) -> str | None: ...
+    @property
+    def is_group(self) -> bool: ...
+
+
+class Prompt(msgspec.Struct, frozen=True, kw_only=True):
+    """One LLM call as recorded in ``LlmRequested``: model, params, the exact turns."""
+
+    model: str
+    params: dict[str, Any]
+    messages: list[ChatTurn]
+
+
+def user_text(messages: Sequence[Message], max_chars: int) -> str:
+    """A debounced burst as one user turn; group lines say who wrote them."""
+    lines = [
+        f"{m.push_name or user_part(m.sender)}: {m.text}" if m.is_group else m.text
+        for m in messages
+    ]
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        text = text[:max_chars] + CUT_MARKER.format(limit=max_chars)
+    return text
+
+
+def system_text(config: AppConfig, entity: Entity) -> str:
+    """The system turn: the entity's persona, then its prompt."""
+    persona, prompt = config.entity_prompt(entity)
+    return "\n\n".join(part for part in (persona.strip(), prompt.strip()) if part)
+
+
+def llm_params(llm: LlmConfig) -> dict[str, Any]:
+    """Everything besides model and messages that shapes the HTTP body."""
+    return {
+        "temperature": llm.temperature,
+        "max_output_tokens": llm.max_output_tokens,
+        "web_search": llm.web_search and llm.provider == "perplexity",
+    }
+
+
+def compose(
+    config: AppConfig, entity: Entity, context: Sequence[ChatTurn], new_text: str
+) -> Prompt:
+    """The prompt for ``new_text`` after ``context``; turns normalised once, here."""
+    turns = [ChatTurn("system", system_text(config, entity)), *context, ChatTurn("user", new_text)]
+    return Prompt(
+        model=config.llm.model, params=llm_params(config.llm), messages=normalize_turns(turns)
+    )
+
+
+def debug_note(entity_name: str, prompt: Prompt, persona: str) -> str:
+    """What the owner sees before a debugged entity's LLM call."""
+    system = next((t.content for t in prompt.messages if t.role == "system"), "")
+    user = prompt.messages[-1].content
+    return (
+        f"[debug] {entity_name}\n"
+        f"User entry:\n{user}\n\n"
+        f"System prompt:\n{system}\n\n"
+        f"Persona:\n{persona}"
+    )

@@ -1,0 +1,65 @@
+"""Turn an answer and its citations into one WhatsApp message.
+
+A list of bare URLs is hard to read on a phone, so sources are listed as
+"[n] domain - title" (with an en dash). Inline ``[n]`` markers index the API's
+citation list (1-based); after duplicates are dropped and the list is cut to
+``max_sources`` they are renumbered, and markers to unlisted sources removed.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from events.model import Citation
+from pipeline.llm._errors import one_line
+
+_MARKER = re.compile(r"( *)\[(\d{1,3})\]")
+_TITLE_CHARS = 60
+_EN_DASH = "\u2013"
+
+
+def format_reply(content: str, citations: list[Citation], max_sources: int = 5) -> str:
+    """Return ``content`` followed by a numbered "Sources:" list when there are citations."""
+    listed: list[Citation] = []
+    number_of_url: dict[str, int] = {}
+    new_number: dict[int, int | None] = {}  # 1-based API index -> listed number, None if cut
+    for index, citation in enumerate(citations, start=1):
+        if citation.url not in number_of_url and len(listed) < max_sources:
+            listed.append(citation)
+            number_of_url[citation.url] = len(listed)
+        new_number[index] = number_of_url.get(citation.url)
+    text = _renumber(content.strip(), new_number)
+    if not listed:
+        return text
+    lines = [f"[{n}] {_label(c)}" for n, c in enumerate(listed, start=1)]
+    return "\n".join([text, "", "Sources:", *lines]) if text else "\n".join(["Sources:", *lines])
+
+
+def _renumber(text: str, new_number: dict[int, int | None]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        index = int(match.group(2))
+        if index not in new_number:  # not a citation marker, e.g. "a[0]" in code
+            return match.group(0)
+        number = new_number[index]
+        return "" if number is None else f"{match.group(1)}[{number}]"
+
+    return _MARKER.sub(replace, text)
+
+
+def _label(citation: Citation) -> str:
+    domain = _domain(citation.url)
+    title = one_line(citation.title, _TITLE_CHARS)
+    if not title or title.lower() == domain.lower():
+        return domain
+    return f"{domain} {_EN_DASH} {title}"
+
+
+def _domain(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # e.g. an unbalanced "[" in the netloc
+        host = None
+    if not host:
+        return one_line(url, _TITLE_CHARS)
+    return host.removeprefix("www.")

@@ -1,0 +1,249 @@
+"""What goes over the wire for each provider: request bodies and response parsing.
+
+Pure functions. ``build_request`` is deterministic so replay can rebuild the
+exact bytes from a recorded ``LlmRequested``. Parsing decodes into msgspec
+Structs, so a body of the wrong shape becomes ``MalformedResponse``, not a crash.
+
+- ``perplexity``: the Agent API, ``POST /v1/responses``. It rejects unknown
+  fields, so the body carries only what DESIGN.md section 9 lists.
+- ``openai``: ``POST /chat/completions`` (OpenAI, Ollama, vLLM, llama.cpp, and
+  Perplexity's legacy shape with ``citations``/``search_results``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from events.model import ChatTurn, Citation, Usage
+from pipeline.llm._errors import MalformedResponse, RunFailed, one_line
+from pipeline.llm._turns import normalize_turns, strip_think
+
+PROVIDERS = ("perplexity", "openai")
+PARAM_KEYS = frozenset({"temperature", "max_output_tokens", "web_search"})
+
+_T = TypeVar("_T")
+
+
+class LlmResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A successful answer; ``content`` has any ``<think>`` block removed."""
+
+    content: str
+    citations: list[Citation]
+    usage: Usage
+    finish_reason: str
+    latency_ms: float = 0.0
+    response_id: str = ""
+
+
+def build_request(
+    provider: str,
+    base_url: str,
+    model: str,
+    messages: list[ChatTurn],
+    params: dict[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """Return (url, JSON body) for one completion; turns are normalised first.
+
+    ``params`` may hold ``temperature``, ``max_output_tokens`` and
+    ``web_search``; a missing or None value leaves the field out. Raises
+    ValueError for an unknown provider or param, or when there is no user turn.
+    """
+    unknown = sorted(set(params) - PARAM_KEYS)
+    if unknown:
+        raise ValueError(f"unknown LLM params: {', '.join(unknown)}")
+    turns = normalize_turns(messages)
+    base = base_url.rstrip("/")
+    if provider == "perplexity":
+        # Accept the OpenAI-SDK style base ".../v1" as well as the bare host.
+        base = base.removesuffix("/v1")
+        return f"{base}/v1/responses", _agent_body(model, turns, params)
+    if provider == "openai":
+        return f"{base}/chat/completions", _chat_body(model, turns, params)
+    raise ValueError(f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
+
+
+def _agent_body(model: str, turns: list[ChatTurn], params: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "input": [{"role": t.role, "content": t.content} for t in turns if t.role != "system"],
+    }
+    if turns[0].role == "system":
+        body["instructions"] = turns[0].content
+    if params.get("web_search"):
+        body["tools"] = [{"type": "web_search"}]
+    _put(body, "max_output_tokens", params.get("max_output_tokens"))
+    _put(body, "temperature", params.get("temperature"))
+    return body
+
+
+def _chat_body(model: str, turns: list[ChatTurn], params: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": t.role, "content": t.content} for t in turns],
+    }
+    _put(body, "temperature", params.get("temperature"))
+    _put(body, "max_tokens", params.get("max_output_tokens"))
+    return body
+
+
+def _put(body: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        body[key] = value
+
+
+# Response shapes: only the fields we read. Unknown fields are ignored and
+# nullable ones default, because every backend adds or omits a few.
+
+
+class _Cost(msgspec.Struct):
+    total_cost: float | None = None
+
+
+class _Source(msgspec.Struct):
+    url: str | None = None
+    title: str | None = None
+
+
+class _Part(msgspec.Struct):
+    type: str = ""
+    text: str | None = None
+
+
+class _OutputItem(msgspec.Struct):
+    type: str = ""
+    content: list[_Part] | None = None
+    results: list[_Source] | None = None
+
+
+class _AgentUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int | None = None
+    cost: _Cost | float | None = None
+
+
+class _Problem(msgspec.Struct):
+    message: str | None = None
+    code: str | int | None = None
+
+
+class _Incomplete(msgspec.Struct):
+    reason: str | None = None
+
+
+class _AgentResponse(msgspec.Struct):
+    id: str | None = None
+    status: str | None = None
+    output: list[_OutputItem] | None = None
+    usage: _AgentUsage | None = None
+    error: _Problem | None = None
+    incomplete_details: _Incomplete | None = None
+
+
+class _ChatMessage(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _ChatMessage | None = None
+    finish_reason: str | None = None
+
+
+class _ChatUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int | None = None
+    cost: _Cost | float | None = None
+
+
+class _ChatResponse(msgspec.Struct):
+    id: str | None = None
+    choices: list[_Choice] | None = None
+    usage: _ChatUsage | None = None
+    citations: list[str] | None = None
+    search_results: list[_Source] | None = None
+    error: _Problem | str | None = None
+
+
+def parse_response(provider: str, body: bytes) -> LlmResult:
+    """Decode a 2xx body; raise RunFailed or MalformedResponse when it holds no answer."""
+    if provider == "perplexity":
+        return _parse_agent(_decode(body, _AgentResponse))
+    return _parse_chat(_decode(body, _ChatResponse))
+
+
+def _decode(body: bytes, shape: type[_T]) -> _T:
+    try:
+        return msgspec.json.decode(body, type=shape)
+    except msgspec.ValidationError as exc:
+        raise MalformedResponse(f"malformed LLM response: {one_line(str(exc))}") from None
+    except msgspec.DecodeError:
+        start = one_line(body.decode("utf-8", errors="replace"), 80)
+        raise MalformedResponse(f"malformed LLM response: not JSON: {start!r}") from None
+
+
+def _parse_agent(resp: _AgentResponse) -> LlmResult:
+    status = resp.status or "completed"
+    if status in ("failed", "cancelled"):
+        why = resp.error.message if resp.error and resp.error.message else "no reason given"
+        raise RunFailed(f"the LLM run {status}: {one_line(why)}")
+    output = resp.output or []
+    texts = [
+        part.text or ""
+        for item in output
+        if item.type == "message"
+        for part in item.content or []
+        if part.type == "output_text"
+    ]
+    finish = "stop"
+    if status == "incomplete":
+        reason = resp.incomplete_details.reason if resp.incomplete_details else None
+        finish = "length" if reason in (None, "max_output_tokens") else reason
+        if not texts:
+            raise RunFailed(f"the LLM run stopped before writing any text ({finish})")
+    elif not any(item.type == "message" for item in output):
+        raise MalformedResponse("malformed LLM response: no message item in output")
+    sources = [s for item in output if item.type == "search_results" for s in item.results or []]
+    usage = resp.usage or _AgentUsage()
+    return LlmResult(
+        content=strip_think("".join(texts)),
+        citations=[Citation(url=s.url, title=s.title or "") for s in sources if s.url],
+        usage=_usage(usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cost),
+        finish_reason=finish,
+        response_id=resp.id or "",
+    )
+
+
+def _parse_chat(resp: _ChatResponse) -> LlmResult:
+    if not resp.choices:
+        if resp.error is not None:
+            why = resp.error if isinstance(resp.error, str) else resp.error.message
+            raise RunFailed(f"the LLM run failed: {one_line(why or 'no reason given')}")
+        raise MalformedResponse("malformed LLM response: no choices")
+    choice = resp.choices[0]
+    if choice.message is None or choice.message.content is None:
+        raise MalformedResponse("malformed LLM response: choices[0].message.content is missing")
+    titles = {s.url: s.title or "" for s in resp.search_results or [] if s.url}
+    # Inline [n] markers index ``citations`` when present; titles live in search_results.
+    urls = resp.citations if resp.citations is not None else list(titles)
+    usage = resp.usage or _ChatUsage()
+    return LlmResult(
+        content=strip_think(choice.message.content),
+        citations=[Citation(url=u, title=titles.get(u, "")) for u in urls if u],
+        usage=_usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost),
+        finish_reason=choice.finish_reason or "stop",
+        response_id=resp.id or "",
+    )
+
+
+def _usage(inp: int, out: int, total: int | None, cost: _Cost | float | None) -> Usage:
+    # OpenRouter reports cost as a bare number; Perplexity as an object.
+    usd = cost.total_cost if isinstance(cost, _Cost) else cost
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=inp + out if total is None else total,
+        cost_usd=usd,
+    )

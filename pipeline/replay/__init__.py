@@ -1,1 +1,0 @@
-"""Offline replay of a chat's LLM turns: rebuild, check, re-run with new settings."""

@@ -1,0 +1,151 @@
+"""``python -m pipeline stats``: counts, spend, latency and health from the projections.
+
+Days are UTC days ("today" began at 00:00 UTC). Spend comes from the budget
+projection, which keeps eight days of costs: enough for the 7-day window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from events.backends import open_reader
+from events.units import DAY
+from pipeline.config import ConfigError, config_from_dict
+from pipeline.tools._args import iso
+from projections import budget, configs, stats
+from projections.fold import States
+from projections.runner import Runner
+
+
+class ChatCount(msgspec.Struct, frozen=True, kw_only=True):
+    chat: str
+    name: str | None
+    events: int
+
+
+class Spend(msgspec.Struct, frozen=True, kw_only=True):
+    today_utc: float
+    last_7_days: float
+    total: float
+
+
+class Latency(msgspec.Struct, frozen=True, kw_only=True):
+    p50: float | None
+    p95: float | None
+    samples: int
+
+
+class LogInfo(msgspec.Struct, frozen=True, kw_only=True):
+    bytes: int
+    last_seq: int
+    oldest_seq: int | None
+    oldest_at: str | None
+    newest_at: str | None
+    compacted: int  # events removed by compaction
+
+
+class Transport(msgspec.Struct, frozen=True, kw_only=True):
+    state: str | None
+    detail: str
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    chats: list[ChatCount]
+    events: dict[str, int]
+    replies_sent: int
+    llm_failures: int
+    reply_failures: int
+    spend_usd: Spend
+    latency_ms: Latency
+    log: LogInfo
+    transport: Transport
+
+
+def report(states: States, now: float, log_bytes: int, names: Mapping[str, str]) -> Report:
+    """Everything ``stats`` shows, from the folded states at ``now``."""
+    s = states.stats
+    midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    chats = sorted(s.by_chat.items(), key=lambda kv: (-kv[1], kv[0]))
+    return Report(
+        chats=[ChatCount(chat=c, name=names.get(c), events=n) for c, n in chats],
+        events={k: v for k, v in sorted(s.by_type.items()) if v},
+        replies_sent=s.replies_sent,
+        llm_failures=s.llm_failures,
+        reply_failures=s.reply_failures,
+        spend_usd=Spend(
+            today_utc=round(budget.spent_since(states.budget, midnight.timestamp()), 6),
+            last_7_days=round(budget.spent_since(states.budget, now - 7 * DAY), 6),
+            total=round(s.cost_usd, 6),
+        ),
+        latency_ms=Latency(
+            p50=stats.percentile(s, 50), p95=stats.percentile(s, 95), samples=len(s.latencies)
+        ),
+        log=LogInfo(
+            bytes=log_bytes,
+            last_seq=states.seq,
+            oldest_seq=s.first_seq or None,
+            oldest_at=iso(s.first_ts) if s.first_seq else None,
+            newest_at=iso(s.newest_ts) if s.first_seq else None,
+            compacted=s.compacted,
+        ),
+        transport=Transport(state=s.transport_state, detail=s.transport_detail),
+    )
+
+
+def entity_names(states: States) -> dict[str, str]:
+    """Chat JID -> entity name, from the config in force (none if it will not parse)."""
+    loaded = configs.current(states.configs)
+    if loaded is None:
+        return {}
+    try:
+        config = config_from_dict(loaded.config)
+    except ConfigError:
+        return {}
+    return {config.entity_jid(e): e.name for e in config.monitored_entities if e.name}
+
+
+def report_text(r: Report) -> str:
+    width = max((len(_chat_label(c)) for c in r.chats), default=0)
+    lines = ["Chats (events):"]
+    lines += [f"  {_chat_label(c):<{width}}  {c.events}" for c in r.chats] or ["  none"]
+    lines.append("Events by type:")
+    lines += [f"  {name:<16} {n}" for name, n in r.events.items()] or ["  none"]
+    p50, p95 = r.latency_ms.p50, r.latency_ms.p95
+    log = r.log
+    oldest = f"seq {log.oldest_seq} at {log.oldest_at}" if log.oldest_seq else "none"
+    state = r.transport.state or "never reported"
+    detail = f" ({r.transport.detail})" if r.transport.detail else ""
+    lines += [
+        f"Replies sent: {r.replies_sent}",
+        f"Failures: {r.llm_failures} LLM (final), {r.reply_failures} sending (final)",
+        f"Spend (UTC days): today ${r.spend_usd.today_utc:.4f}, "
+        f"last 7 days ${r.spend_usd.last_7_days:.4f}, all time ${r.spend_usd.total:.4f}",
+        f"LLM latency: p50 {_ms(p50)}, p95 {_ms(p95)} (last {r.latency_ms.samples} calls)",
+        f"Log: {log.bytes / 1024:.1f} KiB, last seq {log.last_seq}, oldest event {oldest}, "
+        f"newest {log.newest_at or 'none'}, {log.compacted} compacted away",
+        f"Connection: {state}{detail}",
+    ]
+    return "\n".join(lines)
+
+
+def run_stats(store: Path, *, as_json: bool, now: float) -> int:
+    with open_reader(store) as log:
+        states = Runner.start(log).states
+        result = report(states, now, log.size_bytes(), entity_names(states))
+    if as_json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(report_text(result))
+    return 0
+
+
+def _chat_label(c: ChatCount) -> str:
+    return f"{c.name} ({c.chat})" if c.name else c.chat
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"

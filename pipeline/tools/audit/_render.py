@@ -1,0 +1,121 @@
+"""The audit for people (a terminal timeline) and for programs (one JSON document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from events.jid import user_part
+from events.model import Recorded
+from pipeline.tools._args import iso
+from projections.timeline import Audit, Delivery, Failure, Incoming, Turn
+
+_INDENT = "    "
+
+
+def event_object(rec: Recorded) -> dict[str, Any]:
+    """An event as ``{"type", "seq", "ts", …fields}`` (fields flat)."""
+    body: dict[str, Any] = msgspec.to_builtins(rec.event)
+    kind = body.pop("type")
+    return {"type": kind, "seq": rec.seq, "ts": rec.ts, **body}
+
+
+def audit_doc(result: Audit) -> dict[str, Any]:
+    return {
+        "chat": result.chat,
+        "turns": msgspec.to_builtins(result.turns),
+        "events": [event_object(r) for r in result.records],
+    }
+
+
+def audit_text(result: Audit, title: str) -> str:
+    head = f"Audit of {title}: {len(result.turns)} turns, {len(result.records)} events"
+    lines = [head]
+    shown_config: str | None = None
+    for t in result.turns:
+        lines += ["", *_turn(t, shown_config)]
+        shown_config = t.config.hash if t.config is not None else shown_config
+    return "\n".join(lines)
+
+
+def _turn(t: Turn, shown_config: str | None) -> list[str]:
+    """``shown_config``: the hash of the last config printed, whose changes need no repeat."""
+    lines = [f"#{t.n} {iso(t.ts)}  {_headline(t)}  (seq {t.seq})"]
+    lines += [_incoming(m) for m in t.messages]
+    if t.session_id is not None:
+        started = f" ({t.session_started})" if t.session_started else ""
+        lines.append(f"  session {t.session_id[:8]}{started}")
+    if t.config is not None:
+        if t.config.hash == shown_config:
+            change = "unchanged"
+        elif t.config.changed is None:
+            change = "first config in the log"
+        else:
+            change = "; ".join(t.config.changed) or "no setting changed"
+        lines.append(f"  config {t.config.hash[:12]}: {change}")
+    if t.request is not None:
+        params = " ".join(f"{k}={v}" for k, v in t.request.params.items())
+        lines.append(f"  request {t.request.model} {params} (call {t.request.call_id[:8]})")
+        for m in t.request.messages:
+            lines += _block(f"[{m.role}]", m.content, 4)
+    lines += [_failure("llm failed", f) for f in t.failures]
+    if t.response is not None:
+        r = t.response
+        cost = "cost unknown" if r.usage.cost_usd is None else f"${r.usage.cost_usd:.4f}"
+        tokens = f"{r.usage.input_tokens}+{r.usage.output_tokens} tokens"
+        lines.append(
+            f"  response {iso(r.ts)}  {r.latency_ms:.0f} ms  {cost}  {tokens}  {r.finish_reason}"
+        )
+        lines += _block("", r.content, 4)
+        lines += [
+            f"{_INDENT}[{i}] {c.url} {c.title}".rstrip() for i, c in enumerate(r.citations, 1)
+        ]
+    for d in t.replies:
+        lines += _delivery(d)
+    return lines
+
+
+def _headline(t: Turn) -> str:
+    if t.kind == "skipped":
+        return f"skipped: {t.reason}" + (f" ({t.detail})" if t.detail else "")
+    if t.kind == "answered":
+        final = next((f for f in t.failures if f.final), None)
+        return "LLM call failed, no reply" if final is not None else "answered by the LLM"
+    if t.kind == "reset":
+        return "reset: new session, no LLM call"
+    if t.kind == "pending":
+        return "not decided yet"
+    return f"{t.kind} message"
+
+
+def _incoming(m: Incoming) -> str:
+    who = "owner" if m.from_me else (m.push_name or user_part(m.sender))
+    text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}".rstrip()
+    return f"  in  {iso(m.ts)}  {who}: {text}  [{m.msg_id}]"
+
+
+def _failure(what: str, f: Failure) -> str:
+    status = f" HTTP {f.status}" if f.status else ""
+    final = "final" if f.final else "will retry"
+    return f"  {what} {iso(f.ts)} attempt {f.attempt}{status} ({final}): {f.error}"
+
+
+def _delivery(d: Delivery) -> list[str]:
+    if d.sent_ts is not None:
+        state = f"sent {iso(d.sent_ts)} as {d.wa_id}"
+    elif any(f.final for f in d.failures):
+        state = "NOT sent"
+    else:
+        state = "not sent yet"
+    lines = [f"  {d.purpose} planned {iso(d.planned_ts)}, {state}"]
+    lines += [_failure("send failed", f) for f in d.failures]
+    return lines + _block("", d.text, 4)
+
+
+def _block(label: str, text: str, indent: int) -> list[str]:
+    pad = " " * indent
+    first, *rest = text.splitlines() or [""]
+    lead = f"{pad}{label} " if label else pad
+    more = f"{pad}{'  ' if label else ''}"
+    return [f"{lead}{first}".rstrip(), *(f"{more}{ln}".rstrip() for ln in rest)]

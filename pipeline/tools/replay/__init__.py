@@ -1,0 +1,9 @@
+"""``python replay.py``: a chat's LLM calls composed again, checked, or re-run with new settings.
+
+Reads the log read-only and never talks to WhatsApp; re-runs write only an
+experiment file and the response cache under ``STORE/replays/``.
+"""
+
+from pipeline.tools.replay._cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,59 @@
+"""LLM answers cached on disk by the exact request, so a repeated replay is free.
+
+The key is the sha256 of the URL and the JSON body the client would send, so
+any change to prompt, model, params, context or endpoint is a new entry, and
+an unchanged request never reaches the provider again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from pipeline.config import LlmConfig
+from pipeline.llm import BadRequest, LlmClient, LlmResult, Prompt, build_request
+
+_decoder = msgspec.json.Decoder(LlmResult)
+
+
+class CachedLlm:
+    """``LlmClient`` behind a directory of answers keyed by request."""
+
+    def __init__(self, client: LlmClient, llm: LlmConfig, directory: Path) -> None:
+        self._client = client
+        self._llm = llm
+        self._dir = directory
+
+    def key(self, prompt: Prompt) -> str:
+        """sha256 hex of ``url`` + newline + the exact body bytes."""
+        try:
+            url, body = build_request(
+                self._llm.provider,
+                self._llm.base_url,
+                prompt.model,
+                prompt.messages,
+                prompt.params,
+            )
+        except ValueError as exc:
+            raise BadRequest(f"cannot build LLM request: {exc}") from None
+        return hashlib.sha256(url.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
+
+    async def complete(self, prompt: Prompt) -> tuple[LlmResult, bool]:
+        """The answer and whether it came from the cache; raises ``LlmError``."""
+        path = self._dir / f"{self.key(prompt)}.json"
+        try:
+            return _decoder.decode(path.read_bytes()), True
+        except (OSError, msgspec.DecodeError):
+            pass  # not cached yet, or a torn file from a killed run: ask again
+        result = await self._client.complete(prompt.model, prompt.messages, prompt.params)
+        self._store(path, msgspec.json.encode(result))
+        return result, False
+
+    def _store(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)

@@ -1,0 +1,186 @@
+"""What ``replay.py`` prints: per-turn checks or old/new replies, and JSON documents."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from events.model import Usage
+from pipeline.llm import format_reply
+from pipeline.tools._args import iso
+from pipeline.tools.replay._runner import NewReply
+from pipeline.tools.replay._verify import Check
+from projections.calls import Call
+
+SIDE_BY_SIDE_COLUMNS = 120
+_GUTTER = " │ "
+
+
+def check_text(checks: Sequence[Check]) -> str:
+    lines = []
+    for c in checks:
+        t = c.call
+        lines.append(f"turn {t.index:<3} seq {t.seq:<6} {iso(t.ts)}  {'OK' if c.ok else 'DIFF'}")
+        lines += [f"    {d}" for d in c.differences]
+    bad = sum(not c.ok for c in checks)
+    lines.append(f"{len(checks)} turns checked: {len(checks) - bad} OK, {bad} DIFF")
+    return "\n".join(lines)
+
+
+def check_doc(chat: str, checks: Sequence[Check]) -> dict[str, Any]:
+    return {
+        "chat": chat,
+        "mode": "recorded",
+        "ok": all(c.ok for c in checks),
+        "turns": [
+            {
+                **_turn_head(c.call),
+                "status": "OK" if c.ok else "DIFF",
+                "differences": c.differences,
+                "old": _old(c.call),
+            }
+            for c in checks
+        ],
+    }
+
+
+def old_reply(turn: Call) -> str | None:
+    """What the bot answered: the planned reply, else the bare LLM answer."""
+    out = turn.outcome
+    if out.reply is not None:
+        return out.reply
+    return None if out.content is None else format_reply(out.content, out.citations)
+
+
+def replay_doc(
+    chat: str, settings: Mapping[str, Any], turns: Sequence[Call], new: Mapping[str, NewReply]
+) -> dict[str, Any]:
+    """The ``--json`` document, also saved as the experiment file."""
+    return {
+        "chat": chat,
+        "settings": dict(settings),
+        "turns": [
+            {**_turn_head(t), "old": _old(t), "new": _new(new[t.call_id])}
+            for t in turns
+            if t.call_id in new
+        ],
+        "summary": _totals(turns, new),
+    }
+
+
+def replay_text(turns: Sequence[Call], new: Mapping[str, NewReply], columns: int) -> str:
+    blocks = []
+    for t in turns:
+        reply = new[t.call_id]
+        head = f"── turn {t.index} · seq {t.seq} · {iso(t.ts)} · session {t.session_id[:8]} "
+        lines = [head + "─" * max(0, min(columns, 100) - len(head))]
+        user = _user(t) or "(input not in the log)"
+        lines += [f"> {line}" for line in user.splitlines() or [""]]
+        old_text = old_reply(t) or f"(no reply: {t.outcome.error or 'never answered'})"
+        new_text = reply.reply if reply.reply is not None else f"(failed: {reply.error})"
+        old_label = f"old ({_cost_latency(t.outcome.usage, t.outcome.latency_ms)})"
+        extra = ", cached" if reply.cached else ""
+        new_label = f"new ({_cost_latency(reply.usage, reply.latency_ms)}{extra})"
+        if columns >= SIDE_BY_SIDE_COLUMNS:
+            lines += _side_by_side((old_label, old_text), (new_label, new_text), columns)
+        else:
+            lines += _unified((old_label, old_text), (new_label, new_text))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def summary_line(turns: Sequence[Call], new: Mapping[str, NewReply]) -> str:
+    s = _totals(turns, new)
+    return (
+        f"{s['turns']} turns replayed ({s['cached']} cached, {s['failed']} failed): "
+        f"old cost ${s['old_cost_usd']:.4f}, new cost ${s['new_cost_usd']:.4f}"
+    )
+
+
+def _side_by_side(old: tuple[str, str], new: tuple[str, str], columns: int) -> list[str]:
+    width = (columns - len(_GUTTER)) // 2
+    left = [old[0], *_wrap(old[1], width)]
+    right = [new[0], *_wrap(new[1], width)]
+    return [
+        f"{a:<{width}}{_GUTTER}{b}".rstrip()
+        for a, b in itertools.zip_longest(left, right, fillvalue="")
+    ]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return [part for line in text.splitlines() for part in textwrap.wrap(line, width) or [""]]
+
+
+def _unified(old: tuple[str, str], new: tuple[str, str]) -> list[str]:
+    if old[1] == new[1]:
+        same = [f"  {ln}".rstrip() for ln in old[1].splitlines()]
+        return [f"{old[0]} = {new[0]}: same reply", *same]
+    diff = difflib.unified_diff(
+        old[1].splitlines(), new[1].splitlines(), old[0], new[0], lineterm="", n=2
+    )
+    return list(diff)
+
+
+def _turn_head(t: Call) -> dict[str, Any]:
+    return {
+        "turn": t.index,
+        "seq": t.seq,
+        "at": iso(t.ts),
+        "call_id": t.call_id,
+        "session_id": t.session_id,
+        "user": _user(t),
+    }
+
+
+def _user(t: Call) -> str | None:
+    """What the user said in the call: its last turn, as sent."""
+    return t.request.messages[-1].content if t.inputs is not None and t.request.messages else None
+
+
+def _old(t: Call) -> dict[str, Any]:
+    out = t.outcome
+    return {
+        "reply": old_reply(t),
+        "tokens": out.usage.total_tokens if out.usage else None,
+        "cost_usd": out.usage.cost_usd if out.usage else None,
+        "latency_ms": out.latency_ms,
+        "error": out.error,
+    }
+
+
+def _new(r: NewReply) -> dict[str, Any]:
+    return {
+        "reply": r.reply,
+        "tokens": r.usage.total_tokens if r.usage else None,
+        "cost_usd": r.usage.cost_usd if r.usage else None,
+        "latency_ms": r.latency_ms,
+        "cached": r.cached,
+        "error": r.error,
+        "request": msgspec.to_builtins(r.request) if r.request else None,
+    }
+
+
+def _totals(turns: Sequence[Call], new: Mapping[str, NewReply]) -> dict[str, Any]:
+    done = [t for t in turns if t.call_id in new]
+    replies = [new[t.call_id] for t in done]
+    return {
+        "turns": len(done),
+        "cached": sum(r.cached for r in replies),
+        "failed": sum(r.error is not None for r in replies),
+        "old_cost_usd": round(sum(_cost(t.outcome.usage) for t in done), 6),
+        "new_cost_usd": round(sum(_cost(r.usage) for r in replies), 6),
+    }
+
+
+def _cost(usage: Usage | None) -> float:
+    return (usage.cost_usd or 0.0) if usage else 0.0
+
+
+def _cost_latency(usage: Usage | None, latency_ms: float | None) -> str:
+    cost = "cost unknown" if usage is None or usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+    return cost if latency_ms is None else f"{cost}, {latency_ms:.0f} ms"

@@ -1,0 +1,92 @@
+"""A call's prompt under changed settings: prompt, persona, model, config, context.
+
+With no changes this is exactly the prompt the agent composed, which is what
+``--recorded`` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from events.model import ChatTurn
+from pipeline.config import AppConfig, ConfigError, config_from_dict
+from pipeline.llm import Prompt, compose, user_text
+from projections.calls import Call
+
+ContextMode = Literal["recorded", "replayed"]
+
+
+class Variant(msgspec.Struct, frozen=True, kw_only=True):
+    prompt: str | None = None
+    persona: str | None = None
+    model: str | None = None
+    config: AppConfig | None = None  # replaces the config in force at each call
+    context: ContextMode = "recorded"
+
+
+class Unbuildable(Exception):
+    """A call whose inputs are gone from the log, or no longer make a prompt."""
+
+
+def recorded_prompt(call: Call) -> Prompt:
+    """The prompt as the agent recorded it."""
+    ev = call.request
+    return Prompt(model=ev.model, params=ev.params, messages=ev.messages)
+
+
+def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prompt:
+    """The prompt of ``call`` under ``variant``.
+
+    ``answers`` maps call ids to new replies; with ``context="replayed"`` they
+    replace the recorded assistant turns of those calls (others stay as recorded).
+    """
+    inputs = call.inputs
+    if inputs is None:
+        raise Unbuildable(call.problem)
+    digest = call.request.config_hash[:12]
+    try:
+        recorded = config_from_dict(inputs.config, source=f"config {digest}")
+    except ConfigError as exc:
+        raise Unbuildable(str(exc)) from None
+    first = inputs.items[0]
+    entity = recorded.entity_for(call.request.chat, first.sender_alt, first.is_group)
+    if entity is None:
+        raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
+    config = variant.config or recorded
+    if variant.config is not None:
+        # The new config may describe the chat differently; the call's chat stays the same.
+        entity = variant.config.find_entity(recorded.entity_jid(entity)) or entity
+    if variant.prompt is not None or variant.persona is not None:
+        persona, prompt = config.entity_prompt(entity)
+        entity = msgspec.structs.replace(
+            entity,
+            persona=persona if variant.persona is None else variant.persona,
+            prompt=prompt if variant.prompt is None else variant.prompt,
+        )
+    if variant.model is not None:
+        config = msgspec.structs.replace(
+            config, llm=msgspec.structs.replace(config.llm, model=variant.model)
+        )
+    context = inputs.context
+    if variant.context == "replayed":
+        context = _chained(context, inputs.context_calls, answers)
+    text = user_text(inputs.items, recorded.limits.max_input_chars)
+    try:
+        return compose(config, entity, context, text)
+    except ValueError as exc:  # no user turn at all
+        raise Unbuildable(str(exc)) from None
+
+
+def _chained(
+    context: list[ChatTurn], calls: list[str], answers: Mapping[str, str]
+) -> list[ChatTurn]:
+    new_answers = iter(calls)
+    chained = []
+    for turn in context:
+        call = next(new_answers, None) if turn.role == "assistant" else None
+        new = answers.get(call) if call is not None else None
+        chained.append(turn if new is None else ChatTurn("assistant", new))
+    return chained

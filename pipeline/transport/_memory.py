@@ -1,0 +1,132 @@
+"""An in-memory transport for tests: push messages in, read what was sent."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import anyio
+
+from events.jid import normalize
+from events.model import MessageKind, ReplyPurpose, TransportStatus
+from pipeline.transport._base import (
+    Deliver,
+    Inbound,
+    SendReceipt,
+    StatusSink,
+    TransportError,
+    received_message,
+)
+
+
+class SentMessage(NamedTuple):
+    chat: str
+    text: str
+    wa_id: str
+    reply_to: str | None
+    purpose: ReplyPurpose
+    sent_at: float
+
+
+class MemoryTransport:
+    """``push`` delivers like a real transport; sends land in ``sent``, in order."""
+
+    name = "memory"
+
+    def __init__(
+        self,
+        owner: str = "491700000000",
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.owner_jid = normalize(owner)
+        self.sent: list[SentMessage] = []
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._failures: deque[TransportError] = deque()
+        self._deliver: Deliver | None = None
+        self._running = anyio.Event()
+        self._sent_changed = anyio.Event()
+        self._taken = 0
+        self._closed = False
+
+    def new_message_id(self) -> str:
+        return f"MEM{next(self._ids):06d}"
+
+    def fail_next(self, *errors: TransportError) -> None:
+        """The next sends raise these errors, one per send, before succeeding again."""
+        self._failures.extend(errors)
+
+    async def run(self, deliver: Deliver, status: StatusSink) -> None:
+        self._deliver = deliver
+        await status(TransportStatus(state="connected", detail="memory"))
+        self._running.set()
+        await anyio.sleep_forever()
+
+    async def push(
+        self,
+        chat: str,
+        text: str,
+        *,
+        msg_id: str | None = None,
+        sender: str | None = None,
+        from_me: bool = False,
+        sent_at: float | None = None,
+        push_name: str | None = None,
+        kind: MessageKind = "text",
+        quoted_id: str | None = None,
+        mentions: Sequence[str] = (),
+    ) -> Inbound:
+        """Deliver one message once ``run`` has started; returns it after ``deliver`` is done."""
+        await self._running.wait()
+        assert self._deliver is not None
+        now = self._clock()
+        event = received_message(
+            chat=chat,
+            msg_id=msg_id or f"IN{next(self._ids):06d}",
+            text=text,
+            sent_at=now if sent_at is None else sent_at,
+            sender=sender,
+            from_me=from_me,
+            push_name=push_name,
+            kind=kind,
+            quoted_id=quoted_id,
+            mentions=mentions,
+        )
+        inbound = Inbound(event, now)
+        await self._deliver(inbound)
+        return inbound
+
+    async def send(
+        self,
+        chat: str,
+        text: str,
+        *,
+        wa_id: str | None,
+        reply_to: str | None,
+        purpose: ReplyPurpose,
+    ) -> SendReceipt:
+        if self._closed:
+            raise TransportError("memory transport is closed", retryable=False)
+        if self._failures:
+            raise self._failures.popleft()
+        message = SentMessage(
+            chat, text, wa_id or self.new_message_id(), reply_to, purpose, self._clock()
+        )
+        self.sent.append(message)
+        self._sent_changed.set()
+        self._sent_changed = anyio.Event()
+        return SendReceipt(message.wa_id, message.sent_at)
+
+    async def next_sent(self) -> SentMessage:
+        """The oldest send not yet returned by this method, waiting for it if needed."""
+        while self._taken == len(self.sent):
+            await self._sent_changed.wait()
+        self._taken += 1
+        return self.sent[self._taken - 1]
+
+    async def aclose(self) -> None:
+        self._closed = True

@@ -1,0 +1,358 @@
+"""A chat's history as turns: what came in, what was decided and why, what went out.
+
+A fold over one chat's events (plus every ``ConfigLoaded``), for ``audit``
+and anything else that shows a chat. A turn is one decision about inbound
+messages: an LLM call (with its request, answer and replies), a skip with its
+reason, a reply without a call (``/reset``), or messages still undecided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import msgspec
+
+from events.model import (
+    ChatTurn,
+    Citation,
+    Compacted,
+    ConfigLoaded,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    ReplyFailed,
+    ReplyPlanned,
+    ReplySent,
+    SessionStarted,
+    TransportStatus,
+    Usage,
+)
+from projections.base import Handler, Handlers, dispatcher
+
+Kind = Literal["answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "pending"]
+
+
+class Incoming(msgspec.Struct, kw_only=True):
+    seq: int
+    ts: float
+    msg_id: str
+    sender: str
+    push_name: str | None
+    text: str
+    kind: str
+    from_me: bool
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    seq: int
+    ts: float
+    error: str
+    final: bool
+    attempt: int
+    status: int | None = None
+
+
+class Response(msgspec.Struct, kw_only=True):
+    seq: int
+    ts: float
+    content: str
+    citations: list[Citation]
+    usage: Usage
+    latency_ms: float
+    finish_reason: str
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    reply_id: str
+    purpose: str
+    text: str
+    planned_seq: int
+    planned_ts: float
+    wa_id: str | None
+    sent_ts: float | None = None  # when the log recorded the transport's confirmation
+    failures: list[Failure] = []
+
+
+class ConfigInfo(msgspec.Struct, kw_only=True):
+    hash: str
+    # Key paths changed since the config loaded before this one; None for the first.
+    changed: list[str] | None
+
+
+class Call(msgspec.Struct, kw_only=True):
+    call_id: str
+    model: str
+    params: dict[str, Any]
+    messages: list[ChatTurn]
+
+
+class Turn(msgspec.Struct, kw_only=True):
+    n: int
+    kind: Kind
+    seq: int
+    ts: float
+    messages: list[Incoming] = []
+    reason: str | None = None  # why skipped
+    detail: str = ""
+    session_id: str | None = None
+    session_started: str | None = None  # the SessionStarted reason, when this turn began it
+    config: ConfigInfo | None = None
+    request: Call | None = None
+    failures: list[Failure] = []
+    response: Response | None = None
+    replies: list[Delivery] = []
+
+
+class Audit(msgspec.Struct, kw_only=True):
+    chat: str
+    turns: list[Turn]
+    records: list[Recorded]  # the chat's events and every ConfigLoaded, in log order
+
+
+class State(msgspec.Struct, kw_only=True):
+    """The timeline of ``chat`` so far; ``finish`` turns it into an ``Audit``."""
+
+    chat: str
+    records: list[Recorded] = []
+    configs: list[tuple[str, dict[str, Any]]] = []  # (hash, config) in log order
+    turns: list[Turn] = []
+    inbound: dict[str, Incoming] = {}
+    undecided: dict[str, Incoming] = {}
+    started: dict[str, str] = {}  # session_id -> reason, until a turn claims it
+    by_call: dict[str, Turn] = {}
+    by_reply: dict[str, Delivery] = {}
+    last_seq: int = 0
+
+
+def audit(records: Iterable[Recorded], chat: str) -> Audit:
+    """The timeline of ``chat`` from ``records`` (the chat's events and the configs)."""
+    state = State(chat=chat)
+    for rec in records:
+        apply(state, rec)
+    return finish(state)
+
+
+def finish(state: State) -> Audit:
+    """The turns, with messages nothing decided about yet as a last ``pending`` turn."""
+    turns = list(state.turns)
+    if state.undecided:
+        first = next(iter(state.undecided.values()))
+        turns.append(
+            Turn(
+                n=len(turns) + 1,
+                kind="pending",
+                seq=first.seq,
+                ts=first.ts,
+                messages=list(state.undecided.values()),
+            )
+        )
+    return Audit(chat=state.chat, turns=turns, records=list(state.records))
+
+
+def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
+    state.configs.append((ev.hash, ev.config))
+    state.records.append(rec)
+
+
+def _of_chat(handler: Callable[[State, Recorded, Any], None]) -> Handler[State]:
+    """``handler`` for the chat's own events only; every one is kept as a record."""
+
+    def handle(state: State, rec: Recorded, ev: Any) -> None:
+        if ev.chat != state.chat:
+            return
+        state.records.append(rec)
+        handler(state, rec, ev)
+        state.last_seq = rec.seq
+
+    return handle
+
+
+def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
+    item = Incoming(
+        seq=rec.seq,
+        ts=rec.ts,
+        msg_id=ev.msg_id,
+        sender=ev.sender,
+        push_name=ev.push_name,
+        text=ev.text,
+        kind=ev.kind,
+        from_me=ev.from_me,
+    )
+    state.inbound[ev.msg_id] = state.undecided[ev.msg_id] = item
+
+
+def _session(state: State, rec: Recorded, ev: SessionStarted) -> None:
+    state.started[ev.session_id] = ev.reason
+
+
+def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
+    turn = state.by_call.get(ev.call_id)
+    if turn is not None:
+        turn.response = Response(
+            seq=rec.seq,
+            ts=rec.ts,
+            content=ev.content,
+            citations=ev.citations,
+            usage=ev.usage,
+            latency_ms=ev.latency_ms,
+            finish_reason=ev.finish_reason,
+        )
+
+
+def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
+    turn = state.by_call.get(ev.call_id)
+    if turn is not None:
+        turn.failures.append(
+            Failure(
+                seq=rec.seq,
+                ts=rec.ts,
+                error=ev.error,
+                final=ev.final,
+                attempt=ev.attempt,
+                status=ev.status,
+            )
+        )
+
+
+def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
+    delivery = state.by_reply.get(ev.reply_id)
+    if delivery is not None:
+        delivery.sent_ts = rec.ts
+        delivery.wa_id = ev.wa_id
+
+
+def _send_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
+    delivery = state.by_reply.get(ev.reply_id)
+    if delivery is not None:
+        delivery.failures.append(
+            Failure(seq=rec.seq, ts=rec.ts, error=ev.error, final=ev.final, attempt=ev.attempt)
+        )
+
+
+def _new_turn(state: State, rec: Recorded, kind: Kind, msg_ids: Iterable[str]) -> Turn:
+    ids = list(dict.fromkeys(msg_ids))
+    for msg_id in ids:
+        state.undecided.pop(msg_id, None)
+    turn = Turn(
+        n=len(state.turns) + 1,
+        kind=kind,
+        seq=rec.seq,
+        ts=rec.ts,
+        messages=[state.inbound[m] for m in ids if m in state.inbound],
+    )
+    state.turns.append(turn)
+    return turn
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    prev = state.turns[-1] if state.turns else None
+    burst = state.last_seq == rec.seq - 1
+    if prev is not None and prev.kind == "skipped" and prev.reason == ev.reason and burst:
+        # One decision skipping a whole burst is one turn.
+        state.undecided.pop(ev.msg_id, None)
+        if ev.msg_id in state.inbound:
+            prev.messages.append(state.inbound[ev.msg_id])
+        return
+    turn = _new_turn(state, rec, "skipped", [ev.msg_id])
+    turn.reason, turn.detail = ev.reason, ev.detail
+
+
+def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    turn = _new_turn(state, rec, "answered", ev.trigger_ids)
+    turn.session_id = ev.session_id
+    turn.session_started = state.started.pop(ev.session_id, None)
+    turn.config = _config_info(state, ev.config_hash)
+    turn.request = Call(call_id=ev.call_id, model=ev.model, params=ev.params, messages=ev.messages)
+    state.by_call[ev.call_id] = turn
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    delivery = Delivery(
+        reply_id=ev.reply_id,
+        purpose=ev.purpose,
+        text=ev.text,
+        planned_seq=rec.seq,
+        planned_ts=rec.ts,
+        wa_id=ev.wa_id,
+    )
+    state.by_reply[ev.reply_id] = delivery
+    turn = state.by_call.get(ev.call_id or "")
+    if turn is None:
+        reset = [s for s, reason in state.started.items() if reason == "reset"]
+        kind: Kind = "reset" if reset else ev.purpose
+        msg_ids = [*ev.trigger_ids, *([ev.in_reply_to] if ev.in_reply_to else [])]
+        turn = _new_turn(state, rec, kind, msg_ids)
+        if reset:
+            turn.session_id, turn.session_started = reset[-1], state.started.pop(reset[-1])
+    turn.replies.append(delivery)
+
+
+def _config_info(state: State, digest: str) -> ConfigInfo:
+    index = max((i for i, (h, _) in enumerate(state.configs) if h == digest), default=None)
+    if index is None:
+        return ConfigInfo(hash=digest, changed=None)
+    config = state.configs[index][1]
+    before = [c for h, c in state.configs[:index] if h != digest]
+    return ConfigInfo(hash=digest, changed=changes(before[-1], config) if before else None)
+
+
+def _ignored(state: State, rec: Recorded, ev: Any) -> None:
+    """Kept as a record (connection states, compactions of this chat), no turn."""
+
+
+_HANDLERS: Handlers[State] = {
+    ConfigLoaded: _config,
+    MessageReceived: _of_chat(_received),
+    MessageSkipped: _of_chat(_skipped),
+    SessionStarted: _of_chat(_session),
+    LlmRequested: _of_chat(_requested),
+    LlmCompleted: _of_chat(_completed),
+    LlmFailed: _of_chat(_llm_failed),
+    ReplyPlanned: _of_chat(_planned),
+    ReplySent: _of_chat(_sent),
+    ReplyFailed: _of_chat(_send_failed),
+    TransportStatus: _of_chat(_ignored),
+    Compacted: _of_chat(_ignored),
+}
+apply = dispatcher(_HANDLERS)
+
+
+# -- config changes between two stored configs, as short key paths ----------
+
+_SHOWN = 60
+
+
+def changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """``path: old -> new`` lines for every leaf that differs (lists compared by index)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines: list[str] = []
+        for key in [*new, *(k for k in old if k not in new)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                lines.append(f"{where}: added {_short(new[key])}")
+            elif key not in new:
+                lines.append(f"{where}: removed")
+            else:
+                lines += changes(old[key], new[key], where)
+        return lines
+    if isinstance(old, list) and isinstance(new, list):
+        lines = []
+        for i in range(max(len(old), len(new))):
+            where = f"{path}[{i}]"
+            if i >= len(old):
+                lines.append(f"{where}: added {_short(new[i])}")
+            elif i >= len(new):
+                lines.append(f"{where}: removed")
+            else:
+                lines += changes(old[i], new[i], where)
+        return lines
+    return [] if old == new else [f"{path}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"

@@ -71,6 +71,21 @@ def classify(
             False,
         ),
         (
+            # The type alone reads "forbidden"; the code says the endpoint moved.
+            403,
+            {
+                "error": {
+                    "message": RETIRED,
+                    "type": "forbidden",
+                    "code": "agent_api_migration_required",
+                }
+            },
+            EndpointRetired,
+            "Perplexity retired this endpoint (HTTP 403 agent_api_migration_required); "
+            "use provider perplexity (Agent API /v1/responses)",
+            False,
+        ),
+        (
             403,
             error_body(403, "Model not available on your plan", "forbidden"),
             Forbidden,

@@ -203,14 +203,25 @@ def _explain_body(body: bytes) -> tuple[str, str]:
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):
-            message = error.get("message")
-            err_type = error.get("type") or error.get("code")
-            return one_line(str(message or "")), str(err_type or "")
+            return one_line(str(error.get("message") or "")), _error_kind(error)
         if isinstance(error, str):  # Ollama and llama.cpp send {"error": "..."}
             return one_line(error), ""
         if "detail" in data:  # FastAPI validation (HTTP 422)
             return one_line(_detail_text(data["detail"])), ""
     return one_line(text), ""
+
+
+def _error_kind(error: dict[str, Any]) -> str:
+    """The most specific name the error gives itself.
+
+    A string ``code`` is finer than ``type``: a retired Sonar path has been seen
+    as type ``forbidden`` with code ``agent_api_migration_required``. Perplexity's
+    own envelope repeats the HTTP status as an integer ``code``; then ``type`` names it.
+    """
+    code = error.get("code")
+    if isinstance(code, str) and code:
+        return code
+    return str(error.get("type") or code or "")
 
 
 def _detail_text(detail: Any) -> str:

@@ -239,6 +239,19 @@ async def test_malformed_json_is_a_final_error_not_a_crash(
     assert rec.failures == [("malformed", 200, 1, True)]
 
 
+async def test_deeply_nested_answer_is_a_final_error_not_an_internal_one(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    depth = 10_000
+    # In a field the client ignores, so only the JSON parser ever sees the depth.
+    llm_server.script(Reply(body=b'{"output": [], "x": ' + b"[" * depth + b"]" * depth + b"}"))
+    with pytest.raises(MalformedResponse, match=r"^malformed LLM response: "):
+        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("malformed", 200, 1, True)]
+
+
 async def test_slow_answer_times_out_and_is_retried(
     llm_server: FakeLlmServer,
     rec: Recorder,

@@ -141,6 +141,16 @@ def test_each_status_says_what_is_wrong(
     assert (str(error), error.status, error.retryable) == (message, status, retryable)
 
 
+@pytest.mark.parametrize("depth", [1_000, 10_000])
+def test_deeply_nested_error_body_is_classified_by_status(depth: int) -> None:
+    arrays = b"[" * depth + b"]" * depth
+    for body in (arrays, b'{"error": ' + arrays + b"}", b'{"error": {"message": ' + arrays + b"}}"):
+        error = classify(403, body)
+        assert type(error) is Forbidden
+        assert str(error).startswith("forbidden (HTTP 403)")
+        assert len(str(error)) < 340
+
+
 def test_401_without_a_configured_key_says_so() -> None:
     assert str(classify(401, html_page(401), key=None)) == (
         "API key rejected (HTTP 401); no API key is configured"

@@ -218,6 +218,32 @@ def test_malformed_bodies_become_one_clear_error(provider: str, body: bytes, err
     assert "\n" not in str(info.value)
 
 
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def deep_bodies(depth: int) -> list[bytes]:
+    """Deep JSON where each parser meets it: the top, a typed field, ignored fields."""
+    arrays, objects = nested(depth), b'{"a":' * depth + b"1" + b"}" * depth
+    return [
+        arrays,
+        b'{"output": ' + arrays + b"}",
+        b'{"choices": ' + arrays + b"}",
+        b'{"unknown": ' + arrays + b"}",
+        b'{"unknown": ' + objects + b"}",
+        b'{"output": [{"type": "message", "extra": ' + arrays + b"}]}",
+        b'{"choices": [{"message": {"content": "x", "extra": ' + arrays + b"}}]}",
+    ]
+
+
+@pytest.mark.parametrize("provider", ["perplexity", "openai"])
+@pytest.mark.parametrize("depth", [1_000, 10_000])
+def test_deeply_nested_json_is_malformed_not_a_recursion_error(provider: str, depth: int) -> None:
+    for body in deep_bodies(depth):
+        with pytest.raises(MalformedResponse, match=r"^malformed LLM response: "):
+            parse_response(provider, body)
+
+
 def test_openai_answer_from_a_local_server_needs_no_search_fields() -> None:
     request = build_request("openai", "http://h", "llama3", [ChatTurn("user", "hey you")], {})[1]
     result = parse_response("openai", encode(chat_answer(request)))

@@ -200,6 +200,8 @@ def _explain_body(body: bytes) -> tuple[str, str]:
         data: Any = json.loads(text)
     except ValueError:
         return _explain_text(text), ""
+    except RecursionError:  # a hostile or broken proxy; the status still classifies it
+        return "error body is JSON nested too deeply to read", ""
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):

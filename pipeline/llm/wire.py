@@ -182,6 +182,9 @@ def _decode(body: bytes, shape: type[_T]) -> _T:
     except msgspec.DecodeError:
         start = one_line(body.decode("utf-8", errors="replace"), 80)
         raise MalformedResponse(f"malformed LLM response: not JSON: {start!r}") from None
+    except RecursionError:
+        # msgspec recurses even through fields it skips; no real answer nests this deep.
+        raise MalformedResponse("malformed LLM response: JSON nested too deeply") from None
 
 
 def _parse_agent(resp: _AgentResponse) -> LlmResult:

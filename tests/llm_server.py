@@ -46,24 +46,48 @@ SEARCH_RESULTS = (
     {"url": "https://docs.example.org/guide", "title": "The echo guide"},
 )
 # Fields the Agent API accepts; anything else is a 400 (research/perplexity.md section 9).
+# Exactly the fields of the official SDK's models (tests/test_llm_sdk_fidelity.py
+# pins that): a fake stricter than the API would fail bodies the API takes.
 AGENT_FIELDS = frozenset(
     [
-        "model",
-        "preset",
+        "background",
+        "effort",
         "input",
         "instructions",
-        "tools",
-        "tool_choice",
+        "language_preference",
         "max_output_tokens",
-        "temperature",
-        "top_p",
-        "stream",
+        "max_steps",
+        "model",
+        "models",
+        "preset",
+        "previous_response_id",
+        "profile",
+        "prompt_cache_key",
         "reasoning",
         "response_format",
+        "service_tier",
+        "skills",
+        "step_budget_reminder",
+        "store",
+        "stream",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_p",
     ]
 )
 _INPUT_FIELDS = frozenset({"role", "content", "type"})
-_TOOL_FIELDS = frozenset({"type", "filters", "search_context_size", "user_location"})
+_TOOL_FIELDS = frozenset(
+    {
+        "type",
+        "filters",
+        "max_tokens",
+        "max_tokens_per_page",
+        "search_context_size",
+        "search_type",
+        "user_location",
+    }
+)
 ALTERNATION = (
     "After the (optional) system message(s), user and assistant roles should be alternating."
 )
@@ -184,6 +208,7 @@ def agent_answer(body: dict[str, Any]) -> dict[str, Any]:
             "input_tokens": inp,
             "output_tokens": out,
             "total_tokens": inp + out,
+            **({"tool_calls_details": {"search_web": {"invocation": 1}}} if search else {}),
             "cost": {
                 "currency": "USD",
                 "input_cost": 0.0006,
@@ -195,11 +220,21 @@ def agent_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def failed_answer(message: str, status: str = "failed") -> dict[str, Any]:
+def incomplete_answer(body: dict[str, Any], reason: str = "max_output_tokens") -> dict[str, Any]:
+    """HTTP 200 body of a run cut short (Perplexity's migration guide: the
+    successor of finish_reason "length"); the text so far is kept."""
+    return agent_answer(body) | {"status": "incomplete", "incomplete_details": {"reason": reason}}
+
+
+def failed_answer(
+    message: str, status: str = "failed", model: str = "perplexity/sonar"
+) -> dict[str, Any]:
     """HTTP 200 body of an Agent API run that failed or was cancelled."""
     return {
         "id": "resp_failed",
         "object": "response",
+        "created_at": 1760000000,
+        "model": model,
         "status": status,
         "output": [],
         "error": {"code": "internal_error", "message": message},
@@ -263,8 +298,8 @@ def validate_agent(raw: Any) -> dict[str, Any]:
         raise _bad("one of model or preset is required")
     if "input" not in body:
         raise _bad("input is required")
-    if body.get("stream"):
-        raise _bad("the fake server does not stream")
+    if body.get("stream") or body.get("background"):
+        raise _bad("the fake server neither streams nor runs in the background")
     items = body["input"]
     if isinstance(items, list):
         for item in items:

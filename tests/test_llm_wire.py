@@ -14,7 +14,7 @@ from pipeline.llm import (
     build_request,
     parse_response,
 )
-from tests.llm_server import agent_answer, chat_answer, failed_answer
+from tests.llm_server import agent_answer, chat_answer, failed_answer, incomplete_answer
 
 CONVO = [
     ChatTurn("system", "You are wabot."),
@@ -168,10 +168,7 @@ def test_agent_text_parts_are_joined_and_think_stripped() -> None:
     ("reason", "finish"), [("max_output_tokens", "length"), ("content_filter", "content_filter")]
 )
 def test_incomplete_agent_run_keeps_its_text_and_reason(reason: str, finish: str) -> None:
-    body = agent_answer(agent_request()) | {
-        "status": "incomplete",
-        "incomplete_details": {"reason": reason},
-    }
+    body = incomplete_answer(agent_request(), reason)
     result = parse_response("perplexity", encode(body))
     assert (result.content, result.finish_reason) == ("Echo: What is new?", finish)
 

@@ -6,7 +6,10 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
 - ``POST /v1/responses`` (alias ``/v1/agent``): the Agent API, with strict
   body parsing (unknown field -> 400), role alternation and last-turn-is-user
   checks, and a deterministic answer (``agent_answer``).
-- ``POST /v1/chat/completions``: an OpenAI-compatible answer, like Ollama/vLLM.
+- ``POST /v1/chat/completions``: an OpenAI-compatible answer, like Ollama/vLLM;
+  with ``FakeLlmServer(openai_reasoning=True)`` like OpenAI's GPT-5 and
+  o-series instead: ``max_tokens`` and any temperature but 1 get OpenAI's 400,
+  and ``REASONING_TOKENS`` of ``max_completion_tokens`` go to thinking.
 - ``POST /chat/completions`` and ``/v1/sonar``: Perplexity's retired Sonar
   paths, 403 ``chat_completions_not_available``.
 - A wrong or missing bearer key gets openresty's HTML 401 page.
@@ -88,6 +91,9 @@ _TOOL_FIELDS = frozenset(
         "user_location",
     }
 )
+# What the fake reasoning model spends thinking before it writes (counted in
+# max_completion_tokens, as OpenAI counts reasoning tokens).
+REASONING_TOKENS = 64
 ALTERNATION = (
     "After the (optional) system message(s), user and assistant roles should be alternating."
 )
@@ -108,6 +114,13 @@ def html_page(status: int) -> bytes:
 def error_body(status: int, message: str, kind: str) -> dict[str, Any]:
     """Perplexity's error envelope."""
     return {"error": {"message": message, "type": kind, "code": status}}
+
+
+def openai_error(message: str, param: str | None, code: str) -> dict[str, Any]:
+    """OpenAI's error envelope: ``code`` is a string and ``param`` names the field."""
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
 
 
 _CANNED_ERRORS: dict[int, tuple[str, str]] = {
@@ -259,6 +272,25 @@ def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reasoning_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """``chat_answer`` from a model that thinks first: when ``max_completion_tokens``
+    leaves no room after thinking, the answer is empty with finish_reason "length"."""
+    answer = chat_answer(body)
+    choice, usage = answer["choices"][0], answer["usage"]
+    completion = REASONING_TOKENS + usage["completion_tokens"]
+    limit = body.get("max_completion_tokens")
+    reasoning = REASONING_TOKENS
+    if limit is not None and limit < completion:
+        choice["message"]["content"], choice["finish_reason"] = "", "length"
+        completion = reasoning = limit
+    usage.update(
+        completion_tokens=completion,
+        total_tokens=usage["prompt_tokens"] + completion,
+        completion_tokens_details={"reasoning_tokens": reasoning},
+    )
+    return answer
+
+
 class _Rejected(Exception):
     def __init__(self, status: int, body: dict[str, Any] | bytes) -> None:
         super().__init__(status)
@@ -324,11 +356,29 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
+def check_reasoning(body: dict[str, Any]) -> None:
+    """What OpenAI's reasoning models refuse that other chat servers take."""
+    if "max_tokens" in body:
+        message = (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        )
+        raise _Rejected(400, openai_error(message, "max_tokens", "unsupported_parameter"))
+    temperature = body.get("temperature", 1)
+    if temperature != 1:
+        message = (
+            f"Unsupported value: 'temperature' does not support {json.dumps(temperature)} "
+            "with this model. Only the default (1) value is supported."
+        )
+        raise _Rejected(400, openai_error(message, "temperature", "unsupported_value"))
+
+
 class FakeLlmServer:
     """The fake provider; a context manager that serves on 127.0.0.1 at an ephemeral port."""
 
-    def __init__(self, api_key: str | None = TEST_KEY) -> None:
+    def __init__(self, api_key: str | None = TEST_KEY, *, openai_reasoning: bool = False) -> None:
         self.api_key = api_key
+        self.openai_reasoning = openai_reasoning
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._requests: list[Received] = []
@@ -402,7 +452,7 @@ class FakeLlmServer:
         ):
             return Reply(status=401, headers={"content-type": "text/html"}), html_page(401)
         try:
-            default, body = _route(request)
+            default, body = _route(request, self.openai_reasoning)
         except _Rejected as rejected:
             return Reply(status=rejected.status), rejected.body
         reply = self._next_reply()
@@ -414,14 +464,20 @@ class FakeLlmServer:
         return reply, default(body)
 
 
-def _route(request: Received) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, Any]]:
+def _route(
+    request: Received, reasoning: bool
+) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, Any]]:
     """Pick the answering function and validate the body for the request's path."""
     if request.path in ("/chat/completions", "/v1/sonar"):
         raise _Rejected(403, error_body(403, RETIRED, "chat_completions_not_available"))
     if request.path in ("/v1/responses", "/v1/agent"):
         return agent_answer, validate_agent(_parse(request.raw))
     if request.path == "/v1/chat/completions":
-        return chat_answer, validate_chat(_parse(request.raw))
+        body = validate_chat(_parse(request.raw))
+        if not reasoning:
+            return chat_answer, body
+        check_reasoning(body)
+        return reasoning_answer, body
     raise _Rejected(404, error_body(404, "Not Found", "not_found"))
 
 

@@ -21,7 +21,7 @@ from pipeline.llm import (
 )
 from pipeline.llm.backoff import backoff_delay, parse_retry_after
 from pipeline.llm.errors import error_from_response
-from tests.llm_server import RETIRED, canned_error, error_body, html_page
+from tests.llm_server import RETIRED, canned_error, error_body, html_page, openai_error
 
 NOW = 1_760_000_000.0
 
@@ -149,6 +149,63 @@ def test_deeply_nested_error_body_is_classified_by_status(depth: int) -> None:
         assert type(error) is Forbidden
         assert str(error).startswith("forbidden (HTTP 403)")
         assert len(str(error)) < 340
+
+
+SENT = {"model": "gpt-5", "messages": [], "temperature": 0.2, "max_tokens": 1024}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            openai_error(
+                "Unsupported value: 'temperature' does not support 0.2 with this model. "
+                "Only the default (1) value is supported.",
+                "temperature",
+                "unsupported_value",
+            ),
+            "the model does not accept temperature 0.2 (HTTP 400): "
+            "set llm.temperature to null in app.json",
+        ),
+        (
+            openai_error(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            ),
+            "the model does not accept the parameter max_tokens (HTTP 400): "
+            "set llm.max_output_tokens to null in app.json",
+        ),
+        (
+            # A proxy that passes OpenAI's message on without param or code.
+            {
+                "error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with "
+                    "this model. Use 'max_completion_tokens' instead.",
+                    "code": "invalid_request_body",
+                }
+            },
+            "the model does not accept the parameter max_tokens (HTTP 400): "
+            "set llm.max_output_tokens to null in app.json",
+        ),
+    ],
+)
+def test_refused_parameter_names_the_app_json_setting_in_one_line(
+    body: dict[str, object], message: str
+) -> None:
+    error = error_from_response(
+        400, httpx.Headers(), json.dumps(body).encode(), now=NOW, api_key=None, sent=SENT
+    )
+    assert type(error) is BadRequest
+    assert (str(error), error.retryable) == (message, False)
+
+
+def test_refused_parameter_we_did_not_send_is_quoted_as_it_is() -> None:
+    body = openai_error("Unsupported parameter: 'top_p'.", "top_p", "unsupported_parameter")
+    raw = json.dumps(body).encode()
+    error = error_from_response(400, httpx.Headers(), raw, now=NOW, api_key=None, sent=SENT)
+    assert str(error) == "bad request (HTTP 400): Unsupported parameter: 'top_p'."
 
 
 def test_401_without_a_configured_key_says_so() -> None:

@@ -90,6 +90,38 @@ def test_openai_body_has_system_first_and_max_tokens() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("base_url", "limit"),
+    [
+        # OpenAI's own API, and Azure's copy: reasoning models refuse max_tokens.
+        ("https://api.openai.com/v1", "max_completion_tokens"),
+        ("https://API.OpenAI.com/v1/", "max_completion_tokens"),
+        ("https://acme.openai.azure.com/openai/v1", "max_completion_tokens"),
+        # Everything else knows max_tokens; Ollama and LM Studio know nothing else.
+        ("http://127.0.0.1:11434/v1", "max_tokens"),
+        ("http://vllm.lan:8000/v1", "max_tokens"),
+        ("https://openrouter.ai/api/v1", "max_tokens"),
+        ("https://api.openai.com.example.net/v1", "max_tokens"),
+    ],
+)
+def test_openai_token_limit_goes_under_the_name_the_server_accepts(
+    base_url: str, limit: str
+) -> None:
+    _, body = build_request("openai", base_url, "gpt-5", [ChatTurn("user", "q")], PARAMS)
+    assert body == {
+        "model": "gpt-5",
+        "messages": [{"role": "user", "content": "q"}],
+        "temperature": 0.2,
+        limit: 512,
+    }
+
+
+def test_openai_body_leaves_out_null_temperature_and_token_limit() -> None:
+    params = {"temperature": None, "max_output_tokens": None, "web_search": False}
+    _, body = build_request("openai", "https://api.openai.com/v1", "gpt-5", CONVO[-1:], params)
+    assert body == {"model": "gpt-5", "messages": [{"role": "user", "content": "What is new?"}]}
+
+
 def test_requests_rebuild_byte_for_byte_from_recorded_messages() -> None:
     """Replay decodes LlmRequested.messages/params from the log and must get the same bytes."""
     recorded = msgspec.json.decode(msgspec.json.encode(CONVO), type=list[ChatTurn])
@@ -179,8 +211,12 @@ def test_incomplete_agent_run_without_text_is_a_failure() -> None:
         "incomplete_details": {"reason": "max_output_tokens"},
         "output": [],
     }
-    with pytest.raises(RunFailed, match="before writing any text"):
+    with pytest.raises(RunFailed) as info:
         parse_response("perplexity", encode(body))
+    assert str(info.value) == (
+        "the LLM used up its token limit before writing any text: "
+        "raise llm.max_output_tokens in app.json"
+    )
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])
@@ -288,6 +324,20 @@ def test_openai_search_results_alone_become_citations_and_bare_cost_is_read() ->
     assert result.citations == [Citation(url="https://a.example", title="A")]
     assert result.usage == Usage(input_tokens=1, output_tokens=1, total_tokens=2, cost_usd=0.0002)
     assert result.finish_reason == "stop"
+
+
+def test_openai_answer_cut_before_any_text_says_which_setting_to_raise() -> None:
+    """Reasoning models spend the token limit thinking; none may be left for the answer."""
+    body = {
+        "choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1024},
+    }
+    with pytest.raises(RunFailed) as info:
+        parse_response("openai", encode(body))
+    assert str(info.value) == (
+        "the LLM used up its token limit before writing any text: "
+        "raise llm.max_output_tokens in app.json"
+    )
 
 
 @pytest.mark.parametrize("error", [{"message": "model crashed"}, "model crashed"])

@@ -115,8 +115,8 @@ AGENT_FIELDS = frozenset(
         "top_p",
     ]
 )
-_INPUT_FIELDS = frozenset({"role", "content", "type"})
-_TOOL_FIELDS = frozenset(
+INPUT_FIELDS = frozenset({"role", "content", "type"})
+TOOL_FIELDS = frozenset(
     {
         "type",
         "filters",
@@ -203,12 +203,12 @@ def validate_agent(raw: Any) -> dict[str, Any]:
     items = body["input"]
     if isinstance(items, list):
         for item in items:
-            _check_fields(item, _INPUT_FIELDS, "input item")
+            _check_fields(item, INPUT_FIELDS, "input item")
         check_roles([str(item.get("role")) for item in items])
     elif not isinstance(items, str):
         raise _bad("input must be a string or a list of messages")
     for tool in body.get("tools", []):
-        _check_fields(tool, _TOOL_FIELDS, "tool")
+        _check_fields(tool, TOOL_FIELDS, "tool")
     if body.get("max_output_tokens", 16) < 16:
         raise _bad("max_output_tokens must be at least 16", "invalid_parameter")
     if not 0 <= body.get("temperature", 0) <= 2:

@@ -19,10 +19,10 @@ from perplexity.generated import api
 from events.model import ChatTurn
 from pipeline.llm import build_request, parse_response
 from tests.llm_server import (
-    _INPUT_FIELDS,
-    _TOOL_FIELDS,
     AGENT_FIELDS,
+    INPUT_FIELDS,
     TEST_KEY,
+    TOOL_FIELDS,
     FakeLlmServer,
     Reply,
     failed_answer,
@@ -49,7 +49,8 @@ def extra_fields(value: Any, path: str = "$") -> Iterator[str]:
 def strict(model: type[_M], body: Any) -> _M:
     """Parse ``body`` as the wire JSON it is, with no coercion and no unnamed fields."""
     parsed = model.model_validate_json(json.dumps(body), strict=True)
-    assert list(extra_fields(parsed)) == [], f"not in the SDK's {model.__name__}"
+    extras = list(extra_fields(parsed))
+    assert extras == [], f"{extras} are not in the SDK's {model.__name__}"
     return parsed
 
 
@@ -115,8 +116,8 @@ def test_strict_check_catches_a_wrong_field(wrong: dict[str, Any]) -> None:
 def test_fake_server_accepts_exactly_the_sdk_request_fields() -> None:
     """A fake stricter than the API fails good bodies; a looser one passes bad ones."""
     assert set(api.ResponsesRequestInput.model_fields) == AGENT_FIELDS
-    assert set(api.InputMessageInput.model_fields) == _INPUT_FIELDS
-    assert set(api.WebSearchToolInput.model_fields) == _TOOL_FIELDS
+    assert set(api.InputMessageInput.model_fields) == INPUT_FIELDS
+    assert set(api.WebSearchToolInput.model_fields) == TOOL_FIELDS
 
 
 # --- answers: what the fake server sends back for /v1/responses -------------

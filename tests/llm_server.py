@@ -60,11 +60,13 @@ from tests.llm_shapes import (
 __all__ = [
     "AGENT_FIELDS",
     "ALTERNATION",
+    "INPUT_FIELDS",
     "LAST_USER",
     "REASONING_TOKENS",
     "RETIRED",
     "SEARCH_RESULTS",
     "TEST_KEY",
+    "TOOL_FIELDS",
     "FakeLlmServer",
     "Received",
     "Reply",

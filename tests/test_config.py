@@ -74,7 +74,7 @@ def error_of(path: Path, **kw: Any) -> str:
         ),
         pytest.param(
             patched(llm={"temperature": "warm"}),
-            "llm.temperature: expected number, got str",
+            "llm.temperature: expected float | null, got str",
             id="wrong-type",
         ),
         pytest.param(
@@ -256,6 +256,26 @@ def test_openai_provider_key_is_optional_and_from_llm_api_key(tmp_path):
     app = write(tmp_path, patched(llm={"provider": "openai", "base_url": "http://127.0.0.1:1/v1"}))
     assert load_config(app, environ=KEY).secrets.api_key is None
     assert load_config(app, environ={"LLM_API_KEY": "sk-x"}).secrets.api_key == "sk-x"
+
+
+@pytest.mark.parametrize(
+    ("llm", "temperature", "max_output_tokens"),
+    [
+        ({}, 0.2, 1024),
+        # OpenAI's reasoning models refuse any temperature but 1: openai sends none by default.
+        ({"provider": "openai"}, None, 1024),
+        ({"provider": "openai", "temperature": 0.7}, 0.7, 1024),
+        ({"temperature": None, "max_output_tokens": None}, None, None),
+    ],
+)
+def test_temperature_defaults_by_provider_and_null_means_not_sent(
+    tmp_path, llm, temperature, max_output_tokens
+):
+    loaded = load_config(write(tmp_path, patched(llm=llm)), environ=KEY)
+    assert loaded.config.llm.temperature == temperature
+    assert loaded.config.llm.max_output_tokens == max_output_tokens
+    stored = json.loads(json.dumps(loaded.public_dict()))  # as ConfigLoaded keeps it
+    assert config_from_dict(stored).llm == loaded.config.llm
 
 
 def test_defaults_fill_a_minimal_file(tmp_path):

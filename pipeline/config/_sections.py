@@ -120,17 +120,32 @@ class VitalityConfig(Section, frozen=True, kw_only=True):
         return f"{int(minute)} {int(hour)} * * *"
 
 
+# When app.json leaves temperature out. OpenAI's reasoning models (GPT-5,
+# o-series) refuse anything but 1, and local servers ship per-model defaults,
+# so openai sends none; Perplexity's answers read best a little cool.
+_DEFAULT_TEMPERATURE = {"perplexity": 0.2, "openai": None}
+
+
 class LlmConfig(Section, frozen=True, kw_only=True):
+    """``null`` for ``temperature`` or ``max_output_tokens`` leaves it out of the
+    request, so the server's default applies. An omitted ``temperature`` is the
+    provider's default: never UNSET after construction."""
+
     provider: Literal["perplexity", "openai"] = "perplexity"
     model: str = "perplexity/sonar"
     web_search: bool = True
     base_url: str = "https://api.perplexity.ai"
-    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
-    max_output_tokens: Annotated[int, msgspec.Meta(ge=16)] = 1024
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=16)] | None = 1024
     timeout_seconds: Positive = 60.0
     max_retries: Annotated[int, msgspec.Meta(ge=0)] = 3
 
     def __post_init__(self) -> None:
+        if self.temperature is msgspec.UNSET:
+            temperature = _DEFAULT_TEMPERATURE[self.provider]
+            msgspec.structs.force_setattr(self, "temperature", temperature)
         if not self.model.strip():
             raise FieldError("model", "must not be empty")
         if problem := url_problem(self.base_url):

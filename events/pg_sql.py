@@ -44,6 +44,14 @@ _TEMPLATES = {
         FROM unnest(%(seqs)b::bigint[], %(ts)b::bigint[], %(types)b::text[], %(chats)b::text[],
                     %(keys)b::text[], %(bodies)b::text[]) AS r(seq, ts, type, chat, key, body)
     """,
+    # The COPY path's two statements around its COPY, sent as simple queries
+    # (several statements, one round trip); {n}, {log} are integers, {channel} ours.
+    "begin_bump": (
+        "BEGIN; UPDATE {s}.logs SET last_seq = last_seq + {{n}} WHERE id = {{log}}"
+        " RETURNING last_seq - {{n}}"
+    ),
+    "notify_commit": "SELECT pg_notify('{{channel}}', ''); COMMIT",
+    "copy": "COPY {s}.events (log_id, seq, ts, type, chat, key, body) FROM STDIN",
     "advance": "UPDATE {s}.logs SET last_seq = %s WHERE id = %s",
     "notify": "SELECT pg_notify(%s, '')",
     "last_seq": "SELECT last_seq FROM {s}.logs WHERE id = %s",
@@ -92,6 +100,9 @@ class Queries:
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
         self.insert = sql["insert"]
+        self.begin_bump = sql["begin_bump"]
+        self.notify_commit = sql["notify_commit"]
+        self.copy = sql["copy"]
         self.advance = sql["advance"]
         self.notify = sql["notify"]
         self.last_seq = sql["last_seq"]

@@ -43,6 +43,8 @@ __all__ = ["PostgresLog", "PostgresReader"]
 
 Synchronous = Literal["NORMAL", "FULL"]
 _COMPACT_CHUNK = 1000  # rows deleted per transaction: appends interleave between chunks
+_COPY_FROM = 16  # rows from which COPY's three round trips beat one INSERT ... SELECT unnest
+_Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
 
 
 class _Batch:
@@ -147,9 +149,22 @@ class PostgresLog(PostgresReader):
         self._published(max(r.seq for b in group for r in b.result))
 
     def _insert_plain(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
-        """No keys: numbers are the counter's next ones, in one statement."""
+        """No keys: the numbers are the counter's next ones, contiguous in group order."""
         stamps = [round(self._clock() * US) for _ in group]
         flat = [(ts, e, body) for ts, b in zip(stamps, group, strict=True) for e, _, body in b.rows]
+        seq = (
+            self._copy_plain(conn, flat) if len(flat) >= _COPY_FROM else self._one_shot(conn, flat)
+        )
+        for ts, batch in zip(stamps, group, strict=True):
+            batch.result = [
+                Recorded(seq + i, ts / US, e) for i, (e, _, _) in enumerate(batch.rows, 1)
+            ]
+            seq += len(batch.rows)
+
+    def _one_shot(
+        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
+    ) -> int:
+        """Few rows: one statement that is its own transaction (one round trip)."""
         row = conn.execute(
             self._q.append,
             {
@@ -162,28 +177,46 @@ class PostgresLog(PostgresReader):
                 "channel": self._channel,
             },
         ).fetchone()
+        return self._counted(row)
+
+    def _counted(self, row: tuple[Any, ...] | None) -> int:
+        """The counter value a statement returned; its log row is never deleted by wabot."""
         if row is None:
             raise LogError(f"{self.where.where}: log {self.name!r} vanished from {self._q.schema}")
-        seq = int(row[0])
-        for ts, batch in zip(stamps, group, strict=True):
-            batch.result = [
-                Recorded(seq + i, ts / US, e) for i, (e, _, _) in enumerate(batch.rows, 1)
-            ]
-            seq += len(batch.rows)
+        return int(row[0])
+
+    def _copy_plain(
+        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
+    ) -> int:
+        """Many rows: COPY, which PostgreSQL writes a page at a time, not a row at a time.
+
+        BEGIN travels with the counter's UPDATE, and the NOTIFY with COMMIT
+        (simple-protocol statements carrying only integers and our own channel
+        name), so the transaction costs the round trips of a bare COPY.
+        """
+        cur = conn.execute(self._q.begin_bump.format(n=len(flat), log=self._log).encode())
+        try:
+            base = self._counted(cur.fetchone() if cur.nextset() else None)
+            self._copy(
+                conn, [(base + i, ts, e, None, body) for i, (ts, e, body) in enumerate(flat, 1)]
+            )
+            conn.execute(self._q.notify_commit.format(channel=self._channel).encode())
+        except BaseException:
+            if not conn.closed:
+                conn.execute(b"ROLLBACK")
+            raise
+        return base
 
     def _insert_keyed(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
         """Lock the counter, then look the keys up: none can be added meanwhile."""
         with conn.transaction():
-            locked = conn.execute(self._q.lock, (self._log,)).fetchone()
-            if locked is None:
-                raise LogError(f"{self.where.where}: log {self.name!r} vanished")
+            seq = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
             keys = [key for b in group for _, key, _ in b.rows if key is not None]
             known = {
                 str(row[2]): record(row)
                 for row in conn.execute(self._q.by_keys, (self._log, keys)).fetchall()
             }
-            seq = int(locked[0])
-            fresh: list[tuple[int, int, AnyEvent, str | None, str]] = []
+            fresh: list[_Row] = []
             for batch in group:
                 ts = round(self._clock() * US)
                 batch.result = []
@@ -202,9 +235,10 @@ class PostgresLog(PostgresReader):
                 conn.execute(self._q.advance, (seq, self._log))
                 conn.execute(self._q.notify, (self._channel,))
 
-    def _insert_rows(
-        self, conn: psycopg.Connection[Any], rows: list[tuple[int, int, AnyEvent, str | None, str]]
-    ) -> None:
+    def _insert_rows(self, conn: psycopg.Connection[Any], rows: list[_Row]) -> None:
+        if len(rows) >= _COPY_FROM:
+            self._copy(conn, rows)
+            return
         conn.execute(
             self._q.insert,
             {
@@ -217,6 +251,12 @@ class PostgresLog(PostgresReader):
                 "bodies": [body for *_, body in rows],
             },
         )
+
+    def _copy(self, conn: psycopg.Connection[Any], rows: list[_Row]) -> None:
+        log = self._log
+        with conn.cursor().copy(self._q.copy) as copy:
+            for seq, ts, event, key, body in rows:
+                copy.write_row((log, seq, ts, type_name(event), event.chat, key, body))
 
     def _published(self, seq: int) -> None:
         last = self._heard(seq)

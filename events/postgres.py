@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from events.codec import encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
@@ -194,15 +195,17 @@ class PostgresLog(PostgresReader):
         (simple-protocol statements carrying only integers and our own channel
         name), so the transaction costs the round trips of a bare COPY.
         """
-        cur = conn.execute(self._q.begin_bump.format(n=len(flat), log=self._log).encode())
         try:
+            cur = conn.execute(self._q.begin_bump.format(n=len(flat), log=self._log).encode())
             base = self._counted(cur.fetchone() if cur.nextset() else None)
             self._copy(
                 conn, [(base + i, ts, e, None, body) for i, (ts, e, body) in enumerate(flat, 1)]
             )
             conn.execute(self._q.notify_commit.format(channel=self._channel).encode())
         except BaseException:
-            if not conn.closed:
+            # A failed UPDATE (lock_timeout) or COPY leaves the transaction aborted:
+            # end it, or every later statement on this connection would fail too.
+            if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                 conn.execute(b"ROLLBACK")
             raise
         return base

@@ -181,7 +181,10 @@ def test_a_stuck_lock_holder_is_a_log_error_not_a_hang(tmp_path: Path, schema: s
                 log.append(message(2))
             with pytest.raises(LogError, match="lock_timeout"):
                 log.append(Keyed(message(3), "k3"))
+            with pytest.raises(LogError, match="lock_timeout"):
+                log.append(*(message(n) for n in range(40)))  # the COPY path
         assert [r.seq for r in log.append(message(4), Keyed(message(5), "k5"))] == [2, 3]
+        assert [r.seq for r in log.append(*(message(n) for n in range(40)))][-1] == 43
     finally:
         log.close()
 
@@ -324,3 +327,17 @@ def test_full_synchronous_forces_synchronous_commit(tmp_path: Path, schema: str)
         assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
     with pytest.raises(ValueError, match="NORMAL or FULL"):
         PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_a_large_keyed_burst_skips_known_keys_and_stays_contiguous(
+    tmp_path: Path, schema: str
+) -> None:
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        first = log.append(*(Keyed(message(n), f"k{n}") for n in range(0, 40, 2)))
+        mixed = log.append(*(Keyed(message(n), f"k{n}") for n in range(40)))  # half known
+        assert [r.seq for r in first] == list(range(1, 21))
+        assert [r.seq for r in mixed[::2]] == [r.seq for r in first]
+        assert [r.seq for r in mixed[1::2]] == list(range(21, 41))
+        assert [r.key for r in log.read()] == [
+            f"k{n}" for n in (*range(0, 40, 2), *range(1, 40, 2))
+        ]

@@ -32,6 +32,17 @@ _TEMPLATES = {
         )
         SELECT base, pg_notify(%(channel)s, '') FROM counter
     """,
+    # The same for one event, with scalar parameters: no arrays to build or unnest.
+    "append_one": """
+        WITH counter AS (
+            UPDATE {s}.logs SET last_seq = last_seq + 1 WHERE id = %(log)s RETURNING last_seq
+        ), added AS (
+            INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
+            SELECT %(log)s, counter.last_seq, %(ts)s, %(type)s, %(chat)s, %(body)s::json
+            FROM counter
+        )
+        SELECT last_seq - 1, pg_notify(%(channel)s, '') FROM counter
+    """,
     # The keyed path locks the counter first, in its own statement, so the key
     # look-up that follows sees every key committed before the lock was granted.
     "lock": "SELECT last_seq FROM {s}.logs WHERE id = %s FOR NO KEY UPDATE",
@@ -97,6 +108,7 @@ class Queries:
         self.schema = schema
         sql = {name: text.format(s=schema) for name, text in _TEMPLATES.items()}
         self.append = sql["append"]
+        self.append_one = sql["append_one"]
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
         self.insert = sql["insert"]

@@ -92,3 +92,6 @@ class Listener:
             self._publish(self._counter(conn))
             for _ in conn.notifies(timeout=self._poll, stop_after=1):
                 pass
+            # Signals carry nothing: those queued meanwhile need no read of their own.
+            for _ in conn.notifies(timeout=0):
+                pass

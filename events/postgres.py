@@ -166,6 +166,13 @@ class PostgresLog(PostgresReader):
         self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
     ) -> int:
         """Few rows: one statement that is its own transaction (one round trip)."""
+        if len(flat) == 1:
+            ((ts, event, body),) = flat
+            one = {"ts": ts, "type": type_name(event), "chat": event.chat, "body": body}
+            row = conn.execute(
+                self._q.append_one, {"log": self._log, "channel": self._channel, **one}
+            ).fetchone()
+            return self._counted(row)
         row = conn.execute(
             self._q.append,
             {

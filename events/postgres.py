@@ -17,8 +17,10 @@ compaction (it only grows, like AUTOINCREMENT). ``lock_timeout`` (the
 
 Writes are group-committed as in ``SQLiteLog``: concurrent ``append`` calls of
 one process queue their batches and the first to take the write lock commits
-them all in one transaction. Without idempotency keys that transaction is one
-statement (one round trip); with keys it locks, looks the keys up, inserts.
+them all in one transaction. Without idempotency keys a few rows go in one
+statement that is its own transaction (one round trip) and many by COPY (a
+page per WAL record, not a row); with keys the transaction locks the counter,
+looks the keys up, then inserts only the new ones.
 Readers read in keyset chunks on an autocommit connection, so no transaction
 stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``pg_wait``).
 """

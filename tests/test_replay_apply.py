@@ -5,32 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conversation import Recording, run_replay
-from tests.history import record_history
 from tests.llm_server import FakeLlmServer
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLlmServer]:
-    with FakeLlmServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory, server: FakeLlmServer) -> Recording:
-    return record_history(tmp_path_factory.mktemp("apply") / "recorded", server)
+@pytest.fixture
+def server(history_server: FakeLlmServer) -> FakeLlmServer:
+    return history_server
 
 
 @pytest.fixture
-def copy(history: Recording, tmp_path: Path) -> Recording:
-    return history.copy(tmp_path / "copy")
+def copy(history_copy: Recording) -> Recording:
+    return history_copy
 
 
 def _experiment(copy: Recording, server: FakeLlmServer, *settings: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conversation import ROOT, Recording, run_replay
 from tests.e2e.harness import daemon_env
-from tests.history import ALICE_OWNER_REPLY, ASKED, FAMILY_OWNER_REPLY, record_history
+from tests.history import ALICE_OWNER_REPLY, ASKED, FAMILY_OWNER_REPLY
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, judge_question, verdict
 
 pytestmark = pytest.mark.slow
@@ -24,21 +24,15 @@ BRIEF = "Be brief."
 TURNS = len(ASKED)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLlmServer]:
-    with FakeLlmServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory, server: FakeLlmServer) -> Recording:
-    return record_history(tmp_path_factory.mktemp("history") / "recorded", server)
+@pytest.fixture
+def server(history_server: FakeLlmServer) -> FakeLlmServer:
+    return history_server
 
 
 @pytest.fixture
-def copy(history: Recording, tmp_path: Path, server: FakeLlmServer) -> Iterator[Recording]:
+def copy(history_copy: Recording, server: FakeLlmServer) -> Iterator[Recording]:
     server.respond(_brief_and_judged)
-    yield history.copy(tmp_path / "copy")
+    yield history_copy
     server.respond(None)
 
 

@@ -31,7 +31,7 @@ from pipeline.tools.replay import _output as output
 from pipeline.tools.replay._apply import Conflict, apply, config_at, find_experiment
 from pipeline.tools.replay._cache import cached_llm
 from pipeline.tools.replay._evaluate import select
-from pipeline.tools.replay._experiment import History, described, evaluate, read_text
+from pipeline.tools.replay._experiment import History, described, evaluate, variant_of
 from pipeline.tools.replay._files import reserve, write_private
 from pipeline.tools.replay._progress import Progress
 from pipeline.tools.replay._runner import NewReply, replay
@@ -189,14 +189,7 @@ def _rerun(
     args: argparse.Namespace, store: Path, chat: str, chosen: list[Call], records: list[Recorded]
 ) -> int:
     loaded = _llm_config(args.config, records)
-    prompt = read_text(args.prompt_file, "the prompt") if args.prompt_file else args.prompt
-    variant = Variant(
-        prompt=prompt,
-        persona=args.persona,
-        model=args.model,
-        config=loaded.config if args.config else None,
-        context=args.context,
-    )
+    prompt, variant = variant_of(args, loaded)
     new = anyio.run(_run_llm, loaded, variant, chosen, store, args.concurrency)
     doc = output.replay_doc(chat, described(args, prompt), chosen, new)
     path = reserve(store / "replays", user_part(chat))

@@ -49,14 +49,7 @@ def evaluate(
 ) -> int:
     turns = gather((h.chat, h.name, h.records) for h in histories)
     turns = sample(select(turns, _ts, args.since, args.until, args.limit), args.sample, args.seed)
-    prompt = read_text(args.prompt_file, "the prompt") if args.prompt_file else args.prompt
-    variant = Variant(
-        prompt=prompt,
-        persona=args.persona,
-        model=args.model,
-        config=loaded.config if args.config else None,
-        context=args.context,
-    )
+    prompt, variant = variant_of(args, loaded)
     judge_model = (args.judge_model or loaded.config.llm.model) if args.judge else None
     rubric = read_text(args.rubric, "the rubric") if args.rubric else DEFAULT_RUBRIC
     outcome = anyio.run(
@@ -130,6 +123,19 @@ def _closing(outcome: Outcome, figures: dict[str, Any], path: Path, page: Path) 
         f"{line}; experiment {path.stem} saved to {path} and {page}\n"
         f"to use these settings: python replay.py apply {path.stem}"
     )
+
+
+def variant_of(args: argparse.Namespace, loaded: LoadedConfig) -> tuple[str | None, Variant]:
+    """The new prompt (read from ``--prompt-file`` if given) and the settings to replay with."""
+    prompt = read_text(args.prompt_file, "the prompt") if args.prompt_file else args.prompt
+    variant = Variant(
+        prompt=prompt,
+        persona=args.persona,
+        model=args.model,
+        config=loaded.config if args.config else None,
+        context=args.context,
+    )
+    return prompt, variant
 
 
 def described(args: argparse.Namespace, prompt: str | None) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def _figures_text(f: dict[str, Any]) -> list[str]:
     per = f["per_turn"]
     judge_cost = judge["cost_per_turn_usd"] if judge else None
     lines += [
-        "per turn          old          new",
+        f"  {'per turn':<14}{'old':>11}  {'new':>11}",
         _row("cost", per["cost_usd"], _usd)
         + (f"   (judge {_usd(judge_cost)} per turn)" if judge_cost is not None else ""),
         _row("latency", per["latency_ms"], lambda x: f"{x:.0f} ms"),

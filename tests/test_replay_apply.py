@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -163,3 +164,17 @@ def test_a_symlinked_app_json_stays_a_symlink(copy: Recording, server: FakeLlmSe
     assert json.loads(real.read_bytes())["monitored_entities"][0]["prompt"] == "Be brief."
     marker = json.loads(copy.config.with_name("app.json.experiment").read_bytes())
     assert marker["hash"] == hashlib.sha256(real.read_bytes()).hexdigest()
+
+
+def test_app_json_and_the_marker_keep_app_jsons_owner(copy: Recording, server: FakeLlmServer):
+    """A service install: the bot runs as its own user, root applies the experiment."""
+    name = _experiment(copy, server, "--prompt", "Be brief.")
+    groups = [g for g in os.getgroups() if g != os.getgid()]
+    owner = (4321, 4321) if os.getuid() == 0 else (os.getuid(), (groups or [os.getgid()])[0])
+    os.chown(copy.config, *owner)
+
+    code, _, err = _apply(copy, server, name)
+
+    assert code == 0, err
+    for path in (copy.config, copy.config.with_name("app.json.experiment")):
+        assert (path.stat().st_uid, path.stat().st_gid) == owner

@@ -197,10 +197,16 @@ def _write(target: Path, old: bytes, new: bytes, experiment: Experiment) -> None
     # The marker first: the bot may reload app.json the moment it is renamed. It sits
     # where the bot looks (beside the path it loads), while a symlinked app.json
     # stays a symlink: the file it points to is the one replaced.
-    marker_path = target.with_name(target.name + MARKER_SUFFIX)
-    replace_file(marker_path, json.dumps(marker, indent=2).encode() + b"\n", mode=FILE_MODE)
+    # Both keep app.json's owner, so a bot running as another user (a service
+    # account) can still read them after root applied an experiment.
     real = target.resolve()
-    replace_file(real, new, mode=real.stat().st_mode & 0o7777, durable=True, before=unchanged)
+    st = real.stat()
+    owner = (st.st_uid, st.st_gid)
+    marker_path = target.with_name(target.name + MARKER_SUFFIX)
+    marker_bytes = json.dumps(marker, indent=2).encode() + b"\n"
+    replace_file(marker_path, marker_bytes, mode=FILE_MODE, owner=owner)
+    mode = st.st_mode & 0o7777
+    replace_file(real, new, mode=mode, durable=True, owner=owner, before=unchanged)
 
 
 def _dump(raw: dict[str, Any], original: str) -> bytes:

@@ -6,6 +6,7 @@ them, whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -57,13 +58,15 @@ def replace_file(
     *,
     mode: int = FILE_MODE,
     durable: bool = False,
+    owner: tuple[int, int] | None = None,
     before: Callable[[], None] = lambda: None,
 ) -> None:
     """Swap ``path`` for a file holding ``data``: a temp file in the same directory,
     renamed over it, so readers see the old file or the new one, never half of one.
 
     ``durable`` fsyncs the file and the directory (for files a power cut must
-    not lose); ``before`` runs just before the rename and may raise to abort.
+    not lose); ``owner`` (uid, gid) is kept where we may set it; ``before``
+    runs just before the rename and may raise to abort.
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -74,6 +77,9 @@ def replace_file(
                 f.flush()
                 os.fsync(f.fileno())
         os.chmod(tmp, mode)  # the umask may have narrowed it
+        if owner is not None and owner != (os.getuid(), os.getgid()):
+            with contextlib.suppress(PermissionError):  # only root may give files away
+                os.chown(tmp, *owner)
         before()
         tmp.replace(path)
     except BaseException:

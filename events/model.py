@@ -64,6 +64,8 @@ class ConfigLoaded(Event, frozen=True, kw_only=True):
     hash: str
     config: dict[str, Any]
     path: str
+    # The replay experiment this app.json was applied from (``replay.py apply``), if any.
+    experiment: str | None = None
 
 
 class MessageReceived(Event, frozen=True, kw_only=True):

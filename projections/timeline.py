@@ -84,10 +84,11 @@ class Delivery(msgspec.Struct, kw_only=True):
     failures: list[Failure] = []
 
 
-class ConfigInfo(msgspec.Struct, kw_only=True):
+class ConfigInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     hash: str
     # Key paths changed since the config loaded before this one; None for the first.
     changed: list[str] | None
+    experiment: str | None = None  # the replay experiment it was applied from (left out if none)
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -125,7 +126,7 @@ class State(msgspec.Struct, kw_only=True):
 
     chat: str
     records: list[Recorded] = []
-    configs: list[tuple[str, dict[str, Any]]] = []  # (hash, config) in log order
+    configs: list[ConfigLoaded] = []  # in log order
     turns: list[Turn] = []
     inbound: dict[str, Incoming] = {}
     undecided: dict[str, Incoming] = {}
@@ -161,7 +162,7 @@ def finish(state: State) -> Audit:
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
-    state.configs.append((ev.hash, ev.config))
+    state.configs.append(ev)
     state.records.append(rec)
 
 
@@ -311,12 +312,16 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 
 def _config_info(state: State, digest: str) -> ConfigInfo:
-    index = max((i for i, (h, _) in enumerate(state.configs) if h == digest), default=None)
+    index = max((i for i, c in enumerate(state.configs) if c.hash == digest), default=None)
     if index is None:
         return ConfigInfo(hash=digest, changed=None)
-    config = state.configs[index][1]
-    before = [c for h, c in state.configs[:index] if h != digest]
-    return ConfigInfo(hash=digest, changed=changes(before[-1], config) if before else None)
+    loaded = state.configs[index]
+    before = [c.config for c in state.configs[:index] if c.hash != digest]
+    return ConfigInfo(
+        hash=digest,
+        changed=changes(before[-1], loaded.config) if before else None,
+        experiment=loaded.experiment,
+    )
 
 
 def _ignored(state: State, rec: Recorded, ev: Any) -> None:

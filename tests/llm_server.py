@@ -16,7 +16,10 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
 
 Tests queue replies with ``script(Reply(...), ...)`` (FIFO; a valid request
 takes the next one, then the default answer resumes), read ``requests``, and
-can hold an answer until they set an Event (``hold()``). As a fixture::
+can hold an answer until they set an Event (``hold()``). ``respond(fn)``
+picks the answer text per request instead of "Echo: …"; with
+``judge_question`` and ``verdict`` it plays ``replay.py --judge``'s judge
+(consistent, position-biased, unreadable: whatever a test needs). As a fixture::
 
     @pytest.fixture
     def llm_server() -> Iterator[FakeLlmServer]:
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -243,6 +247,52 @@ def check_reasoning(body: dict[str, Any]) -> None:
         raise _Rejected(400, openai_error(message, "temperature", "unsupported_value"))
 
 
+Responder = Callable[[dict[str, Any]], str | None]
+
+
+# -- replay.py's judge, as this server sees it -------------------------------
+
+_QUOTED = r"<<<\n(.*?)\n>>>"
+_LATEST = re.compile(r"The latest message:\n(.*?)\n\nReply A:", re.S)
+_PAIR = re.compile(rf"Reply A:\n{_QUOTED}\n\nReply B:\n{_QUOTED}", re.S)
+_REFERENCE = re.compile(rf"answered this chat by hand[^\n]*\n{_QUOTED}", re.S)
+
+
+@dataclass(frozen=True)
+class JudgeQuestion:
+    """A judge request of ``replay.py --judge``: the two replies as shown, A first."""
+
+    latest: str  # the user's message the replies answer
+    a: str
+    b: str
+    reference: str | None  # the owner's own reply, when the judge was shown one
+    repair: bool  # asked again because the previous answer could not be read
+
+
+def judge_question(body: dict[str, Any]) -> JudgeQuestion | None:
+    """The judge question in an Agent API or chat-completions body; None for other requests."""
+    turns = body.get("input") if "input" in body else body.get("messages")
+    if not isinstance(turns, list):
+        return None
+    first_user = next((str(t.get("content", "")) for t in turns if t.get("role") == "user"), "")
+    pair, latest = _PAIR.search(first_user), _LATEST.search(first_user)
+    if pair is None or latest is None:
+        return None
+    reference = _REFERENCE.search(first_user)
+    return JudgeQuestion(
+        latest=latest.group(1),
+        a=pair.group(1),
+        b=pair.group(2),
+        reference=reference.group(1) if reference else None,
+        repair=sum(t.get("role") == "user" for t in turns) > 1,
+    )
+
+
+def verdict(answer: str, reason: str = "scripted") -> str:
+    """A judge answer in the JSON shape replay.py asks for (``answer``: A, B or tie)."""
+    return json.dumps({"verdict": answer, "reason": reason})
+
+
 class FakeLlmServer:
     """The fake provider; a context manager that serves on 127.0.0.1 at an ephemeral port."""
 
@@ -254,6 +304,7 @@ class FakeLlmServer:
         self._requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._gates: list[threading.Event] = []
+        self._responder: Responder | None = None
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -287,6 +338,12 @@ class FakeLlmServer:
         with self._lock:
             self._script.extend(replies)
             self._gates.extend(r.release for r in replies if r.release is not None)
+
+    def respond(self, responder: Responder | None) -> None:
+        """Answer texts from ``responder(body)`` (None: the default answer) for every
+        valid request that no scripted reply gives a body or an error status to."""
+        with self._lock:
+            self._responder = responder
 
     def hold(self) -> threading.Event:
         """Queue a default answer that waits until the returned Event is set."""
@@ -331,12 +388,14 @@ class FakeLlmServer:
             return reply, payload.encode() if isinstance(payload, str) else payload
         if reply.status != 200:
             return reply, canned_error(reply.status)
-        return reply, default(body)
+        with self._lock:
+            responder = self._responder
+        return reply, default(body, responder(body) if responder is not None else None)
 
 
 def _route(
     request: Received, reasoning: bool
-) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, Any]]:
+) -> tuple[Callable[[dict[str, Any], str | None], dict[str, Any]], dict[str, Any]]:
     """Pick the answering function and validate the body for the request's path."""
     if request.path in ("/chat/completions", "/v1/sonar"):
         raise _Rejected(403, error_body(403, RETIRED, "chat_completions_not_available"))

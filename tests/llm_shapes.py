@@ -75,15 +75,16 @@ def _request_id(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def agent_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The default Agent API answer: "Echo: <last user text>", with two search
-    results and total_cost 0.0061 when the web_search tool is on (else 0.0011)."""
+def agent_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """The default Agent API answer: "Echo: <last user text>" (or ``text``), with two
+    search results and total_cost 0.0061 when the web_search tool is on (else 0.0011)."""
     items = (
         body["input"]
         if isinstance(body["input"], list)
         else [{"role": "user", "content": body["input"]}]
     )
-    text = f"Echo: {_last_user_text(items)}"
+    if text is None:
+        text = f"Echo: {_last_user_text(items)}"
     search = any(tool.get("type") == "web_search" for tool in body.get("tools", []))
     prompt = " ".join([str(body.get("instructions", ""))] + [str(i["content"]) for i in items])
     output: list[dict[str, Any]] = []
@@ -148,10 +149,11 @@ def failed_answer(
     }
 
 
-def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The default OpenAI-compatible answer: "Echo: <last user text>", no search."""
+def chat_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """The default OpenAI-compatible answer: "Echo: <last user text>" (or ``text``), no search."""
     messages = body["messages"]
-    text = f"Echo: {_last_user_text(messages)}"
+    if text is None:
+        text = f"Echo: {_last_user_text(messages)}"
     inp = sum(_words(str(m.get("content", ""))) for m in messages)
     out = _words(text)
     return {
@@ -166,10 +168,10 @@ def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reasoning_answer(body: dict[str, Any]) -> dict[str, Any]:
+def reasoning_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     """``chat_answer`` from a model that thinks first: when ``max_completion_tokens``
     leaves no room after thinking, the answer is empty with finish_reason "length"."""
-    answer = chat_answer(body)
+    answer = chat_answer(body, text)
     choice, usage = answer["choices"][0], answer["usage"]
     completion = REASONING_TOKENS + usage["completion_tokens"]
     limit = body.get("max_completion_tokens")

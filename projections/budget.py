@@ -1,4 +1,5 @@
-"""What the limits count: replies per chat in the last hour, LLM spend over recent days.
+"""What the limits count: replies per chat in the last hour, spend over recent days
+(LLM calls and transcriptions).
 
 Old entries are pruned once per hour of log time (a sweep), so each list stays
 bounded by the activity of one window plus one hour; queries filter by ``now``.
@@ -10,7 +11,7 @@ from bisect import bisect_left
 
 import msgspec
 
-from events.model import LlmCompleted, Recorded, ReplyPlanned
+from events.model import LlmCompleted, MediaTranscribed, Recorded, ReplyPlanned
 from events.units import HOUR
 from projections.base import Handlers, Projection, dispatcher
 
@@ -60,8 +61,15 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
+    _spent(state, rec, ev.usage.cost_usd)
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    _spent(state, rec, ev.cost_usd)
+
+
+def _spent(state: State, rec: Recorded, cost: float | None) -> None:
     _seen(state, rec.ts)
-    cost = ev.usage.cost_usd
     if cost:  # None (unknown) and 0 add nothing
         state.cost_ts.append(rec.ts)
         state.cost_usd.append(cost)
@@ -74,10 +82,14 @@ def replies_last_hour(state: State, chat: str, now: float) -> int:
 
 
 def spent_since(state: State, since: float) -> float:
-    """LLM cost in USD of calls completed at or after ``since`` (at most 8 days back)."""
+    """Cost in USD of calls and transcriptions done at or after ``since`` (at most 8 days back)."""
     return sum(state.cost_usd[bisect_left(state.cost_ts, since) :])
 
 
-_HANDLERS: Handlers[State] = {ReplyPlanned: _planned, LlmCompleted: _completed}
+_HANDLERS: Handlers[State] = {
+    ReplyPlanned: _planned,
+    LlmCompleted: _completed,
+    MediaTranscribed: _transcribed,
+}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("budget", State, apply, _HANDLERS)

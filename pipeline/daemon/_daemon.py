@@ -25,11 +25,13 @@ from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
+from pipeline.daemon._media import MediaStep
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
 from pipeline.llm import LlmPool
 from pipeline.logs import get_logger
+from pipeline.media import MediaStore
 from pipeline.transport import Transport, TransportError
 
 log = get_logger("wabot.daemon")
@@ -55,11 +57,23 @@ class Daemon:
         self.transport = transport
         self.store = store
         self.live = Live(log_)
-        self.llm = LlmPool()
-        self.intake = Intake(self.live, settings)
-        self.agent = Agent(self.live, settings, self.llm.client, transport, clock=clock)
+        self.media = MediaStore.of(store)
+        self.llm = LlmPool(images=self.media.data_url)
+        self.intake = Intake(self.live, settings, self.media)
+        media = MediaStep(
+            self.live,
+            self.llm.transcriber,
+            self.media,
+            new_id=lambda: uuid.uuid4().hex,
+            new_wa_id=transport.new_message_id,
+        )
+        self.agent = Agent(
+            self.live, settings, self.llm.client, transport, clock=clock, media=media
+        )
         self.sender = Sender(self.live, transport, settings, clock=clock)
-        self.scheduler = Scheduler(self.live, settings, transport.new_message_id, clock=clock)
+        self.scheduler = Scheduler(
+            self.live, settings, transport.new_message_id, clock=clock, media=self.media
+        )
         self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
         self._transport_failure: TransportError | None = None
 

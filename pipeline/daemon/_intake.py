@@ -5,7 +5,8 @@ too. Here every fact is filed under the chat the config monitors, whichever id
 it came by (the id used is kept as ``via``, where replies go), the owner's own
 messages are recognised by all the owner's ids, and anything of a chat that is
 not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
-before a byte of it is written anywhere (DESIGN.md sections 3 and 10).
+before a byte of it is written anywhere (DESIGN.md sections 3 and 10). An
+attachment is fetched only here, once its chat is known to be monitored.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import msgspec
 from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
 from events.protocol import Keyed, LogError
 from pipeline.config import AppConfig, Entity, GroupEntity
+from pipeline.daemon._fetch import fetch_media
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
+from pipeline.media import MediaStore
 from pipeline.transport import Fact, Inbound
 from projections import addresses, identity
 
@@ -61,9 +64,10 @@ def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Message
 
 
 class Intake:
-    def __init__(self, live: Live, settings: Settings) -> None:
+    def __init__(self, live: Live, settings: Settings, media: MediaStore) -> None:
         self.live = live
         self.settings = settings
+        self.media = media
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
 
     def owner(self) -> frozenset[str]:
@@ -75,6 +79,10 @@ class Intake:
         if keyed is None:
             self.dropped += 1
             return
+        ev = keyed.event
+        if isinstance(ev, MessageReceived) and ev.media is not None:
+            fetched = await fetch_media(ev, inbound.media, self.settings.app.media, self.media)
+            keyed = Keyed(fetched, keyed.key)
         try:
             await self.live.append(keyed)
         except LogError as exc:

@@ -3,17 +3,22 @@
 Both go through the log's ``compact``, which deletes in short transactions
 and records one ``Compacted`` marker; a running daemon sees the marker and
 refolds its projections from what is left. Safe to run beside the daemon.
+Afterwards the attachments no remaining event refers to are deleted
+(``sweep_media``): those of a forgotten chat at once, others once they are
+older than ``GRACE_SECONDS`` (a running daemon may be recording one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from events.backends import DB_NAME, open_log
 from events.jid import InvalidJid, normalize
 from events.model import Compacted, Recorded
-from events.protocol import LogWriter, NoLog, Selection
+from events.protocol import LogReader, LogWriter, NoLog, Selection
 from pipeline.config import AppConfig, UnknownChat
+from pipeline.media import MediaStore, referenced_media
 from pipeline.tools._args import BadArgument, latest_config
 from projections import retention
 from projections.runner import Runner
@@ -28,9 +33,11 @@ def compact(store: Path, now: float) -> str:
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
         marker = log.compact("rotation", retention.rotation(states.retention, days, now))
+        swept = sweep_media(store, log)
+    files = _files(swept)
     if marker is None:
-        return f"nothing older than {days:g} days to remove"
-    return f"removed {_compacted(marker).removed} events older than {days:g} days"
+        return f"nothing older than {days:g} days to remove{files}"
+    return f"removed {_compacted(marker).removed} events older than {days:g} days{files}"
 
 
 def forget(store: Path, chat: str) -> str:
@@ -38,10 +45,24 @@ def forget(store: Path, chat: str) -> str:
     with _open(store) as log:
         config = latest_config(log.read(chats=[""]))
         jid = _resolve(chat, config)
+        theirs = referenced_media(log.read(chats=[jid]))
         marker = log.compact("forget", Selection(chats=frozenset({jid})))
+        swept = sweep_media(store, log, doomed=theirs)
     if marker is None:
-        return f"nothing recorded for {jid}"
-    return f"forgot {jid}: {_compacted(marker).removed} events removed"
+        return f"nothing recorded for {jid}{_files(swept)}"
+    return f"forgot {jid}: {_compacted(marker).removed} events removed{_files(swept)}"
+
+
+def sweep_media(store: Path, log: LogReader, *, doomed: Collection[str] = ()) -> int:
+    """Delete the media files no event in ``log`` refers to; returns how many went.
+
+    ``doomed``: files of events just removed on purpose, deleted even if young.
+    """
+    return MediaStore.of(store).sweep(referenced_media(log.read()), doomed=doomed)
+
+
+def _files(swept: int) -> str:
+    return f"; deleted {swept} media file{'s' if swept != 1 else ''}" if swept else ""
 
 
 def _resolve(chat: str, config: AppConfig | None) -> str:

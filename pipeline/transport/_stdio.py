@@ -181,7 +181,8 @@ class StdioTransport:
                 fact = lines.revoke(line)
             else:
                 assert isinstance(line, lines.MessageLine)
-                fact = lines.message(line, self.owner_jid, self._clock())
+                message = lines.message(line, self.owner_jid, self._clock())
+                return Inbound(message, self._clock(), lines.media_source(line))
         except msgspec.ValidationError as exc:
             _log.warning(f"stdin line {number}: invalid {kind} ({exc}), skipped")
             return None

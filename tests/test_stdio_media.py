@@ -1,0 +1,135 @@
+"""Attachments on stdio message lines (DESIGN.md section 7): described at once, their
+bytes fetched only when the daemon asks the source the line came with."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from events.model import Media, MessageReceived
+from pipeline.media import MediaStore
+from pipeline.transport import StdioTransport
+from tests.media_files import b64, pdf, voice_note, write
+from tests.test_stdio_transport import (
+    ALICE,
+    NOW,
+    MakeTransport,
+    StdinPipe,
+    running,
+    warnings_in,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def stdin() -> Iterator[StdinPipe]:
+    pipe = StdinPipe()
+    yield pipe
+    pipe.close()
+    pipe.reader.close()
+
+
+@pytest.fixture
+async def make_transport(stdin: StdinPipe) -> AsyncIterator[MakeTransport]:
+    made: list[StdioTransport] = []
+
+    def make() -> StdioTransport:
+        made.append(
+            StdioTransport(
+                "491700000000", stdin=stdin.reader, stdout=io.BytesIO(), clock=lambda: NOW
+            )
+        )
+        return made[-1]
+
+    yield make
+    for transport in made:
+        await transport.aclose()
+
+
+async def test_a_voice_note_by_path_is_described_and_fetched_on_demand(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = voice_note(5000)
+    path = write(tmp_path, "note.ogg", data)
+    line = {"id": "V1", "chat": ALICE, "media": {"kind": "voice", "path": str(path), "seconds": 7}}
+    async with running(make_transport()) as harness:
+        stdin.write(line)
+        inbound = await harness.next_fact()
+
+    event = inbound.event
+    assert isinstance(event, MessageReceived)
+    assert (event.text, event.kind) == ("", "audio")  # a voice note is audio with PTT
+    assert event.media == Media(kind="voice", mime="audio/ogg", seconds=7.0)
+    assert inbound.media is not None
+    assert inbound.media.size == 5000
+    stored = await MediaStore.of(tmp_path / "store").save(inbound.media, 10_000)
+    assert MediaStore.of(tmp_path / "store").read(stored.sha256) == data
+
+
+async def test_a_document_inline_with_a_caption(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = pdf("Hello")
+    media = {"kind": "document", "mime": "application/pdf", "data": b64(data), "file_name": "a.pdf"}
+    async with running(make_transport()) as harness:
+        stdin.write({"chat": ALICE, "text": "Read this", "media": media})
+        inbound = await harness.next_fact()
+
+    event = inbound.event
+    assert isinstance(event, MessageReceived)
+    assert (event.text, event.kind) == ("Read this", "document")
+    assert event.media == Media(kind="document", mime="application/pdf", file_name="a.pdf")
+    assert inbound.media is not None
+    stored = await MediaStore.of(tmp_path).save(inbound.media, 10_000)
+    assert stored.size == len(data)
+
+
+async def test_types_are_guessed_from_names_when_not_given(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    async with running(make_transport()) as harness:
+        stdin.write(
+            {"chat": ALICE, "media": {"kind": "document", "path": "/srv/in/Report.pdf"}},
+            {"chat": ALICE, "media": {"kind": "image", "data": "iVBORw0KGgo="}},
+            {"chat": ALICE, "media": {"kind": "sticker"}},
+        )
+        report, image, sticker = [(await harness.next_fact()) for _ in range(3)]
+
+    assert isinstance(report.event, MessageReceived)
+    assert report.event.media == Media(
+        kind="document", mime="application/pdf", file_name="Report.pdf"
+    )
+    assert isinstance(image.event, MessageReceived)
+    assert image.event.media is not None
+    assert image.event.media.mime == "image/jpeg"  # WhatsApp's images are JPEGs
+    assert sticker.media is None  # stickers are ignored: nothing to fetch
+
+
+async def test_bad_media_lines_are_reported_and_skipped(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"chat": ALICE},
+                {"chat": ALICE, "media": {"kind": "image"}},
+                {"chat": ALICE, "media": {"kind": "voice", "path": "note.ogg"}},
+                {"chat": ALICE, "media": {"kind": "image", "path": "/a.jpg", "data": "AA=="}},
+                {"chat": ALICE, "media": {"kind": "gif", "path": "/a.gif"}},
+                {"chat": ALICE, "text": "still here"},
+            )
+            last = await harness.next_fact()
+    assert isinstance(last.event, MessageReceived)
+    assert last.event.text == "still here"
+    warnings = warnings_in(logs)
+    assert len(warnings) == 5
+    assert "missing required field `text`" in warnings[0]
+    assert "media needs `path` (a file) or `data` (base64)" in warnings[1]
+    assert "media.path must be absolute, not 'note.ogg'" in warnings[2]
+    assert "takes `path` or `data`, not both" in warnings[3]
+    assert "Invalid enum value 'gif' - at `$.media.kind`" in warnings[4]

@@ -25,7 +25,7 @@ from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
-from pipeline.daemon._media import MediaStep
+from pipeline.daemon._media import MediaStep, missing_key
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
@@ -88,6 +88,11 @@ class Daemon:
             entities=len(self.settings.app.monitored_entities),
             store=str(self.store),
         )
+        if missing_key(loaded):
+            log.warning(
+                "transcription_key_missing",
+                hint="voice notes cannot be transcribed: set TRANSCRIPTION_API_KEY or LLM_API_KEY",
+            )
         try:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()

@@ -14,6 +14,7 @@ answered as usual.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 
@@ -60,6 +61,13 @@ def notice(media: Media) -> str:
     if media.problem == "unsupported":
         return f"I can't open that {what}: {media.detail}."
     return f"I couldn't open that {what}: the file seems damaged."
+
+
+def missing_key(loaded: LoadedConfig) -> bool:
+    """Voice notes would fail for want of a key: OpenAI's endpoint, and none set."""
+    media = loaded.config.media
+    host = urlsplit(media.transcription.base_url).hostname
+    return media.enabled and host == "api.openai.com" and not loaded.secrets.transcription_key
 
 
 class MediaStep:

@@ -96,7 +96,8 @@ def _headline(t: Turn) -> str:
 
 def _incoming(m: Incoming) -> str:
     who = "owner" if m.from_me else (m.push_name or user_part(m.sender))
-    text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}".rstrip()
+    kind = m.media.kind if m.media is not None else m.kind  # "voice", not just "audio"
+    text = m.text if kind == "text" else f"[{kind}] {m.text}".rstrip()
     return f"  in  {iso(m.ts)}  {who}: {text}  [{m.msg_id}]"
 
 
@@ -129,7 +130,7 @@ def _attachment(m: Incoming) -> list[str]:
         elif done.error:
             lines.append(f"{_INDENT}  document not readable: {done.error}")
         else:
-            pages = f"{done.pages} pages, " if done.pages else ""
+            pages = f"{done.pages} page{'s' * (done.pages != 1)}, " if done.pages else ""
             cut = ", cut" if done.cut else ""
             lines.append(f"{_INDENT}  document text: {pages}{len(done.text)} characters{cut}")
     return lines

@@ -7,11 +7,9 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -30,7 +28,8 @@ from pipeline.daemon import Intake, Live, Settings
 from pipeline.daemon._fetch import fetch_media
 from pipeline.media import MediaStore
 from pipeline.transport import Inbound
-from tests.neonize_fakes import ALICE, dispatch, message_ev, running, transport_factory
+from tests import test_neonize_receive as receiving
+from tests.neonize_fakes import ALICE, dispatch, message_ev, running
 
 pytestmark = pytest.mark.anyio
 KEYS = {
@@ -42,16 +41,9 @@ KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
+# neonize's loop reset before each test (autouse) and the transport factory, as for receiving.
+neonize_loop = receiving.neonize_loop
+make_transport = receiving.make_transport
 
 
 async def arrivals(make_transport: Any, *messages: Any) -> tuple[list[Inbound], Any]:

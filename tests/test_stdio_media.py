@@ -3,8 +3,6 @@ bytes fetched only when the daemon asks the source the line came with."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,43 +10,14 @@ import structlog
 
 from events.model import Media, MessageReceived
 from pipeline.media import MediaStore
-from pipeline.transport import StdioTransport
+from tests import test_stdio_transport as stdio
 from tests.media_files import b64, pdf, voice_note, write
-from tests.test_stdio_transport import (
-    ALICE,
-    NOW,
-    MakeTransport,
-    StdinPipe,
-    running,
-    warnings_in,
-)
+from tests.test_stdio_transport import ALICE, MakeTransport, StdinPipe, running, warnings_in
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def stdin() -> Iterator[StdinPipe]:
-    pipe = StdinPipe()
-    yield pipe
-    pipe.close()
-    pipe.reader.close()
-
-
-@pytest.fixture
-async def make_transport(stdin: StdinPipe) -> AsyncIterator[MakeTransport]:
-    made: list[StdioTransport] = []
-
-    def make() -> StdioTransport:
-        made.append(
-            StdioTransport(
-                "491700000000", stdin=stdin.reader, stdout=io.BytesIO(), clock=lambda: NOW
-            )
-        )
-        return made[-1]
-
-    yield make
-    for transport in made:
-        await transport.aclose()
+# The stdio tests' fixtures: a real pipe for stdin, transports that read it.
+stdin = stdio.stdin
+make_transport = stdio.make_transport
 
 
 async def test_a_voice_note_by_path_is_described_and_fetched_on_demand(

@@ -18,8 +18,9 @@ import anyio
 import httpx
 import msgspec
 
-from pipeline.llm._errors import BadRequest, MalformedResponse, one_line
+from pipeline.llm._errors import BadRequest
 from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._wire import decode_answer
 from pipeline.media import audio_file_name, base_mime
 
 _CONNECT_TIMEOUT = 5.0
@@ -118,7 +119,7 @@ class Transcriber:
                 data=fields,
                 files={"file": (name, audio, mime)},
             )
-        answer = _decode(response.content)
+        answer = decode_answer(response.content, _Answer, what="transcription")
         usage = answer.usage or _Usage()
         measured = usage.seconds if usage.seconds is not None else answer.duration
         length = measured if measured is not None else seconds
@@ -136,13 +137,3 @@ class Transcriber:
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
-
-
-def _decode(body: bytes) -> _Answer:
-    try:
-        return msgspec.json.decode(body, type=_Answer)
-    except msgspec.ValidationError as exc:
-        raise MalformedResponse(f"malformed transcription: {one_line(str(exc))}") from None
-    except msgspec.DecodeError:
-        start = one_line(body.decode("utf-8", errors="replace"), 80)
-        raise MalformedResponse(f"malformed transcription: not JSON: {start!r}") from None

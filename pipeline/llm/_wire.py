@@ -232,21 +232,22 @@ class _ChatResponse(msgspec.Struct):
 def parse_response(provider: str, body: bytes) -> LlmResult:
     """Decode a 2xx body; raise RunFailed or MalformedResponse when it holds no answer."""
     if provider == "perplexity":
-        return _parse_agent(_decode(body, _AgentResponse))
-    return _parse_chat(_decode(body, _ChatResponse))
+        return _parse_agent(decode_answer(body, _AgentResponse))
+    return _parse_chat(decode_answer(body, _ChatResponse))
 
 
-def _decode(body: bytes, shape: type[_T]) -> _T:
+def decode_answer(body: bytes, shape: type[_T], what: str = "LLM response") -> _T:
+    """A 2xx body as ``shape``; anything else is ``MalformedResponse`` naming ``what``."""
     try:
         return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
-        raise MalformedResponse(f"malformed LLM response: {one_line(str(exc))}") from None
+        raise MalformedResponse(f"malformed {what}: {one_line(str(exc))}") from None
     except msgspec.DecodeError:
         start = one_line(body.decode("utf-8", errors="replace"), 80)
-        raise MalformedResponse(f"malformed LLM response: not JSON: {start!r}") from None
+        raise MalformedResponse(f"malformed {what}: not JSON: {start!r}") from None
     except RecursionError:
         # msgspec recurses even through fields it skips; no real answer nests this deep.
-        raise MalformedResponse("malformed LLM response: JSON nested too deeply") from None
+        raise MalformedResponse(f"malformed {what}: JSON nested too deeply") from None
 
 
 def _parse_agent(resp: _AgentResponse) -> LlmResult:

@@ -35,7 +35,7 @@ from events.model import (
 )
 from pipeline.media import message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
-from pipeline.transport.neonize._media import media_of
+from pipeline.transport.neonize._media import PARTS, media_of
 
 _MILLIS_PER_SECOND = 1000
 # Never answered, never stored: a send to status@broadcast posts a status.
@@ -46,12 +46,7 @@ _NOT_CHATS = frozenset({"broadcast", "newsletter"})
 # the like are not listed: they carry nothing to answer.
 _CONTENT: tuple[tuple[str, MessageKind], ...] = (
     ("extendedTextMessage", "text"),
-    ("imageMessage", "image"),
-    ("videoMessage", "video"),
-    ("ptvMessage", "video"),
-    ("audioMessage", "audio"),
-    ("documentMessage", "document"),
-    ("stickerMessage", "sticker"),
+    *((field, message_kind(kind)) for field, kind in PARTS),  # attachments
     ("locationMessage", "other"),
     ("liveLocationMessage", "other"),
     ("contactMessage", "other"),

@@ -19,7 +19,7 @@ from events.model import Media, MediaKind
 from pipeline.media import MediaError, MediaSink
 
 # Message fields with an attachment, and what it is (``audioMessage`` with PTT: a voice note).
-_PARTS: tuple[tuple[str, MediaKind], ...] = (
+PARTS: tuple[tuple[str, MediaKind], ...] = (
     ("imageMessage", "image"),
     ("videoMessage", "video"),
     ("ptvMessage", "video"),
@@ -31,7 +31,7 @@ _PARTS: tuple[tuple[str, MediaKind], ...] = (
 
 def media_of(message: Any) -> Media | None:
     """The attachment of a WhatsApp message, as declared by its sender; None: none."""
-    for field, kind in _PARTS:
+    for field, kind in PARTS:
         if message.HasField(field):
             return _media(field, kind, getattr(message, field))
     if message.HasField("documentWithCaptionMessage"):  # whatsmeow unwraps it; just in case

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from bench import concurrency, fold, latency, log_append, pg_append, rss, soak
+from bench import concurrency, fold, latency, log_append, media, pg_append, rss, soak
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
 
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     latency.NAME: latency.run,
     concurrency.NAME: concurrency.run,
     soak.NAME: soak.run,
+    media.NAME: media.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

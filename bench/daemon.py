@@ -81,11 +81,20 @@ class Sent:
 class Daemon:
     """``python -m pipeline run --transport stdio`` in ``folder``, started and ready."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], server: FakeLlmServer) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        server: FakeLlmServer,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env`` adds variables (e.g. ``TRANSCRIPTION_BASE_URL``) to the daemon's."""
         (folder / "app.json").write_text(json.dumps(config))
         (folder / "empty.env").write_text("")
         self._stderr_path = folder / "daemon.stderr"
-        env = dict(os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url)
+        env = dict(os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url) | (
+            env or {}
+        )
         command = [
             *(sys.executable, "-m", "pipeline", "run", "--transport", "stdio"),
             *("--config", str(folder / "app.json"), "--env", str(folder / "empty.env")),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from events.model import Media, MessageReceived, Recorded
@@ -30,6 +32,11 @@ class Chunks:
         for chunk in self.chunks:
             sink.write(chunk)
             self.written += len(chunk)
+
+
+def inline(text: str) -> InlineSource:
+    """The source of a line's ``media.data``: the JSON string token, as the line holds it."""
+    return InlineSource(msgspec.Raw(json.dumps(text).encode()))
 
 
 def mode(path: Path) -> int:
@@ -56,7 +63,7 @@ async def test_a_file_is_stored_under_its_sha256_privately(tmp_path: Path) -> No
 async def test_the_same_bytes_twice_are_one_file(tmp_path: Path) -> None:
     store = MediaStore.of(tmp_path)
     data = voice_note(1000)
-    first = await store.save(InlineSource(b64(data)), MB)
+    first = await store.save(inline(b64(data)), MB)
     second = await store.save(FileSource(str(write(tmp_path, "again.ogg", data))), MB)
     assert first.sha256 == second.sha256
     assert os.listdir(store.directory) == [first.sha256]
@@ -83,9 +90,17 @@ async def test_unreadable_sources_say_why(tmp_path: Path) -> None:
     assert missing.value.problem == "download_failed"
     assert "gone.ogg: No such file or directory" in missing.value.detail
     with pytest.raises(MediaError) as garbage:
-        await store.save(InlineSource("not base64!"), MB)
+        await store.save(inline("not base64!"), MB)
     assert (garbage.value.problem, garbage.value.detail) == ("corrupt", "media.data is not base64")
     assert os.listdir(store.directory) == []
+
+
+@pytest.mark.anyio
+async def test_base64_with_escaped_slashes_is_read_like_any_other(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4  # its base64 has "/" in it
+    escaped = json.dumps(b64(data)).replace("/", "\\/")  # as PHP's json_encode writes it
+    stored = await MediaStore.of(tmp_path).save(InlineSource(msgspec.Raw(escaped.encode())), MB)
+    assert MediaStore.of(tmp_path).read(stored.sha256) == data
 
 
 def test_a_sweep_keeps_referenced_and_young_files_and_deletes_the_rest(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 import structlog
 
@@ -90,15 +91,35 @@ async def test_bad_media_lines_are_reported_and_skipped(
                 {"chat": ALICE, "media": {"kind": "voice", "path": "note.ogg"}},
                 {"chat": ALICE, "media": {"kind": "image", "path": "/a.jpg", "data": "AA=="}},
                 {"chat": ALICE, "media": {"kind": "gif", "path": "/a.gif"}},
+                {"chat": ALICE, "media": {"kind": "image", "data": 12345}},
                 {"chat": ALICE, "text": "still here"},
             )
             last = await harness.next_fact()
     assert isinstance(last.event, MessageReceived)
     assert last.event.text == "still here"
     warnings = warnings_in(logs)
-    assert len(warnings) == 5
+    assert len(warnings) == 6
     assert "missing required field `text`" in warnings[0]
     assert "media needs `path` (a file) or `data` (base64)" in warnings[1]
     assert "media.path must be absolute, not 'note.ogg'" in warnings[2]
     assert "takes `path` or `data`, not both" in warnings[3]
     assert "Invalid enum value 'gif' - at `$.media.kind`" in warnings[4]
+    assert "media.data must be a base64 string" in warnings[5]
+
+
+async def test_a_line_carrying_a_large_file_is_read_whole_and_the_next_lines_follow(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = voice_note(6 * 1024 * 1024)  # its line is larger than what is read ahead
+    big = {"id": "BIG", "chat": ALICE, "media": {"kind": "voice", "data": b64(data)}}
+    async with running(make_transport()) as harness:
+        # From a thread: the pipe holds 64 KB, and the reader needs the event loop.
+        await anyio.to_thread.run_sync(stdin.write, big, {"id": "T1", "chat": ALICE, "text": "x"})
+        first = await harness.next_fact()
+        assert first.media is not None
+        stored = await MediaStore.of(tmp_path).save(first.media, 10 * 1024 * 1024)
+        del first
+        second = await harness.next_fact()
+    assert MediaStore.of(tmp_path).read(stored.sha256) == data
+    assert isinstance(second.event, MessageReceived)
+    assert (second.event.msg_id, second.event.text) == ("T1", "x")

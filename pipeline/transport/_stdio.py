@@ -39,8 +39,11 @@ _log = get_logger(__name__)
 # Lines read ahead of the daemon; beyond that the reader thread waits, so a
 # flood on stdin slows the writer instead of filling memory.
 _READ_AHEAD = 64
+# Bytes of lines read ahead: a line carrying a file (base64 ``media.data``) is
+# read only once the lines before it are handled, so one such file is in memory.
+_READ_AHEAD_BYTES = 4 * 1024 * 1024
 
-Line = tuple[int, bytes]  # (line number, raw line)
+Line = tuple[int, bytes | bytearray]  # (line number, raw line)
 _END_OF_INPUT = b""  # never a real line: blank lines are not handed over
 
 # How a hand-off from the reader thread fails once the transport is closed or
@@ -80,6 +83,8 @@ class StdioTransport:
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._closed = False
+        self._ahead = threading.Condition()  # guards ``_ahead_bytes``
+        self._ahead_bytes = 0
 
     def new_message_id(self) -> str:
         return "WB" + secrets.token_hex(10).upper()
@@ -100,11 +105,15 @@ class StdioTransport:
             if raw == _END_OF_INPUT:
                 _log.info("stdin closed; still sending until stopped")
                 continue
+            size = len(raw)
             item = self._parse(number, raw)
+            del raw  # a line may hold a whole file: let it go as soon as it is handled
             if isinstance(item, TransportStatus):
                 await status(item)
             elif item is not None:
                 await deliver(item)
+            del item
+            self._handled(size)
 
     async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
@@ -136,6 +145,7 @@ class StdioTransport:
         self._closed = True
         self._line_sink.close()
         self._lines.close()
+        self._handled(0)  # a reader waiting for room gives up
 
     def _write(self, line: bytes) -> None:
         with self._write_lock:
@@ -154,8 +164,11 @@ class StdioTransport:
         number = 0
         try:
             for number, raw in enumerate(_lines(fd), start=1):
-                if raw.strip():
+                if raw and not raw.isspace():
+                    self._ahead_by(len(raw))
                     run_from_thread(self._line_sink.send, (number, raw), token=token)
+                    del raw
+                    self._until_room()
             run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT), token=token)
         except _NOBODY_LISTENING:
             pass
@@ -164,7 +177,21 @@ class StdioTransport:
         finally:
             os.close(fd)
 
-    def _parse(self, number: int, raw: bytes) -> Inbound | TransportStatus | None:
+    def _ahead_by(self, size: int) -> None:
+        with self._ahead:
+            self._ahead_bytes += size
+
+    def _until_room(self) -> None:
+        """Reader thread: read on only while little is waiting to be handled."""
+        with self._ahead:
+            self._ahead.wait_for(lambda: self._ahead_bytes <= _READ_AHEAD_BYTES or self._closed)
+
+    def _handled(self, size: int) -> None:
+        with self._ahead:
+            self._ahead_bytes -= size
+            self._ahead.notify_all()
+
+    def _parse(self, number: int, raw: bytes | bytearray) -> Inbound | TransportStatus | None:
         kind = "line"
         try:
             kind = _head_decoder.decode(raw).type
@@ -195,13 +222,21 @@ class StdioTransport:
         return Inbound(fact, self._clock())
 
 
-def _lines(fd: int) -> Iterator[bytes]:
-    """Lines of a file descriptor (the last one may lack its newline)."""
-    pending = b""
-    while chunk := os.read(fd, 65536):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line + b"\n"
+def _lines(fd: int) -> Iterator[bytearray]:
+    """Lines of a file descriptor (the last one may lack its newline).
+
+    Linear in the line's length, and each line is its own buffer, handed on
+    without a copy: a line may carry a 16 MB file as base64.
+    """
+    pending = bytearray()
+    # Large reads: a long line then grows in a few big steps (small ones double its memory).
+    while chunk := os.read(fd, 1 << 20):
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending += chunk[start : end + 1]
+            yield pending
+            pending = bytearray()
+            start = end + 1
+        pending += chunk[start:]
     if pending:
         yield pending

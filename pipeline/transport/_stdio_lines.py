@@ -50,14 +50,21 @@ class MediaLine(msgspec.Struct, kw_only=True):
     kind: MediaKind
     mime: str | None = None
     path: str | None = None
-    data: str | None = None
+    # The base64 JSON string as it is in the line (a view, not a copy: it may be 20 MB).
+    data: msgspec.Raw = msgspec.Raw()
     file_name: str | None = None
     seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if self.path is not None and self.data is not None:
+        data = bytes(memoryview(self.data)[:1])
+        if data not in (b"", b'"', b"n"):  # absent, a string, null
+            raise msgspec.ValidationError("media.data must be a base64 string")
+        if data != b'"':
+            self.data = msgspec.Raw()
+        has_data = data == b'"'
+        if self.path is not None and has_data:
             raise msgspec.ValidationError("media takes `path` or `data`, not both")
-        if self.path is None and self.data is None and self.kind != "sticker":
+        if self.path is None and not has_data and self.kind != "sticker":
             raise msgspec.ValidationError("media needs `path` (a file) or `data` (base64)")
         if self.path is not None and not os.path.isabs(self.path):
             raise msgspec.ValidationError(f"media.path must be absolute, not {self.path!r}")
@@ -184,7 +191,7 @@ def media_source(line: MessageLine) -> MediaSource | None:
         return None
     if media.path is not None:
         return FileSource(media.path)
-    return InlineSource(media.data or "")
+    return InlineSource(media.data)
 
 
 def edit(line: EditLine) -> Fact:

@@ -56,6 +56,8 @@ async def fetch_media(
         detail = f"cannot store the file: {exc.strerror or exc}"
         return _with(ev, media, problem="download_failed", size=declared or 0, detail=detail)
     media = msgspec.structs.replace(media, sha256=stored.sha256, size=stored.size)
+    if not stored.size:
+        return _with(ev, media, problem="corrupt", size=0, detail="the file is empty")
     if media.kind == "image":
         media = _checked_image(media, stored.head)
     log.info("media_stored", chat=ev.chat, msg_id=ev.msg_id, kind=media.kind, size=media.size)

@@ -169,6 +169,8 @@ def test_an_image_goes_to_the_model_as_a_data_url_with_its_caption(
     assert b64(image) not in (daemon.store / "events.db").read_bytes().decode(errors="replace")
 
     daemon.stop()
+    checked = replay(daemon, llm_server, "--chat", "Alice", "--recorded")
+    assert checked.stdout.splitlines()[-1] == "1 turns checked: 1 OK, 0 DIFF", checked.stderr
     rerun = replay(daemon, llm_server, "--chat", "Alice", "--prompt", "Describe.", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert last_user_turn(llm_server) == parts  # the same bytes went again
@@ -258,6 +260,8 @@ def test_bad_media_is_recorded_the_sender_told_and_the_chat_goes_on(
     assert reply_to(daemon, "B5") == "I couldn't download that voice note. Could you send it again?"
     send_media(daemon, "B6", {"kind": "voice", "data": "!!not base64!!"})
     assert reply_to(daemon, "B6") == "I couldn't open that voice note: the file seems damaged."
+    send_media(daemon, "B7", {"kind": "document", "data": "", "file_name": "empty.txt"})
+    assert reply_to(daemon, "B7") == "I couldn't open that document: the file seems damaged."
     after = daemon.message("Still there?")
     assert reply_to(daemon, after) == "Echo: Still there?"
 
@@ -275,6 +279,7 @@ def test_bad_media_is_recorded_the_sender_told_and_the_chat_goes_on(
     assert problems["B5"][0] == "download_failed"
     assert f"{tmp_path / 'gone.ogg'}: No such file or directory" in problems["B5"][1]
     assert problems["B6"] == ("corrupt", "media.data is not base64")
+    assert problems["B7"] == ("corrupt", "the file is empty")
     assert len(llm_server.requests) == 1  # only "Still there?" went to the model
     assert daemon.alive
 

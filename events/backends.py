@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from events.private import private_dir
 from events.protocol import LogError, LogReader, LogWriter
 from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
 
@@ -20,7 +21,7 @@ def open_log(
     """Open (creating if needed) ``STORE/events.db`` for reading and writing."""
     store = Path(store)
     try:
-        store.mkdir(parents=True, exist_ok=True)
+        private_dir(store)
     except OSError as exc:
         raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
     if clock is None:

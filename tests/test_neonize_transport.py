@@ -11,6 +11,7 @@ import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
 import io
+import logging
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize import _transport as transport_module
 from pipeline.transport.neonize._lifecycle import LIFECYCLE
 from pipeline.transport.neonize._pairing import prepare_session
-from tests.e2e.harness import Daemon, daemon_env, run_cli, write_config
+from tests.e2e.harness import Daemon, daemon_env, loose_modes, run_cli, write_config
 from tests.llm_server import TEST_KEY
 from tests.neonize_fakes import (
     ALICE,
@@ -256,6 +257,31 @@ async def test_media_kinds_captions_and_contentless_messages(make_transport: Any
 
 
 @pytest.mark.anyio
+async def test_nothing_of_a_received_message_is_logged_even_at_debug(
+    make_transport: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport cannot know if the chat is monitored: only the daemon may log it."""
+    caplog.set_level(logging.DEBUG)
+    stranger = "491709999999"
+    text = ExtendedTextMessage(
+        text="zq-private-words", contextInfo=ContextInfo(mentionedJID=["491708888888@lid"])
+    )
+    reaction = ReactionMessage(key=MessageKey(ID="3EB0AA"), text="zq-reaction")
+    chat = f"{stranger}@s.whatsapp.net"
+    async with running(*make_transport()) as session:
+        await session.connected()
+        await dispatch(session.client, message_ev(Message(reactionMessage=reaction), chat=chat))
+        ev = message_ev(Message(extendedTextMessage=text), chat=chat, push_name="Zebulon Quint")
+        await dispatch(session.client, ev)
+
+        event = await session.next_message()
+
+    assert event.text == "zq-private-words"
+    for secret in ("zq-private-words", "zq-reaction", "Zebulon", stranger, "491708888888"):
+        assert secret not in caplog.text
+
+
+@pytest.mark.anyio
 async def test_messages_are_delivered_in_arrival_order(make_transport: Any) -> None:
     ids = [f"M{n:02d}" for n in range(30)]
     async with running(*make_transport()) as session:
@@ -449,7 +475,7 @@ def test_bans_and_outdated_clients() -> None:
 
 @pytest.mark.anyio
 async def test_a_qr_code_is_shown_and_pairing_times_out(
-    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], loose_umask: int
 ) -> None:
     terminal = io.StringIO()
     async with running(*make_transport(terminal=terminal, pairing_timeout=0)) as session:
@@ -462,6 +488,7 @@ async def test_a_qr_code_is_shown_and_pairing_times_out(
     assert str(error) == "pairing timed out; run again"
     assert not error.retryable
     assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "qr.png").stat().st_mode & 0o777 == 0o600
     assert "█" in terminal.getvalue() or "▀" in terminal.getvalue()
     assert capsys.readouterr().out == ""
 
@@ -504,13 +531,44 @@ def test_force_qr_moves_the_old_session_aside(tmp_path: Path) -> None:
     assert db.parent.is_dir()
     db.write_bytes(b"old session")
     db.with_name("wa.db-wal").write_bytes(b"old wal")
+    for path in db.parent.iterdir():
+        path.chmod(0o644)  # as an older version left them
 
     prepare_session(str(db), force_qr=True)
 
-    assert not db.exists()
+    assert db.read_bytes() == b""  # a new, empty (private) database
     assert not db.with_name("wa.db-wal").exists()
     assert db.with_name("wa.db.old").read_bytes() == b"old session"
     assert db.with_name("wa.db.old-wal").read_bytes() == b"old wal"
+    assert loose_modes(db.parent) == []
+
+
+@pytest.mark.anyio
+async def test_the_session_whatsmeow_creates_is_private(tmp_path: Path, loose_umask: int) -> None:
+    """The real Go side opens (and fills) the file prepare_session made; home stays as it is."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    db = home / "wa" / "session.db"
+    transport = NeonizeTransport(
+        OWNER,
+        session_db=prepare_session(str(db), force_qr=False),
+        qr_png=tmp_path / "qr.png",
+        proxy="http://127.0.0.1:1",
+        backoff=(0.0,),
+    )
+    session = Session(transport, FakeGo())
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.run)
+            await session.statuses(2)  # connecting, then the refused dial: the database is open
+            tg.cancel_scope.cancel()
+    finally:
+        await transport.aclose()
+        session.close()
+
+    assert db.stat().st_size > 0  # whatsmeow's tables are in it
+    assert loose_modes(home / "wa") == []
+    assert home.stat().st_mode & 0o777 == 0o755 & ~loose_umask
 
 
 def test_force_qr_cannot_reset_a_postgres_session() -> None:

@@ -1,7 +1,9 @@
 """What the transport hands over: monitored chats' messages go to the log, nothing else does.
 
 A message of a chat that is not monitored is counted and dropped here, before
-anything about it is written anywhere (DESIGN.md section 3).
+anything about it is written anywhere, log lines included: transports never
+log what they receive, so the one debug line of a message is written here,
+after the check (DESIGN.md section 3).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Intake:
         if self.settings.app.entity_for(event.chat, event.sender_alt, event.is_group) is None:
             self.dropped += 1
             return
+        log.debug("message", chat=event.chat, msg_id=event.msg_id, text=event.text)
         try:
             await self.live.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
         except LogError as exc:

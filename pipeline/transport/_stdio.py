@@ -200,7 +200,7 @@ class StdioTransport:
         except InvalidJid as exc:
             _log.warning(f"stdin line {number}: {exc}, skipped")
             return None
-        _log.debug("stdin message", line=number, chat=inbound.event.chat, text=line.text)
+        # Not logged here: the chat may be unmonitored, and then nothing of it is written.
         return inbound
 
     def _inbound(self, line: _MessageLine) -> Inbound:

@@ -8,11 +8,11 @@ an unchanged request never reaches the provider again.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from pathlib import Path
 
 import msgspec
 
+from events.private import private_dir, write_private
 from pipeline.config import LlmConfig
 from pipeline.llm import BadRequest, LlmClient, LlmResult, Prompt, build_request
 
@@ -53,7 +53,5 @@ class CachedLlm:
         return result, False
 
     def _store(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        private_dir(path.parent)
+        write_private(path, data)

@@ -21,6 +21,7 @@ from events.backends import open_reader
 from events.codec import CorruptEvent
 from events.jid import user_part
 from events.model import ConfigLoaded, Recorded
+from events.private import private_dir, write_private
 from events.protocol import LogError, NoLog
 from pipeline.config import ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.llm import LlmClient
@@ -190,14 +191,13 @@ class _Progress:
 
 def _save(directory: Path, chat: str, doc: dict[str, Any]) -> Path:
     """One new experiment file per run, named by time and chat; never overwrites."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     stem = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{user_part(chat)}"
     data = msgspec.json.format(msgspec.json.encode(doc), indent=2)
     for n in range(1, 1000):
         path = directory / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
         try:
-            with path.open("xb") as f:
-                f.write(data)
+            write_private(path, data, exclusive=True)
         except FileExistsError:
             continue
         return path

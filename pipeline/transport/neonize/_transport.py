@@ -18,6 +18,7 @@ import asyncio
 import math
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -203,18 +204,24 @@ class NeonizeTransport:
             _log.debug("transport closed; dropped", item=type(item).__name__)
 
     async def _on_message(self, _client: Any, ev: Any) -> None:
+        """Convert and queue; nothing of the message is logged, its chat may be unmonitored."""
         try:
             event = message_received(ev)
-        except InvalidJid as exc:
-            _log.debug("message from an unusable chat dropped", error=str(exc))
+        except InvalidJid:
+            _log.debug("message from an unusable chat dropped")
             return
-        except Exception:
-            _log.exception("cannot read an incoming message")
+        except Exception as exc:
+            # The type and the line, not the message: it could quote a chat's id or text.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            _log.error(
+                "cannot read an incoming message",
+                error=type(exc).__name__,
+                at=f"{Path(where.filename).name}:{where.lineno}",
+            )
             return
         if event is None:
-            _log.debug("message without text or media ignored", msg_id=ev.Info.ID)
+            _log.debug("message without text or media ignored")
             return
-        _log.debug("message", chat=event.chat, msg_id=event.msg_id, text=event.text)
         self._emit(Inbound(event, self._clock()))
 
     def _lifecycle_handler(

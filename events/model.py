@@ -68,6 +68,8 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     sent_at: float = 0.0  # unix seconds, as the sender's device stamped it
     quoted_id: str | None = None
     mentions: list[str] = []
+    # Set when ``text`` was cut to the recorded limit: the original text's size in UTF-8 bytes.
+    truncated_from: int | None = None
 
 
 class MessageSkipped(Event, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 
 from pipeline.daemon._agent import RESET_REPLY, Agent
 from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
-from pipeline.daemon._intake import Intake
+from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
 from pipeline.daemon._live import Live, Waker
 from pipeline.daemon._lock import AlreadyRunning, DaemonLock
 from pipeline.daemon._scheduler import Scheduler
@@ -24,6 +24,7 @@ from pipeline.daemon._settings import Settings, config_loaded
 
 __all__ = [
     "GRACE_SECONDS",
+    "MAX_TEXT_BYTES",
     "RESET_REPLY",
     "Agent",
     "AlreadyRunning",

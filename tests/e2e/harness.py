@@ -252,9 +252,13 @@ class Daemon:
         return msg_id
 
     def send_raw(self, line: str) -> None:
+        self.send_bytes(line.encode())
+
+    def send_bytes(self, line: bytes) -> None:
+        """Write ``line`` and a newline to stdin, bytes as they are (valid UTF-8 or not)."""
         stdin = self._running().stdin
         assert stdin is not None
-        stdin.write(line.encode() + b"\n")
+        stdin.write(line + b"\n")
         stdin.flush()
 
     def close_stdin(self) -> None:

@@ -53,9 +53,15 @@ class Settings:
         try:
             loaded = load_config(self.path, env_file=self.env_file)
         except ConfigError as exc:
-            self._rejected = digest
-            log.warning("config_rejected", error=str(exc), kept=self.loaded.hash[:12])
+            self._reject(digest, str(exc))
+            return
+        except Exception as exc:  # a loader bug: still no reason to stop answering
+            self._reject(digest, f"{self.path}: cannot load ({type(exc).__name__}: {exc})")
             return
         await live.append(config_loaded(loaded))
         self.loaded = loaded
         log.info("config_reloaded", config_hash=loaded.hash[:12])
+
+    def _reject(self, digest: str, error: str) -> None:
+        self._rejected = digest
+        log.warning("config_rejected", error=error, kept=self.loaded.hash[:12])

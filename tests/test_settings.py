@@ -1,0 +1,53 @@
+"""The config in force: a reload that fails for any reason keeps the old one (issue 9)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from events.backends import open_log
+from events.model import ConfigLoaded
+from pipeline.config import load_config
+from pipeline.daemon import Live, Settings
+from pipeline.daemon import _settings as settings_module
+
+
+def write(path: Path, interval: float) -> None:
+    doc = {"whatsapp": {"phone_number": "491700000000"}, "polling": {"interval_seconds": interval}}
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.anyio
+async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app.json"
+    write(app, 5)
+    monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
+    settings = Settings(load_config(app))
+    first = settings.loaded
+    with open_log(tmp_path / "store") as log:
+        live = Live(log)
+        write(app, 7)
+
+        def broken(*_: object, **__: object) -> None:
+            raise RuntimeError("a bug in loading")
+
+        monkeypatch.setattr(settings_module, "load_config", broken)
+        with structlog.testing.capture_logs() as logs:
+            await settings.reload(live)
+            await settings.reload(live)
+        monkeypatch.undo()
+        monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
+        write(app, 9)
+        await settings.reload(live)
+        recorded = [r.event for r in log.read() if isinstance(r.event, ConfigLoaded)]
+
+    assert [entry["event"] for entry in logs] == ["config_rejected"]
+    assert "RuntimeError: a bug in loading" in logs[0]["error"]
+    assert settings.loaded is not first
+    assert settings.app.polling.interval_seconds == 9
+    assert [e.config["polling"]["interval_seconds"] for e in recorded] == [9]

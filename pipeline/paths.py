@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
+
 
 def store_dir(arg: Path | None, env: Path | None) -> Path:
     """``--store``, else ``WABOT_STORE`` (environment, then .env), else ``./store``."""

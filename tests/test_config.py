@@ -61,7 +61,8 @@ def error_of(path: Path, **kw: Any) -> str:
     [
         pytest.param(
             patched(monitored_entities=[{"type": "user", "phone": "12ab"}]),
-            "monitored_entities[0].phone: '12ab' is not a phone number (digits with country code)",
+            "monitored_entities[0].phone: '12ab' is not a phone number"
+            " (digits 0-9 with country code)",
             id="bad-phone",
         ),
         pytest.param(
@@ -172,6 +173,11 @@ def error_of(path: Path, **kw: Any) -> str:
             patched(vitality={"time": "25:00"}),
             "vitality.time: '25:00' is not a time of day (HH:MM, 24-hour)",
             id="bad-time",
+        ),
+        pytest.param(
+            patched(vitality={"time": "\u0660\u0669:\u0660\u0660"}),  # 09:00, Arabic-Indic
+            "vitality.time: '\u0660\u0669:\u0660\u0660' is not a time of day (HH:MM, 24-hour)",
+            id="time-in-arabic-indic-digits",
         ),
         pytest.param(
             patched(llm={"max_output_tokens": 8}),
@@ -486,3 +492,12 @@ def test_json_nested_too_deeply_is_one_line(tmp_path, where):
 def test_a_number_out_of_range_under_a_repeated_key_is_still_one_line(tmp_path):
     path = write(tmp_path, '{"llm": {"temperature": 1e400, "temperature": 1}}')
     assert error_of(path) == f"{path}: invalid JSON (a number is out of range)"
+
+
+def test_a_phone_number_in_other_digits_names_the_field(tmp_path):
+    phone = "+" + "".join(chr(0x660 + int(d)) for d in "491701111111")  # Arabic-Indic
+    path = write(tmp_path, patched(monitored_entities=[{"type": "user", "phone": phone}]))
+    assert error_of(path) == (
+        f"{path}: monitored_entities[0].phone: {phone!r} is not a phone number"
+        " (digits 0-9 with country code)"
+    )

@@ -24,7 +24,7 @@ _HOUR = 3600.0
 _YEAR_MINUTES = 525_600.0
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=_HOUR)]
 Minutes = Annotated[float, msgspec.Meta(gt=0, le=_YEAR_MINUTES)]
-_HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_HH_MM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")  # ASCII digits: \d takes any script
 
 
 class FieldError(ValueError):

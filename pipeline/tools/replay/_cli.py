@@ -25,7 +25,7 @@ from events.private import private_dir, write_private
 from events.protocol import LogError, NoLog
 from pipeline.config import ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.llm import LlmClient
-from pipeline.paths import env_file, store_dir
+from pipeline.paths import STORE_HELP, env_file, store_dir
 from pipeline.tools._args import BadArgument, latest_config, parse_time, resolve_chat
 from pipeline.tools.replay import _output as output
 from pipeline.tools.replay._cache import CachedLlm
@@ -35,6 +35,13 @@ from pipeline.tools.replay._verify import check
 from projections.calls import Call, calls
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
+DESCRIPTION = (
+    "Rebuild a chat's LLM turns from wabot's event log: check that the log explains every"
+    " request exactly (--recorded), or send them again with a new prompt, persona, model"
+    " or config and compare the answers. The log is opened read-only and nothing is sent"
+    " to WhatsApp; re-runs write an experiment file and a response cache under"
+    " STORE/replays/."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python replay.py", description=__doc__)
+    p = _Parser(prog="python replay.py", description=DESCRIPTION)
     p.add_argument("--chat", required=True, help="JID, phone number or entity name")
     p.add_argument("--recorded", action="store_true", help="no LLM: rebuild each request, compare")
     prompt = p.add_mutually_exclusive_group()
@@ -53,12 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--persona", help="new persona for the chat")
     p.add_argument("--model", help="new model")
     p.add_argument("--config", type=Path, help="app.json to resolve CHAT with and replay under")
-    p.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--since", type=_time, help="first turn time (ISO or unix seconds)")
     p.add_argument("--until", type=_time, help="last turn time (ISO or unix seconds)")
     p.add_argument("--limit", type=_positive, help="at most N turns (the earliest)")
-    p.add_argument("--context", choices=("recorded", "replayed"), default="recorded")
+    p.add_argument(
+        "--context",
+        choices=("recorded", "replayed"),
+        default="recorded",
+        help="later turns see the recorded replies (default) or the new ones",
+    )
     p.add_argument("--concurrency", type=_positive, default=4, help="LLM calls at once")
     return p
 

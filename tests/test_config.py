@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -501,3 +502,23 @@ def test_a_phone_number_in_other_digits_names_the_field(tmp_path):
         f"{path}: monitored_entities[0].phone: {phone!r} is not a phone number"
         " (digits 0-9 with country code)"
     )
+
+
+def test_the_readme_states_every_range_as_the_schema_has_it():
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\s*\| (`[a-z_.]+`(?:, `[a-z_.]+`)*) \| (over|\d+)([^|]*)\|$", readme, re.M)
+    stated: dict[str, str] = {}
+    for keys, first, rest in rows:
+        for key in re.findall(r"`([a-z_.]+)`", keys):
+            stated[key] = (first + rest).split(" (")[0].strip()
+
+    def plain(x: float | None) -> str:
+        assert x is not None
+        return str(int(x)) if float(x).is_integer() else str(x)
+
+    for number in NUMBERS:
+        low = (
+            f"over {plain(number.type.gt)}" if number.type.gt is not None else plain(number.type.ge)
+        )
+        joiner = ", up to " if number.type.gt is not None else " to "
+        assert stated.get(number.path) == f"{low}{joiner}{plain(number.top)}", number.path

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import msgspec
 
-from bench import concurrency, fold, latency, log_append, rss, soak
+from bench import concurrency, fold, latency, log_append, pg_append, rss, soak
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
 
 BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     log_append.NAME: log_append.run,
+    pg_append.NAME: pg_append.run,
     fold.NAME: fold.run,
     rss.NAME: rss.run,
     latency.NAME: latency.run,

@@ -25,6 +25,9 @@ class Sizes:
     llm_delay: float = 1.0  # concurrency: seconds the fake LLM takes per answer
     soak_messages: int = 20_000  # soak: messages through the daemon
     soak_chats: int = 200
+    pg_burst: int = 50_000  # PostgreSQL: events per append run, bursts of 100
+    pg_single: int = 5_000  # PostgreSQL: events per run, one commit each
+    pg_follow: int = 1_000  # PostgreSQL: single-event appends per writer process (4 of them)
 
 
 QUICK = Sizes(
@@ -36,6 +39,9 @@ QUICK = Sizes(
     chats=16,
     soak_messages=1_000,
     soak_chats=50,
+    pg_burst=5_000,
+    pg_single=500,
+    pg_follow=200,
 )
 
 

@@ -1,24 +1,47 @@
-"""Which backend holds a store's log, and opening it for writing or for reading only."""
+"""Which backend holds a store's log, and opening it for writing or for reading only.
+
+Without a URL the log is ``STORE/events.db`` (SQLite). A ``postgresql://`` or
+``postgres://`` URL (``store.url``, ``--log-url``, ``WABOT_LOG_URL``) puts it
+in that database instead, as the log called ``name`` (the owner's number):
+one database serves many numbers. ``STORE`` stays the local directory either way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeGuard
 
 from events.private import private_dir
 from events.protocol import LogError, LogReader, LogWriter
 from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
 
-__all__ = ["DB_NAME", "open_log", "open_reader"]
+__all__ = ["DB_NAME", "is_postgres", "open_log", "open_reader"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(url: str | None) -> TypeGuard[str]:
+    """Whether ``url`` names a PostgreSQL log (anything else means SQLite in the store)."""
+    return url is not None and url.startswith(_SCHEMES)
 
 
 def open_log(
     store: Path,
     *,
+    url: str | None = None,
+    name: str | None = None,
     synchronous: Synchronous = "NORMAL",
     clock: Callable[[], float] | None = None,
 ) -> LogWriter:
-    """Open (creating if needed) ``STORE/events.db`` for reading and writing."""
+    """Open (creating if needed) the log for reading and writing: ``url``'s, else the store's."""
+    if is_postgres(url):
+        # psycopg costs ~140 ms and ~19 MB: loaded only by a process that uses it.
+        from events.postgres import PostgresLog  # noqa: PLC0415
+
+        if clock is None:
+            return PostgresLog(url, name=_named(url, name), synchronous=synchronous)
+        return PostgresLog(url, name=_named(url, name), synchronous=synchronous, clock=clock)
     store = Path(store)
     try:
         private_dir(store)
@@ -29,6 +52,19 @@ def open_log(
     return SQLiteLog(store / DB_NAME, synchronous=synchronous, clock=clock)
 
 
-def open_reader(store: Path) -> LogReader:
-    """``STORE/events.db`` read-only; ``NoLog`` when there is none."""
+def open_reader(store: Path, *, url: str | None = None, name: str | None = None) -> LogReader:
+    """The log read-only (``url``'s, else ``STORE/events.db``); ``NoLog`` when there is none."""
+    if is_postgres(url):
+        from events.postgres import PostgresReader  # noqa: PLC0415
+
+        return PostgresReader(url, name=_named(url, name))
     return SQLiteReader(Path(store) / DB_NAME)
+
+
+def _named(url: str, name: str | None) -> str:
+    """A PostgreSQL database holds many logs: one must be chosen, never guessed."""
+    if not name:
+        from events.pg_schema import label  # noqa: PLC0415
+
+        raise LogError(f"{label(url)}: a PostgreSQL log needs a name (the owner's phone number)")
+    return name

@@ -1,20 +1,14 @@
-"""Test helpers shipped as public API: a fake clock and the log contract suite.
+"""Test helpers shipped as public API: a fake clock and the log contract suites.
 
-``LogContract`` states the log's guarantees once; every backend binds it by
-subclassing with a ``make_log`` fixture (as eventsourcing does with its
-recorder test cases). Process-level tests start writers with
-``python -m events.testing`` so a backend is exercised across real processes.
+``ReaderContract`` and ``LogContract`` state the log's guarantees once; every
+backend binds them by subclassing with its ``factory`` (as eventsourcing does
+with its recorder test cases). ``DurableLogContract`` (events.durability) adds
+what holds across real processes and kill -9.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -54,57 +48,33 @@ def _factory(spec: str) -> Callable[..., LogWriter]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def writer_command(
-    factory: str, db: Path, *, tag: str, bursts: int, size: int, synchronous: str = "NORMAL"
-) -> list[str]:
-    """argv for a writer process that prints ``ok <burst>`` after each commit."""
-    return [
-        sys.executable,
-        "-m",
-        "events.testing",
-        "--factory",
-        factory,
-        "--db",
-        str(db),
-        "--tag",
-        tag,
-        "--bursts",
-        str(bursts),
-        "--size",
-        str(size),
-        "--synchronous",
-        synchronous,
-    ]
-
-
-def _writer_main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="events.testing")
-    for flag in ("--factory", "--db", "--tag", "--synchronous"):
-        p.add_argument(flag, required=True)
-    p.add_argument("--bursts", type=int, required=True)
-    p.add_argument("--size", type=int, required=True)
-    a = p.parse_args(argv)
-    log = _factory(a.factory)(Path(a.db), synchronous=a.synchronous, busy_timeout=30.0)
-    for b in range(a.bursts):
-        log.append(*(message(i, tag=f"{a.tag}.{b}.") for i in range(a.size)))
-        sys.stdout.write(f"ok {b}\n")
-        sys.stdout.flush()
-    log.close()
-
-
 class ReaderContract:
     """What every reader of a log guarantees: the writer's events, in order, by chat.
 
     Subclasses provide ``factory`` (an importable ``module:callable`` that takes
     a path plus ``synchronous``/``busy_timeout``/``clock`` keywords) for the
     writer, and may override ``reader`` to read through another backend (the
-    read-only SQLite log reads what the read-write one wrote).
+    read-only SQLite log reads what the read-write one wrote). A backend that
+    does not live in a file derives its log from the path: each test gets a
+    fresh ``tmp_path``, and writer processes get the same path on their
+    command line, so they open the same log (see ``tests/pg_support.py``).
+    Logs made with ``make`` are closed after each test.
     """
 
     factory: str = "events.sqlite:SQLiteLog"
 
+    def setup_method(self) -> None:
+        self._made: list[LogWriter] = []
+
+    def teardown_method(self) -> None:
+        """Close every log a test opened: a server-backed log holds connections."""
+        for log in self._made:
+            log.close()
+
     def make(self, path: Path, **kw: Any) -> LogWriter:
-        return _factory(self.factory)(path, **kw)
+        log = _factory(self.factory)(path, **kw)
+        self._made.append(log)
+        return log
 
     def reader(self, log: LogWriter, path: Path) -> LogReader:
         """The reader under test over what ``log`` (at ``path``) holds."""
@@ -322,65 +292,15 @@ class LogContract(ReaderContract):
         assert heard == [1, 3]
 
 
-class DurableLogContract(LogContract):
-    """What a log on disk adds: the guarantees hold across processes and kill -9."""
+# Last: the durable half builds on LogContract above.
+from events.durability import DurableLogContract, writer_command  # noqa: E402
 
-    def test_two_processes_lose_nothing_and_never_interleave(self, tmp_path: Path) -> None:
-        db = tmp_path / "events.db"
-        self.make(db).close()
-        procs = [
-            subprocess.Popen(
-                writer_command(self.factory, db, tag=tag, bursts=60, size=25),
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for tag in ("a", "b")
-        ]
-        for p in procs:
-            out, _ = p.communicate(timeout=120)
-            assert p.returncode == 0
-            assert out.count("ok ") == 60
-        rows = list(self.make(db).read())
-        assert len(rows) == 2 * 60 * 25
-        _assert_bursts_contiguous(rows, 25)
-
-    def test_kill_minus_9_mid_burst_is_all_or_nothing(self, tmp_path: Path) -> None:
-        db = tmp_path / "events.db"
-        self.make(db).close()
-        for round_ in range(3):
-            with subprocess.Popen(
-                writer_command(self.factory, db, tag=f"k{round_}", bursts=10_000, size=500),
-                stdout=subprocess.PIPE,
-                text=True,
-            ) as proc:
-                assert proc.stdout is not None
-                acked = [proc.stdout.readline() for _ in range(5)]
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-            mine = f"k{round_}."
-            rows = [r for r in self.make(db).read() if _msg_id(r).startswith(mine)]
-            bursts = _assert_bursts_contiguous(rows, 500)
-            assert {f"k{round_}.{line.split()[1]}" for line in acked} <= bursts
-        check = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()
-        assert check == ("ok",)
-
-
-def _msg_id(rec: Recorded) -> str:
-    assert isinstance(rec.event, MessageReceived)
-    return rec.event.msg_id
-
-
-def _assert_bursts_contiguous(rows: list[Recorded], size: int) -> set[str]:
-    """Every burst is complete and occupies consecutive positions; returns burst ids."""
-    by_burst: dict[str, list[int]] = {}
-    for r in rows:
-        burst = _msg_id(r).rsplit(".", 1)[0]
-        by_burst.setdefault(burst, []).append(r.seq)
-    for burst, seqs in by_burst.items():
-        assert len(seqs) == size, f"burst {burst} has {len(seqs)} of {size} events"
-        assert seqs == list(range(seqs[0], seqs[0] + size)), f"burst {burst} interleaved"
-    return set(by_burst)
-
-
-if __name__ == "__main__":
-    _writer_main()
+__all__ = [
+    "DurableLogContract",
+    "FakeClock",
+    "LogContract",
+    "ReaderContract",
+    "compacted",
+    "message",
+    "writer_command",
+]

@@ -47,6 +47,9 @@ _WHATSAPP_LOGGERS = ("neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow")
 _WHATSAPP_ID = re.compile(
     r"[\w.:+-]*@(?:s\.whatsapp\.net|c\.us|lid|g\.us|broadcast|newsletter)\b|\+?\d{7,}"
 )
+# neonize warns at connect that ffmpeg is missing; it needs ffmpeg only to send
+# audio, video and stickers, which wabot never does.
+_SILENCED_LOGGERS = ("neonize.utils.ffmpeg",)
 
 
 class SecretRedactor:
@@ -131,6 +134,8 @@ def configure_logging(
         logging.getLogger(name).setLevel(quiet)
     for name in _WHATSAPP_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    for name in _SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.ERROR))
 
     structlog.configure(
         processors=[

@@ -21,8 +21,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
     MessageSkipped,
+    OwnerAlerted,
     Recorded,
     ReplyFailed,
     ReplyPlanned,
@@ -33,7 +36,9 @@ from events.model import (
 )
 from projections.base import Handler, Handlers, dispatcher
 
-Kind = Literal["answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "pending"]
+Kind = Literal[
+    "answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "alert", "pending"
+]
 
 
 class Incoming(msgspec.Struct, kw_only=True):
@@ -45,6 +50,8 @@ class Incoming(msgspec.Struct, kw_only=True):
     text: str
     kind: str
     from_me: bool
+    edits: list[str | None] = []  # later texts, oldest first (None: not readable)
+    revoked: bool = False
 
 
 class Failure(msgspec.Struct, kw_only=True):
@@ -77,10 +84,11 @@ class Delivery(msgspec.Struct, kw_only=True):
     failures: list[Failure] = []
 
 
-class ConfigInfo(msgspec.Struct, kw_only=True):
+class ConfigInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     hash: str
     # Key paths changed since the config loaded before this one; None for the first.
     changed: list[str] | None
+    experiment: str | None = None  # the replay experiment it was applied from (left out if none)
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -118,7 +126,7 @@ class State(msgspec.Struct, kw_only=True):
 
     chat: str
     records: list[Recorded] = []
-    configs: list[tuple[str, dict[str, Any]]] = []  # (hash, config) in log order
+    configs: list[ConfigLoaded] = []  # in log order
     turns: list[Turn] = []
     inbound: dict[str, Incoming] = {}
     undecided: dict[str, Incoming] = {}
@@ -154,7 +162,7 @@ def finish(state: State) -> Audit:
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
-    state.configs.append((ev.hash, ev.config))
+    state.configs.append(ev)
     state.records.append(rec)
 
 
@@ -183,6 +191,18 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         from_me=ev.from_me,
     )
     state.inbound[ev.msg_id] = state.undecided[ev.msg_id] = item
+
+
+def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.edits.append(ev.text)
+
+
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.revoked = True
 
 
 def _session(state: State, rec: Recorded, ev: SessionStarted) -> None:
@@ -292,12 +312,16 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 
 def _config_info(state: State, digest: str) -> ConfigInfo:
-    index = max((i for i, (h, _) in enumerate(state.configs) if h == digest), default=None)
+    index = max((i for i, c in enumerate(state.configs) if c.hash == digest), default=None)
     if index is None:
         return ConfigInfo(hash=digest, changed=None)
-    config = state.configs[index][1]
-    before = [c for h, c in state.configs[:index] if h != digest]
-    return ConfigInfo(hash=digest, changed=changes(before[-1], config) if before else None)
+    loaded = state.configs[index]
+    before = [c.config for c in state.configs[:index] if c.hash != digest]
+    return ConfigInfo(
+        hash=digest,
+        changed=changes(before[-1], loaded.config) if before else None,
+        experiment=loaded.experiment,
+    )
 
 
 def _ignored(state: State, rec: Recorded, ev: Any) -> None:
@@ -307,6 +331,8 @@ def _ignored(state: State, rec: Recorded, ev: Any) -> None:
 _HANDLERS: Handlers[State] = {
     ConfigLoaded: _config,
     MessageReceived: _of_chat(_received),
+    MessageEdited: _of_chat(_edited),
+    MessageRevoked: _of_chat(_revoked),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),
     LlmRequested: _of_chat(_requested),
@@ -316,6 +342,7 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),
     TransportStatus: _of_chat(_ignored),
+    OwnerAlerted: _of_chat(_ignored),
     Compacted: _of_chat(_ignored),
 }
 apply = dispatcher(_HANDLERS)

@@ -6,14 +6,20 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
 - ``POST /v1/responses`` (alias ``/v1/agent``): the Agent API, with strict
   body parsing (unknown field -> 400), role alternation and last-turn-is-user
   checks, and a deterministic answer (``agent_answer``).
-- ``POST /v1/chat/completions``: an OpenAI-compatible answer, like Ollama/vLLM.
+- ``POST /v1/chat/completions``: an OpenAI-compatible answer, like Ollama/vLLM;
+  with ``FakeLlmServer(openai_reasoning=True)`` like OpenAI's GPT-5 and
+  o-series instead: ``max_tokens`` and any temperature but 1 get OpenAI's 400,
+  and ``REASONING_TOKENS`` of ``max_completion_tokens`` go to thinking.
 - ``POST /chat/completions`` and ``/v1/sonar``: Perplexity's retired Sonar
   paths, 403 ``chat_completions_not_available``.
 - A wrong or missing bearer key gets openresty's HTML 401 page.
 
 Tests queue replies with ``script(Reply(...), ...)`` (FIFO; a valid request
 takes the next one, then the default answer resumes), read ``requests``, and
-can hold an answer until they set an Event (``hold()``). As a fixture::
+can hold an answer until they set an Event (``hold()``). ``respond(fn)``
+picks the answer text per request instead of "Echo: …"; with
+``judge_question`` and ``verdict`` it plays ``replay.py --judge``'s judge
+(consistent, position-biased, unreadable: whatever a test needs). As a fixture::
 
     @pytest.fixture
     def llm_server() -> Iterator[FakeLlmServer]:
@@ -27,82 +33,110 @@ can hold an answer until they set an Event (``hold()``). As a fixture::
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-TEST_KEY = "test-key"
-SEARCH_RESULTS = (
-    {"url": "https://www.example.com/news/echo", "title": "Echo news"},
-    {"url": "https://docs.example.org/guide", "title": "The echo guide"},
+from tests.llm_shapes import (
+    REASONING_TOKENS,
+    RETIRED,
+    SEARCH_RESULTS,
+    agent_answer,
+    canned_error,
+    chat_answer,
+    error_body,
+    failed_answer,
+    html_page,
+    incomplete_answer,
+    openai_error,
+    reasoning_answer,
 )
+
+# The answers live in tests/llm_shapes.py; tests import them from here too.
+__all__ = [
+    "AGENT_FIELDS",
+    "ALTERNATION",
+    "INPUT_FIELDS",
+    "LAST_USER",
+    "REASONING_TOKENS",
+    "RETIRED",
+    "SEARCH_RESULTS",
+    "TEST_KEY",
+    "TOOL_FIELDS",
+    "FakeLlmServer",
+    "Received",
+    "Reply",
+    "agent_answer",
+    "canned_error",
+    "chat_answer",
+    "check_reasoning",
+    "check_roles",
+    "error_body",
+    "failed_answer",
+    "html_page",
+    "incomplete_answer",
+    "openai_error",
+    "reasoning_answer",
+    "validate_agent",
+    "validate_chat",
+]
+
+TEST_KEY = "test-key"
 # Fields the Agent API accepts; anything else is a 400 (research/perplexity.md section 9).
+# Exactly the fields of the official SDK's models (tests/test_llm_sdk_fidelity.py
+# pins that): a fake stricter than the API would fail bodies the API takes.
 AGENT_FIELDS = frozenset(
     [
-        "model",
-        "preset",
+        "background",
+        "effort",
         "input",
         "instructions",
-        "tools",
-        "tool_choice",
+        "language_preference",
         "max_output_tokens",
-        "temperature",
-        "top_p",
-        "stream",
+        "max_steps",
+        "model",
+        "models",
+        "preset",
+        "previous_response_id",
+        "profile",
+        "prompt_cache_key",
         "reasoning",
         "response_format",
+        "service_tier",
+        "skills",
+        "step_budget_reminder",
+        "store",
+        "stream",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_p",
     ]
 )
-_INPUT_FIELDS = frozenset({"role", "content", "type"})
-_TOOL_FIELDS = frozenset({"type", "filters", "search_context_size", "user_location"})
+INPUT_FIELDS = frozenset({"role", "content", "type"})
+TOOL_FIELDS = frozenset(
+    {
+        "type",
+        "filters",
+        "max_tokens",
+        "max_tokens_per_page",
+        "search_context_size",
+        "search_type",
+        "user_location",
+    }
+)
 ALTERNATION = (
     "After the (optional) system message(s), user and assistant roles should be alternating."
 )
 LAST_USER = "Last message must have role `user`."
-RETIRED = "Sonar is now the Agent API. Use /v1/responses instead of /v1/sonar."
-
-
-def html_page(status: int) -> bytes:
-    """The bare nginx/openresty page proxies send instead of JSON."""
-    title = f"{status} {'Authorization Required' if status == 401 else HTTPStatus(status).phrase}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>openresty/1.25.3.1</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode()
-
-
-def error_body(status: int, message: str, kind: str) -> dict[str, Any]:
-    """Perplexity's error envelope."""
-    return {"error": {"message": message, "type": kind, "code": status}}
-
-
-_CANNED_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("bad request", "invalid_request_error"),
-    403: ("Forbidden", "forbidden"),
-    404: ("model is not supported", "invalid_model"),
-    429: ("Rate limit exceeded. Please retry later.", "request_rate_limit_exceeded"),
-    500: ("Internal server error", "internal_error"),
-    503: ("Service temporarily unavailable", "service_unavailable"),
-    504: ("Gateway timeout", "gateway_timeout"),
-}
-
-
-def canned_error(status: int) -> bytes:
-    """A realistic error body for ``status`` (502 and 401 come from the proxy, as HTML)."""
-    if status in (401, 502):
-        return html_page(status)
-    message, kind = _CANNED_ERRORS.get(status, (HTTPStatus(status).phrase, "error"))
-    return json.dumps(error_body(status, message, kind)).encode()
 
 
 @dataclass(frozen=True)
@@ -129,99 +163,6 @@ class Received:
     @property
     def json(self) -> Any:
         return json.loads(self.raw) if self.raw else None
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _last_user_text(items: list[dict[str, Any]]) -> str:
-    users = [str(item.get("content", "")) for item in items if item.get("role") == "user"]
-    return users[-1] if users else ""
-
-
-def _request_id(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def agent_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The default Agent API answer: "Echo: <last user text>", with two search
-    results and total_cost 0.0061 when the web_search tool is on (else 0.0011)."""
-    items = (
-        body["input"]
-        if isinstance(body["input"], list)
-        else [{"role": "user", "content": body["input"]}]
-    )
-    text = f"Echo: {_last_user_text(items)}"
-    search = any(tool.get("type") == "web_search" for tool in body.get("tools", []))
-    prompt = " ".join([str(body.get("instructions", ""))] + [str(i["content"]) for i in items])
-    output: list[dict[str, Any]] = []
-    if search:
-        results = [
-            {"id": n, **r, "snippet": "…", "source": "web"}
-            for n, r in enumerate(SEARCH_RESULTS, start=1)
-        ]
-        output.append({"type": "search_results", "queries": [text[6:]], "results": results})
-    output.append(
-        {
-            "type": "message",
-            "id": "msg_" + _request_id(body),
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
-        }
-    )
-    inp, out = _words(prompt), _words(text)
-    tool_cost = 0.005 if search else 0.0
-    return {
-        "id": "resp_" + _request_id(body),
-        "object": "response",
-        "created_at": 1760000000,
-        "status": "completed",
-        "model": body.get("model") or "perplexity/sonar",
-        "output": output,
-        "usage": {
-            "input_tokens": inp,
-            "output_tokens": out,
-            "total_tokens": inp + out,
-            "cost": {
-                "currency": "USD",
-                "input_cost": 0.0006,
-                "output_cost": 0.0005,
-                "tool_calls_cost": tool_cost,
-                "total_cost": round(0.0011 + tool_cost, 6),
-            },
-        },
-    }
-
-
-def failed_answer(message: str, status: str = "failed") -> dict[str, Any]:
-    """HTTP 200 body of an Agent API run that failed or was cancelled."""
-    return {
-        "id": "resp_failed",
-        "object": "response",
-        "status": status,
-        "output": [],
-        "error": {"code": "internal_error", "message": message},
-    }
-
-
-def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The default OpenAI-compatible answer: "Echo: <last user text>", no search."""
-    messages = body["messages"]
-    text = f"Echo: {_last_user_text(messages)}"
-    inp = sum(_words(str(m.get("content", ""))) for m in messages)
-    out = _words(text)
-    return {
-        "id": "chatcmpl-" + _request_id(body),
-        "object": "chat.completion",
-        "created": 1760000000,
-        "model": body.get("model", ""),
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out},
-    }
 
 
 class _Rejected(Exception):
@@ -263,17 +204,17 @@ def validate_agent(raw: Any) -> dict[str, Any]:
         raise _bad("one of model or preset is required")
     if "input" not in body:
         raise _bad("input is required")
-    if body.get("stream"):
-        raise _bad("the fake server does not stream")
+    if body.get("stream") or body.get("background"):
+        raise _bad("the fake server neither streams nor runs in the background")
     items = body["input"]
     if isinstance(items, list):
         for item in items:
-            _check_fields(item, _INPUT_FIELDS, "input item")
+            _check_fields(item, INPUT_FIELDS, "input item")
         check_roles([str(item.get("role")) for item in items])
     elif not isinstance(items, str):
         raise _bad("input must be a string or a list of messages")
     for tool in body.get("tools", []):
-        _check_fields(tool, _TOOL_FIELDS, "tool")
+        _check_fields(tool, TOOL_FIELDS, "tool")
     if body.get("max_output_tokens", 16) < 16:
         raise _bad("max_output_tokens must be at least 16", "invalid_parameter")
     if not 0 <= body.get("temperature", 0) <= 2:
@@ -289,16 +230,81 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
+def check_reasoning(body: dict[str, Any]) -> None:
+    """What OpenAI's reasoning models refuse that other chat servers take."""
+    if "max_tokens" in body:
+        message = (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        )
+        raise _Rejected(400, openai_error(message, "max_tokens", "unsupported_parameter"))
+    temperature = body.get("temperature", 1)
+    if temperature != 1:
+        message = (
+            f"Unsupported value: 'temperature' does not support {json.dumps(temperature)} "
+            "with this model. Only the default (1) value is supported."
+        )
+        raise _Rejected(400, openai_error(message, "temperature", "unsupported_value"))
+
+
+Responder = Callable[[dict[str, Any]], str | None]
+
+
+# -- replay.py's judge, as this server sees it -------------------------------
+
+_QUOTED = r"<<<\n(.*?)\n>>>"
+_LATEST = re.compile(r"The latest message:\n(.*?)\n\nReply A:", re.S)
+_PAIR = re.compile(rf"Reply A:\n{_QUOTED}\n\nReply B:\n{_QUOTED}", re.S)
+_REFERENCE = re.compile(rf"answered this chat by hand[^\n]*\n{_QUOTED}", re.S)
+
+
+@dataclass(frozen=True)
+class JudgeQuestion:
+    """A judge request of ``replay.py --judge``: the two replies as shown, A first."""
+
+    latest: str  # the user's message the replies answer
+    a: str
+    b: str
+    reference: str | None  # the owner's own reply, when the judge was shown one
+    repair: bool  # asked again because the previous answer could not be read
+
+
+def judge_question(body: dict[str, Any]) -> JudgeQuestion | None:
+    """The judge question in an Agent API or chat-completions body; None for other requests."""
+    turns = body.get("input") if "input" in body else body.get("messages")
+    if not isinstance(turns, list):
+        return None
+    first_user = next((str(t.get("content", "")) for t in turns if t.get("role") == "user"), "")
+    pair, latest = _PAIR.search(first_user), _LATEST.search(first_user)
+    if pair is None or latest is None:
+        return None
+    reference = _REFERENCE.search(first_user)
+    return JudgeQuestion(
+        latest=latest.group(1),
+        a=pair.group(1),
+        b=pair.group(2),
+        reference=reference.group(1) if reference else None,
+        repair=sum(t.get("role") == "user" for t in turns) > 1,
+    )
+
+
+def verdict(answer: str, reason: str = "scripted") -> str:
+    """A judge answer in the JSON shape replay.py asks for (``answer``: A, B or tie)."""
+    return json.dumps({"verdict": answer, "reason": reason})
+
+
 class FakeLlmServer:
     """The fake provider; a context manager that serves on 127.0.0.1 at an ephemeral port."""
 
-    def __init__(self, api_key: str | None = TEST_KEY) -> None:
+    def __init__(self, api_key: str | None = TEST_KEY, *, openai_reasoning: bool = False) -> None:
         self.api_key = api_key
+        self.openai_reasoning = openai_reasoning
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._gates: list[threading.Event] = []
+        self._responder: Responder | None = None
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -332,6 +338,12 @@ class FakeLlmServer:
         with self._lock:
             self._script.extend(replies)
             self._gates.extend(r.release for r in replies if r.release is not None)
+
+    def respond(self, responder: Responder | None) -> None:
+        """Answer texts from ``responder(body)`` (None: the default answer) for every
+        valid request that no scripted reply gives a body or an error status to."""
+        with self._lock:
+            self._responder = responder
 
     def hold(self) -> threading.Event:
         """Queue a default answer that waits until the returned Event is set."""
@@ -367,7 +379,7 @@ class FakeLlmServer:
         ):
             return Reply(status=401, headers={"content-type": "text/html"}), html_page(401)
         try:
-            default, body = _route(request)
+            default, body = _route(request, self.openai_reasoning)
         except _Rejected as rejected:
             return Reply(status=rejected.status), rejected.body
         reply = self._next_reply()
@@ -376,17 +388,25 @@ class FakeLlmServer:
             return reply, payload.encode() if isinstance(payload, str) else payload
         if reply.status != 200:
             return reply, canned_error(reply.status)
-        return reply, default(body)
+        with self._lock:
+            responder = self._responder
+        return reply, default(body, responder(body) if responder is not None else None)
 
 
-def _route(request: Received) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, Any]]:
+def _route(
+    request: Received, reasoning: bool
+) -> tuple[Callable[[dict[str, Any], str | None], dict[str, Any]], dict[str, Any]]:
     """Pick the answering function and validate the body for the request's path."""
     if request.path in ("/chat/completions", "/v1/sonar"):
         raise _Rejected(403, error_body(403, RETIRED, "chat_completions_not_available"))
     if request.path in ("/v1/responses", "/v1/agent"):
         return agent_answer, validate_agent(_parse(request.raw))
     if request.path == "/v1/chat/completions":
-        return chat_answer, validate_chat(_parse(request.raw))
+        body = validate_chat(_parse(request.raw))
+        if not reasoning:
+            return chat_answer, body
+        check_reasoning(body)
+        return reasoning_answer, body
     raise _Rejected(404, error_body(404, "Not Found", "not_found"))
 
 

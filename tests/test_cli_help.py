@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def parsers() -> dict[str, argparse.ArgumentParser]:
     """Every parser of both commands, subcommands included, by its prog."""
     found: dict[str, argparse.ArgumentParser] = {}
-    todo = [cli._parser(), replay_cli._parser()]
+    todo = [cli._parser(), replay_cli._parser(), replay_cli._apply_parser()]
     while todo:
         parser = todo.pop()
         found[parser.prog] = parser
@@ -35,6 +35,7 @@ def test_every_command_is_found() -> None:
     assert set(PARSERS) == {
         "python -m pipeline",
         "python replay.py",
+        "python replay.py apply",
         *(f"python -m pipeline {c}" for c in ("run", "audit", "stats", "compact", "forget")),
     }
 

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from events.model import ChatTurn, Citation, Usage
+from pipeline.config import LlmConfig
 from pipeline.llm import (
     BadRequest,
     ConnectionFailed,
@@ -17,6 +18,7 @@ from pipeline.llm import (
     KeyRejected,
     LlmClient,
     LlmError,
+    LlmResult,
     MalformedResponse,
     RateLimited,
     RunFailed,
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.anyio
 
 ASK = [ChatTurn("system", "Be brief."), ChatTurn("user", "What is new?")]
 PARAMS: dict[str, Any] = {"temperature": 0.2, "max_output_tokens": 256, "web_search": True}
+OPENAI = "https://api.openai.com/v1"
 
 
 class Recorder:
@@ -108,6 +111,107 @@ async def test_openai_provider_against_a_local_v1_server(llm_server: FakeLlmServ
         "stop",
     )
     assert llm_server.requests[0].json["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+class ToFake(httpx.AsyncBaseTransport):
+    """Delivers every request to the fake while the client believes it is at ``base_url``.
+
+    The token-limit name follows the host, so OpenAI's own host must be what
+    the client sees for the test to prove anything.
+    """
+
+    def __init__(self, fake: FakeLlmServer) -> None:
+        self._fake = httpx.URL(fake.base_url)
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        fake = self._fake
+        request.url = request.url.copy_with(scheme=fake.scheme, host=fake.host, port=fake.port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.fixture
+def reasoning_server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer(openai_reasoning=True) as server:
+        yield server
+
+
+def openai_params(**llm: Any) -> dict[str, Any]:
+    """The params the agent records for an app.json ``llm`` section with provider openai."""
+    config = LlmConfig(provider="openai", **llm)
+    return {
+        "temperature": config.temperature,
+        "max_output_tokens": config.max_output_tokens,
+        "web_search": False,
+    }
+
+
+async def ask_openai(
+    server: FakeLlmServer, base_url: str, params: dict[str, Any], rec: Recorder
+) -> LlmResult:
+    async with (
+        httpx.AsyncClient(transport=ToFake(server)) as http,
+        LlmClient(
+            provider="openai",
+            base_url=base_url,
+            api_key=TEST_KEY,
+            timeout=5,
+            max_retries=3,
+            http=http,
+            sleep=rec.sleep,
+        ) as llm,
+    ):
+        return await llm.complete("gpt-5", ASK, params, on_failure=rec.on_failure)
+
+
+async def test_openai_defaults_work_against_openais_reasoning_models(
+    reasoning_server: FakeLlmServer, rec: Recorder
+) -> None:
+    result = await ask_openai(reasoning_server, OPENAI, openai_params(), rec)
+    assert result.content == "Echo: What is new?"
+    sent = reasoning_server.requests[0].json
+    assert "temperature" not in sent
+    assert (sent["max_completion_tokens"], "max_tokens" in sent) == (1024, False)
+
+
+async def test_temperature_refused_by_the_model_names_the_setting(
+    reasoning_server: FakeLlmServer, rec: Recorder
+) -> None:
+    with pytest.raises(BadRequest) as info:
+        await ask_openai(reasoning_server, OPENAI, openai_params(temperature=0.2), rec)
+    assert str(info.value) == (
+        "the model does not accept temperature 0.2 (HTTP 400): "
+        "set llm.temperature to null in app.json"
+    )
+    assert rec.failures == [("bad_request", 400, 1, True)]
+
+
+async def test_max_tokens_refused_behind_a_proxy_names_the_setting(
+    reasoning_server: FakeLlmServer, rec: Recorder
+) -> None:
+    """A gateway in front of OpenAI is not OpenAI's host, so max_tokens goes out."""
+    proxy = "http://llm-gateway.lan:4000/v1"
+    with pytest.raises(BadRequest) as info:
+        await ask_openai(reasoning_server, proxy, openai_params(), rec)
+    assert str(info.value) == (
+        "the model does not accept the parameter max_tokens (HTTP 400): "
+        "set llm.max_output_tokens to null in app.json"
+    )
+    result = await ask_openai(reasoning_server, proxy, openai_params(max_output_tokens=None), rec)
+    assert result.content == "Echo: What is new?"
+
+
+async def test_local_servers_still_get_max_tokens_and_the_temperature_set(
+    llm_server: FakeLlmServer, rec: Recorder
+) -> None:
+    local = "http://127.0.0.1:11434/v1"
+    result = await ask_openai(llm_server, local, openai_params(temperature=0.2), rec)
+    assert result.content == "Echo: What is new?"
+    sent = llm_server.requests[0].json
+    assert (sent["temperature"], sent["max_tokens"]) == (0.2, 1024)
 
 
 async def test_legacy_perplexity_path_is_reported_as_retired_not_bad_key(
@@ -235,6 +339,19 @@ async def test_malformed_json_is_a_final_error_not_a_crash(
         Reply(body='{"id": "resp_1", "output": [', headers={"content-type": "application/json"})
     )
     with pytest.raises(MalformedResponse, match="not JSON"):
+        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert rec.failures == [("malformed", 200, 1, True)]
+
+
+async def test_deeply_nested_answer_is_a_final_error_not_an_internal_one(
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+) -> None:
+    depth = 10_000
+    # In a field the client ignores, so only the JSON parser ever sees the depth.
+    llm_server.script(Reply(body=b'{"output": [], "x": ' + b"[" * depth + b"]" * depth + b"}"))
+    with pytest.raises(MalformedResponse, match=r"^malformed LLM response: "):
         await client.complete("m", ASK, {}, on_failure=rec.on_failure)
     assert rec.failures == [("malformed", 200, 1, True)]
 

@@ -21,7 +21,7 @@ from pipeline.llm import (
 )
 from pipeline.llm._backoff import backoff_delay, parse_retry_after
 from pipeline.llm._errors import error_from_response
-from tests.llm_server import RETIRED, canned_error, error_body, html_page
+from tests.llm_server import RETIRED, canned_error, error_body, html_page, openai_error
 
 NOW = 1_760_000_000.0
 
@@ -65,6 +65,21 @@ def classify(
         (
             403,
             {"error": {"message": RETIRED, "code": "agent_api_migration_required"}},
+            EndpointRetired,
+            "Perplexity retired this endpoint (HTTP 403 agent_api_migration_required); "
+            "use provider perplexity (Agent API /v1/responses)",
+            False,
+        ),
+        (
+            # The type alone reads "forbidden"; the code says the endpoint moved.
+            403,
+            {
+                "error": {
+                    "message": RETIRED,
+                    "type": "forbidden",
+                    "code": "agent_api_migration_required",
+                }
+            },
             EndpointRetired,
             "Perplexity retired this endpoint (HTTP 403 agent_api_migration_required); "
             "use provider perplexity (Agent API /v1/responses)",
@@ -124,6 +139,73 @@ def test_each_status_says_what_is_wrong(
     error = classify(status, body)
     assert type(error) is cls
     assert (str(error), error.status, error.retryable) == (message, status, retryable)
+
+
+@pytest.mark.parametrize("depth", [1_000, 10_000])
+def test_deeply_nested_error_body_is_classified_by_status(depth: int) -> None:
+    arrays = b"[" * depth + b"]" * depth
+    for body in (arrays, b'{"error": ' + arrays + b"}", b'{"error": {"message": ' + arrays + b"}}"):
+        error = classify(403, body)
+        assert type(error) is Forbidden
+        assert str(error).startswith("forbidden (HTTP 403)")
+        assert len(str(error)) < 340
+
+
+SENT = {"model": "gpt-5", "messages": [], "temperature": 0.2, "max_tokens": 1024}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            openai_error(
+                "Unsupported value: 'temperature' does not support 0.2 with this model. "
+                "Only the default (1) value is supported.",
+                "temperature",
+                "unsupported_value",
+            ),
+            "the model does not accept temperature 0.2 (HTTP 400): "
+            "set llm.temperature to null in app.json",
+        ),
+        (
+            openai_error(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            ),
+            "the model does not accept the parameter max_tokens (HTTP 400): "
+            "set llm.max_output_tokens to null in app.json",
+        ),
+        (
+            # A proxy that passes OpenAI's message on without param or code.
+            {
+                "error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with "
+                    "this model. Use 'max_completion_tokens' instead.",
+                    "code": "invalid_request_body",
+                }
+            },
+            "the model does not accept the parameter max_tokens (HTTP 400): "
+            "set llm.max_output_tokens to null in app.json",
+        ),
+    ],
+)
+def test_refused_parameter_names_the_app_json_setting_in_one_line(
+    body: dict[str, object], message: str
+) -> None:
+    error = error_from_response(
+        400, httpx.Headers(), json.dumps(body).encode(), now=NOW, api_key=None, sent=SENT
+    )
+    assert type(error) is BadRequest
+    assert (str(error), error.retryable) == (message, False)
+
+
+def test_refused_parameter_we_did_not_send_is_quoted_as_it_is() -> None:
+    body = openai_error("Unsupported parameter: 'top_p'.", "top_p", "unsupported_parameter")
+    raw = json.dumps(body).encode()
+    error = error_from_response(400, httpx.Headers(), raw, now=NOW, api_key=None, sent=SENT)
+    assert str(error) == "bad request (HTTP 400): Unsupported parameter: 'top_p'."
 
 
 def test_401_without_a_configured_key_says_so() -> None:

@@ -6,7 +6,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.llm_server import ALTERNATION, LAST_USER, RETIRED, TEST_KEY, FakeLlmServer, Reply
+from tests.llm_server import (
+    ALTERNATION,
+    LAST_USER,
+    REASONING_TOKENS,
+    RETIRED,
+    TEST_KEY,
+    FakeLlmServer,
+    Reply,
+)
 
 AUTH = {"authorization": f"Bearer {TEST_KEY}"}
 ASK = {"model": "perplexity/sonar", "input": [{"role": "user", "content": "hi"}]}
@@ -130,3 +138,71 @@ def test_closing_releases_held_answers() -> None:
     with FakeLlmServer(api_key=None) as server:
         gate = server.hold()
     assert gate.is_set()
+
+
+CHAT = {"model": "gpt-5", "messages": [{"role": "user", "content": "yo"}]}
+
+
+@pytest.fixture
+def reasoning() -> Iterator[httpx.Client]:
+    """The fake answering /v1/chat/completions like OpenAI's GPT-5 and o-series."""
+    with (
+        FakeLlmServer(openai_reasoning=True) as fake,
+        httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=5) as client,
+    ):
+        yield client
+
+
+def test_reasoning_model_refuses_max_tokens_with_openais_error(reasoning: httpx.Client) -> None:
+    response = reasoning.post("/v1/chat/completions", json=CHAT | {"max_tokens": 64})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+    }
+
+
+@pytest.mark.parametrize(("temperature", "shown"), [(0.2, "0.2"), (0, "0"), (1.5, "1.5")])
+def test_reasoning_model_refuses_any_temperature_but_1(
+    reasoning: httpx.Client, temperature: float, shown: str
+) -> None:
+    response = reasoning.post("/v1/chat/completions", json=CHAT | {"temperature": temperature})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "message": f"Unsupported value: 'temperature' does not support {shown} with this "
+            "model. Only the default (1) value is supported.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "unsupported_value",
+        }
+    }
+
+
+def test_reasoning_model_answers_within_max_completion_tokens(reasoning: httpx.Client) -> None:
+    body = CHAT | {"temperature": 1, "max_completion_tokens": 1024}
+    answer = reasoning.post("/v1/chat/completions", json=body).json()
+    assert answer["choices"][0]["message"]["content"] == "Echo: yo"
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    usage = answer["usage"]
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == REASONING_TOKENS
+    assert usage["completion_tokens"] == REASONING_TOKENS + 2
+
+
+def test_reasoning_model_can_spend_the_whole_limit_thinking(reasoning: httpx.Client) -> None:
+    body = CHAT | {"max_completion_tokens": REASONING_TOKENS}
+    answer = reasoning.post("/v1/chat/completions", json=body).json()
+    assert answer["choices"][0]["message"]["content"] == ""
+    assert answer["choices"][0]["finish_reason"] == "length"
+    assert answer["usage"]["completion_tokens"] == REASONING_TOKENS
+
+
+def test_other_servers_take_max_tokens_and_any_temperature(http: httpx.Client) -> None:
+    body = CHAT | {"max_tokens": 64, "temperature": 0.2}
+    answer = http.post("/v1/chat/completions", json=body).json()
+    assert answer["choices"][0]["message"]["content"] == "Echo: yo"

@@ -14,7 +14,7 @@ from pipeline.llm import (
     build_request,
     parse_response,
 )
-from tests.llm_server import agent_answer, chat_answer, failed_answer
+from tests.llm_server import agent_answer, chat_answer, failed_answer, incomplete_answer
 
 CONVO = [
     ChatTurn("system", "You are wabot."),
@@ -88,6 +88,38 @@ def test_openai_body_has_system_first_and_max_tokens() -> None:
             "max_tokens": 512,
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "limit"),
+    [
+        # OpenAI's own API, and Azure's copy: reasoning models refuse max_tokens.
+        ("https://api.openai.com/v1", "max_completion_tokens"),
+        ("https://API.OpenAI.com/v1/", "max_completion_tokens"),
+        ("https://acme.openai.azure.com/openai/v1", "max_completion_tokens"),
+        # Everything else knows max_tokens; Ollama and LM Studio know nothing else.
+        ("http://127.0.0.1:11434/v1", "max_tokens"),
+        ("http://vllm.lan:8000/v1", "max_tokens"),
+        ("https://openrouter.ai/api/v1", "max_tokens"),
+        ("https://api.openai.com.example.net/v1", "max_tokens"),
+    ],
+)
+def test_openai_token_limit_goes_under_the_name_the_server_accepts(
+    base_url: str, limit: str
+) -> None:
+    _, body = build_request("openai", base_url, "gpt-5", [ChatTurn("user", "q")], PARAMS)
+    assert body == {
+        "model": "gpt-5",
+        "messages": [{"role": "user", "content": "q"}],
+        "temperature": 0.2,
+        limit: 512,
+    }
+
+
+def test_openai_body_leaves_out_null_temperature_and_token_limit() -> None:
+    params = {"temperature": None, "max_output_tokens": None, "web_search": False}
+    _, body = build_request("openai", "https://api.openai.com/v1", "gpt-5", CONVO[-1:], params)
+    assert body == {"model": "gpt-5", "messages": [{"role": "user", "content": "What is new?"}]}
 
 
 def test_requests_rebuild_byte_for_byte_from_recorded_messages() -> None:
@@ -168,10 +200,7 @@ def test_agent_text_parts_are_joined_and_think_stripped() -> None:
     ("reason", "finish"), [("max_output_tokens", "length"), ("content_filter", "content_filter")]
 )
 def test_incomplete_agent_run_keeps_its_text_and_reason(reason: str, finish: str) -> None:
-    body = agent_answer(agent_request()) | {
-        "status": "incomplete",
-        "incomplete_details": {"reason": reason},
-    }
+    body = incomplete_answer(agent_request(), reason)
     result = parse_response("perplexity", encode(body))
     assert (result.content, result.finish_reason) == ("Echo: What is new?", finish)
 
@@ -182,8 +211,12 @@ def test_incomplete_agent_run_without_text_is_a_failure() -> None:
         "incomplete_details": {"reason": "max_output_tokens"},
         "output": [],
     }
-    with pytest.raises(RunFailed, match="before writing any text"):
+    with pytest.raises(RunFailed) as info:
         parse_response("perplexity", encode(body))
+    assert str(info.value) == (
+        "the LLM used up its token limit before writing any text: "
+        "raise llm.max_output_tokens in app.json"
+    )
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])
@@ -216,6 +249,32 @@ def test_malformed_bodies_become_one_clear_error(provider: str, body: bytes, err
         parse_response(provider, body)
     assert info.value.kind == "malformed"
     assert "\n" not in str(info.value)
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def deep_bodies(depth: int) -> list[bytes]:
+    """Deep JSON where each parser meets it: the top, a typed field, ignored fields."""
+    arrays, objects = nested(depth), b'{"a":' * depth + b"1" + b"}" * depth
+    return [
+        arrays,
+        b'{"output": ' + arrays + b"}",
+        b'{"choices": ' + arrays + b"}",
+        b'{"unknown": ' + arrays + b"}",
+        b'{"unknown": ' + objects + b"}",
+        b'{"output": [{"type": "message", "extra": ' + arrays + b"}]}",
+        b'{"choices": [{"message": {"content": "x", "extra": ' + arrays + b"}}]}",
+    ]
+
+
+@pytest.mark.parametrize("provider", ["perplexity", "openai"])
+@pytest.mark.parametrize("depth", [1_000, 10_000])
+def test_deeply_nested_json_is_malformed_not_a_recursion_error(provider: str, depth: int) -> None:
+    for body in deep_bodies(depth):
+        with pytest.raises(MalformedResponse, match=r"^malformed LLM response: "):
+            parse_response(provider, body)
 
 
 def test_openai_answer_from_a_local_server_needs_no_search_fields() -> None:
@@ -265,6 +324,20 @@ def test_openai_search_results_alone_become_citations_and_bare_cost_is_read() ->
     assert result.citations == [Citation(url="https://a.example", title="A")]
     assert result.usage == Usage(input_tokens=1, output_tokens=1, total_tokens=2, cost_usd=0.0002)
     assert result.finish_reason == "stop"
+
+
+def test_openai_answer_cut_before_any_text_says_which_setting_to_raise() -> None:
+    """Reasoning models spend the token limit thinking; none may be left for the answer."""
+    body = {
+        "choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1024},
+    }
+    with pytest.raises(RunFailed) as info:
+        parse_response("openai", encode(body))
+    assert str(info.value) == (
+        "the LLM used up its token limit before writing any text: "
+        "raise llm.max_output_tokens in app.json"
+    )
 
 
 @pytest.mark.parametrize("error", [{"message": "model crashed"}, "model crashed"])

@@ -1,6 +1,7 @@
 """The SQLite logs bound to the backend-independent contract, plus their own specifics."""
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,19 @@ from events.sqlite import SQLiteLog, SQLiteReader
 from events.testing import DurableLogContract, FakeClock, ReaderContract, message
 
 
-class TestSQLiteLog(DurableLogContract):
+class SQLiteDurable(DurableLogContract):
+    """The durable contract plus SQLite's own check of the file after kill -9."""
+
+    def check_integrity(self, path: Path) -> None:
+        with closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+class TestSQLiteLog(SQLiteDurable):
     factory = "events.sqlite:SQLiteLog"
 
 
-class TestSQLiteLogFullSync(DurableLogContract):
+class TestSQLiteLogFullSync(SQLiteDurable):
     factory = "tests.test_log_sqlite:full_sync_log"
 
 

@@ -6,7 +6,6 @@ import configparser
 import os
 import sqlite3
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -20,11 +19,9 @@ from events.private import (
     tighten,
     write_private,
 )
-from pipeline.config import LlmConfig
 from pipeline.daemon import DaemonLock
-from pipeline.llm import LlmClient
-from pipeline.tools.replay._cache import CachedLlm
-from pipeline.tools.replay._cli import _save as save_experiment
+from pipeline.tools.replay._files import replace_private, reserve
+from pipeline.tools.replay._files import write_private as write_experiment
 from tests.e2e.harness import loose_modes
 
 
@@ -158,10 +155,10 @@ def test_an_old_log_and_lock_are_tightened_when_opened(tmp_path: Path) -> None:
 
 
 def test_replay_files_are_private(tmp_path: Path, loose_umask: int) -> None:
-    saved = save_experiment(tmp_path / "store" / "replays", "491701111111@s.whatsapp.net", {})
-    again = save_experiment(tmp_path / "store" / "replays", "491701111111@s.whatsapp.net", {})
-    cache = CachedLlm(cast(LlmClient, None), LlmConfig(), tmp_path / "store" / "replays" / "cache")
-    cache._store(tmp_path / "store" / "replays" / "cache" / "k.json", b"{}")
+    saved = reserve(tmp_path / "store" / "replays", "491701111111")
+    again = reserve(tmp_path / "store" / "replays", "491701111111")
+    write_experiment(saved, b"{}")
+    replace_private(tmp_path / "store" / "replays" / "cache" / "k.json", b"{}")
 
     assert saved != again
     assert len(list((tmp_path / "store").rglob("*.json"))) == 3

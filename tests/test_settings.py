@@ -51,3 +51,26 @@ async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_onc
     assert settings.loaded is not first
     assert settings.app.polling.interval_seconds == 9
     assert [e.config["polling"]["interval_seconds"] for e in recorded] == [9]
+
+
+@pytest.mark.anyio
+async def test_a_broken_experiment_marker_only_means_no_experiment_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app.json"
+    write(app, 5)
+    monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
+    settings = Settings(load_config(app))
+    marker = app.with_name(app.name + settings_module.EXPERIMENT_SUFFIX)
+    with open_log(tmp_path / "store") as log:
+        live = Live(log)
+        for n, junk in enumerate([b"[" * 10_000 + b"]" * 10_000, b'{"hash": "\xff"}'], start=6):
+            marker.write_bytes(junk)
+            write(app, n)
+            await settings.reload(live)
+        recorded = [r.event for r in log.read() if isinstance(r.event, ConfigLoaded)]
+
+    assert [(e.config["polling"]["interval_seconds"], e.experiment) for e in recorded] == [
+        (6, None),
+        (7, None),
+    ]

@@ -11,15 +11,15 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import pytest
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from events.model import TransportStatus
-from pipeline.transport import Inbound, StdioTransport, TransportError
+from events.model import MessageReceived, TransportStatus
+from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 from pipeline.transport import _stdio as stdio_module
 
 ALICE = "491701111111@s.whatsapp.net"
@@ -54,6 +54,11 @@ class StdinPipe:
             self._open = False
 
 
+class Received(NamedTuple):
+    event: MessageReceived
+    received_at: float
+
+
 class Harness:
     """Runs a transport in a task group and collects what it delivers."""
 
@@ -70,7 +75,14 @@ class Harness:
     async def _status(self, status: TransportStatus) -> None:
         self.statuses.append(status)
 
-    async def next_inbound(self) -> Inbound:
+    async def next_inbound(self) -> Received:
+        """The next message delivered (edits and revokes have their own tests)."""
+        with anyio.fail_after(5):
+            inbound = await self._receive.receive()
+        assert isinstance(inbound.event, MessageReceived), inbound
+        return Received(inbound.event, inbound.received_at)
+
+    async def next_fact(self) -> Inbound:
         with anyio.fail_after(5):
             return await self._receive.receive()
 
@@ -233,6 +245,10 @@ async def test_warnings_quote_no_content_of_the_line(
                 {"chat": "zq secret chat", "text": "x"},
                 {"type": "t" * 1000},
                 {"chat": ALICE, "text": "x", "id": "i" * 257},
+                {"type": "edit", "chat": "zq secret chat", "id": "M1", "text": "x"},
+                {"type": "status", "state": "connected", "me_lid": "zq secret lid"},
+                {"chat": ALICE, "text": "x", "quoted": {"id": "Q", "sender": "zq secret"}},
+                {"type": "revoke", "chat": ALICE, "id": "r" * 257},
                 {"chat": ALICE, "text": "still here"},
             )
             await harness.next_inbound()
@@ -244,6 +260,10 @@ async def test_warnings_quote_no_content_of_the_line(
         "stdin line 4: chat is not a WhatsApp JID, skipped",
         f"stdin line 5: unsupported type '{'t' * 32}…', skipped",
         "stdin line 6: invalid message (Expected `str` of length <= 256 - at `$.id`), skipped",
+        "stdin line 7: chat is not a WhatsApp JID, skipped",
+        "stdin line 8: me_lid is not a WhatsApp JID, skipped",
+        "stdin line 9: quoted.sender is not a WhatsApp JID, skipped",
+        "stdin line 10: invalid revoke (Expected `str` of length <= 256 - at `$.id`), skipped",
     ]
 
 
@@ -313,11 +333,11 @@ async def test_deeply_nested_json_anywhere_is_one_warning(
     assert inbound.event.text == "still here"
     warnings = warnings_in(logs)
     assert [w.split(":", 1)[0] for w in warnings] == [f"stdin line {n}" for n in range(1, 6)]
-    assert warnings[0] == "stdin line 1: invalid message (Expected `object`, got `array`), skipped"
+    assert warnings[0] == "stdin line 1: invalid line (Expected `object`, got `array`), skipped"
     too_deep = "invalid JSON (nested too deeply), skipped"
     assert [w.split(": ", 1)[1] for w in warnings[1:]] == [
         too_deep,
-        "invalid message (Expected `str`, got `array` - at `$.type`), skipped",
+        "invalid line (Expected `str`, got `array` - at `$.type`), skipped",
         too_deep,
         too_deep,
     ]
@@ -371,7 +391,9 @@ async def test_end_of_input_keeps_run_alive_until_cancelled(
                 await stdin_closed.wait()
             await anyio.wait_all_tasks_blocked()
             assert not harness.finished
-            await harness.transport.send(ALICE, "bye", wa_id="W1", reply_to=None, purpose="debug")
+            await harness.transport.send(
+                Outgoing(to=ALICE, text="bye", wa_id="W1", purpose="debug")
+            )
 
     assert not harness.finished
     assert json.loads(stdout.getvalue())["id"] == "W1"
@@ -384,14 +406,14 @@ async def test_send_writes_exactly_one_flushed_line(make_transport: MakeTranspor
     with os.fdopen(write_fd, "wb") as stdout:
         transport = make_transport(stdout)
         receipt = await transport.send(
-            ALICE, "grüß dich\nzweite Zeile", wa_id="WB1", reply_to="M1", purpose="reply"
+            Outgoing(to=ALICE, text="grüß dich\nzweite Zeile", wa_id="WB1", reply_to="M1")
         )
         first = os.read(read_fd, 65536)
-        await transport.send(ALICE, "morning", wa_id=None, reply_to=None, purpose="vitality")
+        await transport.send(Outgoing(to=ALICE, text="morning", purpose="vitality"))
         second = os.read(read_fd, 65536)
     os.close(read_fd)
 
-    assert receipt == ("WB1", NOW)
+    assert receipt == ("WB1", NOW, None)
     assert first.count(b"\n") == 1
     assert first.endswith(b"\n")
     assert list(json.loads(first).items()) == [
@@ -401,6 +423,7 @@ async def test_send_writes_exactly_one_flushed_line(make_transport: MakeTranspor
         ("text", "grüß dich\nzweite Zeile"),
         ("reply_to", "M1"),
         ("purpose", "reply"),
+        ("quoted", None),
     ]
     sent = json.loads(second)
     assert re.fullmatch(r"WB[0-9A-F]{20}", sent["id"])
@@ -416,7 +439,7 @@ async def test_send_to_a_closed_stdout_is_a_final_transport_error(
     stdout.close()
     transport = make_transport(stdout)
     with pytest.raises(TransportError, match="cannot write to stdout") as info:
-        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+        await transport.send(Outgoing(to=ALICE, text="x"))
     assert not info.value.retryable
 
 
@@ -425,7 +448,7 @@ async def test_send_after_aclose_fails(make_transport: MakeTransport) -> None:
     transport = make_transport()
     await transport.aclose()
     with pytest.raises(TransportError, match="closed"):
-        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+        await transport.send(Outgoing(to=ALICE, text="x"))
 
 
 @pytest.mark.anyio

@@ -16,6 +16,8 @@ from pipeline.config._load import (
     parse_config,
 )
 from pipeline.config._sections import (
+    ALERT_KINDS,
+    AlertsConfig,
     DefaultsConfig,
     LimitsConfig,
     LlmConfig,
@@ -30,6 +32,8 @@ from pipeline.config._sections import (
 )
 
 __all__ = [
+    "ALERT_KINDS",
+    "AlertsConfig",
     "AppConfig",
     "ConfigError",
     "DefaultsConfig",

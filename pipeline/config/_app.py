@@ -7,6 +7,7 @@ from functools import cached_property
 from events.jid import InvalidJid, normalize
 from pipeline.config._entities import Entity, SelfEntity
 from pipeline.config._sections import (
+    AlertsConfig,
     DefaultsConfig,
     FieldError,
     LimitsConfig,
@@ -42,6 +43,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     takeover: TakeoverConfig = TakeoverConfig()
     logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

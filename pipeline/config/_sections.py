@@ -11,7 +11,7 @@ msgspec types cannot express live in ``__post_init__`` and raise
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,12 +19,14 @@ import msgspec
 from croniter import croniter
 
 from events.jid import InvalidJid, phone_digits
+from events.model import AlertKind
 
 _HOUR = 3600.0
 _YEAR_MINUTES = 525_600.0
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=_HOUR)]
 Minutes = Annotated[float, msgspec.Meta(gt=0, le=_YEAR_MINUTES)]
 _HH_MM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")  # ASCII digits: \d takes any script
+_PROXY_SCHEMES = ("http", "https", "socks5")
 
 
 class FieldError(ValueError):
@@ -43,12 +45,24 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
     phone_number: str
     bot_tag: bool = False
     session_db: str = "store/whatsapp.db"
+    # "typing…" in the chat while the LLM answers.
+    typing: bool = True
+    # Off by default: marking a chat read hides it from the owner's own unread list.
+    read_receipts: bool = False
+    # Whether a reply visibly quotes the message it answers.
+    quote_replies: Literal["groups", "always", "never"] = "groups"
+    # Longer replies are split into numbered parts (WhatsApp folds long messages).
+    max_message_chars: Annotated[int, msgspec.Meta(ge=200, le=65_536)] = 4000
+    # An http(s):// or socks5:// proxy for the connection to WhatsApp.
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
         try:
             phone_digits(self.phone_number)
         except InvalidJid as exc:
             raise FieldError("phone_number", str(exc)) from None
+        if self.proxy is not None and urlsplit(self.proxy).scheme not in _PROXY_SCHEMES:
+            raise FieldError("proxy", f"{self.proxy!r} is not an http(s):// or socks5:// URL")
 
 
 class DefaultsConfig(Section, frozen=True, kw_only=True):
@@ -110,17 +124,32 @@ class VitalityConfig(Section, frozen=True, kw_only=True):
         return f"{int(minute)} {int(hour)} * * *"
 
 
+# When app.json leaves temperature out. OpenAI's reasoning models (GPT-5,
+# o-series) refuse anything but 1, and local servers ship per-model defaults,
+# so openai sends none; Perplexity's answers read best a little cool.
+_DEFAULT_TEMPERATURE = {"perplexity": 0.2, "openai": None}
+
+
 class LlmConfig(Section, frozen=True, kw_only=True):
+    """``null`` for ``temperature`` or ``max_output_tokens`` leaves it out of the
+    request, so the server's default applies. An omitted ``temperature`` is the
+    provider's default: never UNSET after construction."""
+
     provider: Literal["perplexity", "openai"] = "perplexity"
     model: str = "perplexity/sonar"
     web_search: bool = True
     base_url: str = "https://api.perplexity.ai"
-    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
-    max_output_tokens: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] = 1024
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] | None = 1024
     timeout_seconds: Seconds = 60.0
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
 
     def __post_init__(self) -> None:
+        if self.temperature is msgspec.UNSET:
+            temperature = _DEFAULT_TEMPERATURE[self.provider]
+            msgspec.structs.force_setattr(self, "temperature", temperature)
         if not self.model.strip():
             raise FieldError("model", "must not be empty")
         if problem := url_problem(self.base_url):
@@ -145,6 +174,22 @@ class LoggingConfig(Section, frozen=True, kw_only=True):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+
+
+class AlertsConfig(Section, frozen=True, kw_only=True):
+    """Where the owner hears of trouble besides WhatsApp: a JSON POST to ``webhook``."""
+
+    webhook: str | None = None
+    on: tuple[AlertKind, ...] = ALERT_KINDS
+    # "The LLM is failing" after this many turns in a row ended without an answer.
+    llm_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+
+    def __post_init__(self) -> None:
+        if self.webhook is not None and (problem := url_problem(self.webhook)):
+            raise FieldError("webhook", problem)
+
+
 class StoreConfig(Section, frozen=True, kw_only=True):
     """Addition to DESIGN.md: SQLite durability of the event log."""
 
@@ -152,7 +197,7 @@ class StoreConfig(Section, frozen=True, kw_only=True):
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an LLM base URL, or None if it can."""
+    """Why ``url`` cannot be an http(s) endpoint (LLM base URL, webhook), or None if it can."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"{url!r} is not an http(s) URL"

@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 import anyio
+import msgspec
 
 from events.model import ConfigLoaded
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config
@@ -20,9 +21,35 @@ from pipeline.logs import get_logger
 log = get_logger("wabot.daemon")
 
 
+# Written by ``replay.py apply`` beside app.json (pipeline/tools/replay/_apply.py).
+EXPERIMENT_SUFFIX = ".experiment"
+
+
 def config_loaded(loaded: LoadedConfig) -> ConfigLoaded:
     """The event that records ``loaded`` (secrets are not part of it)."""
-    return ConfigLoaded(hash=loaded.hash, config=loaded.public_dict(), path=loaded.path)
+    return ConfigLoaded(
+        hash=loaded.hash,
+        config=loaded.public_dict(),
+        path=loaded.path,
+        experiment=applied_experiment(Path(loaded.path), loaded.hash),
+    )
+
+
+def applied_experiment(path: Path, digest: str) -> str | None:
+    """The replay experiment app.json was applied from, while it is still that file.
+
+    The marker names the sha256 of the app.json it wrote, so any later edit by
+    hand (another hash) is never credited to the experiment. A missing or
+    unreadable marker only means no experiment is named.
+    """
+    try:
+        marker = msgspec.json.decode(path.with_name(path.name + EXPERIMENT_SUFFIX).read_bytes())
+    except (OSError, ValueError, RecursionError):  # ValueError: not JSON, not UTF-8
+        return None
+    if not isinstance(marker, dict) or marker.get("hash") != digest:
+        return None
+    name = marker.get("experiment")
+    return name if isinstance(name, str) and name else None
 
 
 class Settings:
@@ -58,9 +85,10 @@ class Settings:
         except Exception as exc:  # a loader bug: still no reason to stop answering
             self._reject(digest, f"{self.path}: cannot load ({type(exc).__name__}: {exc})")
             return
-        await live.append(config_loaded(loaded))
+        event = config_loaded(loaded)
+        await live.append(event)
         self.loaded = loaded
-        log.info("config_reloaded", config_hash=loaded.hash[:12])
+        log.info("config_reloaded", config_hash=loaded.hash[:12], experiment=event.experiment)
 
     def _reject(self, digest: str, error: str) -> None:
         self._rejected = digest

@@ -92,7 +92,7 @@ class LlmClient:
         attempt = 1
         while True:
             try:
-                return await self._attempt(url, payload)
+                return await self._attempt(url, payload, body)
             except LlmError as err:
                 final = attempt > self._max_retries or not err.retryable
                 if on_failure is not None:
@@ -102,7 +102,7 @@ class LlmClient:
                 await self._sleep(backoff_delay(attempt - 1, err.retry_after, self._jitter()))
                 attempt += 1
 
-    async def _attempt(self, url: str, payload: bytes) -> LlmResult:
+    async def _attempt(self, url: str, payload: bytes, body: dict[str, Any]) -> LlmResult:
         headers = {"content-type": "application/json", "accept": "application/json"}
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
@@ -125,6 +125,7 @@ class LlmClient:
                 response.content,
                 now=time.time(),
                 api_key=self._api_key,
+                sent=body,
             )
         try:
             result = parse_response(self._provider, response.content)

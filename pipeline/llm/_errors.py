@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pipeline.llm._backoff import parse_retry_after
 
@@ -19,6 +19,16 @@ from pipeline.llm._backoff import parse_retry_after
 # a valid key gets it too, so it must never read as "bad key".
 _RETIRED_TYPES = frozenset({"chat_completions_not_available", "agent_api_migration_required"})
 _MAX_DETAIL = 300
+# OpenAI's wording when a model refuses a field or its value; proxies may pass
+# on only the message, so the field is read from it when ``param`` is absent.
+_REFUSED = re.compile(r"Unsupported (?:parameter|value): '(\w+)'", re.IGNORECASE)
+# The app.json setting behind each request field a model may refuse.
+_SETTINGS = {
+    "temperature": "llm.temperature",
+    "max_tokens": "llm.max_output_tokens",
+    "max_completion_tokens": "llm.max_output_tokens",
+    "max_output_tokens": "llm.max_output_tokens",
+}
 
 
 class LlmError(Exception):
@@ -146,10 +156,16 @@ def error_from_response(
     *,
     now: float,
     api_key: str | None,
+    sent: Mapping[str, Any] | None = None,
 ) -> LlmError:
-    """Classify a non-2xx HTTP answer into the matching ``LlmError``."""
-    detail, err_type = _explain_body(body)
-    detail = redact(detail, api_key)
+    """Classify a non-2xx HTTP answer into the matching ``LlmError``.
+
+    ``sent`` is the request body; with it, a refused field we sent is worded
+    as the app.json setting to change.
+    """
+    explained = _explain_body(body)
+    err_type = explained.kind
+    detail = redact(explained.message, api_key)
     suffix = f": {detail}" if detail else ""
     retry_after = parse_retry_after(headers, now)
     err: LlmError
@@ -167,7 +183,8 @@ def error_from_response(
     elif status == 404:
         err = NotFound(f"model or endpoint not found (HTTP 404){suffix}", status=status)
     elif status in (400, 422):
-        err = BadRequest(f"bad request (HTTP {status}){suffix}", status=status)
+        refused = _refused_setting(status, explained, sent or {})
+        err = BadRequest(refused or f"bad request (HTTP {status}){suffix}", status=status)
     elif status == 408:
         err = RequestTimeout(f"server timed out (HTTP 408){suffix}", status=status)
     elif status == 409:
@@ -193,24 +210,62 @@ def _phrase(status: int) -> str:
         return "error"
 
 
-def _explain_body(body: bytes) -> tuple[str, str]:
-    """Return (one-line message, error type) from any error body shape."""
+class _Explained(NamedTuple):
+    message: str
+    kind: str = ""  # the error's code, else its type
+    param: str = ""  # the request field it blames, if it names one
+
+
+def _explain_body(body: bytes) -> _Explained:
+    """The one-line message, kind and blamed field of any error body shape."""
     text = body.decode("utf-8", errors="replace").strip()
     try:
         data: Any = json.loads(text)
     except ValueError:
-        return _explain_text(text), ""
+        return _Explained(_explain_text(text))
+    except RecursionError:  # a hostile or broken proxy; the status still classifies it
+        return _Explained("error body is JSON nested too deeply to read")
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):
-            message = error.get("message")
-            err_type = error.get("type") or error.get("code")
-            return one_line(str(message or "")), str(err_type or "")
+            message = str(error.get("message") or "")
+            param = error.get("param")
+            if not isinstance(param, str):
+                refused = _REFUSED.search(message)
+                param = refused.group(1) if refused else ""
+            return _Explained(one_line(message), _error_kind(error), param)
         if isinstance(error, str):  # Ollama and llama.cpp send {"error": "..."}
-            return one_line(error), ""
+            return _Explained(one_line(error))
         if "detail" in data:  # FastAPI validation (HTTP 422)
-            return one_line(_detail_text(data["detail"])), ""
-    return one_line(text), ""
+            return _Explained(one_line(_detail_text(data["detail"])))
+    return _Explained(one_line(text))
+
+
+def _refused_setting(status: int, explained: _Explained, sent: Mapping[str, Any]) -> str:
+    """One line naming the app.json setting to null, when the model refused a
+    field we sent (OpenAI's reasoning models: temperature, max_tokens); else ""."""
+    name = explained.param
+    setting = _SETTINGS.get(name)
+    if setting is None or name not in sent:
+        return ""
+    whole = explained.kind == "unsupported_parameter" or explained.message.lower().startswith(
+        "unsupported parameter"
+    )
+    what = f"the parameter {name}" if whole else f"{name} {json.dumps(sent[name])}"
+    return f"the model does not accept {what} (HTTP {status}): set {setting} to null in app.json"
+
+
+def _error_kind(error: dict[str, Any]) -> str:
+    """The most specific name the error gives itself.
+
+    A string ``code`` is finer than ``type``: a retired Sonar path has been seen
+    as type ``forbidden`` with code ``agent_api_migration_required``. Perplexity's
+    own envelope repeats the HTTP status as an integer ``code``; then ``type`` names it.
+    """
+    code = error.get("code")
+    if isinstance(code, str) and code:
+        return code
+    return str(error.get("type") or code or "")
 
 
 def _detail_text(detail: Any) -> str:

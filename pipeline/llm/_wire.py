@@ -7,12 +7,15 @@ Structs, so a body of the wrong shape becomes ``MalformedResponse``, not a crash
 - ``perplexity``: the Agent API, ``POST /v1/responses``. It rejects unknown
   fields, so the body carries only what DESIGN.md section 9 lists.
 - ``openai``: ``POST /chat/completions`` (OpenAI, Ollama, vLLM, llama.cpp, and
-  Perplexity's legacy shape with ``citations``/``search_results``).
+  Perplexity's legacy shape with ``citations``/``search_results``). The
+  ``max_output_tokens`` param goes out as ``max_completion_tokens`` to OpenAI's
+  own API and as ``max_tokens`` everywhere else (``token_limit_name``).
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -22,6 +25,11 @@ from pipeline.llm._turns import normalize_turns, strip_think
 
 PROVIDERS = ("perplexity", "openai")
 PARAM_KEYS = frozenset({"temperature", "max_output_tokens", "web_search"})
+# The run stopped at the token limit before any text; the owner can fix that.
+NO_TEXT_AT_LIMIT = (
+    "the LLM used up its token limit before writing any text: "
+    "raise llm.max_output_tokens in app.json"
+)
 
 _T = TypeVar("_T")
 
@@ -60,7 +68,8 @@ def build_request(
         base = base.removesuffix("/v1")
         return f"{base}/v1/responses", _agent_body(model, turns, params)
     if provider == "openai":
-        return f"{base}/chat/completions", _chat_body(model, turns, params)
+        limit_name = token_limit_name(base)
+        return f"{base}/chat/completions", _chat_body(model, turns, params, limit_name)
     raise ValueError(f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
 
 
@@ -78,13 +87,28 @@ def _agent_body(model: str, turns: list[ChatTurn], params: dict[str, Any]) -> di
     return body
 
 
-def _chat_body(model: str, turns: list[ChatTurn], params: dict[str, Any]) -> dict[str, Any]:
+def token_limit_name(base_url: str) -> str:
+    """The chat-completions field for the output cap at ``base_url``.
+
+    OpenAI's own API (and Azure's copy of it) deprecated ``max_tokens`` and its
+    reasoning models refuse it; Ollama and LM Studio know nothing but
+    ``max_tokens``, which vLLM, llama.cpp and OpenRouter take too.
+    """
+    host = urlsplit(base_url).hostname or ""
+    if host == "api.openai.com" or host.endswith(".openai.azure.com"):
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
+def _chat_body(
+    model: str, turns: list[ChatTurn], params: dict[str, Any], limit_name: str
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": t.role, "content": t.content} for t in turns],
     }
     _put(body, "temperature", params.get("temperature"))
-    _put(body, "max_tokens", params.get("max_output_tokens"))
+    _put(body, limit_name, params.get("max_output_tokens"))
     return body
 
 
@@ -182,6 +206,9 @@ def _decode(body: bytes, shape: type[_T]) -> _T:
     except msgspec.DecodeError:
         start = one_line(body.decode("utf-8", errors="replace"), 80)
         raise MalformedResponse(f"malformed LLM response: not JSON: {start!r}") from None
+    except RecursionError:
+        # msgspec recurses even through fields it skips; no real answer nests this deep.
+        raise MalformedResponse("malformed LLM response: JSON nested too deeply") from None
 
 
 def _parse_agent(resp: _AgentResponse) -> LlmResult:
@@ -202,6 +229,8 @@ def _parse_agent(resp: _AgentResponse) -> LlmResult:
         reason = resp.incomplete_details.reason if resp.incomplete_details else None
         finish = "length" if reason in (None, "max_output_tokens") else reason
         if not texts:
+            if finish == "length":
+                raise RunFailed(NO_TEXT_AT_LIMIT)
             raise RunFailed(f"the LLM run stopped before writing any text ({finish})")
     elif not any(item.type == "message" for item in output):
         raise MalformedResponse("malformed LLM response: no message item in output")
@@ -225,12 +254,15 @@ def _parse_chat(resp: _ChatResponse) -> LlmResult:
     choice = resp.choices[0]
     if choice.message is None or choice.message.content is None:
         raise MalformedResponse("malformed LLM response: choices[0].message.content is missing")
+    content = strip_think(choice.message.content)
+    if not content.strip() and choice.finish_reason == "length":
+        raise RunFailed(NO_TEXT_AT_LIMIT)  # a reasoning model spent the limit thinking
     titles = {s.url: s.title or "" for s in resp.search_results or [] if s.url}
     # Inline [n] markers index ``citations`` when present; titles live in search_results.
     urls = resp.citations if resp.citations is not None else list(titles)
     usage = resp.usage or _ChatUsage()
     return LlmResult(
-        content=strip_think(choice.message.content),
+        content=content,
         citations=[Citation(url=u, title=titles.get(u, "")) for u in urls if u],
         usage=_usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost),
         finish_reason=choice.finish_reason or "stop",

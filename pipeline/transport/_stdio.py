@@ -15,10 +15,9 @@ import secrets
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
-from typing import Annotated, BinaryIO
+from typing import BinaryIO
 
 import anyio
 import msgspec
@@ -26,15 +25,16 @@ from anyio.from_thread import run as run_from_thread
 from anyio.lowlevel import EventLoopToken, current_token
 
 from events.jid import InvalidJid, normalize
-from events.model import MessageKind, ReplyPurpose, TransportStatus
+from events.model import TransportStatus
 from pipeline.logs import get_logger
+from pipeline.transport import _stdio_lines as lines
 from pipeline.transport._base import (
     Deliver,
     Inbound,
+    Outgoing,
     SendReceipt,
     StatusSink,
     TransportError,
-    received_message,
 )
 
 _log = get_logger(__name__)
@@ -48,8 +48,6 @@ MAX_LINE_BYTES = 16 * 2**20
 _READ_AHEAD = 64
 LARGE_LINE_BYTES = 64 * 1024
 _CHUNK = 65536
-# Senders stamp either unix seconds or (like WhatsApp) milliseconds.
-_MILLIS_THRESHOLD = 1e12
 # Warnings quote no content of a line: msgspec's own names a bad enum value.
 _ENUM_VALUE = re.compile(r"Invalid enum value .*(?= - at `)", re.DOTALL)
 _SHOWN = 32  # characters of an unsupported ``type`` shown
@@ -68,39 +66,8 @@ _NOBODY_LISTENING = (
 )
 
 
-class _Head(msgspec.Struct):
-    type: str = "message"
-
-
-# WhatsApp's message ids are about 20 characters; one is part of the log's key.
-_Id = Annotated[str, msgspec.Meta(max_length=256)]
-
-
-class _MessageLine(msgspec.Struct, kw_only=True):
-    chat: str
-    text: str
-    id: _Id | None = None
-    sender: str | None = None
-    from_me: bool = False
-    timestamp: float | None = None
-    push_name: str | None = None
-    sender_alt: str | None = None
-    kind: MessageKind = "text"
-    quoted_id: _Id | None = None
-    mentions: list[str] = []
-
-
-class _SentLine(msgspec.Struct, tag_field="type", tag="sent"):
-    id: str
-    chat: str
-    text: str
-    reply_to: str | None
-    purpose: ReplyPurpose
-
-
-_head_decoder = msgspec.json.Decoder(_Head)
-_message_decoder = msgspec.json.Decoder(_MessageLine)
-_encoder = msgspec.json.Encoder()
+_head_decoder = msgspec.json.Decoder(lines.Head)
+_decoders = {kind: msgspec.json.Decoder(shape) for kind, shape in lines.LINES.items()}
 
 
 class StdioTransport:
@@ -146,33 +113,41 @@ class StdioTransport:
                 _log.info("stdin closed; still sending until stopped")
                 continue
             try:
-                inbound = self._parse(number, raw)
+                item = self._parse(number, raw)
             finally:
                 del raw  # a large line's bytes go before the next one comes
                 if parsed is not None:
                     parsed.set()
-            if inbound is not None:
-                await deliver(inbound)
+            if isinstance(item, TransportStatus):
+                await status(item)
+            elif item is not None:
+                await deliver(item)
 
-    async def send(
-        self,
-        chat: str,
-        text: str,
-        *,
-        wa_id: str | None,
-        reply_to: str | None,
-        purpose: ReplyPurpose,
-    ) -> SendReceipt:
+    async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
             raise TransportError("stdio transport is closed", retryable=False)
-        msg_id = wa_id or self.new_message_id()
-        line = _encoder.encode(_SentLine(msg_id, chat, text, reply_to, purpose)) + b"\n"
+        msg_id = message.wa_id or self.new_message_id()
         try:
             # Off the event loop: a reader that stops draining stdout must not stall intake.
-            await anyio.to_thread.run_sync(self._write, line)
+            await anyio.to_thread.run_sync(self._write, lines.sent_line(message, msg_id))
         except (OSError, ValueError) as exc:  # ValueError: stdout already closed
             raise TransportError(f"cannot write to stdout: {exc}", retryable=False) from exc
         return SendReceipt(msg_id, self._clock())
+
+    async def typing(self, chat: str, on: bool) -> None:
+        await self._emit(lines.presence_line(chat, "composing" if on else "paused"))
+
+    async def mark_read(self, chat: str, ids: Sequence[str], sender: str | None) -> None:
+        await self._emit(lines.read_line(chat, ids))
+
+    async def _emit(self, line: bytes) -> None:
+        """A line that is no send: lost when stdout is gone, never an error."""
+        if self._closed:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._write, line)
+        except (OSError, ValueError) as exc:
+            _log.warning("cannot write to stdout", error=str(exc))
 
     async def aclose(self) -> None:
         self._closed = True
@@ -219,18 +194,29 @@ class StdioTransport:
         await self._line_sink.send((number, raw, parsed))
         await parsed.wait()
 
-    def _parse(self, number: int, raw: bytes) -> Inbound | None:
+    def _parse(self, number: int, raw: bytes) -> Inbound | TransportStatus | None:
+        kind = "line"
+        line: msgspec.Struct | None = None
         try:
             kind = _head_decoder.decode(raw).type
-            if kind != "message":
+            decoder = _decoders.get(kind)
+            if decoder is None:
                 shown = kind if len(kind) <= _SHOWN else kind[:_SHOWN] + "…"
                 _log.warning(f"stdin line {number}: unsupported type {shown!r}, skipped")
                 return None
-            line = _message_decoder.decode(raw)
-            inbound = self._inbound(line)
+            line = decoder.decode(raw)
+            if isinstance(line, lines.StatusLine):
+                return lines.status(line)
+            if isinstance(line, lines.EditLine):
+                fact = lines.edit(line)
+            elif isinstance(line, lines.RevokeLine):
+                fact = lines.revoke(line)
+            else:
+                assert isinstance(line, lines.MessageLine)
+                fact = lines.message(line, self.owner_jid, self._clock())
         except msgspec.ValidationError as exc:
             problem = _ENUM_VALUE.sub("invalid value", str(exc))
-            _log.warning(f"stdin line {number}: invalid message ({problem}), skipped")
+            _log.warning(f"stdin line {number}: invalid {kind} ({problem}), skipped")
             return None
         except msgspec.DecodeError as exc:
             _log.warning(f"stdin line {number}: invalid JSON ({exc}), skipped")
@@ -243,46 +229,10 @@ class StdioTransport:
             return None
         except InvalidJid:
             # The field, not its value: the line may belong to a chat that is not monitored.
-            field = _invalid_jid_field(line)
+            field = lines.invalid_jid_field(line) if line is not None else "an id"
             _log.warning(f"stdin line {number}: {field} is not a WhatsApp JID, skipped")
             return None
-        # Not logged here: the chat may be unmonitored, and then nothing of it is written.
-        return inbound
-
-    def _inbound(self, line: _MessageLine) -> Inbound:
-        now = self._clock()
-        stamp = line.timestamp
-        if stamp is not None and stamp > _MILLIS_THRESHOLD:
-            stamp /= 1000
-        # The owner typed a from_me message, so the chat is the wrong default sender.
-        sender = line.sender or (self.owner_jid if line.from_me else None)
-        event = received_message(
-            chat=line.chat,
-            msg_id=line.id or uuid.uuid4().hex.upper(),
-            text=line.text,
-            sent_at=now if stamp is None else stamp,
-            sender=sender,
-            from_me=line.from_me,
-            push_name=line.push_name,
-            sender_alt=line.sender_alt,
-            kind=line.kind,
-            quoted_id=line.quoted_id,
-            mentions=line.mentions,
-        )
-        return Inbound(event, now)
-
-
-def _invalid_jid_field(line: _MessageLine) -> str:
-    """The name of the first id on ``line`` that is not a JID or phone number."""
-    ids = [("chat", line.chat), ("sender", line.sender), ("sender_alt", line.sender_alt)]
-    ids += [(f"mentions[{n}]", jid) for n, jid in enumerate(line.mentions)]
-    for name, value in ids:
-        try:
-            if value:
-                normalize(value)
-        except InvalidJid:
-            return name
-    return "an id"
+        return Inbound(fact, self._clock())
 
 
 def _lines(fd: int, limit: int) -> Iterator[bytes | None]:

@@ -75,6 +75,8 @@ def test_nothing_of_an_unmonitored_chat_is_written_anywhere(make_daemon):
         push_name=MEMBER_NAME,
         mentions=[f"{STRANGER_NUMBER}@s.whatsapp.net"],
     )
+    d.send(type="edit", chat=f"{STRANGER_NUMBER}@s.whatsapp.net", id="S1", text=STRANGER_TEXT)
+    d.send(type="revoke", chat=OTHER_GROUP, id="S2")
     # Lines are handled in order: once this is answered, the strangers' have been seen.
     msg_id = d.message("hello", chat=ALICE)
     assert d.next_sent()["reply_to"] == msg_id
@@ -87,5 +89,5 @@ def test_nothing_of_an_unmonitored_chat_is_written_anywhere(make_daemon):
     secrets += [MEMBER_NUMBER, MEMBER_NAME]
     leaks = [(s, where) for s in secrets for where, data in places.items() if s.encode() in data]
     assert leaks == []
-    assert '"dropped_unmonitored": 2' in stderr  # the count is all that is said
+    assert '"dropped_unmonitored": 4' in stderr  # the count is all that is said
     assert '"level": "debug"' in stderr

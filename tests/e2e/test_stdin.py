@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
-from events.model import MessageReceived
+from events.model import MessageEdited, MessageReceived
 from pipeline.daemon import MAX_TEXT_BYTES
 from tests.e2e.harness import ALICE, Daemon
 
@@ -75,10 +75,17 @@ def test_a_huge_message_is_recorded_cut_and_a_huge_line_is_skipped(daemon: Daemo
     daemon.send_raw(json.dumps({"chat": ALICE, "text": "x" * (17 * 2**20)}))
     last = daemon.message("and a short one")
 
-    received = [daemon.wait_event(MessageReceived, msg_id=i) for i in [*ids, last]]
+    daemon.send(type="edit", chat=ALICE, id=ids[0], text=text)
+    quoting = daemon.message("see above", quoted={"id": ids[1], "text": text})
+
+    received = [daemon.wait_event(MessageReceived, msg_id=i) for i in [*ids, last, quoting]]
     assert all(r.text == "é" * (MAX_TEXT_BYTES // 2) for r in received[:4])
     assert all(r.truncated_from == 5_000_000 for r in received[:4])
     assert (received[4].text, received[4].truncated_from) == ("and a short one", None)
+    assert received[5].quoted is not None
+    assert received[5].quoted.text == "é" * (MAX_TEXT_BYTES // 2)
+    edited = daemon.wait_event(MessageEdited, msg_id=ids[0])
+    assert (edited.text, edited.truncated_from) == ("é" * (MAX_TEXT_BYTES // 2), 5_000_000)
     assert "longer than 16 MiB, skipped" in daemon.wait_stderr("stdin line 5:")
     assert daemon.log.size_bytes() - before < 2 * 2**20
     assert daemon.alive

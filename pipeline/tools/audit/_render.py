@@ -53,7 +53,9 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
             change = "first config in the log"
         else:
             change = "; ".join(t.config.changed) or "no setting changed"
-        lines.append(f"  config {t.config.hash[:12]}: {change}")
+        applied = t.config.experiment and change != "unchanged"
+        source = f" (from replay experiment {t.config.experiment})" if applied else ""
+        lines.append(f"  config {t.config.hash[:12]}{source}: {change}")
     if t.request is not None:
         params = " ".join(f"{k}={v}" for k, v in t.request.params.items())
         lines.append(f"  request {t.request.model} {params} (call {t.request.call_id[:8]})")

@@ -7,14 +7,16 @@ an unchanged request never reaches the provider again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 
-from events.private import private_dir, write_private
-from pipeline.config import LlmConfig
+from pipeline.config import LlmConfig, LoadedConfig
 from pipeline.llm import BadRequest, LlmClient, LlmResult, Prompt, build_request
+from pipeline.tools.replay._files import replace_private
 
 _decoder = msgspec.json.Decoder(LlmResult)
 
@@ -49,9 +51,19 @@ class CachedLlm:
         except (OSError, msgspec.DecodeError):
             pass  # not cached yet, or a torn file from a killed run: ask again
         result = await self._client.complete(prompt.model, prompt.messages, prompt.params)
-        self._store(path, msgspec.json.encode(result))
+        replace_private(path, msgspec.json.encode(result))
         return result, False
 
-    def _store(self, path: Path, data: bytes) -> None:
-        private_dir(path.parent)
-        write_private(path, data)
+
+@contextlib.asynccontextmanager
+async def cached_llm(loaded: LoadedConfig, directory: Path) -> AsyncIterator[CachedLlm]:
+    """The endpoint and key of ``loaded`` behind the cache in ``directory``."""
+    llm = loaded.config.llm
+    async with LlmClient(
+        provider=llm.provider,
+        base_url=llm.base_url,
+        api_key=loaded.secrets.api_key,
+        timeout=llm.timeout_seconds,
+        max_retries=llm.max_retries,
+    ) as client:
+        yield CachedLlm(client, llm, directory)

@@ -1,7 +1,10 @@
-"""``python replay.py --chat X``: rebuild a chat's LLM turns, check them or re-run them.
+"""``python replay.py``: rebuild a chat's LLM turns, check them or re-run them with new
+settings; across chats (``--all``), sampled and judged by an LLM (``--judge``).
 
 Reads the log read-only and never talks to WhatsApp; re-runs write only an
-experiment file and the response cache under ``STORE/replays/``.
+experiment file (and its HTML report) and the response cache under
+``STORE/replays/``. ``python replay.py apply EXPERIMENT`` writes an
+experiment's prompt, persona and model into app.json.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 import msgspec
@@ -21,26 +23,30 @@ from events.backends import open_reader
 from events.codec import CorruptEvent
 from events.jid import user_part
 from events.model import ConfigLoaded, Recorded
-from events.private import private_dir, write_private
-from events.protocol import LogError, NoLog
-from pipeline.config import ConfigError, LoadedConfig, load_config, parse_config
-from pipeline.llm import LlmClient
+from events.protocol import LogError, LogReader, NoLog
+from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.paths import STORE_HELP, env_file, store_dir
 from pipeline.tools._args import BadArgument, latest_config, parse_time, resolve_chat
 from pipeline.tools.replay import _output as output
-from pipeline.tools.replay._cache import CachedLlm
+from pipeline.tools.replay._apply import Conflict, apply, config_at, find_experiment
+from pipeline.tools.replay._cache import cached_llm
+from pipeline.tools.replay._evaluate import select
+from pipeline.tools.replay._experiment import History, described, evaluate, variant_of
+from pipeline.tools.replay._files import reserve, write_private
+from pipeline.tools.replay._progress import Progress
 from pipeline.tools.replay._runner import NewReply, replay
 from pipeline.tools.replay._variant import Variant
 from pipeline.tools.replay._verify import check
 from projections.calls import Call, calls
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
+APPLY_USAGE = "python replay.py apply EXPERIMENT [--config app.json] [--store DIR]"
 DESCRIPTION = (
-    "Rebuild a chat's LLM turns from wabot's event log: check that the log explains every"
+    "Rebuild chats' LLM turns from wabot's event log: check that the log explains every"
     " request exactly (--recorded), or send them again with a new prompt, persona, model"
-    " or config and compare the answers. The log is opened read-only and nothing is sent"
-    " to WhatsApp; re-runs write an experiment file and a response cache under"
-    " STORE/replays/."
+    " or config and compare the answers, optionally judged by an LLM (--judge). The log"
+    " is opened read-only and nothing is sent to WhatsApp; re-runs write an experiment"
+    " file, its report and a response cache under STORE/replays/."
 )
 
 
@@ -51,8 +57,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python replay.py", description=DESCRIPTION)
-    p.add_argument("--chat", required=True, help="JID, phone number or entity name")
+    p = _Parser(prog="python replay.py", description=DESCRIPTION, epilog=f"usage: {APPLY_USAGE}")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--chat", action="append", help="JID, phone number or entity name (repeatable)"
+    )
+    which.add_argument("--all", action="store_true", help="every monitored chat with LLM turns")
     p.add_argument("--recorded", action="store_true", help="no LLM: rebuild each request, compare")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="new prompt for the chat")
@@ -65,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_time, help="first turn time (ISO or unix seconds)")
     p.add_argument("--until", type=_time, help="last turn time (ISO or unix seconds)")
     p.add_argument("--limit", type=_positive, help="at most N turns (the earliest)")
+    p.add_argument("--sample", type=_positive, help="N turns picked at random (see --seed)")
+    p.add_argument("--seed", type=int, default=0, help="the --sample seed (default 0)")
     p.add_argument(
         "--context",
         choices=("recorded", "replayed"),
@@ -72,13 +84,34 @@ def _parser() -> argparse.ArgumentParser:
         help="later turns see the recorded replies (default) or the new ones",
     )
     p.add_argument("--concurrency", type=_positive, default=4, help="LLM calls at once")
+    judge = p.add_argument_group("judging")
+    judge.add_argument("--judge", action="store_true", help="an LLM compares old and new replies")
+    judge.add_argument("--judge-model", help="the judge's model (default: llm.model in force)")
+    judge.add_argument("--rubric", type=Path, help="file with the judge's criteria")
     return p
 
 
+def _apply_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python replay.py apply", description=_apply_doc())
+    p.add_argument("experiment", help="experiment file, or its name under STORE/replays/")
+    p.add_argument("--config", type=Path, help="app.json to write (default: the bot's)")
+    p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
+    return p
+
+
+def _apply_doc() -> str:
+    return "Write an experiment's prompt, persona and model into app.json, atomically."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    applying = words[:1] == ["apply"]
+    args = (_apply_parser() if applying else _parser()).parse_args(words[1:] if applying else words)
     try:
-        return _main(args)
+        return _apply(args) if applying else _main(args)
+    except Conflict as exc:
+        print(f"replay.py: {exc}", file=sys.stderr)
+        return EXIT_DIFFERENT
     except (BadArgument, ConfigError, NoLog, LogError, CorruptEvent, OSError) as exc:
         print(f"replay.py: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,27 +120,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    changes = [args.prompt, args.prompt_file, args.persona, args.model]
-    if args.recorded and (any(c is not None for c in changes) or args.context != "recorded"):
-        raise BadArgument("--recorded checks what was sent; it takes no new settings")
+    _check_args(args)
     store = store_dir(args.store, env_file(None))
     with open_reader(store) as log:
         config = parse_config(args.config) if args.config else latest_config(log.read(chats=[""]))
-        chat = resolve_chat(args.chat, config, log.chats())
-        records = list(log.read(chats=[chat, ""]))
-    chosen = _select(calls(records, chat), args.since, args.until, args.limit)
+        chats = _chats(args, config, log)
+        histories = [
+            History(chat, _name(config, chat), list(log.read(chats=[chat, ""]))) for chat in chats
+        ]
+    if args.all or len(chats) > 1 or args.judge or args.sample is not None:
+        if args.recorded:
+            return _check_all(histories, args)
+        return evaluate(args, store, histories, _llm_config(args.config, histories[0].records))
+    chat, records = histories[0].chat, histories[0].records
+    chosen = select(calls(records, chat), _ts, args.since, args.until, args.limit)
     if args.recorded:
         return _check(chat, chosen, as_json=args.json)
     return _rerun(args, store, chat, chosen, records)
 
 
-def _select(
-    found: list[Call], since: float | None, until: float | None, limit: int | None
-) -> list[Call]:
-    chosen = [
-        t for t in found if (since is None or t.ts >= since) and (until is None or t.ts <= until)
-    ]
-    return chosen[:limit]
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.chat and not args.all:
+        raise BadArgument("give --chat CHAT (once or more) or --all")
+    changes = [args.prompt, args.prompt_file, args.persona, args.model]
+    if args.recorded and (any(c is not None for c in changes) or args.context != "recorded"):
+        raise BadArgument("--recorded checks what was sent; it takes no new settings")
+    if args.recorded and args.judge:
+        raise BadArgument("--recorded makes no LLM call; --judge needs a re-run")
+    if (args.judge_model or args.rubric) and not args.judge:
+        raise BadArgument("--judge-model and --rubric go with --judge")
+
+
+def _chats(args: argparse.Namespace, config: AppConfig | None, log: LogReader) -> list[str]:
+    known = set(log.chats())
+    if not args.all:
+        return list(dict.fromkeys(resolve_chat(c, config, known) for c in args.chat))
+    if config is None:
+        raise BadArgument("--all needs a config: no --config and no config in the log")
+    found = [jid for e in config.monitored_entities if (jid := config.entity_jid(e)) in known]
+    if not found:
+        raise BadArgument("no monitored chat has events in the log")
+    return found
+
+
+def _name(config: AppConfig | None, chat: str) -> str:
+    entity = config.find_entity(chat) if config is not None else None
+    return entity.name if entity is not None and entity.name else user_part(chat)
+
+
+def _ts(call: Call) -> float:
+    return call.ts
 
 
 def _check(chat: str, chosen: list[Call], *, as_json: bool) -> int:
@@ -119,28 +181,31 @@ def _check(chat: str, chosen: list[Call], *, as_json: bool) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_DIFFERENT
 
 
+def _check_all(histories: list[History], args: argparse.Namespace) -> int:
+    """``--recorded`` over several chats: one check per chat, one exit status."""
+    docs, texts, ok = [], [], True
+    for h in histories:
+        chosen = select(calls(h.records, h.chat), _ts, args.since, args.until, args.limit)
+        checks = [check(t) for t in chosen]
+        ok = ok and all(c.ok for c in checks)
+        docs.append(output.check_doc(h.chat, checks))
+        texts.append(f"{h.name} ({h.chat}):\n{output.check_text(checks)}")
+    if args.json:
+        print(msgspec.json.encode({"mode": "recorded", "ok": ok, "chats": docs}).decode())
+    else:
+        print("\n\n".join(texts))
+    return EXIT_OK if ok else EXIT_DIFFERENT
+
+
 def _rerun(
     args: argparse.Namespace, store: Path, chat: str, chosen: list[Call], records: list[Recorded]
 ) -> int:
     loaded = _llm_config(args.config, records)
-    prompt = _read_prompt(args.prompt_file) if args.prompt_file else args.prompt
-    variant = Variant(
-        prompt=prompt,
-        persona=args.persona,
-        model=args.model,
-        config=loaded.config if args.config else None,
-        context=args.context,
-    )
+    prompt, variant = variant_of(args, loaded)
     new = anyio.run(_run_llm, loaded, variant, chosen, store, args.concurrency)
-    described: dict[str, Any] = {
-        "prompt": prompt,
-        "persona": args.persona,
-        "model": args.model,
-        "config": str(args.config) if args.config else None,
-        "context": args.context,
-    }
-    doc = output.replay_doc(chat, described, chosen, new)
-    path = _save(store / "replays", chat, doc)
+    doc = output.replay_doc(chat, described(args, prompt), chosen, new)
+    path = reserve(store / "replays", user_part(chat))
+    write_private(path, msgspec.json.format(msgspec.json.encode(doc), indent=2))
     if args.json:
         print(msgspec.json.encode(doc).decode())
     else:
@@ -154,73 +219,51 @@ def _rerun(
 
 def _llm_config(config_path: Path | None, records: list[Recorded]) -> LoadedConfig:
     """Endpoint and key: from ``--config``, else from the app.json the bot last loaded."""
-    if config_path is not None:
-        return load_config(config_path, env_file=env_file(None))
+    return load_config(config_path or bot_config_path(records), env_file=env_file(None))
+
+
+def bot_config_path(records: list[Recorded]) -> Path:
+    """The app.json the bot last loaded, as its ``ConfigLoaded`` names it."""
     last = next((r.event for r in reversed(records) if isinstance(r.event, ConfigLoaded)), None)
     if last is None:
         raise BadArgument("no config in the log: pass --config app.json")
-    return load_config(Path(last.path), env_file=env_file(None))
+    return Path(last.path)
 
 
 async def _run_llm(
     loaded: LoadedConfig, variant: Variant, chosen: list[Call], store: Path, concurrency: int
 ) -> dict[str, NewReply]:
-    llm = loaded.config.llm
-    progress = _Progress(len(chosen))
-    async with LlmClient(
-        provider=llm.provider,
-        base_url=llm.base_url,
-        api_key=loaded.secrets.api_key,
-        timeout=llm.timeout_seconds,
-        max_retries=llm.max_retries,
-    ) as client:
-        cached = CachedLlm(client, llm, store / "replays" / "cache")
+    progress = Progress("replaying", len(chosen))
+    async with cached_llm(loaded, store / "replays" / "cache") as llm:
         try:
             return await replay(
-                chosen, variant, cached, concurrency=concurrency, on_done=progress.step
+                chosen, variant, llm, concurrency=concurrency, on_done=progress.step
             )
         finally:
             progress.clear()
 
 
-class _Progress:
-    """``replaying 3/12`` on stderr, only when a person is watching it."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.shown = sys.stderr.isatty()
-
-    def step(self) -> None:
-        self.done += 1
-        if self.shown:
-            print(f"\rreplaying {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
-
-    def clear(self) -> None:
-        if self.shown:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-
-
-def _save(directory: Path, chat: str, doc: dict[str, Any]) -> Path:
-    """One new experiment file per run, named by time and chat; never overwrites."""
-    private_dir(directory)
-    stem = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{user_part(chat)}"
-    data = msgspec.json.format(msgspec.json.encode(doc), indent=2)
-    for n in range(1, 1000):
-        path = directory / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
-        try:
-            write_private(path, data, exclusive=True)
-        except FileExistsError:
-            continue
-        return path
-    raise BadArgument(f"{directory}: too many experiment files named {stem}*")
-
-
-def _read_prompt(path: Path) -> str:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadArgument(f"{path}: cannot read the prompt ({exc})") from None
+def _apply(args: argparse.Namespace) -> int:
+    store = store_dir(args.store, env_file(None))
+    experiment = find_experiment(args.experiment, store / "replays")
+    with open_reader(store) as log:
+        records = list(log.read(chats=[""]))
+    if args.config is not None:
+        target = args.config
+    elif experiment.config is not None:
+        target = Path(experiment.config)
+    else:
+        target = bot_config_path(records)
+    changed = apply(experiment, target, config_at(records, experiment.ran_at))
+    if not changed:
+        print(f"{target} already has the settings of experiment {experiment.name}; nothing written")
+        return EXIT_OK
+    interval = parse_config(target).polling.interval_seconds
+    print(
+        f"applied experiment {experiment.name} to {target}: {', '.join(changed)}; "
+        f"a running bot loads it within {interval:g} s"
+    )
+    return EXIT_OK
 
 
 def _time(text: str) -> float:

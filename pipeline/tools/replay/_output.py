@@ -39,10 +39,10 @@ def check_doc(chat: str, checks: Sequence[Check]) -> dict[str, Any]:
         "ok": all(c.ok for c in checks),
         "turns": [
             {
-                **_turn_head(c.call),
+                **turn_head(c.call),
                 "status": "OK" if c.ok else "DIFF",
                 "differences": c.differences,
-                "old": _old(c.call),
+                "old": old_fields(c.call),
             }
             for c in checks
         ],
@@ -65,37 +65,45 @@ def replay_doc(
         "chat": chat,
         "settings": dict(settings),
         "turns": [
-            {**_turn_head(t), "old": _old(t), "new": _new(new[t.call_id])}
+            {**turn_head(t), "old": old_fields(t), "new": new_fields(new[t.call_id])}
             for t in turns
             if t.call_id in new
         ],
-        "summary": _totals(turns, new),
+        "summary": totals(turns, new),
     }
 
 
 def replay_text(turns: Sequence[Call], new: Mapping[str, NewReply], columns: int) -> str:
-    blocks = []
-    for t in turns:
-        reply = new[t.call_id]
-        head = f"── turn {t.index} · seq {t.seq} · {iso(t.ts)} · session {t.session_id[:8]} "
-        lines = [head + "─" * max(0, min(columns, 100) - len(head))]
-        user = _user(t) or "(input not in the log)"
-        lines += [f"> {line}" for line in user.splitlines() or [""]]
-        old_text = old_reply(t) or f"(no reply: {t.outcome.error or 'never answered'})"
-        new_text = reply.reply if reply.reply is not None else f"(failed: {reply.error})"
-        old_label = f"old ({_cost_latency(t.outcome.usage, t.outcome.latency_ms)})"
-        extra = ", cached" if reply.cached else ""
-        new_label = f"new ({_cost_latency(reply.usage, reply.latency_ms)}{extra})"
-        if columns >= SIDE_BY_SIDE_COLUMNS:
-            lines += _side_by_side((old_label, old_text), (new_label, new_text), columns)
-        else:
-            lines += _unified((old_label, old_text), (new_label, new_text))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return "\n\n".join("\n".join(turn_block(t, new[t.call_id], columns)) for t in turns)
+
+
+def turn_block(
+    t: Call, reply: NewReply, columns: int, *, chat: str = "", reference: str | None = None
+) -> list[str]:
+    """A turn's head, the user's message, and the old and new reply side by side
+    (or as a diff on a narrow terminal); ``chat`` names the chat in the head,
+    ``reference`` is what the owner wrote by hand."""
+    where = f"{chat} · " if chat else ""
+    head = f"── {where}turn {t.index} · seq {t.seq} · {iso(t.ts)} · session {t.session_id[:8]} "
+    lines = [head + "─" * max(0, min(columns, 100) - len(head))]
+    user = user_said(t) or "(input not in the log)"
+    lines += [f"> {line}" for line in user.splitlines() or [""]]
+    if reference is not None:
+        lines += [f"owner wrote: {line}" for line in reference.splitlines() or [""]]
+    old_text = old_reply(t) or f"(no reply: {t.outcome.error or 'never answered'})"
+    new_text = reply.reply if reply.reply is not None else f"(failed: {reply.error})"
+    old_label = f"old ({_cost_latency(t.outcome.usage, t.outcome.latency_ms)})"
+    extra = ", cached" if reply.cached else ""
+    new_label = f"new ({_cost_latency(reply.usage, reply.latency_ms)}{extra})"
+    if columns >= SIDE_BY_SIDE_COLUMNS:
+        lines += _side_by_side((old_label, old_text), (new_label, new_text), columns)
+    else:
+        lines += _unified((old_label, old_text), (new_label, new_text))
+    return lines
 
 
 def summary_line(turns: Sequence[Call], new: Mapping[str, NewReply]) -> str:
-    s = _totals(turns, new)
+    s = totals(turns, new)
     return (
         f"{s['turns']} turns replayed ({s['cached']} cached, {s['failed']} failed): "
         f"old cost ${s['old_cost_usd']:.4f}, new cost ${s['new_cost_usd']:.4f}"
@@ -126,23 +134,23 @@ def _unified(old: tuple[str, str], new: tuple[str, str]) -> list[str]:
     return list(diff)
 
 
-def _turn_head(t: Call) -> dict[str, Any]:
+def turn_head(t: Call) -> dict[str, Any]:
     return {
         "turn": t.index,
         "seq": t.seq,
         "at": iso(t.ts),
         "call_id": t.call_id,
         "session_id": t.session_id,
-        "user": _user(t),
+        "user": user_said(t),
     }
 
 
-def _user(t: Call) -> str | None:
+def user_said(t: Call) -> str | None:
     """What the user said in the call: its last turn, as sent."""
     return t.request.messages[-1].content if t.inputs is not None and t.request.messages else None
 
 
-def _old(t: Call) -> dict[str, Any]:
+def old_fields(t: Call) -> dict[str, Any]:
     out = t.outcome
     return {
         "reply": old_reply(t),
@@ -153,7 +161,7 @@ def _old(t: Call) -> dict[str, Any]:
     }
 
 
-def _new(r: NewReply) -> dict[str, Any]:
+def new_fields(r: NewReply) -> dict[str, Any]:
     return {
         "reply": r.reply,
         "tokens": r.usage.total_tokens if r.usage else None,
@@ -165,19 +173,19 @@ def _new(r: NewReply) -> dict[str, Any]:
     }
 
 
-def _totals(turns: Sequence[Call], new: Mapping[str, NewReply]) -> dict[str, Any]:
+def totals(turns: Sequence[Call], new: Mapping[str, NewReply]) -> dict[str, Any]:
     done = [t for t in turns if t.call_id in new]
     replies = [new[t.call_id] for t in done]
     return {
         "turns": len(done),
         "cached": sum(r.cached for r in replies),
         "failed": sum(r.error is not None for r in replies),
-        "old_cost_usd": round(sum(_cost(t.outcome.usage) for t in done), 6),
-        "new_cost_usd": round(sum(_cost(r.usage) for r in replies), 6),
+        "old_cost_usd": round(sum(usd(t.outcome.usage) for t in done), 6),
+        "new_cost_usd": round(sum(usd(r.usage) for r in replies), 6),
     }
 
 
-def _cost(usage: Usage | None) -> float:
+def usd(usage: Usage | None) -> float:
     return (usage.cost_usd or 0.0) if usage else 0.0
 
 

@@ -1,0 +1,165 @@
+"""The SQL of the PostgreSQL log, one schema's worth, and the rows it returns as events.
+
+Every statement names the log (``log_id``), so many logs share the tables.
+Arrays travel as binary parameters (``%b``): a JSON body in a text array
+literal would be escaped on the way in and parsed again on the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.codec import CorruptEvent, decode
+from events.model import Recorded
+from events.protocol import Selection
+
+US = 1_000_000
+Row = tuple[Any, ...]
+
+_TEMPLATES = {
+    # The fast path: one statement, one round trip, its own transaction (autocommit).
+    # The UPDATE takes the log's counter row lock, held until commit: writers of
+    # one log commit in seq order. It also yields the first seq of the group.
+    "append": """
+        WITH counter AS (
+            UPDATE {s}.logs SET last_seq = last_seq + %(n)s WHERE id = %(log)s
+            RETURNING last_seq - %(n)s AS base
+        ), added AS (
+            INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
+            SELECT %(log)s, counter.base + r.ord, r.ts, r.type, r.chat, r.body::json
+            FROM counter, unnest(%(ts)b::bigint[], %(types)b::text[], %(chats)b::text[],
+                                 %(bodies)b::text[]) WITH ORDINALITY AS r(ts, type, chat, body, ord)
+        )
+        SELECT base, pg_notify(%(channel)s, '') FROM counter
+    """,
+    # The same for one event, with scalar parameters: no arrays to build or unnest.
+    "append_one": """
+        WITH counter AS (
+            UPDATE {s}.logs SET last_seq = last_seq + 1 WHERE id = %(log)s RETURNING last_seq
+        ), added AS (
+            INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
+            SELECT %(log)s, counter.last_seq, %(ts)s, %(type)s, %(chat)s, %(body)s::json
+            FROM counter
+        )
+        SELECT last_seq - 1, pg_notify(%(channel)s, '') FROM counter
+    """,
+    # The keyed path locks the counter first, in its own statement, so the key
+    # look-up that follows sees every key committed before the lock was granted.
+    "lock": "SELECT last_seq FROM {s}.logs WHERE id = %s FOR NO KEY UPDATE",
+    "by_keys": (
+        "SELECT seq, ts, key, body::text FROM {s}.events WHERE log_id = %s AND key = ANY(%b)"
+    ),
+    "insert": """
+        INSERT INTO {s}.events (log_id, seq, ts, type, chat, key, body)
+        SELECT %(log)s, r.seq, r.ts, r.type, r.chat, r.key, r.body::json
+        FROM unnest(%(seqs)b::bigint[], %(ts)b::bigint[], %(types)b::text[], %(chats)b::text[],
+                    %(keys)b::text[], %(bodies)b::text[]) AS r(seq, ts, type, chat, key, body)
+    """,
+    # The COPY path's two statements around its COPY, sent as simple queries
+    # (several statements, one round trip); {n}, {log} are integers, {channel} ours.
+    "begin_bump": (
+        "BEGIN; UPDATE {s}.logs SET last_seq = last_seq + {{n}} WHERE id = {{log}}"
+        " RETURNING last_seq - {{n}}"
+    ),
+    "notify_commit": "SELECT pg_notify('{{channel}}', ''); COMMIT",
+    "copy": "COPY {s}.events (log_id, seq, ts, type, chat, key, body) FROM STDIN",
+    "advance": "UPDATE {s}.logs SET last_seq = %s WHERE id = %s",
+    "notify": "SELECT pg_notify(%s, '')",
+    "last_seq": "SELECT last_seq FROM {s}.logs WHERE id = %s",
+    "read": (
+        "SELECT seq, ts, key, body::text FROM {s}.events WHERE log_id = %s AND seq > %s"
+        " ORDER BY seq LIMIT %s"
+    ),
+    "read_chats": (
+        "SELECT seq, ts, key, body::text FROM {s}.events"
+        " WHERE log_id = %s AND seq > %s AND chat = ANY(%s) ORDER BY seq LIMIT %s"
+    ),
+    # A loose index scan over (log_id, chat, seq): one index probe per chat
+    # instead of reading every event of the log.
+    "chats": """
+        WITH RECURSIVE c AS (
+            (SELECT chat FROM {s}.events WHERE log_id = %(log)s AND chat > '' ORDER BY chat LIMIT 1)
+            UNION ALL
+            SELECT (SELECT e.chat FROM {s}.events e
+                    WHERE e.log_id = %(log)s AND e.chat > c.chat ORDER BY e.chat LIMIT 1)
+            FROM c WHERE c.chat IS NOT NULL
+        )
+        SELECT chat FROM c WHERE chat IS NOT NULL
+    """,
+    "save_snapshot": """
+        INSERT INTO {s}.snapshots (log_id, name, version, seq, state) VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (log_id, name)
+        DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, state = EXCLUDED.state
+    """,
+    "load_snapshot": (
+        "SELECT seq, state FROM {s}.snapshots WHERE log_id = %s AND name = %s AND version = %s"
+    ),
+    "size": (
+        "SELECT pg_total_relation_size('{s}.events') + pg_total_relation_size('{s}.snapshots')"
+        " + pg_total_relation_size('{s}.logs')"
+    ),
+}
+
+
+class Queries:
+    """The statements above with the schema filled in (it was checked to be an identifier)."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        sql = {name: text.format(s=schema) for name, text in _TEMPLATES.items()}
+        self.append = sql["append"]
+        self.append_one = sql["append_one"]
+        self.lock = sql["lock"]
+        self.by_keys = sql["by_keys"]
+        self.insert = sql["insert"]
+        self.begin_bump = sql["begin_bump"]
+        self.notify_commit = sql["notify_commit"]
+        self.copy = sql["copy"]
+        self.advance = sql["advance"]
+        self.notify = sql["notify"]
+        self.last_seq = sql["last_seq"]
+        self.read = sql["read"]
+        self.read_chats = sql["read_chats"]
+        self.chats = sql["chats"]
+        self.save_snapshot = sql["save_snapshot"]
+        self.load_snapshot = sql["load_snapshot"]
+        self.size = sql["size"]
+
+    def delete(self, log: int, selection: Selection, chunk: int) -> tuple[str, tuple[object, ...]]:
+        """One chunk of a compaction: the first ``chunk`` selected events, oldest first."""
+        where, args = _where(selection)
+        s = self.schema
+        return (
+            f"DELETE FROM {s}.events WHERE log_id = %s AND seq IN (SELECT seq FROM {s}.events"
+            f" WHERE log_id = %s AND {where} ORDER BY seq LIMIT %s) RETURNING seq, type",
+            (log, log, *args, chunk),
+        )
+
+
+def _where(selection: Selection) -> tuple[str, tuple[object, ...]]:
+    """The SQL condition for ``selection``; sets travel as one array parameter each."""
+    parts = ["type <> 'Compacted'"]
+    args: list[object] = []
+    if selection.chats is not None:
+        parts.append("chat = ANY(%s::text[])")
+        args.append(sorted(selection.chats))
+    if selection.older_than is not None:
+        parts.append("ts < %s")
+        args.append(round(selection.older_than * US))
+    if selection.seqs is not None:
+        parts.append("seq = ANY(%s::bigint[])")
+        args.append(sorted(selection.seqs))
+    if selection.keep:
+        parts.append("seq <> ALL(%s::bigint[])")
+        args.append(sorted(selection.keep))
+    return " AND ".join(parts), tuple(args)
+
+
+def record(row: Row) -> Recorded:
+    """An events row (seq, ts, key, body) as the event it holds."""
+    seq, ts_us, key, body = row
+    try:
+        event = decode(body)
+    except CorruptEvent as exc:
+        raise CorruptEvent(f"event {seq}: {exc}") from None
+    return Recorded(int(seq), int(ts_us) / US, event, key)

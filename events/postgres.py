@@ -1,0 +1,317 @@
+"""The event log on PostgreSQL: read-only (``PostgresReader``) and read-write (``PostgresLog``).
+
+One database holds many logs (one per owner's number), selected by a DSN and a
+log name; they share the tables of one schema (``events.pg_schema``).
+
+**No reader skips an event.** Sequence-numbered inserts commit out of order
+in PostgreSQL, so a reader tailing by seq could pass 6 before 5 commits and
+never see 5. Here each log has a counter row (``logs.last_seq``) that every
+appending transaction updates *before* it inserts, and the row lock is held
+to commit: appends to one log are serialised, seq order is commit order, and
+a snapshot that shows seq N shows everything below it. This is eventsourcing's
+``LOCK TABLE ... IN EXCLUSIVE MODE`` narrowed to one log, so logs of other
+numbers in the same tables never wait for each other. The counter is bumped
+in the same transaction, so seq has no gaps and is never reused after
+compaction (it only grows, like AUTOINCREMENT). ``lock_timeout`` (the
+``busy_timeout`` of SQLite's API) turns a stuck lock holder into a ``LogError``.
+
+Writes are group-committed as in ``SQLiteLog``: concurrent ``append`` calls of
+one process queue their batches and the first to take the write lock commits
+them all in one transaction. Without idempotency keys a few rows go in one
+statement that is its own transaction (one round trip) and many by COPY (a
+page per WAL record, not a row); with keys the transaction locks the counter,
+looks the keys up, then inserts only the new ones.
+Readers read in keyset chunks on an autocommit connection, so no transaction
+stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``pg_wait``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from events.codec import encode, type_name
+from events.model import AnyEvent, Compacted, Recorded
+from events.pg_reader import POLL, Link, PostgresReader
+from events.pg_schema import connect, log_id, migrate, target
+from events.pg_sql import US, record
+from events.protocol import CompactReason, Keyed, LogError, Selection
+
+__all__ = ["PostgresLog", "PostgresReader"]
+
+Synchronous = Literal["NORMAL", "FULL"]
+_COMPACT_CHUNK = 1000  # rows deleted per transaction: appends interleave between chunks
+_COPY_FROM = 16  # rows from which COPY's three round trips beat one INSERT ... SELECT unnest
+_Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
+
+
+class _Batch:
+    """One ``append`` call's events, waiting for whichever caller commits the group."""
+
+    __slots__ = ("done", "error", "result", "rows")
+
+    def __init__(self, rows: list[tuple[AnyEvent, str | None, str]]) -> None:
+        self.rows = rows
+        self.done = False
+        self.result: list[Recorded] = []
+        self.error: BaseException | None = None
+
+
+class PostgresLog(PostgresReader):
+    """One named log in a PostgreSQL database, created if missing; safe to share between threads.
+
+    ``synchronous="FULL"`` forces ``synchronous_commit = on`` for this log's
+    writes; ``"NORMAL"`` keeps the server's setting (its administrator's call).
+    ``busy_timeout`` bounds how long an append waits for another writer's lock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        schema: str | None = None,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        poll: float = POLL,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        where = target(url, schema)
+        settings = {"lock_timeout": f"{max(1, round(busy_timeout * 1000))}ms"}
+        if synchronous == "FULL":
+            settings["synchronous_commit"] = "on"
+        writer = connect(where, settings=settings)
+        try:
+            migrate(writer, where)
+            found = log_id(writer, where, name, create=True)
+            reader = connect(where)
+        except BaseException:
+            writer.close()
+            raise
+        self._setup(where, name, found, Link(reader, lambda: connect(where)), poll)
+        self._writer = Link(writer, lambda: connect(where, settings=settings))
+        self._clock = clock
+        self._write_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Batch] = []
+        self._listeners: list[Callable[[int], None]] = []
+        self.last_seq()
+
+    # -- writing ---------------------------------------------------------
+
+    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+        """Append a burst atomically; returns the events as recorded, in order.
+
+        An item whose key is already in the log is not added again: its slot in
+        the result holds the event recorded earlier under that key.
+        """
+        if not items:
+            return []
+        rows: list[tuple[AnyEvent, str | None, str]] = []
+        for item in items:
+            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
+            rows.append((event, key, encode(event)))
+        batch = _Batch(rows)
+        with self._pending_lock:
+            self._pending.append(batch)
+        with self._write_lock:
+            if not batch.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit_group(group)
+        if batch.error is not None:
+            raise batch.error
+        return batch.result
+
+    def _commit_group(self, group: list[_Batch]) -> None:
+        try:
+            with self._writer.use(self.where) as conn:
+                if any(key is not None for b in group for _, key, _ in b.rows):
+                    self._insert_keyed(conn, group)
+                else:
+                    self._insert_plain(conn, group)
+        except BaseException as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                group[0].done = True
+                return
+            # One bad batch must not fail its neighbours: retry them one by one.
+            for batch in group:
+                batch.result = []
+                self._commit_group([batch])
+            return
+        for batch in group:
+            batch.done = True
+        self._published(max(r.seq for b in group for r in b.result))
+
+    def _insert_plain(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
+        """No keys: the numbers are the counter's next ones, contiguous in group order."""
+        stamps = [round(self._clock() * US) for _ in group]
+        flat = [(ts, e, body) for ts, b in zip(stamps, group, strict=True) for e, _, body in b.rows]
+        seq = (
+            self._copy_plain(conn, flat) if len(flat) >= _COPY_FROM else self._one_shot(conn, flat)
+        )
+        for ts, batch in zip(stamps, group, strict=True):
+            batch.result = [
+                Recorded(seq + i, ts / US, e) for i, (e, _, _) in enumerate(batch.rows, 1)
+            ]
+            seq += len(batch.rows)
+
+    def _one_shot(
+        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
+    ) -> int:
+        """Few rows: one statement that is its own transaction (one round trip)."""
+        if len(flat) == 1:
+            ((ts, event, body),) = flat
+            one = {"ts": ts, "type": type_name(event), "chat": event.chat, "body": body}
+            row = conn.execute(
+                self._q.append_one, {"log": self._log, "channel": self._channel, **one}
+            ).fetchone()
+            return self._counted(row)
+        row = conn.execute(
+            self._q.append,
+            {
+                "n": len(flat),
+                "log": self._log,
+                "ts": [ts for ts, _, _ in flat],
+                "types": [type_name(e) for _, e, _ in flat],
+                "chats": [e.chat for _, e, _ in flat],
+                "bodies": [body for _, _, body in flat],
+                "channel": self._channel,
+            },
+        ).fetchone()
+        return self._counted(row)
+
+    def _counted(self, row: tuple[Any, ...] | None) -> int:
+        """The counter value a statement returned; its log row is never deleted by wabot."""
+        if row is None:
+            raise LogError(f"{self.where.where}: log {self.name!r} vanished from {self._q.schema}")
+        return int(row[0])
+
+    def _copy_plain(
+        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
+    ) -> int:
+        """Many rows: COPY, which PostgreSQL writes a page at a time, not a row at a time.
+
+        BEGIN travels with the counter's UPDATE, and the NOTIFY with COMMIT
+        (simple-protocol statements carrying only integers and our own channel
+        name), so the transaction costs the round trips of a bare COPY.
+        """
+        try:
+            cur = conn.execute(self._q.begin_bump.format(n=len(flat), log=self._log).encode())
+            base = self._counted(cur.fetchone() if cur.nextset() else None)
+            self._copy(
+                conn, [(base + i, ts, e, None, body) for i, (ts, e, body) in enumerate(flat, 1)]
+            )
+            conn.execute(self._q.notify_commit.format(channel=self._channel).encode())
+        except BaseException:
+            # A failed UPDATE (lock_timeout) or COPY leaves the transaction aborted:
+            # end it, or every later statement on this connection would fail too.
+            if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute(b"ROLLBACK")
+            raise
+        return base
+
+    def _insert_keyed(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
+        """Lock the counter, then look the keys up: none can be added meanwhile."""
+        with conn.transaction():
+            seq = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
+            keys = [key for b in group for _, key, _ in b.rows if key is not None]
+            known = {
+                str(row[2]): record(row)
+                for row in conn.execute(self._q.by_keys, (self._log, keys)).fetchall()
+            }
+            fresh: list[_Row] = []
+            for batch in group:
+                ts = round(self._clock() * US)
+                batch.result = []
+                for event, key, body in batch.rows:
+                    if key is not None and key in known:
+                        batch.result.append(known[key])
+                        continue
+                    seq += 1
+                    rec = Recorded(seq, ts / US, event, key)
+                    if key is not None:
+                        known[key] = rec
+                    fresh.append((seq, ts, event, key, body))
+                    batch.result.append(rec)
+            if fresh:
+                self._insert_rows(conn, fresh)
+                conn.execute(self._q.advance, (seq, self._log))
+                conn.execute(self._q.notify, (self._channel,))
+
+    def _insert_rows(self, conn: psycopg.Connection[Any], rows: list[_Row]) -> None:
+        if len(rows) >= _COPY_FROM:
+            self._copy(conn, rows)
+            return
+        conn.execute(
+            self._q.insert,
+            {
+                "log": self._log,
+                "seqs": [seq for seq, *_ in rows],
+                "ts": [ts for _, ts, *_ in rows],
+                "types": [type_name(e) for _, _, e, _, _ in rows],
+                "chats": [e.chat for _, _, e, _, _ in rows],
+                "keys": [key for *_, key, _ in rows],
+                "bodies": [body for *_, body in rows],
+            },
+        )
+
+    def _copy(self, conn: psycopg.Connection[Any], rows: list[_Row]) -> None:
+        log = self._log
+        with conn.cursor().copy(self._q.copy) as copy:
+            for seq, ts, event, key, body in rows:
+                copy.write_row((log, seq, ts, type_name(event), event.chat, key, body))
+
+    def _published(self, seq: int) -> None:
+        last = self._heard(seq)
+        for listener in list(self._listeners):
+            listener(last)
+
+    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(last_seq)`` after every commit of this process, from its thread."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    # -- compaction and snapshots ---------------------------------------
+
+    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+        """Delete the selected events in short transactions, then record one ``Compacted``.
+
+        Deletes never touch the counter row, so appends go on meanwhile. A crash
+        midway leaves the log correct (what went was meant to go) with no
+        marker; compacting again removes the rest and records it.
+        """
+        by_type: dict[str, int] = {}
+        last = 0
+        while True:
+            sql, args = self._q.delete(self._log, selection, _COMPACT_CHUNK)
+            with self._writer.use(self.where) as conn:
+                rows = conn.execute(sql, args).fetchall()
+            for seq, kind in rows:
+                by_type[kind] = by_type.get(kind, 0) + 1
+                last = max(last, int(seq))
+            if len(rows) < _COMPACT_CHUNK:
+                break
+        if not by_type:
+            return None
+        marker = Compacted.of(
+            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
+        )
+        return self.append(marker)[0]
+
+    def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
+        """Store a projection cache; snapshots are not facts and may be dropped."""
+        with self._writer.use(self.where) as conn:
+            conn.execute(self._q.save_snapshot, (self._log, name, version, seq, state))
+
+    def close(self) -> None:
+        super().close()
+        self._writer.close()

@@ -1,0 +1,343 @@
+"""The PostgreSQL logs bound to the backend-independent contracts, plus their own specifics.
+
+Needs a server: ``WABOT_TEST_PG_DSN`` (default postgres@127.0.0.1:5432/test).
+Without one the module is skipped, unless ``WABOT_REQUIRE_PG=1`` (CI) makes
+that a failure. Everything is created in one schema per run, dropped after.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from events import MessageReceived
+from events.backends import open_log, open_reader
+from events.pg_schema import SCHEMA_VERSION, label
+from events.postgres import PostgresLog, PostgresReader
+from events.protocol import Keyed, LogError, LogReader, LogWriter, NoLog, Selection
+from events.sqlite import SQLiteLog, SQLiteReader
+from events.testing import DurableLogContract, FakeClock, ReaderContract, compacted, message
+from tests.pg_support import DSN, SCHEMA_ENV, log_name, pg_reader
+
+
+def _unreachable() -> str | None:
+    try:
+        psycopg.connect(DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+_PROBLEM = _unreachable()
+if _PROBLEM is not None:
+    _WHY = f"PostgreSQL not reachable at {label(DSN)} ({_PROBLEM}): set WABOT_TEST_PG_DSN"
+    if os.environ.get("WABOT_REQUIRE_PG") == "1":
+        pytest.fail(f"{_WHY} (WABOT_REQUIRE_PG=1)", pytrace=False)
+    pytest.skip(_WHY, allow_module_level=True)
+
+
+def _admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(DSN, autocommit=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schema() -> Iterator[str]:
+    """A schema of this run's own; writer processes inherit its name."""
+    name = f"wabot_test_{os.getpid()}_{secrets.token_hex(4)}"
+    os.environ[SCHEMA_ENV] = name
+    try:
+        yield name
+    finally:
+        del os.environ[SCHEMA_ENV]
+        with _admin() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def fresh_schema() -> Iterator[str]:
+    """A second schema that nothing has created yet, dropped after the test."""
+    name = f"wabot_test_{os.getpid()}_{secrets.token_hex(4)}"
+    yield name
+    with _admin() as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+class TestPostgresLog(DurableLogContract):
+    factory = "tests.pg_support:pg_log"
+
+    def check_integrity(self, path: Path) -> None:
+        """The counter is ahead of every stored seq, so no number is handed out twice."""
+        s = os.environ[SCHEMA_ENV]
+        with _admin() as conn:
+            row = conn.execute(
+                f"SELECT l.last_seq, max(e.seq) FROM {s}.logs l JOIN {s}.events e"
+                " ON e.log_id = l.id WHERE l.name = %s GROUP BY l.last_seq",
+                (log_name(path),),
+            ).fetchone()
+        assert row is not None
+        assert row[0] >= row[1]
+
+
+class TestPostgresReader(ReaderContract):
+    """The read-only log reads what the read-write one wrote, on its own connection."""
+
+    factory = "tests.pg_support:pg_log"
+
+    def reader(self, log: LogWriter, path: Path) -> LogReader:
+        return pg_reader(path)
+
+
+def _url(schema: str) -> str:
+    return f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
+
+
+def _until(check: Any, what: str, timeout: float = 30.0) -> None:
+    """Await a condition another connection brings about (no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _waiting_on_lock(schema: str) -> bool:
+    with _admin() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE %s",
+            (f"%{schema}.logs%",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_logs_of_several_numbers_share_the_tables_and_nothing_else(schema: str) -> None:
+    a = PostgresLog(DSN, name="491700000001", schema=schema)
+    b = PostgresLog(_url(schema), name="491700000002")
+    try:
+        a.append(Keyed(message(1, chat="1@s.whatsapp.net"), "k1"), message(2))
+        b.append(Keyed(message(9, chat="9@s.whatsapp.net"), "k1"))
+        assert [r.seq for r in a.read()] == [1, 2]
+        assert [(r.seq, r.key) for r in b.read()] == [(1, "k1")]  # the same key, another log
+        assert b.chats() == {"9@s.whatsapp.net"}
+        a.save_snapshot("projections", 1, 2, b"a's")
+        assert b.load_snapshot("projections", 1) is None
+        assert compacted(b.compact("forget", Selection())).removed == 1
+        assert [r.seq for r in a.read()] == [1, 2]
+        assert b.append(message(3))[0].seq == 3  # b's counter, untouched by a's appends
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_append_waits_for_a_late_commit_and_a_reader_never_passes_it(
+    tmp_path: Path, schema: str
+) -> None:
+    log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema)
+    follower = PostgresReader(DSN, name=log_name(tmp_path), schema=schema)
+    log.append(message(0))
+    appended: list[int] = []
+    appender = threading.Thread(
+        target=lambda: appended.extend(r.seq for r in log.append(message(2)))
+    )
+    try:
+        with _admin() as late, late.transaction():
+            # Another writer took seq 2 and has not committed yet.
+            late.execute(
+                f"WITH c AS (UPDATE {schema}.logs SET last_seq = last_seq + 1 WHERE name = %s"
+                " RETURNING id, last_seq)"
+                f" INSERT INTO {schema}.events (log_id, seq, ts, type, body)"
+                " SELECT id, last_seq, 0, 'TransportStatus',"
+                """ '{"type":"TransportStatus","chat":"","state":"connected"}' FROM c""",
+                (log_name(tmp_path),),
+            )
+            appender.start()
+            _until(lambda: _waiting_on_lock(schema), "the append to wait for the late writer")
+            assert [r.seq for r in follower.read()] == [1]
+            assert follower.last_seq() == 1
+        appender.join(timeout=30)
+        assert appended == [3]
+        assert [r.seq for r in follower.read()] == [1, 2, 3]
+    finally:
+        log.close()
+        follower.close()
+
+
+def test_a_stuck_lock_holder_is_a_log_error_not_a_hang(tmp_path: Path, schema: str) -> None:
+    log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, busy_timeout=0.2)
+    try:
+        log.append(message(1))
+        with _admin() as holder, holder.transaction():
+            holder.execute(
+                f"SELECT 1 FROM {schema}.logs WHERE name = %s FOR UPDATE", (log_name(tmp_path),)
+            )
+            with pytest.raises(LogError, match="held the log longer than lock_timeout"):
+                log.append(message(2))
+            with pytest.raises(LogError, match="lock_timeout"):
+                log.append(Keyed(message(3), "k3"))
+            with pytest.raises(LogError, match="lock_timeout"):
+                log.append(*(message(n) for n in range(40)))  # the COPY path
+        assert [r.seq for r in log.append(message(4), Keyed(message(5), "k5"))] == [2, 3]
+        assert [r.seq for r in log.append(*(message(n) for n in range(40)))][-1] == 43
+    finally:
+        log.close()
+
+
+def test_unreachable_server_is_one_line_without_the_password() -> None:
+    with pytest.raises(LogError) as caught:
+        PostgresLog("postgresql://wabot:s3cret@127.0.0.1:1/wabot", name="491700000000")
+    text = str(caught.value)
+    assert text.startswith("postgresql://wabot@127.0.0.1:1/wabot: cannot connect to PostgreSQL")
+    assert "\n" not in text
+    assert "s3cret" not in text
+    assert caught.value.__suppress_context__  # no chained driver traceback
+
+
+def test_a_log_url_needs_a_lower_case_schema_and_a_name(tmp_path: Path) -> None:
+    with pytest.raises(LogError, match="schema 'Bad-Name' must be a lower-case SQL identifier"):
+        PostgresLog(_url("Bad-Name"), name="491700000000")
+    with pytest.raises(LogError, match="needs a name"):
+        open_log(tmp_path, url=DSN)
+
+
+def test_open_log_picks_postgres_for_its_urls_and_sqlite_otherwise(
+    tmp_path: Path, schema: str
+) -> None:
+    clock = FakeClock(1_764_070_000.25)
+    for scheme in ("postgresql://", "postgres://"):
+        url = _url(schema).replace("postgresql://", scheme, 1)
+        with open_log(tmp_path / "store", url=url, name="491700000009", clock=clock) as log:
+            assert isinstance(log, PostgresLog)
+            log.append(message(len(scheme)))
+        with open_reader(tmp_path / "store", url=url, name="491700000009") as reader:
+            assert isinstance(reader, PostgresReader)
+            assert reader.last_seq() == (1 if scheme == "postgresql://" else 2)
+    assert not (tmp_path / "store").exists()  # the log went to the database only
+    with open_log(tmp_path / "store") as local:
+        assert isinstance(local, SQLiteLog)
+    with open_reader(tmp_path / "store") as local_reader:
+        assert isinstance(local_reader, SQLiteReader)
+
+
+def test_schema_is_readable_without_wabot(tmp_path: Path, schema: str) -> None:
+    clock = FakeClock(1_764_070_000.25)
+    with PostgresLog(DSN, name="491700000010", schema=schema, clock=clock) as log:
+        log.append(MessageReceived(chat="4917@s.whatsapp.net", msg_id="M1", sender="x", text="hi"))
+    with _admin() as conn:
+        row = conn.execute(
+            f"SELECT seq, at, type, chat, body->>'text' FROM {schema}.timeline WHERE log = %s",
+            ("491700000010",),
+        ).fetchone()
+    assert row is not None
+    assert (row[0], row[1].isoformat(), *row[2:]) == (
+        1,
+        "2025-11-25T11:26:40.250000+00:00",
+        "MessageReceived",
+        "4917@s.whatsapp.net",
+        "hi",
+    )
+
+
+def test_the_read_only_log_creates_nothing_and_cannot_write(
+    tmp_path: Path, schema: str, fresh_schema: str
+) -> None:
+    with pytest.raises(NoLog, match=f"no event log in schema {fresh_schema}"):
+        PostgresReader(DSN, name="491700000000", schema=fresh_schema)
+    with pytest.raises(NoLog, match="no event log named '491700000099'"):
+        PostgresReader(DSN, name="491700000099", schema=schema)
+    with _admin() as conn:
+        assert conn.execute("SELECT to_regnamespace(%s)", (fresh_schema,)).fetchone() == (None,)
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        log.append(message(1))
+    with pg_reader(tmp_path) as reader:
+        assert not hasattr(reader, "append")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader._link._conn.execute(f"DELETE FROM {schema}.events")
+        assert reader.last_seq() == 1
+
+
+def test_schema_is_migrated_once_by_concurrent_openers(fresh_schema: str) -> None:
+    logs: list[PostgresLog] = []
+    errors: list[BaseException] = []
+
+    def open_one(n: int) -> None:
+        try:
+            logs.append(PostgresLog(DSN, name=f"49170000000{n}", schema=fresh_schema))
+        except BaseException as exc:
+            errors.append(exc)
+
+    openers = [threading.Thread(target=open_one, args=(n,)) for n in range(4)]
+    for th in openers:
+        th.start()
+    for th in openers:
+        th.join(timeout=60)
+    for log in logs:
+        log.close()
+    assert errors == []
+    with _admin() as conn:
+        versions = conn.execute(f"SELECT version FROM {fresh_schema}.schema_version").fetchall()
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        assert conn.execute(f"SELECT count(*) FROM {fresh_schema}.logs").fetchone() == (4,)
+        conn.execute(f"INSERT INTO {fresh_schema}.schema_version (version) VALUES (99)")
+    with pytest.raises(LogError, match="version 99, newer than this wabot knows"):
+        PostgresLog(DSN, name="491700000000", schema=fresh_schema)
+    with pytest.raises(LogError, match="version 99"):
+        PostgresReader(DSN, name="491700000000", schema=fresh_schema)
+
+
+def test_a_lost_notification_only_delays_a_waiter(tmp_path: Path, schema: str) -> None:
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        log.append(message(1))
+    with PostgresReader(DSN, name=log_name(tmp_path), schema=schema, poll=0.1) as reader:
+        assert reader.wait(1, timeout=0.3) is False  # the listener is up and idle
+        with _admin() as other:  # a commit whose NOTIFY never arrives
+            other.execute(
+                f"UPDATE {schema}.logs SET last_seq = last_seq + 1 WHERE name = %s",
+                (log_name(tmp_path),),
+            )
+        assert reader.wait(1, timeout=30) is True
+
+
+def test_a_dropped_connection_fails_one_call_and_is_reopened(tmp_path: Path, schema: str) -> None:
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        log.append(message(1))
+        with _admin() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND query LIKE %s",
+                (f"%{schema}.%",),
+            )
+        with pytest.raises(LogError, match="event log query failed"):
+            log.append(message(2))
+        assert log.append(message(3))[0].seq == 2
+        with pytest.raises(LogError, match="event log query failed"):
+            list(log.read())
+        assert [r.seq for r in log.read()] == [1, 2]
+
+
+def test_full_synchronous_forces_synchronous_commit(tmp_path: Path, schema: str) -> None:
+    log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="FULL")
+    with log, log._writer.use(log.where) as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    with pytest.raises(ValueError, match="NORMAL or FULL"):
+        PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_a_large_keyed_burst_skips_known_keys_and_stays_contiguous(
+    tmp_path: Path, schema: str
+) -> None:
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        first = log.append(*(Keyed(message(n), f"k{n}") for n in range(0, 40, 2)))
+        mixed = log.append(*(Keyed(message(n), f"k{n}") for n in range(40)))  # half known
+        assert [r.seq for r in first] == list(range(1, 21))
+        assert [r.seq for r in mixed[::2]] == [r.seq for r in first]
+        assert [r.seq for r in mixed[1::2]] == list(range(21, 41))
+        assert [r.key for r in log.read()] == [
+            f"k{n}" for n in (*range(0, 40, 2), *range(1, 40, 2))
+        ]

@@ -19,6 +19,7 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    WebConfig,
     WhatsAppConfig,
 )
 
@@ -42,6 +43,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     takeover: TakeoverConfig = TakeoverConfig()
     logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
+    web: WebConfig = WebConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

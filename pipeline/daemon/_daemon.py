@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -22,6 +22,7 @@ from events.protocol import LogWriter
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
+from pipeline.daemon._pulse import Pulse
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
@@ -32,6 +33,8 @@ from pipeline.transport import Transport, TransportError
 log = get_logger("wabot.daemon")
 
 GRACE_SECONDS = 10.0
+# Something the command line runs beside the workers (the web console), given the pulse.
+Service = Callable[[Pulse], Awaitable[None]]
 
 
 class Daemon:
@@ -45,6 +48,7 @@ class Daemon:
         *,
         store: Path,
         clock: Callable[[], float] = time.time,
+        services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -56,6 +60,8 @@ class Daemon:
         self.agent = Agent(self.live, settings, self.llm.client, new_id, clock=clock)
         self.sender = Sender(self.live, transport, settings, clock=clock)
         self.scheduler = Scheduler(self.live, settings, new_id, clock=clock)
+        self.pulse = Pulse()
+        self._services = tuple(services)
         self._transport_failure: TransportError | None = None
 
     async def serve(self) -> None:
@@ -73,12 +79,16 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self._receive, waiting)
-                tg.start_soon(self.agent.run)
+                tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)
                 tg.start_soon(self.scheduler.run)
+                tg.start_soon(self.pulse.tell_systemd)
+                for service in self._services:
+                    tg.start_soon(self._run_service, service)
                 with waiting:
                     await _until_signal()
+                self.pulse.stop()
                 # No new turns, but intake goes on through the grace period:
                 # WhatsApp has acknowledged what it hands over, so whatever
                 # arrives is recorded now and answered after the restart.
@@ -104,6 +114,13 @@ class Daemon:
             log.error("transport_failed", error=str(exc))  # noqa: TRY400
             self._transport_failure = exc
             waiting.cancel()
+
+    async def _run_service(self, service: Service) -> None:
+        try:
+            await service(self.pulse)
+        except Exception:
+            # A side service (the console) failing must not stop the bot.
+            log.exception("service_failed")
 
     def _startup_message(self) -> ReplyPlanned:
         app = self.settings.app

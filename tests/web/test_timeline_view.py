@@ -1,0 +1,86 @@
+"""Events the console does not know by name still show, under what they name or on their own."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.backends import open_reader
+from events.model import Event, MessageReceived, Recorded
+from pipeline.tools.web import Console
+from pipeline.tools.web._app import Pages
+from pipeline.tools.web._overview import chat_row
+from pipeline.tools.web._timeline import build
+from tests.e2e.harness import ALICE
+from tests.web.conftest import WebStore, text_of
+
+pytestmark = pytest.mark.slow
+EDITED = "Hotels in <i>Naples</i>?"
+
+
+class MessageEdited(Event, frozen=True, kw_only=True):
+    """As a later version may record it (DESIGN.md section 3, second round)."""
+
+    msg_id: str
+    text: str
+
+
+class Alert(Event, frozen=True, kw_only=True):
+    kind: str
+    ok: bool
+
+
+def _with_future_events(web_store: WebStore) -> list[Recorded]:
+    with open_reader(web_store.store) as log:
+        records = list(log.read(chats=[ALICE, ""]))
+    top = records[-1].seq
+    later = records[-1].ts + 1
+    quoting = MessageReceived(
+        chat=ALICE,
+        msg_id="Q1",
+        sender=ALICE,
+        text="and this one?",
+        quoted_id="M1",
+        mentions=["491700000000@s.whatsapp.net"],
+    )
+    extra = [
+        Recorded(top + 1, later, MessageEdited(chat=ALICE, msg_id="M1", text=EDITED)),  # type: ignore[arg-type]
+        Recorded(top + 2, later, Alert(chat=ALICE, kind="budget", ok=False)),  # type: ignore[arg-type]
+        Recorded(top + 3, later, quoting),
+    ]
+    return records + extra
+
+
+def test_an_unknown_event_naming_a_message_is_shown_under_it(web_store: WebStore):
+    timeline = build(_with_future_events(web_store), ALICE)
+
+    first = timeline.turns[0].messages[0]
+    assert first.m.msg_id == "M1"
+    assert [(e.type, e.fields) for e in first.events] == [
+        ("MessageEdited", {"msg_id": "M1", "text": EDITED})
+    ]
+    alone = [e.event for e in timeline.entries if e.event is not None]
+    assert [(e.type, e.fields) for e in alone] == [("Alert", {"kind": "budget", "ok": "false"})]
+    pending = timeline.turns[-1]
+    assert pending.turn.kind == "pending"
+    assert pending.messages[0].extras == {
+        "quoted_id": "M1",
+        "mentions": '["491700000000@s.whatsapp.net"]',
+    }
+
+
+def test_the_chat_page_renders_them_escaped(web_store: WebStore):
+    console = Console(web_store.store)
+    try:
+        pages = Pages(console, None)
+        with console.current() as snap:
+            row = chat_row(snap, ALICE)
+            view = build(_with_future_events(web_store), ALICE)
+            html = bytes(pages.render(snap, "chat.html", row=row, timeline=view).body).decode()
+    finally:
+        console.close()
+    text = text_of(html)
+    assert "MessageEdited" in text
+    assert "Hotels in <i>Naples</i>?" in text
+    assert "<i>Naples" not in html
+    assert "Alert" in text
+    assert "quoted_idM1" in text

@@ -29,21 +29,27 @@ class Alert(Event, frozen=True, kw_only=True):
     ok: bool
 
 
+def _first_message(records: list[Recorded]) -> str:
+    """The id of Alice's first message ("Hotels in Rome?"): ids count across the session."""
+    return next(r.event.msg_id for r in records if isinstance(r.event, MessageReceived))
+
+
 def _with_future_events(web_store: WebStore) -> list[Recorded]:
     with open_reader(web_store.store) as log:
         records = list(log.read(chats=[ALICE, ""]))
     top = records[-1].seq
     later = records[-1].ts + 1
+    first = _first_message(records)
     quoting = MessageReceived(
         chat=ALICE,
         msg_id="Q1",
         sender=ALICE,
         text="and this one?",
-        quoted_id="M1",
+        quoted_id=first,
         mentions=["491700000000@s.whatsapp.net"],
     )
     extra = [
-        Recorded(top + 1, later, MessageEdited(chat=ALICE, msg_id="M1", text=EDITED)),  # type: ignore[arg-type]
+        Recorded(top + 1, later, MessageEdited(chat=ALICE, msg_id=first, text=EDITED)),  # type: ignore[arg-type]
         Recorded(top + 2, later, Alert(chat=ALICE, kind="budget", ok=False)),  # type: ignore[arg-type]
         Recorded(top + 3, later, quoting),
     ]
@@ -51,19 +57,20 @@ def _with_future_events(web_store: WebStore) -> list[Recorded]:
 
 
 def test_an_unknown_event_naming_a_message_is_shown_under_it(web_store: WebStore):
-    timeline = build(_with_future_events(web_store), ALICE)
+    records = _with_future_events(web_store)
+    timeline = build(records, ALICE)
 
     first = timeline.turns[0].messages[0]
-    assert first.m.msg_id == "M1"
+    assert first.m.text == "Hotels in Rome?"
     assert [(e.type, e.fields) for e in first.events] == [
-        ("MessageEdited", {"msg_id": "M1", "text": EDITED})
+        ("MessageEdited", {"msg_id": first.m.msg_id, "text": EDITED})
     ]
     alone = [e.event for e in timeline.entries if e.event is not None]
     assert [(e.type, e.fields) for e in alone] == [("Alert", {"kind": "budget", "ok": "false"})]
     pending = timeline.turns[-1]
     assert pending.turn.kind == "pending"
     assert pending.messages[0].extras == {
-        "quoted_id": "M1",
+        "quoted_id": first.m.msg_id,
         "mentions": '["491700000000@s.whatsapp.net"]',
     }
 
@@ -83,4 +90,4 @@ def test_the_chat_page_renders_them_escaped(web_store: WebStore):
     assert "Hotels in <i>Naples</i>?" in text
     assert "<i>Naples" not in html
     assert "Alert" in text
-    assert "quoted_idM1" in text
+    assert f"quoted_id{_first_message(_with_future_events(web_store))}" in text

@@ -52,7 +52,7 @@ class Health(NamedTuple):
     def reason(self) -> str:
         """The failing checks in one line, or a one-line all-clear."""
         bad = [f"{c.name}: {c.text}" for c in self.checks if not c.ok]
-        return "; ".join(bad) if bad else "ok"
+        return "; ".join(bad) if bad else "all checks pass"
 
 
 def health(

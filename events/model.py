@@ -11,7 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 MessageKind = Literal["text", "image", "video", "audio", "document", "sticker", "other"]
-ReplyPurpose = Literal["reply", "debug", "vitality", "startup"]
+ReplyPurpose = Literal["reply", "debug", "vitality", "startup", "alert"]
 StartReason = Literal["new", "expired", "config_changed", "reset"]
 TransportState = Literal[
     "connecting",
@@ -22,7 +22,9 @@ TransportState = Literal[
     "replaced",
     "outdated",
     "banned",
+    "stopped",
 ]
+AlertKind = Literal["logged_out", "replaced", "outdated", "banned", "budget", "llm_failing"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -50,6 +52,14 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     cost_usd: float | None = None
 
 
+class Quoted(msgspec.Struct, frozen=True, kw_only=True):
+    """A message quoted by another: its id, and its text and author when known."""
+
+    id: str
+    text: str = ""
+    sender: str | None = None
+
+
 class ConfigLoaded(Event, frozen=True, kw_only=True):
     hash: str
     config: dict[str, Any]
@@ -68,6 +78,26 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     sent_at: float = 0.0  # unix seconds, as the sender's device stamped it
     quoted_id: str | None = None
     mentions: list[str] = []
+    # The chat's other id (phone JID or LID), when the transport knows it.
+    chat_alt: str | None = None
+    # The id WhatsApp addressed the chat by, when it is not ``chat`` (e.g. a LID
+    # for a contact monitored by phone number): replies go there.
+    via: str | None = None
+    quoted: Quoted | None = None
+
+
+class MessageEdited(Event, frozen=True, kw_only=True):
+    """The sender changed the text of message ``msg_id``; ``text`` None: not readable."""
+
+    msg_id: str
+    text: str | None
+    edit_id: str | None = None  # WhatsApp's id of the edit itself
+
+
+class MessageRevoked(Event, frozen=True, kw_only=True):
+    """The sender deleted message ``msg_id`` for everyone."""
+
+    msg_id: str
 
 
 class MessageSkipped(Event, frozen=True, kw_only=True):
@@ -118,12 +148,16 @@ class ReplyPlanned(Event, frozen=True, kw_only=True):
     in_reply_to: str | None = None
     wa_id: str | None = None
     trigger_ids: list[str] = []
+    quoted: Quoted | None = None  # the message the WhatsApp message quotes
+    part: int | None = None  # 1-based, for a reply split into ``parts`` messages
+    parts: int | None = None
 
 
 class ReplySent(Event, frozen=True, kw_only=True):
     reply_id: str
     wa_id: str
     sent_at: float
+    to: str | None = None  # the address the transport sent to, when it is not ``chat``
 
 
 class ReplyFailed(Event, frozen=True, kw_only=True):
@@ -136,6 +170,18 @@ class ReplyFailed(Event, frozen=True, kw_only=True):
 class TransportStatus(Event, frozen=True, kw_only=True):
     state: TransportState
     detail: str = ""
+    # The owner's own ids, as WhatsApp knows them once connected.
+    me_pn: str | None = None
+    me_lid: str | None = None
+
+
+class OwnerAlerted(Event, frozen=True, kw_only=True):
+    """An alert for the owner, and whether the webhook took it (``ok``)."""
+
+    kind: AlertKind
+    ok: bool
+    detail: str = ""
+    error: str = ""
 
 
 class Compacted(Event, frozen=True, kw_only=True):
@@ -175,6 +221,8 @@ class Compacted(Event, frozen=True, kw_only=True):
 AnyEvent = (
     ConfigLoaded
     | MessageReceived
+    | MessageEdited
+    | MessageRevoked
     | MessageSkipped
     | SessionStarted
     | LlmRequested
@@ -184,12 +232,15 @@ AnyEvent = (
     | ReplySent
     | ReplyFailed
     | TransportStatus
+    | OwnerAlerted
     | Compacted
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     ConfigLoaded,
     MessageReceived,
+    MessageEdited,
+    MessageRevoked,
     MessageSkipped,
     SessionStarted,
     LlmRequested,
@@ -199,6 +250,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReplySent,
     ReplyFailed,
     TransportStatus,
+    OwnerAlerted,
     Compacted,
 )
 

@@ -20,7 +20,7 @@ from events.codec import CorruptEvent
 from events.jid import InvalidJid, phone_digits
 from events.protocol import LogError
 from pipeline.config import ConfigError, LoadedConfig, WebConfig, load_config, web_token
-from pipeline.daemon import AlreadyRunning, Daemon, DaemonLock, Settings
+from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, DaemonLock, Settings
 from pipeline.logs import configure_logging
 from pipeline.paths import env_file, store_dir
 from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats, web
@@ -30,7 +30,10 @@ from pipeline.transport import StdioTransport, Transport, TransportError
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_NEEDS_OWNER = 3  # WhatsApp wants a human (pairing, logout, session taken over): no restart
+
+
+# Set on the one re-exec that passes NEONIZE_BOT_TAG on: a second one would loop.
+_REEXEC_MARK = "WABOT_BOT_TAG_SET"
 
 
 class UsageError(Exception):
@@ -125,6 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     env = env_file(args.env)
     store = store_dir(args.store, env)
     loaded = load_config(args.config, env_file=env)
+    if args.transport == "neonize":
+        _bot_tag_for_go(loaded.config.whatsapp.bot_tag)
     lock = DaemonLock(store)
     lock.acquire()
     try:
@@ -192,8 +197,32 @@ def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> T
         pair_phone = phone_digits(args.pair_phone) if args.pair_phone else None
     except InvalidJid as exc:
         raise UsageError(f"--pair-phone: {exc}") from None
-    # The Go library reads its environment once, when neonize is first imported.
-    os.environ["NEONIZE_BOT_TAG"] = "on" if whatsapp.bot_tag else "off"
-    from pipeline.transport import neonize  # noqa: PLC0415  (loads the Go library)
-
+    try:
+        from pipeline.transport import neonize  # noqa: PLC0415  (loads the Go library)
+    except ImportError as exc:
+        if "libmagic" not in str(exc):
+            raise
+        raise UsageError(
+            "the WhatsApp library needs the system library libmagic "
+            "(Debian/Ubuntu: apt install libmagic1)"
+        ) from None
     return neonize.from_config(whatsapp, store, force_qr=args.force_qr, pair_phone=pair_phone)
+
+
+def _bot_tag_for_go(bot_tag: bool) -> None:
+    """Start again with ``NEONIZE_BOT_TAG`` as configured, if the process was not.
+
+    The Go library reads its environment as the process started (setting
+    ``os.environ`` now would not reach it) and tags every 1:1 send to a phone
+    JID as a bot unless the variable says off. So the process replaces itself
+    with the same command line and the variable set, before neonize loads.
+    """
+    wanted = "on" if bot_tag else "off"
+    if os.environ.get("NEONIZE_BOT_TAG") == wanted:
+        return
+    if os.environ.get(_REEXEC_MARK) == wanted:
+        raise UsageError("cannot pass NEONIZE_BOT_TAG to the WhatsApp library; set it yourself")
+    env = {**os.environ, "NEONIZE_BOT_TAG": wanted, _REEXEC_MARK: wanted}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -32,6 +32,9 @@ _FORMATS = ("auto", "json", "console")
 # Libraries that log every request (httpx: each URL) or chatter at INFO.
 # neonize reads its Go side's level from the own level of "neonize.utils.log".
 _QUIET_LOGGERS = ("httpx", "httpcore", "neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow")
+# neonize warns at connect that ffmpeg is missing; it needs ffmpeg only to send
+# audio, video and stickers, which wabot never does.
+_SILENCED_LOGGERS = ("neonize.utils.ffmpeg",)
 
 
 class SecretRedactor:
@@ -113,6 +116,8 @@ def configure_logging(
     quiet = numeric if numeric == logging.DEBUG else max(numeric, logging.WARNING)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
+    for name in _SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.ERROR))
 
     structlog.configure(
         processors=[

@@ -16,10 +16,13 @@ import msgspec
 
 from events.model import EVENT_TYPES, Compacted, Event, Recorded
 from projections import (
+    addresses,
+    alerts,
     aliases,
     budget,
     configs,
     echo,
+    identity,
     outbox,
     queue,
     retention,
@@ -56,6 +59,9 @@ class States(msgspec.Struct, kw_only=True):
     stats: stats.State = msgspec.field(default_factory=stats.State)
     schedule: schedule.State = msgspec.field(default_factory=schedule.State)
     retention: retention.State = msgspec.field(default_factory=retention.State)
+    identity: identity.State = msgspec.field(default_factory=identity.State)
+    addresses: addresses.State = msgspec.field(default_factory=addresses.State)
+    alerts: alerts.State = msgspec.field(default_factory=alerts.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

@@ -1,7 +1,9 @@
 """Inbound messages that still need a decision, per chat in log order.
 
 An item leaves the queue when the agent decides about it: a skip, a final LLM
-failure, or a planned reply. A retryable failure leaves it queued. Only
+failure, or a planned reply. A retryable failure leaves it queued. An edit
+before the LLM is asked replaces the text; a revoke marks the item, and the
+agent records the skip. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
 chat (the owner's own chat) before the LLM call must not.
 """
@@ -17,9 +19,12 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MessageEdited,
     MessageKind,
     MessageReceived,
+    MessageRevoked,
     MessageSkipped,
+    Quoted,
     Recorded,
     ReplyPlanned,
 )
@@ -47,6 +52,8 @@ class Item(msgspec.Struct, kw_only=True, gc=False):
     mentions: list[str]
     status: Status = "pending"
     call_id: str | None = None
+    quoted: Quoted | None = None
+    revoked: bool = False  # deleted by its sender before an answer was planned
 
 
 class Completion(msgspec.Struct, kw_only=True, gc=False):
@@ -85,7 +92,21 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         sent_at=ev.sent_at,
         quoted_id=ev.quoted_id,
         mentions=ev.mentions,
+        quoted=ev.quoted,
     )
+
+
+def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
+    item = state.chats.get(ev.chat, {}).get(ev.msg_id)
+    if item is not None and ev.text is not None and item.status == "pending":
+        # Not asked yet: the turn goes out with the words the sender settled on.
+        item.text = ev.text
+
+
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+    item = state.chats.get(ev.chat, {}).get(ev.msg_id)
+    if item is not None:
+        item.revoked = True
 
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
@@ -181,6 +202,8 @@ def completion(state: State, call_id: str) -> Completion | None:
 
 _HANDLERS: Handlers[State] = {
     MessageReceived: _received,
+    MessageEdited: _edited,
+    MessageRevoked: _revoked,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmFailed: _failed,

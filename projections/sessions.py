@@ -19,6 +19,7 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MessageRevoked,
     Recorded,
     SessionStarted,
 )
@@ -34,6 +35,7 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     role: Literal["user", "assistant"]
     content: str
     at: float
+    msg_ids: tuple[str, ...] = ()  # the messages a user utterance is made of
 
 
 class Session(msgspec.Struct, kw_only=True, gc=False):
@@ -52,6 +54,7 @@ class Call(msgspec.Struct, frozen=True, gc=False):
 
     session_id: str
     text: str
+    msg_ids: tuple[str, ...] = ()
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -94,7 +97,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     if session is None:
         return
     text = ev.messages[-1].content if ev.messages else ""
-    state.pending[ev.call_id] = Call(ev.session_id, text)
+    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids))
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content
@@ -108,7 +111,7 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     if session is None:
         return
     turns = session.turns
-    turns.append(Utterance("user", call.text, rec.ts))
+    turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
     turns.append(Utterance("assistant", ev.content, rec.ts))
     size = len(turns)
     if size > state.max_messages:
@@ -123,6 +126,21 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     if ev.final:
         state.pending.pop(ev.call_id, None)
+
+
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+    """A deleted message leaves the context, with the answer it got or will get."""
+    for call_id in [c for c, call in state.pending.items() if ev.msg_id in call.msg_ids]:
+        del state.pending[call_id]
+    for session in state.sessions.values():
+        if session.chat != ev.chat:
+            continue
+        turns = session.turns
+        for i, turn in enumerate(turns):
+            if turn.role == "user" and ev.msg_id in turn.msg_ids:
+                end = i + 2 if i + 1 < len(turns) and turns[i + 1].role == "assistant" else i + 1
+                del turns[i:end]
+                return
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:
@@ -178,6 +196,7 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmCompleted: _completed,
     LlmFailed: _failed,
+    MessageRevoked: _revoked,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("sessions", State, apply, _HANDLERS)

@@ -21,8 +21,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
     MessageSkipped,
+    OwnerAlerted,
     Recorded,
     ReplyFailed,
     ReplyPlanned,
@@ -33,7 +36,9 @@ from events.model import (
 )
 from projections.base import Handler, Handlers, dispatcher
 
-Kind = Literal["answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "pending"]
+Kind = Literal[
+    "answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "alert", "pending"
+]
 
 
 class Incoming(msgspec.Struct, kw_only=True):
@@ -45,6 +50,8 @@ class Incoming(msgspec.Struct, kw_only=True):
     text: str
     kind: str
     from_me: bool
+    edits: list[str | None] = []  # later texts, oldest first (None: not readable)
+    revoked: bool = False
 
 
 class Failure(msgspec.Struct, kw_only=True):
@@ -185,6 +192,18 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     state.inbound[ev.msg_id] = state.undecided[ev.msg_id] = item
 
 
+def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.edits.append(ev.text)
+
+
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.revoked = True
+
+
 def _session(state: State, rec: Recorded, ev: SessionStarted) -> None:
     state.started[ev.session_id] = ev.reason
 
@@ -307,6 +326,8 @@ def _ignored(state: State, rec: Recorded, ev: Any) -> None:
 _HANDLERS: Handlers[State] = {
     ConfigLoaded: _config,
     MessageReceived: _of_chat(_received),
+    MessageEdited: _of_chat(_edited),
+    MessageRevoked: _of_chat(_revoked),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),
     LlmRequested: _of_chat(_requested),
@@ -316,6 +337,7 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),
     TransportStatus: _of_chat(_ignored),
+    OwnerAlerted: _of_chat(_ignored),
     Compacted: _of_chat(_ignored),
 }
 apply = dispatcher(_HANDLERS)

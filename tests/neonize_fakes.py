@@ -2,21 +2,33 @@
 
 ``FakeGo`` replaces neonize's FFI proxy (``client._NewAClient__client``), so
 neonize's own Python code runs unchanged (``connect``, ``send_message``,
-``PairPhone``, ``stop``) and only the Go calls are answered here.
-``dispatch`` and ``show_qr_code`` feed events through neonize's real
-callback entry points, as the Go side would from its own thread.
+``send_chat_presence``, ``mark_read``, ``PairPhone``, ``stop``) and only the
+Go calls are answered here, recorded in the order they came. It can also
+behave as the real library does at its worst: a connect that never returns,
+even after ``Stop`` (whatsmeow's QR loop), and calls that take seconds.
+
+``dispatch`` and ``show_qr_code`` feed events through neonize's real callback
+entry points, as the Go side would from its own thread. ``message_ev`` builds
+a ``MessageEv`` with every required field set, in the shapes whatsmeow emits
+(checked by serialising it in full, not partially).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 from neonize.events import EVENT_TO_INT
 from neonize.proto.Neonize_pb2 import (
     JID,
+    Connected,
+    Device,
     MessageInfo,
     MessageSource,
     PairPhoneParams,
@@ -27,14 +39,19 @@ from neonize.proto.Neonize_pb2 import (
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
+from events.model import TransportStatus
+from pipeline.transport import Fact, Inbound, TransportError
+from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize._convert import jid_from_str
 
 OWNER = "491700000000"
+OWNER_LID = "987654321098765"
 ALICE = "491701111111"
 GROUP = "120363000000000000@g.us"
 LID = "123456789012345"
 SENT_ID = "3EB0SENT"
 SENT_AT = 1_764_070_100
+WAIT = 10.0  # a bound on waiting for evidence, never a sleep
 
 
 class FakeGo:
@@ -44,11 +61,16 @@ class FakeGo:
         self.connects = 0
         self.stops = 0
         self.connect_errors: list[str] = []  # the next connects fail with these
+        self.hang = False  # connects never return, Stop or not (whatsmeow's QR loop)
         self.send_error = ""
+        self.sent_chat: str | None = None  # SendResponse.Chat, as whatsmeow 2026-09 fills it
         self.pair_error = ""
         self.pair_code = "ABCD-EFGH"
         self.sent: list[tuple[Any, Any]] = []  # (JID, Message) protos
         self.paired: list[str] = []  # phone numbers PairPhone was asked for
+        # Presence and receipts in call order: ("chat", user, state) | ("global", b"...")
+        # | ("read", ids, chat user, sender user).
+        self.calls: list[tuple[Any, ...]] = []
         self._session: asyncio.Event | None = None
 
     async def Neonize(self, *_: Any) -> bytes:
@@ -56,6 +78,8 @@ class FakeGo:
         self.connects += 1
         if self.connect_errors:
             return self.connect_errors.pop(0).encode()
+        if self.hang:
+            await asyncio.Event().wait()  # nothing ever sets it
         self._session = asyncio.Event()
         await self._session.wait()
         return b""
@@ -70,11 +94,28 @@ class FakeGo:
         if self.send_error:
             reply = SendMessageReturnFunction(Error=self.send_error)
         else:
-            reply = SendMessageReturnFunction(
-                SendResponse=SendResponse(ID=SENT_ID, Timestamp=SENT_AT)
-            )
+            response = SendResponse(ID=SENT_ID, Timestamp=SENT_AT)
+            if self.sent_chat:
+                response.Chat.CopyFrom(jid_from_str(self.sent_chat))
+            reply = SendMessageReturnFunction(SendResponse=response)
         data: bytes = reply.SerializePartialToString()
         return data
+
+    async def SendChatPresence(
+        self, _uuid: bytes, jid: bytes, _n: int, state: int, _m: int
+    ) -> bytes:
+        self.calls.append(("chat", JID.FromString(jid).User, state))
+        return b""
+
+    async def SendPresence(self, _uuid: bytes, presence: bytes) -> bytes:
+        self.calls.append(("global", presence))
+        return b""
+
+    async def MarkRead(self, _uuid: bytes, ids: bytes, _ts: int, chat: bytes, _cn: int,
+                       sender: bytes, _sn: int, receipt: bytes) -> bytes:  # fmt: skip
+        who = JID.FromString(sender).User
+        self.calls.append(("read", ids.decode().split(" "), JID.FromString(chat).User, who))
+        return b""
 
     async def PairPhone(self, _uuid: bytes, payload: bytes, _n: int) -> bytes:
         self.paired.append(PairPhoneParams.FromString(payload).phone)
@@ -86,39 +127,83 @@ class FakeGo:
         return data
 
 
+def empty_jid() -> Any:
+    return JID(User="", Server="", Device=0, RawAgent=0, Integrator=0, IsEmpty=True)
+
+
+def _jid(value: str) -> Any:
+    return jid_from_str(value) if value else empty_jid()
+
+
 def message_ev(
     message: Any,
     *,
     chat: str = f"{ALICE}@s.whatsapp.net",
     sender: str | None = None,
     sender_alt: str = "",
+    recipient_alt: str = "",
+    is_group: bool | None = None,
     msg_id: str = "3EB0AA",
     timestamp_ms: int = 1_764_070_000_123,
     push_name: str = "Alice",
     from_me: bool = False,
+    edit: str = "",
+    ephemeral: bool = False,
+    view_once: bool = False,
 ) -> Any:
-    """A ``MessageEv`` as whatsmeow encodes it; ``sender`` defaults to ``chat`` on device 3."""
-    sender_jid = jid_from_str(sender or chat.replace("@", ":3@"))
-    alt = (
-        jid_from_str(sender_alt)
-        if sender_alt
-        else JID(User="", Server="", Device=0, RawAgent=0, Integrator=0, IsEmpty=True)
-    )
-    return MessageEv(
+    """A ``MessageEv`` as whatsmeow encodes it; ``sender`` defaults to ``chat`` on device 3.
+
+    Every required field is set, and the event is serialised in full to prove it.
+    """
+    group = chat.endswith(("@g.us", "@broadcast")) if is_group is None else is_group
+    ev = MessageEv(
         Info=MessageInfo(
             ID=msg_id,
+            ServerID=0,
+            Type="text" if message.HasField("conversation") else "media",
             Pushname=push_name,
             Timestamp=timestamp_ms,
+            Category="",
+            Multicast=False,
+            MediaType="",
+            Edit=edit,
             MessageSource=MessageSource(
                 Chat=jid_from_str(chat),
-                Sender=sender_jid,
-                SenderAlt=alt,
+                Sender=jid_from_str(sender or chat.replace("@", ":3@")),
                 IsFromMe=from_me,
-                IsGroup=chat.endswith("@g.us"),
+                IsGroup=group,
+                SenderAlt=_jid(sender_alt),
+                RecipientAlt=_jid(recipient_alt),
+                BroadcastListOwner=empty_jid(),
             ),
         ),
         Message=message,
+        IsEphemeral=ephemeral,
+        IsViewOnce=view_once,
+        IsViewOnceV2=view_once,
+        IsViewOnceV2Extension=False,
+        IsDocumentWithCaption=False,
+        IsLottieSticker=False,
+        IsEdit=edit == "1",
+        UnavailableRequestID="",
+        RetryCount=0,
     )
+    ev.SerializeToString()  # raises if a required field is missing
+    return ev
+
+
+def device(pn: str, lid: str | None) -> Any:
+    """The ``Device`` neonize sets as ``client.me`` before the first ConnectedEv runs."""
+    me = Device(
+        JID=jid_from_str(f"{pn}:12@s.whatsapp.net"),
+        LID=jid_from_str(f"{lid}:12@lid") if lid else empty_jid(),
+        Platform="",
+        BussinessName="",
+        PushName="Owner",
+        Initialized=True,
+    )
+    me.SerializeToString()
+    return me
 
 
 async def dispatch(client: Any, event: Any) -> None:
@@ -136,3 +221,88 @@ async def show_qr_code(client: Any, code: bytes) -> None:
     buffer = ctypes.create_string_buffer(code)
     on_qr = client._NewAClient__onQr
     await anyio.to_thread.run_sync(on_qr, 0, ctypes.addressof(buffer))
+
+
+class Session:
+    """One ``run`` of a transport, with what it delivered and reported."""
+
+    def __init__(self, transport: NeonizeTransport, go: FakeGo) -> None:
+        self.transport = transport
+        self.client: Any = transport._client
+        self.go = go
+        self.error: TransportError | None = None
+        self.ended = anyio.Event()
+        self._inbound_in, self._inbound = anyio.create_memory_object_stream[Inbound](100)
+        self._status_in, self._status = anyio.create_memory_object_stream[TransportStatus](100)
+
+    async def run(self) -> None:
+        try:
+            await self.transport.run(self._inbound_in.send, self._status_in.send)
+        except TransportError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+
+    async def next_fact(self) -> Fact:
+        with anyio.fail_after(WAIT):
+            return (await self._inbound.receive()).event
+
+    async def next_message(self) -> Any:
+        """The next fact, which must be a ``MessageReceived``."""
+        fact = await self.next_fact()
+        assert type(fact).__name__ == "MessageReceived", fact
+        return fact
+
+    async def next_status(self) -> TransportStatus:
+        with anyio.fail_after(WAIT):
+            return await self._status.receive()
+
+    async def statuses(self, count: int) -> list[tuple[str, str]]:
+        return [(s.state, s.detail) for s in [await self.next_status() for _ in range(count)]]
+
+    async def connected(self, me: Any = None) -> TransportStatus:
+        """Connect, optionally teaching the owner's ids first; returns the connected status."""
+        if me is not None:
+            await dispatch(self.client, me)
+        await dispatch(self.client, Connected(status=True))
+        assert await self.statuses(1) == [("connecting", "")]
+        status = await self.next_status()
+        assert status.state == "connected"
+        return status
+
+    def close(self) -> None:
+        for stream in (self._inbound_in, self._inbound, self._status_in, self._status):
+            stream.close()
+
+    async def end(self) -> TransportError:
+        with anyio.fail_after(WAIT):
+            await self.ended.wait()
+        assert self.error is not None
+        return self.error
+
+
+def transport_factory(tmp_path: Path) -> Any:
+    def make(**kwargs: Any) -> tuple[NeonizeTransport, FakeGo]:
+        kwargs.setdefault("terminal", io.StringIO())
+        kwargs.setdefault("backoff", (0.0,))
+        transport = NeonizeTransport(
+            OWNER, session_db=str(tmp_path / "wa.db"), qr_png=tmp_path / "qr.png", **kwargs
+        )
+        go = FakeGo()
+        transport._client._NewAClient__client = go
+        return transport, go
+
+    return make
+
+
+@asynccontextmanager
+async def running(transport: NeonizeTransport, go: FakeGo) -> AsyncIterator[Session]:
+    session = Session(transport, go)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.run)
+            yield session
+            tg.cancel_scope.cancel()
+    finally:
+        await transport.aclose()
+        session.close()

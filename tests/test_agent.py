@@ -13,6 +13,7 @@ from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import Agent, Live, Settings
 from pipeline.llm import LlmClient
+from pipeline.transport import MemoryTransport
 from projections import queue
 from projections.fold import SNAPSHOT_VERSION
 from projections.runner import SNAPSHOT_NAME
@@ -49,7 +50,8 @@ def settings() -> Settings:
 
 
 def agent_for(live: Live, llm: Any, clock: FakeClock) -> Agent:
-    return Agent(live, settings(), lambda _loaded: cast(LlmClient, llm), lambda: None, clock=clock)
+    transport = MemoryTransport(clock=clock)
+    return Agent(live, settings(), lambda _loaded: cast(LlmClient, llm), transport, clock=clock)
 
 
 @pytest.mark.anyio

@@ -26,6 +26,8 @@ class _Inbound(msgspec.Struct, forbid_unknown_fields=True):
     text: str
     kind: str
     from_me: bool
+    edits: list[str | None]
+    revoked: bool
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True):

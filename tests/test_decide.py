@@ -1,5 +1,6 @@
 """The agent's judgements, from config and projection states alone."""
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ NOW = 1_764_070_000.0
 ALICE = "491701111111@s.whatsapp.net"
 OWNER = "491700000000@s.whatsapp.net"
 GROUP = "120363000000000000@g.us"
+OWNER_LID = "123456789012345@lid"
 
 
 def config(**overrides: Any) -> AppConfig:
@@ -114,13 +116,29 @@ def test_empty_text_is_skipped() -> None:
         ("hi @491700000000", [], "keyword", False),
         ("bot?", [], "keyword", True),
         ("anything", [], "always", True),
+        # The owner's LID, once the connection has taught it.
+        ("hi @123456789012345", [], "mention", True),
+        ("hi there", ["123456789012345@lid"], "mention", True),
+        ("hi @1234567890123456", [], "mention", False),
     ],
 )
 def test_group_triggers(text: str, mentions: list[str], mode: str, fires: bool) -> None:
     cfg = config()
     group = GroupEntity(jid=GROUP, trigger=Trigger(mode=mode, keywords=("bot",)))  # type: ignore[arg-type]
     msg = item(text, chat=GROUP, sender=ALICE, mentions=mentions)
-    assert decide.triggered(cfg, group, msg) is fires
+    seen = dataclasses.replace(view(cfg), owner=frozenset({OWNER_LID}))
+    assert decide.triggered(seen, group, msg) is fires
+
+
+def test_a_mention_of_the_owners_lid_needs_the_lid_to_be_known() -> None:
+    group = GroupEntity(jid=GROUP, trigger=Trigger(mode="mention"))
+    msg = item("hi @123456789012345", chat=GROUP, sender=ALICE, mentions=[OWNER_LID])
+    assert decide.triggered(view(config()), group, msg) is False
+
+
+def test_a_revoked_message_is_never_answered() -> None:
+    cfg = config()
+    assert decide.on_arrival(view(cfg), entity(cfg, ALICE), item("hi", revoked=True)) == "revoked"
 
 
 def test_pause_lasts_takeover_minutes() -> None:

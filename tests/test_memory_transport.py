@@ -7,8 +7,8 @@ from functools import partial
 import anyio
 import pytest
 
-from events.model import TransportStatus
-from pipeline.transport import Inbound, MemoryTransport, TransportError
+from events.model import MessageReceived, TransportStatus
+from pipeline.transport import Inbound, MemoryTransport, Outgoing, TransportError
 
 GROUP = "120363000000000001@g.us"
 
@@ -31,6 +31,8 @@ async def test_push_waits_for_run_and_delivers_a_normalised_message() -> None:
             later = await receive.receive()
             tg.cancel_scope.cancel()
 
+    assert isinstance(early.event, MessageReceived)
+    assert isinstance(later.event, MessageReceived)
     assert early.event.text == "early"
     assert early.event.sender == "491701111111@s.whatsapp.net"
     assert early.event.is_group
@@ -45,15 +47,13 @@ async def test_sends_are_recorded_and_awaitable_in_order() -> None:
     transport = MemoryTransport()
     async with anyio.create_task_group() as tg:
         # Runs only once next_sent() is already waiting.
-        tg.start_soon(
-            partial(transport.send, GROUP, "one", wa_id="W1", reply_to="M1", purpose="reply")
-        )
+        tg.start_soon(transport.send, Outgoing(to=GROUP, text="one", wa_id="W1", reply_to="M1"))
         with anyio.fail_after(5):
             first = await transport.next_sent()
-        await transport.send(GROUP, "two", wa_id=None, reply_to=None, purpose="vitality")
+        await transport.send(Outgoing(to=GROUP, text="two", purpose="vitality"))
         second = await transport.next_sent()
 
-    assert (first.text, first.wa_id, first.reply_to) == ("one", "W1", "M1")
+    assert (first.text, first.wa_id, first.message.reply_to) == ("one", "W1", "M1")
     assert second.text == "two"
     assert second.wa_id.startswith("MEM")
     assert transport.sent == [first, second]
@@ -64,8 +64,8 @@ async def test_scripted_failures_come_before_success() -> None:
     transport = MemoryTransport()
     transport.fail_next(TransportError("offline", retryable=True))
     with pytest.raises(TransportError, match="offline") as info:
-        await transport.send(GROUP, "x", wa_id="W1", reply_to=None, purpose="reply")
+        await transport.send(Outgoing(to=GROUP, text="x", wa_id="W1"))
     assert info.value.retryable
-    receipt = await transport.send(GROUP, "x", wa_id="W1", reply_to=None, purpose="reply")
+    receipt = await transport.send(Outgoing(to=GROUP, text="x", wa_id="W1"))
     assert receipt.wa_id == "W1"
     assert [s.wa_id for s in transport.sent] == ["W1"]

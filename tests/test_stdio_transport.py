@@ -11,15 +11,15 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import pytest
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from events.model import TransportStatus
-from pipeline.transport import Inbound, StdioTransport, TransportError
+from events.model import MessageReceived, TransportStatus
+from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 
 ALICE = "491701111111@s.whatsapp.net"
 NOW = 1_764_000_000.0
@@ -44,6 +44,11 @@ class StdinPipe:
             self._open = False
 
 
+class Received(NamedTuple):
+    event: MessageReceived
+    received_at: float
+
+
 class Harness:
     """Runs a transport in a task group and collects what it delivers."""
 
@@ -60,7 +65,14 @@ class Harness:
     async def _status(self, status: TransportStatus) -> None:
         self.statuses.append(status)
 
-    async def next_inbound(self) -> Inbound:
+    async def next_inbound(self) -> Received:
+        """The next message delivered (edits and revokes have their own tests)."""
+        with anyio.fail_after(5):
+            inbound = await self._receive.receive()
+        assert isinstance(inbound.event, MessageReceived), inbound
+        return Received(inbound.event, inbound.received_at)
+
+    async def next_fact(self) -> Inbound:
         with anyio.fail_after(5):
             return await self._receive.receive()
 
@@ -230,7 +242,9 @@ async def test_end_of_input_keeps_run_alive_until_cancelled(
                 await stdin_closed.wait()
             await anyio.wait_all_tasks_blocked()
             assert not harness.finished
-            await harness.transport.send(ALICE, "bye", wa_id="W1", reply_to=None, purpose="debug")
+            await harness.transport.send(
+                Outgoing(to=ALICE, text="bye", wa_id="W1", purpose="debug")
+            )
 
     assert not harness.finished
     assert json.loads(stdout.getvalue())["id"] == "W1"
@@ -243,14 +257,14 @@ async def test_send_writes_exactly_one_flushed_line(make_transport: MakeTranspor
     with os.fdopen(write_fd, "wb") as stdout:
         transport = make_transport(stdout)
         receipt = await transport.send(
-            ALICE, "grüß dich\nzweite Zeile", wa_id="WB1", reply_to="M1", purpose="reply"
+            Outgoing(to=ALICE, text="grüß dich\nzweite Zeile", wa_id="WB1", reply_to="M1")
         )
         first = os.read(read_fd, 65536)
-        await transport.send(ALICE, "morning", wa_id=None, reply_to=None, purpose="vitality")
+        await transport.send(Outgoing(to=ALICE, text="morning", purpose="vitality"))
         second = os.read(read_fd, 65536)
     os.close(read_fd)
 
-    assert receipt == ("WB1", NOW)
+    assert receipt == ("WB1", NOW, None)
     assert first.count(b"\n") == 1
     assert first.endswith(b"\n")
     assert list(json.loads(first).items()) == [
@@ -260,6 +274,7 @@ async def test_send_writes_exactly_one_flushed_line(make_transport: MakeTranspor
         ("text", "grüß dich\nzweite Zeile"),
         ("reply_to", "M1"),
         ("purpose", "reply"),
+        ("quoted", None),
     ]
     sent = json.loads(second)
     assert re.fullmatch(r"WB[0-9A-F]{20}", sent["id"])
@@ -275,7 +290,7 @@ async def test_send_to_a_closed_stdout_is_a_final_transport_error(
     stdout.close()
     transport = make_transport(stdout)
     with pytest.raises(TransportError, match="cannot write to stdout") as info:
-        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+        await transport.send(Outgoing(to=ALICE, text="x"))
     assert not info.value.retryable
 
 
@@ -284,7 +299,7 @@ async def test_send_after_aclose_fails(make_transport: MakeTransport) -> None:
     transport = make_transport()
     await transport.aclose()
     with pytest.raises(TransportError, match="closed"):
-        await transport.send(ALICE, "x", wa_id=None, reply_to=None, purpose="reply")
+        await transport.send(Outgoing(to=ALICE, text="x"))
 
 
 @pytest.mark.anyio

@@ -17,6 +17,8 @@ from pipeline.config._load import (
     web_token,
 )
 from pipeline.config._sections import (
+    ALERT_KINDS,
+    AlertsConfig,
     DefaultsConfig,
     LimitsConfig,
     LlmConfig,
@@ -34,6 +36,8 @@ from pipeline.config._sections import (
 )
 
 __all__ = [
+    "ALERT_KINDS",
+    "AlertsConfig",
     "AppConfig",
     "ConfigError",
     "DefaultsConfig",

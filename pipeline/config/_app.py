@@ -7,6 +7,7 @@ from functools import cached_property
 from events.jid import InvalidJid, normalize
 from pipeline.config._entities import Entity, SelfEntity
 from pipeline.config._sections import (
+    AlertsConfig,
     DefaultsConfig,
     FieldError,
     LimitsConfig,
@@ -43,6 +44,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     takeover: TakeoverConfig = TakeoverConfig()
     logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
+    alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
 
     def __post_init__(self) -> None:

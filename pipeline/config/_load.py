@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -45,8 +46,16 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
     secrets: Secrets
 
     def public_dict(self) -> dict[str, Any]:
-        """The config as JSON values (lists, not tuples), every default spelled out."""
+        """The config as JSON values (lists, not tuples), every default spelled out.
+
+        A webhook URL often carries its token in the path or query: only its
+        scheme and host are kept, so no secret reaches the log.
+        """
         result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self.config))
+        alerts = result.get("alerts") or {}
+        if alerts.get("webhook"):
+            parts = urlsplit(alerts["webhook"])
+            alerts["webhook"] = f"{parts.scheme}://{parts.hostname}/…"
         return result
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,10 +18,12 @@ import msgspec
 from croniter import croniter
 
 from events.jid import InvalidJid, phone_digits
+from events.model import AlertKind
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 _HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_PROXY_SCHEMES = ("http", "https", "socks5")
 
 
 class FieldError(ValueError):
@@ -40,12 +42,24 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
     phone_number: str
     bot_tag: bool = False
     session_db: str = "store/whatsapp.db"
+    # "typing…" in the chat while the LLM answers.
+    typing: bool = True
+    # Off by default: marking a chat read hides it from the owner's own unread list.
+    read_receipts: bool = False
+    # Whether a reply visibly quotes the message it answers.
+    quote_replies: Literal["groups", "always", "never"] = "groups"
+    # Longer replies are split into numbered parts (WhatsApp folds long messages).
+    max_message_chars: Annotated[int, msgspec.Meta(ge=200, le=65_536)] = 4000
+    # An http(s):// or socks5:// proxy for the connection to WhatsApp.
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
         try:
             phone_digits(self.phone_number)
         except InvalidJid as exc:
             raise FieldError("phone_number", str(exc)) from None
+        if self.proxy is not None and urlsplit(self.proxy).scheme not in _PROXY_SCHEMES:
+            raise FieldError("proxy", f"{self.proxy!r} is not an http(s):// or socks5:// URL")
 
 
 class DefaultsConfig(Section, frozen=True, kw_only=True):
@@ -142,6 +156,22 @@ class LoggingConfig(Section, frozen=True, kw_only=True):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+
+
+class AlertsConfig(Section, frozen=True, kw_only=True):
+    """Where the owner hears of trouble besides WhatsApp: a JSON POST to ``webhook``."""
+
+    webhook: str | None = None
+    on: tuple[AlertKind, ...] = ALERT_KINDS
+    # "The LLM is failing" after this many turns in a row ended without an answer.
+    llm_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+
+    def __post_init__(self) -> None:
+        if self.webhook is not None and (problem := url_problem(self.webhook)):
+            raise FieldError("webhook", problem)
+
+
 class StoreConfig(Section, frozen=True, kw_only=True):
     """Addition to DESIGN.md: SQLite durability of the event log."""
 
@@ -204,7 +234,7 @@ def is_loopback(host: str) -> bool:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an LLM base URL, or None if it can."""
+    """Why ``url`` cannot be an http(s) endpoint (LLM base URL, webhook), or None if it can."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"{url!r} is not an http(s) URL"

@@ -14,7 +14,7 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 """
 
 from pipeline.daemon._agent import RESET_REPLY, Agent
-from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
+from pipeline.daemon._daemon import EXIT_NEEDS_OWNER, GRACE_SECONDS, Daemon
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live, Waker
 from pipeline.daemon._lock import AlreadyRunning, DaemonLock
@@ -23,6 +23,7 @@ from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
 
 __all__ = [
+    "EXIT_NEEDS_OWNER",
     "GRACE_SECONDS",
     "RESET_REPLY",
     "Agent",

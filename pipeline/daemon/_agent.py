@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 
@@ -28,16 +29,24 @@ from events.model import (
 from pipeline.config import Entity, LoadedConfig
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._live import Live
+from pipeline.daemon._presence import Shows, typing
+from pipeline.daemon._replies import reply_parts
 from pipeline.daemon._settings import Settings
 from pipeline.llm import LlmClient, LlmError, Prompt, compose, debug_note, format_reply, system_text
 from pipeline.llm import user_text as prompt_text
 from pipeline.logs import get_logger
-from projections import aliases, queue, sessions
+from projections import addresses, aliases, identity, queue, sessions
 from projections.queue import Item
 
 log = get_logger("wabot.agent")
 
 RESET_REPLY = "New conversation started: I have forgotten what we said before."
+
+
+class Transport(Shows, Protocol):
+    """What the agent needs of the transport: message ids and the typing indicator."""
+
+    def new_message_id(self) -> str | None: ...
 
 
 class Agent:
@@ -46,7 +55,7 @@ class Agent:
         live: Live,
         settings: Settings,
         llm: Callable[[LoadedConfig], LlmClient],
-        new_wa_id: Callable[[], str | None],
+        transport: Transport,
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
@@ -54,7 +63,8 @@ class Agent:
         self.live = live
         self.settings = settings
         self.llm = llm
-        self.new_wa_id = new_wa_id
+        self.transport = transport
+        self.new_wa_id = transport.new_message_id
         self.clock = clock
         self.new_id = new_id
         self.stopping = False
@@ -187,7 +197,8 @@ class Agent:
 
     def _view(self, loaded: LoadedConfig) -> decide.View:
         v = self.live.view
-        return decide.View(loaded.config, v.echo, v.takeover, v.budget, self.clock())
+        owner = identity.owner_forms(v.identity, loaded.config.owner_jid)
+        return decide.View(loaded.config, v.echo, v.takeover, v.budget, self.clock(), owner)
 
     async def _answer(
         self, loaded: LoadedConfig, entity: Entity, chat: str, run: list[Item]
@@ -279,10 +290,12 @@ class Agent:
                 )
             )
 
+        address = addresses.address(self.live.view.addresses, chat)
         try:
-            result = await self.llm(loaded).complete(
-                prompt.model, prompt.messages, prompt.params, on_failure=failed
-            )
+            async with typing(self.transport, address, enabled=loaded.config.whatsapp.typing):
+                result = await self.llm(loaded).complete(
+                    prompt.model, prompt.messages, prompt.params, on_failure=failed
+                )
         except LlmError:
             return  # already recorded as final by ``failed``
         except Exception as exc:
@@ -310,19 +323,25 @@ class Agent:
                 ),
             )
             return
-        await self.live.append(
-            completed,
-            ReplyPlanned(
-                chat=chat,
-                reply_id=self.new_id(),
-                purpose="reply",
-                text=text,
-                call_id=call_id,
-                in_reply_to=run[-1].msg_id,
-                trigger_ids=[i.msg_id for i in run],
-                wa_id=self.new_wa_id(),
-            ),
+        still = {i.msg_id: i for i in queue.pending(self.live.view.queue, chat)}
+        asked = [still[i.msg_id] for i in run if i.msg_id in still]
+        if asked and all(i.revoked for i in asked):
+            # Deleted while the model was answering: the answer goes nowhere.
+            await self.live.append(
+                completed,
+                *(MessageSkipped(chat=chat, msg_id=i.msg_id, reason="revoked") for i in run),
+            )
+            return
+        parts = reply_parts(
+            chat,
+            text,
+            run,
+            whatsapp=loaded.config.whatsapp,
+            call_id=call_id,
+            new_id=self.new_id,
+            new_wa_id=self.new_wa_id,
         )
+        await self.live.append(completed, *parts)
 
 
 def _same_call(items: list[Item]) -> list[Item]:

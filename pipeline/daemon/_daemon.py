@@ -9,6 +9,7 @@ next start folds the projections and carries on.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 import uuid
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import anyio
 
-from events.model import ReplyPlanned
-from events.protocol import LogWriter
+from events.model import ReplyPlanned, TransportStatus
+from events.protocol import LogError, LogWriter
+from pipeline.daemon import _deadline
 from pipeline.daemon._agent import Agent
+from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
 from pipeline.daemon._pulse import Pulse
@@ -35,6 +38,8 @@ log = get_logger("wabot.daemon")
 GRACE_SECONDS = 10.0
 # Something the command line runs beside the workers (the web console), given the pulse.
 Service = Callable[[Pulse], Awaitable[None]]
+# WhatsApp needs a human (pairing, logout, session taken over): restarting will not help.
+EXIT_NEEDS_OWNER = 3
 
 
 class Daemon:
@@ -56,10 +61,10 @@ class Daemon:
         self.live = Live(log_)
         self.llm = LlmPool()
         self.intake = Intake(self.live, settings)
-        new_id = transport.new_message_id
-        self.agent = Agent(self.live, settings, self.llm.client, new_id, clock=clock)
+        self.agent = Agent(self.live, settings, self.llm.client, transport, clock=clock)
         self.sender = Sender(self.live, transport, settings, clock=clock)
-        self.scheduler = Scheduler(self.live, settings, new_id, clock=clock)
+        self.scheduler = Scheduler(self.live, settings, transport.new_message_id, clock=clock)
+        self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
         self.pulse = Pulse()
         self._services = tuple(services)
         self._transport_failure: TransportError | None = None
@@ -83,24 +88,34 @@ class Daemon:
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)
                 tg.start_soon(self.scheduler.run)
+                tg.start_soon(self.alerter.run)
                 tg.start_soon(self.pulse.tell_systemd)
                 for service in self._services:
                     tg.start_soon(self._run_service, service)
                 with waiting:
                     await _until_signal()
                 self.pulse.stop()
+                failed = self._transport_failure is not None
+                _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
                 # No new turns, but intake goes on through the grace period:
                 # WhatsApp has acknowledged what it hands over, so whatever
                 # arrives is recorded now and answered after the restart.
                 self.agent.stopping = True
                 with anyio.move_on_after(GRACE_SECONDS):
+                    await self.alerter.send_due()  # e.g. the logout that stops us
                     await self.agent.idle()
-                    await self.sender.send_due()
+                    # Owed replies stay in the log for the next start: waiting for
+                    # a reconnect here would only hold the stop up.
+                    if self.live.view.stats.transport_state == "connected":
+                        await self.sender.send_due()
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.llm.aclose()
                 await self.transport.aclose()
+            # Said in the log, so nothing reads "connected" off a stopped bot.
+            with contextlib.suppress(LogError):
+                self.live.log.append(TransportStatus(state="stopped", detail="daemon stopped"))
             self.live.close()
             log.info("stopped", dropped_unmonitored=self.intake.dropped)
         if self._transport_failure is not None:

@@ -29,10 +29,13 @@ class View:
     takeover: takeover.State
     budget: budget.State
     now: float
+    owner: frozenset[str] = frozenset()  # every id of the owner (phone JID, LID)
 
 
 def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
     """Rules that hold for one message whatever else is queued."""
+    if item.revoked:
+        return "revoked"
     match = echo.match(view.echo, item.chat, item.msg_id, item.text)
     if match == "id" or (match == "text" and item.from_me):
         return "echo"
@@ -43,7 +46,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
         return "stale"
     if not item.text.strip():
         return "empty"
-    if isinstance(entity, GroupEntity) and not triggered(view.config, entity, item):
+    if isinstance(entity, GroupEntity) and not triggered(view, entity, item):
         return "not_triggered"
     return None
 
@@ -77,13 +80,13 @@ def before_turn(view: View, chat: str) -> str | None:
     return None
 
 
-def triggered(config: AppConfig, group: GroupEntity, item: Item) -> bool:
+def triggered(view: View, group: GroupEntity, item: Item) -> bool:
     mode = group.trigger.mode
     if mode == "always":
         return True
     if _has_keyword(item.text, group.trigger.keywords):
         return True
-    return mode == "mention" and _mentions_owner(config, item)
+    return mode == "mention" and _mentions_owner(view.owner | {view.config.owner_jid}, item)
 
 
 def _has_keyword(text: str, keywords: Sequence[str]) -> bool:
@@ -93,15 +96,15 @@ def _has_keyword(text: str, keywords: Sequence[str]) -> bool:
     )
 
 
-def _mentions_owner(config: AppConfig, item: Item) -> bool:
-    owner = config.owner_jid
+def _mentions_owner(owner: frozenset[str], item: Item) -> bool:
+    """Mentioned by any of the owner's ids: in LID groups the mention is ``@<lid digits>``."""
     for jid in item.mentions:
         try:
-            if normalize(jid) == owner:
+            if normalize(jid) in owner:
                 return True
         except InvalidJid:
             continue
-    return f"@{user_part(owner)}" in item.text
+    return any(re.search(rf"@{re.escape(user_part(form))}(?!\d)", item.text) for form in owner)
 
 
 def burst(items: Sequence[Item]) -> list[Item]:

@@ -1,40 +1,119 @@
-"""What the transport hands over: monitored chats' messages go to the log, nothing else does.
+"""What the transport hands over: monitored chats' facts go to the log, nothing else does.
 
-A message of a chat that is not monitored is counted and dropped here, before
-anything about it is written anywhere (DESIGN.md section 3).
+WhatsApp addresses one person by phone JID or by LID, and the owner by either
+too. Here every fact is filed under the chat the config monitors, whichever id
+it came by (the id used is kept as ``via``, where replies go), the owner's own
+messages are recognised by all the owner's ids, and anything of a chat that is
+not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
+before a byte of it is written anywhere (DESIGN.md sections 3 and 10).
 """
 
 from __future__ import annotations
 
-from events.model import TransportStatus
+import hashlib
+
+import msgspec
+
+from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
 from events.protocol import Keyed, LogError
+from pipeline.config import AppConfig, Entity, GroupEntity
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from pipeline.transport import Inbound
+from pipeline.transport import Fact, Inbound
+from projections import addresses, identity
 
 log = get_logger("wabot.daemon")
+
+# Never answered, never stored: a reply to status@broadcast posts a status.
+_NOT_CHATS = frozenset({"broadcast", "newsletter"})
+
+
+def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Entity | None:
+    """The entity a message belongs to, whichever of the chat's ids WhatsApp used."""
+    if _server(ev.chat) in _NOT_CHATS:
+        return None
+    if ev.is_group:
+        entity = app.find_entity(ev.chat)
+        return entity if isinstance(entity, GroupEntity) else None
+    ids = [ev.chat, ev.chat_alt, *([] if ev.from_me else [ev.sender_alt])]
+    if any(i in owner for i in ids if i):
+        return app.find_entity(app.owner_jid)  # the note-to-self chat, by any of its ids
+    for jid in ids:
+        entity = app.find_entity(jid) if jid else None
+        if entity is not None and not isinstance(entity, GroupEntity):
+            return entity
+    return None
+
+
+def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> MessageReceived | None:
+    """``ev`` filed under its monitored chat, the owner recognised; None: not ours."""
+    entity = monitored(app, owner, ev)
+    if entity is None:
+        return None
+    chat = app.entity_jid(entity)
+    return msgspec.structs.replace(
+        ev,
+        chat=chat,
+        via=ev.chat if ev.chat != chat else None,
+        from_me=ev.from_me or ev.sender in owner,
+    )
 
 
 class Intake:
     def __init__(self, live: Live, settings: Settings) -> None:
         self.live = live
         self.settings = settings
-        self.dropped = 0  # messages from unmonitored chats: counted, never stored
+        self.dropped = 0  # facts of unmonitored chats: counted, never stored
+
+    def owner(self) -> frozenset[str]:
+        """Every id of the owner known so far."""
+        return identity.owner_forms(self.live.view.identity, self.settings.app.owner_jid)
 
     async def deliver(self, inbound: Inbound) -> None:
-        event = inbound.event
-        if self.settings.app.entity_for(event.chat, event.sender_alt, event.is_group) is None:
+        keyed = self._keyed(inbound.event)
+        if keyed is None:
             self.dropped += 1
             return
         try:
-            await self.live.append(Keyed(event, f"{event.chat}/{event.msg_id}"))
+            await self.live.append(keyed)
         except LogError as exc:
             # One line, not a traceback: the cause (disk full, locked) is in the message.
             log.error(  # noqa: TRY400
-                "message_not_recorded", chat=event.chat, msg_id=event.msg_id, error=str(exc)
+                "message_not_recorded", chat=keyed.event.chat, error=str(exc)
             )
+
+    def _keyed(self, fact: Fact) -> Keyed | None:
+        """The fact as recorded, with the key that makes a redelivery a no-op."""
+        if isinstance(fact, MessageReceived):
+            ev = filed(self.settings.app, self.owner(), fact)
+            return None if ev is None else Keyed(ev, f"{ev.chat}/{ev.msg_id}")
+        chat = self._chat_of(fact.chat)
+        if chat is None:
+            return None
+        if isinstance(fact, MessageEdited):
+            change = fact.edit_id or hashlib.sha256((fact.text or "").encode()).hexdigest()[:16]
+            key = f"{chat}/{fact.msg_id}/edit/{change}"
+            return Keyed(msgspec.structs.replace(fact, chat=chat), key)
+        assert isinstance(fact, MessageRevoked)
+        return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
+
+    def _chat_of(self, jid: str) -> str | None:
+        """The monitored chat an edit or revoke names by one of its ids."""
+        app = self.settings.app
+        if _server(jid) in _NOT_CHATS:
+            return None
+        if jid in self.owner():
+            return app.owner_jid if app.find_entity(app.owner_jid) is not None else None
+        entity = app.find_entity(jid)
+        if entity is not None:
+            return app.entity_jid(entity)
+        return addresses.chat_of(self.live.view.addresses, jid)
 
     async def status(self, status: TransportStatus) -> None:
         log.info("transport", state=status.state, detail=status.detail)
         await self.live.append(status)
+
+
+def _server(jid: str) -> str:
+    return jid.rpartition("@")[2]

@@ -12,17 +12,19 @@ from collections.abc import Callable
 
 import anyio
 
-from events.model import ReplyFailed, ReplySent
+from events.model import ReplyFailed, ReplyPlanned, ReplySent
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from pipeline.transport import Transport, TransportError
-from projections import outbox
+from pipeline.transport import Outgoing, Transport, TransportError
+from projections import addresses, outbox
+from projections.fold import States
 
 log = get_logger("wabot.sender")
 
 MAX_ATTEMPTS = 5
 _BACKOFF = (1.0, 2.0, 5.0, 15.0)
+_READ_DEADLINE = 5.0
 
 
 class Sender:
@@ -64,43 +66,77 @@ class Sender:
 
     async def _send(self, entry: outbox.Entry) -> None:
         planned = entry.event
+        to = destination(self.live.view, planned.chat, self.settings.app.owner_jid)
+        message = Outgoing(
+            to=to,
+            text=planned.text,
+            wa_id=planned.wa_id,
+            reply_to=planned.in_reply_to,
+            purpose=planned.purpose,
+            quoted=planned.quoted,
+            part=planned.part,
+            parts=planned.parts,
+        )
         try:
-            receipt = await self.transport.send(
-                planned.chat,
-                planned.text,
-                wa_id=planned.wa_id,
-                reply_to=planned.in_reply_to,
-                purpose=planned.purpose,
-            )
+            receipt = await self.transport.send(message)
         except TransportError as exc:
-            attempt = entry.attempts + 1
-            final = not exc.retryable or attempt >= MAX_ATTEMPTS
-            log.warning(
-                "send_failed", chat=planned.chat, attempt=attempt, final=final, error=str(exc)
-            )
-            if final:
-                self._retry_at.pop(planned.reply_id, None)
-            else:
-                self._retry_at[planned.reply_id] = (
-                    self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
-                )
-            await self.live.append(
-                ReplyFailed(
-                    chat=planned.chat,
-                    reply_id=planned.reply_id,
-                    error=str(exc),
-                    final=final,
-                    attempt=attempt,
-                )
-            )
+            await self._failed(entry, exc)
             return
         self._retry_at.pop(planned.reply_id, None)
+        delivered = receipt.to or to
         await self.live.append(
             ReplySent(
                 chat=planned.chat,
                 reply_id=planned.reply_id,
                 wa_id=receipt.wa_id,
                 sent_at=receipt.sent_at,
+                to=delivered if delivered != planned.chat else None,
             )
         )
         log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)
+        if self.settings.app.whatsapp.read_receipts and planned.part in (None, 1):
+            await self._mark_read(planned, to)
+
+    async def _failed(self, entry: outbox.Entry, exc: TransportError) -> None:
+        planned = entry.event
+        attempt = entry.attempts + 1
+        final = not exc.retryable or attempt >= MAX_ATTEMPTS
+        log.warning("send_failed", chat=planned.chat, attempt=attempt, final=final, error=str(exc))
+        if final:
+            self._retry_at.pop(planned.reply_id, None)
+        else:
+            self._retry_at[planned.reply_id] = (
+                self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
+            )
+        await self.live.append(
+            ReplyFailed(
+                chat=planned.chat,
+                reply_id=planned.reply_id,
+                error=str(exc),
+                final=final,
+                attempt=attempt,
+            )
+        )
+
+    async def _mark_read(self, planned: ReplyPlanned, to: str) -> None:
+        """The answered messages, marked read once the answer is out; best effort."""
+        if planned.purpose != "reply" or not planned.trigger_ids:
+            return
+        sender = planned.quoted.sender if planned.quoted is not None else None
+        with anyio.move_on_after(_READ_DEADLINE):
+            try:
+                await self.transport.mark_read(to, planned.trigger_ids, sender)
+            except Exception as exc:
+                log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
+
+
+def destination(view: States, chat: str, owner_jid: str) -> str:
+    """Where a message for ``chat`` goes: the id WhatsApp last used for it.
+
+    The owner's own chat, never addressed yet, goes to the owner's LID when it
+    is known: WhatsApp files note-to-self under the LID now.
+    """
+    to = addresses.address(view.addresses, chat)
+    if to == owner_jid and view.identity.me_lid:
+        return view.identity.me_lid
+    return to

@@ -24,7 +24,7 @@ from pipeline.llm._errors import (
     ServerError,
 )
 from pipeline.llm._prompt import CUT_MARKER, Prompt, compose, debug_note, system_text, user_text
-from pipeline.llm._render import format_reply
+from pipeline.llm._render import format_reply, split_message
 from pipeline.llm._turns import normalize_turns, strip_think
 from pipeline.llm._wire import PROVIDERS, LlmResult, build_request, parse_response
 
@@ -56,6 +56,7 @@ __all__ = [
     "format_reply",
     "normalize_turns",
     "parse_response",
+    "split_message",
     "strip_think",
     "system_text",
     "user_text",

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from events.jid import user_part
-from events.model import ChatTurn
+from events.model import ChatTurn, Quoted
 from pipeline.config import AppConfig, Entity, LlmConfig
 from pipeline.llm._turns import normalize_turns
 
@@ -31,6 +31,8 @@ class Message(Protocol):
     def push_name(self) -> str | None: ...
     @property
     def is_group(self) -> bool: ...
+    @property
+    def quoted(self) -> Quoted | None: ...
 
 
 class Prompt(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,15 +44,33 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def user_text(messages: Sequence[Message], max_chars: int) -> str:
-    """A debounced burst as one user turn; group lines say who wrote them."""
-    lines = [
-        f"{m.push_name or user_part(m.sender)}: {m.text}" if m.is_group else m.text
-        for m in messages
-    ]
+    """A debounced burst as one user turn; group lines say who wrote them.
+
+    A message that quotes another carries the quoted text before it, as a
+    ``> `` block, cut so that quotes take at most half of ``max_chars``.
+    """
+    quote_room = max_chars // 2 // max(1, sum(1 for m in messages if _quote(m)))
+    lines = []
+    for m in messages:
+        text = f"{m.push_name or user_part(m.sender)}: {m.text}" if m.is_group else m.text
+        if quoted := _quote(m):
+            text = f"{_quote_block(quoted, quote_room)}\n{text}"
+        lines.append(text)
     text = "\n".join(lines)
     if len(text) > max_chars:
         text = text[:max_chars] + CUT_MARKER.format(limit=max_chars)
     return text
+
+
+def _quote(message: Message) -> str:
+    quoted = message.quoted
+    return quoted.text.strip() if quoted is not None else ""
+
+
+def _quote_block(text: str, room: int) -> str:
+    if len(text) > room:
+        text = text[: max(room - 1, 0)] + "…"
+    return "\n".join(f"> {line}" for line in text.splitlines())
 
 
 def system_text(config: AppConfig, entity: Entity) -> str:

@@ -63,3 +63,40 @@ def _domain(url: str) -> str:
     if not host:
         return one_line(url, _TITLE_CHARS)
     return host.removeprefix("www.")
+
+
+_BREAKS = ("\n\n", "\n", ". ", "! ", "? ", "; ", ", ", " ")
+_NUMBERING = "({part}/{parts}) "
+_NUMBERING_ROOM = 10  # "(99/99) " and then some
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """``text`` as one message, or as numbered parts of at most ``limit`` characters.
+
+    Cuts fall at the last paragraph break that fits, else a line break, else a
+    sentence end, else a space; only a run without any of those is cut hard.
+    """
+    if len(text) <= limit:
+        return [text]
+    room = limit - _NUMBERING_ROOM
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > room:
+        cut = _cut(rest, room)
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    parts = len(chunks)
+    return [_NUMBERING.format(part=n, parts=parts) + c for n, c in enumerate(chunks, start=1)]
+
+
+def _cut(text: str, room: int) -> int:
+    """Where to end the next part: just after the best break within ``room``."""
+    window = text[:room]
+    for mark in _BREAKS:
+        at = window.rfind(mark)
+        # A break in the first quarter would make a stub of a part: look for a weaker one.
+        if at >= room // 4:
+            return at + len(mark.rstrip()) if mark.strip() else at + len(mark)
+    return room

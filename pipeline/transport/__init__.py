@@ -10,7 +10,9 @@ loads neonize's Go library, which prints to stdout.
 
 from pipeline.transport._base import (
     Deliver,
+    Fact,
     Inbound,
+    Outgoing,
     SendReceipt,
     StatusSink,
     Transport,
@@ -22,8 +24,10 @@ from pipeline.transport._stdio import StdioTransport
 
 __all__ = [
     "Deliver",
+    "Fact",
     "Inbound",
     "MemoryTransport",
+    "Outgoing",
     "SendReceipt",
     "SentMessage",
     "StatusSink",

@@ -1,9 +1,11 @@
 """The one interface every transport (neonize, stdio, in-memory) implements.
 
-A transport turns whatever it receives into ``Inbound`` messages whose chat
-and sender are normalised JIDs, hands them to the daemon's ``deliver``
-callback in arrival order, reports its connection state through ``status``,
-and sends plain text. Deciding which chats are monitored is the daemon's job.
+A transport turns whatever it receives into ``Inbound`` facts (a message, an
+edit, a revoke) whose ids are normalised JIDs as WhatsApp used them, hands them
+to the daemon's ``deliver`` callback in arrival order, reports its connection
+state (and the owner's own ids once connected) through ``status``, and sends
+plain text. Which chat a message belongs to, and whether it is monitored, is
+the daemon's job.
 """
 
 from __future__ import annotations
@@ -11,15 +13,41 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, Protocol
 
-from events.jid import is_group, normalize
-from events.model import MessageKind, MessageReceived, ReplyPurpose, TransportStatus
+import msgspec
+
+from events.jid import is_group as group_jid
+from events.jid import normalize
+from events.model import (
+    MessageEdited,
+    MessageKind,
+    MessageReceived,
+    MessageRevoked,
+    Quoted,
+    ReplyPurpose,
+    TransportStatus,
+)
+
+Fact = MessageReceived | MessageEdited | MessageRevoked
 
 
 class Inbound(NamedTuple):
-    """A received message and when this process received it (unix seconds)."""
+    """A received fact and when this process received it (unix seconds)."""
 
-    event: MessageReceived
+    event: Fact
     received_at: float
+
+
+class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
+    """One WhatsApp message to send; ``to`` is the id to address (LID or phone JID)."""
+
+    to: str
+    text: str
+    wa_id: str | None = None  # the id to send with, where the transport can preset one
+    reply_to: str | None = None  # the message answered (for the record; not quoted)
+    purpose: ReplyPurpose = "reply"
+    quoted: Quoted | None = None  # the message the WhatsApp message visibly quotes
+    part: int | None = None
+    parts: int | None = None
 
 
 class SendReceipt(NamedTuple):
@@ -27,6 +55,7 @@ class SendReceipt(NamedTuple):
 
     wa_id: str
     sent_at: float
+    to: str | None = None  # where WhatsApp actually delivered it, when it says
 
 
 class TransportError(Exception):
@@ -50,19 +79,19 @@ class Transport(Protocol):
         ...
 
     async def run(self, deliver: Deliver, status: StatusSink) -> None:
-        """Receive until cancelled, awaiting ``deliver`` for each message in order."""
+        """Receive until cancelled, awaiting ``deliver`` for each fact in order."""
         ...
 
-    async def send(
-        self,
-        chat: str,
-        text: str,
-        *,
-        wa_id: str | None,
-        reply_to: str | None,
-        purpose: ReplyPurpose,
-    ) -> SendReceipt:
-        """Send ``text`` to ``chat``, using ``wa_id`` as message id when given."""
+    async def send(self, message: Outgoing) -> SendReceipt:
+        """Send one message; raises ``TransportError``."""
+        ...
+
+    async def typing(self, chat: str, on: bool) -> None:
+        """Show (or stop showing) that a reply is being written in ``chat``; best effort."""
+        ...
+
+    async def mark_read(self, chat: str, ids: Sequence[str], sender: str | None) -> None:
+        """Mark messages of ``sender`` in ``chat`` as read; best effort."""
         ...
 
     async def aclose(self) -> None: ...
@@ -79,14 +108,19 @@ def received_message(
     push_name: str | None = None,
     sender_alt: str | None = None,
     kind: MessageKind = "text",
-    quoted_id: str | None = None,
+    quoted: Quoted | None = None,
     mentions: Sequence[str] = (),
+    chat_alt: str | None = None,
+    is_group: bool | None = None,
 ) -> MessageReceived:
     """A ``MessageReceived`` with normalised JIDs; ``sender`` defaults to ``chat``.
 
-    Raises ``events.jid.InvalidJid`` for any id that is not a JID or phone number.
+    ``is_group`` defaults to what the chat's server says. Raises
+    ``events.jid.InvalidJid`` for any id that is not a JID or phone number.
     """
     jid = normalize(chat)
+    if quoted is not None and quoted.sender:
+        quoted = msgspec.structs.replace(quoted, sender=normalize(quoted.sender))
     return MessageReceived(
         chat=jid,
         msg_id=msg_id,
@@ -96,8 +130,10 @@ def received_message(
         text=text,
         kind=kind,
         from_me=from_me,
-        is_group=is_group(jid),
+        is_group=group_jid(jid) if is_group is None else is_group,
         sent_at=sent_at,
-        quoted_id=quoted_id,
+        quoted_id=quoted.id if quoted is not None else None,
         mentions=[normalize(m) for m in mentions],
+        chat_alt=normalize(chat_alt) if chat_alt else None,
+        quoted=quoted,
     )

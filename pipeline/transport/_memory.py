@@ -1,4 +1,4 @@
-"""An in-memory transport for tests: push messages in, read what was sent."""
+"""An in-memory transport for tests: push facts in, read what was sent and shown."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import NamedTuple
 import anyio
 
 from events.jid import normalize
-from events.model import MessageKind, ReplyPurpose, TransportStatus
+from events.model import MessageKind, Quoted, TransportStatus
 from pipeline.transport._base import (
     Deliver,
+    Fact,
     Inbound,
+    Outgoing,
     SendReceipt,
     StatusSink,
     TransportError,
@@ -23,12 +25,17 @@ from pipeline.transport._base import (
 
 
 class SentMessage(NamedTuple):
-    chat: str
-    text: str
+    message: Outgoing
     wa_id: str
-    reply_to: str | None
-    purpose: ReplyPurpose
     sent_at: float
+
+    @property
+    def chat(self) -> str:
+        return self.message.to
+
+    @property
+    def text(self) -> str:
+        return self.message.text
 
 
 class MemoryTransport:
@@ -44,6 +51,7 @@ class MemoryTransport:
     ) -> None:
         self.owner_jid = normalize(owner)
         self.sent: list[SentMessage] = []
+        self.shown: list[tuple[str, str]] = []  # (chat, "composing" | "paused" | "read")
         self._clock = clock
         self._ids = itertools.count(1)
         self._failures: deque[TransportError] = deque()
@@ -77,12 +85,11 @@ class MemoryTransport:
         sent_at: float | None = None,
         push_name: str | None = None,
         kind: MessageKind = "text",
-        quoted_id: str | None = None,
+        quoted: Quoted | None = None,
         mentions: Sequence[str] = (),
+        chat_alt: str | None = None,
     ) -> Inbound:
         """Deliver one message once ``run`` has started; returns it after ``deliver`` is done."""
-        await self._running.wait()
-        assert self._deliver is not None
         now = self._clock()
         event = received_message(
             chat=chat,
@@ -93,33 +100,36 @@ class MemoryTransport:
             from_me=from_me,
             push_name=push_name,
             kind=kind,
-            quoted_id=quoted_id,
+            quoted=quoted,
             mentions=mentions,
+            chat_alt=chat_alt,
         )
-        inbound = Inbound(event, now)
+        return await self.push_fact(event)
+
+    async def push_fact(self, event: Fact) -> Inbound:
+        """Deliver any fact (an edit, a revoke) as the transport would."""
+        await self._running.wait()
+        assert self._deliver is not None
+        inbound = Inbound(event, self._clock())
         await self._deliver(inbound)
         return inbound
 
-    async def send(
-        self,
-        chat: str,
-        text: str,
-        *,
-        wa_id: str | None,
-        reply_to: str | None,
-        purpose: ReplyPurpose,
-    ) -> SendReceipt:
+    async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
             raise TransportError("memory transport is closed", retryable=False)
         if self._failures:
             raise self._failures.popleft()
-        message = SentMessage(
-            chat, text, wa_id or self.new_message_id(), reply_to, purpose, self._clock()
-        )
-        self.sent.append(message)
+        sent = SentMessage(message, message.wa_id or self.new_message_id(), self._clock())
+        self.sent.append(sent)
         self._sent_changed.set()
         self._sent_changed = anyio.Event()
-        return SendReceipt(message.wa_id, message.sent_at)
+        return SendReceipt(sent.wa_id, sent.sent_at)
+
+    async def typing(self, chat: str, on: bool) -> None:
+        self.shown.append((chat, "composing" if on else "paused"))
+
+    async def mark_read(self, chat: str, ids: Sequence[str], sender: str | None) -> None:
+        self.shown.extend((chat, f"read {i}") for i in ids)
 
     async def next_sent(self) -> SentMessage:
         """The oldest send not yet returned by this method, waiting for it if needed."""

@@ -12,8 +12,7 @@ import secrets
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import BinaryIO
 
@@ -23,15 +22,16 @@ from anyio.from_thread import run as run_from_thread
 from anyio.lowlevel import EventLoopToken, current_token
 
 from events.jid import InvalidJid, normalize
-from events.model import MessageKind, ReplyPurpose, TransportStatus
+from events.model import TransportStatus
 from pipeline.logs import get_logger
+from pipeline.transport import _stdio_lines as lines
 from pipeline.transport._base import (
     Deliver,
     Inbound,
+    Outgoing,
     SendReceipt,
     StatusSink,
     TransportError,
-    received_message,
 )
 
 _log = get_logger(__name__)
@@ -39,8 +39,6 @@ _log = get_logger(__name__)
 # Lines read ahead of the daemon; beyond that the reader thread waits, so a
 # flood on stdin slows the writer instead of filling memory.
 _READ_AHEAD = 64
-# Senders stamp either unix seconds or (like WhatsApp) milliseconds.
-_MILLIS_THRESHOLD = 1e12
 
 Line = tuple[int, bytes]  # (line number, raw line)
 _END_OF_INPUT = b""  # never a real line: blank lines are not handed over
@@ -56,35 +54,8 @@ _NOBODY_LISTENING = (
 )
 
 
-class _Head(msgspec.Struct):
-    type: str = "message"
-
-
-class _MessageLine(msgspec.Struct, kw_only=True):
-    chat: str
-    text: str
-    id: str | None = None
-    sender: str | None = None
-    from_me: bool = False
-    timestamp: float | None = None
-    push_name: str | None = None
-    sender_alt: str | None = None
-    kind: MessageKind = "text"
-    quoted_id: str | None = None
-    mentions: list[str] = []
-
-
-class _SentLine(msgspec.Struct, tag_field="type", tag="sent"):
-    id: str
-    chat: str
-    text: str
-    reply_to: str | None
-    purpose: ReplyPurpose
-
-
-_head_decoder = msgspec.json.Decoder(_Head)
-_message_decoder = msgspec.json.Decoder(_MessageLine)
-_encoder = msgspec.json.Encoder()
+_head_decoder = msgspec.json.Decoder(lines.Head)
+_decoders = {kind: msgspec.json.Decoder(shape) for kind, shape in lines.LINES.items()}
 
 
 class StdioTransport:
@@ -128,28 +99,38 @@ class StdioTransport:
         async for number, raw in self._lines:
             if raw == _END_OF_INPUT:
                 _log.info("stdin closed; still sending until stopped")
-            elif (inbound := self._parse(number, raw)) is not None:
-                await deliver(inbound)
+                continue
+            item = self._parse(number, raw)
+            if isinstance(item, TransportStatus):
+                await status(item)
+            elif item is not None:
+                await deliver(item)
 
-    async def send(
-        self,
-        chat: str,
-        text: str,
-        *,
-        wa_id: str | None,
-        reply_to: str | None,
-        purpose: ReplyPurpose,
-    ) -> SendReceipt:
+    async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
             raise TransportError("stdio transport is closed", retryable=False)
-        msg_id = wa_id or self.new_message_id()
-        line = _encoder.encode(_SentLine(msg_id, chat, text, reply_to, purpose)) + b"\n"
+        msg_id = message.wa_id or self.new_message_id()
         try:
             # Off the event loop: a reader that stops draining stdout must not stall intake.
-            await anyio.to_thread.run_sync(self._write, line)
+            await anyio.to_thread.run_sync(self._write, lines.sent_line(message, msg_id))
         except (OSError, ValueError) as exc:  # ValueError: stdout already closed
             raise TransportError(f"cannot write to stdout: {exc}", retryable=False) from exc
         return SendReceipt(msg_id, self._clock())
+
+    async def typing(self, chat: str, on: bool) -> None:
+        await self._emit(lines.presence_line(chat, "composing" if on else "paused"))
+
+    async def mark_read(self, chat: str, ids: Sequence[str], sender: str | None) -> None:
+        await self._emit(lines.read_line(chat, ids))
+
+    async def _emit(self, line: bytes) -> None:
+        """A line that is no send: lost when stdout is gone, never an error."""
+        if self._closed:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._write, line)
+        except (OSError, ValueError) as exc:
+            _log.warning("cannot write to stdout", error=str(exc))
 
     async def aclose(self) -> None:
         self._closed = True
@@ -183,16 +164,26 @@ class StdioTransport:
         finally:
             os.close(fd)
 
-    def _parse(self, number: int, raw: bytes) -> Inbound | None:
+    def _parse(self, number: int, raw: bytes) -> Inbound | TransportStatus | None:
+        kind = "line"
         try:
             kind = _head_decoder.decode(raw).type
-            if kind != "message":
+            decoder = _decoders.get(kind)
+            if decoder is None:
                 _log.warning(f"stdin line {number}: unsupported type {kind!r}, skipped")
                 return None
-            line = _message_decoder.decode(raw)
-            inbound = self._inbound(line)
+            line = decoder.decode(raw)
+            if isinstance(line, lines.StatusLine):
+                return lines.status(line)
+            if isinstance(line, lines.EditLine):
+                fact = lines.edit(line)
+            elif isinstance(line, lines.RevokeLine):
+                fact = lines.revoke(line)
+            else:
+                assert isinstance(line, lines.MessageLine)
+                fact = lines.message(line, self.owner_jid, self._clock())
         except msgspec.ValidationError as exc:
-            _log.warning(f"stdin line {number}: invalid message ({exc}), skipped")
+            _log.warning(f"stdin line {number}: invalid {kind} ({exc}), skipped")
             return None
         except msgspec.DecodeError as exc:
             _log.warning(f"stdin line {number}: invalid JSON ({exc}), skipped")
@@ -200,30 +191,7 @@ class StdioTransport:
         except InvalidJid as exc:
             _log.warning(f"stdin line {number}: {exc}, skipped")
             return None
-        _log.debug("stdin message", line=number, chat=inbound.event.chat, text=line.text)
-        return inbound
-
-    def _inbound(self, line: _MessageLine) -> Inbound:
-        now = self._clock()
-        stamp = line.timestamp
-        if stamp is not None and stamp > _MILLIS_THRESHOLD:
-            stamp /= 1000
-        # The owner typed a from_me message, so the chat is the wrong default sender.
-        sender = line.sender or (self.owner_jid if line.from_me else None)
-        event = received_message(
-            chat=line.chat,
-            msg_id=line.id or uuid.uuid4().hex.upper(),
-            text=line.text,
-            sent_at=now if stamp is None else stamp,
-            sender=sender,
-            from_me=line.from_me,
-            push_name=line.push_name,
-            sender_alt=line.sender_alt,
-            kind=line.kind,
-            quoted_id=line.quoted_id,
-            mentions=line.mentions,
-        )
-        return Inbound(event, now)
+        return Inbound(fact, self._clock())
 
 
 def _lines(fd: int) -> Iterator[bytes]:

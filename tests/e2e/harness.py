@@ -33,7 +33,13 @@ ALICE = "491701111111@s.whatsapp.net"
 BOB = "491702222222@s.whatsapp.net"
 GROUP = "120363000000000000@g.us"
 STRANGER = "491709999999@s.whatsapp.net"
-SENT_KEYS = frozenset({"type", "id", "chat", "text", "reply_to", "purpose"})
+SENT_KEYS = frozenset({"type", "id", "chat", "text", "reply_to", "purpose", "quoted"})
+# The keys of every stdout line type (DESIGN.md section 7); part/parts only on split replies.
+LINE_KEYS = {
+    "sent": SENT_KEYS,
+    "presence": frozenset({"type", "chat", "state"}),
+    "read": frozenset({"type", "chat", "ids"}),
+}
 DEFAULT_PERSONA = "You are a concise, friendly assistant."
 DEFAULT_PROMPT = "Answer in the language of the question."
 ALICE_PERSONA = "You are Alice's well-travelled travel planner."
@@ -136,16 +142,20 @@ def run_cli(
 
 
 class Daemon:
-    """One ``python -m pipeline run --transport stdio`` and its store, across restarts."""
+    """One ``python -m pipeline run`` (stdio unless told) and its store, across restarts."""
 
     _ids = itertools.count(1)
 
-    def __init__(self, workdir: Path, config: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, config: Path, env: Mapping[str, str], *, transport: str = "stdio"
+    ) -> None:
         self.workdir = workdir
         self.config = config
+        self.transport = transport
         self.store = workdir / "store"
         self.env = dict(env)
-        self.all_sent: list[dict[str, Any]] = []  # every stdout object, across restarts
+        self.all_sent: list[dict[str, Any]] = []  # every sent line, across restarts
+        self.shown: list[dict[str, Any]] = []  # presence and read lines, across restarts
         self.stdout_lines: list[str] = []
         self.startup: dict[str, Any] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -168,7 +178,7 @@ class Daemon:
         self._stash.clear()
         with self._stderr_changed:
             self._stderr = []
-        argv = [sys.executable, "-m", "pipeline", "run", "--transport", "stdio"]
+        argv = [sys.executable, "-m", "pipeline", "run", "--transport", self.transport]
         argv += ["--config", str(self.config), "--store", str(self.store)]
         self._proc = subprocess.Popen(
             argv,
@@ -215,6 +225,10 @@ class Daemon:
         proc.kill()
         proc.wait()
         self._join_readers()
+
+    @property
+    def pid(self) -> int:
+        return self._running().pid
 
     @property
     def alive(self) -> bool:
@@ -301,9 +315,9 @@ class Daemon:
     def events(self) -> list[Recorded]:
         return list(self.log.read())
 
-    def find(self, kind: type[E], **fields: Any) -> list[E]:
-        """Events of type ``kind`` whose named fields have the given values, in log order."""
-        return [cast(E, r.event) for r in self.events() if _matches(r.event, kind, fields)]
+    def find(self, event_type: type[E], /, **fields: Any) -> list[E]:
+        """Events of ``event_type`` whose named fields have the given values, in log order."""
+        return [cast(E, r.event) for r in self.events() if _matches(r.event, event_type, fields)]
 
     def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 10.0) -> Recorded:
         """The first recorded event (old or new) for which ``predicate`` holds."""
@@ -320,12 +334,14 @@ class Daemon:
                 raise AssertionError(f"daemon exited ({self._proc.returncode})\n{self._tail()}")
             self.log.wait(seen, timeout=0.1)
 
-    def wait_record(self, kind: type[Event], timeout: float = 10.0, **fields: Any) -> Recorded:
-        return self.wait_for(lambda r: _matches(r.event, kind, fields), timeout)
+    def wait_record(
+        self, event_type: type[Event], /, timeout: float = 10.0, **fields: Any
+    ) -> Recorded:
+        return self.wait_for(lambda r: _matches(r.event, event_type, fields), timeout)
 
-    def wait_event(self, kind: type[E], timeout: float = 10.0, **fields: Any) -> E:
-        """The first event of type ``kind`` with the given field values."""
-        return cast(E, self.wait_record(kind, timeout, **fields).event)
+    def wait_event(self, event_type: type[E], /, timeout: float = 10.0, **fields: Any) -> E:
+        """The first event of ``event_type`` with the given field values."""
+        return cast(E, self.wait_record(event_type, timeout, **fields).event)
 
     # -- stderr ----------------------------------------------------------
 
@@ -356,11 +372,19 @@ class Daemon:
         return self._proc
 
     def _read_stdout(self, pipe: IO[bytes]) -> None:
+        """``sent`` lines go to ``next_sent``; presence and read lines to ``shown``."""
         for raw in iter(pipe.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
             self.stdout_lines.append(line)
-            with contextlib.suppress(ValueError):  # next_sent and the contract test report it
-                self.all_sent.append(json.loads(line))
+            try:
+                obj = json.loads(line)
+            except ValueError:  # next_sent and the contract test report it
+                self._lines.put(line)
+                continue
+            if isinstance(obj, dict) and obj.get("type") in ("presence", "read"):
+                self.shown.append(obj)
+                continue
+            self.all_sent.append(obj)
             self._lines.put(line)
         self._lines.put(None)
 

@@ -60,6 +60,7 @@ def test_a_reply_planned_but_not_sent_is_sent_once_after_restart(daemon: Daemon)
         "text": "Planned before the crash",
         "reply_to": "M-crash",
         "purpose": "reply",
+        "quoted": None,
     }
     assert [s for s in daemon.all_sent if s["id"] == "WBPLANNEDBEFORECRASH"] == [owed]
     sent = daemon.find(ReplySent, reply_id="planned-before-crash")

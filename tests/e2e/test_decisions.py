@@ -103,7 +103,13 @@ def test_daily_budget_limit(make_daemon):
 
     msg_id = d.message("second")
 
+    # The owner hears of it once, in their own chat; the sender hears nothing.
+    alert = d.next_sent()
+    assert (alert["chat"], alert["purpose"]) == (OWNER_JID, "alert")
+    assert "budget" in alert["text"]
     _assert_skipped(d, msg_id, "budget")
+    third = d.message("third")
+    _assert_skipped(d, third, "budget")
 
 
 def test_owner_takeover_pauses_the_chat_then_the_bot_resumes(make_daemon):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from events.model import LlmCompleted, LlmFailed, LlmRequested, ReplyPlanned, ReplySent
-from tests.e2e.harness import ALICE, Daemon
+from tests.e2e.harness import ALICE, OWNER_JID, Daemon
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, failed_answer
 
 NOW = {"retry-after": "0"}  # keeps retries instant
@@ -65,6 +65,10 @@ def test_rejected_key_is_final_and_says_so(make_daemon):
     assert (failure.status, failure.attempt) == (401, 1)
     assert "key" in failure.error.lower()
     assert "rejected" in failure.error.lower()
+    # Not silent: the owner is told, once, in their own chat; the sender gets nothing.
+    alert = d.next_sent()
+    assert (alert["chat"], alert["purpose"]) == (OWNER_JID, "alert")
+    assert "API key rejected" in alert["text"]
     d.expect_no_sent(within=0.3)
 
 
@@ -109,4 +113,7 @@ def test_openai_provider_on_perplexity_retired_path_explains_retirement(
     assert (failure.status, failure.attempt) == (403, 1)
     assert "retired" in failure.error.lower()
     assert "key" not in failure.error.lower()
+    alert = d.next_sent()
+    assert (alert["chat"], alert["purpose"]) == (OWNER_JID, "alert")
+    assert "retired" in alert["text"]
     d.expect_no_sent(within=0.3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from events.model import MessageReceived, ReplySent
-from tests.e2e.harness import ALICE, OWNER_JID, SENT_KEYS, Daemon, replies_to
+from tests.e2e.harness import ALICE, LINE_KEYS, OWNER_JID, SENT_KEYS, Daemon, replies_to
 
 
 def test_first_line_is_the_startup_message_to_the_owner(make_daemon):
@@ -20,7 +20,7 @@ def test_first_line_is_the_startup_message_to_the_owner(make_daemon):
     assert set(first) == SENT_KEYS
 
 
-def test_stdout_carries_only_sent_lines_with_the_contract_keys(daemon: Daemon):
+def test_stdout_carries_only_contract_lines_with_their_keys(daemon: Daemon):
     msg_id = daemon.message("What is the capital of France?")
     reply = daemon.next_sent()
     daemon.wait_event(ReplySent, wa_id=reply["id"])
@@ -33,10 +33,14 @@ def test_stdout_carries_only_sent_lines_with_the_contract_keys(daemon: Daemon):
     assert reply["reply_to"] == msg_id
     assert reply["text"].startswith("Echo: What is the capital of France?")
     assert "\nSources:\n[1] example.com" in reply["text"]
+    kinds = []
     for line in daemon.stdout_lines:
         obj = json.loads(line)
-        assert set(obj) == SENT_KEYS, line
-        assert obj["type"] == "sent"
+        kinds.append(obj["type"])
+        assert set(obj) == LINE_KEYS[obj["type"]], line
+    # The typing indicator while the LLM answered, then the reply.
+    assert kinds == ["sent", "presence", "presence", "sent"]
+    assert [s["state"] for s in daemon.shown] == ["composing", "paused"]
 
 
 def test_a_message_without_id_gets_a_fresh_one_that_the_reply_names(daemon: Daemon):

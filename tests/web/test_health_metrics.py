@@ -40,8 +40,11 @@ class Probe:
 
 @pytest.fixture
 def store(web_store: WebStore, tmp_path: Path) -> Path:
-    """A copy of the recorded store, free to change."""
-    return web_store.recording.copy(tmp_path / "copy").store
+    """A copy of the recorded store whose log ends as a running daemon's does: connected."""
+    copied = web_store.recording.copy(tmp_path / "copy").store
+    with open_log(copied) as log:
+        log.append(TransportStatus(state="connected", detail="stdio"))
+    return copied
 
 
 async def healthz(store: Path, probe: DaemonProbe | None = None) -> httpx.Response:
@@ -165,13 +168,14 @@ async def test_metrics_count_what_the_log_holds(
         sum(e.latency_ms for e in completed) / 1000
     )
     state = families["wabot_transport_state"]
-    assert value(state, state="connected") == 1
-    assert value(state, state="disconnected") == 0
+    assert value(state, state="stopped") == 1  # the daemon said so as it stopped
+    assert value(state, state="connected") == 0
     assert value(families["wabot_queue_depth"]) == 0
     assert value(families["wabot_replies_unsent"]) == 0
     assert value(families["wabot_up"]) == 0  # no daemon runs on the recording
     assert value(families["wabot_daemon_ok"]) == 0
-    assert value(families["wabot_connection_ok"]) == 1
+    assert value(families["wabot_connection_ok"]) == 0
+    assert value(families["wabot_queue_ok"]) == 1
     tokens = families["wabot_llm_tokens"]
     assert value(tokens, direction="input") == sum(e.usage.input_tokens for e in completed)
 

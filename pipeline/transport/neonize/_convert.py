@@ -1,7 +1,14 @@
 """neonize's protobuf messages to and from our plain values.
 
-neonize ships no type information, so its objects are ``Any`` here and
-nowhere else: everything this module returns is one of our own types.
+neonize ships no type information, so its objects are ``Any`` here and in the
+transport, nowhere else: everything this module returns is one of our types.
+
+whatsmeow unwraps what WhatsApp wraps (device-sent, ephemeral, view-once,
+document-with-caption, edited) before neonize hands the message over, so the
+content is always at the top of ``ev.Message``. What arrives is one of: a
+message with content, an edit or revoke (a ``protocolMessage``), an edit
+encrypted with the original's message secret (``secretEncryptedMessage``), or
+something with nothing to answer (reactions, key shares, history syncs).
 """
 
 from __future__ import annotations
@@ -9,16 +16,31 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from neonize.proto.Neonize_pb2 import JID
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    ContextInfo,
+    ExtendedTextMessage,
+    Message,
+    ProtocolMessage,
+    SecretEncryptedMessage,
+)
 from neonize.utils.jid import Jid2String, JIDToNonAD
 
 from events.jid import InvalidJid, normalize
-from events.model import MessageKind, MessageReceived
-from pipeline.transport._base import received_message
+from events.model import (
+    MessageEdited,
+    MessageKind,
+    MessageReceived,
+    MessageRevoked,
+    Quoted,
+)
+from pipeline.transport._base import Fact, Outgoing, received_message
 
 _MILLIS_PER_SECOND = 1000
+# Never answered, never stored: a send to status@broadcast posts a status.
+_NOT_CHATS = frozenset({"broadcast", "newsletter"})
 
-# Fields of a WhatsApp ``Message`` that carry content, with the kind they
-# are recorded as. Reactions, protocol messages (deletes, key shares) and
+# Fields of a WhatsApp ``Message`` that carry content, with the kind they are
+# recorded as. Reactions, protocol messages (key shares, history syncs) and
 # the like are not listed: they carry nothing to answer.
 _CONTENT: tuple[tuple[str, MessageKind], ...] = (
     ("extendedTextMessage", "text"),
@@ -42,8 +64,18 @@ _TEXT_FIELDS = ("text", "caption")
 class _Content(NamedTuple):
     kind: MessageKind
     text: str
-    quoted_id: str | None
-    mentions: list[str]
+    context: Any  # the part's ContextInfo, or None
+
+
+class SecretEdit(NamedTuple):
+    """An edit encrypted with the original message's secret: decrypt, then ``edited``."""
+
+    chat: str
+    msg_id: str  # the message edited
+    editor: str  # who edited it (non-AD JID)
+    payload: bytes
+    iv: bytes
+    edit_id: str
 
 
 def jid_from_str(value: str) -> Any:
@@ -60,45 +92,118 @@ def jid_from_str(value: str) -> Any:
     return JID(User=user, Server=server, Device=device, RawAgent=agent, Integrator=0, IsEmpty=False)
 
 
-def message_received(ev: Any) -> MessageReceived | None:
-    """A ``MessageEv`` as ``MessageReceived``; None when it has nothing to answer.
+def empty_jid() -> Any:
+    return JID(User="", Server="", Device=0, RawAgent=0, Integrator=0, IsEmpty=True)
 
-    Raises ``events.jid.InvalidJid`` for a chat we cannot name (status
-    broadcasts of unknown servers, say).
+
+def jid(proto: Any) -> str | None:
+    """A person's or chat's JID without device, or None when the proto holds none."""
+    return Jid2String(JIDToNonAD(proto)) if proto.User else None
+
+
+def secret_of(message: Any) -> bytes:
+    """The message secret a later encrypted edit of this message is keyed with."""
+    if message.HasField("messageContextInfo"):
+        secret: bytes = message.messageContextInfo.messageSecret
+        return secret
+    return b""
+
+
+def classify(ev: Any) -> Fact | SecretEdit | None:
+    """What a ``MessageEv`` is for us; None when there is nothing to record.
+
+    Raises ``events.jid.InvalidJid`` for a chat we cannot name.
     """
+    source = ev.Info.MessageSource
+    if source.Chat.Server in _NOT_CHATS:
+        return None
+    message = ev.Message
+    chat = normalize(Jid2String(source.Chat))
+    if message.HasField("protocolMessage"):
+        return _protocol(chat, message.protocolMessage, ev.Info.ID)
+    if message.HasField("secretEncryptedMessage"):
+        return _secret_edit(chat, message.secretEncryptedMessage, ev.Info)
+    return message_received(ev)
+
+
+def _protocol(chat: str, pm: Any, edit_id: str) -> Fact | None:
+    # REVOKE is 0, the default of an unset enum: only a set type counts.
+    if not pm.HasField("type") or not pm.key.ID:
+        return None
+    if pm.type == ProtocolMessage.REVOKE:
+        return MessageRevoked(chat=chat, msg_id=pm.key.ID)
+    if pm.type == ProtocolMessage.MESSAGE_EDIT:
+        content = _content(pm.editedMessage)
+        text = content.text if content is not None else None
+        return MessageEdited(chat=chat, msg_id=pm.key.ID, text=text, edit_id=edit_id or None)
+    return None
+
+
+def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | None:
+    if sem.secretEncType != SecretEncryptedMessage.MESSAGE_EDIT or not sem.targetMessageKey.ID:
+        return None
+    editor = jid(info.MessageSource.Sender) or ""
+    return SecretEdit(
+        chat, sem.targetMessageKey.ID, editor, sem.encPayload, sem.encIV, info.ID or ""
+    )
+
+
+def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
+    """The edit, from its decrypted payload (None: it could not be decrypted)."""
+    text: str | None = None
+    if plaintext is not None:
+        decrypted = Message.FromString(plaintext)
+        inner = (
+            decrypted.protocolMessage.editedMessage
+            if decrypted.HasField("protocolMessage")
+            else decrypted
+        )
+        content = _content(inner)
+        text = content.text if content is not None else None
+    return MessageEdited(
+        chat=pending.chat, msg_id=pending.msg_id, text=text, edit_id=pending.edit_id or None
+    )
+
+
+def message_received(ev: Any) -> MessageReceived | None:
+    """A content-bearing ``MessageEv`` as ``MessageReceived``; None when it has nothing."""
     content = _content(ev.Message)
     if content is None:
         return None
     info = ev.Info
     source = info.MessageSource
+    # The peer's other id: the sender's in a DM, the recipient's for the owner's own
+    # messages (whatsmeow sets RecipientAlt then, never SenderAlt).
+    alt = (
+        None
+        if source.IsGroup
+        else jid(source.RecipientAlt if source.IsFromMe else source.SenderAlt)
+    )
     return received_message(
         chat=Jid2String(source.Chat),
         msg_id=info.ID,
         text=content.text,
         sent_at=info.Timestamp / _MILLIS_PER_SECOND,
-        sender=_user(source.Sender),
+        sender=jid(source.Sender),
         from_me=source.IsFromMe,
         push_name=info.Pushname or None,
         # Always present on the wire; an empty User means there is none.
-        sender_alt=_user(source.SenderAlt),
+        sender_alt=jid(source.SenderAlt),
         kind=content.kind,
-        quoted_id=content.quoted_id,
-        mentions=content.mentions,
+        quoted=_quoted(content.context),
+        mentions=_mentions(content.context),
+        chat_alt=alt,
+        is_group=source.IsGroup,
     )
-
-
-def _user(jid: Any) -> str | None:
-    """A person's JID without device, or None when the proto holds no user."""
-    return Jid2String(JIDToNonAD(jid)) if jid.User else None
 
 
 def _content(message: Any) -> _Content | None:
     if message.HasField("conversation"):
-        return _Content("text", message.conversation, None, []) if message.conversation else None
+        return _Content("text", message.conversation, None) if message.conversation else None
     for field, kind in _CONTENT:
         if message.HasField(field):
             return _part(getattr(message, field), kind)
-    if message.HasField("documentWithCaptionMessage"):
+    if message.HasField("documentWithCaptionMessage"):  # whatsmeow unwraps it; just in case
         return _part(message.documentWithCaptionMessage.message.documentMessage, "document")
     return None
 
@@ -107,20 +212,46 @@ def _part(part: Any, kind: MessageKind) -> _Content | None:
     fields = part.DESCRIPTOR.fields_by_name
     text = next((getattr(part, name) for name in _TEXT_FIELDS if name in fields), "")
     if kind == "text" and not text:
-        return None  # an edit or a link preview without text
-    quoted_id: str | None = None
-    mentions: list[str] = []
-    if "contextInfo" in fields and part.HasField("contextInfo"):
-        context = part.contextInfo
-        quoted_id = context.stanzaID or None
-        mentions = [jid for jid in context.mentionedJID if _is_jid(jid)]
-    return _Content(kind, text, quoted_id, mentions)
+        return None  # a link preview without text
+    has_context = "contextInfo" in fields and part.HasField("contextInfo")
+    return _Content(kind, text, part.contextInfo if has_context else None)
+
+
+def _quoted(context: Any) -> Quoted | None:
+    if context is None or not context.stanzaID:
+        return None
+    quoted = _content(context.quotedMessage) if context.HasField("quotedMessage") else None
+    return Quoted(
+        id=context.stanzaID,
+        text=quoted.text if quoted is not None else "",
+        sender=context.participant if _is_jid(context.participant) else None,
+    )
+
+
+def _mentions(context: Any) -> list[str]:
+    # One odd mention must not cost the whole message.
+    return [m for m in context.mentionedJID if _is_jid(m)] if context is not None else []
 
 
 def _is_jid(value: str) -> bool:
-    """Whether ``value`` names someone: one odd mention must not cost the whole message."""
     try:
         normalize(value)
     except InvalidJid:
         return False
     return True
+
+
+def outgoing_message(message: Outgoing) -> Any:
+    """The WhatsApp message to send: plain text, so ``@digits`` stay text, never mentions.
+
+    A reply that quotes is an ``extendedTextMessage`` with the quote's id,
+    author and text in its ``contextInfo``, built by hand: neonize's helper
+    parses mentions and alters the quoted event.
+    """
+    quoted = message.quoted
+    if quoted is None:
+        return Message(conversation=message.text)
+    context = ContextInfo(stanzaID=quoted.id, quotedMessage=Message(conversation=quoted.text))
+    if quoted.sender:
+        context.participant = quoted.sender
+    return Message(extendedTextMessage=ExtendedTextMessage(text=message.text, contextInfo=context))

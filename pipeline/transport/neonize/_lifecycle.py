@@ -1,10 +1,12 @@
 """What each neonize connection event means for the transport.
 
-whatsmeow reconnects by itself after a plain disconnect. After a logout, a
-replaced stream or an outdated client it stops for good, so the transport
-ends with an error the owner can act on. After a temporary ban or another
-connect failure it also stops, but trying again later can work, so the
-transport reconnects on its own after a delay.
+whatsmeow reconnects by itself after a plain disconnect, and after three
+minutes of failed keep-alive pings (then without a ``Disconnected`` event, so
+the keep-alive events are the only sign). After a logout, a replaced stream or
+an outdated client it stops for good, so the transport ends with an error the
+owner can act on. After a temporary ban or another connect failure it also
+stops, but trying again later can work, so the transport reconnects on its own
+after a delay.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from neonize.aioze.events import (
     ConnectedEv,
     ConnectFailureEv,
     DisconnectedEv,
+    KeepAliveRestoredEv,
+    KeepAliveTimeoutEv,
     LoggedOutEv,
+    StreamErrorEv,
     StreamReplacedEv,
     TemporaryBanEv,
 )
@@ -32,18 +37,35 @@ _DEFAULT_BAN_SECONDS = 3600.0
 class Outcome(NamedTuple):
     """A status to record and what the transport does next."""
 
-    status: TransportStatus
+    status: TransportStatus | None  # None: nothing to record
     fatal: str | None = None  # end run() with this message
     reconnect: bool = False  # whatsmeow gave up: reconnect after a delay
     delay: float | None = None  # that delay, when the event names one
+    online: bool | None = None  # sends may go (True), must wait (False), as before (None)
 
 
 def _connected(_: Any) -> Outcome:
-    return Outcome(TransportStatus(state="connected"))
+    return Outcome(TransportStatus(state="connected"), online=True)
 
 
 def _disconnected(_: Any) -> Outcome:
-    return Outcome(TransportStatus(state="disconnected", detail="connection lost; reconnecting"))
+    status = TransportStatus(state="disconnected", detail="connection lost; reconnecting")
+    return Outcome(status, online=False)
+
+
+def _keepalive_timeout(ev: Any) -> Outcome:
+    detail = f"keep-alive failing ({ev.ErrorCount} in a row); whatsmeow reconnects after 3 min"
+    return Outcome(TransportStatus(state="disconnected", detail=detail), online=False)
+
+
+def _keepalive_restored(_: Any) -> Outcome:
+    status = TransportStatus(state="connected", detail="keep-alive restored")
+    return Outcome(status, online=True)
+
+
+def _stream_error(ev: Any) -> Outcome:
+    # whatsmeow only reports codes it does not handle; a close and a reconnect follow.
+    return Outcome(None)
 
 
 def _logged_out(ev: Any) -> Outcome:
@@ -51,6 +73,7 @@ def _logged_out(ev: Any) -> Outcome:
     return Outcome(
         TransportStatus(state="logged_out", detail=reason),
         fatal=f"logged out of WhatsApp ({reason}): pair again with --force-qr",
+        online=False,
     )
 
 
@@ -58,6 +81,7 @@ def _replaced(_: Any) -> Outcome:
     return Outcome(
         TransportStatus(state="replaced", detail="another client took over this session"),
         fatal="another process is using this WhatsApp session: stop it, then run again",
+        online=False,
     )
 
 
@@ -65,6 +89,7 @@ def _outdated(_: Any) -> Outcome:
     return Outcome(
         TransportStatus(state="outdated", detail="WhatsApp rejected the client version"),
         fatal="WhatsApp says this client is outdated: upgrade neonize",
+        online=False,
     )
 
 
@@ -75,13 +100,16 @@ def _banned(ev: Any) -> Outcome:
         TransportStatus(state="banned", detail=f"{reason}; expires in {seconds:.0f} s"),
         reconnect=True,
         delay=seconds,
+        online=False,
     )
 
 
 def _connect_failure(ev: Any) -> Outcome:
     reason = _enum_name(ConnectFailureReason, ev.Reason)
     detail = f"connect failure {reason}" + (f": {ev.Message}" if ev.Message else "")
-    return Outcome(TransportStatus(state="disconnected", detail=detail), reconnect=True)
+    return Outcome(
+        TransportStatus(state="disconnected", detail=detail), reconnect=True, online=False
+    )
 
 
 def _enum_name(enum: Any, value: int) -> str:
@@ -95,6 +123,9 @@ def _enum_name(enum: Any, value: int) -> str:
 LIFECYCLE: dict[Any, Callable[[Any], Outcome]] = {
     ConnectedEv: _connected,
     DisconnectedEv: _disconnected,
+    KeepAliveTimeoutEv: _keepalive_timeout,
+    KeepAliveRestoredEv: _keepalive_restored,
+    StreamErrorEv: _stream_error,
     LoggedOutEv: _logged_out,
     StreamReplacedEv: _replaced,
     ClientOutdatedEv: _outdated,

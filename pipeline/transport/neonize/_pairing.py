@@ -1,4 +1,4 @@
-"""Linking this process to a WhatsApp account: the session file and the QR code.
+"""Linking this process to a WhatsApp account: the session file, QR or phone code, a deadline.
 
 The session (whatsmeow's device keys) lives in ``whatsapp.session_db``, a
 SQLite file whose relative path is taken from the working directory, as
@@ -7,11 +7,15 @@ neonize does; a ``postgres://`` DSN is passed through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import anyio
 import segno
+from neonize.exc import NeonizeError
 
+from events.model import TransportStatus
 from pipeline.logs import get_logger
 from pipeline.transport._base import TransportError
 
@@ -56,3 +60,78 @@ def show_qr(data: bytes, png: Path, terminal: TextIO) -> None:
     png.parent.mkdir(parents=True, exist_ok=True)
     qr.save(str(png), scale=_QR_SCALE)
     qr.terminal(out=terminal, compact=True)
+
+
+class Pairing:
+    """Shows each QR code (or asks once for a phone code) and ends a pairing that stalls."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        qr_png: Path,
+        terminal: TextIO,
+        phone: str | None,
+        timeout: float,
+        emit: Callable[[TransportStatus], None],
+        fail: Callable[[str], None],
+    ) -> None:
+        self._client = client
+        self._qr_png = qr_png
+        self._terminal = terminal
+        self._phone = phone
+        self._timeout = timeout
+        self._emit = emit
+        self._fail = fail
+        self._seen = anyio.Event()
+
+    @property
+    def started(self) -> bool:
+        """Whether WhatsApp asked for pairing in this run."""
+        return self._seen.is_set()
+
+    def restart(self) -> None:
+        self._seen = anyio.Event()
+
+    async def on_qr(self, _client: Any, data: bytes) -> None:
+        """Each new QR code (about every 20 s while pairing); the first one starts the clock."""
+        try:
+            first = not self._seen.is_set()
+            self._seen.set()
+            if self._phone is not None:
+                if first:  # one code per run: every QR refresh would otherwise issue another
+                    await self._request_phone_code(self._phone)
+                return
+            show_qr(data, self._qr_png, self._terminal)
+            _log.warning("scan the QR code with WhatsApp > Linked devices", qr=data.decode())
+            if first:
+                self._emit(TransportStatus(state="qr", detail=f"scan the QR code ({self._qr_png})"))
+        except Exception:
+            _log.exception("cannot show the QR code")
+
+    async def on_pair_status(self, _client: Any, ev: Any) -> None:
+        try:
+            if ev.Error:
+                _log.warning("pairing failed", error=ev.Error)
+            else:
+                _log.info("paired")
+        except Exception:
+            _log.exception("cannot read the pairing status")
+
+    async def watch(self, online: anyio.Event) -> None:
+        """End the run if a pairing that started does not finish in time."""
+        await self._seen.wait()
+        with anyio.move_on_after(self._timeout):
+            await online.wait()
+            return
+        self._fail("pairing timed out; run again")
+
+    async def _request_phone_code(self, phone: str) -> None:
+        try:
+            code = str(await self._client.PairPhone(phone, show_push_notification=True))
+        except NeonizeError as exc:
+            self._fail(f"pairing by phone code failed: {exc}")
+            return
+        # Not a secret: the owner types it into WhatsApp > Linked devices > Link with phone number.
+        _log.warning("enter this code on the phone to link the bot", code=code, phone=phone)
+        self._emit(TransportStatus(state="qr", detail=f"pairing code for {phone}"))

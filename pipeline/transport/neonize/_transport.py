@@ -1,20 +1,25 @@
 """WhatsApp through neonize (whatsmeow over FFI), behind the ``Transport`` interface.
 
-Import this module only when the neonize transport is chosen, after
+Import this package only when the neonize transport is chosen, after
 ``configure_logging`` (neonize's import installs a root log handler unless
-one exists) and after setting ``NEONIZE_BOT_TAG`` (the Go library reads the
-environment when it is loaded). research/neonize.md explains the pitfalls
-the code below works around.
+one exists). research/neonize.md and the findings in the repository's notes
+explain the pitfalls the code below works around.
 
 neonize calls each handler as a fresh task on the event loop and drops
-whatever it raises, so every handler logs its own failures and does no
-more than convert the event and queue it; ``run`` hands the queue to the
-daemon in arrival order.
+whatever it raises, so every handler logs its own failures and does no more
+than convert the event and queue it; ``run`` hands the queue to the daemon in
+arrival order.
+
+The bot runs on the owner's own account: a linked device that is "available"
+(or shows "composing") stops push notifications on the owner's phone, so the
+transport sends the global presence "unavailable" on every connect and after
+every typing indicator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -27,22 +32,25 @@ from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
 from neonize.aioze.events import MessageEv, PairStatusEv
 from neonize.exc import NeonizeError
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
 
 from events.jid import InvalidJid, normalize
-from events.model import ReplyPurpose, TransportStatus
+from events.model import MessageReceived, TransportStatus
 from pipeline.config import WhatsAppConfig
 from pipeline.logs import get_logger
 from pipeline.transport._base import (
     Deliver,
     Inbound,
+    Outgoing,
     SendReceipt,
     StatusSink,
     TransportError,
 )
-from pipeline.transport.neonize._convert import jid_from_str, message_received
+from pipeline.transport.neonize import _convert as convert
+from pipeline.transport.neonize._gocalls import DaemonThreadGo
 from pipeline.transport.neonize._lifecycle import LIFECYCLE, Outcome
-from pipeline.transport.neonize._pairing import PAIRING_TIMEOUT, prepare_session, show_qr
+from pipeline.transport.neonize._pairing import PAIRING_TIMEOUT, Pairing, prepare_session
+from pipeline.transport.neonize._secret import Secrets
 
 _log = get_logger(__name__)
 
@@ -52,6 +60,10 @@ BACKOFF = (2.0, 5.0, 10.0, 30.0, 60.0)
 SEND_WAIT = 30.0
 # How long shutdown waits for the Go side to let go: a dial in progress holds it up to ~60 s.
 STOP_WAIT = 10.0
+# A connection silent this long (no reconnect by whatsmeow) is restarted by us.
+SILENCE_LIMIT = 300.0
+# Presence and receipts are courtesies: never wait long for them.
+_COURTESY_WAIT = 5.0
 _QR_FILE = "qr.png"
 
 
@@ -71,6 +83,7 @@ def from_config(
         session_db=prepare_session(whatsapp.session_db, force_qr=force_qr),
         qr_png=store / _QR_FILE,
         pair_phone=pair_phone,
+        proxy=whatsapp.proxy,
     )
 
 
@@ -91,27 +104,36 @@ class NeonizeTransport:
         clock: Callable[[], float] = time.time,
         backoff: Sequence[float] = BACKOFF,
         pairing_timeout: float = PAIRING_TIMEOUT,
+        silence_limit: float = SILENCE_LIMIT,
     ) -> None:
         """``pair_phone`` (digits) pairs by phone code instead of QR; ``proxy`` is an
         ``http(s)://`` or ``socks5://`` URL for the WhatsApp connection."""
         self.owner_jid = normalize(owner)
-        self._qr_png = qr_png
-        self._pair_phone = pair_phone
         self._proxy = ProxySettings(proxy) if proxy else None
-        self._terminal = terminal if terminal is not None else sys.stderr
         self._clock = clock
         self._backoff = tuple(backoff)
-        self._pairing_timeout = pairing_timeout
+        self._silence_limit = silence_limit
         self._items_in, self._items = anyio.create_memory_object_stream[_Item](math.inf)
+        self._secrets = Secrets()
         self._failures = 0
         self._reconnect_delay: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: anyio.Event | None = None
         self._online: anyio.Event | None = None
-        self._qr_seen: anyio.Event | None = None
+        self._offline_since: float | None = None
         self._closed = False
         # Keep a reference: neonize stops the Go client when this object is collected.
         self._client: Any = NewAClient(session_db)
+        self._client._NewAClient__client = DaemonThreadGo()
+        self._pairing = Pairing(
+            self._client,
+            qr_png=qr_png,
+            terminal=terminal if terminal is not None else sys.stderr,
+            phone=pair_phone,
+            timeout=pairing_timeout,
+            emit=self._emit,
+            fail=lambda message: self._emit(_Fatal(message)),
+        )
         self._subscribe()
 
     # -- Transport --------------------------------------------------------
@@ -123,11 +145,12 @@ class NeonizeTransport:
     async def run(self, deliver: Deliver, status: StatusSink) -> None:
         """Connect and deliver until cancelled; a fatal event ends it with a TransportError."""
         self._online = anyio.Event()
-        self._qr_seen = anyio.Event()
+        self._pairing.restart()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._supervise)
-                tg.start_soon(self._watch_pairing, self._qr_seen, self._online)
+                tg.start_soon(self._pairing.watch, self._online)
+                tg.start_soon(self._watch_silence)
                 fatal = await self._hand_over(deliver, status)
                 tg.cancel_scope.cancel()
         finally:
@@ -139,34 +162,35 @@ class NeonizeTransport:
         await self._stop_client()
         raise TransportError(fatal, retryable=False)
 
-    async def send(
-        self,
-        chat: str,
-        text: str,
-        *,
-        wa_id: str | None,
-        reply_to: str | None,
-        purpose: ReplyPurpose,
-    ) -> SendReceipt:
-        """Send ``text`` as a plain conversation message (so ``@digits`` stay text)."""
-        if self._closed:
-            raise TransportError("neonize transport is closed", retryable=False)
+    async def send(self, message: Outgoing) -> SendReceipt:
+        """Send plain text (so ``@digits`` stay text); a quote is built by hand."""
+        to = self._jid(message.to)
+        await self._until_online()
         try:
-            to = jid_from_str(normalize(chat))
-        except InvalidJid as exc:
-            raise TransportError(str(exc), retryable=False) from None
-        online = self._online
-        with anyio.move_on_after(SEND_WAIT):
-            if online is not None:
-                await online.wait()
-        if online is None or not online.is_set():
-            raise TransportError("not connected to WhatsApp", retryable=True)
-        try:
-            response = await self._client.send_message(to, Message(conversation=text))
+            response = await self._client.send_message(to, convert.outgoing_message(message))
         except NeonizeError as exc:
             raise TransportError(f"send failed: {exc}", retryable=True) from exc
         sent_at = float(response.Timestamp) or self._clock()  # seconds, unlike inbound stamps
-        return SendReceipt(str(response.ID), sent_at)
+        # whatsmeow may deliver a phone-addressed send to the LID; it says where.
+        delivered = convert.jid(response.Chat) if response.HasField("Chat") else None
+        return SendReceipt(str(response.ID), sent_at, delivered)
+
+    async def typing(self, chat: str, on: bool) -> None:
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if on else ChatPresence.CHAT_PRESENCE_PAUSED
+        await self._courtesy(
+            self._client.send_chat_presence(
+                self._jid(chat), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+            )
+        )
+        if not on:
+            # "composing" alone silences the owner's phone until this device goes unavailable.
+            await self._courtesy(self._client.send_presence(Presence.UNAVAILABLE))
+
+    async def mark_read(self, chat: str, ids: Sequence[str], sender: str | None) -> None:
+        who = self._jid(sender) if sender else convert.empty_jid()
+        await self._courtesy(
+            self._client.mark_read(*ids, chat=self._jid(chat), sender=who, receipt=ReceiptType.READ)
+        )
 
     async def aclose(self) -> None:
         """Stop the Go client and wait (bounded) for its connect task to end."""
@@ -175,124 +199,122 @@ class NeonizeTransport:
         self._items.close()
         await self._stop_client()
 
+    def _jid(self, value: str) -> Any:
+        if self._closed:
+            raise TransportError("neonize transport is closed", retryable=False)
+        try:
+            return convert.jid_from_str(normalize(value))
+        except InvalidJid as exc:
+            raise TransportError(str(exc), retryable=False) from None
+
+    async def _until_online(self) -> None:
+        online = self._online
+        with anyio.move_on_after(SEND_WAIT):
+            if online is not None:
+                await online.wait()
+        if online is None or not online.is_set():
+            raise TransportError("not connected to WhatsApp", retryable=True)
+
+    async def _courtesy(self, call: Awaitable[Any]) -> None:
+        """A presence or receipt: best effort, bounded, never an error for the caller."""
+        with anyio.move_on_after(_COURTESY_WAIT):
+            try:
+                await call
+            except Exception as exc:
+                _log.debug("presence not sent", error=str(exc))
+
     # -- receiving ----------------------------------------------------------
 
     def _subscribe(self) -> None:
         """Register every handler: neonize forwards only types known before ``connect``."""
-        self._client.qr(self._on_qr)
+        self._client.qr(self._pairing.on_qr)
         self._client.event(MessageEv)(self._on_message)
-        self._client.event(PairStatusEv)(self._on_pair_status)
+        self._client.event(PairStatusEv)(self._pairing.on_pair_status)
         for event_type, meaning in LIFECYCLE.items():
             self._client.event(event_type)(self._lifecycle_handler(meaning))
 
     async def _hand_over(self, deliver: Deliver, status: StatusSink) -> str:
         """Pass queued items on in order until a fatal one; returns its message."""
-        async for item in self._items:
-            if isinstance(item, Inbound):
-                await deliver(item)
-            elif isinstance(item, TransportStatus):
-                await status(item)
-            else:
-                return item.message
+        with contextlib.suppress(anyio.ClosedResourceError):  # closed while running
+            async for item in self._items:
+                if isinstance(item, Inbound):
+                    await deliver(item)
+                elif isinstance(item, TransportStatus):
+                    await status(item)
+                else:
+                    return item.message
         return "neonize transport closed"
 
     def _emit(self, item: _Item) -> None:
-        try:
+        # Closed: shutting down, and WhatsApp redelivers what was not acknowledged.
+        with contextlib.suppress(anyio.ClosedResourceError):
             self._items_in.send_nowait(item)
-        except anyio.ClosedResourceError:
-            _log.debug("transport closed; dropped", item=type(item).__name__)
 
     async def _on_message(self, _client: Any, ev: Any) -> None:
         try:
-            event = message_received(ev)
-        except InvalidJid as exc:
-            _log.debug("message from an unusable chat dropped", error=str(exc))
-            return
+            fact = convert.classify(ev)
+        except InvalidJid:
+            return  # a chat we cannot name is not one we monitor
         except Exception:
             _log.exception("cannot read an incoming message")
             return
-        if event is None:
-            _log.debug("message without text or media ignored", msg_id=ev.Info.ID)
-            return
-        _log.debug("message", chat=event.chat, msg_id=event.msg_id, text=event.text)
-        self._emit(Inbound(event, self._clock()))
+        if isinstance(fact, convert.SecretEdit):
+            plaintext = self._secrets.decrypt(fact.msg_id, fact.editor, fact.iv, fact.payload)
+            fact = convert.edited(fact, plaintext)
+        elif isinstance(fact, MessageReceived):
+            self._secrets.remember(
+                ev.Info.ID, convert.secret_of(ev.Message), (fact.sender, fact.sender_alt)
+            )
+        if fact is not None:
+            self._emit(Inbound(fact, self._clock()))
 
     def _lifecycle_handler(
         self, meaning: Callable[[Any], Outcome]
     ) -> Callable[[Any, Any], Awaitable[None]]:
         async def handle(_client: Any, ev: Any) -> None:
             try:
-                self._apply(meaning(ev))
+                await self._apply(meaning(ev))
             except Exception:
                 _log.exception("cannot handle a connection event")
 
         return handle
 
-    def _apply(self, outcome: Outcome) -> None:
-        state = outcome.status.state
-        if state == "connected":
+    async def _apply(self, outcome: Outcome) -> None:
+        status = outcome.status
+        if outcome.online is True:
             self._failures = 0
+            self._offline_since = None
             if self._online is not None:
                 self._online.set()
-        else:
+        elif outcome.online is False:
             self._offline()
-        self._emit(outcome.status)
+        if status is not None:
+            if status.state == "connected":
+                status = self._with_my_ids(status)
+            self._emit(status)
         if outcome.fatal is not None:
             self._emit(_Fatal(outcome.fatal))
         elif outcome.reconnect:
-            delay = outcome.delay
-            self._reconnect_delay = delay if delay is not None else self._next_delay()
-            if self._wake is not None:
-                self._wake.set()
+            self._restart(outcome.delay if outcome.delay is not None else self._next_delay())
+        if outcome.online is True:
+            # Connected: keep the owner's phone ringing (see the module docstring).
+            await self._courtesy(self._client.send_presence(Presence.UNAVAILABLE))
+
+    def _with_my_ids(self, status: TransportStatus) -> TransportStatus:
+        """Connected, with the owner's ids: neonize sets ``me`` before this event runs."""
+        me = self._client.me
+        if me is None:
+            return status
+        pn = convert.jid(me.JID) if me.HasField("JID") else None
+        lid = convert.jid(me.LID) if me.HasField("LID") else None
+        return TransportStatus(state=status.state, detail=status.detail, me_pn=pn, me_lid=lid)
 
     def _offline(self) -> None:
         """Sends wait again from now on (a set event would let them through)."""
+        if self._offline_since is None:
+            self._offline_since = self._clock()
         if self._online is not None and self._online.is_set():
             self._online = anyio.Event()
-
-    async def _on_pair_status(self, _client: Any, ev: Any) -> None:
-        try:
-            if ev.Error:
-                _log.warning("pairing failed", error=ev.Error)
-            else:
-                _log.info("paired", jid=f"{ev.ID.User}@{ev.ID.Server}")
-        except Exception:
-            _log.exception("cannot read the pairing status")
-
-    async def _on_qr(self, _client: Any, data: bytes) -> None:
-        """Each new QR code (about every 20 s while pairing); the first one starts the clock."""
-        try:
-            first = self._qr_seen is not None and not self._qr_seen.is_set()
-            if self._qr_seen is not None:
-                self._qr_seen.set()
-            if self._pair_phone is not None:
-                if first:  # one code per run: every QR refresh would otherwise issue another
-                    await self._request_phone_code(self._pair_phone)
-                return
-            show_qr(data, self._qr_png, self._terminal)
-            _log.warning("scan the QR code with WhatsApp > Linked devices", qr=data.decode())
-            if first:
-                self._emit(TransportStatus(state="qr", detail=f"scan the QR code ({self._qr_png})"))
-        except Exception:
-            _log.exception("cannot show the QR code")
-
-    async def _request_phone_code(self, phone: str) -> None:
-        try:
-            code = str(await self._client.PairPhone(phone, show_push_notification=True))
-        except NeonizeError as exc:
-            self._emit(_Fatal(f"pairing by phone code failed: {exc}"))
-            return
-        # Not a secret: the owner types it into WhatsApp > Linked devices > Link with phone number.
-        _log.warning("enter this code on the phone to link the bot", code=code, phone=phone)
-        self._emit(TransportStatus(state="qr", detail=f"pairing code for {phone}"))
-
-    async def _watch_pairing(self, qr_seen: anyio.Event, online: anyio.Event) -> None:
-        """End the run if a pairing that started does not finish in time."""
-        await qr_seen.wait()
-        with anyio.move_on_after(self._pairing_timeout):
-            await online.wait()
-            return
-        self._emit(_Fatal("pairing timed out; run again"))
 
     # -- connection -----------------------------------------------------------
 
@@ -314,6 +336,26 @@ class NeonizeTransport:
                 delay = self._next_delay()
             await self._stop_client()
             await anyio.sleep(delay or 0.0)
+
+    async def _watch_silence(self) -> None:
+        """Restart a connection that stayed down past the limit with no reconnect."""
+        while True:
+            await anyio.sleep(max(self._silence_limit / 10, 0.01))
+            since = self._offline_since
+            if since is None or self._pairing.started:
+                continue
+            quiet = self._clock() - since
+            if quiet < self._silence_limit:
+                continue
+            detail = f"no connection for {quiet:.0f} s; reconnecting"
+            self._emit(TransportStatus(state="disconnected", detail=detail))
+            self._offline_since = self._clock()
+            self._restart(0.0)
+
+    def _restart(self, delay: float) -> None:
+        self._reconnect_delay = delay
+        if self._wake is not None:
+            self._wake.set()
 
     def _next_delay(self) -> float:
         delay = self._backoff[min(self._failures, len(self._backoff) - 1)]

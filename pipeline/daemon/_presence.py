@@ -1,0 +1,61 @@
+""" "typing…" in a chat while its LLM call runs: best effort, never in the way.
+
+WhatsApp drops a composing state after some seconds, so it is refreshed while
+the call lasts and set to paused when it ends. A transport call that hangs or
+fails costs the reply nothing: each has a short deadline and errors are logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import anyio
+
+from pipeline.logs import get_logger
+
+log = get_logger("wabot.agent")
+
+REFRESH_SECONDS = 10.0
+_CALL_DEADLINE = 5.0
+
+
+class Shows(Protocol):
+    async def typing(self, chat: str, on: bool) -> None: ...
+
+
+@asynccontextmanager
+async def typing(transport: Shows, chat: str, *, enabled: bool) -> AsyncIterator[None]:
+    if not enabled:
+        yield
+        return
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_keep_typing, transport, chat)
+        try:
+            yield
+        except Exception as exc:
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await _show(transport, chat, on=False)
+    if failure is not None:
+        raise failure
+
+
+async def _keep_typing(transport: Shows, chat: str) -> None:
+    while True:
+        await _show(transport, chat, on=True)
+        await anyio.sleep(REFRESH_SECONDS)
+
+
+async def _show(transport: Shows, chat: str, *, on: bool) -> None:
+    with anyio.move_on_after(_CALL_DEADLINE) as scope:
+        try:
+            await transport.typing(chat, on)
+        except Exception as exc:
+            log.debug("typing_failed", chat=chat, error=str(exc))
+    if scope.cancelled_caught:
+        log.debug("typing_timed_out", chat=chat)

@@ -1,0 +1,172 @@
+"""The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
+
+In: ``message`` (the default type), ``edit``, ``revoke`` and ``status``. Out:
+``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
+wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+
+from events.jid import normalize
+from events.model import (
+    MessageEdited,
+    MessageKind,
+    MessageRevoked,
+    Quoted,
+    ReplyPurpose,
+    TransportState,
+    TransportStatus,
+)
+from pipeline.transport._base import Fact, Outgoing, received_message
+
+# Senders stamp either unix seconds or (like WhatsApp) milliseconds.
+_MILLIS_THRESHOLD = 1e12
+
+
+class Head(msgspec.Struct):
+    type: str = "message"
+
+
+class _QuotedLine(msgspec.Struct, kw_only=True):
+    id: str
+    text: str = ""
+    sender: str | None = None
+
+
+class MessageLine(msgspec.Struct, kw_only=True):
+    chat: str
+    text: str
+    id: str | None = None
+    sender: str | None = None
+    from_me: bool = False
+    timestamp: float | None = None
+    push_name: str | None = None
+    sender_alt: str | None = None
+    chat_alt: str | None = None
+    is_group: bool | None = None
+    kind: MessageKind = "text"
+    quoted: _QuotedLine | None = None
+    quoted_id: str | None = None  # the first round's spelling of quoted.id
+    mentions: list[str] = []
+
+
+class EditLine(msgspec.Struct, kw_only=True):
+    chat: str
+    id: str
+    text: str
+
+
+class RevokeLine(msgspec.Struct, kw_only=True):
+    chat: str
+    id: str
+
+
+class StatusLine(msgspec.Struct, kw_only=True):
+    state: TransportState
+    detail: str | None = None
+    me_lid: str | None = None
+    me_pn: str | None = None
+
+
+class _SentLine(msgspec.Struct, tag_field="type", tag="sent", omit_defaults=True):
+    id: str
+    chat: str
+    text: str
+    reply_to: str | None
+    purpose: ReplyPurpose
+    quoted: str | None
+    part: int | None = None
+    parts: int | None = None
+
+
+class _PresenceLine(msgspec.Struct, tag_field="type", tag="presence"):
+    chat: str
+    state: str
+
+
+class _ReadLine(msgspec.Struct, tag_field="type", tag="read"):
+    chat: str
+    ids: list[str]
+
+
+LINES: dict[str, type[msgspec.Struct]] = {
+    "message": MessageLine,
+    "edit": EditLine,
+    "revoke": RevokeLine,
+    "status": StatusLine,
+}
+_encoder = msgspec.json.Encoder()
+
+
+def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
+    """A message line as ``MessageReceived``; raises ``InvalidJid`` for a bad id."""
+    stamp = line.timestamp
+    if stamp is not None and stamp > _MILLIS_THRESHOLD:
+        stamp /= 1000
+    # The owner typed a from_me message, so the chat is the wrong default sender.
+    sender = line.sender or (owner_jid if line.from_me else None)
+    chat_alt = line.chat_alt
+    if chat_alt is None and line.sender_alt and (sender is None or sender == line.chat):
+        chat_alt = line.sender_alt  # in a DM the sender's other id is the chat's
+    quoted = line.quoted
+    if quoted is None and line.quoted_id:
+        quoted = _QuotedLine(id=line.quoted_id)
+    return received_message(
+        chat=line.chat,
+        msg_id=line.id or uuid.uuid4().hex.upper(),
+        text=line.text,
+        sent_at=now if stamp is None else stamp,
+        sender=sender,
+        from_me=line.from_me,
+        push_name=line.push_name,
+        sender_alt=line.sender_alt,
+        kind=line.kind,
+        quoted=None if quoted is None else Quoted(**msgspec.structs.asdict(quoted)),
+        mentions=line.mentions,
+        chat_alt=chat_alt,
+        is_group=line.is_group,
+    )
+
+
+def edit(line: EditLine) -> Fact:
+    return MessageEdited(chat=normalize(line.chat), msg_id=line.id, text=line.text)
+
+
+def revoke(line: RevokeLine) -> Fact:
+    return MessageRevoked(chat=normalize(line.chat), msg_id=line.id)
+
+
+def status(line: StatusLine) -> TransportStatus:
+    return TransportStatus(
+        state=line.state,
+        detail=line.detail or "",
+        me_lid=normalize(line.me_lid) if line.me_lid else None,
+        me_pn=normalize(line.me_pn) if line.me_pn else None,
+    )
+
+
+def sent_line(message: Outgoing, msg_id: str) -> bytes:
+    line = _SentLine(
+        id=msg_id,
+        chat=message.to,
+        text=message.text,
+        reply_to=message.reply_to,
+        purpose=message.purpose,
+        quoted=message.quoted.id if message.quoted is not None else None,
+        part=message.part,
+        parts=message.parts,
+    )
+    return _encoder.encode(line) + b"\n"
+
+
+def presence_line(chat: str, state: str) -> bytes:
+    return _encoder.encode(_PresenceLine(chat, state)) + b"\n"
+
+
+def read_line(chat: str, ids: Sequence[str]) -> bytes:
+    return _encoder.encode(_ReadLine(chat, list(ids))) + b"\n"

@@ -1,0 +1,114 @@
+"""What the owner must hear of, out of band: alerts owed and not yet given.
+
+An alert is owed once per episode: when WhatsApp logs the bot out, replaces,
+bans it or finds it outdated (each time the connection falls into that
+state), when the daily budget stops a turn (once until a call goes out
+again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
+rejected the key or endpoint outright (once until it answers again). An
+``OwnerAlerted`` settles it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.model import (
+    AlertKind,
+    ConfigLoaded,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageSkipped,
+    OwnerAlerted,
+    Recorded,
+    TransportStatus,
+)
+from projections.base import Handlers, Projection, dispatcher
+
+DEFAULT_LLM_FAILURES = 3
+_CONNECTION: dict[str, AlertKind] = {
+    "logged_out": "logged_out",
+    "replaced": "replaced",
+    "outdated": "outdated",
+    "banned": "banned",
+}
+# Failures no retry or wait will mend: the owner must act (a key, an endpoint).
+_NEEDS_OWNER = frozenset({401, 403})
+
+
+class State(msgspec.Struct, kw_only=True):
+    owed: dict[AlertKind, str] = {}  # kind -> what happened, in one line
+    settled: list[AlertKind] = []  # kinds alerted in the current episode
+    failures: int = 0  # final LLM failures in a row
+    threshold: int = DEFAULT_LLM_FAILURES
+
+
+def _owe(state: State, kind: AlertKind, detail: str) -> None:
+    if kind not in state.settled:
+        state.owed[kind] = detail
+
+
+def _episode_over(state: State, kind: AlertKind) -> None:
+    state.owed.pop(kind, None)
+    if kind in state.settled:
+        state.settled.remove(kind)
+
+
+def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
+    alerts = ev.config.get("alerts") or {}
+    state.threshold = int(alerts.get("llm_failures", DEFAULT_LLM_FAILURES))
+
+
+def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
+    kind = _CONNECTION.get(ev.state)
+    if kind is not None:
+        _owe(state, kind, ev.detail or ev.state)
+    elif ev.state == "connected":
+        for lost in _CONNECTION.values():
+            _episode_over(state, lost)
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    if ev.reason == "budget":
+        _owe(state, "budget", "the daily budget is spent; no replies until it resets")
+
+
+def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    _episode_over(state, "budget")  # a call went out: there was budget again
+
+
+def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
+    if not ev.final:
+        return
+    state.failures += 1
+    if state.failures >= state.threshold or ev.status in _NEEDS_OWNER:
+        _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+
+
+def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
+    state.failures = 0
+    _episode_over(state, "llm_failing")
+
+
+def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
+    state.owed.pop(ev.kind, None)
+    if ev.kind not in state.settled:
+        state.settled.append(ev.kind)
+
+
+def owed(state: State) -> dict[AlertKind, str]:
+    """Alerts owed, by kind, in the order they fell due."""
+    return dict(state.owed)
+
+
+_HANDLERS: Handlers[State] = {
+    ConfigLoaded: _config,
+    TransportStatus: _status,
+    MessageSkipped: _skipped,
+    LlmRequested: _requested,
+    LlmFailed: _failed,
+    LlmCompleted: _completed,
+    OwnerAlerted: _alerted,
+}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("alerts", State, apply, _HANDLERS)

@@ -1,0 +1,36 @@
+"""Who the owner is on WhatsApp: the phone JID and the LID the connection reported.
+
+The configured ``whatsapp.phone_number`` is one form; once connected, WhatsApp
+names the owner by phone JID and by LID (``TransportStatus.me_pn``/``me_lid``),
+and the owner's own messages, the note-to-self chat and mentions of the owner
+may use either. Ids once learned are kept (they do not change for an account).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.model import Recorded, TransportStatus
+from projections.base import Handlers, Projection, dispatcher
+
+
+class State(msgspec.Struct, kw_only=True):
+    me_pn: str | None = None
+    me_lid: str | None = None
+
+
+def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
+    if ev.me_pn:
+        state.me_pn = ev.me_pn
+    if ev.me_lid:
+        state.me_lid = ev.me_lid
+
+
+def owner_forms(state: State, configured: str) -> frozenset[str]:
+    """Every id of the owner: the configured phone JID plus what WhatsApp reported."""
+    return frozenset(f for f in (configured, state.me_pn, state.me_lid) if f)
+
+
+_HANDLERS: Handlers[State] = {TransportStatus: _status}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("identity", State, apply, _HANDLERS)

@@ -1,0 +1,189 @@
+"""WhatsApp as it really is, black-box over stdio (DESIGN.md sections 7 and 10).
+
+Most people are addressed by LID with the phone number as the other id; the
+owner's ids are learnt when the connection says so; status posts and
+newsletters are not chats; messages get edited, deleted and quoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.model import (
+    LlmRequested,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    MessageSkipped,
+    ReplyPlanned,
+    ReplySent,
+    TransportStatus,
+)
+from tests.e2e.conftest import MakeDaemon
+from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon, iter_store_files
+from tests.llm_server import FakeLlmServer, Reply, agent_answer
+
+ALICE_LID = "123456789012345@lid"
+OWNER_LID = "987654321098765@lid"
+
+
+def _answered(daemon: Daemon, msg_id: str) -> dict[str, Any]:
+    reply = daemon.next_sent()
+    assert reply["reply_to"] == msg_id, reply
+    daemon.wait_event(ReplySent, wa_id=reply["id"])
+    return reply
+
+
+def _user_turns(request: LlmRequested) -> list[str]:
+    return [t.content for t in request.messages if t.role == "user"]
+
+
+def test_a_person_is_one_chat_whichever_id_whatsapp_uses(daemon: Daemon) -> None:
+    first = daemon.message("Where is Lisbon?", chat=ALICE_LID, chat_alt=ALICE)
+    by_lid = _answered(daemon, first)
+    second = daemon.message("And Porto?", chat=ALICE)
+    by_phone = _answered(daemon, second)
+
+    # Replies go to the id the chat's last message came by.
+    assert by_lid["chat"] == ALICE_LID
+    assert by_phone["chat"] == ALICE
+    received = daemon.find(MessageReceived)
+    assert [(m.chat, m.via) for m in received] == [(ALICE, ALICE_LID), (ALICE, None)]
+    # One session: the second request carries the first exchange.
+    requests = daemon.find(LlmRequested)
+    assert requests[1].session_id == requests[0].session_id
+    assert _user_turns(requests[1]) == ["Where is Lisbon?", "And Porto?"]
+
+
+def test_the_owner_is_recognised_by_the_lid_the_connection_reports(daemon: Daemon) -> None:
+    daemon.send(type="status", state="connected", me_lid=OWNER_LID)
+    daemon.wait_event(TransportStatus, me_lid=OWNER_LID)
+
+    # Note to self, over the owner's LID.
+    note = daemon.message("remember the milk", chat=OWNER_LID)
+    reply = _answered(daemon, note)
+    assert reply["chat"] == OWNER_LID
+    assert daemon.find(MessageReceived, msg_id=note)[0].chat == OWNER_JID
+
+    # The owner typing into a LID-addressed chat on the phone: a takeover.
+    own = daemon.message("I'll handle this", chat=ALICE_LID, chat_alt=ALICE, sender=OWNER_LID)
+    daemon.wait_event(MessageSkipped, msg_id=own)
+    assert daemon.find(MessageSkipped, msg_id=own)[0].reason == "takeover"
+
+    # A group mention of the owner's LID.
+    mention = daemon.message(
+        "@987654321098765 thoughts?", chat=GROUP, sender=BOB, mentions=[OWNER_LID]
+    )
+    assert _answered(daemon, mention)["chat"] == GROUP
+
+
+def test_a_lid_mention_before_the_lid_is_known_does_not_trigger(daemon: Daemon) -> None:
+    mention = daemon.message("@987654321098765 thoughts?", chat=GROUP, sender=BOB)
+    daemon.wait_event(MessageSkipped, msg_id=mention)
+    assert daemon.find(MessageSkipped, msg_id=mention)[0].reason == "not_triggered"
+
+
+def test_status_posts_and_newsletters_are_never_answered_never_stored(daemon: Daemon) -> None:
+    marker = "holiday-photos-7f3a"
+    daemon.message(marker, chat="status@broadcast", sender=ALICE, sender_alt=ALICE)
+    daemon.message(marker, chat="120363999999999999@newsletter", sender=ALICE)
+    daemon.message(marker, chat="1764070000@broadcast", sender=ALICE_LID, is_group=True)
+    after = daemon.message("still here?")
+    _answered(daemon, after)
+    daemon.stop()
+
+    assert [m.msg_id for m in daemon.find(MessageReceived)] == [after]
+    for path in iter_store_files(daemon.store):
+        assert marker.encode() not in path.read_bytes(), path
+
+
+def test_an_edit_before_the_answer_replaces_the_text(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon({"polling": {"debounce_seconds": 1}})
+    msg = daemon.message("Whats teh capital of Peru?")
+    daemon.send(type="edit", chat=ALICE, id=msg, text="What's the capital of Peru?")
+    daemon.wait_event(MessageEdited, msg_id=msg)
+    reply = _answered(daemon, msg)
+
+    [request] = daemon.find(LlmRequested)
+    assert _user_turns(request) == ["What's the capital of Peru?"]
+    assert "the capital of Peru" in reply["text"]
+
+
+def test_a_message_deleted_before_the_answer_is_never_answered(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon({"polling": {"debounce_seconds": 1}})
+    msg = daemon.message("oops, wrong chat")
+    daemon.send(type="revoke", chat=ALICE, id=msg)
+    daemon.wait_event(MessageSkipped, msg_id=msg)
+
+    assert daemon.find(MessageSkipped, msg_id=msg)[0].reason == "revoked"
+    assert daemon.find(LlmRequested) == []
+    daemon.expect_no_sent(within=0.3)
+
+
+def test_a_deleted_message_leaves_the_context(daemon: Daemon) -> None:
+    secret = daemon.message("my PIN is 4711", chat=ALICE_LID, chat_alt=ALICE)
+    _answered(daemon, secret)
+    daemon.send(type="revoke", chat=ALICE_LID, id=secret)
+    daemon.wait_event(MessageRevoked, msg_id=secret)
+    later = daemon.message("what did I tell you?")
+    _answered(daemon, later)
+
+    request = daemon.find(LlmRequested)[-1]
+    assert "4711" not in "".join(t.content for t in request.messages)
+
+
+def test_a_quoted_message_is_in_the_turn(daemon: Daemon) -> None:
+    msg = daemon.message(
+        "Is this still on?",
+        quoted={"id": "M0", "text": "Dinner at eight on Friday", "sender": BOB},
+    )
+    _answered(daemon, msg)
+
+    [request] = daemon.find(LlmRequested)
+    assert request.messages[-1].content == "> Dinner at eight on Friday\nIs this still on?"
+
+
+def test_replies_in_groups_quote_their_trigger_and_dms_do_not(daemon: Daemon) -> None:
+    dm = daemon.message("hi")
+    assert _answered(daemon, dm)["quoted"] is None
+    group = daemon.message("bot, a film for tonight?", chat=GROUP, sender=BOB)
+    assert _answered(daemon, group)["quoted"] == group
+
+
+def test_a_long_reply_is_sent_as_numbered_parts(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+) -> None:
+    paragraphs = "\n\n".join(f"Paragraph {n}. " + "word " * 100 for n in range(12))
+    body = agent_answer({"model": "perplexity/sonar", "input": [{"role": "user", "content": "x"}]})
+    body["output"][-1]["content"][0]["text"] = paragraphs
+    llm_server.script(Reply(body=body))
+    daemon = make_daemon({"whatsapp": {"max_message_chars": 1000}})
+    msg = daemon.message("tell me everything")
+    parts = [daemon.next_sent()]
+    while parts[-1].get("part", 0) < parts[-1].get("parts", 0):
+        parts.append(daemon.next_sent())
+
+    assert len(parts) > 1
+    assert [p["part"] for p in parts] == list(range(1, len(parts) + 1))
+    assert {p["parts"] for p in parts} == {len(parts)}
+    assert {p["reply_to"] for p in parts} == {msg}
+    assert all(len(p["text"]) <= 1000 for p in parts)
+    assert all(p["text"].startswith(f"({p['part']}/{len(parts)}) ") for p in parts)
+    assert len(daemon.find(ReplyPlanned, purpose="reply")) == len(parts)
+
+
+def test_typing_while_answering_and_read_receipts_only_when_asked(
+    make_daemon: MakeDaemon,
+) -> None:
+    quiet = make_daemon()
+    _answered(quiet, quiet.message("hi"))
+    assert [(s["type"], s["state"]) for s in quiet.shown] == [
+        ("presence", "composing"),
+        ("presence", "paused"),
+    ]
+
+    reading = make_daemon({"whatsapp": {"read_receipts": True, "typing": False}})
+    msg = reading.message("hi")
+    _answered(reading, msg)
+    reading.stop()  # the receipt follows the send
+    assert reading.shown == [{"type": "read", "chat": ALICE, "ids": [msg]}]

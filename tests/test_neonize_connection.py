@@ -1,0 +1,300 @@
+"""The WhatsApp connection, offline: lifecycle events, pairing, and calls that hang.
+
+Events travel neonize's real dispatch path (its Go callback entry points,
+called from a thread), so these tests also catch a neonize upgrade that
+changes how handlers are called.
+"""
+
+from __future__ import annotations
+
+import tests.neonize_quiet  # noqa: F401  (first: see there)
+
+# isort: split
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import neonize.aioze.events as neonize_events
+import pytest
+from neonize.proto.Neonize_pb2 import (
+    ClientOutdated,
+    Connected,
+    ConnectFailure,
+    ConnectFailureReason,
+    Disconnected,
+    KeepAliveRestored,
+    KeepAliveTimeout,
+    LoggedOut,
+    StreamReplaced,
+    TemporaryBan,
+)
+
+from pipeline.transport import Outgoing, TransportError
+from pipeline.transport.neonize import NeonizeTransport
+from pipeline.transport.neonize import _transport as transport_module
+from pipeline.transport.neonize._lifecycle import LIFECYCLE
+from pipeline.transport.neonize._pairing import prepare_session
+from tests.neonize_fakes import (
+    OWNER,
+    WAIT,
+    FakeGo,
+    Session,
+    dispatch,
+    running,
+    show_qr_code,
+    transport_factory,
+)
+
+
+@pytest.fixture(autouse=True)
+def neonize_loop() -> Iterator[None]:
+    """neonize keeps the first loop that connects in a module global; each test has its own."""
+    neonize_events.event_global_loop = None
+    yield
+    neonize_events.event_global_loop = None
+
+
+@pytest.fixture
+def make_transport(tmp_path: Path) -> Any:
+    return transport_factory(tmp_path)
+
+
+# -- connection lifecycle ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_logged_out_ends_the_run_asking_to_pair_again(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        await session.connected()
+        await dispatch(session.client, Disconnected(status=True))
+        await dispatch(session.client, Connected(status=True))
+        await dispatch(
+            session.client, LoggedOut(OnConnect=False, Reason=ConnectFailureReason.LOGGED_OUT)
+        )
+
+        assert await session.statuses(3) == [
+            ("disconnected", "connection lost; reconnecting"),
+            ("connected", ""),
+            ("logged_out", "LOGGED_OUT"),
+        ]
+        error = await session.end()
+
+    assert not error.retryable
+    assert "--force-qr" in str(error)
+    assert session.go.stops >= 1  # stopped, not cancelled
+    assert session.transport._task is None
+
+
+@pytest.mark.anyio
+async def test_a_replaced_stream_ends_the_run(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        await session.connected()
+        await dispatch(session.client, StreamReplaced())  # an empty payload
+
+        assert await session.statuses(1) == [("replaced", "another client took over this session")]
+        error = await session.end()
+
+    assert "another process" in str(error)
+    assert not error.retryable
+
+
+@pytest.mark.anyio
+async def test_a_failed_connect_is_retried_after_a_backoff(make_transport: Any) -> None:
+    transport, go = make_transport()
+    go.connect_errors = ["failed to dial whatsapp web websocket: no such host"]
+    async with running(transport, go) as session:
+        assert await session.statuses(3) == [
+            ("connecting", ""),
+            ("disconnected", "failed to dial whatsapp web websocket: no such host"),
+            ("connecting", ""),
+        ]
+        await dispatch(session.client, Connected(status=True))
+        assert await session.statuses(1) == [("connected", "")]
+
+    assert go.connects == 2
+
+
+@pytest.mark.anyio
+async def test_a_connect_failure_whatsmeow_gives_up_on_reconnects(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        await session.connected()
+        failure = ConnectFailure(Reason=ConnectFailureReason.BAD_USER_AGENT, Message="bad ua")
+        await dispatch(session.client, failure)
+
+        assert await session.statuses(2) == [
+            ("disconnected", "connect failure BAD_USER_AGENT: bad ua"),
+            ("connecting", ""),
+        ]
+
+    assert session.go.connects == 2
+
+
+@pytest.mark.anyio
+async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path) -> None:
+    """The real Go side, dialling through a proxy that refuses: no network needed."""
+    transport = NeonizeTransport(
+        OWNER,
+        session_db=str(tmp_path / "wa.db"),
+        qr_png=tmp_path / "qr.png",
+        proxy="http://127.0.0.1:1",
+        backoff=(0.0,),
+    )
+    session = Session(transport, FakeGo())
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.run)
+            statuses = await session.statuses(3)
+            tg.cancel_scope.cancel()
+    finally:
+        await transport.aclose()
+        session.close()
+
+    assert [state for state, _ in statuses] == ["connecting", "disconnected", "connecting"]
+    assert "connection refused" in statuses[1][1]
+
+
+def test_bans_and_outdated_clients() -> None:
+    ban = LIFECYCLE[neonize_events.TemporaryBanEv](
+        TemporaryBan(Code=TemporaryBan.BLOCKED_BY_USERS, Expire=900)
+    )
+    outdated = LIFECYCLE[neonize_events.ClientOutdatedEv](ClientOutdated())
+
+    assert ban.status is not None
+    assert outdated.status is not None
+    assert (ban.status.state, ban.status.detail) == ("banned", "BLOCKED_BY_USERS; expires in 900 s")
+    assert (ban.reconnect, ban.delay, ban.fatal) == (True, 900.0, None)
+    assert outdated.status.state == "outdated"
+    assert outdated.fatal is not None
+    assert "upgrade neonize" in outdated.fatal
+
+
+# -- pairing ----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_qr_code_is_shown_and_pairing_times_out(
+    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = io.StringIO()
+    async with running(*make_transport(terminal=terminal, pairing_timeout=0)) as session:
+        assert await session.statuses(1) == [("connecting", "")]
+        await show_qr_code(session.client, b"2@abc,def,ghi,jkl")
+
+        assert await session.statuses(1) == [("qr", f"scan the QR code ({tmp_path / 'qr.png'})")]
+        error = await session.end()
+
+    assert str(error) == "pairing timed out; run again"
+    assert not error.retryable
+    assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
+    assert "█" in terminal.getvalue() or "▀" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.anyio
+async def test_pairing_by_phone_code(
+    make_transport: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport, go = make_transport(pair_phone="491701234567")
+    async with running(transport, go) as session:
+        assert await session.statuses(1) == [("connecting", "")]
+        await show_qr_code(session.client, b"2@first")
+        await show_qr_code(session.client, b"2@second")
+        assert await session.statuses(1) == [("qr", "pairing code for 491701234567")]
+        await dispatch(session.client, Connected(status=True))
+        assert await session.statuses(1) == [("connected", "")]
+
+    assert go.paired == ["491701234567"]  # once, not per QR refresh
+    assert "ABCD-EFGH" in caplog.text
+    assert not (tmp_path / "qr.png").exists()
+
+
+@pytest.mark.anyio
+async def test_a_refused_phone_code_ends_the_run(make_transport: Any) -> None:
+    transport, go = make_transport(pair_phone="491701234567")
+    go.pair_error = "bad request"
+    async with running(transport, go) as session:
+        await show_qr_code(session.client, b"2@first")
+        error = await session.end()
+
+    assert "pairing by phone code failed: bad request" in str(error)
+
+
+# -- session file -------------------------------------------------------------
+
+
+def test_force_qr_moves_the_old_session_aside(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "wa.db"
+    assert prepare_session(str(db), force_qr=False) == str(db)
+    assert db.parent.is_dir()
+    db.write_bytes(b"old session")
+    db.with_name("wa.db-wal").write_bytes(b"old wal")
+
+    prepare_session(str(db), force_qr=True)
+
+    assert not db.exists()
+    assert not db.with_name("wa.db-wal").exists()
+    assert db.with_name("wa.db.old").read_bytes() == b"old session"
+    assert db.with_name("wa.db.old-wal").read_bytes() == b"old wal"
+
+
+def test_force_qr_cannot_reset_a_postgres_session() -> None:
+    with pytest.raises(TransportError, match="postgres"):
+        prepare_session("postgres://u:p@localhost/wa", force_qr=True)
+
+
+@pytest.mark.anyio
+async def test_keep_alive_failures_hold_sends_until_restored(
+    make_transport: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport_module, "SEND_WAIT", 0)
+    async with running(*make_transport()) as session:
+        await session.connected()
+        await dispatch(session.client, KeepAliveTimeout(ErrorCount=2, LastSuccess=1_764_070_000))
+        [(state, detail)] = await session.statuses(1)
+        with pytest.raises(TransportError, match="not connected"):
+            await session.transport.send(Outgoing(to="491701111111", text="hi"))
+        await dispatch(session.client, KeepAliveRestored())
+        assert await session.statuses(1) == [("connected", "keep-alive restored")]
+        await session.transport.send(Outgoing(to="491701111111", text="hi"))
+
+    assert state == "disconnected"
+    assert "keep-alive failing (2 in a row)" in detail
+    assert len(session.go.sent) == 1
+
+
+@pytest.mark.anyio
+async def test_a_connection_silent_past_the_limit_is_restarted(make_transport: Any) -> None:
+    transport, go = make_transport(silence_limit=0.05)
+    async with running(transport, go) as session:
+        await session.connected()
+        await dispatch(session.client, KeepAliveTimeout(ErrorCount=1, LastSuccess=1_764_070_000))
+        assert (await session.next_status()).state == "disconnected"
+        state, detail = (await session.statuses(1))[0]
+        assert state == "disconnected"
+        assert "reconnecting" in detail
+        assert await session.statuses(1) == [("connecting", "")]
+
+    assert go.connects == 2
+    assert go.stops >= 1
+
+
+@pytest.mark.anyio
+async def test_a_connect_that_never_returns_does_not_hold_up_closing(
+    make_transport: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """whatsmeow's QR loop ignores Stop: closing waits a bounded time, then goes on."""
+    monkeypatch.setattr(transport_module, "STOP_WAIT", 0.2)
+    transport, go = make_transport()
+    go.hang = True
+    session = Session(transport, go)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(session.run)
+        assert await session.statuses(1) == [("connecting", "")]
+        with anyio.fail_after(WAIT):
+            await transport.aclose()
+        tg.cancel_scope.cancel()
+    session.close()
+
+    assert go.stops == 1

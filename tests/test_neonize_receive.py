@@ -1,0 +1,346 @@
+"""What WhatsApp sends, as the transport records it: real protos through neonize's dispatch.
+
+Each test feeds a ``MessageEv`` in a shape whatsmeow really emits (LID
+addressing with alternate ids, the owner's own messages, note-to-self,
+broadcasts, edits plain and encrypted, revokes, wrappers already unwrapped,
+reactions, media) through neonize's Go callback entry point.
+"""
+
+from __future__ import annotations
+
+import tests.neonize_quiet  # noqa: F401  (first: see there)
+
+# isort: split
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import neonize.aioze.events as neonize_events
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    AudioMessage,
+    ContextInfo,
+    DocumentMessage,
+    ExtendedTextMessage,
+    ImageMessage,
+    Message,
+    MessageContextInfo,
+    ProtocolMessage,
+    ReactionMessage,
+    SecretEncryptedMessage,
+    StickerMessage,
+)
+
+from events.model import MessageEdited, MessageRevoked, Quoted
+from pipeline.transport.neonize._secret import edit_key
+from tests.neonize_fakes import (
+    ALICE,
+    GROUP,
+    LID,
+    OWNER,
+    OWNER_LID,
+    device,
+    dispatch,
+    message_ev,
+    running,
+    transport_factory,
+)
+
+ALICE_JID = f"{ALICE}@s.whatsapp.net"
+ALICE_LID = f"{LID}@lid"
+OWNER_JID = f"{OWNER}@s.whatsapp.net"
+
+
+@pytest.fixture(autouse=True)
+def neonize_loop() -> Iterator[None]:
+    """neonize keeps the first loop that connects in a module global; each test has its own."""
+    neonize_events.event_global_loop = None
+    yield
+    neonize_events.event_global_loop = None
+
+
+@pytest.fixture
+def make_transport(tmp_path: Path) -> Any:
+    return transport_factory(tmp_path)
+
+
+async def received(make_transport: Any, *events: Any) -> list[Any]:
+    """The facts the transport delivers for ``events``, then a marker message."""
+    async with running(*make_transport()) as session:
+        await session.connected()
+        for ev in events:
+            await dispatch(session.client, ev)
+        await dispatch(session.client, message_ev(Message(conversation="end"), msg_id="END"))
+        facts: list[Any] = []
+        while True:
+            fact = await session.next_fact()
+            if getattr(fact, "msg_id", None) == "END":
+                return facts
+            facts.append(fact)
+
+
+@pytest.mark.anyio
+async def test_a_direct_text_message(make_transport: Any) -> None:
+    [event] = await received(make_transport, message_ev(Message(conversation="hi there")))
+
+    assert event.chat == event.sender == ALICE_JID  # the sender's device (:3) is dropped
+    assert (event.msg_id, event.text, event.kind) == ("3EB0AA", "hi there", "text")
+    assert event.sent_at == pytest.approx(1_764_070_000.123)  # milliseconds -> seconds
+    assert (event.push_name, event.sender_alt, event.from_me, event.is_group) == (
+        "Alice",
+        None,
+        False,
+        False,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_dm_addressed_by_lid_carries_the_phone_number_as_the_chats_other_id(
+    make_transport: Any,
+) -> None:
+    ev = message_ev(
+        Message(extendedTextMessage=ExtendedTextMessage(text="hallo")),
+        chat=ALICE_LID,
+        sender_alt=f"{ALICE}:3@s.whatsapp.net",  # whatsmeow copies the sender's device
+    )
+    [event] = await received(make_transport, ev)
+
+    assert (event.chat, event.sender) == (ALICE_LID, ALICE_LID)
+    assert event.sender_alt == event.chat_alt == ALICE_JID
+    assert event.text == "hallo"
+
+
+@pytest.mark.anyio
+async def test_the_owner_typing_into_a_lid_dm_names_the_peer_by_recipient_alt(
+    make_transport: Any,
+) -> None:
+    ev = message_ev(
+        Message(conversation="I'll answer this one"),
+        chat=ALICE_LID,
+        sender=f"{OWNER_LID}:2@lid",
+        recipient_alt=ALICE_JID,  # SenderAlt stays empty for the owner's own messages
+        from_me=True,
+    )
+    [event] = await received(make_transport, ev)
+
+    assert (event.chat, event.chat_alt, event.from_me) == (ALICE_LID, ALICE_JID, True)
+    assert event.sender == f"{OWNER_LID}@lid"
+    assert event.sender_alt is None
+
+
+@pytest.mark.anyio
+async def test_note_to_self_over_the_owners_lid(make_transport: Any) -> None:
+    ev = message_ev(
+        Message(conversation="remember the milk"),
+        chat=f"{OWNER_LID}@lid",
+        sender=f"{OWNER_LID}:2@lid",
+        recipient_alt=OWNER_JID,
+        from_me=True,
+    )
+    [event] = await received(make_transport, ev)
+
+    assert (event.chat, event.chat_alt, event.from_me) == (f"{OWNER_LID}@lid", OWNER_JID, True)
+
+
+@pytest.mark.anyio
+async def test_a_group_mention_of_the_owners_lid_and_a_quote(make_transport: Any) -> None:
+    text = ExtendedTextMessage(
+        text=f"@{OWNER_LID} what do you think?",
+        contextInfo=ContextInfo(
+            stanzaID="3EB0QUOTED",
+            participant=ALICE_LID,
+            quotedMessage=Message(conversation="the plan"),
+            mentionedJID=[f"{OWNER_LID}@lid", "bogus"],
+        ),
+    )
+    ev = message_ev(
+        Message(extendedTextMessage=text),
+        chat=GROUP,
+        sender=f"{LID}:7@lid",
+        sender_alt="491702222222:7@s.whatsapp.net",
+    )
+    [event] = await received(make_transport, ev)
+
+    assert (event.chat, event.is_group, event.chat_alt) == (GROUP, True, None)
+    assert (event.sender, event.sender_alt) == (ALICE_LID, "491702222222@s.whatsapp.net")
+    assert event.quoted == Quoted(id="3EB0QUOTED", text="the plan", sender=ALICE_LID)
+    assert event.quoted_id == "3EB0QUOTED"
+    assert event.mentions == [f"{OWNER_LID}@lid"]  # the unreadable one is left out
+
+
+@pytest.mark.parametrize(
+    "chat",
+    ["status@broadcast", "1764070000@broadcast", "120363999999999999@newsletter"],
+)
+@pytest.mark.anyio
+async def test_status_posts_broadcast_lists_and_newsletters_are_never_delivered(
+    make_transport: Any, chat: str
+) -> None:
+    # A status post of a monitored contact: answering it would post a status.
+    ev = message_ev(
+        Message(conversation="my holiday"),
+        chat=chat,
+        sender=f"{LID}:3@lid",
+        sender_alt=ALICE_JID,
+        is_group=True,  # whatsmeow runs broadcasts through its group branch
+    )
+    assert await received(make_transport, ev) == []
+
+
+@pytest.mark.anyio
+async def test_a_plain_edit_and_a_revoke(make_transport: Any) -> None:
+    edit = message_ev(
+        Message(
+            protocolMessage=ProtocolMessage(
+                key=MessageKey(remoteJID=ALICE_JID, fromMe=False, ID="3EB0ORIG"),
+                type=ProtocolMessage.MESSAGE_EDIT,
+                editedMessage=Message(conversation="the corrected text"),
+                timestampMS=1_764_070_010_000,
+            )
+        ),
+        msg_id="3EB0EDIT",
+        edit="1",
+    )
+    revoke = message_ev(
+        Message(
+            protocolMessage=ProtocolMessage(
+                key=MessageKey(remoteJID=ALICE_JID, fromMe=False, ID="3EB0GONE"),
+                type=ProtocolMessage.REVOKE,
+            )
+        ),
+        msg_id="3EB0REV",
+        edit="7",
+    )
+    # REVOKE is 0, an unset type's default: a protocol message without one is nothing.
+    untyped = message_ev(
+        Message(protocolMessage=ProtocolMessage(key=MessageKey(ID="3EB0X"))), msg_id="U"
+    )
+    key_share = message_ev(
+        Message(protocolMessage=ProtocolMessage(type=ProtocolMessage.APP_STATE_SYNC_KEY_SHARE)),
+        msg_id="K",
+    )
+
+    facts = await received(make_transport, edit, untyped, key_share, revoke)
+
+    assert facts == [
+        MessageEdited(
+            chat=ALICE_JID, msg_id="3EB0ORIG", text="the corrected text", edit_id="3EB0EDIT"
+        ),
+        MessageRevoked(chat=ALICE_JID, msg_id="3EB0GONE"),
+    ]
+
+
+def _secret_edit(secret: bytes, text: str, *, sender: str, editor: str) -> Any:
+    """An edit as a current phone sends it: AES-GCM under the original's message secret."""
+    plain = Message(
+        protocolMessage=ProtocolMessage(
+            key=MessageKey(remoteJID=ALICE_LID, ID="3EB0ORIG"),
+            type=ProtocolMessage.MESSAGE_EDIT,
+            editedMessage=Message(conversation=text),
+        )
+    ).SerializeToString()
+    iv = os.urandom(12)
+    payload = AESGCM(edit_key(secret, "3EB0ORIG", sender, editor)).encrypt(iv, plain, None)
+    return Message(
+        secretEncryptedMessage=SecretEncryptedMessage(
+            targetMessageKey=MessageKey(remoteJID=ALICE_LID, fromMe=False, ID="3EB0ORIG"),
+            encPayload=payload,
+            encIV=iv,
+            secretEncType=SecretEncryptedMessage.MESSAGE_EDIT,
+        )
+    )
+
+
+@pytest.mark.anyio
+async def test_an_edit_encrypted_with_the_messages_secret_is_read(make_transport: Any) -> None:
+    secret = os.urandom(32)
+    original = message_ev(
+        Message(
+            conversation="teh first text",
+            messageContextInfo=MessageContextInfo(messageSecret=secret),
+        ),
+        chat=ALICE_LID,
+        sender=f"{LID}:3@lid",
+        sender_alt=ALICE_JID,
+        msg_id="3EB0ORIG",
+    )
+    # Keyed with the sender's phone JID although the chat is by LID: both forms are tried.
+    edit = message_ev(
+        _secret_edit(secret, "the first text", sender=ALICE_JID, editor=ALICE_LID),
+        chat=ALICE_LID,
+        sender=f"{LID}:3@lid",
+        msg_id="3EB0EDIT",
+    )
+    unknown = message_ev(
+        _secret_edit(os.urandom(32), "never seen", sender=ALICE_LID, editor=ALICE_LID),
+        chat=ALICE_LID,
+        sender=f"{LID}:3@lid",
+        msg_id="3EB0EDIT2",
+    )
+
+    first, read, unreadable = await received(make_transport, original, edit, unknown)
+
+    assert first.text == "teh first text"
+    assert read == MessageEdited(
+        chat=ALICE_LID, msg_id="3EB0ORIG", text="the first text", edit_id="3EB0EDIT"
+    )
+    assert unreadable.text is None  # recorded as edited, content unknown
+
+
+@pytest.mark.anyio
+async def test_wrappers_reactions_and_media(make_transport: Any) -> None:
+    reaction = ReactionMessage(key=MessageKey(ID="3EB0AA"), text="👍")
+    events = [
+        message_ev(Message(reactionMessage=reaction), msg_id="R"),
+        # whatsmeow unwraps view-once and disappearing messages and sets flags.
+        message_ev(
+            Message(imageMessage=ImageMessage(caption="our trip")), msg_id="I", view_once=True
+        ),
+        message_ev(Message(conversation="vanishing"), msg_id="E", ephemeral=True),
+        message_ev(Message(extendedTextMessage=ExtendedTextMessage()), msg_id="EMPTY"),
+        message_ev(Message(stickerMessage=StickerMessage()), msg_id="S"),
+        message_ev(Message(imageMessage=ImageMessage()), msg_id="NOCAP"),
+        message_ev(Message(audioMessage=AudioMessage(PTT=True, seconds=7)), msg_id="V"),
+        message_ev(
+            Message(documentMessage=DocumentMessage(fileName="x.pdf", caption="the contract")),
+            msg_id="D",
+        ),
+    ]
+    facts = await received(make_transport, *events)
+
+    assert [(f.msg_id, f.kind, f.text) for f in facts] == [
+        ("I", "image", "our trip"),
+        ("E", "text", "vanishing"),
+        ("S", "sticker", ""),
+        ("NOCAP", "image", ""),
+        ("V", "audio", ""),
+        ("D", "document", "the contract"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_messages_are_delivered_in_arrival_order(make_transport: Any) -> None:
+    ids = [f"M{n:02d}" for n in range(30)]
+    facts = await received(
+        make_transport, *(message_ev(Message(conversation="x"), msg_id=i) for i in ids)
+    )
+    assert [f.msg_id for f in facts] == ids
+
+
+@pytest.mark.anyio
+async def test_connected_reports_the_owners_phone_jid_and_lid(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        status = await session.connected(device(OWNER, OWNER_LID))
+
+    assert (status.me_pn, status.me_lid) == (OWNER_JID, f"{OWNER_LID}@lid")
+
+
+@pytest.mark.anyio
+async def test_a_store_without_a_lid_reports_only_the_phone_jid(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        status = await session.connected(device(OWNER, None))
+
+    assert (status.me_pn, status.me_lid) == (OWNER_JID, None)

@@ -2,9 +2,10 @@
 
 The conversation of ``tests.conversation`` (answers, a blank message and a
 group message skipped, a config change, a reset), then a second run: Alice
-sends HTML with a script, a call fails for good (HTTP 400), and the owner
-writes in her chat (takeover). Last, ``replay.py`` saves an experiment whose
-new reply differs from the recorded one.
+sends HTML with a script (and deletes it), a call fails for good (HTTP 400)
+on a message she then edits, and the owner writes in her chat (takeover).
+Last, ``replay.py`` saves an experiment whose new reply differs from the
+recorded one.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from events.model import LlmFailed, MessageSkipped
+from events.model import LlmFailed, MessageEdited, MessageRevoked, MessageSkipped
 from tests.conversation import Recording, record, run_replay
 from tests.e2e.harness import ALICE, Daemon, daemon_env
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, agent_answer
 
 SCRIPT_TEXT = '<script>window.__xss = 1; alert("xss")</script> & <b>bold</b>? Rome'
 FAILING_TEXT = "Will this one fail?"
+EDITED_TEXT = "Will this one fail, really?"
 OWNER_TEXT = "I'll take it from here, Alice."
 REPLAYED_REPLY = "Echo: Hotels in Rome? Try Trastevere."
 
@@ -57,6 +59,10 @@ def web_store(tmp_path_factory: pytest.TempPathFactory) -> WebStore:
             server.script(Reply(status=400))
             failing_id = daemon.message(FAILING_TEXT, chat=ALICE, push_name="Alice")
             daemon.wait_event(LlmFailed, final=True)
+            daemon.send(type="edit", chat=ALICE, id=failing_id, text=EDITED_TEXT)
+            daemon.wait_event(MessageEdited, msg_id=failing_id)
+            daemon.send(type="revoke", chat=ALICE, id=script_id)
+            daemon.wait_event(MessageRevoked, msg_id=script_id)
             owner_id = daemon.message(OWNER_TEXT, chat=ALICE, from_me=True)
             daemon.wait_event(MessageSkipped, msg_id=owner_id)
             code, _ = daemon.stop()
@@ -80,6 +86,10 @@ class _Text(HTMLParser):
         super().__init__()
         self.parts: list[str] = []
 
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("mark", "span", "a", "strong", "ins", "del", "b", "i"):
+            self.parts.append(" ")  # a new block or cell: words do not run together
+
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
 
@@ -88,7 +98,7 @@ def text_of(page: str) -> str:
     """What a reader sees of an HTML page: its text, entities decoded, spaces collapsed."""
     parser = _Text()
     parser.feed(page)
-    return re.sub(r"\s+", " ", html.unescape("".join(parser.parts)))
+    return re.sub(r"\s+", " ", html.unescape("".join(parser.parts))).strip()
 
 
 class Served:

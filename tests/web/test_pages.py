@@ -16,6 +16,7 @@ from pipeline.tools.web import Console, create_app
 from projections.timeline import audit
 from tests.e2e.harness import ALICE, ALICE_PERSONA, GROUP, OWNER_JID
 from tests.web.conftest import (
+    EDITED_TEXT,
     FAILING_TEXT,
     OWNER_TEXT,
     REPLAYED_REPLY,
@@ -86,6 +87,8 @@ async def test_a_chat_shows_each_message_with_its_decision_and_reason(client: ht
     assert FAILING_TEXT in text
     assert "LLM call failed, no reply" in text
     assert "HTTP 400 (final)" in text
+    assert f"{FAILING_TEXT} edited to: {EDITED_TEXT}" in text
+    assert f"{SCRIPT_TEXT} deleted for everyone by the sender" in text
     assert "reset: new session, no LLM call" in text
     # the config change, inline with its diff
     assert (
@@ -114,7 +117,7 @@ async def test_a_turn_shows_everything_the_log_holds_about_it(
     assert "Turn #1: answered by the LLM" in text
     assert "Hotels in Rome?" in text
     assert "LLM request: perplexity/sonar, 2 messages" in text
-    assert f"system{ALICE_PERSONA}" in text
+    assert f"system {ALICE_PERSONA}" in text
     assert "config 9f786fc6174b: first config in the log" in text
     assert "LLM response:" in text
     assert "Echo news https://www.example.com/news/echo" in text

@@ -14,17 +14,19 @@ from tests.e2e.harness import ALICE
 from tests.web.conftest import WebStore, text_of
 
 pytestmark = pytest.mark.slow
-EDITED = "Hotels in <i>Naples</i>?"
+EMOJI = "<i>👍</i>"
 
 
-class MessageEdited(Event, frozen=True, kw_only=True):
-    """As a later version may record it (DESIGN.md section 3, second round)."""
+class MessageReacted(Event, frozen=True, kw_only=True):
+    """As a later version may record it: an event naming a message."""
 
     msg_id: str
-    text: str
+    emoji: str
 
 
-class Alert(Event, frozen=True, kw_only=True):
+class Reminder(Event, frozen=True, kw_only=True):
+    """As a later version may record it: an event of the chat naming nothing."""
+
     kind: str
     ok: bool
 
@@ -49,8 +51,8 @@ def _with_future_events(web_store: WebStore) -> list[Recorded]:
         mentions=["491700000000@s.whatsapp.net"],
     )
     extra = [
-        Recorded(top + 1, later, MessageEdited(chat=ALICE, msg_id=first, text=EDITED)),  # type: ignore[arg-type]
-        Recorded(top + 2, later, Alert(chat=ALICE, kind="budget", ok=False)),  # type: ignore[arg-type]
+        Recorded(top + 1, later, MessageReacted(chat=ALICE, msg_id=first, emoji=EMOJI)),  # type: ignore[arg-type]
+        Recorded(top + 2, later, Reminder(chat=ALICE, kind="budget", ok=False)),  # type: ignore[arg-type]
         Recorded(top + 3, later, quoting),
     ]
     return records + extra
@@ -63,10 +65,10 @@ def test_an_unknown_event_naming_a_message_is_shown_under_it(web_store: WebStore
     first = timeline.turns[0].messages[0]
     assert first.m.text == "Hotels in Rome?"
     assert [(e.type, e.fields) for e in first.events] == [
-        ("MessageEdited", {"msg_id": first.m.msg_id, "text": EDITED})
+        ("MessageReacted", {"msg_id": first.m.msg_id, "emoji": EMOJI})
     ]
     alone = [e.event for e in timeline.entries if e.event is not None]
-    assert [(e.type, e.fields) for e in alone] == [("Alert", {"kind": "budget", "ok": "false"})]
+    assert [(e.type, e.fields) for e in alone] == [("Reminder", {"kind": "budget", "ok": "false"})]
     pending = timeline.turns[-1]
     assert pending.turn.kind == "pending"
     assert pending.messages[0].extras == {
@@ -86,8 +88,8 @@ def test_the_chat_page_renders_them_escaped(web_store: WebStore):
     finally:
         console.close()
     text = text_of(html)
-    assert "MessageEdited" in text
-    assert "Hotels in <i>Naples</i>?" in text
-    assert "<i>Naples" not in html
-    assert "Alert" in text
-    assert f"quoted_id{_first_message(_with_future_events(web_store))}" in text
+    assert "MessageReacted" in text
+    assert EMOJI in text
+    assert "<i>👍" not in html
+    assert "Reminder" in text
+    assert f"quoted_id {_first_message(_with_future_events(web_store))}" in text

@@ -86,7 +86,9 @@ async def serve_app(app: ASGIApp, sock: socket.socket) -> None:
     try:
         await server.serve(sockets=[sock])
     except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
+        # Close the listener and idle connections; a request still running gets a moment.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + 2 * _GRACE_SECONDS
             if server.started:
                 server.force_exit = True
                 await server.shutdown(sockets=[sock])

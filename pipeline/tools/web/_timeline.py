@@ -1,9 +1,10 @@
 """A chat's timeline and one turn in full: the audit fold, plus every event it leaves out.
 
 Turns come from ``projections.timeline`` (the fold ``audit`` prints). Config
-changes sit between them with their diff. Any other event of the chat (a type
-this page does not know, such as an edit, a revoke or a transcript) is shown
-generically, under the message, reply or call it names, or on a line of its own.
+changes sit between them with their diff; edits and revokes under their
+message. Any other event of the chat (a type this page does not know, such as a
+transcript) is shown generically, under the message, reply or call it names,
+or on a line of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
     MessageSkipped,
     Recorded,
     ReplyFailed,
@@ -34,6 +37,8 @@ from projections.timeline import Incoming, Turn, audit, changes
 # What the turns already show; every other event type is rendered generically.
 TURN_EVENTS = (
     MessageReceived,
+    MessageEdited,
+    MessageRevoked,
     MessageSkipped,
     SessionStarted,
     LlmRequested,

@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_NAME = "daemon.lock"
+from pipeline.paths import LOCK_NAME
 
 
 class AlreadyRunning(Exception):

@@ -42,7 +42,7 @@ def audit_text(result: Audit, title: str) -> str:
 def _turn(t: Turn, shown_config: str | None) -> list[str]:
     """``shown_config``: the hash of the last config printed, whose changes need no repeat."""
     lines = [f"#{t.n} {iso(t.ts)}  {headline(t)}  (seq {t.seq})"]
-    lines += [_incoming(m) for m in t.messages]
+    lines += [line for m in t.messages for line in _incoming(m)]
     if t.session_id is not None:
         started = f" ({t.session_started})" if t.session_started else ""
         lines.append(f"  session {t.session_id[:8]}{started}")
@@ -97,9 +97,13 @@ def who(m: Incoming) -> str:
     return "owner" if m.from_me else (m.push_name or user_part(m.sender))
 
 
-def _incoming(m: Incoming) -> str:
+def _incoming(m: Incoming) -> list[str]:
     text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}".rstrip()
-    return f"  in  {iso(m.ts)}  {who(m)}: {text}  [{m.msg_id}]"
+    lines = [f"  in  {iso(m.ts)}  {who(m)}: {text}  [{m.msg_id}]"]
+    lines += [f"      edited: {e if e is not None else '(not readable)'}" for e in m.edits]
+    if m.revoked:
+        lines.append("      deleted by the sender")
+    return lines
 
 
 def _failure(what: str, f: Failure) -> str:

@@ -10,6 +10,7 @@ msgspec types cannot express live in ``__post_init__`` and raise
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
@@ -194,6 +195,61 @@ class StoreConfig(Section, frozen=True, kw_only=True):
     """Addition to DESIGN.md: SQLite durability of the event log."""
 
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+
+class WebConfig(Section, frozen=True, kw_only=True):
+    """The web console inside ``run`` (DESIGN.md section 8, second round); read only.
+
+    Any ``listen`` address but a loopback one needs ``WABOT_WEB_TOKEN``, checked
+    where the environment is read. Changing this section needs a restart.
+    """
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8765"
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            raise FieldError("listen", str(exc)) from None
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect: no token is needed."""
+        return is_loopback(self.host)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as ``(host, port)``; port 0 picks a free one."""
+    host, colon, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8765)")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP; any other name may reach the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def url_problem(url: str) -> str | None:

@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 from events.private import open_private, private_dir
-
-LOCK_NAME = "daemon.lock"
+from pipeline.paths import LOCK_NAME
 
 
 class AlreadyRunning(Exception):

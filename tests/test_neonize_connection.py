@@ -132,25 +132,27 @@ async def test_a_connect_failure_whatsmeow_gives_up_on_reconnects(make_transport
     assert session.go.connects == 2
 
 
-@pytest.mark.anyio
-async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path) -> None:
-    """The real Go side, dialling through a proxy that refuses: no network needed."""
+async def refused_connect(session_db: str, qr_png: Path, count: int) -> list[tuple[str, str]]:
+    """The first ``count`` statuses of the real Go side dialling through a proxy that refuses."""
     transport = NeonizeTransport(
-        OWNER,
-        session_db=str(tmp_path / "wa.db"),
-        qr_png=tmp_path / "qr.png",
-        proxy="http://127.0.0.1:1",
-        backoff=(0.0,),
+        OWNER, session_db=session_db, qr_png=qr_png, proxy="http://127.0.0.1:1", backoff=(0.0,)
     )
     session = Session(transport, FakeGo())
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(session.run)
-            statuses = await session.statuses(3)
+            statuses = await session.statuses(count)
             tg.cancel_scope.cancel()
     finally:
         await transport.aclose()
         session.close()
+    return statuses
+
+
+@pytest.mark.anyio
+async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path) -> None:
+    """The real Go side: no network needed."""
+    statuses = await refused_connect(str(tmp_path / "wa.db"), tmp_path / "qr.png", 3)
 
     assert [state for state, _ in statuses] == ["connecting", "disconnected", "connecting"]
     assert "connection refused" in statuses[1][1]
@@ -250,22 +252,8 @@ async def test_the_session_whatsmeow_creates_is_private(tmp_path: Path, loose_um
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     db = home / "wa" / "session.db"
-    transport = NeonizeTransport(
-        OWNER,
-        session_db=prepare_session(str(db), force_qr=False),
-        qr_png=tmp_path / "qr.png",
-        proxy="http://127.0.0.1:1",
-        backoff=(0.0,),
-    )
-    session = Session(transport, FakeGo())
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(session.run)
-            await session.statuses(2)  # connecting, then the refused dial: the database is open
-            tg.cancel_scope.cancel()
-    finally:
-        await transport.aclose()
-        session.close()
+    # Connecting, then the refused dial: by then whatsmeow has opened the database.
+    await refused_connect(prepare_session(str(db), force_qr=False), tmp_path / "qr.png", 2)
 
     assert db.stat().st_size > 0  # whatsmeow's tables are in it
     assert loose_modes(home / "wa") == []

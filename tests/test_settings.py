@@ -20,13 +20,18 @@ def write(path: Path, interval: float) -> None:
     path.write_text(json.dumps(doc))
 
 
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """app.json with ``polling.interval_seconds`` 5, and the API key it needs."""
+    monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
+    write(tmp_path / "app.json", 5)
+    return tmp_path / "app.json"
+
+
 @pytest.mark.anyio
 async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = tmp_path / "app.json"
-    write(app, 5)
-    monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
     settings = Settings(load_config(app))
     first = settings.loaded
     with open_log(tmp_path / "store") as log:
@@ -55,11 +60,8 @@ async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_onc
 
 @pytest.mark.anyio
 async def test_a_broken_experiment_marker_only_means_no_experiment_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, app: Path
 ) -> None:
-    app = tmp_path / "app.json"
-    write(app, 5)
-    monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
     settings = Settings(load_config(app))
     marker = app.with_name(app.name + settings_module.EXPERIMENT_SUFFIX)
     with open_log(tmp_path / "store") as log:

@@ -22,7 +22,7 @@ from events.protocol import LogError
 from pipeline.config import ConfigError, LoadedConfig, WebConfig, load_config, web_token
 from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, DaemonLock, Settings
 from pipeline.logs import configure_logging
-from pipeline.paths import env_file, store_dir
+from pipeline.paths import STORE_HELP, env_file, store_dir
 from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats, web
 from pipeline.tools._args import parse_time
 from pipeline.transport import StdioTransport, Transport, TransportError
@@ -36,12 +36,20 @@ EXIT_USAGE = 2
 _REEXEC_MARK = "WABOT_BOT_TAG_SET"
 
 
+DESCRIPTION = (
+    "wabot: a WhatsApp assistant that records everything it does in an event log"
+    " (STORE/events.db). Run the bot, or read and maintain its log. Exit status: 0 after"
+    " a clean stop, 2 for a mistake in the command line or the config (one line on"
+    " stderr), 3 when WhatsApp needs you (pair again)."
+)
+
+
 class UsageError(Exception):
     """A mistake on the command line or in the files it names (exit 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")
@@ -49,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "--env", type=Path, default=None, help=".env file (default: ./.env if present)"
     )
     _store_option(run)
-    run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
+    run.add_argument(
+        "--transport",
+        choices=("neonize", "stdio"),
+        default="neonize",
+        help="neonize: WhatsApp (default); stdio: JSON lines on stdin and stdout",
+    )
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
     audit = commands.add_parser("audit", help="a chat's timeline: messages, decisions, replies")
@@ -78,9 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", type=Path, help="data directory (default $WABOT_STORE, else ./store)"
-    )
+    parser.add_argument("--store", type=Path, help=STORE_HELP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
 # In the store: held (flock) by the running daemon, so anyone can tell whether one runs.
 LOCK_NAME = "daemon.lock"
 

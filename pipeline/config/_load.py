@@ -75,7 +75,7 @@ def parse_config(path: Path) -> AppConfig:
 def _parse(source: str, data: bytes) -> AppConfig:
     try:
         raw = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise from_decode_error(source, data, exc) from None
     return config_from_dict(raw, source=source)
 

@@ -101,10 +101,11 @@ async def test_bad_media_lines_are_reported_and_skipped(
     assert len(warnings) == 6
     assert "missing required field `text`" in warnings[0]
     assert "media needs `path` (a file) or `data` (base64)" in warnings[1]
-    assert "media.path must be absolute, not 'note.ogg'" in warnings[2]
+    assert "media.path must be an absolute path" in warnings[2]
     assert "takes `path` or `data`, not both" in warnings[3]
-    assert "Invalid enum value 'gif' - at `$.media.kind`" in warnings[4]
+    assert "invalid value - at `$.media.kind`" in warnings[4]  # the value is not quoted
     assert "media.data must be a base64 string" in warnings[5]
+    assert not any("note.ogg" in w or "gif" in w for w in warnings)  # no content of a line
 
 
 async def test_a_line_carrying_a_large_file_is_read_whole_and_the_next_lines_follow(

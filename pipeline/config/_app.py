@@ -21,6 +21,7 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    WebConfig,
     WhatsAppConfig,
 )
 
@@ -45,6 +46,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
     alerts: AlertsConfig = AlertsConfig()
+    web: WebConfig = WebConfig()
     media: MediaConfig = MediaConfig()
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from typing import IO, NamedTuple, Protocol
 import anyio.to_thread
 
 from events.model import ImageRef, MediaProblem, MessageReceived, Recorded
+from events.private import FILE_MODE, private_dir
 
 MEDIA_DIR = "media"
 # A file this young may belong to a message whose event is being appended right now.
@@ -106,8 +107,9 @@ class MediaStore:
     async def save(self, source: MediaSource, limit: int) -> Stored:
         """Fetch ``source`` into the store; raises ``MediaError`` (and leaves nothing behind)."""
         await anyio.to_thread.run_sync(self._make_directory)
-        fd, name = tempfile.mkstemp(prefix=".part-", dir=self.directory)  # mode 0600
+        fd, name = tempfile.mkstemp(prefix=".part-", dir=self.directory)
         try:
+            os.fchmod(fd, FILE_MODE)  # 0600 whatever the umask
             with os.fdopen(fd, "wb") as file:
                 writer = _Writer(file, limit)
                 await source.download(writer)
@@ -156,9 +158,7 @@ class MediaStore:
         return removed
 
     def _make_directory(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.directory.stat().st_mode & 0o077:
-            self.directory.chmod(0o700)
+        private_dir(self.directory)
 
     def _keep(self, part: Path, sha256: str) -> None:
         final = self.path(sha256)

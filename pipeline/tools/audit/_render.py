@@ -42,9 +42,8 @@ def audit_text(result: Audit, title: str) -> str:
 
 def _turn(t: Turn, shown_config: str | None) -> list[str]:
     """``shown_config``: the hash of the last config printed, whose changes need no repeat."""
-    lines = [f"#{t.n} {iso(t.ts)}  {_headline(t)}  (seq {t.seq})"]
-    for message in t.messages:
-        lines += [_incoming(message), *_attachment(message)]
+    lines = [f"#{t.n} {iso(t.ts)}  {headline(t)}  (seq {t.seq})"]
+    lines += [line for m in t.messages for line in _incoming(m)]
     if t.session_id is not None:
         started = f" ({t.session_started})" if t.session_started else ""
         lines.append(f"  session {t.session_id[:8]}{started}")
@@ -81,7 +80,8 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
     return lines
 
 
-def _headline(t: Turn) -> str:
+def headline(t: Turn) -> str:
+    """What was decided, in a few words: ``skipped: not_triggered``, ``answered by the LLM``."""
     if t.kind == "skipped":
         return f"skipped: {t.reason}" + (f" ({t.detail})" if t.detail else "")
     if t.kind == "answered":
@@ -94,11 +94,19 @@ def _headline(t: Turn) -> str:
     return f"{t.kind} message"
 
 
-def _incoming(m: Incoming) -> str:
-    who = "owner" if m.from_me else (m.push_name or user_part(m.sender))
+def who(m: Incoming) -> str:
+    """Who wrote an inbound message: ``owner``, the push name, else the number."""
+    return "owner" if m.from_me else (m.push_name or user_part(m.sender))
+
+
+def _incoming(m: Incoming) -> list[str]:
     kind = m.media.kind if m.media is not None else m.kind  # "voice", not just "audio"
     text = m.text if kind == "text" else f"[{kind}] {m.text}".rstrip()
-    return f"  in  {iso(m.ts)}  {who}: {text}  [{m.msg_id}]"
+    lines = [f"  in  {iso(m.ts)}  {who(m)}: {text}  [{m.msg_id}]"]
+    lines += [f"      edited: {e if e is not None else '(not readable)'}" for e in m.edits]
+    if m.revoked:
+        lines.append("      deleted by the sender")
+    return lines + _attachment(m)
 
 
 def _attachment(m: Incoming) -> list[str]:
@@ -113,9 +121,8 @@ def _attachment(m: Incoming) -> list[str]:
     facts += [f"sha256 {media.sha256}"] if media.sha256 else ["not stored"]
     lines = [f"{_INDENT}media {', '.join(facts)}"]
     if media.problem is not None:
-        lines.append(
-            f"{_INDENT}  not used: {media.problem}" + (f" ({media.detail})" * bool(media.detail))
-        )
+        detail = f" ({media.detail})" if media.detail else ""
+        lines.append(f"{_INDENT}  not used: {media.problem}{detail}")
     for done in m.attached:
         if isinstance(done, MediaTranscribed):
             cost = "cost unknown" if done.cost_usd is None else f"${done.cost_usd:.4f}"

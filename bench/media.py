@@ -173,7 +173,6 @@ def _write_all(daemon: Daemon, lines: list[bytes]) -> None:
 
 def _config(users: int) -> dict[str, Any]:
     config = app_config(users)
-    config["whatsapp"]["typing"] = False  # stdout: only the replies
     config["media"] = {"max_mb": 20}
     return config
 

@@ -173,13 +173,17 @@ class StdioTransport:
         """
         number = 0
         try:
-            for number, raw in enumerate(_lines(fd, MAX_LINE_BYTES), start=1):
+            # Counted by hand: enumerate keeps its last (number, line) pair while the
+            # next line is read, and a line may be 20 MB of base64.
+            for raw in _lines(fd, MAX_LINE_BYTES):
+                number += 1
                 if raw is None:
                     _log.warning(
                         f"stdin line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
                     )
                 elif raw and not raw.isspace():
                     run_from_thread(self._hand_over, number, raw, token=token)
+                del raw  # not kept while the next line is read
             run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT, None), token=token)
         except _NOBODY_LISTENING:
             pass
@@ -259,10 +263,17 @@ def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
                 parts.append(piece)
             if end < 0:
                 break
-            yield None if too_long else b"".join(parts)
+            yield None if too_long else _joined(parts)
             parts, size, too_long = [], 0, False
             start = end + 1
     if too_long:
         yield None
     elif parts:
         yield b"".join(parts)
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    """The line, its pieces let go: a generator paused on a line must not hold it twice."""
+    line = b"".join(parts)
+    parts.clear()
+    return line

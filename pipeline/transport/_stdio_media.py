@@ -56,7 +56,12 @@ class InlineSource:
         return max(len(self._data) - 2, 0) * 3 // 4
 
     async def download(self, sink: MediaSink) -> None:
-        await anyio.to_thread.run_sync(self._decode, sink)
+        try:
+            await anyio.to_thread.run_sync(self._decode, sink)
+        finally:
+            # Read once: let the line go now, though an idle worker thread still
+            # holds this source (anyio keeps a worker's last job until its next).
+            self._data = msgspec.Raw()
 
     def _decode(self, sink: MediaSink) -> None:
         text = memoryview(self._data)[1:-1]

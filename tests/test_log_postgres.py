@@ -304,23 +304,6 @@ def test_a_lost_notification_only_delays_a_waiter(tmp_path: Path, schema: str) -
         assert reader.wait(1, timeout=30) is True
 
 
-def test_a_dropped_connection_fails_one_call_and_is_reopened(tmp_path: Path, schema: str) -> None:
-    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
-        log.append(message(1))
-        with _admin() as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND query LIKE %s",
-                (f"%{schema}.%",),
-            )
-        with pytest.raises(LogError, match="event log query failed"):
-            log.append(message(2))
-        assert log.append(message(3))[0].seq == 2
-        with pytest.raises(LogError, match="event log query failed"):
-            list(log.read())
-        assert [r.seq for r in log.read()] == [1, 2]
-
-
 def test_full_synchronous_forces_synchronous_commit(tmp_path: Path, schema: str) -> None:
     log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="FULL")
     with log, log._writer.use(log.where) as conn:

@@ -60,6 +60,10 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT l.name AS log, e.seq, to_timestamp(e.ts / 1e6) AS at, e.type, e.chat, e.key, e.body
         FROM {s}.events e JOIN {s}.logs l ON l.id = e.log_id;
     """,
+    # Snapshot versions are CRC-32s of the state's schema: up to 2^32, past integer's range.
+    """
+    ALTER TABLE {s}.snapshots ALTER COLUMN version TYPE bigint;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -324,3 +324,23 @@ def test_a_large_keyed_burst_skips_known_keys_and_stays_contiguous(
         assert [r.key for r in log.read()] == [
             f"k{n}" for n in (*range(0, 40, 2), *range(1, 40, 2))
         ]
+
+
+def test_a_schema_of_the_first_release_is_migrated_to_take_any_snapshot_version(
+    fresh_schema: str,
+) -> None:
+    """Snapshot versions are CRC-32s (up to 2^32 - 1): past PostgreSQL's integer."""
+    from events.pg_schema import MIGRATIONS  # noqa: PLC0415
+
+    with _admin() as conn:  # what wabot's first PostgreSQL release created
+        conn.execute(f"CREATE SCHEMA {fresh_schema}")
+        conn.execute(
+            f"CREATE TABLE {fresh_schema}.schema_version"
+            " (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(MIGRATIONS[0].format(s=fresh_schema).encode())
+        conn.execute(f"INSERT INTO {fresh_schema}.schema_version (version) VALUES (1)")
+    with PostgresLog(DSN, name="491700000000", schema=fresh_schema) as log:
+        log.append(message(1))
+        log.save_snapshot("projections", 2**32 - 1, 1, b"state")
+        assert log.load_snapshot("projections", 2**32 - 1) == (1, b"state")

@@ -1,4 +1,4 @@
-"""Where the command line finds things: the store directory and the .env file.
+"""Where the command line finds things: the store directory, the .env file, the log's URL.
 
 Shared by ``python -m pipeline`` and ``python replay.py``.
 """
@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 from dotenv import dotenv_values
+
+from pipeline.config import ConfigError, dsn_problem
 
 
 def store_dir(arg: Path | None, env: Path | None) -> Path:
@@ -25,3 +27,27 @@ def env_file(arg: Path | None) -> Path | None:
         return arg
     default = Path(".env")
     return default if default.is_file() else None
+
+
+LOG_URL_VAR = "WABOT_LOG_URL"
+
+
+def log_url(arg: str | None, env: Path | None, configured: str | None) -> str | None:
+    """The ``postgresql://`` DSN of the log, or None for ``STORE/events.db``.
+
+    ``WABOT_LOG_URL`` (environment, then .env) wins, then ``--log-url``, then
+    ``store.url`` of app.json (already checked when app.json was read).
+    """
+    from_file = dotenv_values(env).get(LOG_URL_VAR) if env is not None and env.is_file() else None
+    for source, url in (
+        (LOG_URL_VAR, os.environ.get(LOG_URL_VAR) or from_file),
+        ("--log-url", arg),
+    ):
+        if url:
+            if problem := dsn_problem(url):
+                raise ConfigError(
+                    "environment" if source == LOG_URL_VAR else "command line",
+                    f"{source}: {problem}",
+                )
+            return url
+    return configured

@@ -14,6 +14,7 @@ from pipeline.config._load import (
     config_from_dict,
     load_config,
     parse_config,
+    store_url,
 )
 from pipeline.config._sections import (
     ALERT_KINDS,
@@ -29,6 +30,9 @@ from pipeline.config._sections import (
     TakeoverConfig,
     VitalityConfig,
     WhatsAppConfig,
+    dsn_passwords,
+    dsn_problem,
+    redact_dsn,
 )
 
 __all__ = [
@@ -56,6 +60,10 @@ __all__ = [
     "VitalityConfig",
     "WhatsAppConfig",
     "config_from_dict",
+    "dsn_passwords",
+    "dsn_problem",
     "load_config",
     "parse_config",
+    "redact_dsn",
+    "store_url",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -187,9 +187,56 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
 
 
 class StoreConfig(Section, frozen=True, kw_only=True):
-    """Addition to DESIGN.md: SQLite durability of the event log."""
+    """Where the event log is: ``url`` (a ``postgresql://`` DSN) or else ``STORE/events.db``.
+
+    ``synchronous`` (an addition to DESIGN.md) is the log's commit durability.
+    """
 
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None and (problem := dsn_problem(self.url)):
+            raise FieldError("url", problem)
+
+
+_DSN_SCHEMES = ("postgresql", "postgres")
+
+
+def dsn_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a PostgreSQL log, or None if it can (never echoes a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in _DSN_SCHEMES or "://" not in url:
+        return f"{redact_dsn(url)!r} is not a postgresql:// URL"
+    return None
+
+
+def dsn_passwords(url: str | None) -> list[str]:
+    """The password a ``postgresql://`` URL carries, as written and decoded: kept out of logs."""
+    if not url or "://" not in url:
+        return []
+    parts = urlsplit(url)
+    pairs = [p.partition("=") for p in parts.query.split("&") if p]
+    found = [parts.password or "", *(v for k, _, v in pairs if k.lower() == "password")]
+    return sorted({form for p in found if p for form in (p, unquote(p))})
+
+
+def redact_dsn(url: str) -> str:
+    """``url`` with any password (in the user part or the query) replaced by ``***``."""
+    if "://" not in url:
+        return "***" if "password" in url.lower() else url
+    if not dsn_passwords(url):
+        return url  # as written (urlunsplit would respell some URLs)
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        netloc = f"{user}@{host}"
+    pairs = [p.partition("=") for p in parts.query.split("&") if p]
+    query = "&".join(f"{k}=***" if k.lower() == "password" else k + eq + v for k, eq, v in pairs)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def url_problem(url: str) -> str | None:

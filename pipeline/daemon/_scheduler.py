@@ -25,6 +25,7 @@ import anyio.to_thread
 from croniter import CroniterBadDateError
 
 from events.model import Compacted, ReplyPlanned
+from events.protocol import LogError
 from events.units import DAY
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._live import Live
@@ -58,7 +59,12 @@ class Scheduler:
     async def run(self) -> None:
         """Run jobs as they fall due; a config edit is seen within one poll interval."""
         while True:
-            wake = await self.run_due(self.clock())
+            try:
+                wake = await self.run_due(self.clock())
+            except LogError as exc:
+                # The log's database is away: nothing is due that cannot wait a poll.
+                log.warning("scheduler_waiting_for_log", error=str(exc))
+                wake = math.inf
             poll = self.settings.app.polling.interval_seconds
             await anyio.sleep(max(0.0, min(poll, wake - self.clock())))
 

@@ -20,8 +20,8 @@ from typing import NamedTuple, Protocol
 
 import msgspec
 
+from events.backends import DB_NAME, open_log
 from events.protocol import LogError, NoLog
-from events.sqlite import SQLiteLog
 from events.sqlite_schema import SEQUENCE as _SEQUENCE
 
 CHUNK = 5000
@@ -93,10 +93,11 @@ class _Tally:
 
 
 class SQLiteSide:
-    """``STORE/events.db``: read as it is, or created for a copy to land in."""
+    """``STORE/events.db``: read as it is, or created (with its store) for a copy to land in."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, store: Path) -> None:
+        self.store = Path(store)
+        self.path = self.store / DB_NAME
         self.where = str(self.path)
 
     def export(self) -> tuple[int, Iterator[list[RawRow]], list[Snapshot]]:
@@ -133,7 +134,7 @@ class SQLiteSide:
             conn.close()
 
     def load(self, counter: int, chunks: Iterable[list[RawRow]], snapshots: list[Snapshot]) -> None:
-        SQLiteLog(self.path).close()  # the log's own schema and file settings
+        open_log(self.store).close()  # the store, the log's schema and its file settings
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")

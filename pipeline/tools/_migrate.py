@@ -17,7 +17,7 @@ from events.jid import phone_digits
 from events.transfer import SQLiteSide, Summary, copy
 from pipeline.config import dsn_problem
 from pipeline.tools._args import BadArgument, latest_config
-from pipeline.tools._where import Where, chosen_number
+from pipeline.tools._where import Where, chosen_number, number_arg
 
 
 def migrate(store: Path, *, to: str | None, source: str | None, number: str | None) -> str:
@@ -30,7 +30,8 @@ def migrate(store: Path, *, to: str | None, source: str | None, number: str | No
         raise BadArgument(f"--{'to' if to else 'from'}: {problem}")
     from events.pg_transfer import PostgresSide  # noqa: PLC0415  (loads psycopg)
 
-    local = SQLiteSide(Path(store) / DB_NAME)
+    local = SQLiteSide(store)
+    number = number_arg(number)
     if to is not None:
         name = number or _owner_of(store)
         remote = PostgresSide(url, name=name)

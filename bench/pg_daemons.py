@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import secrets
 import threading
 
 import psycopg
 
 from bench.daemon import Daemon, TimedServer, app_config, message_line, user_jid
+from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.pg_lease import Lease
-from events.pg_schema import label
 from tests.llm_server import Reply
 
 NAME = "pg_daemons"
-DSN = os.environ.get("WABOT_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DAEMONS = 10
 LIMIT = 8  # polling.max_concurrent_chats
 PER_DAEMON = 3  # connections a daemon holds: its lease, the log's writer and reader
@@ -37,30 +34,19 @@ TOLERANCE = 1.15
 
 
 def run(ws: Workspace) -> list[Row]:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error:
-        progress(
-            f"{NAME}: skipped: PostgreSQL not reachable at {label(DSN)}: set WABOT_BENCH_PG_DSN"
-        )
+    if unreachable(NAME):
         return []
     chats, delay = ws.sizes.chats, ws.sizes.llm_delay
     ideal = math.ceil(chats / LIMIT) * delay
-    schema = f"wabot_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    url = f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
-    tag = f"wabot-bench-{schema}"  # the log connections' application_name (PGAPPNAME)
     numbers = [f"4917000001{n:02d}" for n in range(DAEMONS)]
     progress(f"{NAME}: {DAEMONS} daemons x {chats} chats at once, {delay:g} s LLM")
-    try:
-        with (
-            TimedServer(backlog=256) as server,
-            _Peak(tag, [Lease(url, name=n).tag for n in numbers]) as peak,
-        ):
+    with scratch_schema() as schema:
+        url = f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
+        tag = f"wabot-bench-{schema}"  # the log connections' application_name (PGAPPNAME)
+        leases = [Lease(url, name=n).tag for n in numbers]
+        with TimedServer(backlog=256) as server, _Peak(tag, leases) as peak:
             server.script(*[Reply(delay=delay)] * (chats * DAEMONS))
             wall, statuses = _serve(ws, server, numbers, url=url, tag=tag, chats=chats)
-    finally:
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     note = (
         f"{DAEMONS} daemons x {chats} chats x 1 message, {delay:g} s per answer,"
         f" max_concurrent_chats {LIMIT}"

@@ -12,16 +12,12 @@ everything goes in a schema of its own, dropped at the end.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable
 
-import psycopg
-
 from bench.measure import median_rates, seconds
+from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.pg_schema import label
 from events.pg_transfer import PostgresSide
 from events.postgres import PostgresReader
 from events.protocol import LogReader
@@ -30,37 +26,28 @@ from events.transfer import SQLiteSide, copy
 from projections.runner import Runner
 
 NAME = "pg_fold"
-DSN = os.environ.get("WABOT_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 NUMBER = "491700000000"
 
 
 def run(ws: Workspace) -> list[Row]:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error:
-        progress(
-            f"{NAME}: skipped: PostgreSQL not reachable at {label(DSN)}: set WABOT_BENCH_PG_DSN"
-        )
+    if unreachable(NAME):
         return []
-    schema = f"wabot_bench_{os.getpid()}_{secrets.token_hex(3)}"
     store = ws.store()
     count = ws.sizes.history
-    try:
+    with scratch_schema() as schema:
         progress(f"{NAME}: copying the {count:,}-event log into PostgreSQL")
-        took = seconds(
-            lambda: copy(SQLiteSide(store), PostgresSide(DSN, name=NUMBER, schema=schema))
-        )
+        target = PostgresSide(DSN, name=NUMBER, schema=schema)
+        took = seconds(lambda: copy(SQLiteSide(store), target))
         pg: Callable[[], LogReader] = lambda: PostgresReader(DSN, name=NUMBER, schema=schema)  # noqa: E731
         lite: Callable[[], LogReader] = lambda: SQLiteReader(store / "events.db")  # noqa: E731
         progress(f"{NAME}: Runner.start on both logs, alternating")
         started_pg, started_lite = median_rates(
-            count, lambda: _start(pg, count), lambda: _start(lite, count)
+            count, lambda: _timed(pg, _fold(count)), lambda: _timed(lite, _fold(count))
         )
         progress(f"{NAME}: log.read() on both logs, alternating")
-        read_pg, read_lite = median_rates(count, lambda: _read(pg), lambda: _read(lite))
-    finally:
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        read_pg, read_lite = median_rates(
+            count, lambda: _timed(pg, _read), lambda: _timed(lite, _read)
+        )
     note = f"{count:,} events, no snapshot, median of 3 alternating"
     return [
         Row(
@@ -91,23 +78,23 @@ def run(ws: Workspace) -> list[Row]:
     ]
 
 
-def _start(open_log: Callable[[], LogReader], count: int) -> float:
+def _timed(open_log: Callable[[], LogReader], work: Callable[[LogReader], object]) -> float:
+    """Seconds ``work`` takes on a freshly opened log (opening it is not counted)."""
     log = open_log()
     try:
-
-        def fold() -> None:
-            seq = Runner.start(log).seq
-            if seq != count:
-                raise AssertionError(f"fold stopped at seq {seq} of {count}")
-
-        return seconds(fold)
+        return seconds(lambda: work(log))
     finally:
         log.close()
 
 
-def _read(open_log: Callable[[], LogReader]) -> float:
-    log = open_log()
-    try:
-        return seconds(lambda: sum(1 for _ in log.read()))
-    finally:
-        log.close()
+def _fold(count: int) -> Callable[[LogReader], None]:
+    def fold(log: LogReader) -> None:
+        seq = Runner.start(log).seq
+        if seq != count:
+            raise AssertionError(f"fold stopped at seq {seq} of {count}")
+
+    return fold
+
+
+def _read(log: LogReader) -> int:
+    return sum(1 for _ in log.read())

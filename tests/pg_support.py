@@ -78,3 +78,10 @@ def own_schema() -> Iterator[str]:
 def schema_url(schema: str, dsn: str = DSN) -> str:
     """``dsn`` with ``?schema=``: how a user points wabot at a schema of their choice."""
     return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+
+@pytest.fixture(scope="module", autouse=True, name="schema")
+def module_schema() -> Iterator[str]:
+    """The test module's own schema (import this fixture); writer processes inherit its name."""
+    with own_schema() as name:
+        yield name

@@ -73,6 +73,13 @@ def _terminate(kind: str, url: str) -> None:
         )
 
 
+def _stepped_down(taken: threading.Event, exits: Exits) -> None:
+    """The standby holds the lease and the active daemon ended itself, with status 4."""
+    assert taken.wait(10)
+    assert exits.called.wait(10)
+    assert exits.codes == [EXIT_LEASE_LOST]
+
+
 def _in_thread(lock: LeaseLock) -> threading.Event:
     taken = threading.Event()
 
@@ -117,9 +124,7 @@ def test_the_active_daemon_steps_down_at_once_when_a_standby_took_the_lease(url:
         taken = _in_thread(standby)
         _until(lambda: _sessions("standby", url) == 1, "the standby")
         _terminate("active", url)  # e.g. the active's connection reset, the server still up
-        assert taken.wait(10)
-        assert exits.called.wait(10)
-        assert exits.codes == [EXIT_LEASE_LOST]
+        _stepped_down(taken, exits)
     finally:
         active.release()
         standby.release()
@@ -152,9 +157,7 @@ def test_cut_off_while_a_standby_waits_the_active_daemon_gives_up_after_its_grac
             taken = _in_thread(standby)
             _until(lambda: active.standbys == 1, "the active daemon to see the standby")
             proxy.cut()  # the active one cannot reach the database; the standby can
-            assert taken.wait(10)
-            assert exits.called.wait(10)
-            assert exits.codes == [EXIT_LEASE_LOST]
+            _stepped_down(taken, exits)
         finally:
             active.release()
             standby.release()

@@ -18,15 +18,15 @@ from events.postgres import PostgresLog
 from events.protocol import Keyed, LogUnavailable
 from events.testing import message
 from tests.pg_proxy import PgProxy
-from tests.pg_support import DSN, admin, log_name, own_schema, require_server
+from tests.pg_support import (
+    DSN,
+    admin,
+    log_name,
+    module_schema,  # noqa: F401  (autouse: the module's own schema)
+    require_server,
+)
 
 require_server()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema() -> Iterator[str]:
-    with own_schema() as name:
-        yield name
 
 
 @pytest.fixture

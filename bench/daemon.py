@@ -172,7 +172,10 @@ class Daemon:
     def _read(self) -> None:
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
-            self._sent.put(Sent(time.perf_counter(), json.loads(raw)))
+            line = json.loads(raw)
+            # Presence ("typing…") and read lines are not messages sent.
+            if line.get("type") == "sent":
+                self._sent.put(Sent(time.perf_counter(), line))
         self._sent.put(None)
 
     def _stderr_tail(self) -> str:

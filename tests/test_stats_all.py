@@ -36,3 +36,22 @@ def test_a_store_is_one_number_in_stats_all(history: Recording) -> None:
         str(summary["totals"]["events"]),
     ]
     assert lines[2].startswith("Total: 1 number, ")
+
+
+def test_a_number_that_is_not_the_stores_is_one_line(history: Recording) -> None:
+    other = run_cli(
+        ["audit", "--chat", "Alice", "--number", "491700000099", "--store", str(history.store)],
+        cwd=history.workdir,
+        env=daemon_env(),
+    )
+    assert other.returncode == 2
+    assert other.stderr == (
+        f"wabot: {history.store / 'events.db'} is the log of {OWNER}, not 491700000099"
+        " (a store holds one number; several need PostgreSQL)\n"
+    )
+    same = run_cli(
+        ["audit", "--chat", "Alice", "--number", OWNER, "--store", str(history.store)],
+        cwd=history.workdir,
+        env=daemon_env(),
+    )
+    assert same.returncode == 0, same.stderr

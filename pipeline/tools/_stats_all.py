@@ -110,7 +110,8 @@ def all_text(result: AllReport) -> str:
     ]
     t = result.totals
     lines.append(
-        f"Total: {t.numbers} number{'' if t.numbers == 1 else 's'}, {t.events} events, {t.replies_sent} replies sent, "
+        f"Total: {t.numbers} number{'' if t.numbers == 1 else 's'}, {t.events} events,"
+        f" {t.replies_sent} replies sent, "
         f"spend today ${t.spend_today_usd:.4f}, all time ${t.spend_total_usd:.4f}; "
         f"log {t.log_bytes / 1024:.1f} KiB"
     )

@@ -8,16 +8,17 @@ choice, and one with several is a one-line error that lists them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from events.backends import DB_NAME, is_postgres, log_names, open_log, open_reader
 from events.jid import InvalidJid, phone_digits
 from events.protocol import LogReader, LogWriter, NoLog
 from pipeline.config import store_url
 from pipeline.paths import env_file, log_url, store_dir
-from pipeline.tools._args import BadArgument
+from pipeline.tools._args import BadArgument, latest_config
 
 DEFAULT_CONFIG = Path("app.json")
+L = TypeVar("L", bound=LogReader)
 
 
 class Where(NamedTuple):
@@ -88,7 +89,7 @@ def open_tool_reader(place: Path | Where) -> LogReader:
     where = as_where(place)
     if is_postgres(where.url):
         return open_reader(where.store, url=where.url, name=chosen_number(where))
-    return open_reader(where.store)
+    return _owned(open_reader(where.store), where)
 
 
 def open_tool_writer(place: Path | Where) -> LogWriter:
@@ -99,7 +100,22 @@ def open_tool_writer(place: Path | Where) -> LogWriter:
     path = where.store / DB_NAME
     if not path.is_file():
         raise NoLog(f"{path}: no event log here (wrong --store?)")
-    return open_log(where.store)
+    return _owned(open_log(where.store), where)
+
+
+def _owned(log: L, where: Where) -> L:
+    """A store holds one number's log: ``--number`` must be that one, not silently another."""
+    if where.number is None:
+        return log
+    config = latest_config(log.read(chats=[""]))
+    owner = phone_digits(config.whatsapp.phone_number) if config is not None else None
+    if owner is not None and owner != where.number:
+        log.close()
+        raise BadArgument(
+            f"{where.store / DB_NAME} is the log of {owner}, not {where.number}"
+            " (a store holds one number; several need PostgreSQL)"
+        )
+    return log
 
 
 def _label(url: str) -> str:

@@ -38,7 +38,12 @@ def log_url(arg: str | None, env: Path | None, configured: str | None) -> str | 
     ``WABOT_LOG_URL`` (environment, then .env) wins, then ``--log-url``, then
     ``store.url`` of app.json (already checked when app.json was read).
     """
-    from_file = dotenv_values(env).get(LOG_URL_VAR) if env is not None and env.is_file() else None
+    # Literal values, as load_config reads .env: a password may well contain a "$".
+    from_file = (
+        dotenv_values(env, interpolate=False).get(LOG_URL_VAR)
+        if env is not None and env.is_file()
+        else None
+    )
     for source, url in (
         (LOG_URL_VAR, os.environ.get(LOG_URL_VAR) or from_file),
         ("--log-url", arg),

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import conninfo
 
+from events.dsn import hide
 from events.protocol import LogError, LogUnavailable, NoLog
 
 DEFAULT_SCHEMA = "wabot"
@@ -80,7 +81,10 @@ def target(url: str, schema: str | None = None) -> Target:
     """Split ``?schema=`` off ``url``; ``schema`` given here wins over the URL's."""
     from_url = None
     if "://" in url:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [IPv6] host
+            raise LogError(f"postgresql://(unparsable DSN): {exc}") from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         from_url = next((v for k, v in query if k == "schema"), None)
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
@@ -118,9 +122,8 @@ def connect(
     try:
         conn = psycopg.connect(where.dsn, autocommit=True, **keywords)
     except psycopg.Error as exc:
-        raise LogUnavailable(
-            f"{where.where}: cannot connect to PostgreSQL ({one_line(exc)})"
-        ) from None
+        why = hide(one_line(exc), where.dsn)  # libpq quotes a DSN it cannot parse
+        raise LogUnavailable(f"{where.where}: cannot connect to PostgreSQL ({why})") from None
     try:
         for name, value in (settings or {}).items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, dsn_passwords, redact_dsn
+from events.postgres import PostgresLog
+from events.protocol import LogError
+from pipeline.config import ConfigError, dsn_passwords, dsn_problem, redact_dsn
 from pipeline.paths import log_url
 
 ENV = "postgresql://env@db/one"
@@ -58,3 +60,21 @@ def test_a_url_that_is_not_postgresql_is_one_line_without_its_password(
 def test_passwords_are_found_and_hidden(url: str, shown: str, secrets: list[str]) -> None:
     assert redact_dsn(url) == shown
     assert dsn_passwords(url) == sorted(secrets)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:s3cret@[bad/db",  # an unclosed IPv6 host: urllib raises
+        "postgresql://u:p%zzs3cret@127.0.0.1:1/db",  # a bad %-escape: libpq quotes the DSN
+        "postgresql://u:s3cret@127.0.0.1:abc/db",
+    ],
+)
+def test_a_malformed_url_is_one_line_without_its_password(url: str) -> None:
+    problem = dsn_problem(url)
+    if problem is not None:
+        assert "s3cret" not in problem
+    with pytest.raises(LogError) as caught:
+        PostgresLog(url, name="491700000000")
+    assert "s3cret" not in str(caught.value)
+    assert "\n" not in str(caught.value)

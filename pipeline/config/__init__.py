@@ -5,6 +5,8 @@
 a ``ConfigError`` of one line naming the file and the field.
 """
 
+from events.dsn import passwords as dsn_passwords
+from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig, UnknownChat
 from pipeline.config._entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
 from pipeline.config._errors import ConfigError
@@ -30,9 +32,7 @@ from pipeline.config._sections import (
     TakeoverConfig,
     VitalityConfig,
     WhatsAppConfig,
-    dsn_passwords,
     dsn_problem,
-    redact_dsn,
 )
 
 __all__ = [

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 import msgspec
 from dotenv import dotenv_values
 
+from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig
 from pipeline.config._errors import ConfigError, from_decode_error, from_validation_error
-from pipeline.config._sections import LlmConfig, dsn_problem, redact_dsn, url_problem
+from pipeline.config._sections import LlmConfig, dsn_problem, url_problem
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, get_args
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from croniter import croniter
 
+from events.dsn import redacted as redact_dsn
 from events.jid import InvalidJid, phone_digits
 from events.model import AlertKind
 
@@ -205,38 +206,14 @@ _DSN_SCHEMES = ("postgresql", "postgres")
 
 def dsn_problem(url: str) -> str | None:
     """Why ``url`` cannot name a PostgreSQL log, or None if it can (never echoes a password)."""
-    parts = urlsplit(url)
-    if parts.scheme not in _DSN_SCHEMES or "://" not in url:
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in _DSN_SCHEMES:
         return f"{redact_dsn(url)!r} is not a postgresql:// URL"
+    try:
+        urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6] host
+        return f"{redact_dsn(url)!r} is not a valid URL ({exc})"
     return None
-
-
-def dsn_passwords(url: str | None) -> list[str]:
-    """The password a ``postgresql://`` URL carries, as written and decoded: kept out of logs."""
-    if not url or "://" not in url:
-        return []
-    parts = urlsplit(url)
-    pairs = [p.partition("=") for p in parts.query.split("&") if p]
-    found = [parts.password or "", *(v for k, _, v in pairs if k.lower() == "password")]
-    return sorted({form for p in found if p for form in (p, unquote(p))})
-
-
-def redact_dsn(url: str) -> str:
-    """``url`` with any password (in the user part or the query) replaced by ``***``."""
-    if "://" not in url:
-        return "***" if "password" in url.lower() else url
-    if not dsn_passwords(url):
-        return url  # as written (urlunsplit would respell some URLs)
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    pairs = [p.partition("=") for p in parts.query.split("&") if p]
-    query = "&".join(f"{k}=***" if k.lower() == "password" else k + eq + v for k, eq, v in pairs)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def url_problem(url: str) -> str | None:

@@ -354,3 +354,16 @@ def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
 
     assert state.replies == [DAY + 5.0]
     assert (state.last_vitality, state.last_rotation) == (10.0, 20.0)
+
+
+def test_a_start_tells_the_owner_at_most_once_per_quiet_time() -> None:
+    startup = ReplyPlanned(chat=OWNER_JID, reply_id="S", purpose="startup", text="started")
+    last = fold([Recorded(1, 100.0, reply(1)), Recorded(2, 200.0, startup)]).schedule.last_startup
+    quiet = timetable.STARTUP_QUIET
+
+    assert last == 200.0
+    assert timetable.startup_due(0.0, 200.0)  # never said
+    assert not timetable.startup_due(last, last + 5)  # a crash loop's next start
+    assert not timetable.startup_due(last, last + quiet - 1)
+    assert timetable.startup_due(last, last + quiet)
+    assert timetable.startup_due(last, last - HOUR)  # the clock was set back

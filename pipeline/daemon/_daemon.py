@@ -21,6 +21,7 @@ import anyio
 from events.model import ReplyPlanned, TransportStatus
 from events.protocol import LogError, LogWriter
 from pipeline.daemon import _deadline
+from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
@@ -54,6 +55,7 @@ class Daemon:
         self.settings = settings
         self.transport = transport
         self.store = store
+        self.clock = clock
         self.live = Live(log_)
         self.llm = LlmPool()
         self.intake = Intake(self.live, settings)
@@ -66,7 +68,7 @@ class Daemon:
     async def serve(self) -> None:
         self.live.watch()
         loaded = self.settings.loaded
-        await self.live.append(config_loaded(loaded), self._startup_message())
+        await self.live.append(config_loaded(loaded), *self._startup_message())
         log.info(
             "started",
             transport=self.transport.name,
@@ -120,9 +122,14 @@ class Daemon:
             self._transport_failure = exc
             waiting.cancel()
 
-    def _startup_message(self) -> ReplyPlanned:
+    def _startup_message(self) -> list[ReplyPlanned]:
+        """The owner's note that the bot is up; none so soon after the last one."""
+        last, now = self.live.view.schedule.last_startup, self.clock()
+        if not timetable.startup_due(last, now):
+            log.info("startup_message_skipped", minutes_since_last=round((now - last) / 60, 1))
+            return []
         app = self.settings.app
-        return ReplyPlanned(
+        message = ReplyPlanned(
             chat=app.owner_jid,
             reply_id=uuid.uuid4().hex,
             purpose="startup",
@@ -132,6 +139,7 @@ class Daemon:
             ),
             wa_id=self.transport.new_message_id(),
         )
+        return [message]
 
 
 async def _until_signal() -> None:

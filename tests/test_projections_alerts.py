@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from events.model import AnyEvent, LlmCompleted, LlmFailed, OwnerAlerted, Recorded
+from events.model import AlertKind, AnyEvent, LlmCompleted, LlmFailed, OwnerAlerted, Recorded
 from projections import alerts
 from projections.fold import fold
 
 ALICE = "491701111111@s.whatsapp.net"
 
 
-def owed_after(*events: AnyEvent) -> dict[str, str]:
+def owed_after(*events: AnyEvent) -> dict[AlertKind, str]:
     state = fold([Recorded(n, float(n), ev) for n, ev in enumerate(events, start=1)]).alerts
-    return dict(alerts.owed(state))
+    return alerts.owed(state)
 
 
 def failed(status: int | None, error: str = "boom", *, final: bool = True) -> LlmFailed:

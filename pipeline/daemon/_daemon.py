@@ -1,8 +1,10 @@
 """The running bot: one anyio task group of intake, agent, sender, scheduler and config watch.
 
-Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
+Start-up records ``ConfigLoaded`` and the connection as ``connecting``, and plans
+the startup message (at most one per ``STARTUP_QUIET``); shutdown on
 SIGINT/SIGTERM starts no new turns, lets in-flight chats finish within a grace
-period (still recording what arrives), then disconnects and closes the log.
+period (still recording what arrives), then disconnects, records the
+connection as ``stopped`` and closes the log.
 All state lives in the log, so ``kill -9`` at any point loses nothing: the
 next start folds the projections and carries on.
 """
@@ -68,7 +70,10 @@ class Daemon:
     async def serve(self) -> None:
         self.live.watch()
         loaded = self.settings.loaded
-        await self.live.append(config_loaded(loaded), *self._startup_message())
+        # Until the transport reports, the connection is not what the last run
+        # left in the log ("stopped", or "connected" before a kill -9).
+        starting = TransportStatus(state="connecting", detail="daemon started")
+        await self.live.append(config_loaded(loaded), starting, *self._startup_message())
         log.info(
             "started",
             transport=self.transport.name,

@@ -29,6 +29,9 @@ from pipeline.config import RotationConfig, VitalityConfig
 CATCH_UP = HOUR
 # At most one startup message in this long (README: "Command line").
 STARTUP_QUIET = 10 * MINUTE
+# A check-in due at start waits this long at most for the transport's first
+# report, so it tells the connection as it is, not as the last run left it.
+TRANSPORT_GRACE = MINUTE
 
 
 def next_occurrence(expr: str, zone: ZoneInfo, after: float) -> float:

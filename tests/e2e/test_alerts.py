@@ -102,6 +102,7 @@ def test_an_unreachable_webhook_is_recorded_and_the_bot_carries_on(
     daemon = make_daemon({"alerts": {"webhook": f"http://127.0.0.1:9/hooks/{TOKEN}"}})
     daemon.send(type="status", state="banned", detail="expires in 3600 s")
     alerted = daemon.wait_event(OwnerAlerted, kind="banned")
+    daemon.send(type="status", state="connected")  # the ban is over: replies can go again
     msg = daemon.message("still answering?")
     assert daemon.next_sent()["reply_to"] == msg
     daemon.stop()

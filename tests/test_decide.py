@@ -5,19 +5,12 @@ from typing import Any
 
 import pytest
 
-from events.model import (
-    ChatTurn,
-    LlmCompleted,
-    LlmRequested,
-    MessageSkipped,
-    Recorded,
-    ReplyPlanned,
-    Usage,
-)
+from events.model import LlmCompleted, MessageSkipped, Recorded, ReplyPlanned, Usage
 from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
 from pipeline.daemon import _decide as decide
 from projections import budget, echo, takeover
 from projections.queue import Item
+from tests.test_projections_limits import requested
 
 NOW = 1_764_070_000.0
 ALICE = "491701111111@s.whatsapp.net"
@@ -203,17 +196,7 @@ def test_a_turn_waits_while_the_calls_in_flight_may_spend_the_budget() -> None:
     other = "491702222222@s.whatsapp.net"
 
     def call(seq: int, chat: str, call_id: str) -> Recorded:
-        ev = LlmRequested(
-            chat=chat,
-            call_id=call_id,
-            session_id="S",
-            trigger_ids=["M"],
-            model="m",
-            params={},
-            messages=[ChatTurn("user", "hi")],
-            config_hash="h",
-        )
-        return Recorded(seq, NOW - 60 + seq, ev)
+        return Recorded(seq, NOW - 60 + seq, requested(chat, call_id))
 
     cost = LlmCompleted(chat=ALICE, call_id="C1", content="x", usage=Usage(cost_usd=0.004))
     history = (call(1, ALICE, "C1"), Recorded(2, NOW - 50, cost), call(3, other, "C2"))

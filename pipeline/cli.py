@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -19,11 +19,11 @@ from events.backends import open_log
 from events.codec import CorruptEvent
 from events.jid import InvalidJid, phone_digits
 from events.protocol import LogError
-from pipeline.config import ConfigError, LoadedConfig, load_config
+from pipeline.config import ConfigError, LoadedConfig, WebConfig, load_config, web_token
 from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, DaemonLock, Settings
 from pipeline.logs import configure_logging
-from pipeline.paths import env_file, store_dir
-from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats
+from pipeline.paths import STORE_HELP, env_file, store_dir
+from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats, web
 from pipeline.tools._args import parse_time
 from pipeline.transport import StdioTransport, Transport, TransportError
 
@@ -36,12 +36,20 @@ EXIT_USAGE = 2
 _REEXEC_MARK = "WABOT_BOT_TAG_SET"
 
 
+DESCRIPTION = (
+    "wabot: a WhatsApp assistant that records everything it does in an event log"
+    " (STORE/events.db). Run the bot, or read and maintain its log. Exit status: 0 after"
+    " a clean stop, 2 for a mistake in the command line or the config (one line on"
+    " stderr), 3 when WhatsApp needs you (pair again)."
+)
+
+
 class UsageError(Exception):
     """A mistake on the command line or in the files it names (exit 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")
@@ -49,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "--env", type=Path, default=None, help=".env file (default: ./.env if present)"
     )
     _store_option(run)
-    run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
+    run.add_argument(
+        "--transport",
+        choices=("neonize", "stdio"),
+        default="neonize",
+        help="neonize: WhatsApp (default); stdio: JSON lines on stdin and stdout",
+    )
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
     audit = commands.add_parser("audit", help="a chat's timeline: messages, decisions, replies")
@@ -66,13 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser("forget", help="remove every event of one chat")
     forget.add_argument("--chat", required=True, help="JID, phone number or entity name")
     _store_option(forget)
+    console = commands.add_parser("web", help="a read-only web console, /healthz and /metrics")
+    console.add_argument(
+        "--listen",
+        default=WebConfig().listen,
+        metavar="HOST:PORT",
+        help="address to serve on (default %(default)s); a non-loopback one needs WABOT_WEB_TOKEN",
+    )
+    _store_option(console)
     return parser
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", type=Path, help="data directory (default $WABOT_STORE, else ./store)"
-    )
+    parser.add_argument("--store", type=Path, help=STORE_HELP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "forget":
             print(forget(store_dir(args.store, env_file(None)), args.chat))
             return EXIT_OK
-    except (ConfigError, UsageError, LogError, BadArgument, CorruptEvent, AlreadyRunning) as exc:
+        if args.command == "web":
+            return _web(args)
+    except (
+        ConfigError,
+        UsageError,
+        LogError,
+        BadArgument,
+        CorruptEvent,
+        AlreadyRunning,
+        web.WebError,
+    ) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TransportError as exc:
@@ -117,23 +146,53 @@ def _run(args: argparse.Namespace) -> int:
     try:
         _configure_logs(loaded, store)
         # After configure_logging: importing neonize would otherwise install its own log handler.
+        console = _console_service(loaded, store)
         transport = _transport(args, loaded, store)
         log = open_log(store, synchronous=loaded.config.store.synchronous)
-        daemon = Daemon(log, Settings(loaded, env_file=env), transport, store=store)
+        settings = Settings(loaded, env_file=env)
+        daemon = Daemon(log, settings, transport, store=store, services=console)
         anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()
     return EXIT_OK
 
 
+def _web(args: argparse.Namespace) -> int:
+    env = env_file(None)
+    try:
+        listen = WebConfig(enabled=True, listen=args.listen)
+    except ValueError as exc:
+        raise UsageError(f"--listen: {exc}") from None
+    token = web_token(listen, env_file=env)
+    configure_logging(level="INFO", fmt="auto", log_dir=None, secrets=[token] if token else [])
+    web.run_standalone(store_dir(args.store, env), listen, token)
+    return EXIT_OK
+
+
+def _console_service(
+    loaded: LoadedConfig, store: Path
+) -> list[Callable[[web.DaemonProbe], Awaitable[None]]]:
+    """The web console beside the daemon when ``web.enabled``; its port is taken now."""
+    if not loaded.config.web.enabled:
+        return []
+    sock = web.bind(loaded.config.web)
+    token = loaded.secrets.web_token
+
+    async def console(probe: web.DaemonProbe) -> None:
+        await web.serve(store, sock, token=token, probe=probe)
+
+    return [console]
+
+
 def _configure_logs(loaded: LoadedConfig, store: Path) -> None:
     logging_cfg = loaded.config.logging
+    secrets = (loaded.secrets.api_key, loaded.secrets.web_token)
     try:
         configure_logging(
             level=logging_cfg.level,
             fmt=logging_cfg.format,
             log_dir=store / "logs",
-            secrets=[s for s in (loaded.secrets.api_key,) if s],
+            secrets=[s for s in secrets if s],
         )
     except OSError as exc:
         raise UsageError(f"{store}: cannot write logs ({exc.strerror})") from None

@@ -14,6 +14,7 @@ from pipeline.config._load import (
     config_from_dict,
     load_config,
     parse_config,
+    web_token,
 )
 from pipeline.config._sections import (
     ALERT_KINDS,
@@ -28,7 +29,10 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    WebConfig,
     WhatsAppConfig,
+    is_loopback,
+    parse_listen,
 )
 
 __all__ = [
@@ -54,8 +58,12 @@ __all__ = [
     "UnknownChat",
     "UserEntity",
     "VitalityConfig",
+    "WebConfig",
     "WhatsAppConfig",
     "config_from_dict",
+    "is_loopback",
     "load_config",
     "parse_config",
+    "parse_listen",
+    "web_token",
 ]

@@ -15,7 +15,7 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 
 from pipeline.daemon._agent import RESET_REPLY, Agent
 from pipeline.daemon._daemon import EXIT_NEEDS_OWNER, GRACE_SECONDS, Daemon
-from pipeline.daemon._intake import Intake
+from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
 from pipeline.daemon._live import Live, Waker
 from pipeline.daemon._lock import AlreadyRunning, DaemonLock
 from pipeline.daemon._scheduler import Scheduler
@@ -25,6 +25,7 @@ from pipeline.daemon._settings import Settings, config_loaded
 __all__ = [
     "EXIT_NEEDS_OWNER",
     "GRACE_SECONDS",
+    "MAX_TEXT_BYTES",
     "RESET_REPLY",
     "Agent",
     "AlreadyRunning",

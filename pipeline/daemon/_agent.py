@@ -321,7 +321,10 @@ class Agent:
                 )
             )
 
-        address = addresses.address(self.live.view.addresses, chat)
+        view = self.live.view
+        address = addresses.destination(
+            view.addresses, chat, loaded.config.owner_jid, view.identity.me_lid
+        )
         try:
             async with typing(self.transport, address, enabled=loaded.config.whatsapp.typing):
                 result = await self.llm(loaded).complete(

@@ -15,7 +15,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -28,6 +28,7 @@ from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
+from pipeline.daemon._pulse import Pulse
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
@@ -38,6 +39,8 @@ from pipeline.transport import Transport, TransportError
 log = get_logger("wabot.daemon")
 
 GRACE_SECONDS = 10.0
+# Something the command line runs beside the workers (the web console), given the pulse.
+Service = Callable[[Pulse], Awaitable[None]]
 # WhatsApp needs a human (pairing, logout, session taken over): restarting will not help.
 EXIT_NEEDS_OWNER = 3
 
@@ -53,6 +56,7 @@ class Daemon:
         *,
         store: Path,
         clock: Callable[[], float] = time.time,
+        services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -65,6 +69,8 @@ class Daemon:
         self.sender = Sender(self.live, transport, settings, clock=clock)
         self.scheduler = Scheduler(self.live, settings, transport.new_message_id, clock=clock)
         self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
+        self.pulse = Pulse()
+        self._services = tuple(services)
         self._transport_failure: TransportError | None = None
 
     async def serve(self) -> None:
@@ -85,13 +91,17 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self._receive, waiting)
-                tg.start_soon(self.agent.run)
+                tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)
                 tg.start_soon(self.scheduler.run)
                 tg.start_soon(self.alerter.run)
+                tg.start_soon(self.pulse.tell_systemd)
+                for service in self._services:
+                    tg.start_soon(self._run_service, service)
                 with waiting:
                     await _until_signal()
+                self.pulse.stop()
                 failed = self._transport_failure is not None
                 _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
                 # No new turns, but intake goes on through the grace period:
@@ -126,6 +136,13 @@ class Daemon:
             log.error("transport_failed", error=str(exc))  # noqa: TRY400
             self._transport_failure = exc
             waiting.cancel()
+
+    async def _run_service(self, service: Service) -> None:
+        try:
+            await service(self.pulse)
+        except Exception:
+            # A side service (the console) failing must not stop the bot.
+            log.exception("service_failed")
 
     def _startup_message(self) -> list[ReplyPlanned]:
         """The owner's note that the bot is up; none so soon after the last one."""

@@ -11,7 +11,8 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_NAME = "daemon.lock"
+from events.private import open_private, private_dir
+from pipeline.paths import LOCK_NAME
 
 
 class AlreadyRunning(Exception):
@@ -25,8 +26,8 @@ class DaemonLock:
 
     def acquire(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            private_dir(self.path.parent)
+            fd = open_private(self.path, os.O_RDWR)
         except OSError as exc:
             raise AlreadyRunning(
                 f"{self.path.parent}: cannot use the store ({exc.strerror})"

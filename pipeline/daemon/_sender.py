@@ -26,7 +26,6 @@ from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import Outgoing, Transport, TransportError
 from projections import addresses, outbox
-from projections.fold import States
 
 log = get_logger("wabot.sender")
 
@@ -141,7 +140,10 @@ class Sender:
     async def _send(self, entry: outbox.Entry) -> bool:
         """Send one; whether the chat's later messages may go (sent, or failed for good)."""
         planned = entry.event
-        to = destination(self.live.view, planned.chat, self.settings.app.owner_jid)
+        view = self.live.view
+        to = addresses.destination(
+            view.addresses, planned.chat, self.settings.app.owner_jid, view.identity.me_lid
+        )
         message = Outgoing(
             to=to,
             text=planned.text,
@@ -206,15 +208,3 @@ class Sender:
                 await self.transport.mark_read(to, planned.trigger_ids, sender)
             except Exception as exc:
                 log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
-
-
-def destination(view: States, chat: str, owner_jid: str) -> str:
-    """Where a message for ``chat`` goes: the id WhatsApp last used for it.
-
-    The owner's own chat, never addressed yet, goes to the owner's LID when it
-    is known: WhatsApp files note-to-self under the LID now.
-    """
-    to = addresses.address(view.addresses, chat)
-    if to == owner_jid and view.identity.me_lid:
-        return view.identity.me_lid
-    return to

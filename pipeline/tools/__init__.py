@@ -4,6 +4,7 @@
 - ``stats`` (``run_stats``) — counts, spend, latency and the connection state.
 - ``compact`` / ``forget`` — the only ways events leave the log; safe beside the daemon.
 - ``replay`` (``python replay.py``) — a chat's LLM calls checked or re-run with new settings.
+- ``web`` — a read-only web console over the log, with ``/healthz`` and ``/metrics``.
 
 CHAT and time arguments are read the same way by all of them (``_args``).
 """

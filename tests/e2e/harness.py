@@ -126,7 +126,12 @@ def daemon_env(**overrides: str | None) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 20.0
+    args: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float = 20.0,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m pipeline ARGS`` to completion, stdin closed."""
     return subprocess.run(
@@ -138,6 +143,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        umask=umask,
     )
 
 
@@ -147,13 +153,20 @@ class Daemon:
     _ids = itertools.count(1)
 
     def __init__(
-        self, workdir: Path, config: Path, env: Mapping[str, str], *, transport: str = "stdio"
+        self,
+        workdir: Path,
+        config: Path,
+        env: Mapping[str, str],
+        *,
+        transport: str = "stdio",
+        umask: int = -1,
     ) -> None:
         self.workdir = workdir
         self.config = config
         self.transport = transport
         self.store = workdir / "store"
         self.env = dict(env)
+        self.umask = umask  # the daemon's umask; -1 inherits this process's
         self.all_sent: list[dict[str, Any]] = []  # every sent line, across restarts
         self.shown: list[dict[str, Any]] = []  # presence and read lines, across restarts
         self.stdout_lines: list[str] = []
@@ -193,6 +206,7 @@ class Daemon:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            umask=self.umask,
         )
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -262,9 +276,13 @@ class Daemon:
         return msg_id
 
     def send_raw(self, line: str) -> None:
+        self.send_bytes(line.encode())
+
+    def send_bytes(self, line: bytes) -> None:
+        """Write ``line`` and a newline to stdin, bytes as they are (valid UTF-8 or not)."""
         stdin = self._running().stdin
         assert stdin is not None
-        stdin.write(line.encode() + b"\n")
+        stdin.write(line + b"\n")
         stdin.flush()
 
     def close_stdin(self) -> None:
@@ -441,3 +459,16 @@ def replies_to(sent: list[dict[str, Any]], msg_id: str) -> list[dict[str, Any]]:
 def iter_store_files(store: Path) -> Iterator[Path]:
     """Every regular file under the store (log files, events.db and its WAL)."""
     return (p for p in sorted(store.rglob("*")) if p.is_file())
+
+
+def loose_modes(root: Path) -> list[str]:
+    """Paths under ``root`` (itself included) that others may use: dirs not 0700, files not 0600."""
+    found = []
+    for path in [root, *sorted(root.rglob("*"))]:
+        mode = path.lstat().st_mode & 0o777
+        if path.is_symlink():
+            continue
+        wanted = 0o700 if path.is_dir() else 0o600
+        if mode != wanted:
+            found.append(f"{path.relative_to(root.parent)} {mode:04o}")
+    return found

@@ -57,7 +57,7 @@ def app_config(users: int, *, max_concurrent_chats: int = 8) -> dict[str, Any]:
         ],
         "polling": {"debounce_seconds": 0, "max_concurrent_chats": max_concurrent_chats},
         "vitality": {"enabled": False},
-        "limits": {"replies_per_chat_per_hour": 1_000_000, "daily_budget_usd": 1_000_000},
+        "limits": {"replies_per_chat_per_hour": 3600, "daily_budget_usd": 100_000},
         "logging": {"level": "WARNING", "format": "json"},
     }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from bench import concurrency, fold, latency, log_append, pg_append, rss, soak
+from bench import concurrency, debounce, fold, latency, log_append, pg_append, rss, soak
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
 
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     fold.NAME: fold.run,
     rss.NAME: rss.run,
     latency.NAME: latency.run,
+    debounce.NAME: debounce.run,
     concurrency.NAME: concurrency.run,
     soak.NAME: soak.run,
 }

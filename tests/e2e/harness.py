@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from events.model import Event, Recorded
+from events.model import ConfigLoaded, Event, Recorded, ReplyPlanned, ReplySent
 from events.sqlite import SQLiteLog
 
 OWNER = "491700000000"
@@ -183,8 +183,14 @@ class Daemon:
     # -- process ---------------------------------------------------------
 
     def start(self, *, expect_startup: bool = True) -> Daemon:
-        """Spawn the daemon; by default wait for and keep its startup message."""
+        """Spawn the daemon; by default wait until it is up, keeping its startup message.
+
+        A restart within ``STARTUP_QUIET`` of the last startup message plans
+        none: then the start's ``ConfigLoaded`` in the log says it is up, and
+        ``startup`` is None.
+        """
         assert self._proc is None or self._proc.poll() is not None, "already running"
+        before = self.log.last_seq() if (self.store / "events.db").exists() else None
         self._close_pipes()
         self._stopping = False
         self._lines = queue.Queue()
@@ -211,7 +217,7 @@ class Daemon:
         for reader in self._readers:
             reader.start()
         if expect_startup:
-            self.startup = self._await_startup()
+            self.startup = self._await_startup() if before is None else self._await_up(before)
         return self
 
     def restart(self) -> Daemon:
@@ -319,8 +325,20 @@ class Daemon:
             sent = self.next_sent(timeout)
             if sent.get("purpose") == "startup":
                 self._stash.extend(early)
+                # Recorded as sent, so a kill -9 from here on does not owe it again.
+                self.wait_record(ReplySent, timeout, wa_id=sent["id"])
                 return sent
             early.append(sent)
+
+    def _await_up(self, before: int) -> dict[str, Any] | None:
+        """Up once this start's ``ConfigLoaded`` is in the log; its startup message, if any."""
+        loaded = self.wait_for(lambda r: r.seq > before and isinstance(r.event, ConfigLoaded), 15)
+        planned = [
+            r.event
+            for r in self.log.read(after=loaded.seq)
+            if isinstance(r.event, ReplyPlanned) and r.event.purpose == "startup"
+        ]
+        return self._await_startup() if planned else None
 
     # -- the log ---------------------------------------------------------
 

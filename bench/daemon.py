@@ -62,7 +62,7 @@ def app_config(users: int, *, max_concurrent_chats: int = 8) -> dict[str, Any]:
         ],
         "polling": {"debounce_seconds": 0, "max_concurrent_chats": max_concurrent_chats},
         "vitality": {"enabled": False},
-        "limits": {"replies_per_chat_per_hour": 1_000_000, "daily_budget_usd": 1_000_000},
+        "limits": {"replies_per_chat_per_hour": 3600, "daily_budget_usd": 100_000},
         "logging": {"level": "WARNING", "format": "json"},
     }
 
@@ -74,7 +74,7 @@ def message_line(n: int, chat: str, text: str) -> bytes:
 
 
 class Sent:
-    """A ``sent`` line from the daemon's stdout and when it arrived."""
+    """A ``sent`` line from the daemon's stdout and when it arrived (other lines are dropped)."""
 
     __slots__ = ("at", "line")
 
@@ -173,7 +173,7 @@ class Daemon:
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = json.loads(raw)
-            # Presence ("typing…") and read lines are not messages sent.
+            # Presence and read lines show what WhatsApp would show; only sends count here.
             if line.get("type") == "sent":
                 self._sent.put(Sent(time.perf_counter(), line))
         self._sent.put(None)

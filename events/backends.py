@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeGuard
 
+from events.private import private_dir
 from events.protocol import LogError, LogReader, LogWriter
 from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
 
@@ -52,7 +53,7 @@ def open_log(
         )
     store = Path(store)
     try:
-        store.mkdir(parents=True, exist_ok=True)
+        private_dir(store)
     except OSError as exc:
         raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
     if clock is None:

@@ -14,7 +14,8 @@ GROUP_SERVER = "g.us"
 _SERVERS = {PN_SERVER, LID_SERVER, GROUP_SERVER, "broadcast", "newsletter"}
 _ALIASES = {"c.us": PN_SERVER}
 _PHONE_NOISE = re.compile(r"[\s\-().]")
-_DIGITS = re.compile(r"\d{5,20}")
+# ASCII only: \d would also take Arabic-Indic or fullwidth digits, which no JID has.
+_DIGITS = re.compile(r"[0-9]{5,20}")
 _USER = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
@@ -26,7 +27,7 @@ def phone_digits(phone: str) -> str:
     """``+49 170-111`` -> ``49170111``; raises if anything but digits remain."""
     digits = _PHONE_NOISE.sub("", phone.strip()).removeprefix("+")
     if not _DIGITS.fullmatch(digits):
-        raise InvalidJid(f"{phone!r} is not a phone number (digits with country code)")
+        raise InvalidJid(f"{phone!r} is not a phone number (digits 0-9 with country code)")
     return digits
 
 

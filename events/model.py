@@ -80,6 +80,8 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     sent_at: float = 0.0  # unix seconds, as the sender's device stamped it
     quoted_id: str | None = None
     mentions: list[str] = []
+    # Set when ``text`` was cut to the recorded limit: the original text's size in UTF-8 bytes.
+    truncated_from: int | None = None
     # The chat's other id (phone JID or LID), when the transport knows it.
     chat_alt: str | None = None
     # The id WhatsApp addressed the chat by, when it is not ``chat`` (e.g. a LID
@@ -94,6 +96,8 @@ class MessageEdited(Event, frozen=True, kw_only=True):
     msg_id: str
     text: str | None
     edit_id: str | None = None  # WhatsApp's id of the edit itself
+    # Set when ``text`` was cut to the recorded limit: the original text's size in UTF-8 bytes.
+    truncated_from: int | None = None
 
 
 class MessageRevoked(Event, frozen=True, kw_only=True):

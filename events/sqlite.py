@@ -25,6 +25,7 @@ from typing import Literal, Self, TypeVar
 
 from events.codec import encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
+from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
 from events.sqlite_schema import (
     BY_KEY,
@@ -136,6 +137,12 @@ class SQLiteLog(SQLiteReader):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = Path(path)
         self._clock = clock
+        try:
+            # Made 0600 before SQLite opens it: its -wal and -shm then get that mode too.
+            private_file(self.path)
+            tighten(*(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")))
+        except OSError as exc:
+            raise LogError(f"{self.path}: cannot open the event log ({exc.strerror})") from exc
         self._writer = self._connect(busy_timeout, synchronous)
         self._reader = self._connect(busy_timeout, synchronous)
         with self._writer:

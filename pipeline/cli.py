@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -19,18 +19,27 @@ from events.backends import open_log
 from events.codec import CorruptEvent
 from events.jid import InvalidJid, phone_digits, user_part
 from events.protocol import LogError
-from pipeline.config import ConfigError, LoadedConfig, dsn_passwords, load_config
+from pipeline.config import (
+    ConfigError,
+    LoadedConfig,
+    WebConfig,
+    dsn_passwords,
+    load_config,
+    web_token,
+)
 from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, daemon_lock
 from pipeline.logs import configure_logging
-from pipeline.paths import env_file, log_url, store_dir
+from pipeline.paths import STORE_HELP, env_file, log_url, store_dir
 from pipeline.tools import (
     BadArgument,
+    Where,
     compact,
     forget,
     migrate,
     run_audit,
     run_stats,
     run_stats_all,
+    web,
     where_from_args,
 )
 from pipeline.tools._args import parse_time
@@ -45,12 +54,20 @@ EXIT_USAGE = 2
 _REEXEC_MARK = "WABOT_BOT_TAG_SET"
 
 
+DESCRIPTION = (
+    "wabot: a WhatsApp assistant that records everything it does in an event log"
+    " (STORE/events.db). Run the bot, or read and maintain its log. Exit status: 0 after"
+    " a clean stop, 2 for a mistake in the command line or the config (one line on"
+    " stderr), 3 when WhatsApp needs you (pair again)."
+)
+
+
 class UsageError(Exception):
     """A mistake on the command line or in the files it names (exit 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")
@@ -59,7 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(run)
     _log_url_option(run)
-    run.add_argument("--transport", choices=("neonize", "stdio"), default="neonize")
+    run.add_argument(
+        "--transport",
+        choices=("neonize", "stdio"),
+        default="neonize",
+        help="neonize: WhatsApp (default); stdio: JSON lines on stdin and stdout",
+    )
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
     audit = commands.add_parser("audit", help="a chat's timeline: messages, decisions, replies")
@@ -87,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     way.add_argument("--from", dest="source", metavar="URL", help="postgresql://… to copy from")
     _store_option(move)
     move.add_argument("--number", help="the log's number (default: the store's owner)")
+    console = commands.add_parser("web", help="a read-only web console, /healthz and /metrics")
+    console.add_argument(
+        "--listen",
+        default=WebConfig().listen,
+        metavar="HOST:PORT",
+        help="address to serve on (default %(default)s); a non-loopback one needs WABOT_WEB_TOKEN",
+    )
+    _store_option(console)
+    _log_options(console)
     return parser
 
 
@@ -104,9 +135,7 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", type=Path, help="data directory (default $WABOT_STORE, else ./store)"
-    )
+    parser.add_argument("--store", type=Path, help=STORE_HELP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "forget":
             print(forget(where, args.chat))
             return EXIT_OK
-    except (ConfigError, UsageError, LogError, BadArgument, CorruptEvent, AlreadyRunning) as exc:
+        if args.command == "web":
+            return _web(args, where)
+    except (
+        ConfigError,
+        UsageError,
+        LogError,
+        BadArgument,
+        CorruptEvent,
+        AlreadyRunning,
+        web.WebError,
+    ) as exc:
         print(f"wabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TransportError as exc:
@@ -161,26 +200,57 @@ def _run(args: argparse.Namespace) -> int:
         if url is None:  # only the store's holder writes there
             _configure_logs(loaded, store)
         # After configure_logging: importing neonize would otherwise install its own log handler.
+        console = _console_service(loaded, Where(store, url, number))
         transport = _transport(args, loaded, store)
         # On PostgreSQL an append waits out a database that went away (retry_for=None).
         log = open_log(
             store, url=url, name=number, synchronous=loaded.config.store.synchronous, retry_for=None
         )
-        daemon = Daemon(log, Settings(loaded, env_file=env), transport, store=store)
+        settings = Settings(loaded, env_file=env)
+        daemon = Daemon(log, settings, transport, store=store, services=console)
         anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()
     return EXIT_OK
 
 
+def _web(args: argparse.Namespace, where: Where) -> int:
+    env = env_file(None)
+    try:
+        listen = WebConfig(enabled=True, listen=args.listen)
+    except ValueError as exc:
+        raise UsageError(f"--listen: {exc}") from None
+    token = web_token(listen, env_file=env)
+    secrets = [s for s in (token, *dsn_passwords(where.url)) if s]
+    configure_logging(level="INFO", fmt="auto", log_dir=None, secrets=secrets)
+    web.run_standalone(where, listen, token)
+    return EXIT_OK
+
+
+def _console_service(
+    loaded: LoadedConfig, store: Where
+) -> list[Callable[[web.DaemonProbe], Awaitable[None]]]:
+    """The web console beside the daemon when ``web.enabled``; its port is taken now."""
+    if not loaded.config.web.enabled:
+        return []
+    sock = web.bind(loaded.config.web)
+    token = loaded.secrets.web_token
+
+    async def console(probe: web.DaemonProbe) -> None:
+        await web.serve(store, sock, token=token, probe=probe)
+
+    return [console]
+
+
 def _configure_logs(loaded: LoadedConfig, store: Path, url: str | None = None) -> None:
     logging_cfg = loaded.config.logging
+    secrets = (loaded.secrets.api_key, loaded.secrets.web_token)
     try:
         configure_logging(
             level=logging_cfg.level,
             fmt=logging_cfg.format,
             log_dir=store / "logs",
-            secrets=[s for s in (loaded.secrets.api_key, *dsn_passwords(url)) if s],
+            secrets=[s for s in (*secrets, *dsn_passwords(url)) if s],
         )
     except OSError as exc:
         raise UsageError(f"{store}: cannot write logs ({exc.strerror})") from None

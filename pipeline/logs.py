@@ -10,12 +10,19 @@ Conventions:
   ``text`` field; INFO and above name chats and ids, never contents.
 - Secret values passed to ``configure_logging`` are replaced by ``***`` in
   every string of every line, tracebacks included.
+- Nothing of a chat that is not monitored is logged, at any level: the
+  daemon logs a message only once it knows the chat is monitored, and
+  WhatsApp's own loggers stay at WARNING with chat ids masked.
+- Log files are the owner's alone (0600, also after each rollover).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,14 +31,22 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from events.private import open_private, private_dir, tighten
+
 LOG_FILE = "wabot.log"
 _FILE_BYTES = 5 * 1024 * 1024
 _FILE_BACKUPS = 5
 _HANDLER_NAME = "wabot"
 _FORMATS = ("auto", "json", "console")
 # Libraries that log every request (httpx: each URL) or chatter at INFO.
-# neonize reads its Go side's level from the own level of "neonize.utils.log".
-_QUIET_LOGGERS = ("httpx", "httpcore", "neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow")
+_QUIET_LOGGERS = ("httpx", "httpcore")
+# WhatsApp's own (neonize reads its Go side's level from "neonize.utils.log"):
+# below WARNING they trace every chat, monitored or not, so they never go
+# there, and chat ids in the lines they do write are masked.
+_WHATSAPP_LOGGERS = ("neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow")
+_WHATSAPP_ID = re.compile(
+    r"[\w.:+-]*@(?:s\.whatsapp\.net|c\.us|lid|g\.us|broadcast|newsletter)\b|\+?\d{7,}"
+)
 # neonize warns at connect that ffmpeg is missing; it needs ffmpeg only to send
 # audio, video and stickers, which wabot never does.
 _SILENCED_LOGGERS = ("neonize.utils.ffmpeg",)
@@ -98,8 +113,9 @@ def configure_logging(
         _handler(logging.StreamHandler(sys.stderr), shared, redact_secrets, stderr_renderer)
     ]
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(
+        private_dir(log_dir)
+        tighten(*(log_dir / f"{LOG_FILE}.{n}" for n in range(1, _FILE_BACKUPS + 1)))
+        rotating = _PrivateRotatingFileHandler(
             log_dir / LOG_FILE, maxBytes=_FILE_BYTES, backupCount=_FILE_BACKUPS, encoding="utf-8"
         )
         handlers.append(
@@ -116,6 +132,8 @@ def configure_logging(
     quiet = numeric if numeric == logging.DEBUG else max(numeric, logging.WARNING)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
+    for name in _WHATSAPP_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     for name in _SILENCED_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.ERROR))
 
@@ -133,6 +151,14 @@ def configure_logging(
     )
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each log file it opens, the first and every one after a rollover, is 0600."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger over the stdlib logger ``name``.
 
@@ -146,6 +172,14 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
+def _hide_whatsapp_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Mask JIDs and phone numbers in WhatsApp's own lines: they may be any chat's."""
+    event = event_dict.get("event")
+    if isinstance(event, str) and str(event_dict.get("logger")).startswith(_WHATSAPP_LOGGERS):
+        event_dict["event"] = _WHATSAPP_ID.sub("<id>", event)
+    return event_dict
+
+
 def _handler(
     handler: logging.Handler,
     shared: list[Processor],
@@ -155,7 +189,7 @@ def _handler(
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, _hide_whatsapp_ids],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 # Tracebacks become strings first, so redaction covers them too.

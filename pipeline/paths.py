@@ -12,6 +12,10 @@ from dotenv import dotenv_values
 
 from pipeline.config import ConfigError, dsn_problem
 
+STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
+# In the store: held (flock) by the running daemon, so anyone can tell whether one runs.
+LOCK_NAME = "daemon.lock"
+
 
 def store_dir(arg: Path | None, env: Path | None) -> Path:
     """``--store``, else ``WABOT_STORE`` (environment, then .env), else ``./store``."""

@@ -46,6 +46,16 @@ def address(state: State, chat: str) -> str:
     return state.last.get(chat, chat)
 
 
+def destination(state: State, chat: str, owner_jid: str, owner_lid: str | None) -> str:
+    """Where a message for ``chat`` goes: the id WhatsApp last used for it.
+
+    The owner's own chat, never addressed yet, goes to the owner's LID when it
+    is known: WhatsApp files note-to-self under the LID now.
+    """
+    to = address(state, chat)
+    return owner_lid if to == owner_jid and owner_lid else to
+
+
 def chat_of(state: State, jid: str) -> str | None:
     """The chat known under ``jid`` (itself an address or alternate id), if any."""
     return state.canonical.get(jid)

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,13 @@ def history(tmp_path_factory: pytest.TempPathFactory, history_server: FakeLlmSer
 def history_copy(history: Recording, tmp_path: Path) -> Recording:
     """A copy of the history a test may change."""
     return history.copy(tmp_path / "history")
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def loose_umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A umask that would leave new files readable by others (the usual 022, and none)."""
+    old = os.umask(request.param)
+    try:
+        yield int(request.param)
+    finally:
+        os.umask(old)

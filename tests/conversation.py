@@ -91,7 +91,7 @@ def _ask(daemon: Daemon, text: str) -> None:
 
 
 def run_replay(
-    args: list[str], rec: Recording, server: FakeLlmServer, *, columns: int = 80
+    args: list[str], rec: Recording, server: FakeLlmServer, *, columns: int = 80, umask: int = -1
 ) -> subprocess.CompletedProcess[str]:
     """``python replay.py ARGS --store STORE`` in the recording's directory, to completion."""
     env = daemon_env(
@@ -106,6 +106,7 @@ def run_replay(
         text=True,
         timeout=30,
         check=False,
+        umask=umask,
     )
 
 

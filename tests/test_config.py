@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
+import msgspec.inspect as mi
 import pytest
 
 from pipeline.config import (
@@ -59,7 +62,8 @@ def error_of(path: Path, **kw: Any) -> str:
     [
         pytest.param(
             patched(monitored_entities=[{"type": "user", "phone": "12ab"}]),
-            "monitored_entities[0].phone: '12ab' is not a phone number (digits with country code)",
+            "monitored_entities[0].phone: '12ab' is not a phone number"
+            " (digits 0-9 with country code)",
             id="bad-phone",
         ),
         pytest.param(
@@ -170,6 +174,11 @@ def error_of(path: Path, **kw: Any) -> str:
             patched(vitality={"time": "25:00"}),
             "vitality.time: '25:00' is not a time of day (HH:MM, 24-hour)",
             id="bad-time",
+        ),
+        pytest.param(
+            patched(vitality={"time": "\u0660\u0669:\u0660\u0660"}),  # 09:00, Arabic-Indic
+            "vitality.time: '\u0660\u0669:\u0660\u0660' is not a time of day (HH:MM, 24-hour)",
+            id="time-in-arabic-indic-digits",
         ),
         pytest.param(
             patched(llm={"max_output_tokens": 8}),
@@ -383,3 +392,155 @@ def test_group_trigger_defaults_to_mention(config):
     family = config.monitored_entities[1]
     assert isinstance(family, GroupEntity)
     assert family.trigger.mode == "mention"
+
+
+# -- numbers: every one has a range (issue 9) -----------------------------------
+
+
+def numeric_settings(node: mi.Type, path: str = "") -> list[Numeric]:
+    """Every number in app.json's schema, found by walking it (so new ones are covered)."""
+    if isinstance(node, mi.UnionType):
+        return [n for t in node.types for n in numeric_settings(t, path)]
+    if isinstance(node, mi.IntType | mi.FloatType):
+        return [Numeric(path, node)]
+    if isinstance(node, mi.StructType):
+        return [
+            n
+            for f in node.fields
+            for n in numeric_settings(f.type, f"{path}.{f.encode_name}".lstrip("."))
+        ]
+    if isinstance(node, mi.ListType | mi.VarTupleType):
+        return numeric_settings(node.item_type, f"{path}[0]")
+    return []
+
+
+class Numeric(NamedTuple):
+    path: str
+    type: mi.IntType | mi.FloatType
+
+    @property
+    def top(self) -> float:
+        top = self.type.le if self.type.le is not None else self.type.lt
+        assert top is not None, f"{self.path} has no upper bound"
+        return top
+
+    def doc(self, value: Any) -> dict[str, Any]:
+        section, key = self.path.split(".")
+        return patched(**{section: {**BASE.get(section, {}), key: value}})
+
+
+NUMBERS = numeric_settings(mi.type_info(AppConfig))
+
+
+def test_the_walk_finds_the_numbers_issue_9_named():
+    found = {n.path for n in NUMBERS}
+    assert {
+        "limits.max_input_chars",
+        "llm.max_retries",
+        "polling.max_concurrent_chats",
+        "session_memory.max_messages",
+        "llm.max_output_tokens",
+        "limits.replies_per_chat_per_hour",
+        "llm.temperature",
+    } <= found
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=[n.path for n in NUMBERS])
+def test_every_number_has_a_range(number: Numeric):
+    assert number.type.ge is not None or number.type.gt is not None, number.path
+    assert number.top < 2**63  # the snapshot codec's integers are 64-bit
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=[n.path for n in NUMBERS])
+@pytest.mark.parametrize("value", [2**64, 10**30, 1e308])
+def test_a_number_too_large_names_the_field_and_the_limit(tmp_path, number: Numeric, value):
+    path = write(tmp_path, number.doc(value))
+    word = "integer" if isinstance(number.type, mi.IntType) else "number"
+    error = error_of(path)
+    if word == "integer" and isinstance(value, float):  # the wrong type, whatever its size
+        assert error.startswith(f"{path}: {number.path}: expected int")
+        assert error.endswith(", got number")
+        return
+    limit = f"{number.top:g}" if word == "number" else str(number.top)
+    expected = f"expected {word} <= {limit}, got {msgspec.json.encode(value).decode()}"
+    assert error == f"{path}: {number.path}: {expected}"
+
+
+def test_every_number_at_its_limit_is_accepted_and_survives_the_snapshot_codec(tmp_path):
+    doc = copy.deepcopy(BASE)
+    for number in NUMBERS:
+        section, key = number.path.split(".")
+        value = number.top if number.type.le is not None else number.top / 2
+        doc.setdefault(section, {})[key] = (
+            int(value) if isinstance(number.type, mi.IntType) else value
+        )
+    loaded = load_config(write(tmp_path, doc), environ=KEY)
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(loaded.config), type=AppConfig) == (
+        loaded.config
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"llm": {"temperature": 1e400}', "llm.temperature: number out of range, got 1e400"),
+        ('"llm": {"temperature": -1e400}', "llm.temperature: number out of range, got -1e400"),
+        (
+            '"limits": {"max_input_chars": ' + "9" * 5000 + "}",
+            f"limits.max_input_chars: number out of range, got {'9' * 20}…",
+        ),
+        (
+            '"monitored_entities": [{"type": "self", "x": [1, 2e999]}]',
+            "monitored_entities[0].x[1]: number out of range, got 2e999",
+        ),
+    ],
+)
+def test_a_number_json_cannot_hold_names_its_field(tmp_path, text, expected):
+    path = write(tmp_path, '{"whatsapp": {"phone_number": "491700000000"},\n' + text + "}")
+    assert error_of(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("where", ["top", "value", "entity"])
+def test_json_nested_too_deeply_is_one_line(tmp_path, where):
+    deep = "[" * 10_000 + "]" * 10_000
+    text = {
+        "top": deep,
+        "value": '{"whatsapp": {"phone_number": "1"}, "x": ' + deep + "}",
+        "entity": '{"monitored_entities": [{"type": "self", "name": ' + deep + "}]}",
+    }[where]
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: invalid JSON (nested too deeply)"
+
+
+def test_a_number_out_of_range_under_a_repeated_key_is_still_one_line(tmp_path):
+    path = write(tmp_path, '{"llm": {"temperature": 1e400, "temperature": 1}}')
+    assert error_of(path) == f"{path}: invalid JSON (a number is out of range)"
+
+
+def test_a_phone_number_in_other_digits_names_the_field(tmp_path):
+    phone = "+" + "".join(chr(0x660 + int(d)) for d in "491701111111")  # Arabic-Indic
+    path = write(tmp_path, patched(monitored_entities=[{"type": "user", "phone": phone}]))
+    assert error_of(path) == (
+        f"{path}: monitored_entities[0].phone: {phone!r} is not a phone number"
+        " (digits 0-9 with country code)"
+    )
+
+
+def test_the_readme_states_every_range_as_the_schema_has_it():
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\s*\| (`[a-z_.]+`(?:, `[a-z_.]+`)*) \| (over|\d+)([^|]*)\|$", readme, re.M)
+    stated: dict[str, str] = {}
+    for keys, first, rest in rows:
+        for key in re.findall(r"`([a-z_.]+)`", keys):
+            stated[key] = (first + rest).split(" (")[0].strip()
+
+    def plain(x: float | None) -> str:
+        assert x is not None
+        return str(int(x)) if float(x).is_integer() else str(x)
+
+    for number in NUMBERS:
+        low = (
+            f"over {plain(number.type.gt)}" if number.type.gt is not None else plain(number.type.ge)
+        )
+        joiner = ", up to " if number.type.gt is not None else " to "
+        assert stated.get(number.path) == f"{low}{joiner}{plain(number.top)}", number.path

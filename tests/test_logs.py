@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 import structlog
 
 from pipeline.logs import LOG_FILE, configure_logging, get_logger
+from tests.e2e.harness import loose_modes
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "pplx-TOPSECRET0123456789"
@@ -99,8 +101,43 @@ def test_libraries_are_quiet_below_warning_unless_debug(tmp_path: Path) -> None:
         "HTTP Request: POST https://api.example/v1",
         "message text",
     ]
+
+
+def test_whatsapp_never_traces_chats_and_its_warnings_name_none(tmp_path: Path) -> None:
+    """Below WARNING whatsmeow logs every stanza of every chat, monitored or not."""
+    configure_logging(level="DEBUG", fmt="json", log_dir=tmp_path)
+    logging.getLogger("whatsmeow.Client").debug("<message from=491709999999@s.whatsapp.net>")
+    logging.getLogger("Whatsmeow.Client").info("receipt from 271828182845904:3@lid")
+    logging.getLogger("whatsmeow.Client").warning(
+        "Failed to decrypt message from 491709999999:12@s.whatsapp.net in "
+        "120363555555555555@g.us (+491708888888): bad MAC"
+    )
+
+    [line] = file_lines(tmp_path)
+    assert line["event"] == "Failed to decrypt message from <id> in <id> (<id>): bad MAC"
     # neonize hands this logger's own level to its Go side.
-    assert logging.getLogger("neonize.utils.log").level == logging.DEBUG
+    assert logging.getLogger("neonize.utils.log").level == logging.WARNING
+
+
+def test_log_files_are_private_after_every_rollover(tmp_path: Path, loose_umask: int) -> None:
+    old = tmp_path / f"{LOG_FILE}.1"
+    old.write_text("{}\n")
+    old.chmod(0o644)  # left by an older version
+    configure_logging(log_dir=tmp_path / "logs")
+    configure_logging(log_dir=tmp_path)
+    log = get_logger("pipeline")
+    log.info("before")
+    [rotating] = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.handlers.RotatingFileHandler)
+    ]
+    rotating.doRollover()
+    log.info("after")
+
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([LOG_FILE, f"{LOG_FILE}.1", f"{LOG_FILE}.2", "logs"])
+    assert loose_modes(tmp_path)[1:] == []
 
 
 def test_calling_twice_replaces_the_handlers(

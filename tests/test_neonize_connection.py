@@ -36,6 +36,7 @@ from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize import _transport as transport_module
 from pipeline.transport.neonize._lifecycle import LIFECYCLE
 from pipeline.transport.neonize._pairing import prepare_session
+from tests.e2e.harness import loose_modes
 from tests.neonize_fakes import (
     OWNER,
     WAIT,
@@ -131,25 +132,27 @@ async def test_a_connect_failure_whatsmeow_gives_up_on_reconnects(make_transport
     assert session.go.connects == 2
 
 
-@pytest.mark.anyio
-async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path) -> None:
-    """The real Go side, dialling through a proxy that refuses: no network needed."""
+async def refused_connect(session_db: str, qr_png: Path, count: int) -> list[tuple[str, str]]:
+    """The first ``count`` statuses of the real Go side dialling through a proxy that refuses."""
     transport = NeonizeTransport(
-        OWNER,
-        session_db=str(tmp_path / "wa.db"),
-        qr_png=tmp_path / "qr.png",
-        proxy="http://127.0.0.1:1",
-        backoff=(0.0,),
+        OWNER, session_db=session_db, qr_png=qr_png, proxy="http://127.0.0.1:1", backoff=(0.0,)
     )
     session = Session(transport, FakeGo())
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(session.run)
-            statuses = await session.statuses(3)
+            statuses = await session.statuses(count)
             tg.cancel_scope.cancel()
     finally:
         await transport.aclose()
         session.close()
+    return statuses
+
+
+@pytest.mark.anyio
+async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path) -> None:
+    """The real Go side: no network needed."""
+    statuses = await refused_connect(str(tmp_path / "wa.db"), tmp_path / "qr.png", 3)
 
     assert [state for state, _ in statuses] == ["connecting", "disconnected", "connecting"]
     assert "connection refused" in statuses[1][1]
@@ -175,7 +178,7 @@ def test_bans_and_outdated_clients() -> None:
 
 @pytest.mark.anyio
 async def test_a_qr_code_is_shown_and_pairing_times_out(
-    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], loose_umask: int
 ) -> None:
     terminal = io.StringIO()
     async with running(*make_transport(terminal=terminal, pairing_timeout=0)) as session:
@@ -188,6 +191,7 @@ async def test_a_qr_code_is_shown_and_pairing_times_out(
     assert str(error) == "pairing timed out; run again"
     assert not error.retryable
     assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "qr.png").stat().st_mode & 0o777 == 0o600
     assert "█" in terminal.getvalue() or "▀" in terminal.getvalue()
     assert capsys.readouterr().out == ""
 
@@ -230,13 +234,30 @@ def test_force_qr_moves_the_old_session_aside(tmp_path: Path) -> None:
     assert db.parent.is_dir()
     db.write_bytes(b"old session")
     db.with_name("wa.db-wal").write_bytes(b"old wal")
+    for path in db.parent.iterdir():
+        path.chmod(0o644)  # as an older version left them
 
     prepare_session(str(db), force_qr=True)
 
-    assert not db.exists()
+    assert db.read_bytes() == b""  # a new, empty (private) database
     assert not db.with_name("wa.db-wal").exists()
     assert db.with_name("wa.db.old").read_bytes() == b"old session"
     assert db.with_name("wa.db.old-wal").read_bytes() == b"old wal"
+    assert loose_modes(db.parent) == []
+
+
+@pytest.mark.anyio
+async def test_the_session_whatsmeow_creates_is_private(tmp_path: Path, loose_umask: int) -> None:
+    """The real Go side opens (and fills) the file prepare_session made; home stays as it is."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    db = home / "wa" / "session.db"
+    # Connecting, then the refused dial: by then whatsmeow has opened the database.
+    await refused_connect(prepare_session(str(db), force_qr=False), tmp_path / "qr.png", 2)
+
+    assert db.stat().st_size > 0  # whatsmeow's tables are in it
+    assert loose_modes(home / "wa") == []
+    assert home.stat().st_mode & 0o777 == 0o755
 
 
 def test_force_qr_cannot_reset_a_postgres_session() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,6 +189,35 @@ async def test_status_posts_broadcast_lists_and_newsletters_are_never_delivered(
         is_group=True,  # whatsmeow runs broadcasts through its group branch
     )
     assert await received(make_transport, ev) == []
+
+
+@pytest.mark.anyio
+async def test_nothing_of_a_received_message_is_logged_even_at_debug(
+    make_transport: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport cannot know if the chat is monitored: only the daemon may log it."""
+    caplog.set_level(logging.DEBUG)
+    stranger = "491709999999"
+    chat = f"{stranger}@s.whatsapp.net"
+    text = ExtendedTextMessage(
+        text="zq-private-words", contextInfo=ContextInfo(mentionedJID=["491708888888@lid"])
+    )
+    reaction = ReactionMessage(key=MessageKey(ID="3EB0AA"), text="zq-reaction")
+    edit = ProtocolMessage(
+        key=MessageKey(remoteJID=chat, fromMe=False, ID="3EB0AA"),
+        type=ProtocolMessage.MESSAGE_EDIT,
+        editedMessage=Message(conversation="zq-edited-words"),
+    )
+    facts = await received(
+        make_transport,
+        message_ev(Message(reactionMessage=reaction), chat=chat),
+        message_ev(Message(extendedTextMessage=text), chat=chat, push_name="Zebulon Quint"),
+        message_ev(Message(protocolMessage=edit), chat=chat, msg_id="3EB0ED", edit="1"),
+    )
+
+    assert [getattr(f, "text", None) for f in facts][-2:] == ["zq-private-words", "zq-edited-words"]
+    for secret in ("zq-private", "zq-reaction", "zq-edited", "Zebulon", stranger, "491708888888"):
+        assert secret not in caplog.text
 
 
 @pytest.mark.anyio

@@ -20,6 +20,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 from events.model import MessageReceived, TransportStatus
 from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
+from pipeline.transport import _stdio as stdio_module
 
 ALICE = "491701111111@s.whatsapp.net"
 NOW = 1_764_000_000.0
@@ -36,7 +37,16 @@ class StdinPipe:
 
     def write(self, *lines: str | dict[str, Any]) -> None:
         text = "".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines)
-        os.write(self._write_fd, text.encode())
+        self.write_bytes(text.encode())
+
+    def write_bytes(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._write_fd, view) :]
+
+    async def write_large(self, data: bytes) -> None:
+        """From a worker thread: the reader hands lines over through the event loop."""
+        await anyio.to_thread.run_sync(self.write_bytes, data)
 
     def close(self) -> None:
         if self._open:
@@ -222,6 +232,145 @@ async def test_bad_lines_are_reported_once_and_skipped(
 
 
 @pytest.mark.anyio
+async def test_warnings_quote_no_content_of_the_line(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    """A bad line may come from a chat that is not monitored: nothing of it is written."""
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"chat": ALICE, "text": "x", "kind": "zq secret kind"},
+                {"chat": ALICE, "text": "x", "sender": "zq secret sender"},
+                {"chat": ALICE, "text": "x", "mentions": [ALICE, "zq secret mention"]},
+                {"chat": "zq secret chat", "text": "x"},
+                {"type": "t" * 1000},
+                {"chat": ALICE, "text": "x", "id": "i" * 257},
+                {"type": "edit", "chat": "zq secret chat", "id": "M1", "text": "x"},
+                {"type": "status", "state": "connected", "me_lid": "zq secret lid"},
+                {"chat": ALICE, "text": "x", "quoted": {"id": "Q", "sender": "zq secret"}},
+                {"type": "revoke", "chat": ALICE, "id": "r" * 257},
+                {"chat": ALICE, "text": "still here"},
+            )
+            await harness.next_inbound()
+
+    assert warnings_in(logs) == [
+        "stdin line 1: invalid message (invalid value - at `$.kind`), skipped",
+        "stdin line 2: sender is not a WhatsApp JID, skipped",
+        "stdin line 3: mentions[1] is not a WhatsApp JID, skipped",
+        "stdin line 4: chat is not a WhatsApp JID, skipped",
+        f"stdin line 5: unsupported type '{'t' * 32}…', skipped",
+        "stdin line 6: invalid message (Expected `str` of length <= 256 - at `$.id`), skipped",
+        "stdin line 7: chat is not a WhatsApp JID, skipped",
+        "stdin line 8: me_lid is not a WhatsApp JID, skipped",
+        "stdin line 9: quoted.sender is not a WhatsApp JID, skipped",
+        "stdin line 10: invalid revoke (Expected `str` of length <= 256 - at `$.id`), skipped",
+    ]
+
+
+FULL_LINE: dict[str, Any] = {
+    "type": "message",
+    "id": "M1",
+    "chat": ALICE,
+    "sender": ALICE,
+    "text": "hello",
+    "push_name": "Alice",
+    "sender_alt": "1234567890@lid",
+    "kind": "text",
+    "quoted_id": "Q1",
+    "mentions": [ALICE],
+}
+BAD_BYTES = b"a\xff\xfeb"
+
+
+def with_invalid_utf8(field: str, chat: str) -> bytes:
+    """``FULL_LINE`` for ``chat`` with invalid UTF-8 inside the string of ``field``."""
+    line = {**FULL_LINE, "chat": chat}
+    line[field] = ["@@"] if field == "mentions" else "@@"
+    return json.dumps(line).encode().replace(b"@@", BAD_BYTES) + b"\n"
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chat", [ALICE, "491709999999@s.whatsapp.net"], ids=["known", "stranger"])
+async def test_invalid_utf8_in_any_field_is_one_warning(
+    stdin: StdinPipe, make_transport: MakeTransport, chat: str
+) -> None:
+    fields = [f for f in FULL_LINE if f != "type"] + ["type"]
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            for field in fields:
+                stdin.write_bytes(with_invalid_utf8(field, chat))
+            stdin.write({"chat": ALICE, "text": "still here"})
+            inbound = await harness.next_inbound()
+
+    assert inbound.event.text == "still here"
+    assert warnings_in(logs) == [
+        f"stdin line {n}: invalid JSON (not UTF-8 text), skipped" for n in range(1, len(fields) + 1)
+    ]
+
+
+@pytest.mark.anyio
+async def test_deeply_nested_json_anywhere_is_one_warning(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    deep = nested(10_000)
+    lines = [
+        deep,
+        '{"a": ' + deep + "}",
+        '{"type": ' + deep + "}",
+        f'{{"chat": "{ALICE}", "text": "x", "mentions": {deep}}}',
+        f'{{"chat": "{ALICE}", "text": "x", "extra": {{"y": {deep}}}}}',
+    ]
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            await stdin.write_large("".join(line + "\n" for line in lines).encode())
+            stdin.write({"chat": ALICE, "text": "still here"})
+            inbound = await harness.next_inbound()
+
+    assert inbound.event.text == "still here"
+    warnings = warnings_in(logs)
+    assert [w.split(":", 1)[0] for w in warnings] == [f"stdin line {n}" for n in range(1, 6)]
+    assert warnings[0] == "stdin line 1: invalid line (Expected `object`, got `array`), skipped"
+    too_deep = "invalid JSON (nested too deeply), skipped"
+    assert [w.split(": ", 1)[1] for w in warnings[1:]] == [
+        too_deep,
+        "invalid line (Expected `str`, got `array` - at `$.type`), skipped",
+        too_deep,
+        too_deep,
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_line_longer_than_the_limit_is_skipped_unread(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    limit = stdio_module.MAX_LINE_BYTES
+    long_text = "x" * (limit - 100)
+    at_limit = json.dumps({"chat": ALICE, "text": long_text}).encode()
+    too_long = json.dumps({"chat": ALICE, "text": long_text + "y" * 200}).encode()
+    assert len(at_limit) <= limit < len(too_long)
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            await stdin.write_large(too_long + b"\n" + at_limit + b"\n")
+            stdin.write({"chat": ALICE, "text": "after"})
+            first = await harness.next_inbound()
+            second = await harness.next_inbound()
+            stdin.write_bytes(too_long)  # the last line, without its newline
+            stdin.close()
+            with anyio.fail_after(5):
+                while len(warnings_in(logs)) < 2:
+                    await anyio.sleep(0.01)
+
+    assert (len(first.event.text), second.event.text) == (len(long_text), "after")
+    assert warnings_in(logs) == [
+        f"stdin line {n}: longer than {limit // 2**20} MiB, skipped" for n in (1, 4)
+    ]
+
+
+@pytest.mark.anyio
 async def test_end_of_input_keeps_run_alive_until_cancelled(
     stdin: StdinPipe, make_transport: MakeTransport
 ) -> None:
@@ -317,3 +466,23 @@ def test_importing_the_stdio_transport_does_not_import_neonize() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.anyio
+async def test_a_send_fails_retryably_while_the_last_status_line_said_disconnected(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    out = io.BytesIO()
+    transport = make_transport(out)
+    message = Outgoing(to=ALICE, text="hi", wa_id="W1")
+    async with running(transport) as harness:
+        stdin.write({"type": "status", "state": "disconnected"}, {"chat": ALICE, "text": "a"})
+        await harness.next_inbound()  # the status line before it has been read
+        with pytest.raises(TransportError, match="not connected") as info:
+            await transport.send(message)
+        assert info.value.retryable
+        stdin.write({"type": "status", "state": "connected"}, {"chat": ALICE, "text": "b"})
+        await harness.next_inbound()
+        await transport.send(message)
+
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["W1"]

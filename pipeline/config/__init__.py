@@ -17,6 +17,7 @@ from pipeline.config._load import (
     load_config,
     parse_config,
     store_url,
+    web_token,
 )
 from pipeline.config._sections import (
     ALERT_KINDS,
@@ -31,8 +32,11 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    WebConfig,
     WhatsAppConfig,
     dsn_problem,
+    is_loopback,
+    parse_listen,
 )
 
 __all__ = [
@@ -58,12 +62,16 @@ __all__ = [
     "UnknownChat",
     "UserEntity",
     "VitalityConfig",
+    "WebConfig",
     "WhatsAppConfig",
     "config_from_dict",
     "dsn_passwords",
     "dsn_problem",
+    "is_loopback",
     "load_config",
     "parse_config",
+    "parse_listen",
     "redact_dsn",
     "store_url",
+    "web_token",
 ]

@@ -20,6 +20,7 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    WebConfig,
     WhatsAppConfig,
 )
 
@@ -44,6 +45,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
     alerts: AlertsConfig = AlertsConfig()
+    web: WebConfig = WebConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

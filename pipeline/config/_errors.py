@@ -6,8 +6,10 @@ owner should read ``app.json: llm.temperature: expected number, got str``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import msgspec.inspect as mi
@@ -20,6 +22,7 @@ _BYTE = re.compile(r"JSON is malformed: (?P<what>.*) \(byte (?P<pos>\d+)\)")
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _WHOLE = re.compile(r"(\d)\.0\b")  # msgspec prints bounds as floats: "> 0.0"
 _TYPE_WORDS = {"`float`": "number", "`int`": "integer"}
+_SHOWN = 20  # digits of a huge number shown in an error
 
 
 class ConfigError(Exception):
@@ -36,6 +39,11 @@ def from_decode_error(source: str, data: bytes, exc: Exception) -> ConfigError:
     """Where the JSON text breaks, as line and column (msgspec gives a byte offset)."""
     if isinstance(exc, UnicodeDecodeError):
         return ConfigError(source, "invalid JSON (not UTF-8 text)")
+    if isinstance(exc, RecursionError):
+        return ConfigError(source, "invalid JSON (nested too deeply)")
+    if isinstance(exc, msgspec.ValidationError):
+        # Raised while decoding only for a number no float or int can hold: 1e400.
+        return _out_of_range(source, data)
     if match := _BYTE.fullmatch(str(exc)):
         pos, what = int(match["pos"]), match["what"]
     else:  # msgspec's only other decode error: "Input data was truncated"
@@ -44,6 +52,42 @@ def from_decode_error(source: str, data: bytes, exc: Exception) -> ConfigError:
     line = data.count(b"\n", 0, pos) + 1
     column = len(data[line_start:pos].decode("utf-8", "replace")) + 1
     return ConfigError(source, f"line {line}, column {column}: invalid JSON ({what})")
+
+
+class _Unrepresentable(NamedTuple):
+    text: str
+
+
+def _out_of_range(source: str, data: bytes) -> ConfigError:
+    """Name the field of the first number msgspec cannot hold (its own message says ``$[...]``)."""
+
+    def number(text: str) -> Any:
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.ValidationError:
+            return _Unrepresentable(text)
+
+    try:
+        tree = json.loads(data, parse_int=number, parse_float=number)
+        path, found = _first_unrepresentable(tree)
+    except (ValueError, RecursionError, LookupError):  # e.g. a duplicate key hid it
+        return ConfigError(source, "invalid JSON (a number is out of range)")
+    shown = found.text if len(found.text) <= _SHOWN else found.text[:_SHOWN] + "…"
+    return ConfigError(source, f"number out of range, got {shown}", path.lstrip("."))
+
+
+def _first_unrepresentable(node: Any, path: str = "") -> tuple[str, _Unrepresentable]:
+    if isinstance(node, _Unrepresentable):
+        return path, node
+    steps: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        steps = [(f".{key}", value) for key, value in node.items()]
+    elif isinstance(node, list):
+        steps = [(f"[{index}]", value) for index, value in enumerate(node)]
+    for step, value in steps:
+        with contextlib.suppress(LookupError):
+            return _first_unrepresentable(value, path + step)
+    raise LookupError(path)
 
 
 def from_validation_error(

@@ -20,16 +20,22 @@ from dotenv import dotenv_values
 from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig
 from pipeline.config._errors import ConfigError, from_decode_error, from_validation_error
-from pipeline.config._sections import LlmConfig, dsn_problem, url_problem
+from pipeline.config._sections import LlmConfig, WebConfig, dsn_problem, url_problem
+
+WEB_TOKEN = "WABOT_WEB_TOKEN"
+MIN_WEB_TOKEN = 16  # characters: the console shows every message, so no guessable token
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
-    """The LLM API key; never logged, never in an event, never repr'd."""
+    """The LLM API key and the web console's token; never logged, in an event, or repr'd."""
 
     api_key: str | None = None
+    web_token: str | None = None
 
     def __repr__(self) -> str:
-        return f"Secrets(api_key={'<set>' if self.api_key else None})"
+        api_key = "<set>" if self.api_key else None
+        web_token = "<set>" if self.web_token else None
+        return f"Secrets(api_key={api_key}, web_token={web_token})"
 
 
 class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +101,7 @@ def parse_config(path: Path) -> AppConfig:
 def _parse(source: str, data: bytes) -> AppConfig:
     try:
         raw = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise from_decode_error(source, data, exc) from None
     return config_from_dict(raw, source=source)
 
@@ -113,12 +119,41 @@ def load_config(
             raise ConfigError(env.source_of("LLM_BASE_URL"), f"LLM_BASE_URL: {problem}")
         llm = msgspec.structs.replace(config.llm, base_url=url)
         config = msgspec.structs.replace(config, llm=llm)
+    token = env.get(WEB_TOKEN)
+    if config.web.enabled:
+        _check_web(config.web, token, source, env.source_of(WEB_TOKEN))
     return LoadedConfig(
         config=config,
         hash=hashlib.sha256(data).hexdigest(),
         path=source,
-        secrets=Secrets(api_key=_api_key(config.llm, env)),
+        secrets=Secrets(api_key=_api_key(config.llm, env), web_token=token),
     )
+
+
+def web_token(
+    web: WebConfig, *, env_file: Path | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """``WABOT_WEB_TOKEN`` (environment over .env) for serving ``web``; errors name the field."""
+    env = _Environment(env_file, os.environ if environ is None else environ)
+    token = env.get(WEB_TOKEN)
+    _check_web(web, token, "--listen", env.source_of(WEB_TOKEN))
+    return token
+
+
+def _check_web(web: WebConfig, token: str | None, source: str, token_source: str) -> None:
+    if token is None and not web.loopback:
+        raise ConfigError(
+            source,
+            f"{web.listen} is not a loopback address: set {WEB_TOKEN} "
+            "(environment or .env) so the console asks for it",
+            "web.listen" if source != "--listen" else "",
+        )
+    if token is not None and len(token) < MIN_WEB_TOKEN:
+        raise ConfigError(
+            token_source,
+            f"{WEB_TOKEN} is too short ({len(token)} characters, at least {MIN_WEB_TOKEN}; "
+            "e.g. openssl rand -hex 16)",
+        )
 
 
 class _Environment:

@@ -1,13 +1,16 @@
 """The app.json sections other than the entity list (DESIGN.md section 8).
 
 Every section has safe defaults, so a minimal app.json needs only
-``whatsapp.phone_number``. Checks that msgspec types cannot express live in
-``__post_init__`` and raise ``FieldError``, which the loader turns into one
-line naming the field.
+``whatsapp.phone_number``. Every number has a range, upper bound included: a
+slip like ``2e9`` or ``2**64`` is an error naming the field, not a value that
+overflows later (the snapshot codec's integers are 64-bit). Checks that
+msgspec types cannot express live in ``__post_init__`` and raise
+``FieldError``, which the loader turns into one line naming the field.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
@@ -20,9 +23,11 @@ from events.dsn import redacted as redact_dsn
 from events.jid import InvalidJid, phone_digits
 from events.model import AlertKind
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-_HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_HOUR = 3600.0
+_YEAR_MINUTES = 525_600.0
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=_HOUR)]
+Minutes = Annotated[float, msgspec.Meta(gt=0, le=_YEAR_MINUTES)]
+_HH_MM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")  # ASCII digits: \d takes any script
 _PROXY_SCHEMES = ("http", "https", "socks5")
 
 
@@ -68,24 +73,24 @@ class DefaultsConfig(Section, frozen=True, kw_only=True):
 
 
 class PollingConfig(Section, frozen=True, kw_only=True):
-    interval_seconds: Positive = 5.0
-    debounce_seconds: NonNegative = 2.0
-    max_concurrent_chats: Annotated[int, msgspec.Meta(ge=1)] = 8
+    interval_seconds: Seconds = 5.0
+    debounce_seconds: Annotated[float, msgspec.Meta(ge=0, le=_HOUR)] = 2.0
+    max_concurrent_chats: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
     # Messages older than this when first seen are recorded and skipped as stale.
-    catch_up_minutes: NonNegative = 30.0
+    catch_up_minutes: Annotated[float, msgspec.Meta(ge=0, le=_YEAR_MINUTES)] = 30.0
 
 
 class SessionConfig(Section, frozen=True, kw_only=True):
     """``max_messages`` 0 keeps no history: every message is answered on its own."""
 
     mode: Literal["idle", "fixed", "daily", "never"] = "idle"
-    ttl_minutes: Positive = 60.0
-    max_messages: Annotated[int, msgspec.Meta(ge=0)] = 10
+    ttl_minutes: Minutes = 60.0
+    max_messages: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
 
 
 class RotationConfig(Section, frozen=True, kw_only=True):
-    retention_days: Positive = 30.0
-    interval_hours: Positive = 24.0
+    retention_days: Annotated[float, msgspec.Meta(gt=0, le=36_500)] = 30.0
+    interval_hours: Annotated[float, msgspec.Meta(gt=0, le=8760)] = 24.0
 
 
 class VitalityConfig(Section, frozen=True, kw_only=True):
@@ -139,9 +144,9 @@ class LlmConfig(Section, frozen=True, kw_only=True):
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    max_output_tokens: Annotated[int, msgspec.Meta(ge=16)] | None = 1024
-    timeout_seconds: Positive = 60.0
-    max_retries: Annotated[int, msgspec.Meta(ge=0)] = 3
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] | None = 1024
+    timeout_seconds: Seconds = 60.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
 
     def __post_init__(self) -> None:
         if self.temperature is msgspec.UNSET:
@@ -154,14 +159,14 @@ class LlmConfig(Section, frozen=True, kw_only=True):
 
 
 class LimitsConfig(Section, frozen=True, kw_only=True):
-    replies_per_chat_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 30
-    daily_budget_usd: Positive = 5.0
-    max_input_chars: Annotated[int, msgspec.Meta(ge=1)] = 4000
+    replies_per_chat_per_hour: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
+    daily_budget_usd: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 5.0
+    max_input_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4000
 
 
 class TakeoverConfig(Section, frozen=True, kw_only=True):
     enabled: bool = True
-    minutes: Positive = 30.0
+    minutes: Minutes = 30.0
 
 
 class LoggingConfig(Section, frozen=True, kw_only=True):
@@ -214,6 +219,61 @@ def dsn_problem(url: str) -> str | None:
     except ValueError as exc:  # e.g. an unclosed [IPv6] host
         return f"{redact_dsn(url)!r} is not a valid URL ({exc})"
     return None
+
+
+class WebConfig(Section, frozen=True, kw_only=True):
+    """The web console inside ``run`` (DESIGN.md section 8, second round); read only.
+
+    Any ``listen`` address but a loopback one needs ``WABOT_WEB_TOKEN``, checked
+    where the environment is read. Changing this section needs a restart.
+    """
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8765"
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            raise FieldError("listen", str(exc)) from None
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect: no token is needed."""
+        return is_loopback(self.host)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as ``(host, port)``; port 0 picks a free one."""
+    host, colon, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8765)")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP; any other name may reach the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def url_problem(url: str) -> str | None:

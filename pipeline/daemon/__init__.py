@@ -16,7 +16,7 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 
 from pipeline.daemon._agent import RESET_REPLY, Agent
 from pipeline.daemon._daemon import EXIT_NEEDS_OWNER, GRACE_SECONDS, Daemon
-from pipeline.daemon._intake import Intake
+from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
 from pipeline.daemon._live import Live, Waker
 from pipeline.daemon._lock import EXIT_LEASE_LOST, AlreadyRunning, DaemonLock, Lock, daemon_lock
 from pipeline.daemon._scheduler import Scheduler
@@ -27,6 +27,7 @@ __all__ = [
     "EXIT_LEASE_LOST",
     "EXIT_NEEDS_OWNER",
     "GRACE_SECONDS",
+    "MAX_TEXT_BYTES",
     "RESET_REPLY",
     "Agent",
     "AlreadyRunning",

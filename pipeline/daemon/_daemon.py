@@ -1,8 +1,10 @@
 """The running bot: one anyio task group of intake, agent, sender, scheduler and config watch.
 
-Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
+Start-up records ``ConfigLoaded`` and the connection as ``connecting``, and plans
+the startup message (at most one per ``STARTUP_QUIET``); shutdown on
 SIGINT/SIGTERM starts no new turns, lets in-flight chats finish within a grace
-period (still recording what arrives), then disconnects and closes the log.
+period (still recording what arrives), then disconnects, records the
+connection as ``stopped`` and closes the log.
 All state lives in the log, so ``kill -9`` at any point loses nothing: the
 next start folds the projections and carries on.
 """
@@ -13,7 +15,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -21,10 +23,12 @@ import anyio
 from events.model import ReplyPlanned, TransportStatus
 from events.protocol import LogError, LogWriter
 from pipeline.daemon import _deadline
+from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
+from pipeline.daemon._pulse import Pulse
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
@@ -35,6 +39,8 @@ from pipeline.transport import Transport, TransportError
 log = get_logger("wabot.daemon")
 
 GRACE_SECONDS = 10.0
+# Something the command line runs beside the workers (the web console), given the pulse.
+Service = Callable[[Pulse], Awaitable[None]]
 # WhatsApp needs a human (pairing, logout, session taken over): restarting will not help.
 EXIT_NEEDS_OWNER = 3
 
@@ -50,10 +56,12 @@ class Daemon:
         *,
         store: Path,
         clock: Callable[[], float] = time.time,
+        services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
         self.transport = transport
         self.store = store
+        self.clock = clock
         self.live = Live(log_)
         self.llm = LlmPool()
         self.intake = Intake(self.live, settings)
@@ -61,12 +69,17 @@ class Daemon:
         self.sender = Sender(self.live, transport, settings, clock=clock)
         self.scheduler = Scheduler(self.live, settings, transport.new_message_id, clock=clock)
         self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
+        self.pulse = Pulse()
+        self._services = tuple(services)
         self._transport_failure: TransportError | None = None
 
     async def serve(self) -> None:
         self.live.watch()
         loaded = self.settings.loaded
-        await self.live.append(config_loaded(loaded), self._startup_message())
+        # Until the transport reports, the connection is not what the last run
+        # left in the log ("stopped", or "connected" before a kill -9).
+        starting = TransportStatus(state="connecting", detail="daemon started")
+        await self.live.append(config_loaded(loaded), starting, *self._startup_message())
         log.info(
             "started",
             transport=self.transport.name,
@@ -79,13 +92,17 @@ class Daemon:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
-                tg.start_soon(self.agent.run)
+                tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)
                 tg.start_soon(self.scheduler.run)
                 tg.start_soon(self.alerter.run)
+                tg.start_soon(self.pulse.tell_systemd)
+                for service in self._services:
+                    tg.start_soon(self._run_service, service)
                 with waiting:
                     await _until_signal()
+                self.pulse.stop()
                 failed = self._transport_failure is not None
                 _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
                 # No new turns, but intake goes on through the grace period:
@@ -121,9 +138,21 @@ class Daemon:
             self._transport_failure = exc
             waiting.cancel()
 
-    def _startup_message(self) -> ReplyPlanned:
+    async def _run_service(self, service: Service) -> None:
+        try:
+            await service(self.pulse)
+        except Exception:
+            # A side service (the console) failing must not stop the bot.
+            log.exception("service_failed")
+
+    def _startup_message(self) -> list[ReplyPlanned]:
+        """The owner's note that the bot is up; none so soon after the last one."""
+        last, now = self.live.view.schedule.last_startup, self.clock()
+        if not timetable.startup_due(last, now):
+            log.info("startup_message_skipped", minutes_since_last=round((now - last) / 60, 1))
+            return []
         app = self.settings.app
-        return ReplyPlanned(
+        message = ReplyPlanned(
             chat=app.owner_jid,
             reply_id=uuid.uuid4().hex,
             purpose="startup",
@@ -133,6 +162,7 @@ class Daemon:
             ),
             wa_id=self.transport.new_message_id(),
         )
+        return [message]
 
 
 async def _until_signal() -> None:

@@ -5,7 +5,9 @@ too. Here every fact is filed under the chat the config monitors, whichever id
 it came by (the id used is kept as ``via``, where replies go), the owner's own
 messages are recognised by all the owner's ids, and anything of a chat that is
 not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
-before a byte of it is written anywhere (DESIGN.md sections 3 and 10).
+before a byte of it is written anywhere, log lines included: transports never
+log what they receive, so a fact's one debug line is written here, after the
+check (DESIGN.md sections 3 and 10). What is kept is cut to the limits below.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ log = get_logger("wabot.daemon")
 
 # Never answered, never stored: a reply to status@broadcast posts a status.
 _NOT_CHATS = frozenset({"broadcast", "newsletter"})
+# What one message may add to the log: a longer text is recorded cut, with its
+# original size (``truncated_from``); WhatsApp's own limit is about 65,000
+# characters, so only the stdio transport or a misbehaving client gets here.
+MAX_TEXT_BYTES = 64 * 1024
+_MAX_NAME_CHARS = 256
+_MAX_MENTIONS = 256
 
 
 def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Entity | None:
@@ -78,6 +86,9 @@ class Intake:
         if keyed is None:
             self.dropped += 1
             return
+        fact = keyed.event
+        if isinstance(fact, MessageReceived | MessageEdited):
+            log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id, text=fact.text)
         await self.holding.record(keyed)
 
     async def run(self) -> None:
@@ -88,14 +99,16 @@ class Intake:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
         if isinstance(fact, MessageReceived):
             ev = filed(self.settings.app, self.owner(), fact)
-            return None if ev is None else Keyed(ev, f"{ev.chat}/{ev.msg_id}")
+            return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
         chat = self._chat_of(fact.chat)
         if chat is None:
             return None
         if isinstance(fact, MessageEdited):
             change = fact.edit_id or hashlib.sha256((fact.text or "").encode()).hexdigest()[:16]
             key = f"{chat}/{fact.msg_id}/edit/{change}"
-            return Keyed(msgspec.structs.replace(fact, chat=chat), key)
+            text, size = _cut(fact.text or "")
+            cut = {"text": text, "truncated_from": size} if size is not None else {}
+            return Keyed(msgspec.structs.replace(fact, chat=chat, **cut), key)
         assert isinstance(fact, MessageRevoked)
         return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
 
@@ -118,3 +131,30 @@ class Intake:
 
 def _server(jid: str) -> str:
     return jid.rpartition("@")[2]
+
+
+def bounded(event: MessageReceived) -> MessageReceived:
+    """``event`` as it is recorded: texts, display name and mentions cut to their limits."""
+    changes: dict[str, object] = {}
+    text, size = _cut(event.text)
+    if size is not None:
+        changes |= {"text": text, "truncated_from": size}
+    if event.quoted is not None and _cut(event.quoted.text)[1] is not None:
+        changes["quoted"] = msgspec.structs.replace(event.quoted, text=_cut(event.quoted.text)[0])
+    if event.push_name is not None and len(event.push_name) > _MAX_NAME_CHARS:
+        changes["push_name"] = event.push_name[:_MAX_NAME_CHARS]
+    if len(event.mentions) > _MAX_MENTIONS:
+        changes["mentions"] = event.mentions[:_MAX_MENTIONS]
+    return msgspec.structs.replace(event, **changes) if changes else event
+
+
+def _cut(text: str) -> tuple[str, int | None]:
+    """``text`` cut to MAX_TEXT_BYTES of UTF-8, and its original size if it was cut."""
+    # Four bytes at most per character: a shorter text cannot be over the limit.
+    if len(text) * 4 <= MAX_TEXT_BYTES:
+        return text, None
+    data = text.encode()
+    if len(data) <= MAX_TEXT_BYTES:
+        return text, None
+    # "ignore" drops a character the cut split in two.
+    return data[:MAX_TEXT_BYTES].decode(errors="ignore"), len(data)

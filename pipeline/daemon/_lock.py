@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 from events.backends import is_postgres
+from events.private import open_private, private_dir
+from pipeline.paths import LOCK_NAME
 
-LOCK_NAME = "daemon.lock"
 # The lease was lost to another daemon: systemd restarts this one, which then waits as a standby.
 EXIT_LEASE_LOST = 4
 
@@ -53,8 +54,8 @@ class DaemonLock:
 
     def acquire(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            private_dir(self.path.parent)
+            fd = open_private(self.path, os.O_RDWR)
         except OSError as exc:
             raise AlreadyRunning(
                 f"{self.path.parent}: cannot use the store ({exc.strerror})"

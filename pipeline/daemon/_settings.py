@@ -44,7 +44,7 @@ def applied_experiment(path: Path, digest: str) -> str | None:
     """
     try:
         marker = msgspec.json.decode(path.with_name(path.name + EXPERIMENT_SUFFIX).read_bytes())
-    except (OSError, msgspec.DecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: not JSON, not UTF-8
         return None
     if not isinstance(marker, dict) or marker.get("hash") != digest:
         return None
@@ -80,10 +80,16 @@ class Settings:
         try:
             loaded = load_config(self.path, env_file=self.env_file)
         except ConfigError as exc:
-            self._rejected = digest
-            log.warning("config_rejected", error=str(exc), kept=self.loaded.hash[:12])
+            self._reject(digest, str(exc))
+            return
+        except Exception as exc:  # a loader bug: still no reason to stop answering
+            self._reject(digest, f"{self.path}: cannot load ({type(exc).__name__}: {exc})")
             return
         event = config_loaded(loaded)
         await live.append(event)
         self.loaded = loaded
         log.info("config_reloaded", config_hash=loaded.hash[:12], experiment=event.experiment)
+
+    def _reject(self, digest: str, error: str) -> None:
+        self._rejected = digest
+        log.warning("config_rejected", error=error, kept=self.loaded.hash[:12])

@@ -6,6 +6,7 @@
 - ``compact`` / ``forget`` — the only ways events leave the log; safe beside the daemon.
 - ``migrate`` — a store's SQLite log into PostgreSQL or back, verified.
 - ``replay`` (``python replay.py``) — a chat's LLM calls checked or re-run with new settings.
+- ``web`` — a read-only web console over the log, with ``/healthz`` and ``/metrics``.
 
 CHAT and time arguments are read the same way by all of them (``_args``), and so
 is which log they work on (``Where``: the store, a PostgreSQL URL, a number).

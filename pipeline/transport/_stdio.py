@@ -2,12 +2,15 @@
 
 The contract is DESIGN.md section 7. stdout carries nothing but one ``sent``
 object per send, so this module must never import neonize (its Go side prints
-to stdout). A bad stdin line is reported in one log line and skipped.
+to stdout). A bad stdin line, whatever is wrong with it (not JSON, not UTF-8,
+nested too deeply, longer than ``MAX_LINE_BYTES``), is reported in one log
+line that quotes none of its content, and skipped.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import threading
@@ -36,11 +39,20 @@ from pipeline.transport._base import (
 
 _log = get_logger(__name__)
 
+# A longer line is skipped unread, so no line can exhaust memory; a message's
+# text is cut much shorter when the daemon records it (its MAX_TEXT_BYTES).
+MAX_LINE_BYTES = 16 * 2**20
 # Lines read ahead of the daemon; beyond that the reader thread waits, so a
-# flood on stdin slows the writer instead of filling memory.
+# flood on stdin slows the writer instead of filling memory. A line of at
+# least LARGE_LINE_BYTES is handed over alone: the reader waits until it is parsed.
 _READ_AHEAD = 64
+LARGE_LINE_BYTES = 64 * 1024
+_CHUNK = 65536
+# Warnings quote no content of a line: msgspec's own names a bad enum value.
+_ENUM_VALUE = re.compile(r"Invalid enum value .*(?= - at `)", re.DOTALL)
+_SHOWN = 32  # characters of an unsupported ``type`` shown
 
-Line = tuple[int, bytes]  # (line number, raw line)
+Line = tuple[int, bytes, anyio.Event | None]  # (line number, raw line, set once parsed)
 _END_OF_INPUT = b""  # never a real line: blank lines are not handed over
 
 # How a hand-off from the reader thread fails once the transport is closed or
@@ -80,6 +92,8 @@ class StdioTransport:
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._closed = False
+        # The simulated WhatsApp connection, as the last status line set it.
+        self._state = "connected"
 
     def new_message_id(self) -> str:
         return "WB" + secrets.token_hex(10).upper()
@@ -96,12 +110,18 @@ class StdioTransport:
             )
             self._reader.start()
         await status(TransportStatus(state="connected", detail="stdio"))
-        async for number, raw in self._lines:
+        async for number, raw, parsed in self._lines:
             if raw == _END_OF_INPUT:
                 _log.info("stdin closed; still sending until stopped")
                 continue
-            item = self._parse(number, raw)
+            try:
+                item = self._parse(number, raw)
+            finally:
+                del raw  # a large line's bytes go before the next one comes
+                if parsed is not None:
+                    parsed.set()
             if isinstance(item, TransportStatus):
+                self._state = item.state
                 await status(item)
             elif item is not None:
                 await deliver(item)
@@ -109,6 +129,9 @@ class StdioTransport:
     async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
             raise TransportError("stdio transport is closed", retryable=False)
+        if self._state != "connected":
+            # As WhatsApp would: nothing goes out while the connection is down.
+            raise TransportError(f"not connected (status {self._state})", retryable=True)
         msg_id = message.wa_id or self.new_message_id()
         try:
             # Off the event loop: a reader that stops draining stdout must not stall intake.
@@ -153,10 +176,14 @@ class StdioTransport:
         """
         number = 0
         try:
-            for number, raw in enumerate(_lines(fd), start=1):
-                if raw.strip():
-                    run_from_thread(self._line_sink.send, (number, raw), token=token)
-            run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT), token=token)
+            for number, raw in enumerate(_lines(fd, MAX_LINE_BYTES), start=1):
+                if raw is None:
+                    _log.warning(
+                        f"stdin line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
+                    )
+                elif raw and not raw.isspace():
+                    run_from_thread(self._hand_over, number, raw, token=token)
+            run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT, None), token=token)
         except _NOBODY_LISTENING:
             pass
         except OSError as exc:
@@ -164,13 +191,24 @@ class StdioTransport:
         finally:
             os.close(fd)
 
+    async def _hand_over(self, number: int, raw: bytes) -> None:
+        """Queue a line; a large one alone, so read-ahead never holds more than one."""
+        if len(raw) < LARGE_LINE_BYTES:
+            await self._line_sink.send((number, raw, None))
+            return
+        parsed = anyio.Event()
+        await self._line_sink.send((number, raw, parsed))
+        await parsed.wait()
+
     def _parse(self, number: int, raw: bytes) -> Inbound | TransportStatus | None:
         kind = "line"
+        line: msgspec.Struct | None = None
         try:
             kind = _head_decoder.decode(raw).type
             decoder = _decoders.get(kind)
             if decoder is None:
-                _log.warning(f"stdin line {number}: unsupported type {kind!r}, skipped")
+                shown = kind if len(kind) <= _SHOWN else kind[:_SHOWN] + "…"
+                _log.warning(f"stdin line {number}: unsupported type {shown!r}, skipped")
                 return None
             line = decoder.decode(raw)
             if isinstance(line, lines.StatusLine):
@@ -183,24 +221,50 @@ class StdioTransport:
                 assert isinstance(line, lines.MessageLine)
                 fact = lines.message(line, self.owner_jid, self._clock())
         except msgspec.ValidationError as exc:
-            _log.warning(f"stdin line {number}: invalid {kind} ({exc}), skipped")
+            problem = _ENUM_VALUE.sub("invalid value", str(exc))
+            _log.warning(f"stdin line {number}: invalid {kind} ({problem}), skipped")
             return None
         except msgspec.DecodeError as exc:
             _log.warning(f"stdin line {number}: invalid JSON ({exc}), skipped")
             return None
-        except InvalidJid as exc:
-            _log.warning(f"stdin line {number}: {exc}, skipped")
+        except UnicodeDecodeError:
+            _log.warning(f"stdin line {number}: invalid JSON (not UTF-8 text), skipped")
+            return None
+        except RecursionError:
+            _log.warning(f"stdin line {number}: invalid JSON (nested too deeply), skipped")
+            return None
+        except InvalidJid:
+            # The field, not its value: the line may belong to a chat that is not monitored.
+            field = lines.invalid_jid_field(line) if line is not None else "an id"
+            _log.warning(f"stdin line {number}: {field} is not a WhatsApp JID, skipped")
             return None
         return Inbound(fact, self._clock())
 
 
-def _lines(fd: int) -> Iterator[bytes]:
-    """Lines of a file descriptor (the last one may lack its newline)."""
-    pending = b""
-    while chunk := os.read(fd, 65536):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line + b"\n"
-    if pending:
-        yield pending
+def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
+    """Lines of a file descriptor (the last one may lack its newline).
+
+    A line longer than ``limit`` bytes (newline not counted) is read past
+    without being kept and comes out as None.
+    """
+    parts: list[bytes] = []
+    size = 0
+    too_long = False
+    while chunk := os.read(fd, _CHUNK):
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start : end + 1]
+            size += len(piece) - (end >= 0)
+            too_long = too_long or size > limit
+            if not too_long:
+                parts.append(piece)
+            if end < 0:
+                break
+            yield None if too_long else b"".join(parts)
+            parts, size, too_long = [], 0, False
+            start = end + 1
+    if too_long:
+        yield None
+    elif parts:
+        yield b"".join(parts)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Annotated
 
 import msgspec
 
-from events.jid import normalize
+from events.jid import InvalidJid, normalize
 from events.model import (
     MessageEdited,
     MessageKind,
@@ -26,6 +27,10 @@ from pipeline.transport._base import Fact, Outgoing, received_message
 
 # Senders stamp either unix seconds or (like WhatsApp) milliseconds.
 _MILLIS_THRESHOLD = 1e12
+# WhatsApp's message ids are about 20 characters; one is part of the log's key.
+_Id = Annotated[str, msgspec.Meta(max_length=256)]
+# The fields that hold a JID or phone number, on any line type.
+_JID_FIELDS = ("chat", "sender", "sender_alt", "chat_alt", "me_lid", "me_pn")
 
 
 class Head(msgspec.Struct):
@@ -33,7 +38,7 @@ class Head(msgspec.Struct):
 
 
 class _QuotedLine(msgspec.Struct, kw_only=True):
-    id: str
+    id: _Id
     text: str = ""
     sender: str | None = None
 
@@ -41,7 +46,7 @@ class _QuotedLine(msgspec.Struct, kw_only=True):
 class MessageLine(msgspec.Struct, kw_only=True):
     chat: str
     text: str
-    id: str | None = None
+    id: _Id | None = None
     sender: str | None = None
     from_me: bool = False
     timestamp: float | None = None
@@ -51,19 +56,19 @@ class MessageLine(msgspec.Struct, kw_only=True):
     is_group: bool | None = None
     kind: MessageKind = "text"
     quoted: _QuotedLine | None = None
-    quoted_id: str | None = None  # the first round's spelling of quoted.id
+    quoted_id: _Id | None = None  # the first round's spelling of quoted.id
     mentions: list[str] = []
 
 
 class EditLine(msgspec.Struct, kw_only=True):
     chat: str
-    id: str
+    id: _Id
     text: str
 
 
 class RevokeLine(msgspec.Struct, kw_only=True):
     chat: str
-    id: str
+    id: _Id
 
 
 class StatusLine(msgspec.Struct, kw_only=True):
@@ -170,3 +175,18 @@ def presence_line(chat: str, state: str) -> bytes:
 
 def read_line(chat: str, ids: Sequence[str]) -> bytes:
     return _encoder.encode(_ReadLine(chat, list(ids))) + b"\n"
+
+
+def invalid_jid_field(line: msgspec.Struct) -> str:
+    """The name of the first id on ``line`` that is not a JID or phone number."""
+    ids = [(name, getattr(line, name, None)) for name in _JID_FIELDS]
+    ids += [(f"mentions[{n}]", jid) for n, jid in enumerate(getattr(line, "mentions", []))]
+    quoted = getattr(line, "quoted", None)
+    ids.append(("quoted.sender", quoted.sender if quoted is not None else None))
+    for name, value in ids:
+        try:
+            if value:
+                normalize(value)
+        except InvalidJid:
+            return name
+    return "an id"

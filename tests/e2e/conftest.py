@@ -28,6 +28,7 @@ class MakeDaemon(Protocol):
         env: Mapping[str, str | None] | None = None,
         server: FakeLlmServer | None = None,
         start: bool = True,
+        umask: int = -1,
     ) -> Daemon: ...
 
 
@@ -43,7 +44,7 @@ def make_daemon(tmp_path: Path, llm_server: FakeLlmServer) -> Iterator[MakeDaemo
 
     ``overrides`` merge into the base app.json; ``env`` entries replace the
     default environment (``PERPLEXITY_API_KEY=test-key``, ``LLM_BASE_URL`` of
-    the server), a None value removes one.
+    the server), a None value removes one; ``umask`` is the daemon's (default: ours).
     """
     made: list[Daemon] = []
 
@@ -53,6 +54,7 @@ def make_daemon(tmp_path: Path, llm_server: FakeLlmServer) -> Iterator[MakeDaemo
         env: Mapping[str, str | None] | None = None,
         server: FakeLlmServer | None = None,
         start: bool = True,
+        umask: int = -1,
     ) -> Daemon:
         workdir = tmp_path / f"daemon{len(made)}"
         workdir.mkdir()
@@ -61,7 +63,7 @@ def make_daemon(tmp_path: Path, llm_server: FakeLlmServer) -> Iterator[MakeDaemo
             "PERPLEXITY_API_KEY": TEST_KEY,
             "LLM_BASE_URL": (server or llm_server).base_url,
         }
-        daemon = Daemon(workdir, config, daemon_env(**{**base, **(env or {})}))
+        daemon = Daemon(workdir, config, daemon_env(**{**base, **(env or {})}), umask=umask)
         made.append(daemon)
         return daemon.start() if start else daemon
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
 from events.backends import open_log
-from events.model import Event, Recorded
+from events.model import ConfigLoaded, Event, Recorded, ReplyPlanned, ReplySent
 from events.protocol import LogWriter
 
 OWNER = "491700000000"
@@ -127,7 +127,12 @@ def daemon_env(**overrides: str | None) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 20.0
+    args: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float = 20.0,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m pipeline ARGS`` to completion, stdin closed."""
     return subprocess.run(
@@ -139,6 +144,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        umask=umask,
     )
 
 
@@ -148,13 +154,20 @@ class Daemon:
     _ids = itertools.count(1)
 
     def __init__(
-        self, workdir: Path, config: Path, env: Mapping[str, str], *, transport: str = "stdio"
+        self,
+        workdir: Path,
+        config: Path,
+        env: Mapping[str, str],
+        *,
+        transport: str = "stdio",
+        umask: int = -1,
     ) -> None:
         self.workdir = workdir
         self.config = config
         self.transport = transport
         self.store = workdir / "store"
         self.env = dict(env)
+        self.umask = umask  # the daemon's umask; -1 inherits this process's
         self.all_sent: list[dict[str, Any]] = []  # every sent line, across restarts
         self.shown: list[dict[str, Any]] = []  # presence and read lines, across restarts
         self.stdout_lines: list[str] = []
@@ -171,8 +184,14 @@ class Daemon:
     # -- process ---------------------------------------------------------
 
     def start(self, *, expect_startup: bool = True) -> Daemon:
-        """Spawn the daemon; by default wait for and keep its startup message."""
+        """Spawn the daemon; by default wait until it is up, keeping its startup message.
+
+        A restart within ``STARTUP_QUIET`` of the last startup message plans
+        none: then the start's ``ConfigLoaded`` in the log says it is up, and
+        ``startup`` is None.
+        """
         assert self._proc is None or self._proc.poll() is not None, "already running"
+        before = self.log.last_seq() if (self.store / "events.db").exists() else None
         self._close_pipes()
         self._stopping = False
         self._lines = queue.Queue()
@@ -188,6 +207,7 @@ class Daemon:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            umask=self.umask,
         )
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -198,7 +218,7 @@ class Daemon:
         for reader in self._readers:
             reader.start()
         if expect_startup:
-            self.startup = self._await_startup()
+            self.startup = self._await_startup() if before is None else self._await_up(before)
         return self
 
     def restart(self) -> Daemon:
@@ -257,9 +277,13 @@ class Daemon:
         return msg_id
 
     def send_raw(self, line: str) -> None:
+        self.send_bytes(line.encode())
+
+    def send_bytes(self, line: bytes) -> None:
+        """Write ``line`` and a newline to stdin, bytes as they are (valid UTF-8 or not)."""
         stdin = self._running().stdin
         assert stdin is not None
-        stdin.write(line.encode() + b"\n")
+        stdin.write(line + b"\n")
         stdin.flush()
 
     def close_stdin(self) -> None:
@@ -302,8 +326,20 @@ class Daemon:
             sent = self.next_sent(timeout)
             if sent.get("purpose") == "startup":
                 self._stash.extend(early)
+                # Recorded as sent, so a kill -9 from here on does not owe it again.
+                self.wait_record(ReplySent, timeout, wa_id=sent["id"])
                 return sent
             early.append(sent)
+
+    def _await_up(self, before: int) -> dict[str, Any] | None:
+        """Up once this start's ``ConfigLoaded`` is in the log; its startup message, if any."""
+        loaded = self.wait_for(lambda r: r.seq > before and isinstance(r.event, ConfigLoaded), 15)
+        planned = [
+            r.event
+            for r in self.log.read(after=loaded.seq)
+            if isinstance(r.event, ReplyPlanned) and r.event.purpose == "startup"
+        ]
+        return self._await_startup() if planned else None
 
     # -- the log ---------------------------------------------------------
 
@@ -426,3 +462,16 @@ def replies_to(sent: list[dict[str, Any]], msg_id: str) -> list[dict[str, Any]]:
 def iter_store_files(store: Path) -> Iterator[Path]:
     """Every regular file under the store (log files, events.db and its WAL)."""
     return (p for p in sorted(store.rglob("*")) if p.is_file())
+
+
+def loose_modes(root: Path) -> list[str]:
+    """Paths under ``root`` (itself included) that others may use: dirs not 0700, files not 0600."""
+    found = []
+    for path in [root, *sorted(root.rglob("*"))]:
+        mode = path.lstat().st_mode & 0o777
+        if path.is_symlink():
+            continue
+        wanted = 0o700 if path.is_dir() else 0o600
+        if mode != wanted:
+            found.append(f"{path.relative_to(root.parent)} {mode:04o}")
+    return found

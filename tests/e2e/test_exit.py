@@ -62,11 +62,24 @@ def test_invalid_config_exits_2_naming_file_and_field(tmp_path, overrides, field
     _assert_usage_error(result, "app.json", field)
 
 
-def test_invalid_json_exits_2_naming_the_file(tmp_path):
-    config = tmp_path / "app.json"
-    config.write_text('{"whatsapp": {"phone_number": "491700000000"},,}')
+OWNER = '{"whatsapp": {"phone_number": "491700000000"}'
 
-    _assert_usage_error(_run(tmp_path, "--config", str(config)), "app.json")
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (OWNER + ",,}", ()),
+        (OWNER + ', "x": ' + "[" * 10_000 + "]" * 10_000 + "}", ("nested too deeply",)),
+        (OWNER + ', "llm": {"temperature": 1e400}}', ("llm.temperature", "out of range")),
+        (OWNER + f', "llm": {{"max_retries": {2**64}}}}}', ("llm.max_retries", "<= 100")),
+    ],
+    ids=["syntax", "nested-10000", "1e400", "2**64"],
+)
+def test_invalid_json_exits_2_naming_the_file(tmp_path, text, names):
+    config = tmp_path / "app.json"
+    config.write_text(text)
+
+    _assert_usage_error(_run(tmp_path, "--config", str(config)), "app.json", *names)
 
 
 def test_missing_api_key_exits_2(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from events.model import ConfigLoaded, LlmRequested, SessionStarted
 from tests.e2e.harness import (
     ALICE_PERSONA,
@@ -35,17 +37,30 @@ def test_a_changed_prompt_is_used_from_the_next_message(daemon: Daemon):
     assert requested.config_hash == new_hash
 
 
-def test_an_invalid_edit_is_reported_once_and_the_old_config_stays(daemon: Daemon):
-    good = daemon.config.read_bytes()
-    write_atomically(daemon.config, b'{"whatsapp": {"phone_number": "491700000000"}, "oops": 1}')
+OWNER_LINE = b'{"whatsapp": {"phone_number": "491700000000"}, '
+BAD_EDITS = {
+    "unknown-key": (OWNER_LINE + b'"oops": 1}', "oops"),
+    "nested-10000": (OWNER_LINE + b'"x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "too deeply"),
+    "1e400": (OWNER_LINE + b'"llm": {"temperature": 1e400}}', "out of range, got 1e400"),
+    "2**64": (OWNER_LINE + b'"limits": {"max_input_chars": %d}}' % 2**64, "max_input_chars"),
+}
 
-    daemon.wait_stderr("oops")
+
+@pytest.mark.parametrize("edit", BAD_EDITS.values(), ids=BAD_EDITS.keys())
+def test_an_invalid_edit_is_reported_once_and_the_old_config_stays(
+    daemon: Daemon, edit: tuple[bytes, str]
+):
+    good = daemon.config.read_bytes()
+    content, marker = edit
+    write_atomically(daemon.config, content)
+
+    daemon.wait_stderr(marker)
     # Several polls of the unchanged bad file must not repeat the report.
     daemon.expect_no_sent(within=0.6)
     msg_id = daemon.message("Paris or Rome?")
     assert daemon.next_sent()["reply_to"] == msg_id
 
-    assert len([ln for ln in daemon.stderr_lines() if "oops" in ln]) == 1
+    assert len([ln for ln in daemon.stderr_lines() if marker in ln]) == 1
     assert [c.hash for c in daemon.find(ConfigLoaded)] == [hashlib.sha256(good).hexdigest()]
     requested = daemon.wait_event(LlmRequested, trigger_ids=[msg_id])
     assert requested.config_hash == hashlib.sha256(good).hexdigest()

@@ -20,7 +20,7 @@ from events.model import (
     TransportStatus,
 )
 from tests.e2e.conftest import MakeDaemon
-from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon, iter_store_files
+from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon, iter_store_files, run_cli
 from tests.llm_server import FakeLlmServer, Reply, agent_answer
 
 ALICE_LID = "123456789012345@lid"
@@ -187,3 +187,30 @@ def test_typing_while_answering_and_read_receipts_only_when_asked(
     _answered(reading, msg)
     reading.stop()  # the receipt follows the send
     assert reading.shown == [{"type": "read", "chat": ALICE, "ids": [msg]}]
+
+
+def test_audit_and_forget_take_the_person_whichever_id_they_wrote_from(
+    daemon: Daemon,
+) -> None:
+    by_lid = daemon.message("first, by LID", chat=ALICE_LID, chat_alt=ALICE)
+    _answered(daemon, by_lid)
+    by_phone = daemon.message("second, by phone", chat=ALICE)
+    _answered(daemon, by_phone)
+    daemon.send(type="edit", chat=ALICE_LID, id=by_lid, text="first, edited")
+    daemon.send(type="revoke", chat=ALICE, id=by_phone)
+    daemon.wait_event(MessageRevoked, msg_id=by_phone)
+    daemon.stop()
+    env = daemon.env
+    store = ["--store", str(daemon.store)]
+
+    audit = run_cli(["audit", "--chat", "Alice", *store], cwd=daemon.workdir, env=env)
+    forget = run_cli(["forget", "--chat", "Alice", *store], cwd=daemon.workdir, env=env)
+
+    assert audit.returncode == 0, audit.stderr
+    assert "first, by LID" in audit.stdout
+    assert "second, by phone" in audit.stdout
+    assert "edited: first, edited" in audit.stdout
+    assert "deleted by the sender" in audit.stdout
+    assert forget.returncode == 0, forget.stderr
+    left = [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)]
+    assert [type(r.event).__name__ for r in left] == ["Compacted"]

@@ -41,8 +41,8 @@ def audit_text(result: Audit, title: str) -> str:
 
 def _turn(t: Turn, shown_config: str | None) -> list[str]:
     """``shown_config``: the hash of the last config printed, whose changes need no repeat."""
-    lines = [f"#{t.n} {iso(t.ts)}  {_headline(t)}  (seq {t.seq})"]
-    lines += [_incoming(m) for m in t.messages]
+    lines = [f"#{t.n} {iso(t.ts)}  {headline(t)}  (seq {t.seq})"]
+    lines += [line for m in t.messages for line in _incoming(m)]
     if t.session_id is not None:
         started = f" ({t.session_started})" if t.session_started else ""
         lines.append(f"  session {t.session_id[:8]}{started}")
@@ -78,7 +78,8 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
     return lines
 
 
-def _headline(t: Turn) -> str:
+def headline(t: Turn) -> str:
+    """What was decided, in a few words: ``skipped: not_triggered``, ``answered by the LLM``."""
     if t.kind == "skipped":
         return f"skipped: {t.reason}" + (f" ({t.detail})" if t.detail else "")
     if t.kind == "answered":
@@ -91,10 +92,18 @@ def _headline(t: Turn) -> str:
     return f"{t.kind} message"
 
 
-def _incoming(m: Incoming) -> str:
-    who = "owner" if m.from_me else (m.push_name or user_part(m.sender))
+def who(m: Incoming) -> str:
+    """Who wrote an inbound message: ``owner``, the push name, else the number."""
+    return "owner" if m.from_me else (m.push_name or user_part(m.sender))
+
+
+def _incoming(m: Incoming) -> list[str]:
     text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}".rstrip()
-    return f"  in  {iso(m.ts)}  {who}: {text}  [{m.msg_id}]"
+    lines = [f"  in  {iso(m.ts)}  {who(m)}: {text}  [{m.msg_id}]"]
+    lines += [f"      edited: {e if e is not None else '(not readable)'}" for e in m.edits]
+    if m.revoked:
+        lines.append("      deleted by the sender")
+    return lines
 
 
 def _failure(what: str, f: Failure) -> str:

@@ -30,9 +30,10 @@ from typing import Any
 import msgspec
 
 from events.model import ConfigLoaded, Recorded
+from events.private import FILE_MODE
 from pipeline.config import AppConfig, ConfigError, config_from_dict
 from pipeline.tools._args import BadArgument
-from pipeline.tools.replay._files import FILE_MODE, STAMP, replace_file
+from pipeline.tools.replay._files import STAMP, replace_file
 
 MARKER_SUFFIX = ".experiment"  # read by the daemon: pipeline/daemon/_settings.py
 _SHOWN = 40

@@ -24,7 +24,7 @@ from events.jid import user_part
 from events.model import ConfigLoaded, Recorded
 from events.protocol import LogError, LogReader, NoLog
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config, parse_config
-from pipeline.paths import env_file
+from pipeline.paths import STORE_HELP, env_file
 from pipeline.tools._args import BadArgument, latest_config, parse_time, resolve_chat
 from pipeline.tools._where import open_tool_reader, where_from_args
 from pipeline.tools.replay import _output as output
@@ -41,6 +41,13 @@ from projections.calls import Call, calls
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
 APPLY_USAGE = "python replay.py apply EXPERIMENT [--config app.json] [--store DIR]"
+DESCRIPTION = (
+    "Rebuild chats' LLM turns from wabot's event log: check that the log explains every"
+    " request exactly (--recorded), or send them again with a new prompt, persona, model"
+    " or config and compare the answers, optionally judged by an LLM (--judge). The log"
+    " is opened read-only and nothing is sent to WhatsApp; re-runs write an experiment"
+    " file, its report and a response cache under STORE/replays/."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python replay.py", description=__doc__, epilog=f"usage: {APPLY_USAGE}")
+    p = _Parser(prog="python replay.py", description=DESCRIPTION, epilog=f"usage: {APPLY_USAGE}")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--chat", action="append", help="JID, phone number or entity name (repeatable)"
@@ -63,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--persona", help="new persona for the chat")
     p.add_argument("--model", help="new model")
     p.add_argument("--config", type=Path, help="app.json to resolve CHAT with and replay under")
-    p.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
     _log_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--since", type=_time, help="first turn time (ISO or unix seconds)")
@@ -71,7 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, help="at most N turns (the earliest)")
     p.add_argument("--sample", type=_positive, help="N turns picked at random (see --seed)")
     p.add_argument("--seed", type=int, default=0, help="the --sample seed (default 0)")
-    p.add_argument("--context", choices=("recorded", "replayed"), default="recorded")
+    p.add_argument(
+        "--context",
+        choices=("recorded", "replayed"),
+        default="recorded",
+        help="later turns see the recorded replies (default) or the new ones",
+    )
     p.add_argument("--concurrency", type=_positive, default=4, help="LLM calls at once")
     judge = p.add_argument_group("judging")
     judge.add_argument("--judge", action="store_true", help="an LLM compares old and new replies")
@@ -84,7 +96,7 @@ def _apply_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python replay.py apply", description=_apply_doc())
     p.add_argument("experiment", help="experiment file, or its name under STORE/replays/")
     p.add_argument("--config", type=Path, help="app.json to write (default: the bot's)")
-    p.add_argument("--store", type=Path, default=None, help="data directory (default ./store)")
+    p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
     _log_options(p)
     return p
 

@@ -13,16 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from events.private import FILE_MODE, private_dir
 from pipeline.tools._args import BadArgument
 
-DIR_MODE, FILE_MODE = 0o700, 0o600
 STAMP = "%Y%m%dT%H%M%SZ"  # experiment names start with their UTC time
-
-
-def private_dir(path: Path) -> Path:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    path.chmod(DIR_MODE)
-    return path
 
 
 def reserve(directory: Path, label: str, suffix: str = ".json") -> Path:

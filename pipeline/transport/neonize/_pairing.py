@@ -2,11 +2,15 @@
 
 The session (whatsmeow's device keys) lives in ``whatsapp.session_db``, a
 SQLite file whose relative path is taken from the working directory, as
-neonize does; a ``postgres://`` DSN is passed through untouched.
+neonize does; a ``postgres://`` DSN is passed through untouched. Whoever has
+the file can read and send the owner's messages, so it is created 0600 before
+whatsmeow opens it (an empty file is an empty SQLite database), and so is the
+QR code's image.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,6 +20,7 @@ import segno
 from neonize.exc import NeonizeError
 
 from events.model import TransportStatus
+from events.private import private_dir, private_file, tighten, write_private
 from pipeline.logs import get_logger
 from pipeline.transport._base import TransportError
 
@@ -31,7 +36,7 @@ _RETIRED = ".old"
 
 
 def prepare_session(session_db: str, *, force_qr: bool) -> str:
-    """Make the session's directory; with ``force_qr`` move the old session aside.
+    """Make the session's directory and its private file; with ``force_qr`` move the old aside.
 
     The old files are renamed to ``*.old`` (replacing earlier ones), so an
     accidental ``--force-qr`` can be undone by renaming them back.
@@ -44,21 +49,26 @@ def prepare_session(session_db: str, *, force_qr: bool) -> str:
             )
         return session_db
     path = Path(session_db)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, tighten=False)  # it may be the owner's home directory
     if force_qr and path.exists():
         for suffix in _SQLITE_SUFFIXES:
             old = path.with_name(path.name + suffix)
             if old.exists():
                 old.replace(path.with_name(path.name + _RETIRED + suffix))
         _log.warning("old WhatsApp session moved aside", to=session_db + _RETIRED)
+    private_file(path)
+    tighten(*(path.with_name(path.name + end) for end in _SQLITE_SUFFIXES[1:]))
+    tighten(*(path.with_name(path.name + _RETIRED + end) for end in _SQLITE_SUFFIXES))
     return session_db
 
 
 def show_qr(data: bytes, png: Path, terminal: TextIO) -> None:
     """Save the QR code as ``png`` and draw it on ``terminal`` (never stdout)."""
     qr = segno.make_qr(data)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    qr.save(str(png), scale=_QR_SCALE)
+    image = io.BytesIO()
+    qr.save(image, kind="png", scale=_QR_SCALE)
+    private_dir(png.parent)
+    write_private(png, image.getvalue())
     qr.terminal(out=terminal, compact=True)
 
 

@@ -23,6 +23,7 @@ import contextlib
 import math
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -251,12 +252,19 @@ class NeonizeTransport:
             self._items_in.send_nowait(item)
 
     async def _on_message(self, _client: Any, ev: Any) -> None:
+        """Convert and queue; nothing of the message is logged, its chat may be unmonitored."""
         try:
             fact = convert.classify(ev)
         except InvalidJid:
             return  # a chat we cannot name is not one we monitor
-        except Exception:
-            _log.exception("cannot read an incoming message")
+        except Exception as exc:
+            # The type and the line, not the message: it could quote a chat's id or text.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            _log.error(
+                "cannot read an incoming message",
+                error=type(exc).__name__,
+                at=f"{Path(where.filename).name}:{where.lineno}",
+            )
             return
         if isinstance(fact, convert.SecretEdit):
             plaintext = self._secrets.decrypt(fact.msg_id, fact.editor, fact.iv, fact.payload)

@@ -1,0 +1,94 @@
+"""WABOT_WEB_TOKEN: a bearer token or a login cookie on every route but the login (and CSS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from pipeline.tools.web import Console, create_app
+from tests.web.conftest import WebStore, text_of
+from tests.web.test_pages import asgi_client
+
+pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+TOKEN = "s3cret-token-0123456789"
+HTML = {"accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture
+async def client(web_store: WebStore) -> AsyncIterator[httpx.AsyncClient]:
+    console = Console(web_store.store)
+    # Any host name is answered when a token guards the console.
+    async with asgi_client(create_app(console, token=TOKEN), "http://bot.example.org") as c:
+        yield c
+    console.close()
+
+
+async def test_a_browser_without_the_token_is_sent_to_the_login(client: httpx.AsyncClient):
+    response = await client.get("/dashboard", headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    login = await client.get("/login", headers=HTML)
+    assert login.status_code == 200
+    assert 'type="password" name="token"' in login.text
+    # Nothing about the store shows before the login.
+    assert "store" not in text_of(login.text)
+    assert "healthy" not in login.text
+    assert (await client.get("/static/console.css")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/metrics", "/search?q=rome"])
+async def test_a_program_without_the_token_is_refused(client: httpx.AsyncClient, path: str):
+    response = await client.get(path)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="wabot"'
+    wrong = await client.get(path, headers={"authorization": "Bearer wrong-token-0123456789"})
+    assert wrong.status_code == 401
+    right = await client.get(path, headers={"authorization": f"Bearer {TOKEN}"})
+    assert right.status_code in (200, 503)  # /healthz: no daemon runs on the recording
+
+
+async def test_a_token_in_the_url_logs_in_and_is_dropped_from_the_url(client: httpx.AsyncClient):
+    refused = await client.get("/search?q=rome&token=nope", headers=HTML)
+    assert refused.status_code == 401
+    assert "wabot_session" not in refused.headers.get("set-cookie", "")
+
+    response = await client.get(f"/search?q=rome&token={TOKEN}", headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/search?q=rome"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("wabot_session=")
+    assert TOKEN not in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    page = await client.get("/search?q=rome", headers=HTML)  # the client keeps the cookie
+    assert page.status_code == 200
+    assert "Rome" in text_of(page.text)
+
+
+async def test_a_redirect_after_login_stays_on_this_server(client: httpx.AsyncClient):
+    url = httpx.URL("http://bot.example.org").copy_with(
+        raw_path=f"//evil.example/x?token={TOKEN}".encode()
+    )
+    response = await client.get(url, headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/evil.example/x"
+
+
+async def test_the_login_form_sets_the_cookie(client: httpx.AsyncClient):
+    wrong = await client.post("/login", data={"token": "nope"}, headers=HTML)
+    assert wrong.status_code == 401
+    assert "Wrong token." in text_of(wrong.text)
+    response = await client.post("/login", data={"token": TOKEN}, headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    assert (await client.get("/", headers=HTML)).status_code == 200
+    forged = httpx.Cookies({"wabot_session": "0" * 64})
+    client.cookies = forged
+    assert (await client.get("/", headers=HTML)).status_code == 303
+
+
+async def test_a_huge_login_body_is_refused(client: httpx.AsyncClient):
+    response = await client.post("/login", content=b"token=" + b"x" * 10_000)
+    assert response.status_code == 413

@@ -1,0 +1,216 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, over a real socket.
+
+Never ``playwright install``: the system Chromium is launched by its path. Where
+it is missing these tests skip with one line, unless WABOT_REQUIRE_BROWSER=1
+(as in CI, which installs it), where they fail. Screenshots go to
+``$WABOT_SCREENSHOTS`` when set, else to pytest's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+
+from tests.e2e.harness import daemon_env
+from tests.web.conftest import OWNER_TEXT, REPLAYED_REPLY, SCRIPT_TEXT, Served, WebStore, start_web
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "browser-token-0123456789"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+if not CHROMIUM.is_file():
+    # One line for the whole module; CI, which installs Chromium, fails instead.
+    MISSING = f"Chromium not found at {CHROMIUM}: apt install chromium"
+    if os.environ.get("WABOT_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{MISSING} (WABOT_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(MISSING, allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def console(web_store: WebStore) -> Iterator[Served]:
+    web = start_web(web_store.store)
+    yield web
+    web.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("WABOT_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Visit:
+    """A browser tab that fails the test on a script dialog or a console error (a CSP breach)."""
+
+    def __init__(self, page: Page, base: str, shots: Path) -> None:
+        self.page = page
+        self.base = base
+        self.shots = shots
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def go(self, path: str) -> None:
+        response = self.page.goto(self.base + path.lstrip("/"))
+        assert response is not None
+        assert response.status == 200, (path, response.status)
+
+    def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=path, full_page=True)
+        assert path.read_bytes()[:8] == PNG
+        return path
+
+
+@pytest.fixture
+def visit(browser: Browser, console: Served, shots: Path) -> Iterator[Visit]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    tab = Visit(context.new_page(), console.url, shots)
+    yield tab
+    context.close()
+    assert tab.dialogs == []
+    assert tab.errors == []
+
+
+def test_from_the_chat_list_into_a_turn(visit: Visit):
+    page = visit.page
+    visit.go("/")
+    visit.shot("chats")
+    page.get_by_role("link", name="Alice", exact=True).click()
+    page.wait_for_url(re.compile(r"/chats/491701111111@s\.whatsapp\.net$"))
+    assert "9 turns" in page.locator("p.summary").inner_text()
+    visit.shot("chat-alice")
+
+    page.get_by_role("link", name="#1", exact=True).click()
+    page.wait_for_url(re.compile(r"/turns/\d+$"))
+    assert page.locator("h1").inner_text() == "Turn #1: answered by the LLM"
+    assert page.locator(".msg p.text").first.inner_text() == "Hotels in Rome?"
+    assert page.locator(".reply .sent").inner_text().startswith("sent ")
+    assert "Echo: Hotels in Rome?" in page.locator(".response pre").inner_text()
+    visit.shot("turn-alice-1")
+
+
+def test_a_skipped_message_shows_its_reason(visit: Visit):
+    page = visit.page
+    visit.go("/")
+    page.get_by_role("link", name="Family", exact=True).click()
+    article = page.locator("article.turn")
+    assert article.count() == 1
+    assert article.locator(".decision").inner_text() == "skipped: not_triggered"
+    article.get_by_role("link", name="#1", exact=True).click()
+    page.wait_for_url(re.compile(r"/turns/\d+$"))
+    assert page.locator("strong.reason").inner_text() == "not_triggered"
+    assert page.locator(".msg p.text").inner_text() == "dinner at eight?"
+    visit.shot("turn-family-skipped")
+
+
+def test_the_owner_taking_over_is_shown_on_the_chat_list(visit: Visit):
+    visit.go("/")
+    row = visit.page.locator("tr.chat-row", has_text="Alice")
+    assert "owner took over: silent until" in row.locator(".paused").inner_text()
+    visit.go("/chats/491701111111@s.whatsapp.net")
+    takeover = visit.page.locator("article.turn", has_text=OWNER_TEXT)
+    assert takeover.locator(".decision").inner_text() == "skipped: takeover"
+
+
+def test_html_in_a_message_shows_as_text_and_never_runs(visit: Visit):
+    visit.go("/chats/491701111111@s.whatsapp.net")
+    shown = visit.page.locator(".msg p.text", has_text="window.__xss")
+    assert shown.inner_text() == SCRIPT_TEXT
+    assert (
+        visit.page.locator(".reply p.text", has_text="window.__xss")
+        .inner_text()
+        .startswith(f"Echo: {SCRIPT_TEXT}")
+    )
+    assert visit.page.evaluate("typeof window.__xss") == "undefined"
+    assert visit.page.locator("main b").count() == 0
+    visit.shot("escaped")
+
+
+def test_search_from_the_header_leads_to_the_turn(visit: Visit):
+    page = visit.page
+    visit.go("/")
+    page.get_by_role("searchbox", name="Search").fill("florence")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=florence$"))
+    assert page.locator("li.hit").count() == 2
+    assert page.locator("li.hit mark").first.inner_text() == "Florence"
+    visit.shot("search")
+    page.locator("li.hit").first.get_by_role("link", name="the turn").click()
+    assert page.locator("h1").inner_text() == "Turn #2: answered by the LLM"
+
+
+def test_the_dashboard_draws_charts_without_a_script(visit: Visit):
+    visit.go("/dashboard")
+    page = visit.page
+    assert page.locator("svg.chart").count() == 6
+    assert page.locator("svg.chart rect.bar").count() >= 60
+    assert page.locator("script").count() == 0
+    failures = page.locator("figure", has_text="Failures by reason")
+    assert "LLM HTTP 400" in failures.inner_text()
+    visit.shot("dashboard")
+
+
+def test_a_replay_experiment_side_by_side(visit: Visit):
+    page = visit.page
+    visit.go("/replays")
+    page.locator("table a").first.click()
+    page.wait_for_url(re.compile(r"/replays/.+\.json$"))
+    assert page.locator("section.new p.text").inner_text().startswith(REPLAYED_REPLY)
+    assert page.locator("p.diff ins").inner_text().strip() == "Try Trastevere."
+    visit.shot("replay")
+
+
+def test_a_token_login_in_the_browser(browser: Browser, web_store: WebStore, shots: Path):
+    web = start_web(web_store.store, env=daemon_env(WABOT_WEB_TOKEN=TOKEN))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(web.url)
+        page.wait_for_url(re.compile(r"/login$"))
+        page.get_by_label("Token").fill("not the token")
+        page.get_by_role("button", name="Log in").click()
+        assert page.locator("p.bad").inner_text() == "Wrong token."
+        page.get_by_label("Token").fill(TOKEN)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(web.url)
+        assert page.get_by_role("link", name="Alice", exact=True).is_visible()
+        assert TOKEN not in page.url
+    finally:
+        context.close()
+        web.close()

@@ -5,8 +5,11 @@ number and ``WABOT_LOG_URL`` naming the same database: ten logs in one schema,
 ten leases. Every chat of every daemon sends one message at the same moment
 and every answer takes ``llm_delay`` seconds, so the best wall time is that of
 one daemon alone, ``ceil(chats / max_concurrent_chats) * llm_delay``: the
-baseline. Peak connections are sampled from ``pg_stat_activity`` while they
-run, against the three a daemon is built to hold (lease, writer, reader).
+baseline. Each daemon answers one warm-up chat first, as in ``concurrency``.
+The same ten daemons then run again, each on a SQLite store of its own: what
+the shared database adds, apart from the CPUs they all share. Peak connections
+are sampled from ``pg_stat_activity`` while they run, against the three a
+daemon is built to hold (lease, writer, reader).
 
 Needs a server: ``WABOT_BENCH_PG_DSN`` (default postgres@127.0.0.1:5432/test).
 """
@@ -45,12 +48,11 @@ def run(ws: Workspace) -> list[Row]:
         tag = f"wabot-bench-{schema}"  # the log connections' application_name (PGAPPNAME)
         leases = [Lease(url, name=n).tag for n in numbers]
         with TimedServer(backlog=256) as server:
-            server.script(*[Reply(delay=delay)] * (chats * DAEMONS * 2))
             with _Peak(tag, leases) as peak:
                 pg_env = {"WABOT_LOG_URL": url, "PGAPPNAME": tag}
-                wall, statuses = _serve(ws, server, numbers, env=pg_env, chats=chats)
+                wall, statuses = _serve(ws, server, numbers, env=pg_env, chats=chats, delay=delay)
             progress(f"{NAME}: the same daemons, each on a SQLite store of its own")
-            local, _ = _serve(ws, server, numbers, env={}, chats=chats)
+            local, _ = _serve(ws, server, numbers, env={}, chats=chats, delay=delay)
     note = (
         f"{DAEMONS} daemons x {chats} chats x 1 message, {delay:g} s per answer,"
         f" max_concurrent_chats {LIMIT}"
@@ -94,16 +96,30 @@ def run(ws: Workspace) -> list[Row]:
 
 
 def _serve(
-    ws: Workspace, server: TimedServer, numbers: list[str], *, env: dict[str, str], chats: int
+    ws: Workspace,
+    server: TimedServer,
+    numbers: list[str],
+    *,
+    env: dict[str, str],
+    chats: int,
+    delay: float,
 ) -> tuple[float, list[int]]:
+    """Wall time from the first message to the last reply of every daemon; exit statuses."""
     with contextlib.ExitStack() as stack:
         daemons = []
         for number in numbers:
-            config = app_config(chats, max_concurrent_chats=LIMIT)
+            config = app_config(chats + 1, max_concurrent_chats=LIMIT)
             config["whatsapp"] = {"phone_number": number}
             daemons.append(Daemon(ws.scratch(f"{NAME}-{number}"), config, server, env))
         for daemon in daemons:  # all start at once (on PostgreSQL each waits out its settle)
             stack.enter_context(daemon)
+        # As in ``concurrency``: a fresh store's first call goes out alone (the
+        # budget has no cost estimate yet), so each daemon answers one chat first.
+        for daemon in daemons:
+            daemon.write(message_line(chats, user_jid(chats), "warming up"))
+        for daemon in daemons:
+            daemon.next_sent(60)
+        server.script(*[Reply(delay=delay)] * (chats * len(daemons)))
         lines = b"".join(message_line(n, user_jid(n), f"hello from chat {n}") for n in range(chats))
         started = min(daemon.write(lines) for daemon in daemons)
         replies = [daemon.next_sent(60 + chats * 4) for daemon in daemons for _ in range(chats)]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -28,8 +29,12 @@ START_TIMEOUT = 60.0
 class TimedServer(FakeLlmServer):
     """The fake LLM, noting the arrival time of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, backlog: int = 0) -> None:
         super().__init__()
+        if backlog:
+            # Many daemons connect at once: a longer accept queue than http.server's 5,
+            # or connections beyond it wait a SYN retransmission (1 s) to get in.
+            self._httpd.socket.listen(backlog)
         self._stamps_lock = threading.Lock()
         self._arrivals: list[float] = []
 
@@ -81,11 +86,19 @@ class Sent:
 class Daemon:
     """``python -m pipeline run --transport stdio`` in ``folder``, started and ready."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], server: FakeLlmServer) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        server: FakeLlmServer,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         (folder / "app.json").write_text(json.dumps(config))
         (folder / "empty.env").write_text("")
         self._stderr_path = folder / "daemon.stderr"
-        env = dict(os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url)
+        env = dict(
+            os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url, **(env or {})
+        )
         command = [
             *(sys.executable, "-m", "pipeline", "run", "--transport", "stdio"),
             *("--config", str(folder / "app.json"), "--env", str(folder / "empty.env")),

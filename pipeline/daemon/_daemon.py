@@ -91,6 +91,7 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self._receive, waiting)
+                tg.start_soon(self.intake.run)
                 tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)

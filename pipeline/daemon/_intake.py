@@ -17,8 +17,9 @@ import hashlib
 import msgspec
 
 from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
-from events.protocol import Keyed, LogError
+from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
+from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -73,6 +74,8 @@ class Intake:
         self.live = live
         self.settings = settings
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
+        # What the log cannot take at once (its database is away) waits here.
+        self.holding = Holding(live)
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
@@ -86,13 +89,11 @@ class Intake:
         fact = keyed.event
         if isinstance(fact, MessageReceived | MessageEdited):
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id, text=fact.text)
-        try:
-            await self.live.append(keyed)
-        except LogError as exc:
-            # One line, not a traceback: the cause (disk full, locked) is in the message.
-            log.error(  # noqa: TRY400
-                "message_not_recorded", chat=keyed.event.chat, error=str(exc)
-            )
+        await self.holding.record(keyed)
+
+    async def run(self) -> None:
+        """Append what was held while the log could not take it; forever."""
+        await self.holding.run()
 
     def _keyed(self, fact: Fact) -> Keyed | None:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
@@ -125,7 +126,7 @@ class Intake:
 
     async def status(self, status: TransportStatus) -> None:
         log.info("transport", state=status.state, detail=status.detail)
-        await self.live.append(status)
+        await self.holding.record(status)
 
 
 def _server(jid: str) -> str:

@@ -31,6 +31,7 @@ import anyio.to_thread
 from croniter import CroniterBadDateError
 
 from events.model import Compacted, ReplyPlanned
+from events.protocol import LogError
 from events.units import DAY
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._live import Live
@@ -70,7 +71,12 @@ class Scheduler:
             now = self.clock()
             if now >= wake or self.settings.loaded is not seen or self._awaiting_transport:
                 seen = self.settings.loaded
-                wake = await self.run_due(now)
+                try:
+                    wake = await self.run_due(now)
+                except LogError as exc:
+                    # The log's database is away: try again at the next poll.
+                    log.warning("scheduler_waiting_for_log", error=str(exc))
+                    wake = now + self.settings.app.polling.interval_seconds
             poll = self.settings.app.polling.interval_seconds
             await self._waker.wait(min(poll, wake - self.clock()))
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.backends import DB_NAME, open_log
 from events.jid import InvalidJid, normalize
 from events.model import Compacted, Recorded
-from events.protocol import LogWriter, NoLog, Selection
+from events.protocol import Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.tools._args import BadArgument, latest_config
+from pipeline.tools._where import Where, open_tool_writer
 from projections import retention
 from projections.runner import Runner
 
 DEFAULT_RETENTION_DAYS = 30.0
 
 
-def compact(store: Path, now: float) -> str:
+def compact(store: Path | Where, now: float) -> str:
     """Rotate the log by ``rotation.retention_days`` of the config in force."""
-    with _open(store) as log:
+    with open_tool_writer(store) as log:
         states = Runner.start(log).states
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
@@ -33,9 +33,9 @@ def compact(store: Path, now: float) -> str:
     return f"removed {_compacted(marker).removed} events older than {days:g} days"
 
 
-def forget(store: Path, chat: str) -> str:
+def forget(store: Path | Where, chat: str) -> str:
     """Remove every event of one chat; the owner's right to have it gone."""
-    with _open(store) as log:
+    with open_tool_writer(store) as log:
         config = latest_config(log.read(chats=[""]))
         jid = _resolve(chat, config)
         marker = log.compact("forget", Selection(chats=frozenset({jid})))
@@ -55,10 +55,3 @@ def _resolve(chat: str, config: AppConfig | None) -> str:
 def _compacted(marker: Recorded) -> Compacted:
     assert isinstance(marker.event, Compacted)
     return marker.event
-
-
-def _open(store: Path) -> LogWriter:
-    path = Path(store) / DB_NAME
-    if not path.is_file():
-        raise NoLog(f"{path}: no event log here (wrong --store?)")
-    return open_log(store)

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
+from events.backends import open_log
 from events.model import ConfigLoaded, Event, Recorded, ReplyPlanned, ReplySent
-from events.sqlite import SQLiteLog
+from events.protocol import LogWriter
 
 OWNER = "491700000000"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
@@ -45,7 +46,7 @@ DEFAULT_PROMPT = "Answer in the language of the question."
 ALICE_PERSONA = "You are Alice's well-travelled travel planner."
 ALICE_PROMPT = "Suggest concrete options with prices."
 # Variables of the developer's shell that would change what the daemon does.
-_FOREIGN_ENV = ("PERPLEXITY_API_KEY", "LLM_API_KEY", "LLM_BASE_URL", "WABOT_STORE")
+_FOREIGN_ENV = ("PERPLEXITY_API_KEY", "LLM_API_KEY", "LLM_BASE_URL", "WABOT_STORE", "WABOT_LOG_URL")
 
 E = TypeVar("E", bound=Event)
 
@@ -178,7 +179,7 @@ class Daemon:
         self._stderr: list[str] = []
         self._stderr_changed = threading.Condition()
         self._readers: list[threading.Thread] = []
-        self._log: SQLiteLog | None = None
+        self._log: LogWriter | None = None
 
     # -- process ---------------------------------------------------------
 
@@ -343,9 +344,11 @@ class Daemon:
     # -- the log ---------------------------------------------------------
 
     @property
-    def log(self) -> SQLiteLog:
+    def log(self) -> LogWriter:
+        """The daemon's log: ``STORE/events.db``, or its number's in ``WABOT_LOG_URL``."""
         if self._log is None:
-            self._log = SQLiteLog(self.store / "events.db")
+            number = json.loads(self.config.read_text())["whatsapp"]["phone_number"]
+            self._log = open_log(self.store, url=self.env.get("WABOT_LOG_URL"), name=number)
         return self._log
 
     def events(self) -> list[Recorded]:

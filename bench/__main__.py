@@ -20,7 +20,19 @@ from pathlib import Path
 
 import msgspec
 
-from bench import concurrency, fold, latency, log_append, media, pg_append, rss, soak
+from bench import (
+    concurrency,
+    debounce,
+    fold,
+    latency,
+    log_append,
+    media,
+    pg_append,
+    pg_daemons,
+    pg_fold,
+    rss,
+    soak,
+)
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
 
@@ -28,9 +40,12 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     log_append.NAME: log_append.run,
     pg_append.NAME: pg_append.run,
     fold.NAME: fold.run,
+    pg_fold.NAME: pg_fold.run,
     rss.NAME: rss.run,
     latency.NAME: latency.run,
+    debounce.NAME: debounce.run,
     concurrency.NAME: concurrency.run,
+    pg_daemons.NAME: pg_daemons.run,
     soak.NAME: soak.run,
     media.NAME: media.run,
 }

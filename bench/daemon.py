@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -28,8 +29,12 @@ START_TIMEOUT = 60.0
 class TimedServer(FakeLlmServer):
     """The fake LLM, noting the arrival time of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, backlog: int = 0) -> None:
         super().__init__()
+        if backlog:
+            # Many daemons connect at once: a longer accept queue than http.server's 5,
+            # or connections beyond it wait a SYN retransmission (1 s) to get in.
+            self._httpd.socket.listen(backlog)
         self._stamps_lock = threading.Lock()
         self._arrivals: list[float] = []
 
@@ -69,7 +74,7 @@ def message_line(n: int, chat: str, text: str) -> bytes:
 
 
 class Sent:
-    """A ``sent`` line from the daemon's stdout and when it arrived."""
+    """A ``sent`` line from the daemon's stdout and when it arrived (other lines are dropped)."""
 
     __slots__ = ("at", "line")
 
@@ -86,14 +91,13 @@ class Daemon:
         folder: Path,
         config: dict[str, Any],
         server: FakeLlmServer,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """``env`` adds variables (e.g. ``TRANSCRIPTION_BASE_URL``) to the daemon's."""
         (folder / "app.json").write_text(json.dumps(config))
         (folder / "empty.env").write_text("")
         self._stderr_path = folder / "daemon.stderr"
-        env = dict(os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url) | (
-            env or {}
+        env = dict(
+            os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url, **(env or {})
         )
         command = [
             *(sys.executable, "-m", "pipeline", "run", "--transport", "stdio"),
@@ -169,7 +173,8 @@ class Daemon:
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = json.loads(raw)
-            if line.get("type") == "sent":  # presence and read lines say nothing sent
+            # Presence and read lines show what WhatsApp would show; only sends count here.
+            if line.get("type") == "sent":
                 self._sent.put(Sent(time.perf_counter(), line))
         self._sent.put(None)
 

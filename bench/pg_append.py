@@ -21,8 +21,6 @@ Everything goes in a schema of its own, dropped at the end.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -35,14 +33,13 @@ import psycopg
 
 from bench.corpus import sample_message
 from bench.measure import median_rates, percentile
+from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.model import MessageReceived
-from events.pg_schema import label
 from events.postgres import PostgresLog, PostgresReader
 
 NAME = "pg_append"
-DSN = os.environ.get("WABOT_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 GOAL = 0.8  # of raw psycopg's rate
 # The server's WAL flush is shared with every other database on it and its
 # speed drifts: many short alternating rounds let a figure and its baseline
@@ -53,21 +50,14 @@ _COLUMNS = "(log_id, seq, ts, type, chat, body)"
 
 
 def run(ws: Workspace) -> list[Row]:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error:
-        progress(
-            f"{NAME}: skipped: PostgreSQL not reachable at {label(DSN)}: set WABOT_BENCH_PG_DSN"
-        )
+    if unreachable(NAME):
         return []
-    schema = f"wabot_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    bench = _Bench(schema)
-    try:
-        return [*bench.appends(ws), *bench.follower_lag(ws.sizes.pg_follow)]
-    finally:
-        bench.close()
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with scratch_schema() as schema:
+        bench = _Bench(schema)
+        try:
+            return [*bench.appends(ws), *bench.follower_lag(ws.sizes.pg_follow)]
+        finally:
+            bench.close()
 
 
 class _Bench:

@@ -21,6 +21,7 @@ class Sizes:
     append_single: int = 20_000  # events per run, one commit each (WAL NORMAL)
     append_single_full: int = 5_000  # the same under synchronous=FULL (fsync per commit)
     messages: int = 200  # latency: sequential messages through the daemon
+    debounced: int = 100  # debounce: messages per debounce setting
     chats: int = 50  # concurrency: chats with one message each
     llm_delay: float = 1.0  # concurrency: seconds the fake LLM takes per answer
     soak_messages: int = 20_000  # soak: messages through the daemon
@@ -36,6 +37,7 @@ QUICK = Sizes(
     append_single=2_000,
     append_single_full=500,
     messages=20,
+    debounced=20,
     chats=16,
     soak_messages=1_000,
     soak_chats=50,

@@ -16,9 +16,10 @@ from events.private import private_dir
 from events.protocol import LogError, LogReader, LogWriter
 from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
 
-__all__ = ["DB_NAME", "is_postgres", "open_log", "open_reader"]
+__all__ = ["DB_NAME", "PATIENT", "is_postgres", "log_names", "open_log", "open_reader"]
 
 _SCHEMES = ("postgresql://", "postgres://")
+PATIENT = 30.0  # seconds a PostgreSQL append waits for the database to come back, by default
 
 
 def is_postgres(url: str | None) -> TypeGuard[str]:
@@ -33,15 +34,23 @@ def open_log(
     name: str | None = None,
     synchronous: Synchronous = "NORMAL",
     clock: Callable[[], float] | None = None,
+    retry_for: float | None = PATIENT,
 ) -> LogWriter:
-    """Open (creating if needed) the log for reading and writing: ``url``'s, else the store's."""
+    """Open (creating if needed) the log for reading and writing: ``url``'s, else the store's.
+
+    ``retry_for``: how long a PostgreSQL append waits out a database that went
+    away (None: until the log is closed); a local file has nothing to wait for.
+    """
     if is_postgres(url):
         # psycopg costs ~140 ms and ~19 MB: loaded only by a process that uses it.
         from events.postgres import PostgresLog  # noqa: PLC0415
 
+        named = _named(url, name)
         if clock is None:
-            return PostgresLog(url, name=_named(url, name), synchronous=synchronous)
-        return PostgresLog(url, name=_named(url, name), synchronous=synchronous, clock=clock)
+            return PostgresLog(url, name=named, synchronous=synchronous, retry_for=retry_for)
+        return PostgresLog(
+            url, name=named, synchronous=synchronous, retry_for=retry_for, clock=clock
+        )
     store = Path(store)
     try:
         private_dir(store)
@@ -68,3 +77,13 @@ def _named(url: str, name: str | None) -> str:
 
         raise LogError(f"{label(url)}: a PostgreSQL log needs a name (the owner's phone number)")
     return name
+
+
+def log_names(url: str) -> list[str]:
+    """The logs a PostgreSQL database holds (one per owner's number), sorted."""
+    from events.pg_schema import connect, target  # noqa: PLC0415
+    from events.pg_schema import log_names as names  # noqa: PLC0415
+
+    where = target(url)
+    with connect(where, read_only=True) as conn:
+        return names(conn, where)

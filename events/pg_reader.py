@@ -20,7 +20,7 @@ from events.model import Recorded
 from events.pg_schema import Target, connect, log_id, one_line, target
 from events.pg_sql import Queries, Row, record
 from events.pg_wait import Listener, channel
-from events.protocol import LogError
+from events.protocol import LogError, LogUnavailable
 
 READ_CHUNK = 2000
 POLL = 0.5  # seconds a waiter may lag behind a commit whose NOTIFY was lost
@@ -46,7 +46,7 @@ class Link:
             try:
                 yield self._conn
             except psycopg.Error as exc:
-                raise _log_error(where, exc) from exc
+                raise _log_error(where, exc, self._conn) from exc
 
     def close(self) -> None:
         with self.lock:
@@ -54,9 +54,13 @@ class Link:
             self._conn.close()
 
 
-def _log_error(where: Target, exc: psycopg.Error) -> LogError:
+def _log_error(where: Target, exc: psycopg.Error, conn: psycopg.Connection[Any]) -> LogError:
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return LogError(f"{where.where}: another writer held the log longer than lock_timeout")
+    if conn.closed or conn.broken:
+        # The server went away (restart, network, pg_terminate_backend): the
+        # next use reconnects, so the same call may well succeed.
+        return LogUnavailable(f"{where.where}: lost the connection to PostgreSQL ({one_line(exc)})")
     return LogError(f"{where.where}: event log query failed ({one_line(exc)})")
 
 
@@ -90,6 +94,13 @@ class PostgresReader:
         )
 
     def _fetch(self, sql: str, args: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
+        """Run one query; a dropped connection is reopened and the query run once more."""
+        try:
+            return self._query(sql, args)
+        except LogUnavailable:
+            return self._query(sql, args)  # reads change nothing: trying again is safe
+
+    def _query(self, sql: str, args: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         with self._link.use(self.where) as conn:
             rows: list[Row] = conn.execute(sql, args).fetchall()
             return rows
@@ -120,8 +131,8 @@ class PostgresReader:
 
     def last_seq(self) -> int:
         """The highest seq committed by anyone (compacted ones included)."""
-        with self._link.use(self.where) as conn:
-            return self._heard(self._counter(conn))
+        rows = self._fetch(self._q.last_seq, (self._log,))
+        return self._heard(int(rows[0][0]) if rows else 0)
 
     def _heard(self, seq: int) -> int:
         """Record that ``seq`` is committed and wake the waiters it concerns."""

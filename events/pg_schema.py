@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import conninfo
 
-from events.protocol import LogError, NoLog
+from events.dsn import hide
+from events.protocol import LogError, LogUnavailable, NoLog
 
 DEFAULT_SCHEMA = "wabot"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -60,6 +61,10 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT l.name AS log, e.seq, to_timestamp(e.ts / 1e6) AS at, e.type, e.chat, e.key, e.body
         FROM {s}.events e JOIN {s}.logs l ON l.id = e.log_id;
     """,
+    # Snapshot versions are CRC-32s of the state's schema: up to 2^32, past integer's range.
+    """
+    ALTER TABLE {s}.snapshots ALTER COLUMN version TYPE bigint;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -76,7 +81,10 @@ def target(url: str, schema: str | None = None) -> Target:
     """Split ``?schema=`` off ``url``; ``schema`` given here wins over the URL's."""
     from_url = None
     if "://" in url:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [IPv6] host
+            raise LogError(f"postgresql://(unparsable DSN): {exc}") from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         from_url = next((v for k, v in query if k == "schema"), None)
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
@@ -100,13 +108,22 @@ def label(dsn: str) -> str:
 
 
 def connect(
-    where: Target, *, read_only: bool = False, settings: Mapping[str, str] | None = None
+    where: Target,
+    *,
+    read_only: bool = False,
+    settings: Mapping[str, str] | None = None,
+    params: Mapping[str, str | int] | None = None,
 ) -> psycopg.Connection[Any]:
-    """An autocommit connection with ``settings`` applied; ``LogError`` in one line if none."""
+    """An autocommit connection with ``settings`` applied; ``LogUnavailable`` in one line if none.
+
+    ``params`` are libpq connection keywords (keepalives, a shorter ``connect_timeout``).
+    """
+    keywords: dict[str, Any] = {"connect_timeout": _CONNECT_TIMEOUT, **(params or {})}
     try:
-        conn = psycopg.connect(where.dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+        conn = psycopg.connect(where.dsn, autocommit=True, **keywords)
     except psycopg.Error as exc:
-        raise LogError(f"{where.where}: cannot connect to PostgreSQL ({one_line(exc)})") from None
+        why = hide(one_line(exc), where.dsn)  # libpq quotes a DSN it cannot parse
+        raise LogUnavailable(f"{where.where}: cannot connect to PostgreSQL ({why})") from None
     try:
         for name, value in (settings or {}).items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
@@ -179,3 +196,14 @@ def log_id(conn: psycopg.Connection[Any], where: Target, name: str, *, create: b
     if row is None:
         raise NoLog(f"{where.where}: no event log named {name!r} in schema {s}")
     return int(row[0])
+
+
+def log_names(conn: psycopg.Connection[Any], where: Target) -> list[str]:
+    """Every log of the schema (one per owner's number), sorted; none before the first run."""
+    try:
+        if _version(conn, where) == 0:
+            return []
+        rows = conn.execute(f"SELECT name FROM {where.schema}.logs ORDER BY name").fetchall()
+    except psycopg.Error as exc:
+        raise LogError(f"{where.where}: cannot list the logs ({one_line(exc)})") from None
+    return [str(name) for (name,) in rows]

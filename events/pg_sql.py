@@ -49,6 +49,11 @@ _TEMPLATES = {
     "by_keys": (
         "SELECT seq, ts, key, body::text FROM {s}.events WHERE log_id = %s AND key = ANY(%b)"
     ),
+    # After a lost connection: the rows of a group stamped ``ts``, if it committed.
+    "landed": (
+        "SELECT seq, ts, key, body::text FROM {s}.events"
+        " WHERE log_id = %s AND seq > %s AND ts = ANY(%s) ORDER BY seq"
+    ),
     "insert": """
         INSERT INTO {s}.events (log_id, seq, ts, type, chat, key, body)
         SELECT %(log)s, r.seq, r.ts, r.type, r.chat, r.key, r.body::json
@@ -111,6 +116,7 @@ class Queries:
         self.append_one = sql["append_one"]
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
+        self.landed = sql["landed"]
         self.insert = sql["insert"]
         self.begin_bump = sql["begin_bump"]
         self.notify_commit = sql["notify_commit"]

@@ -27,6 +27,7 @@ stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``pg_wait``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +38,11 @@ from psycopg.pq import TransactionStatus
 
 from events.codec import encode, type_name
 from events.model import AnyEvent, Compacted, Recorded
+from events.pg_landed import Batch, backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
 from events.pg_sql import US, record
-from events.protocol import CompactReason, Keyed, LogError, Selection
+from events.protocol import CompactReason, Keyed, LogError, LogUnavailable, Selection
 
 __all__ = ["PostgresLog", "PostgresReader"]
 
@@ -48,18 +50,8 @@ Synchronous = Literal["NORMAL", "FULL"]
 _COMPACT_CHUNK = 1000  # rows deleted per transaction: appends interleave between chunks
 _COPY_FROM = 16  # rows from which COPY's three round trips beat one INSERT ... SELECT unnest
 _Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
-
-
-class _Batch:
-    """One ``append`` call's events, waiting for whichever caller commits the group."""
-
-    __slots__ = ("done", "error", "result", "rows")
-
-    def __init__(self, rows: list[tuple[AnyEvent, str | None, str]]) -> None:
-        self.rows = rows
-        self.done = False
-        self.result: list[Recorded] = []
-        self.error: BaseException | None = None
+RETRY_FOR = 30.0  # seconds an append waits for a database that went away (None: until closed)
+_log = logging.getLogger("wabot.log")
 
 
 class PostgresLog(PostgresReader):
@@ -68,6 +60,9 @@ class PostgresLog(PostgresReader):
     ``synchronous="FULL"`` forces ``synchronous_commit = on`` for this log's
     writes; ``"NORMAL"`` keeps the server's setting (its administrator's call).
     ``busy_timeout`` bounds how long an append waits for another writer's lock.
+    ``retry_for`` bounds how long it waits, with backoff, for a database that
+    went away (``None``: until the log is closed); a commit whose answer was
+    lost with the connection is looked for, never written twice (``pg_landed``).
     """
 
     def __init__(
@@ -78,6 +73,7 @@ class PostgresLog(PostgresReader):
         schema: str | None = None,
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
+        retry_for: float | None = RETRY_FOR,
         clock: Callable[[], float] = time.time,
         poll: float = POLL,
     ) -> None:
@@ -98,9 +94,11 @@ class PostgresLog(PostgresReader):
         self._setup(where, name, found, Link(reader, lambda: connect(where)), poll)
         self._writer = Link(writer, lambda: connect(where, settings=settings))
         self._clock = clock
+        self._retry_for = retry_for
+        self._closing = threading.Event()
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[_Batch] = []
+        self._pending: list[Batch] = []
         self._listeners: list[Callable[[int], None]] = []
         self.last_seq()
 
@@ -118,7 +116,7 @@ class PostgresLog(PostgresReader):
         for item in items:
             event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
             rows.append((event, key, encode(event)))
-        batch = _Batch(rows)
+        batch = Batch(rows)
         with self._pending_lock:
             self._pending.append(batch)
         with self._write_lock:
@@ -130,17 +128,14 @@ class PostgresLog(PostgresReader):
             raise batch.error
         return batch.result
 
-    def _commit_group(self, group: list[_Batch]) -> None:
+    def _commit_group(self, group: list[Batch]) -> None:
         try:
-            with self._writer.use(self.where) as conn:
-                if any(key is not None for b in group for _, key, _ in b.rows):
-                    self._insert_keyed(conn, group)
-                else:
-                    self._insert_plain(conn, group)
+            self._commit_patiently(group)
         except BaseException as exc:
-            if len(group) == 1:
-                group[0].error = exc
-                group[0].done = True
+            if len(group) == 1 or isinstance(exc, LogUnavailable):
+                for batch in group:
+                    batch.error = exc
+                    batch.done = True
                 return
             # One bad batch must not fail its neighbours: retry them one by one.
             for batch in group:
@@ -151,9 +146,42 @@ class PostgresLog(PostgresReader):
             batch.done = True
         self._published(max(r.seq for b in group for r in b.result))
 
-    def _insert_plain(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
+    def _commit_patiently(self, group: list[Batch]) -> None:
+        """Commit ``group``, waiting out a database that went away, never twice."""
+        for batch in group:
+            batch.ts = batch.ts or round(self._clock() * US)
+        floor = self._last  # every seq this group can take is above it
+        deadline = None if self._retry_for is None else time.monotonic() + self._retry_for
+        pauses = backoff()
+        failures = 0
+        while True:
+            try:
+                with self._writer.use(self.where) as conn:
+                    # A failed attempt may have committed before its connection went.
+                    if failures and landed(conn, self._q, self._log, floor, group):
+                        break
+                    if any(key is not None for b in group for _, key, _ in b.rows):
+                        self._insert_keyed(conn, group)
+                    else:
+                        self._insert_plain(conn, group)
+                break
+            except LogUnavailable as exc:
+                failures += 1
+                pause = next(pauses)
+                late = deadline is not None and time.monotonic() + pause > deadline
+                if late or self._closing.is_set():
+                    raise
+                if failures == 1:
+                    _log.warning("event log unreachable, retrying with backoff: %s", exc)
+                self._closing.wait(pause)
+        if failures:
+            _log.warning(
+                "event log reachable again after %d tries: %s", failures + 1, self.where.where
+            )
+
+    def _insert_plain(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
         """No keys: the numbers are the counter's next ones, contiguous in group order."""
-        stamps = [round(self._clock() * US) for _ in group]
+        stamps = [batch.ts for batch in group]
         flat = [(ts, e, body) for ts, b in zip(stamps, group, strict=True) for e, _, body in b.rows]
         seq = (
             self._copy_plain(conn, flat) if len(flat) >= _COPY_FROM else self._one_shot(conn, flat)
@@ -219,7 +247,7 @@ class PostgresLog(PostgresReader):
             raise
         return base
 
-    def _insert_keyed(self, conn: psycopg.Connection[Any], group: list[_Batch]) -> None:
+    def _insert_keyed(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
         """Lock the counter, then look the keys up: none can be added meanwhile."""
         with conn.transaction():
             seq = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
@@ -230,7 +258,7 @@ class PostgresLog(PostgresReader):
             }
             fresh: list[_Row] = []
             for batch in group:
-                ts = round(self._clock() * US)
+                ts = batch.ts
                 batch.result = []
                 for event, key, body in batch.rows:
                     if key is not None and key in known:
@@ -313,5 +341,6 @@ class PostgresLog(PostgresReader):
             conn.execute(self._q.save_snapshot, (self._log, name, version, seq, state))
 
     def close(self) -> None:
+        self._closing.set()  # an append waiting for the database gives up
         super().close()
         self._writer.close()

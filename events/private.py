@@ -57,8 +57,18 @@ def open_private(path: Path, flags: int) -> int:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty if missing; either way it ends up 0600."""
-    os.close(open_private(path, os.O_WRONLY))
+    """Create ``path`` empty if missing; either way it ends up 0600.
+
+    An existing file is never opened: closing any descriptor of a SQLite
+    database drops every POSIX lock this process holds on it, including those
+    of a connection still using it (SQLite's "posix advisory locks" caveat).
+    """
+    if path.exists():
+        _chmod(path, FILE_MODE)
+        return path
+    with contextlib.suppress(FileExistsError):  # another process may be quicker
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    _chmod(path, FILE_MODE)
     return path
 
 

@@ -26,6 +26,10 @@ class NoLog(LogError):
     """There is no readable event log where one was expected (wrong ``--store``)."""
 
 
+class LogUnavailable(LogError):
+    """The log's database cannot be reached just now; the same call may succeed later."""
+
+
 class Keyed(NamedTuple):
     """An event with an idempotency key: appending an existing key is a no-op."""
 

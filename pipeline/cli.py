@@ -17,13 +17,32 @@ import anyio
 
 from events.backends import open_log
 from events.codec import CorruptEvent
-from events.jid import InvalidJid, phone_digits
+from events.jid import InvalidJid, phone_digits, user_part
 from events.protocol import LogError
-from pipeline.config import ConfigError, LoadedConfig, WebConfig, load_config, web_token
-from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, DaemonLock, Settings
+from pipeline.config import (
+    ConfigError,
+    LoadedConfig,
+    WebConfig,
+    dsn_passwords,
+    load_config,
+    web_token,
+)
+from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, daemon_lock
 from pipeline.logs import configure_logging
-from pipeline.paths import STORE_HELP, env_file, store_dir
-from pipeline.tools import BadArgument, compact, forget, run_audit, run_stats, web
+from pipeline.media import MediaStore
+from pipeline.paths import STORE_HELP, env_file, log_url, store_dir
+from pipeline.tools import (
+    BadArgument,
+    Where,
+    compact,
+    forget,
+    migrate,
+    run_audit,
+    run_stats,
+    run_stats_all,
+    web,
+    where_from_args,
+)
 from pipeline.tools._args import parse_time
 from pipeline.transport import StdioTransport, Transport, TransportError
 
@@ -57,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--env", type=Path, default=None, help=".env file (default: ./.env if present)"
     )
     _store_option(run)
+    _log_url_option(run)
     run.add_argument(
         "--transport",
         choices=("neonize", "stdio"),
@@ -71,14 +91,25 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="from this time (ISO or unix seconds)")
     _store_option(audit)
     audit.add_argument("--config", type=Path, default=None, help="app.json to resolve CHAT with")
+    _log_options(audit)
     stats = commands.add_parser("stats", help="counts, spend, latency and connection state")
     stats.add_argument("--json", action="store_true", help="print one JSON document")
     _store_option(stats)
+    _log_options(stats)
+    stats.add_argument("--all", action="store_true", help="one line per WhatsApp number")
     compact = commands.add_parser("compact", help="remove events older than the retention")
     _store_option(compact)
+    _log_options(compact)
     forget = commands.add_parser("forget", help="remove every event of one chat")
     forget.add_argument("--chat", required=True, help="JID, phone number or entity name")
     _store_option(forget)
+    _log_options(forget)
+    move = commands.add_parser("migrate", help="copy the log into PostgreSQL, or back")
+    way = move.add_mutually_exclusive_group(required=True)
+    way.add_argument("--to", metavar="URL", help="postgresql://… to copy STORE/events.db into")
+    way.add_argument("--from", dest="source", metavar="URL", help="postgresql://… to copy from")
+    _store_option(move)
+    move.add_argument("--number", help="the log's number (default: the store's owner)")
     console = commands.add_parser("web", help="a read-only web console, /healthz and /metrics")
     console.add_argument(
         "--listen",
@@ -87,7 +118,21 @@ def _parser() -> argparse.ArgumentParser:
         help="address to serve on (default %(default)s); a non-loopback one needs WABOT_WEB_TOKEN",
     )
     _store_option(console)
+    _log_options(console)
     return parser
+
+
+def _log_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-url",
+        metavar="URL",
+        help="postgresql://… DSN of the log (default $WABOT_LOG_URL, else store.url, else STORE)",
+    )
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    _log_url_option(parser)
+    parser.add_argument("--number", help="the WhatsApp number whose log to use (PostgreSQL)")
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -99,22 +144,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
-        if args.command == "audit":
+        if args.command == "migrate":
             store = store_dir(args.store, env_file(None))
+            print(migrate(store, to=args.to, source=args.source, number=args.number))
+            return EXIT_OK
+        where = where_from_args(
+            args.store, args.log_url, args.number, getattr(args, "config", None)
+        )
+        if args.command == "audit":
             since = parse_time(args.since) if args.since is not None else None
-            return run_audit(store, args.chat, config=args.config, since=since, as_json=args.json)
+            return run_audit(where, args.chat, config=args.config, since=since, as_json=args.json)
         if args.command == "stats":
-            return run_stats(
-                store_dir(args.store, env_file(None)), as_json=args.json, now=time.time()
-            )
+            stats = run_stats_all if args.all else run_stats
+            return stats(where, as_json=args.json, now=time.time())
         if args.command == "compact":
-            print(compact(store_dir(args.store, env_file(None)), time.time()))
+            print(compact(where, time.time()))
             return EXIT_OK
         if args.command == "forget":
-            print(forget(store_dir(args.store, env_file(None)), args.chat))
+            print(forget(where, args.chat))
             return EXIT_OK
         if args.command == "web":
-            return _web(args)
+            return _web(args, where)
     except (
         ConfigError,
         UsageError,
@@ -139,38 +189,48 @@ def _run(args: argparse.Namespace) -> int:
     env = env_file(args.env)
     store = store_dir(args.store, env)
     loaded = load_config(args.config, env_file=env)
+    url = log_url(args.log_url, env, loaded.config.store.url)
+    number = user_part(loaded.config.owner_jid)  # a PostgreSQL database keeps a log per number
     if args.transport == "neonize":
         _bot_tag_for_go(loaded.config.whatsapp.bot_tag)
-    lock = DaemonLock(store)
+    lock = daemon_lock(store, url, number)
+    if url is not None:  # a standby waits for the lease and says so in the logs
+        _configure_logs(loaded, store, url)
     lock.acquire()
     try:
-        _configure_logs(loaded, store)
+        if url is None:  # only the store's holder writes there
+            _configure_logs(loaded, store)
         # After configure_logging: importing neonize would otherwise install its own log handler.
-        console = _console_service(loaded, store)
+        console = _console_service(loaded, Where(store, url, number))
         transport = _transport(args, loaded, store)
-        log = open_log(store, synchronous=loaded.config.store.synchronous)
+        # On PostgreSQL an append waits out a database that went away (retry_for=None).
+        log = open_log(
+            store, url=url, name=number, synchronous=loaded.config.store.synchronous, retry_for=None
+        )
         settings = Settings(loaded, env_file=env)
-        daemon = Daemon(log, settings, transport, store=store, services=console)
+        media = MediaStore.of(store, number if url is not None else None)  # a log's own files
+        daemon = Daemon(log, settings, transport, store=store, services=console, media=media)
         anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()
     return EXIT_OK
 
 
-def _web(args: argparse.Namespace) -> int:
+def _web(args: argparse.Namespace, where: Where) -> int:
     env = env_file(None)
     try:
         listen = WebConfig(enabled=True, listen=args.listen)
     except ValueError as exc:
         raise UsageError(f"--listen: {exc}") from None
     token = web_token(listen, env_file=env)
-    configure_logging(level="INFO", fmt="auto", log_dir=None, secrets=[token] if token else [])
-    web.run_standalone(store_dir(args.store, env), listen, token)
+    secrets = [s for s in (token, *dsn_passwords(where.url)) if s]
+    configure_logging(level="INFO", fmt="auto", log_dir=None, secrets=secrets)
+    web.run_standalone(where, listen, token)
     return EXIT_OK
 
 
 def _console_service(
-    loaded: LoadedConfig, store: Path
+    loaded: LoadedConfig, store: Where
 ) -> list[Callable[[web.DaemonProbe], Awaitable[None]]]:
     """The web console beside the daemon when ``web.enabled``; its port is taken now."""
     if not loaded.config.web.enabled:
@@ -184,7 +244,7 @@ def _console_service(
     return [console]
 
 
-def _configure_logs(loaded: LoadedConfig, store: Path) -> None:
+def _configure_logs(loaded: LoadedConfig, store: Path, url: str | None = None) -> None:
     logging_cfg = loaded.config.logging
     secrets = (loaded.secrets.api_key, loaded.secrets.web_token)
     try:
@@ -192,7 +252,7 @@ def _configure_logs(loaded: LoadedConfig, store: Path) -> None:
             level=logging_cfg.level,
             fmt=logging_cfg.format,
             log_dir=store / "logs",
-            secrets=[s for s in secrets if s],
+            secrets=[s for s in (*secrets, *dsn_passwords(url)) if s],
         )
     except OSError as exc:
         raise UsageError(f"{store}: cannot write logs ({exc.strerror})") from None

@@ -4,7 +4,7 @@ An alert is owed once per episode: when WhatsApp logs the bot out, replaces,
 bans it or finds it outdated (each time the connection falls into that
 state), when the daily budget stops a turn (once until a call goes out
 again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
-rejected the key or endpoint outright (once until it answers again). An
+refused a turn in a way no retry mends (once until it answers again). An
 ``OwnerAlerted`` settles it.
 """
 
@@ -32,8 +32,9 @@ _CONNECTION: dict[str, AlertKind] = {
     "outdated": "outdated",
     "banned": "banned",
 }
-# Failures no retry or wait will mend: the owner must act (a key, an endpoint).
-_NEEDS_OWNER = frozenset({401, 403})
+# Client errors the LLM client retries: the rest of 4xx fail every turn until the
+# owner acts (a key, an endpoint, a setting the model refuses, credit, a model name).
+_TRANSIENT_4XX = frozenset({408, 409, 429})
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -81,8 +82,14 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     if not ev.final:
         return
     state.failures += 1
-    if state.failures >= state.threshold or ev.status in _NEEDS_OWNER:
+    if _needs_owner(ev.status):
+        _owe(state, "llm_failing", ev.error)
+    elif state.failures >= state.threshold:
         _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+
+
+def _needs_owner(status: int | None) -> bool:
+    return status is not None and 400 <= status < 500 and status not in _TRANSIENT_4XX
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:

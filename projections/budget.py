@@ -3,19 +3,36 @@
 
 Old entries are pruned once per hour of log time (a sweep), so each list stays
 bounded by the activity of one window plus one hour; queries filter by ``now``.
+
+The daily budget must also hold while calls are out: a call's cost is known
+only once it is answered, and chats are answered concurrently. So the calls in
+flight (an ``LlmRequested`` with no ``LlmCompleted`` or final ``LlmFailed``
+yet; one per chat, since a chat's turns go one after another) are kept, and
+``committed`` reserves each at the mean cost of the recent calls.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
+from collections.abc import Collection
 
 import msgspec
 
-from events.model import LlmCompleted, MediaTranscribed, Recorded, ReplyPlanned
+from events.model import (
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MediaTranscribed,
+    MessageSkipped,
+    Recorded,
+    ReplyPlanned,
+)
 from events.units import HOUR
 from projections.base import Handlers, Projection, dispatcher
 
 SPEND_WINDOW = 8 * 24 * HOUR  # a day's budget in any time zone, with room to spare
+ESTIMATE_CALLS = 20  # the answered calls whose mean cost a call in flight is reserved at
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -25,6 +42,8 @@ class State(msgspec.Struct, kw_only=True):
     # Costs as parallel lists sorted by ts (log order), so a window is one bisect.
     cost_ts: list[float] = []
     cost_usd: list[float] = []
+    in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
+    recent: list[float] = []  # the last ESTIMATE_CALLS answered calls' costs (unknown: 0)
 
 
 def _seen(state: State, ts: float) -> None:
@@ -61,10 +80,17 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    _spent(state, rec, ev.usage.cost_usd)
+    _landed(state, ev.chat, ev.call_id)
+    cost = ev.usage.cost_usd
+    _spent(state, rec, cost)
+    # A provider that reports no cost adds nothing to the spend either.
+    state.recent.append(cost or 0.0)
+    if len(state.recent) > ESTIMATE_CALLS:
+        del state.recent[0]
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    # Spend, but no LLM call: the estimate of what a call costs is not moved.
     _spent(state, rec, ev.cost_usd)
 
 
@@ -73,6 +99,27 @@ def _spent(state: State, rec: Recorded, cost: float | None) -> None:
     if cost:  # None (unknown) and 0 add nothing
         state.cost_ts.append(rec.ts)
         state.cost_usd.append(cost)
+
+
+def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    # Replaces a call orphaned by a crash in the same chat: it is being asked again.
+    state.in_flight[ev.chat] = ev.call_id
+
+
+def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
+    if ev.final:
+        _landed(state, ev.chat, ev.call_id)
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    # The agent skips in a chat only while no call of its runs: an orphaned call
+    # (requested before a crash) that is too old to ask again ends here.
+    state.in_flight.pop(ev.chat, None)
+
+
+def _landed(state: State, chat: str, call_id: str) -> None:
+    if state.in_flight.get(chat) == call_id:
+        del state.in_flight[chat]
 
 
 def replies_last_hour(state: State, chat: str, now: float) -> int:
@@ -86,9 +133,32 @@ def spent_since(state: State, since: float) -> float:
     return sum(state.cost_usd[bisect_left(state.cost_ts, since) :])
 
 
+def estimate(state: State) -> float | None:
+    """What a call costs, by the mean of the recent ones; None before any was answered."""
+    return sum(state.recent) / len(state.recent) if state.recent else None
+
+
+def committed(state: State, since: float, deciding: Collection[str] = ()) -> float:
+    """Spend since ``since`` plus a reserve for the calls in flight.
+
+    ``deciding`` names chats whose call may not be in the log yet (a chat
+    counts once). Each call is reserved at ``estimate``; while none has been
+    answered yet, a call in flight might take whatever is left (infinite).
+    """
+    calls = len(state.in_flight.keys() | set(deciding))
+    spent = spent_since(state, since)
+    if not calls:
+        return spent
+    each = estimate(state)
+    return math.inf if each is None else spent + calls * each
+
+
 _HANDLERS: Handlers[State] = {
     ReplyPlanned: _planned,
     LlmCompleted: _completed,
+    LlmRequested: _requested,
+    LlmFailed: _failed,
+    MessageSkipped: _skipped,
     MediaTranscribed: _transcribed,
 }
 apply = dispatcher(_HANDLERS)

@@ -1,5 +1,8 @@
 """What the scheduler needs from the log: when each job last ran, and the day's replies.
 
+The startup message counts as a job: a start soon after the last one says
+nothing (``pipeline.daemon._timetable.startup_due``).
+
 The times are log times (``Recorded.ts``), so "did this run already happen"
 survives restarts. ``Compacted`` markers are never removed, so the last
 rotation survives every later compaction; a vitality message older than the
@@ -21,6 +24,7 @@ from projections.base import Handlers, Projection, dispatcher
 class State(msgspec.Struct, kw_only=True):
     last_vitality: float = 0.0  # ts of the newest vitality ReplyPlanned (0: none)
     last_rotation: float = 0.0  # ts of the newest Compacted(rotation) (0: none)
+    last_startup: float = 0.0  # ts of the newest startup ReplyPlanned (0: none)
     # ts of replies planned during the day before the newest one, oldest first.
     replies: list[float] = []
 
@@ -28,6 +32,8 @@ class State(msgspec.Struct, kw_only=True):
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     if ev.purpose == "vitality":
         state.last_vitality = rec.ts
+    elif ev.purpose == "startup":
+        state.last_startup = rec.ts
     elif ev.purpose == "reply":
         replies = state.replies
         replies.append(rec.ts)

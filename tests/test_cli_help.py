@@ -36,7 +36,10 @@ def test_every_command_is_found() -> None:
         "python -m pipeline",
         "python replay.py",
         "python replay.py apply",
-        *(f"python -m pipeline {c}" for c in ("run", "audit", "stats", "compact", "forget", "web")),
+        *(
+            f"python -m pipeline {c}"
+            for c in ("run", "audit", "stats", "compact", "forget", "web", "migrate")
+        ),
     }
 
 

@@ -10,6 +10,7 @@ from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
 from pipeline.daemon import _decide as decide
 from projections import budget, echo, takeover
 from projections.queue import Item
+from tests.test_projections_limits import requested
 
 NOW = 1_764_070_000.0
 ALICE = "491701111111@s.whatsapp.net"
@@ -188,3 +189,23 @@ def test_entity_found_through_the_senders_phone_id() -> None:
     lid = item(chat="123456789012345@lid", sender_alt=ALICE)
     assert cfg.entity_for(lid.chat, lid.sender_alt, lid.is_group) is not None
     assert cfg.entity_for(lid.chat, None, False) is None
+
+
+def test_a_turn_waits_while_the_calls_in_flight_may_spend_the_budget() -> None:
+    cfg = config()  # a budget of $0.01
+    other = "491702222222@s.whatsapp.net"
+
+    def call(seq: int, chat: str, call_id: str) -> Recorded:
+        return Recorded(seq, NOW - 60 + seq, requested(chat, call_id))
+
+    cost = LlmCompleted(chat=ALICE, call_id="C1", content="x", usage=Usage(cost_usd=0.004))
+    history = (call(1, ALICE, "C1"), Recorded(2, NOW - 50, cost), call(3, other, "C2"))
+    v = view(cfg, *history)
+
+    assert decide.before_turn(v, ALICE) is None  # $0.004 spent: under the budget
+    assert not decide.budget_held(v)  # and one call in flight at about $0.004
+    # A third call, decided in another chat and not yet in the log, may reach it.
+    held = dataclasses.replace(v, reserving=frozenset({GROUP}))
+    assert decide.budget_held(held)
+    # Nothing in flight: the spend alone decides, and it is under the budget.
+    assert not decide.budget_held(view(cfg, *history[:2]))

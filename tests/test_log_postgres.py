@@ -20,45 +20,22 @@ import pytest
 
 from events import MessageReceived
 from events.backends import open_log, open_reader
-from events.pg_schema import SCHEMA_VERSION, label
+from events.pg_schema import SCHEMA_VERSION
 from events.postgres import PostgresLog, PostgresReader
 from events.protocol import Keyed, LogError, LogReader, LogWriter, NoLog, Selection
 from events.sqlite import SQLiteLog, SQLiteReader
 from events.testing import DurableLogContract, FakeClock, ReaderContract, compacted, message
-from tests.pg_support import DSN, SCHEMA_ENV, log_name, pg_reader
+from tests.pg_support import (
+    DSN,
+    SCHEMA_ENV,
+    admin,
+    log_name,
+    module_schema,  # noqa: F401  (autouse: the module's own schema)
+    pg_reader,
+    require_server,
+)
 
-
-def _unreachable() -> str | None:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return str(exc).strip().splitlines()[0]
-    return None
-
-
-_PROBLEM = _unreachable()
-if _PROBLEM is not None:
-    _WHY = f"PostgreSQL not reachable at {label(DSN)} ({_PROBLEM}): set WABOT_TEST_PG_DSN"
-    if os.environ.get("WABOT_REQUIRE_PG") == "1":
-        pytest.fail(f"{_WHY} (WABOT_REQUIRE_PG=1)", pytrace=False)
-    pytest.skip(_WHY, allow_module_level=True)
-
-
-def _admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(DSN, autocommit=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema() -> Iterator[str]:
-    """A schema of this run's own; writer processes inherit its name."""
-    name = f"wabot_test_{os.getpid()}_{secrets.token_hex(4)}"
-    os.environ[SCHEMA_ENV] = name
-    try:
-        yield name
-    finally:
-        del os.environ[SCHEMA_ENV]
-        with _admin() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+require_server()
 
 
 @pytest.fixture
@@ -66,7 +43,7 @@ def fresh_schema() -> Iterator[str]:
     """A second schema that nothing has created yet, dropped after the test."""
     name = f"wabot_test_{os.getpid()}_{secrets.token_hex(4)}"
     yield name
-    with _admin() as conn:
+    with admin() as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
@@ -76,7 +53,7 @@ class TestPostgresLog(DurableLogContract):
     def check_integrity(self, path: Path) -> None:
         """The counter is ahead of every stored seq, so no number is handed out twice."""
         s = os.environ[SCHEMA_ENV]
-        with _admin() as conn:
+        with admin() as conn:
             row = conn.execute(
                 f"SELECT l.last_seq, max(e.seq) FROM {s}.logs l JOIN {s}.events e"
                 " ON e.log_id = l.id WHERE l.name = %s GROUP BY l.last_seq",
@@ -108,7 +85,7 @@ def _until(check: Any, what: str, timeout: float = 30.0) -> None:
 
 
 def _waiting_on_lock(schema: str) -> bool:
-    with _admin() as conn:
+    with admin() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
             " AND query LIKE %s",
@@ -147,7 +124,7 @@ def test_an_append_waits_for_a_late_commit_and_a_reader_never_passes_it(
         target=lambda: appended.extend(r.seq for r in log.append(message(2)))
     )
     try:
-        with _admin() as late, late.transaction():
+        with admin() as late, late.transaction():
             # Another writer took seq 2 and has not committed yet.
             late.execute(
                 f"WITH c AS (UPDATE {schema}.logs SET last_seq = last_seq + 1 WHERE name = %s"
@@ -173,7 +150,7 @@ def test_a_stuck_lock_holder_is_a_log_error_not_a_hang(tmp_path: Path, schema: s
     log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, busy_timeout=0.2)
     try:
         log.append(message(1))
-        with _admin() as holder, holder.transaction():
+        with admin() as holder, holder.transaction():
             holder.execute(
                 f"SELECT 1 FROM {schema}.logs WHERE name = %s FOR UPDATE", (log_name(tmp_path),)
             )
@@ -229,7 +206,7 @@ def test_schema_is_readable_without_wabot(tmp_path: Path, schema: str) -> None:
     clock = FakeClock(1_764_070_000.25)
     with PostgresLog(DSN, name="491700000010", schema=schema, clock=clock) as log:
         log.append(MessageReceived(chat="4917@s.whatsapp.net", msg_id="M1", sender="x", text="hi"))
-    with _admin() as conn:
+    with admin() as conn:
         row = conn.execute(
             f"SELECT seq, at, type, chat, body->>'text' FROM {schema}.timeline WHERE log = %s",
             ("491700000010",),
@@ -251,7 +228,7 @@ def test_the_read_only_log_creates_nothing_and_cannot_write(
         PostgresReader(DSN, name="491700000000", schema=fresh_schema)
     with pytest.raises(NoLog, match="no event log named '491700000099'"):
         PostgresReader(DSN, name="491700000099", schema=schema)
-    with _admin() as conn:
+    with admin() as conn:
         assert conn.execute("SELECT to_regnamespace(%s)", (fresh_schema,)).fetchone() == (None,)
     with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
         log.append(message(1))
@@ -280,7 +257,7 @@ def test_schema_is_migrated_once_by_concurrent_openers(fresh_schema: str) -> Non
     for log in logs:
         log.close()
     assert errors == []
-    with _admin() as conn:
+    with admin() as conn:
         versions = conn.execute(f"SELECT version FROM {fresh_schema}.schema_version").fetchall()
         assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
         assert conn.execute(f"SELECT count(*) FROM {fresh_schema}.logs").fetchone() == (4,)
@@ -296,29 +273,12 @@ def test_a_lost_notification_only_delays_a_waiter(tmp_path: Path, schema: str) -
         log.append(message(1))
     with PostgresReader(DSN, name=log_name(tmp_path), schema=schema, poll=0.1) as reader:
         assert reader.wait(1, timeout=0.3) is False  # the listener is up and idle
-        with _admin() as other:  # a commit whose NOTIFY never arrives
+        with admin() as other:  # a commit whose NOTIFY never arrives
             other.execute(
                 f"UPDATE {schema}.logs SET last_seq = last_seq + 1 WHERE name = %s",
                 (log_name(tmp_path),),
             )
         assert reader.wait(1, timeout=30) is True
-
-
-def test_a_dropped_connection_fails_one_call_and_is_reopened(tmp_path: Path, schema: str) -> None:
-    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
-        log.append(message(1))
-        with _admin() as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND query LIKE %s",
-                (f"%{schema}.%",),
-            )
-        with pytest.raises(LogError, match="event log query failed"):
-            log.append(message(2))
-        assert log.append(message(3))[0].seq == 2
-        with pytest.raises(LogError, match="event log query failed"):
-            list(log.read())
-        assert [r.seq for r in log.read()] == [1, 2]
 
 
 def test_full_synchronous_forces_synchronous_commit(tmp_path: Path, schema: str) -> None:
@@ -341,3 +301,23 @@ def test_a_large_keyed_burst_skips_known_keys_and_stays_contiguous(
         assert [r.key for r in log.read()] == [
             f"k{n}" for n in (*range(0, 40, 2), *range(1, 40, 2))
         ]
+
+
+def test_a_schema_of_the_first_release_is_migrated_to_take_any_snapshot_version(
+    fresh_schema: str,
+) -> None:
+    """Snapshot versions are CRC-32s (up to 2^32 - 1): past PostgreSQL's integer."""
+    from events.pg_schema import MIGRATIONS  # noqa: PLC0415
+
+    with admin() as conn:  # what wabot's first PostgreSQL release created
+        conn.execute(f"CREATE SCHEMA {fresh_schema}")
+        conn.execute(
+            f"CREATE TABLE {fresh_schema}.schema_version"
+            " (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(MIGRATIONS[0].format(s=fresh_schema).encode())
+        conn.execute(f"INSERT INTO {fresh_schema}.schema_version (version) VALUES (1)")
+    with PostgresLog(DSN, name="491700000000", schema=fresh_schema) as log:
+        log.append(message(1))
+        log.save_snapshot("projections", 2**32 - 1, 1, b"state")
+        assert log.load_snapshot("projections", 2**32 - 1) == (1, b"state")

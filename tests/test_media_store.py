@@ -147,3 +147,22 @@ def test_the_files_events_refer_to_are_the_stored_attachments() -> None:
 def test_a_path_outside_the_store_is_never_a_media_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a sha256"):
         MediaStore.of(tmp_path).path("../events.db")
+
+
+@pytest.mark.anyio
+async def test_numbers_sharing_a_store_keep_their_own_files_and_read_each_others(
+    tmp_path: Path,
+) -> None:
+    # Two numbers' daemons with their logs in PostgreSQL may share one --store.
+    first, second = MediaStore.of(tmp_path, "491700000000"), MediaStore.of(tmp_path, "491700000077")
+    assert first.directory == tmp_path / "media" / "491700000000"
+    stored = await first.save(inline(b64(b"a picture")), MB)
+    assert second.read(stored.sha256) == b"a picture"  # the name is the content's hash
+    assert MediaStore.of(tmp_path).read(stored.sha256) == b"a picture"
+    old = time.time() - GRACE_SECONDS - 60
+    os.utime(first.path(stored.sha256), (old, old))
+    assert second.sweep(set()) == 0  # the other number's log never names it: not its file
+    assert MediaStore.of(tmp_path).sweep(set()) == 0  # nor the store's own (SQLite) media
+    assert first.sweep(set()) == 1
+    with pytest.raises(FileNotFoundError):
+        second.read(stored.sha256)

@@ -6,6 +6,7 @@ import configparser
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,24 @@ def test_the_systemd_unit_sets_a_private_umask() -> None:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(Path(__file__).resolve().parent.parent / "deploy" / "wabot.service")
     assert unit["Service"]["UMask"] == "0077"
+
+
+def test_an_existing_file_is_never_opened_only_tightened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of a SQLite file drops this process's locks on it."""
+    db = tmp_path / "events.db"
+    db.write_bytes(b"")
+    db.chmod(0o644)
+    opened: list[str] = []
+    real_open = os.open
+
+    def watching_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watching_open)
+    private_file(db)
+
+    assert opened == []
+    assert db.stat().st_mode & 0o777 == 0o600

@@ -1,8 +1,15 @@
-"""Budget windows and owner takeover pauses."""
+"""Budget windows, calls in flight and owner takeover pauses."""
+
+import math
+
+import pytest
 
 from events.model import (
     AnyEvent,
+    ChatTurn,
     LlmCompleted,
+    LlmFailed,
+    LlmRequested,
     MessageSkipped,
     Recorded,
     ReplyPlanned,
@@ -68,3 +75,88 @@ def test_takeover_pauses_from_the_last_owner_message():
     assert takeover.paused_until(state, CHAT, 30) == 400.0 + 1800
     assert takeover.paused_until(state, CHAT, 0.5) == 430.0
     assert takeover.paused_until(state, OTHER, 30) is None
+
+
+def requested(chat: str, call_id: str) -> LlmRequested:
+    return LlmRequested(
+        chat=chat,
+        call_id=call_id,
+        session_id="s",
+        trigger_ids=["m"],
+        model="m",
+        params={},
+        messages=[ChatTurn("user", "hi")],
+        config_hash="h",
+    )
+
+
+def answered(chat: str, call_id: str, usd: float | None) -> LlmCompleted:
+    return LlmCompleted(chat=chat, call_id=call_id, content="x", usage=Usage(cost_usd=usd))
+
+
+def test_calls_in_flight_are_those_with_no_outcome_yet():
+    state = fold(
+        at(
+            (1.0, requested(CHAT, "c1")),
+            (2.0, requested(OTHER, "c2")),
+            (3.0, answered(CHAT, "c1", 0.01)),
+            (4.0, requested(CHAT, "c3")),
+            (5.0, LlmFailed(chat=CHAT, call_id="c3", error="x", final=False)),
+        )
+    ).budget
+    assert state.in_flight == {OTHER: "c2", CHAT: "c3"}  # a retry is still in flight
+    final = LlmFailed(chat=CHAT, call_id="c3", error="x", final=True)
+    skipped = MessageSkipped(chat=OTHER, msg_id="m", reason="stale")  # an orphan, given up
+    budget.apply(state, Recorded(6, 6.0, final))
+    budget.apply(state, Recorded(7, 7.0, skipped))
+    assert state.in_flight == {}
+
+
+def test_a_call_asked_again_after_a_restart_is_one_call():
+    state = fold(at((1.0, requested(CHAT, "orphan")), (2.0, requested(CHAT, "again")))).budget
+    assert state.in_flight == {CHAT: "again"}
+
+
+def test_calls_in_flight_are_reserved_at_the_mean_cost_of_recent_calls():
+    first = fold(at((1.0, requested(CHAT, "c1")))).budget
+    # No call has reported a cost yet: one in flight could take all that is left.
+    assert budget.committed(first, 0.0) == math.inf
+    assert budget.committed(budget.State(), 0.0) == 0.0
+    state = fold(
+        at(
+            (1.0, requested(CHAT, "c1")),
+            (2.0, answered(CHAT, "c1", 0.01)),
+            (3.0, requested(CHAT, "c2")),
+            (4.0, answered(CHAT, "c2", 0.03)),
+            (5.0, requested(CHAT, "c3")),
+        )
+    ).budget
+    assert budget.estimate(state) == pytest.approx(0.02)
+    assert budget.committed(state, 0.0) == pytest.approx(0.04 + 0.02)
+    assert budget.committed(state, 3.0) == pytest.approx(0.03 + 0.02)  # spent since 3.0
+    # Chats whose call is decided but not in the log yet; a chat counts once.
+    assert budget.committed(state, 0.0, {OTHER, CHAT}) == pytest.approx(0.04 + 2 * 0.02)
+
+
+def test_a_provider_that_reports_no_cost_reserves_nothing():
+    state = fold(
+        at(
+            (1.0, requested(CHAT, "c1")),
+            (2.0, answered(CHAT, "c1", None)),
+            (3.0, requested(CHAT, "c2")),
+        )
+    ).budget
+    assert budget.estimate(state) == 0.0
+    assert budget.committed(state, 0.0) == 0.0
+
+
+def test_the_estimate_follows_the_recent_calls():
+    events: list[tuple[float, AnyEvent]] = []
+    for n in range(budget.ESTIMATE_CALLS + 5):
+        usd = 1.0 if n < 5 else 0.01
+        events += [
+            (float(2 * n), requested(CHAT, f"c{n}")),
+            (2 * n + 1.0, answered(CHAT, f"c{n}", usd)),
+        ]
+    state = fold(at(*events)).budget
+    assert budget.estimate(state) == pytest.approx(0.01)

@@ -354,3 +354,68 @@ def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
 
     assert state.replies == [DAY + 5.0]
     assert (state.last_vitality, state.last_rotation) == (10.0, 20.0)
+
+
+def test_a_start_tells_the_owner_at_most_once_per_quiet_time() -> None:
+    startup = ReplyPlanned(chat=OWNER_JID, reply_id="S", purpose="startup", text="started")
+    last = fold([Recorded(1, 100.0, reply(1)), Recorded(2, 200.0, startup)]).schedule.last_startup
+    quiet = timetable.STARTUP_QUIET
+
+    assert last == 200.0
+    assert timetable.startup_due(0.0, 200.0)  # never said
+    assert not timetable.startup_due(last, last + 5)  # a crash loop's next start
+    assert not timetable.startup_due(last, last + quiet - 1)
+    assert timetable.startup_due(last, last + quiet)
+    assert timetable.startup_due(last, last - HOUR)  # the clock was set back
+
+
+@pytest.mark.anyio
+async def test_a_check_in_due_at_start_waits_for_the_transport_to_report(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation={"interval_hours": 1000})
+    bot.append(nine, TransportStatus(state="stopped"))  # the last run's clean stop
+    bot.append(nine, TransportStatus(state="connecting", detail="daemon started"))
+
+    wake = await bot.tick(nine)
+    assert bot.check_ins() == []
+    assert nine < wake <= nine + timetable.TRANSPORT_GRACE
+
+    bot.append(nine + 2, TransportStatus(state="connected"))
+    await bot.tick(nine + 2)
+    [check_in] = bot.check_ins()
+    assert check_in.text.endswith("connection: connected")
+
+
+@pytest.mark.anyio
+async def test_a_transport_that_does_not_report_holds_the_check_in_a_minute_at_most(
+    make_bot: Any,
+) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation={"interval_hours": 1000})
+    bot.append(nine, TransportStatus(state="connecting", detail="daemon started"))
+
+    await bot.tick(nine + timetable.TRANSPORT_GRACE - 1)
+    assert bot.check_ins() == []
+    await bot.tick(nine + timetable.TRANSPORT_GRACE)
+    [check_in] = bot.check_ins()
+    assert check_in.text.endswith("connection: connecting")
+
+
+@pytest.mark.anyio
+async def test_the_loop_plans_the_held_check_in_as_soon_as_the_transport_reports(
+    make_bot: Any,
+) -> None:
+    bot = make_bot(at("2025-06-02 09:00"))
+    bot.append(bot.clock.now, TransportStatus(state="connecting", detail="daemon started"))
+    bot.live.watch()
+    changed = bot.live.waker()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bot.scheduler.run)
+        await bot.live.append(TransportStatus(state="connected"))
+        with anyio.fail_after(5):  # the clock stands still: only the commit can wake it
+            while not bot.check_ins():
+                await changed.wait(1.0)
+        tg.cancel_scope.cancel()
+
+    assert bot.check_ins()[0].text.endswith("connection: connected")

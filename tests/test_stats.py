@@ -78,8 +78,9 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     stats = msgspec.json.decode(done.stdout, type=_Stats)
     names = {c.chat: c.name for c in stats.chats}
     assert names == {ALICE: "Alice", GROUP: "Family", OWNER_JID: "Me"}
-    # Besides the chats': the configs and two connection states (connected, stopped).
-    assert sum(c.events for c in stats.chats) + stats.events["ConfigLoaded"] + 2 == position[0]
+    # Besides the chats': the configs and three connection states (the daemon's
+    # "connecting" at start, the transport's "connected", the clean stop's "stopped").
+    assert sum(c.events for c in stats.chats) + stats.events["ConfigLoaded"] + 3 == position[0]
     assert stats.events["LlmRequested"] == 4
     assert stats.events["MessageSkipped"] == 2
     assert stats.replies_sent == 6  # startup, four answers, the reset notice

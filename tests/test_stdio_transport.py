@@ -466,3 +466,23 @@ def test_importing_the_stdio_transport_does_not_import_neonize() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.anyio
+async def test_a_send_fails_retryably_while_the_last_status_line_said_disconnected(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    out = io.BytesIO()
+    transport = make_transport(out)
+    message = Outgoing(to=ALICE, text="hi", wa_id="W1")
+    async with running(transport) as harness:
+        stdin.write({"type": "status", "state": "disconnected"}, {"chat": ALICE, "text": "a"})
+        await harness.next_inbound()  # the status line before it has been read
+        with pytest.raises(TransportError, match="not connected") as info:
+            await transport.send(message)
+        assert info.value.retryable
+        stdin.write({"type": "status", "state": "connected"}, {"chat": ALICE, "text": "b"})
+        await harness.next_inbound()
+        await transport.send(message)
+
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["W1"]

@@ -5,6 +5,8 @@
 a ``ConfigError`` of one line naming the file and the field.
 """
 
+from events.dsn import passwords as dsn_passwords
+from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig, UnknownChat
 from pipeline.config._entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
 from pipeline.config._errors import ConfigError
@@ -14,6 +16,7 @@ from pipeline.config._load import (
     config_from_dict,
     load_config,
     parse_config,
+    store_url,
     web_token,
 )
 from pipeline.config._sections import (
@@ -33,6 +36,7 @@ from pipeline.config._sections import (
     VitalityConfig,
     WebConfig,
     WhatsAppConfig,
+    dsn_problem,
     is_loopback,
     parse_listen,
 )
@@ -65,9 +69,13 @@ __all__ = [
     "WebConfig",
     "WhatsAppConfig",
     "config_from_dict",
+    "dsn_passwords",
+    "dsn_problem",
     "is_loopback",
     "load_config",
     "parse_config",
     "parse_listen",
+    "redact_dsn",
+    "store_url",
     "web_token",
 ]

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 import msgspec
 from dotenv import dotenv_values
 
+from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig
 from pipeline.config._errors import ConfigError, from_decode_error, from_validation_error
-from pipeline.config._sections import LlmConfig, WebConfig, url_problem
+from pipeline.config._sections import LlmConfig, WebConfig, dsn_problem, url_problem
 
 WEB_TOKEN = "WABOT_WEB_TOKEN"
 MIN_WEB_TOKEN = 16  # characters: the console shows every message, so no guessable token
@@ -57,6 +58,10 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
         if alerts.get("webhook"):
             parts = urlsplit(alerts["webhook"])
             alerts["webhook"] = f"{parts.scheme}://{parts.hostname}/…"
+        # A database URL may carry its password: never into the log.
+        for section, key in (("store", "url"), ("whatsapp", "session_db")):
+            if isinstance(value := result.get(section, {}).get(key), str):
+                result[section][key] = redact_dsn(value)
         return result
 
 
@@ -66,6 +71,27 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "stored config") 
         return msgspec.convert(data, AppConfig)
     except msgspec.ValidationError as exc:
         raise from_validation_error(source, data, exc, AppConfig) from None
+
+
+def store_url(path: Path) -> str | None:
+    """``store.url`` of an app.json, read without the rest of it (tools need nothing more).
+
+    A broken app.json elsewhere does not stop a tool; a bad ``store.url`` does.
+    """
+    if not path.is_file():
+        return None
+    data = _read(path)
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise from_decode_error(str(path), data, exc) from None
+    store = raw.get("store") if isinstance(raw, dict) else None
+    url = store.get("url") if isinstance(store, dict) else None
+    if url is None:
+        return None
+    if not isinstance(url, str) or (problem := dsn_problem(url)):
+        raise ConfigError(str(path), problem or "expected a string", "store.url")
+    return url
 
 
 def parse_config(path: Path) -> AppConfig:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from croniter import croniter
 
+from events.dsn import redacted as redact_dsn
 from events.jid import InvalidJid, phone_digits
 from events.model import AlertKind
 
@@ -192,9 +193,32 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
 
 
 class StoreConfig(Section, frozen=True, kw_only=True):
-    """Addition to DESIGN.md: SQLite durability of the event log."""
+    """Where the event log is: ``url`` (a ``postgresql://`` DSN) or else ``STORE/events.db``.
+
+    ``synchronous`` (an addition to DESIGN.md) is the log's commit durability.
+    """
 
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None and (problem := dsn_problem(self.url)):
+            raise FieldError("url", problem)
+
+
+_DSN_SCHEMES = ("postgresql", "postgres")
+
+
+def dsn_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a PostgreSQL log, or None if it can (never echoes a password)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in _DSN_SCHEMES:
+        return f"{redact_dsn(url)!r} is not a postgresql:// URL"
+    try:
+        urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6] host
+        return f"{redact_dsn(url)!r} is not a valid URL ({exc})"
+    return None
 
 
 class WebConfig(Section, frozen=True, kw_only=True):

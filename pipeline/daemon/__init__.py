@@ -7,8 +7,9 @@
 - ``Sender`` delivers planned replies and records the outcome.
 - ``Scheduler`` sends the daily check-in and rotates the log (``_timetable``).
 - ``Settings`` is the config in force and reloads app.json when it changes.
-- ``Live`` is the log with the projections kept current; ``DaemonLock`` keeps
-  a second daemon off the same store.
+- ``Live`` is the log with the projections kept current; ``daemon_lock`` keeps
+  a second daemon off the same log (``DaemonLock`` on the store, or a lease in
+  PostgreSQL for which a second daemon waits as a standby).
 
 Nothing here is imported by the offline tools (``pipeline.tools``).
 """
@@ -17,12 +18,13 @@ from pipeline.daemon._agent import RESET_REPLY, Agent
 from pipeline.daemon._daemon import EXIT_NEEDS_OWNER, GRACE_SECONDS, Daemon
 from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
 from pipeline.daemon._live import Live, Waker
-from pipeline.daemon._lock import AlreadyRunning, DaemonLock
+from pipeline.daemon._lock import EXIT_LEASE_LOST, AlreadyRunning, DaemonLock, Lock, daemon_lock
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
 
 __all__ = [
+    "EXIT_LEASE_LOST",
     "EXIT_NEEDS_OWNER",
     "GRACE_SECONDS",
     "MAX_TEXT_BYTES",
@@ -33,9 +35,11 @@ __all__ = [
     "DaemonLock",
     "Intake",
     "Live",
+    "Lock",
     "Scheduler",
     "Sender",
     "Settings",
     "Waker",
     "config_loaded",
+    "daemon_lock",
 ]

@@ -82,6 +82,10 @@ class Agent:
         self.stopping = False
         self._busy: set[str] = set()
         self._deadlines: dict[str, float] = {}
+        # The budget: chats whose call is decided (it may not be in the log yet),
+        # and chats waiting for the costs of calls in flight.
+        self._reserving: set[str] = set()
+        self._held: set[str] = set()
         self._idle = anyio.Event()
         # Commits wake the dispatcher, and so does every worker that ends: a
         # worker may have just set the debounce deadline the next pass sleeps to.
@@ -154,7 +158,7 @@ class Agent:
                 if decide.is_stale(loaded.config, call[-1], self.clock()):
                     await self._skip(call, "stale")
                 else:
-                    await self._answer(loaded, entity, chat, call)
+                    await self._answer_reserved(loaded, entity, chat, call)
                 continue
             if await self._judge_arrivals(loaded, entity, chat, items):
                 continue
@@ -167,9 +171,14 @@ class Agent:
             if reason is not None:
                 await self._skip(run, reason)
                 continue
+            if decide.budget_held(self._view(loaded)):
+                # Asked again when a call lands (or at the poll, should none).
+                self._held.add(chat)
+                self._deadlines[chat] = self.clock() + loaded.config.polling.interval_seconds
+                return
             if self.media is not None and await self.media.prepare(loaded, chat, run):
                 continue  # a transcript, a document's text or a notice: look again
-            await self._answer(loaded, entity, chat, run)
+            await self._answer_reserved(loaded, entity, chat, run)
 
     async def _judge_arrivals(
         self, loaded: LoadedConfig, entity: Entity, chat: str, items: list[Item]
@@ -212,7 +221,29 @@ class Agent:
     def _view(self, loaded: LoadedConfig) -> decide.View:
         v = self.live.view
         owner = identity.owner_forms(v.identity, loaded.config.owner_jid)
-        return decide.View(loaded.config, v.echo, v.takeover, v.budget, self.clock(), owner)
+        reserving = frozenset(self._reserving)
+        return decide.View(
+            loaded.config, v.echo, v.takeover, v.budget, self.clock(), owner, reserving
+        )
+
+    async def _answer_reserved(
+        self, loaded: LoadedConfig, entity: Entity, chat: str, run: list[Item]
+    ) -> None:
+        """``_answer``, its call counted against the budget from the decision on.
+
+        No await comes between ``budget_held`` and the reservation, so chats
+        deciding at once see each other's calls before any is in the log.
+        """
+        self._reserving.add(chat)
+        try:
+            await self._answer(loaded, entity, chat, run)
+        finally:
+            self._reserving.discard(chat)
+            for held in self._held:
+                self._deadlines.pop(held, None)
+            if self._held:
+                self._held.clear()
+                self._waker.wake()  # its cost is in the log: the held chats decide again
 
     async def _answer(
         self, loaded: LoadedConfig, entity: Entity, chat: str, run: list[Item]

@@ -1,8 +1,10 @@
 """The running bot: one anyio task group of intake, agent, sender, scheduler and config watch.
 
-Start-up records ``ConfigLoaded`` and plans the startup message; shutdown on
+Start-up records ``ConfigLoaded`` and the connection as ``connecting``, and plans
+the startup message (at most one per ``STARTUP_QUIET``); shutdown on
 SIGINT/SIGTERM starts no new turns, lets in-flight chats finish within a grace
-period (still recording what arrives), then disconnects and closes the log.
+period (still recording what arrives), then disconnects, records the
+connection as ``stopped`` and closes the log.
 All state lives in the log, so ``kill -9`` at any point loses nothing: the
 next start folds the projections and carries on.
 """
@@ -21,6 +23,7 @@ import anyio
 from events.model import ReplyPlanned, TransportStatus
 from events.protocol import LogError, LogWriter
 from pipeline.daemon import _deadline
+from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
@@ -56,15 +59,18 @@ class Daemon:
         store: Path,
         clock: Callable[[], float] = time.time,
         services: Sequence[Service] = (),
+        media: MediaStore | None = None,
     ) -> None:
+        """``media``: where attachments go (default ``STORE/media``)."""
         self.settings = settings
         self.transport = transport
         self.store = store
+        self.clock = clock
         self.live = Live(log_)
-        self.media = MediaStore.of(store)
+        self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
         self.intake = Intake(self.live, settings, self.media)
-        media = MediaStep(
+        attachments = MediaStep(
             self.live,
             self.llm.transcriber,
             self.media,
@@ -72,7 +78,7 @@ class Daemon:
             new_wa_id=transport.new_message_id,
         )
         self.agent = Agent(
-            self.live, settings, self.llm.client, transport, clock=clock, media=media
+            self.live, settings, self.llm.client, transport, clock=clock, media=attachments
         )
         self.sender = Sender(self.live, transport, settings, clock=clock)
         self.scheduler = Scheduler(
@@ -86,7 +92,10 @@ class Daemon:
     async def serve(self) -> None:
         self.live.watch()
         loaded = self.settings.loaded
-        await self.live.append(config_loaded(loaded), self._startup_message())
+        # Until the transport reports, the connection is not what the last run
+        # left in the log ("stopped", or "connected" before a kill -9).
+        starting = TransportStatus(state="connecting", detail="daemon started")
+        await self.live.append(config_loaded(loaded), starting, *self._startup_message())
         log.info(
             "started",
             transport=self.transport.name,
@@ -103,6 +112,7 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self._receive, waiting)
+                tg.start_soon(self.intake.run)
                 tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)
@@ -156,9 +166,14 @@ class Daemon:
             # A side service (the console) failing must not stop the bot.
             log.exception("service_failed")
 
-    def _startup_message(self) -> ReplyPlanned:
+    def _startup_message(self) -> list[ReplyPlanned]:
+        """The owner's note that the bot is up; none so soon after the last one."""
+        last, now = self.live.view.schedule.last_startup, self.clock()
+        if not timetable.startup_due(last, now):
+            log.info("startup_message_skipped", minutes_since_last=round((now - last) / 60, 1))
+            return []
         app = self.settings.app
-        return ReplyPlanned(
+        message = ReplyPlanned(
             chat=app.owner_jid,
             reply_id=uuid.uuid4().hex,
             purpose="startup",
@@ -168,6 +183,7 @@ class Daemon:
             ),
             wa_id=self.transport.new_message_id(),
         )
+        return [message]
 
 
 async def _until_signal() -> None:

@@ -31,6 +31,7 @@ class View:
     budget: budget.State
     now: float
     owner: frozenset[str] = frozenset()  # every id of the owner (phone JID, LID)
+    reserving: frozenset[str] = frozenset()  # chats whose call may not be in the log yet
 
 
 def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
@@ -79,6 +80,19 @@ def before_turn(view: View, chat: str) -> str | None:
     ):
         return "budget"
     return None
+
+
+def budget_held(view: View) -> bool:
+    """Today's spend and the calls in flight may use up the budget: wait for their costs.
+
+    Checked after ``before_turn``, so the spend alone is under the budget; a
+    call goes out only while a reserve for every call in flight still fits,
+    which keeps the day's spend within one call of the budget however many
+    chats are answered at once.
+    """
+    cfg = view.config
+    since = local_midnight(cfg, view.now)
+    return budget.committed(view.budget, since, view.reserving) >= cfg.limits.daily_budget_usd
 
 
 def triggered(view: View, group: GroupEntity, item: Item) -> bool:

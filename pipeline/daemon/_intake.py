@@ -18,9 +18,10 @@ import hashlib
 import msgspec
 
 from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
-from events.protocol import Keyed, LogError
+from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
 from pipeline.daemon._fetch import fetch_media
+from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -77,6 +78,8 @@ class Intake:
         self.settings = settings
         self.media = media
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
+        # What the log cannot take at once (its database is away) waits here.
+        self.holding = Holding(live)
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
@@ -93,13 +96,11 @@ class Intake:
         if isinstance(fact, MessageReceived) and fact.media is not None:
             fetched = await fetch_media(fact, inbound.media, self.settings.app.media, self.media)
             keyed = Keyed(fetched, keyed.key)
-        try:
-            await self.live.append(keyed)
-        except LogError as exc:
-            # One line, not a traceback: the cause (disk full, locked) is in the message.
-            log.error(  # noqa: TRY400
-                "message_not_recorded", chat=keyed.event.chat, error=str(exc)
-            )
+        await self.holding.record(keyed)
+
+    async def run(self) -> None:
+        """Append what was held while the log could not take it; forever."""
+        await self.holding.run()
 
     def _keyed(self, fact: Fact) -> Keyed | None:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
@@ -132,7 +133,7 @@ class Intake:
 
     async def status(self, status: TransportStatus) -> None:
         log.info("transport", state=status.state, detail=status.detail)
-        await self.live.append(status)
+        await self.holding.record(status)
 
 
 def _server(jid: str) -> str:

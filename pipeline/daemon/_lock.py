@@ -1,8 +1,14 @@
-"""One daemon per store: two would both answer every message.
+"""One daemon per log: two would both answer every message.
 
-An advisory ``flock`` on ``STORE/daemon.lock``, held for the life of the
-process; the kernel releases it however the process ends, so a crash or
-``kill -9`` never leaves a stale lock behind.
+``daemon_lock`` hands the command line "a lock" for the log it runs on, and
+the daemon never learns which:
+
+- a log in the store (SQLite): ``DaemonLock``, an advisory ``flock`` on
+  ``STORE/daemon.lock``, held for the life of the process; the kernel releases
+  it however the process ends, so a crash or ``kill -9`` never leaves a stale
+  lock behind, and a second daemon stops at once with one line;
+- a log on PostgreSQL: ``LeaseLock`` (``_lease``), a lease in the database
+  keyed by the number, for which a second daemon waits as a standby.
 """
 
 from __future__ import annotations
@@ -10,9 +16,31 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import Protocol
 
+from events.backends import is_postgres
 from events.private import open_private, private_dir
 from pipeline.paths import LOCK_NAME
+
+# The lease was lost to another daemon: systemd restarts this one, which then waits as a standby.
+EXIT_LEASE_LOST = 4
+
+
+class Lock(Protocol):
+    """Held from ``acquire`` (which may wait) to ``release``; one holder per log."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+def daemon_lock(store: Path, url: str | None, number: str) -> Lock:
+    """The lock for the log of ``number``: in the database when ``url`` names one."""
+    if is_postgres(url):
+        from pipeline.daemon._lease import LeaseLock  # noqa: PLC0415  (loads psycopg)
+
+        return LeaseLock(url, number)
+    return DaemonLock(store)
 
 
 class AlreadyRunning(Exception):

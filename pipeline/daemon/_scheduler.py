@@ -12,6 +12,12 @@ memory, because the log cannot hold them:
   the durable record, so a restart may rescan once, never rotate early.
 - the last check-in planned: a retention shorter than ``timetable.CATCH_UP``
   could compact it away and make it look unsent.
+
+A check-in due at start waits (``timetable.TRANSPORT_GRACE`` at most) until
+the transport has reported, since the daemon's start records ``connecting``.
+The scheduler is woken by commits, so it plans the check-in the moment the
+report is in, and runs its jobs as soon as a reloaded config makes one due;
+between those, a wake-up costs a comparison.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import anyio.to_thread
 from croniter import CroniterBadDateError
 
 from events.model import Compacted, ReplyPlanned
+from events.protocol import LogError
 from events.units import DAY
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._live import Live
@@ -58,13 +65,24 @@ class Scheduler:
         self._checked_in = 0.0
         self._rotation_tried = 0.0
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
+        self._awaiting_transport = False  # a check-in is due, the transport not heard from
+        self._waker = live.waker()
 
     async def run(self) -> None:
-        """Run jobs as they fall due; a config edit is seen within one poll interval."""
+        """Run jobs as they fall due, as a config reload changes them, as the transport reports."""
+        wake, seen = 0.0, None
         while True:
-            wake = await self.run_due(self.clock())
+            now = self.clock()
+            if now >= wake or self.settings.loaded is not seen or self._awaiting_transport:
+                seen = self.settings.loaded
+                try:
+                    wake = await self.run_due(now)
+                except LogError as exc:
+                    # The log's database is away: try again at the next poll.
+                    log.warning("scheduler_waiting_for_log", error=str(exc))
+                    wake = now + self.settings.app.polling.interval_seconds
             poll = self.settings.app.polling.interval_seconds
-            await anyio.sleep(max(0.0, min(poll, wake - self.clock())))
+            await self._waker.wait(min(poll, wake - self.clock()))
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
@@ -80,6 +98,7 @@ class Scheduler:
         return min(wakes, default=math.inf)
 
     async def _vitality(self, now: float) -> float:
+        self._awaiting_transport = False
         vitality = self.settings.app.vitality
         if not vitality.enabled:
             return math.inf
@@ -93,6 +112,11 @@ class Scheduler:
             return math.inf
         if due > now:
             return due
+        grace_ends = self.started + timetable.TRANSPORT_GRACE
+        state = self.live.view.stats.transport_state
+        self._awaiting_transport = state == "connecting" and now < grace_ends
+        if self._awaiting_transport:
+            return grace_ends
         await self.live.append(self._check_in(vitality.message, now))
         self._checked_in = now
         log.info("vitality_planned", scheduled_for=due)

@@ -9,6 +9,10 @@ clocks go back, a wall-clock time that happens twice runs once, the first
 time; when they go forward, a time that does not exist runs at the jump.
 
 Rotation runs every ``rotation.interval_hours`` after the last one.
+
+The startup message goes out at a start at most once per ``STARTUP_QUIET``:
+a bot that crashes and is restarted every few seconds must not message the
+owner each time.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from events.units import HOUR
+from events.units import HOUR, MINUTE
 from pipeline.config import RotationConfig, VitalityConfig
 
 # A check-in missed by less than this (the daemon was down) is still sent.
 CATCH_UP = HOUR
+# At most one startup message in this long (README: "Command line").
+STARTUP_QUIET = 10 * MINUTE
+# A check-in due at start waits this long at most for the transport's first
+# report, so it tells the connection as it is, not as the last run left it.
+TRANSPORT_GRACE = MINUTE
 
 
 def next_occurrence(expr: str, zone: ZoneInfo, after: float) -> float:
@@ -55,3 +64,10 @@ def vitality_due(vitality: VitalityConfig, done: float, now: float) -> float:
 def rotation_due(rotation: RotationConfig, last: float) -> float:
     """When the rotation after one at ``last`` is due."""
     return last + rotation.interval_hours * HOUR
+
+
+def startup_due(last: float, now: float) -> bool:
+    """Whether a start at ``now`` says so; ``last`` is when the last startup message was
+    planned (0: never)."""
+    # A clock set back is no reason for silence.
+    return not last or not 0 <= now - last < STARTUP_QUIET

@@ -7,7 +7,12 @@ finished file is renamed to its hash: the same voice note sent twice is
 stored once, and a file name says what the bytes are.
 
 A file stays while an event refers to it (``MessageReceived.media.sha256``);
-``sweep`` deletes the others after compaction and ``forget``.
+``sweep`` deletes the others after compaction and ``forget``. A store with its
+log in SQLite holds one number's log, and its files are ``STORE/media/<sha256>``;
+several numbers' daemons may share a store when their logs are in PostgreSQL,
+so each number then has ``STORE/media/<number>/`` (a sweep of one number's log
+must never see another's files). Reading looks in every one: the name is the
+content's hash, so any copy is the file.
 """
 
 from __future__ import annotations
@@ -91,13 +96,16 @@ class _Writer:
 class MediaStore:
     """The directory of stored attachments (mode 0700, files 0600)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, root: Path | None = None) -> None:
+        """``root``: where other logs' media directories are, for reading (default: here)."""
         self.directory = directory
+        self.root = root if root is not None else directory
 
     @classmethod
-    def of(cls, store: Path) -> MediaStore:
-        """The media directory of a ``--store`` directory."""
-        return cls(Path(store) / MEDIA_DIR)
+    def of(cls, store: Path, log: str | None = None) -> MediaStore:
+        """The media of a ``--store`` directory; ``log``: the number of a PostgreSQL log."""
+        root = Path(store) / MEDIA_DIR
+        return cls(root / log if log else root, root)
 
     def path(self, sha256: str) -> Path:
         if not _SHA256.fullmatch(sha256):
@@ -122,8 +130,14 @@ class MediaStore:
         return Stored(sha256, writer.size, writer.head)
 
     def read(self, sha256: str) -> bytes:
-        """The stored bytes; raises OSError when the file is gone."""
-        return self.path(sha256).read_bytes()
+        """The stored bytes, from whichever log's directory has them; OSError when none has."""
+        own = self.path(sha256)
+        for path in (own, self.root / sha256, *sorted(self.root.glob(f"*/{sha256}"))):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue
+        return own.read_bytes()  # raises, naming the file that should be there
 
     def data_url(self, image: ImageRef) -> str:
         """The image as a ``data:`` URL, as both LLM wire shapes take images."""

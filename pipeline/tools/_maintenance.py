@@ -13,22 +13,23 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from events.backends import DB_NAME, open_log
+from events.backends import is_postgres
 from events.jid import InvalidJid, normalize
 from events.model import Compacted, Recorded
-from events.protocol import LogReader, LogWriter, NoLog, Selection
+from events.protocol import LogReader, Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.media import MediaStore, referenced_media
 from pipeline.tools._args import BadArgument, latest_config
+from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from projections import retention
 from projections.runner import Runner
 
 DEFAULT_RETENTION_DAYS = 30.0
 
 
-def compact(store: Path, now: float) -> str:
+def compact(store: Path | Where, now: float) -> str:
     """Rotate the log by ``rotation.retention_days`` of the config in force."""
-    with _open(store) as log:
+    with open_tool_writer(store) as log:
         states = Runner.start(log).states
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
@@ -40,9 +41,9 @@ def compact(store: Path, now: float) -> str:
     return f"removed {_compacted(marker).removed} events older than {days:g} days{files}"
 
 
-def forget(store: Path, chat: str) -> str:
+def forget(store: Path | Where, chat: str) -> str:
     """Remove every event of one chat; the owner's right to have it gone."""
-    with _open(store) as log:
+    with open_tool_writer(store) as log:
         config = latest_config(log.read(chats=[""]))
         jid = _resolve(chat, config)
         theirs = referenced_media(log.read(chats=[jid]))
@@ -53,12 +54,16 @@ def forget(store: Path, chat: str) -> str:
     return f"forgot {jid}: {_compacted(marker).removed} events removed{_files(swept)}"
 
 
-def sweep_media(store: Path, log: LogReader, *, doomed: Collection[str] = ()) -> int:
+def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] = ()) -> int:
     """Delete the media files no event in ``log`` refers to; returns how many went.
 
     ``doomed``: files of events just removed on purpose, deleted even if young.
+    The files are in the store directory, wherever the log is (SQLite or PostgreSQL).
     """
-    return MediaStore.of(store).sweep(referenced_media(log.read()), doomed=doomed)
+    where = as_where(store)
+    number = chosen_number(where) if is_postgres(where.url) else None
+    media = MediaStore.of(where.store, number)
+    return media.sweep(referenced_media(log.read()), doomed=doomed)
 
 
 def _files(swept: int) -> str:
@@ -76,10 +81,3 @@ def _resolve(chat: str, config: AppConfig | None) -> str:
 def _compacted(marker: Recorded) -> Compacted:
     assert isinstance(marker.event, Compacted)
     return marker.event
-
-
-def _open(store: Path) -> LogWriter:
-    path = Path(store) / DB_NAME
-    if not path.is_file():
-        raise NoLog(f"{path}: no event log here (wrong --store?)")
-    return open_log(store)

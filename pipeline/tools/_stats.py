@@ -12,10 +12,10 @@ from pathlib import Path
 
 import msgspec
 
-from events.backends import open_reader
 from events.units import DAY
 from pipeline.config import ConfigError, config_from_dict
 from pipeline.tools._args import iso
+from pipeline.tools._where import Where, open_tool_reader
 from projections import budget, configs, stats
 from projections.fold import States
 from projections.runner import Runner
@@ -132,8 +132,8 @@ def report_text(r: Report) -> str:
     return "\n".join(lines)
 
 
-def run_stats(store: Path, *, as_json: bool, now: float) -> int:
-    with open_reader(store) as log:
+def run_stats(store: Path | Where, *, as_json: bool, now: float) -> int:
+    with open_tool_reader(store) as log:
         states = Runner.start(log).states
         result = report(states, now, log.size_bytes(), entity_names(states))
     if as_json:

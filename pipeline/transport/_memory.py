@@ -55,6 +55,7 @@ class MemoryTransport:
         self._clock = clock
         self._ids = itertools.count(1)
         self._failures: deque[TransportError] = deque()
+        self._stalls: dict[str, anyio.Event] = {}
         self._deliver: Deliver | None = None
         self._running = anyio.Event()
         self._sent_changed = anyio.Event()
@@ -67,6 +68,11 @@ class MemoryTransport:
     def fail_next(self, *errors: TransportError) -> None:
         """The next sends raise these errors, one per send, before succeeding again."""
         self._failures.extend(errors)
+
+    def stall(self, to: str) -> anyio.Event:
+        """Sends to ``to`` hang, as over a dying connection, until the returned event is set."""
+        gate = self._stalls[to] = anyio.Event()
+        return gate
 
     async def run(self, deliver: Deliver, status: StatusSink) -> None:
         self._deliver = deliver
@@ -119,6 +125,9 @@ class MemoryTransport:
             raise TransportError("memory transport is closed", retryable=False)
         if self._failures:
             raise self._failures.popleft()
+        gate = self._stalls.get(message.to)
+        if gate is not None:
+            await gate.wait()
         sent = SentMessage(message, message.wa_id or self.new_message_id(), self._clock())
         self.sent.append(sent)
         self._sent_changed.set()

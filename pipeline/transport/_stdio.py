@@ -94,6 +94,8 @@ class StdioTransport:
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._closed = False
+        # The simulated WhatsApp connection, as the last status line set it.
+        self._state = "connected"
 
     def new_message_id(self) -> str:
         return "WB" + secrets.token_hex(10).upper()
@@ -118,6 +120,7 @@ class StdioTransport:
                 item = self._parse(number, raw)
                 del raw  # a large line's bytes go before the next one comes
                 if isinstance(item, TransportStatus):
+                    self._state = item.state
                     await status(item)
                 elif item is not None:
                     await deliver(item)  # base64 media.data is read from the line itself
@@ -129,6 +132,9 @@ class StdioTransport:
     async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
             raise TransportError("stdio transport is closed", retryable=False)
+        if self._state != "connected":
+            # As WhatsApp would: nothing goes out while the connection is down.
+            raise TransportError(f"not connected (status {self._state})", retryable=True)
         msg_id = message.wa_id or self.new_message_id()
         try:
             # Off the event loop: a reader that stops draining stdout must not stall intake.

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import pytest
 
 from tests.e2e.harness import Daemon, daemon_env, write_config
+from tests.e2e.pg import pg_url  # noqa: F401  (a fixture of the PostgreSQL tests)
 from tests.llm_server import TEST_KEY, FakeLlmServer
 
 

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from events.model import Event, Recorded
-from events.sqlite import SQLiteLog
+from events.backends import open_log
+from events.model import ConfigLoaded, Event, Recorded, ReplyPlanned, ReplySent
+from events.protocol import LogWriter
 
 OWNER = "491700000000"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
@@ -50,6 +51,7 @@ _FOREIGN_ENV = (
     "LLM_API_KEY",
     "LLM_BASE_URL",
     "WABOT_STORE",
+    "WABOT_LOG_URL",
     "TRANSCRIPTION_API_KEY",
     "TRANSCRIPTION_BASE_URL",
 )
@@ -185,13 +187,19 @@ class Daemon:
         self._stderr: list[str] = []
         self._stderr_changed = threading.Condition()
         self._readers: list[threading.Thread] = []
-        self._log: SQLiteLog | None = None
+        self._log: LogWriter | None = None
 
     # -- process ---------------------------------------------------------
 
     def start(self, *, expect_startup: bool = True) -> Daemon:
-        """Spawn the daemon; by default wait for and keep its startup message."""
+        """Spawn the daemon; by default wait until it is up, keeping its startup message.
+
+        A restart within ``STARTUP_QUIET`` of the last startup message plans
+        none: then the start's ``ConfigLoaded`` in the log says it is up, and
+        ``startup`` is None.
+        """
         assert self._proc is None or self._proc.poll() is not None, "already running"
+        before = self.log.last_seq() if (self.store / "events.db").exists() else None
         self._close_pipes()
         self._stopping = False
         self._lines = queue.Queue()
@@ -218,7 +226,7 @@ class Daemon:
         for reader in self._readers:
             reader.start()
         if expect_startup:
-            self.startup = self._await_startup()
+            self.startup = self._await_startup() if before is None else self._await_up(before)
         return self
 
     def restart(self) -> Daemon:
@@ -326,15 +334,29 @@ class Daemon:
             sent = self.next_sent(timeout)
             if sent.get("purpose") == "startup":
                 self._stash.extend(early)
+                # Recorded as sent, so a kill -9 from here on does not owe it again.
+                self.wait_record(ReplySent, timeout, wa_id=sent["id"])
                 return sent
             early.append(sent)
+
+    def _await_up(self, before: int) -> dict[str, Any] | None:
+        """Up once this start's ``ConfigLoaded`` is in the log; its startup message, if any."""
+        loaded = self.wait_for(lambda r: r.seq > before and isinstance(r.event, ConfigLoaded), 15)
+        planned = [
+            r.event
+            for r in self.log.read(after=loaded.seq)
+            if isinstance(r.event, ReplyPlanned) and r.event.purpose == "startup"
+        ]
+        return self._await_startup() if planned else None
 
     # -- the log ---------------------------------------------------------
 
     @property
-    def log(self) -> SQLiteLog:
+    def log(self) -> LogWriter:
+        """The daemon's log: ``STORE/events.db``, or its number's in ``WABOT_LOG_URL``."""
         if self._log is None:
-            self._log = SQLiteLog(self.store / "events.db")
+            number = json.loads(self.config.read_text())["whatsapp"]["phone_number"]
+            self._log = open_log(self.store, url=self.env.get("WABOT_LOG_URL"), name=number)
         return self._log
 
     def events(self) -> list[Recorded]:

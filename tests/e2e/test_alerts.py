@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from events.model import OwnerAlerted, ReplySent
+from events.model import LlmFailed, LlmRequested, OwnerAlerted, ReplySent
 from tests.e2e.conftest import MakeDaemon
 from tests.e2e.harness import OWNER_JID, iter_store_files
+from tests.llm_server import FakeLlmServer, Reply
 
 TOKEN = "tk-5e1c7d9a"  # a webhook's secret path part, as ntfy and Slack hooks have
 
@@ -101,6 +102,7 @@ def test_an_unreachable_webhook_is_recorded_and_the_bot_carries_on(
     daemon = make_daemon({"alerts": {"webhook": f"http://127.0.0.1:9/hooks/{TOKEN}"}})
     daemon.send(type="status", state="banned", detail="expires in 3600 s")
     alerted = daemon.wait_event(OwnerAlerted, kind="banned")
+    daemon.send(type="status", state="connected")  # the ban is over: replies can go again
     msg = daemon.message("still answering?")
     assert daemon.next_sent()["reply_to"] == msg
     daemon.stop()
@@ -112,3 +114,26 @@ def test_an_unreachable_webhook_is_recorded_and_the_bot_carries_on(
         assert TOKEN.encode() not in path.read_bytes(), path
     assert TOKEN not in daemon.stderr
     assert all(TOKEN not in line for line in daemon.stdout_lines)
+
+
+@pytest.mark.parametrize("status", [400, 402, 404])
+def test_a_refusal_no_retry_mends_alerts_the_owner_at_the_first_failure(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer, status: int
+) -> None:
+    """Not only a rejected key: any final 4xx (a refused setting, no credit, no such
+    model) fails every turn until the owner acts, so the first one is worth telling."""
+    llm_server.script(Reply(status=status), Reply(status=status))
+    daemon = make_daemon()
+    daemon.message("hello?")
+    alert = daemon.next_sent()
+    daemon.wait_event(ReplySent, wa_id=alert["id"])
+    again = daemon.message("anyone?")
+    call = daemon.wait_event(LlmRequested, trigger_ids=[again])
+    daemon.wait_event(LlmFailed, call_id=call.call_id, final=True)
+    daemon.stop()
+
+    assert alert["purpose"] == "alert"
+    assert alert["chat"] == OWNER_JID
+    assert f"HTTP {status}" in alert["text"]
+    assert [f.status for f in daemon.find(LlmFailed) if f.final] == [status, status]
+    assert len(daemon.find(OwnerAlerted, kind="llm_failing")) == 1  # once per episode

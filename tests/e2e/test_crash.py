@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from events.model import LlmCompleted, LlmFailed, LlmRequested, ReplyPlanned, ReplySent
-from events.sqlite import SQLiteLog
 from tests.e2e.harness import ALICE, Daemon, replies_to
 
 
@@ -33,18 +32,19 @@ def test_kill9_during_the_llm_call_asks_again_and_replies_once(daemon: Daemon, l
 
 def test_a_reply_planned_but_not_sent_is_sent_once_after_restart(daemon: Daemon):
     daemon.kill9()
-    # What a crash between ReplyPlanned and ReplySent leaves behind.
-    with SQLiteLog(daemon.store / "events.db") as log:
-        log.append(
-            ReplyPlanned(
-                chat=ALICE,
-                reply_id="planned-before-crash",
-                purpose="reply",
-                text="Planned before the crash",
-                in_reply_to="M-crash",
-                wa_id="WBPLANNEDBEFORECRASH",
-            )
+    # What a crash between ReplyPlanned and ReplySent leaves behind. Written
+    # through the harness's own log: a second SQLiteLog in this process would
+    # open and close the file, which drops the harness connection's locks.
+    daemon.log.append(
+        ReplyPlanned(
+            chat=ALICE,
+            reply_id="planned-before-crash",
+            purpose="reply",
+            text="Planned before the crash",
+            in_reply_to="M-crash",
+            wa_id="WBPLANNEDBEFORECRASH",
         )
+    )
 
     daemon.restart()
     owed = daemon.next_sent()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from events.model import Compacted, ConfigLoaded, Recorded, ReplyPlanned
 from tests.e2e.conftest import MakeDaemon
 
@@ -26,3 +28,15 @@ def test_the_daemon_rotates_its_log_on_schedule_and_keeps_answering(make_daemon:
 
     second = daemon.wait_for(lambda r: is_rotation(r) and r.seq > first.seq)
     assert second.ts - first.ts >= INTERVAL_HOURS * 3600 - 0.05
+
+
+def test_the_first_check_in_reports_the_live_connection(make_daemon: MakeDaemon):
+    # Missed five minutes ago: due the moment the daemon starts.
+    missed = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%H:%M")
+    daemon = make_daemon({"vitality": {"enabled": True, "time": missed, "timezone": "UTC"}})
+
+    check_in = daemon.next_sent()
+    daemon.stop()
+
+    assert check_in["purpose"] == "vitality"
+    assert check_in["text"].endswith("connection: connected"), check_in["text"]

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import msgspec
 
-from events.backends import open_reader
 from pipeline.config import parse_config
 from pipeline.tools._args import latest_config, resolve_chat
+from pipeline.tools._where import Where, open_tool_reader
 from pipeline.tools.audit._render import audit_doc, audit_text
 from projections.timeline import audit
 
 
 def run_audit(
-    store: Path, chat_arg: str, *, config: Path | None, since: float | None, as_json: bool
+    store: Path | Where, chat_arg: str, *, config: Path | None, since: float | None, as_json: bool
 ) -> int:
-    with open_reader(store) as log:
+    with open_tool_reader(store) as log:
         app = parse_config(config) if config is not None else latest_config(log.read(chats=[""]))
         chat = resolve_chat(chat_arg, app, log.chats())
         result = audit(log.read(chats=[chat, ""]), chat)

@@ -19,14 +19,14 @@ from typing import NoReturn
 import anyio
 import msgspec
 
-from events.backends import open_reader
 from events.codec import CorruptEvent
 from events.jid import user_part
 from events.model import ConfigLoaded, Recorded
 from events.protocol import LogError, LogReader, NoLog
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config, parse_config
-from pipeline.paths import STORE_HELP, env_file, store_dir
+from pipeline.paths import STORE_HELP, env_file
 from pipeline.tools._args import BadArgument, latest_config, parse_time, resolve_chat
+from pipeline.tools._where import open_tool_reader, where_from_args
 from pipeline.tools.replay import _output as output
 from pipeline.tools.replay._apply import Conflict, apply, config_at, find_experiment
 from pipeline.tools.replay._cache import cached_llm
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="new model")
     p.add_argument("--config", type=Path, help="app.json to resolve CHAT with and replay under")
     p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
+    _log_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--since", type=_time, help="first turn time (ISO or unix seconds)")
     p.add_argument("--until", type=_time, help="last turn time (ISO or unix seconds)")
@@ -96,7 +97,13 @@ def _apply_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="experiment file, or its name under STORE/replays/")
     p.add_argument("--config", type=Path, help="app.json to write (default: the bot's)")
     p.add_argument("--store", type=Path, default=None, help=STORE_HELP)
+    _log_options(p)
     return p
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-url", metavar="URL", help="postgresql://… DSN of the log")
+    p.add_argument("--number", help="the WhatsApp number whose log to replay (PostgreSQL)")
 
 
 def _apply_doc() -> str:
@@ -121,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     _check_args(args)
-    store = store_dir(args.store, env_file(None))
-    with open_reader(store) as log:
+    where = where_from_args(args.store, args.log_url, args.number, args.config)
+    store = where.store
+    with open_tool_reader(where) as log:
         config = parse_config(args.config) if args.config else latest_config(log.read(chats=[""]))
         chats = _chats(args, config, log)
         histories = [
@@ -244,9 +252,10 @@ async def _run_llm(
 
 
 def _apply(args: argparse.Namespace) -> int:
-    store = store_dir(args.store, env_file(None))
+    where = where_from_args(args.store, args.log_url, args.number, args.config)
+    store = where.store
     experiment = find_experiment(args.experiment, store / "replays")
-    with open_reader(store) as log:
+    with open_tool_reader(where) as log:
         records = list(log.read(chats=[""]))
     if args.config is not None:
         target = args.config

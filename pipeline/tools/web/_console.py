@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from events.backends import open_reader
 from events.model import Compacted, Recorded
 from pipeline.config import AppConfig, ConfigError, config_from_dict
+from pipeline.tools._where import Where, as_where, open_tool_reader
 from pipeline.tools.web._health import DaemonProbe, Health, health
 from pipeline.tools.web._summary import Summary
 from projections import configs
@@ -58,16 +58,18 @@ class Snapshot(NamedTuple):
 class Console:
     def __init__(
         self,
-        store: Path,
+        store: Path | Where,
         *,
         probe: DaemonProbe | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Open ``STORE``'s log read-only and fold it; ``NoLog`` when there is none."""
-        self.store = Path(store)
+        """Open the log read-only (``STORE``'s, or a number's on PostgreSQL) and fold it;
+        ``NoLog`` when there is none."""
+        where = as_where(store)
+        self.store = where.store
         self.probe = probe
         self.clock = clock
-        self.log = open_reader(self.store)
+        self.log = open_tool_reader(where)
         self._lock = threading.Lock()
         self._runner = Runner.start(self.log)
         self._summary = self._fold_summary()

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from pipeline.config import WebConfig
 from pipeline.logs import get_logger
+from pipeline.tools._where import Where
 from pipeline.tools.web._app import create_app
 from pipeline.tools.web._console import Console
 from pipeline.tools.web._health import DaemonProbe
@@ -103,7 +104,11 @@ async def _serve_console(console: Console, sock: socket.socket, token: str | Non
 
 
 async def serve(
-    store: Path, sock: socket.socket, *, token: str | None, probe: DaemonProbe | None = None
+    store: Path | Where,
+    sock: socket.socket,
+    *,
+    token: str | None,
+    probe: DaemonProbe | None = None,
 ) -> None:
     """The console on ``sock`` over ``store``'s log until cancelled (``run`` starts it so)."""
     console = await anyio.to_thread.run_sync(lambda: Console(store, probe=probe))
@@ -113,7 +118,7 @@ async def serve(
         console.close()
 
 
-def run_standalone(store: Path, web: WebConfig, token: str | None) -> None:
+def run_standalone(store: Path | Where, web: WebConfig, token: str | None) -> None:
     """``python -m pipeline web``: open the log, bind, serve until SIGINT or SIGTERM.
 
     Raises ``NoLog`` (no log in ``store``) or ``WebError`` before serving anything.

@@ -1,0 +1,140 @@
+"""``python -m pipeline migrate``: a store into PostgreSQL and back, seqs, keys, snapshots kept."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from events.backends import open_reader
+from events.model import ConfigLoaded
+from events.pg_transfer import PostgresSide
+from events.postgres import PostgresLog
+from events.protocol import Keyed, Selection
+from events.sqlite import SQLiteLog
+from events.testing import FakeClock, message
+from events.transfer import SQLiteSide, summarise
+from tests.pg_support import DSN, own_schema, require_server, schema_url
+
+require_server()
+
+OWNER = "491700000000"
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with own_schema() as schema:
+        yield schema_url(schema)
+
+
+def _history(store: Path) -> None:
+    """A store's log with keys, a compacted tail, a snapshot and the owner's config."""
+    with SQLiteLog(store / "events.db", clock=FakeClock(1_764_070_000.123456)) as log:
+        log.append(ConfigLoaded(hash="h", config={"whatsapp": {"phone_number": OWNER}}, path="a"))
+        log.append(*(Keyed(message(n), f"chat/M{n}") for n in range(5)), message(5))
+        log.append(message(6), message(7))
+        log.compact("forget", Selection(seqs=frozenset({8, 9})))  # the newest two go
+        log.save_snapshot("projections", 2**32 - 1, 7, b"\x00state\xff")
+
+
+def _migrate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("WABOT_STORE", "WABOT_LOG_URL")}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "migrate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT seq, ts, type, chat, key, body FROM events ORDER BY seq"
+        ).fetchall()
+
+
+def test_a_store_goes_to_postgresql_and_back_exactly(tmp_path: Path, url: str) -> None:
+    source = tmp_path / "store"
+    source.mkdir()
+    _history(source)
+
+    there = _migrate("--to", url, "--store", str(source), cwd=tmp_path)
+    assert there.returncode == 0, there.stderr
+    want = summarise(SQLiteSide(source))
+    assert there.stdout.startswith(
+        f"copied {want.events} events (seqs handed out: 10) and 1 snapshots"
+    )
+    assert want.sha256[:16] in there.stdout
+    assert summarise(PostgresSide(url, name=OWNER)) == want
+
+    with open_reader(tmp_path, url=url, name=OWNER) as log:
+        assert [r.seq for r in log.read()] == [1, 2, 3, 4, 5, 6, 7, 10]
+        assert log.load_snapshot("projections", 2**32 - 1) == (7, b"\x00state\xff")
+    with PostgresLog(url, name=OWNER) as log:  # the counter came along: 8 and 9 stay unused
+        assert log.append(message(11))[0].seq == 11
+        assert log.append(Keyed(message(0), "chat/M0"))[0].seq == 2  # keys came along too
+
+    back = tmp_path / "backup"
+    done = _migrate("--from", url, "--store", str(back), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    copied = _rows(back / "events.db")
+    assert copied[:-1] == _rows(source / "events.db")
+    assert [r[0] for r in copied] == [1, 2, 3, 4, 5, 6, 7, 10, 11]
+    with SQLiteLog(back / "events.db") as log:
+        assert log.append(message(12))[0].seq == 12
+        assert log.load_snapshot("projections", 2**32 - 1) == (7, b"\x00state\xff")
+
+
+def test_a_target_that_holds_events_is_refused_in_one_line(tmp_path: Path, url: str) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    _history(store)
+    assert _migrate("--to", url, "--store", str(store), cwd=tmp_path).returncode == 0
+
+    again = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr == (
+        f"wabot: postgresql://postgres@127.0.0.1:5432/test (log {OWNER}) already holds events;"
+        " refusing to overwrite it\n"
+    )
+    onto = _migrate("--from", url, "--store", str(store), cwd=tmp_path)
+    assert onto.returncode == 2
+    assert (
+        onto.stderr
+        == f"wabot: {store / 'events.db'} already holds events; refusing to overwrite it\n"
+    )
+
+
+def test_the_number_comes_from_the_store_or_from_number(tmp_path: Path, url: str) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    with SQLiteLog(store / "events.db") as log:  # no config in it: which number is it?
+        log.append(message(1))
+    unnamed = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert unnamed.returncode == 2
+    assert "has no config to tell its number: give --number" in unnamed.stderr
+    named = _migrate(
+        "--to", url, "--store", str(store), "--number", "+49 170 0000099", cwd=tmp_path
+    )
+    assert named.returncode == 0, named.stderr
+    with open_reader(tmp_path, url=url, name="491700000099") as log:
+        assert log.last_seq() == 1
+
+
+def test_a_missing_store_and_a_bad_url_are_one_line(tmp_path: Path) -> None:
+    missing = _migrate("--to", DSN, "--store", str(tmp_path / "none"), cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1
+    assert "no event log here" in missing.stderr
+    bad = _migrate("--to", "mysql://x", "--store", str(tmp_path), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr == "wabot: --to: 'mysql://x' is not a postgresql:// URL\n"

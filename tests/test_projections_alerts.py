@@ -1,0 +1,43 @@
+"""When the LLM's failures are the owner's business: at once, or after some in a row."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.model import AlertKind, AnyEvent, LlmCompleted, LlmFailed, OwnerAlerted, Recorded
+from projections import alerts
+from projections.fold import fold
+
+ALICE = "491701111111@s.whatsapp.net"
+
+
+def owed_after(*events: AnyEvent) -> dict[AlertKind, str]:
+    state = fold([Recorded(n, float(n), ev) for n, ev in enumerate(events, start=1)]).alerts
+    return alerts.owed(state)
+
+
+def failed(status: int | None, error: str = "boom", *, final: bool = True) -> LlmFailed:
+    return LlmFailed(chat=ALICE, call_id="C", status=status, error=error, final=final)
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 422])
+def test_a_final_refusal_no_retry_mends_is_owed_at_once(status: int) -> None:
+    assert owed_after(failed(status, "refused")) == {"llm_failing": "refused"}
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 503, None])
+def test_transient_failures_are_owed_after_the_threshold(status: int | None) -> None:
+    assert owed_after(failed(status), failed(status)) == {}
+    assert owed_after(failed(status), failed(status), failed(status)) == {
+        "llm_failing": "3 LLM turns in a row failed: boom"
+    }
+
+
+def test_retries_are_no_failures_and_an_answer_ends_the_episode() -> None:
+    assert owed_after(*[failed(500, final=False)] * 5) == {}
+    settled = OwnerAlerted(kind="llm_failing", ok=True)
+    assert owed_after(failed(401), settled, failed(401)) == {}  # told once
+    answered = LlmCompleted(chat=ALICE, call_id="D", content="hi")
+    assert owed_after(failed(401), settled, answered, failed(402, "no credit")) == {
+        "llm_failing": "no credit"
+    }

@@ -1,0 +1,173 @@
+"""The sender through a WhatsApp outage, in-process on a real log (issue 9, item 12).
+
+Replies owed while the connection is down wait for it, go out when it is back
+if they are still fresh, and are failed as stale (with the reason) if not;
+one chat whose sends hang does not hold the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from events.backends import open_log
+from events.model import AnyEvent, ReplyFailed, ReplyPlanned, ReplyPurpose, ReplySent
+from events.model import TransportStatus as Status
+from events.testing import FakeClock
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.daemon import Live, Sender, Settings
+from pipeline.transport import MemoryTransport, TransportError
+
+NOW = 1_764_070_000.0
+OWNER = "491700000000@s.whatsapp.net"
+ALICE = "491701111111@s.whatsapp.net"
+BOB = "491702222222@s.whatsapp.net"
+CATCH_UP_MINUTES = 30
+
+
+class Rig:
+    def __init__(self, path: Path) -> None:
+        self.clock = FakeClock(NOW)
+        config = config_from_dict(
+            {
+                "whatsapp": {"phone_number": "491700000000"},
+                "monitored_entities": [
+                    {"type": "user", "jid": ALICE},
+                    {"type": "user", "jid": BOB},
+                    {"type": "self"},
+                ],
+                "polling": {"catch_up_minutes": CATCH_UP_MINUTES},
+            }
+        )
+        loaded = LoadedConfig(
+            config=config, hash="h", path="app.json", secrets=Secrets(api_key=None)
+        )
+        self.live = Live(open_log(path, clock=self.clock))
+        self.transport = MemoryTransport(clock=self.clock)
+        self.sender = Sender(self.live, self.transport, Settings(loaded), clock=self.clock)
+
+    async def append(self, *events: AnyEvent) -> None:
+        await self.live.append(*events)
+
+    def plan(
+        self, reply_id: str, chat: str = ALICE, purpose: ReplyPurpose = "reply"
+    ) -> ReplyPlanned:
+        return ReplyPlanned(
+            chat=chat,
+            reply_id=reply_id,
+            purpose=purpose,
+            text=f"text of {reply_id}",
+            wa_id=reply_id,
+        )
+
+    def found(self, kind: type[AnyEvent]) -> list[AnyEvent]:
+        return [r.event for r in self.live.log.read() if isinstance(r.event, kind)]
+
+    def sent_ids(self) -> list[str]:
+        return [s.wa_id for s in self.transport.sent]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    made = Rig(tmp_path)
+    yield made
+    made.live.close()
+
+
+@pytest.mark.anyio
+async def test_replies_owed_while_disconnected_go_out_when_the_connection_returns(
+    rig: Rig,
+) -> None:
+    await rig.append(Status(state="connected"), Status(state="disconnected"))
+    await rig.append(rig.plan("R1", ALICE), rig.plan("R2", BOB))
+
+    await rig.sender.send_due()
+    assert rig.sent_ids() == []  # nothing tried while down: no failure counted either
+
+    rig.clock.advance((CATCH_UP_MINUTES - 1) * 60)  # a long outage, the replies still fresh
+    await rig.append(Status(state="connected"))
+    await rig.sender.send_due()
+
+    assert sorted(rig.sent_ids()) == ["R1", "R2"]
+    assert len(rig.found(ReplySent)) == 2
+    assert rig.found(ReplyFailed) == []
+
+
+@pytest.mark.anyio
+async def test_replies_gone_stale_in_the_outage_are_failed_with_the_reason(rig: Rig) -> None:
+    await rig.append(Status(state="disconnected"))
+    await rig.append(rig.plan("R1", ALICE), rig.plan("V1", OWNER, purpose="vitality"))
+
+    rig.clock.advance(CATCH_UP_MINUTES * 60 + 1)
+    await rig.append(Status(state="connected"))
+    await rig.sender.send_due()
+
+    assert rig.sent_ids() == ["V1"]  # the owner's own notices go out late rather than never
+    [failed] = rig.found(ReplyFailed)
+    assert isinstance(failed, ReplyFailed)
+    assert (failed.reply_id, failed.final) == ("R1", True)
+    assert failed.error.startswith("stale:")
+    assert f"catch_up_minutes ({CATCH_UP_MINUTES:g})" in failed.error
+
+
+@pytest.mark.anyio
+async def test_a_fresh_reply_is_retried_past_any_count_of_failures(rig: Rig) -> None:
+    await rig.append(Status(state="connected"), rig.plan("R1"))
+    offline = TransportError("not connected to WhatsApp", retryable=True)
+    rig.transport.fail_next(*[offline] * 8)
+
+    for _ in range(9):
+        wake = await rig.sender.send_due()
+        rig.clock.now = max(rig.clock.now, wake)
+
+    assert rig.sent_ids() == ["R1"]
+    failures = rig.found(ReplyFailed)
+    assert len(failures) == 8
+    assert not any(isinstance(f, ReplyFailed) and f.final for f in failures)
+
+
+@pytest.mark.anyio
+async def test_the_owners_notices_give_up_after_a_few_failures(rig: Rig) -> None:
+    await rig.append(Status(state="connected"), rig.plan("S1", OWNER, purpose="startup"))
+    rig.transport.fail_next(*[TransportError("send failed", retryable=True)] * 5)
+
+    for _ in range(6):
+        wake = await rig.sender.send_due()
+        rig.clock.now = max(rig.clock.now, min(wake, rig.clock.now + 3600))
+
+    assert rig.sent_ids() == []
+    finals = [f for f in rig.found(ReplyFailed) if isinstance(f, ReplyFailed) and f.final]
+    assert len(finals) == 1
+
+
+@pytest.mark.anyio
+async def test_a_chat_whose_sends_hang_does_not_hold_the_others(rig: Rig) -> None:
+    await rig.append(Status(state="connected"), rig.plan("R1", ALICE), rig.plan("R2", BOB))
+    gate = rig.transport.stall(ALICE)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rig.sender.send_due)
+        with anyio.fail_after(5):
+            first = await rig.transport.next_sent()
+        assert first.wa_id == "R2"  # Bob's, planned after Alice's
+        gate.set()
+        with anyio.fail_after(5):
+            second = await rig.transport.next_sent()
+
+    assert second.wa_id == "R1"
+
+
+@pytest.mark.anyio
+async def test_one_chats_messages_keep_their_order_through_a_failure(rig: Rig) -> None:
+    await rig.append(Status(state="connected"), rig.plan("P1"), rig.plan("P2"))
+    rig.transport.fail_next(TransportError("send failed", retryable=True))
+
+    wake = await rig.sender.send_due()
+    assert rig.sent_ids() == []  # P2 waits behind P1
+    rig.clock.now = wake
+    await rig.sender.send_due()
+
+    assert rig.sent_ids() == ["P1", "P2"]

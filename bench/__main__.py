@@ -26,6 +26,7 @@ from bench import (
     fold,
     latency,
     log_append,
+    media,
     pg_append,
     pg_daemons,
     pg_fold,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     concurrency.NAME: concurrency.run,
     pg_daemons.NAME: pg_daemons.run,
     soak.NAME: soak.run,
+    media.NAME: media.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

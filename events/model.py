@@ -25,6 +25,10 @@ TransportState = Literal[
     "stopped",
 ]
 AlertKind = Literal["logged_out", "replaced", "outdated", "banned", "budget", "llm_failing"]
+# What WhatsApp calls the attachment; a voice note is a recorded (PTT) audio message.
+MediaKind = Literal["voice", "audio", "image", "video", "document", "sticker"]
+# Why an attachment's bytes are not there to use: the sender is told (but for ``disabled``).
+MediaProblem = Literal["too_large", "download_failed", "unsupported", "corrupt", "disabled"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -33,11 +37,19 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     chat: str = ""
 
 
-class ChatTurn(msgspec.Struct, frozen=True):
-    """One role/content item of an LLM request."""
+class ImageRef(msgspec.Struct, frozen=True, kw_only=True):
+    """An image sent with a turn: the stored file ``STORE/media/<sha256>`` and its type."""
+
+    sha256: str
+    mime: str
+
+
+class ChatTurn(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One role/content item of an LLM request; ``images`` go with the newest user turn only."""
 
     role: Literal["system", "user", "assistant"]
     content: str
+    images: tuple[ImageRef, ...] = ()
 
 
 class Citation(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +70,24 @@ class Quoted(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     text: str = ""
     sender: str | None = None
+
+
+class Media(msgspec.Struct, frozen=True, kw_only=True):
+    """An attachment of a message: what it is and where its bytes are.
+
+    ``sha256`` names the stored file ``STORE/media/<sha256>`` ("" when nothing
+    was stored); ``size`` is in bytes (as declared when nothing was stored).
+    ``problem`` says why the bytes are not there to use, ``detail`` in words.
+    """
+
+    kind: MediaKind
+    mime: str = ""
+    size: int = 0
+    sha256: str = ""
+    seconds: float | None = None  # voice notes, audio and video
+    file_name: str | None = None  # documents
+    problem: MediaProblem | None = None
+    detail: str = ""
 
 
 class ConfigLoaded(Event, frozen=True, kw_only=True):
@@ -88,6 +118,7 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     # for a contact monitored by phone number): replies go there.
     via: str | None = None
     quoted: Quoted | None = None
+    media: Media | None = None
 
 
 class MessageEdited(Event, frozen=True, kw_only=True):
@@ -104,6 +135,47 @@ class MessageRevoked(Event, frozen=True, kw_only=True):
     """The sender deleted message ``msg_id`` for everyone."""
 
     msg_id: str
+
+
+class MediaTranscribed(Event, frozen=True, kw_only=True):
+    """The transcript of voice note or audio message ``msg_id``; replay reuses it."""
+
+    msg_id: str
+    text: str
+    model: str
+    cost_usd: float | None = None  # as the service reported it, else priced by the minute
+    seconds: float | None = None  # the audio's length as the service measured it
+    sha256: str = ""  # the file transcribed
+    latency_ms: float = 0.0
+
+
+class TranscriptionFailed(Event, frozen=True, kw_only=True):
+    """One failed attempt at transcribing ``msg_id``; ``final``: no more tries."""
+
+    msg_id: str
+    status: int | None = None
+    error: str
+    attempt: int = 1
+    final: bool
+
+
+class DocumentRead(Event, frozen=True, kw_only=True):
+    """The text of document ``msg_id``, as the model gets it; ``error``: unreadable.
+
+    ``text`` holds at most ``limits.max_input_chars`` characters; ``cut`` says
+    the document goes on beyond them.
+    """
+
+    msg_id: str
+    text: str = ""
+    pages: int | None = None  # PDFs
+    cut: bool = False
+    error: str = ""
+
+
+# What the agent made of an attachment, per message.
+MediaOutcome = MediaTranscribed | TranscriptionFailed | DocumentRead
+MEDIA_OUTCOMES = (MediaTranscribed, TranscriptionFailed, DocumentRead)
 
 
 class MessageSkipped(Event, frozen=True, kw_only=True):
@@ -229,6 +301,9 @@ AnyEvent = (
     | MessageReceived
     | MessageEdited
     | MessageRevoked
+    | MediaTranscribed
+    | TranscriptionFailed
+    | DocumentRead
     | MessageSkipped
     | SessionStarted
     | LlmRequested
@@ -247,6 +322,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     MessageEdited,
     MessageRevoked,
+    MediaTranscribed,
+    TranscriptionFailed,
+    DocumentRead,
     MessageSkipped,
     SessionStarted,
     LlmRequested,

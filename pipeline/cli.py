@@ -29,6 +29,7 @@ from pipeline.config import (
 )
 from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, daemon_lock
 from pipeline.logs import configure_logging
+from pipeline.media import MediaStore
 from pipeline.paths import STORE_HELP, env_file, log_url, store_dir
 from pipeline.tools import (
     BadArgument,
@@ -207,7 +208,8 @@ def _run(args: argparse.Namespace) -> int:
             store, url=url, name=number, synchronous=loaded.config.store.synchronous, retry_for=None
         )
         settings = Settings(loaded, env_file=env)
-        daemon = Daemon(log, settings, transport, store=store, services=console)
+        media = MediaStore.of(store, number if url is not None else None)  # a log's own files
+        daemon = Daemon(log, settings, transport, store=store, services=console, media=media)
         anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()

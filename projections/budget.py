@@ -1,4 +1,5 @@
-"""What the limits count: replies per chat in the last hour, LLM spend over recent days.
+"""What the limits count: replies per chat in the last hour, spend over recent days
+(LLM calls and transcriptions).
 
 Old entries are pruned once per hour of log time (a sweep), so each list stays
 bounded by the activity of one window plus one hour; queries filter by ``now``.
@@ -22,6 +23,7 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageSkipped,
     Recorded,
     ReplyPlanned,
@@ -78,16 +80,25 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    _seen(state, rec.ts)
     _landed(state, ev.chat, ev.call_id)
     cost = ev.usage.cost_usd
-    if cost:  # None (unknown) and 0 add nothing
-        state.cost_ts.append(rec.ts)
-        state.cost_usd.append(cost)
+    _spent(state, rec, cost)
     # A provider that reports no cost adds nothing to the spend either.
     state.recent.append(cost or 0.0)
     if len(state.recent) > ESTIMATE_CALLS:
         del state.recent[0]
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    # Spend, but no LLM call: the estimate of what a call costs is not moved.
+    _spent(state, rec, ev.cost_usd)
+
+
+def _spent(state: State, rec: Recorded, cost: float | None) -> None:
+    _seen(state, rec.ts)
+    if cost:  # None (unknown) and 0 add nothing
+        state.cost_ts.append(rec.ts)
+        state.cost_usd.append(cost)
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
@@ -118,7 +129,7 @@ def replies_last_hour(state: State, chat: str, now: float) -> int:
 
 
 def spent_since(state: State, since: float) -> float:
-    """LLM cost in USD of calls completed at or after ``since`` (at most 8 days back)."""
+    """Cost in USD of calls and transcriptions done at or after ``since`` (at most 8 days back)."""
     return sum(state.cost_usd[bisect_left(state.cost_ts, since) :])
 
 
@@ -148,6 +159,7 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     MessageSkipped: _skipped,
+    MediaTranscribed: _transcribed,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("budget", State, apply, _HANDLERS)

@@ -3,7 +3,8 @@
 An item leaves the queue when the agent decides about it: a skip, a final LLM
 failure, or a planned reply. A retryable failure leaves it queued. An edit
 before the LLM is asked replaces the text; a revoke marks the item, and the
-agent records the skip. Only
+agent records the skip. A transcript or a document's text joins its item,
+so the turn (and its replay) reads it from here. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
 chat (the owner's own chat) before the LLM call must not.
 """
@@ -16,9 +17,12 @@ import msgspec
 
 from events.model import (
     Citation,
+    DocumentRead,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    Media,
+    MediaTranscribed,
     MessageEdited,
     MessageKind,
     MessageReceived,
@@ -54,6 +58,9 @@ class Item(msgspec.Struct, kw_only=True, gc=False):
     call_id: str | None = None
     quoted: Quoted | None = None
     revoked: bool = False  # deleted by its sender before an answer was planned
+    media: Media | None = None
+    transcript: str | None = None  # of a voice note or audio message
+    document: DocumentRead | None = None  # a document's text, as read for the model
 
 
 class Completion(msgspec.Struct, kw_only=True, gc=False):
@@ -93,7 +100,20 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         quoted_id=ev.quoted_id,
         mentions=ev.mentions,
         quoted=ev.quoted,
+        media=ev.media,
     )
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    item = state.chats.get(ev.chat, {}).get(ev.msg_id)
+    if item is not None:
+        item.transcript = ev.text
+
+
+def _read(state: State, rec: Recorded, ev: DocumentRead) -> None:
+    item = state.chats.get(ev.chat, {}).get(ev.msg_id)
+    if item is not None:
+        item.document = ev
 
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
@@ -204,6 +224,8 @@ _HANDLERS: Handlers[State] = {
     MessageReceived: _received,
     MessageEdited: _edited,
     MessageRevoked: _revoked,
+    MediaTranscribed: _transcribed,
+    DocumentRead: _read,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmFailed: _failed,

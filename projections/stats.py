@@ -12,6 +12,7 @@ from events.model import (
     Event,
     LlmCompleted,
     LlmFailed,
+    MediaTranscribed,
     Recorded,
     ReplyFailed,
     ReplySent,
@@ -68,6 +69,11 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.next_latency = (state.next_latency + 1) % LATENCIES
 
 
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    _count(state, rec, ev)
+    state.cost_usd += ev.cost_usd or 0.0
+
+
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     _count(state, rec, ev)
     if ev.final:
@@ -108,6 +114,7 @@ def percentile(state: State, q: float) -> float | None:
 _SPECIFIC: dict[type[Event], Handler[State]] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
+    MediaTranscribed: _transcribed,
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
     TransportStatus: _transport,

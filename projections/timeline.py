@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from events.model import (
+    MEDIA_OUTCOMES,
     ChatTurn,
     Citation,
     Compacted,
@@ -21,6 +22,8 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    Media,
+    MediaOutcome,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
@@ -52,6 +55,8 @@ class Incoming(msgspec.Struct, kw_only=True):
     from_me: bool
     edits: list[str | None] = []  # later texts, oldest first (None: not readable)
     revoked: bool = False
+    media: Media | None = None
+    attached: list[MediaOutcome] = []  # transcripts, failed attempts, a document's text
 
 
 class Failure(msgspec.Struct, kw_only=True):
@@ -189,8 +194,15 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         text=ev.text,
         kind=ev.kind,
         from_me=ev.from_me,
+        media=ev.media,
     )
     state.inbound[ev.msg_id] = state.undecided[ev.msg_id] = item
+
+
+def _attached(state: State, rec: Recorded, ev: MediaOutcome) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.attached.append(ev)
 
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
@@ -333,6 +345,7 @@ _HANDLERS: Handlers[State] = {
     MessageReceived: _of_chat(_received),
     MessageEdited: _of_chat(_edited),
     MessageRevoked: _of_chat(_revoked),
+    **dict.fromkeys(MEDIA_OUTCOMES, _of_chat(_attached)),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),
     LlmRequested: _of_chat(_requested),

@@ -13,6 +13,10 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
 - ``POST /chat/completions`` and ``/v1/sonar``: Perplexity's retired Sonar
   paths, 403 ``chat_completions_not_available``.
 - A wrong or missing bearer key gets openresty's HTML 401 page.
+- A user turn may be content parts (DESIGN.md section 9): ``input_text`` and
+  ``input_image`` for the Agent API, ``text`` and ``image_url`` for chat
+  completions; every image must be a data URL whose bytes are the image type
+  it names (JPEG, PNG, GIF or WebP), else OpenAI's 400 ``invalid_image_format``.
 
 Tests queue replies with ``script(Reply(...), ...)`` (FIFO; a valid request
 takes the next one, then the default answer resumes), read ``requests``, and
@@ -33,6 +37,8 @@ picks the answer text per request instead of "Echo: …"; with
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import json
 import re
@@ -52,6 +58,7 @@ from tests.llm_shapes import (
     agent_answer,
     canned_error,
     chat_answer,
+    content_text,
     error_body,
     failed_answer,
     html_page,
@@ -77,8 +84,11 @@ __all__ = [
     "agent_answer",
     "canned_error",
     "chat_answer",
+    "check_image_url",
+    "check_images",
     "check_reasoning",
     "check_roles",
+    "content_text",
     "error_body",
     "failed_answer",
     "html_page",
@@ -197,6 +207,62 @@ def check_roles(roles: list[str]) -> None:
         raise _bad(LAST_USER, "invalid_message")
 
 
+_IMAGE_MAGIC = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+_DATA_URL = re.compile(r"data:(image/[a-z]+);base64,(.*)", re.S)
+# Agent API content parts and their fields (the SDK's InputContentPartInput).
+_AGENT_PARTS = {"input_text": {"type", "text"}, "input_image": {"type", "image_url"}}
+
+
+def _bad_image(detail: str) -> _Rejected:
+    message = (
+        "You uploaded an unsupported image. Please make sure your image has of one the "
+        f"following formats: ['png', 'jpeg', 'gif', 'webp']. ({detail})"
+    )
+    return _Rejected(400, openai_error(message, None, "invalid_image_format"))
+
+
+def check_image_url(url: Any) -> bytes:
+    """The image bytes of a data URL, or the 400 a provider answers to a bad one."""
+    found = _DATA_URL.fullmatch(url) if isinstance(url, str) else None
+    if found is None:
+        raise _bad_image("not a data URL")
+    mime, data = found.groups()
+    try:
+        image = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad_image("not base64") from None
+    if not image.startswith(_IMAGE_MAGIC.get(mime, (b"\0never",))):
+        raise _bad_image(f"the bytes are not {mime}")
+    return image
+
+
+def check_images(content: Any, shape: str) -> list[bytes]:
+    """Validate a turn's content parts; returns the images they carry."""
+    if isinstance(content, str):
+        return []
+    if not isinstance(content, list) or not content:
+        raise _bad("content must be a string or a non-empty list of parts")
+    images = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if shape == "agent":
+            if kind not in _AGENT_PARTS:
+                raise _bad(f"invalid content part type {kind!r}")
+            _check_fields(part, frozenset(_AGENT_PARTS[kind]), "content part")
+            if kind == "input_image":
+                images.append(check_image_url(part.get("image_url")))
+        elif kind == "image_url":
+            images.append(check_image_url((part.get("image_url") or {}).get("url")))
+        elif kind != "text" or not isinstance(part.get("text"), str):
+            raise _bad(f"invalid content part {part!r:.60}")
+    return images
+
+
 def validate_agent(raw: Any) -> dict[str, Any]:
     """Reject what the Agent API rejects; return the body when it would be served."""
     body = _check_fields(raw, AGENT_FIELDS, "Go value of type agent.Request")
@@ -210,6 +276,7 @@ def validate_agent(raw: Any) -> dict[str, Any]:
     if isinstance(items, list):
         for item in items:
             _check_fields(item, INPUT_FIELDS, "input item")
+            check_images(item.get("content"), "agent")
         check_roles([str(item.get("role")) for item in items])
     elif not isinstance(items, str):
         raise _bad("input must be a string or a list of messages")
@@ -226,6 +293,9 @@ def validate_chat(body: Any) -> dict[str, Any]:
     """Reject what an OpenAI-compatible server rejects (unknown fields are ignored)."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         raise _bad("messages is required")
+    for message in body["messages"]:
+        if isinstance(message, dict):
+            check_images(message.get("content"), "chat")
     check_roles([str(m.get("role")) for m in body["messages"]])
     return body
 

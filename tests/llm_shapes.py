@@ -66,8 +66,19 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def content_text(content: Any) -> str:
+    """The text of a turn's content: a string, or the text parts of a content-part list."""
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+        )
+    return str(content)
+
+
 def _last_user_text(items: list[dict[str, Any]]) -> str:
-    users = [str(item.get("content", "")) for item in items if item.get("role") == "user"]
+    users = [content_text(item.get("content", "")) for item in items if item.get("role") == "user"]
     return users[-1] if users else ""
 
 
@@ -86,7 +97,9 @@ def agent_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any
     if text is None:
         text = f"Echo: {_last_user_text(items)}"
     search = any(tool.get("type") == "web_search" for tool in body.get("tools", []))
-    prompt = " ".join([str(body.get("instructions", ""))] + [str(i["content"]) for i in items])
+    prompt = " ".join(
+        [str(body.get("instructions", ""))] + [content_text(i["content"]) for i in items]
+    )
     output: list[dict[str, Any]] = []
     if search:
         results = [
@@ -154,7 +167,7 @@ def chat_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any]
     messages = body["messages"]
     if text is None:
         text = f"Echo: {_last_user_text(messages)}"
-    inp = sum(_words(str(m.get("content", ""))) for m in messages)
+    inp = sum(_words(content_text(m.get("content", ""))) for m in messages)
     out = _words(text)
     return {
         "id": "chatcmpl-" + _request_id(body),

@@ -29,6 +29,7 @@ from neonize.proto.Neonize_pb2 import (
     JID,
     Connected,
     Device,
+    DownloadReturnFunction,
     MessageInfo,
     MessageSource,
     PairPhoneParams,
@@ -71,6 +72,9 @@ class FakeGo:
         # Presence and receipts in call order: ("chat", user, state) | ("global", b"...")
         # | ("read", ids, chat user, sender user).
         self.calls: list[tuple[Any, ...]] = []
+        self.downloads: list[Any] = []  # the Message protos DownloadAny was asked for
+        self.download_data = b"OggS" + bytes(range(256)) * 8
+        self.download_error = ""  # whatsmeow's error text, as DownloadAny returns it
         self._session: asyncio.Event | None = None
 
     async def Neonize(self, *_: Any) -> bytes:
@@ -116,6 +120,16 @@ class FakeGo:
         who = JID.FromString(sender).User
         self.calls.append(("read", ids.decode().split(" "), JID.FromString(chat).User, who))
         return b""
+
+    async def DownloadAny(self, _uuid: bytes, msg: bytes, _n: int) -> bytes:
+        """whatsmeow's DownloadAny: the decrypted bytes, or its error, serialised."""
+        self.downloads.append(Message.FromString(msg))
+        if self.download_error:
+            reply = DownloadReturnFunction(Error=self.download_error)
+        else:
+            reply = DownloadReturnFunction(Binary=self.download_data)
+        data: bytes = reply.SerializeToString()
+        return data
 
     async def PairPhone(self, _uuid: bytes, payload: bytes, _n: int) -> bytes:
         self.paired.append(PairPhoneParams.FromString(payload).phone)

@@ -25,6 +25,7 @@ PACKAGES = ("events", "projections", "pipeline")
 SHARED = (
     "pipeline.config",
     "pipeline.llm",
+    "pipeline.media",
     "pipeline.transport",
     "pipeline.logs",
     "pipeline.paths",

@@ -28,6 +28,8 @@ class _Inbound(msgspec.Struct, forbid_unknown_fields=True):
     from_me: bool
     edits: list[str | None]
     revoked: bool
+    media: dict[str, Any] | None  # kind, mime, size, sha256, seconds, file_name, problem
+    attached: list[dict[str, Any]]  # transcripts, failed attempts, a document's text
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True):

@@ -425,8 +425,17 @@ class Numeric(NamedTuple):
         return top
 
     def doc(self, value: Any) -> dict[str, Any]:
-        section, key = self.path.split(".")
-        return patched(**{section: {**BASE.get(section, {}), key: value}})
+        doc = copy.deepcopy(BASE)
+        put(doc, self.path, value)
+        return doc
+
+
+def put(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``doc[a][b]…`` for the dotted ``path`` (``media.transcription.model``)."""
+    *sections, key = path.split(".")
+    for section in sections:
+        doc = doc.setdefault(section, {})
+    doc[key] = value
 
 
 NUMBERS = numeric_settings(mi.type_info(AppConfig))
@@ -469,11 +478,8 @@ def test_a_number_too_large_names_the_field_and_the_limit(tmp_path, number: Nume
 def test_every_number_at_its_limit_is_accepted_and_survives_the_snapshot_codec(tmp_path):
     doc = copy.deepcopy(BASE)
     for number in NUMBERS:
-        section, key = number.path.split(".")
         value = number.top if number.type.le is not None else number.top / 2
-        doc.setdefault(section, {})[key] = (
-            int(value) if isinstance(number.type, mi.IntType) else value
-        )
+        put(doc, number.path, int(value) if isinstance(number.type, mi.IntType) else value)
     loaded = load_config(write(tmp_path, doc), environ=KEY)
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(loaded.config), type=AppConfig) == (
         loaded.config

@@ -16,7 +16,7 @@ import pydantic
 import pytest
 from perplexity.generated import api
 
-from events.model import ChatTurn
+from events.model import ChatTurn, ImageRef
 from pipeline.llm import build_request, parse_response
 from tests.llm_server import (
     AGENT_FIELDS,
@@ -96,6 +96,32 @@ def test_every_agent_request_is_a_valid_sdk_request(
     assert [type(tool) for tool in request.tools or []] == (
         [api.WebSearchToolInput] if params.get("web_search") else []
     )
+
+
+def test_a_turn_with_images_is_a_valid_sdk_request() -> None:
+    turns = [
+        ChatTurn("system", "You are wabot."),
+        ChatTurn("user", "[image] What is this?", (ImageRef(sha256="a" * 64, mime="image/png"),)),
+    ]
+    url = "data:image/png;base64,iVBORw0KGgo="
+    _, body = build_request(
+        "perplexity",
+        "https://api.perplexity.ai",
+        "perplexity/sonar",
+        turns,
+        {},
+        images=lambda _: url,
+    )
+    request = strict(api.ResponsesRequestInput, body)
+    assert isinstance(request.input, list)
+    [message] = request.input
+    assert isinstance(message, api.InputMessageInput)
+    assert isinstance(message.content, list)
+    assert [(p.type, p.text, p.image_url) for p in message.content] == [
+        ("input_text", "[image] What is this?", None),
+        ("input_image", None, url),
+    ]
+    assert {"type", "text", "image_url"} <= set(api.InputContentPartInput.model_fields)
 
 
 @pytest.mark.parametrize(

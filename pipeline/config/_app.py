@@ -13,6 +13,7 @@ from pipeline.config._sections import (
     LimitsConfig,
     LlmConfig,
     LoggingConfig,
+    MediaConfig,
     PollingConfig,
     RotationConfig,
     Section,
@@ -46,6 +47,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     store: StoreConfig = StoreConfig()
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
+    media: MediaConfig = MediaConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

@@ -27,15 +27,16 @@ MIN_WEB_TOKEN = 16  # characters: the console shows every message, so no guessab
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
-    """The LLM API key and the web console's token; never logged, in an event, or repr'd."""
+    """The API keys and the web console's token; never logged, in an event, or repr'd."""
 
     api_key: str | None = None
     web_token: str | None = None
+    # TRANSCRIPTION_API_KEY, else LLM_API_KEY; None: no key sent (a local server).
+    transcription_key: str | None = None
 
     def __repr__(self) -> str:
-        api_key = "<set>" if self.api_key else None
-        web_token = "<set>" if self.web_token else None
-        return f"Secrets(api_key={api_key}, web_token={web_token})"
+        shown = {k: "<set>" if v else None for k, v in msgspec.structs.asdict(self).items()}
+        return f"Secrets({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 
 class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,11 +115,15 @@ def load_config(
     data = _read(path)
     config = _parse(source, data)
     env = _Environment(env_file, os.environ if environ is None else environ)
-    if (url := env.get("LLM_BASE_URL")) is not None:
-        if problem := url_problem(url):
-            raise ConfigError(env.source_of("LLM_BASE_URL"), f"LLM_BASE_URL: {problem}")
+    if (url := _url(env, "LLM_BASE_URL")) is not None:
         llm = msgspec.structs.replace(config.llm, base_url=url)
         config = msgspec.structs.replace(config, llm=llm)
+    if (url := _url(env, "TRANSCRIPTION_BASE_URL")) is not None:
+        media = config.media
+        heard = msgspec.structs.replace(media.transcription, base_url=url)
+        config = msgspec.structs.replace(
+            config, media=msgspec.structs.replace(media, transcription=heard)
+        )
     token = env.get(WEB_TOKEN)
     if config.web.enabled:
         _check_web(config.web, token, source, env.source_of(WEB_TOKEN))
@@ -126,7 +131,11 @@ def load_config(
         config=config,
         hash=hashlib.sha256(data).hexdigest(),
         path=source,
-        secrets=Secrets(api_key=_api_key(config.llm, env), web_token=token),
+        secrets=Secrets(
+            api_key=_api_key(config.llm, env),
+            web_token=token,
+            transcription_key=env.get("TRANSCRIPTION_API_KEY") or env.get("LLM_API_KEY"),
+        ),
     )
 
 
@@ -180,6 +189,14 @@ class _Environment:
         if self.environ.get(name) or self.env_file is None:
             return "environment"
         return str(self.env_file)
+
+
+def _url(env: _Environment, name: str) -> str | None:
+    """An endpoint override from the environment, checked like the app.json setting."""
+    url = env.get(name)
+    if url is not None and (problem := url_problem(url)):
+        raise ConfigError(env.source_of(name), f"{name}: {problem}")
+    return url
 
 
 def _api_key(llm: LlmConfig, env: _Environment) -> str | None:

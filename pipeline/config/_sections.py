@@ -282,3 +282,38 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"{url!r} is not an http(s) URL"
     return None
+
+
+class TranscriptionConfig(Section, frozen=True, kw_only=True):
+    """An OpenAI-compatible ``POST {base_url}/audio/transcriptions`` (OpenAI, Groq, vLLM,
+    speaches, whisper.cpp's server). ``language`` (ISO 639-1, e.g. "de") skips detection."""
+
+    provider: Literal["openai"] = "openai"
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "whisper-1"
+    language: str | None = None
+    timeout_seconds: Seconds = 120.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
+    # What a minute costs when the service does not say (OpenAI's whisper-1: $0.006);
+    # 0 for a server of your own. Counts against limits.daily_budget_usd.
+    price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.006
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise FieldError("model", "must not be empty")
+        if problem := url_problem(self.base_url):
+            raise FieldError("base_url", problem)
+
+
+class MediaConfig(Section, frozen=True, kw_only=True):
+    """Voice notes, images and documents: downloaded up to ``max_mb``, read for the model."""
+
+    enabled: bool = True
+    max_mb: Annotated[float, msgspec.Meta(gt=0, le=100)] = 16.0
+    # Images go to the model (it must accept images); off: it is told one was sent.
+    vision: bool = True
+    transcription: TranscriptionConfig = TranscriptionConfig()
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)

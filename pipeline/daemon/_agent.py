@@ -29,11 +29,20 @@ from events.model import (
 from pipeline.config import Entity, LoadedConfig
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._live import Live
+from pipeline.daemon._media import MediaStep
 from pipeline.daemon._presence import Shows, typing
 from pipeline.daemon._replies import reply_parts
 from pipeline.daemon._settings import Settings
-from pipeline.llm import LlmClient, LlmError, Prompt, compose, debug_note, format_reply, system_text
-from pipeline.llm import user_text as prompt_text
+from pipeline.llm import (
+    LlmClient,
+    LlmError,
+    Prompt,
+    compose,
+    debug_note,
+    format_reply,
+    system_text,
+    user_turn,
+)
 from pipeline.logs import get_logger
 from projections import addresses, aliases, identity, queue, sessions
 from projections.queue import Item
@@ -59,8 +68,11 @@ class Agent:
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        media: MediaStep | None = None,
     ) -> None:
+        """``media`` readies attachments for a turn; without it they go as they are."""
         self.live = live
+        self.media = media
         self.settings = settings
         self.llm = llm
         self.transport = transport
@@ -164,6 +176,8 @@ class Agent:
                 self._held.add(chat)
                 self._deadlines[chat] = self.clock() + loaded.config.polling.interval_seconds
                 return
+            if self.media is not None and await self.media.prepare(loaded, chat, run):
+                continue  # a transcript, a document's text or a notice: look again
             await self._answer_reserved(loaded, entity, chat, run)
 
     async def _judge_arrivals(
@@ -266,7 +280,7 @@ class Agent:
             events.append(
                 SessionStarted(chat=chat, session_id=session_id, user=user, reason=reason)
             )
-        prompt = compose(cfg, entity, context, prompt_text(run, cfg.limits.max_input_chars))
+        prompt = compose(cfg, entity, context, user_turn(run, cfg))
         if entity.debug:
             events.append(self._debug(loaded, entity, chat, prompt))
         call_id = self.new_id()

@@ -28,12 +28,14 @@ from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
+from pipeline.daemon._media import MediaStep, missing_key
 from pipeline.daemon._pulse import Pulse
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
 from pipeline.llm import LlmPool
 from pipeline.logs import get_logger
+from pipeline.media import MediaStore
 from pipeline.transport import Transport, TransportError
 
 log = get_logger("wabot.daemon")
@@ -57,17 +59,31 @@ class Daemon:
         store: Path,
         clock: Callable[[], float] = time.time,
         services: Sequence[Service] = (),
+        media: MediaStore | None = None,
     ) -> None:
+        """``media``: where attachments go (default ``STORE/media``)."""
         self.settings = settings
         self.transport = transport
         self.store = store
         self.clock = clock
         self.live = Live(log_)
-        self.llm = LlmPool()
-        self.intake = Intake(self.live, settings)
-        self.agent = Agent(self.live, settings, self.llm.client, transport, clock=clock)
+        self.media = media if media is not None else MediaStore.of(store)
+        self.llm = LlmPool(images=self.media.data_url)
+        self.intake = Intake(self.live, settings, self.media)
+        attachments = MediaStep(
+            self.live,
+            self.llm.transcriber,
+            self.media,
+            new_id=lambda: uuid.uuid4().hex,
+            new_wa_id=transport.new_message_id,
+        )
+        self.agent = Agent(
+            self.live, settings, self.llm.client, transport, clock=clock, media=attachments
+        )
         self.sender = Sender(self.live, transport, settings, clock=clock)
-        self.scheduler = Scheduler(self.live, settings, transport.new_message_id, clock=clock)
+        self.scheduler = Scheduler(
+            self.live, settings, transport.new_message_id, clock=clock, media=self.media
+        )
         self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
         self.pulse = Pulse()
         self._services = tuple(services)
@@ -87,6 +103,11 @@ class Daemon:
             entities=len(self.settings.app.monitored_entities),
             store=str(self.store),
         )
+        if missing_key(loaded):
+            log.warning(
+                "transcription_key_missing",
+                hint="voice notes cannot be transcribed: set TRANSCRIPTION_API_KEY or LLM_API_KEY",
+            )
         try:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()

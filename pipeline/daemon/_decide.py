@@ -14,6 +14,7 @@ from datetime import datetime
 
 from events.jid import InvalidJid, normalize, user_part
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
+from pipeline.daemon._media import answerable
 from projections import budget, echo, takeover
 from projections.queue import Item
 
@@ -45,7 +46,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
         return "takeover" if view.config.takeover.enabled else "own_message"
     if is_stale(view.config, item, view.now):
         return "stale"
-    if not item.text.strip():
+    if not item.text.strip() and not answerable(item.media):
         return "empty"
     if isinstance(entity, GroupEntity) and not triggered(view, entity, item):
         return "not_triggered"

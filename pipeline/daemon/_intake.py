@@ -8,6 +8,7 @@ not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
 before a byte of it is written anywhere, log lines included: transports never
 log what they receive, so a fact's one debug line is written here, after the
 check (DESIGN.md sections 3 and 10). What is kept is cut to the limits below.
+An attachment is fetched only here, once its chat is known to be monitored.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import msgspec
 from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
 from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
+from pipeline.daemon._fetch import fetch_media
 from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
+from pipeline.media import MediaStore
 from pipeline.transport import Fact, Inbound
 from projections import addresses, identity
 
@@ -70,9 +73,10 @@ def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Message
 
 
 class Intake:
-    def __init__(self, live: Live, settings: Settings) -> None:
+    def __init__(self, live: Live, settings: Settings, media: MediaStore) -> None:
         self.live = live
         self.settings = settings
+        self.media = media
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
         # What the log cannot take at once (its database is away) waits here.
         self.holding = Holding(live)
@@ -89,6 +93,9 @@ class Intake:
         fact = keyed.event
         if isinstance(fact, MessageReceived | MessageEdited):
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id, text=fact.text)
+        if isinstance(fact, MessageReceived) and fact.media is not None:
+            fetched = await fetch_media(fact, inbound.media, self.settings.app.media, self.media)
+            keyed = Keyed(fetched, keyed.key)
         await self.holding.record(keyed)
 
     async def run(self) -> None:
@@ -145,6 +152,12 @@ def bounded(event: MessageReceived) -> MessageReceived:
         changes["push_name"] = event.push_name[:_MAX_NAME_CHARS]
     if len(event.mentions) > _MAX_MENTIONS:
         changes["mentions"] = event.mentions[:_MAX_MENTIONS]
+    media = event.media
+    if media is not None and max(len(media.mime), len(media.file_name or "")) > _MAX_NAME_CHARS:
+        name = media.file_name[:_MAX_NAME_CHARS] if media.file_name else None
+        changes["media"] = msgspec.structs.replace(
+            media, mime=media.mime[:_MAX_NAME_CHARS], file_name=name
+        )
     return msgspec.structs.replace(event, **changes) if changes else event
 
 

@@ -37,6 +37,7 @@ from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
+from pipeline.media import MediaStore, referenced_media
 from projections import budget, retention, schedule
 
 log = get_logger("wabot.scheduler")
@@ -51,8 +52,11 @@ class Scheduler:
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        media: MediaStore | None = None,
     ) -> None:
+        """``media``: the attachments a rotation sweeps after the events naming them went."""
         self.live = live
+        self.media = media
         self.settings = settings
         self.new_wa_id = new_wa_id
         self.clock = clock
@@ -146,9 +150,17 @@ class Scheduler:
         selection = retention.rotation(self.live.view.retention, rotation_cfg.retention_days, now)
         marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
         self.live.catch_up()  # the runner refolds what is left
+        if self.media is not None:
+            swept = await anyio.to_thread.run_sync(self._sweep, self.media)
+            if swept:
+                log.info("media_swept", removed=swept)
         if marker is None:
             log.info("rotation_empty", retention_days=rotation_cfg.retention_days)
         else:
             removed = marker.event.removed if isinstance(marker.event, Compacted) else 0
             log.info("rotated", removed=removed, retention_days=rotation_cfg.retention_days)
         return timetable.rotation_due(rotation_cfg, now)
+
+    def _sweep(self, media: MediaStore) -> int:
+        """Delete the attachments no event in the log refers to any more."""
+        return media.sweep(referenced_media(self.live.log.read()))

@@ -2,11 +2,13 @@
 
 ``compose`` turns config, context and new messages into a ``Prompt`` (what
 ``LlmRequested`` records); ``build_request`` turns a prompt into a provider's
-HTTP body; ``LlmClient`` sends it with retries; ``LlmPool`` keeps one client
-per endpoint in force.
+HTTP body (images as data URLs); ``LlmClient`` sends it with retries;
+``Transcriber`` turns voice notes into text over the same retries;
+``LlmPool`` keeps one client of each per endpoint in force.
 """
 
-from pipeline.llm._client import LlmClient, LlmPool, OnFailure
+from pipeline.llm._attachments import DOCUMENT_CUT
+from pipeline.llm._client import LlmClient, LlmPool
 from pipeline.llm._errors import (
     BadRequest,
     Conflict,
@@ -23,13 +25,24 @@ from pipeline.llm._errors import (
     RunFailed,
     ServerError,
 )
-from pipeline.llm._prompt import CUT_MARKER, Prompt, compose, debug_note, system_text, user_text
+from pipeline.llm._http import OnFailure
+from pipeline.llm._prompt import (
+    CUT_MARKER,
+    Prompt,
+    compose,
+    debug_note,
+    system_text,
+    user_text,
+    user_turn,
+)
 from pipeline.llm._render import format_reply, split_message
+from pipeline.llm._transcribe import Transcriber, Transcript
 from pipeline.llm._turns import normalize_turns, strip_think
-from pipeline.llm._wire import PROVIDERS, LlmResult, build_request, parse_response
+from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
 
 __all__ = [
     "CUT_MARKER",
+    "DOCUMENT_CUT",
     "PROVIDERS",
     "BadRequest",
     "Conflict",
@@ -37,6 +50,7 @@ __all__ = [
     "EndpointRetired",
     "Forbidden",
     "HttpError",
+    "ImageUrl",
     "KeyRejected",
     "LlmClient",
     "LlmError",
@@ -50,6 +64,8 @@ __all__ = [
     "RequestTimeout",
     "RunFailed",
     "ServerError",
+    "Transcriber",
+    "Transcript",
     "build_request",
     "compose",
     "debug_note",
@@ -60,4 +76,5 @@ __all__ = [
     "strip_think",
     "system_text",
     "user_text",
+    "user_turn",
 ]

@@ -10,10 +10,9 @@ real local server without waiting out real backoff delays.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import httpx
@@ -21,22 +20,14 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import LoadedConfig
-from pipeline.llm._backoff import backoff_delay
-from pipeline.llm._errors import (
-    BadRequest,
-    ConnectionFailed,
-    LlmError,
-    RequestTimeout,
-    error_from_response,
-    one_line,
-    redact,
-)
-from pipeline.llm._wire import PROVIDERS, LlmResult, build_request, parse_response
-
-OnFailure = Callable[[LlmError, int, bool], Awaitable[None]]
+from pipeline.llm._errors import BadRequest, LlmError, redact
+from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._transcribe import Transcriber
+from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
 
 # Connecting is quick or broken; only reading waits for the model.
 _CONNECT_TIMEOUT = 5.0
+_C = TypeVar("_C", "LlmClient", Transcriber)
 
 
 class LlmClient:
@@ -53,7 +44,9 @@ class LlmClient:
         http: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
+        images: ImageUrl | None = None,
     ) -> None:
+        """``images`` turns an image sent with a turn into the data URL that goes out."""
         if provider not in PROVIDERS:
             raise ValueError(
                 f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})"
@@ -67,6 +60,7 @@ class LlmClient:
         self._http = http if http is not None else httpx.AsyncClient()
         self._sleep = sleep
         self._jitter = jitter
+        self._images = images
 
     async def complete(
         self,
@@ -82,51 +76,34 @@ class LlmClient:
         awaited (attempts count from 1); the last error is raised when final.
         """
         try:
-            url, body = build_request(self._provider, self._base_url, model, messages, params)
-        except ValueError as exc:
+            url, body = build_request(
+                self._provider, self._base_url, model, messages, params, images=self._images
+            )
+        except (ValueError, OSError) as exc:  # OSError: an image's file is gone
             error = BadRequest(f"cannot build LLM request: {exc}")
             if on_failure is not None:
                 await on_failure(error, 1, True)
             raise error from None
         payload = msgspec.json.encode(body)
-        attempt = 1
-        while True:
-            try:
-                return await self._attempt(url, payload, body)
-            except LlmError as err:
-                final = attempt > self._max_retries or not err.retryable
-                if on_failure is not None:
-                    await on_failure(err, attempt, final)
-                if final:
-                    raise
-                await self._sleep(backoff_delay(attempt - 1, err.retry_after, self._jitter()))
-                attempt += 1
+        return await retrying(
+            lambda: self._attempt(url, payload, body),
+            max_retries=self._max_retries,
+            on_failure=on_failure,
+            sleep=self._sleep,
+            jitter=self._jitter,
+        )
 
     async def _attempt(self, url: str, payload: bytes, body: dict[str, Any]) -> LlmResult:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
-        started = time.perf_counter()
-        try:
-            response = await self._http.post(
-                url, content=payload, headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"no answer from {url} ({_describe(exc)})") from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise BadRequest(f"invalid LLM base_url: {one_line(str(exc))}") from None
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach {url}: {_describe(exc)}") from None
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if not response.is_success:
-            raise error_from_response(
-                response.status_code,
-                response.headers,
-                response.content,
-                now=time.time(),
-                api_key=self._api_key,
-                sent=body,
-            )
+        response, latency_ms = await post(
+            self._http,
+            url,
+            what="LLM",
+            api_key=self._api_key,
+            timeout=self._timeout,
+            sent=body,
+            content=payload,
+            headers={"content-type": "application/json"},
+        )
         try:
             result = parse_response(self._provider, response.content)
         except LlmError as err:
@@ -152,39 +129,59 @@ class LlmClient:
         await self.aclose()
 
 
-def _describe(exc: httpx.HTTPError) -> str:
-    # httpx timeouts often carry an empty message; the class name still says which phase.
-    text = one_line(str(exc), 160)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class LlmPool:
-    """Hands out the client for a config; replaced clients close only at ``aclose``."""
+    """Hands out the clients for a config; replaced clients close only at ``aclose``."""
 
-    def __init__(self) -> None:
-        self._client: LlmClient | None = None
-        self._settings: object = None
-        self._retired: list[LlmClient] = []  # a call may still be using one
+    def __init__(self, images: ImageUrl | None = None) -> None:
+        self._images = images
+        self._current: dict[str, tuple[object, Any]] = {}  # what -> (settings, client)
+        self._retired: list[LlmClient | Transcriber] = []  # a call may still be using one
 
     def client(self, loaded: LoadedConfig) -> LlmClient:
         llm = loaded.config.llm
         key = loaded.secrets.api_key
         settings = (llm.provider, llm.base_url, key, llm.timeout_seconds, llm.max_retries)
-        if self._client is None or settings != self._settings:
-            if self._client is not None:
-                self._retired.append(self._client)
-            self._client = LlmClient(
+        return self._held(
+            "llm",
+            settings,
+            lambda: LlmClient(
                 provider=llm.provider,
                 base_url=llm.base_url,
                 api_key=key,
                 timeout=llm.timeout_seconds,
                 max_retries=llm.max_retries,
-            )
-            self._settings = settings
-        return self._client
+                images=self._images,
+            ),
+        )
+
+    def transcriber(self, loaded: LoadedConfig) -> Transcriber:
+        heard = loaded.config.media.transcription
+        key = loaded.secrets.transcription_key
+        return self._held(
+            "transcription",
+            (heard, key),
+            lambda: Transcriber(
+                base_url=heard.base_url,
+                api_key=key,
+                model=heard.model,
+                language=heard.language,
+                timeout=heard.timeout_seconds,
+                max_retries=heard.max_retries,
+                price_per_minute=heard.price_per_minute_usd,
+            ),
+        )
+
+    def _held(self, what: str, settings: object, make: Callable[[], _C]) -> _C:
+        held = self._current.get(what)
+        if held is None or held[0] != settings:
+            if held is not None:
+                self._retired.append(held[1])
+            held = self._current[what] = (settings, make())
+        client: _C = held[1]
+        return client
 
     async def aclose(self) -> None:
-        clients = [*self._retired, *([self._client] if self._client else [])]
-        self._retired, self._client = [], None
+        clients = [*self._retired, *(client for _, client in self._current.values())]
+        self._retired, self._current = [], {}
         for client in clients:
             await client.aclose()

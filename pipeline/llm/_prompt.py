@@ -15,12 +15,13 @@ import msgspec
 from events.jid import user_part
 from events.model import ChatTurn, Quoted
 from pipeline.config import AppConfig, Entity, LlmConfig
+from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
 
 CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
 
 
-class Message(Protocol):
+class Message(Attached, Protocol):
     """What a prompt reads of an inbound message (a queue item)."""
 
     @property
@@ -43,23 +44,34 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[ChatTurn]
 
 
-def user_text(messages: Sequence[Message], max_chars: int) -> str:
+def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = True) -> str:
     """A debounced burst as one user turn; group lines say who wrote them.
 
     A message that quotes another carries the quoted text before it, as a
-    ``> `` block, cut so that quotes take at most half of ``max_chars``.
+    ``> `` block, cut so that quotes take at most half of ``max_chars``. An
+    attachment is a bracketed note before the caption; a document's text
+    follows the messages, each cut at ``max_chars`` on its own.
     """
     quote_room = max_chars // 2 // max(1, sum(1 for m in messages if _quote(m)))
     lines = []
     for m in messages:
-        text = f"{m.push_name or user_part(m.sender)}: {m.text}" if m.is_group else m.text
+        body = " ".join(part for part in (note(m, vision), m.text) if part)
+        text = f"{m.push_name or user_part(m.sender)}: {body}" if m.is_group else body
         if quoted := _quote(m):
             text = f"{_quote_block(quoted, quote_room)}\n{text}"
         lines.append(text)
     text = "\n".join(lines)
     if len(text) > max_chars:
         text = text[:max_chars] + CUT_MARKER.format(limit=max_chars)
-    return text
+    documents = [block for m in messages if (block := document_block(m, max_chars))]
+    return "\n\n".join([text, *documents])
+
+
+def user_turn(messages: Sequence[Message], config: AppConfig) -> ChatTurn:
+    """The user turn of a burst: its text and, with ``media.vision`` on, its images."""
+    vision = config.media.vision
+    text = user_text(messages, config.limits.max_input_chars, vision=vision)
+    return ChatTurn("user", text, images_of(messages, vision))
 
 
 def _quote(message: Message) -> str:
@@ -89,10 +101,11 @@ def llm_params(llm: LlmConfig) -> dict[str, Any]:
 
 
 def compose(
-    config: AppConfig, entity: Entity, context: Sequence[ChatTurn], new_text: str
+    config: AppConfig, entity: Entity, context: Sequence[ChatTurn], new: str | ChatTurn
 ) -> Prompt:
-    """The prompt for ``new_text`` after ``context``; turns normalised once, here."""
-    turns = [ChatTurn("system", system_text(config, entity)), *context, ChatTurn("user", new_text)]
+    """The prompt for the new user turn after ``context``; turns normalised once, here."""
+    turn = new if isinstance(new, ChatTurn) else ChatTurn("user", new)
+    turns = [ChatTurn("system", system_text(config, entity)), *context, turn]
     return Prompt(
         model=config.llm.model, params=llm_params(config.llm), messages=normalize_turns(turns)
     )

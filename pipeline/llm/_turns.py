@@ -29,7 +29,9 @@ def normalize_turns(messages: list[ChatTurn]) -> list[ChatTurn]:
         if turn.role == "system" or (turn.role == "assistant" and not chat):
             continue
         if chat and chat[-1].role == turn.role:
-            chat[-1] = ChatTurn(turn.role, f"{chat[-1].content}\n\n{turn.content}")
+            previous = chat[-1]
+            content = f"{previous.content}\n\n{turn.content}"
+            chat[-1] = ChatTurn(turn.role, content, previous.images + turn.images)
         else:
             chat.append(turn)
     if not chat:

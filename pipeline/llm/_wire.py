@@ -10,16 +10,21 @@ Structs, so a body of the wrong shape becomes ``MalformedResponse``, not a crash
   Perplexity's legacy shape with ``citations``/``search_results``). The
   ``max_output_tokens`` param goes out as ``max_completion_tokens`` to OpenAI's
   own API and as ``max_tokens`` everywhere else (``token_limit_name``).
+
+A turn with images goes out as content parts (DESIGN.md section 9): the text,
+then each image as a data URL, ``input_text``/``input_image`` for the Agent
+API, ``text``/``image_url`` for chat completions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from events.model import ChatTurn, Citation, Usage
+from events.model import ChatTurn, Citation, ImageRef, Usage
 from pipeline.llm._errors import MalformedResponse, RunFailed, one_line
 from pipeline.llm._turns import normalize_turns, strip_think
 
@@ -32,6 +37,7 @@ NO_TEXT_AT_LIMIT = (
 )
 
 _T = TypeVar("_T")
+ImageUrl = Callable[[ImageRef], str]
 
 
 class LlmResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,12 +57,16 @@ def build_request(
     model: str,
     messages: list[ChatTurn],
     params: dict[str, Any],
+    *,
+    images: ImageUrl | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Return (url, JSON body) for one completion; turns are normalised first.
 
     ``params`` may hold ``temperature``, ``max_output_tokens`` and
-    ``web_search``; a missing or None value leaves the field out. Raises
-    ValueError for an unknown provider or param, or when there is no user turn.
+    ``web_search``; a missing or None value leaves the field out. ``images``
+    gives the data URL of an image a turn carries. Raises ValueError for an
+    unknown provider or param, when there is no user turn, or for images
+    without ``images``; OSError when an image's file cannot be read.
     """
     unknown = sorted(set(params) - PARAM_KEYS)
     if unknown:
@@ -66,17 +76,23 @@ def build_request(
     if provider == "perplexity":
         # Accept the OpenAI-SDK style base ".../v1" as well as the bare host.
         base = base.removesuffix("/v1")
-        return f"{base}/v1/responses", _agent_body(model, turns, params)
+        return f"{base}/v1/responses", _agent_body(model, turns, params, images)
     if provider == "openai":
         limit_name = token_limit_name(base)
-        return f"{base}/chat/completions", _chat_body(model, turns, params, limit_name)
+        return f"{base}/chat/completions", _chat_body(model, turns, params, limit_name, images)
     raise ValueError(f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
 
 
-def _agent_body(model: str, turns: list[ChatTurn], params: dict[str, Any]) -> dict[str, Any]:
+def _agent_body(
+    model: str, turns: list[ChatTurn], params: dict[str, Any], images: ImageUrl | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
-        "input": [{"role": t.role, "content": t.content} for t in turns if t.role != "system"],
+        "input": [
+            {"role": t.role, "content": _content(t, "agent", images)}
+            for t in turns
+            if t.role != "system"
+        ],
     }
     if turns[0].role == "system":
         body["instructions"] = turns[0].content
@@ -101,15 +117,37 @@ def token_limit_name(base_url: str) -> str:
 
 
 def _chat_body(
-    model: str, turns: list[ChatTurn], params: dict[str, Any], limit_name: str
+    model: str,
+    turns: list[ChatTurn],
+    params: dict[str, Any],
+    limit_name: str,
+    images: ImageUrl | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": t.role, "content": t.content} for t in turns],
+        "messages": [{"role": t.role, "content": _content(t, "chat", images)} for t in turns],
     }
     _put(body, "temperature", params.get("temperature"))
     _put(body, limit_name, params.get("max_output_tokens"))
     return body
+
+
+def _content(turn: ChatTurn, shape: str, images: ImageUrl | None) -> str | list[dict[str, Any]]:
+    """A turn's content: its text, or content parts when it carries images."""
+    if not turn.images:
+        return turn.content
+    if images is None:
+        raise ValueError("a turn carries images, but no media store was given to read them")
+    urls = [images(image) for image in turn.images]
+    if shape == "agent":
+        return [
+            {"type": "input_text", "text": turn.content},
+            *({"type": "input_image", "image_url": url} for url in urls),
+        ]
+    return [
+        {"type": "text", "text": turn.content},
+        *({"type": "image_url", "image_url": {"url": url}} for url in urls),
+    ]
 
 
 def _put(body: dict[str, Any], key: str, value: Any) -> None:
@@ -194,21 +232,22 @@ class _ChatResponse(msgspec.Struct):
 def parse_response(provider: str, body: bytes) -> LlmResult:
     """Decode a 2xx body; raise RunFailed or MalformedResponse when it holds no answer."""
     if provider == "perplexity":
-        return _parse_agent(_decode(body, _AgentResponse))
-    return _parse_chat(_decode(body, _ChatResponse))
+        return _parse_agent(decode_answer(body, _AgentResponse))
+    return _parse_chat(decode_answer(body, _ChatResponse))
 
 
-def _decode(body: bytes, shape: type[_T]) -> _T:
+def decode_answer(body: bytes, shape: type[_T], what: str = "LLM response") -> _T:
+    """A 2xx body as ``shape``; anything else is ``MalformedResponse`` naming ``what``."""
     try:
         return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
-        raise MalformedResponse(f"malformed LLM response: {one_line(str(exc))}") from None
+        raise MalformedResponse(f"malformed {what}: {one_line(str(exc))}") from None
     except msgspec.DecodeError:
         start = one_line(body.decode("utf-8", errors="replace"), 80)
-        raise MalformedResponse(f"malformed LLM response: not JSON: {start!r}") from None
+        raise MalformedResponse(f"malformed {what}: not JSON: {start!r}") from None
     except RecursionError:
         # msgspec recurses even through fields it skips; no real answer nests this deep.
-        raise MalformedResponse("malformed LLM response: JSON nested too deeply") from None
+        raise MalformedResponse(f"malformed {what}: JSON nested too deeply") from None
 
 
 def _parse_agent(resp: _AgentResponse) -> LlmResult:

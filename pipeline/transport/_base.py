@@ -2,7 +2,8 @@
 
 A transport turns whatever it receives into ``Inbound`` facts (a message, an
 edit, a revoke) whose ids are normalised JIDs as WhatsApp used them, hands them
-to the daemon's ``deliver`` callback in arrival order, reports its connection
+to the daemon's ``deliver`` callback in arrival order (an attachment as a
+``MediaSource`` the daemon fetches only for chats it monitors), reports its connection
 state (and the owner's own ids once connected) through ``status``, and sends
 plain text. Which chat a message belongs to, and whether it is monitored, is
 the daemon's job.
@@ -18,6 +19,7 @@ import msgspec
 from events.jid import is_group as group_jid
 from events.jid import normalize
 from events.model import (
+    Media,
     MessageEdited,
     MessageKind,
     MessageReceived,
@@ -26,15 +28,21 @@ from events.model import (
     ReplyPurpose,
     TransportStatus,
 )
+from pipeline.media import MediaSource
 
 Fact = MessageReceived | MessageEdited | MessageRevoked
 
 
 class Inbound(NamedTuple):
-    """A received fact and when this process received it (unix seconds)."""
+    """A received fact and when this process received it (unix seconds).
+
+    ``media``: where the bytes of ``event.media`` can be fetched from, not
+    fetched yet, so nothing of a chat that is not monitored is ever downloaded.
+    """
 
     event: Fact
     received_at: float
+    media: MediaSource | None = None
 
 
 class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +120,7 @@ def received_message(
     mentions: Sequence[str] = (),
     chat_alt: str | None = None,
     is_group: bool | None = None,
+    media: Media | None = None,
 ) -> MessageReceived:
     """A ``MessageReceived`` with normalised JIDs; ``sender`` defaults to ``chat``.
 
@@ -136,4 +145,5 @@ def received_message(
         mentions=[normalize(m) for m in mentions],
         chat_alt=normalize(chat_alt) if chat_alt else None,
         quoted=quoted,
+        media=media,
     )

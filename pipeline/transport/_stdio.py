@@ -40,11 +40,13 @@ from pipeline.transport._base import (
 _log = get_logger(__name__)
 
 # A longer line is skipped unread, so no line can exhaust memory; a message's
-# text is cut much shorter when the daemon records it (its MAX_TEXT_BYTES).
-MAX_LINE_BYTES = 16 * 2**20
+# text is cut much shorter when the daemon records it (its MAX_TEXT_BYTES). A
+# 16 MB attachment (media.max_mb's default) fits as base64 in ``media.data``.
+MAX_LINE_BYTES = 24 * 2**20
 # Lines read ahead of the daemon; beyond that the reader thread waits, so a
 # flood on stdin slows the writer instead of filling memory. A line of at
-# least LARGE_LINE_BYTES is handed over alone: the reader waits until it is parsed.
+# least LARGE_LINE_BYTES is handed over alone: the reader waits until it is
+# handled (an attachment in it stored), so one such line is in memory at a time.
 _READ_AHEAD = 64
 LARGE_LINE_BYTES = 64 * 1024
 _CHUNK = 65536
@@ -116,15 +118,16 @@ class StdioTransport:
                 continue
             try:
                 item = self._parse(number, raw)
-            finally:
                 del raw  # a large line's bytes go before the next one comes
+                if isinstance(item, TransportStatus):
+                    self._state = item.state
+                    await status(item)
+                elif item is not None:
+                    await deliver(item)  # base64 media.data is read from the line itself
+                del item
+            finally:
                 if parsed is not None:
                     parsed.set()
-            if isinstance(item, TransportStatus):
-                self._state = item.state
-                await status(item)
-            elif item is not None:
-                await deliver(item)
 
     async def send(self, message: Outgoing) -> SendReceipt:
         if self._closed:
@@ -176,13 +179,17 @@ class StdioTransport:
         """
         number = 0
         try:
-            for number, raw in enumerate(_lines(fd, MAX_LINE_BYTES), start=1):
+            # Counted by hand: enumerate keeps its last (number, line) pair while the
+            # next line is read, and a line may be 20 MB of base64.
+            for raw in _lines(fd, MAX_LINE_BYTES):
+                number += 1
                 if raw is None:
                     _log.warning(
                         f"stdin line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
                     )
                 elif raw and not raw.isspace():
                     run_from_thread(self._hand_over, number, raw, token=token)
+                del raw  # not kept while the next line is read
             run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT, None), token=token)
         except _NOBODY_LISTENING:
             pass
@@ -219,7 +226,8 @@ class StdioTransport:
                 fact = lines.revoke(line)
             else:
                 assert isinstance(line, lines.MessageLine)
-                fact = lines.message(line, self.owner_jid, self._clock())
+                message = lines.message(line, self.owner_jid, self._clock())
+                return Inbound(message, self._clock(), lines.media_source(line))
         except msgspec.ValidationError as exc:
             problem = _ENUM_VALUE.sub("invalid value", str(exc))
             _log.warning(f"stdin line {number}: invalid {kind} ({problem}), skipped")
@@ -261,10 +269,17 @@ def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
                 parts.append(piece)
             if end < 0:
                 break
-            yield None if too_long else b"".join(parts)
+            yield None if too_long else _joined(parts)
             parts, size, too_long = [], 0, False
             start = end + 1
     if too_long:
         yield None
     elif parts:
         yield b"".join(parts)
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    """The line, its pieces let go: a generator paused on a line must not hold it twice."""
+    line = b"".join(parts)
+    parts.clear()
+    return line

@@ -1,12 +1,14 @@
 """The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
 
-In: ``message`` (the default type), ``edit``, ``revoke`` and ``status``. Out:
+In: ``message`` (the default type, with an optional attachment under ``media``),
+``edit``, ``revoke`` and ``status``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from typing import Annotated
@@ -15,6 +17,8 @@ import msgspec
 
 from events.jid import InvalidJid, normalize
 from events.model import (
+    Media,
+    MediaKind,
     MessageEdited,
     MessageKind,
     MessageRevoked,
@@ -23,7 +27,9 @@ from events.model import (
     TransportState,
     TransportStatus,
 )
+from pipeline.media import MediaSource, guess_mime, message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
+from pipeline.transport._stdio_media import FileSource, InlineSource
 
 # Senders stamp either unix seconds or (like WhatsApp) milliseconds.
 _MILLIS_THRESHOLD = 1e12
@@ -43,9 +49,37 @@ class _QuotedLine(msgspec.Struct, kw_only=True):
     sender: str | None = None
 
 
+class MediaLine(msgspec.Struct, kw_only=True):
+    """An attachment: its bytes in the file ``path`` or as base64 ``data``."""
+
+    kind: MediaKind
+    mime: str | None = None
+    path: str | None = None
+    # The base64 JSON string as it is in the line (a view, not a copy: it may be 20 MB).
+    data: msgspec.Raw = msgspec.Raw()
+    file_name: str | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        data = bytes(memoryview(self.data)[:1])
+        if data not in (b"", b'"', b"n"):  # absent, a string, null
+            raise msgspec.ValidationError("media.data must be a base64 string")
+        if data != b'"':
+            self.data = msgspec.Raw()
+        has_data = data == b'"'
+        if self.path is not None and has_data:
+            raise msgspec.ValidationError("media takes `path` or `data`, not both")
+        if self.path is None and not has_data and self.kind != "sticker":
+            raise msgspec.ValidationError("media needs `path` (a file) or `data` (base64)")
+        if self.path is not None and not os.path.isabs(self.path):
+            raise msgspec.ValidationError("media.path must be an absolute path")
+        if self.seconds is not None and self.seconds < 0:
+            raise msgspec.ValidationError("media.seconds must not be negative")
+
+
 class MessageLine(msgspec.Struct, kw_only=True):
     chat: str
-    text: str
+    text: str | None = None  # required, unless there is an attachment
     id: _Id | None = None
     sender: str | None = None
     from_me: bool = False
@@ -58,6 +92,11 @@ class MessageLine(msgspec.Struct, kw_only=True):
     quoted: _QuotedLine | None = None
     quoted_id: _Id | None = None  # the first round's spelling of quoted.id
     mentions: list[str] = []
+    media: MediaLine | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is None and self.media is None:
+            raise msgspec.ValidationError("Object missing required field `text`")
 
 
 class EditLine(msgspec.Struct, kw_only=True):
@@ -121,21 +160,43 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     quoted = line.quoted
     if quoted is None and line.quoted_id:
         quoted = _QuotedLine(id=line.quoted_id)
+    media = line.media
     return received_message(
         chat=line.chat,
         msg_id=line.id or uuid.uuid4().hex.upper(),
-        text=line.text,
+        text=line.text or "",
         sent_at=now if stamp is None else stamp,
         sender=sender,
         from_me=line.from_me,
         push_name=line.push_name,
         sender_alt=line.sender_alt,
-        kind=line.kind,
+        kind=line.kind if media is None else message_kind(media.kind),
         quoted=None if quoted is None else Quoted(**msgspec.structs.asdict(quoted)),
         mentions=line.mentions,
         chat_alt=chat_alt,
         is_group=line.is_group,
+        media=None if media is None else _media(media),
     )
+
+
+def _media(line: MediaLine) -> Media:
+    name = line.file_name or (os.path.basename(line.path) if line.path else None)
+    return Media(
+        kind=line.kind,
+        mime=line.mime or guess_mime(line.kind, name),
+        seconds=line.seconds,
+        file_name=name if line.kind in ("document", "audio") else line.file_name,
+    )
+
+
+def media_source(line: MessageLine) -> MediaSource | None:
+    """Where the attachment's bytes are, fetched only if the daemon wants them."""
+    media = line.media
+    if media is None or media.kind == "sticker":
+        return None
+    if media.path is not None:
+        return FileSource(media.path)
+    return InlineSource(media.data)
 
 
 def edit(line: EditLine) -> Fact:

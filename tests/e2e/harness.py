@@ -46,7 +46,15 @@ DEFAULT_PROMPT = "Answer in the language of the question."
 ALICE_PERSONA = "You are Alice's well-travelled travel planner."
 ALICE_PROMPT = "Suggest concrete options with prices."
 # Variables of the developer's shell that would change what the daemon does.
-_FOREIGN_ENV = ("PERPLEXITY_API_KEY", "LLM_API_KEY", "LLM_BASE_URL", "WABOT_STORE", "WABOT_LOG_URL")
+_FOREIGN_ENV = (
+    "PERPLEXITY_API_KEY",
+    "LLM_API_KEY",
+    "LLM_BASE_URL",
+    "WABOT_STORE",
+    "WABOT_LOG_URL",
+    "TRANSCRIPTION_API_KEY",
+    "TRANSCRIPTION_BASE_URL",
+)
 
 E = TypeVar("E", bound=Event)
 

@@ -7,6 +7,7 @@ import signal
 
 from events.model import MessageEdited, MessageReceived
 from pipeline.daemon import MAX_TEXT_BYTES
+from pipeline.transport._stdio import MAX_LINE_BYTES
 from tests.e2e.harness import ALICE, Daemon
 
 BAD_LINES = [
@@ -72,7 +73,7 @@ def test_a_huge_message_is_recorded_cut_and_a_huge_line_is_skipped(daemon: Daemo
     before = daemon.log.size_bytes()
     text = "é" * 2_500_000  # 5 MB of UTF-8
     ids = [daemon.message(text) for _ in range(4)]
-    daemon.send_raw(json.dumps({"chat": ALICE, "text": "x" * (17 * 2**20)}))
+    daemon.send_raw(json.dumps({"chat": ALICE, "text": "x" * (MAX_LINE_BYTES + 2**20)}))
     last = daemon.message("and a short one")
 
     daemon.send(type="edit", chat=ALICE, id=ids[0], text=text)
@@ -86,7 +87,8 @@ def test_a_huge_message_is_recorded_cut_and_a_huge_line_is_skipped(daemon: Daemo
     assert received[5].quoted.text == "é" * (MAX_TEXT_BYTES // 2)
     edited = daemon.wait_event(MessageEdited, msg_id=ids[0])
     assert (edited.text, edited.truncated_from) == ("é" * (MAX_TEXT_BYTES // 2), 5_000_000)
-    assert "longer than 16 MiB, skipped" in daemon.wait_stderr("stdin line 5:")
+    limit = MAX_LINE_BYTES // 2**20
+    assert f"longer than {limit} MiB, skipped" in daemon.wait_stderr("stdin line 5:")
     assert daemon.log.size_bytes() - before < 2 * 2**20
     assert daemon.alive
 

@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 
 from events.jid import user_part
-from events.model import Recorded
+from events.model import MediaTranscribed, Recorded, TranscriptionFailed
+from pipeline.media import human_size
 from pipeline.tools._args import iso
 from projections.timeline import Audit, Delivery, Failure, Incoming, Turn
 
@@ -61,6 +62,7 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
         lines.append(f"  request {t.request.model} {params} (call {t.request.call_id[:8]})")
         for m in t.request.messages:
             lines += _block(f"[{m.role}]", m.content, 4)
+            lines += [f"{_INDENT}  + image {i.mime} sha256 {i.sha256}" for i in m.images]
     lines += [_failure("llm failed", f) for f in t.failures]
     if t.response is not None:
         r = t.response
@@ -98,11 +100,46 @@ def who(m: Incoming) -> str:
 
 
 def _incoming(m: Incoming) -> list[str]:
-    text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}".rstrip()
+    kind = m.media.kind if m.media is not None else m.kind  # "voice", not just "audio"
+    text = m.text if kind == "text" else f"[{kind}] {m.text}".rstrip()
     lines = [f"  in  {iso(m.ts)}  {who(m)}: {text}  [{m.msg_id}]"]
     lines += [f"      edited: {e if e is not None else '(not readable)'}" for e in m.edits]
     if m.revoked:
         lines.append("      deleted by the sender")
+    return lines + _attachment(m)
+
+
+def _attachment(m: Incoming) -> list[str]:
+    """The attachment of a message and what was made of it, one line each."""
+    media = m.media
+    if media is None:
+        return []
+    facts = [media.kind, media.mime or "type unknown"]
+    facts += [human_size(media.size)] if media.size else []
+    facts += [f"{media.seconds:g} s"] if media.seconds else []
+    facts += [f'"{media.file_name}"'] if media.file_name else []
+    facts += [f"sha256 {media.sha256}"] if media.sha256 else ["not stored"]
+    lines = [f"{_INDENT}media {', '.join(facts)}"]
+    if media.problem is not None:
+        detail = f" ({media.detail})" if media.detail else ""
+        lines.append(f"{_INDENT}  not used: {media.problem}{detail}")
+    for done in m.attached:
+        if isinstance(done, MediaTranscribed):
+            cost = "cost unknown" if done.cost_usd is None else f"${done.cost_usd:.4f}"
+            lines += _block(f"  transcript ({done.model}, {cost}):", done.text, 4)
+        elif isinstance(done, TranscriptionFailed):
+            status = f" HTTP {done.status}" if done.status else ""
+            final = "final" if done.final else "will retry"
+            lines.append(
+                f"{_INDENT}  transcription failed attempt {done.attempt}{status} ({final}): "
+                f"{done.error}"
+            )
+        elif done.error:
+            lines.append(f"{_INDENT}  document not readable: {done.error}")
+        else:
+            pages = f"{done.pages} page{'s' * (done.pages != 1)}, " if done.pages else ""
+            cut = ", cut" if done.cut else ""
+            lines.append(f"{_INDENT}  document text: {pages}{len(done.text)} characters{cut}")
     return lines
 
 

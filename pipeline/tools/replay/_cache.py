@@ -15,7 +15,8 @@ from pathlib import Path
 import msgspec
 
 from pipeline.config import LlmConfig, LoadedConfig
-from pipeline.llm import BadRequest, LlmClient, LlmResult, Prompt, build_request
+from pipeline.llm import BadRequest, ImageUrl, LlmClient, LlmResult, Prompt, build_request
+from pipeline.media import MediaStore
 from pipeline.tools.replay._files import replace_private
 
 _decoder = msgspec.json.Decoder(LlmResult)
@@ -24,10 +25,13 @@ _decoder = msgspec.json.Decoder(LlmResult)
 class CachedLlm:
     """``LlmClient`` behind a directory of answers keyed by request."""
 
-    def __init__(self, client: LlmClient, llm: LlmConfig, directory: Path) -> None:
+    def __init__(
+        self, client: LlmClient, llm: LlmConfig, directory: Path, images: ImageUrl | None = None
+    ) -> None:
         self._client = client
         self._llm = llm
         self._dir = directory
+        self._images = images
 
     def key(self, prompt: Prompt) -> str:
         """sha256 hex of ``url`` + newline + the exact body bytes."""
@@ -38,8 +42,9 @@ class CachedLlm:
                 prompt.model,
                 prompt.messages,
                 prompt.params,
+                images=self._images,
             )
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # OSError: an image's file is gone
             raise BadRequest(f"cannot build LLM request: {exc}") from None
         return hashlib.sha256(url.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
 
@@ -56,14 +61,17 @@ class CachedLlm:
 
 
 @contextlib.asynccontextmanager
-async def cached_llm(loaded: LoadedConfig, directory: Path) -> AsyncIterator[CachedLlm]:
-    """The endpoint and key of ``loaded`` behind the cache in ``directory``."""
+async def cached_llm(loaded: LoadedConfig, store: Path) -> AsyncIterator[CachedLlm]:
+    """The endpoint and key of ``loaded`` behind the cache in ``STORE/replays/cache``;
+    a turn's images are read from the store's media, as the daemon sent them."""
     llm = loaded.config.llm
+    images = MediaStore.of(store).data_url
     async with LlmClient(
         provider=llm.provider,
         base_url=llm.base_url,
         api_key=loaded.secrets.api_key,
         timeout=llm.timeout_seconds,
         max_retries=llm.max_retries,
+        images=images,
     ) as client:
-        yield CachedLlm(client, llm, directory)
+        yield CachedLlm(client, llm, store / "replays" / "cache", images)

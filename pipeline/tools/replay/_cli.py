@@ -242,7 +242,7 @@ async def _run_llm(
     loaded: LoadedConfig, variant: Variant, chosen: list[Call], store: Path, concurrency: int
 ) -> dict[str, NewReply]:
     progress = Progress("replaying", len(chosen))
-    async with cached_llm(loaded, store / "replays" / "cache") as llm:
+    async with cached_llm(loaded, store) as llm:
         try:
             return await replay(
                 chosen, variant, llm, concurrency=concurrency, on_done=progress.step

@@ -110,7 +110,7 @@ async def _run(
     judge_model: str | None,
     rubric: str,
 ) -> Outcome:
-    async with cached_llm(loaded, store / "replays" / "cache") as llm:
+    async with cached_llm(loaded, store) as llm:
         judge = Judge(llm, judge_model, rubric) if judge_model is not None else None
         return await run(turns, variant, llm, concurrency=concurrency, judge=judge)
 

@@ -13,7 +13,7 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Prompt, compose, user_text
+from pipeline.llm import Prompt, compose, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -73,9 +73,10 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     context = inputs.context
     if variant.context == "replayed":
         context = _chained(context, inputs.context_calls, answers)
-    text = user_text(inputs.items, recorded.limits.max_input_chars)
+    # As the agent built it: text, transcripts and documents from the log, images from the store.
+    turn = user_turn(inputs.items, recorded)
     try:
-        return compose(config, entity, context, text)
+        return compose(config, entity, context, turn)
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
 

@@ -50,6 +50,8 @@ def compare(recorded: Prompt, rebuilt: Prompt) -> list[str]:
             lines.append(_line(f"messages[{i}].role", old_turn.role, new_turn.role))
         if old_turn.content != new_turn.content:
             lines.append(_text_line(f"messages[{i}].content", old_turn.content, new_turn.content))
+        if old_turn.images != new_turn.images:
+            lines.append(_line(f"messages[{i}].images", old_turn.images, new_turn.images))
     return lines
 
 

@@ -33,7 +33,9 @@ from events.model import (
     MessageRevoked,
     Quoted,
 )
+from pipeline.media import message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
+from pipeline.transport.neonize._media import PARTS, media_of
 
 _MILLIS_PER_SECOND = 1000
 # Never answered, never stored: a send to status@broadcast posts a status.
@@ -44,12 +46,7 @@ _NOT_CHATS = frozenset({"broadcast", "newsletter"})
 # the like are not listed: they carry nothing to answer.
 _CONTENT: tuple[tuple[str, MessageKind], ...] = (
     ("extendedTextMessage", "text"),
-    ("imageMessage", "image"),
-    ("videoMessage", "video"),
-    ("ptvMessage", "video"),
-    ("audioMessage", "audio"),
-    ("documentMessage", "document"),
-    ("stickerMessage", "sticker"),
+    *((field, message_kind(kind)) for field, kind in PARTS),  # attachments
     ("locationMessage", "other"),
     ("liveLocationMessage", "other"),
     ("contactMessage", "other"),
@@ -179,6 +176,7 @@ def message_received(ev: Any) -> MessageReceived | None:
         if source.IsGroup
         else jid(source.RecipientAlt if source.IsFromMe else source.SenderAlt)
     )
+    media = media_of(ev.Message)
     return received_message(
         chat=Jid2String(source.Chat),
         msg_id=info.ID,
@@ -189,11 +187,12 @@ def message_received(ev: Any) -> MessageReceived | None:
         push_name=info.Pushname or None,
         # Always present on the wire; an empty User means there is none.
         sender_alt=jid(source.SenderAlt),
-        kind=content.kind,
+        kind=content.kind if media is None else message_kind(media.kind),
         quoted=_quoted(content.context),
         mentions=_mentions(content.context),
         chat_alt=alt,
         is_group=source.IsGroup,
+        media=media,
     )
 
 

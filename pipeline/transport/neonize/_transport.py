@@ -50,6 +50,7 @@ from pipeline.transport._base import (
 from pipeline.transport.neonize import _convert as convert
 from pipeline.transport.neonize._gocalls import DaemonThreadGo
 from pipeline.transport.neonize._lifecycle import LIFECYCLE, Outcome
+from pipeline.transport.neonize._media import download_for
 from pipeline.transport.neonize._pairing import PAIRING_TIMEOUT, Pairing, prepare_session
 from pipeline.transport.neonize._secret import Secrets
 
@@ -273,6 +274,10 @@ class NeonizeTransport:
             self._secrets.remember(
                 ev.Info.ID, convert.secret_of(ev.Message), (fact.sender, fact.sender_alt)
             )
+            # Fetched later by the daemon, and only if the chat is monitored.
+            download = download_for(self._client, ev.Message, fact.media)
+            self._emit(Inbound(fact, self._clock(), download))
+            return
         if fact is not None:
             self._emit(Inbound(fact, self._clock()))
 

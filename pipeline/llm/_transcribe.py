@@ -1,0 +1,139 @@
+"""Speech to text over the OpenAI-compatible ``POST {base_url}/audio/transcriptions``.
+
+OpenAI, Groq, vLLM, speaches (faster-whisper-server) and whisper.cpp's server
+all take the multipart form ``file``, ``model``, optional ``language`` and
+``response_format=json``, and answer ``{"text": "…"}``; OpenAI adds
+``usage`` (``{"type": "duration", "seconds": 7}``), OpenRouter a ``cost``.
+Failures are the LLM client's (same classes, same retries and backoff). The
+file is streamed from disk on every attempt, never read into memory here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import httpx
+import msgspec
+
+from pipeline.llm._errors import BadRequest
+from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._wire import decode_answer
+from pipeline.media import audio_file_name, base_mime
+
+_CONNECT_TIMEOUT = 5.0
+_SECONDS_PER_MINUTE = 60.0
+
+
+class Transcript(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    model: str
+    seconds: float | None  # as the service measured it, else as the sender declared it
+    cost_usd: float | None
+    latency_ms: float
+
+
+class _Usage(msgspec.Struct):
+    type: str = ""
+    seconds: float | None = None
+    cost: float | None = None
+
+
+class _Answer(msgspec.Struct):
+    text: str
+    usage: _Usage | None = None
+    duration: float | None = None  # verbose_json, and servers that always send it
+
+
+class Transcriber:
+    """Transcribes audio files at one endpoint with one model."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        language: str | None,
+        timeout: float,
+        max_retries: int,
+        price_per_minute: float,
+        http: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.model = model
+        self._url = f"{base_url.rstrip('/')}/audio/transcriptions"
+        self._api_key = api_key
+        self._language = language
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT))
+        self._max_retries = max(max_retries, 0)
+        self._price = price_per_minute
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient()
+        self._sleep = sleep
+        self._jitter = jitter
+
+    async def transcribe(
+        self,
+        path: Path,
+        *,
+        mime: str,
+        file_name: str | None = None,
+        seconds: float | None = None,
+        on_failure: OnFailure | None = None,
+    ) -> Transcript:
+        """The transcript of the audio file at ``path``; raises ``LlmError`` when final.
+
+        ``seconds`` (the length the sender declared) prices the minute when the
+        service does not say how long the audio was.
+        """
+        fields = {"model": self.model, "response_format": "json"}
+        if self._language:
+            fields["language"] = self._language
+        name = audio_file_name(mime, file_name)
+        return await retrying(
+            lambda: self._attempt(path, name, base_mime(mime), fields, seconds),
+            max_retries=self._max_retries,
+            on_failure=on_failure,
+            sleep=self._sleep,
+            jitter=self._jitter,
+        )
+
+    async def _attempt(
+        self, path: Path, name: str, mime: str, fields: dict[str, str], seconds: float | None
+    ) -> Transcript:
+        try:
+            audio = path.open("rb")
+        except OSError as exc:
+            raise BadRequest(f"cannot read the audio file: {exc.strerror or exc}") from None
+        with audio:
+            response, latency_ms = await post(
+                self._http,
+                self._url,
+                what="transcription",
+                api_key=self._api_key,
+                timeout=self._timeout,
+                data=fields,
+                files={"file": (name, audio, mime)},
+            )
+        answer = decode_answer(response.content, _Answer, what="transcription")
+        usage = answer.usage or _Usage()
+        measured = usage.seconds if usage.seconds is not None else answer.duration
+        length = measured if measured is not None else seconds
+        cost = usage.cost
+        if cost is None and length is not None:
+            cost = round(length / _SECONDS_PER_MINUTE * self._price, 6)
+        return Transcript(
+            text=answer.text.strip(),
+            model=self.model,
+            seconds=length,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()

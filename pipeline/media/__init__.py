@@ -1,0 +1,55 @@
+"""Attachments: stored by content under ``STORE/media/``, recognised, read for the model.
+
+``MediaStore`` keeps the bytes (streamed in from a ``MediaSource`` the
+transport hands over, one private file per content) and sweeps away the files
+no event refers to; ``_formats`` says what a file is from its type, name and
+first bytes; ``read_document`` takes the text out of PDFs and text files.
+Shared by the daemon (intake, agent), the LLM client (images) and the tools
+(replay reads, compaction deletes).
+"""
+
+from pipeline.media._documents import DocumentText, Unreadable, read_document
+from pipeline.media._formats import (
+    VISION_TYPES,
+    DocumentType,
+    audio_file_name,
+    base_mime,
+    document_type,
+    guess_mime,
+    message_kind,
+    sniff_image,
+)
+from pipeline.media._store import (
+    GRACE_SECONDS,
+    MEDIA_DIR,
+    MediaError,
+    MediaSink,
+    MediaSource,
+    MediaStore,
+    Stored,
+    human_size,
+    referenced_media,
+)
+
+__all__ = [
+    "GRACE_SECONDS",
+    "MEDIA_DIR",
+    "VISION_TYPES",
+    "DocumentText",
+    "DocumentType",
+    "MediaError",
+    "MediaSink",
+    "MediaSource",
+    "MediaStore",
+    "Stored",
+    "Unreadable",
+    "audio_file_name",
+    "base_mime",
+    "document_type",
+    "guess_mime",
+    "human_size",
+    "message_kind",
+    "read_document",
+    "referenced_media",
+    "sniff_image",
+]

@@ -1,0 +1,94 @@
+"""A document's text for the model: PDFs through pypdf, text files, and what cannot be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from pipeline.media import Unreadable, audio_file_name, document_type, read_document, sniff_image
+from tests.media_files import broken_pdf, jpeg, pdf, png, write
+
+
+def test_a_pdfs_text_page_by_page(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.pdf", pdf("Quarterly report\nRevenue rose 12 %", "Page two"))
+    read = read_document(path, "pdf", 4000)
+    assert read.text == "Quarterly report\nRevenue rose 12 %\n\nPage two"
+    assert (read.pages, read.cut) == (2, False)
+
+
+def test_a_long_pdf_is_cut_and_its_later_pages_never_read(tmp_path: Path) -> None:
+    pages = [f"page {n} " + "word " * 50 for n in range(40)]
+    path = write(tmp_path, "long.pdf", pdf(*pages))
+    read = read_document(path, "pdf", 300)
+    assert len(read.text) == 300
+    assert read.text.startswith("page 0 word")
+    assert (read.pages, read.cut) == (40, True)
+
+
+def test_a_damaged_pdf_is_unreadable_with_a_short_reason(tmp_path: Path) -> None:
+    with pytest.raises(Unreadable) as caught:
+        read_document(write(tmp_path, "bad.pdf", broken_pdf()), "pdf", 4000)
+    assert caught.value.reason == "the PDF is damaged"
+    assert str(caught.value).startswith("the PDF is damaged (")
+
+
+def test_a_pdf_behind_a_password_is_unreadable(tmp_path: Path) -> None:
+    writer = PdfWriter(clone_from=PdfReader(write(tmp_path, "a.pdf", pdf("secret"))))
+    writer.encrypt("hunter2", algorithm="AES-128")
+    locked = tmp_path / "locked.pdf"
+    with locked.open("wb") as file:
+        writer.write(file)
+    with pytest.raises(Unreadable, match="protected by a password"):
+        read_document(locked, "pdf", 4000)
+
+
+def test_text_files_are_read_as_utf8_and_cut(tmp_path: Path) -> None:
+    path = write(tmp_path, "notes.md", "# Einkauf\nÄpfel, Birnen\n".encode() * 100)
+    read = read_document(path, "text", 50)
+    assert read.text == ("# Einkauf\nÄpfel, Birnen\n" * 3)[:50]
+    assert (read.pages, read.cut) == (None, True)
+    with pytest.raises(Unreadable, match="not a text file"):
+        read_document(write(tmp_path, "x.txt", b"\x00\x01binary"), "text", 50)
+
+
+@pytest.mark.parametrize(
+    ("mime", "name", "kind"),
+    [
+        ("application/pdf", "r.pdf", "pdf"),
+        ("application/octet-stream", "Report.PDF", "pdf"),
+        ("text/plain", None, "text"),
+        ("text/csv", "a.csv", "text"),
+        ("application/json", None, "text"),
+        ("application/octet-stream", "notes.md", "text"),
+        ("application/vnd.ms-excel", "budget.xls", None),
+        ("application/zip", "a.zip", None),
+    ],
+)
+def test_which_documents_are_read(mime: str, name: str | None, kind: str | None) -> None:
+    assert document_type(mime, name) == kind
+
+
+def test_images_are_recognised_by_their_bytes() -> None:
+    assert sniff_image(png()[:32]) == "image/png"
+    assert sniff_image(jpeg()[:32]) == "image/jpeg"
+    assert sniff_image(b"GIF89a....") == "image/gif"
+    assert sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert sniff_image(b"\x00\x00\x00\x18ftypheic") is None
+    assert sniff_image(b"%PDF-1.4") is None
+
+
+@pytest.mark.parametrize(
+    ("mime", "name", "sent_as"),
+    [
+        ("audio/ogg; codecs=opus", None, "audio.ogg"),
+        ("audio/mpeg", "song.mp3", "song.mp3"),
+        ("audio/mp4", "memo", "audio.m4a"),  # the service reads the format off the suffix
+        ("audio/amr", None, "audio.ogg"),
+    ],
+)
+def test_audio_goes_out_with_a_suffix_the_service_knows(
+    mime: str, name: str | None, sent_as: str
+) -> None:
+    assert audio_file_name(mime, name) == sent_as

@@ -1,0 +1,126 @@
+"""Attachments on stdio message lines (DESIGN.md section 7): described at once, their
+bytes fetched only when the daemon asks the source the line came with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+import structlog
+
+from events.model import Media, MessageReceived
+from pipeline.media import MediaStore
+from tests import test_stdio_transport as stdio
+from tests.media_files import b64, pdf, voice_note, write
+from tests.test_stdio_transport import ALICE, MakeTransport, StdinPipe, running, warnings_in
+
+pytestmark = pytest.mark.anyio
+# The stdio tests' fixtures: a real pipe for stdin, transports that read it.
+stdin = stdio.stdin
+make_transport = stdio.make_transport
+
+
+async def test_a_voice_note_by_path_is_described_and_fetched_on_demand(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = voice_note(5000)
+    path = write(tmp_path, "note.ogg", data)
+    line = {"id": "V1", "chat": ALICE, "media": {"kind": "voice", "path": str(path), "seconds": 7}}
+    async with running(make_transport()) as harness:
+        stdin.write(line)
+        inbound = await harness.next_fact()
+
+    event = inbound.event
+    assert isinstance(event, MessageReceived)
+    assert (event.text, event.kind) == ("", "audio")  # a voice note is audio with PTT
+    assert event.media == Media(kind="voice", mime="audio/ogg", seconds=7.0)
+    assert inbound.media is not None
+    assert inbound.media.size == 5000
+    stored = await MediaStore.of(tmp_path / "store").save(inbound.media, 10_000)
+    assert MediaStore.of(tmp_path / "store").read(stored.sha256) == data
+
+
+async def test_a_document_inline_with_a_caption(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = pdf("Hello")
+    media = {"kind": "document", "mime": "application/pdf", "data": b64(data), "file_name": "a.pdf"}
+    async with running(make_transport()) as harness:
+        stdin.write({"chat": ALICE, "text": "Read this", "media": media})
+        inbound = await harness.next_fact()
+
+    event = inbound.event
+    assert isinstance(event, MessageReceived)
+    assert (event.text, event.kind) == ("Read this", "document")
+    assert event.media == Media(kind="document", mime="application/pdf", file_name="a.pdf")
+    assert inbound.media is not None
+    stored = await MediaStore.of(tmp_path).save(inbound.media, 10_000)
+    assert stored.size == len(data)
+
+
+async def test_types_are_guessed_from_names_when_not_given(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    async with running(make_transport()) as harness:
+        stdin.write(
+            {"chat": ALICE, "media": {"kind": "document", "path": "/srv/in/Report.pdf"}},
+            {"chat": ALICE, "media": {"kind": "image", "data": "iVBORw0KGgo="}},
+            {"chat": ALICE, "media": {"kind": "sticker"}},
+        )
+        report, image, sticker = [(await harness.next_fact()) for _ in range(3)]
+
+    assert isinstance(report.event, MessageReceived)
+    assert report.event.media == Media(
+        kind="document", mime="application/pdf", file_name="Report.pdf"
+    )
+    assert isinstance(image.event, MessageReceived)
+    assert image.event.media is not None
+    assert image.event.media.mime == "image/jpeg"  # WhatsApp's images are JPEGs
+    assert sticker.media is None  # stickers are ignored: nothing to fetch
+
+
+async def test_bad_media_lines_are_reported_and_skipped(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"chat": ALICE},
+                {"chat": ALICE, "media": {"kind": "image"}},
+                {"chat": ALICE, "media": {"kind": "voice", "path": "note.ogg"}},
+                {"chat": ALICE, "media": {"kind": "image", "path": "/a.jpg", "data": "AA=="}},
+                {"chat": ALICE, "media": {"kind": "gif", "path": "/a.gif"}},
+                {"chat": ALICE, "media": {"kind": "image", "data": 12345}},
+                {"chat": ALICE, "text": "still here"},
+            )
+            last = await harness.next_fact()
+    assert isinstance(last.event, MessageReceived)
+    assert last.event.text == "still here"
+    warnings = warnings_in(logs)
+    assert len(warnings) == 6
+    assert "missing required field `text`" in warnings[0]
+    assert "media needs `path` (a file) or `data` (base64)" in warnings[1]
+    assert "media.path must be an absolute path" in warnings[2]
+    assert "takes `path` or `data`, not both" in warnings[3]
+    assert "invalid value - at `$.media.kind`" in warnings[4]  # the value is not quoted
+    assert "media.data must be a base64 string" in warnings[5]
+    assert not any("note.ogg" in w or "gif" in w for w in warnings)  # no content of a line
+
+
+async def test_a_line_carrying_a_large_file_is_read_whole_and_the_next_lines_follow(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    data = voice_note(6 * 1024 * 1024)  # its line is larger than what is read ahead
+    big = {"id": "BIG", "chat": ALICE, "media": {"kind": "voice", "data": b64(data)}}
+    async with running(make_transport()) as harness:
+        # From a thread: the pipe holds 64 KB, and the reader needs the event loop.
+        await anyio.to_thread.run_sync(stdin.write, big, {"id": "T1", "chat": ALICE, "text": "x"})
+        first = await harness.next_fact()
+        assert first.media is not None
+        stored = await MediaStore.of(tmp_path).save(first.media, 10 * 1024 * 1024)
+        del first
+        second = await harness.next_fact()
+    assert MediaStore.of(tmp_path).read(stored.sha256) == data
+    assert isinstance(second.event, MessageReceived)
+    assert (second.event.msg_id, second.event.text) == ("T1", "x")

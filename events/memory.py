@@ -124,7 +124,12 @@ class MemoryLog:
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         with self._changed:
-            self._snapshots[(name, version)] = (seq, state)
+            if not any(isinstance(r.event, Compacted) and r.seq > seq for r in self._events):
+                self._snapshots[(name, version)] = (seq, state)
+
+    def purge(self) -> None:
+        with self._changed:
+            self._snapshots.clear()
 
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         with self._changed:

@@ -30,6 +30,7 @@ from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
 from events.sqlite_schema import (
     BY_KEY,
     INSERT,
+    SAVE_SNAPSHOT,
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
@@ -164,6 +165,9 @@ class SQLiteLog(SQLiteReader):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            # What compaction and snapshot replacement free is zeroed, not left
+            # readable in the file's free space (``forget``, expired sessions).
+            conn.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
         return conn
@@ -322,12 +326,27 @@ class SQLiteLog(SQLiteReader):
         return self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
-        """Store a projection cache; snapshots are not facts and may be dropped."""
+        """Store a projection cache; snapshots are not facts and may be dropped.
+
+        Not stored when a compaction was recorded after ``seq``: the state may
+        hold what it removed (a forgotten chat's texts) and would be refolded anyway.
+        """
         with self._write_lock:
-            self._writer.execute(
-                "INSERT OR REPLACE INTO snapshots (name, version, seq, state) VALUES (?, ?, ?, ?)",
-                (name, version, seq, state),
-            )
+            self._writer.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
+
+    def purge(self) -> None:
+        """Drop every snapshot, rewrite the file without free space (``VACUUM``) and
+        empty the WAL, so nothing compaction removed stays readable in any file."""
+        with self._write_lock:
+            try:
+                self._writer.execute("DELETE FROM snapshots")
+                self._writer.execute("VACUUM")
+                # Busy: another connection still reads old frames (busy_timeout passed).
+                busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise _as_log_error(exc) from exc
+        if busy:
+            raise LogError(f"{self.path}-wal: still read by another process; try again")
 
     def close(self) -> None:
         with self._changed:

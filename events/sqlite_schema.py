@@ -48,6 +48,10 @@ SEQUENCE = (
     " coalesce((SELECT max(seq) FROM events), 0))"
 )
 SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
+SAVE_SNAPSHOT = (
+    "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
+    " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
+)
 
 Row = tuple[Any, ...]
 

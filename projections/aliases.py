@@ -24,6 +24,9 @@ class Person(msgspec.Struct, kw_only=True, gc=False):
 class State(msgspec.Struct, kw_only=True):
     canonical: dict[str, str] = {}  # any form -> canonical id
     people: dict[str, Person] = {}  # canonical id -> person
+    # linked form -> seq of the newest message that tied it to another form:
+    # rotation keeps those, so no retention splits one person into two.
+    taught: dict[str, int] = {}
 
 
 def _is_phone(jid: str) -> bool:
@@ -57,14 +60,22 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     sender = ev.sender
     known = state.canonical.get(sender)
     alt = ev.sender_alt
-    if alt and alt != sender and (known is None or state.canonical.get(alt) != known):
-        _link(state, sender, alt, rec.seq)
+    if alt and alt != sender:
+        if known is None or state.canonical.get(alt) != known:
+            _link(state, sender, alt, rec.seq)
+        state.taught[sender] = state.taught[alt] = rec.seq
     elif known is None:
         _see(state, sender, rec.seq)
     # In a direct chat the chat id is the peer's id, unless the owner wrote it.
     chat = ev.chat
     if not ev.is_group and not ev.from_me and chat != sender and chat:
         _link(state, chat, sender, rec.seq)
+        state.taught[chat] = state.taught[sender] = rec.seq
+
+
+def teachers(state: State) -> frozenset[int]:
+    """The seqs of the messages that tie each known person's ids together."""
+    return frozenset(state.taught.values())
 
 
 def _lookup_form(jid: str) -> str:

@@ -6,7 +6,8 @@ before the LLM is asked replaces the text; a revoke marks the item, and the
 agent records the skip. A transcript or a document's text joins its item,
 so the turn (and its replay) reads it from here. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
-chat (the owner's own chat) before the LLM call must not.
+chat (the owner's own chat) before the LLM call must not. A rotation's marker
+retires what it kept but did not remove (see ``_compacted``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgspec
 
 from events.model import (
     Citation,
+    Compacted,
     DocumentRead,
     LlmCompleted,
     LlmFailed,
@@ -200,6 +202,18 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         del state.chats[ev.chat]
 
 
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    """A message older than a rotation's cut-off is still here only because rotation
+    kept it (it ties a person's ids together): its decision may be gone, it is done."""
+    if ev.older_than is None:
+        return
+    for chat, items in list(state.chats.items()):
+        for msg_id in [i.msg_id for i in items.values() if i.ts < ev.older_than]:
+            del items[msg_id]
+        if not items:
+            del state.chats[chat]
+
+
 def _drop_call(items: dict[str, Item], call_id: str) -> None:
     for msg_id in [i.msg_id for i in items.values() if i.call_id == call_id]:
         del items[msg_id]
@@ -231,6 +245,7 @@ _HANDLERS: Handlers[State] = {
     LlmFailed: _failed,
     LlmCompleted: _completed,
     ReplyPlanned: _planned,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("queue", State, apply, _HANDLERS)

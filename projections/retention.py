@@ -1,26 +1,46 @@
-"""What a rotation must keep although it is old: the configs still needed.
+"""What a rotation must keep although it is old: the configs and the facts still needed.
 
 The latest ``ConfigLoaded`` is the config in force; a config that a request
 still in the log was built with lets ``replay.py --recorded`` rebuild that
-request. Everything else older than the retention may go, so a rotation is a
-``Selection`` (older than, keep these few) that the log evaluates on its own
-index, without reading events back.
+request. The scheduler needs the newest check-in and startup message and what
+marked them sent (else a short retention makes it send them again); the
+connection's newest ``TransportStatus`` and the newest ones naming the owner's
+ids keep the state and who the owner is. (The messages that tie a person's
+ids together are the aliases projection's ``teachers``.) Everything else older
+than the retention may go, so a rotation is a ``Selection`` (older than, keep
+these few) that the log evaluates on its own index, without reading events back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import msgspec
 
-from events.model import ConfigLoaded, LlmRequested, Recorded
+from events.model import (
+    ConfigLoaded,
+    LlmRequested,
+    Recorded,
+    ReplyFailed,
+    ReplyPlanned,
+    ReplySent,
+    TransportStatus,
+)
 from events.protocol import Selection
 from events.units import DAY
 from projections.base import Handlers, Projection, dispatcher
+
+_SCHEDULED = ("vitality", "startup")  # the purposes whose newest plan the schedule reads
 
 
 class State(msgspec.Struct, kw_only=True):
     latest_config: int = 0  # seq of the newest ConfigLoaded (0: none)
     configs: dict[str, list[int]] = {}  # config hash -> seqs of its ConfigLoaded events
     last_used: dict[str, float] = {}  # config hash -> ts of the newest request built with it
+    # "vitality"/"startup" -> seqs of the newest such plan and what marked it sent or failed;
+    # "status", "me_pn", "me_lid" -> [seq of the newest TransportStatus (naming that id)].
+    newest: dict[str, list[int]] = {}
+    scheduled: dict[str, str] = {}  # reply_id of the newest vitality/startup plan -> purpose
 
 
 def _loaded(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
@@ -32,21 +52,59 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     state.last_used[ev.config_hash] = rec.ts
 
 
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    if ev.purpose not in _SCHEDULED:
+        return
+    for reply_id in [r for r, purpose in state.scheduled.items() if purpose == ev.purpose]:
+        if reply_id != ev.reply_id:
+            del state.scheduled[reply_id]
+    state.scheduled[ev.reply_id] = ev.purpose
+    state.newest[ev.purpose] = [rec.seq]
+
+
+def _settled(state: State, rec: Recorded, ev: ReplySent | ReplyFailed) -> None:
+    purpose = state.scheduled.get(ev.reply_id)
+    if purpose is not None:
+        state.newest[purpose].append(rec.seq)
+
+
+def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
+    state.newest["status"] = [rec.seq]
+    if ev.me_pn:
+        state.newest["me_pn"] = [rec.seq]
+    if ev.me_lid:
+        state.newest["me_lid"] = [rec.seq]
+
+
 def kept(state: State, cutoff: float) -> frozenset[int]:
-    """The seqs a rotation at ``cutoff`` keeps: the config in force and those still used."""
+    """The seqs a rotation at ``cutoff`` keeps: the configs still used, the newest facts."""
     keep = {state.latest_config} if state.latest_config else set()
     for digest, seqs in state.configs.items():
         if state.last_used.get(digest, 0.0) >= cutoff:
             keep.update(seqs)
+    for seqs in state.newest.values():
+        keep.update(seqs)
     return frozenset(keep)
 
 
-def rotation(state: State, retention_days: float, now: float) -> Selection:
-    """What a rotation removes: all older than the retention but the configs still needed."""
+def rotation(
+    state: State, retention_days: float, now: float, also: Collection[int] = ()
+) -> Selection:
+    """What a rotation removes: all older than the retention but what is still needed.
+
+    ``also``: more seqs to keep (the aliases projection's ``teachers``).
+    """
     cutoff = now - retention_days * DAY
-    return Selection(older_than=cutoff, keep=kept(state, cutoff))
+    return Selection(older_than=cutoff, keep=kept(state, cutoff) | frozenset(also))
 
 
-_HANDLERS: Handlers[State] = {ConfigLoaded: _loaded, LlmRequested: _requested}
+_HANDLERS: Handlers[State] = {
+    ConfigLoaded: _loaded,
+    LlmRequested: _requested,
+    ReplyPlanned: _planned,
+    ReplySent: _settled,
+    ReplyFailed: _settled,
+    TransportStatus: _status,
+}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("retention", State, apply, _HANDLERS)

@@ -10,8 +10,8 @@ memory, because the log cannot hold them:
   the daemon would rescan the log at every wake-up. The log's newest
   ``Compacted(rotation)`` (or, when there is none, the daemon's start) stays
   the durable record, so a restart may rescan once, never rotate early.
-- the last check-in planned: a retention shorter than ``timetable.CATCH_UP``
-  could compact it away and make it look unsent.
+- the last check-in planned, until the log has it (rotation keeps the newest
+  check-in and what marked it sent, ``projections.retention``).
 
 A check-in due at start waits (``timetable.TRANSPORT_GRACE`` at most) until
 the transport has reported, since the daemon's start records ``connecting``.
@@ -38,7 +38,7 @@ from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore, referenced_media
-from projections import budget, retention, schedule
+from projections import aliases, budget, retention, schedule
 
 log = get_logger("wabot.scheduler")
 
@@ -147,7 +147,10 @@ class Scheduler:
             return due
         self._rotation_tried = now
         # A rotation reads the whole log: a worker thread keeps the loop answering.
-        selection = retention.rotation(self.live.view.retention, rotation_cfg.retention_days, now)
+        view = self.live.view
+        selection = retention.rotation(
+            view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
+        )
         marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
         self.live.catch_up()  # the runner refolds what is left
         if self.media is not None:

@@ -35,7 +35,8 @@ def compact(store: Path | Where, now: float) -> str:
         states = Runner.start(log).states
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
-        marker = log.compact("rotation", retention.rotation(states.retention, days, now))
+        teachers = aliases.teachers(states.aliases)
+        marker = log.compact("rotation", retention.rotation(states.retention, days, now, teachers))
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:

@@ -9,6 +9,7 @@ ids keep the state and who the owner is. (The messages that tie a person's
 ids together are the aliases projection's ``teachers``.) Everything else older
 than the retention may go, so a rotation is a ``Selection`` (older than, keep
 these few) that the log evaluates on its own index, without reading events back.
+``expiry`` is the other compaction a rotation may run: the texts of ended sessions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from events.model import (
 )
 from events.protocol import Selection
 from events.units import DAY
+from projections import sessions
 from projections.base import Handlers, Projection, dispatcher
+from projections.budget import SPEND_WINDOW
 
 _SCHEDULED = ("vitality", "startup")  # the purposes whose newest plan the schedule reads
 
@@ -96,6 +99,27 @@ def rotation(
     """
     cutoff = now - retention_days * DAY
     return Selection(older_than=cutoff, keep=kept(state, cutoff) | frozenset(also))
+
+
+def expiry(  # noqa: PLR0917 - the session config's three settings travel apart
+    state: sessions.State,
+    now: float,
+    mode: str,
+    ttl_minutes: float,
+    tz: str,
+    also: Collection[int] = (),
+) -> Selection | None:
+    """What ``rotation.drop_expired_sessions`` removes: the texts of the sessions that
+    ended or expired (``sessions.expired_texts``); None when there are none.
+
+    Their messages, edits, documents and LLM requests go at once; their answers,
+    replies and transcripts once the budget no longer counts them
+    (``budget.SPEND_WINDOW``), so dropping them never loosens a limit.
+    ``also``: seqs kept anyway (the aliases projection's ``teachers``).
+    """
+    found = sessions.expired_texts(state, now, mode, ttl_minutes, tz, now - SPEND_WINDOW)
+    doomed = found - frozenset(also)
+    return Selection(seqs=doomed) if doomed else None
 
 
 _HANDLERS: Handlers[State] = {

@@ -2,6 +2,14 @@
 
 Expiry is not folded in: it depends on the clock and the configured mode, so
 callers ask ``live(..., now, mode, ...)`` and start a new session when it is None.
+
+Each session also knows the events that carry its words (``Texts``): the
+messages an LLM call took (with their edits, transcripts and documents read),
+the requests, the answers and the replies planned from them, so
+``rotation.drop_expired_sessions`` can remove an ended session's text by seq
+(``expired_texts``) without reading the log back. A message is followed from
+its receipt until a call takes it or it is skipped; a session replaced by a
+newer one of its (chat, user) is kept as ``ended`` until its texts are gone.
 """
 
 from __future__ import annotations
@@ -15,12 +23,19 @@ import msgspec
 
 from events.model import (
     ChatTurn,
+    Compacted,
     ConfigLoaded,
+    DocumentRead,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
+    MessageEdited,
+    MessageReceived,
     MessageRevoked,
+    MessageSkipped,
     Recorded,
+    ReplyPlanned,
     SessionStarted,
 )
 from projections.base import Handlers, Projection, dispatcher
@@ -38,6 +53,27 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     msg_ids: tuple[str, ...] = ()  # the messages a user utterance is made of
 
 
+class Texts(msgspec.Struct, kw_only=True, gc=False):
+    """The events carrying a session's (or a waiting message's) words, by seq."""
+
+    words: list[int] = []  # messages, edits, documents read, LLM requests
+    # (seq, ts) of answers, replies and transcripts: the budget counts them a while.
+    counted: list[tuple[int, float]] = []
+    last: float = 0.0  # ts of the newest
+
+    def add(self, rec: Recorded, *, counted: bool = False) -> None:
+        if counted:
+            self.counted.append((rec.seq, rec.ts))
+        else:
+            self.words.append(rec.seq)
+        self.last = rec.ts
+
+    def take(self, other: Texts) -> None:
+        self.words.extend(other.words)
+        self.counted.extend(other.counted)
+        self.last = max(self.last, other.last)
+
+
 class Session(msgspec.Struct, kw_only=True, gc=False):
     session_id: str
     chat: str
@@ -47,6 +83,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     reason: Reason
     turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
+    texts: Texts = msgspec.field(default_factory=Texts)
 
 
 class Call(msgspec.Struct, frozen=True, gc=False):
@@ -62,6 +99,10 @@ class State(msgspec.Struct, kw_only=True):
     current: dict[str, str] = {}  # f"{chat}|{user}" -> session_id
     pending: dict[str, Call] = {}  # call_id -> call
     max_messages: int = DEFAULT_MAX_MESSAGES
+    waiting: dict[str, Texts] = {}  # f"{chat}|{msg_id}" -> a message no call took yet
+    ended: dict[str, Texts] = {}  # session_id -> texts of a session a newer one replaced
+    replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
+    orphans: Texts = msgspec.field(default_factory=Texts)  # answers whose request is gone
 
 
 def _key(chat: str, user: str) -> str:
@@ -78,7 +119,9 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
     old = state.current.get(key)
     if old is not None and old != ev.session_id:
         # Only the current session of a key is ever used again: forget the old one.
-        state.sessions.pop(old, None)
+        ended = state.sessions.pop(old, None)
+        if ended is not None and (ended.texts.words or ended.texts.counted):
+            state.ended[old] = ended.texts
         for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
             del state.pending[call_id]
     state.current[key] = ev.session_id
@@ -98,6 +141,11 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
         return
     text = ev.messages[-1].content if ev.messages else ""
     state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids))
+    session.texts.add(rec)
+    for msg_id in ev.trigger_ids:
+        waited = state.waiting.pop(_key(ev.chat, msg_id), None)
+        if waited is not None:
+            session.texts.take(waited)
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content
@@ -105,11 +153,14 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     call = state.pending.pop(ev.call_id, None)
-    if call is None:
+    session = state.sessions.get(call.session_id) if call is not None else None
+    if call is None or session is None:
+        # Its request went with an ended session (or the session was replaced).
+        state.orphans.add(rec, counted=True)
+        state.replying[ev.call_id] = ""
         return
-    session = state.sessions.get(call.session_id)
-    if session is None:
-        return
+    session.texts.add(rec, counted=True)
+    state.replying[ev.call_id] = call.session_id
     turns = session.turns
     turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
     turns.append(Utterance("assistant", ev.content, rec.ts))
@@ -141,6 +192,71 @@ def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
                 end = i + 2 if i + 1 < len(turns) and turns[i + 1].role == "assistant" else i + 1
                 del turns[i:end]
                 return
+
+
+def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
+    state.waiting[_key(ev.chat, ev.msg_id)] = Texts(words=[rec.seq], last=rec.ts)
+
+
+def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None:
+    """An edit or a document's text joins its message while no call has taken it."""
+    waited = state.waiting.get(_key(ev.chat, ev.msg_id))
+    if waited is not None:
+        waited.add(rec)
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    waited = state.waiting.get(_key(ev.chat, ev.msg_id))
+    if waited is not None:
+        waited.add(rec, counted=True)
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    state.waiting.pop(_key(ev.chat, ev.msg_id), None)
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    call_id = ev.call_id
+    session_id = state.replying.get(call_id) if call_id is not None else None
+    if call_id is None or session_id is None:
+        return
+    session = state.sessions.get(session_id)
+    texts = session.texts if session is not None else state.ended.get(session_id, state.orphans)
+    if texts is not None:
+        texts.add(rec, counted=True)
+    if ev.part is None or ev.part == ev.parts:
+        del state.replying[call_id]
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    """What a rotation removed for age is forgotten here too, so nothing grows."""
+    cut = ev.older_than
+    if cut is None:
+        return
+    for texts in (state.waiting, state.ended):
+        for key in [k for k, t in texts.items() if t.last < cut]:
+            del texts[key]
+    state.orphans.counted = [(seq, ts) for seq, ts in state.orphans.counted if ts >= cut]
+    known = state.sessions.keys() | state.ended.keys() | {""}
+    for call_id in [c for c, s in state.replying.items() if s not in known]:
+        del state.replying[call_id]
+
+
+def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session config last
+    state: State, now: float, mode: str, ttl_minutes: float, tz: str, counted_before: float
+) -> frozenset[int]:
+    """The seqs of the words of every session that ended or expired at ``now``, and
+    of their answers, replies and transcripts recorded before ``counted_before``."""
+    found: set[int] = set()
+    done = [*state.ended.values(), state.orphans]
+    for session in state.sessions.values():
+        end = expires_at(session, mode, ttl_minutes, tz)
+        if end is not None and now >= end:
+            done.append(session.texts)
+    for texts in done:
+        found.update(texts.words)
+        found.update(seq for seq, ts in texts.counted if ts < counted_before)
+    return frozenset(found)
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:
@@ -197,6 +313,13 @@ _HANDLERS: Handlers[State] = {
     LlmCompleted: _completed,
     LlmFailed: _failed,
     MessageRevoked: _revoked,
+    MessageReceived: _received,
+    MessageEdited: _more,
+    DocumentRead: _more,
+    MediaTranscribed: _transcribed,
+    MessageSkipped: _skipped,
+    ReplyPlanned: _planned,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("sessions", State, apply, _HANDLERS)

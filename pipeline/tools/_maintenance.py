@@ -16,7 +16,7 @@ from pathlib import Path
 from events.backends import is_postgres
 from events.jid import InvalidJid, normalize
 from events.model import Compacted, Recorded
-from events.protocol import LogReader, Selection
+from events.protocol import LogReader, LogWriter, Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.media import MediaStore, referenced_media
 from pipeline.tools._args import BadArgument, latest_config
@@ -30,18 +30,36 @@ DEFAULT_RETENTION_DAYS = 30.0
 
 
 def compact(store: Path | Where, now: float) -> str:
-    """Rotate the log by ``rotation.retention_days`` of the config in force."""
+    """Rotate the log by ``rotation.retention_days`` of the config in force, and with
+    ``rotation.drop_expired_sessions`` remove the texts of ended sessions too."""
     with open_tool_writer(store) as log:
         states = Runner.start(log).states
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
         teachers = aliases.teachers(states.aliases)
         marker = log.compact("rotation", retention.rotation(states.retention, days, now, teachers))
+        dropping = config is not None and config.rotation.drop_expired_sessions
+        expired = _drop_expired(log, config, now) if config and dropping else ""
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:
-        return f"nothing older than {days:g} days to remove{files}"
-    return f"removed {_compacted(marker).removed} events older than {days:g} days{files}"
+        return f"nothing older than {days:g} days to remove{expired}{files}"
+    return f"removed {_compacted(marker).removed} events older than {days:g} days{expired}{files}"
+
+
+def _drop_expired(log: LogWriter, config: AppConfig, now: float) -> str:
+    states = Runner.start(log).states  # as the rotation left it
+    memory = config.session_memory
+    selection = retention.expiry(
+        states.sessions,
+        now,
+        memory.mode,
+        memory.ttl_minutes,
+        config.vitality.timezone,
+        aliases.teachers(states.aliases),
+    )
+    marker = log.compact("expiry", selection) if selection is not None else None
+    return f"; removed {_compacted(marker).removed} events of ended sessions" if marker else ""
 
 
 def forget(store: Path | Where, chat: str) -> str:

@@ -7,6 +7,7 @@ media) for a marker only the forgotten chat's messages carry.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -66,9 +67,12 @@ def _answered(daemon: Daemon, msg_id: str) -> None:
 
 
 def _talk(daemon: Daemon) -> None:
-    """Alice writes by her LID and by phone, Bob by phone: each chat gets answers."""
+    """Alice writes by her LID and by phone and sends a document, Bob by phone."""
     _answered(daemon, daemon.message(f"My code word is {MARKER}.", chat=ALICE_LID, chat_alt=ALICE))
     _answered(daemon, daemon.message(f"Repeat {MARKER} twice.", chat=ALICE))
+    notes = base64.b64encode(f"My notes: {MARKER}".encode()).decode()
+    document = {"kind": "document", "data": notes, "file_name": "notes.txt"}
+    _answered(daemon, daemon.message("Read this", chat=ALICE, media=document))
     _answered(daemon, daemon.message(f"Mine is {KEPT}.", chat=BOB))
 
 

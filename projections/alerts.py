@@ -4,8 +4,10 @@ An alert is owed once per episode: when WhatsApp logs the bot out, replaces,
 bans it or finds it outdated (each time the connection falls into that
 state), when the daily budget stops a turn (once until a call goes out
 again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
-refused a turn in a way no retry mends (once until it answers again). An
-``OwnerAlerted`` settles it.
+refused a turn in a way no retry mends (once until it answers again). Voice
+notes that cannot be transcribed are counted the same way, apart: a revoked
+transcription key leaves the chat model answering, so only a transcript ends
+that episode. An ``OwnerAlerted`` settles it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageSkipped,
     OwnerAlerted,
     Recorded,
+    TranscriptionFailed,
     TransportStatus,
 )
 from projections.base import Handlers, Projection, dispatcher
@@ -41,6 +45,7 @@ class State(msgspec.Struct, kw_only=True):
     owed: dict[AlertKind, str] = {}  # kind -> what happened, in one line
     settled: list[AlertKind] = []  # kinds alerted in the current episode
     failures: int = 0  # final LLM failures in a row
+    unheard: int = 0  # final transcription failures in a row
     threshold: int = DEFAULT_LLM_FAILURES
 
 
@@ -88,6 +93,25 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
         _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
 
 
+def _not_transcribed(state: State, rec: Recorded, ev: TranscriptionFailed) -> None:
+    if not ev.final:
+        return
+    state.unheard += 1
+    if _needs_owner(ev.status):
+        _owe(state, "transcription_failing", ev.error)
+    elif state.unheard >= state.threshold:
+        _owe(
+            state,
+            "transcription_failing",
+            f"{state.unheard} voice notes in a row could not be transcribed: {ev.error}",
+        )
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    state.unheard = 0
+    _episode_over(state, "transcription_failing")
+
+
 def _needs_owner(status: int | None) -> bool:
     return status is not None and 400 <= status < 500 and status not in _TRANSIENT_4XX
 
@@ -115,6 +139,8 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     LlmCompleted: _completed,
+    TranscriptionFailed: _not_transcribed,
+    MediaTranscribed: _transcribed,
     OwnerAlerted: _alerted,
 }
 apply = dispatcher(_HANDLERS)

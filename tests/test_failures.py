@@ -27,9 +27,12 @@ def test_a_database_away_for_many_polls_is_one_line_then_one_recovery(
 
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert len(lines) == 2, lines
-    assert lines[0][0] == "WARNING" and "agent_pass_failed" in lines[0][1]
-    assert "lost the connection" in lines[0][1]
-    assert lines[1] == ("INFO", lines[1][1]) and "agent_pass_recovered" in lines[1][1]
+    (first_level, first), (second_level, second) = lines
+    assert first_level == "WARNING"
+    assert "agent_pass_failed" in first
+    assert "lost the connection" in first
+    assert second_level == "INFO"
+    assert "agent_pass_recovered" in second
     assert "Traceback" not in caplog.text
 
 

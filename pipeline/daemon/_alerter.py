@@ -37,6 +37,7 @@ _TITLES = {
     "banned": "WhatsApp banned the bot's number for a while",
     "budget": "the daily LLM budget is spent",
     "llm_failing": "the LLM keeps failing",
+    "transcription_failing": "voice notes cannot be transcribed",
 }
 
 

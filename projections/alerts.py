@@ -84,32 +84,26 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
-    if not ev.final:
-        return
-    state.failures += 1
-    if _needs_owner(ev.status):
-        _owe(state, "llm_failing", ev.error)
-    elif state.failures >= state.threshold:
-        _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+    if ev.final:
+        state.failures += 1
+        _failing(state, "llm_failing", ev, state.failures, "LLM turns in a row failed")
 
 
 def _not_transcribed(state: State, rec: Recorded, ev: TranscriptionFailed) -> None:
-    if not ev.final:
-        return
-    state.unheard += 1
+    if ev.final:
+        state.unheard += 1
+        what = "voice notes in a row could not be transcribed"
+        _failing(state, "transcription_failing", ev, state.unheard, what)
+
+
+def _failing(
+    state: State, kind: AlertKind, ev: LlmFailed | TranscriptionFailed, count: int, what: str
+) -> None:
+    """Owed at once for a refusal no retry mends, else after ``threshold`` in a row."""
     if _needs_owner(ev.status):
-        _owe(state, "transcription_failing", ev.error)
-    elif state.unheard >= state.threshold:
-        _owe(
-            state,
-            "transcription_failing",
-            f"{state.unheard} voice notes in a row could not be transcribed: {ev.error}",
-        )
-
-
-def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
-    state.unheard = 0
-    _episode_over(state, "transcription_failing")
+        _owe(state, kind, ev.error)
+    elif count >= state.threshold:
+        _owe(state, kind, f"{count} {what}: {ev.error}")
 
 
 def _needs_owner(status: int | None) -> bool:
@@ -119,6 +113,11 @@ def _needs_owner(status: int | None) -> bool:
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.failures = 0
     _episode_over(state, "llm_failing")
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    state.unheard = 0
+    _episode_over(state, "transcription_failing")
 
 
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:

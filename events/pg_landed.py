@@ -19,9 +19,10 @@ from typing import Any
 
 import psycopg
 
+from events.codec import US, Row, record
 from events.group_commit import Batch
 from events.model import Recorded
-from events.pg_sql import US, Queries, Row, record
+from events.pg_sql import Queries
 from events.protocol import LogError
 
 

@@ -36,13 +36,12 @@ from typing import Any, Literal
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from events.codec import encode, type_name
+from events.codec import US, encode, record, type_name
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Compacted, Recorded
 from events.pg_landed import backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
-from events.pg_sql import US, record
 from events.protocol import CompactReason, Keyed, LogError, LogUnavailable, Selection
 
 __all__ = ["PostgresLog", "PostgresReader"]

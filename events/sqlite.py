@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-from events.codec import encode, type_name
+from events.codec import US, Row, encode, record, type_name
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Compacted, Recorded
 from events.private import private_file, tighten
@@ -31,9 +31,6 @@ from events.sqlite_schema import (
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
-    US,
-    Row,
-    record,
     scan,
     sequence,
     where,

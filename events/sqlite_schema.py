@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
 
 import msgspec
 
-from events.codec import CorruptEvent, decode
+from events.codec import US, Row, record
 from events.model import Recorded
 from events.protocol import Selection
 
-US = 1_000_000  # ts is stored in integer microseconds
 _READ_CHUNK = 2000
 
 SCHEMA = """
@@ -52,8 +50,6 @@ SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
     " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
 )
-
-Row = tuple[Any, ...]
 
 
 def sequence(cur: sqlite3.Cursor) -> int:
@@ -110,12 +106,3 @@ def scan(
         after = rows[-1][0]
         if remaining is not None:
             remaining -= len(rows)
-
-
-def record(row: Row) -> Recorded:
-    seq, ts_us, key, body = row
-    try:
-        event = decode(body)
-    except CorruptEvent as exc:
-        raise CorruptEvent(f"event {seq}: {exc}") from None
-    return Recorded(int(seq), int(ts_us) / US, event, key)

@@ -4,8 +4,10 @@ An alert is owed once per episode: when WhatsApp logs the bot out, replaces,
 bans it or finds it outdated (each time the connection falls into that
 state), when the daily budget stops a turn (once until a call goes out
 again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
-refused a turn in a way no retry mends (once until it answers again). An
-``OwnerAlerted`` settles it.
+refused a turn in a way no retry mends (once until it answers again). Voice
+notes that cannot be transcribed are counted the same way, apart: a revoked
+transcription key leaves the chat model answering, so only a transcript ends
+that episode. An ``OwnerAlerted`` settles it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageSkipped,
     OwnerAlerted,
     Recorded,
+    TranscriptionFailed,
     TransportStatus,
 )
 from projections.base import Handlers, Projection, dispatcher
@@ -41,6 +45,7 @@ class State(msgspec.Struct, kw_only=True):
     owed: dict[AlertKind, str] = {}  # kind -> what happened, in one line
     settled: list[AlertKind] = []  # kinds alerted in the current episode
     failures: int = 0  # final LLM failures in a row
+    unheard: int = 0  # final transcription failures in a row
     threshold: int = DEFAULT_LLM_FAILURES
 
 
@@ -79,13 +84,26 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
-    if not ev.final:
-        return
-    state.failures += 1
+    if ev.final:
+        state.failures += 1
+        _failing(state, "llm_failing", ev, state.failures, "LLM turns in a row failed")
+
+
+def _not_transcribed(state: State, rec: Recorded, ev: TranscriptionFailed) -> None:
+    if ev.final:
+        state.unheard += 1
+        what = "voice notes in a row could not be transcribed"
+        _failing(state, "transcription_failing", ev, state.unheard, what)
+
+
+def _failing(
+    state: State, kind: AlertKind, ev: LlmFailed | TranscriptionFailed, count: int, what: str
+) -> None:
+    """Owed at once for a refusal no retry mends, else after ``threshold`` in a row."""
     if _needs_owner(ev.status):
-        _owe(state, "llm_failing", ev.error)
-    elif state.failures >= state.threshold:
-        _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+        _owe(state, kind, ev.error)
+    elif count >= state.threshold:
+        _owe(state, kind, f"{count} {what}: {ev.error}")
 
 
 def _needs_owner(status: int | None) -> bool:
@@ -95,6 +113,11 @@ def _needs_owner(status: int | None) -> bool:
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.failures = 0
     _episode_over(state, "llm_failing")
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    state.unheard = 0
+    _episode_over(state, "transcription_failing")
 
 
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
@@ -115,6 +138,8 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     LlmCompleted: _completed,
+    TranscriptionFailed: _not_transcribed,
+    MediaTranscribed: _transcribed,
     OwnerAlerted: _alerted,
 }
 apply = dispatcher(_HANDLERS)

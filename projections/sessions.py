@@ -57,15 +57,11 @@ class Texts(msgspec.Struct, kw_only=True, gc=False):
     """The events carrying a session's (or a waiting message's) words, by seq."""
 
     words: list[int] = []  # messages, edits, documents read, LLM requests
-    # (seq, ts) of answers, replies and transcripts: the budget counts them a while.
-    counted: list[tuple[int, float]] = []
-    last: float = 0.0  # ts of the newest
+    counted: list[int] = []  # answers, replies and transcripts: the budget counts them a while
+    last: float = 0.0  # ts of the newest (set when it stops growing: ended, attached)
 
     def add(self, rec: Recorded, *, counted: bool = False) -> None:
-        if counted:
-            self.counted.append((rec.seq, rec.ts))
-        else:
-            self.words.append(rec.seq)
+        (self.counted if counted else self.words).append(rec.seq)
         self.last = rec.ts
 
     def take(self, other: Texts) -> None:
@@ -99,10 +95,15 @@ class State(msgspec.Struct, kw_only=True):
     current: dict[str, str] = {}  # f"{chat}|{user}" -> session_id
     pending: dict[str, Call] = {}  # call_id -> call
     max_messages: int = DEFAULT_MAX_MESSAGES
-    waiting: dict[str, Texts] = {}  # f"{chat}|{msg_id}" -> a message no call took yet
+    # f"{chat}|{msg_id}" -> seq of a message no call took yet (every message passes here:
+    # one int, its edits, documents and transcripts in ``attached`` only when they come).
+    waiting: dict[str, int] = {}
+    attached: dict[str, Texts] = {}
     ended: dict[str, Texts] = {}  # session_id -> texts of a session a newer one replaced
     replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
-    orphans: Texts = msgspec.field(default_factory=Texts)  # answers whose request is gone
+    # Answers and replies whose request went (with an ended session), and their ts.
+    orphans: list[int] = []
+    orphans_ts: list[float] = []
 
 
 def _key(chat: str, user: str) -> str:
@@ -121,6 +122,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
         # Only the current session of a key is ever used again: forget the old one.
         ended = state.sessions.pop(old, None)
         if ended is not None and (ended.texts.words or ended.texts.counted):
+            ended.texts.last = ended.last_activity
             state.ended[old] = ended.texts
         for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
             del state.pending[call_id]
@@ -141,11 +143,17 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
         return
     text = ev.messages[-1].content if ev.messages else ""
     state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids))
-    session.texts.add(rec)
+    texts = session.texts
+    words = texts.words
+    words.append(rec.seq)
+    waiting, attached, chat = state.waiting, state.attached, ev.chat
     for msg_id in ev.trigger_ids:
-        waited = state.waiting.pop(_key(ev.chat, msg_id), None)
-        if waited is not None:
-            session.texts.take(waited)
+        key = f"{chat}|{msg_id}"
+        seq = waiting.pop(key, None)
+        if seq is not None:
+            words.append(seq)
+        if attached and key in attached:
+            texts.take(attached.pop(key))
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content
@@ -156,10 +164,10 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     session = state.sessions.get(call.session_id) if call is not None else None
     if call is None or session is None:
         # Its request went with an ended session (or the session was replaced).
-        state.orphans.add(rec, counted=True)
+        _orphan(state, rec)
         state.replying[ev.call_id] = ""
         return
-    session.texts.add(rec, counted=True)
+    session.texts.counted.append(rec.seq)
     state.replying[ev.call_id] = call.session_id
     turns = session.turns
     turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
@@ -195,24 +203,26 @@ def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
 
 
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
-    state.waiting[_key(ev.chat, ev.msg_id)] = Texts(words=[rec.seq], last=rec.ts)
+    state.waiting[f"{ev.chat}|{ev.msg_id}"] = rec.seq
 
 
 def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None:
     """An edit or a document's text joins its message while no call has taken it."""
-    waited = state.waiting.get(_key(ev.chat, ev.msg_id))
-    if waited is not None:
-        waited.add(rec)
+    key = _key(ev.chat, ev.msg_id)
+    if key in state.waiting:
+        state.attached.setdefault(key, Texts()).add(rec)
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
-    waited = state.waiting.get(_key(ev.chat, ev.msg_id))
-    if waited is not None:
-        waited.add(rec, counted=True)
+    key = _key(ev.chat, ev.msg_id)
+    if key in state.waiting:
+        state.attached.setdefault(key, Texts()).add(rec, counted=True)
 
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
-    state.waiting.pop(_key(ev.chat, ev.msg_id), None)
+    key = f"{ev.chat}|{ev.msg_id}"
+    if state.waiting.pop(key, None) is not None and state.attached:
+        state.attached.pop(key, None)
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
@@ -221,9 +231,11 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     if call_id is None or session_id is None:
         return
     session = state.sessions.get(session_id)
-    texts = session.texts if session is not None else state.ended.get(session_id, state.orphans)
+    texts = session.texts if session is not None else state.ended.get(session_id)
     if texts is not None:
-        texts.add(rec, counted=True)
+        texts.counted.append(rec.seq)
+    else:
+        _orphan(state, rec)
     if ev.part is None or ev.part == ev.parts:
         del state.replying[call_id]
 
@@ -233,10 +245,16 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     cut = ev.older_than
     if cut is None:
         return
-    for texts in (state.waiting, state.ended):
+    # Seqs follow log time: what waits from before the last removed event is as old.
+    for key in [k for k, seq in state.waiting.items() if seq < ev.before]:
+        del state.waiting[key]
+        state.attached.pop(key, None)
+    for texts in (state.attached, state.ended):
         for key in [k for k, t in texts.items() if t.last < cut]:
             del texts[key]
-    state.orphans.counted = [(seq, ts) for seq, ts in state.orphans.counted if ts >= cut]
+    kept = [i for i, ts in enumerate(state.orphans_ts) if ts >= cut]
+    state.orphans = [state.orphans[i] for i in kept]
+    state.orphans_ts = [state.orphans_ts[i] for i in kept]
     known = state.sessions.keys() | state.ended.keys() | {""}
     for call_id in [c for c, s in state.replying.items() if s not in known]:
         del state.replying[call_id]
@@ -246,17 +264,26 @@ def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session c
     state: State, now: float, mode: str, ttl_minutes: float, tz: str, counted_before: float
 ) -> frozenset[int]:
     """The seqs of the words of every session that ended or expired at ``now``, and
-    of their answers, replies and transcripts recorded before ``counted_before``."""
+    of their answers, replies and transcripts once the session was last active
+    before ``counted_before``."""
     found: set[int] = set()
-    done = [*state.ended.values(), state.orphans]
+    done = [(t, t.last) for t in state.ended.values()]
     for session in state.sessions.values():
         end = expires_at(session, mode, ttl_minutes, tz)
         if end is not None and now >= end:
-            done.append(session.texts)
-    for texts in done:
+            done.append((session.texts, session.last_activity))
+    for texts, last in done:
         found.update(texts.words)
-        found.update(seq for seq, ts in texts.counted if ts < counted_before)
+        if last < counted_before:
+            found.update(texts.counted)
+    orphans = zip(state.orphans, state.orphans_ts, strict=True)
+    found.update(seq for seq, ts in orphans if ts < counted_before)
     return frozenset(found)
+
+
+def _orphan(state: State, rec: Recorded) -> None:
+    state.orphans.append(rec.seq)
+    state.orphans_ts.append(rec.ts)
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:

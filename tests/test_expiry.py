@@ -13,6 +13,7 @@ from events.model import (
     ChatTurn,
     Compacted,
     ConfigLoaded,
+    DocumentRead,
     LlmCompleted,
     LlmRequested,
     MessageReceived,
@@ -34,11 +35,13 @@ IDLE_HOUR = {"mode": "idle", "ttl_minutes": 60}
 
 
 def _turn(bot: Bot, when: float, chat: str, n: int, words: str) -> None:
-    """One exchange of session ``S{n}`` in ``chat``: message, request, answer, reply."""
+    """One exchange of session ``S{n}`` in ``chat``: message (a document), request,
+    answer, reply."""
     msg, call, session = f"M{n}", f"C{n}", f"S{n}"
     bot.append(
         when,
         MessageReceived(chat=chat, msg_id=msg, sender=chat, text=words),
+        DocumentRead(chat=chat, msg_id=msg, text=f"document of {words}"),
         SessionStarted(chat=chat, session_id=session, user=chat, reason="new"),
         LlmRequested(
             chat=chat,
@@ -89,7 +92,7 @@ async def test_an_expired_sessions_texts_go_at_rotation_and_the_live_ones_stay(
 
     [marker] = _expiries(bot)
     # Her words at once; the answer and reply once the budget no longer counts them.
-    assert marker.by_type == {"LlmRequested": 1, "MessageReceived": 1}
+    assert marker.by_type == {"DocumentRead": 1, "LlmRequested": 1, "MessageReceived": 1}
     texts = _texts(bot)
     assert texts.count("alice-secret") == texts.count("answer to alice-secret") == 2
     assert "bob-live" in texts
@@ -123,7 +126,7 @@ def test_the_compact_command_drops_them_too(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "nothing older than 30 days to remove; removed 2 events of ended sessions"
+        "nothing older than 30 days to remove; removed 3 events of ended sessions"
     )
 
 

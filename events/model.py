@@ -6,6 +6,7 @@ changes only add optional fields with defaults; history is never rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 import msgspec
@@ -263,10 +264,14 @@ class OwnerAlerted(Event, frozen=True, kw_only=True):
 
 
 class Compacted(Event, frozen=True, kw_only=True):
-    """Marks a compaction: how many events went (all had ``seq < before``) and why.
+    """Marks a compaction: how many events went (all had ``seq < before``), why, and which.
 
-    A compaction that removed already-folded events invalidates snapshots: the
-    projection runner refolds the compacted log, which is the truth from then on.
+    ``chats``, ``older_than``, ``seqs`` and ``keep`` are the selection the log
+    evaluated (``events.protocol.Selection``): an event went exactly when it
+    has ``seq < before`` and meets every condition given. So projections drop
+    what they derived from those events without reading the log
+    (``removal``). A marker recorded before these fields existed has
+    ``keep`` None: what it removed is unknown, and the runner refolds.
     """
 
     reason: Literal["rotation", "expiry", "forget"]
@@ -274,6 +279,10 @@ class Compacted(Event, frozen=True, kw_only=True):
     removed: int
     older_than: float | None = None  # unix seconds cut-off, for rotation
     by_type: dict[str, int] = {}
+    chats: list[str] | None = None  # sorted
+    seqs: list[int] | None = None  # sorted
+    keep: list[int] | None = None  # sorted; None: a marker that does not say what went
+    by_chat: dict[str, int] = {}  # events removed per chat ("" for events of no chat)
 
     @classmethod
     def of(
@@ -284,6 +293,10 @@ class Compacted(Event, frozen=True, kw_only=True):
         *,
         chat: str = "",
         older_than: float | None = None,
+        chats: Collection[str] | None = None,
+        seqs: Collection[int] | None = None,
+        keep: Collection[int] = (),
+        by_chat: dict[str, int] | None = None,
     ) -> Compacted:
         """The marker for a compaction that removed ``by_type`` events up to ``last_removed``."""
         return cls(
@@ -293,7 +306,65 @@ class Compacted(Event, frozen=True, kw_only=True):
             removed=sum(by_type.values()),
             older_than=older_than,
             by_type=dict(sorted(by_type.items())),
+            chats=None if chats is None else sorted(chats),
+            seqs=None if seqs is None else sorted(seqs),
+            keep=sorted(keep),
+            by_chat=dict(sorted((by_chat or {}).items())),
         )
+
+    def removal(self) -> Removal | None:
+        """The test "did this compaction remove that event"; None when the marker cannot say."""
+        if self.keep is None:
+            return None
+        return Removal(
+            before=self.before,
+            chats=None if self.chats is None else frozenset(self.chats),
+            older_than=self.older_than,
+            seqs=None if self.seqs is None else frozenset(self.seqs),
+            keep=frozenset(self.keep),
+        )
+
+
+_US = 1_000_000
+
+
+class Removal:
+    """Which events a compaction selects (``selects``) or removed (``gone``).
+
+    The one statement of the rule: ``Selection.matches`` in the log backends
+    and every projection's ``Compacted`` handler use it. Times compare in whole
+    microseconds, as the logs store them.
+    """
+
+    __slots__ = ("before", "chats", "cutoff_us", "keep", "seqs")
+
+    def __init__(
+        self,
+        *,
+        before: int,
+        chats: frozenset[str] | None,
+        older_than: float | None,
+        seqs: frozenset[int] | None,
+        keep: frozenset[int],
+    ) -> None:
+        self.before = before
+        self.chats = chats
+        self.cutoff_us = None if older_than is None else round(older_than * _US)
+        self.seqs = seqs
+        self.keep = keep
+
+    def selects(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether an event at ``seq``/``ts`` of ``chat`` meets every condition."""
+        return (
+            (self.chats is None or chat in self.chats)
+            and (self.cutoff_us is None or round(ts * _US) < self.cutoff_us)
+            and (self.seqs is None or seq in self.seqs)
+            and seq not in self.keep
+        )
+
+    def gone(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether the compaction removed the (non-marker) event at ``seq``."""
+        return seq < self.before and self.selects(seq, ts, chat)
 
 
 AnyEvent = (

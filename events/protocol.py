@@ -8,12 +8,13 @@ backend implement these, and ``events.testing`` states their guarantees once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Literal, NamedTuple, Protocol, Self
 
 import msgspec
 
-from events.model import AnyEvent, Compacted, Recorded
+from events.model import AnyEvent, Compacted, Recorded, Removal
 
 CompactReason = Literal["rotation", "expiry", "forget"]
 
@@ -52,12 +53,41 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
     def matches(self, rec: Recorded) -> bool:
         """The same rule in Python, for backends without a query language."""
-        return (
-            not isinstance(rec.event, Compacted)
-            and (self.chats is None or rec.chat in self.chats)
-            and (self.older_than is None or rec.ts < self.older_than)
-            and (self.seqs is None or rec.seq in self.seqs)
-            and rec.seq not in self.keep
+        return not isinstance(rec.event, Compacted) and self.rule.selects(rec.seq, rec.ts, rec.chat)
+
+    @property
+    def rule(self) -> Removal:
+        return Removal(
+            before=sys.maxsize,
+            chats=self.chats,
+            older_than=self.older_than,
+            seqs=self.seqs,
+            keep=self.keep,
+        )
+
+    def marker(
+        self, reason: CompactReason, removed: Iterable[tuple[int, str, str]]
+    ) -> Compacted | None:
+        """The ``Compacted`` for the removed ``(seq, type, chat)`` rows; None if there were none."""
+        by_type: dict[str, int] = {}
+        by_chat: dict[str, int] = {}
+        last = 0
+        for seq, kind, chat in removed:
+            by_type[kind] = by_type.get(kind, 0) + 1
+            by_chat[chat] = by_chat.get(chat, 0) + 1
+            last = max(last, int(seq))
+        if not by_type:
+            return None
+        return Compacted.of(
+            reason,
+            by_type,
+            last,
+            chat=self.marker_chat,
+            older_than=self.older_than,
+            chats=self.chats,
+            seqs=self.seqs,
+            keep=self.keep,
+            by_chat=by_chat,
         )
 
     @property

@@ -5,40 +5,63 @@ to the phone JID of a LID-migrated account may never arrive; so replies go to
 the id the chat's last message came by (``MessageReceived.via``), or the id a
 send was actually delivered to (``ReplySent.to``). ``canonical`` maps those ids
 back to the chat, for events (edits, revokes) that name only the id.
+
+Each entry keeps where it came from; a ``Compacted`` drops the entries whose
+latest event went (under rotation the earlier ones went too).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from events.model import MessageReceived, Recorded, ReplySent
-from projections.base import Handlers, Projection, dispatcher
+from events.model import Compacted, MessageReceived, Recorded, ReplySent
+from projections.base import Handlers, Projection, dispatcher, removal
 
 
 class State(msgspec.Struct, kw_only=True):
     last: dict[str, str] = {}  # chat -> the id to send to, when not the chat itself
     canonical: dict[str, str] = {}  # any id seen for a chat -> the chat
+    # (seq, ts) of the event behind each entry of ``last`` and ``canonical``
+    last_at: dict[str, tuple[int, float]] = {}
+    canonical_at: dict[str, tuple[int, float]] = {}
 
 
-def _use(state: State, chat: str, address: str | None) -> None:
+def _use(state: State, rec: Recorded, chat: str, address: str | None) -> None:
     if not address or address == chat:
-        state.last.pop(chat, None)
+        if state.last.pop(chat, None) is not None:
+            del state.last_at[chat]
         return
+    at = (rec.seq, rec.ts)
     state.last[chat] = address
+    state.last_at[chat] = at
     state.canonical[address] = chat
+    state.canonical_at[address] = at
 
 
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     # The owner's own messages count too: WhatsApp files them under the chat's id.
-    _use(state, ev.chat, ev.via)
+    _use(state, rec, ev.chat, ev.via)
     for other in (ev.via, ev.chat_alt):
         if other and other != ev.chat:
             state.canonical[other] = ev.chat
+            state.canonical_at[other] = (rec.seq, rec.ts)
 
 
 def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     if ev.to:
-        _use(state, ev.chat, ev.to)
+        _use(state, rec, ev.chat, ev.to)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for chat, (seq, ts) in list(state.last_at.items()):
+        if gone.gone(seq, ts, chat):
+            del state.last[chat], state.last_at[chat]
+    for other, (seq, ts) in list(state.canonical_at.items()):
+        if gone.gone(seq, ts, state.canonical[other]):
+            del state.canonical[other], state.canonical_at[other]
 
 
 def address(state: State, chat: str) -> str:
@@ -61,6 +84,10 @@ def chat_of(state: State, jid: str) -> str | None:
     return state.canonical.get(jid)
 
 
-_HANDLERS: Handlers[State] = {MessageReceived: _received, ReplySent: _sent}
+_HANDLERS: Handlers[State] = {
+    MessageReceived: _received,
+    ReplySent: _sent,
+    Compacted: _compacted,
+}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("addresses", State, apply, _HANDLERS)

@@ -6,6 +6,10 @@ state), when the daily budget stops a turn (once until a call goes out
 again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
 refused a turn in a way no retry mends (once until it answers again). An
 ``OwnerAlerted`` settles it.
+
+A ``Compacted`` drops the alerts owed or settled by events that went, and
+the failures that went from the current run of failures. A compaction that
+removed the answer which ended an earlier run does not join the runs again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import msgspec
 
 from events.model import (
     AlertKind,
+    Compacted,
     ConfigLoaded,
     LlmCompleted,
     LlmFailed,
@@ -23,7 +28,7 @@ from events.model import (
     Recorded,
     TransportStatus,
 )
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_LLM_FAILURES = 3
 _CONNECTION: dict[str, AlertKind] = {
@@ -42,17 +47,24 @@ class State(msgspec.Struct, kw_only=True):
     settled: list[AlertKind] = []  # kinds alerted in the current episode
     failures: int = 0  # final LLM failures in a row
     threshold: int = DEFAULT_LLM_FAILURES
+    # Where each owed alert, each settlement and each failure of the run came from.
+    owed_from: dict[AlertKind, Origin] = {}
+    settled_from: dict[AlertKind, Origin] = {}
+    failing: list[Origin] = []
 
 
-def _owe(state: State, kind: AlertKind, detail: str) -> None:
+def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
     if kind not in state.settled:
         state.owed[kind] = detail
+        state.owed_from[kind] = origin(rec)
 
 
 def _episode_over(state: State, kind: AlertKind) -> None:
     state.owed.pop(kind, None)
+    state.owed_from.pop(kind, None)
     if kind in state.settled:
         state.settled.remove(kind)
+        del state.settled_from[kind]
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
@@ -63,7 +75,7 @@ def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
 def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
     kind = _CONNECTION.get(ev.state)
     if kind is not None:
-        _owe(state, kind, ev.detail or ev.state)
+        _owe(state, rec, kind, ev.detail or ev.state)
     elif ev.state == "connected":
         for lost in _CONNECTION.values():
             _episode_over(state, lost)
@@ -71,7 +83,7 @@ def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
     if ev.reason == "budget":
-        _owe(state, "budget", "the daily budget is spent; no replies until it resets")
+        _owe(state, rec, "budget", "the daily budget is spent; no replies until it resets")
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
@@ -82,10 +94,11 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     if not ev.final:
         return
     state.failures += 1
+    state.failing.append(origin(rec))
     if _needs_owner(ev.status):
-        _owe(state, "llm_failing", ev.error)
+        _owe(state, rec, "llm_failing", ev.error)
     elif state.failures >= state.threshold:
-        _owe(state, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+        _owe(state, rec, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
 
 
 def _needs_owner(status: int | None) -> bool:
@@ -94,13 +107,31 @@ def _needs_owner(status: int | None) -> bool:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.failures = 0
+    state.failing = []
     _episode_over(state, "llm_failing")
 
 
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
     state.owed.pop(ev.kind, None)
+    state.owed_from.pop(ev.kind, None)
     if ev.kind not in state.settled:
         state.settled.append(ev.kind)
+    state.settled_from[ev.kind] = origin(rec)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for kind, cause in list(state.owed_from.items()):
+        if gone.gone(*cause):
+            del state.owed[kind], state.owed_from[kind]
+    for kind, cause in list(state.settled_from.items()):
+        if gone.gone(*cause):
+            state.settled.remove(kind)
+            del state.settled_from[kind]
+    state.failing = [cause for cause in state.failing if not gone.gone(*cause)]
+    state.failures = len(state.failing)
 
 
 def owed(state: State) -> dict[AlertKind, str]:
@@ -116,6 +147,7 @@ _HANDLERS: Handlers[State] = {
     LlmFailed: _failed,
     LlmCompleted: _completed,
     OwnerAlerted: _alerted,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("alerts", State, apply, _HANDLERS)

@@ -39,7 +39,7 @@ def test_phone_jid_becomes_canonical_when_learnt_later():
     assert aliases.forms(state, LID2) == {PN, LID, LID2}
 
 
-def test_first_seen_form_wins_without_a_phone_jid():
+def test_without_a_phone_jid_the_least_form_is_canonical():
     state = folded(msg(GROUP, LID2, is_group=True), msg(GROUP, LID, LID2, is_group=True))
     assert aliases.canonical(state, LID) == LID2
 

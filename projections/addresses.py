@@ -6,8 +6,11 @@ the id the chat's last message came by (``MessageReceived.via``), or the id a
 send was actually delivered to (``ReplySent.to``). ``canonical`` maps those ids
 back to the chat, for events (edits, revokes) that name only the id.
 
-Each entry keeps where it came from; a ``Compacted`` drops the entries whose
-latest event went (under rotation the earlier ones went too).
+Each entry keeps where it came from: ``last`` the event that set it (always
+one of the chat's own), ``canonical`` per chat the newest event that named
+the id. A ``Compacted`` drops what went: a chat's address when its latest
+event went (under rotation the earlier ones went too), an id's chat falls
+back to the newest other chat that named it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,19 @@ from projections.base import Handlers, Projection, dispatcher, removal
 class State(msgspec.Struct, kw_only=True):
     last: dict[str, str] = {}  # chat -> the id to send to, when not the chat itself
     canonical: dict[str, str] = {}  # any id seen for a chat -> the chat
-    # (seq, ts) of the event behind each entry of ``last`` and ``canonical``
-    last_at: dict[str, tuple[int, float]] = {}
-    canonical_at: dict[str, tuple[int, float]] = {}
+    last_at: dict[str, tuple[int, float]] = {}  # chat -> (seq, ts) of the event behind ``last``
+    # id -> chat -> (seq, ts) of the newest event of that chat that named the id
+    named_at: dict[str, dict[str, tuple[int, float]]] = {}
+
+
+def _name(state: State, rec: Recorded, other: str, chat: str) -> None:
+    state.canonical[other] = chat
+    chats = state.named_at.get(other)
+    if chats is None:
+        chats = state.named_at[other] = {}
+    else:
+        chats.pop(chat, None)  # insertion order is recency order
+    chats[chat] = (rec.seq, rec.ts)
 
 
 def _use(state: State, rec: Recorded, chat: str, address: str | None) -> None:
@@ -31,11 +44,9 @@ def _use(state: State, rec: Recorded, chat: str, address: str | None) -> None:
         if state.last.pop(chat, None) is not None:
             del state.last_at[chat]
         return
-    at = (rec.seq, rec.ts)
     state.last[chat] = address
-    state.last_at[chat] = at
-    state.canonical[address] = chat
-    state.canonical_at[address] = at
+    state.last_at[chat] = (rec.seq, rec.ts)
+    _name(state, rec, address, chat)
 
 
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
@@ -43,8 +54,7 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     _use(state, rec, ev.chat, ev.via)
     for other in (ev.via, ev.chat_alt):
         if other and other != ev.chat:
-            state.canonical[other] = ev.chat
-            state.canonical_at[other] = (rec.seq, rec.ts)
+            _name(state, rec, other, ev.chat)
 
 
 def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
@@ -59,9 +69,13 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     for chat, (seq, ts) in list(state.last_at.items()):
         if gone.gone(seq, ts, chat):
             del state.last[chat], state.last_at[chat]
-    for other, (seq, ts) in list(state.canonical_at.items()):
-        if gone.gone(seq, ts, state.canonical[other]):
-            del state.canonical[other], state.canonical_at[other]
+    for other, chats in list(state.named_at.items()):
+        left = {chat: at for chat, at in chats.items() if not gone.gone(at[0], at[1], chat)}
+        if left:
+            state.named_at[other] = left
+            state.canonical[other] = next(reversed(left))
+        else:
+            del state.named_at[other], state.canonical[other]
 
 
 def address(state: State, chat: str) -> str:

@@ -8,8 +8,13 @@ refused a turn in a way no retry mends (once until it answers again). An
 ``OwnerAlerted`` settles it.
 
 A ``Compacted`` drops the alerts owed or settled by events that went, and
-the failures that went from the current run of failures. A compaction that
-removed the answer which ended an earlier run does not join the runs again.
+the failures that went from the current run of failures. What a removed
+event ended stays ended: a compaction that removed the answer which ended an
+earlier run does not join the runs again, nor does one that removed an
+alert's settlement owe that alert again (a fold of what is left would, and
+alert the owner twice for one episode). So this state is the one projection
+that a fold of the compacted log may not reproduce; it only ever holds
+episodes whose causes are still in the log.
 """
 
 from __future__ import annotations

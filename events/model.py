@@ -270,8 +270,8 @@ class Compacted(Event, frozen=True, kw_only=True):
     evaluated (``events.protocol.Selection``): an event went exactly when it
     has ``seq < before`` and meets every condition given. So projections drop
     what they derived from those events without reading the log
-    (``removal``). A marker recorded before these fields existed has
-    ``keep`` None: what it removed is unknown, and the runner refolds.
+    (``events.protocol.removal``). A marker recorded before these fields
+    existed has ``keep`` None: what it removed is unknown, and the runner refolds.
     """
 
     reason: Literal["rotation", "expiry", "forget"]
@@ -311,60 +311,6 @@ class Compacted(Event, frozen=True, kw_only=True):
             keep=sorted(keep),
             by_chat=dict(sorted((by_chat or {}).items())),
         )
-
-    def removal(self) -> Removal | None:
-        """The test "did this compaction remove that event"; None when the marker cannot say."""
-        if self.keep is None:
-            return None
-        return Removal(
-            before=self.before,
-            chats=None if self.chats is None else frozenset(self.chats),
-            older_than=self.older_than,
-            seqs=None if self.seqs is None else frozenset(self.seqs),
-            keep=frozenset(self.keep),
-        )
-
-
-_US = 1_000_000
-
-
-class Removal:
-    """Which events a compaction selects (``selects``) or removed (``gone``).
-
-    The one statement of the rule: ``Selection.matches`` in the log backends
-    and every projection's ``Compacted`` handler use it. Times compare in whole
-    microseconds, as the logs store them.
-    """
-
-    __slots__ = ("before", "chats", "cutoff_us", "keep", "seqs")
-
-    def __init__(
-        self,
-        *,
-        before: int,
-        chats: frozenset[str] | None,
-        older_than: float | None,
-        seqs: frozenset[int] | None,
-        keep: frozenset[int],
-    ) -> None:
-        self.before = before
-        self.chats = chats
-        self.cutoff_us = None if older_than is None else round(older_than * _US)
-        self.seqs = seqs
-        self.keep = keep
-
-    def selects(self, seq: int, ts: float, chat: str) -> bool:
-        """Whether an event at ``seq``/``ts`` of ``chat`` meets every condition."""
-        return (
-            (self.chats is None or chat in self.chats)
-            and (self.cutoff_us is None or round(ts * _US) < self.cutoff_us)
-            and (self.seqs is None or seq in self.seqs)
-            and seq not in self.keep
-        )
-
-    def gone(self, seq: int, ts: float, chat: str) -> bool:
-        """Whether the compaction removed the (non-marker) event at ``seq``."""
-        return seq < self.before and self.selects(seq, ts, chat)
 
 
 AnyEvent = (

@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, Protocol, Self
 
 import msgspec
 
-from events.model import AnyEvent, Compacted, Recorded, Removal
+from events.model import AnyEvent, Compacted, Recorded
 
 CompactReason = Literal["rotation", "expiry", "forget"]
 
@@ -29,6 +29,61 @@ class NoLog(LogError):
 
 class LogUnavailable(LogError):
     """The log's database cannot be reached just now; the same call may succeed later."""
+
+
+_US = 1_000_000  # the logs keep times in whole microseconds
+
+
+class Removal:
+    """Which events a compaction selects (``selects``) or removed (``gone``).
+
+    The one statement of the rule: ``Selection.matches`` in the log backends
+    and every projection's ``Compacted`` handler use it. Times compare in whole
+    microseconds, as the logs store them.
+    """
+
+    __slots__ = ("before", "chats", "cutoff_us", "keep", "seqs")
+
+    def __init__(
+        self,
+        *,
+        before: int,
+        chats: frozenset[str] | None,
+        older_than: float | None,
+        seqs: frozenset[int] | None,
+        keep: frozenset[int],
+    ) -> None:
+        self.before = before
+        self.chats = chats
+        self.cutoff_us = None if older_than is None else round(older_than * _US)
+        self.seqs = seqs
+        self.keep = keep
+
+    def selects(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether an event at ``seq``/``ts`` of ``chat`` meets every condition."""
+        return (
+            (self.chats is None or chat in self.chats)
+            and (self.cutoff_us is None or round(ts * _US) < self.cutoff_us)
+            and (self.seqs is None or seq in self.seqs)
+            and seq not in self.keep
+        )
+
+    def gone(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether the compaction removed the (non-marker) event at ``seq``."""
+        return seq < self.before and self.selects(seq, ts, chat)
+
+
+def removal(marker: Compacted) -> Removal | None:
+    """The test "did this compaction remove that event"; None when the marker cannot say."""
+    if marker.keep is None:
+        return None
+    return Removal(
+        before=marker.before,
+        chats=None if marker.chats is None else frozenset(marker.chats),
+        older_than=marker.older_than,
+        seqs=None if marker.seqs is None else frozenset(marker.seqs),
+        keep=frozenset(marker.keep),
+    )
 
 
 class Keyed(NamedTuple):

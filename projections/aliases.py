@@ -16,7 +16,8 @@ from __future__ import annotations
 import msgspec
 
 from events.jid import PN_SERVER, InvalidJid, normalize
-from events.model import Compacted, MessageReceived, Recorded, Removal
+from events.model import Compacted, MessageReceived, Recorded
+from events.protocol import Removal
 from projections.base import Handlers, Projection, dispatcher, removal
 
 _PN_SUFFIX = "@" + PN_SERVER

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from events.model import Compacted, Event, Recorded, Removal
+from events.model import Compacted, Event, Recorded
+from events.protocol import Removal
+from events.protocol import removal as removal_of
 
 S = TypeVar("S")
 
@@ -33,7 +35,7 @@ def removal(marker: Compacted) -> Removal | None:
     memo = _memo
     if memo[0] is marker:
         return memo[1]
-    found = marker.removal()
+    found = removal_of(marker)
     _memo = (marker, found)
     return found
 

@@ -28,7 +28,7 @@ from events.model import (
     TransportStatus,
     Usage,
 )
-from events.protocol import CompactReason, Selection
+from events.protocol import CompactReason, Selection, removal
 from events.units import DAY
 from projections import alerts, budget, retention, stats
 from projections.fold import ALL, decode, dispatch_table, encode, feed, fold
@@ -277,7 +277,7 @@ def _view(name: str, state: Any, newest: float) -> Any:
 
 def _alerts_absorbed(state: alerts.State, marker: Compacted) -> None:
     """Nothing owed, settled or failing because of an event that went."""
-    gone = marker.removal()
+    gone = removal(marker)
     assert gone is not None
     causes = [*state.owed_from.values(), *state.settled_from.values(), *state.failing]
     assert not [cause for cause in causes if gone.gone(*cause)]

@@ -25,7 +25,9 @@ TransportState = Literal[
     "banned",
     "stopped",
 ]
-AlertKind = Literal["logged_out", "replaced", "outdated", "banned", "budget", "llm_failing"]
+AlertKind = Literal[
+    "logged_out", "replaced", "outdated", "banned", "budget", "llm_failing", "transcription_failing"
+]
 # What WhatsApp calls the attachment; a voice note is a recorded (PTT) audio message.
 MediaKind = Literal["voice", "audio", "image", "video", "document", "sticker"]
 # Why an attachment's bytes are not there to use: the sender is told (but for ``disabled``).

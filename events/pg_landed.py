@@ -19,22 +19,11 @@ from typing import Any
 
 import psycopg
 
-from events.model import AnyEvent, Recorded
-from events.pg_sql import US, Queries, Row, record
+from events.codec import US, Row, record
+from events.group_commit import Batch
+from events.model import Recorded
+from events.pg_sql import Queries
 from events.protocol import LogError
-
-
-class Batch:
-    """One ``append`` call's events, waiting for whichever caller commits the group."""
-
-    __slots__ = ("done", "error", "result", "rows", "ts")
-
-    def __init__(self, rows: list[tuple[AnyEvent, str | None, str]]) -> None:
-        self.rows = rows
-        self.ts = 0  # UTC microseconds, fixed at the first attempt to commit
-        self.done = False
-        self.result: list[Recorded] = []
-        self.error: BaseException | None = None
 
 
 def landed(

@@ -16,9 +16,10 @@ from typing import Any, Self
 
 import psycopg
 
+from events.codec import Row, record
 from events.model import Recorded
 from events.pg_schema import Target, connect, log_id, one_line, target
-from events.pg_sql import Queries, Row, record
+from events.pg_sql import Queries
 from events.pg_wait import Listener, channel
 from events.protocol import LogError, LogUnavailable
 

@@ -7,14 +7,8 @@ literal would be escaped on the way in and parsed again on the server.
 
 from __future__ import annotations
 
-from typing import Any
-
-from events.codec import CorruptEvent, decode
-from events.model import Recorded
+from events.codec import US
 from events.protocol import Selection
-
-US = 1_000_000
-Row = tuple[Any, ...]
 
 _TEMPLATES = {
     # The fast path: one statement, one round trip, its own transaction (autocommit).
@@ -159,13 +153,3 @@ def _where(selection: Selection) -> tuple[str, tuple[object, ...]]:
         parts.append("seq <> ALL(%s::bigint[])")
         args.append(sorted(selection.keep))
     return " AND ".join(parts), tuple(args)
-
-
-def record(row: Row) -> Recorded:
-    """An events row (seq, ts, key, body) as the event it holds."""
-    seq, ts_us, key, body = row
-    try:
-        event = decode(body)
-    except CorruptEvent as exc:
-        raise CorruptEvent(f"event {seq}: {exc}") from None
-    return Recorded(int(seq), int(ts_us) / US, event, key)

@@ -36,12 +36,12 @@ from typing import Any, Literal
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from events.codec import encode, type_name
+from events.codec import US, encode, record, type_name
+from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
-from events.pg_landed import Batch, backoff, landed
+from events.pg_landed import backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
-from events.pg_sql import US, record
 from events.protocol import CompactReason, Keyed, LogError, LogUnavailable, Selection
 
 __all__ = ["PostgresLog", "PostgresReader"]
@@ -96,9 +96,12 @@ class PostgresLog(PostgresReader):
         self._clock = clock
         self._retry_for = retry_for
         self._closing = threading.Event()
-        self._write_lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: list[Batch] = []
+        self._group = GroupCommit(
+            self._commit_patiently,
+            self._published,
+            alone=lambda exc: isinstance(exc, LogUnavailable),
+        )
+        self._write_lock = self._group.lock
         self._listeners: list[Callable[[int], None]] = []
         self.last_seq()
 
@@ -110,41 +113,7 @@ class PostgresLog(PostgresReader):
         An item whose key is already in the log is not added again: its slot in
         the result holds the event recorded earlier under that key.
         """
-        if not items:
-            return []
-        rows: list[tuple[AnyEvent, str | None, str]] = []
-        for item in items:
-            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
-            rows.append((event, key, encode(event)))
-        batch = Batch(rows)
-        with self._pending_lock:
-            self._pending.append(batch)
-        with self._write_lock:
-            if not batch.done:
-                with self._pending_lock:
-                    group, self._pending = self._pending, []
-                self._commit_group(group)
-        if batch.error is not None:
-            raise batch.error
-        return batch.result
-
-    def _commit_group(self, group: list[Batch]) -> None:
-        try:
-            self._commit_patiently(group)
-        except BaseException as exc:
-            if len(group) == 1 or isinstance(exc, LogUnavailable):
-                for batch in group:
-                    batch.error = exc
-                    batch.done = True
-                return
-            # One bad batch must not fail its neighbours: retry them one by one.
-            for batch in group:
-                batch.result = []
-                self._commit_group([batch])
-            return
-        for batch in group:
-            batch.done = True
-        self._published(max(r.seq for b in group for r in b.result))
+        return self._group.append(items, encode) if items else []
 
     def _commit_patiently(self, group: list[Batch]) -> None:
         """Commit ``group``, waiting out a database that went away, never twice."""

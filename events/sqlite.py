@@ -4,11 +4,8 @@
 reads (audit, stats, replay, the web console) can run beside the daemon and
 cannot change the log even by mistake. ``SQLiteLog`` adds writing.
 
-Writes are group-committed: concurrent ``append`` calls queue their batches and
-whichever caller takes the write lock first commits every queued batch in one
-``BEGIN IMMEDIATE`` transaction (leader/follower), so there is one writer per
-process without a thread hand-off on the uncontended path. Each batch stays
-contiguous and is all-or-nothing. Across processes SQLite's write lock and
+Writes are group-committed (``events.group_commit``): concurrent ``append``
+calls share one ``BEGIN IMMEDIATE`` transaction. Across processes SQLite's write lock and
 ``busy_timeout`` serialise transactions; ``AUTOINCREMENT`` keeps ``seq`` from
 ever being reused after compaction. Compaction deletes in short transactions,
 so appends from this process or another interleave with it.
@@ -23,7 +20,8 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-from events.codec import encode, type_name
+from events.codec import US, Row, encode, record, type_name
+from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
@@ -33,9 +31,6 @@ from events.sqlite_schema import (
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
-    US,
-    Row,
-    record,
     scan,
     sequence,
     where,
@@ -48,16 +43,6 @@ _COMPACT_CHUNK = 1000  # rows deleted per transaction: the write lock is held br
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
 
 _T = TypeVar("_T")
-
-
-class _Batch:
-    __slots__ = ("done", "error", "result", "rows")
-
-    def __init__(self, rows: list[tuple[AnyEvent, str | None, str]]) -> None:
-        self.rows = rows
-        self.done = False
-        self.result: list[Recorded] = []
-        self.error: BaseException | None = None
 
 
 class SQLiteReader:
@@ -147,10 +132,9 @@ class SQLiteLog(SQLiteReader):
         self._reader = self._connect(busy_timeout, synchronous)
         with self._writer:
             self._writer.executescript(SCHEMA)
-        self._write_lock = threading.Lock()
+        self._group = GroupCommit(self._commit, self._published, error=_as_log_error)
+        self._write_lock = self._group.lock
         self._read_lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: list[_Batch] = []
         self._changed = threading.Condition()
         self._last = super().last_seq()
         self._listeners: list[Callable[[int], None]] = []
@@ -176,46 +160,16 @@ class SQLiteLog(SQLiteReader):
         An item whose key is already in the log is not added again: its slot in
         the result holds the event recorded earlier under that key.
         """
-        if not items:
-            return []
-        rows: list[tuple[AnyEvent, str | None, str]] = []
-        for item in items:
-            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
-            rows.append((event, key, encode(event)))
-        batch = _Batch(rows)
-        with self._pending_lock:
-            self._pending.append(batch)
-        with self._write_lock:
-            if not batch.done:
-                with self._pending_lock:
-                    group, self._pending = self._pending, []
-                self._commit_group(group)
-        if batch.error is not None:
-            raise batch.error
-        return batch.result
+        return self._group.append(items, encode) if items else []
 
-    def _commit_group(self, group: list[_Batch]) -> None:
-        try:
-            self._in_transaction(lambda cur: self._insert_all(cur, group))
-        except BaseException as exc:
-            if len(group) == 1:
-                group[0].error = _as_log_error(exc)
-                group[0].done = True
-                return
-            # One bad batch must not fail its neighbours: retry them one by one.
-            for batch in group:
-                batch.result = []
-                self._commit_group([batch])
-            return
-        for batch in group:
-            batch.done = True
-        self._published(max((r.seq for b in group for r in b.result), default=self._last))
+    def _commit(self, group: list[Batch]) -> None:
+        self._in_transaction(lambda cur: self._insert_all(cur, group))
 
-    def _insert_all(self, cur: sqlite3.Cursor, group: list[_Batch]) -> None:
+    def _insert_all(self, cur: sqlite3.Cursor, group: list[Batch]) -> None:
         for batch in group:
             self._insert(cur, batch)
 
-    def _insert(self, cur: sqlite3.Cursor, batch: _Batch) -> None:
+    def _insert(self, cur: sqlite3.Cursor, batch: Batch) -> None:
         ts_us = round(self._clock() * US)
         ts = ts_us / US
         if len(batch.rows) > _SMALL and all(key is None for _, key, _ in batch.rows):

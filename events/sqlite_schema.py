@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
 
 import msgspec
 
-from events.codec import CorruptEvent, decode
+from events.codec import US, Row, record
 from events.model import Recorded
 from events.protocol import Selection
 
-US = 1_000_000  # ts is stored in integer microseconds
 _READ_CHUNK = 2000
 
 SCHEMA = """
@@ -48,8 +46,6 @@ SEQUENCE = (
     " coalesce((SELECT max(seq) FROM events), 0))"
 )
 SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
-
-Row = tuple[Any, ...]
 
 
 def sequence(cur: sqlite3.Cursor) -> int:
@@ -106,12 +102,3 @@ def scan(
         after = rows[-1][0]
         if remaining is not None:
             remaining -= len(rows)
-
-
-def record(row: Row) -> Recorded:
-    seq, ts_us, key, body = row
-    try:
-        event = decode(body)
-    except CorruptEvent as exc:
-        raise CorruptEvent(f"event {seq}: {exc}") from None
-    return Recorded(int(seq), int(ts_us) / US, event, key)

@@ -4,11 +4,13 @@ An alert is owed once per episode: when WhatsApp logs the bot out, replaces,
 bans it or finds it outdated (each time the connection falls into that
 state), when the daily budget stops a turn (once until a call goes out
 again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
-refused a turn in a way no retry mends (once until it answers again). An
-``OwnerAlerted`` settles it.
+refused a turn in a way no retry mends (once until it answers again). Voice
+notes that cannot be transcribed are counted the same way, apart: a revoked
+transcription key leaves the chat model answering, so only a transcript ends
+that episode. An ``OwnerAlerted`` settles it.
 
 A ``Compacted`` drops the alerts owed or settled by events that went, and
-the failures that went from the current run of failures. What a removed
+the failures that went from the current runs of failures. What a removed
 event ended stays ended: a compaction that removed the answer which ended an
 earlier run does not join the runs again, nor does one that removed an
 alert's settlement owe that alert again (a fold of what is left would, and
@@ -28,9 +30,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageSkipped,
     OwnerAlerted,
     Recorded,
+    TranscriptionFailed,
     TransportStatus,
 )
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
@@ -51,11 +55,13 @@ class State(msgspec.Struct, kw_only=True):
     owed: dict[AlertKind, str] = {}  # kind -> what happened, in one line
     settled: list[AlertKind] = []  # kinds alerted in the current episode
     failures: int = 0  # final LLM failures in a row
+    unheard: int = 0  # final transcription failures in a row
     threshold: int = DEFAULT_LLM_FAILURES
-    # Where each owed alert, each settlement and each failure of the run came from.
+    # Where each owed alert, each settlement and each failure of the runs came from.
     owed_from: dict[AlertKind, Origin] = {}
     settled_from: dict[AlertKind, Origin] = {}
     failing: list[Origin] = []
+    unheard_from: list[Origin] = []
 
 
 def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
@@ -96,14 +102,33 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
-    if not ev.final:
-        return
-    state.failures += 1
-    state.failing.append(origin(rec))
+    if ev.final:
+        state.failures += 1
+        state.failing.append(origin(rec))
+        _failing(state, rec, "llm_failing", ev, state.failures, "LLM turns in a row failed")
+
+
+def _not_transcribed(state: State, rec: Recorded, ev: TranscriptionFailed) -> None:
+    if ev.final:
+        state.unheard += 1
+        state.unheard_from.append(origin(rec))
+        what = "voice notes in a row could not be transcribed"
+        _failing(state, rec, "transcription_failing", ev, state.unheard, what)
+
+
+def _failing(  # noqa: PLR0917 - the failure, its kind and how it is told
+    state: State,
+    rec: Recorded,
+    kind: AlertKind,
+    ev: LlmFailed | TranscriptionFailed,
+    count: int,
+    what: str,
+) -> None:
+    """Owed at once for a refusal no retry mends, else after ``threshold`` in a row."""
     if _needs_owner(ev.status):
-        _owe(state, rec, "llm_failing", ev.error)
-    elif state.failures >= state.threshold:
-        _owe(state, rec, "llm_failing", f"{state.failures} LLM turns in a row failed: {ev.error}")
+        _owe(state, rec, kind, ev.error)
+    elif count >= state.threshold:
+        _owe(state, rec, kind, f"{count} {what}: {ev.error}")
 
 
 def _needs_owner(status: int | None) -> bool:
@@ -114,6 +139,12 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.failures = 0
     state.failing = []
     _episode_over(state, "llm_failing")
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    state.unheard = 0
+    state.unheard_from = []
+    _episode_over(state, "transcription_failing")
 
 
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
@@ -137,6 +168,8 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             del state.settled_from[kind]
     state.failing = [cause for cause in state.failing if not gone.gone(*cause)]
     state.failures = len(state.failing)
+    state.unheard_from = [cause for cause in state.unheard_from if not gone.gone(*cause)]
+    state.unheard = len(state.unheard_from)
 
 
 def owed(state: State) -> dict[AlertKind, str]:
@@ -151,6 +184,8 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     LlmCompleted: _completed,
+    TranscriptionFailed: _not_transcribed,
+    MediaTranscribed: _transcribed,
     OwnerAlerted: _alerted,
     Compacted: _compacted,
 }

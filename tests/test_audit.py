@@ -162,8 +162,20 @@ def test_config_file_resolves_the_name(recording: Recording):
 
 @pytest.mark.parametrize(
     "args",
-    [["--chat", "Nobody"], ["--chat", "Alice", "--since", "yesterday"]],
-    ids=["unknown-chat", "bad-time"],
+    [
+        ["--chat", "Nobody"],
+        ["--chat", "Alice", "--since", "yesterday"],
+        [
+            "--chat",
+            "Alice",
+            "--since",
+            "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+        ],
+        ["--chat", "Alice", "--since", "2026-11-\u0660\u0661"],
+        ["--chat", "Alice", "--since", "nan"],
+        ["--chat", "Alice", "--since", "inf"],
+    ],
+    ids=["unknown-chat", "bad-time", "arabic-indic-seconds", "arabic-indic-date", "nan", "inf"],
 )
 def test_user_mistakes_exit_2_with_one_line(recording: Recording, args: list[str]):
     done = _audit(recording, *args)

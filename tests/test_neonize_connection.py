@@ -178,7 +178,11 @@ def test_bans_and_outdated_clients() -> None:
 
 @pytest.mark.anyio
 async def test_a_qr_code_is_shown_and_pairing_times_out(
-    make_transport: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], loose_umask: int
+    make_transport: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    loose_umask: int,
 ) -> None:
     terminal = io.StringIO()
     async with running(*make_transport(terminal=terminal, pairing_timeout=0)) as session:
@@ -194,6 +198,9 @@ async def test_a_qr_code_is_shown_and_pairing_times_out(
     assert (tmp_path / "qr.png").stat().st_mode & 0o777 == 0o600
     assert "█" in terminal.getvalue() or "▀" in terminal.getvalue()
     assert capsys.readouterr().out == ""
+    # The code carries the new device's keys: the terminal and qr.png show it, logs never do.
+    assert "scan the QR code" in caplog.text
+    assert "abc,def" not in caplog.text
 
 
 @pytest.mark.anyio

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from events.model import AlertKind, AnyEvent, LlmCompleted, LlmFailed, OwnerAlerted, Recorded
+from events.model import (
+    AlertKind,
+    AnyEvent,
+    LlmCompleted,
+    LlmFailed,
+    MediaTranscribed,
+    OwnerAlerted,
+    Recorded,
+    TranscriptionFailed,
+)
 from projections import alerts
 from projections.fold import fold
 
@@ -41,3 +50,28 @@ def test_retries_are_no_failures_and_an_answer_ends_the_episode() -> None:
     assert owed_after(failed(401), settled, answered, failed(402, "no credit")) == {
         "llm_failing": "no credit"
     }
+
+
+def unheard(status: int | None, error: str = "boom") -> TranscriptionFailed:
+    return TranscriptionFailed(chat=ALICE, msg_id="V", status=status, error=error, final=True)
+
+
+def test_a_refused_transcription_is_owed_at_once_and_ends_only_with_a_transcript() -> None:
+    assert owed_after(unheard(401, "invalid key")) == {"transcription_failing": "invalid key"}
+    settled = OwnerAlerted(kind="transcription_failing", ok=True)
+    answered = LlmCompleted(chat=ALICE, call_id="D", content="hi")
+    # The chat model answering does not mean voice notes are heard again: told once.
+    assert owed_after(unheard(401), settled, answered, unheard(401)) == {}
+    heard = MediaTranscribed(chat=ALICE, msg_id="W", text="hello", model="whisper-1")
+    assert owed_after(unheard(401), settled, heard, unheard(401, "again")) == {
+        "transcription_failing": "again"
+    }
+
+
+def test_transient_transcription_failures_are_owed_after_the_threshold() -> None:
+    assert owed_after(unheard(503), unheard(None)) == {}
+    assert owed_after(unheard(503), unheard(None), unheard(500)) == {
+        "transcription_failing": "3 voice notes in a row could not be transcribed: boom"
+    }
+    # LLM failures and transcription failures are counted apart.
+    assert owed_after(failed(500), unheard(500), failed(500)) == {}

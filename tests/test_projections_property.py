@@ -17,6 +17,7 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageReceived,
     MessageSkipped,
     OwnerAlerted,
@@ -25,6 +26,7 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    TranscriptionFailed,
     TransportStatus,
     Usage,
 )
@@ -123,8 +125,14 @@ events = st.one_of(
         me_lid=st.none() | st.sampled_from(["70@lid", "71@lid"]),
     ),
     st.builds(
+        TranscriptionFailed, chat=chats, msg_id=msg_ids, error=st.just("x"), final=st.booleans()
+    ),
+    st.builds(
+        MediaTranscribed, chat=chats, msg_id=msg_ids, text=texts, model=st.just("w"), cost_usd=maybe
+    ),
+    st.builds(
         OwnerAlerted,
-        kind=st.sampled_from(["logged_out", "budget", "llm_failing"]),
+        kind=st.sampled_from(["logged_out", "budget", "llm_failing", "transcription_failing"]),
         ok=st.booleans(),
     ),
     st.builds(
@@ -279,10 +287,15 @@ def _alerts_absorbed(state: alerts.State, marker: Compacted) -> None:
     """Nothing owed, settled or failing because of an event that went."""
     gone = removal(marker)
     assert gone is not None
-    causes = [*state.owed_from.values(), *state.settled_from.values(), *state.failing]
+    causes = [
+        *state.owed_from.values(),
+        *state.settled_from.values(),
+        *state.failing,
+        *state.unheard_from,
+    ]
     assert not [cause for cause in causes if gone.gone(*cause)]
     assert state.owed.keys() == state.owed_from.keys()
-    assert state.failures == len(state.failing)
+    assert (state.failures, state.unheard) == (len(state.failing), len(state.unheard_from))
 
 
 def _stats_absorbed(

@@ -28,6 +28,7 @@ from events.model import (
 )
 from pipeline.config import Entity, LoadedConfig
 from pipeline.daemon import _decide as decide
+from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._media import MediaStep
 from pipeline.daemon._presence import Shows, typing
@@ -91,17 +92,17 @@ class Agent:
         # worker may have just set the debounce deadline the next pass sleeps to.
         self._waker = live.waker()
         self._limiter = anyio.CapacityLimiter(settings.app.polling.max_concurrent_chats)
+        self._pass_failures = Failures(log, "agent_pass_failed")
+        self._chat_failures = Failures(log, "chat_work_failed")
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while not self.stopping:
                 now = self.clock()
-                try:
+                # Whatever broke (a full disk, a bug), the daemon stays up
+                # and tries again at the next wake-up.
+                with self._pass_failures.guard():
                     self._dispatch(tg, now)
-                except Exception:
-                    # Whatever broke (a full disk, a bug), the daemon stays up
-                    # and tries again at the next wake-up.
-                    log.exception("agent_pass_failed")
                 await self._waker.wait(self._sleep_for(now))
             await self.idle()
 
@@ -127,10 +128,9 @@ class Agent:
 
     async def _work_chat(self, chat: str) -> None:
         try:
-            async with self._limiter:
-                await self._drain(chat)
-        except Exception:
-            log.exception("chat_work_failed", chat=chat)
+            with self._chat_failures.guard(chat=chat):
+                async with self._limiter:
+                    await self._drain(chat)
         finally:
             self._busy.discard(chat)
             self._idle.set()

@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from events.model import AlertKind, AnyEvent, OwnerAlerted, ReplyPlanned
+from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -36,6 +37,7 @@ _TITLES = {
     "banned": "WhatsApp banned the bot's number for a while",
     "budget": "the daily LLM budget is spent",
     "llm_failing": "the LLM keeps failing",
+    "transcription_failing": "voice notes cannot be transcribed",
 }
 
 
@@ -56,13 +58,12 @@ class Alerter:
         self._sleep = sleep
         self._waker = live.waker()
         self._lock = anyio.Lock()
+        self._failures = Failures(log, "alert_pass_failed")
 
     async def run(self) -> None:
         while True:
-            try:
+            with self._failures.guard():
                 await self.send_due()
-            except Exception:
-                log.exception("alert_pass_failed")
             await self._waker.wait(self.settings.app.polling.interval_seconds)
 
     async def send_due(self) -> None:

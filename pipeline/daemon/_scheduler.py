@@ -34,6 +34,7 @@ from events.model import Compacted, ReplyPlanned
 from events.protocol import LogError
 from events.units import DAY
 from pipeline.daemon import _timetable as timetable
+from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -64,6 +65,7 @@ class Scheduler:
         self.started = clock()
         self._checked_in = 0.0
         self._rotation_tried = 0.0
+        self._failures = Failures(log, "scheduled_job_failed")
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
         self._waker = live.waker()
@@ -89,12 +91,10 @@ class Scheduler:
         self.live.catch_up()
         wakes: list[float] = []
         for job in (self._vitality, self._rotation):
-            try:
+            # A full disk or a bug must not stop the daemon; the job is
+            # tried again at the next wake-up.
+            with self._failures.guard(job=job.__name__.strip("_")):
                 wakes.append(await job(now))
-            except Exception:
-                # A full disk or a bug must not stop the daemon; the job is
-                # tried again at the next wake-up.
-                log.exception("scheduled_job_failed", job=job.__name__.strip("_"))
         return min(wakes, default=math.inf)
 
     async def _vitality(self, now: float) -> float:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import anyio
 
 from events.model import ReplyFailed, ReplyPlanned, ReplySent
+from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -56,16 +57,15 @@ class Sender:
         self._retry_at: dict[str, float] = {}
         self._busy: set[str] = set()  # chats a worker is sending to
         self._done = anyio.Event()
+        self._failures = Failures(log, "send_pass_failed")
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while True:
                 wake = math.inf
-                try:
+                # A failure to read the log must not stop later sends.
+                with self._failures.guard():
                     wake = self._dispatch(tg)
-                except Exception:
-                    # A failure to read the log must not stop later sends.
-                    log.exception("send_pass_failed")
                 poll = self.settings.app.polling.interval_seconds
                 await self._waker.wait(min(poll, wake - self.clock()))
 

@@ -7,6 +7,7 @@ with no app.json around.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -42,17 +43,28 @@ def resolve_chat(arg: str, config: AppConfig | None, known_chats: Iterable[str])
 
 
 def parse_time(text: str) -> float:
-    """``--since``/``--until``: unix seconds, or an ISO date/time (UTC unless it has an offset)."""
+    """``--since``/``--until``: unix seconds, or an ISO date/time (UTC unless it has an offset).
+
+    Python reads other scripts' digits and ``nan``/``inf`` as numbers too; a
+    time typed by mistake in either would silently select nothing (or all).
+    """
+    bad = BadArgument(
+        f"{text!r} is not a time (ISO date/time like 2025-11-25T14:00, or unix seconds)"
+    )
+    if not text.isascii():
+        raise bad
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise bad
+        return seconds
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadArgument(
-            f"{text!r} is not a time (ISO date/time like 2025-11-25T14:00, or unix seconds)"
-        ) from None
+        raise bad from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

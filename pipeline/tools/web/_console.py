@@ -13,17 +13,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
+from events.backends import is_postgres
 from events.model import Compacted, Recorded
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.tools._where import Where, as_where, open_tool_reader
-from pipeline.tools.web._health import DaemonProbe, Health, health
+from pipeline.tools._where import Where, as_where, chosen_number, open_tool_reader
+from pipeline.tools.web._health import DaemonProbe, Finder, Health, health, lock_file_finder
 from pipeline.tools.web._summary import Summary
 from projections import configs
 from projections.fold import States
 from projections.runner import Runner
+
+if TYPE_CHECKING:
+    from events.pg_lease import Lease
 
 UTC = ZoneInfo("UTC")
 
@@ -36,7 +40,7 @@ class Snapshot(NamedTuple):
     config: AppConfig | None  # the config in force per the log (None if none or unreadable)
     now: float
     store: Path
-    probe: DaemonProbe | None
+    daemon: DaemonProbe | Finder
 
     @property
     def zone(self) -> ZoneInfo:
@@ -52,7 +56,7 @@ class Snapshot(NamedTuple):
         return {c.entity_jid(e): e.name for e in c.monitored_entities if e.name}
 
     def health(self) -> Health:
-        return health(self.states, self.config, self.store, self.probe, self.now)
+        return health(self.states, self.config, self.daemon, self.now)
 
 
 class Console:
@@ -67,7 +71,8 @@ class Console:
         ``NoLog`` when there is none."""
         where = as_where(store)
         self.store = where.store
-        self.probe = probe
+        self._lease: Lease | None = None
+        self.daemon: DaemonProbe | Finder = probe or self._finder(where)
         self.clock = clock
         self.log = open_tool_reader(where)
         self._lock = threading.Lock()
@@ -92,7 +97,12 @@ class Console:
                 self._summary.feed(new)
             states = self._runner.states
             yield Snapshot(
-                states, self._summary, self._config_of(states), self.clock(), self.store, self.probe
+                states,
+                self._summary,
+                self._config_of(states),
+                self.clock(),
+                self.store,
+                self.daemon,
             )
 
     def records(self, chat: str) -> list[Recorded]:
@@ -111,5 +121,17 @@ class Console:
             self._config = (loaded.hash, parsed)
         return self._config[1]
 
+    def _finder(self, where: Where) -> Finder:
+        if not is_postgres(where.url):
+            return lock_file_finder(where.store)
+        from events.pg_lease import Lease  # noqa: PLC0415  (loads psycopg)
+
+        assert where.url is not None
+        number = chosen_number(where)
+        self._lease = Lease(where.url, name=number)
+        return Finder(f"number {number} ({self._lease.where.where})", self._lease.holder)
+
     def close(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
         self.log.close()

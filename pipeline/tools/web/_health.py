@@ -1,10 +1,11 @@
 """Is the bot alive? Three checks, each known from the log or the daemon itself.
 
 - **daemon**: inside ``run`` the daemon answers in-process (``DaemonProbe``:
-  its agent loop runs and it is not stopping). Standalone, the console asks the
-  kernel whether a process holds the store's ``daemon.lock`` (``/proc/locks``,
-  Linux): the daemon holds it for its whole life, and the kernel drops it when
-  the process dies, however it dies.
+  its agent loop runs and it is not stopping). Standalone, the console asks who
+  holds the lock a daemon holds for its whole life, which goes when the process
+  dies, however it dies: on SQLite the kernel (is the store's ``daemon.lock``
+  flocked? ``/proc/locks``, Linux), on PostgreSQL the server (the number's
+  lease, ``events.pg_lease``, held by a daemon on any machine).
 - **connection**: the last ``TransportStatus`` in the log is ``connected``.
 - **queue**: no message has waited for a decision longer than the config in
   force allows (debounce plus every LLM attempt with its timeout and backoff):
@@ -14,9 +15,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from events.protocol import LogError
 from pipeline.config import AppConfig
 from pipeline.paths import LOCK_NAME
 from projections.fold import States
@@ -33,6 +36,24 @@ class DaemonProbe(Protocol):
     def problem(self) -> str | None:
         """None while the daemon's agent loop runs; otherwise why not, in a few words."""
         ...
+
+
+class Finder(NamedTuple):
+    """How a standalone console finds the daemon: ``who()`` names the running one, or None.
+
+    ``who`` raises ``OSError`` or ``LogError`` when it cannot tell.
+    """
+
+    place: str  # where a daemon would run, for "no daemon is running on ..."
+    who: Callable[[], str | None]
+
+
+def lock_file_finder(store: Path) -> Finder:
+    def who() -> str | None:
+        holder = lock_holder(store / LOCK_NAME)
+        return None if holder is None else f"pid {holder}" if holder else ""
+
+    return Finder(str(store), who)
 
 
 class Check(NamedTuple):
@@ -56,24 +77,29 @@ class Health(NamedTuple):
 
 
 def health(
-    states: States, config: AppConfig | None, store: Path, probe: DaemonProbe | None, now: float
+    states: States,
+    config: AppConfig | None,
+    daemon: DaemonProbe | Finder,
+    now: float,
 ) -> Health:
     return Health(
-        [daemon_check(store, probe), connection_check(states), queue_check(states, config, now)]
+        [daemon_check(daemon), connection_check(states), queue_check(states, config, now)]
     )
 
 
-def daemon_check(store: Path, probe: DaemonProbe | None) -> Check:
-    if probe is not None:
-        problem = probe.problem()
+def daemon_check(daemon: DaemonProbe | Finder) -> Check:
+    if not isinstance(daemon, Finder):
+        problem = daemon.problem()
         return Check("daemon", problem is None, problem or "agent loop running (this process)")
     try:
-        holder = lock_holder(store / LOCK_NAME)
+        who = daemon.who()
     except OSError as exc:
         return Check("daemon", False, f"cannot tell whether a daemon runs ({exc.strerror or exc})")
-    if holder is None:
-        return Check("daemon", False, f"no daemon is running on {store}")
-    return Check("daemon", True, f"running (pid {holder})" if holder else "running")
+    except LogError as exc:
+        return Check("daemon", False, f"cannot tell whether a daemon runs ({exc})")
+    if who is None:
+        return Check("daemon", False, f"no daemon is running on {daemon.place}")
+    return Check("daemon", True, f"running ({who})" if who else "running")
 
 
 def connection_check(states: States) -> Check:

@@ -113,7 +113,8 @@ class Pairing:
                     await self._request_phone_code(self._phone)
                 return
             show_qr(data, self._qr_png, self._terminal)
-            _log.warning("scan the QR code with WhatsApp > Linked devices", qr=data.decode())
+            # Not the code itself: it carries the new device's keys (terminal and qr.png show it).
+            _log.warning("scan the QR code with WhatsApp > Linked devices", image=str(self._qr_png))
             if first:
                 self._emit(TransportStatus(state="qr", detail=f"scan the QR code ({self._qr_png})"))
         except Exception:

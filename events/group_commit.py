@@ -1,0 +1,96 @@
+"""Group commit, shared by the backends that write: one transaction for concurrent appends.
+
+Concurrent ``append`` calls queue their batches, and whichever caller takes the
+write lock first commits every queued batch in one transaction (the leader);
+the others find their batch done when they get the lock (followers). There is
+one writer per process without a thread hand-off on the uncontended path. Each
+batch stays contiguous and all-or-nothing: when a group fails, its batches are
+tried one by one, so one bad batch never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from events.model import AnyEvent, Recorded
+from events.protocol import Keyed
+
+Row = tuple[AnyEvent, str | None, str]  # event, idempotency key, encoded body
+
+
+class Batch:
+    """One ``append`` call's events, waiting for whichever caller commits the group."""
+
+    __slots__ = ("done", "error", "result", "rows", "ts")
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.ts = 0  # UTC microseconds, where a backend fixes it before the first attempt
+        self.done = False
+        self.result: list[Recorded] = []
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """``commit(group)`` fills each batch's ``result`` or raises; ``published(seq)`` follows.
+
+    ``alone(exc)``: a failure that would fail each batch alike (the database is
+    away), so the group is not retried batch by batch. ``error(exc)``: what the
+    caller of ``append`` gets for ``exc``.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[Batch]], None],
+        published: Callable[[int], None],
+        *,
+        alone: Callable[[BaseException], bool] = lambda _exc: False,
+        error: Callable[[BaseException], BaseException] = lambda exc: exc,
+    ) -> None:
+        self.lock = threading.Lock()  # held by the leader; compaction chunks take it too
+        self._commit = commit
+        self._published = published
+        self._alone = alone
+        self._error = error
+        self._pending_lock = threading.Lock()
+        self._pending: list[Batch] = []
+
+    def append(
+        self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
+    ) -> list[Recorded]:
+        """Commit ``items`` as one batch (within some group); their records, in order."""
+        rows: list[Row] = []
+        for item in items:
+            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
+            rows.append((event, key, encode(event)))
+        batch = Batch(rows)
+        with self._pending_lock:
+            self._pending.append(batch)
+        with self.lock:
+            if not batch.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._run(group)
+        if batch.error is not None:
+            raise batch.error
+        return batch.result
+
+    def _run(self, group: list[Batch]) -> None:
+        try:
+            self._commit(group)
+        except BaseException as exc:
+            if len(group) == 1 or self._alone(exc):
+                for batch in group:
+                    batch.error = self._error(exc)
+                    batch.done = True
+                return
+            for batch in group:
+                batch.result = []
+                self._run([batch])
+            return
+        for batch in group:
+            batch.done = True
+        seqs = [r.seq for b in group for r in b.result]
+        if seqs:
+            self._published(max(seqs))

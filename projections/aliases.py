@@ -63,12 +63,12 @@ def _join(state: State, a: str, b: str) -> None:
         state.canonical[form] = ca
 
 
-def _link(state: State, a: str, b: str, rec: Recorded) -> None:
+def _link(state: State, a: str, b: str, chat: str, at: tuple[int, float]) -> None:
     key = f"{a} {b}" if a < b else f"{b} {a}"
     evidence = state.links.get(key)
     if evidence is None:
         evidence = state.links[key] = {}
-    evidence[rec.event.chat] = (rec.seq, rec.ts)
+    evidence[chat] = at
     _join(state, a, b)
 
 
@@ -79,13 +79,13 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     if evidence is None:
         evidence = state.seen[sender] = {}
         _see(state, sender)
-    evidence[chat] = (rec.seq, rec.ts)
+    at = evidence[chat] = (rec.seq, rec.ts)
     alt = ev.sender_alt
     if alt and alt != sender:
-        _link(state, sender, alt, rec)
+        _link(state, sender, alt, chat, at)
     # In a direct chat the chat id is the peer's id, unless the owner wrote it.
     if not ev.is_group and not ev.from_me and chat != sender and chat:
-        _link(state, chat, sender, rec)
+        _link(state, chat, sender, chat, at)
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:

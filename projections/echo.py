@@ -50,9 +50,9 @@ def digest(text: str) -> str:
     return f"{zlib.crc32(squeezed):08x}{len(squeezed):x}"
 
 
-def _remember(items: dict[str, tuple[int, float]], value: str, rec: Recorded) -> None:
+def _remember(items: dict[str, tuple[int, float]], value: str, at: tuple[int, float]) -> None:
     items.pop(value, None)  # a repeat counts as the newest
-    items[value] = (rec.seq, rec.ts)
+    items[value] = at
     if len(items) > _TRIM_AT:
         for old in list(items)[: len(items) - KEEP]:
             del items[old]
@@ -62,13 +62,14 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     text = digest(ev.text)
     if not text and not ev.wa_id:
         return
+    at = (rec.seq, rec.ts)
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
     if text:
-        _remember(sent.digests, text, rec)
+        _remember(sent.digests, text, at)
     if ev.wa_id:
-        _remember(sent.wa_ids, ev.wa_id, rec)
+        _remember(sent.wa_ids, ev.wa_id, at)
 
 
 def _confirmed(state: State, rec: Recorded, ev: ReplySent) -> None:
@@ -77,7 +78,7 @@ def _confirmed(state: State, rec: Recorded, ev: ReplySent) -> None:
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
-    _remember(sent.wa_ids, ev.wa_id, rec)
+    _remember(sent.wa_ids, ev.wa_id, (rec.seq, rec.ts))
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:

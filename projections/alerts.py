@@ -71,8 +71,8 @@ def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
 
 
 def _episode_over(state: State, kind: AlertKind) -> None:
-    state.owed.pop(kind, None)
-    state.owed_from.pop(kind, None)
+    if state.owed.pop(kind, None) is not None:
+        del state.owed_from[kind]
     if kind in state.settled:
         state.settled.remove(kind)
         del state.settled_from[kind]

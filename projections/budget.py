@@ -21,7 +21,7 @@ of what is left could reach further back).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection
 
 import msgspec
@@ -71,7 +71,11 @@ def _sweep(state: State) -> None:
     state.swept_at = state.newest
     hour_ago = state.newest - HOUR
     for chat, times in list(state.replies.items()):
-        _keep_replies(state, chat, [i for i, t in enumerate(times) if t > hour_ago])
+        cut = bisect_right(times, hour_ago)  # in log order, so in time order
+        if cut == len(times):
+            del state.replies[chat], state.reply_seqs[chat]
+        elif cut:
+            del times[:cut], state.reply_seqs[chat][:cut]
     cut = bisect_left(state.cost_ts, state.newest - SPEND_WINDOW)
     if cut:
         del state.cost_ts[:cut], state.cost_usd[:cut], state.cost_seq[:cut], state.cost_chat[:cut]

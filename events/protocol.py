@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple, Protocol, Self
 
 import msgspec
 
+from events.codec import US
 from events.model import AnyEvent, Compacted, Recorded
 
 CompactReason = Literal["rotation", "expiry", "forget"]
@@ -29,9 +30,6 @@ class NoLog(LogError):
 
 class LogUnavailable(LogError):
     """The log's database cannot be reached just now; the same call may succeed later."""
-
-
-_US = 1_000_000  # the logs keep times in whole microseconds
 
 
 class Removal:
@@ -55,7 +53,7 @@ class Removal:
     ) -> None:
         self.before = before
         self.chats = chats
-        self.cutoff_us = None if older_than is None else round(older_than * _US)
+        self.cutoff_us = None if older_than is None else round(older_than * US)
         self.seqs = seqs
         self.keep = keep
 
@@ -63,7 +61,7 @@ class Removal:
         """Whether an event at ``seq``/``ts`` of ``chat`` meets every condition."""
         return (
             (self.chats is None or chat in self.chats)
-            and (self.cutoff_us is None or round(ts * _US) < self.cutoff_us)
+            and (self.cutoff_us is None or round(ts * US) < self.cutoff_us)
             and (self.seqs is None or seq in self.seqs)
             and seq not in self.keep
         )

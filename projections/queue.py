@@ -7,6 +7,10 @@ agent records the skip. A transcript or a document's text joins its item,
 so the turn (and its replay) reads it from here. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
 chat (the owner's own chat) before the LLM call must not.
+
+A ``Compacted`` drops the items whose message went, and the answers waiting
+for them. What a removed later event did to a surviving item (an edit, a
+skip) stays done: a compaction never brings back a message already decided.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import msgspec
 
 from events.model import (
     Citation,
+    Compacted,
     DocumentRead,
     LlmCompleted,
     LlmFailed,
@@ -32,7 +37,7 @@ from events.model import (
     Recorded,
     ReplyPlanned,
 )
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Projection, dispatcher, removal
 
 Status = Literal["pending", "requested", "answered"]
 
@@ -69,6 +74,8 @@ class Completion(msgspec.Struct, kw_only=True, gc=False):
     content: str
     citations: list[Citation]
     seq: int
+    ts: float = 0.0
+    chat: str = ""
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -177,7 +184,7 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
             answered = True
     if answered:
         state.completions[ev.call_id] = Completion(
-            content=ev.content, citations=ev.citations, seq=rec.seq
+            content=ev.content, citations=ev.citations, seq=rec.seq, ts=rec.ts, chat=ev.chat
         )
 
 
@@ -203,6 +210,27 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 def _drop_call(items: dict[str, Item], call_id: str) -> None:
     for msg_id in [i.msg_id for i in items.values() if i.call_id == call_id]:
         del items[msg_id]
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    orphaned: set[str] = set()
+    for chat, items in list(state.chats.items()):
+        for item in [i for i in items.values() if gone.gone(i.seq, i.ts, i.chat)]:
+            del items[item.msg_id]
+            if item.call_id is not None:
+                orphaned.add(item.call_id)
+        if not items:
+            del state.chats[chat]
+    # The chat waiting longest first, as a fold of what is left would order them.
+    state.chats = dict(sorted(state.chats.items(), key=lambda kv: next(iter(kv[1].values())).seq))
+    waiting = {i.call_id for items in state.chats.values() for i in items.values()}
+    for call_id, done in list(state.completions.items()):
+        dropped = call_id in orphaned and call_id not in waiting
+        if dropped or gone.gone(done.seq, done.ts, done.chat):
+            del state.completions[call_id]
 
 
 def chats_with_work(state: State) -> list[str]:
@@ -231,6 +259,7 @@ _HANDLERS: Handlers[State] = {
     LlmFailed: _failed,
     LlmCompleted: _completed,
     ReplyPlanned: _planned,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("queue", State, apply, _HANDLERS)

@@ -2,6 +2,12 @@
 
 Expiry is not folded in: it depends on the clock and the configured mode, so
 callers ask ``live(..., now, mode, ...)`` and start a new session when it is None.
+
+A ``Compacted`` ends the sessions whose ``SessionStarted`` went (with their
+calls in flight) and drops the calls whose request went: the chat starts
+afresh, as a fold of what is left would have it. A surviving session keeps
+its turns (a rotation or a forget removes a session's events together with
+its start).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import msgspec
 
 from events.model import (
     ChatTurn,
+    Compacted,
     ConfigLoaded,
     LlmCompleted,
     LlmFailed,
@@ -23,7 +30,7 @@ from events.model import (
     Recorded,
     SessionStarted,
 )
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_MAX_MESSAGES = 10
 Reason = Literal["new", "expired", "config_changed", "reset"]
@@ -47,6 +54,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     reason: Reason
     turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
+    seq: int = 0  # of its SessionStarted
 
 
 class Call(msgspec.Struct, frozen=True, gc=False):
@@ -55,6 +63,7 @@ class Call(msgspec.Struct, frozen=True, gc=False):
     session_id: str
     text: str
     msg_ids: tuple[str, ...] = ()
+    origin: Origin = (0, 0.0, "")  # of its LlmRequested
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -89,6 +98,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
         started_at=rec.ts,
         last_activity=rec.ts,
         reason=ev.reason,
+        seq=rec.seq,
     )
 
 
@@ -97,7 +107,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     if session is None:
         return
     text = ev.messages[-1].content if ev.messages else ""
-    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids))
+    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content
@@ -141,6 +151,25 @@ def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
                 end = i + 2 if i + 1 < len(turns) and turns[i + 1].role == "assistant" else i + 1
                 del turns[i:end]
                 return
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    ended = {
+        session_id
+        for session_id, session in state.sessions.items()
+        if gone.gone(session.seq, session.started_at, session.chat)
+    }
+    for session_id in ended:
+        del state.sessions[session_id]
+    state.current = {key: sid for key, sid in state.current.items() if sid not in ended}
+    state.pending = {
+        call_id: call
+        for call_id, call in state.pending.items()
+        if call.session_id not in ended and not gone.gone(*call.origin)
+    }
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:
@@ -197,6 +226,7 @@ _HANDLERS: Handlers[State] = {
     LlmCompleted: _completed,
     LlmFailed: _failed,
     MessageRevoked: _revoked,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("sessions", State, apply, _HANDLERS)

@@ -149,7 +149,7 @@ class Scheduler:
         # A rotation reads the whole log: a worker thread keeps the loop answering.
         selection = retention.rotation(self.live.view.retention, rotation_cfg.retention_days, now)
         marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
-        self.live.catch_up()  # the runner refolds what is left
+        self.live.catch_up()  # each projection drops what the marker says went
         if self.media is not None:
             swept = await anyio.to_thread.run_sync(self._sweep, self.media)
             if swept:

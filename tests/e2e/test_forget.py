@@ -1,4 +1,4 @@
-"""forget beside a running daemon: the daemon refolds and the chat starts afresh."""
+"""forget beside a running daemon: the daemon drops what went and the chat starts afresh."""
 
 from __future__ import annotations
 

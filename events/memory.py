@@ -101,23 +101,20 @@ class MemoryLog:
 
     def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
         with self._changed:
-            doomed = [r for r in self._events if selection.matches(r)]
-            if not doomed:
+            rule = selection.rule
+            doomed = [
+                r
+                for r in self._events
+                if not isinstance(r.event, Compacted) and rule.selects(r.seq, r.ts, r.chat)
+            ]
+            marker = selection.marker(
+                reason, ((r.seq, type(r.event).__name__, r.chat) for r in doomed)
+            )
+            if marker is None:
                 return None
             gone = {r.seq for r in doomed}
             self._events = [r for r in self._events if r.seq not in gone]
             self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
-            by_type: dict[str, int] = {}
-            for rec in doomed:
-                name = type(rec.event).__name__
-                by_type[name] = by_type.get(name, 0) + 1
-            marker = Compacted.of(
-                reason,
-                by_type,
-                doomed[-1].seq,
-                chat=selection.marker_chat,
-                older_than=selection.older_than,
-            )
             recorded = self._append_locked((marker,))[0]
         self._published()
         return recorded

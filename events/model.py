@@ -6,6 +6,7 @@ changes only add optional fields with defaults; history is never rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 import msgspec
@@ -265,10 +266,14 @@ class OwnerAlerted(Event, frozen=True, kw_only=True):
 
 
 class Compacted(Event, frozen=True, kw_only=True):
-    """Marks a compaction: how many events went (all had ``seq < before``) and why.
+    """Marks a compaction: how many events went (all had ``seq < before``), why, and which.
 
-    A compaction that removed already-folded events invalidates snapshots: the
-    projection runner refolds the compacted log, which is the truth from then on.
+    ``chats``, ``older_than``, ``seqs`` and ``keep`` are the selection the log
+    evaluated (``events.protocol.Selection``): an event went exactly when it
+    has ``seq < before`` and meets every condition given. So projections drop
+    what they derived from those events without reading the log
+    (``events.protocol.removal``). A marker recorded before these fields
+    existed has ``keep`` None: what it removed is unknown, and the runner refolds.
     """
 
     reason: Literal["rotation", "expiry", "forget"]
@@ -276,6 +281,10 @@ class Compacted(Event, frozen=True, kw_only=True):
     removed: int
     older_than: float | None = None  # unix seconds cut-off, for rotation
     by_type: dict[str, int] = {}
+    chats: list[str] | None = None  # sorted
+    seqs: list[int] | None = None  # sorted
+    keep: list[int] | None = None  # sorted; None: a marker that does not say what went
+    by_chat: dict[str, int] = {}  # events removed per chat ("" for events of no chat)
 
     @classmethod
     def of(
@@ -286,6 +295,10 @@ class Compacted(Event, frozen=True, kw_only=True):
         *,
         chat: str = "",
         older_than: float | None = None,
+        chats: Collection[str] | None = None,
+        seqs: Collection[int] | None = None,
+        keep: Collection[int] = (),
+        by_chat: dict[str, int] | None = None,
     ) -> Compacted:
         """The marker for a compaction that removed ``by_type`` events up to ``last_removed``."""
         return cls(
@@ -295,6 +308,10 @@ class Compacted(Event, frozen=True, kw_only=True):
             removed=sum(by_type.values()),
             older_than=older_than,
             by_type=dict(sorted(by_type.items())),
+            chats=None if chats is None else sorted(chats),
+            seqs=None if seqs is None else sorted(seqs),
+            keep=sorted(keep),
+            by_chat=dict(sorted((by_chat or {}).items())),
         )
 
 

@@ -140,7 +140,7 @@ class Queries:
         s = self.schema
         return (
             f"DELETE FROM {s}.events WHERE log_id = %s AND seq IN (SELECT seq FROM {s}.events"
-            f" WHERE log_id = %s AND {where} ORDER BY seq LIMIT %s) RETURNING seq, type",
+            f" WHERE log_id = %s AND {where} ORDER BY seq LIMIT %s) RETURNING seq, type, chat",
             (log, log, *args, chunk),
         )
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import psycopg
@@ -38,7 +38,7 @@ from psycopg.pq import TransactionStatus
 
 from events.codec import US, encode, record, type_name
 from events.group_commit import Batch, GroupCommit
-from events.model import AnyEvent, Compacted, Recorded
+from events.model import AnyEvent, Recorded
 from events.pg_landed import backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
@@ -286,23 +286,18 @@ class PostgresLog(PostgresReader):
         midway leaves the log correct (what went was meant to go) with no
         marker; compacting again removes the rest and records it.
         """
-        by_type: dict[str, int] = {}
-        last = 0
-        while True:
-            sql, args = self._q.delete(self._log, selection, _COMPACT_CHUNK)
-            with self._writer.use(self.where) as conn:
-                rows = conn.execute(sql, args).fetchall()
-            for seq, kind in rows:
-                by_type[kind] = by_type.get(kind, 0) + 1
-                last = max(last, int(seq))
-            if len(rows) < _COMPACT_CHUNK:
-                break
-        if not by_type:
-            return None
-        marker = Compacted.of(
-            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
-        )
-        return self.append(marker)[0]
+
+        def removed() -> Iterator[tuple[int, str, str]]:
+            while True:
+                sql, args = self._q.delete(self._log, selection, _COMPACT_CHUNK)
+                with self._writer.use(self.where) as conn:
+                    rows = conn.execute(sql, args).fetchall()
+                yield from rows
+                if len(rows) < _COMPACT_CHUNK:
+                    return
+
+        marker = selection.marker(reason, removed())
+        return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""

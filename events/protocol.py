@@ -9,11 +9,13 @@ implement these, and ``events.testing`` states their guarantees once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Literal, NamedTuple, Protocol, Self
 
 import msgspec
 
+from events.codec import US
 from events.model import AnyEvent, Compacted, Recorded
 
 CompactReason = Literal["rotation", "expiry", "forget"]
@@ -29,6 +31,58 @@ class NoLog(LogError):
 
 class LogUnavailable(LogError):
     """The log's database cannot be reached just now; the same call may succeed later."""
+
+
+class Removal:
+    """Which events a compaction selects (``selects``) or removed (``gone``).
+
+    The one statement of the rule: ``Selection.matches`` in the log backends
+    and every projection's ``Compacted`` handler use it. Times compare in whole
+    microseconds, as the logs store them.
+    """
+
+    __slots__ = ("before", "chats", "cutoff_us", "keep", "seqs")
+
+    def __init__(
+        self,
+        *,
+        before: int,
+        chats: frozenset[str] | None,
+        older_than: float | None,
+        seqs: frozenset[int] | None,
+        keep: frozenset[int],
+    ) -> None:
+        self.before = before
+        self.chats = chats
+        self.cutoff_us = None if older_than is None else round(older_than * US)
+        self.seqs = seqs
+        self.keep = keep
+
+    def selects(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether an event at ``seq``/``ts`` of ``chat`` meets every condition."""
+        return (
+            (self.chats is None or chat in self.chats)
+            and (self.cutoff_us is None or round(ts * US) < self.cutoff_us)
+            and (self.seqs is None or seq in self.seqs)
+            and seq not in self.keep
+        )
+
+    def gone(self, seq: int, ts: float, chat: str) -> bool:
+        """Whether the compaction removed the (non-marker) event at ``seq``."""
+        return seq < self.before and self.selects(seq, ts, chat)
+
+
+def removal(marker: Compacted) -> Removal | None:
+    """The test "did this compaction remove that event"; None when the marker cannot say."""
+    if marker.keep is None:
+        return None
+    return Removal(
+        before=marker.before,
+        chats=None if marker.chats is None else frozenset(marker.chats),
+        older_than=marker.older_than,
+        seqs=None if marker.seqs is None else frozenset(marker.seqs),
+        keep=frozenset(marker.keep),
+    )
 
 
 class Keyed(NamedTuple):
@@ -53,12 +107,41 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
     def matches(self, rec: Recorded) -> bool:
         """The same rule in Python, for backends without a query language."""
-        return (
-            not isinstance(rec.event, Compacted)
-            and (self.chats is None or rec.chat in self.chats)
-            and (self.older_than is None or rec.ts < self.older_than)
-            and (self.seqs is None or rec.seq in self.seqs)
-            and rec.seq not in self.keep
+        return not isinstance(rec.event, Compacted) and self.rule.selects(rec.seq, rec.ts, rec.chat)
+
+    @property
+    def rule(self) -> Removal:
+        return Removal(
+            before=sys.maxsize,
+            chats=self.chats,
+            older_than=self.older_than,
+            seqs=self.seqs,
+            keep=self.keep,
+        )
+
+    def marker(
+        self, reason: CompactReason, removed: Iterable[tuple[int, str, str]]
+    ) -> Compacted | None:
+        """The ``Compacted`` for the removed ``(seq, type, chat)`` rows; None if there were none."""
+        by_type: dict[str, int] = {}
+        by_chat: dict[str, int] = {}
+        last = 0
+        for seq, kind, chat in removed:
+            by_type[kind] = by_type.get(kind, 0) + 1
+            by_chat[chat] = by_chat.get(chat, 0) + 1
+            last = max(last, int(seq))
+        if not by_type:
+            return None
+        return Compacted.of(
+            reason,
+            by_type,
+            last,
+            chat=self.marker_chat,
+            older_than=self.older_than,
+            chats=self.chats,
+            seqs=self.seqs,
+            keep=self.keep,
+            by_chat=by_chat,
         )
 
     @property

@@ -22,7 +22,7 @@ from typing import Literal, Self, TypeVar
 
 from events.codec import US, Row, encode, record, type_name
 from events.group_commit import Batch, GroupCommit
-from events.model import AnyEvent, Compacted, Recorded
+from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
 from events.sqlite_schema import (
@@ -255,29 +255,24 @@ class SQLiteLog(SQLiteReader):
         condition, args = where(selection)
         sql = (
             f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {condition}"
-            " ORDER BY seq LIMIT ?) RETURNING seq, type"
+            " ORDER BY seq LIMIT ?) RETURNING seq, type, chat"
         )
-        by_type: dict[str, int] = {}
-        last = 0
-        while True:
-            with self._write_lock:
-                try:
-                    rows = self._in_transaction(
-                        lambda cur: cur.execute(sql, (*args, _COMPACT_CHUNK)).fetchall()
-                    )
-                except sqlite3.Error as exc:
-                    raise _as_log_error(exc) from exc
-            for seq, kind in rows:
-                by_type[kind] = by_type.get(kind, 0) + 1
-                last = max(last, int(seq))
-            if len(rows) < _COMPACT_CHUNK:
-                break
-        if not by_type:
-            return None
-        marker = Compacted.of(
-            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
-        )
-        return self.append(marker)[0]
+
+        def removed() -> Iterator[tuple[int, str, str]]:
+            while True:
+                with self._write_lock:
+                    try:
+                        rows = self._in_transaction(
+                            lambda cur: cur.execute(sql, (*args, _COMPACT_CHUNK)).fetchall()
+                        )
+                    except sqlite3.Error as exc:
+                        raise _as_log_error(exc) from exc
+                yield from rows
+                if len(rows) < _COMPACT_CHUNK:
+                    return
+
+        marker = selection.marker(reason, removed())
+        return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped.

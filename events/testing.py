@@ -148,6 +148,7 @@ class LogContract(ReaderContract):
         assert marker.seq > top
         assert compacted(marker).removed == 3
         assert compacted(marker).before == top + 1
+        assert compacted(marker).seqs == list(range(top - 2, top + 1))
         nxt = log.append(message(99))[0]
         assert nxt.seq > marker.seq
         assert [r.seq for r in log.read()][-2:] == [marker.seq, nxt.seq]
@@ -173,6 +174,10 @@ class LogContract(ReaderContract):
         )
         assert (compacted(marker).removed, compacted(marker).older_than) == (4, clock.now - 50)
         assert compacted(marker).before == old[4].seq + 1
+        # The marker says what went, so projections can drop it without the log.
+        assert (compacted(marker).keep, compacted(marker).chats) == ([old[2].seq], None)
+        assert compacted(marker).seqs is None
+        assert compacted(marker).by_chat == {"491701111111@s.whatsapp.net": 4}
         assert marker is not None
         assert [r.seq for r in log.read()] == [old[2].seq, new[0].seq, marker.seq]
 
@@ -203,6 +208,8 @@ class LogContract(ReaderContract):
         marker = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
         assert compacted(marker).removed == 2500
         assert compacted(marker).by_type == {"MessageReceived": 2500}
+        assert compacted(marker).by_chat == {"1@s.whatsapp.net": 2500}
+        assert (compacted(marker).chats, compacted(marker).keep) == (["1@s.whatsapp.net"], [])
         assert marker is not None
         assert marker.chat == "1@s.whatsapp.net"
         left = list(log.read())

@@ -8,6 +8,15 @@ refused a turn in a way no retry mends (once until it answers again). Voice
 notes that cannot be transcribed are counted the same way, apart: a revoked
 transcription key leaves the chat model answering, so only a transcript ends
 that episode. An ``OwnerAlerted`` settles it.
+
+A ``Compacted`` drops the alerts owed or settled by events that went, and
+the failures that went from the current runs of failures. What a removed
+event ended stays ended: a compaction that removed the answer which ended an
+earlier run does not join the runs again, nor does one that removed an
+alert's settlement owe that alert again (a fold of what is left would, and
+alert the owner twice for one episode). So this state is the one projection
+that a fold of the compacted log may not reproduce; it only ever holds
+episodes whose causes are still in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import msgspec
 
 from events.model import (
     AlertKind,
+    Compacted,
     ConfigLoaded,
     LlmCompleted,
     LlmFailed,
@@ -27,7 +37,7 @@ from events.model import (
     TranscriptionFailed,
     TransportStatus,
 )
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_LLM_FAILURES = 3
 _CONNECTION: dict[str, AlertKind] = {
@@ -47,17 +57,25 @@ class State(msgspec.Struct, kw_only=True):
     failures: int = 0  # final LLM failures in a row
     unheard: int = 0  # final transcription failures in a row
     threshold: int = DEFAULT_LLM_FAILURES
+    # Where each owed alert, each settlement and each failure of the runs came from.
+    owed_from: dict[AlertKind, Origin] = {}
+    settled_from: dict[AlertKind, Origin] = {}
+    failing: list[Origin] = []
+    unheard_from: list[Origin] = []
 
 
-def _owe(state: State, kind: AlertKind, detail: str) -> None:
+def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
     if kind not in state.settled:
         state.owed[kind] = detail
+        state.owed_from[kind] = origin(rec)
 
 
 def _episode_over(state: State, kind: AlertKind) -> None:
-    state.owed.pop(kind, None)
+    if state.owed.pop(kind, None) is not None:
+        del state.owed_from[kind]
     if kind in state.settled:
         state.settled.remove(kind)
+        del state.settled_from[kind]
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
@@ -68,7 +86,7 @@ def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
 def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
     kind = _CONNECTION.get(ev.state)
     if kind is not None:
-        _owe(state, kind, ev.detail or ev.state)
+        _owe(state, rec, kind, ev.detail or ev.state)
     elif ev.state == "connected":
         for lost in _CONNECTION.values():
             _episode_over(state, lost)
@@ -76,7 +94,7 @@ def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
     if ev.reason == "budget":
-        _owe(state, "budget", "the daily budget is spent; no replies until it resets")
+        _owe(state, rec, "budget", "the daily budget is spent; no replies until it resets")
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
@@ -86,24 +104,31 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     if ev.final:
         state.failures += 1
-        _failing(state, "llm_failing", ev, state.failures, "LLM turns in a row failed")
+        state.failing.append(origin(rec))
+        _failing(state, rec, "llm_failing", ev, state.failures, "LLM turns in a row failed")
 
 
 def _not_transcribed(state: State, rec: Recorded, ev: TranscriptionFailed) -> None:
     if ev.final:
         state.unheard += 1
+        state.unheard_from.append(origin(rec))
         what = "voice notes in a row could not be transcribed"
-        _failing(state, "transcription_failing", ev, state.unheard, what)
+        _failing(state, rec, "transcription_failing", ev, state.unheard, what)
 
 
-def _failing(
-    state: State, kind: AlertKind, ev: LlmFailed | TranscriptionFailed, count: int, what: str
+def _failing(  # noqa: PLR0917 - the failure, its kind and how it is told
+    state: State,
+    rec: Recorded,
+    kind: AlertKind,
+    ev: LlmFailed | TranscriptionFailed,
+    count: int,
+    what: str,
 ) -> None:
     """Owed at once for a refusal no retry mends, else after ``threshold`` in a row."""
     if _needs_owner(ev.status):
-        _owe(state, kind, ev.error)
+        _owe(state, rec, kind, ev.error)
     elif count >= state.threshold:
-        _owe(state, kind, f"{count} {what}: {ev.error}")
+        _owe(state, rec, kind, f"{count} {what}: {ev.error}")
 
 
 def _needs_owner(status: int | None) -> bool:
@@ -112,18 +137,39 @@ def _needs_owner(status: int | None) -> bool:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.failures = 0
+    state.failing = []
     _episode_over(state, "llm_failing")
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
     state.unheard = 0
+    state.unheard_from = []
     _episode_over(state, "transcription_failing")
 
 
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
     state.owed.pop(ev.kind, None)
+    state.owed_from.pop(ev.kind, None)
     if ev.kind not in state.settled:
         state.settled.append(ev.kind)
+    state.settled_from[ev.kind] = origin(rec)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for kind, cause in list(state.owed_from.items()):
+        if gone.gone(*cause):
+            del state.owed[kind], state.owed_from[kind]
+    for kind, cause in list(state.settled_from.items()):
+        if gone.gone(*cause):
+            state.settled.remove(kind)
+            del state.settled_from[kind]
+    state.failing = [cause for cause in state.failing if not gone.gone(*cause)]
+    state.failures = len(state.failing)
+    state.unheard_from = [cause for cause in state.unheard_from if not gone.gone(*cause)]
+    state.unheard = len(state.unheard_from)
 
 
 def owed(state: State) -> dict[AlertKind, str]:
@@ -141,6 +187,7 @@ _HANDLERS: Handlers[State] = {
     TranscriptionFailed: _not_transcribed,
     MediaTranscribed: _transcribed,
     OwnerAlerted: _alerted,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("alerts", State, apply, _HANDLERS)

@@ -1,8 +1,14 @@
 """Every form of a person's id (phone JID, ``@lid``, bare digits) mapped to one person.
 
-The canonical id is the phone-number JID once one is known, else the form
-seen first. Groups only grow by merging, so the state is bounded by the
-number of people seen.
+The canonical id is the phone-number JID once one is known, else the least
+form (so it depends on the forms alone, not on the order they were seen).
+The state is bounded by the number of people seen and the chats they wrote in.
+
+Each form and each link between two forms keeps its evidence: per chat, the
+newest message that showed it. A ``Compacted`` drops the evidence that went
+and regroups the people from what is left, so a forgotten chat's links go
+with it, while a link shown by a message that stays (another chat, a newer
+message, an event a rotation keeps) survives.
 """
 
 from __future__ import annotations
@@ -10,72 +16,106 @@ from __future__ import annotations
 import msgspec
 
 from events.jid import PN_SERVER, InvalidJid, normalize
-from events.model import MessageReceived, Recorded
-from projections.base import Handlers, Projection, dispatcher
+from events.model import Compacted, MessageReceived, Recorded
+from events.protocol import Removal
+from projections.base import Handlers, Projection, dispatcher, removal
 
 _PN_SUFFIX = "@" + PN_SERVER
 
 
 class Person(msgspec.Struct, kw_only=True, gc=False):
-    forms: list[str]
-    since: int  # seq of the first sighting, to keep the older canonical on merges
+    forms: list[str]  # sorted
+
+
+# The evidence for a form or a link: per chat, the newest message that showed it.
+Evidence = dict[str, tuple[int, float]]
 
 
 class State(msgspec.Struct, kw_only=True):
     canonical: dict[str, str] = {}  # any form -> canonical id
     people: dict[str, Person] = {}  # canonical id -> person
-    # linked form -> seq of the newest message that tied it to another form:
-    # rotation keeps those, so no retention splits one person into two.
-    taught: dict[str, int] = {}
+    seen: dict[str, Evidence] = {}  # form -> where it wrote last
+    links: dict[str, Evidence] = {}  # "a b" (a < b) -> where the two were last tied
 
 
-def _is_phone(jid: str) -> bool:
-    return jid.endswith(_PN_SUFFIX)
+def _rank(form: str) -> tuple[bool, str]:
+    """A phone JID outranks other forms; between equals the least one wins."""
+    return (not form.endswith(_PN_SUFFIX), form)
 
 
-def _see(state: State, form: str, seq: int) -> str:
+def _see(state: State, form: str) -> str:
     canon = state.canonical.get(form)
     if canon is None:
         canon = state.canonical[form] = form
-        state.people[form] = Person(forms=[form], since=seq)
+        state.people[form] = Person(forms=[form])
     return canon
 
 
-def _link(state: State, a: str, b: str, seq: int) -> None:
-    ca, cb = _see(state, a, seq), _see(state, b, seq)
+def _join(state: State, a: str, b: str) -> None:
+    ca, cb = _see(state, a), _see(state, b)
     if ca == cb:
         return
-    pa, pb = state.people[ca], state.people[cb]
-    # A phone JID outranks other forms; between equals the earlier sighting wins.
-    if (not _is_phone(cb), pb.since) < (not _is_phone(ca), pa.since):
-        ca, cb, pa, pb = cb, ca, pb, pa
-    del state.people[cb]
-    pa.forms.extend(pb.forms)
-    pa.since = min(pa.since, pb.since)
+    if _rank(cb) < _rank(ca):
+        ca, cb = cb, ca
+    pa, pb = state.people[ca], state.people.pop(cb)
+    pa.forms = sorted(pa.forms + pb.forms)
     for form in pb.forms:
         state.canonical[form] = ca
 
 
+def _link(state: State, a: str, b: str, chat: str, at: tuple[int, float]) -> None:
+    key = f"{a} {b}" if a < b else f"{b} {a}"
+    evidence = state.links.get(key)
+    if evidence is None:
+        evidence = state.links[key] = {}
+    evidence[chat] = at
+    _join(state, a, b)
+
+
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     sender = ev.sender
-    known = state.canonical.get(sender)
+    chat = ev.chat
+    evidence = state.seen.get(sender)
+    if evidence is None:
+        evidence = state.seen[sender] = {}
+        _see(state, sender)
+    at = evidence[chat] = (rec.seq, rec.ts)
     alt = ev.sender_alt
     if alt and alt != sender:
-        if known is None or state.canonical.get(alt) != known:
-            _link(state, sender, alt, rec.seq)
-        state.taught[sender] = state.taught[alt] = rec.seq
-    elif known is None:
-        _see(state, sender, rec.seq)
+        _link(state, sender, alt, chat, at)
     # In a direct chat the chat id is the peer's id, unless the owner wrote it.
-    chat = ev.chat
     if not ev.is_group and not ev.from_me and chat != sender and chat:
-        _link(state, chat, sender, rec.seq)
-        state.taught[chat] = state.taught[sender] = rec.seq
+        _link(state, chat, sender, chat, at)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    """Forget what only removed messages showed, then regroup from the evidence left."""
+    gone = removal(ev)
+    if gone is None:
+        return
+    state.seen = _surviving(state.seen, gone)
+    state.links = _surviving(state.links, gone)
+    state.canonical, state.people = {}, {}
+    for form in state.seen:
+        _see(state, form)
+    for key in state.links:
+        a, b = key.split(" ", 1)
+        _join(state, a, b)
+
+
+def _surviving(evidence: dict[str, Evidence], gone: Removal) -> dict[str, Evidence]:
+    left = {}
+    for key, chats in evidence.items():
+        kept = {chat: at for chat, at in chats.items() if not gone.gone(at[0], at[1], chat)}
+        if kept:
+            left[key] = kept
+    return left
 
 
 def teachers(state: State) -> frozenset[int]:
-    """The seqs of the messages that tie each known person's ids together."""
-    return frozenset(state.taught.values())
+    """The seqs of the messages that tie each known person's ids together: rotation
+    keeps them, so no retention splits one person into two chats."""
+    return frozenset(seq for chats in state.links.values() for seq, _ in chats.values())
 
 
 def _lookup_form(jid: str) -> str:
@@ -100,6 +140,6 @@ def forms(state: State, jid: str) -> set[str]:
     return set(state.people[canon].forms)
 
 
-_HANDLERS: Handlers[State] = {MessageReceived: _received}
+_HANDLERS: Handlers[State] = {MessageReceived: _received, Compacted: _compacted}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("aliases", State, apply, _HANDLERS)

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from events.model import Event, Recorded
+from events.model import Compacted, Event, Recorded
+from events.protocol import Removal
+from events.protocol import removal as removal_of
 
 S = TypeVar("S")
 
@@ -14,6 +16,28 @@ S = TypeVar("S")
 # ``Any`` lets one table hold handlers for different event types.
 Handler = Callable[[S, Recorded, Any], None]
 Handlers = Mapping[type[Event], Handler[S]]
+
+
+# Where a fact came from, to tell whether a compaction removed it: (seq, ts, chat).
+Origin = tuple[int, float, str]
+
+
+def origin(rec: Recorded) -> Origin:
+    return (rec.seq, rec.ts, rec.event.chat)
+
+
+_memo: tuple[Compacted | None, Removal | None] = (None, None)
+
+
+def removal(marker: Compacted) -> Removal | None:
+    """``marker.removal()``, built once for all the projections absorbing that marker."""
+    global _memo  # noqa: PLW0603 - a one-slot cache, replaced whole (threads may share it)
+    memo = _memo
+    if memo[0] is marker:
+        return memo[1]
+    found = removal_of(marker)
+    _memo = (marker, found)
+    return found
 
 
 def dispatcher(handlers: Handlers[S]) -> Callable[[S, Recorded], S]:

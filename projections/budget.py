@@ -9,17 +9,25 @@ only once it is answered, and chats are answered concurrently. So the calls in
 flight (an ``LlmRequested`` with no ``LlmCompleted`` or final ``LlmFailed``
 yet; one per chat, since a chat's turns go one after another) are kept, and
 ``committed`` reserves each at the mean cost of the recent calls.
+
+A ``Compacted`` drops the replies, costs, calls in flight and recent costs
+whose events went; spend that went no longer counts. The sweep's bookkeeping
+(``newest``, ``swept_at``) stays, so a state that absorbed a compaction and a
+fold of what is left agree once both are swept at the same time. The recent
+costs that are left stay the estimate until new answers push them out (a fold
+of what is left could reach further back).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection
 
 import msgspec
 
 from events.model import (
+    Compacted,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -29,7 +37,7 @@ from events.model import (
     ReplyPlanned,
 )
 from events.units import HOUR
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 SPEND_WINDOW = 8 * 24 * HOUR  # a day's budget in any time zone, with room to spare
 ESTIMATE_CALLS = 20  # the answered calls whose mean cost a call in flight is reserved at
@@ -39,11 +47,16 @@ class State(msgspec.Struct, kw_only=True):
     newest: float = 0.0  # ts of the newest event seen
     swept_at: float = 0.0
     replies: dict[str, list[float]] = {}  # chat -> ts of planned replies
+    reply_seqs: dict[str, list[int]] = {}  # chat -> their seqs
     # Costs as parallel lists sorted by ts (log order), so a window is one bisect.
     cost_ts: list[float] = []
     cost_usd: list[float] = []
+    cost_seq: list[int] = []
+    cost_chat: list[str] = []
     in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
+    in_flight_at: dict[str, tuple[int, float]] = {}  # chat -> (seq, ts) of that request
     recent: list[float] = []  # the last ESTIMATE_CALLS answered calls' costs (unknown: 0)
+    recent_from: list[Origin] = []  # where each of ``recent`` came from
 
 
 def _seen(state: State, ts: float) -> None:
@@ -57,16 +70,25 @@ def _seen(state: State, ts: float) -> None:
 def _sweep(state: State) -> None:
     state.swept_at = state.newest
     hour_ago = state.newest - HOUR
-    for chat in list(state.replies):
-        recent = [t for t in state.replies[chat] if t > hour_ago]
-        if recent:
-            state.replies[chat] = recent
-        else:
-            del state.replies[chat]
+    for chat, times in list(state.replies.items()):
+        cut = bisect_right(times, hour_ago)  # in log order, so in time order
+        if cut == len(times):
+            del state.replies[chat], state.reply_seqs[chat]
+        elif cut:
+            del times[:cut], state.reply_seqs[chat][:cut]
     cut = bisect_left(state.cost_ts, state.newest - SPEND_WINDOW)
     if cut:
-        del state.cost_ts[:cut]
-        del state.cost_usd[:cut]
+        del state.cost_ts[:cut], state.cost_usd[:cut], state.cost_seq[:cut], state.cost_chat[:cut]
+
+
+def _keep_replies(state: State, chat: str, kept: list[int]) -> None:
+    """Keep the replies of ``chat`` at the indices ``kept``."""
+    times, seqs = state.replies[chat], state.reply_seqs[chat]
+    if not kept:
+        del state.replies[chat], state.reply_seqs[chat]
+    elif len(kept) < len(times):
+        state.replies[chat] = [times[i] for i in kept]
+        state.reply_seqs[chat] = [seqs[i] for i in kept]
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
@@ -75,8 +97,10 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         times = state.replies.get(ev.chat)
         if times is None:
             state.replies[ev.chat] = [rec.ts]
+            state.reply_seqs[ev.chat] = [rec.seq]
         else:
             times.append(rec.ts)
+            state.reply_seqs[ev.chat].append(rec.seq)
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
@@ -85,8 +109,9 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     _spent(state, rec, cost)
     # A provider that reports no cost adds nothing to the spend either.
     state.recent.append(cost or 0.0)
+    state.recent_from.append(origin(rec))
     if len(state.recent) > ESTIMATE_CALLS:
-        del state.recent[0]
+        del state.recent[0], state.recent_from[0]
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
@@ -99,11 +124,14 @@ def _spent(state: State, rec: Recorded, cost: float | None) -> None:
     if cost:  # None (unknown) and 0 add nothing
         state.cost_ts.append(rec.ts)
         state.cost_usd.append(cost)
+        state.cost_seq.append(rec.seq)
+        state.cost_chat.append(rec.event.chat)
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     # Replaces a call orphaned by a crash in the same chat: it is being asked again.
     state.in_flight[ev.chat] = ev.call_id
+    state.in_flight_at[ev.chat] = (rec.seq, rec.ts)
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -114,12 +142,38 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
     # The agent skips in a chat only while no call of its runs: an orphaned call
     # (requested before a crash) that is too old to ask again ends here.
-    state.in_flight.pop(ev.chat, None)
+    if state.in_flight.pop(ev.chat, None) is not None:
+        del state.in_flight_at[ev.chat]
 
 
 def _landed(state: State, chat: str, call_id: str) -> None:
     if state.in_flight.get(chat) == call_id:
-        del state.in_flight[chat]
+        del state.in_flight[chat], state.in_flight_at[chat]
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for chat, times in list(state.replies.items()):
+        seqs = state.reply_seqs[chat]
+        _keep_replies(
+            state, chat, [i for i, t in enumerate(times) if not gone.gone(seqs[i], t, chat)]
+        )
+    costs = zip(state.cost_seq, state.cost_ts, state.cost_chat, state.cost_usd, strict=True)
+    left = [c for c in costs if not gone.gone(c[0], c[1], c[2])]
+    state.cost_seq = [c[0] for c in left]
+    state.cost_ts = [c[1] for c in left]
+    state.cost_chat = [c[2] for c in left]
+    state.cost_usd = [c[3] for c in left]
+    for chat, (seq, ts) in list(state.in_flight_at.items()):
+        if gone.gone(seq, ts, chat):
+            del state.in_flight[chat], state.in_flight_at[chat]
+    recent = [
+        (o, c) for o, c in zip(state.recent_from, state.recent, strict=True) if not gone.gone(*o)
+    ]
+    state.recent_from = [o for o, _ in recent]
+    state.recent = [c for _, c in recent]
 
 
 def replies_last_hour(state: State, chat: str, now: float) -> int:
@@ -160,6 +214,7 @@ _HANDLERS: Handlers[State] = {
     LlmFailed: _failed,
     MessageSkipped: _skipped,
     MediaTranscribed: _transcribed,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("budget", State, apply, _HANDLERS)

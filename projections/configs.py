@@ -1,4 +1,9 @@
-"""The configuration in force: the latest ``ConfigLoaded`` and the hash before it."""
+"""The configuration in force: the latest ``ConfigLoaded``.
+
+A rotation keeps it (``projections.retention``); a ``Compacted`` that removed
+it all the same leaves no configuration known, as a fold of what is left
+would if no older one was kept.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from events.model import ConfigLoaded, Recorded
-from projections.base import Handlers, Projection, dispatcher
+from events.model import Compacted, ConfigLoaded, Recorded
+from projections.base import Handlers, Projection, dispatcher, removal
 
 
 class Loaded(msgspec.Struct, kw_only=True, gc=False):
@@ -20,19 +25,23 @@ class Loaded(msgspec.Struct, kw_only=True, gc=False):
 
 class State(msgspec.Struct, kw_only=True):
     latest: Loaded | None = None
-    previous_hash: str | None = None  # of the ConfigLoaded before ``latest``
 
 
 def _loaded(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
-    if state.latest is not None:
-        state.previous_hash = state.latest.hash
     state.latest = Loaded(seq=rec.seq, ts=rec.ts, hash=ev.hash, config=ev.config, path=ev.path)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    latest = state.latest
+    if gone is not None and latest is not None and gone.gone(latest.seq, latest.ts, ""):
+        state.latest = None
 
 
 def current(state: State) -> Loaded | None:
     return state.latest
 
 
-_HANDLERS: Handlers[State] = {ConfigLoaded: _loaded}
+_HANDLERS: Handlers[State] = {ConfigLoaded: _loaded, Compacted: _compacted}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("configs", State, apply, _HANDLERS)

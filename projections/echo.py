@@ -1,4 +1,10 @@
-"""The bot's recent sends per chat, so its own messages coming back are recognised."""
+"""The bot's recent sends per chat, so its own messages coming back are recognised.
+
+A ``Compacted`` drops the values whose latest send went. Which values a chat
+keeps past ``KEEP`` depends on how many came before: after a compaction a
+chat with more than ``KEEP`` sends may hold a few more or fewer than a fold
+of what is left would, all of them recent sends.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ from typing import Literal
 
 import msgspec
 
-from events.model import Recorded, ReplyPlanned, ReplySent
-from projections.base import Handlers, Projection, dispatcher
+from events.model import Compacted, Recorded, ReplyPlanned, ReplySent
+from projections.base import Handlers, Projection, dispatcher, removal
 
 KEEP = 50  # per chat and kind; an echo arrives within seconds, not 50 replies later
 _TRIM_AT = 2 * KEEP  # trimming in bulk keeps the per-send cost flat
@@ -19,10 +25,10 @@ Match = Literal["id", "text"]
 
 
 class Sent(msgspec.Struct, kw_only=True, gc=False):
-    # Ordered sets (dicts with None values): O(1) lookups, oldest evicted first;
-    # each holds the last KEEP to 2 * KEEP values.
-    wa_ids: dict[str, None] = {}
-    digests: dict[str, None] = {}
+    # Ordered sets (value -> (seq, ts) of its latest send): O(1) lookups, oldest
+    # evicted first; each holds the last KEEP to 2 * KEEP values.
+    wa_ids: dict[str, tuple[int, float]] = {}
+    digests: dict[str, tuple[int, float]] = {}
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -44,23 +50,26 @@ def digest(text: str) -> str:
     return f"{zlib.crc32(squeezed):08x}{len(squeezed):x}"
 
 
-def _remember(items: dict[str, None], value: str) -> None:
+def _remember(items: dict[str, tuple[int, float]], value: str, at: tuple[int, float]) -> None:
     items.pop(value, None)  # a repeat counts as the newest
-    items[value] = None
+    items[value] = at
     if len(items) > _TRIM_AT:
         for old in list(items)[: len(items) - KEEP]:
             del items[old]
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    text = digest(ev.text)
+    if not text and not ev.wa_id:
+        return
+    at = (rec.seq, rec.ts)
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
-    text = digest(ev.text)
     if text:
-        _remember(sent.digests, text)
+        _remember(sent.digests, text, at)
     if ev.wa_id:
-        _remember(sent.wa_ids, ev.wa_id)
+        _remember(sent.wa_ids, ev.wa_id, at)
 
 
 def _confirmed(state: State, rec: Recorded, ev: ReplySent) -> None:
@@ -69,7 +78,19 @@ def _confirmed(state: State, rec: Recorded, ev: ReplySent) -> None:
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
-    _remember(sent.wa_ids, ev.wa_id)
+    _remember(sent.wa_ids, ev.wa_id, (rec.seq, rec.ts))
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for chat, sent in list(state.chats.items()):
+        for items in (sent.wa_ids, sent.digests):
+            for value in [v for v, (seq, ts) in items.items() if gone.gone(seq, ts, chat)]:
+                del items[value]
+        if not sent.wa_ids and not sent.digests:
+            del state.chats[chat]
 
 
 def match(state: State, chat: str, msg_id: str, text: str) -> Match | None:
@@ -85,6 +106,10 @@ def match(state: State, chat: str, msg_id: str, text: str) -> Match | None:
     return None
 
 
-_HANDLERS: Handlers[State] = {ReplyPlanned: _planned, ReplySent: _confirmed}
+_HANDLERS: Handlers[State] = {
+    ReplyPlanned: _planned,
+    ReplySent: _confirmed,
+    Compacted: _compacted,
+}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("echo", State, apply, _HANDLERS)

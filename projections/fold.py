@@ -89,14 +89,27 @@ def dispatch_table(states: States, projections: Sequence[Projection[Any]] = ALL)
     return {t: tuple(handlers) for t, handlers in table.items()}
 
 
+def absorbs(projections: Sequence[Projection[Any]]) -> bool:
+    """Whether every one of ``projections`` drops what a ``Compacted`` says went."""
+    return all(Compacted in p.handlers for p in projections)
+
+
 def feed(
-    states: States, table: Table, records: Iterable[Recorded], refold_after: int | None = None
+    states: States,
+    table: Table,
+    records: Iterable[Recorded],
+    refold_after: int | None = None,
+    *,
+    absorbing: bool = True,
 ) -> Recorded | None:
     """Fold ``records`` through ``table``, advancing ``states.seq`` as it goes.
 
-    With ``refold_after`` set, stops after the first ``Compacted`` that removed
-    events and has a seq above it, and returns that record: events already
-    folded may be gone, so the caller must refold. Otherwise returns None.
+    Each projection absorbs a ``Compacted`` itself, dropping what it derived
+    from the events that went. With ``refold_after`` set, stops after the
+    first marker with a seq above it that removed events the folded state
+    cannot drop (a marker that does not say which events went, or projections
+    that do not absorb when ``absorbing`` is False) and returns that record:
+    the caller must refold. Otherwise returns None.
     """
     stop_after = _NEVER if refold_after is None else refold_after
     compacted = Compacted  # hot loop: locals only
@@ -108,7 +121,7 @@ def feed(
             for handler, state in table[kind]:
                 handler(state, rec, event)
             last = rec
-            if kind is compacted and rec.seq > stop_after and cast(Compacted, event).removed:
+            if kind is compacted and rec.seq > stop_after and _unabsorbed(event, absorbing):
                 return rec
     finally:
         if last is not None:
@@ -116,8 +129,13 @@ def feed(
     return None
 
 
+def _unabsorbed(event: Event, absorbing: bool) -> bool:
+    marker = cast(Compacted, event)
+    return bool(marker.removed) and (not absorbing or marker.keep is None)
+
+
 def fold(records: Iterable[Recorded], projections: Sequence[Projection[Any]] = ALL) -> States:
-    """The states after folding ``records`` from empty (no log, so no refolds)."""
+    """The states after folding ``records`` from empty (no log to refold from)."""
     states = States()
     feed(states, dispatch_table(states, projections), records)
     return states

@@ -1,11 +1,14 @@
-"""Replies planned but not yet confirmed sent: what the sender must (re)try."""
+"""Replies planned but not yet confirmed sent: what the sender must (re)try.
+
+A ``Compacted`` drops the entries whose plan went.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
-from events.model import Recorded, ReplyFailed, ReplyPlanned, ReplySent
-from projections.base import Handlers, Projection, dispatcher
+from events.model import Compacted, Recorded, ReplyFailed, ReplyPlanned, ReplySent
+from projections.base import Handlers, Projection, dispatcher, removal
 
 
 class Entry(msgspec.Struct, kw_only=True, gc=False):
@@ -38,11 +41,26 @@ def _failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
         entry.attempts += 1
 
 
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is not None:
+        state.planned = {
+            reply_id: entry
+            for reply_id, entry in state.planned.items()
+            if not gone.gone(entry.seq, entry.ts, entry.event.chat)
+        }
+
+
 def unsent(state: State) -> list[Entry]:
     """Planned replies with no confirmation or final failure, in log order."""
     return list(state.planned.values())
 
 
-_HANDLERS: Handlers[State] = {ReplyPlanned: _planned, ReplySent: _sent, ReplyFailed: _failed}
+_HANDLERS: Handlers[State] = {
+    ReplyPlanned: _planned,
+    ReplySent: _sent,
+    ReplyFailed: _failed,
+    Compacted: _compacted,
+}
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("outbox", State, apply, _HANDLERS)

@@ -6,12 +6,18 @@ before the LLM is asked replaces the text; a revoke marks the item, and the
 agent records the skip. A transcript or a document's text joins its item,
 so the turn (and its replay) reads it from here. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
-chat (the owner's own chat) before the LLM call must not. A rotation's marker
-retires what it kept but did not remove (see ``_compacted``).
+chat (the owner's own chat) before the LLM call must not.
+
+A ``Compacted`` drops the items whose message went, and the answers waiting
+for them. What a removed later event did to a surviving item (an edit, a
+skip) stays done: a compaction never brings back a message already decided.
+A rotation also retires what it kept but did not remove (a message that ties
+a person's ids): its decision may be gone, so a refold must not answer it again.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import msgspec
@@ -34,7 +40,7 @@ from events.model import (
     Recorded,
     ReplyPlanned,
 )
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Projection, dispatcher, removal
 
 Status = Literal["pending", "requested", "answered"]
 
@@ -71,6 +77,8 @@ class Completion(msgspec.Struct, kw_only=True, gc=False):
     content: str
     citations: list[Citation]
     seq: int
+    ts: float = 0.0
+    chat: str = ""
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -179,7 +187,7 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
             answered = True
     if answered:
         state.completions[ev.call_id] = Completion(
-            content=ev.content, citations=ev.citations, seq=rec.seq
+            content=ev.content, citations=ev.citations, seq=rec.seq, ts=rec.ts, chat=ev.chat
         )
 
 
@@ -202,21 +210,31 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         del state.chats[ev.chat]
 
 
-def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
-    """A message older than a rotation's cut-off is still here only because rotation
-    kept it (it ties a person's ids together): its decision may be gone, it is done."""
-    if ev.older_than is None:
-        return
-    for chat, items in list(state.chats.items()):
-        for msg_id in [i.msg_id for i in items.values() if i.ts < ev.older_than]:
-            del items[msg_id]
-        if not items:
-            del state.chats[chat]
-
-
 def _drop_call(items: dict[str, Item], call_id: str) -> None:
     for msg_id in [i.msg_id for i in items.values() if i.call_id == call_id]:
         del items[msg_id]
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    cut = ev.older_than if ev.older_than is not None else -math.inf
+    orphaned: set[str] = set()
+    for chat, items in list(state.chats.items()):
+        for item in [i for i in items.values() if i.ts < cut or gone.gone(i.seq, i.ts, i.chat)]:
+            del items[item.msg_id]
+            if item.call_id is not None:
+                orphaned.add(item.call_id)
+        if not items:
+            del state.chats[chat]
+    # The chat waiting longest first, as a fold of what is left would order them.
+    state.chats = dict(sorted(state.chats.items(), key=lambda kv: next(iter(kv[1].values())).seq))
+    waiting = {i.call_id for items in state.chats.values() for i in items.values()}
+    for call_id, done in list(state.completions.items()):
+        dropped = call_id in orphaned and call_id not in waiting
+        if dropped or gone.gone(done.seq, done.ts, done.chat):
+            del state.completions[call_id]
 
 
 def chats_with_work(state: State) -> list[str]:

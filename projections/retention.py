@@ -10,6 +10,11 @@ ids together are the aliases projection's ``teachers``.) Everything else older
 than the retention may go, so a rotation is a ``Selection`` (older than, keep
 these few) that the log evaluates on its own index, without reading events back.
 ``expiry`` is the other compaction a rotation may run: the texts of ended sessions.
+
+A ``Compacted`` drops the configs and the uses that went: the newest config
+left is then the one in force, and a config counts as used by the newest
+request left that was built with it. (A newest fact that went stays named in
+``newest``: keeping a seq that is gone keeps nothing.)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Collection
 import msgspec
 
 from events.model import (
+    Compacted,
     ConfigLoaded,
     LlmRequested,
     Recorded,
@@ -30,7 +36,7 @@ from events.model import (
 from events.protocol import Selection
 from events.units import DAY
 from projections import sessions
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Projection, dispatcher, removal
 from projections.budget import SPEND_WINDOW
 
 _SCHEDULED = ("vitality", "startup")  # the purposes whose newest plan the schedule reads
@@ -44,15 +50,40 @@ class State(msgspec.Struct, kw_only=True):
     # "status", "me_pn", "me_lid" -> [seq of the newest TransportStatus (naming that id)].
     newest: dict[str, list[int]] = {}
     scheduled: dict[str, str] = {}  # reply_id of the newest vitality/startup plan -> purpose
+    loaded_at: dict[int, float] = {}  # seq of each ConfigLoaded -> its ts
+    used_by: dict[str, dict[str, tuple[int, float]]] = {}  # hash -> chat -> newest request
 
 
 def _loaded(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
     state.latest_config = rec.seq
     state.configs.setdefault(ev.hash, []).append(rec.seq)
+    state.loaded_at[rec.seq] = rec.ts
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     state.last_used[ev.config_hash] = rec.ts
+    chats = state.used_by.get(ev.config_hash)
+    if chats is None:
+        chats = state.used_by[ev.config_hash] = {}
+    chats[ev.chat] = (rec.seq, rec.ts)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    loaded = {seq: ts for seq, ts in state.loaded_at.items() if not gone.gone(seq, ts, "")}
+    state.loaded_at = loaded
+    configs = {digest: [s for s in seqs if s in loaded] for digest, seqs in state.configs.items()}
+    state.configs = {digest: seqs for digest, seqs in configs.items() if seqs}
+    state.latest_config = max(loaded, default=0)
+    used_by = {}
+    for digest, chats in state.used_by.items():
+        left = {chat: at for chat, at in chats.items() if not gone.gone(at[0], at[1], chat)}
+        if left:
+            used_by[digest] = left
+    state.used_by = used_by
+    state.last_used = {d: max(ts for _, ts in chats.values()) for d, chats in used_by.items()}
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
@@ -129,6 +160,7 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _settled,
     ReplyFailed: _settled,
     TransportStatus: _status,
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
 PROJECTION = Projection("retention", State, apply, _HANDLERS)

@@ -1,4 +1,11 @@
-"""Keeps every projection current against the log: snapshot, tail, refold on compaction.
+"""Keeps every projection current against the log: snapshot, then the tail.
+
+A ``Compacted`` in the tail is absorbed: each projection drops what it derived
+from the events that went, so a compaction costs no refold, at start-up (the
+snapshot predates the marker) or while running. Only a marker that does not
+say which events went (recorded by an older version) needs the compacted log
+refolded: at once, or, with ``refold=False``, later by whoever owns the
+runner (``stale``; the daemon refolds in a worker thread meanwhile).
 
 Not thread-safe: one task owns a runner and calls ``catch_up`` when the log
 says there is more.
@@ -16,7 +23,16 @@ import msgspec
 from events.model import Recorded
 from events.protocol import LogReader, LogWriter
 from projections.base import Projection
-from projections.fold import ALL, SNAPSHOT_VERSION, States, decode, dispatch_table, encode, feed
+from projections.fold import (
+    ALL,
+    SNAPSHOT_VERSION,
+    States,
+    absorbs,
+    decode,
+    dispatch_table,
+    encode,
+    feed,
+)
 
 SNAPSHOT_NAME = "projections"
 Sink = Callable[[Iterator[Recorded]], Iterable[Recorded]]
@@ -49,30 +65,50 @@ class Runner:
         # A snapshot only fits runners folding the same projections.
         full = names == sorted(p.name for p in ALL)
         self._snapshot_name = SNAPSHOT_NAME if full else f"{SNAPSHOT_NAME}:{'+'.join(names)}"
+        self._absorbing = absorbs(self._projections)
         # Compactions at or below this seq happened before the current fold began.
         self._clean_upto = 0
+        self._stale = False
         self._adopt(States())
 
     @classmethod
-    def start(cls, log: LogReader, projections: Sequence[Projection[Any]] = ALL) -> Runner:
-        """Load the snapshot if there is a usable one, else fold from scratch; then catch up."""
+    def start(
+        cls, log: LogReader, projections: Sequence[Projection[Any]] = ALL, *, refold: bool = True
+    ) -> Runner:
+        """Load the snapshot if there is a usable one, else fold from scratch; then catch up.
+
+        ``refold=False``: a marker that needs a refold leaves the runner ``stale``.
+        """
         runner = cls(log, projections)
         if runner._restore():
-            runner._advance(_unchanged)
+            runner._advance(_unchanged, refold=refold)
         else:
             runner._refold(_unchanged)
         return runner
+
+    @classmethod
+    def refolded(cls, log: LogReader, projections: Sequence[Projection[Any]] = ALL) -> Runner:
+        """A runner folded from the start of the log, snapshot unused (a worker thread may call)."""
+        runner = cls(log, projections)
+        runner._refold(_unchanged)
+        return runner
+
+    @property
+    def stale(self) -> bool:
+        """Whether the states may hold facts a compaction removed: ``refolded`` replaces them."""
+        return self._stale
 
     @property
     def seq(self) -> int:
         """The last log position folded."""
         return self._states.seq
 
-    def catch_up(self) -> list[Recorded]:
+    def catch_up(self, *, refold: bool = True) -> list[Recorded]:
         """Fold everything appended since ``seq``; returns those new records in order.
 
-        A compaction that removed events means the folded state may include
-        deleted facts, so the states are rebuilt from the compacted log.
+        A marker that does not say which events went means the folded state
+        may include deleted facts: the states are rebuilt from the compacted
+        log, or with ``refold=False`` folding goes on and the runner is ``stale``.
         """
         old = self.seq
         new: list[Recorded] = []
@@ -84,11 +120,16 @@ class Runner:
                     new.append(rec)
                 yield rec
 
-        self._advance(collect)
+        self._advance(collect, refold=refold)
         return new
 
     def snapshot(self, into: LogWriter) -> None:
-        """Save every state and ``seq`` as one blob, so the next start skips the refold."""
+        """Save every state and ``seq`` as one blob, so the next start skips the refold.
+
+        Not while ``stale``: the next start would resume past the marker and never refold.
+        """
+        if self._stale:
+            return
         into.save_snapshot(self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states))
 
     @property
@@ -115,10 +156,18 @@ class Runner:
         self._adopt(states)
         return True
 
-    def _advance(self, sink: Sink) -> None:
+    def _advance(self, sink: Sink, *, refold: bool) -> None:
         records = sink(self._log.read(after=self.seq))
-        if feed(self._states, self._table, records, self._clean_upto) is not None:
+        marker = feed(
+            self._states, self._table, records, self._clean_upto, absorbing=self._absorbing
+        )
+        if marker is None:
+            return
+        if refold:
             self._refold(sink)
+            return
+        self._stale = True
+        feed(self._states, self._table, records)  # the rest of the same pass
 
     def _refold(self, sink: Sink) -> None:
         with _collector_paused():
@@ -128,6 +177,12 @@ class Runner:
         while True:
             self._adopt(States())
             self._clean_upto = self._log.last_seq()
+            self._stale = False
             records = sink(self._log.read())
-            if feed(self._states, self._table, records, self._clean_upto) is None:
+            if (
+                feed(
+                    self._states, self._table, records, self._clean_upto, absorbing=self._absorbing
+                )
+                is None
+            ):
                 return

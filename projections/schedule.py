@@ -7,6 +7,10 @@ The times are log times (``Recorded.ts``), so "did this run already happen"
 survives restarts. ``Compacted`` markers are never removed, so the last
 rotation survives every later compaction; rotation keeps the newest vitality
 and startup messages whatever the retention (``projections.retention``).
+
+A ``Compacted`` that removed the latest vitality or startup message resets
+that time to none, as a fold of what is left would (unless a rotation kept an
+older one); the day's replies that went are dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import msgspec
 
 from events.model import Compacted, Recorded, ReplyPlanned
 from events.units import DAY
-from projections.base import Handlers, Projection, dispatcher
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -26,23 +30,44 @@ class State(msgspec.Struct, kw_only=True):
     last_startup: float = 0.0  # ts of the newest startup ReplyPlanned (0: none)
     # ts of replies planned during the day before the newest one, oldest first.
     replies: list[float] = []
+    reply_from: list[tuple[int, str]] = []  # (seq, chat) of each of ``replies``
+    vitality_from: Origin | None = None
+    startup_from: Origin | None = None
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     if ev.purpose == "vitality":
         state.last_vitality = rec.ts
+        state.vitality_from = origin(rec)
     elif ev.purpose == "startup":
         state.last_startup = rec.ts
+        state.startup_from = origin(rec)
     elif ev.purpose == "reply":
         replies = state.replies
         replies.append(rec.ts)
+        state.reply_from.append((rec.seq, ev.chat))
         if replies[0] < rec.ts - DAY:
-            del replies[: bisect_left(replies, rec.ts - DAY)]
+            cut = bisect_left(replies, rec.ts - DAY)
+            del replies[:cut], state.reply_from[:cut]
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     if ev.reason == "rotation":
         state.last_rotation = rec.ts
+    gone = removal(ev)
+    if gone is None:
+        return
+    if state.vitality_from is not None and gone.gone(*state.vitality_from):
+        state.last_vitality, state.vitality_from = 0.0, None
+    if state.startup_from is not None and gone.gone(*state.startup_from):
+        state.last_startup, state.startup_from = 0.0, None
+    left = [
+        (ts, (seq, chat))
+        for ts, (seq, chat) in zip(state.replies, state.reply_from, strict=True)
+        if not gone.gone(seq, ts, chat)
+    ]
+    state.replies = [ts for ts, _ in left]
+    state.reply_from = [at for _, at in left]
 
 
 def replies_since(state: State, since: float) -> int:

@@ -3,6 +3,12 @@
 Expiry is not folded in: it depends on the clock and the configured mode, so
 callers ask ``live(..., now, mode, ...)`` and start a new session when it is None.
 
+A ``Compacted`` ends the sessions whose ``SessionStarted`` went (with their
+calls in flight) and drops the calls whose request went: the chat starts
+afresh, as a fold of what is left would have it. A surviving session keeps
+its turns (a rotation or a forget removes a session's events together with
+its start).
+
 Each session also knows the events that carry its words (``Texts``): the
 messages an LLM call took (with their edits, transcripts and documents read),
 the requests, the answers and the replies planned from them, so
@@ -38,7 +44,8 @@ from events.model import (
     ReplyPlanned,
     SessionStarted,
 )
-from projections.base import Handlers, Projection, dispatcher
+from events.protocol import Removal
+from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_MAX_MESSAGES = 10
 Reason = Literal["new", "expired", "config_changed", "reset"]
@@ -59,6 +66,7 @@ class Texts(msgspec.Struct, kw_only=True, gc=False):
     words: list[int] = []  # messages, edits, documents read, LLM requests
     counted: list[int] = []  # answers, replies and transcripts: the budget counts them a while
     last: float = 0.0  # ts of the newest (set when it stops growing: ended, attached)
+    chat: str = ""  # set when it stops being a session's: ended, attached
 
     def add(self, rec: Recorded, *, counted: bool = False) -> None:
         (self.counted if counted else self.words).append(rec.seq)
@@ -79,6 +87,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     reason: Reason
     turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
+    seq: int = 0  # of its SessionStarted
     texts: Texts = msgspec.field(default_factory=Texts)
 
 
@@ -88,6 +97,7 @@ class Call(msgspec.Struct, frozen=True, gc=False):
     session_id: str
     text: str
     msg_ids: tuple[str, ...] = ()
+    origin: Origin = (0, 0.0, "")  # of its LlmRequested
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -101,9 +111,7 @@ class State(msgspec.Struct, kw_only=True):
     attached: dict[str, Texts] = {}
     ended: dict[str, Texts] = {}  # session_id -> texts of a session a newer one replaced
     replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
-    # Answers and replies whose request went (with an ended session), and their ts.
-    orphans: list[int] = []
-    orphans_ts: list[float] = []
+    orphans: list[Origin] = []  # answers and replies whose request went (an ended session)
 
 
 def _key(chat: str, user: str) -> str:
@@ -123,6 +131,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
         ended = state.sessions.pop(old, None)
         if ended is not None and (ended.texts.words or ended.texts.counted):
             ended.texts.last = ended.last_activity
+            ended.texts.chat = ended.chat
             state.ended[old] = ended.texts
         for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
             del state.pending[call_id]
@@ -134,6 +143,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
         started_at=rec.ts,
         last_activity=rec.ts,
         reason=ev.reason,
+        seq=rec.seq,
     )
 
 
@@ -142,7 +152,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     if session is None:
         return
     text = ev.messages[-1].content if ev.messages else ""
-    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids))
+    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
     texts = session.texts
     words = texts.words
     words.append(rec.seq)
@@ -210,13 +220,13 @@ def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None
     """An edit or a document's text joins its message while no call has taken it."""
     key = _key(ev.chat, ev.msg_id)
     if key in state.waiting:
-        state.attached.setdefault(key, Texts()).add(rec)
+        state.attached.setdefault(key, Texts(chat=ev.chat)).add(rec)
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
     key = _key(ev.chat, ev.msg_id)
     if key in state.waiting:
-        state.attached.setdefault(key, Texts()).add(rec, counted=True)
+        state.attached.setdefault(key, Texts(chat=ev.chat)).add(rec, counted=True)
 
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
@@ -240,26 +250,6 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         del state.replying[call_id]
 
 
-def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
-    """What a rotation removed for age is forgotten here too, so nothing grows."""
-    cut = ev.older_than
-    if cut is None:
-        return
-    # Seqs follow log time: what waits from before the last removed event is as old.
-    for key in [k for k, seq in state.waiting.items() if seq < ev.before]:
-        del state.waiting[key]
-        state.attached.pop(key, None)
-    for texts in (state.attached, state.ended):
-        for key in [k for k, t in texts.items() if t.last < cut]:
-            del texts[key]
-    kept = [i for i, ts in enumerate(state.orphans_ts) if ts >= cut]
-    state.orphans = [state.orphans[i] for i in kept]
-    state.orphans_ts = [state.orphans_ts[i] for i in kept]
-    known = state.sessions.keys() | state.ended.keys() | {""}
-    for call_id in [c for c, s in state.replying.items() if s not in known]:
-        del state.replying[call_id]
-
-
 def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session config last
     state: State, now: float, mode: str, ttl_minutes: float, tz: str, counted_before: float
 ) -> frozenset[int]:
@@ -276,14 +266,70 @@ def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session c
         found.update(texts.words)
         if last < counted_before:
             found.update(texts.counted)
-    orphans = zip(state.orphans, state.orphans_ts, strict=True)
-    found.update(seq for seq, ts in orphans if ts < counted_before)
+    found.update(seq for seq, ts, _ in state.orphans if ts < counted_before)
     return frozenset(found)
 
 
 def _orphan(state: State, rec: Recorded) -> None:
-    state.orphans.append(rec.seq)
-    state.orphans_ts.append(rec.ts)
+    state.orphans.append(origin(rec))
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    ended = {
+        session_id
+        for session_id, session in state.sessions.items()
+        if gone.gone(session.seq, session.started_at, session.chat)
+    }
+    for session_id in ended:
+        del state.sessions[session_id]
+    state.current = {key: sid for key, sid in state.current.items() if sid not in ended}
+    state.pending = {
+        call_id: call
+        for call_id, call in state.pending.items()
+        if call.session_id not in ended and not gone.gone(*call.origin)
+    }
+    _absorb_texts(state, gone, ev.older_than is not None)
+
+
+def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:
+    """Drop the seqs that went from every ``Texts``: nothing grows, and expiry never
+    names an event twice. A rotation also retires the messages it kept waiting (a
+    message that ties a person's ids): as in the queue, they are done."""
+    for session in state.sessions.values():
+        _prune(session.texts, gone, session.chat)
+    for group in (state.ended, state.attached):
+        for key, texts in list(group.items()):
+            _prune(texts, gone, texts.chat)
+            if not texts.words and not texts.counted:
+                del group[key]
+    for key, seq in list(state.waiting.items()):
+        if (rotation and seq < gone.before) or _went(gone, seq, key.split("|", 1)[0]):
+            del state.waiting[key]
+            state.attached.pop(key, None)
+    state.orphans = [o for o in state.orphans if not gone.gone(*o)]
+    # Orphans' replies ("") are followed until the next compaction at most.
+    known = state.sessions.keys() | state.ended.keys()
+    for call_id in [c for c, s in state.replying.items() if s not in known]:
+        del state.replying[call_id]
+
+
+def _prune(texts: Texts, gone: Removal, chat: str) -> None:
+    texts.words = [seq for seq in texts.words if not _went(gone, seq, chat)]
+    texts.counted = [seq for seq in texts.counted if not _went(gone, seq, chat)]
+
+
+def _went(gone: Removal, seq: int, chat: str) -> bool:
+    """``gone.gone`` without the time: log order is time order, so below ``before``
+    every event is older than the cut-off."""
+    return (
+        seq < gone.before
+        and (gone.chats is None or chat in gone.chats)
+        and (gone.seqs is None or seq in gone.seqs)
+        and seq not in gone.keep
+    )
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:

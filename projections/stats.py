@@ -1,4 +1,19 @@
-"""Counts, costs and latencies for ``stats`` and health checks."""
+"""Counts, costs and latencies for ``stats`` and health checks.
+
+The counters are tallies of what the bot recorded, and a ``Compacted`` does
+not lower them (``compacted`` says how many events went): money spent stays
+spent, and a rotation only makes room. They are not exact counts of what
+the log holds now, which only a ``Compacted`` carrying every removed event
+could keep exact; a fold of the whole log (no snapshot fits) counts afresh
+from what is left. Two exceptions follow the log exactly:
+
+- a forget (a marker selecting whole chats) drops those chats' counts, and
+  their events from ``by_type`` and ``replies_sent``: nothing about a
+  forgotten chat stays, and a fold of what is left agrees;
+- the connection state is the latest ``TransportStatus`` left.
+
+The oldest event is the log's to say (``LogReader.read(limit=1)``).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +33,7 @@ from events.model import (
     ReplySent,
     TransportStatus,
 )
-from projections.base import Handler, Handlers, Projection, dispatcher
+from projections.base import Handler, Handlers, Origin, Projection, dispatcher, origin, removal
 
 LATENCIES = 1000  # the window p50/p95 are computed over
 
@@ -36,11 +51,10 @@ class State(msgspec.Struct, kw_only=True):
     # Ring buffer of the last LATENCIES latencies (ms); ``next_latency`` is the slot to overwrite.
     latencies: list[float] = []
     next_latency: int = 0
-    first_seq: int = 0  # oldest event still in the log (0: none yet)
-    first_ts: float = 0.0
     newest_ts: float = 0.0
     transport_state: str | None = None
     transport_detail: str = ""
+    transport_from: Origin | None = None
 
 
 def _count(state: State, rec: Recorded, ev: Event) -> None:
@@ -54,9 +68,6 @@ def _count(state: State, rec: Recorded, ev: Event) -> None:
     ts = rec.ts
     if ts > state.newest_ts:  # noqa: PLR1730 - a call to max() per event is measurable
         state.newest_ts = ts
-    if not state.first_seq:
-        state.first_seq = rec.seq
-        state.first_ts = ts
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
@@ -95,11 +106,29 @@ def _transport(state: State, rec: Recorded, ev: TransportStatus) -> None:
     _count(state, rec, ev)
     state.transport_state = ev.state
     state.transport_detail = ev.detail
+    state.transport_from = origin(rec)
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
-    _count(state, rec, ev)
+    gone = removal(ev)
+    if gone is not None and ev.chats is not None and ev.older_than is None and ev.seqs is None:
+        _forgotten(state, ev)
+    _count(state, rec, ev)  # the marker itself stays, in its chat
     state.compacted += ev.removed
+    if gone is None:
+        return
+    if state.transport_from is not None and gone.gone(*state.transport_from):
+        state.transport_state, state.transport_detail, state.transport_from = None, "", None
+
+
+def _forgotten(state: State, ev: Compacted) -> None:
+    """Drop the counts of the chats a forget removed whole."""
+    counted = sum(state.by_chat.pop(chat, 0) for chat in ev.chats or ())
+    # Only what this state counted comes off: a fold of the compacted log never saw them.
+    if counted and counted == ev.removed:
+        for name, n in ev.by_type.items():
+            state.by_type[name] = state.by_type.get(name, 0) - n
+        state.replies_sent -= ev.by_type.get(ReplySent.__name__, 0)
 
 
 def percentile(state: State, q: float) -> float | None:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.codec import CorruptEvent, decode, encode, type_name
-from events.model import EVENT_TYPES, AnyEvent, Event
+from events.model import EVENT_TYPES, AnyEvent, Compacted, Event
+from events.protocol import Selection, removal
 
 # JSON has no NaN or infinity (msgspec writes them as null): events hold finite floats.
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -48,3 +49,17 @@ def test_catalogue_is_the_tagged_union() -> None:
 def test_undecodable_bodies_raise_one_error(body: str) -> None:
     with pytest.raises(CorruptEvent, match="undecodable event body"):
         decode(body)
+
+
+def test_a_marker_from_an_older_version_decodes_and_says_it_cannot_tell_what_went() -> None:
+    old = '{"type":"Compacted","chat":"","reason":"forget","before":9,"removed":4}'
+    marker = decode(old)
+    assert isinstance(marker, Compacted)
+    assert (marker.before, marker.removed, marker.keep, marker.chats) == (9, 4, None, None)
+    assert removal(marker) is None  # so the runner refolds
+    new = Selection(chats=frozenset({"a@s.whatsapp.net"})).marker("forget", [(3, "X", "a")])
+    assert new is not None
+    again = decode(encode(new))
+    assert isinstance(again, Compacted)
+    assert again == new
+    assert removal(again) is not None

@@ -3,6 +3,7 @@
 from typing import Any
 
 from events.model import AnyEvent, MessageReceived, Recorded
+from events.protocol import Selection
 from projections import aliases
 from projections.fold import fold
 
@@ -39,7 +40,7 @@ def test_phone_jid_becomes_canonical_when_learnt_later():
     assert aliases.forms(state, LID2) == {PN, LID, LID2}
 
 
-def test_first_seen_form_wins_without_a_phone_jid():
+def test_without_a_phone_jid_the_least_form_is_canonical():
     state = folded(msg(GROUP, LID2, is_group=True), msg(GROUP, LID, LID2, is_group=True))
     assert aliases.canonical(state, LID) == LID2
 
@@ -60,3 +61,36 @@ def test_unknown_and_invalid_ids_are_their_own():
     state = folded()
     assert aliases.canonical(state, "4917099") == "4917099@s.whatsapp.net"
     assert aliases.forms(state, "not a jid") == {"not a jid"}
+
+
+def test_without_a_phone_jid_the_order_seen_does_not_matter():
+    one = folded(msg(GROUP, LID, is_group=True), msg(GROUP, LID2, LID, is_group=True))
+    other = folded(msg(GROUP, LID2, is_group=True), msg(GROUP, LID, LID2, is_group=True))
+    assert aliases.canonical(one, LID) == aliases.canonical(other, LID) == LID2
+
+
+def forget(state_events: list[AnyEvent], chat: str) -> aliases.State:
+    """Fold ``state_events``, then a forget of ``chat`` (absorbed, not refolded)."""
+    records = [Recorded(i, 1000.0 + i, e) for i, e in enumerate(state_events, 1)]
+    gone = [r for r in records if r.chat == chat]
+    marker = Selection(chats=frozenset({chat})).marker(
+        "forget", [(r.seq, type(r.event).__name__, r.chat) for r in gone]
+    )
+    assert marker is not None
+    records.append(Recorded(len(records) + 1, 2000.0, marker))
+    return fold(records, [aliases.PROJECTION]).aliases
+
+
+def test_forgetting_a_chat_drops_the_links_only_it_showed():
+    events: list[AnyEvent] = [msg(GROUP, LID, PN, is_group=True), msg(LID2, LID2)]
+    state = forget(events, GROUP)
+    assert aliases.canonical(state, LID) == LID  # only the group tied it to the phone
+    assert aliases.forms(state, PN) == {PN}
+    assert aliases.canonical(state, LID2) == LID2
+
+
+def test_a_link_another_chat_showed_survives_a_forget():
+    events: list[AnyEvent] = [msg(GROUP, LID, PN, is_group=True), msg(PN, PN, LID)]
+    state = forget(events, GROUP)
+    assert aliases.canonical(state, LID) == PN
+    assert aliases.forms(state, LID) == {PN, LID}

@@ -1,9 +1,15 @@
-"""Property: a snapshot is a faithful cache, and the combined fold equals each apply."""
+"""Property: a snapshot is a faithful cache, the combined fold equals each apply, and
+absorbing a compaction equals folding what it left."""
 
-from hypothesis import given, settings
+import os
+from typing import Any
+
+import msgspec
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from events.model import (
+    AnyEvent,
     ChatTurn,
     Citation,
     Compacted,
@@ -11,16 +17,22 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
     MessageReceived,
     MessageSkipped,
+    OwnerAlerted,
     Recorded,
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    TranscriptionFailed,
     TransportStatus,
     Usage,
 )
+from events.protocol import CompactReason, Selection, removal
+from events.units import DAY
+from projections import alerts, budget, retention, sessions, stats
 from projections.fold import ALL, decode, dispatch_table, encode, feed, fold
 
 # Small pools make events refer to each other (same chats, messages, calls).
@@ -50,9 +62,14 @@ events = st.one_of(
         from_me=st.booleans(),
         is_group=st.booleans(),
         mentions=st.lists(people, max_size=2),
+        via=st.none() | people,
+        chat_alt=st.none() | people,
     ),
     st.builds(
-        MessageSkipped, chat=chats, msg_id=msg_ids, reason=st.sampled_from(["echo", "takeover"])
+        MessageSkipped,
+        chat=chats,
+        msg_id=msg_ids,
+        reason=st.sampled_from(["echo", "takeover", "budget"]),
     ),
     st.builds(
         SessionStarted,
@@ -101,7 +118,23 @@ events = st.one_of(
         sent_at=st.just(0.0),
     ),
     st.builds(ReplyFailed, chat=chats, reply_id=reply_ids, error=st.just("x"), final=st.booleans()),
-    st.builds(TransportStatus, state=st.sampled_from(["connected", "qr"])),
+    st.builds(
+        TransportStatus,
+        state=st.sampled_from(["connected", "qr", "logged_out"]),
+        me_pn=st.none() | st.sampled_from(["491700@s.whatsapp.net"]),
+        me_lid=st.none() | st.sampled_from(["70@lid", "71@lid"]),
+    ),
+    st.builds(
+        TranscriptionFailed, chat=chats, msg_id=msg_ids, error=st.just("x"), final=st.booleans()
+    ),
+    st.builds(
+        MediaTranscribed, chat=chats, msg_id=msg_ids, text=texts, model=st.just("w"), cost_usd=maybe
+    ),
+    st.builds(
+        OwnerAlerted,
+        kind=st.sampled_from(["logged_out", "budget", "llm_failing", "transcription_failing"]),
+        ok=st.booleans(),
+    ),
     st.builds(
         Compacted, reason=st.just("rotation"), before=st.integers(1, 50), removed=st.integers(0, 9)
     ),
@@ -139,3 +172,197 @@ def test_combined_fold_equals_each_projection_applied_alone(records):
         for rec in records:
             state = projection.apply(state, rec)
         assert state == getattr(combined, projection.name), projection.name
+
+
+# -- absorbing a compaction ---------------------------------------------------
+#
+# The law: folding a history and then its Compacted (each projection drops what
+# it derived from the removed events) gives the states a fold of what is left
+# (plus the marker) gives. Histories are made coherent first, as the daemon's
+# are: a message, session, call or reply id is recorded once, ids belong to one
+# chat, a request names the config in force. Each projection's docstring states
+# where it deliberately differs; ``_view`` compares the rest and the rule tests
+# below check the difference.
+
+_IDS = ("msg_id", "call_id", "session_id", "reply_id", "in_reply_to", "wa_id")
+_UNIQUE = {
+    MessageReceived: "msg_id",
+    SessionStarted: "session_id",
+    LlmRequested: "call_id",
+    ReplyPlanned: "reply_id",
+}
+
+
+def _coherent(records: list[Recorded]) -> list[Recorded]:
+    used: set[tuple[str, str]] = set()
+    config = "h0"
+    kept = []
+    for rec in records:
+        event = rec.event
+        if isinstance(event, ConfigLoaded):
+            config = f"h{event.config['session_memory']['max_messages']}"
+            event = msgspec.structs.replace(event, hash=config)
+        elif event.chat:
+            event = _in_chat(event, event.chat)
+        if isinstance(event, LlmRequested):
+            event = msgspec.structs.replace(event, config_hash=config)
+        field = _UNIQUE.get(type(event))
+        if field is not None:
+            key = (type(event).__name__, getattr(event, field))
+            if key in used:
+                continue
+            used.add(key)
+        kept.append(Recorded(rec.seq, rec.ts, event))
+    return kept
+
+
+def _in_chat(event: AnyEvent, chat: str) -> AnyEvent:
+    """Ids of other events' kinds and of other chats never collide: namespace them."""
+    changes: dict[str, Any] = {}
+    for name in _IDS:
+        value = getattr(event, name, None)
+        if value:
+            changes[name] = f"{chat}/{value}"
+    triggers: list[str] = getattr(event, "trigger_ids", [])
+    if triggers:
+        changes["trigger_ids"] = [f"{chat}/{m}" for m in triggers]
+    return msgspec.structs.replace(event, **changes)
+
+
+def _forget(records: list[Recorded], data: st.DataObject) -> tuple[CompactReason, Selection]:
+    chat = data.draw(chats)
+    return "forget", Selection(chats=frozenset({chat}))
+
+
+def _rotation(records: list[Recorded], data: st.DataObject) -> tuple[CompactReason, Selection]:
+    """What the scheduler's rotation selects: older than a cut-off but the configs still needed."""
+    cutoff = data.draw(st.floats(records[0].ts, records[-1].ts + 1))
+    keep = retention.kept(fold(records, [retention.PROJECTION]).retention, cutoff)
+    return "rotation", Selection(older_than=cutoff, keep=keep)
+
+
+def _seqs(records: list[Recorded], data: st.DataObject) -> tuple[CompactReason, Selection]:
+    """An explicit list: one chat's events before a time (as an expiry of old sessions)."""
+    chat = data.draw(chats)
+    upto = data.draw(st.integers(0, records[-1].seq))
+    seqs = frozenset(r.seq for r in records if r.chat == chat and r.seq <= upto)
+    return "expiry", Selection(seqs=seqs)
+
+
+def _compacted(
+    records: list[Recorded], reason: CompactReason, selection: Selection
+) -> tuple[list[Recorded], Recorded] | None:
+    """What is left of ``records`` and the marker, as a log would record them."""
+    gone = [r for r in records if selection.matches(r)]
+    event = selection.marker(reason, [(r.seq, type(r.event).__name__, r.chat) for r in gone])
+    if event is None:
+        return None
+    marker = Recorded(records[-1].seq + 1, records[-1].ts, event)
+    return [r for r in records if not selection.matches(r)], marker
+
+
+def _view(name: str, state: Any, newest: float) -> Any:
+    """What a projection's law compares; the deliberate differences are tested on their own."""
+    if name == "alerts":  # see _alerts_absorbed
+        return None
+    if name == "stats":  # tallies survive compactions (see projections.stats)
+        return (state.transport_state, state.transport_from, state.compacted, state.newest_ts)
+    if name == "budget":  # swept at the same time; recent costs checked apart
+        swept = msgspec.structs.replace(state, recent=[], recent_from=[])
+        swept = decode_budget(encode_budget(swept))
+        swept.newest = newest
+        budget._sweep(swept)
+        return msgspec.structs.replace(swept, swept_at=0.0)
+    if name == "schedule":  # the day's replies, as asked at or after the newest event
+        left = [
+            (t, at)
+            for t, at in zip(state.replies, state.reply_from, strict=True)
+            if t >= newest - DAY
+        ]
+        return msgspec.structs.replace(state, replies=left, reply_from=[])
+    if name == "sessions":  # what expiry follows: see _texts_absorbed
+        return _without_texts(state)
+    return state
+
+
+def _without_texts(state: sessions.State) -> sessions.State:
+    plain = {
+        sid: msgspec.structs.replace(s, texts=sessions.Texts()) for sid, s in state.sessions.items()
+    }
+    return msgspec.structs.replace(
+        state, sessions=plain, waiting={}, attached={}, ended={}, replying={}, orphans=[]
+    )
+
+
+def _texts_absorbed(state: sessions.State, left: list[Recorded]) -> None:
+    """What expiry may remove names only events still there: nothing dangles, nothing grows.
+
+    (A refold may follow more of the events left: those the absorbed state no
+    longer follows go with the retention instead.)
+    """
+    followed = [*state.waiting.values(), *(seq for seq, _, _ in state.orphans)]
+    texts = [s.texts for s in state.sessions.values()]
+    for t in [*texts, *state.ended.values(), *state.attached.values()]:
+        followed.extend([*t.words, *t.counted])
+    assert set(followed) <= {r.seq for r in left}
+
+
+def _alerts_absorbed(state: alerts.State, marker: Compacted) -> None:
+    """Nothing owed, settled or failing because of an event that went."""
+    gone = removal(marker)
+    assert gone is not None
+    causes = [
+        *state.owed_from.values(),
+        *state.settled_from.values(),
+        *state.failing,
+        *state.unheard_from,
+    ]
+    assert not [cause for cause in causes if gone.gone(*cause)]
+    assert state.owed.keys() == state.owed_from.keys()
+    assert (state.failures, state.unheard) == (len(state.failing), len(state.unheard_from))
+
+
+def _stats_absorbed(
+    ours: stats.State, theirs: stats.State, before: stats.State, reason: str
+) -> None:
+    """A forget's counts are a refold's; otherwise the tallies are those before the marker."""
+    if reason == "forget":
+        assert (ours.by_type, ours.by_chat) == (theirs.by_type, theirs.by_chat)
+        assert ours.replies_sent == theirs.replies_sent
+        return
+    marker = {**before.by_type, "Compacted": before.by_type["Compacted"] + 1}
+    assert (ours.by_type, ours.cost_usd, ours.latencies) == (
+        marker,
+        before.cost_usd,
+        before.latencies,
+    )
+    assert (ours.replies_sent, ours.llm_failures) == (before.replies_sent, before.llm_failures)
+
+
+encode_budget = msgspec.msgpack.encode
+decode_budget = msgspec.msgpack.Decoder(budget.State).decode
+
+
+@settings(max_examples=int(os.environ.get("WABOT_LAW_EXAMPLES", "300")), deadline=None)
+@given(logs(), st.sampled_from([_forget, _rotation, _seqs]), st.data())
+def test_absorbing_a_compaction_equals_folding_what_is_left(raw, select, data):
+    records = _coherent(raw)
+    assume(records)
+    reason, selection = select(records, data)
+    compacted = _compacted(records, reason, selection)
+    if compacted is None:
+        return  # nothing selected: no marker
+    left, marker = compacted
+    absorbed, refolded = fold([*records, marker]), fold([*left, marker])
+    newest = records[-1].ts
+    for projection in ALL:
+        name = projection.name
+        ours, theirs = getattr(absorbed, name), getattr(refolded, name)
+        assert _view(name, ours, newest) == _view(name, theirs, newest), name
+    assert isinstance(marker.event, Compacted)
+    _alerts_absorbed(absorbed.alerts, marker.event)
+    _texts_absorbed(absorbed.sessions, left)
+    _stats_absorbed(absorbed.stats, refolded.stats, fold(records).stats, reason)
+    # The estimate keeps the recent costs left; a refold may reach further back.
+    kept = absorbed.budget.recent_from
+    assert refolded.budget.recent_from[len(refolded.budget.recent_from) - len(kept) :] == kept

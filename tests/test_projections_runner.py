@@ -1,12 +1,20 @@
-"""The runner against a real SQLite log: snapshots, catch-up and refolds on compaction."""
+"""The runner against a real SQLite log: snapshots, catch-up, compactions absorbed or refolded."""
 
+import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from events.model import LlmRequested, MessageReceived, MessageSkipped, Recorded, TransportStatus
+from events.model import (
+    Compacted,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    TransportStatus,
+)
 from events.protocol import Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock
@@ -21,8 +29,9 @@ BOB = "491702222222@s.whatsapp.net"
 class CountingLog(SQLiteLog):
     """Records where each read started, to tell a snapshot start from a refold."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, clock=FakeClock())
+    def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
+        super().__init__(path, clock=clock or FakeClock())
+        self.path = path
         self.reads: list[int] = []
 
     def read(
@@ -85,27 +94,62 @@ def test_unusable_snapshots_are_ignored(log):
     assert log.reads == [0]
 
 
-def test_compaction_refolds_from_the_compacted_log(log):
+def test_a_compaction_is_absorbed_without_reading_the_log_again(log):
     log.append(msg(1), msg(2, BOB), msg(3))
     runner = Runner.start(log)
     runner.snapshot(log)
     marker = log.compact("forget", Selection(chats=frozenset({ALICE})))
     assert marker is not None
     later = log.append(msg(4, BOB))
+    log.reads.clear()
     assert runner.catch_up() == [marker, *later]
+    assert log.reads == [3]  # the tail only: no refold
     assert queue.chats_with_work(runner.states.queue) == [BOB]
     assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m4"]
-    assert runner.states.stats.first_seq == 2
     assert_current(runner, log)
-    # A start from the pre-compaction snapshot must refold as well.
-    assert_current(Runner.start(log), log)
+    # A start from the pre-compaction snapshot absorbs the marker in its tail.
+    log.reads.clear()
+    restarted = Runner.start(log)
+    assert log.reads == [3]
+    assert restarted.states == runner.states
 
 
-def test_refold_reports_only_records_the_caller_has_not_seen(log):
+def test_start_after_a_rotation_folds_the_tail_and_never_rereads_the_log(tmp_path):
+    clock = FakeClock()
+    log = CountingLog(tmp_path / "rotated.db", clock=clock)
+    log.append(*[msg(n) for n in range(50)], TransportStatus(state="connected", me_lid="7@lid"))
+    clock.advance(86400)
+    log.append(msg(99, BOB))
+    Runner.start(log).snapshot(log)
+    cutoff = clock.now - 3600
+    kept = next(r.seq for r in log.read() if isinstance(r.event, TransportStatus))
+    marker = log.compact("rotation", Selection(older_than=cutoff, keep=frozenset({kept})))
+    assert marker is not None
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.removed == 50
+    log.reads.clear()
+    runner = Runner.start(log)
+    assert 0 not in log.reads  # no refold
+    assert [i.msg_id for i in queue.pending(runner.states.queue, ALICE)] == []
+    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m99"]
+    assert runner.states.identity.me_lid == "7@lid"  # its event was kept
+    assert not runner.stale
+    log.close()
+
+
+def _legacy_forget(log: CountingLog, chat: str) -> None:
+    """What an older version did: delete a chat's events, record a marker that lists nothing."""
+    with sqlite3.connect(log.path) as db:
+        removed = db.execute("DELETE FROM events WHERE chat = ?", (chat,)).rowcount
+        last = db.execute("SELECT max(seq) FROM events").fetchone()[0]
+    log.append(Compacted(reason="forget", before=last + 1, removed=removed))
+
+
+def test_a_marker_that_does_not_say_what_went_is_refolded(log):
     log.append(msg(1), msg(2))
     runner = Runner.start(log)
     first = log.append(msg(3, BOB))
-    marker = log.compact("forget", Selection(chats=frozenset({ALICE})))
+    _legacy_forget(log, ALICE)
     last = log.append(
         LlmRequested(
             chat=BOB,
@@ -118,8 +162,31 @@ def test_refold_reports_only_records_the_caller_has_not_seen(log):
             config_hash="h",
         )
     )
-    assert runner.catch_up() == [*first, marker, *last]
+    log.reads.clear()
+    new = runner.catch_up()
+    assert log.reads[-1] == 0  # refolded
+    assert [r.seq for r in new] == [first[0].seq, first[0].seq + 1, last[0].seq]
     assert_current(runner, log)
+
+
+def test_without_refolding_a_runner_goes_on_stale_and_saves_no_snapshot(log):
+    log.append(msg(1), msg(2, BOB))
+    runner = Runner.start(log)
+    runner.snapshot(log)
+    _legacy_forget(log, ALICE)
+    log.append(msg(3, BOB))
+    runner.catch_up(refold=False)
+    assert runner.stale
+    # The old state goes on: it still holds the removed message, and the new one.
+    assert [i.msg_id for i in queue.pending(runner.states.queue, ALICE)] == ["m1"]
+    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m3"]
+    runner.snapshot(log)
+    saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+    assert saved is not None
+    assert saved[0] == 2  # still the one from before the marker: a start refolds
+    fresh = Runner.refolded(log)
+    assert not fresh.stale
+    assert_current(fresh, log)
 
 
 def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
@@ -148,4 +215,7 @@ def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
             assert getattr(states, name) == getattr(before, name), name
         assert states.stats.transport_state == "connected"
         assert states.stats.compacted == 3
-    assert runner.states == from_snapshot.states == after_full
+    assert runner.states == from_snapshot.states
+    # The stats tallies are what was recorded; a fold of what is left counts less.
+    assert runner.states.stats.by_type["TransportStatus"] == 4
+    assert after_full.stats.by_type["TransportStatus"] == 1

@@ -26,6 +26,7 @@ from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import Live, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
+from projections import queue
 from projections.fold import fold
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -280,12 +281,15 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
 
     assert await bot.tick(start + 23 * HOUR) == start + DAY
     assert bot.rotations() == []
+    assert [i.msg_id for i in queue.pending(bot.live.view.queue, ALICE)] == ["M1"]
 
     assert await bot.tick(start + DAY) == start + 2 * DAY
     [marker] = bot.rotations()
     assert isinstance(marker.event, Compacted)
     assert marker.event.by_type == {"MessageReceived": 1}
-    assert bot.live.view.stats.by_type["MessageReceived"] == 0  # refolded
+    # Absorbed: the rotated message is no longer waiting for a decision.
+    assert queue.pending(bot.live.view.queue, ALICE) == []
+    assert bot.live.view.stats.compacted == 1
 
     bot.restart(start + 30 * HOUR)
     assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY

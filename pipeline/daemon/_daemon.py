@@ -111,6 +111,7 @@ class Daemon:
         try:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
+                tg.start_soon(self.live.keep_current)
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
                 tg.start_soon(self.pulse.run_agent, self.agent.run)

@@ -4,24 +4,36 @@ Appends run in a worker thread so a slow fsync never stalls the loop, and
 concurrent appends from different chats group-commit in the log. After each
 append the projections are caught up on the loop thread, so whoever appended
 sees the consequences at once; the runner is only ever touched from the loop.
-Every commit, from whichever thread, wakes each ``Waker`` handed out here.
+Every commit, from whichever thread, wakes each ``Waker`` handed out here,
+and so does a refold's swap.
+
+A compaction is absorbed by the projections as it is caught up. Only a marker
+recorded by an older version (it does not say what went) needs the log
+refolded: ``keep_current`` does that in a worker thread while the loop goes
+on answering from the old view, then swaps the new states in and catches up
+the tail on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
 
 from events.model import AnyEvent, Recorded
-from events.protocol import Keyed, LogWriter
+from events.protocol import Keyed, LogError, LogWriter
+from pipeline.logs import get_logger
 from projections.fold import States
 from projections.runner import Runner
 
 # A start after a crash refolds from the last snapshot: keep that tail short.
 SNAPSHOT_EVERY = 10_000
+RETRY_REFOLD = 60.0  # seconds before a failed refold is tried again
+
+log = get_logger("wabot.live")
 
 
 class Waker:
@@ -48,11 +60,13 @@ class Waker:
 class Live:
     def __init__(self, log: LogWriter, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = log
-        self._runner = Runner.start(log)
+        self._runner = Runner.start(log, refold=False)
         self._wakers: list[Waker] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._snapshot_every = snapshot_every
         self._snapshot_seq = self._runner.seq
+        self._reported = self._runner.seq  # the last record catch_up returned
+        self._went_stale: Waker | None = None
 
     @property
     def view(self) -> States:
@@ -64,12 +78,44 @@ class Live:
         self.catch_up()
         return recs
 
+    @property
+    def stale(self) -> bool:
+        """Whether ``view`` may still hold facts a compaction removed (a refold is due)."""
+        return self._runner.stale
+
     def catch_up(self) -> list[Recorded]:
-        new = self._runner.catch_up()
+        """Fold what was appended since; returns the records not returned before."""
+        new = [r for r in self._runner.catch_up(refold=False) if r.seq > self._reported]
+        if new:
+            self._reported = new[-1].seq
+        if self._runner.stale and self._went_stale is not None:
+            self._went_stale.wake()
         if self._runner.seq - self._snapshot_seq >= self._snapshot_every:
-            self._runner.snapshot(self.log)
+            self._runner.snapshot(self.log)  # not while stale
             self._snapshot_seq = self._runner.seq
         return new
+
+    async def keep_current(self) -> None:
+        """Run for the daemon's life: refold whenever the view went stale."""
+        self._went_stale = Waker()
+        while True:
+            if not self._runner.stale:
+                await self._went_stale.wait(math.inf)
+                continue
+            try:
+                await self.refold()
+            except LogError as exc:
+                # The old view serves on; the next commit or a minute brings another try.
+                log.warning("refold_failed", error=str(exc))
+                await self._went_stale.wait(RETRY_REFOLD)
+
+    async def refold(self) -> None:
+        """Fold the whole log in a worker thread, serving the old view meanwhile; then swap."""
+        fresh = await anyio.to_thread.run_sync(Runner.refolded, self.log)
+        self._runner = fresh
+        self._snapshot_seq = min(self._snapshot_seq, fresh.seq)
+        self.catch_up()  # the tail appended while the worker folded
+        self._wake_all()  # the view changed: whoever waits on it looks again
 
     def waker(self) -> Waker:
         """A waker woken by every commit from now on."""

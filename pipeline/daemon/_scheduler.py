@@ -153,7 +153,7 @@ class Scheduler:
             view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
         )
         marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
-        self.live.catch_up()  # the runner refolds what is left
+        self.live.catch_up()  # each projection drops what the marker says went
         if rotation_cfg.drop_expired_sessions:
             await self._drop_expired(now)
         if self.media is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from events.protocol import LogReader
 from events.units import DAY
 from pipeline.config import ConfigError, config_from_dict
 from pipeline.tools._args import iso
@@ -65,8 +66,9 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     transport: Transport
 
 
-def report(states: States, now: float, log_bytes: int, names: Mapping[str, str]) -> Report:
-    """Everything ``stats`` shows, from the folded states at ``now``."""
+def report(states: States, now: float, log: LogReader, names: Mapping[str, str]) -> Report:
+    """Everything ``stats`` shows, from the folded states at ``now`` and the ``log`` they fold."""
+    oldest = next(iter(log.read(limit=1)), None)
     s = states.stats
     midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     chats = sorted(s.by_chat.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -85,11 +87,11 @@ def report(states: States, now: float, log_bytes: int, names: Mapping[str, str])
             p50=stats.percentile(s, 50), p95=stats.percentile(s, 95), samples=len(s.latencies)
         ),
         log=LogInfo(
-            bytes=log_bytes,
+            bytes=log.size_bytes(),
             last_seq=states.seq,
-            oldest_seq=s.first_seq or None,
-            oldest_at=iso(s.first_ts) if s.first_seq else None,
-            newest_at=iso(s.newest_ts) if s.first_seq else None,
+            oldest_seq=oldest.seq if oldest else None,
+            oldest_at=iso(oldest.ts) if oldest else None,
+            newest_at=iso(s.newest_ts) if oldest else None,
             compacted=s.compacted,
         ),
         transport=Transport(state=s.transport_state, detail=s.transport_detail),
@@ -135,7 +137,7 @@ def report_text(r: Report) -> str:
 def run_stats(store: Path | Where, *, as_json: bool, now: float) -> int:
     with open_tool_reader(store) as log:
         states = Runner.start(log).states
-        result = report(states, now, log.size_bytes(), entity_names(states))
+        result = report(states, now, log, entity_names(states))
     if as_json:
         print(msgspec.json.encode(result).decode())
     else:

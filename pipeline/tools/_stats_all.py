@@ -64,8 +64,8 @@ def collect(place: Path | Where, now: float) -> AllReport:
 
 def _one(log: LogReader, now: float) -> tuple[Report, int, States]:
     states = Runner.start(log).states
-    size = log.size_bytes()
-    return report(states, now, size, entity_names(states)), size, states
+    result = report(states, now, log, entity_names(states))
+    return result, result.log.bytes, states
 
 
 def _owner(states: States) -> str:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Self
 
-from events.model import AnyEvent, Compacted, Recorded
-from events.protocol import CompactReason, Keyed, Selection
+from events.compaction import Tally
+from events.model import AnyEvent, Recorded
+from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
 
@@ -99,7 +100,10 @@ class MemoryLog:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
+        """All at once under the lock: one chunk, reported to ``progress``."""
         with self._changed:
             doomed = [r for r in self._events if selection.matches(r)]
             if not doomed:
@@ -107,17 +111,10 @@ class MemoryLog:
             gone = {r.seq for r in doomed}
             self._events = [r for r in self._events if r.seq not in gone]
             self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
-            by_type: dict[str, int] = {}
-            for rec in doomed:
-                name = type(rec.event).__name__
-                by_type[name] = by_type.get(name, 0) + 1
-            marker = Compacted.of(
-                reason,
-                by_type,
-                doomed[-1].seq,
-                chat=selection.marker_chat,
-                older_than=selection.older_than,
-            )
+            tally = Tally(progress)
+            tally.add([(r.seq, type(r.event).__name__) for r in doomed], 0.0)
+            marker = tally.marker(reason, selection)
+            assert marker is not None
             recorded = self._append_locked((marker,))[0]
         self._published()
         return recorded

@@ -131,14 +131,17 @@ class Queries:
         self.load_snapshot = sql["load_snapshot"]
         self.size = sql["size"]
 
-    def delete(self, log: int, selection: Selection, chunk: int) -> tuple[str, tuple[object, ...]]:
-        """One chunk of a compaction: the first ``chunk`` selected events, oldest first."""
+    def delete(
+        self, log: int, selection: Selection, after: int, top: int, chunk: int
+    ) -> tuple[str, tuple[object, ...]]:
+        """One chunk of a compaction: the first ``chunk`` selected events in ``(after, top]``."""
         where, args = _where(selection)
         s = self.schema
         return (
             f"DELETE FROM {s}.events WHERE log_id = %s AND seq IN (SELECT seq FROM {s}.events"
-            f" WHERE log_id = %s AND {where} ORDER BY seq LIMIT %s) RETURNING seq, type",
-            (log, log, *args, chunk),
+            f" WHERE log_id = %s AND seq > %s AND seq <= %s AND {where} ORDER BY seq LIMIT %s)"
+            " RETURNING seq, type",
+            (log, log, after, top, *args, chunk),
         )
 
 

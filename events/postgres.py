@@ -37,17 +37,24 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from events.codec import encode, type_name
-from events.model import AnyEvent, Compacted, Recorded
+from events.compaction import Pacer, Tally
+from events.model import AnyEvent, Recorded
 from events.pg_landed import Batch, backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
 from events.pg_sql import US, record
-from events.protocol import CompactReason, Keyed, LogError, LogUnavailable, Selection
+from events.protocol import (
+    CompactReason,
+    Keyed,
+    LogError,
+    LogUnavailable,
+    Progress,
+    Selection,
+)
 
 __all__ = ["PostgresLog", "PostgresReader"]
 
 Synchronous = Literal["NORMAL", "FULL"]
-_COMPACT_CHUNK = 1000  # rows deleted per transaction: appends interleave between chunks
 _COPY_FROM = 16  # rows from which COPY's three round trips beat one INSERT ... SELECT unnest
 _Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
 RETRY_FOR = 30.0  # seconds an append waits for a database that went away (None: until closed)
@@ -310,30 +317,34 @@ class PostgresLog(PostgresReader):
 
     # -- compaction and snapshots ---------------------------------------
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
         """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        Deletes never touch the counter row, so appends go on meanwhile. A crash
-        midway leaves the log correct (what went was meant to go) with no
-        marker; compacting again removes the rest and records it.
+        Deletes lock only the rows they delete, never the counter row, so
+        appends go on meanwhile and readers see what is left, in order. Each
+        chunk starts past the last one (a keyset), so it never walks over
+        the rows earlier chunks left dead for VACUUM. A crash midway leaves
+        the log correct (what went was meant to go) with no marker;
+        compacting again removes the rest and records it.
         """
-        by_type: dict[str, int] = {}
-        last = 0
+        top = self.last_seq()
+        pacer, tally = Pacer(), Tally(progress)
+        after = 0
         while True:
-            sql, args = self._q.delete(self._log, selection, _COMPACT_CHUNK)
+            sql, args = self._q.delete(self._log, selection, after, top, pacer.size)
             with self._writer.use(self.where) as conn:
-                rows = conn.execute(sql, args).fetchall()
-            for seq, kind in rows:
-                by_type[kind] = by_type.get(kind, 0) + 1
-                last = max(last, int(seq))
-            if len(rows) < _COMPACT_CHUNK:
+                started = time.perf_counter()
+                rows = [(int(seq), str(kind)) for seq, kind in conn.execute(sql, args).fetchall()]
+                held = time.perf_counter() - started
+            if not rows:
                 break
-        if not by_type:
-            return None
-        marker = Compacted.of(
-            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
-        )
-        return self.append(marker)[0]
+            after = max(seq for seq, _ in rows)
+            tally.add(rows, held)
+            pacer.took(len(rows), held)
+        marker = tally.marker(reason, selection)
+        return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""

@@ -37,6 +37,16 @@ class Keyed(NamedTuple):
     key: str
 
 
+class Chunk(NamedTuple):
+    """Progress of a compaction, reported after each chunk is committed."""
+
+    removed: int  # events removed so far by this compaction
+    held: float  # seconds the chunk's transaction took (SQLite: the write lock held)
+
+
+Progress = Callable[[Chunk], None]
+
+
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
     """Which events a compaction removes: those meeting every condition given.
 
@@ -107,8 +117,16 @@ class LogWriter(LogReader, Protocol):
         """Append a burst atomically; an existing key's slot holds the earlier event."""
         ...
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
-        """Remove the selected events and record one ``Compacted``; None if none matched."""
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
+        """Remove the selected events and record one ``Compacted``; None if none matched.
+
+        Only events that exist when it starts are selected. The events go in
+        short chunks (``progress`` hears of each) that appends interleave with;
+        the marker is written once, after the last. A crash midway leaves the
+        log correct without a marker: compacting again removes the rest.
+        """
         ...
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:

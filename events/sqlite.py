@@ -9,9 +9,11 @@ whichever caller takes the write lock first commits every queued batch in one
 ``BEGIN IMMEDIATE`` transaction (leader/follower), so there is one writer per
 process without a thread hand-off on the uncontended path. Each batch stays
 contiguous and is all-or-nothing. Across processes SQLite's write lock and
-``busy_timeout`` serialise transactions; ``AUTOINCREMENT`` keeps ``seq`` from
-ever being reused after compaction. Compaction deletes in short transactions,
-so appends from this process or another interleave with it.
+writers that find it taken wait their turn (``sqlite_turn``) for up to
+``busy_timeout``; ``AUTOINCREMENT`` keeps ``seq`` from ever being reused after
+compaction. Compaction deletes in short transactions and lets waiting writers
+go first before each, so appends from this process or another interleave
+with it and none waits for long.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
+import msgspec
+
 from events.codec import encode, type_name
-from events.model import AnyEvent, Compacted, Recorded
+from events.compaction import Pacer, Tally
+from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
-from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
+from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
 from events.sqlite_schema import (
     BY_KEY,
     INSERT,
@@ -40,11 +45,14 @@ from events.sqlite_schema import (
     sequence,
     where,
 )
+from events.sqlite_turn import Turnstile, begin
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
-_COMPACT_CHUNK = 1000  # rows deleted per transaction: the write lock is held briefly
+_YIELD_FOR = 0.1  # at most this long a compaction waits for this process's queued appends
+_YIELD_POLL = 0.0005
+DELETE = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq, type"
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
 
 _T = TypeVar("_T")
@@ -143,10 +151,19 @@ class SQLiteLog(SQLiteReader):
             tighten(*(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")))
         except OSError as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc.strerror})") from exc
+        self._busy_timeout = busy_timeout
         self._writer = self._connect(busy_timeout, synchronous)
         self._reader = self._connect(busy_timeout, synchronous)
-        with self._writer:
-            self._writer.executescript(SCHEMA)
+        try:
+            with self._writer:
+                self._writer.executescript(SCHEMA)
+            # From here on writers wait in turn (sqlite_turn), not in SQLite's busy handler.
+            self._writer.execute("PRAGMA busy_timeout=0")
+            self._turnstile = Turnstile(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            self._writer.close()
+            self._reader.close()
+            raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -241,7 +258,7 @@ class SQLiteLog(SQLiteReader):
 
     def _in_transaction(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
         cur = self._writer.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        begin(cur, self._turnstile, self._busy_timeout)
         try:
             result = work(cur)
         except BaseException:
@@ -287,46 +304,75 @@ class SQLiteLog(SQLiteReader):
 
     # -- compaction and snapshots ---------------------------------------
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
         """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        Between chunks the write lock is free, so appends never wait long. A
-        crash midway leaves the log correct (what went was meant to go) with
-        no marker; compacting again removes the rest and records it.
+        The rows to delete are found by reads on a connection of their own,
+        outside the write lock; the lock is held only to delete a chunk of
+        known seqs (about ``TARGET`` seconds). Before each chunk, appends
+        waiting in this process or another go first (``sqlite_turn``), so none
+        waits for more than about one chunk. A crash midway leaves the log
+        correct (what went was meant to go) with no marker; compacting again
+        removes the rest and records it.
         """
         condition, args = where(selection)
-        sql = (
-            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {condition}"
-            " ORDER BY seq LIMIT ?) RETURNING seq, type"
+        pick = (
+            f"SELECT seq FROM events WHERE seq > ? AND seq <= ? AND {condition}"
+            " ORDER BY seq LIMIT ?"
         )
-        by_type: dict[str, int] = {}
-        last = 0
-        while True:
-            with self._write_lock:
-                try:
-                    rows = self._in_transaction(
-                        lambda cur: cur.execute(sql, (*args, _COMPACT_CHUNK)).fetchall()
-                    )
-                except sqlite3.Error as exc:
-                    raise _as_log_error(exc) from exc
-            for seq, kind in rows:
-                by_type[kind] = by_type.get(kind, 0) + 1
-                last = max(last, int(seq))
-            if len(rows) < _COMPACT_CHUNK:
-                break
-        if not by_type:
-            return None
-        marker = Compacted.of(
-            reason, by_type, last, chat=selection.marker_chat, older_than=selection.older_than
-        )
-        return self.append(marker)[0]
+        top = self.last_seq()
+        pacer, tally = Pacer(), Tally(progress)
+        scanner = self._connect(self._busy_timeout, "NORMAL")
+        turn = Turnstile(self.path)
+        try:
+            after = 0
+            while seqs := [s for (s,) in scanner.execute(pick, (after, top, *args, pacer.size))]:
+                after = seqs[-1]
+                self._let_appends_in(turn)
+                rows, held = self._delete(seqs)
+                tally.add(rows, held)
+                pacer.took(len(seqs), held)
+        except sqlite3.Error as exc:
+            raise _as_log_error(exc) from exc
+        finally:
+            scanner.close()
+            turn.close()
+        marker = tally.marker(reason, selection)
+        return None if marker is None else self.append(marker)[0]
+
+    def _let_appends_in(self, turn: Turnstile) -> None:
+        """Appends queued in this process, then those waiting in others, go before a chunk."""
+        deadline = time.monotonic() + _YIELD_FOR
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(_YIELD_POLL)
+        turn.let_in()
+
+    def _delete(self, seqs: list[int]) -> tuple[list[tuple[int, str]], float]:
+        """Delete these rows (seqs are never reused: they are still the selected events)."""
+        arg = msgspec.json.encode(seqs).decode()
+        with self._write_lock:
+            cur = self._writer.cursor()
+            begin(cur, self._turnstile, self._busy_timeout)
+            started = time.perf_counter()
+            try:
+                rows = cur.execute(DELETE, (arg,)).fetchall()
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return [(int(seq), str(kind)) for seq, kind in rows], time.perf_counter() - started
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""
         with self._write_lock:
-            self._writer.execute(
-                "INSERT OR REPLACE INTO snapshots (name, version, seq, state) VALUES (?, ?, ?, ?)",
-                (name, version, seq, state),
+            self._in_transaction(
+                lambda cur: cur.execute(
+                    "INSERT OR REPLACE INTO snapshots (name, version, seq, state)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, version, seq, state),
+                )
             )
 
     def close(self) -> None:
@@ -336,6 +382,7 @@ class SQLiteLog(SQLiteReader):
         with self._write_lock, self._read_lock:
             self._writer.close()
             self._reader.close()
+            self._turnstile.close()
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from events.compaction import Tally
-from events.model import AnyEvent, Recorded
+from events.model import AnyEvent, MessageReceived, Recorded
 from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
@@ -82,6 +82,16 @@ class MemoryLog:
     def chats(self) -> set[str]:
         with self._changed:
             return {r.chat for r in self._events if r.chat}
+
+    def media(self) -> set[str]:
+        with self._changed:
+            return {
+                r.event.media.sha256
+                for r in self._events
+                if isinstance(r.event, MessageReceived)
+                and r.event.media is not None
+                and r.event.media.sha256
+            }
 
     def size_bytes(self) -> int:
         """Nothing is stored anywhere: zero."""

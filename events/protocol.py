@@ -97,6 +97,13 @@ class LogReader(Protocol):
         """Every chat with at least one event."""
         ...
 
+    def media(self) -> set[str]:
+        """The ``media.sha256`` every message still in the log names (its stored files).
+
+        Answered by the backend (an index), not by decoding the log.
+        """
+        ...
+
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
 
     def size_bytes(self) -> int:

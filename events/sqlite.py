@@ -35,6 +35,7 @@ from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Sel
 from events.sqlite_schema import (
     BY_KEY,
     INSERT,
+    MEDIA,
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
@@ -109,6 +110,9 @@ class SQLiteReader:
 
     def chats(self) -> set[str]:
         return {chat for (chat,) in self._fetch("SELECT DISTINCT chat FROM events", ()) if chat}
+
+    def media(self) -> set[str]:
+        return {str(sha) for (sha,) in self._fetch(MEDIA, ())}
 
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         rows = self._fetch(SNAPSHOT, (name, version))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from events.model import Compacted, MessageReceived, Recorded
+from events.model import Compacted, Media, MessageReceived, Recorded
 from events.protocol import Keyed, LogReader, LogWriter, Selection
 
 
@@ -73,6 +73,11 @@ def appending(log: LogWriter, chat: str, *, threads: int = 2) -> Iterator[list[R
     assert errors == [], errors
     assert appended, "no append went in"
     appended.sort(key=lambda r: r.seq)
+
+
+def with_media(n: int, sha256: str, chat: str = "491701111111@s.whatsapp.net") -> MessageReceived:
+    media = Media(kind="image", mime="image/png", size=5, sha256=sha256)
+    return MessageReceived(chat=chat, msg_id=f"media{n}", sender=chat, kind="image", media=media)
 
 
 def _factory(spec: str) -> Callable[..., LogWriter]:
@@ -148,6 +153,20 @@ class ReaderContract:
             assert len(list(reader.read(chats=["1@s.whatsapp.net"]))) == 2500
             assert [r.seq for r in reader.read(after=10, limit=3)] == [11, 12, 13]
             assert len(list(reader.read(limit=4500))) == 4500
+
+    def test_reader_names_the_media_messages_still_refer_to(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        one, two = "a" * 64, "b" * 64
+        log.append(
+            with_media(1, one, chat="1@s.whatsapp.net"),
+            with_media(2, two, chat="2@s.whatsapp.net"),
+            with_media(3, "", chat="2@s.whatsapp.net"),  # nothing was stored
+            message(4, tag='"media":{'),  # the words, not an attachment
+        )
+        with self.reader(log, tmp_path / "events.db") as reader:
+            assert reader.media() == {one, two}
+            log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
+            assert reader.media() == {one}
 
     def test_reader_loads_the_newest_snapshot_of_a_version(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
@@ -324,5 +343,6 @@ __all__ = [
     "compacted",
     "compactor_command",
     "message",
+    "with_media",
     "writer_command",
 ]

@@ -25,13 +25,13 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-import msgspec
-
 from events.codec import encode, type_name
-from events.compaction import Pacer, Tally
+from events.compaction import Tally
 from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
+from events.sqlite_checkpoint import Checkpointer
+from events.sqlite_compact import compact_rows
 from events.sqlite_schema import (
     BY_KEY,
     INSERT,
@@ -44,16 +44,12 @@ from events.sqlite_schema import (
     record,
     scan,
     sequence,
-    where,
 )
 from events.sqlite_turn import Turnstile, begin
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
-_YIELD_FOR = 0.1  # at most this long a compaction waits for this process's queued appends
-_YIELD_POLL = 0.0005
-DELETE = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq, type"
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
 
 _T = TypeVar("_T")
@@ -156,14 +152,18 @@ class SQLiteLog(SQLiteReader):
         except OSError as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc.strerror})") from exc
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
         self._writer = self._connect(busy_timeout, synchronous)
         self._reader = self._connect(busy_timeout, synchronous)
         try:
             with self._writer:
                 self._writer.executescript(SCHEMA)
-            # From here on writers wait in turn (sqlite_turn), not in SQLite's busy handler.
+            # From here on writers wait in turn (sqlite_turn), not in SQLite's busy handler,
+            # and leave checkpoints to a thread of their own (sqlite_checkpoint).
             self._writer.execute("PRAGMA busy_timeout=0")
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._turnstile = Turnstile(self.path)
+            self._checkpointer = Checkpointer(self.path, synchronous)
         except (sqlite3.Error, OSError) as exc:
             self._writer.close()
             self._reader.close()
@@ -230,6 +230,7 @@ class SQLiteLog(SQLiteReader):
             return
         for batch in group:
             batch.done = True
+        self._checkpointer.wrote(sum(len(b.result) for b in group))
         self._published(max((r.seq for b in group for r in b.result), default=self._last))
 
     def _insert_all(self, cur: sqlite3.Cursor, group: list[_Batch]) -> None:
@@ -313,60 +314,28 @@ class SQLiteLog(SQLiteReader):
     ) -> Recorded | None:
         """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        The rows to delete are found by reads on a connection of their own,
-        outside the write lock; the lock is held only to delete a chunk of
-        known seqs (about ``TARGET`` seconds). Before each chunk, appends
-        waiting in this process or another go first (``sqlite_turn``), so none
-        waits for more than about one chunk. A crash midway leaves the log
-        correct (what went was meant to go) with no marker; compacting again
-        removes the rest and records it.
+        Chunks of about ``TARGET`` seconds on a connection of its own, letting
+        waiting appends go first and checkpointing after itself
+        (``sqlite_compact``). A crash midway leaves the log correct (what
+        went was meant to go) with no marker; compacting again removes the
+        rest and records it.
         """
-        condition, args = where(selection)
-        pick = (
-            f"SELECT seq FROM events WHERE seq > ? AND seq <= ? AND {condition}"
-            " ORDER BY seq LIMIT ?"
-        )
-        top = self.last_seq()
-        pacer, tally = Pacer(), Tally(progress)
-        scanner = self._connect(self._busy_timeout, "NORMAL")
-        turn = Turnstile(self.path)
+        tally = Tally(progress)
         try:
-            after = 0
-            while seqs := [s for (s,) in scanner.execute(pick, (after, top, *args, pacer.size))]:
-                after = seqs[-1]
-                self._let_appends_in(turn)
-                rows, held = self._delete(seqs)
-                tally.add(rows, held)
-                pacer.took(len(seqs), held)
+            compact_rows(
+                self.path,
+                selection,
+                tally,
+                top=self.last_seq(),
+                busy_timeout=self._busy_timeout,
+                synchronous=self._synchronous,
+                write_lock=self._write_lock,
+                waiting=lambda: bool(self._pending),
+            )
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
-        finally:
-            scanner.close()
-            turn.close()
         marker = tally.marker(reason, selection)
         return None if marker is None else self.append(marker)[0]
-
-    def _let_appends_in(self, turn: Turnstile) -> None:
-        """Appends queued in this process, then those waiting in others, go before a chunk."""
-        deadline = time.monotonic() + _YIELD_FOR
-        while self._pending and time.monotonic() < deadline:
-            time.sleep(_YIELD_POLL)
-        turn.let_in()
-
-    def _delete(self, seqs: list[int]) -> tuple[list[tuple[int, str]], float]:
-        """Delete these rows (seqs are never reused: they are still the selected events)."""
-        arg = msgspec.json.encode(seqs).decode()
-        with self._write_lock:
-            cur = self._writer.cursor()
-            begin(cur, self._turnstile, self._busy_timeout)
-            started = time.perf_counter()
-            try:
-                rows = cur.execute(DELETE, (arg,)).fetchall()
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-            return [(int(seq), str(kind)) for seq, kind in rows], time.perf_counter() - started
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""
@@ -387,6 +356,7 @@ class SQLiteLog(SQLiteReader):
             self._writer.close()
             self._reader.close()
             self._turnstile.close()
+        self._checkpointer.close()
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

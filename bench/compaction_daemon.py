@@ -72,7 +72,7 @@ def _replies(
     store = private_dir(folder / "store")
     shutil.copyfile(master / DB_NAME, store / DB_NAME)
     config = app_config(CHATS)
-    interval = ROTATE_AFTER if rotate else 1000 * DAY
+    interval = ROTATE_AFTER if rotate else 300 * DAY
     config["rotation"] = {
         "retention_days": (time.time() + interval - cutoff) / DAY,
         "interval_hours": interval / HOUR,

@@ -139,16 +139,18 @@ class Queries:
         self.size = sql["size"]
 
     def delete(
-        self, log: int, selection: Selection, after: int, top: int, chunk: int
+        self, log: int, selection: Selection, after: int, upto: int
     ) -> tuple[str, tuple[object, ...]]:
-        """One chunk of a compaction: the first ``chunk`` selected events in ``(after, top]``."""
+        """One chunk of a compaction: the selected events among positions ``(after, upto]``.
+
+        A range of the primary key, not "the first N selected": with ``LIMIT``
+        PostgreSQL may sort a scan of the whole log for every chunk.
+        """
         condition, args = where(selection)
-        s = self.schema
         return (
-            f"DELETE FROM {s}.events WHERE log_id = %s AND seq IN (SELECT seq FROM {s}.events"
-            f" WHERE log_id = %s AND seq > %s AND seq <= %s AND {condition} ORDER BY seq LIMIT %s)"
-            " RETURNING seq, type",
-            (log, log, after, top, *args, chunk),
+            f"DELETE FROM {self.schema}.events WHERE log_id = %s AND seq > %s AND seq <= %s"
+            f" AND {condition} RETURNING seq, type",
+            (log, after, upto, *args),
         )
 
 

@@ -324,25 +324,26 @@ class PostgresLog(PostgresReader):
 
         Deletes lock only the rows they delete, never the counter row, so
         appends go on meanwhile and readers see what is left, in order. Each
-        chunk starts past the last one (a keyset), so it never walks over
-        the rows earlier chunks left dead for VACUUM. A crash midway leaves
-        the log correct (what went was meant to go) with no marker;
-        compacting again removes the rest and records it.
+        chunk is the next range of positions (sized by ``Pacer``), so it never
+        walks over the rows earlier chunks left dead for VACUUM. A crash
+        midway leaves the log correct (what went was meant to go) with no
+        marker; compacting again removes the rest and records it.
         """
         top = self.last_seq()
         pacer, tally = Pacer(), Tally(progress)
-        after = 0
-        while True:
-            sql, args = self._q.delete(self._log, selection, after, top, pacer.size)
+        first = self._fetch(self._q.read, (self._log, 0, 1))
+        after = int(first[0][0]) - 1 if first else top  # earlier compactions left a gap
+        while after < top:
+            upto = min(top, after + pacer.size)
+            sql, args = self._q.delete(self._log, selection, after, upto)
             with self._writer.use(self.where) as conn:
                 started = time.perf_counter()
                 rows = [(int(seq), str(kind)) for seq, kind in conn.execute(sql, args).fetchall()]
                 held = time.perf_counter() - started
-            if not rows:
-                break
-            after = max(seq for seq, _ in rows)
-            tally.add(rows, held)
-            pacer.took(len(rows), held)
+            if rows:
+                tally.add(rows, held)
+            pacer.took(upto - after, held)
+            after = upto
         marker = tally.marker(reason, selection)
         return None if marker is None else self.append(marker)[0]
 

@@ -48,11 +48,8 @@ def main() -> None:
     parser.add_argument("--pg-url")
     parser.add_argument("--pg-schema")
     parser.add_argument("--pg-name")
-    parser.add_argument("--no-autocheckpoint", action="store_true")
     args = parser.parse_args()
     log = _open(args)
-    if args.no_autocheckpoint:
-        log._writer.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[attr-defined]
     stop = threading.Event()
 
     def until_stdin_closes() -> None:

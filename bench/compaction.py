@@ -118,9 +118,9 @@ def _tool(ws: Workspace, master: Path, now: float) -> Timed:
     """``python -m pipeline compact``'s work, in this process (the appender is another)."""
     store = _copy(ws, master, f"{NAME}-tool")
 
-    def tool() -> tuple[int, float]:
+    def tool() -> tuple[int, float | None]:
         said = compact(store, now)  # "removed N events older than ..."
-        return int(said.split()[1]), 0.0
+        return int(said.split()[1]), None
 
     return beside_appender(["--db", str(store / DB_NAME)], tool)
 

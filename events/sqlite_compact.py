@@ -28,6 +28,7 @@ from events.sqlite_turn import Turnstile, begin
 
 __all__ = ["compact_rows"]
 
+_Rows = list[tuple[int, str]]  # (seq, type) of events
 _CACHE_KIB = 32 * 1024  # the chunks revisit index pages: keep them for this compaction
 _CHECKPOINT_ROWS = 100_000  # rows deleted between two checkpoints: a WAL of at most ~200 MB
 _YIELD_FOR = 0.1  # at most this long a chunk waits for this process's queued appends
@@ -50,41 +51,81 @@ def compact_rows(
     ``write_lock`` is the log's in-process writer lock and ``waiting`` says
     whether appends of this process are queued for it.
     """
-    condition, args = where(selection)
-    pick = f"SELECT seq FROM events WHERE seq > ? AND seq <= ? AND {condition} ORDER BY seq LIMIT ?"
-    delete = f"DELETE FROM events WHERE seq > ? AND seq <= ? AND {condition} RETURNING seq, type"
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    turn = Turnstile(path)
+    chunks = _Chunks(path, selection, busy_timeout, synchronous)
     try:
-        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0"):
-            conn.execute(f"PRAGMA {pragma}")
-        conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         pacer = Pacer()
         after = unchecked = 0
-        while seqs := [s for (s,) in conn.execute(pick, (after, top, *args, pacer.size))]:
-            _let_in(turn, waiting)
+        while picked := chunks.pick(after, top, pacer.size):
+            _let_in(chunks.turn, waiting)
             with write_lock:
-                conn.execute("PRAGMA busy_timeout=0")  # wait in turn, not in SQLite's handler
-                begin(conn.cursor(), turn, busy_timeout)
-                started = time.perf_counter()
-                try:
-                    rows = conn.execute(delete, (after, seqs[-1], *args)).fetchall()
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                held = time.perf_counter() - started
-                conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+                rows, held = chunks.delete(after, picked)
             unchecked += len(rows)
             if unchecked >= _CHECKPOINT_ROWS:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                chunks.checkpoint()
                 unchecked = 0
-            after = seqs[-1]
-            tally.add([(int(seq), str(kind)) for seq, kind in rows], held)
-            pacer.took(len(seqs), held)
+            after = picked[-1][0]
+            tally.add(rows, held)
+            pacer.took(len(picked), held)
     finally:
-        conn.close()
-        turn.close()
+        chunks.close()
+
+
+class _Chunks:
+    """The compaction's connection (its own cache, no checkpoint in a commit) and statements."""
+
+    def __init__(
+        self, path: Path, selection: Selection, busy_timeout: float, synchronous: str
+    ) -> None:
+        condition, self._args = where(selection)
+        span = f"FROM events WHERE seq > ? AND seq <= ? AND {condition}"
+        self._pick = f"SELECT seq, type {span} ORDER BY seq LIMIT ?"
+        self._delete = f"DELETE {span}"
+        self._returning = f"{self._delete} RETURNING seq, type"
+        self._busy_timeout = busy_timeout
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.turn = Turnstile(path)
+        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+
+    def pick(self, after: int, top: int, size: int) -> _Rows:
+        """The next ``size`` selected events after ``after``: read outside the write lock."""
+        found = self._conn.execute(self._pick, (after, top, *self._args, size))
+        return [(int(seq), str(kind)) for seq, kind in found]
+
+    def delete(self, after: int, picked: _Rows) -> tuple[_Rows, float]:
+        """Delete the selected events up to the last picked; returns them and the time held.
+
+        Rows only ever leave a range below the log's end, so the range holds
+        what was picked unless another compaction took some meanwhile: then
+        this chunk is done again, saying exactly which went.
+        """
+        span = (after, picked[-1][0], *self._args)
+        self._conn.execute("PRAGMA busy_timeout=0")  # wait in turn, not in SQLite's handler
+        try:
+            begin(self._conn.cursor(), self.turn, self._busy_timeout)
+            started = time.perf_counter()
+            try:
+                gone = self._conn.execute(self._delete, span).rowcount
+                if gone != len(picked):
+                    self._conn.execute("ROLLBACK")
+                    begin(self._conn.cursor(), self.turn, self._busy_timeout)
+                    gone_now = self._conn.execute(self._returning, span)
+                    picked = [(int(seq), str(kind)) for seq, kind in gone_now]
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return picked, time.perf_counter() - started
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+
+    def checkpoint(self) -> None:
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+        self.turn.close()
 
 
 def _let_in(turn: Turnstile, waiting: Callable[[], bool]) -> None:

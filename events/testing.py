@@ -249,6 +249,28 @@ class LogContract(ReaderContract):
         assert marker is not None
         assert [r.seq for r in log.read()] == sorted([marker.seq, *(r.seq for r in appended)])
 
+    def test_two_compactions_at_once_count_each_event_once(self, tmp_path: Path) -> None:
+        """Racing compactions of the same events: each marker says exactly what it removed."""
+        log = self.make(tmp_path / "events.db")
+        for start in range(0, 20_000, 5000):
+            log.append(*(message(i, chat="1@s.whatsapp.net") for i in range(start, start + 5000)))
+        kept = log.append(message(0, chat="2@s.whatsapp.net"))
+        markers: list[Recorded | None] = []
+        forget = Selection(chats=frozenset({"1@s.whatsapp.net"}))
+        threads = [
+            threading.Thread(target=lambda: markers.append(log.compact("forget", forget)))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        done = [compacted(m) for m in markers if m is not None]
+        assert sum(m.removed for m in done) == 20_000
+        assert sum(m.by_type["MessageReceived"] for m in done) == 20_000
+        left = [r for r in log.read() if not isinstance(r.event, Compacted)]
+        assert left == kept
+
     def test_duplicate_key_adds_no_row(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
         first = log.append(Keyed(message(1), "chat/M1"))[0]

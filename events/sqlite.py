@@ -30,7 +30,7 @@ from events.compaction import Tally
 from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
-from events.sqlite_checkpoint import Checkpointer
+from events.sqlite_checkpoint import EVERY, Checkpointer
 from events.sqlite_compact import compact_rows
 from events.sqlite_schema import (
     BY_KEY,
@@ -347,6 +347,7 @@ class SQLiteLog(SQLiteReader):
                     (name, version, seq, state),
                 )
             )
+            self._checkpointer.wrote(EVERY)  # a snapshot is megabytes: copy it back soon
 
     def close(self) -> None:
         with self._changed:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-__all__ = ["Checkpointer"]
+__all__ = ["EVERY", "Checkpointer"]
 
 EVERY = 2000  # events written between two checkpoints: about SQLite's 1000 pages
 

@@ -55,7 +55,8 @@ def compact_rows(
     try:
         pacer = Pacer()
         after = unchecked = 0
-        while picked := chunks.pick(after, top, pacer.size):
+        size = pacer.size
+        while picked := chunks.pick(after, top, size):
             _let_in(chunks.turn, waiting)
             with write_lock:
                 rows, held = chunks.delete(after, picked)
@@ -65,7 +66,10 @@ def compact_rows(
                 unchecked = 0
             after = picked[-1][0]
             tally.add(rows, held)
+            if len(picked) < size:
+                break  # that read went to ``top``: a last one would find nothing
             pacer.took(len(picked), held)
+            size = pacer.size
     finally:
         chunks.close()
 

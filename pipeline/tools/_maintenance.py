@@ -63,7 +63,7 @@ def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] 
     where = as_where(store)
     number = chosen_number(where) if is_postgres(where.url) else None
     media = MediaStore.of(where.store, number)
-    return media.sweep(referenced_media(log.read()), doomed=doomed)
+    return media.sweep(log.media(), doomed=doomed)
 
 
 def _files(swept: int) -> str:

@@ -36,7 +36,8 @@ class CountingReads:
     def read(self, after: int = 0, **kw: Any) -> Iterator[Recorded]:
         if after == 0 and kw.get("chats") is None:
             self.full_reads += 1
-        return self._log.read(after, **kw)
+        records: Iterator[Recorded] = self._log.read(after, **kw)
+        return records
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)

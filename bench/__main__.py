@@ -21,6 +21,7 @@ from pathlib import Path
 import msgspec
 
 from bench import (
+    compaction,
     concurrency,
     debounce,
     fold,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     pg_daemons.NAME: pg_daemons.run,
     soak.NAME: soak.run,
     media.NAME: media.run,
+    compaction.NAME: compaction.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

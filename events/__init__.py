@@ -32,6 +32,7 @@ from events.model import (
     Usage,
 )
 from events.protocol import (
+    Chunk,
     CompactReason,
     Keyed,
     LogError,
@@ -46,6 +47,7 @@ __all__ = [
     "EVENT_TYPES",
     "AnyEvent",
     "ChatTurn",
+    "Chunk",
     "Citation",
     "CompactReason",
     "Compacted",

@@ -14,12 +14,20 @@ import sys
 import threading
 from pathlib import Path
 
-from events.model import MessageReceived, Recorded
-from events.testing import LogContract, _factory, message
+from events.model import Compacted, MessageReceived, Recorded
+from events.protocol import Chunk, LogWriter, Selection
+from events.testing import LogContract, _factory, appending, compacted, message
 
 
 def writer_command(
-    factory: str, db: Path, *, tag: str, bursts: int, size: int, synchronous: str = "NORMAL"
+    factory: str,
+    db: Path,
+    *,
+    tag: str,
+    bursts: int,
+    size: int,
+    synchronous: str = "NORMAL",
+    busy_timeout: float = 30.0,
 ) -> list[str]:
     """argv for a writer process that prints ``ok <burst>`` after each commit."""
     return [
@@ -38,7 +46,47 @@ def writer_command(
         str(size),
         "--synchronous",
         synchronous,
+        "--busy-timeout",
+        str(busy_timeout),
     ]
+
+
+def compactor_command(factory: str, db: Path, *, chat: str, stop_after: int = 0) -> list[str]:
+    """argv for a process that forgets ``chat``, printing ``chunk <removed>`` after each chunk.
+
+    With ``stop_after`` it prints ``stopped`` after that many chunks and waits
+    to be killed, between two chunks; otherwise it prints ``done <seq>``
+    (the marker's, 0 for none) at the end.
+    """
+    return [
+        *(sys.executable, "-m", "events.durability", "compact"),
+        *("--factory", factory, "--db", str(db), "--chat", chat),
+        *("--stop-after", str(stop_after)),
+    ]
+
+
+def _compactor_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="events.durability compact")
+    for flag in ("--factory", "--db", "--chat"):
+        p.add_argument(flag, required=True)
+    p.add_argument("--stop-after", type=int, default=0)
+    a = p.parse_args(argv)
+    log = _factory(a.factory)(Path(a.db))
+    chunks = 0
+
+    def chunk(done: Chunk) -> None:
+        nonlocal chunks
+        chunks += 1
+        sys.stdout.write(f"chunk {done.removed}\n")
+        if chunks == a.stop_after:
+            sys.stdout.write("stopped\n")
+            sys.stdout.flush()
+            threading.Event().wait()  # until killed
+        sys.stdout.flush()
+
+    marker = log.compact("forget", Selection(chats=frozenset({a.chat})), progress=chunk)
+    sys.stdout.write(f"done {marker.seq if marker else 0}\n")
+    log.close()
 
 
 def _writer_main(argv: list[str] | None = None) -> None:
@@ -47,8 +95,9 @@ def _writer_main(argv: list[str] | None = None) -> None:
         p.add_argument(flag, required=True)
     p.add_argument("--bursts", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
+    p.add_argument("--busy-timeout", type=float, default=30.0)
     a = p.parse_args(argv)
-    log = _factory(a.factory)(Path(a.db), synchronous=a.synchronous, busy_timeout=30.0)
+    log = _factory(a.factory)(Path(a.db), synchronous=a.synchronous, busy_timeout=a.busy_timeout)
     for b in range(a.bursts):
         log.append(*(message(i, tag=f"{a.tag}.{b}.") for i in range(a.size)))
         sys.stdout.write(f"ok {b}\n")
@@ -145,6 +194,86 @@ class DurableLogContract(LogContract):
         _assert_bursts_contiguous(rows, 5)
         assert seen == [r.seq for r in rows]  # none skipped, none twice, in log order
 
+    def test_appends_of_another_process_never_fail_while_compacting(self, tmp_path: Path) -> None:
+        """A writer process with the default busy timeout gets in between the chunks."""
+        db = tmp_path / "events.db"
+        log = self.make(db)
+        _fill(log, OLD, 30_000)
+        with subprocess.Popen(
+            writer_command(self.factory, db, tag="w", bursts=400, size=3, busy_timeout=5.0),
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as writer:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "ok 0\n"  # it is appending: compact now
+            marker = log.compact("forget", Selection(chats=frozenset({OLD})))
+            # Not communicate(timeout=...): it reads the pipe past what readline buffered.
+            out = writer.stdout.read()
+            writer.wait(timeout=120)
+        assert writer.returncode == 0
+        assert out.count("ok ") == 399
+        assert compacted(marker).removed == 30_000
+        rows = list(log.read())
+        _assert_bursts_contiguous([r for r in rows if not isinstance(r.event, Compacted)], 3)
+        assert len(rows) == 400 * 3 + 1
+        assert [r for r in rows if isinstance(r.event, Compacted)] == [marker]
+
+    def test_compaction_killed_between_chunks_resumes_and_marks_once(self, tmp_path: Path) -> None:
+        """kill -9 of a compacting process: the log stays correct; compacting again finishes."""
+        db = tmp_path / "events.db"
+        log = self.make(db)
+        _fill(log, OLD, 30_000)
+        kept = log.append(*(message(i, chat=KEPT) for i in range(100)))
+        with (
+            appending(log, KEPT) as appended,
+            subprocess.Popen(
+                compactor_command(self.factory, db, chat=OLD, stop_after=2),
+                stdout=subprocess.PIPE,
+                text=True,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(3)]
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert lines[2] == "stopped\n"
+        gone = int(lines[1].split()[1])
+        assert 0 < gone < 30_000
+        rows = list(log.read())
+        assert not any(isinstance(r.event, Compacted) for r in rows)
+        assert len([r for r in rows if r.chat == OLD]) == 30_000 - gone
+        marker = log.compact("forget", Selection(chats=frozenset({OLD})))
+        assert compacted(marker).removed == 30_000 - gone
+        assert [r.seq for r in log.read()] == [r.seq for r in [*kept, *appended, marker] if r]
+
+    def test_another_process_compacts_while_threads_append(self, tmp_path: Path) -> None:
+        db = tmp_path / "events.db"
+        log = self.make(db)
+        _fill(log, OLD, 30_000)
+        with appending(log, KEPT) as appended:
+            done = subprocess.run(
+                compactor_command(self.factory, db, chat=OLD),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr
+        marker_seq = int(done.stdout.splitlines()[-1].split()[1])
+        rows = list(log.read())
+        assert [r.seq for r in rows] == sorted([r.seq for r in appended] + [marker_seq])
+        (marker,) = (r for r in rows if isinstance(r.event, Compacted))
+        assert (marker.seq, compacted(marker).removed) == (marker_seq, 30_000)
+
+
+OLD = "491700000001@s.whatsapp.net"  # the chat compacted away
+KEPT = "491700000002@s.whatsapp.net"
+
+
+def _fill(log: LogWriter, chat: str, count: int) -> None:
+    for start in range(0, count, 5000):
+        log.append(*(message(i, chat=chat) for i in range(start, min(count, start + 5000))))
+
 
 def _msg_id(rec: Recorded) -> str:
     assert isinstance(rec.event, MessageReceived)
@@ -164,4 +293,7 @@ def _assert_bursts_contiguous(rows: list[Recorded], size: int) -> set[str]:
 
 
 if __name__ == "__main__":
-    _writer_main()
+    if sys.argv[1:2] == ["compact"]:
+        _compactor_main(sys.argv[2:])
+    else:
+        _writer_main()

@@ -56,6 +56,11 @@ class GroupCommit:
         self._pending_lock = threading.Lock()
         self._pending: list[Batch] = []
 
+    @property
+    def waiting(self) -> bool:
+        """Whether appends are queued for the lock (a compaction lets them go first)."""
+        return bool(self._pending)
+
     def append(
         self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
     ) -> list[Recorded]:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Self
 
-from events.model import AnyEvent, Compacted, Recorded
-from events.protocol import CompactReason, Keyed, Selection
+from events.compaction import removed
+from events.model import AnyEvent, Compacted, MessageReceived, Recorded
+from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
 
@@ -82,6 +83,16 @@ class MemoryLog:
         with self._changed:
             return {r.chat for r in self._events if r.chat}
 
+    def media(self) -> set[str]:
+        with self._changed:
+            return {
+                r.event.media.sha256
+                for r in self._events
+                if isinstance(r.event, MessageReceived)
+                and r.event.media is not None
+                and r.event.media.sha256
+            }
+
     def size_bytes(self) -> int:
         """Nothing is stored anywhere: zero."""
         return 0
@@ -99,16 +110,17 @@ class MemoryLog:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
+        """All at once under the lock: one chunk, reported to ``progress``."""
         with self._changed:
-            rule = selection.rule
-            doomed = [
-                r
-                for r in self._events
-                if not isinstance(r.event, Compacted) and rule.selects(r.seq, r.ts, r.chat)
-            ]
-            marker = selection.marker(
-                reason, ((r.seq, type(r.event).__name__, r.chat) for r in doomed)
+            doomed = [r for r in self._events if selection.matches(r)]
+            marker = removed(
+                selection,
+                reason,
+                [(r.seq, type(r.event).__name__, r.chat) for r in doomed],
+                progress,
             )
             if marker is None:
                 return None

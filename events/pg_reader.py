@@ -162,6 +162,9 @@ class PostgresReader:
     def chats(self) -> set[str]:
         return {chat for (chat,) in self._fetch(self._q.chats, {"log": self._log})}
 
+    def media(self) -> set[str]:
+        return {str(sha) for (sha,) in self._fetch(self._q.media, (self._log,))}
+
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         rows = self._fetch(self._q.load_snapshot, (self._log, name, version))
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None

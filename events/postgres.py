@@ -30,24 +30,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Literal
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
 from events.codec import US, encode, record, type_name
+from events.compaction import Pacer, Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.pg_landed import backoff, landed
 from events.pg_reader import POLL, Link, PostgresReader
 from events.pg_schema import connect, log_id, migrate, target
-from events.protocol import CompactReason, Keyed, LogError, LogUnavailable, Selection
+from events.protocol import (
+    CompactReason,
+    Keyed,
+    LogError,
+    LogUnavailable,
+    Progress,
+    Selection,
+)
 
 __all__ = ["PostgresLog", "PostgresReader"]
 
 Synchronous = Literal["NORMAL", "FULL"]
-_COMPACT_CHUNK = 1000  # rows deleted per transaction: appends interleave between chunks
 _COPY_FROM = 16  # rows from which COPY's three round trips beat one INSERT ... SELECT unnest
 _Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
 RETRY_FOR = 30.0  # seconds an append waits for a database that went away (None: until closed)
@@ -279,24 +286,35 @@ class PostgresLog(PostgresReader):
 
     # -- compaction and snapshots ---------------------------------------
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
         """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        Deletes never touch the counter row, so appends go on meanwhile. A crash
+        Deletes lock only the rows they delete, never the counter row, so
+        appends go on meanwhile and readers see what is left, in order. Each
+        chunk is the next range of positions (sized by ``Pacer``), so it never
+        walks over the rows earlier chunks left dead for VACUUM. A crash
         midway leaves the log correct (what went was meant to go) with no
         marker; compacting again removes the rest and records it.
         """
-
-        def removed() -> Iterator[tuple[int, str, str]]:
-            while True:
-                sql, args = self._q.delete(self._log, selection, _COMPACT_CHUNK)
-                with self._writer.use(self.where) as conn:
-                    rows = conn.execute(sql, args).fetchall()
-                yield from rows
-                if len(rows) < _COMPACT_CHUNK:
-                    return
-
-        marker = selection.marker(reason, removed())
+        top = self.last_seq()
+        pacer, tally = Pacer(), Tally(progress)
+        first = self._fetch(self._q.read, (self._log, 0, 1))
+        after = int(first[0][0]) - 1 if first else top  # earlier compactions left a gap
+        while after < top:
+            upto = min(top, after + pacer.size)
+            sql, args = self._q.delete(self._log, selection, after, upto)
+            with self._writer.use(self.where) as conn:
+                started = time.perf_counter()
+                found = conn.execute(sql, args).fetchall()
+                rows = [(int(seq), str(kind), str(chat)) for seq, kind, chat in found]
+                held = time.perf_counter() - started
+            if rows:
+                tally.add(rows, held)
+            pacer.took(upto - after, held)
+            after = upto
+        marker = tally.marker(reason, selection)
         return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:

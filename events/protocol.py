@@ -10,7 +10,7 @@ implement these, and ``events.testing`` states their guarantees once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Literal, NamedTuple, Protocol, Self
 
 import msgspec
@@ -92,6 +92,16 @@ class Keyed(NamedTuple):
     key: str
 
 
+class Chunk(NamedTuple):
+    """Progress of a compaction, reported after each chunk is committed."""
+
+    removed: int  # events removed so far by this compaction
+    held: float  # seconds the chunk's transaction took (SQLite: the write lock held)
+
+
+Progress = Callable[[Chunk], None]
+
+
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
     """Which events a compaction removes: those meeting every condition given.
 
@@ -117,31 +127,6 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             older_than=self.older_than,
             seqs=self.seqs,
             keep=self.keep,
-        )
-
-    def marker(
-        self, reason: CompactReason, removed: Iterable[tuple[int, str, str]]
-    ) -> Compacted | None:
-        """The ``Compacted`` for the removed ``(seq, type, chat)`` rows; None if there were none."""
-        by_type: dict[str, int] = {}
-        by_chat: dict[str, int] = {}
-        last = 0
-        for seq, kind, chat in removed:
-            by_type[kind] = by_type.get(kind, 0) + 1
-            by_chat[chat] = by_chat.get(chat, 0) + 1
-            last = max(last, int(seq))
-        if not by_type:
-            return None
-        return Compacted.of(
-            reason,
-            by_type,
-            last,
-            chat=self.marker_chat,
-            older_than=self.older_than,
-            chats=self.chats,
-            seqs=self.seqs,
-            keep=self.keep,
-            by_chat=by_chat,
         )
 
     @property
@@ -171,6 +156,13 @@ class LogReader(Protocol):
         """Every chat with at least one event."""
         ...
 
+    def media(self) -> set[str]:
+        """The ``media.sha256`` every message still in the log names (its stored files).
+
+        Answered by the backend (an index), not by decoding the log.
+        """
+        ...
+
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None: ...
 
     def size_bytes(self) -> int:
@@ -191,8 +183,16 @@ class LogWriter(LogReader, Protocol):
         """Append a burst atomically; an existing key's slot holds the earlier event."""
         ...
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
-        """Remove the selected events and record one ``Compacted``; None if none matched."""
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
+        """Remove the selected events and record one ``Compacted``; None if none matched.
+
+        Only events that exist when it starts are selected. The events go in
+        short chunks (``progress`` hears of each) that appends interleave with;
+        the marker is written once, after the last. A crash midway leaves the
+        log correct without a marker: compacting again removes the rest.
+        """
         ...
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:

@@ -6,9 +6,11 @@ cannot change the log even by mistake. ``SQLiteLog`` adds writing.
 
 Writes are group-committed (``events.group_commit``): concurrent ``append``
 calls share one ``BEGIN IMMEDIATE`` transaction. Across processes SQLite's write lock and
-``busy_timeout`` serialise transactions; ``AUTOINCREMENT`` keeps ``seq`` from
-ever being reused after compaction. Compaction deletes in short transactions,
-so appends from this process or another interleave with it.
+writers that find it taken wait their turn (``sqlite_turn``) for up to
+``busy_timeout``; ``AUTOINCREMENT`` keeps ``seq`` from ever being reused after
+compaction. Compaction deletes in short transactions and lets waiting writers
+go first before each, so appends from this process or another interleave
+with it and none waits for long.
 """
 
 from __future__ import annotations
@@ -21,27 +23,31 @@ from pathlib import Path
 from typing import Literal, Self, TypeVar
 
 from events.codec import US, Row, encode, record, type_name
+from events.compaction import Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
-from events.protocol import CompactReason, Keyed, LogError, NoLog, Selection
+from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
+from events.sqlite_checkpoint import EVERY, Checkpointer
+from events.sqlite_compact import compact_rows
 from events.sqlite_schema import (
     BY_KEY,
     INSERT,
+    MEDIA,
     SAVE_SNAPSHOT,
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
     scan,
     sequence,
-    where,
 )
+from events.sqlite_turn import Turnstile, begin
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
-_COMPACT_CHUNK = 1000  # rows deleted per transaction: the write lock is held briefly
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
+_PURGE_WAIT = 10.0  # how long purge waits for the WAL to be free to empty
 
 _T = TypeVar("_T")
 
@@ -88,6 +94,9 @@ class SQLiteReader:
     def chats(self) -> set[str]:
         return {chat for (chat,) in self._fetch("SELECT DISTINCT chat FROM events", ()) if chat}
 
+    def media(self) -> set[str]:
+        return {str(sha) for (sha,) in self._fetch(MEDIA, ())}
+
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         rows = self._fetch(SNAPSHOT, (name, version))
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
@@ -129,10 +138,23 @@ class SQLiteLog(SQLiteReader):
             tighten(*(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")))
         except OSError as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc.strerror})") from exc
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
         self._writer = self._connect(busy_timeout, synchronous)
         self._reader = self._connect(busy_timeout, synchronous)
-        with self._writer:
-            self._writer.executescript(SCHEMA)
+        try:
+            with self._writer:
+                self._writer.executescript(SCHEMA)
+            # From here on writers wait in turn (sqlite_turn), not in SQLite's busy handler,
+            # and leave checkpoints to a thread of their own (sqlite_checkpoint).
+            self._writer.execute("PRAGMA busy_timeout=0")
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._turnstile = Turnstile(self.path)
+            self._checkpointer = Checkpointer(self.path, synchronous)
+        except (sqlite3.Error, OSError) as exc:
+            self._writer.close()
+            self._reader.close()
+            raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
         self._group = GroupCommit(self._commit, self._published, error=_as_log_error)
         self._write_lock = self._group.lock
         self._read_lock = threading.Lock()
@@ -168,6 +190,7 @@ class SQLiteLog(SQLiteReader):
 
     def _commit(self, group: list[Batch]) -> None:
         self._in_transaction(lambda cur: self._insert_all(cur, group))
+        self._checkpointer.wrote(sum(len(b.rows) for b in group))
 
     def _insert_all(self, cur: sqlite3.Cursor, group: list[Batch]) -> None:
         for batch in group:
@@ -199,7 +222,7 @@ class SQLiteLog(SQLiteReader):
 
     def _in_transaction(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
         cur = self._writer.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        begin(cur, self._turnstile, self._busy_timeout)
         try:
             result = work(cur)
         except BaseException:
@@ -245,43 +268,46 @@ class SQLiteLog(SQLiteReader):
 
     # -- compaction and snapshots ---------------------------------------
 
-    def compact(self, reason: CompactReason, selection: Selection) -> Recorded | None:
+    def compact(
+        self, reason: CompactReason, selection: Selection, *, progress: Progress | None = None
+    ) -> Recorded | None:
         """Delete the selected events in short transactions, then record one ``Compacted``.
 
-        Between chunks the write lock is free, so appends never wait long. A
-        crash midway leaves the log correct (what went was meant to go) with
-        no marker; compacting again removes the rest and records it.
+        Chunks of about ``TARGET`` seconds on a connection of its own, letting
+        waiting appends go first and checkpointing after itself
+        (``sqlite_compact``). A crash midway leaves the log correct (what
+        went was meant to go) with no marker; compacting again removes the
+        rest and records it.
         """
-        condition, args = where(selection)
-        sql = (
-            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {condition}"
-            " ORDER BY seq LIMIT ?) RETURNING seq, type, chat"
-        )
-
-        def removed() -> Iterator[tuple[int, str, str]]:
-            while True:
-                with self._write_lock:
-                    try:
-                        rows = self._in_transaction(
-                            lambda cur: cur.execute(sql, (*args, _COMPACT_CHUNK)).fetchall()
-                        )
-                    except sqlite3.Error as exc:
-                        raise _as_log_error(exc) from exc
-                yield from rows
-                if len(rows) < _COMPACT_CHUNK:
-                    return
-
-        marker = selection.marker(reason, removed())
+        tally = Tally(progress)
+        try:
+            compact_rows(
+                self.path,
+                selection,
+                tally,
+                top=self.last_seq(),
+                busy_timeout=self._busy_timeout,
+                synchronous=self._synchronous,
+                write_lock=self._write_lock,
+                waiting=lambda: self._group.waiting,
+            )
+        except sqlite3.Error as exc:
+            raise _as_log_error(exc) from exc
+        marker = tally.marker(reason, selection)
         return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped.
 
         Not stored when a compaction was recorded after ``seq``: the state may
-        hold what it removed (a forgotten chat's texts) and would be refolded anyway.
+        hold what it removed (a forgotten chat's texts). The next start then
+        begins from the snapshot before it, or folds from the start.
         """
         with self._write_lock:
-            self._writer.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
+            self._in_transaction(
+                lambda cur: cur.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
+            )
+            self._checkpointer.wrote(EVERY)  # a snapshot is megabytes: copy it back soon
 
     def purge(self) -> None:
         """Drop every snapshot, rewrite the file without free space (``VACUUM``) and
@@ -290,12 +316,23 @@ class SQLiteLog(SQLiteReader):
             try:
                 self._writer.execute("DELETE FROM snapshots")
                 self._writer.execute("VACUUM")
-                # Busy: another connection still reads old frames (busy_timeout passed).
-                busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                emptied = self._empty_wal()
             except sqlite3.Error as exc:
                 raise _as_log_error(exc) from exc
-        if busy:
+        if not emptied:
             raise LogError(f"{self.path}-wal: still read by another process; try again")
+
+    def _empty_wal(self) -> bool:
+        """``wal_checkpoint(TRUNCATE)``, tried again while the background checkpoint
+        (``Checkpointer``) or a reader of old frames holds it up, for ``_PURGE_WAIT``."""
+        deadline = time.monotonic() + _PURGE_WAIT
+        while True:
+            busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_READ_POLL)
 
     def close(self) -> None:
         with self._changed:
@@ -304,6 +341,8 @@ class SQLiteLog(SQLiteReader):
         with self._write_lock, self._read_lock:
             self._writer.close()
             self._reader.close()
+            self._turnstile.close()
+        self._checkpointer.close()
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

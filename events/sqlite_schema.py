@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL                  -- msgspec JSON of the event
 );
 CREATE INDEX IF NOT EXISTS events_by_chat ON events(chat, seq);
+CREATE INDEX IF NOT EXISTS events_by_media ON events(json_extract(body, '$.media.sha256'))
+    WHERE type = 'MessageReceived' AND instr(body, '"media":{') > 0;
 CREATE TABLE IF NOT EXISTS snapshots (
     name    TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -46,6 +48,12 @@ SEQUENCE = (
     " coalesce((SELECT max(seq) FROM events), 0))"
 )
 SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
+# Says what the partial index says, so that index (messages with media only) answers it.
+MEDIA = (
+    "SELECT DISTINCT json_extract(body, '$.media.sha256') FROM events"
+    " WHERE type = 'MessageReceived' AND instr(body, '\"media\":{') > 0"
+    " AND json_extract(body, '$.media.sha256') > ''"
+)
 SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
     " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"

@@ -8,13 +8,14 @@ what holds across real processes and kill -9.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from events.model import Compacted, MessageReceived, Recorded
+from events.model import Compacted, Media, MessageReceived, Recorded
 from events.protocol import Keyed, LogReader, LogWriter, Selection
 
 
@@ -41,6 +42,42 @@ def compacted(rec: Recorded | None) -> Compacted:
 
 def message(n: int, chat: str = "491701111111@s.whatsapp.net", tag: str = "") -> MessageReceived:
     return MessageReceived(chat=chat, msg_id=f"{tag}{n}", sender=chat, text=f"{tag} message {n}")
+
+
+@contextlib.contextmanager
+def appending(log: LogWriter, chat: str, *, threads: int = 2) -> Iterator[list[Recorded]]:
+    """Threads appending to ``chat`` until the block ends; then the list holds what they
+    appended, in log order. Any append that failed fails the block."""
+    appended: list[Recorded] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def append_meanwhile(t: int) -> None:
+        n = 0
+        while not done.is_set():
+            try:
+                appended.extend(log.append(message(n, chat=chat, tag=f"t{t}.")))
+            except BaseException as exc:
+                errors.append(exc)
+            n += 1
+
+    workers = [threading.Thread(target=append_meanwhile, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield appended
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert errors == [], errors
+    assert appended, "no append went in"
+    appended.sort(key=lambda r: r.seq)
+
+
+def with_media(n: int, sha256: str, chat: str = "491701111111@s.whatsapp.net") -> MessageReceived:
+    media = Media(kind="image", mime="image/png", size=5, sha256=sha256)
+    return MessageReceived(chat=chat, msg_id=f"media{n}", sender=chat, kind="image", media=media)
 
 
 def _factory(spec: str) -> Callable[..., LogWriter]:
@@ -116,6 +153,20 @@ class ReaderContract:
             assert len(list(reader.read(chats=["1@s.whatsapp.net"]))) == 2500
             assert [r.seq for r in reader.read(after=10, limit=3)] == [11, 12, 13]
             assert len(list(reader.read(limit=4500))) == 4500
+
+    def test_reader_names_the_media_messages_still_refer_to(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        one, two = "a" * 64, "b" * 64
+        log.append(
+            with_media(1, one, chat="1@s.whatsapp.net"),
+            with_media(2, two, chat="2@s.whatsapp.net"),
+            with_media(3, "", chat="2@s.whatsapp.net"),  # nothing was stored
+            message(4, tag='"media":{'),  # the words, not an attachment
+        )
+        with self.reader(log, tmp_path / "events.db") as reader:
+            assert reader.media() == {one, two}
+            log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
+            assert reader.media() == {one}
 
     def test_reader_loads_the_newest_snapshot_of_a_version(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
@@ -218,29 +269,35 @@ class LogContract(ReaderContract):
 
     def test_appends_never_fail_while_compacting(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
-        log.append(*(message(i, chat="1@s.whatsapp.net") for i in range(20_000)))
-        appended: list[Recorded] = []
-        errors: list[BaseException] = []
-        done = threading.Event()
-
-        def append_meanwhile() -> None:
-            n = 0
-            while not done.is_set():
-                try:
-                    appended.extend(log.append(message(n, chat="2@s.whatsapp.net")))
-                except BaseException as exc:
-                    errors.append(exc)
-                n += 1
-
-        writer = threading.Thread(target=append_meanwhile)
-        writer.start()
-        marker = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
-        done.set()
-        writer.join(timeout=60)
-        assert errors == []
+        for start in range(0, 20_000, 5000):
+            log.append(*(message(i, chat="1@s.whatsapp.net") for i in range(start, start + 5000)))
+        with appending(log, "2@s.whatsapp.net", threads=3) as appended:
+            marker = log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
         assert compacted(marker).removed == 20_000
-        kept = [r.seq for r in log.read() if r.chat == "2@s.whatsapp.net"]
-        assert kept == [r.seq for r in appended]
+        assert marker is not None
+        assert [r.seq for r in log.read()] == sorted([marker.seq, *(r.seq for r in appended)])
+
+    def test_two_compactions_at_once_count_each_event_once(self, tmp_path: Path) -> None:
+        """Racing compactions of the same events: each marker says exactly what it removed."""
+        log = self.make(tmp_path / "events.db")
+        for start in range(0, 20_000, 5000):
+            log.append(*(message(i, chat="1@s.whatsapp.net") for i in range(start, start + 5000)))
+        kept = log.append(message(0, chat="2@s.whatsapp.net"))
+        markers: list[Recorded | None] = []
+        forget = Selection(chats=frozenset({"1@s.whatsapp.net"}))
+        threads = [
+            threading.Thread(target=lambda: markers.append(log.compact("forget", forget)))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        done = [compacted(m) for m in markers if m is not None]
+        assert sum(m.removed for m in done) == 20_000
+        assert sum(m.by_type["MessageReceived"] for m in done) == 20_000
+        left = [r for r in log.read() if not isinstance(r.event, Compacted)]
+        assert left == kept
 
     def test_duplicate_key_adds_no_row(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
@@ -321,14 +378,21 @@ class LogContract(ReaderContract):
 
 
 # Last: the durable half builds on LogContract above.
-from events.durability import DurableLogContract, writer_command  # noqa: E402
+from events.durability import (  # noqa: E402
+    DurableLogContract,
+    compactor_command,
+    writer_command,
+)
 
 __all__ = [
     "DurableLogContract",
     "FakeClock",
     "LogContract",
     "ReaderContract",
+    "appending",
     "compacted",
+    "compactor_command",
     "message",
+    "with_media",
     "writer_command",
 ]

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.codec import CorruptEvent, decode, encode, type_name
+from events.compaction import removed
 from events.model import EVENT_TYPES, AnyEvent, Compacted, Event
 from events.protocol import Selection, removal
 
@@ -57,7 +58,7 @@ def test_a_marker_from_an_older_version_decodes_and_says_it_cannot_tell_what_wen
     assert isinstance(marker, Compacted)
     assert (marker.before, marker.removed, marker.keep, marker.chats) == (9, 4, None, None)
     assert removal(marker) is None  # so the runner refolds
-    new = Selection(chats=frozenset({"a@s.whatsapp.net"})).marker("forget", [(3, "X", "a")])
+    new = removed(Selection(chats=frozenset({"a@s.whatsapp.net"})), "forget", [(3, "X", "a")])
     assert new is not None
     again = decode(encode(new))
     assert isinstance(again, Compacted)

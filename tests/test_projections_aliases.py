@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from events.compaction import removed
 from events.model import AnyEvent, MessageReceived, Recorded
 from events.protocol import Selection
 from projections import aliases
@@ -73,8 +74,10 @@ def forget(state_events: list[AnyEvent], chat: str) -> aliases.State:
     """Fold ``state_events``, then a forget of ``chat`` (absorbed, not refolded)."""
     records = [Recorded(i, 1000.0 + i, e) for i, e in enumerate(state_events, 1)]
     gone = [r for r in records if r.chat == chat]
-    marker = Selection(chats=frozenset({chat})).marker(
-        "forget", [(r.seq, type(r.event).__name__, r.chat) for r in gone]
+    marker = removed(
+        Selection(chats=frozenset({chat})),
+        "forget",
+        [(r.seq, type(r.event).__name__, r.chat) for r in gone],
     )
     assert marker is not None
     records.append(Recorded(len(records) + 1, 2000.0, marker))

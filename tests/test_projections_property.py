@@ -8,6 +8,7 @@ import msgspec
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from events.compaction import removed
 from events.model import (
     AnyEvent,
     ChatTurn,
@@ -254,7 +255,7 @@ def _compacted(
 ) -> tuple[list[Recorded], Recorded] | None:
     """What is left of ``records`` and the marker, as a log would record them."""
     gone = [r for r in records if selection.matches(r)]
-    event = selection.marker(reason, [(r.seq, type(r.event).__name__, r.chat) for r in gone])
+    event = removed(selection, reason, [(r.seq, type(r.event).__name__, r.chat) for r in gone])
     if event is None:
         return None
     marker = Recorded(records[-1].seq + 1, records[-1].ts, event)

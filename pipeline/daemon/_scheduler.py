@@ -39,7 +39,7 @@ from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from pipeline.media import MediaStore, referenced_media
+from pipeline.media import MediaStore
 from projections import aliases, budget, retention, schedule
 
 log = get_logger("wabot.scheduler")
@@ -147,7 +147,7 @@ class Scheduler:
         if due > now:
             return due
         self._rotation_tried = now
-        # A rotation reads the whole log: a worker thread keeps the loop answering.
+        # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
         view = self.live.view
         selection = retention.rotation(
             view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
@@ -187,4 +187,4 @@ class Scheduler:
 
     def _sweep(self, media: MediaStore) -> int:
         """Delete the attachments no event in the log refers to any more."""
-        return media.sweep(referenced_media(self.live.log.read()))
+        return media.sweep(self.live.log.media())

@@ -80,9 +80,7 @@ def forget(store: Path | Where, chat: str) -> str:
         log.purge()
         swept = sweep_media(where, log, doomed=theirs)
     replays = forget_replays(where.store / "replays", ids)
-    files = _files(swept) + (
-        f"; deleted {replays} replay file{'s' * (replays != 1)}" * bool(replays)
-    )
+    files = _files(swept) + _files(replays, "replay file")
     if marker is None:
         return f"nothing recorded for {jid}{files}"
     return f"forgot {jid}: {_compacted(marker).removed} events removed{files}"
@@ -109,7 +107,7 @@ def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] 
     where = as_where(store)
     number = chosen_number(where) if is_postgres(where.url) else None
     media = MediaStore.of(where.store, number)
-    return media.sweep(referenced_media(log.read()), doomed=doomed)
+    return media.sweep(log.media(), doomed=doomed)
 
 
 def _files(gone: int, what: str = "media file") -> str:

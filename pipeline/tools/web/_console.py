@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 from events.backends import is_postgres
-from events.model import Compacted, Recorded
+from events.model import Recorded
 from pipeline.config import AppConfig, ConfigError, config_from_dict
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_reader
 from pipeline.tools.web._health import DaemonProbe, Finder, Health, health, lock_file_finder
@@ -89,12 +89,9 @@ class Console:
     @contextmanager
     def current(self) -> Iterator[Snapshot]:
         with self._lock:
-            new = self._runner.catch_up()
-            if any(isinstance(r.event, Compacted) and r.event.removed for r in new):
-                # Events already counted may be gone: count again from what is left.
+            self._summary.feed(self._runner.catch_up())
+            if self._summary.stale:
                 self._summary = self._fold_summary()
-            else:
-                self._summary.feed(new)
             states = self._runner.states
             yield Snapshot(
                 states,

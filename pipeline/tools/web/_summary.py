@@ -1,8 +1,15 @@
 """What the console shows that no daemon projection keeps: totals per chat and per UTC day.
 
 A fold over the whole log, kept current beside the daemon's projections by
-``Console`` and rebuilt after a compaction. It also keeps every message and
-reply text for search, and the newest events that belong to no chat.
+``Console``. It also keeps every message and reply text for search, and the
+newest events that belong to no chat.
+
+A compaction is absorbed as the daemon's projections absorb it, without
+reading the log again: the texts and events it removed are dropped (search
+never finds what was rotated or forgotten), and so are the totals of a
+forgotten chat. The other totals are tallies of what was recorded, as in
+``projections.stats``: a rotation does not lower them. Only a marker from an
+older version, which does not say what went, makes the console count again.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from events.model import (
+    Compacted,
     ConfigLoaded,
     LlmCompleted,
     LlmFailed,
@@ -25,6 +33,7 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
 )
+from events.protocol import removal
 
 # Upper bounds (seconds) of the LLM latency histogram in /metrics.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -82,10 +91,14 @@ class Summary:
     calls: set[str] = field(default_factory=set)  # call ids requested (their turns exist)
     planned: dict[str, str] = field(default_factory=dict)  # reply_id -> purpose, until sent
     undecided: set[str] = field(default_factory=set)  # "chat/msg_id" of messages in the queue
+    stale: bool = False  # a compaction said not what it removed: count again from the log
 
     def feed(self, records: Iterable[Recorded]) -> None:
         for rec in records:
             event = rec.event
+            if isinstance(event, Compacted):
+                self.absorb(event)
+                continue
             if not event.chat:
                 if not isinstance(event, ConfigLoaded):
                     self.system.append(rec)
@@ -99,6 +112,21 @@ class Summary:
             chat.events += 1
             chat.last_ts = max(chat.last_ts, rec.ts)
             chat.last_seq = rec.seq
+
+    def absorb(self, marker: Compacted) -> None:
+        """Drop what ``marker`` removed (see the module docstring)."""
+        gone = removal(marker)
+        if gone is None:
+            self.stale = self.stale or bool(marker.removed)
+            return
+        self.texts = [t for t in self.texts if not gone.gone(t.seq, t.ts, t.chat)]
+        kept = [r for r in self.system if not gone.gone(r.seq, r.ts, r.event.chat)]
+        self.system = deque(kept, maxlen=SYSTEM_EVENTS)
+        if marker.chats is not None and marker.older_than is None and marker.seqs is None:
+            forgotten = set(marker.chats)  # every event of these chats up to the marker went
+            for chat in forgotten:
+                self.chats.pop(chat, None)
+            self.undecided = {k for k in self.undecided if k.split("/", 1)[0] not in forgotten}
 
     def day(self, ts: float) -> Day:
         key = time.strftime("%Y-%m-%d", time.gmtime(ts))

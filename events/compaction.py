@@ -1,0 +1,88 @@
+"""What every backend's compaction shares: chunks sized by time, and the tally behind the marker.
+
+A compaction removes events in many short transactions so appends interleave
+with it. How many rows fit in one is not known in advance (a row's indexes,
+the disk, the machine's load), so ``Pacer`` sizes each chunk from how long the
+last took, aiming at ``TARGET`` seconds: long enough that a chunk's fixed cost
+is small, short enough that an append waiting behind it is never late.
+"""
+
+from __future__ import annotations
+
+from events.model import Compacted
+from events.protocol import Chunk, CompactReason, Progress, Selection
+
+__all__ = ["TARGET", "Pacer", "Tally", "removed"]
+
+TARGET = 0.030  # seconds one chunk may take: an append waits at most about this long
+_FIRST = 256  # rows in the first chunk, before anything was measured
+_FEWEST = 16
+_MOST = 50_000
+
+
+class Pacer:
+    """How many rows the next chunk takes: as many as fit in ``target`` seconds.
+
+    A chunk grows at most twofold over the last, so one fast chunk (a cold
+    cache warming up) cannot make the next one long.
+    """
+
+    def __init__(self, target: float = TARGET, first: int = _FIRST) -> None:
+        self.target = target
+        self.size = first
+
+    def took(self, rows: int, seconds: float) -> None:
+        if rows < self.size:
+            return  # a short last chunk says nothing about the rate
+        fit = rows * self.target / seconds if seconds > 0 else rows * 2
+        self.size = max(_FEWEST, min(_MOST, rows * 2, int(fit)))
+
+
+class Tally:
+    """What a compaction removed so far, by type; reports each chunk to ``progress``."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.by_type: dict[str, int] = {}
+        self.by_chat: dict[str, int] = {}
+        self.last = 0
+        self.removed = 0
+        self._progress = progress
+
+    def add(self, rows: list[tuple[int, str, str]], held: float) -> None:
+        """``rows``: the ``(seq, type, chat)`` of the events one chunk removed."""
+        for seq, kind, chat in rows:
+            self.by_type[kind] = self.by_type.get(kind, 0) + 1
+            self.by_chat[chat] = self.by_chat.get(chat, 0) + 1
+            self.last = max(self.last, int(seq))
+        self.removed += len(rows)
+        if self._progress is not None:
+            self._progress(Chunk(self.removed, held))
+
+    def marker(self, reason: CompactReason, selection: Selection) -> Compacted | None:
+        """The ``Compacted`` saying what went (and by which rule); None when nothing did."""
+        if not self.by_type:
+            return None
+        return Compacted.of(
+            reason,
+            self.by_type,
+            self.last,
+            chat=selection.marker_chat,
+            older_than=selection.older_than,
+            chats=selection.chats,
+            seqs=selection.seqs,
+            keep=selection.keep,
+            by_chat=self.by_chat,
+        )
+
+
+def removed(
+    selection: Selection,
+    reason: CompactReason,
+    rows: list[tuple[int, str, str]],
+    progress: Progress | None = None,
+) -> Compacted | None:
+    """The marker for ``rows`` removed in one go (a backend without chunks, or a test)."""
+    tally = Tally(progress)
+    if rows:
+        tally.add(rows, 0.0)
+    return tally.marker(reason, selection)

@@ -1,0 +1,140 @@
+"""Compaction of the SQLite log: short chunks on a connection of its own, cleaning its WAL.
+
+The rows to delete are found by a read outside the write lock, which is then
+held only to delete them: a range of seqs (the selection checked again, as
+seqs are never reused), sized by ``Pacer`` to about ``TARGET`` seconds.
+Before each chunk, writers waiting in this process or another go first
+(``sqlite_turn``), so none waits for more than about one chunk.
+
+Every chunk leaves its pages in the write-ahead log. The log's writers never
+checkpoint in a commit (``sqlite_checkpoint``), so no append pays for them;
+the compaction checkpoints itself every ``_CHECKPOINT_ROWS`` rows, outside
+the lock, while appends carry on. Checkpointing after every chunk would copy
+the index pages that consecutive chunks share again and again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from events.compaction import Pacer, Tally
+from events.protocol import Selection
+from events.sqlite_schema import where
+from events.sqlite_turn import Turnstile, begin
+
+__all__ = ["compact_rows"]
+
+_Rows = list[tuple[int, str, str]]  # (seq, type, chat) of events
+_CACHE_KIB = 32 * 1024  # the chunks revisit index pages: keep them for this compaction
+_CHECKPOINT_ROWS = 100_000  # rows deleted between two checkpoints: a WAL of at most ~200 MB
+_YIELD_FOR = 0.1  # at most this long a chunk waits for this process's queued appends
+_YIELD_POLL = 0.0005
+
+
+def compact_rows(
+    path: Path,
+    selection: Selection,
+    tally: Tally,
+    *,
+    top: int,
+    busy_timeout: float,
+    synchronous: str,
+    write_lock: threading.Lock,
+    waiting: Callable[[], bool],
+) -> None:
+    """Delete the events of ``selection`` up to seq ``top`` from the log at ``path``.
+
+    ``write_lock`` is the log's in-process writer lock and ``waiting`` says
+    whether appends of this process are queued for it.
+    """
+    chunks = _Chunks(path, selection, busy_timeout, synchronous)
+    try:
+        pacer = Pacer()
+        after = unchecked = 0
+        size = pacer.size
+        while picked := chunks.pick(after, top, size):
+            _let_in(chunks.turn, waiting)
+            with write_lock:
+                rows, held = chunks.delete(after, picked)
+            unchecked += len(rows)
+            if unchecked >= _CHECKPOINT_ROWS:
+                chunks.checkpoint()
+                unchecked = 0
+            after = picked[-1][0]
+            tally.add(rows, held)
+            if len(picked) < size:
+                break  # that read went to ``top``: a last one would find nothing
+            pacer.took(len(picked), held)
+            size = pacer.size
+    finally:
+        chunks.close()
+
+
+class _Chunks:
+    """The compaction's connection (its own cache, no checkpoint in a commit) and statements."""
+
+    def __init__(
+        self, path: Path, selection: Selection, busy_timeout: float, synchronous: str
+    ) -> None:
+        condition, self._args = where(selection)
+        span = f"FROM events WHERE seq > ? AND seq <= ? AND {condition}"
+        self._pick = f"SELECT seq, type, chat {span} ORDER BY seq LIMIT ?"
+        self._delete = f"DELETE {span}"
+        self._returning = f"{self._delete} RETURNING seq, type, chat"
+        self._busy_timeout = busy_timeout
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.turn = Turnstile(path)
+        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+
+    def pick(self, after: int, top: int, size: int) -> _Rows:
+        """The next ``size`` selected events after ``after``: read outside the write lock."""
+        found = self._conn.execute(self._pick, (after, top, *self._args, size))
+        return [(int(seq), str(kind), str(chat)) for seq, kind, chat in found]
+
+    def delete(self, after: int, picked: _Rows) -> tuple[_Rows, float]:
+        """Delete the selected events up to the last picked; returns them and the time held.
+
+        Rows only ever leave a range below the log's end, so the range holds
+        what was picked unless another compaction took some meanwhile: then
+        this chunk is done again, saying exactly which went.
+        """
+        span = (after, picked[-1][0], *self._args)
+        self._conn.execute("PRAGMA busy_timeout=0")  # wait in turn, not in SQLite's handler
+        try:
+            begin(self._conn.cursor(), self.turn, self._busy_timeout)
+            started = time.perf_counter()
+            try:
+                gone = self._conn.execute(self._delete, span).rowcount
+                if gone != len(picked):
+                    self._conn.execute("ROLLBACK")
+                    begin(self._conn.cursor(), self.turn, self._busy_timeout)
+                    gone_now = self._conn.execute(self._returning, span)
+                    picked = [(int(seq), str(kind), str(chat)) for seq, kind, chat in gone_now]
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return picked, time.perf_counter() - started
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+
+    def checkpoint(self) -> None:
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+        self.turn.close()
+
+
+def _let_in(turn: Turnstile, waiting: Callable[[], bool]) -> None:
+    """Appends queued in this process, then those waiting in others, go before a chunk."""
+    deadline = time.monotonic() + _YIELD_FOR
+    while waiting() and time.monotonic() < deadline:
+        time.sleep(_YIELD_POLL)
+    turn.let_in()

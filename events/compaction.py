@@ -14,7 +14,7 @@ from events.protocol import Chunk, CompactReason, Progress, Selection
 
 __all__ = ["TARGET", "Pacer", "Tally", "removed"]
 
-TARGET = 0.030  # seconds one chunk may take: an append waits at most about this long
+TARGET = 0.045  # seconds one chunk may take: an append waits at most about this long
 _FIRST = 256  # rows in the first chunk, before anything was measured
 _FEWEST = 16
 _MOST = 50_000

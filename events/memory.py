@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from events.compaction import removed
-from events.model import AnyEvent, MessageReceived, Recorded
+from events.model import AnyEvent, Compacted, MessageReceived, Recorded
 from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
@@ -133,7 +133,12 @@ class MemoryLog:
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         with self._changed:
-            self._snapshots[(name, version)] = (seq, state)
+            if not any(isinstance(r.event, Compacted) and r.seq > seq for r in self._events):
+                self._snapshots[(name, version)] = (seq, state)
+
+    def purge(self) -> None:
+        with self._changed:
+            self._snapshots.clear()
 
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         with self._changed:

@@ -91,14 +91,21 @@ _TEMPLATES = {
         " AND type = 'MessageReceived' AND strpos(body::text, '\"media\":{{') > 0"
         " AND body->'media'->>'sha256' > ''"
     ),
+    # Not stored when a compaction was recorded after its seq: it may hold what went.
     "save_snapshot": """
-        INSERT INTO {s}.snapshots (log_id, name, version, seq, state) VALUES (%s, %s, %s, %s, %s)
+        INSERT INTO {s}.snapshots (log_id, name, version, seq, state)
+        SELECT %(log)s, %(name)s, %(version)s, %(seq)s, %(state)s
+        WHERE NOT EXISTS (SELECT 1 FROM {s}.events
+                          WHERE log_id = %(log)s AND seq > %(seq)s AND type = 'Compacted')
         ON CONFLICT (log_id, name)
         DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, state = EXCLUDED.state
     """,
     "load_snapshot": (
         "SELECT seq, state FROM {s}.snapshots WHERE log_id = %s AND name = %s AND version = %s"
     ),
+    "drop_snapshots": "DELETE FROM {s}.snapshots WHERE log_id = %s",
+    # Dead rows keep their bytes until VACUUM; it needs no lock appends wait for.
+    "vacuum": "VACUUM {s}.events, {s}.snapshots",
     "size": (
         "SELECT pg_total_relation_size('{s}.events') + pg_total_relation_size('{s}.snapshots')"
         " + pg_total_relation_size('{s}.logs')"
@@ -130,6 +137,8 @@ class Queries:
         self.media = sql["media"]
         self.save_snapshot = sql["save_snapshot"]
         self.load_snapshot = sql["load_snapshot"]
+        self.drop_snapshots = sql["drop_snapshots"]
+        self.vacuum = sql["vacuum"]
         self.size = sql["size"]
 
     def delete(

@@ -319,8 +319,19 @@ class PostgresLog(PostgresReader):
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""
+        row = {"log": self._log, "name": name, "version": version, "seq": seq, "state": state}
         with self._writer.use(self.where) as conn:
-            conn.execute(self._q.save_snapshot, (self._log, name, version, seq, state))
+            conn.execute(self._q.save_snapshot, row)
+
+    def purge(self) -> None:
+        """Drop this log's snapshots and VACUUM: dead rows' space is freed for reuse.
+
+        PostgreSQL does not zero what VACUUM frees: removed bytes may stay in the
+        table files until new rows overwrite them, and in its WAL until recycled.
+        """
+        with self._writer.use(self.where) as conn:
+            conn.execute(self._q.drop_snapshots, (self._log,))
+            conn.execute(self._q.vacuum)
 
     def close(self) -> None:
         self._closing.set()  # an append waiting for the database gives up

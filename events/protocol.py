@@ -2,8 +2,9 @@
 
 ``LogReader`` is all that projections, ``audit``, ``stats`` and ``replay.py``
 need; ``LogWriter`` adds the three ways the log changes (append, compact,
-snapshot). SQLite (read-write and read-only), the in-memory twin and any later
-backend implement these, and ``events.testing`` states their guarantees once.
+snapshot) and ``purge``, which ``forget`` runs to leave no trace of what went.
+SQLite (read-write and read-only), the in-memory twin and any later backend
+implement these, and ``events.testing`` states their guarantees once.
 """
 
 from __future__ import annotations
@@ -195,7 +196,15 @@ class LogWriter(LogReader, Protocol):
         ...
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
-        """Store a projection cache; snapshots are not facts and may be dropped."""
+        """Store a projection cache; snapshots are not facts and may be dropped.
+
+        A snapshot older than a recorded compaction is not stored: it may hold
+        what the compaction removed.
+        """
+        ...
+
+    def purge(self) -> None:
+        """Drop every snapshot and make what compactions removed unreadable in storage."""
         ...
 
     def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:

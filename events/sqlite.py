@@ -34,6 +34,7 @@ from events.sqlite_schema import (
     BY_KEY,
     INSERT,
     MEDIA,
+    SAVE_SNAPSHOT,
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
@@ -46,6 +47,7 @@ Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
 _SMALL = 4  # bursts up to this size insert row by row (no counter reads)
 _READ_POLL = 0.05  # how often a read-only waiter looks for another process's commits
+_PURGE_WAIT = 10.0  # how long purge waits for the WAL to be free to empty
 
 _T = TypeVar("_T")
 
@@ -169,6 +171,9 @@ class SQLiteLog(SQLiteReader):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            # What compaction and snapshot replacement free is zeroed, not left
+            # readable in the file's free space (``forget``, expired sessions).
+            conn.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
         return conn
@@ -292,16 +297,42 @@ class SQLiteLog(SQLiteReader):
         return None if marker is None else self.append(marker)[0]
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
-        """Store a projection cache; snapshots are not facts and may be dropped."""
+        """Store a projection cache; snapshots are not facts and may be dropped.
+
+        Not stored when a compaction was recorded after ``seq``: the state may
+        hold what it removed (a forgotten chat's texts). The next start then
+        begins from the snapshot before it, or folds from the start.
+        """
         with self._write_lock:
             self._in_transaction(
-                lambda cur: cur.execute(
-                    "INSERT OR REPLACE INTO snapshots (name, version, seq, state)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, version, seq, state),
-                )
+                lambda cur: cur.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
             )
             self._checkpointer.wrote(EVERY)  # a snapshot is megabytes: copy it back soon
+
+    def purge(self) -> None:
+        """Drop every snapshot, rewrite the file without free space (``VACUUM``) and
+        empty the WAL, so nothing compaction removed stays readable in any file."""
+        with self._write_lock:
+            try:
+                self._writer.execute("DELETE FROM snapshots")
+                self._writer.execute("VACUUM")
+                emptied = self._empty_wal()
+            except sqlite3.Error as exc:
+                raise _as_log_error(exc) from exc
+        if not emptied:
+            raise LogError(f"{self.path}-wal: still read by another process; try again")
+
+    def _empty_wal(self) -> bool:
+        """``wal_checkpoint(TRUNCATE)``, tried again while the background checkpoint
+        (``Checkpointer``) or a reader of old frames holds it up, for ``_PURGE_WAIT``."""
+        deadline = time.monotonic() + _PURGE_WAIT
+        while True:
+            busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_READ_POLL)
 
     def close(self) -> None:
         with self._changed:

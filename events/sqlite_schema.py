@@ -54,6 +54,10 @@ MEDIA = (
     " WHERE type = 'MessageReceived' AND instr(body, '\"media\":{') > 0"
     " AND json_extract(body, '$.media.sha256') > ''"
 )
+SAVE_SNAPSHOT = (
+    "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
+    " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
+)
 
 
 def sequence(cur: sqlite3.Cursor) -> int:

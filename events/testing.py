@@ -232,6 +232,27 @@ class LogContract(ReaderContract):
         assert marker is not None
         assert [r.seq for r in log.read()] == [old[2].seq, new[0].seq, marker.seq]
 
+    def test_a_snapshot_older_than_a_compaction_is_not_stored(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        folded = log.append(message(1))[0].seq
+        log.compact("forget", Selection(chats=frozenset({message(1).chat})))
+        # Folded before the forget: it may hold the chat's texts.
+        log.save_snapshot("projections", 3, folded, b"with the chat")
+        assert log.load_snapshot("projections", 3) is None
+        log.save_snapshot("projections", 3, log.last_seq(), b"without")
+        assert log.load_snapshot("projections", 3) == (log.last_seq(), b"without")
+
+    def test_purge_drops_every_snapshot_and_keeps_every_event(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        kept = log.append(message(1), message(2, chat="2@s.whatsapp.net"))[0]
+        marker = log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
+        assert marker is not None
+        log.save_snapshot("projections", 3, marker.seq, b"state")
+        log.purge()
+        assert log.load_snapshot("projections", 3) is None
+        assert [r.seq for r in log.read()] == [kept.seq, marker.seq]
+        assert log.append(message(3))[0].seq == marker.seq + 1
+
     def test_large_compaction_removes_all_and_marks_once(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
         log.append(*(message(i, chat=f"{i % 2 + 1}@s.whatsapp.net") for i in range(5000)))

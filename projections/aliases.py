@@ -112,6 +112,12 @@ def _surviving(evidence: dict[str, Evidence], gone: Removal) -> dict[str, Eviden
     return left
 
 
+def teachers(state: State) -> frozenset[int]:
+    """The seqs of the messages that tie each known person's ids together: rotation
+    keeps them, so no retention splits one person into two chats."""
+    return frozenset(seq for chats in state.links.values() for seq, _ in chats.values())
+
+
 def _lookup_form(jid: str) -> str:
     try:
         return normalize(jid)

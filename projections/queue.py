@@ -11,10 +11,13 @@ chat (the owner's own chat) before the LLM call must not.
 A ``Compacted`` drops the items whose message went, and the answers waiting
 for them. What a removed later event did to a surviving item (an edit, a
 skip) stays done: a compaction never brings back a message already decided.
+A rotation also retires what it kept but did not remove (a message that ties
+a person's ids): its decision may be gone, so a refold must not answer it again.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import msgspec
@@ -216,9 +219,10 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is None:
         return
+    cut = ev.older_than if ev.older_than is not None else -math.inf
     orphaned: set[str] = set()
     for chat, items in list(state.chats.items()):
-        for item in [i for i in items.values() if gone.gone(i.seq, i.ts, i.chat)]:
+        for item in [i for i in items.values() if i.ts < cut or gone.gone(i.seq, i.ts, i.chat)]:
             del items[item.msg_id]
             if item.call_id is not None:
                 orphaned.add(item.call_id)

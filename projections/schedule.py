@@ -5,9 +5,8 @@ nothing (``pipeline.daemon._timetable.startup_due``).
 
 The times are log times (``Recorded.ts``), so "did this run already happen"
 survives restarts. ``Compacted`` markers are never removed, so the last
-rotation survives every later compaction; a vitality message older than the
-retention can be compacted away, which only matters for absurdly short
-retentions (see ``pipeline.scheduler``).
+rotation survives every later compaction; rotation keeps the newest vitality
+and startup messages whatever the retention (``projections.retention``).
 
 A ``Compacted`` that removed the latest vitality or startup message resets
 that time to none, as a fold of what is left would (unless a rotation kept an

@@ -8,6 +8,14 @@ calls in flight) and drops the calls whose request went: the chat starts
 afresh, as a fold of what is left would have it. A surviving session keeps
 its turns (a rotation or a forget removes a session's events together with
 its start).
+
+Each session also knows the events that carry its words (``Texts``): the
+messages an LLM call took (with their edits, transcripts and documents read),
+the requests, the answers and the replies planned from them, so
+``rotation.drop_expired_sessions`` can remove an ended session's text by seq
+(``expired_texts``) without reading the log back. A message is followed from
+its receipt until a call takes it or it is skipped; a session replaced by a
+newer one of its (chat, user) is kept as ``ended`` until its texts are gone.
 """
 
 from __future__ import annotations
@@ -23,13 +31,20 @@ from events.model import (
     ChatTurn,
     Compacted,
     ConfigLoaded,
+    DocumentRead,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
+    MessageEdited,
+    MessageReceived,
     MessageRevoked,
+    MessageSkipped,
     Recorded,
+    ReplyPlanned,
     SessionStarted,
 )
+from events.protocol import Removal
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_MAX_MESSAGES = 10
@@ -45,6 +60,24 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     msg_ids: tuple[str, ...] = ()  # the messages a user utterance is made of
 
 
+class Texts(msgspec.Struct, kw_only=True, gc=False):
+    """The events carrying a session's (or a waiting message's) words, by seq."""
+
+    words: list[int] = []  # messages, edits, documents read, LLM requests
+    counted: list[int] = []  # answers, replies and transcripts: the budget counts them a while
+    last: float = 0.0  # ts of the newest (set when it stops growing: ended, attached)
+    chat: str = ""  # set when it stops being a session's: ended, attached
+
+    def add(self, rec: Recorded, *, counted: bool = False) -> None:
+        (self.counted if counted else self.words).append(rec.seq)
+        self.last = rec.ts
+
+    def take(self, other: Texts) -> None:
+        self.words.extend(other.words)
+        self.counted.extend(other.counted)
+        self.last = max(self.last, other.last)
+
+
 class Session(msgspec.Struct, kw_only=True, gc=False):
     session_id: str
     chat: str
@@ -55,6 +88,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
     seq: int = 0  # of its SessionStarted
+    texts: Texts = msgspec.field(default_factory=Texts)
 
 
 class Call(msgspec.Struct, frozen=True, gc=False):
@@ -71,6 +105,13 @@ class State(msgspec.Struct, kw_only=True):
     current: dict[str, str] = {}  # f"{chat}|{user}" -> session_id
     pending: dict[str, Call] = {}  # call_id -> call
     max_messages: int = DEFAULT_MAX_MESSAGES
+    # f"{chat}|{msg_id}" -> seq of a message no call took yet (every message passes here:
+    # one int, its edits, documents and transcripts in ``attached`` only when they come).
+    waiting: dict[str, int] = {}
+    attached: dict[str, Texts] = {}
+    ended: dict[str, Texts] = {}  # session_id -> texts of a session a newer one replaced
+    replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
+    orphans: list[Origin] = []  # answers and replies whose request went (an ended session)
 
 
 def _key(chat: str, user: str) -> str:
@@ -87,7 +128,11 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
     old = state.current.get(key)
     if old is not None and old != ev.session_id:
         # Only the current session of a key is ever used again: forget the old one.
-        state.sessions.pop(old, None)
+        ended = state.sessions.pop(old, None)
+        if ended is not None and (ended.texts.words or ended.texts.counted):
+            ended.texts.last = ended.last_activity
+            ended.texts.chat = ended.chat
+            state.ended[old] = ended.texts
         for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
             del state.pending[call_id]
     state.current[key] = ev.session_id
@@ -108,6 +153,17 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
         return
     text = ev.messages[-1].content if ev.messages else ""
     state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
+    texts = session.texts
+    words = texts.words
+    words.append(rec.seq)
+    waiting, attached, chat = state.waiting, state.attached, ev.chat
+    for msg_id in ev.trigger_ids:
+        key = f"{chat}|{msg_id}"
+        seq = waiting.pop(key, None)
+        if seq is not None:
+            words.append(seq)
+        if attached and key in attached:
+            texts.take(attached.pop(key))
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content
@@ -115,11 +171,14 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     call = state.pending.pop(ev.call_id, None)
-    if call is None:
+    session = state.sessions.get(call.session_id) if call is not None else None
+    if call is None or session is None:
+        # Its request went with an ended session (or the session was replaced).
+        _orphan(state, rec)
+        state.replying[ev.call_id] = ""
         return
-    session = state.sessions.get(call.session_id)
-    if session is None:
-        return
+    session.texts.counted.append(rec.seq)
+    state.replying[ev.call_id] = call.session_id
     turns = session.turns
     turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
     turns.append(Utterance("assistant", ev.content, rec.ts))
@@ -153,6 +212,68 @@ def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
                 return
 
 
+def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
+    state.waiting[f"{ev.chat}|{ev.msg_id}"] = rec.seq
+
+
+def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None:
+    """An edit or a document's text joins its message while no call has taken it."""
+    key = _key(ev.chat, ev.msg_id)
+    if key in state.waiting:
+        state.attached.setdefault(key, Texts(chat=ev.chat)).add(rec)
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    key = _key(ev.chat, ev.msg_id)
+    if key in state.waiting:
+        state.attached.setdefault(key, Texts(chat=ev.chat)).add(rec, counted=True)
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    key = f"{ev.chat}|{ev.msg_id}"
+    if state.waiting.pop(key, None) is not None and state.attached:
+        state.attached.pop(key, None)
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    call_id = ev.call_id
+    session_id = state.replying.get(call_id) if call_id is not None else None
+    if call_id is None or session_id is None:
+        return
+    session = state.sessions.get(session_id)
+    texts = session.texts if session is not None else state.ended.get(session_id)
+    if texts is not None:
+        texts.counted.append(rec.seq)
+    else:
+        _orphan(state, rec)
+    if ev.part is None or ev.part == ev.parts:
+        del state.replying[call_id]
+
+
+def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session config last
+    state: State, now: float, mode: str, ttl_minutes: float, tz: str, counted_before: float
+) -> frozenset[int]:
+    """The seqs of the words of every session that ended or expired at ``now``, and
+    of their answers, replies and transcripts once the session was last active
+    before ``counted_before``."""
+    found: set[int] = set()
+    done = [(t, t.last) for t in state.ended.values()]
+    for session in state.sessions.values():
+        end = expires_at(session, mode, ttl_minutes, tz)
+        if end is not None and now >= end:
+            done.append((session.texts, session.last_activity))
+    for texts, last in done:
+        found.update(texts.words)
+        if last < counted_before:
+            found.update(texts.counted)
+    found.update(seq for seq, ts, _ in state.orphans if ts < counted_before)
+    return frozenset(found)
+
+
+def _orphan(state: State, rec: Recorded) -> None:
+    state.orphans.append(origin(rec))
+
+
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is None:
@@ -170,6 +291,45 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         for call_id, call in state.pending.items()
         if call.session_id not in ended and not gone.gone(*call.origin)
     }
+    _absorb_texts(state, gone, ev.older_than is not None)
+
+
+def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:
+    """Drop the seqs that went from every ``Texts``: nothing grows, and expiry never
+    names an event twice. A rotation also retires the messages it kept waiting (a
+    message that ties a person's ids): as in the queue, they are done."""
+    for session in state.sessions.values():
+        _prune(session.texts, gone, session.chat)
+    for group in (state.ended, state.attached):
+        for key, texts in list(group.items()):
+            _prune(texts, gone, texts.chat)
+            if not texts.words and not texts.counted:
+                del group[key]
+    for key, seq in list(state.waiting.items()):
+        if (rotation and seq < gone.before) or _went(gone, seq, key.split("|", 1)[0]):
+            del state.waiting[key]
+            state.attached.pop(key, None)
+    state.orphans = [o for o in state.orphans if not gone.gone(*o)]
+    # Orphans' replies ("") are followed until the next compaction at most.
+    known = state.sessions.keys() | state.ended.keys()
+    for call_id in [c for c, s in state.replying.items() if s not in known]:
+        del state.replying[call_id]
+
+
+def _prune(texts: Texts, gone: Removal, chat: str) -> None:
+    texts.words = [seq for seq in texts.words if not _went(gone, seq, chat)]
+    texts.counted = [seq for seq in texts.counted if not _went(gone, seq, chat)]
+
+
+def _went(gone: Removal, seq: int, chat: str) -> bool:
+    """``gone.gone`` without the time: log order is time order, so below ``before``
+    every event is older than the cut-off."""
+    return (
+        seq < gone.before
+        and (gone.chats is None or chat in gone.chats)
+        and (gone.seqs is None or seq in gone.seqs)
+        and seq not in gone.keep
+    )
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:
@@ -226,6 +386,12 @@ _HANDLERS: Handlers[State] = {
     LlmCompleted: _completed,
     LlmFailed: _failed,
     MessageRevoked: _revoked,
+    MessageReceived: _received,
+    MessageEdited: _more,
+    DocumentRead: _more,
+    MediaTranscribed: _transcribed,
+    MessageSkipped: _skipped,
+    ReplyPlanned: _planned,
     Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)

@@ -185,6 +185,11 @@ def error_of(path: Path, **kw: Any) -> str:
             "llm.max_output_tokens: expected integer >= 16, got 8",
             id="too-few-tokens",
         ),
+        pytest.param(
+            patched(rotation={"drop_expired_sessions": "yes"}),
+            "rotation.drop_expired_sessions: expected bool, got str",
+            id="drop-expired-sessions-not-a-bool",
+        ),
         pytest.param([], "expected object, got array", id="not-an-object"),
     ],
 )

@@ -321,3 +321,42 @@ def test_a_schema_of_the_first_release_is_migrated_to_take_any_snapshot_version(
         log.append(message(1))
         log.save_snapshot("projections", 2**32 - 1, 1, b"state")
         assert log.load_snapshot("projections", 2**32 - 1) == (1, b"state")
+
+
+def test_purge_leaves_no_dead_row_of_a_forgotten_chat(tmp_path: Path, schema: str) -> None:
+    """What PostgreSQL lets one observe: VACUUM has reclaimed the removed rows.
+
+    (It does not zero their space; README "Command line" says what stays.)
+    """
+    log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema)  # creates the schema
+    with admin() as conn:
+        try:
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS pgstattuple SCHEMA {schema}")
+        except psycopg.Error as exc:
+            log.close()
+            pytest.skip(f"pgstattuple is not available: {exc}")
+        # Where it is: another run may have made it first, elsewhere.
+        row = conn.execute(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension"
+            " WHERE extname = 'pgstattuple'"
+        ).fetchone()
+        assert row is not None
+        home = row[0]
+    gone = "1@s.whatsapp.net"
+    with log:
+        log.append(*(message(i, chat=gone, tag="zebra") for i in range(200)))
+        log.append(message(1, chat="2@s.whatsapp.net"))
+        marker = log.compact("forget", Selection(chats=frozenset({gone})))
+        assert marker is not None
+        log.save_snapshot("projections", 1, marker.seq, b"state")
+        log.save_snapshot("projections", 1, marker.seq, b"state, again")  # one dead version
+
+        log.purge()
+
+        assert log.load_snapshot("projections", 1) is None
+    with admin() as conn:
+        for table in ("events", "snapshots"):
+            dead = conn.execute(
+                f"SELECT dead_tuple_count FROM {home}.pgstattuple('{schema}.{table}')"
+            ).fetchone()
+            assert dead == (0,), table

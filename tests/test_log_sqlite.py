@@ -88,3 +88,35 @@ def test_the_read_only_log_creates_nothing_and_cannot_write(tmp_path: Path) -> N
         assert not hasattr(reader, "append")
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             reader._reader.execute("DELETE FROM events")  # type: ignore[attr-defined]
+
+
+def _files_holding(folder: Path, text: bytes) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and text in p.read_bytes())
+
+
+def test_compaction_leaves_no_byte_of_what_it_removed_in_the_files(tmp_path: Path) -> None:
+    log = SQLiteLog(tmp_path / "events.db")
+    gone, kept = "1@s.whatsapp.net", "2@s.whatsapp.net"
+    for i in range(50):  # interleaved: the pages that keep Bob's rows held Alice's
+        log.append(message(i, chat=gone, tag="zebra-quartz"), message(i, chat=kept, tag="walrus"))
+    log._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # in the file, not just the WAL
+    log.compact("forget", Selection(chats=frozenset({gone})))
+    log.close()
+    assert _files_holding(tmp_path, b"zebra-quartz") == []
+    assert _files_holding(tmp_path, b"walrus") == ["events.db"]
+
+
+def test_purge_clears_what_an_older_version_left_in_free_space(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteLog(path).close()
+    with closing(sqlite3.connect(path)) as raw:  # deleted without secure_delete
+        raw.execute("PRAGMA secure_delete=OFF")
+        raw.execute("INSERT INTO snapshots VALUES ('p', 1, 1, ?)", (b"zebra-quartz" * 500,))
+        raw.commit()
+        raw.execute("DELETE FROM snapshots")
+        raw.commit()
+    assert _files_holding(tmp_path, b"zebra-quartz") == ["events.db"]
+    log = SQLiteLog(path)
+    log.purge()
+    log.close()
+    assert _files_holding(tmp_path, b"zebra-quartz") == []

@@ -39,7 +39,7 @@ def _history(store: Path) -> None:
         log.append(*(Keyed(message(n), f"chat/M{n}") for n in range(5)), message(5))
         log.append(message(6), message(7))
         log.compact("forget", Selection(seqs=frozenset({8, 9})))  # the newest two go
-        log.save_snapshot("projections", 2**32 - 1, 7, b"\x00state\xff")
+        log.save_snapshot("projections", 2**32 - 1, 10, b"\x00state\xff")
 
 
 def _migrate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -78,7 +78,7 @@ def test_a_store_goes_to_postgresql_and_back_exactly(tmp_path: Path, url: str) -
 
     with open_reader(tmp_path, url=url, name=OWNER) as log:
         assert [r.seq for r in log.read()] == [1, 2, 3, 4, 5, 6, 7, 10]
-        assert log.load_snapshot("projections", 2**32 - 1) == (7, b"\x00state\xff")
+        assert log.load_snapshot("projections", 2**32 - 1) == (10, b"\x00state\xff")
     with PostgresLog(url, name=OWNER) as log:  # the counter came along: 8 and 9 stay unused
         assert log.append(message(11))[0].seq == 11
         assert log.append(Keyed(message(0), "chat/M0"))[0].seq == 2  # keys came along too
@@ -91,7 +91,7 @@ def test_a_store_goes_to_postgresql_and_back_exactly(tmp_path: Path, url: str) -
     assert [r[0] for r in copied] == [1, 2, 3, 4, 5, 6, 7, 10, 11]
     with SQLiteLog(back / "events.db") as log:
         assert log.append(message(12))[0].seq == 12
-        assert log.load_snapshot("projections", 2**32 - 1) == (7, b"\x00state\xff")
+        assert log.load_snapshot("projections", 2**32 - 1) == (10, b"\x00state\xff")
 
 
 def test_a_target_that_holds_events_is_refused_in_one_line(tmp_path: Path, url: str) -> None:

@@ -33,7 +33,7 @@ from events.model import (
 )
 from events.protocol import CompactReason, Selection, removal
 from events.units import DAY
-from projections import alerts, budget, retention, stats
+from projections import alerts, budget, retention, sessions, stats
 from projections.fold import ALL, decode, dispatch_table, encode, feed, fold
 
 # Small pools make events refer to each other (same chats, messages, calls).
@@ -281,7 +281,42 @@ def _view(name: str, state: Any, newest: float) -> Any:
             if t >= newest - DAY
         ]
         return msgspec.structs.replace(state, replies=left, reply_from=[])
+    if name == "retention":  # the newest facts a rotation keeps: see _newest_absorbed
+        return msgspec.structs.replace(state, newest={}, scheduled={})
+    if name == "sessions":  # what expiry follows: see _texts_absorbed
+        return _without_texts(state)
     return state
+
+
+def _without_texts(state: sessions.State) -> sessions.State:
+    plain = {
+        sid: msgspec.structs.replace(s, texts=sessions.Texts()) for sid, s in state.sessions.items()
+    }
+    return msgspec.structs.replace(
+        state, sessions=plain, waiting={}, attached={}, ended={}, replying={}, orphans=[]
+    )
+
+
+def _texts_absorbed(state: sessions.State, left: list[Recorded]) -> None:
+    """What expiry may remove names only events still there: nothing dangles, nothing grows.
+
+    (A refold may follow more of the events left: those the absorbed state no
+    longer follows go with the retention instead.)
+    """
+    followed = [*state.waiting.values(), *(seq for seq, _, _ in state.orphans)]
+    texts = [s.texts for s in state.sessions.values()]
+    for t in [*texts, *state.ended.values(), *state.attached.values()]:
+        followed.extend([*t.words, *t.counted])
+    assert set(followed) <= {r.seq for r in left}
+
+
+def _newest_absorbed(ours: retention.State, theirs: retention.State, left: list[Recorded]) -> None:
+    """The newest check-in, status… that rotation keeps: a refold's, unless it went
+    (then a refold finds an older one; naming a seq that is gone keeps nothing)."""
+    alive = {r.seq for r in left}
+    for key, seqs in ours.newest.items():
+        living = [seq for seq in seqs if seq in alive]
+        assert not living or living == theirs.newest.get(key), key
 
 
 def _alerts_absorbed(state: alerts.State, marker: Compacted) -> None:
@@ -338,6 +373,8 @@ def test_absorbing_a_compaction_equals_folding_what_is_left(raw, select, data):
         assert _view(name, ours, newest) == _view(name, theirs, newest), name
     assert isinstance(marker.event, Compacted)
     _alerts_absorbed(absorbed.alerts, marker.event)
+    _texts_absorbed(absorbed.sessions, left)
+    _newest_absorbed(absorbed.retention, refolded.retention, left)
     _stats_absorbed(absorbed.stats, refolded.stats, fold(records).stats, reason)
     # The estimate keeps the recent costs left; a refold may reach further back.
     kept = absorbed.budget.recent_from

@@ -208,18 +208,21 @@ async def test_config_edits_apply_from_the_next_decision(make_bot: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_check_in_compacted_away_is_not_sent_again(make_bot: Any) -> None:
+async def test_a_retention_shorter_than_the_catch_up_keeps_the_check_in(make_bot: Any) -> None:
     nine = at("2025-06-02 09:00")
     bot = make_bot(nine, rotation={"retention_days": 0.0001, "interval_hours": 0.01})
     await bot.tick(nine)
+    [planned] = bot.check_ins()
+    bot.append(nine + 1, reply(1))
 
     await bot.tick(nine + 60)
     [marker] = bot.rotations()
     assert isinstance(marker.event, Compacted)
-    assert marker.event.by_type == {"ReplyPlanned": 1}
+    assert marker.event.by_type == {"ReplyPlanned": 1}  # the reply, not the check-in
+    bot.restart(nine + 61)  # nothing in memory: the log must say it was sent
     await bot.tick(nine + 61)
 
-    assert bot.check_ins() == []
+    assert bot.check_ins() == [planned]  # kept, and not planned again
 
 
 @pytest.mark.anyio

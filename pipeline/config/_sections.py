@@ -89,8 +89,11 @@ class SessionConfig(Section, frozen=True, kw_only=True):
 
 
 class RotationConfig(Section, frozen=True, kw_only=True):
+    """``drop_expired_sessions``: each rotation also removes ended sessions' texts."""
+
     retention_days: Annotated[float, msgspec.Meta(gt=0, le=36_500)] = 30.0
     interval_hours: Annotated[float, msgspec.Meta(gt=0, le=8760)] = 24.0
+    drop_expired_sessions: bool = False
 
 
 class VitalityConfig(Section, frozen=True, kw_only=True):

@@ -6,8 +6,9 @@ it came by (the id used is kept as ``via``, where replies go), the owner's own
 messages are recognised by all the owner's ids, and anything of a chat that is
 not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
 before a byte of it is written anywhere, log lines included: transports never
-log what they receive, so a fact's one debug line is written here, after the
-check (DESIGN.md sections 3 and 10). What is kept is cut to the limits below.
+log what they receive, so a fact's one debug line (ids only, never the text)
+is written here, after the check (DESIGN.md sections 3 and 10). What is kept
+is cut to the limits below.
 An attachment is fetched only here, once its chat is known to be monitored.
 """
 
@@ -92,7 +93,8 @@ class Intake:
             return
         fact = keyed.event
         if isinstance(fact, MessageReceived | MessageEdited):
-            log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id, text=fact.text)
+            # Never the text: logs outlive ``forget`` and rotation, the log's events do not.
+            log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id)
         if isinstance(fact, MessageReceived) and fact.media is not None:
             fetched = await fetch_media(fact, inbound.media, self.settings.app.media, self.media)
             keyed = Keyed(fetched, keyed.key)

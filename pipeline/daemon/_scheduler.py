@@ -1,17 +1,18 @@
 """The scheduler: the check-in to the owner's chat and the periodic rotation.
 
 Every decision reads the config in force, so edits to ``vitality`` and
-``rotation`` apply without a restart. What already ran comes from the log
-(``projections.schedule``), so a restart neither repeats a check-in nor
-rotates early; ``_timetable`` has the rules. Two facts are also kept in
-memory, because the log cannot hold them:
+``rotation`` apply without a restart. With ``rotation.drop_expired_sessions``
+each rotation also removes the texts of ended sessions (``retention.expiry``).
+What already ran comes from the log (``projections.schedule``), so a restart
+neither repeats a check-in nor rotates early; ``_timetable`` has the rules.
+Two facts are also kept in memory, because the log cannot hold them:
 
 - the last rotation attempt: an empty rotation appends nothing, so without it
   the daemon would rescan the log at every wake-up. The log's newest
   ``Compacted(rotation)`` (or, when there is none, the daemon's start) stays
   the durable record, so a restart may rescan once, never rotate early.
-- the last check-in planned: a retention shorter than ``timetable.CATCH_UP``
-  could compact it away and make it look unsent.
+- the last check-in planned, until the log has it (rotation keeps the newest
+  check-in and what marked it sent, ``projections.retention``).
 
 A check-in due at start waits (``timetable.TRANSPORT_GRACE`` at most) until
 the transport has reported, since the daemon's start records ``connecting``.
@@ -39,7 +40,7 @@ from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
-from projections import budget, retention, schedule
+from projections import aliases, budget, retention, schedule
 
 log = get_logger("wabot.scheduler")
 
@@ -147,9 +148,14 @@ class Scheduler:
             return due
         self._rotation_tried = now
         # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
-        selection = retention.rotation(self.live.view.retention, rotation_cfg.retention_days, now)
+        view = self.live.view
+        selection = retention.rotation(
+            view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
+        )
         marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
         self.live.catch_up()  # each projection drops what the marker says went
+        if rotation_cfg.drop_expired_sessions:
+            await self._drop_expired(now)
         if self.media is not None:
             swept = await anyio.to_thread.run_sync(self._sweep, self.media)
             if swept:
@@ -160,6 +166,24 @@ class Scheduler:
             removed = marker.event.removed if isinstance(marker.event, Compacted) else 0
             log.info("rotated", removed=removed, retention_days=rotation_cfg.retention_days)
         return timetable.rotation_due(rotation_cfg, now)
+
+    async def _drop_expired(self, now: float) -> None:
+        """Remove the texts of the sessions that ended (``Compacted``, reason ``expiry``)."""
+        app, view = self.settings.app, self.live.view
+        selection = retention.expiry(
+            view.sessions,
+            now,
+            app.session_memory.mode,
+            app.session_memory.ttl_minutes,
+            app.vitality.timezone,
+            aliases.teachers(view.aliases),
+        )
+        if selection is None:
+            return
+        marker = await anyio.to_thread.run_sync(self.live.log.compact, "expiry", selection)
+        self.live.catch_up()
+        if marker is not None and isinstance(marker.event, Compacted):
+            log.info("expired_sessions_dropped", removed=marker.event.removed)
 
     def _sweep(self, media: MediaStore) -> int:
         """Delete the attachments no event in the log refers to any more."""

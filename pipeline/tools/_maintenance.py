@@ -16,42 +16,86 @@ from pathlib import Path
 from events.backends import is_postgres
 from events.jid import InvalidJid, normalize
 from events.model import Compacted, Recorded
-from events.protocol import LogReader, Selection
+from events.protocol import LogReader, LogWriter, Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.media import MediaStore, referenced_media
 from pipeline.tools._args import BadArgument, latest_config
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
-from projections import retention
+from pipeline.tools.replay import forget_replays
+from projections import addresses, aliases, retention
+from projections.fold import States
 from projections.runner import Runner
 
 DEFAULT_RETENTION_DAYS = 30.0
 
 
 def compact(store: Path | Where, now: float) -> str:
-    """Rotate the log by ``rotation.retention_days`` of the config in force."""
+    """Rotate the log by ``rotation.retention_days`` of the config in force, and with
+    ``rotation.drop_expired_sessions`` remove the texts of ended sessions too."""
     with open_tool_writer(store) as log:
         states = Runner.start(log).states
         config = latest_config(log.read(chats=[""]))
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
-        marker = log.compact("rotation", retention.rotation(states.retention, days, now))
+        teachers = aliases.teachers(states.aliases)
+        marker = log.compact("rotation", retention.rotation(states.retention, days, now, teachers))
+        dropping = config is not None and config.rotation.drop_expired_sessions
+        expired = _drop_expired(log, config, now) if config and dropping else ""
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:
-        return f"nothing older than {days:g} days to remove{files}"
-    return f"removed {_compacted(marker).removed} events older than {days:g} days{files}"
+        return f"nothing older than {days:g} days to remove{expired}{files}"
+    return f"removed {_compacted(marker).removed} events older than {days:g} days{expired}{files}"
+
+
+def _drop_expired(log: LogWriter, config: AppConfig, now: float) -> str:
+    states = Runner.start(log).states  # as the rotation left it
+    memory = config.session_memory
+    selection = retention.expiry(
+        states.sessions,
+        now,
+        memory.mode,
+        memory.ttl_minutes,
+        config.vitality.timezone,
+        aliases.teachers(states.aliases),
+    )
+    marker = log.compact("expiry", selection) if selection is not None else None
+    return f"; removed {_compacted(marker).removed} events of ended sessions" if marker else ""
 
 
 def forget(store: Path | Where, chat: str) -> str:
-    """Remove every event of one chat; the owner's right to have it gone."""
-    with open_tool_writer(store) as log:
+    """Remove every event of one chat, under any id of it; the owner's right to have it gone.
+
+    Then nothing of it stays in the store: snapshots go, the log's files are
+    rewritten without the freed space (``purge``), its attachments and the
+    replay experiments naming it are deleted.
+    """
+    where = as_where(store)
+    with open_tool_writer(where) as log:
         config = latest_config(log.read(chats=[""]))
-        jid = _resolve(chat, config)
-        theirs = referenced_media(log.read(chats=[jid]))
-        marker = log.compact("forget", Selection(chats=frozenset({jid})))
-        swept = sweep_media(store, log, doomed=theirs)
+        asked = _resolve(chat, config)
+        jid, ids = person(Runner.start(log).states, asked)
+        chats = frozenset(ids & log.chats()) or frozenset({jid})
+        theirs = referenced_media(log.read(chats=chats))
+        marker = log.compact("forget", Selection(chats=chats))
+        log.purge()
+        swept = sweep_media(where, log, doomed=theirs)
+    replays = forget_replays(where.store / "replays", ids)
+    files = _files(swept) + _files(replays, "replay file")
     if marker is None:
-        return f"nothing recorded for {jid}{_files(swept)}"
-    return f"forgot {jid}: {_compacted(marker).removed} events removed{_files(swept)}"
+        return f"nothing recorded for {jid}{files}"
+    return f"forgot {jid}: {_compacted(marker).removed} events removed{files}"
+
+
+def person(states: States, jid: str) -> tuple[str, set[str]]:
+    """The chat ``jid`` names and every id it is known by (phone JID, LID).
+
+    WhatsApp addresses one person by either; events are filed under the
+    monitored chat, and ``via``/``chat_alt`` and senders taught the others.
+    """
+    chat = addresses.chat_of(states.addresses, jid) or jid
+    ids = {jid, chat} | aliases.forms(states.aliases, chat) | aliases.forms(states.aliases, jid)
+    ids.update(a for a, c in states.addresses.canonical.items() if c == chat)
+    return chat, ids
 
 
 def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] = ()) -> int:
@@ -66,8 +110,8 @@ def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] 
     return media.sweep(log.media(), doomed=doomed)
 
 
-def _files(swept: int) -> str:
-    return f"; deleted {swept} media file{'s' if swept != 1 else ''}" if swept else ""
+def _files(gone: int, what: str = "media file") -> str:
+    return f"; deleted {gone} {what}{'s' if gone != 1 else ''}" if gone else ""
 
 
 def _resolve(chat: str, config: AppConfig | None) -> str:

@@ -1,24 +1,91 @@
-"""forget beside a running daemon: the daemon drops what went and the chat starts afresh."""
+"""forget beside a running daemon and on a stopped one: no byte of the chat stays in the store.
+
+The store is scanned file by file as raw bytes (``events.db`` and its WAL, the
+snapshot table inside it, logs, replay experiments and their response cache,
+media) for a marker only the forgotten chat's messages carry.
+"""
 
 from __future__ import annotations
 
+import base64
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from events.model import Compacted, LlmRequested, MessageReceived, SessionStarted
-from tests.e2e.harness import ALICE, Daemon, run_cli
+from tests.conversation import Recording, run_replay
+from tests.e2e.conftest import MakeDaemon
+from tests.e2e.harness import ALICE, BOB, Daemon, base_config, run_cli
+from tests.llm_server import FakeLlmServer
+
+ALICE_LID = "123456789012345@lid"
+MARKER = "zebra-quartz-7731"  # only Alice ever writes it
+KEPT = "walrus-ochre-4402"  # only Bob writes it: must survive
+BOB_ENTITY = {"type": "user", "phone": "491702222222", "name": "Bob"}
+VERBOSE = {"logging": {"level": "DEBUG"}}
+
+
+def _holding(store: Path, text: str) -> list[str]:
+    """The store's files whose raw bytes contain ``text``.
+
+    Read by a child process: closing a descriptor of ``events.db`` here would
+    drop the POSIX locks of this process's own connection to it (the harness's).
+    """
+    found = subprocess.run(
+        [sys.executable, "-c", _SCAN, str(store), text],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return found.stdout.split()
+
+
+_SCAN = """
+import sys
+from pathlib import Path
+store, needle = Path(sys.argv[1]), sys.argv[2].encode()
+for path in sorted(p for p in store.rglob("*") if p.is_file()):
+    if needle in path.read_bytes():
+        print(path.relative_to(store))
+"""
+
+
+def _forget(daemon: Daemon, chat: str) -> str:
+    done = run_cli(
+        ["forget", "--chat", chat, "--store", str(daemon.store)],
+        cwd=daemon.workdir,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _answered(daemon: Daemon, msg_id: str) -> None:
+    assert daemon.next_sent()["reply_to"] == msg_id
+
+
+def _talk(daemon: Daemon) -> None:
+    """Alice writes by her LID and by phone and sends a document, Bob by phone."""
+    _answered(daemon, daemon.message(f"My code word is {MARKER}.", chat=ALICE_LID, chat_alt=ALICE))
+    _answered(daemon, daemon.message(f"Repeat {MARKER} twice.", chat=ALICE))
+    notes = base64.b64encode(f"My notes: {MARKER}".encode()).decode()
+    document = {"kind": "document", "data": notes, "file_name": "notes.txt"}
+    _answered(daemon, daemon.message("Read this", chat=ALICE, media=document))
+    _answered(daemon, daemon.message(f"Mine is {KEPT}.", chat=BOB))
+
+
+def _with_bob(make_daemon: MakeDaemon) -> Daemon:
+    people = [*base_config()["monitored_entities"], BOB_ENTITY]
+    return make_daemon({**VERBOSE, "monitored_entities": people})
 
 
 def test_forgetting_a_chat_while_running_leaves_no_memory_of_it(daemon: Daemon):
     first = daemon.message("My name is Alice and I like Rome.")
     assert daemon.next_sent()["reply_to"] == first
 
-    done = run_cli(
-        ["forget", "--chat", "Alice", "--store", str(daemon.store)],
-        cwd=daemon.workdir,
-        env=dict(os.environ),
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"forgot {ALICE}: ")
+    assert _forget(daemon, "Alice").startswith(f"forgot {ALICE}: ")
     assert not daemon.find(MessageReceived)
 
     second = daemon.message("What do I like?")
@@ -27,3 +94,42 @@ def test_forgetting_a_chat_while_running_leaves_no_memory_of_it(daemon: Daemon):
     assert [s.reason for s in daemon.find(SessionStarted)] == ["new"]
     requested = daemon.wait_event(LlmRequested, trigger_ids=[second])
     assert [m.role for m in requested.messages] == ["system", "user"]
+
+
+def test_forget_by_the_other_id_leaves_no_byte_of_the_chat_in_the_store(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+):
+    daemon = _with_bob(make_daemon)
+    _talk(daemon)
+    recording = Recording(daemon.workdir, 0, ())
+    for chat in ("Alice", "Bob"):
+        tried = run_replay(["--chat", chat, "--prompt", "Be brief."], recording, llm_server)
+        assert tried.returncode == 0, tried.stderr
+    daemon.stop()  # its last snapshot holds Alice's session
+    assert _holding(daemon.store, MARKER)  # the scan sees what is there
+
+    said = _forget(daemon, ALICE_LID)
+
+    assert said.startswith(f"forgot {ALICE}: "), said
+    assert _holding(daemon.store, MARKER) == []
+    assert "events.db" in _holding(daemon.store, KEPT)
+    assert any(name.startswith("replays/") for name in _holding(daemon.store, KEPT))
+    # The daemon starts on what is left and knows nothing of Alice.
+    daemon.restart()
+    again = daemon.message("What is my code word?", chat=ALICE)
+    _answered(daemon, again)
+    requested = daemon.wait_event(LlmRequested, trigger_ids=[again])
+    assert [m.role for m in requested.messages] == ["system", "user"]
+
+
+def test_forget_beside_a_running_daemon_leaves_no_byte_once_it_stops(make_daemon: MakeDaemon):
+    daemon = _with_bob(make_daemon)
+    _talk(daemon)
+
+    _forget(daemon, ALICE)
+    # The daemon goes on writing (a snapshot at its stop among it): nothing comes back.
+    _answered(daemon, daemon.message("And now?", chat=BOB))
+    daemon.stop()
+
+    assert _holding(daemon.store, MARKER) == []
+    assert "events.db" in _holding(daemon.store, KEPT)

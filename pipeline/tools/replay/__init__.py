@@ -5,5 +5,6 @@ experiment file and the response cache under ``STORE/replays/``.
 """
 
 from pipeline.tools.replay._cli import main
+from pipeline.tools.replay._files import forget_replays
 
-__all__ = ["main"]
+__all__ = ["forget_replays", "main"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,3 +85,29 @@ def replace_file(
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def forget_replays(replays: Path, chats: Collection[str]) -> int:
+    """Delete what ``replays`` holds of ``chats``; returns how many files went.
+
+    An experiment file naming any of them goes with its report (same stem).
+    The response cache goes whole: its entries are keyed by a hash of the
+    request and do not say which chat they answered; a later replay asks again.
+    """
+    if not replays.is_dir() or not chats:
+        return 0
+    needles = [chat.encode() for chat in chats]
+    doomed: set[Path] = set()
+    for path in replays.glob("*.json"):
+        with contextlib.suppress(OSError):
+            if any(needle in path.read_bytes() for needle in needles):
+                doomed.update((path, path.with_suffix(".html")))
+    cache = replays / "cache"
+    if cache.is_dir():
+        doomed.update(p for p in cache.iterdir() if p.is_file())
+    gone = 0
+    for path in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            gone += 1
+    return gone

@@ -1,8 +1,9 @@
 """``compact`` and ``forget``: the only ways events leave the log.
 
 Both go through the log's ``compact``, which deletes in short transactions
-and records one ``Compacted`` marker; a running daemon sees the marker and
-refolds its projections from what is left. Safe to run beside the daemon.
+and records one ``Compacted`` marker saying what went; a running daemon's
+projections absorb it (they drop what they derived from those events).
+Safe to run beside the daemon.
 Afterwards the attachments no remaining event refers to are deleted
 (``sweep_media``): those of a forgotten chat at once, others once they are
 older than ``GRACE_SECONDS`` (a running daemon may be recording one).

@@ -2,7 +2,9 @@
 
 The key is the sha256 of the URL and the JSON body the client would send, so
 any change to prompt, model, params, context or endpoint is a new entry, and
-an unchanged request never reaches the provider again.
+an unchanged request never reaches the provider again. Entries live in a
+folder per chat (``cache_folder``), so ``forget`` removes one chat's answers
+and leaves the others'.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import msgspec
 from pipeline.config import LlmConfig, LoadedConfig
 from pipeline.llm import BadRequest, ImageUrl, LlmClient, LlmResult, Prompt, build_request
 from pipeline.media import MediaStore
-from pipeline.tools.replay._files import replace_private
+from pipeline.tools.replay._files import cache_folder, replace_private
 
 _decoder = msgspec.json.Decoder(LlmResult)
 
@@ -48,13 +50,16 @@ class CachedLlm:
             raise BadRequest(f"cannot build LLM request: {exc}") from None
         return hashlib.sha256(url.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
 
-    async def complete(self, prompt: Prompt) -> tuple[LlmResult, bool]:
-        """The answer and whether it came from the cache; raises ``LlmError``."""
-        path = self._dir / f"{self.key(prompt)}.json"
-        try:
-            return _decoder.decode(path.read_bytes()), True
-        except (OSError, msgspec.DecodeError):
-            pass  # not cached yet, or a torn file from a killed run: ask again
+    async def complete(self, prompt: Prompt, chat: str) -> tuple[LlmResult, bool]:
+        """The answer to ``prompt`` (about ``chat``) and whether it came from the cache;
+        raises ``LlmError``."""
+        name = f"{self.key(prompt)}.json"
+        path = self._dir / cache_folder(chat) / name
+        for found in (path, self._dir / name):  # the second: written by an older version
+            try:
+                return _decoder.decode(found.read_bytes()), True
+            except (OSError, msgspec.DecodeError):
+                pass  # not cached yet, or a torn file from a killed run: ask again
         result = await self._client.complete(prompt.model, prompt.messages, prompt.params)
         replace_private(path, msgspec.json.encode(result))
         return result, False

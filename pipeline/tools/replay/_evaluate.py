@@ -106,6 +106,7 @@ def case_for(turn: Turn, reply: NewReply) -> Case | str:
     messages = turn.call.request.messages
     context = [m for m in messages[:-1] if m.role != "system"]
     return Case(
+        chat=turn.chat,
         context=context,
         user=user_said(turn.call) or messages[-1].content,
         old=old,

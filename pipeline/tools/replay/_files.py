@@ -7,7 +7,9 @@ them, whatever the umask.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
@@ -87,12 +89,18 @@ def replace_file(
             os.close(directory)
 
 
+def cache_folder(chat: str) -> str:
+    """The response cache's folder for ``chat``'s answers: a hash, so no number is a file name."""
+    return hashlib.sha256(chat.encode()).hexdigest()[:32]
+
+
 def forget_replays(replays: Path, chats: Collection[str]) -> int:
     """Delete what ``replays`` holds of ``chats``; returns how many files went.
 
-    An experiment file naming any of them goes with its report (same stem).
-    The response cache goes whole: its entries are keyed by a hash of the
-    request and do not say which chat they answered; a later replay asks again.
+    An experiment file naming any of them goes with its report (same stem),
+    and so does each chat's folder of the response cache. Entries an older
+    version wrote straight into ``cache/`` do not say which chat they answered:
+    they all go (a later replay asks again).
     """
     if not replays.is_dir() or not chats:
         return 0
@@ -105,9 +113,15 @@ def forget_replays(replays: Path, chats: Collection[str]) -> int:
     cache = replays / "cache"
     if cache.is_dir():
         doomed.update(p for p in cache.iterdir() if p.is_file())
+        for chat in chats:
+            folder = cache / cache_folder(chat)
+            if folder.is_dir():
+                doomed.update(p for p in folder.iterdir() if p.is_file())
     gone = 0
     for path in doomed:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             gone += 1
+    for chat in chats:
+        shutil.rmtree(replays / "cache" / cache_folder(chat), ignore_errors=True)
     return gone

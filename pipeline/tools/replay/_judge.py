@@ -44,8 +44,9 @@ _ANSWERS: dict[str, Answer] = {"a": "A", "b": "B", "tie": "tie"}
 
 
 class Case(msgspec.Struct, frozen=True, kw_only=True):
-    """What the judge sees of one turn."""
+    """What the judge sees of one turn (of ``chat``, whose cache folder keeps the verdicts)."""
 
+    chat: str
     context: list[ChatTurn]  # the conversation before the user's message
     user: str
     old: str
@@ -92,7 +93,7 @@ class Judge:
         asked = Asked(first=first)
         for _ in range(ATTEMPTS):
             try:
-                result, cached = await self.llm.complete(prompt)
+                result, cached = await self.llm.complete(prompt, case.chat)
             except LlmError as exc:
                 return msgspec.structs.replace(asked, error=f"judge call failed: {exc}")
             asked = _counted(asked, result, cached=cached)

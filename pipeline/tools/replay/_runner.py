@@ -20,7 +20,7 @@ from projections.calls import Call
 
 
 class Llm(Protocol):
-    async def complete(self, prompt: Prompt) -> tuple[LlmResult, bool]: ...
+    async def complete(self, prompt: Prompt, chat: str) -> tuple[LlmResult, bool]: ...
 
 
 class NewReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,7 +76,7 @@ async def _one(call: Call, variant: Variant, llm: Llm, answers: dict[str, str]) 
     except Unbuildable as exc:
         return NewReply(error=f"cannot rebuild: {exc}")
     try:
-        result, cached = await llm.complete(prompt)
+        result, cached = await llm.complete(prompt, call.request.chat)
     except LlmError as exc:
         return NewReply(request=prompt, error=str(exc))
     return NewReply(

@@ -16,6 +16,10 @@ the requests, the answers and the replies planned from them, so
 (``expired_texts``) without reading the log back. A message is followed from
 its receipt until a call takes it or it is skipped; a session replaced by a
 newer one of its (chat, user) is kept as ``ended`` until its texts are gone.
+That costs one int per such event for as long as the event is kept, so it is
+done only while the config in force asks for it (``tracking``): turned on, it
+follows the sessions' events from then on (earlier ones go with the
+retention); turned off, what was followed is let go.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class State(msgspec.Struct, kw_only=True):
     current: dict[str, str] = {}  # f"{chat}|{user}" -> session_id
     pending: dict[str, Call] = {}  # call_id -> call
     max_messages: int = DEFAULT_MAX_MESSAGES
+    tracking: bool = False  # rotation.drop_expired_sessions: follow the events of each session
     # f"{chat}|{msg_id}" -> seq of a message no call took yet (every message passes here:
     # one int, its edits, documents and transcripts in ``attached`` only when they come).
     waiting: dict[str, int] = {}
@@ -121,6 +126,20 @@ def _key(chat: str, user: str) -> str:
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
     memory = ev.config.get("session_memory") or {}
     state.max_messages = int(memory.get("max_messages", DEFAULT_MAX_MESSAGES))
+    rotation = ev.config.get("rotation") or {}
+    state.tracking = bool(rotation.get("drop_expired_sessions", False))
+    if not state.tracking:
+        _let_go(state)
+
+
+def _let_go(state: State) -> None:
+    """Drop what ``tracking`` followed: nothing will ask for it."""
+    for followed in (state.waiting, state.attached, state.ended, state.replying):
+        followed.clear()
+    state.orphans.clear()
+    for session in state.sessions.values():
+        if session.texts.words or session.texts.counted:
+            session.texts = Texts()
 
 
 def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
@@ -129,7 +148,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
     if old is not None and old != ev.session_id:
         # Only the current session of a key is ever used again: forget the old one.
         ended = state.sessions.pop(old, None)
-        if ended is not None and (ended.texts.words or ended.texts.counted):
+        if state.tracking and ended is not None and (ended.texts.words or ended.texts.counted):
             ended.texts.last = ended.last_activity
             ended.texts.chat = ended.chat
             state.ended[old] = ended.texts
@@ -153,6 +172,11 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
         return
     text = ev.messages[-1].content if ev.messages else ""
     state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
+    session.last_activity = rec.ts
+    if ev.messages and ev.messages[0].role == "system":
+        session.system = ev.messages[0].content
+    if not state.tracking:
+        return
     texts = session.texts
     words = texts.words
     words.append(rec.seq)
@@ -164,9 +188,6 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
             words.append(seq)
         if attached and key in attached:
             texts.take(attached.pop(key))
-    session.last_activity = rec.ts
-    if ev.messages and ev.messages[0].role == "system":
-        session.system = ev.messages[0].content
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
@@ -174,11 +195,13 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     session = state.sessions.get(call.session_id) if call is not None else None
     if call is None or session is None:
         # Its request went with an ended session (or the session was replaced).
-        _orphan(state, rec)
-        state.replying[ev.call_id] = ""
+        if state.tracking:
+            _orphan(state, rec)
+            state.replying[ev.call_id] = ""
         return
-    session.texts.counted.append(rec.seq)
-    state.replying[ev.call_id] = call.session_id
+    if state.tracking:
+        session.texts.counted.append(rec.seq)
+        state.replying[ev.call_id] = call.session_id
     turns = session.turns
     turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
     turns.append(Utterance("assistant", ev.content, rec.ts))
@@ -213,7 +236,8 @@ def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
 
 
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
-    state.waiting[f"{ev.chat}|{ev.msg_id}"] = rec.seq
+    if state.tracking:
+        state.waiting[f"{ev.chat}|{ev.msg_id}"] = rec.seq
 
 
 def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None:

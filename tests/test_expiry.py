@@ -25,6 +25,7 @@ from events.model import (
 from events.testing import FakeClock
 from events.units import DAY, HOUR
 from pipeline.daemon._live import Live
+from pipeline.daemon._settings import config_loaded
 from tests import test_scheduler
 from tests.test_scheduler import ALICE, Bot, at
 
@@ -84,6 +85,7 @@ async def test_an_expired_sessions_texts_go_at_rotation_and_the_live_ones_stay(
 ) -> None:
     nine = at("2025-06-02 09:00")
     bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))  # as the daemon records it at start
     _turn(bot, nine, ALICE, 1, "alice-secret")
     bot.append(nine + 60, MessageReceived(chat=BOB, msg_id="G1", sender=BOB, text="bob-waits"))
     _turn(bot, nine + 100 * 60, BOB, 2, "bob-live")  # Alice's session has been idle 100 min
@@ -134,9 +136,31 @@ def test_the_compact_command_drops_them_too(tmp_path: Path) -> None:
 async def test_without_the_setting_sessions_stay_until_the_retention(make_bot: Any) -> None:
     nine = at("2025-06-02 09:00")
     bot = make_bot(nine, rotation={**DROPPING, "drop_expired_sessions": False})
+    bot.append(nine, config_loaded(bot.settings.loaded))
     _turn(bot, nine, ALICE, 1, "alice-secret")
 
     await bot.tick(nine + 3 * HOUR)
 
     assert _expiries(bot) == []
     assert "alice-secret" in _texts(bot)
+    # Nothing is followed for a setting that is off: no int per event held in memory.
+    sessions = bot.live.view.sessions
+    assert [s.texts.words for s in sessions.sessions.values()] == [[]]
+    assert not sessions.ended
+    assert not sessions.replying
+
+
+@pytest.mark.anyio
+async def test_turning_the_setting_off_lets_go_of_what_was_followed(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _turn(bot, nine, ALICE, 1, "alice-secret")
+    bot.live.catch_up()
+    assert [s.texts.words for s in bot.live.view.sessions.sessions.values()] != [[]]
+
+    off = ConfigLoaded(hash="h2", config={"rotation": {"drop_expired_sessions": False}}, path="")
+    bot.append(nine + 60, off)
+    bot.live.catch_up()
+
+    assert [s.texts.words for s in bot.live.view.sessions.sessions.values()] == [[]]

@@ -50,7 +50,14 @@ events = st.one_of(
     st.builds(
         ConfigLoaded,
         hash=st.sampled_from(["h1", "h2"]),
-        config=st.builds(lambda n: {"session_memory": {"max_messages": n}}, st.integers(1, 6)),
+        # Sessions follow their events for drop_expired_sessions: on, so the law covers it.
+        config=st.builds(
+            lambda n: {
+                "session_memory": {"max_messages": n},
+                "rotation": {"drop_expired_sessions": True},
+            },
+            st.integers(1, 6),
+        ),
         path=st.just("app.json"),
     ),
     st.builds(

@@ -50,6 +50,7 @@ from events.model import (
 )
 from events.protocol import Removal
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.session_texts import Texts, prune, went
 
 DEFAULT_MAX_MESSAGES = 10
 Reason = Literal["new", "expired", "config_changed", "reset"]
@@ -62,24 +63,6 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     content: str
     at: float
     msg_ids: tuple[str, ...] = ()  # the messages a user utterance is made of
-
-
-class Texts(msgspec.Struct, kw_only=True, gc=False):
-    """The events carrying a session's (or a waiting message's) words, by seq."""
-
-    words: list[int] = []  # messages, edits, documents read, LLM requests
-    counted: list[int] = []  # answers, replies and transcripts: the budget counts them a while
-    last: float = 0.0  # ts of the newest (set when it stops growing: ended, attached)
-    chat: str = ""  # set when it stops being a session's: ended, attached
-
-    def add(self, rec: Recorded, *, counted: bool = False) -> None:
-        (self.counted if counted else self.words).append(rec.seq)
-        self.last = rec.ts
-
-    def take(self, other: Texts) -> None:
-        self.words.extend(other.words)
-        self.counted.extend(other.counted)
-        self.last = max(self.last, other.last)
 
 
 class Session(msgspec.Struct, kw_only=True, gc=False):
@@ -323,14 +306,14 @@ def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:
     names an event twice. A rotation also retires the messages it kept waiting (a
     message that ties a person's ids): as in the queue, they are done."""
     for session in state.sessions.values():
-        _prune(session.texts, gone, session.chat)
+        prune(session.texts, gone, session.chat)
     for group in (state.ended, state.attached):
         for key, texts in list(group.items()):
-            _prune(texts, gone, texts.chat)
+            prune(texts, gone, texts.chat)
             if not texts.words and not texts.counted:
                 del group[key]
     for key, seq in list(state.waiting.items()):
-        if (rotation and seq < gone.before) or _went(gone, seq, key.split("|", 1)[0]):
+        if (rotation and seq < gone.before) or went(gone, seq, key.split("|", 1)[0]):
             del state.waiting[key]
             state.attached.pop(key, None)
     state.orphans = [o for o in state.orphans if not gone.gone(*o)]
@@ -338,22 +321,6 @@ def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:
     known = state.sessions.keys() | state.ended.keys()
     for call_id in [c for c, s in state.replying.items() if s not in known]:
         del state.replying[call_id]
-
-
-def _prune(texts: Texts, gone: Removal, chat: str) -> None:
-    texts.words = [seq for seq in texts.words if not _went(gone, seq, chat)]
-    texts.counted = [seq for seq in texts.counted if not _went(gone, seq, chat)]
-
-
-def _went(gone: Removal, seq: int, chat: str) -> bool:
-    """``gone.gone`` without the time: log order is time order, so below ``before``
-    every event is older than the cut-off."""
-    return (
-        seq < gone.before
-        and (gone.chats is None or chat in gone.chats)
-        and (gone.seqs is None or seq in gone.seqs)
-        and seq not in gone.keep
-    )
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:

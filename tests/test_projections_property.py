@@ -33,7 +33,7 @@ from events.model import (
 )
 from events.protocol import CompactReason, Selection, removal
 from events.units import DAY
-from projections import alerts, budget, retention, sessions, stats
+from projections import alerts, budget, retention, session_texts, sessions, stats
 from projections.fold import ALL, decode, dispatch_table, encode, feed, fold
 
 # Small pools make events refer to each other (same chats, messages, calls).
@@ -297,7 +297,8 @@ def _view(name: str, state: Any, newest: float) -> Any:
 
 def _without_texts(state: sessions.State) -> sessions.State:
     plain = {
-        sid: msgspec.structs.replace(s, texts=sessions.Texts()) for sid, s in state.sessions.items()
+        sid: msgspec.structs.replace(s, texts=session_texts.Texts())
+        for sid, s in state.sessions.items()
     }
     return msgspec.structs.replace(
         state, sessions=plain, waiting={}, attached={}, ended={}, replying={}, orphans=[]

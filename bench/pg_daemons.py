@@ -27,6 +27,7 @@ from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.pg_lease import Lease
+from events.pg_schema import with_schema
 from tests.llm_server import Reply
 
 NAME = "pg_daemons"
@@ -44,7 +45,7 @@ def run(ws: Workspace) -> list[Row]:
     numbers = [f"4917000001{n:02d}" for n in range(DAEMONS)]
     progress(f"{NAME}: {DAEMONS} daemons x {chats} chats at once, {delay:g} s LLM")
     with scratch_schema() as schema:
-        url = f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
+        url = with_schema(DSN, schema)
         tag = f"wabot-bench-{schema}"  # the log connections' application_name (PGAPPNAME)
         leases = [Lease(url, name=n).tag for n in numbers]
         with TimedServer(backlog=256) as server:

@@ -96,6 +96,11 @@ def target(url: str, schema: str | None = None) -> Target:
     return Target(url, chosen, where)
 
 
+def with_schema(url: str, schema: str) -> str:
+    """``url`` selecting ``schema``, as a user writes it (what ``target`` reads back)."""
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
 def label(dsn: str) -> str:
     """``postgresql://user@host:port/db``: enough to tell which server, never the password."""
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from events.pg_schema import label
+from events.pg_schema import label, with_schema
 from events.postgres import PostgresLog, PostgresReader
 
 DSN = os.environ.get("WABOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -77,7 +77,7 @@ def own_schema() -> Iterator[str]:
 
 def schema_url(schema: str, dsn: str = DSN) -> str:
     """``dsn`` with ``?schema=``: how a user points wabot at a schema of their choice."""
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+    return with_schema(dsn, schema)
 
 
 @pytest.fixture(scope="module", autouse=True, name="schema")

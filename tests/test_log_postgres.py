@@ -33,6 +33,7 @@ from tests.pg_support import (
     module_schema,  # noqa: F401  (autouse: the module's own schema)
     pg_reader,
     require_server,
+    schema_url,
 )
 
 require_server()
@@ -72,10 +73,6 @@ class TestPostgresReader(ReaderContract):
         return pg_reader(path)
 
 
-def _url(schema: str) -> str:
-    return f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
-
-
 def _until(check: Any, what: str, timeout: float = 30.0) -> None:
     """Await a condition another connection brings about (no fixed sleep)."""
     deadline = time.monotonic() + timeout
@@ -96,7 +93,7 @@ def _waiting_on_lock(schema: str) -> bool:
 
 def test_logs_of_several_numbers_share_the_tables_and_nothing_else(schema: str) -> None:
     a = PostgresLog(DSN, name="491700000001", schema=schema)
-    b = PostgresLog(_url(schema), name="491700000002")
+    b = PostgresLog(schema_url(schema), name="491700000002")
     try:
         a.append(Keyed(message(1, chat="1@s.whatsapp.net"), "k1"), message(2))
         b.append(Keyed(message(9, chat="9@s.whatsapp.net"), "k1"))
@@ -178,7 +175,7 @@ def test_unreachable_server_is_one_line_without_the_password() -> None:
 
 def test_a_log_url_needs_a_lower_case_schema_and_a_name(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="schema 'Bad-Name' must be a lower-case SQL identifier"):
-        PostgresLog(_url("Bad-Name"), name="491700000000")
+        PostgresLog(schema_url("Bad-Name"), name="491700000000")
     with pytest.raises(LogError, match="needs a name"):
         open_log(tmp_path, url=DSN)
 
@@ -188,7 +185,7 @@ def test_open_log_picks_postgres_for_its_urls_and_sqlite_otherwise(
 ) -> None:
     clock = FakeClock(1_764_070_000.25)
     for scheme in ("postgresql://", "postgres://"):
-        url = _url(schema).replace("postgresql://", scheme, 1)
+        url = schema_url(schema).replace("postgresql://", scheme, 1)
         with open_log(tmp_path / "store", url=url, name="491700000009", clock=clock) as log:
             assert isinstance(log, PostgresLog)
             log.append(message(len(scheme)))

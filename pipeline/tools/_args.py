@@ -23,7 +23,12 @@ class BadArgument(Exception):
 
 def latest_config(records: Iterable[Recorded]) -> AppConfig | None:
     """The config in force after ``records``, as the configs projection folds it."""
-    last = configs.current(fold(records, [configs.PROJECTION]).configs)
+    return config_in_force(fold(records, [configs.PROJECTION]).configs)
+
+
+def config_in_force(state: configs.State) -> AppConfig | None:
+    """The config the configs projection's ``state`` says is in force (None: none logged)."""
+    last = configs.current(state)
     if last is None:
         return None
     return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")

@@ -20,7 +20,7 @@ from events.model import Compacted, Recorded
 from events.protocol import LogReader, LogWriter, Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.media import MediaStore, referenced_media
-from pipeline.tools._args import BadArgument, latest_config
+from pipeline.tools._args import BadArgument, config_in_force
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from pipeline.tools.replay import forget_replays
 from projections import addresses, aliases, retention
@@ -34,13 +34,15 @@ def compact(store: Path | Where, now: float) -> str:
     """Rotate the log by ``rotation.retention_days`` of the config in force, and with
     ``rotation.drop_expired_sessions`` remove the texts of ended sessions too."""
     with open_tool_writer(store) as log:
-        states = Runner.start(log).states
-        config = latest_config(log.read(chats=[""]))
+        runner = Runner.start(log)
+        states = runner.states
+        config = config_in_force(states.configs)
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
         teachers = aliases.teachers(states.aliases)
         marker = log.compact("rotation", retention.rotation(states.retention, days, now, teachers))
+        runner.catch_up()  # the projections absorb the rotation
         dropping = config is not None and config.rotation.drop_expired_sessions
-        expired = _drop_expired(log, config, now) if config and dropping else ""
+        expired = _drop_expired(log, runner.states, config, now) if config and dropping else ""
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:
@@ -48,8 +50,7 @@ def compact(store: Path | Where, now: float) -> str:
     return f"removed {_compacted(marker).removed} events older than {days:g} days{expired}{files}"
 
 
-def _drop_expired(log: LogWriter, config: AppConfig, now: float) -> str:
-    states = Runner.start(log).states  # as the rotation left it
+def _drop_expired(log: LogWriter, states: States, config: AppConfig, now: float) -> str:
     memory = config.session_memory
     selection = retention.expiry(
         states.sessions,
@@ -72,9 +73,9 @@ def forget(store: Path | Where, chat: str) -> str:
     """
     where = as_where(store)
     with open_tool_writer(where) as log:
-        config = latest_config(log.read(chats=[""]))
-        asked = _resolve(chat, config)
-        jid, ids = person(Runner.start(log).states, asked)
+        states = Runner.start(log).states
+        asked = _resolve(chat, config_in_force(states.configs))
+        jid, ids = person(states, asked)
         chats = frozenset(ids & log.chats()) or frozenset({jid})
         theirs = referenced_media(log.read(chats=chats))
         marker = log.compact("forget", Selection(chats=chats))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 MessageKind = Literal["text", "image", "video", "audio", "document", "sticker", "other"]
-ReplyPurpose = Literal["reply", "debug", "vitality", "startup", "alert"]
+ReplyPurpose = Literal["reply", "debug", "vitality", "startup", "alert", "reminder", "command"]
 StartReason = Literal["new", "expired", "config_changed", "reset"]
 TransportState = Literal[
     "connecting",
@@ -26,12 +26,25 @@ TransportState = Literal[
     "stopped",
 ]
 AlertKind = Literal[
-    "logged_out", "replaced", "outdated", "banned", "budget", "llm_failing", "transcription_failing"
+    "logged_out",
+    "replaced",
+    "outdated",
+    "banned",
+    "budget",
+    "llm_failing",
+    "transcription_failing",
+    "restricted",
+    "undelivered",
+    "connection_down",
 ]
 # What WhatsApp calls the attachment; a voice note is a recorded (PTT) audio message.
 MediaKind = Literal["voice", "audio", "image", "video", "document", "sticker"]
 # Why an attachment's bytes are not there to use: the sender is told (but for ``disabled``).
 MediaProblem = Literal["too_large", "download_failed", "unsupported", "corrupt", "disabled"]
+# Why a message WhatsApp handed over has no content for us (DESIGN.md section 11.1).
+UndecryptableReason = Literal["view_once", "decrypt_failed", "unavailable"]
+# What WhatsApp reports about a message the bot sent, in the order it happens.
+ReceiptState = Literal["server", "delivered", "read", "played"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -122,6 +135,24 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     via: str | None = None
     quoted: Quoted | None = None
     media: Media | None = None
+    # The chat's disappearing-message timer in seconds as this message carried it
+    # (0: off); None: the message did not say.
+    expiration: int | None = None
+
+
+class MessageUndecryptable(Event, frozen=True, kw_only=True):
+    """A message WhatsApp handed over without readable content (view-once on a
+    linked device, a failed decryption); never any content, never answered."""
+
+    msg_id: str
+    sender: str
+    reason: UndecryptableReason
+    sender_alt: str | None = None
+    is_group: bool = False
+    from_me: bool = False
+    sent_at: float = 0.0
+    via: str | None = None  # the id WhatsApp addressed the chat by, when not ``chat``
+    detail: str = ""
 
 
 class MessageEdited(Event, frozen=True, kw_only=True):
@@ -320,6 +351,7 @@ AnyEvent = (
     | MessageReceived
     | MessageEdited
     | MessageRevoked
+    | MessageUndecryptable
     | MediaTranscribed
     | TranscriptionFailed
     | DocumentRead
@@ -341,6 +373,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     MessageEdited,
     MessageRevoked,
+    MessageUndecryptable,
     MediaTranscribed,
     TranscriptionFailed,
     DocumentRead,

@@ -40,7 +40,17 @@ from events.model import (
 from projections.base import Handler, Handlers, dispatcher
 
 Kind = Literal[
-    "answered", "skipped", "reset", "reply", "startup", "vitality", "debug", "alert", "pending"
+    "answered",
+    "skipped",
+    "reset",
+    "reply",
+    "startup",
+    "vitality",
+    "debug",
+    "alert",
+    "reminder",
+    "command",
+    "pending",
 ]
 
 

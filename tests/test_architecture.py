@@ -30,7 +30,9 @@ SHARED = (
     "pipeline.logs",
     "pipeline.paths",
 )
-MAX_LINES = 400
+# A backstop, not a design rule: a module grows until its concept does, then becomes
+# a package (the 400-line cap made rooms by size; issue 19 replaces it with concept rules).
+MAX_LINES = 700
 MAX_TOP_LEVEL = 8
 
 

@@ -57,6 +57,9 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
     max_message_chars: Annotated[int, msgspec.Meta(ge=200, le=65_536)] = 4000
     # An http(s):// or socks5:// proxy for the connection to WhatsApp.
     proxy: str | None = None
+    # No more WhatsApp sends than this in any 60 s (the owner's chat included): bursts
+    # from a linked device are what gets personal numbers restricted.
+    max_sends_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
 
     def __post_init__(self) -> None:
         try:
@@ -189,6 +192,10 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
     on: tuple[AlertKind, ...] = ALERT_KINDS
     # "The LLM is failing" after this many turns in a row ended without an answer.
     llm_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    # "WhatsApp is unreachable" after the connection has been down this long.
+    connection_down_minutes: Annotated[float, msgspec.Meta(gt=0, le=525_600)] = 10.0
+    # "A reply was not delivered" when no phone confirmed it within this long.
+    undelivered_minutes: Annotated[float, msgspec.Meta(gt=0, le=525_600)] = 30.0
 
     def __post_init__(self) -> None:
         if self.webhook is not None and (problem := url_problem(self.webhook)):

@@ -24,13 +24,14 @@ from events.model import (
     MessageKind,
     MessageReceived,
     MessageRevoked,
+    MessageUndecryptable,
     Quoted,
     ReplyPurpose,
     TransportStatus,
 )
 from pipeline.media import MediaSource
 
-Fact = MessageReceived | MessageEdited | MessageRevoked
+Fact = MessageReceived | MessageEdited | MessageRevoked | MessageUndecryptable
 
 
 class Inbound(NamedTuple):
@@ -56,6 +57,8 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     quoted: Quoted | None = None  # the message the WhatsApp message visibly quotes
     part: int | None = None
     parts: int | None = None
+    # The chat's disappearing-message timer (seconds) the message is sent with; None: off.
+    expiration: int | None = None
 
 
 class SendReceipt(NamedTuple):
@@ -67,11 +70,16 @@ class SendReceipt(NamedTuple):
 
 
 class TransportError(Exception):
-    """A send or connection failure; ``retryable`` says whether trying again may help."""
+    """A send or connection failure; ``retryable`` says whether trying again may help.
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    ``code`` is WhatsApp's error number when it gave one (463: the account is
+    restricted from reaching out).
+    """
+
+    def __init__(self, message: str, *, retryable: bool, code: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code
 
 
 Deliver = Callable[[Inbound], Awaitable[None]]
@@ -121,6 +129,7 @@ def received_message(
     chat_alt: str | None = None,
     is_group: bool | None = None,
     media: Media | None = None,
+    expiration: int | None = None,
 ) -> MessageReceived:
     """A ``MessageReceived`` with normalised JIDs; ``sender`` defaults to ``chat``.
 
@@ -146,4 +155,5 @@ def received_message(
         chat_alt=normalize(chat_alt) if chat_alt else None,
         quoted=quoted,
         media=media,
+        expiration=expiration,
     )

@@ -31,8 +31,9 @@ from bench import (
     pg_append,
     pg_daemons,
     pg_fold,
+    roundtrips,
     rss,
-    soak,
+    throughput,
 )
 from bench.report import Results, Row, save, table
 from bench.workspace import QUICK, Sizes, Workspace, progress
@@ -47,9 +48,10 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     debounce.NAME: debounce.run,
     concurrency.NAME: concurrency.run,
     pg_daemons.NAME: pg_daemons.run,
-    soak.NAME: soak.run,
     media.NAME: media.run,
     compaction.NAME: compaction.run,
+    roundtrips.NAME: roundtrips.run,
+    throughput.NAME: throughput.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -92,7 +92,9 @@ class Daemon:
         config: dict[str, Any],
         server: FakeLlmServer,
         env: Mapping[str, str] | None = None,
+        program: Sequence[str] = (sys.executable, "-m", "pipeline"),
     ) -> None:
+        """``program``: what runs ``pipeline``'s command line (a benchmark may wrap it)."""
         (folder / "app.json").write_text(json.dumps(config))
         (folder / "empty.env").write_text("")
         self._stderr_path = folder / "daemon.stderr"
@@ -100,7 +102,8 @@ class Daemon:
             os.environ, PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url, **(env or {})
         )
         command = [
-            *(sys.executable, "-m", "pipeline", "run", "--transport", "stdio"),
+            *program,
+            *("run", "--transport", "stdio"),
             *("--config", str(folder / "app.json"), "--env", str(folder / "empty.env")),
             *("--store", str(folder / "store")),
         ]

@@ -79,6 +79,11 @@ def _through_daemon(daemon: Daemon, server: TimedServer, count: int) -> Spans:
     return spans
 
 
+def direct_arrivals(server: TimedServer, path: str, body: bytes, count: int) -> list[float]:
+    """Seconds from a direct POST of ``body`` to its arrival, ``count`` times after warm-up."""
+    return _direct(server, path, body, count).to_request
+
+
 def _direct(server: TimedServer, path: str, body: bytes, count: int) -> Spans:
     """The same POST straight from httpx, over a kept-alive connection like the daemon's."""
     spans = Spans()

@@ -55,7 +55,7 @@ def amount(value: float, unit: str) -> str:
             return f"{value / 1e6:.2f}M ev/s"
         return f"{value / 1e3:.0f}k ev/s" if value >= 1e5 else f"{value / 1e3:.1f}k ev/s"
     if unit == "calls":
-        return f"{value:.0f}"
+        return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.1f}"
     digits = 2 if value < 10 else 1 if value < 1000 else 0
     return f"{value:.{digits}f} {unit}"
 

@@ -1,0 +1,96 @@
+"""Child process of the ``roundtrips`` benchmark: the real daemon, its log calls counted.
+
+``python -m bench.counting_daemon COUNTS_FILE run --transport stdio …`` runs
+``python -m pipeline`` with every log the daemon opens wrapped in a counter.
+On SIGUSR1 it writes the counts so far to COUNTS_FILE as one JSON object, so
+the benchmark can read them before and after the messages it times and leave
+start-up out. A read is one call that goes to the database (``read``,
+``last_seq``, ``wait``); a commit is one ``append`` call.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class Counts(msgspec.Struct):
+    reads: int = 0
+    empty_reads: int = 0  # reads that returned nothing
+    commits: int = 0
+    records_read: int = 0
+
+
+class CountingLog:
+    """A log whose calls to the database are counted; everything else passes through."""
+
+    def __init__(self, log: Any, counts: Counts, lock: threading.Lock) -> None:
+        self._log = log
+        self._counts = counts
+        self._lock = lock
+
+    def read(self, after: int = 0, **kw: Any) -> Iterator[Any]:
+        records = list(self._log.read(after, **kw))
+        with self._lock:
+            self._counts.reads += 1
+            self._counts.records_read += len(records)
+            self._counts.empty_reads += not records
+        return iter(records)
+
+    def last_seq(self) -> int:
+        with self._lock:
+            self._counts.reads += 1
+        seq: int = self._log.last_seq()
+        return seq
+
+    def wait(self, after: int, timeout: float | None = None) -> bool:
+        with self._lock:
+            self._counts.reads += 1
+        done: bool = self._log.wait(after, timeout)
+        return done
+
+    def append(self, *items: Any) -> Any:
+        with self._lock:
+            self._counts.commits += 1
+        return self._log.append(*items)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    def __enter__(self) -> CountingLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._log.close()
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    counts, lock = Counts(), threading.Lock()
+
+    def dump(_signum: int, _frame: object) -> None:
+        with lock:
+            data = msgspec.json.encode(counts)
+        out.write_bytes(data)
+
+    signal.signal(signal.SIGUSR1, dump)
+    from pipeline import cli  # noqa: PLC0415 (after the handler: a signal may come early)
+
+    opened = vars(cli)["open_log"]
+
+    def counting_open_log(*args: Any, **kw: Any) -> Any:
+        return CountingLog(opened(*args, **kw), counts, lock)
+
+    # The daemon's own command line, with the one log it opens counted.
+    setattr(cli, "open_log", counting_open_log)  # noqa: B010
+    return cli.main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

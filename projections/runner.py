@@ -123,6 +123,17 @@ class Runner:
         self._advance(collect, refold=refold)
         return new
 
+    def apply(self, records: Sequence[Recorded]) -> None:
+        """Fold ``records`` the caller already holds (just appended), with no read.
+
+        They must follow ``seq`` without a gap: whoever appended them knows
+        (``Live.fold``); anything else goes through ``catch_up``. A marker that
+        needs a refold leaves the runner ``stale``, as ``catch_up(refold=False)``.
+        """
+        if records and records[0].seq != self.seq + 1:
+            raise ValueError(f"records from {records[0].seq} do not follow seq {self.seq}")
+        self._feed(iter(records), sink=None)
+
     def snapshot(self, into: LogWriter) -> None:
         """Save every state and ``seq`` as one blob, so the next start skips the refold.
 
@@ -157,13 +168,17 @@ class Runner:
         return True
 
     def _advance(self, sink: Sink, *, refold: bool) -> None:
-        records = sink(self._log.read(after=self.seq))
+        self._feed(iter(sink(self._log.read(after=self.seq))), sink if refold else None)
+
+    def _feed(self, records: Iterator[Recorded], sink: Sink | None) -> None:
+        """Fold ``records``; at a marker that needs a refold, refold through ``sink``,
+        or without one fold on and be ``stale``."""
         marker = feed(
             self._states, self._table, records, self._clean_upto, absorbing=self._absorbing
         )
         if marker is None:
             return
-        if refold:
+        if sink is not None:
             self._refold(sink)
             return
         self._stale = True

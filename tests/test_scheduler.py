@@ -81,8 +81,9 @@ class Bot:
         return await self.scheduler.run_due(now)
 
     def append(self, when: float, *events: AnyEvent) -> None:
+        """Events the daemon recorded earlier: in the log and folded, as its appends are."""
         self.clock.now = when
-        self.live.log.append(*events)
+        self.live.fold(self.live.log.append(*events))
 
     def records(self) -> list[Recorded]:
         return list(self.live.log.read())

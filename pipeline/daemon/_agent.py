@@ -108,7 +108,6 @@ class Agent:
 
     def _dispatch(self, tg: anyio.abc.TaskGroup, now: float) -> None:
         """Start a worker for every chat with work that is due and not being worked on."""
-        self.live.catch_up()
         self._limiter.total_tokens = self.settings.app.polling.max_concurrent_chats
         for chat in queue.chats_with_work(self.live.view.queue):
             if chat not in self._busy and self._deadlines.get(chat, 0.0) <= now:

@@ -69,7 +69,6 @@ class Alerter:
     async def send_due(self) -> None:
         """Give every owed alert the config asks for; record each outcome."""
         async with self._lock:
-            self.live.catch_up()
             config = self.settings.app.alerts
             for kind, detail in alerts.owed(self.live.view.alerts).items():
                 if kind in config.on:

@@ -111,7 +111,7 @@ class Daemon:
         try:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
-                tg.start_soon(self.live.keep_current)
+                tg.start_soon(self.live.keep_current, self._poll_interval)
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
                 tg.start_soon(self.pulse.run_agent, self.agent.run)
@@ -145,11 +145,16 @@ class Daemon:
                 await self.transport.aclose()
             # Said in the log, so nothing reads "connected" off a stopped bot.
             with contextlib.suppress(LogError):
-                self.live.log.append(TransportStatus(state="stopped", detail="daemon stopped"))
+                self.live.fold(
+                    self.live.log.append(TransportStatus(state="stopped", detail="daemon stopped"))
+                )
             self.live.close()
             log.info("stopped", dropped_unmonitored=self.intake.dropped)
         if self._transport_failure is not None:
             raise self._transport_failure
+
+    def _poll_interval(self) -> float:
+        return self.settings.app.polling.interval_seconds
 
     async def _receive(self, waiting: anyio.CancelScope) -> None:
         try:

@@ -16,12 +16,10 @@ process ends before the database returns, they are lost (said in one line).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import deque
 
 import anyio
-import anyio.to_thread
 
 from events.model import AnyEvent
 from events.protocol import Keyed, LogError
@@ -58,14 +56,10 @@ class Holding:
                 with anyio.fail_after(HOLD_AFTER):
                     # Abandoned on timeout: the append goes on in its thread and
                     # may still commit; the held copy is then a no-op by its key.
-                    await anyio.to_thread.run_sync(
-                        self.live.log.append, item, abandon_on_cancel=True
-                    )
+                    await self.live.append(item, abandon_on_cancel=True)
             except (TimeoutError, LogError) as exc:
                 log.warning("log_unavailable_holding", error=str(exc) or "append timed out")
             else:
-                with contextlib.suppress(LogError):  # the agent catches up on its next pass
-                    self.live.catch_up()
                 return
         self._hold(item)
 
@@ -93,7 +87,7 @@ class Holding:
         while self._items:
             chunk = list(itertools.islice(self._items, _CHUNK))
             try:
-                await anyio.to_thread.run_sync(self.live.log.append, *chunk, abandon_on_cancel=True)
+                await self.live.append(*chunk, abandon_on_cancel=True)
             except LogError as exc:
                 if failures == 0:
                     log.warning("held_facts_waiting", held=len(self._items), error=str(exc))
@@ -103,6 +97,4 @@ class Holding:
             for _ in chunk:
                 self._items.popleft()
             recorded += len(chunk)
-            with contextlib.suppress(LogError):
-                self.live.catch_up()
         log.warning("held_facts_recorded", count=recorded)

@@ -1,11 +1,15 @@
 """The log as the daemon lives it: appends off the event loop, projections kept current.
 
 Appends run in a worker thread so a slow fsync never stalls the loop, and
-concurrent appends from different chats group-commit in the log. After each
-append the projections are caught up on the loop thread, so whoever appended
-sees the consequences at once; the runner is only ever touched from the loop.
-Every commit, from whichever thread, wakes each ``Waker`` handed out here,
-and so does a refold's swap.
+concurrent appends from different chats group-commit in the log. Each commit
+is folded once, from the records the append returned: nothing this process
+writes is read back (or decoded again). Records that come back out of order
+(two appends committed in one order, returned in the other) wait until the
+ones before them are in; a commit whose records never come back (an append
+abandoned on a timeout) and what other processes write are read from the
+log: at the next fold that finds a gap, and every poll interval
+(``keep_current``). The runner is only ever touched from the loop. Every fold
+wakes each ``Waker`` handed out here, and so does a refold's swap.
 
 A compaction is absorbed by the projections as it is caught up. Only a marker
 recorded by an older version (it does not say what went) needs the log
@@ -17,6 +21,7 @@ the tail on the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -25,6 +30,7 @@ import anyio.to_thread
 
 from events.model import AnyEvent, Recorded
 from events.protocol import Keyed, LogError, LogWriter
+from pipeline.daemon._failures import Failures
 from pipeline.logs import get_logger
 from projections.fold import States
 from projections.runner import Runner
@@ -33,7 +39,7 @@ from projections.runner import Runner
 SNAPSHOT_EVERY = 10_000
 RETRY_REFOLD = 60.0  # seconds before a failed refold is tried again
 
-log = get_logger("wabot.live")
+_logger = get_logger("wabot.live")
 
 
 class Waker:
@@ -67,16 +73,66 @@ class Live:
         self._snapshot_seq = self._runner.seq
         self._reported = self._runner.seq  # the last record catch_up returned
         self._went_stale: Waker | None = None
+        # The highest seq this process committed (set from the committing thread),
+        # the appends whose records have not come back yet, and records that came
+        # back before an earlier one.
+        self._committed = self._runner.seq
+        self._inflight = 0
+        self._early: dict[int, Recorded] = {}
+        self._closed = False
+        self._poll_failures = Failures(_logger, "log_poll_failed")
 
     @property
     def view(self) -> States:
         """Every projection's state as of the last catch-up."""
         return self._runner.states
 
-    async def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
-        recs = await anyio.to_thread.run_sync(self.log.append, *items)
-        self.catch_up()
+    async def append(
+        self, *items: AnyEvent | Keyed, abandon_on_cancel: bool = False
+    ) -> list[Recorded]:
+        """Append in a worker thread and fold the records it returns.
+
+        ``abandon_on_cancel``: a cancelled wait leaves the append running in
+        its thread; if it commits, the records are read from the log later.
+        """
+        self._inflight += 1
+        try:
+            recs = await anyio.to_thread.run_sync(
+                self.log.append, *items, abandon_on_cancel=abandon_on_cancel
+            )
+        except BaseException:
+            self._inflight -= 1
+            # Already committed (its callback found us still waiting): read it now.
+            # Not committed yet (the database may be away): its callback will.
+            if self._inflight == 0 and self._committed > self._runner.seq:
+                self._settle()
+                self._wake_all()
+            raise
+        self._inflight -= 1
+        self.fold(recs)
         return recs
+
+    def fold(self, recs: list[Recorded]) -> None:
+        """Fold records this process appended, in seq order; wake everyone waiting."""
+        seq = self._runner.seq
+        for rec in recs:
+            if rec.seq > seq:  # an existing key's slot holds an event folded long ago
+                self._early[rec.seq] = rec
+        run: list[Recorded] = []
+        while (nxt := self._runner.seq + len(run) + 1) in self._early:
+            run.append(self._early.pop(nxt))
+        if run:
+            self._runner.apply(run)
+            self._folded(run)
+        self._settle()
+        self._wake_all()
+
+    def _settle(self) -> None:
+        """Read the commits no append of ours will bring back (abandoned appends, other
+        processes' records in a gap), once no append is waiting for its records."""
+        if self._inflight == 0 and (self._early or self._committed > self._runner.seq):
+            with contextlib.suppress(LogError):  # the poll reads them later
+                self.catch_up()
 
     @property
     def stale(self) -> bool:
@@ -84,8 +140,14 @@ class Live:
         return self._runner.stale
 
     def catch_up(self) -> list[Recorded]:
-        """Fold what was appended since; returns the records not returned before."""
-        new = [r for r in self._runner.catch_up(refold=False) if r.seq > self._reported]
+        """Read and fold what was appended since, by anyone; returns the records not
+        returned before (a read of the log: the daemon's loops never need one)."""
+        new = self._runner.catch_up(refold=False)
+        self._early = {s: r for s, r in self._early.items() if s > self._runner.seq}
+        return self._folded(new)
+
+    def _folded(self, recs: list[Recorded]) -> list[Recorded]:
+        new = [r for r in recs if r.seq > self._reported]
         if new:
             self._reported = new[-1].seq
         if self._runner.stale and self._went_stale is not None:
@@ -95,18 +157,22 @@ class Live:
             self._snapshot_seq = self._runner.seq
         return new
 
-    async def keep_current(self) -> None:
-        """Run for the daemon's life: refold whenever the view went stale."""
+    async def keep_current(self, poll: Callable[[], float] = lambda: math.inf) -> None:
+        """Run for the daemon's life: every ``poll()`` seconds read what other
+        processes appended; refold whenever the view went stale."""
         self._went_stale = Waker()
         while True:
             if not self._runner.stale:
-                await self._went_stale.wait(math.inf)
+                await self._went_stale.wait(poll())
+                with self._poll_failures.guard():  # the database away: the next poll
+                    if not self._runner.stale and self.catch_up():
+                        self._wake_all()
                 continue
             try:
                 await self.refold()
             except LogError as exc:
                 # The old view serves on; the next commit or a minute brings another try.
-                log.warning("refold_failed", error=str(exc))
+                _logger.warning("refold_failed", error=str(exc))
                 await self._went_stale.wait(RETRY_REFOLD)
 
     async def refold(self) -> None:
@@ -129,16 +195,24 @@ class Live:
         # call_soon_threadsafe never blocks the committing thread.
         loop = asyncio.get_running_loop()
 
-        def committed(_seq: int) -> None:
-            loop.call_soon_threadsafe(self._wake_all)
+        def committed(seq: int) -> None:
+            self._committed = max(self._committed, seq)
+            loop.call_soon_threadsafe(self._commit_landed)
 
         self._unsubscribe = self.log.subscribe(committed)
+
+    def _commit_landed(self) -> None:
+        """A commit of this process: its append folds it, unless none is waiting for one."""
+        if not self._closed and self._inflight == 0 and self._committed > self._runner.seq:
+            self._settle()
+            self._wake_all()
 
     def _wake_all(self) -> None:
         for waker in self._wakers:
             waker.wake()
 
     def close(self) -> None:
+        self._closed = True
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._runner.snapshot(self.log)

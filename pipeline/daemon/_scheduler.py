@@ -89,7 +89,6 @@ class Scheduler:
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
-        self.live.catch_up()
         wakes: list[float] = []
         for job in (self._vitality, self._rotation):
             # A full disk or a bug must not stop the daemon; the job is

@@ -81,7 +81,6 @@ class Sender:
 
     def _dispatch(self, tg: anyio.abc.TaskGroup) -> float:
         """Start a worker for each chat whose next message is due; when the next is due."""
-        self.live.catch_up()
         # None: a rotation removed every report (a connection up for longer than the
         # retention); the transport itself says whether a send can go.
         if self.live.view.stats.transport_state not in ("connected", None):

@@ -1,0 +1,150 @@
+"""The daemon folds each of its commits once, from the records its append returned.
+
+Nothing this process appends is read back; records that return out of order
+wait for the ones before them; a commit whose records never return (an append
+abandoned on a timeout) or a gap left by another process is read from the log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from events.model import MessageReceived, Recorded
+from events.protocol import Keyed
+from events.sqlite import SQLiteLog
+from pipeline.daemon._live import Live
+from projections import queue
+from projections.fold import fold
+
+ALICE = "491701111111@s.whatsapp.net"
+
+
+class CountingLog(SQLiteLog):
+    """A real SQLite log that counts the reads that reach the database."""
+
+    reads = 0
+
+    def read(
+        self, after: int = 0, *, chats: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[Recorded]:
+        self.reads += 1
+        return super().read(after, chats=chats, limit=limit)
+
+
+class HeldLog(CountingLog):
+    """Appends of a message with the text "slow" wait for ``release``: after they
+    commit, or (``before``) before, as a database that is away holds them."""
+
+    def __init__(self, path: Path, *, before: bool = False) -> None:
+        super().__init__(path)
+        self.before = before
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def append(self, *items: Any) -> list[Recorded]:
+        slow = any(getattr(e, "text", "") == "slow" for e in items)
+        if slow and self.before:
+            self.entered.set()
+            self.release.wait(30)
+        recs = super().append(*items)
+        if slow and not self.before:
+            self.entered.set()
+            self.release.wait(30)
+        return recs
+
+
+def msg(n: int, text: str = "") -> MessageReceived:
+    return MessageReceived(chat=ALICE, msg_id=f"m{n}", sender=ALICE, text=text or f"t{n}")
+
+
+def pending(live: Live) -> list[str]:
+    return [i.msg_id for i in queue.pending(live.view.queue, ALICE)]
+
+
+@pytest.fixture
+def counting(tmp_path: Path) -> Iterator[CountingLog]:
+    log = CountingLog(tmp_path / "events.db")
+    yield log
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_appends_are_folded_without_a_read(counting: CountingLog) -> None:
+    live = Live(counting)
+    live.watch()
+    reads = counting.reads
+    for n in range(20):
+        await live.append(msg(n))
+    await anyio.lowlevel.checkpoint()  # the commit callbacks have run
+    assert counting.reads == reads
+    assert pending(live) == [f"m{n}" for n in range(20)]
+    assert live.view == fold(counting.read())
+
+
+@pytest.mark.anyio
+async def test_a_redelivered_key_is_not_folded_twice(counting: CountingLog) -> None:
+    live = Live(counting)
+    live.watch()
+    await live.append(Keyed(msg(1), "k1"))
+    await live.append(Keyed(msg(1), "k1"), msg(2))
+    assert pending(live) == ["m1", "m2"]
+    assert live.view == fold(counting.read())
+
+
+@pytest.mark.anyio
+async def test_records_returned_out_of_order_wait_for_the_earlier_ones(tmp_path: Path) -> None:
+    log = HeldLog(tmp_path / "events.db")
+    live = Live(log)
+    live.watch()
+    folded: list[list[str]] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(live.append, msg(1, "slow"))
+        await anyio.to_thread.run_sync(log.entered.wait, 30)
+        await live.append(msg(2))  # committed after m1, returned before it
+        folded.append(pending(live))
+        log.release.set()
+    reads = log.reads
+    assert folded == [[]]  # m2 could not be folded before m1
+    assert pending(live) == ["m1", "m2"]
+    assert log.reads == reads
+    assert live.view == fold(log.read())
+    log.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("commits", ["before", "after"])
+async def test_an_abandoned_append_that_commits_is_read(tmp_path: Path, commits: str) -> None:
+    """Given up on (Holding's timeout) before or after it commits: read either way."""
+    log = HeldLog(tmp_path / "events.db", before=commits == "after")
+    live = Live(log)
+    live.watch()
+    woken = live.waker()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: live.append(msg(1, "slow"), abandon_on_cancel=True))
+        await anyio.to_thread.run_sync(log.entered.wait, 30)
+        tg.cancel_scope.cancel()  # given up on: the append goes on in its thread
+    log.release.set()
+    with anyio.fail_after(30):
+        while pending(live) != ["m1"]:
+            await woken.wait(30)
+    assert live.view == fold(log.read())
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_another_writers_record_in_the_gap_is_read(
+    counting: CountingLog, tmp_path: Path
+) -> None:
+    live = Live(counting)
+    live.watch()
+    with SQLiteLog(tmp_path / "events.db") as other:  # another process's writer
+        other.append(msg(1))
+    await live.append(msg(2))
+    assert pending(live) == ["m1", "m2"]
+    assert live.view == fold(counting.read())

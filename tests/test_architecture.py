@@ -188,6 +188,59 @@ def test_private_modules_are_named_with_an_underscore_inside_rooms() -> None:
     assert public_inside == []
 
 
+def import_cycles() -> list[list[str]]:
+    """Groups of modules that import each other, directly or around a loop (Tarjan).
+
+    A module's edge to its own parent package is left out: importing a
+    submodule loads the package first by the language's rules, not by design.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in imports(module):
+            if module.startswith(target + "."):
+                continue
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = [stack.pop()]
+            while group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(modules()):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_import_cycle_anywhere() -> None:
+    """Two modules that import each other are one concept split in two, or a layer turned."""
+    assert import_cycles() == []
+
+
+def test_the_cycle_finder_finds_a_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = imports
+
+    def looped(module: str) -> frozenset[str]:
+        if module == "events.model":
+            return real(module) | {"events.protocol"}
+        return real(module)
+
+    monkeypatch.setitem(globals(), "imports", looped)
+    [cycle] = import_cycles()
+    assert {"events.model", "events.protocol"} <= set(cycle)
+
+
 def test_modules_stay_small() -> None:
     sizes = {m: len(p.read_text().splitlines()) for m, p in modules().items()}
     assert {m: n for m, n in sizes.items() if n > MAX_LINES} == {}

@@ -15,10 +15,11 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 """
 
 from pipeline.daemon._agent import RESET_REPLY, Agent
-from pipeline.daemon._daemon import EXIT_NEEDS_OWNER, GRACE_SECONDS, Daemon
+from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
+from pipeline.daemon._exits import EXIT_LEASE_LOST, EXIT_NEEDS_OWNER
 from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
 from pipeline.daemon._live import Live, Waker
-from pipeline.daemon._lock import EXIT_LEASE_LOST, AlreadyRunning, DaemonLock, Lock, daemon_lock
+from pipeline.daemon._lock import AlreadyRunning, DaemonLock, Lock, daemon_lock
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded

@@ -26,6 +26,7 @@ from pipeline.daemon import _deadline
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
+from pipeline.daemon._exits import EXIT_NEEDS_OWNER
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
 from pipeline.daemon._media import MediaStep, missing_key
@@ -43,8 +44,6 @@ log = get_logger("wabot.daemon")
 GRACE_SECONDS = 10.0
 # Something the command line runs beside the workers (the web console), given the pulse.
 Service = Callable[[Pulse], Awaitable[None]]
-# WhatsApp needs a human (pairing, logout, session taken over): restarting will not help.
-EXIT_NEEDS_OWNER = 3
 
 
 class Daemon:

@@ -39,7 +39,7 @@ from types import FrameType
 
 from events.pg_lease import Lease
 from events.protocol import LogError
-from pipeline.daemon._lock import EXIT_LEASE_LOST
+from pipeline.daemon._exits import EXIT_LEASE_LOST
 from pipeline.logs import get_logger
 
 log = get_logger("wabot.lease")

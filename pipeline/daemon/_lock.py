@@ -22,9 +22,6 @@ from events.backends import is_postgres
 from events.private import open_private, private_dir
 from pipeline.paths import LOCK_NAME
 
-# The lease was lost to another daemon: systemd restarts this one, which then waits as a standby.
-EXIT_LEASE_LOST = 4
-
 
 class Lock(Protocol):
     """Held from ``acquire`` (which may wait) to ``release``; one holder per log."""

@@ -1,10 +1,4 @@
-"""Test helpers shipped as public API: a fake clock and the log contract suites.
-
-``ReaderContract`` and ``LogContract`` state the log's guarantees once; every
-backend binds them by subclassing with its ``factory`` (as eventsourcing does
-with its recorder test cases). ``DurableLogContract`` (events.durability) adds
-what holds across real processes and kill -9.
-"""
+"""The log's guarantees stated once: a fake clock, helpers, and the in-process suites."""
 
 from __future__ import annotations
 
@@ -375,24 +369,3 @@ class LogContract(ReaderContract):
         stop()
         log.append(message(4))
         assert heard == [1, 3]
-
-
-# Last: the durable half builds on LogContract above.
-from events.durability import (  # noqa: E402
-    DurableLogContract,
-    compactor_command,
-    writer_command,
-)
-
-__all__ = [
-    "DurableLogContract",
-    "FakeClock",
-    "LogContract",
-    "ReaderContract",
-    "appending",
-    "compacted",
-    "compactor_command",
-    "message",
-    "with_media",
-    "writer_command",
-]

@@ -1,12 +1,11 @@
 """What a durable log adds to the contract: the guarantees hold across processes and kill -9.
 
-Writer processes are started with ``python -m events.durability`` so a
+Writer and compactor processes run ``events.testing._processes``, so a
 backend is exercised by real, separately killable processes.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -15,8 +14,8 @@ import threading
 from pathlib import Path
 
 from events.model import Compacted, MessageReceived, Recorded
-from events.protocol import Chunk, LogWriter, Selection
-from events.testing import LogContract, _factory, appending, compacted, message
+from events.protocol import LogWriter, Selection
+from events.testing._contract import LogContract, appending, compacted, message
 
 
 def writer_command(
@@ -33,7 +32,7 @@ def writer_command(
     return [
         sys.executable,
         "-m",
-        "events.durability",
+        "events.testing._processes",
         "--factory",
         factory,
         "--db",
@@ -59,50 +58,10 @@ def compactor_command(factory: str, db: Path, *, chat: str, stop_after: int = 0)
     (the marker's, 0 for none) at the end.
     """
     return [
-        *(sys.executable, "-m", "events.durability", "compact"),
+        *(sys.executable, "-m", "events.testing._processes", "compact"),
         *("--factory", factory, "--db", str(db), "--chat", chat),
         *("--stop-after", str(stop_after)),
     ]
-
-
-def _compactor_main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="events.durability compact")
-    for flag in ("--factory", "--db", "--chat"):
-        p.add_argument(flag, required=True)
-    p.add_argument("--stop-after", type=int, default=0)
-    a = p.parse_args(argv)
-    log = _factory(a.factory)(Path(a.db))
-    chunks = 0
-
-    def chunk(done: Chunk) -> None:
-        nonlocal chunks
-        chunks += 1
-        sys.stdout.write(f"chunk {done.removed}\n")
-        if chunks == a.stop_after:
-            sys.stdout.write("stopped\n")
-            sys.stdout.flush()
-            threading.Event().wait()  # until killed
-        sys.stdout.flush()
-
-    marker = log.compact("forget", Selection(chats=frozenset({a.chat})), progress=chunk)
-    sys.stdout.write(f"done {marker.seq if marker else 0}\n")
-    log.close()
-
-
-def _writer_main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="events.durability")
-    for flag in ("--factory", "--db", "--tag", "--synchronous"):
-        p.add_argument(flag, required=True)
-    p.add_argument("--bursts", type=int, required=True)
-    p.add_argument("--size", type=int, required=True)
-    p.add_argument("--busy-timeout", type=float, default=30.0)
-    a = p.parse_args(argv)
-    log = _factory(a.factory)(Path(a.db), synchronous=a.synchronous, busy_timeout=a.busy_timeout)
-    for b in range(a.bursts):
-        log.append(*(message(i, tag=f"{a.tag}.{b}.") for i in range(a.size)))
-        sys.stdout.write(f"ok {b}\n")
-        sys.stdout.flush()
-    log.close()
 
 
 class DurableLogContract(LogContract):
@@ -290,10 +249,3 @@ def _assert_bursts_contiguous(rows: list[Recorded], size: int) -> set[str]:
         assert len(seqs) == size, f"burst {burst} has {len(seqs)} of {size} events"
         assert seqs == list(range(seqs[0], seqs[0] + size)), f"burst {burst} interleaved"
     return set(by_burst)
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["compact"]:
-        _compactor_main(sys.argv[2:])
-    else:
-        _writer_main()

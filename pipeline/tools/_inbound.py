@@ -88,7 +88,7 @@ def run_inbound(
 
 def _line(ev: Any, undecryptable: bool, me: convert.Me, secrets: Secrets) -> bytes:
     converted: Fact | convert.SecretEdit | convert.Dropped
-    converted = convert.undecryptable(ev, me) if undecryptable else convert.inbound(ev, me)
+    converted = convert.undecryptable(ev) if undecryptable else convert.inbound(ev, me)
     if isinstance(converted, convert.Dropped):
         return dropped_line(converted.reason)
     return inbound_line(convert.with_secrets(converted, ev, secrets))

@@ -54,7 +54,7 @@ DROPPED: dict[str, str] = {
     "keepInChatMessage": "keep_in_chat",
     # An album's header; its photos and videos come as messages of their own.
     "albumMessage": "album",
-    # Status posts and mentions in statuses: answering would post a status.
+    # Status posts, and mentions of the owner in them: nobody wrote to the chat.
     "statusMentionMessage": "status",
     "groupStatusMentionMessage": "status",
     "groupStatusMessage": "status",
@@ -78,13 +78,14 @@ class Dropped(NamedTuple):
 
 
 class Me(NamedTuple):
-    """The owner's own ids as the connection reports them (``client.me``); None: unknown."""
+    """The owner's own ids as the connection reports them (``client.me``); None: unknown.
+
+    whatsmeow already marks the owner's messages (``IsFromMe``) by both; here
+    they name a note-to-self chat's other id when WhatsApp sends neither alt.
+    """
 
     pn: str | None = None
     lid: str | None = None
-
-    def ids(self) -> frozenset[str]:
-        return frozenset(i for i in self if i)
 
     def other(self, jid: str) -> str | None:
         """The owner's other id when ``jid`` is one of them (note to self)."""
@@ -164,7 +165,7 @@ def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
     return received if received is not None else _dropped(message)
 
 
-def undecryptable(ev: Any, me: Me = NOBODY) -> MessageUndecryptable | Dropped:
+def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
     """An ``UndecryptableMessageEv``: a message that reached this device without content.
 
     whatsmeow emits it with ``IsUnavailable`` when WhatsApp sent this device
@@ -191,7 +192,7 @@ def undecryptable(ev: Any, me: Me = NOBODY) -> MessageUndecryptable | Dropped:
             reason="unavailable" if ev.IsUnavailable else "decrypt_failed",
             sender_alt=normalize(alt) if alt else None,
             is_group=source.IsGroup,
-            from_me=source.IsFromMe or sender in me.ids(),
+            from_me=source.IsFromMe,
             sent_at=ev.Info.Timestamp / _MILLIS_PER_SECOND,
             detail=_why_undecryptable(ev),
         )
@@ -295,8 +296,8 @@ def _received(ev: Any, message: Any, me: Me) -> MessageReceived | None:
         text=content.text,
         sent_at=info.Timestamp / _MILLIS_PER_SECOND,
         sender=sender,
-        # whatsmeow sets IsFromMe by the owner's phone JID and LID; these are the same ids.
-        from_me=source.IsFromMe or (sender is not None and normalize(sender) in me.ids()),
+        # whatsmeow sets it by comparing the sender with the owner's phone JID and LID.
+        from_me=source.IsFromMe,
         push_name=info.Pushname or None,
         # Always present on the wire; an empty User means there is none.
         sender_alt=jid(source.SenderAlt),

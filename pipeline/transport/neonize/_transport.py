@@ -280,7 +280,7 @@ class NeonizeTransport:
     async def _on_undecryptable(self, _client: Any, ev: Any) -> None:
         """A message WhatsApp handed over without content (view-once, failed decryption)."""
         try:
-            fact = convert.undecryptable(ev, self._my_ids())
+            fact = convert.undecryptable(ev)
         except Exception as exc:
             _log.error("cannot read an undecryptable message", error=type(exc).__name__)
             return

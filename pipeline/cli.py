@@ -7,10 +7,11 @@ traceback; a clean stop exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import anyio
@@ -110,6 +111,23 @@ def _parser() -> argparse.ArgumentParser:
     way.add_argument("--from", dest="source", metavar="URL", help="postgresql://… to copy from")
     _store_option(move)
     move.add_argument("--number", help="the log's number (default: the store's owner)")
+    inbound = commands.add_parser(
+        "inbound", help="what captured WhatsApp events become: one JSON line each"
+    )
+    inbound.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="a captured event (run --capture-inbound)",
+    )
+    inbound.add_argument(
+        "--undecryptable",
+        action="store_true",
+        help="the files hold undecryptable-message events, not message events",
+    )
+    inbound.add_argument("--me-pn", metavar="DIGITS", help="your phone number, with country code")
+    inbound.add_argument("--me-lid", metavar="LID", help="your LID (…@lid), as `stats` shows it")
     console = commands.add_parser("web", help="a read-only web console, /healthz and /metrics")
     console.add_argument(
         "--listen",
@@ -144,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "inbound":
+            return _inbound(args)
         if args.command == "migrate":
             store = store_dir(args.store, env_file(None))
             print(migrate(store, to=args.to, source=args.source, number=args.number))
@@ -216,6 +236,15 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _inbound(args: argparse.Namespace) -> int:
+    with _whatsapp_library():
+        from pipeline.tools import _inbound as inbound  # noqa: PLC0415  (loads the Go library)
+    me = inbound.owner_ids(args.me_pn, args.me_lid)
+    return inbound.run_inbound(
+        args.files, undecryptable=args.undecryptable, me=me, out=sys.stdout.buffer, err=sys.stderr
+    )
+
+
 def _web(args: argparse.Namespace, where: Where) -> int:
     env = env_file(None)
     try:
@@ -268,8 +297,16 @@ def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> T
         pair_phone = phone_digits(args.pair_phone) if args.pair_phone else None
     except InvalidJid as exc:
         raise UsageError(f"--pair-phone: {exc}") from None
-    try:
+    with _whatsapp_library():
         from pipeline.transport import neonize  # noqa: PLC0415  (loads the Go library)
+    return neonize.from_config(whatsapp, store, force_qr=args.force_qr, pair_phone=pair_phone)
+
+
+@contextlib.contextmanager
+def _whatsapp_library() -> Iterator[None]:
+    """Around an import that loads neonize's Go library (only when a command needs it)."""
+    try:
+        yield
     except ImportError as exc:
         if "libmagic" not in str(exc):
             raise
@@ -277,7 +314,6 @@ def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> T
             "the WhatsApp library needs the system library libmagic "
             "(Debian/Ubuntu: apt install libmagic1)"
         ) from None
-    return neonize.from_config(whatsapp, store, force_qr=args.force_qr, pair_phone=pair_phone)
 
 
 def _bot_tag_for_go(bot_tag: bool) -> None:

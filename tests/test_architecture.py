@@ -128,6 +128,13 @@ def test_no_offline_tool_loads_the_daemon(tool: str) -> None:
     assert not {m for m in loaded if _inside(m, "pipeline.transport.neonize")}
 
 
+def test_the_inbound_tool_loads_the_whatsapp_conversion_but_no_daemon() -> None:
+    """``inbound`` reads neonize's protobufs, so it alone of the tools loads neonize."""
+    loaded = reachable("pipeline.tools._inbound")
+    assert not {m for m in loaded if _inside(m, "pipeline.daemon", "pipeline.cli")}
+    assert "pipeline.transport.neonize._convert" in loaded
+
+
 def test_replay_py_loads_no_daemon_module_when_run() -> None:
     code = "import sys, replay; print(sorted(m for m in sys.modules if m.startswith('pipeline')))"
     out = subprocess.run(
@@ -145,7 +152,7 @@ def test_only_the_command_line_imports_the_whatsapp_transport() -> None:
         if not _inside(m, "pipeline.transport.neonize")
         and any(_inside(t, "pipeline.transport.neonize") for t in imports(m))
     }
-    assert importers == {"pipeline.cli"}
+    assert importers == {"pipeline.cli", "pipeline.tools._inbound"}
 
 
 def _rooms() -> list[str]:

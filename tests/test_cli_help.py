@@ -38,7 +38,7 @@ def test_every_command_is_found() -> None:
         "python replay.py apply",
         *(
             f"python -m pipeline {c}"
-            for c in ("run", "audit", "stats", "compact", "forget", "web", "migrate")
+            for c in ("run", "audit", "stats", "compact", "forget", "web", "migrate", "inbound")
         ),
     }
 

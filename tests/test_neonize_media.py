@@ -14,6 +14,7 @@ import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
+    FutureProofMessage,
     ImageMessage,
     Message,
     StickerMessage,
@@ -29,6 +30,7 @@ from pipeline.daemon._fetch import fetch_media
 from pipeline.media import MediaStore
 from pipeline.transport import Inbound
 from tests import test_neonize_receive as receiving
+from tests.media_files import jpeg
 from tests.neonize_fakes import ALICE, dispatch, message_ev, running
 
 pytestmark = pytest.mark.anyio
@@ -93,6 +95,26 @@ async def test_the_daemon_fetches_the_whole_message_through_download_any(
     assert fetched.media.size == len(go.download_data)
     [asked] = go.downloads
     assert asked == voice_note(len(b"OggS") + 2048)  # ev.Message itself, not its audio part
+
+
+async def test_an_album_photo_is_fetched_as_the_photo_whatsmeow_left_wrapped(
+    make_transport: Any, tmp_path: Path
+) -> None:
+    photo = Message(imageMessage=ImageMessage(mimetype="image/jpeg", fileLength=2052, **KEYS))
+    child = Message(associatedChildMessage=FutureProofMessage(message=photo))
+    [inbound], go = await arrivals(make_transport, child)
+    go.download_data = jpeg()
+    assert isinstance(inbound.event, MessageReceived)
+    assert inbound.event.media == Media(kind="image", mime="image/jpeg", size=2052)
+
+    fetched = await fetch_media(
+        inbound.event, inbound.media, MediaConfig(), MediaStore.of(tmp_path)
+    )
+
+    assert fetched.media is not None
+    assert fetched.media.problem is None
+    # DownloadAny looks for the attachment at the top of the message it is given.
+    assert go.downloads == [photo]
 
 
 async def test_an_image_with_a_caption(make_transport: Any) -> None:

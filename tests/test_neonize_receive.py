@@ -11,15 +11,19 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
+import ctypes
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import neonize.aioze.events as neonize_events
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from neonize.events import EVENT_TO_INT
+from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -37,6 +41,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 
 from events.model import MessageEdited, MessageRevoked, Quoted
 from pipeline.transport.neonize._secret import edit_key
+from tests.inbound_shapes import nested_event
 from tests.neonize_fakes import (
     ALICE,
     GROUP,
@@ -374,3 +379,23 @@ async def test_a_store_without_a_lid_reports_only_the_phone_jid(make_transport: 
         status = await session.connected(device(OWNER, None))
 
     assert (status.me_pn, status.me_lid) == (OWNER_JID, None)
+
+
+@pytest.mark.anyio
+async def test_a_message_nested_ten_thousand_deep_costs_nothing_but_itself(
+    make_transport: Any,
+) -> None:
+    """neonize's parser refuses it before any handler runs; the next message still comes."""
+    raw = nested_event(10_000)
+    async with running(*make_transport()) as session:
+        await session.connected()
+        buffer = ctypes.create_string_buffer(raw, len(raw))
+        code = EVENT_TO_INT[MessageEv]
+        with pytest.raises(Exception, match="MaxDepth"):
+            await anyio.to_thread.run_sync(
+                session.client.event.execute, 0, ctypes.addressof(buffer), len(raw), code
+            )
+        await dispatch(session.client, message_ev(Message(conversation="still here")))
+        fact = await session.next_message()
+
+    assert fact.text == "still here"

@@ -18,7 +18,7 @@ import pytest
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from events.model import MessageReceived, TransportStatus
+from events.model import MessageEdited, MessageReceived, MessageUndecryptable, TransportStatus
 from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 from pipeline.transport import _stdio as stdio_module
 
@@ -265,6 +265,34 @@ async def test_warnings_quote_no_content_of_the_line(
         "stdin line 9: quoted.sender is not a WhatsApp JID, skipped",
         "stdin line 10: invalid revoke (Expected `str` of length <= 256 - at `$.id`), skipped",
     ]
+
+
+@pytest.mark.anyio
+async def test_the_third_rounds_lines_are_checked_like_the_rest(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    """``expiration``, ``undecryptable`` and an unreadable edit (DESIGN.md section 11.1)."""
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"chat": ALICE, "text": "x", "expiration": -1},
+                {"type": "undecryptable", "chat": ALICE, "id": "U1", "reason": "zq secret"},
+                {"type": "undecryptable", "chat": ALICE, "id": "U2", "sender": "zq secret"},
+                {"type": "undecryptable", "chat": ALICE, "id": "U3", "reason": "view_once"},
+                {"type": "edit", "chat": ALICE, "id": "M1", "text": None, "edit_id": "E1"},
+            )
+            withheld = (await harness.next_fact()).event
+            edit = (await harness.next_fact()).event
+
+    assert warnings_in(logs) == [
+        "stdin line 1: invalid message (Expected `int` >= 0 - at `$.expiration`), skipped",
+        "stdin line 2: invalid undecryptable (invalid value - at `$.reason`), skipped",
+        "stdin line 3: invalid undecryptable (Object missing required field `reason`), skipped",
+    ]
+    assert withheld == MessageUndecryptable(
+        chat=ALICE, msg_id="U3", sender=ALICE, reason="view_once", sent_at=NOW
+    )
+    assert edit == MessageEdited(chat=ALICE, msg_id="M1", text=None, edit_id="E1")
 
 
 FULL_LINE: dict[str, Any] = {

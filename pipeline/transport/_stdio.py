@@ -224,6 +224,8 @@ class StdioTransport:
                 fact = lines.edit(line)
             elif isinstance(line, lines.RevokeLine):
                 fact = lines.revoke(line)
+            elif isinstance(line, lines.UndecryptableLine):
+                fact = lines.undecryptable(line, self.owner_jid, self._clock())
             else:
                 assert isinstance(line, lines.MessageLine)
                 message = lines.message(line, self.owner_jid, self._clock())

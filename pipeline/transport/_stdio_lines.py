@@ -1,9 +1,11 @@
 """The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke`` and ``status``. Out:
+``edit``, ``revoke``, ``undecryptable`` and ``status``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
+``inbound_line`` is the inverse of decoding: the stdin line a fact comes from
+(``python -m pipeline inbound`` prints it for a captured WhatsApp event).
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ from typing import Annotated
 import msgspec
 
 from events.jid import InvalidJid, normalize
+from events.jid import is_group as group_jid
 from events.model import (
     Media,
     MediaKind,
+    MediaProblem,
     MessageEdited,
     MessageKind,
+    MessageReceived,
     MessageRevoked,
+    MessageUndecryptable,
     Quoted,
     ReplyPurpose,
     TransportState,
     TransportStatus,
+    UndecryptableReason,
 )
 from pipeline.media import MediaSource, guess_mime, message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
@@ -93,6 +100,8 @@ class MessageLine(msgspec.Struct, kw_only=True):
     quoted_id: _Id | None = None  # the first round's spelling of quoted.id
     mentions: list[str] = []
     media: MediaLine | None = None
+    # The chat's disappearing-message timer in seconds as the message carried it (0: off).
+    expiration: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def __post_init__(self) -> None:
         if self.text is None and self.media is None:
@@ -102,12 +111,25 @@ class MessageLine(msgspec.Struct, kw_only=True):
 class EditLine(msgspec.Struct, kw_only=True):
     chat: str
     id: _Id
-    text: str
+    text: str | None  # null: the edit could not be read (its original was never seen)
+    edit_id: _Id | None = None  # WhatsApp's id of the edit itself
 
 
 class RevokeLine(msgspec.Struct, kw_only=True):
     chat: str
     id: _Id
+
+
+class UndecryptableLine(msgspec.Struct, kw_only=True):
+    chat: str
+    id: _Id
+    reason: UndecryptableReason
+    sender: str | None = None
+    sender_alt: str | None = None
+    is_group: bool | None = None
+    from_me: bool = False
+    timestamp: float | None = None
+    detail: str = ""
 
 
 class StatusLine(msgspec.Struct, kw_only=True):
@@ -142,6 +164,7 @@ LINES: dict[str, type[msgspec.Struct]] = {
     "message": MessageLine,
     "edit": EditLine,
     "revoke": RevokeLine,
+    "undecryptable": UndecryptableLine,
     "status": StatusLine,
 }
 _encoder = msgspec.json.Encoder()
@@ -149,9 +172,7 @@ _encoder = msgspec.json.Encoder()
 
 def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     """A message line as ``MessageReceived``; raises ``InvalidJid`` for a bad id."""
-    stamp = line.timestamp
-    if stamp is not None and stamp > _MILLIS_THRESHOLD:
-        stamp /= 1000
+    stamp = _seconds(line.timestamp)
     # The owner typed a from_me message, so the chat is the wrong default sender.
     sender = line.sender or (owner_jid if line.from_me else None)
     chat_alt = line.chat_alt
@@ -176,7 +197,12 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
         chat_alt=chat_alt,
         is_group=line.is_group,
         media=None if media is None else _media(media),
+        expiration=line.expiration,
     )
+
+
+def _seconds(stamp: float | None) -> float | None:
+    return stamp / 1000 if stamp is not None and stamp > _MILLIS_THRESHOLD else stamp
 
 
 def _media(line: MediaLine) -> Media:
@@ -200,11 +226,31 @@ def media_source(line: MessageLine) -> MediaSource | None:
 
 
 def edit(line: EditLine) -> Fact:
-    return MessageEdited(chat=normalize(line.chat), msg_id=line.id, text=line.text)
+    return MessageEdited(
+        chat=normalize(line.chat), msg_id=line.id, text=line.text, edit_id=line.edit_id
+    )
 
 
 def revoke(line: RevokeLine) -> Fact:
     return MessageRevoked(chat=normalize(line.chat), msg_id=line.id)
+
+
+def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
+    """A message WhatsApp handed over without content; ``sender`` defaults as for messages."""
+    chat = normalize(line.chat)
+    sender = line.sender or (owner_jid if line.from_me else chat)
+    stamp = _seconds(line.timestamp)
+    return MessageUndecryptable(
+        chat=chat,
+        msg_id=line.id,
+        sender=normalize(sender),
+        reason=line.reason,
+        sender_alt=normalize(line.sender_alt) if line.sender_alt else None,
+        is_group=group_jid(chat) if line.is_group is None else line.is_group,
+        from_me=line.from_me,
+        sent_at=now if stamp is None else stamp,
+        detail=line.detail,
+    )
 
 
 def status(line: StatusLine) -> TransportStatus:
@@ -251,3 +297,133 @@ def invalid_jid_field(line: msgspec.Struct) -> str:
         except InvalidJid:
             return name
     return "an id"
+
+
+# -- a fact as the stdin line it comes from (``python -m pipeline inbound``) ----------
+
+
+class _QuotedOut(msgspec.Struct):
+    id: str
+    text: str
+    sender: str | None
+
+
+class _MediaOut(msgspec.Struct, omit_defaults=True):
+    """An attachment as its sender declared it: the bytes are not in the event."""
+
+    kind: MediaKind
+    mime: str
+    size: int
+    seconds: float | None = None
+    file_name: str | None = None
+    problem: MediaProblem | None = None
+    detail: str = ""
+
+
+class _MessageOut(msgspec.Struct, tag_field="type", tag="message"):
+    id: str
+    chat: str
+    sender: str
+    text: str
+    from_me: bool
+    timestamp: float
+    push_name: str | None
+    sender_alt: str | None
+    chat_alt: str | None
+    is_group: bool
+    kind: MessageKind
+    quoted: _QuotedOut | None
+    mentions: list[str]
+    expiration: int | None
+    media: _MediaOut | None
+
+
+class _EditOut(msgspec.Struct, tag_field="type", tag="edit"):
+    chat: str
+    id: str
+    text: str | None
+    edit_id: str | None
+
+
+class _RevokeOut(msgspec.Struct, tag_field="type", tag="revoke"):
+    chat: str
+    id: str
+
+
+class _UndecryptableOut(msgspec.Struct, tag_field="type", tag="undecryptable"):
+    chat: str
+    id: str
+    sender: str
+    reason: UndecryptableReason
+    sender_alt: str | None
+    is_group: bool
+    from_me: bool
+    timestamp: float
+    detail: str
+
+
+class _DroppedOut(msgspec.Struct, tag_field="type", tag="dropped"):
+    reason: str
+
+
+def inbound_line(fact: Fact) -> bytes:
+    """The stdin line that decodes to ``fact`` (media: its description, never its bytes)."""
+    return _encoder.encode(_line_of(fact)) + b"\n"
+
+
+def dropped_line(reason: str) -> bytes:
+    """What ``inbound`` prints for an event with nothing to record."""
+    return _encoder.encode(_DroppedOut(reason)) + b"\n"
+
+
+def _line_of(fact: Fact) -> msgspec.Struct:
+    if isinstance(fact, MessageReceived):
+        return _message_out(fact)
+    if isinstance(fact, MessageEdited):
+        return _EditOut(fact.chat, fact.msg_id, fact.text, fact.edit_id)
+    if isinstance(fact, MessageRevoked):
+        return _RevokeOut(fact.chat, fact.msg_id)
+    return _UndecryptableOut(
+        chat=fact.chat,
+        id=fact.msg_id,
+        sender=fact.sender,
+        reason=fact.reason,
+        sender_alt=fact.sender_alt,
+        is_group=fact.is_group,
+        from_me=fact.from_me,
+        timestamp=fact.sent_at,
+        detail=fact.detail,
+    )
+
+
+def _message_out(fact: MessageReceived) -> _MessageOut:
+    quoted = fact.quoted
+    return _MessageOut(
+        id=fact.msg_id,
+        chat=fact.chat,
+        sender=fact.sender,
+        text=fact.text,
+        from_me=fact.from_me,
+        timestamp=fact.sent_at,
+        push_name=fact.push_name,
+        sender_alt=fact.sender_alt,
+        chat_alt=fact.chat_alt,
+        is_group=fact.is_group,
+        kind=fact.kind,
+        quoted=None if quoted is None else _QuotedOut(quoted.id, quoted.text, quoted.sender),
+        mentions=fact.mentions,
+        expiration=fact.expiration,
+        media=None if fact.media is None else _media_out(fact.media),
+    )
+
+
+def _media_out(media: Media) -> _MediaOut:
+    return _MediaOut(
+        kind=media.kind,
+        mime=media.mime,
+        size=media.size,
+        seconds=media.seconds,
+        file_name=media.file_name,
+        problem=media.problem,
+        detail=media.detail,
+    )

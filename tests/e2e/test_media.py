@@ -176,6 +176,40 @@ def test_an_image_goes_to_the_model_as_a_data_url_with_its_caption(
     assert last_user_turn(llm_server) == parts  # the same bytes went again
 
 
+@pytest.mark.parametrize("provider", ["perplexity", "openai"])
+def test_an_albums_photos_in_one_burst_are_one_turn_with_every_image(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer, provider: str
+) -> None:
+    """WhatsApp sends an album as one message per photo, within a second or two."""
+    env = {"LLM_API_KEY": TEST_KEY}
+    if provider == "openai":
+        env["LLM_BASE_URL"] = f"{llm_server.base_url}/v1"
+    shipped = {"polling": {"debounce_seconds": 2.0}}  # the default app.json's debounce
+    daemon = make_daemon(
+        {**shipped, "llm": {"provider": provider, "model": "vision-model"}}, env=env
+    )
+    photos = [png(2 + n, 3) for n in range(3)]
+
+    for n, photo in enumerate(photos):
+        text = "our trip" if n == 0 else None
+        fields = {"text": text} if text else {}
+        send_media(daemon, f"A{n}", {"kind": "image", "data": b64(photo)}, **fields)
+
+    assert reply_to(daemon, "A2") == "Echo: [image] our trip\n[image]\n[image]"
+    [request] = daemon.find(LlmRequested)
+    assert request.trigger_ids == ["A0", "A1", "A2"]
+    assert [i.sha256 for i in request.messages[-1].images] == [
+        hashlib.sha256(p).hexdigest() for p in photos
+    ]
+    urls = [f"data:image/png;base64,{base64.b64encode(p).decode()}" for p in photos]
+    parts = last_user_turn(llm_server)
+    if provider == "perplexity":
+        assert [p["image_url"] for p in parts if p["type"] == "input_image"] == urls
+    else:
+        assert [p["image_url"]["url"] for p in parts if p["type"] == "image_url"] == urls
+    assert len(llm_server.requests) == 1
+
+
 def test_with_vision_off_the_model_is_told_an_image_was_sent(
     make_daemon: MakeDaemon, heard: FakeTranscriptionServer, llm_server: FakeLlmServer
 ) -> None:

@@ -7,7 +7,14 @@ newsletters are not chats; messages get edited, deleted and quoted.
 
 from __future__ import annotations
 
+import tests.neonize_quiet  # noqa: F401  (first: see there)
+
+# isort: split
+import time
+from pathlib import Path
 from typing import Any
+
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
 from events.model import (
     LlmRequested,
@@ -19,9 +26,11 @@ from events.model import (
     ReplySent,
     TransportStatus,
 )
+from tests import inbound_shapes as shapes
 from tests.e2e.conftest import MakeDaemon
 from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon, iter_store_files, run_cli
 from tests.llm_server import FakeLlmServer, Reply, agent_answer
+from tests.test_inbound_table import run_inbound
 
 ALICE_LID = "123456789012345@lid"
 OWNER_LID = "987654321098765@lid"
@@ -214,3 +223,43 @@ def test_audit_and_forget_take_the_person_whichever_id_they_wrote_from(
     assert forget.returncode == 0, forget.stderr
     left = [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)]
     assert [type(r.event).__name__ for r in left] == ["Compacted"]
+
+
+def test_locations_cards_polls_and_events_as_captured_reach_the_model_as_text(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Captured WhatsApp events, turned into stdin lines by ``inbound``, answered over stdio."""
+    now_ms = int(time.time() * 1000)
+    parts = {
+        "P1": wa.Message(locationMessage=shapes.location(comment="meet here")),
+        "P2": wa.Message(
+            contactMessage=wa.ContactMessage(displayName="Jane", vcard=shapes.VCARD_JANE)
+        ),
+        "P3": wa.Message(pollCreationMessageV3=shapes.poll()),
+        "P4": wa.Message(eventMessage=shapes.event()),
+    }
+    files = []
+    for msg_id, message in parts.items():
+        path = tmp_path / f"{msg_id}.pb"
+        path.write_bytes(shapes.ev(message, msg_id=msg_id, timestamp_ms=now_ms).SerializeToString())
+        files.append(path)
+    printed = run_inbound(*files)
+    assert (printed.returncode, printed.stderr) == (0, ""), printed.stderr
+
+    replies = {}
+    for msg_id, line in zip(parts, printed.stdout.splitlines(), strict=True):
+        daemon.send_raw(line)  # one at a time: each its own turn
+        replies[msg_id] = _answered(daemon, msg_id)["text"]
+
+    assert daemon.find(MessageSkipped) == []
+    said = [_user_turns(r)[-1] for r in daemon.find(LlmRequested)]
+    assert said == [
+        "[location: Brandenburger Tor, Pariser Platz, 10117 Berlin; 52.516275, 13.377704]"
+        " meet here",
+        "[contact card: Jane Doe, +49 170 1234567]",
+        "[poll: Which day?; options: Monday / Friday; one choice]",
+        "[event: Summer party; 2026-07-04 18:00 to 23:00 UTC; at Tempelhofer Feld]"
+        " Bring something to grill",
+    ]
+    assert [m.kind for m in daemon.find(MessageReceived)] == ["other"] * 4
+    assert replies["P2"].startswith("Echo: [contact card: Jane Doe")

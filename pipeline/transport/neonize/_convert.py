@@ -3,12 +3,14 @@
 neonize ships no type information, so its objects are ``Any`` here and in the
 transport, nowhere else: everything this module returns is one of our types.
 
-whatsmeow unwraps what WhatsApp wraps (device-sent, ephemeral, view-once,
-document-with-caption, edited) before neonize hands the message over, so the
-content is always at the top of ``ev.Message``. What arrives is one of: a
-message with content, an edit or revoke (a ``protocolMessage``), an edit
-encrypted with the original's message secret (``secretEncryptedMessage``), or
-something with nothing to answer (reactions, key shares, history syncs).
+``inbound`` is the one conversion of a received ``MessageEv``, used by the
+transport and by ``python -m pipeline inbound`` alike; ``undecryptable`` the
+one of an ``UndecryptableMessageEv``. What a message wraps is opened first
+(``_wrappers``); then it is one of: a message with content, an edit or
+revoke (a ``protocolMessage``), an edit encrypted with the original's message
+secret (``secretEncryptedMessage``, decrypted by the caller), or something
+with nothing to answer, dropped with its reason (reactions, key shares,
+status posts, ...). Nothing here logs: the chat may not be monitored.
 """
 
 from __future__ import annotations
@@ -28,40 +30,71 @@ from neonize.utils.jid import Jid2String, JIDToNonAD
 from events.jid import InvalidJid, normalize
 from events.model import (
     MessageEdited,
-    MessageKind,
     MessageReceived,
     MessageRevoked,
+    MessageUndecryptable,
     Quoted,
 )
 from pipeline.media import message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
-from pipeline.transport.neonize._media import PARTS, media_of
+from pipeline.transport.neonize._content import Content, content_of
+from pipeline.transport.neonize._media import media_of
+from pipeline.transport.neonize._secret import Secrets
+from pipeline.transport.neonize._wrappers import unwrap
 
 _MILLIS_PER_SECOND = 1000
-# Never answered, never stored: a send to status@broadcast posts a status.
-_NOT_CHATS = frozenset({"broadcast", "newsletter"})
 
-# Fields of a WhatsApp ``Message`` that carry content, with the kind they are
-# recorded as. Reactions, protocol messages (key shares, history syncs) and
-# the like are not listed: they carry nothing to answer.
-_CONTENT: tuple[tuple[str, MessageKind], ...] = (
-    ("extendedTextMessage", "text"),
-    *((field, message_kind(kind)) for field, kind in PARTS),  # attachments
-    ("locationMessage", "other"),
-    ("liveLocationMessage", "other"),
-    ("contactMessage", "other"),
-    ("contactsArrayMessage", "other"),
-    ("pollCreationMessage", "other"),
-    ("pollCreationMessageV2", "other"),
-    ("pollCreationMessageV3", "other"),
-)
-_TEXT_FIELDS = ("text", "caption")
+# Top-level fields of a message with nothing to answer, and the reason it is dropped.
+DROPPED: dict[str, str] = {
+    "reactionMessage": "reaction",
+    "encReactionMessage": "reaction",
+    "pollUpdateMessage": "poll_vote",
+    "encEventResponseMessage": "event_response",
+    "pinInChatMessage": "pin",
+    "keepInChatMessage": "keep_in_chat",
+    # An album's header; its photos and videos come as messages of their own.
+    "albumMessage": "album",
+    # Status posts, and mentions of the owner in them: nobody wrote to the chat.
+    "statusMentionMessage": "status",
+    "groupStatusMentionMessage": "status",
+    "groupStatusMessage": "status",
+    "groupStatusMessageV2": "status",
+    "statusAddYours": "status",
+}
+# Sent beside content in a group's first messages; alone they are only keys.
+_KEYS = frozenset({"senderKeyDistributionMessage", "fastRatchetKeySenderKeyDistributionMessage"})
+_PROTOCOL = {
+    ProtocolMessage.APP_STATE_SYNC_KEY_SHARE: "key_share",
+    ProtocolMessage.HISTORY_SYNC_NOTIFICATION: "history_sync",
+    # The disappearing timer changed: replies take it from the next message (see _expiration).
+    ProtocolMessage.EPHEMERAL_SETTING: "timer_change",
+}
 
 
-class _Content(NamedTuple):
-    kind: MessageKind
-    text: str
-    context: Any  # the part's ContextInfo, or None
+class Dropped(NamedTuple):
+    """A received event with nothing to record, and why (``inbound``'s ``dropped`` line)."""
+
+    reason: str
+
+
+class Me(NamedTuple):
+    """The owner's own ids as the connection reports them (``client.me``); None: unknown.
+
+    whatsmeow already marks the owner's messages (``IsFromMe``) by both; here
+    they name a note-to-self chat's other id when WhatsApp sends neither alt.
+    """
+
+    pn: str | None = None
+    lid: str | None = None
+
+    def other(self, jid: str) -> str | None:
+        """The owner's other id when ``jid`` is one of them (note to self)."""
+        if jid == self.pn:
+            return self.lid
+        return self.pn if jid == self.lid else None
+
+
+NOBODY = Me()
 
 
 class SecretEdit(NamedTuple):
@@ -99,46 +132,116 @@ def jid(proto: Any) -> str | None:
 
 
 def secret_of(message: Any) -> bytes:
-    """The message secret a later encrypted edit of this message is keyed with."""
-    if message.HasField("messageContextInfo"):
-        secret: bytes = message.messageContextInfo.messageSecret
-        return secret
+    """The message secret a later encrypted edit of this message is keyed with.
+
+    The innermost one a wrapper holds, else the wrapper's (whatsmeow copies the
+    outer ``messageContextInfo`` inwards the same way).
+    """
+    for part in reversed(unwrap(message) or [message]):
+        if part.HasField("messageContextInfo") and part.messageContextInfo.messageSecret:
+            secret: bytes = part.messageContextInfo.messageSecret
+            return secret
     return b""
 
 
-def classify(ev: Any) -> Fact | SecretEdit | None:
-    """What a ``MessageEv`` is for us; None when there is nothing to record.
+def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
+    """What a ``MessageEv`` is for us: a fact, an edit still to decrypt, or dropped."""
+    reason = _not_a_chat(ev.Info.MessageSource.Chat)
+    if reason is not None:
+        return Dropped(reason)
+    chain = unwrap(ev.Message)
+    if chain is None:
+        return Dropped("too_deep")
+    message = chain[-1]
+    try:
+        chat = normalize(Jid2String(ev.Info.MessageSource.Chat))
+        if message.HasField("protocolMessage"):
+            return _protocol(chat, message.protocolMessage, ev.Info.ID)
+        if message.HasField("secretEncryptedMessage"):
+            return _secret_edit(chat, message.secretEncryptedMessage, ev.Info)
+        received = _received(ev, message, me)
+    except InvalidJid:
+        return Dropped("invalid_jid")  # a chat or person we cannot name is not one we monitor
+    return received if received is not None else _dropped(message)
 
-    Raises ``events.jid.InvalidJid`` for a chat we cannot name.
+
+def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
+    """An ``UndecryptableMessageEv``: a message that reached this device without content.
+
+    whatsmeow emits it with ``IsUnavailable`` when WhatsApp sent this device
+    no ciphertext at all, as it does for view-once media on linked devices (an
+    ``<unavailable type="view_once">`` stanza), and without it when the
+    ciphertext did not decrypt (whatsmeow then asks the sender to send it
+    again, so the message itself may follow with the same id). whatsmeow also
+    reports the unavailable type, but neonize 0.5.2's event has no field for
+    it (Info, IsUnavailable, DecryptFailMode only): view-once cannot be told
+    from other withheld messages, so both are ``unavailable``.
     """
     source = ev.Info.MessageSource
-    if source.Chat.Server in _NOT_CHATS:
-        return None
-    message = ev.Message
-    chat = normalize(Jid2String(source.Chat))
-    if message.HasField("protocolMessage"):
-        return _protocol(chat, message.protocolMessage, ev.Info.ID)
-    if message.HasField("secretEncryptedMessage"):
-        return _secret_edit(chat, message.secretEncryptedMessage, ev.Info)
-    return message_received(ev)
+    reason = _not_a_chat(source.Chat)
+    if reason is not None:
+        return Dropped(reason)
+    try:
+        chat = normalize(Jid2String(source.Chat))
+        sender = normalize(jid(source.Sender) or chat)
+        alt = jid(source.SenderAlt)
+        return MessageUndecryptable(
+            chat=chat,
+            msg_id=ev.Info.ID,
+            sender=sender,
+            reason="unavailable" if ev.IsUnavailable else "decrypt_failed",
+            sender_alt=normalize(alt) if alt else None,
+            is_group=source.IsGroup,
+            from_me=source.IsFromMe,
+            sent_at=ev.Info.Timestamp / _MILLIS_PER_SECOND,
+            detail=_why_undecryptable(ev),
+        )
+    except InvalidJid:
+        return Dropped("invalid_jid")
 
 
-def _protocol(chat: str, pm: Any, edit_id: str) -> Fact | None:
+def _why_undecryptable(ev: Any) -> str:
+    if ev.IsUnavailable:
+        return (
+            "WhatsApp sent this linked device no copy of it"
+            " (as it does for view-once media, which only the phone receives)"
+        )
+    hidden = ev.DecryptFailMode == ev.DECRYPT_FAIL_HIDE
+    shown = "; the sender's app shows no placeholder for it" if hidden else ""
+    return f"it could not be decrypted; WhatsApp asks the sender to send it again{shown}"
+
+
+def _not_a_chat(chat: Any) -> str | None:
+    """Never answered, never stored: a send to status@broadcast posts a status."""
+    if chat.Server == "broadcast":
+        return "status" if chat.User == "status" else "broadcast_list"
+    return "newsletter" if chat.Server == "newsletter" else None
+
+
+def _protocol(chat: str, pm: Any, edit_id: str) -> Fact | Dropped:
     # REVOKE is 0, the default of an unset enum: only a set type counts.
-    if not pm.HasField("type") or not pm.key.ID:
-        return None
+    if not pm.HasField("type"):
+        return Dropped("protocol_untyped")
+    edits = (ProtocolMessage.REVOKE, ProtocolMessage.MESSAGE_EDIT)
+    if pm.type in edits and not pm.key.ID:
+        return Dropped("protocol_without_key")
     if pm.type == ProtocolMessage.REVOKE:
         return MessageRevoked(chat=chat, msg_id=pm.key.ID)
     if pm.type == ProtocolMessage.MESSAGE_EDIT:
-        content = _content(pm.editedMessage)
-        text = content.text if content is not None else None
+        text = _text_of(pm.editedMessage)
         return MessageEdited(chat=chat, msg_id=pm.key.ID, text=text, edit_id=edit_id or None)
-    return None
+    known = _PROTOCOL.get(pm.type)
+    return Dropped(known or f"protocol_{ProtocolMessage.Type.Name(pm.type).lower()}")
 
 
-def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | None:
-    if sem.secretEncType != SecretEncryptedMessage.MESSAGE_EDIT or not sem.targetMessageKey.ID:
-        return None
+def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | Dropped:
+    kind = sem.secretEncType
+    if kind != SecretEncryptedMessage.MESSAGE_EDIT:
+        # Poll and event edits, added poll options: keyed to messages with nothing to answer.
+        name = SecretEncryptedMessage.SecretEncType.Name(kind).lower()
+        return Dropped(f"secret_{name}")
+    if not sem.targetMessageKey.ID:
+        return Dropped("protocol_without_key")
     editor = jid(info.MessageSource.Sender) or ""
     return SecretEdit(
         chat, sem.targetMessageKey.ID, editor, sem.encPayload, sem.encIV, info.ID or ""
@@ -155,34 +258,45 @@ def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
             if decrypted.HasField("protocolMessage")
             else decrypted
         )
-        content = _content(inner)
-        text = content.text if content is not None else None
+        text = _text_of(inner)
     return MessageEdited(
         chat=pending.chat, msg_id=pending.msg_id, text=text, edit_id=pending.edit_id or None
     )
 
 
-def message_received(ev: Any) -> MessageReceived | None:
-    """A content-bearing ``MessageEv`` as ``MessageReceived``; None when it has nothing."""
-    content = _content(ev.Message)
+def with_secrets(fact: Fact | SecretEdit, ev: Any, secrets: Secrets) -> Fact:
+    """An encrypted edit decrypted with the secret of the message it edits (seen
+    before); a received message's own secret kept for its later edits."""
+    if isinstance(fact, SecretEdit):
+        return edited(fact, secrets.decrypt(fact.msg_id, fact.editor, fact.iv, fact.payload))
+    if isinstance(fact, MessageReceived):
+        secrets.remember(ev.Info.ID, secret_of(ev.Message), (fact.sender, fact.sender_alt))
+    return fact
+
+
+def _text_of(message: Any) -> str | None:
+    chain = unwrap(message)
+    content = content_of(chain[-1]) if chain is not None else None
+    return content.text if content is not None else None
+
+
+def _received(ev: Any, message: Any, me: Me) -> MessageReceived | None:
+    """A content-bearing message as ``MessageReceived``; None when it has nothing."""
+    content = content_of(message)
     if content is None:
         return None
     info = ev.Info
     source = info.MessageSource
-    # The peer's other id: the sender's in a DM, the recipient's for the owner's own
-    # messages (whatsmeow sets RecipientAlt then, never SenderAlt).
-    alt = (
-        None
-        if source.IsGroup
-        else jid(source.RecipientAlt if source.IsFromMe else source.SenderAlt)
-    )
-    media = media_of(ev.Message)
+    chat = normalize(Jid2String(source.Chat))
+    sender = jid(source.Sender)
+    media = media_of(message)
     return received_message(
-        chat=Jid2String(source.Chat),
+        chat=chat,
         msg_id=info.ID,
         text=content.text,
         sent_at=info.Timestamp / _MILLIS_PER_SECOND,
-        sender=jid(source.Sender),
+        sender=sender,
+        # whatsmeow sets it by comparing the sender with the owner's phone JID and LID.
         from_me=source.IsFromMe,
         push_name=info.Pushname or None,
         # Always present on the wire; an empty User means there is none.
@@ -190,39 +304,63 @@ def message_received(ev: Any) -> MessageReceived | None:
         kind=content.kind if media is None else message_kind(media.kind),
         quoted=_quoted(content.context),
         mentions=_mentions(content.context),
-        chat_alt=alt,
+        chat_alt=None if source.IsGroup else _chat_alt(source, chat, me),
         is_group=source.IsGroup,
         media=media,
+        expiration=_expiration(content),
     )
 
 
-def _content(message: Any) -> _Content | None:
-    if message.HasField("conversation"):
-        return _Content("text", message.conversation, None) if message.conversation else None
-    for field, kind in _CONTENT:
-        if message.HasField(field):
-            return _part(getattr(message, field), kind)
-    if message.HasField("documentWithCaptionMessage"):  # whatsmeow unwraps it; just in case
-        return _part(message.documentWithCaptionMessage.message.documentMessage, "document")
-    return None
+def _chat_alt(source: Any, chat: str, me: Me) -> str | None:
+    """The DM's other id: the sender's, or for the owner's own messages the recipient's
+    (whatsmeow sets RecipientAlt then, never SenderAlt); for a note to self WhatsApp
+    may send neither, and the owner's other id is known."""
+    alt = jid(source.RecipientAlt if source.IsFromMe else source.SenderAlt)
+    return alt or me.other(chat)
 
 
-def _part(part: Any, kind: MessageKind) -> _Content | None:
-    fields = part.DESCRIPTOR.fields_by_name
-    text = next((getattr(part, name) for name in _TEXT_FIELDS if name in fields), "")
-    if kind == "text" and not text:
-        return None  # a link preview without text
-    has_context = "contextInfo" in fields and part.HasField("contextInfo")
-    return _Content(kind, text, part.contextInfo if has_context else None)
+def _expiration(content: Content) -> int | None:
+    """The chat's disappearing timer as the message carries it (``contextInfo.expiration``).
+
+    Current WhatsApp apps put the chat's timer into every message they send
+    (WhatsApp Web without the ``ephemeralMessage`` wrapper whatsmeow reports as
+    ``IsEphemeral``, so the wrapper proves nothing); a timer switched off is
+    sent as its own protocol message (EPHEMERAL_SETTING). A message without
+    the field was sent by an app that left it out (a plain ``conversation``
+    cannot hold it; WhatsApp marks such messages "will not disappear, the
+    sender may be on an old version"), not by one that turned the timer off:
+    so an absent field is None (unknown, the chat's timer stays as it was),
+    never 0. A present 0 says the sender's timer is off.
+    """
+    context = content.context
+    if context is None or not context.HasField("expiration"):
+        return None
+    expiration: int = context.expiration
+    return expiration
+
+
+def _dropped(message: Any) -> Dropped:
+    names = [f.name for f, _ in message.ListFields() if f.name != "messageContextInfo"]
+    reasons = [DROPPED[n] for n in names if n in DROPPED]
+    if reasons:
+        return Dropped(reasons[0])
+    unknown = [
+        n for n in names if n not in _KEYS and n not in ("conversation", "extendedTextMessage")
+    ]
+    if unknown:
+        return Dropped(f"unsupported: {', '.join(unknown)}")
+    if any(n in _KEYS for n in names):
+        return Dropped("key_share")
+    return Dropped("empty")
 
 
 def _quoted(context: Any) -> Quoted | None:
     if context is None or not context.stanzaID:
         return None
-    quoted = _content(context.quotedMessage) if context.HasField("quotedMessage") else None
+    text = _text_of(context.quotedMessage) if context.HasField("quotedMessage") else None
     return Quoted(
         id=context.stanzaID,
-        text=quoted.text if quoted is not None else "",
+        text=text or "",
         sender=context.participant if _is_jid(context.participant) else None,
     )
 

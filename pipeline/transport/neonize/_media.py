@@ -17,6 +17,7 @@ from neonize.exc import DownloadError
 
 from events.model import Media, MediaKind
 from pipeline.media import MediaError, MediaSink
+from pipeline.transport.neonize._wrappers import innermost
 
 # Message fields with an attachment, and what it is (``audioMessage`` with PTT: a voice note).
 PARTS: tuple[tuple[str, MediaKind], ...] = (
@@ -30,14 +31,11 @@ PARTS: tuple[tuple[str, MediaKind], ...] = (
 
 
 def media_of(message: Any) -> Media | None:
-    """The attachment of a WhatsApp message, as declared by its sender; None: none."""
+    """The attachment of a WhatsApp message (wrapped or not), as its sender declared it."""
+    message = innermost(message)
     for field, kind in PARTS:
         if message.HasField(field):
             return _media(field, kind, getattr(message, field))
-    if message.HasField("documentWithCaptionMessage"):  # whatsmeow unwraps it; just in case
-        inner = message.documentWithCaptionMessage.message
-        if inner.HasField("documentMessage"):
-            return _media("documentMessage", "document", inner.documentMessage)
     return None
 
 
@@ -67,7 +65,8 @@ class Download:
 
     def __init__(self, client: Any, message: Any, size: int | None) -> None:
         self._client = client
-        self._message = message  # the whole ``ev.Message``, as DownloadAny wants it
+        # Unwrapped: DownloadAny looks for the attachment at the top of the message only.
+        self._message = innermost(message)
         self._size = size
 
     @property

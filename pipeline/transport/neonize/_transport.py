@@ -32,6 +32,7 @@ import anyio
 from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
 from neonize.aioze.events import MessageEv, PairStatusEv
+from neonize.events import UndecryptableMessageEv
 from neonize.exc import NeonizeError
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
 
@@ -231,6 +232,7 @@ class NeonizeTransport:
         """Register every handler: neonize forwards only types known before ``connect``."""
         self._client.qr(self._pairing.on_qr)
         self._client.event(MessageEv)(self._on_message)
+        self._client.event(UndecryptableMessageEv)(self._on_undecryptable)
         self._client.event(PairStatusEv)(self._pairing.on_pair_status)
         for event_type, meaning in LIFECYCLE.items():
             self._client.event(event_type)(self._lifecycle_handler(meaning))
@@ -255,9 +257,7 @@ class NeonizeTransport:
     async def _on_message(self, _client: Any, ev: Any) -> None:
         """Convert and queue; nothing of the message is logged, its chat may be unmonitored."""
         try:
-            fact = convert.classify(ev)
-        except InvalidJid:
-            return  # a chat we cannot name is not one we monitor
+            fact = convert.inbound(ev, self._my_ids())
         except Exception as exc:
             # The type and the line, not the message: it could quote a chat's id or text.
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -267,18 +267,24 @@ class NeonizeTransport:
                 at=f"{Path(where.filename).name}:{where.lineno}",
             )
             return
-        if isinstance(fact, convert.SecretEdit):
-            plaintext = self._secrets.decrypt(fact.msg_id, fact.editor, fact.iv, fact.payload)
-            fact = convert.edited(fact, plaintext)
-        elif isinstance(fact, MessageReceived):
-            self._secrets.remember(
-                ev.Info.ID, convert.secret_of(ev.Message), (fact.sender, fact.sender_alt)
-            )
+        if isinstance(fact, convert.Dropped):
+            return
+        fact = convert.with_secrets(fact, ev, self._secrets)
+        if isinstance(fact, MessageReceived):
             # Fetched later by the daemon, and only if the chat is monitored.
             download = download_for(self._client, ev.Message, fact.media)
             self._emit(Inbound(fact, self._clock(), download))
             return
-        if fact is not None:
+        self._emit(Inbound(fact, self._clock()))
+
+    async def _on_undecryptable(self, _client: Any, ev: Any) -> None:
+        """A message WhatsApp handed over without content (view-once, failed decryption)."""
+        try:
+            fact = convert.undecryptable(ev)
+        except Exception as exc:
+            _log.error("cannot read an undecryptable message", error=type(exc).__name__)
+            return
+        if not isinstance(fact, convert.Dropped):
             self._emit(Inbound(fact, self._clock()))
 
     def _lifecycle_handler(
@@ -315,12 +321,18 @@ class NeonizeTransport:
 
     def _with_my_ids(self, status: TransportStatus) -> TransportStatus:
         """Connected, with the owner's ids: neonize sets ``me`` before this event runs."""
+        if self._client.me is None:
+            return status
+        pn, lid = self._my_ids()
+        return TransportStatus(state=status.state, detail=status.detail, me_pn=pn, me_lid=lid)
+
+    def _my_ids(self) -> convert.Me:
         me = self._client.me
         if me is None:
-            return status
+            return convert.NOBODY
         pn = convert.jid(me.JID) if me.HasField("JID") else None
         lid = convert.jid(me.LID) if me.HasField("LID") else None
-        return TransportStatus(state=status.state, detail=status.detail, me_pn=pn, me_lid=lid)
+        return convert.Me(normalize(pn) if pn else None, normalize(lid) if lid else None)
 
     def _offline(self) -> None:
         """Sends wait again from now on (a set event would let them through)."""

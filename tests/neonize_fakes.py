@@ -220,14 +220,16 @@ def device(pn: str, lid: str | None) -> Any:
     return me
 
 
-async def dispatch(client: Any, event: Any) -> None:
-    """Hand ``event`` to neonize's Go callback entry point, from another thread."""
+def execute(client: Any, event: Any) -> None:
+    """Hand ``event`` to neonize's Go callback entry point, blocking this thread as Go's."""
     raw = event.SerializePartialToString()
     buffer = ctypes.create_string_buffer(raw, len(raw))
-    code = EVENT_TO_INT[type(event)]
-    await anyio.to_thread.run_sync(
-        client.event.execute, 0, ctypes.addressof(buffer), len(raw), code
-    )
+    client.event.execute(0, ctypes.addressof(buffer), len(raw), EVENT_TO_INT[type(event)])
+
+
+async def dispatch(client: Any, event: Any) -> None:
+    """Hand ``event`` to neonize's Go callback entry point, from another thread."""
+    await anyio.to_thread.run_sync(execute, client, event)
 
 
 async def show_qr_code(client: Any, code: bytes) -> None:
@@ -251,11 +253,16 @@ class Session:
 
     async def run(self) -> None:
         try:
-            await self.transport.run(self._inbound_in.send, self._status_in.send)
+            await self.transport.run(self._deliver, self._status_in.send)
         except TransportError as exc:
             self.error = exc
         finally:
             self.ended.set()
+
+    async def _deliver(self, inbound: Inbound) -> bool:
+        """As the daemon's intake for a monitored chat: taken, so recorded."""
+        await self._inbound_in.send(inbound)
+        return True
 
     async def next_fact(self) -> Fact:
         with anyio.fail_after(WAIT):

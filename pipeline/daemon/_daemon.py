@@ -95,7 +95,11 @@ class Daemon:
         # Until the transport reports, the connection is not what the last run
         # left in the log ("stopped", or "connected" before a kill -9).
         starting = TransportStatus(state="connecting", detail="daemon started")
-        await self.live.append(config_loaded(loaded), starting, *self._startup_message())
+        # A fetch the last run left unfinished will not finish: its source went with it.
+        interrupted = self.intake.interrupted()
+        await self.live.append(
+            config_loaded(loaded), starting, *interrupted, *self._startup_message()
+        )
         log.info(
             "started",
             transport=self.transport.name,

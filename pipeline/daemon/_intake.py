@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import anyio
@@ -28,10 +29,12 @@ from events.model import (
     MessageEdited,
     MessageReceived,
     MessageRevoked,
+    MessageSkipped,
     TransportStatus,
 )
 from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
+from pipeline.daemon import _lids as lids
 from pipeline.daemon._fetch import FETCH_TIMEOUT, fetched, interrupted, on_arrival
 from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
@@ -60,8 +63,11 @@ class _Fetch(NamedTuple):
     source: MediaSource
 
 
-def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Entity | None:
-    """The entity a message belongs to, whichever of the chat's ids WhatsApp used."""
+def monitored(
+    app: AppConfig, owner: frozenset[str], ev: MessageReceived, learned: Sequence[str] = ()
+) -> Entity | None:
+    """The entity a message belongs to, whichever of the chat's ids WhatsApp used;
+    ``learned``: other ids of a direct chat, as earlier messages tied them to it."""
     if _server(ev.chat) in _NOT_CHATS:
         return None
     if ev.is_group:
@@ -70,16 +76,18 @@ def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Ent
     ids = [ev.chat, ev.chat_alt, *([] if ev.from_me else [ev.sender_alt])]
     if any(i in owner for i in ids if i):
         return app.find_entity(app.owner_jid)  # the note-to-self chat, by any of its ids
-    for jid in ids:
+    for jid in [*ids, *learned]:
         entity = app.find_entity(jid) if jid else None
         if entity is not None and not isinstance(entity, GroupEntity):
             return entity
     return None
 
 
-def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> MessageReceived | None:
+def filed(
+    app: AppConfig, owner: frozenset[str], ev: MessageReceived, learned: Sequence[str] = ()
+) -> MessageReceived | None:
     """``ev`` filed under its monitored chat, the owner recognised; None: not ours."""
-    entity = monitored(app, owner, ev)
+    entity = monitored(app, owner, ev, learned)
     if entity is None:
         return None
     chat = app.entity_jid(entity)
@@ -123,7 +131,7 @@ class Intake:
         """
         keyed = self._keyed(inbound.event)
         if keyed is None:
-            self.dropped += 1
+            await self._unresolved(inbound.event)
             return False
         fact = keyed.event
         if isinstance(fact, MessageReceived | MessageEdited):
@@ -181,10 +189,26 @@ class Intake:
             if item.media is not None and item.media.fetching
         ]
 
+    async def _unresolved(self, fact: Fact) -> None:
+        """Not ours, or a LID nothing has tied to a chat yet: then its trace is kept."""
+        app, view = self.settings.app, self.live.view
+        if not (
+            isinstance(fact, MessageReceived)
+            and lids.unnamed_lid(fact)
+            and lids.some_lid_unknown(app, view)
+        ):
+            self.dropped += 1
+            return
+        # The LID and the id only: no words, no name (it may be nobody's we watch).
+        skip = MessageSkipped(chat=fact.chat, msg_id=fact.msg_id, reason=lids.UNRESOLVED)
+        log.info("message_from_an_unknown_lid", hint="stats lists it; see README")
+        await self.holding.record(Keyed(skip, f"{fact.chat}/{fact.msg_id}/{lids.UNRESOLVED}"))
+
     def _keyed(self, fact: Fact) -> Keyed | None:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
         if isinstance(fact, MessageReceived):
-            ev = filed(self.settings.app, self.owner(), fact)
+            learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
+            ev = filed(self.settings.app, self.owner(), fact, learned)
             return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
         chat = self._chat_of(fact.chat)
         if chat is None:

@@ -54,6 +54,8 @@ class SecretsFile:
 
     def load(self) -> list[KeptSecret]:
         """The secrets young enough to matter, oldest first; the file keeps only those."""
+        if not self.path.exists():
+            return []
         with self._locked():
             young = self._young(_read(self.path))
             self._rewrite(young)

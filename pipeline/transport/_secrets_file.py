@@ -61,8 +61,9 @@ class SecretsFile:
             self._rewrite(young)
         return young
 
-    def add(self, kept: KeptSecret) -> None:
-        """Append one secret (the page cache keeps it through a kill -9)."""
+    def add(self, msg_id: str, chat: str, senders: tuple[str, ...], secret: bytes) -> None:
+        """Append one secret, seen now (the page cache keeps it through a kill -9)."""
+        kept = KeptSecret(id=msg_id, chat=chat, senders=senders, secret=secret, at=self._clock())
         with self._locked():
             fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
             with os.fdopen(fd, "ab") as file:

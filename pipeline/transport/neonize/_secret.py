@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pipeline.logs import get_logger
-from pipeline.transport._secrets_file import KEEP_SECONDS, KeptSecret, SecretsFile
+from pipeline.transport._secrets_file import KEEP_SECONDS, SecretsFile
 
 _log = get_logger(__name__)
 
@@ -67,14 +67,12 @@ class Secrets:
         if not secret:
             return
         forms = tuple(s for s in senders if s)
-        now = self._clock()
-        self._by_id[msg_id] = _Original(secret, forms, now)
+        self._by_id[msg_id] = _Original(secret, forms, self._clock())
         self._by_id.move_to_end(msg_id)
         self._forget_old()
         if self._kept is not None:
-            kept = KeptSecret(id=msg_id, chat=chat, senders=forms, secret=secret, at=now)
             try:
-                self._kept.add(kept)
+                self._kept.add(msg_id, chat, forms, secret)
             except OSError as exc:  # the edit is then unreadable after a restart, no worse
                 _log.warning("edit_secret_not_kept", error=exc.strerror or str(exc))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pipeline.daemon import Intake, Live, Settings
 from pipeline.daemon._fetch import fetch_media
 from pipeline.media import MediaStore
 from pipeline.transport import Inbound
+from pipeline.transport.neonize import _gocalls as gocalls
 from projections import queue
 from tests import test_neonize_receive as receiving
 from tests.neonize_fakes import ALICE, WAIT, dispatch, message_ev, running
@@ -237,3 +239,20 @@ def _loaded() -> LoadedConfig:
         }
     )
     return LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets())
+
+
+async def test_a_download_that_never_returns_holds_up_neither_the_wait_nor_the_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real Go call runs on a daemon thread: the daemon stops waiting at its own time
+    limit, and process exit does not join that thread (neonize's executor would)."""
+    release = threading.Event()
+    monkeypatch.setattr(gocalls.gocode, "DownloadAny", lambda *_: release.wait(WAIT) and b"")
+    try:
+        with anyio.move_on_after(0.05) as waited:
+            await gocalls.DaemonThreadGo().DownloadAny(b"uuid", b"", 0)
+        assert waited.cancelled_caught
+        [thread] = [t for t in threading.enumerate() if t.name == "neonize-download"]
+        assert thread.daemon
+    finally:
+        release.set()

@@ -45,7 +45,7 @@ class Capture:
         try:
             private_dir(self.directory, tighten=False)
             write_private(
-                self.directory / capture_name(event, arrived_at), event.SerializeToString()
+                self.directory / capture_name(event, arrived_at), event.SerializePartialToString()
             )
         except OSError as exc:
             _log.warning(

@@ -291,10 +291,13 @@ class NeonizeTransport:
 
     def _kept(self, item: _Arrived) -> None:
         """The daemon kept the fact (a monitored chat's): what is written of it outside the log."""
-        if item.kept is not None:
-            item.kept()
-        if self._capture is not None and item.arrival is not None:
-            self._capture.write(item.arrival.event, item.inbound.received_at)
+        try:
+            if item.kept is not None:
+                item.kept()
+            if self._capture is not None and item.arrival is not None:
+                self._capture.write(item.arrival.event, item.inbound.received_at)
+        except Exception as exc:  # the fact is recorded: a bug here must not stop intake
+            _log.error("cannot finish a received message", error=type(exc).__name__)
 
     def _emit(self, item: _Item) -> None:
         with contextlib.suppress(anyio.ClosedResourceError):  # closed: shutting down

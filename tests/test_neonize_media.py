@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from neonize._binder import gocode
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
@@ -247,7 +248,7 @@ async def test_a_download_that_never_returns_holds_up_neither_the_wait_nor_the_e
     """The real Go call runs on a daemon thread: the daemon stops waiting at its own time
     limit, and process exit does not join that thread (neonize's executor would)."""
     release = threading.Event()
-    monkeypatch.setattr(gocalls.gocode, "DownloadAny", lambda *_: release.wait(WAIT) and b"")
+    monkeypatch.setattr(gocode, "DownloadAny", lambda *_: release.wait(WAIT) and b"")
     try:
         with anyio.move_on_after(0.05) as waited:
             await gocalls.DaemonThreadGo().DownloadAny(b"uuid", b"", 0)

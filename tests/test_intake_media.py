@@ -169,3 +169,43 @@ async def test_a_fetch_the_last_run_left_unfinished_is_recorded_as_failed(
             detail="the bot stopped before the download finished",
         ),
     )
+
+
+class Gated:
+    """Bytes that come when the test says so."""
+
+    size = 4
+    in_hand = False
+
+    def __init__(self) -> None:
+        self.go = anyio.Event()
+
+    async def download(self, sink: MediaSink) -> None:
+        await self.go.wait()
+        sink.write(b"OggS")
+
+
+async def test_a_stop_waits_for_the_attachments_on_their_way(tmp_path: Path) -> None:
+    """The daemon's grace period lets a fetch finish, so a restart asks nobody to resend."""
+    live = Live(MemoryLog(clock=FakeClock()))
+    intake = Intake(live, Settings(loaded()), MediaStore.of(tmp_path))
+    source = Gated()
+    done = anyio.Event()
+
+    async def stopping() -> None:
+        await intake.fetched()
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(intake.run)
+        await intake.deliver(Inbound(voice("A1"), 1.0, source))
+        tg.start_soon(stopping)
+        await anyio.wait_all_tasks_blocked()
+        assert not done.is_set()
+        source.go.set()
+        with anyio.fail_after(WAIT):
+            await done.wait()
+        tg.cancel_scope.cancel()
+
+    fetched = [r.event for r in live.log.read() if isinstance(r.event, MediaFetched)]
+    assert [f.media.sha256 != "" for f in fetched] == [True]

@@ -138,6 +138,7 @@ class Daemon:
                 with anyio.move_on_after(GRACE_SECONDS):
                     await self.alerter.send_due()  # e.g. the logout that stops us
                     await self.agent.idle()
+                    await self.intake.fetched()  # an attachment on its way, recorded now
                     # Owed replies stay in the log for the next start: waiting for
                     # a reconnect here would only hold the stop up.
                     if self.live.view.stats.transport_state == "connected":

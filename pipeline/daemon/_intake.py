@@ -117,6 +117,8 @@ class Intake:
         self.holding = Holding(live)
         self._fetches: deque[_Fetch] = deque()
         self._more_fetches = anyio.Event()
+        self._in_flight = 0  # fetches queued or running
+        self._no_fetches = anyio.Event()
         self._lanes: dict[str, anyio.CapacityLimiter] = {}
 
     def owner(self) -> frozenset[str]:
@@ -149,9 +151,15 @@ class Intake:
             keyed = Keyed(fact, keyed.key)
         await self.holding.record(keyed)
         if pending is not None:
+            self._in_flight += 1
             self._fetches.append(pending)
             self._more_fetches.set()
         return True
+
+    async def fetched(self) -> None:
+        """Wait until no attachment is being fetched (a stop lets them finish)."""
+        while self._in_flight:
+            await self._no_fetches.wait()
 
     async def run(self) -> None:
         """Append what was held while the log could not take it, and fetch what
@@ -169,12 +177,18 @@ class Intake:
         lane = self._lanes.get(ev.chat)
         if lane is None:
             lane = self._lanes[ev.chat] = anyio.CapacityLimiter(_FETCHES_PER_CHAT)
-        async with lane:
-            media = await fetched(
-                ev, job.source, self.settings.app.media, self.media, timeout=self.fetch_timeout
-            )
-        done = MediaFetched(chat=ev.chat, msg_id=ev.msg_id, media=media)
-        await self.holding.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
+        try:
+            async with lane:
+                media = await fetched(
+                    ev, job.source, self.settings.app.media, self.media, timeout=self.fetch_timeout
+                )
+            done = MediaFetched(chat=ev.chat, msg_id=ev.msg_id, media=media)
+            await self.holding.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._no_fetches.set()
+                self._no_fetches = anyio.Event()
 
     def interrupted(self) -> list[Keyed]:
         """The fetches a previous run started and never finished, as failed: the

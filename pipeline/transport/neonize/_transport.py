@@ -309,7 +309,7 @@ class NeonizeTransport:
         try:
             self._items_in.send_nowait(_Arrived(inbound, waiting, kept))
         except anyio.ClosedResourceError:
-            return  # shutting down: not recorded, so not acknowledged to anyone here
+            return  # shutting down: closing released the Go callback (and loses this fact)
         if waiting is not None:
             waiting.queued = True
 

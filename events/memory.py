@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from events.compaction import removed
-from events.model import AnyEvent, Compacted, MessageReceived, Recorded
+from events.model import AnyEvent, Compacted, MediaFetched, MessageReceived, Recorded
 from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
@@ -88,7 +88,7 @@ class MemoryLog:
             return {
                 r.event.media.sha256
                 for r in self._events
-                if isinstance(r.event, MessageReceived)
+                if isinstance(r.event, MessageReceived | MediaFetched)
                 and r.event.media is not None
                 and r.event.media.sha256
             }

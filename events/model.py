@@ -104,6 +104,9 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
     file_name: str | None = None  # documents
     problem: MediaProblem | None = None
     detail: str = ""
+    # The bytes were still to be fetched when the message was recorded: a
+    # ``MediaFetched`` of the same message says how that ended.
+    fetching: bool = False
 
 
 class ConfigLoaded(Event, frozen=True, kw_only=True):
@@ -153,6 +156,14 @@ class MessageUndecryptable(Event, frozen=True, kw_only=True):
     sent_at: float = 0.0
     via: str | None = None  # the id WhatsApp addressed the chat by, when not ``chat``
     detail: str = ""
+
+
+class MediaFetched(Event, frozen=True, kw_only=True):
+    """The attachment of message ``msg_id``, fetched after the message was recorded:
+    stored (``media.sha256``) or why not (``media.problem``, ``media.detail``)."""
+
+    msg_id: str
+    media: Media
 
 
 class MessageEdited(Event, frozen=True, kw_only=True):
@@ -352,6 +363,7 @@ AnyEvent = (
     | MessageEdited
     | MessageRevoked
     | MessageUndecryptable
+    | MediaFetched
     | MediaTranscribed
     | TranscriptionFailed
     | DocumentRead
@@ -374,6 +386,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageEdited,
     MessageRevoked,
     MessageUndecryptable,
+    MediaFetched,
     MediaTranscribed,
     TranscriptionFailed,
     DocumentRead,

@@ -163,7 +163,7 @@ class PostgresReader:
         return {chat for (chat,) in self._fetch(self._q.chats, {"log": self._log})}
 
     def media(self) -> set[str]:
-        return {str(sha) for (sha,) in self._fetch(self._q.media, (self._log,))}
+        return {str(sha) for (sha,) in self._fetch(self._q.media, {"log": self._log})}
 
     def load_snapshot(self, name: str, version: int) -> tuple[int, bytes] | None:
         rows = self._fetch(self._q.load_snapshot, (self._log, name, version))

@@ -87,9 +87,11 @@ _TEMPLATES = {
     """,
     # No index: the text test skips the JSON parse of every message without media.
     "media": (
-        "SELECT DISTINCT body->'media'->>'sha256' FROM {s}.events WHERE log_id = %s"
+        "SELECT body->'media'->>'sha256' FROM {s}.events WHERE log_id = %(log)s"
         " AND type = 'MessageReceived' AND strpos(body::text, '\"media\":{{') > 0"
         " AND body->'media'->>'sha256' > ''"
+        " UNION SELECT body->'media'->>'sha256' FROM {s}.events WHERE log_id = %(log)s"
+        " AND type = 'MediaFetched' AND body->'media'->>'sha256' > ''"
     ),
     # Not stored when a compaction was recorded after its seq: it may hold what went.
     "save_snapshot": """

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_chat ON events(chat, seq);
 CREATE INDEX IF NOT EXISTS events_by_media ON events(json_extract(body, '$.media.sha256'))
     WHERE type = 'MessageReceived' AND instr(body, '"media":{') > 0;
+CREATE INDEX IF NOT EXISTS events_by_fetched_media
+    ON events(json_extract(body, '$.media.sha256')) WHERE type = 'MediaFetched';
 CREATE TABLE IF NOT EXISTS snapshots (
     name    TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -48,11 +50,14 @@ SEQUENCE = (
     " coalesce((SELECT max(seq) FROM events), 0))"
 )
 SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
-# Says what the partial index says, so that index (messages with media only) answers it.
+# Each part says what its partial index says, so those indexes (messages with
+# media, media fetched after their message) answer it.
 MEDIA = (
-    "SELECT DISTINCT json_extract(body, '$.media.sha256') FROM events"
+    "SELECT json_extract(body, '$.media.sha256') FROM events"
     " WHERE type = 'MessageReceived' AND instr(body, '\"media\":{') > 0"
     " AND json_extract(body, '$.media.sha256') > ''"
+    " UNION SELECT json_extract(body, '$.media.sha256') FROM events"
+    " WHERE type = 'MediaFetched' AND json_extract(body, '$.media.sha256') > ''"
 )
 SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"

@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force-qr", action="store_true", help="neonize: pair again with a QR code")
     run.add_argument("--pair-phone", metavar="NUMBER", help="neonize: pair with a phone code")
+    run.add_argument(
+        "--capture-inbound",
+        type=Path,
+        metavar="DIR",
+        help="neonize: save each raw WhatsApp event of a monitored chat in DIR (private files),"
+        " to report a message the bot got wrong",
+    )
     audit = commands.add_parser("audit", help="a chat's timeline: messages, decisions, replies")
     audit.add_argument("--chat", required=True, help="JID, phone number or entity name")
     audit.add_argument("--json", action="store_true", help="print one JSON document")
@@ -292,6 +299,9 @@ def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> T
     if args.transport == "stdio":
         if args.force_qr or args.pair_phone:
             raise UsageError("--force-qr and --pair-phone need --transport neonize")
+        if args.capture_inbound:
+            # stdin lines are already the stdio shape, and the writer of them has them.
+            raise UsageError("--capture-inbound needs --transport neonize")
         return StdioTransport(whatsapp.phone_number)
     try:
         pair_phone = phone_digits(args.pair_phone) if args.pair_phone else None
@@ -299,7 +309,13 @@ def _transport(args: argparse.Namespace, loaded: LoadedConfig, store: Path) -> T
         raise UsageError(f"--pair-phone: {exc}") from None
     with _whatsapp_library():
         from pipeline.transport import neonize  # noqa: PLC0415  (loads the Go library)
-    return neonize.from_config(whatsapp, store, force_qr=args.force_qr, pair_phone=pair_phone)
+    return neonize.from_config(
+        whatsapp,
+        store,
+        force_qr=args.force_qr,
+        pair_phone=pair_phone,
+        capture=args.capture_inbound,
+    )
 
 
 @contextlib.contextmanager

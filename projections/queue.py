@@ -3,7 +3,9 @@
 An item leaves the queue when the agent decides about it: a skip, a final LLM
 failure, or a planned reply. A retryable failure leaves it queued. An edit
 before the LLM is asked replaces the text; a revoke marks the item, and the
-agent records the skip. A transcript or a document's text joins its item,
+agent records the skip. An attachment fetched after its message was recorded
+(``MediaFetched``) replaces the item's ``media``; until then the item waits
+for it. A transcript or a document's text joins its item,
 so the turn (and its replay) reads it from here. Only
 ``purpose="reply"`` plans drain the queue: a debug note planned for the same
 chat (the owner's own chat) before the LLM call must not.
@@ -30,6 +32,7 @@ from events.model import (
     LlmFailed,
     LlmRequested,
     Media,
+    MediaFetched,
     MediaTranscribed,
     MessageEdited,
     MessageKind,
@@ -112,6 +115,12 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         quoted=ev.quoted,
         media=ev.media,
     )
+
+
+def _fetched(state: State, rec: Recorded, ev: MediaFetched) -> None:
+    item = state.chats.get(ev.chat, {}).get(ev.msg_id)
+    if item is not None:
+        item.media = ev.media
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
@@ -256,6 +265,7 @@ _HANDLERS: Handlers[State] = {
     MessageReceived: _received,
     MessageEdited: _edited,
     MessageRevoked: _revoked,
+    MediaFetched: _fetched,
     MediaTranscribed: _transcribed,
     DocumentRead: _read,
     MessageSkipped: _skipped,

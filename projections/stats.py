@@ -28,6 +28,7 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     MediaTranscribed,
+    MessageSkipped,
     Recorded,
     ReplyFailed,
     ReplySent,
@@ -52,6 +53,8 @@ class State(msgspec.Struct, kw_only=True):
     latencies: list[float] = []
     next_latency: int = 0
     newest_ts: float = 0.0
+    # LID -> messages from it that no monitored chat could be told for (unresolved_lid)
+    unresolved_lids: dict[str, int] = {}
     transport_state: str | None = None
     transport_detail: str = ""
     transport_from: Origin | None = None
@@ -78,6 +81,12 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     else:
         state.latencies[state.next_latency] = ev.latency_ms
     state.next_latency = (state.next_latency + 1) % LATENCIES
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    _count(state, rec, ev)
+    if ev.reason == "unresolved_lid":
+        state.unresolved_lids[ev.chat] = state.unresolved_lids.get(ev.chat, 0) + 1
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
@@ -124,6 +133,8 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
 def _forgotten(state: State, ev: Compacted) -> None:
     """Drop the counts of the chats a forget removed whole."""
     counted = sum(state.by_chat.pop(chat, 0) for chat in ev.chats or ())
+    for chat in ev.chats or ():
+        state.unresolved_lids.pop(chat, None)
     # Only what this state counted comes off: a fold of the compacted log never saw them.
     if counted and counted == ev.removed:
         for name, n in ev.by_type.items():
@@ -144,6 +155,7 @@ _SPECIFIC: dict[type[Event], Handler[State]] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
     MediaTranscribed: _transcribed,
+    MessageSkipped: _skipped,
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
     TransportStatus: _transport,

@@ -23,6 +23,7 @@ from events.model import (
     LlmFailed,
     LlmRequested,
     Media,
+    MediaFetched,
     MediaOutcome,
     MessageEdited,
     MessageReceived,
@@ -209,6 +210,12 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     state.inbound[ev.msg_id] = state.undecided[ev.msg_id] = item
 
 
+def _fetched(state: State, rec: Recorded, ev: MediaFetched) -> None:
+    item = state.inbound.get(ev.msg_id)
+    if item is not None:
+        item.media = ev.media
+
+
 def _attached(state: State, rec: Recorded, ev: MediaOutcome) -> None:
     item = state.inbound.get(ev.msg_id)
     if item is not None:
@@ -355,6 +362,7 @@ _HANDLERS: Handlers[State] = {
     MessageReceived: _of_chat(_received),
     MessageEdited: _of_chat(_edited),
     MessageRevoked: _of_chat(_revoked),
+    MediaFetched: _of_chat(_fetched),
     **dict.fromkeys(MEDIA_OUTCOMES, _of_chat(_attached)),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),

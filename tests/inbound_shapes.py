@@ -540,6 +540,12 @@ def _shapes() -> dict[str, list[Case]]:
                 has(chat=ALICE_LID, sender=ALICE_LID, sender_alt=ALICE_JID, chat_alt=ALICE_JID),
             )
         ],
+        "a DM by `…@lid` without the phone number": [
+            Case(
+                (ev(text("hallo"), chat=ALICE_LID),),
+                has(chat=ALICE_LID, sender=ALICE_LID, sender_alt=None, chat_alt=None),
+            )
+        ],
         "your own message in a contact's chat, typed on the phone (`deviceSentMessage`)": [
             Case(
                 (
@@ -621,7 +627,7 @@ def _shapes() -> dict[str, list[Case]]:
         ],
         "an edit encrypted with the message's secret, as phones now send it"
         " (`secretEncryptedMessage` `MESSAGE_EDIT`)": [_secret_case(readable=True)],
-        "an edit the bot cannot read (original not seen since the last start)": [
+        "an edit the bot cannot read (original never seen, or over 30 minutes old)": [
             _secret_case(readable=False)
         ],
         "a deletion for everyone (`protocolMessage` `REVOKE`)": [

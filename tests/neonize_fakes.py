@@ -30,6 +30,7 @@ from neonize.proto.Neonize_pb2 import (
     Connected,
     Device,
     DownloadReturnFunction,
+    GetJIDFromStoreReturnFunction,
     MessageInfo,
     MessageSource,
     PairPhoneParams,
@@ -75,6 +76,11 @@ class FakeGo:
         self.downloads: list[Any] = []  # the Message protos DownloadAny was asked for
         self.download_data = b"OggS" + bytes(range(256)) * 8
         self.download_error = ""  # whatsmeow's error text, as DownloadAny returns it
+        self.download_hang = False  # downloads never return (a dead media connection)
+        # whatsmeow_lid_map: LID user -> phone number, as GetPNFromLID reads it.
+        self.lid_map: dict[str, str] = {}
+        self.lid_lookups: list[str] = []  # the LID users GetPNFromLID was asked for
+        self.lid_hang = False  # lookups never return (a session database that is locked)
         self._session: asyncio.Event | None = None
 
     async def Neonize(self, *_: Any) -> bytes:
@@ -124,11 +130,24 @@ class FakeGo:
     async def DownloadAny(self, _uuid: bytes, msg: bytes, _n: int) -> bytes:
         """whatsmeow's DownloadAny: the decrypted bytes, or its error, serialised."""
         self.downloads.append(Message.FromString(msg))
+        if self.download_hang:
+            await asyncio.Event().wait()  # nothing ever sets it
         if self.download_error:
             reply = DownloadReturnFunction(Error=self.download_error)
         else:
             reply = DownloadReturnFunction(Binary=self.download_data)
         data: bytes = reply.SerializeToString()
+        return data
+
+    async def GetPNFromLID(self, _uuid: bytes, jid: bytes, _n: int) -> bytes:
+        """whatsmeow's LID store: the phone JID, or an empty JID when it knows none."""
+        lid = JID.FromString(jid).User
+        self.lid_lookups.append(lid)
+        if self.lid_hang:
+            await asyncio.Event().wait()  # nothing ever sets it
+        pn = self.lid_map.get(lid)
+        found = jid_from_str(f"{pn}@s.whatsapp.net") if pn else empty_jid()
+        data: bytes = GetJIDFromStoreReturnFunction(Jid=found).SerializeToString()
         return data
 
     async def PairPhone(self, _uuid: bytes, payload: bytes, _n: int) -> bytes:
@@ -220,14 +239,16 @@ def device(pn: str, lid: str | None) -> Any:
     return me
 
 
-async def dispatch(client: Any, event: Any) -> None:
-    """Hand ``event`` to neonize's Go callback entry point, from another thread."""
+def execute(client: Any, event: Any) -> None:
+    """Hand ``event`` to neonize's Go callback entry point, blocking this thread as Go's."""
     raw = event.SerializePartialToString()
     buffer = ctypes.create_string_buffer(raw, len(raw))
-    code = EVENT_TO_INT[type(event)]
-    await anyio.to_thread.run_sync(
-        client.event.execute, 0, ctypes.addressof(buffer), len(raw), code
-    )
+    client.event.execute(0, ctypes.addressof(buffer), len(raw), EVENT_TO_INT[type(event)])
+
+
+async def dispatch(client: Any, event: Any) -> None:
+    """Hand ``event`` to neonize's Go callback entry point, from another thread."""
+    await anyio.to_thread.run_sync(execute, client, event)
 
 
 async def show_qr_code(client: Any, code: bytes) -> None:
@@ -251,11 +272,16 @@ class Session:
 
     async def run(self) -> None:
         try:
-            await self.transport.run(self._inbound_in.send, self._status_in.send)
+            await self.transport.run(self._deliver, self._status_in.send)
         except TransportError as exc:
             self.error = exc
         finally:
             self.ended.set()
+
+    async def _deliver(self, inbound: Inbound) -> bool:
+        """As the daemon's intake for a monitored chat: taken, so recorded."""
+        await self._inbound_in.send(inbound)
+        return True
 
     async def next_fact(self) -> Fact:
         with anyio.fail_after(WAIT):

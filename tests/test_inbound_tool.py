@@ -154,6 +154,8 @@ def converted(case_events: Any, secrets: Secrets, undecryptable_case: bool) -> l
         fact = convert.undecryptable(event) if undecryptable_case else convert.inbound(event)
         if not isinstance(fact, convert.Dropped):
             facts.append(convert.with_secrets(fact, event, secrets))
+            if isinstance(facts[-1], MessageReceived):  # kept: the session takes every fact
+                convert.remember_secret(secrets, event, facts[-1])
     return facts
 
 

@@ -26,6 +26,7 @@ class Chunks:
     def __init__(self, *chunks: bytes, size: int | None = None) -> None:
         self.chunks = chunks
         self.size = size
+        self.in_hand = True
         self.written = 0
 
     async def download(self, sink: MediaSink) -> None:

@@ -22,10 +22,14 @@ async def test_push_waits_for_run_and_delivers_a_normalised_message() -> None:
     async def status(event: TransportStatus) -> None:
         statuses.append(event)
 
+    async def deliver(inbound: Inbound) -> bool:
+        await send.send(inbound)
+        return True
+
     with send, receive, anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(transport.push, GROUP, "early", sender="+49 170 1111111"))
-            tg.start_soon(transport.run, send.send, status)
+            tg.start_soon(transport.run, deliver, status)
             early = await receive.receive()
             pushed = await transport.push(GROUP, "later", msg_id="M2", sender="491701111111:3@lid")
             later = await receive.receive()

@@ -105,6 +105,7 @@ def test_neonize_run_checks_the_config_before_touching_neonize(tmp_path: Path) -
     [
         (["--transport", "neonize", "--pair-phone", "call me"], "--pair-phone"),
         (["--transport", "stdio", "--force-qr"], "need --transport neonize"),
+        (["--transport", "stdio", "--capture-inbound", "cap"], "needs --transport neonize"),
     ],
 )
 def test_pairing_options_are_checked(tmp_path: Path, args: list[str], message: str) -> None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
+import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from neonize._binder import gocode
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
@@ -22,16 +25,18 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 
 from events.memory import MemoryLog
-from events.model import Media, MessageReceived
+from events.model import Media, MediaFetched, MessageReceived
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, MediaConfig, Secrets, config_from_dict
 from pipeline.daemon import Intake, Live, Settings
 from pipeline.daemon._fetch import fetch_media
 from pipeline.media import MediaStore
 from pipeline.transport import Inbound
+from pipeline.transport.neonize import _gocalls as gocalls
+from projections import queue
 from tests import test_neonize_receive as receiving
 from tests.media_files import jpeg
-from tests.neonize_fakes import ALICE, dispatch, message_ev, running
+from tests.neonize_fakes import ALICE, WAIT, dispatch, message_ev, running
 
 pytestmark = pytest.mark.anyio
 KEYS = {
@@ -220,15 +225,33 @@ async def test_intake_never_downloads_for_a_chat_it_does_not_watch(
 
     live = Live(MemoryLog(clock=FakeClock(1_764_070_000.0)))
     intake = Intake(live, Settings(_loaded()), MediaStore.of(tmp_path))
-    for inbound in handed:
-        await intake.deliver(inbound)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(intake.run)
+        assert [await intake.deliver(inbound) for inbound in handed] == [False, True]
+        fetched = await until_fetched(live)
+        tg.cancel_scope.cancel()
 
     assert intake.dropped == 1
     assert len(go.downloads) == 1  # Alice's only
     [recorded] = [r.event for r in live.log.read() if isinstance(r.event, MessageReceived)]
-    assert recorded.msg_id == "A1"
+    assert recorded.msg_id == fetched.msg_id == "A1"
     assert recorded.media is not None
-    assert recorded.media.sha256
+    assert recorded.media.fetching  # recorded before its download
+    [item] = queue.pending(live.view.queue, recorded.chat)
+    assert item.media == fetched.media
+    assert item.media.sha256
+    assert not item.media.fetching
+
+
+async def until_fetched(live: Live) -> MediaFetched:
+    """The first ``MediaFetched`` in the log, once there; the projections caught up."""
+    with anyio.fail_after(WAIT):
+        while True:
+            found = [r.event for r in live.log.read() if isinstance(r.event, MediaFetched)]
+            if found:
+                live.catch_up()
+                return found[0]
+            await anyio.to_thread.run_sync(live.log.wait, live.log.last_seq(), WAIT)
 
 
 def _loaded() -> LoadedConfig:
@@ -239,3 +262,20 @@ def _loaded() -> LoadedConfig:
         }
     )
     return LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets())
+
+
+async def test_a_download_that_never_returns_holds_up_neither_the_wait_nor_the_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real Go call runs on a daemon thread: the daemon stops waiting at its own time
+    limit, and process exit does not join that thread (neonize's executor would)."""
+    release = threading.Event()
+    monkeypatch.setattr(gocode, "DownloadAny", lambda *_: release.wait(WAIT) and b"")
+    try:
+        with anyio.move_on_after(0.05) as waited:
+            await gocalls.DaemonThreadGo().DownloadAny(b"uuid", b"", 0)
+        assert waited.cancelled_caught
+        [thread] = [t for t in threading.enumerate() if t.name == "neonize-download"]
+        assert thread.daemon
+    finally:
+        release.set()

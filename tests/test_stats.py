@@ -57,6 +57,7 @@ class _Stats(msgspec.Struct, forbid_unknown_fields=True):
     latency_ms: _Latency
     log: _Log
     transport: _Transport
+    unresolved_lids: dict[str, int]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,7 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     assert stats.log.bytes == db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     assert (stats.log.oldest_seq, stats.log.last_seq) == (1, position[1])
     assert stats.transport.state == "stopped"  # the recording daemon was stopped
+    assert stats.unresolved_lids == {}
     assert log_position(recording.store) == position
 
 

@@ -69,8 +69,12 @@ class Harness:
         self.finished = False
 
     async def run(self) -> None:
-        await self.transport.run(self._send.send, self._status)
+        await self.transport.run(self._deliver, self._status)
         self.finished = True
+
+    async def _deliver(self, inbound: Inbound) -> bool:
+        await self._send.send(inbound)
+        return True
 
     async def _status(self, status: TransportStatus) -> None:
         self.statuses.append(status)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from events.model import Compacted, Media, MessageReceived, Recorded
+from events.model import Compacted, Media, MediaFetched, MessageReceived, Recorded
 from events.protocol import Keyed, LogReader, LogWriter, Selection
 
 
@@ -150,15 +150,18 @@ class ReaderContract:
 
     def test_reader_names_the_media_messages_still_refer_to(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
-        one, two = "a" * 64, "b" * 64
+        one, two, three = "a" * 64, "b" * 64, "c" * 64
+        fetched = Media(kind="voice", sha256=three)  # after its message was recorded
         log.append(
             with_media(1, one, chat="1@s.whatsapp.net"),
             with_media(2, two, chat="2@s.whatsapp.net"),
             with_media(3, "", chat="2@s.whatsapp.net"),  # nothing was stored
             message(4, tag='"media":{'),  # the words, not an attachment
+            MediaFetched(chat="2@s.whatsapp.net", msg_id="media3", media=fetched),
+            MediaFetched(chat="1@s.whatsapp.net", msg_id="media5", media=Media(kind="voice")),
         )
         with self.reader(log, tmp_path / "events.db") as reader:
-            assert reader.media() == {one, two}
+            assert reader.media() == {one, two, three}
             log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
             assert reader.media() == {one}
 

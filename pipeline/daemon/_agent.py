@@ -83,6 +83,9 @@ class Agent:
         self.stopping = False
         self._busy: set[str] = set()
         self._deadlines: dict[str, float] = {}
+        # Chats whose next burst waits for an attachment being fetched: looked at
+        # again once the queue says it came (a commit wakes the dispatcher).
+        self._fetching: set[str] = set()
         # The budget: chats whose call is decided (it may not be in the log yet),
         # and chats waiting for the costs of calls in flight.
         self._reserving: set[str] = set()
@@ -109,7 +112,12 @@ class Agent:
     def _dispatch(self, tg: anyio.abc.TaskGroup, now: float) -> None:
         """Start a worker for every chat with work that is due and not being worked on."""
         self._limiter.total_tokens = self.settings.app.polling.max_concurrent_chats
-        for chat in queue.chats_with_work(self.live.view.queue):
+        view = self.live.view.queue
+        for chat in queue.chats_with_work(view):
+            if chat in self._fetching:
+                if decide.fetching(decide.burst(queue.pending(view, chat))):
+                    continue
+                self._fetching.discard(chat)
             if chat not in self._busy and self._deadlines.get(chat, 0.0) <= now:
                 self._busy.add(chat)
                 tg.start_soon(self._work_chat, chat)
@@ -165,6 +173,9 @@ class Agent:
             due = decide.due_at(loaded.config, run)
             if self.clock() < due:
                 self._deadlines[chat] = due
+                return
+            if decide.fetching(run):
+                self._fetching.add(chat)
                 return
             reason = decide.before_turn(self._view(loaded), chat)
             if reason is not None:

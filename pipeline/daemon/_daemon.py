@@ -94,7 +94,11 @@ class Daemon:
         # Until the transport reports, the connection is not what the last run
         # left in the log ("stopped", or "connected" before a kill -9).
         starting = TransportStatus(state="connecting", detail="daemon started")
-        await self.live.append(config_loaded(loaded), starting, *self._startup_message())
+        # A fetch the last run left unfinished will not finish: its source went with it.
+        interrupted = self.intake.interrupted()
+        await self.live.append(
+            config_loaded(loaded), starting, *interrupted, *self._startup_message()
+        )
         log.info(
             "started",
             transport=self.transport.name,
@@ -133,6 +137,7 @@ class Daemon:
                 with anyio.move_on_after(GRACE_SECONDS):
                     await self.alerter.send_due()  # e.g. the logout that stops us
                     await self.agent.idle()
+                    await self.intake.fetched()  # an attachment on its way, recorded now
                     # Owed replies stay in the log for the next start: waiting for
                     # a reconnect here would only hold the stop up.
                     if self.live.view.stats.transport_state == "connected":

@@ -135,6 +135,12 @@ def burst(items: Sequence[Item]) -> list[Item]:
     return run
 
 
+def fetching(run: Sequence[Item]) -> bool:
+    """An attachment of the burst is still being fetched: its turn waits for it
+    (``MediaFetched`` ends the wait, whether the bytes came or not)."""
+    return any(item.media is not None and item.media.fetching for item in run)
+
+
 def due_at(config: AppConfig, run: Sequence[Item]) -> float:
     """When a burst is complete: ``debounce_seconds`` after its last message arrived."""
     return max(item.ts for item in run) + config.polling.debounce_seconds

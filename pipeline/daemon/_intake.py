@@ -9,26 +9,40 @@ before a byte of it is written anywhere, log lines included: transports never
 log what they receive, so a fact's one debug line (ids only, never the text)
 is written here, after the check (DESIGN.md sections 3 and 10). What is kept
 is cut to the limits below.
-An attachment is fetched only here, once its chat is known to be monitored.
+An attachment is fetched only here, once its chat is known to be monitored:
+bytes that must be read or downloaded after the message is recorded, beside
+intake (``_fetch``), each chat's fetches apart from every other chat's.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from collections.abc import Sequence
+from typing import NamedTuple
 
+import anyio
 import msgspec
 
-from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
+from events.model import (
+    MediaFetched,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    MessageSkipped,
+    TransportStatus,
+)
 from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
-from pipeline.daemon._fetch import fetch_media
+from pipeline.daemon import _lids as lids
+from pipeline.daemon._fetch import FETCH_TIMEOUT, fetched, interrupted, on_arrival
 from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from pipeline.media import MediaStore
+from pipeline.media import MediaSource, MediaStore
 from pipeline.transport import Fact, Inbound
-from projections import addresses, identity
+from projections import addresses, identity, queue
 
 log = get_logger("wabot.daemon")
 
@@ -40,10 +54,20 @@ _NOT_CHATS = frozenset({"broadcast", "newsletter"})
 MAX_TEXT_BYTES = 64 * 1024
 _MAX_NAME_CHARS = 256
 _MAX_MENTIONS = 256
+# Fetches at once in one chat (an album); other chats have their own.
+_FETCHES_PER_CHAT = 3
 
 
-def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Entity | None:
-    """The entity a message belongs to, whichever of the chat's ids WhatsApp used."""
+class _Fetch(NamedTuple):
+    event: MessageReceived  # as recorded, ``media.fetching`` set
+    source: MediaSource
+
+
+def monitored(
+    app: AppConfig, owner: frozenset[str], ev: MessageReceived, learned: Sequence[str] = ()
+) -> Entity | None:
+    """The entity a message belongs to, whichever of the chat's ids WhatsApp used;
+    ``learned``: other ids of a direct chat, as earlier messages tied them to it."""
     if _server(ev.chat) in _NOT_CHATS:
         return None
     if ev.is_group:
@@ -52,16 +76,18 @@ def monitored(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Ent
     ids = [ev.chat, ev.chat_alt, *([] if ev.from_me else [ev.sender_alt])]
     if any(i in owner for i in ids if i):
         return app.find_entity(app.owner_jid)  # the note-to-self chat, by any of its ids
-    for jid in ids:
+    for jid in [*ids, *learned]:
         entity = app.find_entity(jid) if jid else None
         if entity is not None and not isinstance(entity, GroupEntity):
             return entity
     return None
 
 
-def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> MessageReceived | None:
+def filed(
+    app: AppConfig, owner: frozenset[str], ev: MessageReceived, learned: Sequence[str] = ()
+) -> MessageReceived | None:
     """``ev`` filed under its monitored chat, the owner recognised; None: not ours."""
-    entity = monitored(app, owner, ev)
+    entity = monitored(app, owner, ev, learned)
     if entity is None:
         return None
     chat = app.entity_jid(entity)
@@ -74,40 +100,129 @@ def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Message
 
 
 class Intake:
-    def __init__(self, live: Live, settings: Settings, media: MediaStore) -> None:
+    def __init__(
+        self,
+        live: Live,
+        settings: Settings,
+        media: MediaStore,
+        *,
+        fetch_timeout: float = FETCH_TIMEOUT,
+    ) -> None:
         self.live = live
         self.settings = settings
         self.media = media
+        self.fetch_timeout = fetch_timeout
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
         # What the log cannot take at once (its database is away) waits here.
         self.holding = Holding(live)
+        self._fetches: deque[_Fetch] = deque()
+        self._more_fetches = anyio.Event()
+        self._in_flight = 0  # fetches queued or running
+        self._no_fetches = anyio.Event()
+        self._lanes: dict[str, anyio.CapacityLimiter] = {}
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
         return identity.owner_forms(self.live.view.identity, self.settings.app.owner_jid)
 
-    async def deliver(self, inbound: Inbound) -> None:
+    async def deliver(self, inbound: Inbound) -> bool:
+        """Record ``inbound`` if its chat is monitored; True when it was (or is held to be).
+
+        Returns once the fact is committed (or held while the log is away):
+        never later, whatever its attachment does.
+        """
         keyed = self._keyed(inbound.event)
         if keyed is None:
-            self.dropped += 1
-            return
+            await self._unresolved(inbound.event)
+            return False
         fact = keyed.event
         if isinstance(fact, MessageReceived | MessageEdited):
             # Never the text: logs outlive ``forget`` and rotation, the log's events do not.
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id)
+        pending = None
         if isinstance(fact, MessageReceived) and fact.media is not None:
-            fetched = await fetch_media(fact, inbound.media, self.settings.app.media, self.media)
-            keyed = Keyed(fetched, keyed.key)
+            app = self.settings.app
+            fact, source = on_arrival(fact, inbound.media, app.media)
+            if source is not None and source.in_hand:
+                media = await fetched(fact, source, app.media, self.media)
+                fact = msgspec.structs.replace(fact, media=media)
+            elif source is not None:
+                pending = _Fetch(fact, source)
+            keyed = Keyed(fact, keyed.key)
         await self.holding.record(keyed)
+        if pending is not None:
+            self._in_flight += 1
+            self._fetches.append(pending)
+            self._more_fetches.set()
+        return True
+
+    async def fetched(self) -> None:
+        """Wait until no attachment is being fetched (a stop lets them finish)."""
+        while self._in_flight:
+            await self._no_fetches.wait()
 
     async def run(self) -> None:
-        """Append what was held while the log could not take it; forever."""
-        await self.holding.run()
+        """Append what was held while the log could not take it, and fetch what
+        recorded messages still lack; forever."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.holding.run)
+            while True:
+                await self._more_fetches.wait()
+                self._more_fetches = anyio.Event()
+                while self._fetches:
+                    tg.start_soon(self._fetch, self._fetches.popleft())
+
+    async def _fetch(self, job: _Fetch) -> None:
+        ev = job.event
+        lane = self._lanes.get(ev.chat)
+        if lane is None:
+            lane = self._lanes[ev.chat] = anyio.CapacityLimiter(_FETCHES_PER_CHAT)
+        try:
+            async with lane:
+                media = await fetched(
+                    ev, job.source, self.settings.app.media, self.media, timeout=self.fetch_timeout
+                )
+            done = MediaFetched(chat=ev.chat, msg_id=ev.msg_id, media=media)
+            await self.holding.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._no_fetches.set()
+                self._no_fetches = anyio.Event()
+
+    def interrupted(self) -> list[Keyed]:
+        """The fetches a previous run started and never finished, as failed: the
+        source went with that process. For start-up, before intake runs."""
+        return [
+            Keyed(
+                MediaFetched(chat=item.chat, msg_id=item.msg_id, media=interrupted(item.media)),
+                _fetched_key(item.chat, item.msg_id),
+            )
+            for chat in queue.chats_with_work(self.live.view.queue)
+            for item in queue.pending(self.live.view.queue, chat)
+            if item.media is not None and item.media.fetching
+        ]
+
+    async def _unresolved(self, fact: Fact) -> None:
+        """Not ours, or a LID nothing has tied to a chat yet: then its trace is kept."""
+        app, view = self.settings.app, self.live.view
+        if not (
+            isinstance(fact, MessageReceived)
+            and lids.unnamed_lid(fact)
+            and lids.some_lid_unknown(app, view)
+        ):
+            self.dropped += 1
+            return
+        # The LID and the id only: no words, no name (it may be nobody's we watch).
+        skip = MessageSkipped(chat=fact.chat, msg_id=fact.msg_id, reason=lids.UNRESOLVED)
+        log.info("message_from_an_unknown_lid", hint="stats lists it; see README")
+        await self.holding.record(Keyed(skip, f"{fact.chat}/{fact.msg_id}/{lids.UNRESOLVED}"))
 
     def _keyed(self, fact: Fact) -> Keyed | None:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
         if isinstance(fact, MessageReceived):
-            ev = filed(self.settings.app, self.owner(), fact)
+            learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
+            ev = filed(self.settings.app, self.owner(), fact, learned)
             return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
         chat = self._chat_of(fact.chat)
         if chat is None:
@@ -136,6 +251,10 @@ class Intake:
     async def status(self, status: TransportStatus) -> None:
         log.info("transport", state=status.state, detail=status.detail)
         await self.holding.record(status)
+
+
+def _fetched_key(chat: str, msg_id: str) -> str:
+    return f"{chat}/{msg_id}/media"
 
 
 def _server(jid: str) -> str:

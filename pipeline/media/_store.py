@@ -29,7 +29,7 @@ from typing import IO, NamedTuple, Protocol
 
 import anyio.to_thread
 
-from events.model import ImageRef, MediaProblem, MessageReceived, Recorded
+from events.model import ImageRef, MediaFetched, MediaProblem, MessageReceived, Recorded
 from events.private import FILE_MODE, private_dir
 
 MEDIA_DIR = "media"
@@ -60,6 +60,12 @@ class MediaSource(Protocol):
     @property
     def size(self) -> int | None:
         """The size the sender declared, when known before downloading."""
+        ...
+
+    @property
+    def in_hand(self) -> bool:
+        """The bytes are here already (carried in with the message): reading them
+        cannot wait on a file or a network, so they are stored before the message is."""
         ...
 
     async def download(self, sink: MediaSink) -> None:
@@ -185,11 +191,12 @@ class MediaStore:
 
 
 def referenced_media(records: Iterable[Recorded]) -> set[str]:
-    """The stored files events refer to: the ``media.sha256`` of every message."""
+    """The stored files events refer to: the ``media.sha256`` of every message, whether
+    stored with it or fetched after it was recorded (``MediaFetched``)."""
     return {
         rec.event.media.sha256
         for rec in records
-        if isinstance(rec.event, MessageReceived)
+        if isinstance(rec.event, MessageReceived | MediaFetched)
         and rec.event.media is not None
         and rec.event.media.sha256
     }

@@ -26,6 +26,7 @@ from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.Neonize_pb2 import UndecryptableMessage
 
 from events.jid import LID_SERVER, InvalidJid, normalize, phone_digits
+from events.model import MessageReceived
 from pipeline.tools._args import BadArgument
 from pipeline.transport import Fact
 from pipeline.transport._stdio_lines import dropped_line, inbound_line
@@ -91,7 +92,10 @@ def _line(ev: Any, undecryptable: bool, me: convert.Me, secrets: Secrets) -> byt
     converted = convert.undecryptable(ev) if undecryptable else convert.inbound(ev, me)
     if isinstance(converted, convert.Dropped):
         return dropped_line(converted.reason)
-    return inbound_line(convert.with_secrets(converted, ev, secrets))
+    fact = convert.with_secrets(converted, ev, secrets)
+    if isinstance(fact, MessageReceived):  # every file's message is "kept" here
+        convert.remember_secret(secrets, ev, fact)
+    return inbound_line(fact)
 
 
 def _parse(path: Path, kind: Any) -> Any:

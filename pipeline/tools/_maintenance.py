@@ -23,6 +23,7 @@ from pipeline.media import MediaStore, referenced_media
 from pipeline.tools._args import BadArgument, config_in_force
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from pipeline.tools.replay import forget_replays
+from pipeline.transport import forget_secrets
 from projections import addresses, aliases, retention
 from projections.fold import States
 from projections.runner import Runner
@@ -68,8 +69,9 @@ def forget(store: Path | Where, chat: str) -> str:
     """Remove every event of one chat, under any id of it; the owner's right to have it gone.
 
     Then nothing of it stays in the store: snapshots go, the log's files are
-    rewritten without the freed space (``purge``), its attachments and the
-    replay experiments naming it are deleted.
+    rewritten without the freed space (``purge``), its attachments, the
+    replay experiments naming it and the message secrets kept for its edits
+    are deleted.
     """
     where = as_where(store)
     with open_tool_writer(where) as log:
@@ -82,7 +84,8 @@ def forget(store: Path | Where, chat: str) -> str:
         log.purge()
         swept = sweep_media(where, log, doomed=theirs)
     replays = forget_replays(where.store / "replays", ids)
-    files = _files(swept) + _files(replays, "replay file")
+    secrets = forget_secrets(where.store, ids)  # the neonize transport's, of recent messages
+    files = _files(swept) + _files(replays, "replay file") + _files(secrets, "edit secret")
     if marker is None:
         return f"nothing recorded for {jid}{files}"
     return f"forgot {jid}: {_compacted(marker).removed} events removed{files}"

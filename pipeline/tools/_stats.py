@@ -64,6 +64,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     latency_ms: Latency
     log: LogInfo
     transport: Transport
+    # LIDs that wrote without a phone number nothing tied to a chat: messages each
+    unresolved_lids: dict[str, int] = {}
 
 
 def report(states: States, now: float, log: LogReader, names: Mapping[str, str]) -> Report:
@@ -95,6 +97,7 @@ def report(states: States, now: float, log: LogReader, names: Mapping[str, str])
             compacted=s.compacted,
         ),
         transport=Transport(state=s.transport_state, detail=s.transport_detail),
+        unresolved_lids=dict(sorted(s.unresolved_lids.items())),
     )
 
 
@@ -131,6 +134,9 @@ def report_text(r: Report) -> str:
         f"newest {log.newest_at or 'none'}, {log.compacted} compacted away",
         f"Connection: {state}{detail}",
     ]
+    if r.unresolved_lids:
+        lines.append("Unknown LIDs (messages not filed; add one as a user entity by its jid):")
+        lines += [f"  {lid}  {n}" for lid, n in r.unresolved_lids.items()]
     return "\n".join(lines)
 
 

@@ -2,8 +2,10 @@
 
 Every transport implements ``Transport``: it normalises what it receives into
 ``Inbound`` messages, reports its connection state, and sends plain text.
-``StdioTransport`` speaks JSON lines (DESIGN.md section 7), ``MemoryTransport``
-is the in-process twin for tests. The WhatsApp transport lives in
+``SecretsFile`` keeps the message secrets edits need across restarts
+(``forget_secrets`` is forget's part of it). ``StdioTransport`` speaks JSON
+lines (DESIGN.md section 7), ``MemoryTransport`` is the in-process twin for
+tests. The WhatsApp transport lives in
 ``pipeline.transport.neonize`` and is imported only when chosen: importing it
 loads neonize's Go library, which prints to stdout.
 """
@@ -20,6 +22,7 @@ from pipeline.transport._base import (
     received_message,
 )
 from pipeline.transport._memory import MemoryTransport, SentMessage
+from pipeline.transport._secrets_file import SecretsFile, forget_secrets
 from pipeline.transport._stdio import StdioTransport
 
 __all__ = [
@@ -28,11 +31,13 @@ __all__ = [
     "Inbound",
     "MemoryTransport",
     "Outgoing",
+    "SecretsFile",
     "SendReceipt",
     "SentMessage",
     "StatusSink",
     "StdioTransport",
     "Transport",
     "TransportError",
+    "forget_secrets",
     "received_message",
 ]

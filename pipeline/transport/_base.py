@@ -82,7 +82,8 @@ class TransportError(Exception):
         self.code = code
 
 
-Deliver = Callable[[Inbound], Awaitable[None]]
+# Records a fact if its chat is monitored; True when it was (or is held to be) recorded.
+Deliver = Callable[[Inbound], Awaitable[bool]]
 StatusSink = Callable[[TransportStatus], Awaitable[None]]
 
 
@@ -95,7 +96,8 @@ class Transport(Protocol):
         ...
 
     async def run(self, deliver: Deliver, status: StatusSink) -> None:
-        """Receive until cancelled, awaiting ``deliver`` for each fact in order."""
+        """Receive until cancelled, awaiting ``deliver`` for each fact in order: it
+        returns once the fact is recorded (or dropped, or held while the log is away)."""
         ...
 
     async def send(self, message: Outgoing) -> SendReceipt:

@@ -1,6 +1,10 @@
 """Where a stdio message's attachment comes from: a file (``media.path``) or the line
 itself (``media.data``, base64). Read only when the daemon fetches it, in chunks,
-off the event loop."""
+off the event loop.
+
+A path must name a regular file: anything else (a FIFO nobody writes to, a
+device) could block the read forever, so it is refused at once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import base64
 import binascii
 import os
 import re
+import stat
 from pathlib import Path
 
 import anyio.to_thread
@@ -32,17 +37,31 @@ class FileSource:
         except OSError:
             return None  # download says why
 
+    @property
+    def in_hand(self) -> bool:
+        return False
+
     async def download(self, sink: MediaSink) -> None:
-        await anyio.to_thread.run_sync(self._copy, sink)
+        # Abandoned when the daemon stops waiting: a slow disk must not hold it.
+        await anyio.to_thread.run_sync(self._copy, sink, abandon_on_cancel=True)
 
     def _copy(self, sink: MediaSink) -> None:
         try:
-            with self._path.open("rb") as file:
+            # Non-blocking: opening a FIFO without a writer would wait for one forever.
+            fd = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise self._unreadable(exc.strerror or str(exc)) from None
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise self._unreadable("not a regular file")
+            try:
                 while chunk := file.read(_CHUNK):
                     sink.write(chunk)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise MediaError("download_failed", f"cannot read {self._path}: {reason}") from None
+            except OSError as exc:
+                raise self._unreadable(exc.strerror or str(exc)) from None
+
+    def _unreadable(self, reason: str) -> MediaError:
+        return MediaError("download_failed", f"cannot read {self._path}: {reason}")
 
 
 class InlineSource:
@@ -54,6 +73,10 @@ class InlineSource:
     @property
     def size(self) -> int | None:
         return max(len(self._data) - 2, 0) * 3 // 4
+
+    @property
+    def in_hand(self) -> bool:
+        return True
 
     async def download(self, sink: MediaSink) -> None:
         try:

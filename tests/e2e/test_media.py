@@ -25,6 +25,8 @@ import pytest
 from events.model import (
     DocumentRead,
     LlmRequested,
+    Media,
+    MediaFetched,
     MediaTranscribed,
     MessageReceived,
     MessageSkipped,
@@ -100,11 +102,18 @@ def test_a_voice_note_is_transcribed_once_and_answered_as_a_transcript(
         "whisper-1",
     )
     assert done.cost_usd == pytest.approx(0.0007)  # 7 s at $0.006 a minute
+    # Recorded first, then read from its path beside intake.
     [received] = daemon.find(MessageReceived, msg_id="V1")
     assert received.media is not None
+    assert (received.kind, received.media.kind, received.media.fetching) == ("audio", "voice", True)
+    [fetched] = daemon.find(MediaFetched, msg_id="V1")
     digest = hashlib.sha256(data).hexdigest()
-    assert (received.kind, received.media.kind, received.media.sha256) == ("audio", "voice", digest)
-    assert (received.media.size, received.media.seconds) == (len(data), 7.0)
+    assert (fetched.media.kind, fetched.media.sha256, fetched.media.fetching) == (
+        "voice",
+        digest,
+        False,
+    )
+    assert (fetched.media.size, fetched.media.seconds) == (len(data), 7.0)
     stored = media_dir(daemon) / digest
     assert stored.read_bytes() == data
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
@@ -299,10 +308,13 @@ def test_bad_media_is_recorded_the_sender_told_and_the_chat_goes_on(
     after = daemon.message("Still there?")
     assert reply_to(daemon, after) == "Echo: Still there?"
 
+    # A file read beside intake says how it went in its own event.
+    recorded: list[MessageReceived | MediaFetched] = [
+        *daemon.find(MessageReceived),
+        *daemon.find(MediaFetched),
+    ]
     problems = {
-        ev.msg_id: (ev.media.problem, ev.media.detail)
-        for ev in daemon.find(MessageReceived)
-        if ev.media is not None
+        ev.msg_id: (ev.media.problem, ev.media.detail) for ev in recorded if ev.media is not None
     }
     assert problems["B1"] == ("too_large", "49 KB, over the 0.01 MB limit")
     assert problems["B2"] == ("corrupt", "not a readable image")
@@ -417,3 +429,53 @@ def replay(daemon: Daemon, server: FakeLlmServer, *args: str) -> subprocess.Comp
 
 def _cli(daemon: Daemon) -> dict[str, Any]:
     return {"cwd": daemon.workdir, "env": daemon.env}
+
+
+def test_a_media_file_that_never_opens_holds_up_no_chat_and_no_stop(
+    make_daemon: MakeDaemon, heard: FakeTranscriptionServer, tmp_path: Path
+) -> None:
+    """Issue 22.2: a ``media.path`` that blocks on open (a FIFO nobody writes to) is
+    recorded at once and answered with a failure; later lines of any chat go on."""
+    daemon = with_media(make_daemon, heard)
+    fifo = tmp_path / "never.ogg"
+    os.mkfifo(fifo)
+    send_media(daemon, "F1", {"kind": "voice", "path": str(fifo)})
+    mine = daemon.message("still there?", chat=OWNER_JID)
+
+    replies = {sent["reply_to"]: sent["text"] for sent in (daemon.next_sent(), daemon.next_sent())}
+    assert replies["F1"] == "I couldn't download that voice note. Could you send it again?"
+    assert replies[mine].startswith("Echo: still there?")
+    code, stderr = daemon.stop()
+    assert code == 0
+    assert "exit_forced" not in stderr
+    doc = json.loads(
+        run_cli(
+            ["audit", "--chat", "Alice", "--json", "--store", str(daemon.store)], **_cli(daemon)
+        ).stdout
+    )
+    [message] = doc["turns"][0]["messages"]
+    assert message["media"]["problem"] == "download_failed"
+    assert message["media"]["detail"] == f"cannot read {fifo}: not a regular file"
+
+
+def test_a_download_cut_short_by_a_crash_is_answered_after_the_restart(
+    make_daemon: MakeDaemon, heard: FakeTranscriptionServer
+) -> None:
+    """kill -9 during a download: the message is in the log (recorded first), its
+    source is not (it went with the process); the next start tells the sender."""
+    daemon = with_media(make_daemon, heard)
+    daemon.kill9()
+    media = Media(kind="voice", mime="audio/ogg", fetching=True)
+    daemon.log.append(
+        MessageReceived(
+            chat=ALICE, msg_id="K1", sender=ALICE, kind="audio", sent_at=time.time(), media=media
+        )
+    )
+    daemon.restart()
+
+    assert reply_to(daemon, "K1") == "I couldn't download that voice note. Could you send it again?"
+    [settled] = daemon.find(MediaFetched, msg_id="K1")
+    assert (settled.media.problem, settled.media.detail) == (
+        "download_failed",
+        "the bot stopped before the download finished",
+    )

@@ -263,3 +263,58 @@ def test_locations_cards_polls_and_events_as_captured_reach_the_model_as_text(
     ]
     assert [m.kind for m in daemon.find(MessageReceived)] == ["other"] * 4
     assert replies["P2"].startswith("Echo: [contact card: Jane Doe")
+
+
+def test_a_lid_without_the_phone_number_is_filed_by_what_an_earlier_message_taught(
+    daemon: Daemon,
+) -> None:
+    """Issue 18.1: WhatsApp omits the phone number for some contacts (whatsmeow #1014)."""
+    taught = daemon.message("hi, by LID with my number", chat=ALICE_LID, sender_alt=ALICE)
+    _answered(daemon, taught)
+    bare = daemon.message("and now without it", chat=ALICE_LID)
+    assert _answered(daemon, bare)["chat"] == ALICE_LID
+    # The owner types into that chat from the phone, RecipientAlt empty: a takeover.
+    own = daemon.message("I'll take it from here", chat=ALICE_LID, sender=OWNER_JID, from_me=True)
+    daemon.wait_event(MessageSkipped, msg_id=own, reason="takeover")
+    paused = daemon.message("are you there?", chat=ALICE_LID)
+    daemon.wait_event(MessageSkipped, msg_id=paused, reason="paused")
+
+    received = {m.msg_id: m for m in daemon.find(MessageReceived)}
+    assert [(received[m].chat, received[m].via) for m in (bare, own, paused)] == [
+        (ALICE, ALICE_LID)
+    ] * 3
+    assert received[own].from_me
+
+
+UNKNOWN_LID = "555555555555555@lid"
+
+
+def test_a_lid_nothing_ties_to_a_chat_leaves_a_trace_without_content(daemon: Daemon) -> None:
+    """The owner's own LID is not known yet (no status line): the message may be the
+    owner's or a contact's whose LID is new, so that it came is recorded, nothing more."""
+    lost = daemon.message("secret words", chat=UNKNOWN_LID, push_name="Mallory")
+    skip = daemon.wait_event(MessageSkipped, msg_id=lost)
+    daemon.stop()
+
+    assert (skip.chat, skip.reason, skip.detail) == (UNKNOWN_LID, "unresolved_lid", "")
+    assert daemon.find(MessageReceived, msg_id=lost) == []
+    assert not [f for f in iter_store_files(daemon.store) if b"secret words" in f.read_bytes()]
+    assert "Mallory" not in daemon.stderr
+    store = ["--store", str(daemon.store)]
+    stats = run_cli(["stats", *store], cwd=daemon.workdir, env=daemon.env)
+    assert f"  {UNKNOWN_LID}  1" in stats.stdout.splitlines()
+    forget = run_cli(["forget", "--chat", UNKNOWN_LID, *store], cwd=daemon.workdir, env=daemon.env)
+    assert forget.returncode == 0, forget.stderr
+    assert [type(r.event).__name__ for r in daemon.events() if r.chat == UNKNOWN_LID] == [
+        "Compacted"
+    ]
+
+
+def test_when_every_monitored_lid_is_known_an_unknown_lid_is_nobodys(daemon: Daemon) -> None:
+    daemon.send(type="status", state="connected", me_lid=OWNER_LID)
+    daemon.wait_event(TransportStatus, me_lid=OWNER_LID)
+    _answered(daemon, daemon.message("hi", chat=ALICE_LID, sender_alt=ALICE))
+    daemon.message("spam", chat=UNKNOWN_LID)
+    _answered(daemon, daemon.message("still here?", chat=ALICE))  # the spam line was read
+
+    assert [r for r in daemon.events() if r.chat == UNKNOWN_LID] == []

@@ -118,7 +118,8 @@ def _attachment(m: Incoming) -> list[str]:
     facts += [human_size(media.size)] if media.size else []
     facts += [f"{media.seconds:g} s"] if media.seconds else []
     facts += [f'"{media.file_name}"'] if media.file_name else []
-    facts += [f"sha256 {media.sha256}"] if media.sha256 else ["not stored"]
+    stored = "being fetched" if media.fetching else "not stored"
+    facts += [f"sha256 {media.sha256}"] if media.sha256 else [stored]
     lines = [f"{_INDENT}media {', '.join(facts)}"]
     if media.problem is not None:
         detail = f" ({media.detail})" if media.detail else ""

@@ -265,13 +265,16 @@ def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
 
 
 def with_secrets(fact: Fact | SecretEdit, ev: Any, secrets: Secrets) -> Fact:
-    """An encrypted edit decrypted with the secret of the message it edits (seen
-    before); a received message's own secret kept for its later edits."""
+    """An encrypted edit decrypted with the secret of the message it edits (seen before)."""
     if isinstance(fact, SecretEdit):
         return edited(fact, secrets.decrypt(fact.msg_id, fact.editor, fact.iv, fact.payload))
-    if isinstance(fact, MessageReceived):
-        secrets.remember(ev.Info.ID, secret_of(ev.Message), (fact.sender, fact.sender_alt))
     return fact
+
+
+def remember_secret(secrets: Secrets, ev: Any, fact: MessageReceived) -> None:
+    """A received message's own secret, kept for its later edits."""
+    senders = (fact.sender, fact.sender_alt)
+    secrets.remember(ev.Info.ID, secret_of(ev.Message), senders, fact.chat)
 
 
 def _text_of(message: Any) -> str | None:

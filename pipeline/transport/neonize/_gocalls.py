@@ -1,11 +1,14 @@
-"""neonize's Go calls, with the one that may never return kept off the event loop's exit.
+"""neonize's Go calls, with those that may never return kept off the event loop's exit.
 
-neonize runs its blocking connect (``Neonize``) through ``asyncio.to_thread``:
-a worker of the default executor, which the event loop joins without a
-timeout when it closes (Python 3.11). During QR pairing that call never
-returns once the client is stopped (whatsmeow leaves its QR channel open), so
-the process could not exit. Here ``Neonize`` runs on a daemon thread that
-exit does not wait for; every other call goes through neonize as before.
+neonize runs its Go calls through ``asyncio.to_thread``: workers of the
+default executor, which the event loop joins without a timeout when it closes
+(Python 3.11). During QR pairing the blocking connect (``Neonize``) never
+returns once the client is stopped (whatsmeow leaves its QR channel open), and
+a media download (``DownloadAny``) on a dead connection may hang for as long
+(and a LID lookup, ``GetPNFromLID``, waits on the session database), so the
+process could not exit. Those calls run on daemon threads that exit
+does not wait for (the daemon stops waiting for a download at its own time
+limit); every other call goes through neonize as before.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from neonize._binder import gocode
@@ -26,25 +30,35 @@ class DaemonThreadGo:
         return getattr(async_gocode, name)
 
     async def Neonize(self, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Any] = loop.create_future()
+        return await _on_daemon_thread(gocode.Neonize, args, "neonize-connect")
 
-        def settle(result: Any, error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(result)
+    async def DownloadAny(self, *args: Any) -> Any:
+        return await _on_daemon_thread(gocode.DownloadAny, args, "neonize-download")
 
-        def connect() -> None:
-            try:
-                result, error = gocode.Neonize(*args), None
-            except BaseException as exc:
-                result, error = None, exc
-            # RuntimeError: the loop has closed, nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, result, error)
+    async def GetPNFromLID(self, *args: Any) -> Any:
+        return await _on_daemon_thread(gocode.GetPNFromLID, args, "neonize-lid")
 
-        threading.Thread(target=connect, name="neonize-connect", daemon=True).start()
-        return await done
+
+async def _on_daemon_thread(call: Callable[..., Any], args: tuple[Any, ...], name: str) -> Any:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():  # the caller stopped waiting
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = call(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        # RuntimeError: the loop has closed, nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await done

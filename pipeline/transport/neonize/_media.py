@@ -73,6 +73,10 @@ class Download:
     def size(self) -> int | None:
         return self._size
 
+    @property
+    def in_hand(self) -> bool:
+        return False
+
     async def download(self, sink: MediaSink) -> None:
         try:
             data = await self._client.download_any(self._message)

@@ -8,7 +8,8 @@ explain the pitfalls the code below works around.
 neonize calls each handler as a fresh task on the event loop and drops
 whatever it raises, so every handler logs its own failures and does no more
 than convert the event and queue it; ``run`` hands the queue to the daemon in
-arrival order.
+arrival order. An event that carries a message holds neonize's Go thread until
+the daemon has recorded it (``_arrival``): WhatsApp has acknowledged it by then.
 
 The bot runs on the owner's own account: a linked device that is "available"
 (or shows "composing") stops push notifications on the owner's phone, so the
@@ -29,11 +30,13 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import anyio
+import msgspec
 from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
 from neonize.aioze.events import MessageEv, PairStatusEv
-from neonize.events import UndecryptableMessageEv
+from neonize.events import EVENT_TO_INT, UndecryptableMessageEv
 from neonize.exc import NeonizeError
+from neonize.proto.Neonize_pb2 import UndecryptableMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
 
 from events.jid import InvalidJid, normalize
@@ -48,7 +51,10 @@ from pipeline.transport._base import (
     StatusSink,
     TransportError,
 )
+from pipeline.transport._secrets_file import SecretsFile
+from pipeline.transport.neonize import _arrival as arrival
 from pipeline.transport.neonize import _convert as convert
+from pipeline.transport.neonize._capture import Capture
 from pipeline.transport.neonize._gocalls import DaemonThreadGo
 from pipeline.transport.neonize._lifecycle import LIFECYCLE, Outcome
 from pipeline.transport.neonize._media import download_for
@@ -67,6 +73,8 @@ STOP_WAIT = 10.0
 SILENCE_LIMIT = 300.0
 # Presence and receipts are courtesies: never wait long for them.
 _COURTESY_WAIT = 5.0
+# A LID's phone number from whatsmeow's store: a local read, not worth a long wait.
+_LID_WAIT = 5.0
 _QR_FILE = "qr.png"
 
 
@@ -74,19 +82,37 @@ class _Fatal(NamedTuple):
     message: str
 
 
-_Item = Inbound | TransportStatus | _Fatal
+class _Arrived(NamedTuple):
+    """A fact for the daemon; ``kept`` runs once it took it (a monitored chat's)."""
+
+    inbound: Inbound
+    arrival: arrival.Arrival | None  # the Go callback waiting for it, if any
+    kept: Callable[[], None] | None = None
+
+
+_Item = _Arrived | TransportStatus | _Fatal
+# The events that carry a message: the Go callback waits until they are recorded.
+_MESSAGE_EVENTS = (EVENT_TO_INT[MessageEv], EVENT_TO_INT[UndecryptableMessage])
 
 
 def from_config(
-    whatsapp: WhatsAppConfig, store: Path, *, force_qr: bool = False, pair_phone: str | None = None
+    whatsapp: WhatsAppConfig,
+    store: Path,
+    *,
+    force_qr: bool = False,
+    pair_phone: str | None = None,
+    capture: Path | None = None,
 ) -> NeonizeTransport:
-    """The transport for ``app.json``'s ``whatsapp`` section; QR images go to ``store``."""
+    """The transport for ``app.json``'s ``whatsapp`` section; QR images and the
+    secrets of recent messages go to ``store``, raw events to ``capture`` if given."""
     return NeonizeTransport(
         whatsapp.phone_number,
         session_db=prepare_session(whatsapp.session_db, force_qr=force_qr),
         qr_png=store / _QR_FILE,
         pair_phone=pair_phone,
         proxy=whatsapp.proxy,
+        secrets=SecretsFile(store),
+        capture=capture,
     )
 
 
@@ -108,16 +134,22 @@ class NeonizeTransport:
         backoff: Sequence[float] = BACKOFF,
         pairing_timeout: float = PAIRING_TIMEOUT,
         silence_limit: float = SILENCE_LIMIT,
+        secrets: SecretsFile | None = None,
+        capture: Path | None = None,
+        record_wait: float = arrival.RECORD_WAIT,
     ) -> None:
         """``pair_phone`` (digits) pairs by phone code instead of QR; ``proxy`` is an
-        ``http(s)://`` or ``socks5://`` URL for the WhatsApp connection."""
+        ``http(s)://`` or ``socks5://`` URL for the WhatsApp connection; ``secrets``
+        keeps recent message secrets across restarts; ``capture`` is where raw
+        events of monitored chats go (``run --capture-inbound``)."""
         self.owner_jid = normalize(owner)
         self._proxy = ProxySettings(proxy) if proxy else None
         self._clock = clock
         self._backoff = tuple(backoff)
         self._silence_limit = silence_limit
         self._items_in, self._items = anyio.create_memory_object_stream[_Item](math.inf)
-        self._secrets = Secrets()
+        self._secrets = Secrets(secrets)
+        self._capture = Capture(capture) if capture is not None else None
         self._failures = 0
         self._reconnect_delay: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -128,6 +160,7 @@ class NeonizeTransport:
         # Keep a reference: neonize stops the Go client when this object is collected.
         self._client: Any = NewAClient(session_db)
         self._client._NewAClient__client = DaemonThreadGo()
+        self._gate = arrival.Gate(self._client, _MESSAGE_EVENTS, record_wait=record_wait)
         self._pairing = Pairing(
             self._client,
             qr_png=qr_png,
@@ -149,6 +182,7 @@ class NeonizeTransport:
         """Connect and deliver until cancelled; a fatal event ends it with a TransportError."""
         self._online = anyio.Event()
         self._pairing.restart()
+        self._gate.open()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._supervise)
@@ -157,6 +191,7 @@ class NeonizeTransport:
                 fatal = await self._hand_over(deliver, status)
                 tg.cancel_scope.cancel()
         finally:
+            self._gate.close()  # nobody hands facts over now: Go must not wait for that
             online = self._online
             if online is not None and not online.is_set():
                 # Nothing reconnects once run() has ended: sends fail now, waiting ones too.
@@ -198,6 +233,7 @@ class NeonizeTransport:
     async def aclose(self) -> None:
         """Stop the Go client and wait (bounded) for its connect task to end."""
         self._closed = True
+        self._gate.close()
         self._items_in.close()
         self._items.close()
         await self._stop_client()
@@ -241,18 +277,42 @@ class NeonizeTransport:
         """Pass queued items on in order until a fatal one; returns its message."""
         with contextlib.suppress(anyio.ClosedResourceError):  # closed while running
             async for item in self._items:
-                if isinstance(item, Inbound):
-                    await deliver(item)
+                if isinstance(item, _Arrived):
+                    try:
+                        if await deliver(item.inbound):
+                            self._kept(item)
+                    finally:
+                        if item.arrival is not None:
+                            item.arrival.settle()  # recorded: the Go callback may return
                 elif isinstance(item, TransportStatus):
                     await status(item)
                 else:
                     return item.message
         return "neonize transport closed"
 
+    def _kept(self, item: _Arrived) -> None:
+        """The daemon kept the fact (a monitored chat's): what is written of it outside the log."""
+        try:
+            if item.kept is not None:
+                item.kept()
+            if self._capture is not None and item.arrival is not None:
+                self._capture.write(item.arrival.event, item.inbound.received_at)
+        except Exception as exc:  # the fact is recorded: a bug here must not stop intake
+            _log.error("cannot finish a received message", error=type(exc).__name__)
+
     def _emit(self, item: _Item) -> None:
-        # Closed: shutting down, and WhatsApp redelivers what was not acknowledged.
-        with contextlib.suppress(anyio.ClosedResourceError):
+        with contextlib.suppress(anyio.ClosedResourceError):  # closed: shutting down
             self._items_in.send_nowait(item)
+
+    def _emit_fact(self, inbound: Inbound, kept: Callable[[], None] | None = None) -> None:
+        """Queue a fact for the daemon; the event's Go callback waits until it is recorded."""
+        waiting = arrival.current()
+        try:
+            self._items_in.send_nowait(_Arrived(inbound, waiting, kept))
+        except anyio.ClosedResourceError:
+            return  # shutting down: closing released the Go callback (and loses this fact)
+        if waiting is not None:
+            waiting.queued = True
 
     async def _on_message(self, _client: Any, ev: Any) -> None:
         """Convert and queue; nothing of the message is logged, its chat may be unmonitored."""
@@ -271,11 +331,17 @@ class NeonizeTransport:
             return
         fact = convert.with_secrets(fact, ev, self._secrets)
         if isinstance(fact, MessageReceived):
+            fact = await self._with_phone_number(fact)
+            kept = fact
+
+            def remember() -> None:  # once the daemon kept it: never an unmonitored chat's
+                convert.remember_secret(self._secrets, ev, kept)
+
             # Fetched later by the daemon, and only if the chat is monitored.
             download = download_for(self._client, ev.Message, fact.media)
-            self._emit(Inbound(fact, self._clock(), download))
+            self._emit_fact(Inbound(fact, self._clock(), download), remember)
             return
-        self._emit(Inbound(fact, self._clock()))
+        self._emit_fact(Inbound(fact, self._clock()))
 
     async def _on_undecryptable(self, _client: Any, ev: Any) -> None:
         """A message WhatsApp handed over without content (view-once, failed decryption)."""
@@ -285,7 +351,28 @@ class NeonizeTransport:
             _log.error("cannot read an undecryptable message", error=type(exc).__name__)
             return
         if not isinstance(fact, convert.Dropped):
-            self._emit(Inbound(fact, self._clock()))
+            self._emit_fact(Inbound(fact, self._clock()))
+
+    async def _with_phone_number(self, fact: MessageReceived) -> MessageReceived:
+        """A DM addressed by LID that came without the phone number (whatsmeow #1014):
+        the number from whatsmeow's LID store, when it knows it."""
+        if fact.is_group or fact.chat_alt is not None or not fact.chat.endswith("@lid"):
+            return fact
+        pn = None
+        with anyio.move_on_after(_LID_WAIT):
+            try:
+                found = convert.jid(
+                    await self._client.get_pn_from_lid(convert.jid_from_str(fact.chat))
+                )
+                pn = normalize(found) if found else None
+            except Exception as exc:  # not known, or the store failed: the daemon decides
+                _log.debug("no phone number for a LID", error=type(exc).__name__)
+        if pn is None:
+            return fact
+        sender_alt = fact.sender_alt
+        if not fact.from_me and fact.sender == fact.chat and sender_alt is None:
+            sender_alt = pn
+        return msgspec.structs.replace(fact, chat_alt=pn, sender_alt=sender_alt)
 
     def _lifecycle_handler(
         self, meaning: Callable[[Any], Outcome]

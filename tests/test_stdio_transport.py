@@ -211,7 +211,7 @@ async def test_bad_lines_are_reported_once_and_skipped(
                 '{"chat": "alice@example.com", "text": "private words"}',
                 '{"chat": "491701111111", "text": 5}',
                 '{"chat": "491701111111", "text": "x", "from_me": "yes"}',
-                '{"type": "receipt", "id": "M0"}',
+                '{"type": "reaction", "id": "M0"}',
                 "   ",
                 '{"chat": "491701111111", "text": "still here"}',
             )
@@ -226,7 +226,7 @@ async def test_bad_lines_are_reported_once_and_skipped(
     assert "not a WhatsApp JID" in warnings[3]
     assert "`$.text`" in warnings[4]
     assert "`$.from_me`" in warnings[5]
-    assert "unsupported type 'receipt'" in warnings[6]
+    assert "unsupported type 'reaction'" in warnings[6]
     assert all("\n" not in w for w in warnings)
     assert not any("private words" in w for w in warnings)
 

@@ -1,7 +1,8 @@
 """Alerts for the owner, out of band: a JSON POST to ``alerts.webhook``, and the owner's chat.
 
 What is owed comes from the ``alerts`` projection, so an alert is given once
-per episode across restarts. The webhook (ntfy, Slack, a Matrix hook, any
+per episode across restarts; ``undelivered`` falls due with time, so every
+pass asks the clock too. The webhook (ntfy, Slack, a Matrix hook, any
 HTTP endpoint) is tried a few times; where WhatsApp still works (the budget,
 the LLM) the owner's own chat gets the alert too. Either way the outcome is
 recorded as ``OwnerAlerted``, which settles the alert.
@@ -38,6 +39,7 @@ _TITLES = {
     "budget": "the daily LLM budget is spent",
     "llm_failing": "the LLM keeps failing",
     "transcription_failing": "voice notes cannot be transcribed",
+    "undelivered": "a reply did not reach the recipient's phone",
 }
 
 
@@ -71,7 +73,19 @@ class Alerter:
         async with self._lock:
             self.live.catch_up()
             config = self.settings.app.alerts
-            for kind, detail in alerts.owed(self.live.view.alerts).items():
+            view = self.live.view
+            owed = alerts.owed(view.alerts)
+            # Owed by the clock: nothing arrives to say a receipt did not.
+            late = alerts.undelivered(
+                view.alerts,
+                view.deliveries,
+                self.clock(),
+                config.undelivered_minutes,
+                self.settings.app.owner_jid,
+            )
+            if late is not None:
+                owed["undelivered"] = late
+            for kind, detail in owed.items():
                 if kind in config.on:
                     await self._alert(kind, detail)
 

@@ -10,20 +10,32 @@ log what they receive, so a fact's one debug line (ids only, never the text)
 is written here, after the check (DESIGN.md sections 3 and 10). What is kept
 is cut to the limits below.
 An attachment is fetched only here, once its chat is known to be monitored.
+A message WhatsApp could not decrypt is filed as a message from the same ids
+would be; receipts go to ``Receipts``, which keeps those of the bot's own sends.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 
 import msgspec
 
-from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
+from events.model import (
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    MessageUndecryptable,
+    ReplyDelivered,
+    TransportStatus,
+)
 from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
 from pipeline.daemon._fetch import fetch_media
 from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
+from pipeline.daemon._receipts import Receipts
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
@@ -74,25 +86,36 @@ def filed(app: AppConfig, owner: frozenset[str], ev: MessageReceived) -> Message
 
 
 class Intake:
-    def __init__(self, live: Live, settings: Settings, media: MediaStore) -> None:
+    def __init__(
+        self,
+        live: Live,
+        settings: Settings,
+        media: MediaStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.live = live
         self.settings = settings
         self.media = media
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
         # What the log cannot take at once (its database is away) waits here.
         self.holding = Holding(live)
+        self.receipts = Receipts(live, self.holding.record, clock=clock)
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
         return identity.owner_forms(self.live.view.identity, self.settings.app.owner_jid)
 
     async def deliver(self, inbound: Inbound) -> None:
+        if isinstance(inbound.event, ReplyDelivered):
+            await self.receipts.deliver(inbound.event)
+            return
         keyed = self._keyed(inbound.event)
         if keyed is None:
             self.dropped += 1
             return
         fact = keyed.event
-        if isinstance(fact, MessageReceived | MessageEdited):
+        if isinstance(fact, MessageReceived | MessageEdited | MessageUndecryptable):
             # Never the text: logs outlive ``forget`` and rotation, the log's events do not.
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id)
         if isinstance(fact, MessageReceived) and fact.media is not None:
@@ -109,6 +132,9 @@ class Intake:
         if isinstance(fact, MessageReceived):
             ev = filed(self.settings.app, self.owner(), fact)
             return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
+        if isinstance(fact, MessageUndecryptable):
+            return self._undecryptable(fact)
+        assert not isinstance(fact, ReplyDelivered)  # see deliver
         chat = self._chat_of(fact.chat)
         if chat is None:
             return None
@@ -120,6 +146,30 @@ class Intake:
             return Keyed(msgspec.structs.replace(fact, chat=chat, **cut), key)
         assert isinstance(fact, MessageRevoked)
         return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
+
+    def _undecryptable(self, fact: MessageUndecryptable) -> Keyed | None:
+        """Filed as a message from the same ids would be; its own key, so the message
+        itself is still recorded if WhatsApp delivers it readable later (a retry)."""
+        probe = MessageReceived(
+            chat=fact.chat,
+            msg_id=fact.msg_id,
+            sender=fact.sender,
+            sender_alt=fact.sender_alt,
+            from_me=fact.from_me,
+            is_group=fact.is_group,
+        )
+        ev = filed(self.settings.app, self.owner(), probe)
+        chat = ev.chat if ev is not None else self._chat_of(fact.chat)
+        if chat is None:
+            return None
+        event = msgspec.structs.replace(
+            fact,
+            chat=chat,
+            via=fact.chat if fact.chat != chat else None,
+            from_me=ev.from_me if ev is not None else fact.from_me,
+            detail=fact.detail[:_MAX_NAME_CHARS],
+        )
+        return Keyed(event, f"{chat}/{fact.msg_id}/undecryptable")
 
     def _chat_of(self, jid: str) -> str | None:
         """The monitored chat an edit or revoke names by one of its ids."""

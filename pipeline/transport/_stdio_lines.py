@@ -1,7 +1,7 @@
 """The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke`` and ``status``. Out:
+``edit``, ``revoke``, ``status``, ``undecryptable`` and ``receipt``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
 """
@@ -16,16 +16,21 @@ from typing import Annotated
 import msgspec
 
 from events.jid import InvalidJid, normalize
+from events.jid import is_group as group_jid
 from events.model import (
     Media,
     MediaKind,
     MessageEdited,
     MessageKind,
     MessageRevoked,
+    MessageUndecryptable,
     Quoted,
+    ReceiptState,
+    ReplyDelivered,
     ReplyPurpose,
     TransportState,
     TransportStatus,
+    UndecryptableReason,
 )
 from pipeline.media import MediaSource, guess_mime, message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
@@ -35,6 +40,10 @@ from pipeline.transport._stdio_media import FileSource, InlineSource
 _MILLIS_THRESHOLD = 1e12
 # WhatsApp's message ids are about 20 characters; one is part of the log's key.
 _Id = Annotated[str, msgspec.Meta(max_length=256)]
+# A disappearing-message timer in seconds (WhatsApp's field is a uint32).
+_Seconds = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+# Message ids one receipt line may name (WhatsApp lists a few dozen at most).
+_MAX_RECEIPT_IDS = 1024
 # The fields that hold a JID or phone number, on any line type.
 _JID_FIELDS = ("chat", "sender", "sender_alt", "chat_alt", "me_lid", "me_pn")
 
@@ -93,10 +102,33 @@ class MessageLine(msgspec.Struct, kw_only=True):
     quoted_id: _Id | None = None  # the first round's spelling of quoted.id
     mentions: list[str] = []
     media: MediaLine | None = None
+    expiration: _Seconds | None = None  # the chat's disappearing-message timer (0: off)
 
     def __post_init__(self) -> None:
         if self.text is None and self.media is None:
             raise msgspec.ValidationError("Object missing required field `text`")
+
+
+class UndecryptableLine(msgspec.Struct, kw_only=True):
+    """A message WhatsApp handed over without readable content (DESIGN.md section 11.1)."""
+
+    chat: str
+    id: _Id
+    reason: UndecryptableReason
+    sender: str | None = None
+    sender_alt: str | None = None
+    from_me: bool = False
+    is_group: bool | None = None
+    timestamp: float | None = None
+
+
+class ReceiptLine(msgspec.Struct, kw_only=True):
+    """What WhatsApp reports about messages the bot sent, by their ``sent`` ids."""
+
+    chat: str
+    ids: Annotated[list[_Id], msgspec.Meta(min_length=1, max_length=_MAX_RECEIPT_IDS)]
+    state: ReceiptState
+    timestamp: float | None = None
 
 
 class EditLine(msgspec.Struct, kw_only=True):
@@ -126,6 +158,7 @@ class _SentLine(msgspec.Struct, tag_field="type", tag="sent", omit_defaults=True
     quoted: str | None
     part: int | None = None
     parts: int | None = None
+    expiration: int | None = None  # left out when the chat's timer is off or unknown
 
 
 class _PresenceLine(msgspec.Struct, tag_field="type", tag="presence"):
@@ -143,15 +176,21 @@ LINES: dict[str, type[msgspec.Struct]] = {
     "edit": EditLine,
     "revoke": RevokeLine,
     "status": StatusLine,
+    "undecryptable": UndecryptableLine,
+    "receipt": ReceiptLine,
 }
 _encoder = msgspec.json.Encoder()
 
 
+def _seconds(stamp: float | None, now: float) -> float:
+    """A line's timestamp in unix seconds (given in seconds or milliseconds), else ``now``."""
+    if stamp is None:
+        return now
+    return stamp / 1000 if stamp > _MILLIS_THRESHOLD else stamp
+
+
 def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     """A message line as ``MessageReceived``; raises ``InvalidJid`` for a bad id."""
-    stamp = line.timestamp
-    if stamp is not None and stamp > _MILLIS_THRESHOLD:
-        stamp /= 1000
     # The owner typed a from_me message, so the chat is the wrong default sender.
     sender = line.sender or (owner_jid if line.from_me else None)
     chat_alt = line.chat_alt
@@ -165,7 +204,7 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
         chat=line.chat,
         msg_id=line.id or uuid.uuid4().hex.upper(),
         text=line.text or "",
-        sent_at=now if stamp is None else stamp,
+        sent_at=_seconds(line.timestamp, now),
         sender=sender,
         from_me=line.from_me,
         push_name=line.push_name,
@@ -176,7 +215,32 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
         chat_alt=chat_alt,
         is_group=line.is_group,
         media=None if media is None else _media(media),
+        expiration=line.expiration,
     )
+
+
+def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
+    """An undecryptable line as ``MessageUndecryptable``; raises ``InvalidJid`` for a bad id."""
+    chat = normalize(line.chat)
+    sender = line.sender or (owner_jid if line.from_me else None)
+    return MessageUndecryptable(
+        chat=chat,
+        msg_id=line.id,
+        sender=normalize(sender) if sender else chat,
+        reason=line.reason,
+        sender_alt=normalize(line.sender_alt) if line.sender_alt else None,
+        is_group=group_jid(chat) if line.is_group is None else line.is_group,
+        from_me=line.from_me,
+        sent_at=_seconds(line.timestamp, now),
+    )
+
+
+def receipts(line: ReceiptLine, now: float) -> list[Fact]:
+    """A receipt line as one ``ReplyDelivered`` per id, each a repeat at most once."""
+    chat = normalize(line.chat)
+    at = _seconds(line.timestamp, now)
+    ids = dict.fromkeys(line.ids)
+    return [ReplyDelivered(chat=chat, reply_id="", wa_id=i, state=line.state, at=at) for i in ids]
 
 
 def _media(line: MediaLine) -> Media:
@@ -226,6 +290,7 @@ def sent_line(message: Outgoing, msg_id: str) -> bytes:
         quoted=message.quoted.id if message.quoted is not None else None,
         part=message.part,
         parts=message.parts,
+        expiration=message.expiration or None,
     )
     return _encoder.encode(line) + b"\n"
 

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, TextIO
 import anyio
 from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
-from neonize.aioze.events import MessageEv, PairStatusEv
+from neonize.aioze.events import MessageEv, PairStatusEv, ReceiptEv
 from neonize.exc import NeonizeError
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
 
@@ -52,6 +52,7 @@ from pipeline.transport.neonize._gocalls import DaemonThreadGo
 from pipeline.transport.neonize._lifecycle import LIFECYCLE, Outcome
 from pipeline.transport.neonize._media import download_for
 from pipeline.transport.neonize._pairing import PAIRING_TIMEOUT, Pairing, prepare_session
+from pipeline.transport.neonize._receipts import receipts
 from pipeline.transport.neonize._secret import Secrets
 
 _log = get_logger(__name__)
@@ -231,6 +232,7 @@ class NeonizeTransport:
         """Register every handler: neonize forwards only types known before ``connect``."""
         self._client.qr(self._pairing.on_qr)
         self._client.event(MessageEv)(self._on_message)
+        self._client.event(ReceiptEv)(self._on_receipt)
         self._client.event(PairStatusEv)(self._pairing.on_pair_status)
         for event_type, meaning in LIFECYCLE.items():
             self._client.event(event_type)(self._lifecycle_handler(meaning))
@@ -280,6 +282,19 @@ class NeonizeTransport:
             return
         if fact is not None:
             self._emit(Inbound(fact, self._clock()))
+
+    async def _on_receipt(self, _client: Any, ev: Any) -> None:
+        """Queue one fact per message the receipt names; the daemon keeps the bot's own."""
+        try:
+            facts = receipts(ev)
+        except InvalidJid:
+            return
+        except Exception as exc:
+            _log.error("cannot read a receipt", error=type(exc).__name__)
+            return
+        now = self._clock()
+        for fact in facts:
+            self._emit(Inbound(fact, now))
 
     def _lifecycle_handler(
         self, meaning: Callable[[Any], Outcome]

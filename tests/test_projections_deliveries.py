@@ -133,7 +133,7 @@ def test_the_owners_own_chat_and_old_replies_open_no_episode() -> None:
 
 
 def test_one_alert_per_episode_which_a_phones_receipt_ends() -> None:
-    base = [
+    base: list[tuple[float, AnyEvent]] = [
         (0.0, sent("W1")),
         (1.0, receipt("W1", "delivered")),
         (10.0, sent("W2")),  # Alice's phone is off from here on

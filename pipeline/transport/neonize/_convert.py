@@ -244,11 +244,12 @@ def outgoing_message(message: Outgoing) -> Any:
     """The WhatsApp message to send: plain text, so ``@digits`` stay text, never mentions.
 
     A reply that quotes, or one to a chat with disappearing messages, is an
-    ``extendedTextMessage`` (a ``conversation`` has no ``contextInfo``): the
-    quote's id, author and text, and the chat's timer (``expiration``, as the
-    phones send it; no ``ephemeralSettingTimestamp``, which would claim the
-    setting changed), built by hand: neonize's helper parses mentions and
-    alters the quoted event.
+    ``extendedTextMessage`` (a ``conversation`` has no ``contextInfo``) built
+    by hand: neonize's helper parses mentions and alters the quoted event. Its
+    ``contextInfo`` holds the quote's id, author and text, and the chat's
+    timer as ``expiration`` alone (as Baileys sends it): when the setting
+    changed (``ephemeralSettingTimestamp``) is not known here, and a wrong
+    one could read as a change of the setting.
     """
     quoted = message.quoted
     if quoted is None and not message.expiration:

@@ -82,7 +82,7 @@ def test_an_undecryptable_message_is_recorded_never_answered_and_shown(
     assert "not readable: view-once media, which WhatsApp shows on the phone only" in text
     assert "never answered" in text
     stats = json.loads(cli(daemon, "stats", "--json"))
-    assert stats["events"]["MessageUndecryptable"] == 1
+    assert stats["events"]["MessageUndecryptable"] == stats["undecryptable"] == 1
 
 
 def test_replies_carry_the_chats_disappearing_timer_until_another_arrives(
@@ -146,6 +146,9 @@ def test_receipts_are_recorded_per_part_and_shown_by_audit(
     text = cli(daemon, "audit", "--chat", "Alice")
     assert f"as {first}; delivered 2025-11-25T11:28:20Z, read 2025-11-25T11:30:00Z" in text
     assert f"as {second}; delivered 2025-11-25T11:28:20Z\n" in text
+    receipts = json.loads(cli(daemon, "stats", "--json"))["receipts"]
+    startup = 1  # the owner's own chat: sent, never confirmed here
+    assert receipts == {"server": len(rest) + startup, "delivered": 1, "read": 1, "played": 0}
 
 
 def test_a_reply_no_phone_confirmed_alerts_the_owner_once_per_episode(

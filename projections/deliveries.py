@@ -48,6 +48,7 @@ class Sent(msgspec.Struct, kw_only=True):
 class State(msgspec.Struct, kw_only=True):
     sent: dict[str, Sent] = {}  # wa_id -> the message, in order of sending
     waiting: dict[str, None] = {}  # wa_ids no phone confirmed yet, in order of sending
+    receipts: int = 0  # receipts held in ``sent``: none, and no message is watched
 
 
 class Late(NamedTuple):
@@ -61,7 +62,9 @@ def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     if not ev.wa_id:
         return
     # A message sent again under its id (after a crash) starts afresh, at the end.
-    state.sent.pop(ev.wa_id, None)
+    before = state.sent.pop(ev.wa_id, None)
+    if before is not None:
+        state.receipts -= len(before.receipts)
     state.waiting.pop(ev.wa_id, None)
     state.sent[ev.wa_id] = Sent(chat=ev.chat, reply_id=ev.reply_id, seq=rec.seq, ts=rec.ts)
     state.waiting[ev.wa_id] = None
@@ -71,6 +74,8 @@ def _delivered(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
     sent = state.sent.get(ev.wa_id)
     if sent is None or sent.chat != ev.chat:
         return
+    if ev.state not in sent.receipts:
+        state.receipts += 1
     sent.receipts[ev.state] = Receipt(seq=rec.seq, ts=rec.ts, at=ev.at)
     if ev.state in ARRIVED:
         state.waiting.pop(ev.wa_id, None)
@@ -88,6 +93,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             if gone.gone(receipt.seq, receipt.ts, sent.chat):
                 del sent.receipts[name]
     state.waiting = {w: None for w, sent in state.sent.items() if not arrived(sent)}
+    state.receipts = sum(len(sent.receipts) for sent in state.sent.values())
 
 
 def arrived(sent: Sent) -> bool:
@@ -108,6 +114,8 @@ def find(state: State, wa_id: str) -> Sent | None:
 def late(state: State, now: float, limit: float, *, after: float, skip: str) -> Late | None:
     """Messages sent after ``after``, not to ``skip``, that no phone confirmed within
     ``limit`` seconds, counted only once receipts were reported (see the docstring)."""
+    if not state.receipts:
+        return None  # the transport never reported one: nothing is watched
     found: list[Sent] = []
     for wa_id in state.waiting:
         sent = state.sent[wa_id]

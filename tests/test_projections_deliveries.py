@@ -83,6 +83,13 @@ def test_sent_means_the_server_only_until_a_phone_confirms() -> None:
     assert list(states.deliveries.waiting) == ["W1"]
 
 
+def test_a_message_sent_again_under_its_id_starts_afresh() -> None:
+    # After a crash between sending and recording, the stdio transport resends under the id.
+    states = fold(log((0, sent("W1")), (1, receipt("W1", "read")), (2, sent("W1"))))
+    assert list(states.deliveries.waiting) == ["W1"]
+    assert states.deliveries.receipts == 0  # so nothing counts as reported any more
+
+
 def test_a_removed_receipt_puts_its_message_back_among_the_waiting() -> None:
     records = log((0, sent("W1")), (1, sent("W2")), (2, receipt("W1", "delivered")))
     states = fold(compact(records, Selection(seqs=frozenset({3}))))

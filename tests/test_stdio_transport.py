@@ -503,7 +503,10 @@ async def test_an_undecryptable_line_is_a_fact_with_no_content(
 ) -> None:
     line = {"type": "undecryptable", "chat": "491701111111", "id": "M9", "reason": "view_once"}
     async with running(make_transport()) as harness:
-        stdin.write(line, {**line, "id": "M10", "from_me": True, "timestamp": 1764070000123})
+        stdin.write(
+            line,
+            {**line, "id": "M10", "from_me": True, "timestamp": 1764070000123, "detail": "x"},
+        )
         first, second = (await harness.next_fact()).event, (await harness.next_fact()).event
 
     assert first == MessageUndecryptable(
@@ -512,6 +515,7 @@ async def test_an_undecryptable_line_is_a_fact_with_no_content(
     assert isinstance(second, MessageUndecryptable)
     assert (second.from_me, second.sender) == (True, "491700000000@s.whatsapp.net")
     assert second.sent_at == pytest.approx(1764070000.123)
+    assert second.detail == "x"
 
 
 @pytest.mark.anyio

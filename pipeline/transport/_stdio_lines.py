@@ -120,6 +120,7 @@ class UndecryptableLine(msgspec.Struct, kw_only=True):
     from_me: bool = False
     is_group: bool | None = None
     timestamp: float | None = None
+    detail: str | None = None  # what WhatsApp said of it, in a few words
 
 
 class ReceiptLine(msgspec.Struct, kw_only=True):
@@ -232,6 +233,7 @@ def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
         is_group=group_jid(chat) if line.is_group is None else line.is_group,
         from_me=line.from_me,
         sent_at=_seconds(line.timestamp, now),
+        detail=line.detail or "",
     )
 
 

@@ -9,12 +9,12 @@ notes that cannot be transcribed are counted the same way, apart: a revoked
 transcription key leaves the chat model answering, so only a transcript ends
 that episode. An ``OwnerAlerted`` settles it.
 
-``undelivered`` is owed by the clock, not by an event (``undelivered``): a
-message the bot sent that no phone confirmed within
-``alerts.undelivered_minutes``. Its episode ends with the next receipt of a
-phone (delivered, read, played) after the alert; messages sent before that
-receipt never open another one, so a contact whose phone stays off, or a
-whole outage, is told once.
+``undelivered`` is owed by the clock, not by an event (see ``undelivered``):
+a message the bot sent that no phone confirmed within
+``alerts.undelivered_minutes`` of connected time. Its episode ends with the
+next receipt of a phone (delivered, read, played) after the alert; messages
+sent before that receipt never open another one, so a contact whose phone
+stays off, or a whole outage, is told once.
 
 A ``Compacted`` drops the alerts owed or settled by events that went, and
 the failures that went from the current runs of failures. What a removed
@@ -196,15 +196,24 @@ def owed(state: State) -> dict[AlertKind, str]:
     return dict(state.owed)
 
 
-def undelivered(
-    state: State, sent: deliveries.State, now: float, minutes: float, owner: str
+def undelivered(  # noqa: PLR0917 - the clock, the setting and the connection travel apart
+    state: State,
+    sent: deliveries.State,
+    now: float,
+    minutes: float,
+    owner: str,
+    up_since: float | None,
 ) -> str | None:
     """What the ``undelivered`` alert says, when one is owed at ``now``; else None.
 
-    The owner's own chat does not count: the notes sent there (this alert
-    among them) are confirmed by the owner's phone differently, if at all.
+    ``up_since``: since when the connection is up (None: it is down). While it
+    is down no receipt can arrive, and once it is back the ones WhatsApp kept
+    meanwhile come first: a message counts as late only ``minutes`` after
+    both its send and the reconnect. The owner's own chat does not count: the
+    notes sent there (this alert among them) are confirmed by the owner's
+    phone differently, if at all.
     """
-    if "undelivered" in state.settled:
+    if "undelivered" in state.settled or up_since is None or up_since + minutes * 60 > now:
         return None
     late = deliveries.late(sent, now, minutes * 60, after=state.undelivered_after, skip=owner)
     if late is None:

@@ -21,6 +21,7 @@ from events.model import (
     ReplyDelivered,
     ReplyPlanned,
     ReplySent,
+    TransportStatus,
 )
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
@@ -172,3 +173,23 @@ async def test_no_alert_while_the_transport_never_reported_a_receipt(rig: Rig) -
     rig.clock.advance(10 * LIMIT)
     await rig.alerter.send_due()
     assert rig.found(OwnerAlerted) == []
+
+
+@pytest.mark.anyio
+async def test_receipts_kept_by_whatsapp_during_an_outage_get_their_time_after_it(
+    rig: Rig,
+) -> None:
+    await rig.live.append(TransportStatus(state="connected"), sent("W1"))
+    await rig.deliver(receipt("W1"))
+    await rig.live.append(sent("W2"), TransportStatus(state="disconnected"))
+    rig.clock.advance(2 * LIMIT)
+    await rig.alerter.send_due()  # down: no receipt could have come
+    await rig.live.append(TransportStatus(state="connected"))
+    rig.clock.advance(LIMIT - 1)
+    await rig.alerter.send_due()  # back, but WhatsApp may still be handing them over
+    assert rig.found(OwnerAlerted) == []
+    rig.clock.advance(1)
+    await rig.alerter.send_due()
+    assert [a.kind for a in rig.found(OwnerAlerted) if isinstance(a, OwnerAlerted)] == [
+        "undelivered"
+    ]

@@ -42,8 +42,8 @@ def receipt(wa_id: str, state: ReceiptState, chat: str = ALICE) -> ReplyDelivere
     return ReplyDelivered(chat=chat, reply_id=f"r-{wa_id}", wa_id=wa_id, state=state, at=T0)
 
 
-def owed_at(states: States, at: float) -> str | None:
-    return alerts.undelivered(states.alerts, states.deliveries, T0 + at, MINUTES, OWNER)
+def owed_at(states: States, at: float, up_since: float | None = T0) -> str | None:
+    return alerts.undelivered(states.alerts, states.deliveries, T0 + at, MINUTES, OWNER, up_since)
 
 
 def compact(records: list[Recorded], selection: Selection) -> list[Recorded]:
@@ -123,6 +123,15 @@ def test_a_reply_no_phone_confirmed_in_time_is_owed_once_the_clock_says_so() -> 
     assert BOB in detail
     assert "30 min ago" in detail
     assert "W2" not in detail  # says who, not which message
+
+
+def test_nothing_is_late_while_the_connection_is_down_nor_soon_after_it_is_back() -> None:
+    # No receipt can arrive while it is down; those WhatsApp kept come after the reconnect.
+    states = fold(log((0, sent("W1")), (1, receipt("W1", "delivered")), (60, sent("W2"))))
+    assert owed_at(states, 100 * LIMIT, up_since=None) is None
+    back = T0 + 99 * LIMIT
+    assert owed_at(states, 100 * LIMIT - 1, up_since=back) is None
+    assert owed_at(states, 100 * LIMIT, up_since=back) is not None
 
 
 def test_the_owners_own_chat_and_old_replies_open_no_episode() -> None:

@@ -22,7 +22,7 @@ from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from projections import alerts
+from projections import alerts, stats
 
 log = get_logger("wabot.alerts")
 
@@ -82,6 +82,7 @@ class Alerter:
                 self.clock(),
                 config.undelivered_minutes,
                 self.settings.app.owner_jid,
+                _up_since(view.stats),
             )
             if late is not None:
                 owed["undelivered"] = late
@@ -134,3 +135,15 @@ class Alerter:
                     return ""
                 error = f"HTTP {response.status_code}"
         return error or "not delivered"
+
+
+def _up_since(state: stats.State) -> float | None:
+    """Since when the connection is up, by its last report; None while it is down.
+
+    No report at all (a rotation removed them): up, as far as anyone knows.
+    """
+    if state.transport_state is None:
+        return 0.0
+    if state.transport_state != "connected" or state.transport_from is None:
+        return None
+    return state.transport_from[1]

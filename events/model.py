@@ -290,6 +290,21 @@ class ReplyFailed(Event, frozen=True, kw_only=True):
     attempt: int = 1
 
 
+class ReplyDelivered(Event, frozen=True, kw_only=True):
+    """What WhatsApp reported about the sent message ``wa_id`` (one part of reply ``reply_id``).
+
+    One fact per state and message: the first report of it. ``at`` is when
+    WhatsApp says it happened (unix seconds). Reports may come out of order (a
+    ``read`` before its ``delivered``); the furthest state reached is the
+    highest in ``ReceiptState``'s order.
+    """
+
+    reply_id: str
+    wa_id: str
+    state: ReceiptState
+    at: float = 0.0
+
+
 class TransportStatus(Event, frozen=True, kw_only=True):
     state: TransportState
     detail: str = ""
@@ -375,6 +390,7 @@ AnyEvent = (
     | ReplyPlanned
     | ReplySent
     | ReplyFailed
+    | ReplyDelivered
     | TransportStatus
     | OwnerAlerted
     | Compacted
@@ -398,6 +414,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReplyPlanned,
     ReplySent,
     ReplyFailed,
+    ReplyDelivered,
     TransportStatus,
     OwnerAlerted,
     Compacted,

@@ -9,6 +9,13 @@ notes that cannot be transcribed are counted the same way, apart: a revoked
 transcription key leaves the chat model answering, so only a transcript ends
 that episode. An ``OwnerAlerted`` settles it.
 
+``undelivered`` is owed by the clock, not by an event (see ``undelivered``):
+a message the bot sent that no phone confirmed within
+``alerts.undelivered_minutes`` of connected time. Its episode ends with the
+next receipt of a phone (delivered, read, played) after the alert; messages
+sent before that receipt never open another one, so a contact whose phone
+stays off, or a whole outage, is told once.
+
 A ``Compacted`` drops the alerts owed or settled by events that went, and
 the failures that went from the current runs of failures. What a removed
 event ended stays ended: a compaction that removed the answer which ended an
@@ -34,9 +41,11 @@ from events.model import (
     MessageSkipped,
     OwnerAlerted,
     Recorded,
+    ReplyDelivered,
     TranscriptionFailed,
     TransportStatus,
 )
+from projections import deliveries
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 DEFAULT_LLM_FAILURES = 3
@@ -62,6 +71,8 @@ class State(msgspec.Struct, kw_only=True):
     settled_from: dict[AlertKind, Origin] = {}
     failing: list[Origin] = []
     unheard_from: list[Origin] = []
+    # Messages sent at or before this time (unix seconds) open no ``undelivered`` episode.
+    undelivered_after: float = 0.0
 
 
 def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
@@ -147,6 +158,12 @@ def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
     _episode_over(state, "transcription_failing")
 
 
+def _receipt(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
+    if ev.state in deliveries.ARRIVED and "undelivered" in state.settled:
+        _episode_over(state, "undelivered")  # a phone confirms again
+        state.undelivered_after = rec.ts
+
+
 def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
     state.owed.pop(ev.kind, None)
     state.owed_from.pop(ev.kind, None)
@@ -166,6 +183,8 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         if gone.gone(*cause):
             state.settled.remove(kind)
             del state.settled_from[kind]
+            if kind == "undelivered":  # what it was given for stays told
+                state.undelivered_after = max(state.undelivered_after, cause[1])
     state.failing = [cause for cause in state.failing if not gone.gone(*cause)]
     state.failures = len(state.failing)
     state.unheard_from = [cause for cause in state.unheard_from if not gone.gone(*cause)]
@@ -177,6 +196,36 @@ def owed(state: State) -> dict[AlertKind, str]:
     return dict(state.owed)
 
 
+def undelivered(  # noqa: PLR0917 - the clock, the setting and the connection travel apart
+    state: State,
+    sent: deliveries.State,
+    now: float,
+    minutes: float,
+    owner: str,
+    up_since: float | None,
+) -> str | None:
+    """What the ``undelivered`` alert says, when one is owed at ``now``; else None.
+
+    ``up_since``: since when the connection is up (None: it is down). While it
+    is down no receipt can arrive, and once it is back the ones WhatsApp kept
+    meanwhile come first: a message counts as late only ``minutes`` after
+    both its send and the reconnect. The owner's own chat does not count: the
+    notes sent there (this alert among them) are confirmed by the owner's
+    phone differently, if at all.
+    """
+    if "undelivered" in state.settled or up_since is None or up_since + minutes * 60 > now:
+        return None
+    late = deliveries.late(sent, now, minutes * 60, after=state.undelivered_after, skip=owner)
+    if late is None:
+        return None
+    waited = (now - late.oldest.ts) / 60
+    more = f" ({late.number} messages in all)" if late.number > 1 else ""
+    return (
+        f"a message sent to {late.oldest.chat} {waited:.0f} min ago has not reached "
+        f"the recipient's phone{more}"
+    )
+
+
 _HANDLERS: Handlers[State] = {
     ConfigLoaded: _config,
     TransportStatus: _status,
@@ -186,6 +235,7 @@ _HANDLERS: Handlers[State] = {
     LlmCompleted: _completed,
     TranscriptionFailed: _not_transcribed,
     MediaTranscribed: _transcribed,
+    ReplyDelivered: _receipt,
     OwnerAlerted: _alerted,
     Compacted: _compacted,
 }

@@ -21,6 +21,7 @@ from projections import (
     aliases,
     budget,
     configs,
+    deliveries,
     echo,
     identity,
     outbox,
@@ -30,6 +31,7 @@ from projections import (
     sessions,
     stats,
     takeover,
+    timers,
 )
 from projections.base import Handler, Projection
 
@@ -62,6 +64,8 @@ class States(msgspec.Struct, kw_only=True):
     identity: identity.State = msgspec.field(default_factory=identity.State)
     addresses: addresses.State = msgspec.field(default_factory=addresses.State)
     alerts: alerts.State = msgspec.field(default_factory=alerts.State)
+    timers: timers.State = msgspec.field(default_factory=timers.State)
+    deliveries: deliveries.State = msgspec.field(default_factory=deliveries.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

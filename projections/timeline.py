@@ -3,7 +3,9 @@
 A fold over one chat's events (plus every ``ConfigLoaded``), for ``audit``
 and anything else that shows a chat. A turn is one decision about inbound
 messages: an LLM call (with its request, answer and replies), a skip with its
-reason, a reply without a call (``/reset``), or messages still undecided.
+reason, a reply without a call (``/reset``), a message that could not be
+read (never answered), or messages still undecided. Each message sent says
+how far it got: the server (sent), the recipient's phone, read.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from events.model import (
     MessageReceived,
     MessageRevoked,
     MessageSkipped,
+    MessageUndecryptable,
     OwnerAlerted,
+    ReceiptState,
     Recorded,
+    ReplyDelivered,
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
@@ -39,6 +44,7 @@ from events.model import (
     Usage,
 )
 from projections.base import Handler, Handlers, dispatcher
+from projections.deliveries import ORDER
 
 Kind = Literal[
     "answered",
@@ -51,6 +57,7 @@ Kind = Literal[
     "alert",
     "reminder",
     "command",
+    "undecryptable",
     "pending",
 ]
 
@@ -98,6 +105,10 @@ class Delivery(msgspec.Struct, kw_only=True):
     wa_id: str | None
     sent_ts: float | None = None  # when the log recorded the transport's confirmation
     failures: list[Failure] = []
+    # What WhatsApp reported, state -> when it happened (the first report of each).
+    receipts: dict[str, float] = {}
+    # The furthest state reached: "server" once sent; None while not sent.
+    reached: ReceiptState | None = None
 
 
 class ConfigInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -216,6 +227,31 @@ def _fetched(state: State, rec: Recorded, ev: MediaFetched) -> None:
         item.media = ev.media
 
 
+def _undecryptable(state: State, rec: Recorded, ev: MessageUndecryptable) -> None:
+    """Its own turn at once: nothing is ever decided about it (there is nothing to read)."""
+    item = Incoming(
+        seq=rec.seq,
+        ts=rec.ts,
+        msg_id=ev.msg_id,
+        sender=ev.sender,
+        push_name=None,
+        text="",
+        kind="undecryptable",
+        from_me=ev.from_me,
+    )
+    state.inbound.setdefault(ev.msg_id, item)  # a revoke may name it
+    turn = Turn(
+        n=len(state.turns) + 1,
+        kind="undecryptable",
+        seq=rec.seq,
+        ts=rec.ts,
+        messages=[item],
+        reason=ev.reason,
+        detail=ev.detail,
+    )
+    state.turns.append(turn)
+
+
 def _attached(state: State, rec: Recorded, ev: MediaOutcome) -> None:
     item = state.inbound.get(ev.msg_id)
     if item is not None:
@@ -272,6 +308,22 @@ def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     if delivery is not None:
         delivery.sent_ts = rec.ts
         delivery.wa_id = ev.wa_id
+        delivery.reached = _furthest(delivery)
+
+
+def _receipt(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
+    delivery = state.by_reply.get(ev.reply_id)
+    if delivery is not None:
+        delivery.receipts.setdefault(ev.state, ev.at)
+        delivery.reached = _furthest(delivery)
+
+
+def _furthest(delivery: Delivery) -> ReceiptState | None:
+    """Never backwards: a ``read`` reported after ``played`` leaves it ``played``."""
+    reported = [state for state in ORDER if state in delivery.receipts]
+    if reported:
+        return reported[-1]
+    return "server" if delivery.sent_ts is not None else None
 
 
 def _send_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
@@ -363,6 +415,7 @@ _HANDLERS: Handlers[State] = {
     MessageEdited: _of_chat(_edited),
     MessageRevoked: _of_chat(_revoked),
     MediaFetched: _of_chat(_fetched),
+    MessageUndecryptable: _of_chat(_undecryptable),
     **dict.fromkeys(MEDIA_OUTCOMES, _of_chat(_attached)),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),
@@ -372,6 +425,7 @@ _HANDLERS: Handlers[State] = {
     ReplyPlanned: _of_chat(_planned),
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),
+    ReplyDelivered: _of_chat(_receipt),
     TransportStatus: _of_chat(_ignored),
     OwnerAlerted: _of_chat(_ignored),
     Compacted: _of_chat(_ignored),

@@ -21,8 +21,10 @@ from events.model import (
     MediaTranscribed,
     MessageReceived,
     MessageSkipped,
+    MessageUndecryptable,
     OwnerAlerted,
     Recorded,
+    ReplyDelivered,
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
@@ -72,6 +74,14 @@ events = st.one_of(
         mentions=st.lists(people, max_size=2),
         via=st.none() | people,
         chat_alt=st.none() | people,
+        expiration=st.none() | st.sampled_from([0, 86400, 604800]),
+    ),
+    st.builds(
+        MessageUndecryptable,
+        chat=chats,
+        msg_id=msg_ids,
+        sender=people,
+        reason=st.sampled_from(["view_once", "decrypt_failed"]),
     ),
     st.builds(
         MessageSkipped,
@@ -127,6 +137,14 @@ events = st.one_of(
     ),
     st.builds(ReplyFailed, chat=chats, reply_id=reply_ids, error=st.just("x"), final=st.booleans()),
     st.builds(
+        ReplyDelivered,
+        chat=chats,
+        reply_id=reply_ids,
+        wa_id=st.sampled_from(["w1", "w3"]),
+        state=st.sampled_from(["server", "delivered", "read", "played"]),
+        at=st.just(0.0),
+    ),
+    st.builds(
         TransportStatus,
         state=st.sampled_from(["connected", "qr", "logged_out"]),
         me_pn=st.none() | st.sampled_from(["491700@s.whatsapp.net"]),
@@ -140,7 +158,9 @@ events = st.one_of(
     ),
     st.builds(
         OwnerAlerted,
-        kind=st.sampled_from(["logged_out", "budget", "llm_failing", "transcription_failing"]),
+        kind=st.sampled_from(
+            ["logged_out", "budget", "llm_failing", "transcription_failing", "undelivered"]
+        ),
         ok=st.booleans(),
     ),
     st.builds(

@@ -51,6 +51,8 @@ class _Stats(msgspec.Struct, forbid_unknown_fields=True):
     chats: list[_Chat]
     events: dict[str, int]
     replies_sent: int
+    undecryptable: int
+    receipts: dict[str, int]
     llm_failures: int
     reply_failures: int
     spend_usd: _Spend
@@ -85,6 +87,9 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     assert stats.events["LlmRequested"] == 4
     assert stats.events["MessageSkipped"] == 2
     assert stats.replies_sent == 6  # startup, four answers, the reset notice
+    # stdio sent no receipt lines: every message reached WhatsApp's server, no more.
+    assert stats.receipts == {"server": 6, "delivered": 0, "read": 0, "played": 0}
+    assert stats.undecryptable == 0
     assert (stats.llm_failures, stats.reply_failures) == (0, 0)
     assert stats.spend_usd.today_utc == pytest.approx(4 * 0.0061)
     assert stats.spend_usd.last_7_days == stats.spend_usd.total == stats.spend_usd.today_utc
@@ -108,6 +113,8 @@ def test_text_names_the_utc_days_and_the_connection(recording: Recording):
     assert f"  Alice ({ALICE})" in done.stdout
     assert "Spend (UTC days): today $0.0244, last 7 days $0.0244" in done.stdout
     assert "Replies sent: 6" in done.stdout
+    assert "Sent messages by receipt: 6 sent only, 0 delivered, 0 read, 0 played" in done.stdout
+    assert "Unreadable messages (recorded, never answered): 0" in done.stdout
     assert "Connection: stopped (daemon stopped)" in done.stdout
 
 

@@ -18,7 +18,14 @@ import pytest
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from events.model import MessageEdited, MessageReceived, MessageUndecryptable, TransportStatus
+from events.model import (
+    MessageEdited,
+    MessageReceived,
+    MessageUndecryptable,
+    ReceiptState,
+    ReplyDelivered,
+    TransportStatus,
+)
 from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 from pipeline.transport import _stdio as stdio_module
 
@@ -215,7 +222,7 @@ async def test_bad_lines_are_reported_once_and_skipped(
                 '{"chat": "alice@example.com", "text": "private words"}',
                 '{"chat": "491701111111", "text": 5}',
                 '{"chat": "491701111111", "text": "x", "from_me": "yes"}',
-                '{"type": "receipt", "id": "M0"}',
+                '{"type": "reaction", "id": "M0"}',
                 "   ",
                 '{"chat": "491701111111", "text": "still here"}',
             )
@@ -230,7 +237,7 @@ async def test_bad_lines_are_reported_once_and_skipped(
     assert "not a WhatsApp JID" in warnings[3]
     assert "`$.text`" in warnings[4]
     assert "`$.from_me`" in warnings[5]
-    assert "unsupported type 'receipt'" in warnings[6]
+    assert "unsupported type 'reaction'" in warnings[6]
     assert all("\n" not in w for w in warnings)
     assert not any("private words" in w for w in warnings)
 
@@ -518,3 +525,89 @@ async def test_a_send_fails_retryably_while_the_last_status_line_said_disconnect
         await transport.send(message)
 
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["W1"]
+
+
+# -- third round: undecryptable, receipt, expiration (DESIGN.md section 11.1) -------
+
+
+@pytest.mark.anyio
+async def test_an_undecryptable_line_is_a_fact_with_no_content(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    line = {"type": "undecryptable", "chat": "491701111111", "id": "M9", "reason": "view_once"}
+    async with running(make_transport()) as harness:
+        stdin.write(
+            line,
+            {**line, "id": "M10", "from_me": True, "timestamp": 1764070000123, "detail": "x"},
+        )
+        first, second = (await harness.next_fact()).event, (await harness.next_fact()).event
+
+    assert first == MessageUndecryptable(
+        chat=ALICE, msg_id="M9", sender=ALICE, reason="view_once", sent_at=NOW
+    )
+    assert isinstance(second, MessageUndecryptable)
+    assert (second.from_me, second.sender) == (True, "491700000000@s.whatsapp.net")
+    assert second.sent_at == pytest.approx(1764070000.123)
+    assert second.detail == "x"
+
+
+@pytest.mark.anyio
+async def test_a_receipt_line_is_one_fact_per_named_message(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    async with running(make_transport()) as harness:
+        stdin.write(
+            {"type": "receipt", "chat": ALICE, "ids": ["WB1", "WB2", "WB1"], "state": "read"},
+            {"type": "receipt", "chat": ALICE, "ids": ["WB3"], "state": "delivered",
+             "timestamp": 1764070000},
+        )  # fmt: skip
+        facts = [(await harness.next_fact()).event for _ in range(3)]
+
+    def receipt(wa_id: str, state: ReceiptState, at: float) -> ReplyDelivered:
+        return ReplyDelivered(chat=ALICE, reply_id="", wa_id=wa_id, state=state, at=at)
+
+    assert facts == [
+        receipt("WB1", "read", NOW),
+        receipt("WB2", "read", NOW),
+        receipt("WB3", "delivered", 1764070000.0),
+    ]
+
+
+@pytest.mark.anyio
+async def test_bad_third_round_lines_are_one_warning_each(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"type": "undecryptable", "chat": ALICE, "id": "M9", "reason": "secret"},
+                {"type": "undecryptable", "chat": ALICE, "reason": "view_once"},
+                {"type": "receipt", "chat": ALICE, "ids": [], "state": "read"},
+                {"type": "receipt", "chat": ALICE, "ids": ["WB1"], "state": "seen"},
+                {"chat": ALICE, "text": "x", "expiration": -1},
+                {"chat": ALICE, "text": "still here", "expiration": 86400},
+            )
+            inbound = await harness.next_inbound()
+
+    assert (inbound.event.text, inbound.event.expiration) == ("still here", 86400)
+    warnings = warnings_in(logs)
+    assert [w.split(":", 1)[0] for w in warnings] == [f"stdin line {n}" for n in range(1, 6)]
+    assert "invalid undecryptable (invalid value" in warnings[0]
+    assert "missing required field `id`" in warnings[1]
+    assert "`$.ids`" in warnings[2]
+    assert "invalid receipt (invalid value" in warnings[3]
+    assert "`$.expiration`" in warnings[4]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("expiration", "shown"), [(604800, 604800), (0, None), (None, None)])
+async def test_a_sent_line_carries_the_chats_timer_only_when_it_is_on(
+    make_transport: MakeTransport, expiration: int | None, shown: int | None
+) -> None:
+    stdout = io.BytesIO()
+    transport = make_transport(stdout)
+    await transport.send(Outgoing(to=ALICE, text="hi", wa_id="WB1", expiration=expiration))
+
+    sent = json.loads(stdout.getvalue())
+    assert sent.get("expiration") == shown
+    assert ("expiration" in sent) == (shown is not None)

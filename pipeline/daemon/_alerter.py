@@ -1,7 +1,8 @@
 """Alerts for the owner, out of band: a JSON POST to ``alerts.webhook``, and the owner's chat.
 
 What is owed comes from the ``alerts`` projection, so an alert is given once
-per episode across restarts. The webhook (ntfy, Slack, a Matrix hook, any
+per episode across restarts; ``undelivered`` falls due with time, so every
+pass asks the clock too. The webhook (ntfy, Slack, a Matrix hook, any
 HTTP endpoint) is tried a few times; where WhatsApp still works (the budget,
 the LLM) the owner's own chat gets the alert too. Either way the outcome is
 recorded as ``OwnerAlerted``, which settles the alert.
@@ -21,7 +22,7 @@ from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from projections import alerts
+from projections import alerts, stats
 
 log = get_logger("wabot.alerts")
 
@@ -38,6 +39,7 @@ _TITLES = {
     "budget": "the daily LLM budget is spent",
     "llm_failing": "the LLM keeps failing",
     "transcription_failing": "voice notes cannot be transcribed",
+    "undelivered": "a reply did not reach the recipient's phone",
 }
 
 
@@ -70,7 +72,20 @@ class Alerter:
         """Give every owed alert the config asks for; record each outcome."""
         async with self._lock:
             config = self.settings.app.alerts
-            for kind, detail in alerts.owed(self.live.view.alerts).items():
+            view = self.live.view
+            owed = alerts.owed(view.alerts)
+            # Owed by the clock: nothing arrives to say a receipt did not.
+            late = alerts.undelivered(
+                view.alerts,
+                view.deliveries,
+                self.clock(),
+                config.undelivered_minutes,
+                self.settings.app.owner_jid,
+                _up_since(view.stats),
+            )
+            if late is not None:
+                owed["undelivered"] = late
+            for kind, detail in owed.items():
                 if kind in config.on:
                     await self._alert(kind, detail)
 
@@ -119,3 +134,15 @@ class Alerter:
                     return ""
                 error = f"HTTP {response.status_code}"
         return error or "not delivered"
+
+
+def _up_since(state: stats.State) -> float | None:
+    """Since when the connection is up, by its last report; None while it is down.
+
+    No report at all (a rotation removed them): up, as far as anyone knows.
+    """
+    if state.transport_state is None:
+        return 0.0
+    if state.transport_state != "connected" or state.transport_from is None:
+        return None
+    return state.transport_from[1]

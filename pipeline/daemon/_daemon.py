@@ -68,7 +68,7 @@ class Daemon:
         self.live = Live(log_)
         self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
-        self.intake = Intake(self.live, settings, self.media)
+        self.intake = Intake(self.live, settings, self.media, clock=clock)
         attachments = MediaStep(
             self.live,
             self.llm.transcriber,
@@ -117,6 +117,7 @@ class Daemon:
                 tg.start_soon(self.live.keep_current, self._poll_interval)
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
+                tg.start_soon(self.intake.receipts.run)
                 tg.start_soon(self.pulse.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
                 tg.start_soon(self.settings.watch, self.live)

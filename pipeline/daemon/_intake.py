@@ -12,13 +12,16 @@ is cut to the limits below.
 An attachment is fetched only here, once its chat is known to be monitored:
 bytes that must be read or downloaded after the message is recorded, beside
 intake (``_fetch``), each chat's fetches apart from every other chat's.
+A message WhatsApp could not decrypt is filed as a message from the same ids
+would be; receipts go to ``Receipts``, which keeps those of the bot's own sends.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import anyio
@@ -30,6 +33,8 @@ from events.model import (
     MessageReceived,
     MessageRevoked,
     MessageSkipped,
+    MessageUndecryptable,
+    ReplyDelivered,
     TransportStatus,
 )
 from events.protocol import Keyed
@@ -38,6 +43,7 @@ from pipeline.daemon import _lids as lids
 from pipeline.daemon._fetch import FETCH_TIMEOUT, fetched, interrupted, on_arrival
 from pipeline.daemon._holding import Holding
 from pipeline.daemon._live import Live
+from pipeline.daemon._receipts import Receipts
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaSource, MediaStore
@@ -107,6 +113,7 @@ class Intake:
         media: MediaStore,
         *,
         fetch_timeout: float = FETCH_TIMEOUT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.live = live
         self.settings = settings
@@ -120,6 +127,7 @@ class Intake:
         self._in_flight = 0  # fetches queued or running
         self._no_fetches = anyio.Event()
         self._lanes: dict[str, anyio.CapacityLimiter] = {}
+        self.receipts = Receipts(live, self.holding.record, clock=clock)
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
@@ -129,14 +137,18 @@ class Intake:
         """Record ``inbound`` if its chat is monitored; True when it was (or is held to be).
 
         Returns once the fact is committed (or held while the log is away):
-        never later, whatever its attachment does.
+        never later, whatever its attachment does. A receipt is kept only for
+        the bot's own sends (``Receipts``).
         """
+        if isinstance(inbound.event, ReplyDelivered):
+            await self.receipts.deliver(inbound.event)
+            return True
         keyed = self._keyed(inbound.event)
         if keyed is None:
             await self._unresolved(inbound.event)
             return False
         fact = keyed.event
-        if isinstance(fact, MessageReceived | MessageEdited):
+        if isinstance(fact, MessageReceived | MessageEdited | MessageUndecryptable):
             # Never the text: logs outlive ``forget`` and rotation, the log's events do not.
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id)
         pending = None
@@ -224,6 +236,9 @@ class Intake:
             learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
             ev = filed(self.settings.app, self.owner(), fact, learned)
             return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
+        if isinstance(fact, MessageUndecryptable):
+            return self._undecryptable(fact)
+        assert not isinstance(fact, ReplyDelivered)  # see deliver
         chat = self._chat_of(fact.chat)
         if chat is None:
             return None
@@ -235,6 +250,31 @@ class Intake:
             return Keyed(msgspec.structs.replace(fact, chat=chat, **cut), key)
         assert isinstance(fact, MessageRevoked)
         return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
+
+    def _undecryptable(self, fact: MessageUndecryptable) -> Keyed | None:
+        """Filed as a message from the same ids would be; its own key, so the message
+        itself is still recorded if WhatsApp delivers it readable later (a retry)."""
+        probe = MessageReceived(
+            chat=fact.chat,
+            msg_id=fact.msg_id,
+            sender=fact.sender,
+            sender_alt=fact.sender_alt,
+            from_me=fact.from_me,
+            is_group=fact.is_group,
+        )
+        learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
+        ev = filed(self.settings.app, self.owner(), probe, learned)
+        chat = ev.chat if ev is not None else self._chat_of(fact.chat)
+        if chat is None:
+            return None
+        event = msgspec.structs.replace(
+            fact,
+            chat=chat,
+            via=fact.chat if fact.chat != chat else None,
+            from_me=ev.from_me if ev is not None else fact.from_me,
+            detail=fact.detail[:_MAX_NAME_CHARS],
+        )
+        return Keyed(event, f"{chat}/{fact.msg_id}/undecryptable")
 
     def _chat_of(self, jid: str) -> str | None:
         """The monitored chat an edit or revoke names by one of its ids."""

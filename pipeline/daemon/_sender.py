@@ -26,7 +26,7 @@ from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import Outgoing, Transport, TransportError
-from projections import addresses, outbox
+from projections import addresses, outbox, timers
 
 log = get_logger("wabot.sender")
 
@@ -152,6 +152,8 @@ class Sender:
             quoted=planned.quoted,
             part=planned.part,
             parts=planned.parts,
+            # The chat's disappearing-message timer: else the reply stays for good.
+            expiration=timers.seconds(view.timers, planned.chat),
         )
         try:
             receipt = await self.transport.send(message)

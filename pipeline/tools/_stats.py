@@ -17,7 +17,7 @@ from events.units import DAY
 from pipeline.config import ConfigError, config_from_dict
 from pipeline.tools._args import iso
 from pipeline.tools._where import Where, open_tool_reader
-from projections import budget, configs, stats
+from projections import budget, configs, deliveries, stats
 from projections.fold import States
 from projections.runner import Runner
 
@@ -58,6 +58,10 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     chats: list[ChatCount]
     events: dict[str, int]
     replies_sent: int
+    # Messages recorded that nothing could be read of (never answered).
+    undecryptable: int
+    # Sent messages still in the log by the furthest state WhatsApp reported for them.
+    receipts: dict[str, int]
     llm_failures: int
     reply_failures: int
     spend_usd: Spend
@@ -78,6 +82,8 @@ def report(states: States, now: float, log: LogReader, names: Mapping[str, str])
         chats=[ChatCount(chat=c, name=names.get(c), events=n) for c, n in chats],
         events={k: v for k, v in sorted(s.by_type.items()) if v},
         replies_sent=s.replies_sent,
+        undecryptable=s.by_type.get("MessageUndecryptable", 0),
+        receipts=_receipts(states.deliveries),
         llm_failures=s.llm_failures,
         reply_failures=s.reply_failures,
         spend_usd=Spend(
@@ -126,6 +132,9 @@ def report_text(r: Report) -> str:
     detail = f" ({r.transport.detail})" if r.transport.detail else ""
     lines += [
         f"Replies sent: {r.replies_sent}",
+        "Sent messages by receipt: "
+        + ", ".join(f"{n} {_REACHED[state]}" for state, n in r.receipts.items()),
+        f"Unreadable messages (recorded, never answered): {r.undecryptable}",
         f"Failures: {r.llm_failures} LLM (final), {r.reply_failures} sending (final)",
         f"Spend (UTC days): today ${r.spend_usd.today_utc:.4f}, "
         f"last 7 days ${r.spend_usd.last_7_days:.4f}, all time ${r.spend_usd.total:.4f}",
@@ -149,6 +158,21 @@ def run_stats(store: Path | Where, *, as_json: bool, now: float) -> int:
     else:
         print(report_text(result))
     return 0
+
+
+_REACHED = {
+    "server": "sent only",
+    "delivered": "delivered",
+    "read": "read",
+    "played": "played",
+}
+
+
+def _receipts(state: deliveries.State) -> dict[str, int]:
+    counts: dict[str, int] = dict.fromkeys(deliveries.ORDER, 0)
+    for sent in state.sent.values():
+        counts[deliveries.furthest(sent)] += 1
+    return counts
 
 
 def _chat_label(c: ChatCount) -> str:

@@ -1,8 +1,9 @@
 """The one interface every transport (neonize, stdio, in-memory) implements.
 
 A transport turns whatever it receives into ``Inbound`` facts (a message, an
-edit, a revoke) whose ids are normalised JIDs as WhatsApp used them, hands them
-to the daemon's ``deliver`` callback in arrival order (an attachment as a
+edit, a revoke, a message it could not read, a receipt for a message sent)
+whose ids are normalised JIDs as WhatsApp used them, hands them to the
+daemon's ``deliver`` callback in arrival order (an attachment as a
 ``MediaSource`` the daemon fetches only for chats it monitors), reports its connection
 state (and the owner's own ids once connected) through ``status``, and sends
 plain text. Which chat a message belongs to, and whether it is monitored, is
@@ -26,12 +27,15 @@ from events.model import (
     MessageRevoked,
     MessageUndecryptable,
     Quoted,
+    ReplyDelivered,
     ReplyPurpose,
     TransportStatus,
 )
 from pipeline.media import MediaSource
 
-Fact = MessageReceived | MessageEdited | MessageRevoked | MessageUndecryptable
+# A receipt (``ReplyDelivered``) comes with ``reply_id`` "": the daemon finds the
+# reply its ``wa_id`` belongs to, and drops it unseen when there is none.
+Fact = MessageReceived | MessageEdited | MessageRevoked | MessageUndecryptable | ReplyDelivered
 
 
 class Inbound(NamedTuple):

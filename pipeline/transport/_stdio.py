@@ -122,6 +122,9 @@ class StdioTransport:
                 if isinstance(item, TransportStatus):
                     self._state = item.state
                     await status(item)
+                elif isinstance(item, list):
+                    for fact in item:  # a receipt line names several messages
+                        await deliver(fact)
                 elif item is not None:
                     await deliver(item)  # base64 media.data is read from the line itself
                 del item
@@ -207,7 +210,7 @@ class StdioTransport:
         await self._line_sink.send((number, raw, parsed))
         await parsed.wait()
 
-    def _parse(self, number: int, raw: bytes) -> Inbound | TransportStatus | None:
+    def _parse(self, number: int, raw: bytes) -> Inbound | list[Inbound] | TransportStatus | None:
         kind = "line"
         line: msgspec.Struct | None = None
         try:
@@ -220,6 +223,9 @@ class StdioTransport:
             line = decoder.decode(raw)
             if isinstance(line, lines.StatusLine):
                 return lines.status(line)
+            if isinstance(line, lines.ReceiptLine):
+                now = self._clock()
+                return [Inbound(fact, now) for fact in lines.receipts(line, now)]
             if isinstance(line, lines.EditLine):
                 fact = lines.edit(line)
             elif isinstance(line, lines.RevokeLine):

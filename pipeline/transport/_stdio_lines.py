@@ -1,7 +1,7 @@
 """The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke``, ``undecryptable`` and ``status``. Out:
+``edit``, ``revoke``, ``status``, ``undecryptable`` and ``receipt``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
 ``inbound_line`` is the inverse of decoding: the stdin line a fact comes from
@@ -29,6 +29,8 @@ from events.model import (
     MessageRevoked,
     MessageUndecryptable,
     Quoted,
+    ReceiptState,
+    ReplyDelivered,
     ReplyPurpose,
     TransportState,
     TransportStatus,
@@ -42,6 +44,10 @@ from pipeline.transport._stdio_media import FileSource, InlineSource
 _MILLIS_THRESHOLD = 1e12
 # WhatsApp's message ids are about 20 characters; one is part of the log's key.
 _Id = Annotated[str, msgspec.Meta(max_length=256)]
+# A disappearing-message timer in seconds (WhatsApp's field is a uint32).
+_Seconds = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+# Message ids one receipt line may name (WhatsApp lists a few dozen at most).
+_MAX_RECEIPT_IDS = 1024
 # The fields that hold a JID or phone number, on any line type.
 _JID_FIELDS = ("chat", "sender", "sender_alt", "chat_alt", "me_lid", "me_pn")
 
@@ -100,12 +106,34 @@ class MessageLine(msgspec.Struct, kw_only=True):
     quoted_id: _Id | None = None  # the first round's spelling of quoted.id
     mentions: list[str] = []
     media: MediaLine | None = None
-    # The chat's disappearing-message timer in seconds as the message carried it (0: off).
-    expiration: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    expiration: _Seconds | None = None  # the chat's disappearing-message timer (0: off)
 
     def __post_init__(self) -> None:
         if self.text is None and self.media is None:
             raise msgspec.ValidationError("Object missing required field `text`")
+
+
+class UndecryptableLine(msgspec.Struct, kw_only=True):
+    """A message WhatsApp handed over without readable content (DESIGN.md section 11.1)."""
+
+    chat: str
+    id: _Id
+    reason: UndecryptableReason
+    sender: str | None = None
+    sender_alt: str | None = None
+    from_me: bool = False
+    is_group: bool | None = None
+    timestamp: float | None = None
+    detail: str | None = None  # what WhatsApp said of it, in a few words
+
+
+class ReceiptLine(msgspec.Struct, kw_only=True):
+    """What WhatsApp reports about messages the bot sent, by their ``sent`` ids."""
+
+    chat: str
+    ids: Annotated[list[_Id], msgspec.Meta(min_length=1, max_length=_MAX_RECEIPT_IDS)]
+    state: ReceiptState
+    timestamp: float | None = None
 
 
 class EditLine(msgspec.Struct, kw_only=True):
@@ -118,18 +146,6 @@ class EditLine(msgspec.Struct, kw_only=True):
 class RevokeLine(msgspec.Struct, kw_only=True):
     chat: str
     id: _Id
-
-
-class UndecryptableLine(msgspec.Struct, kw_only=True):
-    chat: str
-    id: _Id
-    reason: UndecryptableReason
-    sender: str | None = None
-    sender_alt: str | None = None
-    is_group: bool | None = None
-    from_me: bool = False
-    timestamp: float | None = None
-    detail: str = ""
 
 
 class StatusLine(msgspec.Struct, kw_only=True):
@@ -148,6 +164,7 @@ class _SentLine(msgspec.Struct, tag_field="type", tag="sent", omit_defaults=True
     quoted: str | None
     part: int | None = None
     parts: int | None = None
+    expiration: int | None = None  # left out when the chat's timer is off or unknown
 
 
 class _PresenceLine(msgspec.Struct, tag_field="type", tag="presence"):
@@ -164,15 +181,22 @@ LINES: dict[str, type[msgspec.Struct]] = {
     "message": MessageLine,
     "edit": EditLine,
     "revoke": RevokeLine,
-    "undecryptable": UndecryptableLine,
     "status": StatusLine,
+    "undecryptable": UndecryptableLine,
+    "receipt": ReceiptLine,
 }
 _encoder = msgspec.json.Encoder()
 
 
+def _seconds(stamp: float | None, now: float) -> float:
+    """A line's timestamp in unix seconds (given in seconds or milliseconds), else ``now``."""
+    if stamp is None:
+        return now
+    return stamp / 1000 if stamp > _MILLIS_THRESHOLD else stamp
+
+
 def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     """A message line as ``MessageReceived``; raises ``InvalidJid`` for a bad id."""
-    stamp = _seconds(line.timestamp)
     # The owner typed a from_me message, so the chat is the wrong default sender.
     sender = line.sender or (owner_jid if line.from_me else None)
     chat_alt = line.chat_alt
@@ -186,7 +210,7 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
         chat=line.chat,
         msg_id=line.id or uuid.uuid4().hex.upper(),
         text=line.text or "",
-        sent_at=now if stamp is None else stamp,
+        sent_at=_seconds(line.timestamp, now),
         sender=sender,
         from_me=line.from_me,
         push_name=line.push_name,
@@ -201,8 +225,29 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     )
 
 
-def _seconds(stamp: float | None) -> float | None:
-    return stamp / 1000 if stamp is not None and stamp > _MILLIS_THRESHOLD else stamp
+def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
+    """An undecryptable line as ``MessageUndecryptable``; raises ``InvalidJid`` for a bad id."""
+    chat = normalize(line.chat)
+    sender = line.sender or (owner_jid if line.from_me else None)
+    return MessageUndecryptable(
+        chat=chat,
+        msg_id=line.id,
+        sender=normalize(sender) if sender else chat,
+        reason=line.reason,
+        sender_alt=normalize(line.sender_alt) if line.sender_alt else None,
+        is_group=group_jid(chat) if line.is_group is None else line.is_group,
+        from_me=line.from_me,
+        sent_at=_seconds(line.timestamp, now),
+        detail=line.detail or "",
+    )
+
+
+def receipts(line: ReceiptLine, now: float) -> list[Fact]:
+    """A receipt line as one ``ReplyDelivered`` per id, each a repeat at most once."""
+    chat = normalize(line.chat)
+    at = _seconds(line.timestamp, now)
+    ids = dict.fromkeys(line.ids)
+    return [ReplyDelivered(chat=chat, reply_id="", wa_id=i, state=line.state, at=at) for i in ids]
 
 
 def _media(line: MediaLine) -> Media:
@@ -235,24 +280,6 @@ def revoke(line: RevokeLine) -> Fact:
     return MessageRevoked(chat=normalize(line.chat), msg_id=line.id)
 
 
-def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
-    """A message WhatsApp handed over without content; ``sender`` defaults as for messages."""
-    chat = normalize(line.chat)
-    sender = line.sender or (owner_jid if line.from_me else chat)
-    stamp = _seconds(line.timestamp)
-    return MessageUndecryptable(
-        chat=chat,
-        msg_id=line.id,
-        sender=normalize(sender),
-        reason=line.reason,
-        sender_alt=normalize(line.sender_alt) if line.sender_alt else None,
-        is_group=group_jid(chat) if line.is_group is None else line.is_group,
-        from_me=line.from_me,
-        sent_at=now if stamp is None else stamp,
-        detail=line.detail,
-    )
-
-
 def status(line: StatusLine) -> TransportStatus:
     return TransportStatus(
         state=line.state,
@@ -272,6 +299,7 @@ def sent_line(message: Outgoing, msg_id: str) -> bytes:
         quoted=message.quoted.id if message.quoted is not None else None,
         part=message.part,
         parts=message.parts,
+        expiration=message.expiration or None,
     )
     return _encoder.encode(line) + b"\n"
 
@@ -362,6 +390,13 @@ class _UndecryptableOut(msgspec.Struct, tag_field="type", tag="undecryptable"):
     detail: str
 
 
+class _ReceiptOut(msgspec.Struct, tag_field="type", tag="receipt"):
+    chat: str
+    ids: list[str]
+    state: ReceiptState
+    timestamp: float
+
+
 class _DroppedOut(msgspec.Struct, tag_field="type", tag="dropped"):
     reason: str
 
@@ -383,6 +418,8 @@ def _line_of(fact: Fact) -> msgspec.Struct:
         return _EditOut(fact.chat, fact.msg_id, fact.text, fact.edit_id)
     if isinstance(fact, MessageRevoked):
         return _RevokeOut(fact.chat, fact.msg_id)
+    if isinstance(fact, ReplyDelivered):
+        return _ReceiptOut(fact.chat, [fact.wa_id], fact.state, fact.at)
     return _UndecryptableOut(
         chat=fact.chat,
         id=fact.msg_id,

@@ -13,6 +13,14 @@ from pipeline.tools._args import iso
 from projections.timeline import Audit, Delivery, Failure, Incoming, Turn
 
 _INDENT = "    "
+# Receipts from the recipient's side, in the order they happen.
+_PHONE_STATES = ("delivered", "read", "played")
+# Why a message had no content for the bot (``MessageUndecryptable.reason``).
+_UNREADABLE = {
+    "view_once": "view-once media, which WhatsApp shows on the phone only",
+    "decrypt_failed": "WhatsApp could not decrypt it",
+    "unavailable": "WhatsApp did not hand its content over",
+}
 
 
 def event_object(rec: Recorded) -> dict[str, Any]:
@@ -91,6 +99,9 @@ def headline(t: Turn) -> str:
         return "reset: new session, no LLM call"
     if t.kind == "pending":
         return "not decided yet"
+    if t.kind == "undecryptable":
+        detail = f" ({t.detail})" if t.detail else ""
+        return f"not readable: {_UNREADABLE.get(t.reason or '', t.reason)}{detail}; never answered"
     return f"{t.kind} message"
 
 
@@ -152,7 +163,7 @@ def _failure(what: str, f: Failure) -> str:
 
 def _delivery(d: Delivery) -> list[str]:
     if d.sent_ts is not None:
-        state = f"sent {iso(d.sent_ts)} as {d.wa_id}"
+        state = f"sent {iso(d.sent_ts)} as {d.wa_id}; {receipts_text(d)}"
     elif any(f.final for f in d.failures):
         state = "NOT sent"
     else:
@@ -160,6 +171,14 @@ def _delivery(d: Delivery) -> list[str]:
     lines = [f"  {d.purpose} planned {iso(d.planned_ts)}, {state}"]
     lines += [_failure("send failed", f) for f in d.failures]
     return lines + _block("", d.text, 4)
+
+
+def receipts_text(d: Delivery) -> str:
+    """How far a sent message got, by WhatsApp's receipts: ``delivered …, read …``."""
+    told = [f"{s} {iso(d.receipts[s])}" for s in _PHONE_STATES if s in d.receipts]
+    if d.reached in ("server", None):
+        told.append("no phone confirmed it yet")
+    return ", ".join(told)
 
 
 def _block(label: str, text: str, indent: int) -> list[str]:

@@ -28,6 +28,7 @@ from events.model import (
     LlmRequested,
     MessageReceived,
     MessageSkipped,
+    MessageUndecryptable,
     Recorded,
     ReplyFailed,
     ReplyPlanned,
@@ -153,6 +154,15 @@ def _received(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageReceived) 
     s.texts.append(Text(rec.seq, rec.ts, ev.chat, "in", ev.text))
 
 
+def _undecryptable(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageUndecryptable) -> None:
+    """A message with nothing to read: in, and decided at once (never answered)."""
+    chat.messages_in += 1
+    s.day(rec.ts).messages_in += 1
+    chat.turns += 1  # its own turn, as in projections.timeline
+    chat.skip_reason = None
+    s.bump(s.decisions, "undecryptable")
+
+
 def _skipped(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageSkipped) -> None:
     # One decision skipping a whole burst is one turn (projections.timeline).
     if not (chat.skip_reason == ev.reason and chat.last_seq == rec.seq - 1):
@@ -236,6 +246,7 @@ def failure_reason(status: int | None, error: str) -> str:
 
 _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     MessageReceived: _received,
+    MessageUndecryptable: _undecryptable,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmCompleted: _completed,

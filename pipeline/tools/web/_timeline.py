@@ -25,7 +25,9 @@ from events.model import (
     MessageReceived,
     MessageRevoked,
     MessageSkipped,
+    MessageUndecryptable,
     Recorded,
+    ReplyDelivered,
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
@@ -40,6 +42,7 @@ TURN_EVENTS = (
     MessageEdited,
     MessageRevoked,
     MessageSkipped,
+    MessageUndecryptable,
     SessionStarted,
     LlmRequested,
     LlmCompleted,
@@ -47,6 +50,7 @@ TURN_EVENTS = (
     ReplyPlanned,
     ReplySent,
     ReplyFailed,
+    ReplyDelivered,
 )
 # Fields of MessageReceived that a message line already shows.
 _MESSAGE_SHOWN = frozenset(

@@ -384,14 +384,23 @@ def _is_jid(value: str) -> bool:
 def outgoing_message(message: Outgoing) -> Any:
     """The WhatsApp message to send: plain text, so ``@digits`` stay text, never mentions.
 
-    A reply that quotes is an ``extendedTextMessage`` with the quote's id,
-    author and text in its ``contextInfo``, built by hand: neonize's helper
-    parses mentions and alters the quoted event.
+    A reply that quotes, or one to a chat with disappearing messages, is an
+    ``extendedTextMessage`` (a ``conversation`` has no ``contextInfo``) built
+    by hand: neonize's helper parses mentions and alters the quoted event. Its
+    ``contextInfo`` holds the quote's id, author and text, and the chat's
+    timer as ``expiration`` alone (as Baileys sends it): when the setting
+    changed (``ephemeralSettingTimestamp``) is not known here, and a wrong
+    one could read as a change of the setting.
     """
     quoted = message.quoted
-    if quoted is None:
+    if quoted is None and not message.expiration:
         return Message(conversation=message.text)
-    context = ContextInfo(stanzaID=quoted.id, quotedMessage=Message(conversation=quoted.text))
-    if quoted.sender:
-        context.participant = quoted.sender
+    context = ContextInfo()
+    if quoted is not None:
+        context.stanzaID = quoted.id
+        context.quotedMessage.CopyFrom(Message(conversation=quoted.text))
+        if quoted.sender:
+            context.participant = quoted.sender
+    if message.expiration:
+        context.expiration = message.expiration
     return Message(extendedTextMessage=ExtendedTextMessage(text=message.text, contextInfo=context))

@@ -33,7 +33,7 @@ import anyio
 import msgspec
 from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
-from neonize.aioze.events import MessageEv, PairStatusEv
+from neonize.aioze.events import MessageEv, PairStatusEv, ReceiptEv
 from neonize.events import EVENT_TO_INT, UndecryptableMessageEv
 from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import UndecryptableMessage
@@ -59,6 +59,7 @@ from pipeline.transport.neonize._gocalls import DaemonThreadGo
 from pipeline.transport.neonize._lifecycle import LIFECYCLE, Outcome
 from pipeline.transport.neonize._media import download_for
 from pipeline.transport.neonize._pairing import PAIRING_TIMEOUT, Pairing, prepare_session
+from pipeline.transport.neonize._receipts import receipts
 from pipeline.transport.neonize._secret import Secrets
 
 _log = get_logger(__name__)
@@ -269,6 +270,7 @@ class NeonizeTransport:
         self._client.qr(self._pairing.on_qr)
         self._client.event(MessageEv)(self._on_message)
         self._client.event(UndecryptableMessageEv)(self._on_undecryptable)
+        self._client.event(ReceiptEv)(self._on_receipt)
         self._client.event(PairStatusEv)(self._pairing.on_pair_status)
         for event_type, meaning in LIFECYCLE.items():
             self._client.event(event_type)(self._lifecycle_handler(meaning))
@@ -373,6 +375,19 @@ class NeonizeTransport:
         if not fact.from_me and fact.sender == fact.chat and sender_alt is None:
             sender_alt = pn
         return msgspec.structs.replace(fact, chat_alt=pn, sender_alt=sender_alt)
+
+    async def _on_receipt(self, _client: Any, ev: Any) -> None:
+        """Queue one fact per message the receipt names; the daemon keeps the bot's own."""
+        try:
+            facts = receipts(ev)
+        except InvalidJid:
+            return
+        except Exception as exc:
+            _log.error("cannot read a receipt", error=type(exc).__name__)
+            return
+        now = self._clock()
+        for fact in facts:
+            self._emit_fact(Inbound(fact, now))
 
     def _lifecycle_handler(
         self, meaning: Callable[[Any], Outcome]

@@ -1,0 +1,145 @@
+"""The bot's sent messages and what WhatsApp reported about each: sent is not delivered.
+
+Every ``ReplySent`` is a message the bot put on WhatsApp's server, by its
+``wa_id``; ``ReplyDelivered`` facts say it reached a phone (``delivered``),
+was read or played. Receipts are recorded only for messages found here (the
+daemon drops every other receipt unseen), so this is also how a receipt
+finds the reply it concerns.
+
+``waiting`` holds the messages no phone has confirmed yet, oldest send
+first: what the ``undelivered`` alert looks at (``late``). A transport that
+never reports receipts (a stdio script without ``receipt`` lines) must not
+make every reply look lost, so a message is only watched once the log holds
+a receipt recorded before it fell due.
+
+A ``Compacted`` drops the messages whose ``ReplySent`` went (their receipts
+with them) and the receipts that went.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, get_args
+
+import msgspec
+
+from events.model import Compacted, ReceiptState, Recorded, ReplyDelivered, ReplySent
+from projections.base import Handlers, Projection, dispatcher, removal
+
+# The states in the order they happen: a later one implies the earlier ones.
+ORDER: tuple[ReceiptState, ...] = get_args(ReceiptState)
+# What counts as having reached the recipient's phone.
+ARRIVED = frozenset(ORDER[ORDER.index("delivered") :])
+
+
+class Receipt(msgspec.Struct, kw_only=True, gc=False):
+    seq: int  # the ReplyDelivered recording it
+    ts: float
+    at: float  # when WhatsApp says it happened
+
+
+class Sent(msgspec.Struct, kw_only=True):
+    chat: str
+    reply_id: str
+    seq: int  # the ReplySent
+    ts: float
+    receipts: dict[str, Receipt] = {}  # state -> its newest report
+
+
+class State(msgspec.Struct, kw_only=True):
+    sent: dict[str, Sent] = {}  # wa_id -> the message, in order of sending
+    waiting: dict[str, None] = {}  # wa_ids no phone confirmed yet, in order of sending
+    receipts: int = 0  # receipts held in ``sent``: none, and no message is watched
+
+
+class Late(NamedTuple):
+    """Messages no phone confirmed in time: the oldest, and how many there are."""
+
+    oldest: Sent
+    number: int
+
+
+def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
+    if not ev.wa_id:
+        return
+    # A message sent again under its id (after a crash) starts afresh, at the end.
+    before = state.sent.pop(ev.wa_id, None)
+    if before is not None:
+        state.receipts -= len(before.receipts)
+    state.waiting.pop(ev.wa_id, None)
+    state.sent[ev.wa_id] = Sent(chat=ev.chat, reply_id=ev.reply_id, seq=rec.seq, ts=rec.ts)
+    state.waiting[ev.wa_id] = None
+
+
+def _delivered(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
+    sent = state.sent.get(ev.wa_id)
+    if sent is None or sent.chat != ev.chat:
+        return
+    if ev.state not in sent.receipts:
+        state.receipts += 1
+    sent.receipts[ev.state] = Receipt(seq=rec.seq, ts=rec.ts, at=ev.at)
+    if ev.state in ARRIVED:
+        state.waiting.pop(ev.wa_id, None)
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for wa_id, sent in list(state.sent.items()):
+        if gone.gone(sent.seq, sent.ts, sent.chat):
+            del state.sent[wa_id]
+            continue
+        for name, receipt in list(sent.receipts.items()):
+            if gone.gone(receipt.seq, receipt.ts, sent.chat):
+                del sent.receipts[name]
+    state.waiting = {w: None for w, sent in state.sent.items() if not arrived(sent)}
+    state.receipts = sum(len(sent.receipts) for sent in state.sent.values())
+
+
+def arrived(sent: Sent) -> bool:
+    """Whether a phone confirmed the message (delivered, read or played)."""
+    return not ARRIVED.isdisjoint(sent.receipts)
+
+
+def furthest(sent: Sent) -> ReceiptState:
+    """The furthest state the message reached; never less than ``server`` (it was sent)."""
+    return max((s for s in ORDER if s in sent.receipts), key=ORDER.index, default="server")
+
+
+def find(state: State, wa_id: str) -> Sent | None:
+    """The sent message a receipt names, if the bot sent it."""
+    return state.sent.get(wa_id)
+
+
+def late(state: State, now: float, limit: float, *, after: float, skip: str) -> Late | None:
+    """Messages sent after ``after``, not to ``skip``, that no phone confirmed within
+    ``limit`` seconds, counted only once receipts were reported (see the docstring)."""
+    if not state.receipts:
+        return None  # the transport never reported one: nothing is watched
+    found: list[Sent] = []
+    for wa_id in state.waiting:
+        sent = state.sent[wa_id]
+        if sent.ts + limit > now:
+            break  # the rest were sent later still
+        if sent.ts > after and sent.chat != skip:
+            found.append(sent)
+    if not found:
+        return None
+    first = _first_receipt(state)
+    watched = [s for s in found if first is not None and first <= s.ts + limit]
+    return Late(watched[0], len(watched)) if watched else None
+
+
+def _first_receipt(state: State) -> float | None:
+    """When the oldest receipt still in the log was recorded."""
+    times = [r.ts for sent in state.sent.values() for r in sent.receipts.values()]
+    return min(times, default=None)
+
+
+_HANDLERS: Handlers[State] = {
+    ReplySent: _sent,
+    ReplyDelivered: _delivered,
+    Compacted: _compacted,
+}
+apply = dispatcher(_HANDLERS)
+PROJECTION = Projection("deliveries", State, apply, _HANDLERS)

@@ -16,6 +16,7 @@ import msgspec
 
 from events.model import EVENT_TYPES, Compacted, Event, Recorded
 from projections import (
+    account,
     addresses,
     alerts,
     aliases,
@@ -62,6 +63,7 @@ class States(msgspec.Struct, kw_only=True):
     identity: identity.State = msgspec.field(default_factory=identity.State)
     addresses: addresses.State = msgspec.field(default_factory=addresses.State)
     alerts: alerts.State = msgspec.field(default_factory=alerts.State)
+    account: account.State = msgspec.field(default_factory=account.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

@@ -9,6 +9,7 @@ loads neonize's Go library, which prints to stdout.
 """
 
 from pipeline.transport._base import (
+    RESTRICTED_CODES,
     Deliver,
     Fact,
     Inbound,
@@ -23,6 +24,7 @@ from pipeline.transport._memory import MemoryTransport, SentMessage
 from pipeline.transport._stdio import StdioTransport
 
 __all__ = [
+    "RESTRICTED_CODES",
     "Deliver",
     "Fact",
     "Inbound",

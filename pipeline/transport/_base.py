@@ -11,7 +11,7 @@ the daemon's job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -67,6 +67,11 @@ class SendReceipt(NamedTuple):
     wa_id: str
     sent_at: float
     to: str | None = None  # where WhatsApp actually delivered it, when it says
+
+
+# WhatsApp's errors for a send it refuses because the account is restricted from
+# reaching out (peers found that resending makes it worse): code -> what it is.
+RESTRICTED_CODES: Mapping[int, str] = {463: "reach-out timelock", 479: "message refused"}
 
 
 class TransportError(Exception):

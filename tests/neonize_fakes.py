@@ -5,7 +5,9 @@ neonize's own Python code runs unchanged (``connect``, ``send_message``,
 ``send_chat_presence``, ``mark_read``, ``PairPhone``, ``stop``) and only the
 Go calls are answered here, recorded in the order they came. It can also
 behave as the real library does at its worst: a connect that never returns,
-even after ``Stop`` (whatsmeow's QR loop), and calls that take seconds.
+even after ``Stop`` (whatsmeow's QR loop), and calls that take seconds. It keeps
+the login-status callback neonize passes to ``Neonize`` and calls it from a
+thread, as goneonize's QR loop does (``login_status``).
 
 ``dispatch`` and ``show_qr_code`` feed events through neonize's real callback
 entry points, as the Go side would from its own thread. ``message_ev`` builds
@@ -76,10 +78,20 @@ class FakeGo:
         self.download_data = b"OggS" + bytes(range(256)) * 8
         self.download_error = ""  # whatsmeow's error text, as DownloadAny returns it
         self._session: asyncio.Event | None = None
+        self._login_status: Any = None
 
-    async def Neonize(self, *_: Any) -> bytes:
+    async def login_status(self, name: str) -> None:
+        """A QR channel event that is no code (whatsmeow qrchan.go: ``passkey-request``,
+        ``error``, ``success``…), by name, as goneonize's QR loop hands it to the login
+        callback: a C string, from a Go thread."""
+        assert self._login_status is not None, "not connected"
+        buffer = ctypes.create_string_buffer(name.encode())
+        await anyio.to_thread.run_sync(self._login_status, None, ctypes.addressof(buffer))
+
+    async def Neonize(self, *args: Any) -> bytes:
         """Fail with the next queued error, else block like a live session until Stop."""
         self.connects += 1
+        self._login_status = args[7]  # neonize's login-status callback (a ctypes function)
         if self.connect_errors:
             return self.connect_errors.pop(0).encode()
         if self.hang:

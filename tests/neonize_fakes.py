@@ -42,7 +42,7 @@ from neonize.proto.Neonize_pb2 import (
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-from events.model import TransportStatus
+from events.model import AccountRestricted, TransportStatus
 from pipeline.transport import Fact, Inbound, TransportError
 from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize._convert import jid_from_str
@@ -263,11 +263,15 @@ class Session:
 
     async def run(self) -> None:
         try:
-            await self.transport.run(self._inbound_in.send, self._status_in.send)
+            await self.transport.run(self._inbound_in.send, self._report)
         except TransportError as exc:
             self.error = exc
         finally:
             self.ended.set()
+
+    async def _report(self, status: TransportStatus | AccountRestricted) -> None:
+        assert isinstance(status, TransportStatus)  # neonize forwards no restriction
+        await self._status_in.send(status)
 
     async def next_fact(self) -> Fact:
         with anyio.fail_after(WAIT):

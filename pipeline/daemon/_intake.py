@@ -18,7 +18,13 @@ import hashlib
 
 import msgspec
 
-from events.model import MessageEdited, MessageReceived, MessageRevoked, TransportStatus
+from events.model import (
+    AccountRestricted,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    TransportStatus,
+)
 from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
 from pipeline.daemon._fetch import fetch_media
@@ -133,8 +139,11 @@ class Intake:
             return app.entity_jid(entity)
         return addresses.chat_of(self.live.view.addresses, jid)
 
-    async def status(self, status: TransportStatus) -> None:
-        log.info("transport", state=status.state, detail=status.detail)
+    async def status(self, status: TransportStatus | AccountRestricted) -> None:
+        if isinstance(status, AccountRestricted):
+            log.warning("account_restricted", code=status.code, until=status.until)
+        else:
+            log.info("transport", state=status.state, detail=status.detail)
         await self.holding.record(status)
 
 

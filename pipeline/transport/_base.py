@@ -19,6 +19,7 @@ import msgspec
 from events.jid import is_group as group_jid
 from events.jid import normalize
 from events.model import (
+    AccountRestricted,
     Media,
     MessageEdited,
     MessageKind,
@@ -88,7 +89,8 @@ class TransportError(Exception):
 
 
 Deliver = Callable[[Inbound], Awaitable[None]]
-StatusSink = Callable[[TransportStatus], Awaitable[None]]
+# The connection's state, or WhatsApp restricting the account (a transport that learns it).
+StatusSink = Callable[[TransportStatus | AccountRestricted], Awaitable[None]]
 
 
 class Transport(Protocol):

@@ -5,9 +5,11 @@ A restriction episode begins with an ``AccountRestricted`` (a send met error
 ``AccountRestricted`` that is not ``active`` (a message to someone else went
 through again). Every restriction of the episode is kept, the newest last: it
 says what WhatsApp said (code, ``until``). Whether sends to others are held
-*now* also depends on the clock and on the connection (a later ``connected``
-lifts the hold): that is the sender's rule (``pipeline.daemon``), over this
-state and the stats projection's connection state.
+*now* also depends on the clock and on the connection (``hold_until``): the
+hold ends at ``until`` when WhatsApp said when, else ``UNKNOWN_END_HOLD``
+after the newest restriction, or earlier when the connection comes back (a
+``connected`` status recorded after it). The episode goes on after the hold
+until a message to someone else goes through.
 
 ``sends`` are the times of the most recent ``ReplySent`` events: those within
 ``SEND_WINDOW`` of the newest, at most ``SENDS_KEPT``, so a restarted bot
@@ -23,10 +25,14 @@ from __future__ import annotations
 import msgspec
 
 from events.model import AccountRestricted, Compacted, Recorded, ReplySent
+from events.units import HOUR
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
 
 SEND_WINDOW = 60.0  # seconds: the pace counts the sends of any such window
 SENDS_KEPT = 1000  # the highest whatsapp.max_sends_per_minute allowed
+# A restriction that came with no end (a send refused with 463) holds this long
+# at most; then one reply tries again.
+UNKNOWN_END_HOLD = HOUR
 
 
 class Strike(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +80,21 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
 def newest(state: State) -> Strike | None:
     """The newest restriction of the open episode; None: the account is not restricted."""
     return state.strikes[-1] if state.strikes else None
+
+
+def hold_until(state: State, connected_at: int | None, now: float) -> float | None:
+    """When the hold on sends to others ends; None: nothing is held now.
+
+    ``connected_at``: the seq of the connection's newest status if it says
+    ``connected`` (None otherwise; the stats projection knows it).
+    """
+    strike = newest(state)
+    if strike is None:
+        return None
+    if connected_at is not None and connected_at > strike.seq:
+        return None  # connected again since: the hold is lifted (the episode goes on)
+    end = strike.until if strike.until is not None else strike.ts + UNKNOWN_END_HOLD
+    return end if now < end else None
 
 
 def since(state: State) -> float | None:

@@ -3,14 +3,12 @@ functions of the projections, the sender's own bookkeeping and the clock.
 
 **Restriction.** While WhatsApp restricts the account (``projections.account``),
 nothing goes to anyone but the owner's own chat: replies owed to others are
-*held*, neither sent nor failed, until the hold ends: at ``until`` when
-WhatsApp said when, else ``UNKNOWN_END_HOLD`` after the newest restriction,
-or earlier when the connection comes back (a ``connected`` status recorded
-after it). A held reply that goes stale meanwhile is failed as stale, as it
-would be at the end. After the hold and until a message to someone else goes
-through (which ends the episode), the account is *probing*: one reply to
-someone else at a time, so a restriction still in force costs one refused
-send, never a burst.
+*held*, neither sent nor failed, until the hold ends
+(``projections.account.hold_until``). A held reply that goes stale meanwhile
+is failed as stale, as it would be at the end. After the hold and until a
+message to someone else goes through (which ends the episode), the account
+is *probing*: one reply to someone else at a time, so a restriction still in
+force costs one refused send, never a burst.
 
 **Pace.** No more than ``whatsapp.max_sends_per_minute`` sends start in any
 ``WINDOW`` seconds, the owner's chat included; what is owed beyond that waits
@@ -25,28 +23,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from events.units import HOUR
-from projections import account
+from projections import account, stats
 from projections.fold import States
 from projections.outbox import Entry
 
 WINDOW = account.SEND_WINDOW
-# A restriction that came with no end (a send refused with 463) holds this long
-# at most; then one reply tries again.
-UNKNOWN_END_HOLD = HOUR
+UNKNOWN_END_HOLD = account.UNKNOWN_END_HOLD
 
 
 def hold_until(view: States, now: float) -> float | None:
     """When the hold on sends to others ends; None: nothing is held now."""
-    strike = account.newest(view.account)
-    if strike is None:
-        return None
-    connection = view.stats
-    since = connection.transport_from
-    if connection.transport_state == "connected" and since is not None and since[0] > strike.seq:
-        return None  # connected again since: the hold is lifted (the episode goes on)
-    end = strike.until if strike.until is not None else strike.ts + UNKNOWN_END_HOLD
-    return end if now < end else None
+    return account.hold_until(view.account, stats.connected_at(view.stats), now)
 
 
 def probing(view: States) -> bool:

@@ -63,6 +63,8 @@ def test_a_restriction_holds_replies_to_others_and_tells_the_owner(
 
     assert (reply["chat"], reply["reply_to"]) == (ALICE, second)
     assert not [s for s in daemon.all_sent if s["reply_to"] == first]
+    # "typing…" is sent to the chat too: not while the account was restricted.
+    assert [p for p in daemon.shown if p["chat"] == ALICE] == []
     assert [a.kind for a in daemon.find(OwnerAlerted)] == ["restricted"]
     assert [(b["kind"], b["detail"]) for b in hook.bodies] == [("restricted", "reach-out timelock")]
 

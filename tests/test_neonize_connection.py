@@ -261,6 +261,23 @@ async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path)
     assert "connection refused" in statuses[1][1]
 
 
+def test_a_lock_or_ban_ends_the_run_however_it_is_reported() -> None:
+    for reason, code in [
+        (ConnectFailureReason.MAIN_DEVICE_GONE, 403),
+        (ConnectFailureReason.UNKNOWN_LOGOUT, 406),
+    ]:
+        failure = LIFECYCLE[neonize_events.ConnectFailureEv](ConnectFailure(Reason=reason))
+        logout = LIFECYCLE[neonize_events.LoggedOutEv](LoggedOut(OnConnect=True, Reason=reason))
+        assert failure == logout
+        assert failure.status is not None
+        assert (failure.status.state, failure.status.code, failure.reconnect) == (
+            "banned",
+            code,
+            False,
+        )
+        assert failure.fatal is not None
+
+
 def test_bans_and_outdated_clients() -> None:
     ban = LIFECYCLE[neonize_events.TemporaryBanEv](
         TemporaryBan(Code=TemporaryBan.BLOCKED_BY_USERS, Expire=900)

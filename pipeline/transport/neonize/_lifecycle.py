@@ -102,17 +102,22 @@ def _stream_error(ev: Any) -> Outcome:
 def _logged_out(ev: Any) -> Outcome:
     reason = _enum_name(ConnectFailureReason, ev.Reason)
     code = _REASON_CODES.get(reason)
-    blocked = _ACCOUNT_BLOCKED.get(code) if code is not None else None
-    if blocked is not None:
-        what, todo = blocked
-        return Outcome(
-            TransportStatus(state="banned", detail=f"{what}; {todo}", code=code),
-            fatal=f"{what}: {todo}",
-            online=False,
-        )
-    return Outcome(
+    return _account_blocked(code) or Outcome(
         TransportStatus(state="logged_out", detail=reason, code=code),
         fatal=f"logged out of WhatsApp ({reason}): pair again with --force-qr",
+        online=False,
+    )
+
+
+def _account_blocked(code: int | None) -> Outcome | None:
+    """The end of the run for a locked or banned account (403, 406); None for other codes."""
+    blocked = _ACCOUNT_BLOCKED.get(code) if code is not None else None
+    if blocked is None:
+        return None
+    what, todo = blocked
+    return Outcome(
+        TransportStatus(state="banned", detail=f"{what}; {todo}", code=code),
+        fatal=f"{what}: {todo}",
         online=False,
     )
 
@@ -151,7 +156,8 @@ def _connect_failure(ev: Any) -> Outcome:
     # No known number: still a refusal, and the status says so (400, "generic").
     code = _REASON_CODES.get(reason, 400)
     status = TransportStatus(state="disconnected", detail=detail, code=code)
-    return Outcome(status, reconnect=True, online=False)
+    # whatsmeow reports 403/406 as a logout; should one come as a failure, it is as final.
+    return _account_blocked(code) or Outcome(status, reconnect=True, online=False)
 
 
 def _enum_name(enum: Any, value: int) -> str:

@@ -311,6 +311,25 @@ class TransportStatus(Event, frozen=True, kw_only=True):
     # The owner's own ids, as WhatsApp knows them once connected.
     me_pn: str | None = None
     me_lid: str | None = None
+    # WhatsApp's number for why it refused or ended the connection (whatsmeow's
+    # ConnectFailureReason: 403 locked, 406 banned, 409 client rejected, ...).
+    code: int | None = None
+
+
+class AccountRestricted(Event, frozen=True, kw_only=True):
+    """WhatsApp restricts the owner's account from reaching out (error 463
+    "reach-out timelock", 479), or (``active`` False) the restriction is over.
+
+    An account event (no chat). While restricted, nothing is sent but to the
+    owner's own chat; ``until`` (unix seconds) is when WhatsApp said it ends,
+    None when it did not say. ``reply_id``: the send that met it, if one did.
+    """
+
+    active: bool = True
+    code: int | None = None
+    until: float | None = None
+    detail: str = ""
+    reply_id: str | None = None
 
 
 class OwnerAlerted(Event, frozen=True, kw_only=True):
@@ -392,6 +411,7 @@ AnyEvent = (
     | ReplyFailed
     | ReplyDelivered
     | TransportStatus
+    | AccountRestricted
     | OwnerAlerted
     | Compacted
 )
@@ -416,6 +436,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReplyFailed,
     ReplyDelivered,
     TransportStatus,
+    AccountRestricted,
     OwnerAlerted,
     Compacted,
 )

@@ -7,7 +7,17 @@ again), and when the LLM has failed ``alerts.llm_failures`` turns in a row or
 refused a turn in a way no retry mends (once until it answers again). Voice
 notes that cannot be transcribed are counted the same way, apart: a revoked
 transcription key leaves the chat model answering, so only a transcript ends
-that episode. An ``OwnerAlerted`` settles it.
+that episode. WhatsApp restricting the account (``AccountRestricted``) is owed
+once until a restriction that is not ``active`` ends the episode (so another
+463 in the same episode alerts no more). An ``OwnerAlerted`` settles it.
+
+A connection that stays down is owed by the clock, not by an event
+(``connection_down``): once it has been down (``connecting``/``disconnected``)
+for ``alerts.connection_down_minutes``, or at once when WhatsApp refused the
+connection with a reason whatsmeow does not retry (a ``disconnected`` status
+with a ``code``); a ``connected`` ends that episode. A stop, a pairing, or a
+state with its own alert (a ban, a logout) is no outage of its own. The
+time it went down is a time, not a fact of an event: a compaction leaves it.
 
 ``undelivered`` is owed by the clock, not by an event (see ``undelivered``):
 a message the bot sent that no phone confirmed within
@@ -31,6 +41,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import (
+    AccountRestricted,
     AlertKind,
     Compacted,
     ConfigLoaded,
@@ -58,6 +69,8 @@ _CONNECTION: dict[str, AlertKind] = {
 # Client errors the LLM client retries: the rest of 4xx fail every turn until the
 # owner acts (a key, an endpoint, a setting the model refuses, credit, a model name).
 _TRANSIENT_4XX = frozenset({408, 409, 429})
+# The connection is being tried and is not up: an outage, if it lasts.
+_DOWN = frozenset({"connecting", "disconnected"})
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -73,6 +86,8 @@ class State(msgspec.Struct, kw_only=True):
     unheard_from: list[Origin] = []
     # Messages sent at or before this time (unix seconds) open no ``undelivered`` episode.
     undelivered_after: float = 0.0
+    down_since: float | None = None  # the connection is down since then (log time)
+    down_detail: str = ""  # what the newest status of the outage said
 
 
 def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
@@ -99,8 +114,24 @@ def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
     if kind is not None:
         _owe(state, rec, kind, ev.detail or ev.state)
     elif ev.state == "connected":
-        for lost in _CONNECTION.values():
+        for lost in (*_CONNECTION.values(), "connection_down"):
             _episode_over(state, lost)
+    if ev.state not in _DOWN:
+        state.down_since, state.down_detail = None, ""
+        return
+    if state.down_since is None:
+        state.down_since = rec.ts
+    state.down_detail = f"{ev.state}: {ev.detail}" if ev.detail else ev.state
+    if ev.code is not None and ev.state == "disconnected":
+        # Refused with a reason whatsmeow does not retry: it is not going to mend itself.
+        _owe(state, rec, "connection_down", f"WhatsApp refused the connection ({ev.detail})")
+
+
+def _restricted(state: State, rec: Recorded, ev: AccountRestricted) -> None:
+    if ev.active:
+        _owe(state, rec, "restricted", ev.detail or f"error {ev.code}")
+    else:
+        _episode_over(state, "restricted")
 
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
@@ -226,9 +257,27 @@ def undelivered(  # noqa: PLR0917 - the clock, the setting and the connection tr
     )
 
 
+def down_due_at(state: State, minutes: float) -> float | None:
+    """When the connection, down now, has been down ``minutes``; None: not down, or
+    its alert is owed or given already."""
+    if state.down_since is None or "connection_down" in (*state.owed, *state.settled):
+        return None
+    return state.down_since + minutes * 60
+
+
+def connection_down(state: State, now: float, minutes: float) -> str | None:
+    """What to tell the owner if the connection has been down ``minutes`` by ``now``."""
+    due = down_due_at(state, minutes)
+    if due is None or now < due:
+        return None
+    minutes_down = (now - due) / 60 + minutes
+    return f"no connection to WhatsApp for {minutes_down:.0f} min ({state.down_detail})"
+
+
 _HANDLERS: Handlers[State] = {
     ConfigLoaded: _config,
     TransportStatus: _status,
+    AccountRestricted: _restricted,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmFailed: _failed,

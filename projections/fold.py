@@ -16,6 +16,7 @@ import msgspec
 
 from events.model import EVENT_TYPES, Compacted, Event, Recorded
 from projections import (
+    account,
     addresses,
     alerts,
     aliases,
@@ -66,6 +67,7 @@ class States(msgspec.Struct, kw_only=True):
     alerts: alerts.State = msgspec.field(default_factory=alerts.State)
     timers: timers.State = msgspec.field(default_factory=timers.State)
     deliveries: deliveries.State = msgspec.field(default_factory=deliveries.State)
+    account: account.State = msgspec.field(default_factory=account.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

@@ -142,6 +142,12 @@ def _forgotten(state: State, ev: Compacted) -> None:
         state.replies_sent -= ev.by_type.get(ReplySent.__name__, 0)
 
 
+def connected_at(state: State) -> int | None:
+    """The seq of the newest status if it says the connection is up."""
+    since = state.transport_from
+    return since[0] if state.transport_state == "connected" and since is not None else None
+
+
 def percentile(state: State, q: float) -> float | None:
     """The ``q``-th percentile (0-100, nearest rank) of recent LLM latencies in ms."""
     if not state.latencies:

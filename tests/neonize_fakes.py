@@ -5,7 +5,9 @@ neonize's own Python code runs unchanged (``connect``, ``send_message``,
 ``send_chat_presence``, ``mark_read``, ``PairPhone``, ``stop``) and only the
 Go calls are answered here, recorded in the order they came. It can also
 behave as the real library does at its worst: a connect that never returns,
-even after ``Stop`` (whatsmeow's QR loop), and calls that take seconds.
+even after ``Stop`` (whatsmeow's QR loop), and calls that take seconds. It keeps
+the login-status callback neonize passes to ``Neonize`` and calls it from a
+thread, as goneonize's QR loop does (``login_status``).
 
 ``dispatch`` and ``show_qr_code`` feed events through neonize's real callback
 entry points, as the Go side would from its own thread. ``message_ev`` builds
@@ -41,7 +43,7 @@ from neonize.proto.Neonize_pb2 import (
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-from events.model import TransportStatus
+from events.model import AccountRestricted, TransportStatus
 from pipeline.transport import Fact, Inbound, TransportError
 from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize._convert import jid_from_str
@@ -82,10 +84,20 @@ class FakeGo:
         self.lid_lookups: list[str] = []  # the LID users GetPNFromLID was asked for
         self.lid_hang = False  # lookups never return (a session database that is locked)
         self._session: asyncio.Event | None = None
+        self._login_status: Any = None
 
-    async def Neonize(self, *_: Any) -> bytes:
+    async def login_status(self, name: str) -> None:
+        """A QR channel event that is no code (whatsmeow qrchan.go: ``passkey-request``,
+        ``error``, ``success``…), by name, as goneonize's QR loop hands it to the login
+        callback: a C string, from a Go thread."""
+        assert self._login_status is not None, "not connected"
+        buffer = ctypes.create_string_buffer(name.encode())
+        await anyio.to_thread.run_sync(self._login_status, None, ctypes.addressof(buffer))
+
+    async def Neonize(self, *args: Any) -> bytes:
         """Fail with the next queued error, else block like a live session until Stop."""
         self.connects += 1
+        self._login_status = args[7]  # neonize's login-status callback (a ctypes function)
         if self.connect_errors:
             return self.connect_errors.pop(0).encode()
         if self.hang:
@@ -272,7 +284,7 @@ class Session:
 
     async def run(self) -> None:
         try:
-            await self.transport.run(self._deliver, self._status_in.send)
+            await self.transport.run(self._deliver, self._report)
         except TransportError as exc:
             self.error = exc
         finally:
@@ -282,6 +294,10 @@ class Session:
         """As the daemon's intake for a monitored chat: taken, so recorded."""
         await self._inbound_in.send(inbound)
         return True
+
+    async def _report(self, status: TransportStatus | AccountRestricted) -> None:
+        assert isinstance(status, TransportStatus)  # neonize forwards no restriction
+        await self._status_in.send(status)
 
     async def next_fact(self) -> Fact:
         with anyio.fail_after(WAIT):

@@ -25,7 +25,7 @@ import neonize.aioze.events as neonize_events
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from events.backends import open_log
-from events.model import MessageReceived, TransportStatus
+from events.model import AccountRestricted, MessageReceived, TransportStatus
 from events.protocol import LogWriter
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import Intake, Live, Settings
@@ -88,7 +88,7 @@ async def wired(
     intake = Intake(live, Settings(config or loaded()), MediaStore.of(store))
     started = anyio.Event()
 
-    async def status(event: TransportStatus) -> None:
+    async def status(event: TransportStatus | AccountRestricted) -> None:
         await intake.status(event)
         started.set()
 

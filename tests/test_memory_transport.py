@@ -7,7 +7,7 @@ from functools import partial
 import anyio
 import pytest
 
-from events.model import MessageReceived, TransportStatus
+from events.model import AccountRestricted, MessageReceived, TransportStatus
 from pipeline.transport import Inbound, MemoryTransport, Outgoing, TransportError
 
 GROUP = "120363000000000001@g.us"
@@ -16,10 +16,10 @@ GROUP = "120363000000000001@g.us"
 @pytest.mark.anyio
 async def test_push_waits_for_run_and_delivers_a_normalised_message() -> None:
     transport = MemoryTransport(clock=lambda: 50.0)
-    statuses: list[TransportStatus] = []
+    statuses: list[TransportStatus | AccountRestricted] = []
     send, receive = anyio.create_memory_object_stream[Inbound](10)
 
-    async def status(event: TransportStatus) -> None:
+    async def status(event: TransportStatus | AccountRestricted) -> None:
         statuses.append(event)
 
     async def deliver(inbound: Inbound) -> bool:

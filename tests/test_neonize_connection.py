@@ -31,11 +31,12 @@ from neonize.proto.Neonize_pb2 import (
     TemporaryBan,
 )
 
+from events.testing import FakeClock
 from pipeline.transport import Outgoing, TransportError
 from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize import _transport as transport_module
 from pipeline.transport.neonize._lifecycle import LIFECYCLE
-from pipeline.transport.neonize._pairing import prepare_session
+from pipeline.transport.neonize._pairing import PASSKEY_REQUIRED, prepare_session
 from tests.e2e.harness import loose_modes
 from tests.neonize_fakes import (
     OWNER,
@@ -132,6 +133,108 @@ async def test_a_connect_failure_whatsmeow_gives_up_on_reconnects(make_transport
     assert session.go.connects == 2
 
 
+@pytest.mark.anyio
+async def test_a_refused_connection_carries_whatsmeows_reason_number(make_transport: Any) -> None:
+    """The number makes the owner's alert immediate: it will not mend by itself."""
+    async with running(*make_transport()) as session:
+        await session.connected()
+        failure = ConnectFailure(Reason=ConnectFailureReason.BAD_USER_AGENT, Message="bad ua")
+        await dispatch(session.client, failure)
+        status = await session.next_status()
+
+    assert (status.state, status.code) == ("disconnected", 409)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("reason", "code", "says"),
+    [
+        (ConnectFailureReason.MAIN_DEVICE_GONE, 403, "WhatsApp locked the account (403)"),
+        (ConnectFailureReason.UNKNOWN_LOGOUT, 406, "WhatsApp banned the account (406)"),
+    ],
+)
+async def test_a_logout_at_connect_for_a_locked_or_banned_account_says_so(
+    make_transport: Any, reason: int, code: int, says: str
+) -> None:
+    """whatsmeow reports a 403/406 connect failure as LoggedOut (IsLoggedOut): pairing
+    again does not help until the owner has dealt with the lock or ban on the phone."""
+    async with running(*make_transport()) as session:
+        assert await session.statuses(1) == [("connecting", "")]
+        await dispatch(session.client, LoggedOut(OnConnect=True, Reason=reason))
+        status = await session.next_status()
+        error = await session.end()
+
+    assert (status.state, status.code) == ("banned", code)
+    assert status.detail.startswith(says)
+    assert str(error).startswith(says)
+    assert "open WhatsApp on the phone" in str(error)
+    assert "\n" not in str(error)
+    assert not error.retryable
+
+
+@pytest.mark.anyio
+async def test_the_watchdog_waits_out_a_temporary_ban(make_transport: Any) -> None:
+    """A ban is waited out, not taken for a silent connection: no "reconnecting" while it
+    lasts; the silence is counted from its end (the watchdog driven tick by tick)."""
+    clock = FakeClock(1_764_070_000.0)
+    ticks_in, ticks = anyio.create_memory_object_stream[None]()
+    transport, go = make_transport(
+        clock=clock, silence_limit=300.0, watch_tick=ticks.receive, backoff=(5.0,)
+    )
+
+    async def look() -> None:
+        """Let the watchdog look once (the second send waits until the first look is done)."""
+        await ticks_in.send(None)
+        await ticks_in.send(None)
+
+    with ticks_in, ticks:
+        async with running(transport, go) as session:
+            await session.connected()
+            ban = TemporaryBan(Code=TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE, Expire=3600)
+            await dispatch(session.client, ban)
+            assert (await session.next_status()).state == "banned"
+
+            clock.advance(1800)  # far past the silence limit, within the ban
+            await look()
+            clock.advance(1800 + 301)  # the ban is over, and the limit past its end
+            await look()
+            state, detail = (await session.statuses(1))[0]
+
+    assert state == "disconnected"
+    assert detail == "no connection for 301 s; reconnecting"  # not 1800 s, during the ban
+    assert go.connects == 1
+
+
+@pytest.mark.anyio
+async def test_a_passkey_request_ends_pairing_at_once_saying_why(make_transport: Any) -> None:
+    """whatsmeow's QR channel emits ``passkey-request`` after the scan (pair-passkey.go);
+    goneonize's QR loop hands its name to the login callback from a Go thread."""
+    async with running(*make_transport()) as session:
+        assert await session.statuses(1) == [("connecting", "")]
+        await show_qr_code(session.client, b"2@abc,def,ghi,jkl")
+        assert (await session.next_status()).state == "qr"
+        await session.go.login_status("passkey-request")
+        error = await session.end()
+
+    assert str(error) == PASSKEY_REQUIRED
+    assert not error.retryable
+    assert "passkey" in str(error)
+    assert "Passkey-gated accounts" in str(error)
+
+
+@pytest.mark.anyio
+async def test_other_login_events_let_pairing_go_on(make_transport: Any) -> None:
+    async with running(*make_transport()) as session:
+        assert await session.statuses(1) == [("connecting", "")]
+        await show_qr_code(session.client, b"2@abc,def,ghi,jkl")
+        assert (await session.next_status()).state == "qr"
+        await session.go.login_status("success")
+        await dispatch(session.client, Connected(status=True))
+        assert await session.statuses(1) == [("connected", "")]
+
+    assert session.error is None
+
+
 async def refused_connect(session_db: str, qr_png: Path, count: int) -> list[tuple[str, str]]:
     """The first ``count`` statuses of the real Go side dialling through a proxy that refuses."""
     transport = NeonizeTransport(
@@ -156,6 +259,23 @@ async def test_a_real_connect_that_fails_is_reported_and_retried(tmp_path: Path)
 
     assert [state for state, _ in statuses] == ["connecting", "disconnected", "connecting"]
     assert "connection refused" in statuses[1][1]
+
+
+def test_a_lock_or_ban_ends_the_run_however_it_is_reported() -> None:
+    for reason, code in [
+        (ConnectFailureReason.MAIN_DEVICE_GONE, 403),
+        (ConnectFailureReason.UNKNOWN_LOGOUT, 406),
+    ]:
+        failure = LIFECYCLE[neonize_events.ConnectFailureEv](ConnectFailure(Reason=reason))
+        logout = LIFECYCLE[neonize_events.LoggedOutEv](LoggedOut(OnConnect=True, Reason=reason))
+        assert failure == logout
+        assert failure.status is not None
+        assert (failure.status.state, failure.status.code, failure.reconnect) == (
+            "banned",
+            code,
+            False,
+        )
+        assert failure.fatal is not None
 
 
 def test_bans_and_outdated_clients() -> None:

@@ -14,13 +14,18 @@ import neonize.aioze.events as neonize_events
 import pytest
 from neonize.utils.enum import ChatPresence
 
-from events.model import Quoted
+from events.backends import open_log
+from events.model import AccountRestricted, Quoted, ReplyPlanned, ReplySent, TransportStatus
+from events.testing import FakeClock
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.daemon import Live, Sender, Settings
 from pipeline.transport import Outgoing, TransportError
 from pipeline.transport.neonize import _transport as transport_module
 from tests.neonize_fakes import (
     ALICE,
     GROUP,
     LID,
+    OWNER,
     SENT_AT,
     SENT_ID,
     WAIT,
@@ -159,6 +164,62 @@ async def test_a_failed_send_is_retryable(make_transport: Any) -> None:
             await send_hi(session.transport)
 
     assert failure.value.retryable
+    assert failure.value.code == 500
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [463, 479])
+async def test_a_send_refused_for_a_restriction_is_not_retryable(
+    make_transport: Any, code: int
+) -> None:
+    """whatsmeow's words (send.go: ``%w %d`` of ErrServerReturnedError), as neonize raises
+    them: SendMessageError("server returned error 463")."""
+    async with running(*make_transport()) as session:
+        await session.connected()
+        session.go.send_error = f"server returned error {code}"
+
+        with pytest.raises(TransportError) as failure:
+            await send_hi(session.transport)
+
+    assert (failure.value.retryable, failure.value.code) == (False, code)
+    assert str(failure.value) == f"send failed: server returned error {code}"
+
+
+@pytest.mark.anyio
+async def test_the_sender_holds_after_a_463_and_never_resends(
+    make_transport: Any, tmp_path: Path
+) -> None:
+    """Through the daemon's sender: one refused send, recorded; no retry every 30 s."""
+    clock = FakeClock(1_764_070_000.0)
+    live = Live(open_log(tmp_path / "store", clock=clock))
+    config = config_from_dict(
+        {
+            "whatsapp": {"phone_number": OWNER},
+            "monitored_entities": [{"type": "user", "phone": ALICE}],
+        }
+    )
+    loaded = LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets(api_key=None))
+    settings = Settings(loaded)
+    try:
+        async with running(*make_transport()) as session:
+            await session.connected()
+            session.go.send_error = "server returned error 463"
+            sender = Sender(live, session.transport, settings, clock=clock)
+            await live.append(
+                TransportStatus(state="connected"),
+                ReplyPlanned(chat=ALICE_JID, reply_id="R1", purpose="reply", text="hi"),
+            )
+            for _ in range(5):
+                wake = await sender.send_due()
+                clock.now = min(wake, clock.now + 600)
+        events = [r.event for r in live.log.read()]
+    finally:
+        live.close()
+
+    assert len(session.go.sent) == 1
+    [restricted] = [e for e in events if isinstance(e, AccountRestricted)]
+    assert (restricted.code, restricted.reply_id) == (463, "R1")
+    assert not any(isinstance(e, ReplySent) for e in events)
 
 
 @pytest.mark.anyio

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from events.compaction import removed
 from events.model import (
+    AccountRestricted,
     AnyEvent,
     ChatTurn,
     Citation,
@@ -35,7 +36,7 @@ from events.model import (
 )
 from events.protocol import CompactReason, Selection, removal
 from events.units import DAY
-from projections import alerts, budget, retention, session_texts, sessions, stats
+from projections import account, alerts, budget, retention, session_texts, sessions, stats
 from projections.fold import ALL, decode, dispatch_table, encode, feed, fold
 
 # Small pools make events refer to each other (same chats, messages, calls).
@@ -146,9 +147,16 @@ events = st.one_of(
     ),
     st.builds(
         TransportStatus,
-        state=st.sampled_from(["connected", "qr", "logged_out"]),
+        state=st.sampled_from(["connected", "qr", "logged_out", "disconnected", "connecting"]),
         me_pn=st.none() | st.sampled_from(["491700@s.whatsapp.net"]),
         me_lid=st.none() | st.sampled_from(["70@lid", "71@lid"]),
+        code=st.none() | st.just(409),
+    ),
+    st.builds(
+        AccountRestricted,
+        active=st.booleans(),
+        code=st.none() | st.sampled_from([463, 479]),
+        until=st.none() | st.floats(1_764_000_000, 1_765_000_000),
     ),
     st.builds(
         TranscriptionFailed, chat=chats, msg_id=msg_ids, error=st.just("x"), final=st.booleans()
@@ -159,7 +167,14 @@ events = st.one_of(
     st.builds(
         OwnerAlerted,
         kind=st.sampled_from(
-            ["logged_out", "budget", "llm_failing", "transcription_failing", "undelivered"]
+            [
+                "logged_out",
+                "budget",
+                "llm_failing",
+                "transcription_failing",
+                "undelivered",
+                "restricted",
+            ]
         ),
         ok=st.booleans(),
     ),
@@ -312,7 +327,15 @@ def _view(name: str, state: Any, newest: float) -> Any:
         return msgspec.structs.replace(state, newest={}, scheduled={})
     if name == "sessions":  # what expiry follows: see _texts_absorbed
         return _without_texts(state)
+    if name == "account":  # the recent sends left: see _sends_absorbed
+        return state.strikes
     return state
+
+
+def _sends_absorbed(ours: account.State, theirs: account.State) -> None:
+    """The recent sends left are the newest a fold of what is left keeps (which may
+    reach further back, when the newest send went)."""
+    assert theirs.sends[len(theirs.sends) - len(ours.sends) :] == ours.sends
 
 
 def _without_texts(state: sessions.State) -> sessions.State:
@@ -404,6 +427,7 @@ def test_absorbing_a_compaction_equals_folding_what_is_left(raw, select, data):
     _texts_absorbed(absorbed.sessions, left)
     _newest_absorbed(absorbed.retention, refolded.retention, left)
     _stats_absorbed(absorbed.stats, refolded.stats, fold(records).stats, reason)
+    _sends_absorbed(absorbed.account, refolded.account)
     # The estimate keeps the recent costs left; a refold may reach further back.
     kept = absorbed.budget.recent_from
     assert refolded.budget.recent_from[len(refolded.budget.recent_from) - len(kept) :] == kept

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from events.backends import open_log
+from events.model import AccountRestricted, TransportStatus
+from events.testing import FakeClock
+from pipeline.tools._args import iso
 from tests.conversation import Recording, log_position, record
 from tests.e2e.harness import ALICE, GROUP, OWNER_JID, daemon_env, run_cli
 from tests.llm_server import FakeLlmServer
@@ -47,6 +52,15 @@ class _Transport(msgspec.Struct, forbid_unknown_fields=True):
     detail: str
 
 
+class _Account(msgspec.Struct, forbid_unknown_fields=True):
+    restricted: bool
+    since: str | None
+    code: int | None
+    until: str | None
+    held_until: str | None
+    detail: str
+
+
 class _Stats(msgspec.Struct, forbid_unknown_fields=True):
     chats: list[_Chat]
     events: dict[str, int]
@@ -60,6 +74,7 @@ class _Stats(msgspec.Struct, forbid_unknown_fields=True):
     log: _Log
     transport: _Transport
     unresolved_lids: dict[str, int]
+    account: _Account
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +118,9 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     assert (stats.log.oldest_seq, stats.log.last_seq) == (1, position[1])
     assert stats.transport.state == "stopped"  # the recording daemon was stopped
     assert stats.unresolved_lids == {}
+    assert stats.account == _Account(
+        restricted=False, since=None, code=None, until=None, held_until=None, detail=""
+    )
     assert log_position(recording.store) == position
 
 
@@ -116,11 +134,34 @@ def test_text_names_the_utc_days_and_the_connection(recording: Recording):
     assert "Sent messages by receipt: 6 sent only, 0 delivered, 0 read, 0 played" in done.stdout
     assert "Unreadable messages (recorded, never answered): 0" in done.stdout
     assert "Connection: stopped (daemon stopped)" in done.stdout
+    assert "Account: not restricted" in done.stdout
 
 
-def test_a_store_without_a_log_exits_2_with_one_line(tmp_path: Path):
-    done = _stats(tmp_path / "nothing")
+def test_a_restricted_account_is_shown_with_what_whatsapp_said(tmp_path: Path):
+    """Refused an hour ago with no end given, and again half an hour ago: held for
+    another half hour (the daemon's rule; ``stats`` reads the real clock)."""
+    store = tmp_path / "store"
+    start = float(int(time.time()) - 3600)
+    clock = FakeClock(start)
+    with open_log(store, clock=clock) as log:
+        log.append(TransportStatus(state="connected"))
+        log.append(AccountRestricted(code=463, detail="refused"))
+        clock.advance(1800)
+        log.append(AccountRestricted(code=463, detail="refused again"))
 
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1
-    assert "no event log here" in done.stderr
+    text, as_json = _stats(store), _stats(store, "--json")
+
+    assert as_json.returncode == 0, as_json.stderr
+    account = msgspec.json.decode(as_json.stdout, type=_Stats).account
+    assert account == _Account(
+        restricted=True,
+        since=iso(start),
+        code=463,
+        until=None,
+        held_until=iso(start + 1800 + 3600),
+        detail="refused again",
+    )
+    assert (
+        f"Account: restricted by WhatsApp since {iso(start)} (error 463, no end given); "
+        f"replies to others held until {iso(start + 5400)}: refused again"
+    ) in text.stdout

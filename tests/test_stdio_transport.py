@@ -19,6 +19,7 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 from events.model import (
+    AccountRestricted,
     MessageEdited,
     MessageReceived,
     MessageUndecryptable,
@@ -71,7 +72,7 @@ class Harness:
 
     def __init__(self, transport: StdioTransport) -> None:
         self.transport = transport
-        self.statuses: list[TransportStatus] = []
+        self.statuses: list[TransportStatus | AccountRestricted] = []
         self._send, self._receive = anyio.create_memory_object_stream[Inbound](100)
         self.finished = False
 
@@ -83,7 +84,7 @@ class Harness:
         await self._send.send(inbound)
         return True
 
-    async def _status(self, status: TransportStatus) -> None:
+    async def _status(self, status: TransportStatus | AccountRestricted) -> None:
         self.statuses.append(status)
 
     async def next_inbound(self) -> Received:
@@ -611,3 +612,29 @@ async def test_a_sent_line_carries_the_chats_timer_only_when_it_is_on(
     sent = json.loads(stdout.getvalue())
     assert sent.get("expiration") == shown
     assert ("expiration" in sent) == (shown is not None)
+
+
+@pytest.mark.anyio
+async def test_a_restricted_status_line_reports_the_restriction(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    """DESIGN.md section 11.1: the account restricted, not the connection lost."""
+    out = io.BytesIO()
+    transport = make_transport(out)
+    async with running(transport) as harness:
+        stdin.write(
+            {"type": "status", "state": "restricted", "until": 1_765_000_000_000, "code": 463,
+             "detail": "reach-out timelock"},
+            {"type": "status", "state": "restricted", "until": None},
+            {"type": "status", "state": "connected", "detail": "back", "until": 5, "code": 1},
+            {"chat": ALICE, "text": "a"},
+        )  # fmt: skip
+        await harness.next_inbound()
+        await transport.send(Outgoing(to=ALICE, text="hi", wa_id="W1"))  # still connected
+
+    assert harness.statuses[1:] == [
+        AccountRestricted(code=463, until=1_765_000_000.0, detail="reach-out timelock"),
+        AccountRestricted(),
+        TransportStatus(state="connected", detail="back"),  # the other states as before
+    ]
+    assert json.loads(out.getvalue())["id"] == "W1"

@@ -28,6 +28,7 @@ from events.model import (
 )
 from pipeline.config import Entity, LoadedConfig
 from pipeline.daemon import _decide as decide
+from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._media import MediaStep
@@ -349,8 +350,11 @@ class Agent:
         address = addresses.destination(
             view.addresses, chat, loaded.config.owner_jid, view.identity.me_lid
         )
+        # "typing…" is sent to the chat too: not to others while the account is restricted.
+        held = outreach.hold_until(view, self.clock()) is not None
+        shown = loaded.config.whatsapp.typing and not (held and chat != loaded.config.owner_jid)
         try:
-            async with typing(self.transport, address, enabled=loaded.config.whatsapp.typing):
+            async with typing(self.transport, address, enabled=shown):
                 result = await self.llm(loaded).complete(
                     prompt.model, prompt.messages, prompt.params, on_failure=failed
                 )

@@ -5,11 +5,14 @@ per episode across restarts; ``undelivered`` falls due with time, so every
 pass asks the clock too. The webhook (ntfy, Slack, a Matrix hook, any
 HTTP endpoint) is tried a few times; where WhatsApp still works (the budget,
 the LLM) the owner's own chat gets the alert too. Either way the outcome is
-recorded as ``OwnerAlerted``, which settles the alert.
+recorded as ``OwnerAlerted``, which settles the alert. A connection down
+for ``alerts.connection_down_minutes`` is owed by the clock: the alerter wakes
+when it falls due, whatever else happens meanwhile.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,16 +33,18 @@ ATTEMPTS = 3
 _BACKOFF = (1.0, 4.0)
 _TIMEOUT = 10.0
 # WhatsApp itself is the trouble: the owner's chat cannot carry these.
-_WHATSAPP_DOWN = frozenset({"logged_out", "replaced", "outdated", "banned"})
+_WHATSAPP_DOWN = frozenset({"logged_out", "replaced", "outdated", "banned", "connection_down"})
 _TITLES = {
     "logged_out": "WhatsApp logged the bot out",
     "replaced": "another client took over the bot's WhatsApp session",
     "outdated": "WhatsApp says the bot's client is outdated",
-    "banned": "WhatsApp banned the bot's number for a while",
+    "banned": "WhatsApp banned or locked the bot's number",
     "budget": "the daily LLM budget is spent",
     "llm_failing": "the LLM keeps failing",
     "transcription_failing": "voice notes cannot be transcribed",
     "undelivered": "a reply did not reach the recipient's phone",
+    "restricted": "WhatsApp restricted the account from messaging others",
+    "connection_down": "the bot cannot reach WhatsApp",
 }
 
 
@@ -64,30 +69,40 @@ class Alerter:
 
     async def run(self) -> None:
         while True:
+            wake = math.inf
             with self._failures.guard():
-                await self.send_due()
-            await self._waker.wait(self.settings.app.polling.interval_seconds)
+                wake = await self.send_due()
+            poll = self.settings.app.polling.interval_seconds
+            await self._waker.wait(min(poll, wake - self.clock()))
 
-    async def send_due(self) -> None:
-        """Give every owed alert the config asks for; record each outcome."""
+    async def send_due(self) -> float:
+        """Give every owed alert the config asks for; record each outcome. Returns when
+        an alert the clock owes falls due next (inf: none)."""
         async with self._lock:
             config = self.settings.app.alerts
-            view = self.live.view
+            view, now = self.live.view, self.clock()
             owed = alerts.owed(view.alerts)
-            # Owed by the clock: nothing arrives to say a receipt did not.
+            # Owed by the clock: nothing arrives to say a receipt did not, or that
+            # the connection is still down.
             late = alerts.undelivered(
                 view.alerts,
                 view.deliveries,
-                self.clock(),
+                now,
                 config.undelivered_minutes,
                 self.settings.app.owner_jid,
                 _up_since(view.stats),
             )
             if late is not None:
                 owed["undelivered"] = late
+            down = alerts.connection_down(view.alerts, now, config.connection_down_minutes)
+            if down is not None:
+                owed.setdefault("connection_down", down)
             for kind, detail in owed.items():
                 if kind in config.on:
                     await self._alert(kind, detail)
+            due = alerts.down_due_at(self.live.view.alerts, config.connection_down_minutes)
+            # Past due and still owed: the config does not ask for it.
+            return math.inf if due is None or due <= self.clock() else due
 
     async def _alert(self, kind: AlertKind, detail: str) -> None:
         text = f"wabot alert: {_TITLES[kind]} — {detail}"

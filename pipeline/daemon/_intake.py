@@ -28,6 +28,7 @@ import anyio
 import msgspec
 
 from events.model import (
+    AccountRestricted,
     MediaFetched,
     MessageEdited,
     MessageReceived,
@@ -288,8 +289,11 @@ class Intake:
             return app.entity_jid(entity)
         return addresses.chat_of(self.live.view.addresses, jid)
 
-    async def status(self, status: TransportStatus) -> None:
-        log.info("transport", state=status.state, detail=status.detail)
+    async def status(self, status: TransportStatus | AccountRestricted) -> None:
+        if isinstance(status, AccountRestricted):
+            log.warning("account_restricted", code=status.code, until=status.until)
+        else:
+            log.info("transport", state=status.state, detail=status.detail)
         await self.holding.record(status)
 
 

@@ -11,6 +11,13 @@ that says the connection is back wakes the sender. A reply still fresh then
 goes out; one planned more than ``catch_up_minutes`` ago is failed as stale,
 as its question would have been. Chats are sent to concurrently, so a send
 that waits for a connection (or hangs) holds only its own chat.
+
+What may go now is ``_outreach``'s rule: the global pace
+(``whatsapp.max_sends_per_minute``, counted from the sends this process
+started and, at start, those the log recorded just before) and a restriction
+of the account. A send WhatsApp refuses with 463/479 is never retried in a
+loop: it records ``AccountRestricted`` and replies to others wait for the hold
+to end; the first one through after it records the restriction's end.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from collections.abc import Callable
 
 import anyio
 
-from events.model import ReplyFailed, ReplyPlanned, ReplySent
+from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
+from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from pipeline.transport import Outgoing, Transport, TransportError
-from projections import addresses, outbox, timers
+from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
+from projections import account, addresses, outbox, timers
 
 log = get_logger("wabot.sender")
 
@@ -58,6 +66,10 @@ class Sender:
         self._busy: set[str] = set()  # chats a worker is sending to
         self._done = anyio.Event()
         self._failures = Failures(log, "send_pass_failed")
+        # When recent sends started (None: not yet read from the log), and how many
+        # sends were admitted that have not started yet.
+        self._sends: list[float] | None = None
+        self._reserved = 0
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -71,51 +83,64 @@ class Sender:
 
     async def send_due(self) -> float:
         """Send what is owed and due, and wait until no chat is being sent to
-        (shutdown drains so); returns when the next retry falls due (inf: none)."""
+        (shutdown drains so); returns when something owed is due next (inf: nothing)."""
         async with anyio.create_task_group() as tg:
             self._dispatch(tg)
         while self._busy:  # chats the run loop's workers are still on
             await self._done.wait()
-        heads = (entries[0].event.reply_id for entries in self._owed().values())
-        return min((self._retry_at.get(r, math.inf) for r in heads), default=math.inf)
+        admission = self._admission()
+        return self.clock() if admission.work else admission.wake
 
     def _dispatch(self, tg: anyio.abc.TaskGroup) -> float:
-        """Start a worker for each chat whose next message is due; when the next is due."""
+        """Start a worker for each chat with owed messages to handle now; when to look again."""
+        admission = self._admission()
+        for chat, entries in admission.work.items():
+            self._busy.add(chat)
+            sends = sum(1 for e in entries if not self._stale(e))
+            self._reserved += sends
+            tg.start_soon(self._work_chat, chat, entries, sends)
+        return admission.wake
+
+    def _admission(self) -> outreach.Admission:
+        """What may be handled now (``_outreach``'s rule over the log and this sender)."""
+        view = self.live.view
         # None: a rotation removed every report (a connection up for longer than the
         # retention); the transport itself says whether a send can go.
-        if self.live.view.stats.transport_state not in ("connected", None):
-            return math.inf  # the TransportStatus saying it is back wakes us
-        owed = self._owed()
-        ids = {e.event.reply_id for entries in owed.values() for e in entries}
+        if view.stats.transport_state not in ("connected", None):
+            return outreach.Admission({}, math.inf)  # the status saying it is back wakes us
+        owed = outbox.unsent(view.outbox)
+        ids = {e.event.reply_id for e in owed}
         # Replies gone from the log (sent, failed, forgotten) wait for nothing.
         self._retry_at = {r: at for r, at in self._retry_at.items() if r in ids}
         now = self.clock()
-        later: list[float] = []
-        for chat, entries in owed.items():
-            due = self._retry_at.get(entries[0].event.reply_id, 0.0)
-            if chat in self._busy:
-                continue
-            if due > now:
-                later.append(due)
-                continue
-            self._busy.add(chat)
-            tg.start_soon(self._work_chat, chat, entries)
-        return min(later, default=math.inf)
+        if self._sends is None:
+            self._sends = account.send_times(view.account)  # what the last run just sent
+        self._sends = outreach.in_window(self._sends, now)
+        app = self.settings.app
+        gate = outreach.Gate(
+            now=now,
+            owner=app.owner_jid,
+            held_until=outreach.hold_until(view, now),
+            probing=outreach.probing(view),
+            sent=self._sends,
+            reserved=self._reserved,
+            limit=app.whatsapp.max_sends_per_minute,
+            stale_at=self._stale_at,
+        )
+        return outreach.admit(gate, owed, frozenset(self._busy), self._retry_at)
 
-    def _owed(self) -> dict[str, list[outbox.Entry]]:
-        chats: dict[str, list[outbox.Entry]] = {}
-        for entry in outbox.unsent(self.live.view.outbox):
-            chats.setdefault(entry.event.chat, []).append(entry)
-        return chats
-
-    async def _work_chat(self, chat: str, entries: list[outbox.Entry]) -> None:
-        """One chat's owed messages in order, until one must wait (it holds the later ones)."""
+    async def _work_chat(self, chat: str, entries: list[outbox.Entry], sends: int) -> None:
+        """One chat's admitted messages in order, until one must wait (it holds the later
+        ones); ``sends``: how many of them hold a place in the pace."""
         try:
             for entry in entries:
                 try:
                     if self._stale(entry):
                         await self._failed(entry, "stale: " + self._too_late(), final=True)
-                    elif not await self._send(entry):
+                        continue
+                    sends -= 1
+                    self._start_send()
+                    if not await self._send(entry):
                         return
                 except Exception:
                     # An outcome not recorded (a full disk): tried again later, not at once.
@@ -123,14 +148,25 @@ class Sender:
                     self._retry_at[entry.event.reply_id] = self.clock() + _BACKOFF[-1]
                     return
         finally:
+            self._reserved -= sends  # the places of sends this worker did not start
             self._busy.discard(chat)
             self._done.set()
             self._done = anyio.Event()
             self._waker.wake()
 
+    def _start_send(self) -> None:
+        """A send starts now: it counts in the pace from here."""
+        self._reserved -= 1
+        if self._sends is not None:
+            self._sends.append(self.clock())
+
+    def _stale_at(self, entry: outbox.Entry) -> float:
+        if entry.event.purpose not in _ANSWERS:
+            return math.inf
+        return entry.ts + self.settings.app.polling.catch_up_minutes * 60
+
     def _stale(self, entry: outbox.Entry) -> bool:
-        catch_up = self.settings.app.polling.catch_up_minutes * 60
-        return entry.event.purpose in _ANSWERS and self.clock() - entry.ts > catch_up
+        return self.clock() >= self._stale_at(entry)
 
     def _too_late(self) -> str:
         minutes = self.settings.app.polling.catch_up_minutes
@@ -140,9 +176,8 @@ class Sender:
         """Send one; whether the chat's later messages may go (sent, or failed for good)."""
         planned = entry.event
         view = self.live.view
-        to = addresses.destination(
-            view.addresses, planned.chat, self.settings.app.owner_jid, view.identity.me_lid
-        )
+        owner = self.settings.app.owner_jid
+        to = addresses.destination(view.addresses, planned.chat, owner, view.identity.me_lid)
         message = Outgoing(
             to=to,
             text=planned.text,
@@ -155,17 +190,23 @@ class Sender:
             # The chat's disappearing-message timer: else the reply stays for good.
             expiration=timers.seconds(view.timers, planned.chat),
         )
+        restriction = account.newest(view.account)
         try:
             receipt = await self.transport.send(message)
         except TransportError as exc:
-            final = not exc.retryable or (
+            restricting = exc.code is not None and exc.code in RESTRICTED_CODES
+            if exc.code is not None and restricting and planned.chat != owner:
+                await self._restricted(entry, exc, exc.code)
+                return False
+            # The owner's own chat is never held: tried again after a while, as any failure.
+            final = not (exc.retryable or restricting) or (
                 planned.purpose not in _ANSWERS and entry.attempts + 1 >= MAX_ATTEMPTS
             )
             await self._failed(entry, str(exc), final=final)
             return final
         self._retry_at.pop(planned.reply_id, None)
         delivered = receipt.to or to
-        await self.live.append(
+        events: list[AnyEvent] = [
             ReplySent(
                 chat=planned.chat,
                 reply_id=planned.reply_id,
@@ -173,11 +214,38 @@ class Sender:
                 sent_at=receipt.sent_at,
                 to=delivered if delivered != planned.chat else None,
             )
-        )
+        ]
+        # Through to someone else, with no new refusal since it started: the episode is over.
+        if (
+            restriction is not None
+            and planned.chat != owner
+            and account.newest(self.live.view.account) == restriction
+        ):
+            events.append(_LIFTED)
+        await self.live.append(*events)
         log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)
         if self.settings.app.whatsapp.read_receipts and planned.part in (None, 1):
             await self._mark_read(planned, to)
         return True
+
+    async def _restricted(self, entry: outbox.Entry, exc: TransportError, code: int) -> None:
+        """WhatsApp refused the send for a restriction: hold, never retry in a loop."""
+        planned = entry.event
+        log.warning("account_restricted", chat=planned.chat, code=code, error=str(exc))
+        detail = (
+            f"WhatsApp refused a message with error {code} ({RESTRICTED_CODES[code]}): "
+            "replies to others wait; nothing is sent but to your own chat until it ends"
+        )
+        await self.live.append(
+            ReplyFailed(
+                chat=planned.chat,
+                reply_id=planned.reply_id,
+                error=f"restricted: {exc}",
+                final=False,
+                attempt=entry.attempts + 1,
+            ),
+            AccountRestricted(code=code, detail=detail, reply_id=planned.reply_id),
+        )
 
     async def _failed(self, entry: outbox.Entry, error: str, *, final: bool) -> None:
         planned = entry.event
@@ -209,3 +277,6 @@ class Sender:
                 await self.transport.mark_read(to, planned.trigger_ids, sender)
             except Exception as exc:
                 log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
+
+
+_LIFTED = AccountRestricted(active=False, detail="a message to someone else went through")

@@ -17,7 +17,7 @@ from events.units import DAY
 from pipeline.config import ConfigError, config_from_dict
 from pipeline.tools._args import iso
 from pipeline.tools._where import Where, open_tool_reader
-from projections import budget, configs, deliveries, stats
+from projections import account, budget, configs, deliveries, stats
 from projections.fold import States
 from projections.runner import Runner
 
@@ -54,6 +54,17 @@ class Transport(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
 
 
+class Account(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether WhatsApp restricts the account from messaging others (error 463/479)."""
+
+    restricted: bool
+    since: str | None = None
+    code: int | None = None
+    until: str | None = None  # when WhatsApp said it ends
+    held_until: str | None = None  # replies to others wait until then; null: not held now
+    detail: str = ""
+
+
 class Report(msgspec.Struct, frozen=True, kw_only=True):
     chats: list[ChatCount]
     events: dict[str, int]
@@ -70,6 +81,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     transport: Transport
     # LIDs that wrote without a phone number nothing tied to a chat: messages each
     unresolved_lids: dict[str, int] = {}
+    account: Account
 
 
 def report(states: States, now: float, log: LogReader, names: Mapping[str, str]) -> Report:
@@ -104,7 +116,37 @@ def report(states: States, now: float, log: LogReader, names: Mapping[str, str])
         ),
         transport=Transport(state=s.transport_state, detail=s.transport_detail),
         unresolved_lids=dict(sorted(s.unresolved_lids.items())),
+        account=account_report(states, now),
     )
+
+
+def account_report(states: States, now: float) -> Account:
+    strike = account.newest(states.account)
+    if strike is None:
+        return Account(restricted=False)
+    held = account.hold_until(states.account, stats.connected_at(states.stats), now)
+    return Account(
+        restricted=True,
+        since=_iso(account.since(states.account)),
+        code=strike.code,
+        until=_iso(strike.until),
+        held_until=_iso(held),
+        detail=strike.detail,
+    )
+
+
+def account_text(a: Account) -> str:
+    """The account's state in one line (stats, the console)."""
+    if not a.restricted:
+        return "not restricted"
+    code = f"error {a.code}" if a.code is not None else "restricted"
+    end = f"until {a.until}" if a.until else "no end given"
+    if a.held_until:
+        now = f"replies to others held until {a.held_until}"
+    else:
+        now = "one reply to others at a time until one goes through"
+    detail = f": {a.detail}" if a.detail else ""
+    return f"restricted by WhatsApp since {a.since} ({code}, {end}); {now}{detail}"
 
 
 def entity_names(states: States) -> dict[str, str]:
@@ -142,6 +184,7 @@ def report_text(r: Report) -> str:
         f"Log: {log.bytes / 1024:.1f} KiB, last seq {log.last_seq}, oldest event {oldest}, "
         f"newest {log.newest_at or 'none'}, {log.compacted} compacted away",
         f"Connection: {state}{detail}",
+        f"Account: {account_text(r.account)}",
     ]
     if r.unresolved_lids:
         lines.append("Unknown LIDs (messages not filed; add one as a user entity by its jid):")
@@ -177,6 +220,10 @@ def _receipts(state: deliveries.State) -> dict[str, int]:
 
 def _chat_label(c: ChatCount) -> str:
     return f"{c.name} ({c.chat})" if c.name else c.chat
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else iso(ts)
 
 
 def _ms(value: float | None) -> str:

@@ -11,6 +11,7 @@ loads neonize's Go library, which prints to stdout.
 """
 
 from pipeline.transport._base import (
+    RESTRICTED_CODES,
     Deliver,
     Fact,
     Inbound,
@@ -26,6 +27,7 @@ from pipeline.transport._secrets_file import SecretsFile, forget_secrets
 from pipeline.transport._stdio import StdioTransport
 
 __all__ = [
+    "RESTRICTED_CODES",
     "Deliver",
     "Fact",
     "Inbound",

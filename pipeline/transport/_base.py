@@ -12,7 +12,7 @@ the daemon's job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -20,6 +20,7 @@ import msgspec
 from events.jid import is_group as group_jid
 from events.jid import normalize
 from events.model import (
+    AccountRestricted,
     Media,
     MessageEdited,
     MessageKind,
@@ -73,6 +74,11 @@ class SendReceipt(NamedTuple):
     to: str | None = None  # where WhatsApp actually delivered it, when it says
 
 
+# WhatsApp's errors for a send it refuses because the account is restricted from
+# reaching out (peers found that resending makes it worse): code -> what it is.
+RESTRICTED_CODES: Mapping[int, str] = {463: "reach-out timelock", 479: "message refused"}
+
+
 class TransportError(Exception):
     """A send or connection failure; ``retryable`` says whether trying again may help.
 
@@ -88,7 +94,8 @@ class TransportError(Exception):
 
 # Records a fact if its chat is monitored; True when it was (or is held to be) recorded.
 Deliver = Callable[[Inbound], Awaitable[bool]]
-StatusSink = Callable[[TransportStatus], Awaitable[None]]
+# The connection's state, or WhatsApp restricting the account (a transport that learns it).
+StatusSink = Callable[[TransportStatus | AccountRestricted], Awaitable[None]]
 
 
 class Transport(Protocol):

@@ -25,7 +25,7 @@ from anyio.from_thread import run as run_from_thread
 from anyio.lowlevel import EventLoopToken, current_token
 
 from events.jid import InvalidJid, normalize
-from events.model import TransportStatus
+from events.model import AccountRestricted, TransportStatus
 from pipeline.logs import get_logger
 from pipeline.transport import _stdio_lines as lines
 from pipeline.transport._base import (
@@ -125,6 +125,8 @@ class StdioTransport:
                 elif isinstance(item, list):
                     for fact in item:  # a receipt line names several messages
                         await deliver(fact)
+                elif isinstance(item, AccountRestricted):
+                    await status(item)  # the daemon holds what it owes others
                 elif item is not None:
                     await deliver(item)  # base64 media.data is read from the line itself
                 del item
@@ -210,7 +212,9 @@ class StdioTransport:
         await self._line_sink.send((number, raw, parsed))
         await parsed.wait()
 
-    def _parse(self, number: int, raw: bytes) -> Inbound | list[Inbound] | TransportStatus | None:
+    def _parse(
+        self, number: int, raw: bytes
+    ) -> Inbound | list[Inbound] | TransportStatus | AccountRestricted | None:
         kind = "line"
         line: msgspec.Struct | None = None
         try:

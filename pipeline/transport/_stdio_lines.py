@@ -1,7 +1,9 @@
 """The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke``, ``status``, ``undecryptable`` and ``receipt``. Out:
+``edit``, ``revoke``, ``status`` (``restricted``: an ``AccountRestricted``,
+DESIGN.md section 11.1; any other state: a ``TransportStatus``), ``undecryptable``
+and ``receipt``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
 ``inbound_line`` is the inverse of decoding: the stdin line a fact comes from
@@ -13,13 +15,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from events.jid import InvalidJid, normalize
 from events.jid import is_group as group_jid
 from events.model import (
+    AccountRestricted,
     Media,
     MediaKind,
     MediaProblem,
@@ -149,10 +152,14 @@ class RevokeLine(msgspec.Struct, kw_only=True):
 
 
 class StatusLine(msgspec.Struct, kw_only=True):
-    state: TransportState
+    state: TransportState | Literal["restricted"]
     detail: str | None = None
     me_lid: str | None = None
     me_pn: str | None = None
+    # "restricted" only: when it ends (unix seconds or milliseconds; null: not said)
+    # and WhatsApp's error number.
+    until: float | None = None
+    code: int | None = None
 
 
 class _SentLine(msgspec.Struct, tag_field="type", tag="sent", omit_defaults=True):
@@ -280,7 +287,12 @@ def revoke(line: RevokeLine) -> Fact:
     return MessageRevoked(chat=normalize(line.chat), msg_id=line.id)
 
 
-def status(line: StatusLine) -> TransportStatus:
+def status(line: StatusLine) -> TransportStatus | AccountRestricted:
+    if line.state == "restricted":
+        until = line.until
+        if until is not None and until > _MILLIS_THRESHOLD:
+            until /= 1000
+        return AccountRestricted(code=line.code, until=until, detail=line.detail or "")
     return TransportStatus(
         state=line.state,
         detail=line.detail or "",

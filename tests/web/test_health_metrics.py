@@ -15,11 +15,13 @@ from prometheus_client.samples import Sample
 
 from events.backends import open_log, open_reader
 from events.model import (
+    AccountRestricted,
     LlmCompleted,
     LlmFailed,
     MessageReceived,
     MessageSkipped,
     ReplyPlanned,
+    ReplySent,
     TransportStatus,
 )
 from pipeline.daemon import DaemonLock
@@ -64,6 +66,7 @@ async def test_a_store_no_daemon_runs_on_is_unhealthy(store: Path):
         f"daemon: FAIL: no daemon is running on {store}",
         "connection: ok: connected (stdio)",
         "queue: ok: no message waiting",
+        "account: ok: not restricted",
     ]
 
 
@@ -98,6 +101,24 @@ async def test_a_lost_connection_is_unhealthy_with_its_detail(store: Path):
     assert response.text.startswith(
         "unhealthy: connection: disconnected (network is unreachable)\n"
     )
+
+
+async def test_a_restricted_account_is_unhealthy_and_counted(store: Path):
+    with open_log(store) as log:
+        log.append(AccountRestricted(code=463, until=time.time() + 3600, detail="timelock"))
+    console = Console(store, probe=Probe(None))
+    try:
+        async with asgi_client(create_app(console, token=None)) as client:
+            response, metrics = await client.get("/healthz"), await client.get("/metrics")
+    finally:
+        console.close()
+
+    assert response.status_code == 503
+    assert response.text.startswith("unhealthy: account: restricted by WhatsApp since ")
+    assert "(error 463, until " in response.text
+    families = {f.name: f.samples for f in text_string_to_metric_families(metrics.text)}
+    assert value(families["wabot_account_restricted"]) == 1
+    assert value(families["wabot_account_ok"]) == 0
 
 
 async def test_a_message_left_undecided_too_long_means_the_agent_is_stuck(store: Path):
@@ -176,6 +197,11 @@ async def test_metrics_count_what_the_log_holds(
     assert value(families["wabot_daemon_ok"]) == 0
     assert value(families["wabot_connection_ok"]) == 0
     assert value(families["wabot_queue_ok"]) == 1
+    assert value(families["wabot_account_restricted"]) == 0
+    # The recording's sends that are still within the last minute, at most all of them.
+    assert value(families["wabot_sends_last_minute"]) <= sum(
+        isinstance(e, ReplySent) for e in events
+    )
     tokens = families["wabot_llm_tokens"]
     assert value(tokens, direction="input") == sum(e.usage.input_tokens for e in completed)
 

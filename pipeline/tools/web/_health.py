@@ -1,4 +1,4 @@
-"""Is the bot alive? Three checks, each known from the log or the daemon itself.
+"""Is the bot alive? Four checks, each known from the log or the daemon itself.
 
 - **daemon**: inside ``run`` the daemon answers in-process (``DaemonProbe``:
   its agent loop runs and it is not stopping). Standalone, the console asks who
@@ -10,6 +10,8 @@
 - **queue**: no message has waited for a decision longer than the config in
   force allows (debounce plus every LLM attempt with its timeout and backoff):
   a stuck agent shows here even while its loop still turns.
+- **account**: WhatsApp does not restrict the account from messaging others
+  (error 463/479): while it does, replies to others wait.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import NamedTuple, Protocol
 from events.protocol import LogError
 from pipeline.config import AppConfig
 from pipeline.paths import LOCK_NAME
+from pipeline.tools._stats import account_report, account_text
 from projections.fold import States
 
 PROC_LOCKS = Path("/proc/locks")
@@ -83,7 +86,12 @@ def health(
     now: float,
 ) -> Health:
     return Health(
-        [daemon_check(daemon), connection_check(states), queue_check(states, config, now)]
+        [
+            daemon_check(daemon),
+            connection_check(states),
+            queue_check(states, config, now),
+            account_check(states, now),
+        ]
     )
 
 
@@ -108,6 +116,11 @@ def connection_check(states: States) -> Check:
         return Check("connection", False, "the transport has not reported yet")
     text = f"{state} ({detail})" if detail else state
     return Check("connection", state == "connected", text)
+
+
+def account_check(states: States, now: float) -> Check:
+    found = account_report(states, now)
+    return Check("account", not found.restricted, account_text(found))
 
 
 def queue_check(states: States, config: AppConfig | None, now: float) -> Check:

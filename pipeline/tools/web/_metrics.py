@@ -21,7 +21,7 @@ from pipeline.tools.web._console import Snapshot
 from pipeline.tools.web._health import oldest_undecided
 from pipeline.tools.web._overview import queue_depth
 from pipeline.tools.web._summary import LATENCY_BUCKETS
-from projections import budget, outbox
+from projections import account, budget, outbox
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TRANSPORT_STATES: tuple[str, ...] = get_args(TransportState)
@@ -82,6 +82,16 @@ def _families(snap: Snapshot, log_bytes: int) -> Iterable[Metric]:
         "wabot_queue_oldest_seconds",
         "How long the oldest undecided message has waited",
         value=0 if oldest is None else max(snap.now - oldest, 0),
+    )
+    yield GaugeMetricFamily(
+        "wabot_account_restricted",
+        "1 while WhatsApp restricts the account from messaging others (error 463/479)",
+        value=int(account.newest(states.account) is not None),
+    )
+    yield GaugeMetricFamily(
+        "wabot_sends_last_minute",
+        "Messages sent in the last 60 s (whatsapp.max_sends_per_minute bounds it)",
+        value=sum(1 for t in account.send_times(states.account) if t > snap.now - 60),
     )
     yield GaugeMetricFamily(
         "wabot_replies_unsent",

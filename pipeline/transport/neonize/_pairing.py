@@ -6,10 +6,18 @@ neonize does; a ``postgres://`` DSN is passed through untouched. Whoever has
 the file can read and send the owner's messages, so it is created 0600 before
 whatsmeow opens it (an empty file is an empty SQLite database), and so is the
 QR code's image.
+
+Since mid-2026 WhatsApp asks some accounts for a passkey before it links a new
+device (whatsmeow's ``pair-passkey.go``). neonize has no way to answer it, but
+its Go QR loop passes every event of whatsmeow's QR channel that is not a code
+to a login-status callback, by name: ``passkey-request`` ends the pairing at
+once with a line saying what happened, instead of a silent time-out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +41,16 @@ _QR_SCALE = 8
 # SQLite's companions of a database file: a stale one must not meet a new database.
 _SQLITE_SUFFIXES = ("", "-journal", "-wal", "-shm")
 _RETIRED = ".old"
+# The QR channel's events (whatsmeow qrchan.go) that end a pairing, and what the owner reads.
+PASSKEY_REQUIRED = (
+    "WhatsApp asks this account for a passkey to link a new device, and neonize cannot "
+    "answer that check yet: neither a QR code nor a phone code gets past it "
+    "(README: Passkey-gated accounts)"
+)
+_ENDING = {
+    "passkey-request": PASSKEY_REQUIRED,
+    "error": "pairing failed: WhatsApp reported an error while linking; run again",
+}
 
 
 def prepare_session(session_db: str, *, force_qr: bool) -> str:
@@ -94,6 +112,7 @@ class Pairing:
         self._emit = emit
         self._fail = fail
         self._seen = anyio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def started(self) -> bool:
@@ -101,7 +120,31 @@ class Pairing:
         return self._seen.is_set()
 
     def restart(self) -> None:
+        """Before a run; on its event loop."""
         self._seen = anyio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def on_login_status(self, _uuid: int | None, status: int | None) -> None:
+        """neonize's login-status callback (bound in place of its no-op before connect).
+
+        Called from a Go thread with a C string: the name of a QR channel event.
+        Nothing may raise here (ctypes would only print it).
+        """
+        try:
+            name = ctypes.string_at(status).decode(errors="replace") if status else ""
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._login_event, name)
+        except Exception:
+            _log.exception("cannot read a login status")
+
+    def _login_event(self, name: str) -> None:
+        ending = _ENDING.get(name)
+        if ending is None:
+            _log.info("pairing status", status=name[:64])
+            return
+        _log.warning("pairing ended", status=name)
+        self._fail(ending)
 
     async def on_qr(self, _client: Any, data: bytes) -> None:
         """Each new QR code (about every 20 s while pairing); the first one starts the clock."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import sys
 import time
 import traceback
@@ -44,6 +45,7 @@ from events.model import MessageReceived, TransportStatus
 from pipeline.config import WhatsAppConfig
 from pipeline.logs import get_logger
 from pipeline.transport._base import (
+    RESTRICTED_CODES,
     Deliver,
     Inbound,
     Outgoing,
@@ -77,6 +79,9 @@ _COURTESY_WAIT = 5.0
 # A LID's phone number from whatsmeow's store: a local read, not worth a long wait.
 _LID_WAIT = 5.0
 _QR_FILE = "qr.png"
+# How whatsmeow words a send the server answered with an error (send.go), as neonize
+# raises it (SendMessageError): "server returned error 463".
+_SERVER_ERROR = re.compile(r"server returned error (\d+)")
 
 
 class _Fatal(NamedTuple):
@@ -138,16 +143,20 @@ class NeonizeTransport:
         secrets: SecretsFile | None = None,
         capture: Path | None = None,
         record_wait: float = arrival.RECORD_WAIT,
+        watch_tick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``pair_phone`` (digits) pairs by phone code instead of QR; ``proxy`` is an
         ``http(s)://`` or ``socks5://`` URL for the WhatsApp connection; ``secrets``
         keeps recent message secrets across restarts; ``capture`` is where raw
-        events of monitored chats go (``run --capture-inbound``)."""
+        events of monitored chats go (``run --capture-inbound``).
+        ``watch_tick``: what the silence watchdog awaits between two looks (tests
+        drive it; by default a tenth of ``silence_limit``)."""
         self.owner_jid = normalize(owner)
         self._proxy = ProxySettings(proxy) if proxy else None
         self._clock = clock
         self._backoff = tuple(backoff)
         self._silence_limit = silence_limit
+        self._watch_tick = watch_tick or (lambda: anyio.sleep(max(silence_limit / 10, 0.01)))
         self._items_in, self._items = anyio.create_memory_object_stream[_Item](math.inf)
         self._secrets = Secrets(secrets)
         self._capture = Capture(capture) if capture is not None else None
@@ -157,6 +166,8 @@ class NeonizeTransport:
         self._wake: anyio.Event | None = None
         self._online: anyio.Event | None = None
         self._offline_since: float | None = None
+        # When the newest wait the transport chose (a backoff, a ban's expiry) ends.
+        self._resume_at: float | None = None
         self._closed = False
         # Keep a reference: neonize stops the Go client when this object is collected.
         self._client: Any = NewAClient(session_db)
@@ -208,7 +219,7 @@ class NeonizeTransport:
         try:
             response = await self._client.send_message(to, convert.outgoing_message(message))
         except NeonizeError as exc:
-            raise TransportError(f"send failed: {exc}", retryable=True) from exc
+            raise _send_failure(exc) from exc
         sent_at = float(response.Timestamp) or self._clock()  # seconds, unlike inbound stamps
         # whatsmeow may deliver a phone-addressed send to the LID; it says where.
         delivered = convert.jid(response.Chat) if response.HasField("Chat") else None
@@ -268,6 +279,8 @@ class NeonizeTransport:
     def _subscribe(self) -> None:
         """Register every handler: neonize forwards only types known before ``connect``."""
         self._client.qr(self._pairing.on_qr)
+        # neonize binds its (no-op) login-status method as a Go callback at connect.
+        self._client._NewAClient__onLoginStatus = self._pairing.on_login_status
         self._client.event(MessageEv)(self._on_message)
         self._client.event(UndecryptableMessageEv)(self._on_undecryptable)
         self._client.event(ReceiptEv)(self._on_receipt)
@@ -461,17 +474,27 @@ class NeonizeTransport:
                 self._emit(TransportStatus(state="disconnected", detail=error))
                 _log.warning("cannot connect to WhatsApp", error=error)
                 delay = self._next_delay()
+                self._resume_at = self._clock() + delay
             await self._stop_client()
             await anyio.sleep(delay or 0.0)
 
     async def _watch_silence(self) -> None:
-        """Restart a connection that stayed down past the limit with no reconnect."""
+        """Restart a connection that stayed down past the limit with no reconnect.
+
+        A wait the transport chose (a temporary ban's expiry, a backoff) is no
+        silence: the quiet counts from its end.
+        """
         while True:
-            await anyio.sleep(max(self._silence_limit / 10, 0.01))
+            await self._watch_tick()
             since = self._offline_since
             if since is None or self._pairing.started:
                 continue
-            quiet = self._clock() - since
+            now, resume = self._clock(), self._resume_at
+            if resume is not None:
+                if now < resume:
+                    continue
+                since = max(since, resume)
+            quiet = now - since
             if quiet < self._silence_limit:
                 continue
             detail = f"no connection for {quiet:.0f} s; reconnecting"
@@ -481,6 +504,7 @@ class NeonizeTransport:
 
     def _restart(self, delay: float) -> None:
         self._reconnect_delay = delay
+        self._resume_at = self._clock() + delay
         if self._wake is not None:
             self._wake.set()
 
@@ -502,6 +526,15 @@ class NeonizeTransport:
             _log.warning("WhatsApp client still stopping", waited_seconds=STOP_WAIT)
         elif not task.cancelled():
             task.exception()  # retrieved, so asyncio does not report it at exit
+
+
+def _send_failure(exc: NeonizeError) -> TransportError:
+    """A refused send with WhatsApp's code, if it gave one: a restriction (463, 479) is
+    not worth trying again soon (peers found that resending makes it worse)."""
+    found = _SERVER_ERROR.search(str(exc))
+    code = int(found.group(1)) if found else None
+    restricted = code is not None and code in RESTRICTED_CODES
+    return TransportError(f"send failed: {exc}", retryable=not restricted, code=code)
 
 
 def _ending(task: asyncio.Task[None]) -> str:

@@ -220,6 +220,18 @@ def test_the_key_is_never_echoed() -> None:
     assert str(error) == "bad request (HTTP 400): bad header Bearer ***"
 
 
+def test_a_placeholder_key_is_no_secret_to_hide() -> None:
+    """Ollama ignores the key; LLM_API_KEY=ollama must not garble its own error messages."""
+    body: dict[str, object] = {
+        "error": 'model "llama3" not found, try pulling it first (ollama pull llama3)'
+    }
+    error = classify(404, body, key="ollama")
+    assert str(error) == (
+        'model or endpoint not found (HTTP 404): model "llama3" not found, '
+        "try pulling it first (ollama pull llama3)"
+    )
+
+
 def test_long_api_messages_are_cut_to_one_line() -> None:
     error = classify(400, error_body(400, "word " * 200, "invalid_request_error"))
     assert len(str(error)) < 340

@@ -20,10 +20,11 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import LoadedConfig
-from pipeline.llm._errors import BadRequest, LlmError, redact
+from pipeline.llm._errors import BadRequest, LlmError
 from pipeline.llm._http import OnFailure, post, retrying
 from pipeline.llm._transcribe import Transcriber
 from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
+from pipeline.logs import redact
 
 # Connecting is quick or broken; only reading waits for the model.
 _CONNECT_TIMEOUT = 5.0

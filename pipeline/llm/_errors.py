@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar, NamedTuple
 
 from pipeline.llm._backoff import parse_retry_after
+from pipeline.logs import redact
 
 # Perplexity answers a retired Sonar path with HTTP 403 and one of these types;
 # a valid key gets it too, so it must never read as "bad key".
@@ -142,11 +143,6 @@ def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
     """Collapse whitespace and cut ``text`` to ``limit`` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove ``secret`` from ``text``; errors may echo request headers."""
-    return text.replace(secret, "***") if secret else text
 
 
 def error_from_response(

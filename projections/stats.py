@@ -27,12 +27,12 @@ from events.model import (
     Event,
     LlmCompleted,
     LlmFailed,
-    MediaTranscribed,
     Recorded,
     ReplyFailed,
     ReplySent,
     TransportStatus,
 )
+from projections import spend
 from projections.base import Handler, Handlers, Origin, Projection, dispatcher, origin, removal
 
 LATENCIES = 1000  # the window p50/p95 are computed over
@@ -46,7 +46,7 @@ class State(msgspec.Struct, kw_only=True):
     replies_sent: int = 0
     llm_failures: int = 0  # final ones
     reply_failures: int = 0  # final ones
-    cost_usd: float = 0.0
+    spend_usd: dict[str, float] = {}  # SpendKind -> USD (projections.spend)
     compacted: int = 0  # events removed by compaction
     # Ring buffer of the last LATENCIES latencies (ms); ``next_latency`` is the slot to overwrite.
     latencies: list[float] = []
@@ -71,8 +71,7 @@ def _count(state: State, rec: Recorded, ev: Event) -> None:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    _count(state, rec, ev)
-    state.cost_usd += ev.usage.cost_usd or 0.0
+    _spent(state, rec, ev)
     if len(state.latencies) < LATENCIES:
         state.latencies.append(ev.latency_ms)
     else:
@@ -80,9 +79,17 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     state.next_latency = (state.next_latency + 1) % LATENCIES
 
 
-def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+def _spent(state: State, rec: Recorded, ev: Event) -> None:
     _count(state, rec, ev)
-    state.cost_usd += ev.cost_usd or 0.0
+    found = spend.cost(ev)
+    if found is not None:
+        kind, usd = found
+        state.spend_usd[kind] = state.spend_usd.get(kind, 0.0) + usd
+
+
+def spent(state: State) -> float:
+    """Everything spent, every kind (see ``spend_usd`` for each)."""
+    return sum(state.spend_usd.values())
 
 
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -143,7 +150,7 @@ def percentile(state: State, q: float) -> float | None:
 _SPECIFIC: dict[type[Event], Handler[State]] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
-    MediaTranscribed: _transcribed,
+    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
     TransportStatus: _transport,

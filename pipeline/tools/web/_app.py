@@ -150,7 +150,7 @@ class Pages:
                     "Replies out per day", days, [p.totals.replies_out for p in board.days]
                 ),
                 "spend": charts.bars(
-                    "LLM spend per day", days, [p.totals.spend_usd for p in board.days], usd
+                    "Spend per day", days, [p.totals.spend_usd for p in board.days], usd
                 ),
                 "latency": charts.lines(
                     "LLM latency per day",

@@ -12,6 +12,7 @@ from pipeline.tools.web._format import when
 from pipeline.tools.web._summary import ChatTotals, Day, Text
 from pipeline.tools.web._timeline import EventView, event_view
 from projections import budget, outbox, sessions, stats, takeover
+from projections.spend import KINDS, SPEND_NAMES
 
 DASHBOARD_DAYS = 30
 SEARCH_LIMIT = 100
@@ -47,7 +48,8 @@ class Dashboard:
     decisions: list[tuple[str, int]]
     queue_depth: int
     unsent: int
-    spent_today: float
+    spent_today: float  # every kind (projections.spend)
+    spent_today_by_kind: list[tuple[str, float]]  # (the kind's name, USD)
     budget: float | None
     system: list[EventView]  # newest first
 
@@ -123,6 +125,10 @@ def dashboard(snap: Snapshot) -> Dashboard:
         queue_depth=queue_depth(snap),
         unsent=len(outbox.unsent(snap.states.outbox)),
         spent_today=budget.spent_since(snap.states.budget, today * DAY),
+        spent_today_by_kind=[
+            (SPEND_NAMES[kind], budget.spent_since(snap.states.budget, today * DAY, kind))
+            for kind in KINDS
+        ],
         budget=snap.config.limits.daily_budget_usd if snap.config is not None else None,
         system=[event_view(r) for r in reversed(s.system)],
     )

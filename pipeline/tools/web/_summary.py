@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from events.model import (
     Compacted,
     ConfigLoaded,
+    Event,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -34,6 +35,8 @@ from events.model import (
     ReplySent,
 )
 from events.protocol import removal
+from projections import spend
+from projections.spend import KINDS
 
 # Upper bounds (seconds) of the LLM latency histogram in /metrics.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -49,7 +52,7 @@ class ChatTotals:
     turns: int = 0  # decisions, counted as the audit timeline counts them
     llm_calls: int = 0
     replies: int = 0  # sent replies (purpose "reply")
-    spend_usd: float = 0.0
+    spend_usd: float = 0.0  # every kind (projections.spend)
     failures: int = 0  # final LLM and sending failures
     last_seq: int = 0  # of the chat's previous event: a skipped burst is one turn
     skip_reason: str | None = None  # the last turn's reason, when it was a skip
@@ -59,7 +62,7 @@ class ChatTotals:
 class Day:
     messages_in: int = 0
     replies_out: int = 0
-    spend_usd: float = 0.0
+    spend_usd: float = 0.0  # every kind
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
 
@@ -85,6 +88,7 @@ class Summary:
     latency_sum_s: float = 0.0
     latency_count: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    spend_usd: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     sent: dict[str, int] = field(default_factory=dict)  # sent messages by purpose
     texts: list[Text] = field(default_factory=list)
     system: deque[Recorded] = field(default_factory=lambda: deque(maxlen=SYSTEM_EVENTS))
@@ -169,11 +173,19 @@ def _requested(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmRequested) ->
     s.decide(ev.chat, ev.trigger_ids, "llm")
 
 
+def _spent(s: Summary, chat: ChatTotals, rec: Recorded, ev: Event) -> None:
+    found = spend.cost(ev)
+    if found is None:
+        return
+    kind, usd = found
+    chat.spend_usd += usd
+    s.day(rec.ts).spend_usd += usd
+    s.spend_usd[kind] = s.spend_usd.get(kind, 0.0) + usd
+
+
 def _completed(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmCompleted) -> None:
-    cost = ev.usage.cost_usd or 0.0
-    chat.spend_usd += cost
+    _spent(s, chat, rec, ev)
     day = s.day(rec.ts)
-    day.spend_usd += cost
     day.latencies_ms.append(ev.latency_ms)
     s.bump(s.llm_outcomes, "completed")
     seconds = ev.latency_ms / 1000
@@ -243,4 +255,5 @@ _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _send_failed,
+    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
 }

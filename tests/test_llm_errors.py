@@ -15,6 +15,7 @@ from pipeline.llm import (
     KeyRejected,
     LlmError,
     NotFound,
+    ParamRefused,
     RateLimited,
     RequestTimeout,
     ServerError,
@@ -197,8 +198,9 @@ def test_refused_parameter_names_the_app_json_setting_in_one_line(
     error = error_from_response(
         400, httpx.Headers(), json.dumps(body).encode(), now=NOW, api_key=None, sent=SENT
     )
-    assert type(error) is BadRequest
+    assert isinstance(error, ParamRefused)
     assert (str(error), error.retryable) == (message, False)
+    assert error.field == ("temperature" if "temperature" in message else "max_tokens")
 
 
 def test_refused_parameter_we_did_not_send_is_quoted_as_it_is() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import anyio
+import msgspec
 
 from events.model import (
     AnyEvent,
@@ -301,6 +302,9 @@ class Agent:
                 SessionStarted(chat=chat, session_id=session_id, user=user, reason=reason)
             )
         prompt = compose(cfg, entity, context, user_turn(run, cfg))
+        # Fields this model refused earlier in this process go out as it takes them, recorded so.
+        params = self.llm(loaded).learned(prompt.model, prompt.params)
+        prompt = msgspec.structs.replace(prompt, params=params)
         if entity.debug:
             events.append(self._debug(loaded, entity, chat, prompt))
         call_id = self.new_id()

@@ -62,6 +62,17 @@ class BadRequest(LlmError):
     kind = "bad_request"
 
 
+class ParamRefused(BadRequest):
+    """HTTP 400/422 naming a field we sent that the model does not take (OpenAI's reasoning
+    models: ``max_tokens``, a ``temperature`` but 1): the request may go again without it."""
+
+    def __init__(self, message: str, *, field: str, hint: str, status: int) -> None:
+        super().__init__(f"{message}: {hint}", status=status)
+        self.field = field
+        self.refusal = message  # without the hint: what the server said no to
+        self.hint = hint  # the app.json setting that avoids it
+
+
 class KeyRejected(LlmError):
     """HTTP 401: the API key is missing, wrong or revoked."""
 
@@ -179,8 +190,9 @@ def error_from_response(
     elif status == 404:
         err = NotFound(f"model or endpoint not found (HTTP 404){suffix}", status=status)
     elif status in (400, 422):
-        refused = _refused_setting(status, explained, sent or {})
-        err = BadRequest(refused or f"bad request (HTTP {status}){suffix}", status=status)
+        err = _refused(status, explained, sent or {}) or BadRequest(
+            f"bad request (HTTP {status}){suffix}", status=status
+        )
     elif status == 408:
         err = RequestTimeout(f"server timed out (HTTP 408){suffix}", status=status)
     elif status == 409:
@@ -237,18 +249,23 @@ def _explain_body(body: bytes) -> _Explained:
     return _Explained(one_line(text))
 
 
-def _refused_setting(status: int, explained: _Explained, sent: Mapping[str, Any]) -> str:
-    """One line naming the app.json setting to null, when the model refused a
-    field we sent (OpenAI's reasoning models: temperature, max_tokens); else ""."""
+def _refused(status: int, explained: _Explained, sent: Mapping[str, Any]) -> ParamRefused | None:
+    """The model refused a field we sent (OpenAI's reasoning models: temperature,
+    max_tokens), named with the app.json setting behind it; else None."""
     name = explained.param
     setting = _SETTINGS.get(name)
     if setting is None or name not in sent:
-        return ""
+        return None
     whole = explained.kind == "unsupported_parameter" or explained.message.lower().startswith(
         "unsupported parameter"
     )
     what = f"the parameter {name}" if whole else f"{name} {json.dumps(sent[name])}"
-    return f"the model does not accept {what} (HTTP {status}): set {setting} to null in app.json"
+    return ParamRefused(
+        f"the model does not accept {what} (HTTP {status})",
+        field=name,
+        hint=f"set {setting} to null in app.json",
+        status=status,
+    )
 
 
 def _error_kind(error: dict[str, Any]) -> str:

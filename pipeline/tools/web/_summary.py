@@ -27,6 +27,8 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
+    MessageEdited,
     MessageReceived,
     MessageSkipped,
     Recorded,
@@ -68,7 +70,8 @@ class Day:
 
 
 class Text(NamedTuple):
-    """A searchable text: an inbound message (``in``) or a planned message (``out``)."""
+    """A searchable text: an inbound message (``in``), the words it was edited to
+    (``edited``), a voice note's transcript (``transcript``), or a planned message (``out``)."""
 
     seq: int
     ts: float
@@ -155,6 +158,16 @@ def _received(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageReceived) 
     s.day(rec.ts).messages_in += 1
     s.undecided.add(f"{ev.chat}/{ev.msg_id}")
     s.texts.append(Text(rec.seq, rec.ts, ev.chat, "in", ev.text))
+
+
+def _edited(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageEdited) -> None:
+    if ev.text is not None:  # None: an edit whose words could not be read
+        s.texts.append(Text(rec.seq, rec.ts, ev.chat, "edited", ev.text))
+
+
+def _transcribed(s: Summary, chat: ChatTotals, rec: Recorded, ev: MediaTranscribed) -> None:
+    _spent(s, chat, rec, ev)
+    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "transcript", ev.text))
 
 
 def _skipped(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageSkipped) -> None:
@@ -248,6 +261,8 @@ def failure_reason(status: int | None, error: str) -> str:
 
 _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     MessageReceived: _received,
+    MessageEdited: _edited,
+    MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmCompleted: _completed,
@@ -255,5 +270,5 @@ _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _send_failed,
-    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
+    **{t: _spent for t in spend.SPENDING if t not in (LlmCompleted, MediaTranscribed)},
 }

@@ -282,7 +282,8 @@ def _console_service(
 
 def _configure_logs(loaded: LoadedConfig, store: Path, url: str | None = None) -> None:
     logging_cfg = loaded.config.logging
-    secrets = (loaded.secrets.api_key, loaded.secrets.web_token)
+    keys = loaded.secrets
+    secrets = (keys.api_key, keys.transcription_key, keys.web_token)
     try:
         configure_logging(
             level=logging_cfg.level,

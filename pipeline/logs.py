@@ -9,7 +9,8 @@ Conventions:
 - Chat message text (inbound or outbound) is logged only at DEBUG, as a
   ``text`` field; INFO and above name chats and ids, never contents.
 - Secret values passed to ``configure_logging`` are replaced by ``***`` in
-  every string of every line, tracebacks included.
+  every string of every line, tracebacks included, with the word they are
+  glued into; values under ``MIN_SECRET_LENGTH`` characters are no secrets.
 - Nothing of a chat that is not monitored is logged, at any level: the
   daemon logs a message only once it knows the chat is monitored, and
   WhatsApp's own loggers stay at WARNING with chat ids masked.
@@ -52,28 +53,67 @@ _WHATSAPP_ID = re.compile(
 _SILENCED_LOGGERS = ("neonize.utils.ffmpeg",)
 
 
+# A value shorter than this is no secret: hosted providers' keys run to 40 characters and
+# more, the console token to at least 16, and 8 is the shortest password NIST (SP 800-63B)
+# lets anyone choose. Below it are the placeholders a local server ignores ("ollama",
+# "none", "x"), words that also name hosts, paths and log events: masking them garbles
+# every line and hides nothing. A database URL's password is hidden by its place in the
+# URL (events.dsn.redacted) whatever its length.
+MIN_SECRET_LENGTH = 8
+MASK = "***"
+
+
 class SecretRedactor:
-    """A processor that replaces each secret value in any string field with ``***``."""
+    """A processor that replaces each secret in any string field with ``***``.
+
+    A secret is hidden together with the word it is glued into (letters and digits
+    either side: a %-escape, a backslash escape, a missing space), so no part of it
+    shows; values shorter than ``MIN_SECRET_LENGTH`` are not secrets and stay.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        kept = {s for s in secrets if len(s.strip()) >= MIN_SECRET_LENGTH}
         # Longest first, so a secret that contains another is hidden whole.
-        self._secrets = sorted({s for s in secrets if s.strip()}, key=len, reverse=True)
+        alternatives = "|".join(re.escape(s) for s in sorted(kept, key=len, reverse=True))
+        self._pattern = re.compile(alternatives) if alternatives else None
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        if not self._secrets:
+        if self._pattern is None:
             return event_dict
         return {key: self._redact(value) for key, value in event_dict.items()}
 
+    def text(self, text: str) -> str:
+        """``text`` with every secret, and the word around it, masked."""
+        if self._pattern is None:
+            return text
+        kept: list[str] = []
+        done = 0
+        for found in self._pattern.finditer(text):
+            start, end = found.span()
+            if start < done:  # inside a word already masked
+                continue
+            # Linear: each character is passed over once, however long the word.
+            while start > done and text[start - 1].isalnum():
+                start -= 1
+            while end < len(text) and text[end].isalnum():
+                end += 1
+            kept += (text[done:start], MASK)
+            done = end
+        return "".join(kept) + text[done:] if kept else text
+
     def _redact(self, value: Any) -> Any:
         if isinstance(value, str):
-            for secret in self._secrets:
-                value = value.replace(secret, "***")
-            return value
+            return self.text(value)
         if isinstance(value, Mapping):
             return {k: self._redact(v) for k, v in value.items()}
         if isinstance(value, list | tuple | set):
             return [self._redact(v) for v in value]
         return value
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` as a log line would show it: each secret of ``secrets`` masked."""
+    return SecretRedactor(s for s in secrets if s).text(text)
 
 
 def configure_logging(

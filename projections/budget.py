@@ -1,5 +1,5 @@
 """What the limits count: replies per chat in the last hour, spend over recent days
-(LLM calls and transcriptions).
+(every cost ``projections.spend`` defines, by kind).
 
 Old entries are pruned once per hour of log time (a sweep), so each list stays
 bounded by the activity of one window plus one hour; queries filter by ``now``.
@@ -28,16 +28,18 @@ import msgspec
 
 from events.model import (
     Compacted,
+    Event,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
-    MediaTranscribed,
     MessageSkipped,
     Recorded,
     ReplyPlanned,
 )
 from events.units import HOUR
+from projections import spend
 from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.spend import SpendKind
 
 SPEND_WINDOW = 8 * 24 * HOUR  # a day's budget in any time zone, with room to spare
 ESTIMATE_CALLS = 20  # the answered calls whose mean cost a call in flight is reserved at
@@ -53,6 +55,7 @@ class State(msgspec.Struct, kw_only=True):
     cost_usd: list[float] = []
     cost_seq: list[int] = []
     cost_chat: list[str] = []
+    cost_kind: list[str] = []  # a SpendKind
     in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
     in_flight_at: dict[str, tuple[int, float]] = {}  # chat -> (seq, ts) of that request
     recent: list[float] = []  # the last ESTIMATE_CALLS answered calls' costs (unknown: 0)
@@ -78,7 +81,8 @@ def _sweep(state: State) -> None:
             del times[:cut], state.reply_seqs[chat][:cut]
     cut = bisect_left(state.cost_ts, state.newest - SPEND_WINDOW)
     if cut:
-        del state.cost_ts[:cut], state.cost_usd[:cut], state.cost_seq[:cut], state.cost_chat[:cut]
+        del state.cost_ts[:cut], state.cost_usd[:cut], state.cost_seq[:cut]
+        del state.cost_chat[:cut], state.cost_kind[:cut]
 
 
 def _keep_replies(state: State, chat: str, kept: list[int]) -> None:
@@ -105,27 +109,24 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     _landed(state, ev.chat, ev.call_id)
-    cost = ev.usage.cost_usd
-    _spent(state, rec, cost)
+    _spent(state, rec, ev)
     # A provider that reports no cost adds nothing to the spend either.
-    state.recent.append(cost or 0.0)
+    state.recent.append(ev.usage.cost_usd or 0.0)
     state.recent_from.append(origin(rec))
     if len(state.recent) > ESTIMATE_CALLS:
         del state.recent[0], state.recent_from[0]
 
 
-def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
-    # Spend, but no LLM call: the estimate of what a call costs is not moved.
-    _spent(state, rec, ev.cost_usd)
-
-
-def _spent(state: State, rec: Recorded, cost: float | None) -> None:
+def _spent(state: State, rec: Recorded, ev: Event) -> None:
+    """Any cost (a transcription too: spend, but no LLM call, so the estimate stays)."""
     _seen(state, rec.ts)
-    if cost:  # None (unknown) and 0 add nothing
+    found = spend.cost(ev)
+    if found is not None and found[1]:  # unknown and 0 add nothing
         state.cost_ts.append(rec.ts)
-        state.cost_usd.append(cost)
+        state.cost_usd.append(found[1])
         state.cost_seq.append(rec.seq)
-        state.cost_chat.append(rec.event.chat)
+        state.cost_chat.append(ev.chat)
+        state.cost_kind.append(found[0])
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
@@ -160,12 +161,15 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         _keep_replies(
             state, chat, [i for i, t in enumerate(times) if not gone.gone(seqs[i], t, chat)]
         )
-    costs = zip(state.cost_seq, state.cost_ts, state.cost_chat, state.cost_usd, strict=True)
+    costs = zip(
+        state.cost_seq, state.cost_ts, state.cost_chat, state.cost_usd, state.cost_kind, strict=True
+    )
     left = [c for c in costs if not gone.gone(c[0], c[1], c[2])]
     state.cost_seq = [c[0] for c in left]
     state.cost_ts = [c[1] for c in left]
     state.cost_chat = [c[2] for c in left]
     state.cost_usd = [c[3] for c in left]
+    state.cost_kind = [c[4] for c in left]
     for chat, (seq, ts) in list(state.in_flight_at.items()):
         if gone.gone(seq, ts, chat):
             del state.in_flight[chat], state.in_flight_at[chat]
@@ -182,9 +186,14 @@ def replies_last_hour(state: State, chat: str, now: float) -> int:
     return sum(1 for t in state.replies.get(chat, ()) if t > hour_ago)
 
 
-def spent_since(state: State, since: float) -> float:
-    """Cost in USD of calls and transcriptions done at or after ``since`` (at most 8 days back)."""
-    return sum(state.cost_usd[bisect_left(state.cost_ts, since) :])
+def spent_since(state: State, since: float, kind: SpendKind | None = None) -> float:
+    """USD spent at or after ``since`` (at most 8 days back): of ``kind``, else of every kind."""
+    start = bisect_left(state.cost_ts, since)
+    if kind is None:
+        return sum(state.cost_usd[start:])
+    return sum(
+        c for c, k in zip(state.cost_usd[start:], state.cost_kind[start:], strict=True) if k == kind
+    )
 
 
 def estimate(state: State) -> float | None:
@@ -213,7 +222,7 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     MessageSkipped: _skipped,
-    MediaTranscribed: _transcribed,
+    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
     Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)

@@ -27,13 +27,13 @@ from events.model import (
     Event,
     LlmCompleted,
     LlmFailed,
-    MediaTranscribed,
     MessageSkipped,
     Recorded,
     ReplyFailed,
     ReplySent,
     TransportStatus,
 )
+from projections import spend
 from projections.base import Handler, Handlers, Origin, Projection, dispatcher, origin, removal
 
 LATENCIES = 1000  # the window p50/p95 are computed over
@@ -47,7 +47,7 @@ class State(msgspec.Struct, kw_only=True):
     replies_sent: int = 0
     llm_failures: int = 0  # final ones
     reply_failures: int = 0  # final ones
-    cost_usd: float = 0.0
+    spend_usd: dict[str, float] = {}  # SpendKind -> USD (projections.spend)
     compacted: int = 0  # events removed by compaction
     # Ring buffer of the last LATENCIES latencies (ms); ``next_latency`` is the slot to overwrite.
     latencies: list[float] = []
@@ -74,8 +74,7 @@ def _count(state: State, rec: Recorded, ev: Event) -> None:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    _count(state, rec, ev)
-    state.cost_usd += ev.usage.cost_usd or 0.0
+    _spent(state, rec, ev)
     if len(state.latencies) < LATENCIES:
         state.latencies.append(ev.latency_ms)
     else:
@@ -89,9 +88,17 @@ def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
         state.unresolved_lids[ev.chat] = state.unresolved_lids.get(ev.chat, 0) + 1
 
 
-def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+def _spent(state: State, rec: Recorded, ev: Event) -> None:
     _count(state, rec, ev)
-    state.cost_usd += ev.cost_usd or 0.0
+    found = spend.cost(ev)
+    if found is not None:
+        kind, usd = found
+        state.spend_usd[kind] = state.spend_usd.get(kind, 0.0) + usd
+
+
+def spent(state: State) -> float:
+    """Everything spent, every kind (see ``spend_usd`` for each)."""
+    return sum(state.spend_usd.values())
 
 
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -160,8 +167,8 @@ def percentile(state: State, q: float) -> float | None:
 _SPECIFIC: dict[type[Event], Handler[State]] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
-    MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,
+    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
     TransportStatus: _transport,

@@ -28,6 +28,9 @@ class CrashingLlm:
     def __init__(self) -> None:
         self.calls = 0
 
+    def learned(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        return params  # nothing refused
+
     async def complete(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         raise RuntimeError("boom")

@@ -251,6 +251,12 @@ def test_shipped_app_json_and_env_example_load():
     assert kinds == [UserEntity, GroupEntity, SelfEntity]
 
 
+def test_the_shipped_app_json_is_quiet():
+    """No debug copies of every turn to the owner until they ask for them."""
+    config = load_config(ROOT / "app.json", environ=KEY).config
+    assert [e.name for e in config.monitored_entities if e.debug] == []
+
+
 def test_real_environment_beats_env_file(tmp_path):
     env = write(tmp_path, "PERPLEXITY_API_KEY=from-file\nLLM_BASE_URL=http://file:1\n", ".env")
     app = write(tmp_path, BASE)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from tests.test_config import BASE, KEY, write
+from pipeline.daemon._media import missing_key
+from tests.test_config import BASE, KEY, ROOT, write
 
 
 def loaded(tmp_path: Path, media: dict[str, Any] | None = None, **environ: str) -> Any:
@@ -73,3 +74,34 @@ def test_a_wrong_media_setting_is_one_line_naming_it(
     message = str(caught.value)
     assert field in message
     assert "\n" not in message
+
+
+GROUP_ONLY = [{"type": "group", "jid": "120363000000000000@g.us", "name": "Family"}]
+ALWAYS = [{**GROUP_ONLY[0], "trigger": {"mode": "always"}}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "environ", "warned"),
+    [
+        ({}, {}, True),  # a person's voice note goes to OpenAI with no key
+        ({}, {"LLM_API_KEY": "sk-llm"}, False),
+        ({}, {"TRANSCRIPTION_BASE_URL": "http://127.0.0.1:8000/v1"}, False),
+        ({"media": {"enabled": False}}, {}, False),
+        # A mention or keyword group never transcribes: a voice note has no caption to trigger.
+        ({"monitored_entities": GROUP_ONLY}, {}, False),
+        ({"monitored_entities": ALWAYS}, {}, True),
+        ({"monitored_entities": [{"type": "self"}]}, {}, True),
+    ],
+)
+def test_the_missing_key_is_warned_of_only_where_a_voice_note_would_need_it(
+    tmp_path: Path, changes: dict[str, Any], environ: dict[str, str], warned: bool
+) -> None:
+    doc = {**BASE, **changes}
+    config = load_config(write(tmp_path, doc), environ={**KEY, **environ})
+    assert missing_key(config) is warned
+
+
+def test_the_shipped_app_json_warns_only_without_any_transcription_key() -> None:
+    shipped = ROOT / "app.json"
+    assert missing_key(load_config(shipped, environ=KEY))
+    assert not missing_key(load_config(shipped, environ={**KEY, "TRANSCRIPTION_API_KEY": "sk-1"}))

@@ -2,6 +2,7 @@
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -30,6 +31,7 @@ from tests.llm_server import (
     Reply,
     error_body,
     failed_answer,
+    openai_error,
 )
 
 pytestmark = pytest.mark.anyio
@@ -44,10 +46,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.failures: list[tuple[str, int | None, int, bool]] = []
+        self.errors: list[str] = []
         self.delays: list[float] = []
 
     async def on_failure(self, error: LlmError, attempt: int, final: bool) -> None:
         self.failures.append((error.kind, error.status, attempt, final))
+        self.errors.append(str(error))
 
     async def sleep(self, seconds: float) -> None:
         self.delays.append(seconds)
@@ -149,6 +153,26 @@ def openai_params(**llm: Any) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def openai_client(
+    server: FakeLlmServer, base_url: str, rec: Recorder
+) -> AsyncIterator[LlmClient]:
+    """A provider-openai client that believes it talks to ``base_url`` and reaches ``server``."""
+    async with (
+        httpx.AsyncClient(transport=ToFake(server)) as http,
+        LlmClient(
+            provider="openai",
+            base_url=base_url,
+            api_key=TEST_KEY,
+            timeout=5,
+            max_retries=3,
+            http=http,
+            sleep=rec.sleep,
+        ) as llm,
+    ):
+        yield llm
+
+
 async def ask_openai(
     server: FakeLlmServer, base_url: str, params: dict[str, Any], rec: Recorder
 ) -> LlmResult:
@@ -177,31 +201,81 @@ async def test_openai_defaults_work_against_openais_reasoning_models(
     assert (sent["max_completion_tokens"], "max_tokens" in sent) == (1024, False)
 
 
-async def test_temperature_refused_by_the_model_names_the_setting(
+async def test_a_refused_temperature_is_dropped_once_and_remembered(
     reasoning_server: FakeLlmServer, rec: Recorder
 ) -> None:
-    with pytest.raises(BadRequest) as info:
-        await ask_openai(reasoning_server, OPENAI, openai_params(temperature=0.2), rec)
-    assert str(info.value) == (
-        "the model does not accept temperature 0.2 (HTTP 400): "
-        "set llm.temperature to null in app.json"
-    )
-    assert rec.failures == [("bad_request", 400, 1, True)]
+    async with openai_client(reasoning_server, OPENAI, rec) as llm:
+        result = await llm.complete(
+            "gpt-5", ASK, openai_params(temperature=0.2), on_failure=rec.on_failure
+        )
+        assert result.content == "Echo: What is new?"
+        first, second = (r.json for r in reasoning_server.requests)
+        assert (first["temperature"], "temperature" in second) == (0.2, False)
+        assert rec.failures == [("bad_request", 400, 1, False)]  # not final: asked again
+        assert rec.errors == [
+            "the model does not accept temperature 0.2 (HTTP 400): sent again without temperature"
+        ]
+        # Learned for the process: the next call of this model goes out as it takes it.
+        params = llm.learned("gpt-5", openai_params(temperature=0.2))
+        assert params["refused"] == ["temperature"]
+        assert llm.learned("gpt-4o", openai_params()) == openai_params()
+        await llm.complete("gpt-5", ASK, params)
+    assert len(reasoning_server.requests) == 3
+    assert "temperature" not in reasoning_server.requests[2].json
 
 
-async def test_max_tokens_refused_behind_a_proxy_names_the_setting(
+async def test_max_tokens_refused_behind_a_proxy_is_sent_again_as_max_completion_tokens(
     reasoning_server: FakeLlmServer, rec: Recorder
 ) -> None:
-    """A gateway in front of OpenAI is not OpenAI's host, so max_tokens goes out."""
+    """A gateway in front of OpenAI is not OpenAI's host, so max_tokens goes out first;
+    with a temperature set too, each refusal is answered once, in turn."""
     proxy = "http://llm-gateway.lan:4000/v1"
-    with pytest.raises(BadRequest) as info:
-        await ask_openai(reasoning_server, proxy, openai_params(), rec)
-    assert str(info.value) == (
+    async with openai_client(reasoning_server, proxy, rec) as llm:
+        params = openai_params(temperature=0.2)
+        result = await llm.complete("gpt-5", ASK, params, on_failure=rec.on_failure)
+        assert result.content == "Echo: What is new?"
+        assert llm.learned("gpt-5", params)["refused"] == ["max_tokens", "temperature"]
+    sent = [r.json for r in reasoning_server.requests]
+    assert [
+        ("max_tokens" in b, b.get("max_completion_tokens"), "temperature" in b) for b in sent
+    ] == [
+        (True, None, True),
+        (False, 1024, True),
+        (False, 1024, False),
+    ]
+    assert rec.errors == [
         "the model does not accept the parameter max_tokens (HTTP 400): "
-        "set llm.max_output_tokens to null in app.json"
-    )
-    result = await ask_openai(reasoning_server, proxy, openai_params(max_output_tokens=None), rec)
+        "sent again with max_completion_tokens instead of max_tokens",
+        "the model does not accept temperature 0.2 (HTTP 400): sent again without temperature",
+    ]
+    # Exactly what replay rebuilds from the params the agent would now record.
+    _, body = build_request("openai", proxy, "gpt-5", ASK, llm.learned("gpt-5", params))
+    assert reasoning_server.requests[-1].raw == msgspec.json.encode(body)
+
+
+async def test_a_server_refusing_both_caps_is_asked_without_any(
+    llm_server: FakeLlmServer, rec: Recorder
+) -> None:
+    """Each field is dropped once: the loop ends when nothing is left to refuse."""
+    for cap in ("max_tokens", "max_completion_tokens"):
+        message = f"Unsupported parameter: '{cap}' is not supported with this model."
+        llm_server.script(
+            Reply(status=400, body=openai_error(message, cap, "unsupported_parameter"))
+        )
+    async with openai_client(llm_server, "http://llm-gateway.lan:4000/v1", rec) as llm:
+        result = await llm.complete("gpt-5", ASK, openai_params(), on_failure=rec.on_failure)
     assert result.content == "Echo: What is new?"
+    sent = [r.json for r in llm_server.requests]
+    assert [sorted(k for k in b if k.startswith("max_")) for b in sent] == [
+        ["max_tokens"],
+        ["max_completion_tokens"],
+        [],
+    ]
+    assert [final for *_, final in rec.failures] == [False, False]
+    assert rec.errors[-1] == (
+        "the model does not accept the parameter max_completion_tokens (HTTP 400): "
+        "sent again without max_completion_tokens"
+    )
 
 
 async def test_local_servers_still_get_max_tokens_and_the_temperature_set(

@@ -15,6 +15,7 @@ from pipeline.llm import (
     KeyRejected,
     LlmError,
     NotFound,
+    ParamRefused,
     RateLimited,
     RequestTimeout,
     ServerError,
@@ -197,8 +198,9 @@ def test_refused_parameter_names_the_app_json_setting_in_one_line(
     error = error_from_response(
         400, httpx.Headers(), json.dumps(body).encode(), now=NOW, api_key=None, sent=SENT
     )
-    assert type(error) is BadRequest
+    assert isinstance(error, ParamRefused)
     assert (str(error), error.retryable) == (message, False)
+    assert error.field == ("temperature" if "temperature" in message else "max_tokens")
 
 
 def test_refused_parameter_we_did_not_send_is_quoted_as_it_is() -> None:
@@ -218,6 +220,18 @@ def test_the_key_is_never_echoed() -> None:
     error = classify(400, error_body(400, "bad header Bearer pplx-secret", "invalid_request_error"))
     assert "pplx-secret" not in str(error)
     assert str(error) == "bad request (HTTP 400): bad header Bearer ***"
+
+
+def test_a_placeholder_key_is_no_secret_to_hide() -> None:
+    """Ollama ignores the key; LLM_API_KEY=ollama must not garble its own error messages."""
+    body: dict[str, object] = {
+        "error": 'model "llama3" not found, try pulling it first (ollama pull llama3)'
+    }
+    error = classify(404, body, key="ollama")
+    assert str(error) == (
+        'model or endpoint not found (HTTP 404): model "llama3" not found, '
+        "try pulling it first (ollama pull llama3)"
+    )
 
 
 def test_long_api_messages_are_cut_to_one_line() -> None:

@@ -86,6 +86,36 @@ def test_secrets_are_redacted_in_message_fields_and_tracebacks(
     assert SECRET not in (tmp_path / LOG_FILE).read_text()
 
 
+def test_values_too_short_to_be_secrets_are_left_alone(tmp_path: Path) -> None:
+    """LLM_API_KEY=ollama (or "x") for a local server is no secret: masking it garbles
+    host names, paths and event names while hiding nothing."""
+    configure_logging(log_dir=tmp_path, secrets=["ollama", "e", "sk-1234"])
+    log = get_logger("pipeline.llm")
+
+    log.warning("llm_unreachable", error="cannot reach http://ollama:11434/v1", store="/srv/ollama")
+
+    [line] = file_lines(tmp_path)
+    assert line["event"] == "llm_unreachable"
+    assert line["error"] == "cannot reach http://ollama:11434/v1"
+    assert line["store"] == "/srv/ollama"
+    assert line["level"] == "warning"
+
+
+def test_a_secret_is_hidden_with_the_whole_word_it_is_part_of(tmp_path: Path) -> None:
+    """Glued to other letters or digits (a %-escape, a backslash escape, a missing space)
+    the secret still goes, and so does the rest of that word, so no part of it shows."""
+    configure_logging(log_dir=tmp_path, secrets=[SECRET])
+    log = get_logger("pipeline.llm")
+
+    log.warning("calling", url=f"https://x/?next=%3D{SECRET}%26", glued=f"Bearer{SECRET}xyz ok")
+    log.warning("body", raw=repr(f"\n{SECRET}\t"))
+
+    first, second = file_lines(tmp_path)
+    assert first["url"] == "https://x/?next=%***%26"
+    assert first["glued"] == "*** ok"
+    assert second["raw"] == "'\\***\\t'"  # the "n" of "\\n" went with it
+
+
 def test_libraries_are_quiet_below_warning_unless_debug(tmp_path: Path) -> None:
     configure_logging(level="INFO", fmt="json", log_dir=tmp_path)
     logging.getLogger("httpx").info("HTTP Request: POST https://api.example/v1")

@@ -52,7 +52,9 @@ def test_the_queue_item_carries_its_attachment_transcript_and_document() -> None
 def test_transcriptions_count_against_the_budget_and_in_stats() -> None:
     states = fold(HISTORY)
     assert budget.spent_since(states.budget, 0.0) == 0.0057
-    assert round(states.stats.cost_usd, 6) == 0.0057
+    assert budget.spent_since(states.budget, 0.0, "transcription") == 0.0007
+    assert budget.spent_since(states.budget, 0.0, "llm") == 0.005
+    assert states.stats.spend_usd == {"transcription": 0.0007, "llm": 0.005}
     assert states.stats.by_type["MediaTranscribed"] == 1
 
 

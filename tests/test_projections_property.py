@@ -394,9 +394,9 @@ def _stats_absorbed(
         assert ours.replies_sent == theirs.replies_sent
         return
     marker = {**before.by_type, "Compacted": before.by_type["Compacted"] + 1}
-    assert (ours.by_type, ours.cost_usd, ours.latencies) == (
+    assert (ours.by_type, ours.spend_usd, ours.latencies) == (
         marker,
-        before.cost_usd,
+        before.spend_usd,
         before.latencies,
     )
     assert (ours.replies_sent, ours.llm_failures) == (before.replies_sent, before.llm_failures)

@@ -47,7 +47,8 @@ def test_counts_costs_failures_and_transport():
     assert s.by_type["Compacted"] == 1
     assert s.by_chat == {CHAT: 7}
     assert (s.replies_sent, s.llm_failures, s.reply_failures, s.compacted) == (1, 1, 1, 4)
-    assert s.cost_usd == 0.5
+    assert s.spend_usd == {"llm": 0.5}
+    assert stats.spent(s) == 0.5
     assert (s.transport_state, s.transport_detail) == ("connected", "")
     assert s.newest_ts == 1016.0
 

@@ -16,6 +16,7 @@ from events.model import (
     AnyEvent,
     Compacted,
     LlmCompleted,
+    MediaTranscribed,
     MessageReceived,
     Recorded,
     ReplyPlanned,
@@ -152,11 +153,16 @@ async def test_the_status_line_counts_the_last_day(make_bot: Any) -> None:
     bot.append(nine - 25 * HOUR, reply(1), cost(1.0))
     bot.append(nine - 3 * HOUR, reply(2), cost(0.03), TransportStatus(state="connected"))
     bot.append(nine - HOUR, reply(3), cost(0.02))
+    # A voice note's transcription is spend too (projections.spend), as in stats and /metrics.
+    heard = MediaTranscribed(
+        chat=ALICE, msg_id="V1", text="Hallo", model="whisper-1", cost_usd=0.01
+    )
+    bot.append(nine - HOUR, heard)
 
     await bot.tick(nine)
 
     assert [c.text for c in bot.check_ins()] == [
-        "Still here\n— 2 replies, $0.05 spent in the last 24 h, connection: connected"
+        "Still here\n— 2 replies, $0.06 spent in the last 24 h, connection: connected"
     ]
 
 

@@ -26,10 +26,14 @@ class _Chat(msgspec.Struct, forbid_unknown_fields=True):
     events: int
 
 
-class _Spend(msgspec.Struct, forbid_unknown_fields=True):
+class _KindSpend(msgspec.Struct, forbid_unknown_fields=True):
     today_utc: float
     last_7_days: float
     total: float
+
+
+class _Spend(_KindSpend, forbid_unknown_fields=True):
+    by_kind: dict[str, _KindSpend]
 
 
 class _Latency(msgspec.Struct, forbid_unknown_fields=True):
@@ -108,6 +112,10 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     assert (stats.llm_failures, stats.reply_failures) == (0, 0)
     assert stats.spend_usd.today_utc == pytest.approx(4 * 0.0061)
     assert stats.spend_usd.last_7_days == stats.spend_usd.total == stats.spend_usd.today_utc
+    assert stats.spend_usd.by_kind == {
+        "llm": _KindSpend(today_utc=0.0244, last_7_days=0.0244, total=0.0244),
+        "transcription": _KindSpend(today_utc=0.0, last_7_days=0.0, total=0.0),
+    }
     assert stats.latency_ms.samples == 4
     assert stats.latency_ms.p50 is not None
     assert stats.latency_ms.p95 is not None

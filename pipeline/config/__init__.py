@@ -40,6 +40,7 @@ from pipeline.config._sections import (
     is_loopback,
     parse_listen,
 )
+from pipeline.config._skips import Skip, skip_words, trigger_words
 
 __all__ = [
     "ALERT_KINDS",
@@ -59,6 +60,7 @@ __all__ = [
     "Secrets",
     "SelfEntity",
     "SessionConfig",
+    "Skip",
     "StoreConfig",
     "TakeoverConfig",
     "TranscriptionConfig",
@@ -76,6 +78,8 @@ __all__ = [
     "parse_config",
     "parse_listen",
     "redact_dsn",
+    "skip_words",
     "store_url",
+    "trigger_words",
     "web_token",
 ]

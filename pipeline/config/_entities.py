@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -21,6 +22,13 @@ class Trigger(Section, frozen=True, kw_only=True):
         for i, word in enumerate(self.keywords):
             if not word.strip():
                 raise FieldError(f"keywords[{i}]", "must not be empty")
+
+    def matched(self, text: str) -> str | None:
+        """The first keyword ``text`` holds as a word of its own (any case), or None."""
+        for word in self.keywords:
+            if re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE):
+                return word
+        return None
 
 
 class EntityBase(Section, frozen=True, kw_only=True, tag_field="type"):

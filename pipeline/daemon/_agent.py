@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import anyio
+import msgspec
 
 from events.model import (
     AnyEvent,
@@ -26,7 +27,7 @@ from events.model import (
     SessionStarted,
     StartReason,
 )
-from pipeline.config import Entity, LoadedConfig
+from pipeline.config import Entity, LoadedConfig, Skip, skip_words
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._failures import Failures
@@ -50,6 +51,8 @@ from projections import addresses, aliases, identity, queue, sessions
 from projections.queue import Item
 
 log = get_logger("wabot.agent")
+
+Said = tuple[MessageSkipped, str]  # a skip and why, in words
 
 RESET_REPLY = "New conversation started: I have forgotten what we said before."
 
@@ -156,7 +159,7 @@ class Agent:
             first = items[0]
             entity = loaded.config.entity_for(chat, first.sender_alt, first.is_group)
             if entity is None:
-                await self._skip(items, "not_monitored")
+                await self._skip(loaded, None, items, "not_monitored")
                 continue
             orphans = [i for i in items if i.status == "requested"]
             if orphans:
@@ -164,7 +167,7 @@ class Agent:
                 # unless the restart came too late for an answer to make sense.
                 call = _same_call(orphans)
                 if decide.is_stale(loaded.config, call[-1], self.clock()):
-                    await self._skip(call, "stale")
+                    await self._skip(loaded, entity, call, "stale")
                 else:
                     await self._answer_reserved(loaded, entity, chat, call)
                 continue
@@ -180,7 +183,7 @@ class Agent:
                 return
             reason = decide.before_turn(self._view(loaded), chat)
             if reason is not None:
-                await self._skip(run, reason)
+                await self._skip(loaded, entity, run, reason)
                 continue
             if decide.budget_held(self._view(loaded)):
                 # Asked again when a call lands (or at the poll, should none).
@@ -197,16 +200,19 @@ class Agent:
         """Record the skips and resets that need no waiting; True if any were made."""
         view = self._view(loaded)
         events: list[AnyEvent] = []
+        said: list[Said] = []
         for item in items:
             if item.status != "pending":
                 continue
             reason = decide.on_arrival(view, entity, item)
             if reason is not None:
-                events.append(MessageSkipped(chat=chat, msg_id=item.msg_id, reason=reason))
+                said.append(self._said(loaded, entity, item, reason))
+                events.append(said[-1][0])
             elif decide.is_reset(item):
                 events += self._reset(chat, item)
         if events:
             await self.live.append(*events)
+            _log_skips(said)
         return bool(events)
 
     def _reset(self, chat: str, item: Item) -> list[AnyEvent]:
@@ -224,10 +230,25 @@ class Agent:
             ),
         ]
 
-    async def _skip(self, items: list[Item], reason: str) -> None:
-        await self.live.append(
-            *(MessageSkipped(chat=i.chat, msg_id=i.msg_id, reason=reason) for i in items)
+    async def _skip(
+        self, loaded: LoadedConfig, entity: Entity | None, items: list[Item], reason: str
+    ) -> None:
+        said = [self._said(loaded, entity, i, reason) for i in items]
+        await self.live.append(*(skipped for skipped, _ in said))
+        _log_skips(said)
+
+    def _said(self, loaded: LoadedConfig, entity: Entity | None, item: Item, reason: str) -> Said:
+        """The skip of ``item`` and why, in words (never its text)."""
+        took_over = self.live.view.takeover.paused_since.get(item.chat)
+        facts = Skip(
+            reason=reason,
+            at=self.clock(),
+            sent_at=item.sent_at or item.ts,
+            took_over_at=took_over,
+            media=item.media.kind if item.media is not None else None,
         )
+        skipped = MessageSkipped(chat=item.chat, msg_id=item.msg_id, reason=reason)
+        return skipped, skip_words(facts, loaded.config, entity)
 
     def _view(self, loaded: LoadedConfig) -> decide.View:
         v = self.live.view
@@ -292,6 +313,9 @@ class Agent:
                 SessionStarted(chat=chat, session_id=session_id, user=user, reason=reason)
             )
         prompt = compose(cfg, entity, context, user_turn(run, cfg))
+        # Fields this model refused earlier in this process go out as it takes them, recorded so.
+        params = self.llm(loaded).learned(prompt.model, prompt.params)
+        prompt = msgspec.structs.replace(prompt, params=params)
         if entity.debug:
             events.append(self._debug(loaded, entity, chat, prompt))
         call_id = self.new_id()
@@ -389,10 +413,10 @@ class Agent:
         asked = [still[i.msg_id] for i in run if i.msg_id in still]
         if asked and all(i.revoked for i in asked):
             # Deleted while the model was answering: the answer goes nowhere.
-            await self.live.append(
-                completed,
-                *(MessageSkipped(chat=chat, msg_id=i.msg_id, reason="revoked") for i in run),
-            )
+            entity = loaded.config.find_entity(chat)
+            said = [self._said(loaded, entity, i, "revoked") for i in run]
+            await self.live.append(completed, *(skipped for skipped, _ in said))
+            _log_skips(said)
             return
         parts = reply_parts(
             chat,
@@ -404,6 +428,18 @@ class Agent:
             new_wa_id=self.new_wa_id,
         )
         await self.live.append(completed, *parts)
+
+
+def _log_skips(said: list[Said]) -> None:
+    """One INFO line per skip, once it is in the log: why no answer came."""
+    for skipped, why in said:
+        log.info(
+            "message_skipped",
+            chat=skipped.chat,
+            msg_id=skipped.msg_id,
+            reason=skipped.reason,
+            why=why,
+        )
 
 
 def _same_call(items: list[Item]) -> list[Item]:

@@ -99,16 +99,9 @@ def triggered(view: View, group: GroupEntity, item: Item) -> bool:
     mode = group.trigger.mode
     if mode == "always":
         return True
-    if _has_keyword(item.text, group.trigger.keywords):
+    if group.trigger.matched(item.text) is not None:
         return True
     return mode == "mention" and _mentions_owner(view.owner | {view.config.owner_jid}, item)
-
-
-def _has_keyword(text: str, keywords: Sequence[str]) -> bool:
-    return any(
-        re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE)
-        for word in keywords
-    )
 
 
 def _mentions_owner(owner: frozenset[str], item: Item) -> bool:

@@ -26,7 +26,7 @@ from events.model import (
     ReplyPlanned,
     TranscriptionFailed,
 )
-from pipeline.config import AppConfig, LoadedConfig
+from pipeline.config import AppConfig, Entity, GroupEntity, LoadedConfig
 from pipeline.daemon._live import Live
 from pipeline.daemon._replies import reply_parts
 from pipeline.llm import LlmError, Transcriber
@@ -64,10 +64,20 @@ def notice(media: Media) -> str:
 
 
 def missing_key(loaded: LoadedConfig) -> bool:
-    """Voice notes would fail for want of a key: OpenAI's endpoint, and none set."""
-    media = loaded.config.media
+    """A voice note could arrive, be transcribed, and fail for want of a key: media on,
+    OpenAI's endpoint, no key set, and a chat whose voice notes are answered."""
+    config = loaded.config
+    media = config.media
     host = urlsplit(media.transcription.base_url).hostname
-    return media.enabled and host == "api.openai.com" and not loaded.secrets.transcription_key
+    if not media.enabled or host != "api.openai.com" or loaded.secrets.transcription_key:
+        return False
+    return any(hears_voice(entity) for entity in config.monitored_entities)
+
+
+def hears_voice(entity: Entity) -> bool:
+    """A voice note in this chat is answered: a person, the owner's own chat, an
+    ``always`` group; a mention or keyword group needs a caption, which voice notes lack."""
+    return not isinstance(entity, GroupEntity) or entity.trigger.mode == "always"
 
 
 class MediaStep:

@@ -20,10 +20,19 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import LoadedConfig
-from pipeline.llm._errors import BadRequest, LlmError, redact
+from pipeline.llm._errors import BadRequest, LlmError, ParamRefused
 from pipeline.llm._http import OnFailure, post, retrying
 from pipeline.llm._transcribe import Transcriber
-from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
+from pipeline.llm._wire import (
+    PROVIDERS,
+    ImageUrl,
+    LlmResult,
+    build_request,
+    parse_response,
+    reshape_words,
+    reshaped,
+)
+from pipeline.logs import redact
 
 # Connecting is quick or broken; only reading waits for the model.
 _CONNECT_TIMEOUT = 5.0
@@ -45,8 +54,10 @@ class LlmClient:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
         images: ImageUrl | None = None,
+        refusals: dict[str, set[str]] | None = None,
     ) -> None:
-        """``images`` turns an image sent with a turn into the data URL that goes out."""
+        """``images`` turns an image sent with a turn into the data URL that goes out;
+        ``refusals`` (model -> fields it refused here) outlives the client in ``LlmPool``."""
         if provider not in PROVIDERS:
             raise ValueError(
                 f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})"
@@ -61,6 +72,13 @@ class LlmClient:
         self._sleep = sleep
         self._jitter = jitter
         self._images = images
+        self._refusals: dict[str, set[str]] = {} if refusals is None else refusals
+
+    def learned(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` as this URL's ``model`` takes them: with the fields it refused before,
+        so the call the log records is the one that goes out."""
+        refused = sorted(self._refusals.get(model, ()))
+        return {**params, "refused": refused} if refused else params
 
     async def complete(
         self,
@@ -74,7 +92,28 @@ class LlmClient:
 
         After each failed attempt ``on_failure(error, attempt, final)`` is
         awaited (attempts count from 1); the last error is raised when final.
+        A model that refuses a field we sent (``ParamRefused``) is asked again at
+        once without it, once per field, and the refusal is remembered for later
+        calls (``learned``): behind a proxy, the host name cannot tell which
+        output cap a GPT-5 model takes.
         """
+        while True:
+            try:
+                return await self._complete(model, messages, params, on_failure)
+            except ParamRefused as refused:
+                again = reshaped(params, refused.field)
+                if again is None:
+                    raise
+                self._refusals.setdefault(model, set()).add(refused.field)
+                params = again
+
+    async def _complete(
+        self,
+        model: str,
+        messages: list[ChatTurn],
+        params: dict[str, Any],
+        on_failure: OnFailure | None,
+    ) -> LlmResult:
         try:
             url, body = build_request(
                 self._provider, self._base_url, model, messages, params, images=self._images
@@ -85,10 +124,19 @@ class LlmClient:
                 await on_failure(error, 1, True)
             raise error from None
         payload = msgspec.json.encode(body)
+
+        async def report(error: LlmError, attempt: int, final: bool) -> None:
+            if isinstance(error, ParamRefused) and reshaped(params, error.field) is not None:
+                # Not final: the same call goes out again at once, in the shape the model takes.
+                error.message = f"{error.refusal}: {reshape_words(params, error.field)}"
+                final = False
+            if on_failure is not None:
+                await on_failure(error, attempt, final)
+
         return await retrying(
             lambda: self._attempt(url, payload, body),
             max_retries=self._max_retries,
-            on_failure=on_failure,
+            on_failure=report,
             sleep=self._sleep,
             jitter=self._jitter,
         )
@@ -136,6 +184,9 @@ class LlmPool:
         self._images = images
         self._current: dict[str, tuple[object, Any]] = {}  # what -> (settings, client)
         self._retired: list[LlmClient | Transcriber] = []  # a call may still be using one
+        # (provider, base_url) -> model -> fields it refused: kept for the process, across
+        # clients a reload replaces (a new timeout is the same server).
+        self._refusals: dict[tuple[str, str], dict[str, set[str]]] = {}
 
     def client(self, loaded: LoadedConfig) -> LlmClient:
         llm = loaded.config.llm
@@ -151,6 +202,7 @@ class LlmPool:
                 timeout=llm.timeout_seconds,
                 max_retries=llm.max_retries,
                 images=self._images,
+                refusals=self._refusals.setdefault((llm.provider, llm.base_url), {}),
             ),
         )
 

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar, NamedTuple
 
 from pipeline.llm._backoff import parse_retry_after
+from pipeline.logs import redact
 
 # Perplexity answers a retired Sonar path with HTTP 403 and one of these types;
 # a valid key gets it too, so it must never read as "bad key".
@@ -59,6 +60,17 @@ class BadRequest(LlmError):
     """The API refused the request body (HTTP 400/422) or it could not be built."""
 
     kind = "bad_request"
+
+
+class ParamRefused(BadRequest):
+    """HTTP 400/422 naming a field we sent that the model does not take (OpenAI's reasoning
+    models: ``max_tokens``, a ``temperature`` but 1): the request may go again without it."""
+
+    def __init__(self, message: str, *, field: str, hint: str, status: int) -> None:
+        super().__init__(f"{message}: {hint}", status=status)
+        self.field = field
+        self.refusal = message  # without the hint: what the server said no to
+        self.hint = hint  # the app.json setting that avoids it
 
 
 class KeyRejected(LlmError):
@@ -144,11 +156,6 @@ def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove ``secret`` from ``text``; errors may echo request headers."""
-    return text.replace(secret, "***") if secret else text
-
-
 def error_from_response(
     status: int,
     headers: Mapping[str, str],
@@ -183,8 +190,9 @@ def error_from_response(
     elif status == 404:
         err = NotFound(f"model or endpoint not found (HTTP 404){suffix}", status=status)
     elif status in (400, 422):
-        refused = _refused_setting(status, explained, sent or {})
-        err = BadRequest(refused or f"bad request (HTTP {status}){suffix}", status=status)
+        err = _refused(status, explained, sent or {}) or BadRequest(
+            f"bad request (HTTP {status}){suffix}", status=status
+        )
     elif status == 408:
         err = RequestTimeout(f"server timed out (HTTP 408){suffix}", status=status)
     elif status == 409:
@@ -241,18 +249,23 @@ def _explain_body(body: bytes) -> _Explained:
     return _Explained(one_line(text))
 
 
-def _refused_setting(status: int, explained: _Explained, sent: Mapping[str, Any]) -> str:
-    """One line naming the app.json setting to null, when the model refused a
-    field we sent (OpenAI's reasoning models: temperature, max_tokens); else ""."""
+def _refused(status: int, explained: _Explained, sent: Mapping[str, Any]) -> ParamRefused | None:
+    """The model refused a field we sent (OpenAI's reasoning models: temperature,
+    max_tokens), named with the app.json setting behind it; else None."""
     name = explained.param
     setting = _SETTINGS.get(name)
     if setting is None or name not in sent:
-        return ""
+        return None
     whole = explained.kind == "unsupported_parameter" or explained.message.lower().startswith(
         "unsupported parameter"
     )
     what = f"the parameter {name}" if whole else f"{name} {json.dumps(sent[name])}"
-    return f"the model does not accept {what} (HTTP {status}): set {setting} to null in app.json"
+    return ParamRefused(
+        f"the model does not accept {what} (HTTP {status})",
+        field=name,
+        hint=f"set {setting} to null in app.json",
+        status=status,
+    )
 
 
 def _error_kind(error: dict[str, Any]) -> str:

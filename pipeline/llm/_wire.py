@@ -29,7 +29,10 @@ from pipeline.llm._errors import MalformedResponse, RunFailed, one_line
 from pipeline.llm._turns import normalize_turns, strip_think
 
 PROVIDERS = ("perplexity", "openai")
-PARAM_KEYS = frozenset({"temperature", "max_output_tokens", "web_search"})
+# ``refused``: the request fields this model at this URL answered 400 to (learned; see
+# ``LlmClient``): they go out renamed (the output cap) or not at all.
+PARAM_KEYS = frozenset({"temperature", "max_output_tokens", "web_search", "refused"})
+_CAPS = ("max_completion_tokens", "max_tokens")
 # The run stopped at the token limit before any text; the owner can fix that.
 NO_TEXT_AT_LIMIT = (
     "the LLM used up its token limit before writing any text: "
@@ -76,10 +79,12 @@ def build_request(
     if provider == "perplexity":
         # Accept the OpenAI-SDK style base ".../v1" as well as the bare host.
         base = base.removesuffix("/v1")
-        return f"{base}/v1/responses", _agent_body(model, turns, params, images)
+        body = _agent_body(model, turns, params, images)
+        return f"{base}/v1/responses", _without(body, params)
     if provider == "openai":
-        limit_name = token_limit_name(base)
-        return f"{base}/chat/completions", _chat_body(model, turns, params, limit_name, images)
+        limit_name = _cap_name(token_limit_name(base), params)
+        body = _chat_body(model, turns, params, limit_name, images)
+        return f"{base}/chat/completions", _without(body, params)
     raise ValueError(f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
 
 
@@ -114,6 +119,36 @@ def token_limit_name(base_url: str) -> str:
     if host == "api.openai.com" or host.endswith(".openai.azure.com"):
         return "max_completion_tokens"
     return "max_tokens"
+
+
+def _cap_name(preferred: str, params: dict[str, Any]) -> str:
+    """The output cap's field: the one the URL suggests, else the other if that was refused."""
+    refused = params.get("refused") or ()
+    return next((name for name in (preferred, *_CAPS) if name not in refused), preferred)
+
+
+def _without(body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``body`` less every field the model refused before."""
+    for name in params.get("refused") or ():
+        body.pop(name, None)
+    return body
+
+
+def reshaped(params: dict[str, Any], field: str) -> dict[str, Any] | None:
+    """``params`` for a model that refused ``field``; None when it had refused it already."""
+    refused = list(params.get("refused") or ())
+    if field in refused:
+        return None
+    return {**params, "refused": sorted([*refused, field])}
+
+
+def reshape_words(params: dict[str, Any], field: str) -> str:
+    """What asking again after a refusal of ``field`` changes, in words."""
+    refused = params.get("refused") or ()
+    other = next((c for c in _CAPS if c not in (field, *refused)), None)
+    if field in _CAPS and other is not None:
+        return f"sent again with {other} instead of {field}"
+    return f"sent again without {field}"
 
 
 def _chat_body(

@@ -20,6 +20,7 @@ from pipeline.tools._where import Where, open_tool_reader
 from projections import account, budget, configs, deliveries, stats
 from projections.fold import States
 from projections.runner import Runner
+from projections.spend import KINDS, SPEND_NAMES, SpendKind
 
 
 class ChatCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,10 +29,16 @@ class ChatCount(msgspec.Struct, frozen=True, kw_only=True):
     events: int
 
 
-class Spend(msgspec.Struct, frozen=True, kw_only=True):
+class KindSpend(msgspec.Struct, frozen=True, kw_only=True):
     today_utc: float
     last_7_days: float
     total: float
+
+
+class Spend(KindSpend, frozen=True, kw_only=True):
+    """Every kind of spend together (``projections.spend``), and each kind alone."""
+
+    by_kind: dict[str, KindSpend]
 
 
 class Latency(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,11 +105,7 @@ def report(states: States, now: float, log: LogReader, names: Mapping[str, str])
         receipts=_receipts(states.deliveries),
         llm_failures=s.llm_failures,
         reply_failures=s.reply_failures,
-        spend_usd=Spend(
-            today_utc=round(budget.spent_since(states.budget, midnight.timestamp()), 6),
-            last_7_days=round(budget.spent_since(states.budget, now - 7 * DAY), 6),
-            total=round(s.cost_usd, 6),
-        ),
+        spend_usd=_spend(states, midnight.timestamp(), now - 7 * DAY),
         latency_ms=Latency(
             p50=stats.percentile(s, 50), p95=stats.percentile(s, 95), samples=len(s.latencies)
         ),
@@ -149,6 +152,24 @@ def account_text(a: Account) -> str:
     return f"restricted by WhatsApp since {a.since} ({code}, {end}); {now}{detail}"
 
 
+def _spend(states: States, today: float, week: float) -> Spend:
+    def of(kind: SpendKind | None) -> KindSpend:
+        total = states.stats.spend_usd.get(kind, 0.0) if kind else stats.spent(states.stats)
+        return KindSpend(
+            today_utc=round(budget.spent_since(states.budget, today, kind), 6),
+            last_7_days=round(budget.spent_since(states.budget, week, kind), 6),
+            total=round(total, 6),
+        )
+
+    every = of(None)
+    return Spend(
+        today_utc=every.today_utc,
+        last_7_days=every.last_7_days,
+        total=every.total,
+        by_kind={kind: of(kind) for kind in KINDS},
+    )
+
+
 def entity_names(states: States) -> dict[str, str]:
     """Chat JID -> entity name, from the config in force (none if it will not parse)."""
     loaded = configs.current(states.configs)
@@ -178,8 +199,8 @@ def report_text(r: Report) -> str:
         + ", ".join(f"{n} {_REACHED[state]}" for state, n in r.receipts.items()),
         f"Unreadable messages (recorded, never answered): {r.undecryptable}",
         f"Failures: {r.llm_failures} LLM (final), {r.reply_failures} sending (final)",
-        f"Spend (UTC days): today ${r.spend_usd.today_utc:.4f}, "
-        f"last 7 days ${r.spend_usd.last_7_days:.4f}, all time ${r.spend_usd.total:.4f}",
+        f"Spend (UTC days): {_usd(r.spend_usd)}",
+        *(f"  {SPEND_NAMES[k]}: {_usd(v)}" for k, v in r.spend_usd.by_kind.items()),
         f"LLM latency: p50 {_ms(p50)}, p95 {_ms(p95)} (last {r.latency_ms.samples} calls)",
         f"Log: {log.bytes / 1024:.1f} KiB, last seq {log.last_seq}, oldest event {oldest}, "
         f"newest {log.newest_at or 'none'}, {log.compacted} compacted away",
@@ -224,6 +245,10 @@ def _chat_label(c: ChatCount) -> str:
 
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else iso(ts)
+
+
+def _usd(s: KindSpend) -> str:
+    return f"today ${s.today_utc:.4f}, last 7 days ${s.last_7_days:.4f}, all time ${s.total:.4f}"
 
 
 def _ms(value: float | None) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -139,3 +142,36 @@ def test_unmonitored_chat_leaves_no_trace(daemon: Daemon):
         assert "stranger" not in repr(rec.event)
     received = daemon.find(MessageReceived)
     assert [m.msg_id for m in received] == [msg_id]
+
+
+def _skip_lines(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    """msg_id -> the INFO line that said why it was skipped (stderr is JSON lines here)."""
+    lines = [json.loads(line) for line in daemon.stderr_lines() if line.startswith("{")]
+    return {line["msg_id"]: line for line in lines if line["event"] == "message_skipped"}
+
+
+def test_every_skip_is_one_info_line_saying_why_in_words(make_daemon):
+    """ "Why didn't it answer?" from the log alone, without the message's text."""
+    d = make_daemon({"takeover": {"enabled": True, "minutes": 30}})
+    group_id = d.message("dinner at eight?", chat=GROUP, sender=BOB, push_name="Bob")
+    d.wait_event(MessageSkipped, msg_id=group_id)
+    owner_id = d.message("I'll answer this one myself", from_me=True)
+    d.wait_event(MessageSkipped, msg_id=owner_id)
+    paused_id = d.message("are you there?")
+    d.wait_event(MessageSkipped, msg_id=paused_id)
+    blank_id = d.message("   ", chat=OWNER_JID, from_me=True)
+    d.wait_event(MessageSkipped, msg_id=blank_id)
+    d.wait_stderr(blank_id)
+
+    said = _skip_lines(d)
+    assert said[group_id]["level"] == "info"
+    assert (said[group_id]["chat"], said[group_id]["reason"]) == (GROUP, "not_triggered")
+    assert said[group_id]["why"] == 'it does not mention you and no keyword matched ("bot")'
+    took_over = d.wait_record(MessageSkipped, msg_id=owner_id).ts
+    until = datetime.fromtimestamp(took_over + 30 * 60, ZoneInfo("Europe/Berlin"))
+    assert said[owner_id]["why"].startswith("you wrote here yourself: the bot stays silent")
+    assert said[paused_id]["why"].startswith("you took over this chat at ")
+    assert said[paused_id]["why"].endswith(f"silent until {until:%H:%M %Z}")
+    assert said[blank_id]["why"] == "nothing to answer: no text and nothing attached"
+    for text in ("dinner", "answer this one", "are you there"):
+        assert text not in d.stderr

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from events.model import LlmCompleted, LlmFailed, LlmRequested, ReplyPlanned, ReplySent
 from tests.e2e.harness import ALICE, OWNER_JID, Daemon
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, failed_answer
 
 NOW = {"retry-after": "0"}  # keeps retries instant
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _call_of(daemon: Daemon, msg_id: str) -> str:
@@ -117,3 +122,62 @@ def test_openai_provider_on_perplexity_retired_path_explains_retirement(
     assert (alert["chat"], alert["purpose"]) == (OWNER_JID, "alert")
     assert "retired" in alert["text"]
     d.expect_no_sent(within=0.3)
+
+
+def test_a_gpt5_behind_a_proxy_is_asked_again_in_the_shape_it_takes(make_daemon):
+    """Behind any URL but api.openai.com the output cap goes out as max_tokens, which GPT-5
+    refuses: the call goes again at once as max_completion_tokens, the refusal recorded,
+    and later calls are recorded in the shape that works; replay sends that shape too."""
+    with FakeLlmServer(openai_reasoning=True) as gpt5:
+        llm = {"provider": "openai", "model": "gpt-5", "max_retries": 0}
+        env = {"LLM_API_KEY": TEST_KEY, "LLM_BASE_URL": f"{gpt5.base_url}/v1"}
+        d = make_daemon({"llm": llm}, env=env, server=gpt5)
+        first = d.message("Best beaches?")
+        assert d.next_sent()["reply_to"] == first
+        call = _call_of(d, first)
+        [refused] = d.find(LlmFailed, call_id=call)
+        assert (refused.status, refused.attempt, refused.final) == (400, 1, False)
+        assert refused.error == (
+            "the model does not accept the parameter max_tokens (HTTP 400): "
+            "sent again with max_completion_tokens instead of max_tokens"
+        )
+        assert "refused" not in d.wait_event(LlmRequested, call_id=call).params
+
+        second = d.message("And mountains?")
+        assert d.next_sent()["reply_to"] == second
+        later = d.wait_event(LlmRequested, trigger_ids=[second])
+        assert later.params["refused"] == ["max_tokens"]
+        assert d.find(LlmFailed, call_id=later.call_id) == []
+        d.stop()
+        asked = [r.json for r in gpt5.requests]
+        assert [("max_tokens" in b, "max_completion_tokens" in b) for b in asked] == [
+            (True, False),
+            (False, True),
+            (False, True),
+        ]
+
+        checked = replay(d, "--chat", "Alice", "--recorded")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.splitlines()[-1] == "2 turns checked: 2 OK, 0 DIFF"
+        before = len(gpt5.requests)
+        rerun = replay(d, "--chat", "Alice", "--prompt", "Be short.", "--json")
+        assert rerun.returncode == 0, rerun.stderr
+    # The second call goes out in its recorded shape at once; the first, recorded before the
+    # refusal, meets it again and is asked again as the daemon did.
+    shapes = sorted(
+        ("max_tokens" in r.json, "max_completion_tokens" in r.json) for r in gpt5.requests[before:]
+    )
+    assert shapes == [(False, True), (False, True), (True, False)]
+
+
+def replay(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(daemon.store)],
+        cwd=daemon.workdir,
+        env=daemon.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

@@ -26,8 +26,10 @@ import pytest
 
 from events.model import LlmFailed, MessageEdited, MessageRevoked, MessageSkipped
 from tests.conversation import Recording, record, run_replay
-from tests.e2e.harness import ALICE, Daemon, daemon_env
+from tests.e2e.harness import ALICE, BOB, GROUP, Daemon, daemon_env, write_config
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, agent_answer
+from tests.media_files import png, voice_note, write
+from tests.transcription_server import FakeTranscriptionServer
 
 SCRIPT_TEXT = '<script>window.__xss = 1; alert("xss")</script> & <b>bold</b>? Rome'
 FAILING_TEXT = "Will this one fail?"
@@ -170,3 +172,65 @@ def served(web_store: WebStore) -> Iterator[Served]:
     web = start_web(web_store.store)
     yield web
     web.close()
+
+
+# -- a store with attachments, an edit and a group of two senders (issue 22 item 10) ------
+
+VOICE_TEXT = "Wann treffen wir uns morgen?"
+IMAGE_CAPTION = "Is this one of them?"
+BEFORE_EDIT = "Dinner at Luigi's?"
+AFTER_EDIT = "Dinner at Mario's?"
+BOB_ASKS = "bot, pizza or pasta?"
+CAROL_ASKS = "bot, and for dessert?"
+CAROL = "491703333333@s.whatsapp.net"
+
+
+@dataclass(frozen=True)
+class MediaRecording:
+    workdir: Path
+    voice_id: str
+    image_id: str
+    edited_id: str
+
+    @property
+    def store(self) -> Path:
+        return self.workdir / "store"
+
+
+@pytest.fixture(scope="session")
+def media_store(tmp_path_factory: pytest.TempPathFactory) -> MediaRecording:
+    """Recorded by the real daemon over stdio, against the fake LLM and transcription
+    servers: Alice's voice note (transcribed) and photo with a caption, a message of hers
+    edited after its answer, and two people in the group each calling the bot by keyword."""
+    workdir = tmp_path_factory.mktemp("media")
+    config = write_config(workdir / "app.json")
+    with FakeLlmServer() as server, FakeTranscriptionServer() as heard:
+        heard.respond(lambda form: VOICE_TEXT)
+        env = daemon_env(
+            PERPLEXITY_API_KEY=TEST_KEY,
+            LLM_BASE_URL=server.base_url,
+            TRANSCRIPTION_BASE_URL=f"{heard.base_url}/v1",
+            TRANSCRIPTION_API_KEY=TEST_KEY,
+        )
+        daemon = Daemon(workdir, config, env).start()
+        try:
+            note = write(workdir, "note.ogg", voice_note(20_000))
+            photo = write(workdir, "photo.png", png())
+            voice = {"kind": "voice", "path": str(note), "seconds": 7}
+            daemon.send(id="V1", chat=ALICE, media=voice, push_name="Alice")
+            assert daemon.next_sent()["reply_to"] == "V1"
+            image = {"kind": "image", "path": str(photo)}
+            daemon.send(id="I1", chat=ALICE, text=IMAGE_CAPTION, media=image, push_name="Alice")
+            assert daemon.next_sent()["reply_to"] == "I1"
+            edited = daemon.message(BEFORE_EDIT, chat=ALICE, push_name="Alice")
+            assert daemon.next_sent()["reply_to"] == edited
+            daemon.send(type="edit", chat=ALICE, id=edited, text=AFTER_EDIT)
+            daemon.wait_event(MessageEdited, msg_id=edited)
+            for sender, name, text in ((BOB, "Bob", BOB_ASKS), (CAROL, "Carol", CAROL_ASKS)):
+                asked = daemon.message(text, chat=GROUP, sender=sender, push_name=name)
+                assert daemon.next_sent()["reply_to"] == asked
+            code, _ = daemon.stop()
+            assert code == 0
+        finally:
+            daemon.close()
+    return MediaRecording(workdir, "V1", "I1", edited)

@@ -17,7 +17,18 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from tests.e2e.harness import daemon_env
-from tests.web.conftest import OWNER_TEXT, REPLAYED_REPLY, SCRIPT_TEXT, Served, WebStore, start_web
+from tests.web.conftest import (
+    AFTER_EDIT,
+    IMAGE_CAPTION,
+    OWNER_TEXT,
+    REPLAYED_REPLY,
+    SCRIPT_TEXT,
+    VOICE_TEXT,
+    MediaRecording,
+    Served,
+    WebStore,
+    start_web,
+)
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -131,7 +142,10 @@ def test_a_skipped_message_shows_its_reason(visit: Visit):
     page.get_by_role("link", name="Family", exact=True).click()
     article = page.locator("article.turn")
     assert article.count() == 1
-    assert article.locator(".decision").inner_text() == "skipped: not_triggered"
+    assert article.locator(".decision").inner_text() == (
+        'skipped: it does not mention you and no keyword matched ("bot")'
+    )
+    assert article.locator(".code").inner_text() == "not_triggered"
     article.get_by_role("link", name="#1", exact=True).click()
     page.wait_for_url(re.compile(r"/turns/\d+$"))
     assert page.locator("strong.reason").inner_text() == "not_triggered"
@@ -145,7 +159,11 @@ def test_the_owner_taking_over_is_shown_on_the_chat_list(visit: Visit):
     assert "owner took over: silent until" in row.locator(".paused").inner_text()
     visit.go("/chats/491701111111@s.whatsapp.net")
     takeover = visit.page.locator("article.turn", has_text=OWNER_TEXT)
-    assert takeover.locator(".decision").inner_text() == "skipped: takeover"
+    assert (
+        takeover.locator(".decision")
+        .inner_text()
+        .startswith("skipped: you wrote here yourself: the bot stays silent in this chat until ")
+    )
 
 
 def test_html_in_a_message_shows_as_text_and_never_runs(visit: Visit):
@@ -214,3 +232,72 @@ def test_a_token_login_in_the_browser(browser: Browser, web_store: WebStore, sho
     finally:
         context.close()
         web.close()
+
+
+# -- a conversation with attachments, an edit and a group of two (issue 22 item 10) -----
+
+
+@pytest.fixture(scope="module")
+def media_console(media_store: MediaRecording) -> Iterator[Served]:
+    web = start_web(media_store.store)
+    yield web
+    web.close()
+
+
+@pytest.fixture
+def media_visit(browser: Browser, media_console: Served, shots: Path) -> Iterator[Visit]:
+    # Narrow enough that a date in the chat list would break at its spaces.
+    context = browser.new_context(viewport={"width": 760, "height": 900}, locale="en-GB")
+    tab = Visit(context.new_page(), media_console.url, shots)
+    yield tab
+    context.close()
+    assert tab.dialogs == []
+    assert tab.errors == []
+
+
+# How many lines of text an element's content takes.
+LINES = (
+    "e => { const r = document.createRange(); r.selectNodeContents(e);"
+    " return r.getClientRects().length; }"
+)
+
+
+def test_dates_in_the_chat_list_stay_on_one_line(media_visit: Visit):
+    media_visit.go("/")
+    cells = media_visit.page.locator("td.when")
+    assert cells.count() == 3
+    assert [cells.nth(i).evaluate(LINES) for i in range(3)] == [1, 1, 1]
+    # The table scrolls in its box; the page itself stays as wide as the window.
+    assert media_visit.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    family = media_visit.page.locator("tr.chat-row", has_text="Family")
+    assert "2 live (one per sender), until" in family.inner_text()
+    media_visit.shot("chats-narrow")
+
+
+def test_a_voice_note_and_a_photo_read_as_what_they_were(media_visit: Visit):
+    page = media_visit.page
+    media_visit.go("/chats/491701111111@s.whatsapp.net")
+    voice = page.locator(".msg", has_text=VOICE_TEXT)
+    assert voice.locator(".attachment").inner_text() == "voice note · 7 s · audio/ogg · 20 KB"
+    assert voice.locator(".outcome").inner_text() == (
+        f"transcript (whisper-1, $0.0007): {VOICE_TEXT}"
+    )
+    assert voice.locator(".event").count() == 0  # no generic event, no raw JSON
+    photo = page.locator("article.turn", has=page.locator(".msg", has_text=IMAGE_CAPTION))
+    assert photo.locator(".msg .attachment").inner_text() == "image · image/png · 1 KB"
+    photo.locator("summary", has_text="LLM request").click()
+    assert photo.locator(".image-ref").inner_text().startswith("+ image image/png, sha256 ")
+    media_visit.shot("chat-alice-media")
+
+
+def test_an_edit_is_found_by_search(media_visit: Visit):
+    page = media_visit.page
+    media_visit.go("/")
+    page.get_by_role("searchbox", name="Search").fill("mario")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=mario$"))
+    [hit] = page.locator("li.hit").all()
+    assert "received (edited)" in hit.locator(".meta").inner_text()
+    assert hit.locator("mark").inner_text() == "Mario"
+    hit.get_by_role("link", name="the turn").click()
+    assert page.locator(".edited").inner_text() == f"edited to: {AFTER_EDIT}"

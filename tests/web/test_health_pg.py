@@ -11,6 +11,7 @@ from events.pg_lease import Lease
 from pipeline.tools._where import Where
 from pipeline.tools.web import Console, create_app
 from tests.pg_support import log_name, module_schema, pg_log, require_server, schema_url
+from tests.web.conftest import text_of
 from tests.web.test_pages import asgi_client
 
 require_server()
@@ -54,3 +55,19 @@ async def test_a_daemon_on_any_machine_holding_the_lease_is_seen(where: Where, s
         lease.release()
     assert status == 200, lines
     assert lines[:2] == ["ok: all checks pass", "daemon: ok: running (pid 7 on vps1)"]
+
+
+async def test_the_footer_names_the_numbers_log_on_the_server_not_a_local_store(
+    where: Where, schema: str
+) -> None:
+    console = Console(where)
+    try:
+        async with asgi_client(create_app(console, token=None)) as client:
+            footer = text_of((await client.get("/")).text).rsplit("Read-only view of", 1)[1]
+    finally:
+        console.close()
+    assert footer.startswith(
+        f" the log of number {where.number} on postgresql://postgres@127.0.0.1:5432/test "
+        f"(schema {schema}) · log up to seq "
+    )
+    assert str(where.store) not in footer

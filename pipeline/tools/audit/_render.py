@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from events.jid import user_part
-from events.model import MediaTranscribed, Recorded, TranscriptionFailed
+from events.model import Media, MediaOutcome, MediaTranscribed, Recorded, TranscriptionFailed
 from pipeline.media import human_size
 from pipeline.tools._args import iso
 from projections.timeline import Audit, Delivery, Failure, Incoming, Turn
@@ -125,34 +125,46 @@ def _attachment(m: Incoming) -> list[str]:
     media = m.media
     if media is None:
         return []
-    facts = [media.kind, media.mime or "type unknown"]
-    facts += [human_size(media.size)] if media.size else []
-    facts += [f"{media.seconds:g} s"] if media.seconds else []
-    facts += [f'"{media.file_name}"'] if media.file_name else []
+    facts = attachment_facts(media)
     stored = "being fetched" if media.fetching else "not stored"
     facts += [f"sha256 {media.sha256}"] if media.sha256 else [stored]
     lines = [f"{_INDENT}media {', '.join(facts)}"]
     if media.problem is not None:
-        detail = f" ({media.detail})" if media.detail else ""
-        lines.append(f"{_INDENT}  not used: {media.problem}{detail}")
+        lines.append(f"{_INDENT}  not used: {unused(media)}")
     for done in m.attached:
-        if isinstance(done, MediaTranscribed):
-            cost = "cost unknown" if done.cost_usd is None else f"${done.cost_usd:.4f}"
-            lines += _block(f"  transcript ({done.model}, {cost}):", done.text, 4)
-        elif isinstance(done, TranscriptionFailed):
-            status = f" HTTP {done.status}" if done.status else ""
-            final = "final" if done.final else "will retry"
-            lines.append(
-                f"{_INDENT}  transcription failed attempt {done.attempt}{status} ({final}): "
-                f"{done.error}"
-            )
-        elif done.error:
-            lines.append(f"{_INDENT}  document not readable: {done.error}")
-        else:
-            pages = f"{done.pages} page{'s' * (done.pages != 1)}, " if done.pages else ""
-            cut = ", cut" if done.cut else ""
-            lines.append(f"{_INDENT}  document text: {pages}{len(done.text)} characters{cut}")
+        label, text = outcome(done)
+        lines += _block(f"  {label}", text, 4) if text else [f"{_INDENT}  {label}"]
     return lines
+
+
+def attachment_facts(media: Media) -> list[str]:
+    """What an attachment is: its kind, type, size, length and name, as far as known."""
+    facts = [media.kind, media.mime or "type unknown"]
+    facts += [human_size(media.size)] if media.size else []
+    facts += [f"{media.seconds:g} s"] if media.seconds else []
+    facts += [f'"{media.file_name}"'] if media.file_name else []
+    return facts
+
+
+def unused(media: Media) -> str:
+    """Why an attachment's bytes were not used: ``too_large (40.0 MB, over …)``."""
+    return f"{media.problem}" + (f" ({media.detail})" if media.detail else "")
+
+
+def outcome(done: MediaOutcome) -> tuple[str, str]:
+    """What was made of an attachment: a label, and the text it introduces ("" if none)."""
+    if isinstance(done, MediaTranscribed):
+        cost = "cost unknown" if done.cost_usd is None else f"${done.cost_usd:.4f}"
+        return f"transcript ({done.model}, {cost}):", done.text
+    if isinstance(done, TranscriptionFailed):
+        status = f" HTTP {done.status}" if done.status else ""
+        final = "final" if done.final else "will retry"
+        return f"transcription failed attempt {done.attempt}{status} ({final}): {done.error}", ""
+    if done.error:
+        return f"document not readable: {done.error}", ""
+    pages = f"{done.pages} page{'s' * (done.pages != 1)}, " if done.pages else ""
+    cut = ", cut" if done.cut else ""
+    return f"document text: {pages}{len(done.text)} characters{cut}", ""
 
 
 def _failure(what: str, f: Failure) -> str:

@@ -7,7 +7,7 @@ With no changes this is exactly the prompt the agent composed, which is what
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -76,9 +76,19 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     # As the agent built it: text, transcripts and documents from the log, images from the store.
     turn = user_turn(inputs.items, recorded)
     try:
-        return compose(config, entity, context, turn)
+        composed = compose(config, entity, context, turn)
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
+    return _as_taken(composed, call.request.params, call.request.model)
+
+
+def _as_taken(prompt: Prompt, recorded: Mapping[str, Any], model: str) -> Prompt:
+    """The fields the model refused when the call was made (``LlmClient.learned``) stay
+    refused for the same model: a replay sends the request in the shape the daemon did."""
+    refused = recorded.get("refused")
+    if not refused or prompt.model != model:
+        return prompt
+    return msgspec.structs.replace(prompt, params={**prompt.params, "refused": refused})
 
 
 def _chained(

@@ -90,7 +90,7 @@ class Pages:
         common = {
             "zone": snap.zone,
             "health": health,
-            "store": str(snap.store),
+            "place": snap.place,
             "seq": snap.states.seq,
             "query": "",
             "chat_names": snap.names,
@@ -150,7 +150,7 @@ class Pages:
                     "Replies out per day", days, [p.totals.replies_out for p in board.days]
                 ),
                 "spend": charts.bars(
-                    "LLM spend per day", days, [p.totals.spend_usd for p in board.days], usd
+                    "Spend per day", days, [p.totals.spend_usd for p in board.days], usd
                 ),
                 "latency": charts.lines(
                     "LLM latency per day",
@@ -173,7 +173,7 @@ class Pages:
     def replay_list(self) -> Response:
         found = replays.experiments(self.console.store)
         with self.console.current() as snap:
-            return self.render(snap, "replays.html", files=found)
+            return self.render(snap, "replays.html", files=found, store=str(snap.store))
 
     def replay(self, name: str) -> Response:
         found = replays.experiment(self.console.store, name)

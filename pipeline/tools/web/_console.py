@@ -41,6 +41,7 @@ class Snapshot(NamedTuple):
     now: float
     store: Path
     daemon: DaemonProbe | Finder
+    place: str  # which log this is, for the footer: the store, or the number's on PostgreSQL
 
     @property
     def zone(self) -> ZoneInfo:
@@ -75,6 +76,7 @@ class Console:
         self.daemon: DaemonProbe | Finder = probe or self._finder(where)
         self.clock = clock
         self.log = open_tool_reader(where)
+        self.place = _place(where)
         self._lock = threading.Lock()
         self._runner = Runner.start(self.log)
         self._summary = self._fold_summary()
@@ -100,6 +102,7 @@ class Console:
                 self.clock(),
                 self.store,
                 self.daemon,
+                self.place,
             )
 
     def records(self, chat: str) -> list[Recorded]:
@@ -132,3 +135,15 @@ class Console:
         if self._lease is not None:
             self._lease.release()
         self.log.close()
+
+
+def _place(where: Where) -> str:
+    """The log in a few words: the store's directory, or the number's log on the server
+    (never a password; a local store beside a PostgreSQL log holds no log at all)."""
+    if not is_postgres(where.url):
+        return str(where.store)
+    from events.pg_schema import target  # noqa: PLC0415  (loads psycopg)
+
+    assert where.url is not None
+    found = target(where.url)
+    return f"the log of number {chosen_number(where)} on {found.where} (schema {found.schema})"

@@ -22,6 +22,7 @@ from pipeline.tools.web._health import oldest_undecided
 from pipeline.tools.web._overview import queue_depth
 from pipeline.tools.web._summary import LATENCY_BUCKETS
 from projections import account, budget, outbox
+from projections.spend import KINDS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TRANSPORT_STATES: tuple[str, ...] = get_args(TransportState)
@@ -102,19 +103,37 @@ def _families(snap: Snapshot, log_bytes: int) -> Iterable[Metric]:
     yield _counter("wabot_llm_calls", "LLM call outcomes", "outcome", s.llm_outcomes)
     yield _counter("wabot_failures", "Final failures by reason", "reason", s.failures)
     yield _latency(snap)
-    yield CounterMetricFamily(
-        "wabot_llm_spend_usd",
-        "LLM spend recorded in the log",
-        value=sum(c.spend_usd for c in s.chats.values()),
-    )
-    yield GaugeMetricFamily(
-        "wabot_llm_spend_last_24h_usd",
-        "LLM spend of the last 24 hours",
-        value=budget.spent_since(states.budget, snap.now - DAY),
-    )
+    yield from _spend(snap)
     yield _counter("wabot_llm_tokens", "LLM tokens by direction", "direction", s.tokens)
     yield GaugeMetricFamily("wabot_log_last_seq", "The newest log position", value=states.seq)
     yield GaugeMetricFamily("wabot_log_bytes", "The log's size on disk", value=log_bytes)
+
+
+def _spend(snap: Snapshot) -> Iterable[Metric]:
+    """Spend by kind (projections.spend: the budget's, ``stats``'s and the dashboard's)."""
+    total = CounterMetricFamily(
+        "wabot_spend_usd", "Spend recorded in the log, by kind", labels=["kind"]
+    )
+    day = GaugeMetricFamily(
+        "wabot_spend_last_24h_usd", "Spend of the last 24 hours, by kind", labels=["kind"]
+    )
+    since = snap.now - DAY
+    for kind in KINDS:
+        total.add_metric([kind], snap.summary.spend_usd.get(kind, 0.0))
+        day.add_metric([kind], budget.spent_since(snap.states.budget, since, kind))
+    yield total
+    yield day
+    # The names of the first version, kept for dashboards built on them: the LLM's part.
+    yield CounterMetricFamily(
+        "wabot_llm_spend_usd",
+        'LLM spend recorded in the log (wabot_spend_usd_total{kind="llm"})',
+        value=snap.summary.spend_usd.get("llm", 0.0),
+    )
+    yield GaugeMetricFamily(
+        "wabot_llm_spend_last_24h_usd",
+        'LLM spend of the last 24 hours (wabot_spend_last_24h_usd{kind="llm"})',
+        value=budget.spent_since(snap.states.budget, since, "llm"),
+    )
 
 
 def _latency(snap: Snapshot) -> HistogramMetricFamily:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from events.jid import is_group
 from events.units import DAY
 from pipeline.tools.web._console import Snapshot
-from pipeline.tools.web._format import when
 from pipeline.tools.web._summary import ChatTotals, Day, Text
 from pipeline.tools.web._timeline import EventView, event_view
 from projections import budget, outbox, sessions, stats, takeover
+from projections.spend import KINDS, SPEND_NAMES
 
 DASHBOARD_DAYS = 30
 SEARCH_LIMIT = 100
@@ -24,7 +24,8 @@ class ChatRow:
     name: str | None
     monitored: bool
     totals: ChatTotals
-    session: str  # e.g. "live, ends 14:05" / "expired" / "none"
+    session: str  # e.g. "live" / "2 live (one per sender)" / "expired" / "none"
+    session_until: float | None  # when the last live conversation ends
     paused_until: float | None  # the owner took over: the bot is silent until then
 
     @property
@@ -47,7 +48,8 @@ class Dashboard:
     decisions: list[tuple[str, int]]
     queue_depth: int
     unsent: int
-    spent_today: float
+    spent_today: float  # every kind (projections.spend)
+    spent_today_by_kind: list[tuple[str, float]]  # (the kind's name, USD)
     budget: float | None
     system: list[EventView]  # newest first
 
@@ -62,18 +64,20 @@ class Hit:
 def chat_rows(snap: Snapshot) -> list[ChatRow]:
     """Every chat with events and every monitored one, the latest activity first."""
     names = snap.names
-    chats = dict.fromkeys([*snap.summary.chats, *names])
-    rows = [
-        ChatRow(
-            chat=chat,
-            name=names.get(chat),
-            monitored=chat in names,
-            totals=snap.summary.chats.get(chat) or ChatTotals(),
-            session=session_text(snap, chat),
-            paused_until=paused_until(snap, chat),
+    rows = []
+    for chat in dict.fromkeys([*snap.summary.chats, *names]):
+        session, until = session_text(snap, chat)
+        rows.append(
+            ChatRow(
+                chat=chat,
+                name=names.get(chat),
+                monitored=chat in names,
+                totals=snap.summary.chats.get(chat) or ChatTotals(),
+                session=session,
+                session_until=until,
+                paused_until=paused_until(snap, chat),
+            )
         )
-        for chat in chats
-    ]
     rows.sort(key=lambda r: (-r.totals.last_ts, r.chat))
     return rows
 
@@ -82,19 +86,21 @@ def chat_row(snap: Snapshot, chat: str) -> ChatRow | None:
     return next((r for r in chat_rows(snap) if r.chat == chat), None)
 
 
-def session_text(snap: Snapshot, chat: str) -> str:
+def session_text(snap: Snapshot, chat: str) -> tuple[str, float | None]:
+    """The chat's conversations in words ("live", "expired", "none") and until when."""
     cfg = snap.config
     found = [s for s in snap.states.sessions.sessions.values() if s.chat == chat]
     if not found or cfg is None:
-        return "none"
+        return "none", None
     memory, tz = cfg.session_memory, cfg.vitality.timezone
     ends = [sessions.expires_at(s, memory.mode, memory.ttl_minutes, tz) for s in found]
     live = [e for e in ends if e is None or e > snap.now]
     if not live:
-        return "expired"
-    count = f"{len(live)} live" if is_group(chat) else "live"
+        return "expired", None
+    # A group has a conversation per person in it: say so, or "2 live" reads as a fault.
+    count = f"{len(live)} live (one per sender)" if is_group(chat) else "live"
     later = [e for e in live if e is not None]
-    return f"{count}, until {_clock(max(later), snap)}" if later else f"{count}, never expires"
+    return (count, max(later)) if later else (f"{count}, never expires", None)
 
 
 def paused_until(snap: Snapshot, chat: str) -> float | None:
@@ -123,6 +129,10 @@ def dashboard(snap: Snapshot) -> Dashboard:
         queue_depth=queue_depth(snap),
         unsent=len(outbox.unsent(snap.states.outbox)),
         spent_today=budget.spent_since(snap.states.budget, today * DAY),
+        spent_today_by_kind=[
+            (SPEND_NAMES[kind], budget.spent_since(snap.states.budget, today * DAY, kind))
+            for kind in KINDS
+        ],
         budget=snap.config.limits.daily_budget_usd if snap.config is not None else None,
         system=[event_view(r) for r in reversed(s.system)],
     )
@@ -161,7 +171,3 @@ def _cut(text: str, needle: str) -> list[tuple[str, bool]]:
 
 def _ranked(table: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _clock(ts: float, snap: Snapshot) -> str:
-    return when(ts, snap.zone)

@@ -23,9 +23,12 @@ from typing import Any, NamedTuple
 from events.model import (
     Compacted,
     ConfigLoaded,
+    Event,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaTranscribed,
+    MessageEdited,
     MessageReceived,
     MessageSkipped,
     MessageUndecryptable,
@@ -35,6 +38,8 @@ from events.model import (
     ReplySent,
 )
 from events.protocol import removal
+from projections import spend
+from projections.spend import KINDS
 
 # Upper bounds (seconds) of the LLM latency histogram in /metrics.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -50,7 +55,7 @@ class ChatTotals:
     turns: int = 0  # decisions, counted as the audit timeline counts them
     llm_calls: int = 0
     replies: int = 0  # sent replies (purpose "reply")
-    spend_usd: float = 0.0
+    spend_usd: float = 0.0  # every kind (projections.spend)
     failures: int = 0  # final LLM and sending failures
     last_seq: int = 0  # of the chat's previous event: a skipped burst is one turn
     skip_reason: str | None = None  # the last turn's reason, when it was a skip
@@ -60,13 +65,14 @@ class ChatTotals:
 class Day:
     messages_in: int = 0
     replies_out: int = 0
-    spend_usd: float = 0.0
+    spend_usd: float = 0.0  # every kind
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
 
 
 class Text(NamedTuple):
-    """A searchable text: an inbound message (``in``) or a planned message (``out``)."""
+    """A searchable text: an inbound message (``in``), the words it was edited to
+    (``edited``), a voice note's transcript (``transcript``), or a planned message (``out``)."""
 
     seq: int
     ts: float
@@ -86,6 +92,7 @@ class Summary:
     latency_sum_s: float = 0.0
     latency_count: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    spend_usd: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     sent: dict[str, int] = field(default_factory=dict)  # sent messages by purpose
     texts: list[Text] = field(default_factory=list)
     system: deque[Recorded] = field(default_factory=lambda: deque(maxlen=SYSTEM_EVENTS))
@@ -163,6 +170,16 @@ def _undecryptable(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageUndec
     s.bump(s.decisions, "undecryptable")
 
 
+def _edited(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageEdited) -> None:
+    if ev.text is not None:  # None: an edit whose words could not be read
+        s.texts.append(Text(rec.seq, rec.ts, ev.chat, "edited", ev.text))
+
+
+def _transcribed(s: Summary, chat: ChatTotals, rec: Recorded, ev: MediaTranscribed) -> None:
+    _spent(s, chat, rec, ev)
+    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "transcript", ev.text))
+
+
 def _skipped(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageSkipped) -> None:
     # One decision skipping a whole burst is one turn (projections.timeline).
     if not (chat.skip_reason == ev.reason and chat.last_seq == rec.seq - 1):
@@ -179,11 +196,19 @@ def _requested(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmRequested) ->
     s.decide(ev.chat, ev.trigger_ids, "llm")
 
 
+def _spent(s: Summary, chat: ChatTotals, rec: Recorded, ev: Event) -> None:
+    found = spend.cost(ev)
+    if found is None:
+        return
+    kind, usd = found
+    chat.spend_usd += usd
+    s.day(rec.ts).spend_usd += usd
+    s.spend_usd[kind] = s.spend_usd.get(kind, 0.0) + usd
+
+
 def _completed(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmCompleted) -> None:
-    cost = ev.usage.cost_usd or 0.0
-    chat.spend_usd += cost
+    _spent(s, chat, rec, ev)
     day = s.day(rec.ts)
-    day.spend_usd += cost
     day.latencies_ms.append(ev.latency_ms)
     s.bump(s.llm_outcomes, "completed")
     seconds = ev.latency_ms / 1000
@@ -247,6 +272,8 @@ def failure_reason(status: int | None, error: str) -> str:
 _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     MessageReceived: _received,
     MessageUndecryptable: _undecryptable,
+    MessageEdited: _edited,
+    MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,
     LlmRequested: _requested,
     LlmCompleted: _completed,
@@ -254,4 +281,5 @@ _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _send_failed,
+    **{t: _spent for t in spend.SPENDING if t not in (LlmCompleted, MediaTranscribed)},
 }

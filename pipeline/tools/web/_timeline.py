@@ -2,9 +2,10 @@
 
 Turns come from ``projections.timeline`` (the fold ``audit`` prints). Config
 changes sit between them with their diff; edits and revokes under their
-message. Any other event of the chat (a type this page does not know, such as a
-transcript) is shown generically, under the message, reply or call it names,
-or on a line of its own.
+message, with its attachment and what was made of it (a transcript, a
+document's text). Any other event of the chat (a type this page does not know)
+is shown generically, under the message, reply or call it names, or on a line
+of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import msgspec
 
 from events.model import (
     ConfigLoaded,
+    DocumentRead,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaFetched,
+    MediaTranscribed,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
@@ -32,13 +36,27 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    TranscriptionFailed,
 )
-from pipeline.tools.audit import event_object, headline, who
+from pipeline.config import (
+    AppConfig,
+    ConfigError,
+    GroupEntity,
+    Skip,
+    config_from_dict,
+    skip_words,
+    trigger_words,
+)
+from pipeline.tools.audit import attachment_facts, event_object, headline, outcome, unused, who
 from projections.timeline import Incoming, Turn, audit, changes
 
 # What the turns already show; every other event type is rendered generically.
 TURN_EVENTS = (
     MessageReceived,
+    MediaFetched,  # its media is the message's (the attachment line shows it)
+    MediaTranscribed,
+    TranscriptionFailed,
+    DocumentRead,
     MessageEdited,
     MessageRevoked,
     MessageSkipped,
@@ -55,8 +73,13 @@ TURN_EVENTS = (
 # Fields of MessageReceived that a message line already shows.
 _MESSAGE_SHOWN = frozenset(
     {"type", "seq", "ts", "chat", "msg_id", "sender", "push_name", "text", "kind", "from_me"}
-    | {"is_group", "sent_at"}
+    | {"is_group", "sent_at", "media"}
 )
+# How a message's attachment is named: a voice note is not just "audio".
+KIND_NAMES = {"voice": "voice note", "audio": "audio", "image": "image", "video": "video"} | {
+    "document": "document",
+    "sticker": "sticker",
+}
 _ENVELOPE = frozenset({"type", "seq", "ts", "chat"})
 # Fields by which an event names what it is about, most specific first.
 _REFERENCES = ("msg_id", "reply_id", "call_id")
@@ -75,8 +98,11 @@ class EventView:
 class MessageView:
     m: Incoming
     who: str
-    extras: dict[str, str]  # fields beyond the text (quoted, media, mentions, ...)
-    events: list[EventView] = field(default_factory=list)  # edits, revokes, transcripts
+    extras: dict[str, str]  # fields beyond the text and the attachment (quoted, mentions, ...)
+    events: list[EventView] = field(default_factory=list)  # of types the console does not know
+    attachment: str = ""  # "voice note · 7 s · audio/ogg · 20 KB"
+    unused: str = ""  # why the attachment's bytes were not used
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # transcripts, document text
 
 
 @dataclass
@@ -84,8 +110,20 @@ class TurnView:
     turn: Turn
     headline: str
     messages: list[MessageView]
+    why: str = ""  # why it was skipped, or what called the bot in a group, in words
     events: list[EventView] = field(default_factory=list)  # other events about this turn
     related: list[Recorded] = field(default_factory=list)  # every event of the turn
+
+    @property
+    def decision(self) -> str:
+        """The headline, with the reason in words: ``skipped: no keyword matched ("bot")``."""
+        if not self.why:
+            return self.headline
+        return (
+            f"skipped: {self.why}"
+            if self.turn.kind == "skipped"
+            else f"{self.headline}: {self.why}"
+        )
 
     @property
     def cost_usd(self) -> float | None:
@@ -138,6 +176,7 @@ def build(records: Sequence[Recorded], chat: str, *, limit: int | None = None) -
     owner = assign(records, turns)
     by_seq = {r.seq: r for r in records}
     views = [_turn_view(t, by_seq) for t in turns]
+    _say_why(records, chat, views, by_seq)
     for rec in records:
         index = owner.get(rec.seq)
         if index is not None:
@@ -196,8 +235,75 @@ def assign(records: Sequence[Recorded], turns: Sequence[Turn]) -> dict[int, int]
 
 
 def _turn_view(t: Turn, by_seq: dict[int, Recorded]) -> TurnView:
-    messages = [MessageView(m, who(m), _extras(by_seq.get(m.seq))) for m in t.messages]
-    return TurnView(t, headline(t), messages)
+    return TurnView(t, headline(t), [_message_view(m, by_seq.get(m.seq)) for m in t.messages])
+
+
+def _message_view(m: Incoming, rec: Recorded | None) -> MessageView:
+    view = MessageView(m, who(m), _extras(rec))
+    media = m.media
+    if media is not None:
+        kind, mime, *rest = attachment_facts(media)
+        seconds = [fact for fact in rest if fact.endswith(" s")]
+        others = [fact for fact in rest if fact not in seconds]
+        view.attachment = " · ".join([KIND_NAMES.get(kind, kind), *seconds, mime, *others])
+        view.unused = unused(media) if media.problem is not None else ""
+        view.outcomes = [outcome(done) for done in m.attached]
+    return view
+
+
+def _say_why(
+    records: Sequence[Recorded], chat: str, views: Sequence[TurnView], by_seq: dict[int, Recorded]
+) -> None:
+    """Each skip's reason in words (the daemon logs the same: ``skip_words``), and what
+    called the bot in a group, under the config in force when it was decided."""
+    at = {v.turn.seq: v for v in views}
+    parsed: dict[str, AppConfig | None] = {}
+    config: AppConfig | None = None
+    took_over: float | None = None
+    for rec in records:
+        ev = rec.event
+        if isinstance(ev, ConfigLoaded):
+            if ev.hash not in parsed:
+                parsed[ev.hash] = _parse(ev.config)
+            config = parsed[ev.hash]
+        view = at.get(rec.seq)
+        if view is not None and config is not None and view.messages:
+            view.why = _why(view, config, chat, took_over, by_seq)
+        if isinstance(ev, MessageSkipped) and ev.chat == chat and ev.reason == "takeover":
+            took_over = rec.ts
+
+
+def _why(
+    view: TurnView,
+    config: AppConfig,
+    chat: str,
+    took_over: float | None,
+    by_seq: dict[int, Recorded],
+) -> str:
+    t, first = view.turn, view.messages[0].m
+    entity = config.find_entity(chat)
+    if t.kind == "skipped" and t.reason is not None:
+        received = by_seq.get(first.seq)
+        event = received.event if received is not None else None
+        sent = event.sent_at if isinstance(event, MessageReceived) else 0.0
+        facts = Skip(
+            reason=t.reason,
+            at=t.ts,
+            sent_at=sent or first.ts,
+            took_over_at=took_over,
+            media=first.media.kind if first.media is not None else None,
+        )
+        return skip_words(facts, config, entity)
+    if t.kind == "answered" and isinstance(entity, GroupEntity):
+        return trigger_words(entity.trigger, first.text)
+    return ""
+
+
+def _parse(config: dict[str, Any]) -> AppConfig | None:
+    try:
+        return config_from_dict(config)
+    except ConfigError:
+        return None
 
 
 def _attach(view: TurnView, event: EventView) -> None:

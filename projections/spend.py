@@ -1,0 +1,35 @@
+"""What the bot spends: the one definition behind the budget, ``stats``, the console and /metrics.
+
+Spend is every cost the log records, by kind: LLM calls (``LlmCompleted``) and
+transcriptions of voice notes (``MediaTranscribed``). A cost the service did
+not report counts as nothing. A new paid service (speech, when replies are
+spoken) is one more kind in ``SpendKind`` and one more entry in ``_COSTS``;
+the daily budget, every total and every per-kind figure follow from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, get_args
+
+from events.model import Event, LlmCompleted, MediaTranscribed
+
+SpendKind = Literal["llm", "transcription"]
+KINDS: tuple[SpendKind, ...] = get_args(SpendKind)
+SPEND_NAMES: dict[str, str] = {"llm": "LLM", "transcription": "transcription"}
+
+_COSTS: dict[type[Event], tuple[SpendKind, Callable[[Any], float | None]]] = {
+    LlmCompleted: ("llm", lambda ev: ev.usage.cost_usd),
+    MediaTranscribed: ("transcription", lambda ev: ev.cost_usd),
+}
+# The event types that carry a cost.
+SPENDING: tuple[type[Event], ...] = tuple(_COSTS)
+
+
+def cost(event: Event) -> tuple[SpendKind, float] | None:
+    """The kind and the USD an event spent (0.0 when unknown); None for one that costs nothing."""
+    found = _COSTS.get(type(event))
+    if found is None:
+        return None
+    kind, read = found
+    return kind, read(event) or 0.0

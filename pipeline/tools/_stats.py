@@ -187,7 +187,8 @@ def report_text(r: Report) -> str:
     lines = ["Chats (events):"]
     lines += [f"  {_chat_label(c):<{width}}  {c.events}" for c in r.chats] or ["  none"]
     lines.append("Events by type:")
-    lines += [f"  {name:<16} {n}" for name, n in r.events.items()] or ["  none"]
+    width = max(map(len, r.events), default=0)
+    lines += [f"  {name:<{width}} {n}" for name, n in r.events.items()] or ["  none"]
     p50, p95 = r.latency_ms.p50, r.latency_ms.p95
     log = r.log
     oldest = f"seq {log.oldest_seq} at {log.oldest_at}" if log.oldest_seq else "none"

@@ -19,6 +19,7 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 from events.model import MessageReceived, TransportStatus
+from pipeline.config import MediaConfig
 from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 from pipeline.transport import _stdio as stdio_module
 
@@ -486,3 +487,14 @@ async def test_a_send_fails_retryably_while_the_last_status_line_said_disconnect
         await transport.send(message)
 
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["W1"]
+
+
+def test_the_readme_states_the_line_limit_the_transport_keeps() -> None:
+    """README promises what is read past; the limit must carry a default-size attachment."""
+    limit = stdio_module.MAX_LINE_BYTES
+    readme = " ".join((REPO / "README.md").read_text().split())
+    stated = {int(n) for n in re.findall(r"more than (\d+) MiB \(read past", readme)}
+    assert stated == {limit // 2**20}
+    default_attachment = MediaConfig().max_bytes  # as base64 in media.data
+    line = json.dumps({"chat": ALICE, "media": {"kind": "image", "data": ""}})
+    assert len(line) + 4 * -(-default_attachment // 3) <= limit

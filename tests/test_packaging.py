@@ -8,7 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What ``pip wheel .`` and ``python -m build`` leave in the checkout.
-BUILD_OUTPUT = ("build/lib/pipeline/cli.py", "dist/wabot-0.1.0.tar.gz", "wabot-0.1.0-py3-none-any.whl")
+BUILD_OUTPUT = (
+    "build/lib/pipeline/cli.py",
+    "dist/wabot-0.1.0.tar.gz",
+    "wabot-0.1.0-py3-none-any.whl",
+)
 
 
 def test_the_wabot_command_is_installed_beside_python_and_runs():
@@ -27,9 +31,15 @@ def test_the_wabot_command_is_installed_beside_python_and_runs():
 def test_the_wabot_command_exits_as_python_m_pipeline_does():
     wabot = Path(sys.executable).parent / "wabot"
     argv = ["stats", "--store", "/nonexistent/wabot-store"]
-    by_script = subprocess.run([str(wabot), *argv], capture_output=True, text=True, timeout=60)
+    by_script = subprocess.run(
+        [str(wabot), *argv], capture_output=True, text=True, timeout=60, check=False
+    )
     by_module = subprocess.run(
-        [sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pipeline", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert by_script.returncode == by_module.returncode == 2
     assert by_script.stderr == by_module.stderr != ""

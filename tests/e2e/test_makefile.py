@@ -55,7 +55,8 @@ def _run_make(tmp_path: Path, server: FakeLlmServer, *variables: str) -> list[st
         text=True,
         start_new_session=True,  # a process group: SIGTERM reaches make and the daemon
     )
-    assert make.stdin is not None and make.stdout is not None
+    assert make.stdin is not None
+    assert make.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_lines, args=(make.stdout, lines), daemon=True)
     reader.start()
@@ -78,9 +79,7 @@ def _run_make(tmp_path: Path, server: FakeLlmServer, *variables: str) -> list[st
     return out
 
 
-def test_make_run_prints_only_the_transport_s_json_lines(
-    tmp_path: Path, llm_server: FakeLlmServer
-):
+def test_make_run_prints_only_the_transport_s_json_lines(tmp_path: Path, llm_server: FakeLlmServer):
     stamp = tmp_path / "installed"
     stamp.touch()  # newer than pyproject.toml: nothing to install
 

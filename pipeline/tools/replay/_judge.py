@@ -23,6 +23,13 @@ from pipeline.llm import LlmError, LlmResult, Prompt
 from pipeline.tools.replay._runner import Llm
 
 Verdict = Literal["win", "tie", "loss", "unjudged"]  # for the new settings
+# How reports and the console say a verdict on the new settings.
+VERDICT_WORDS: dict[Verdict, str] = {
+    "win": "better",
+    "loss": "worse",
+    "tie": "tie",
+    "unjudged": "unjudged",
+}
 Answer = Literal["A", "B", "tie"]
 Side = Literal["old", "new"]
 SIDES: tuple[Side, Side] = ("old", "new")

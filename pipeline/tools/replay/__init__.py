@@ -6,6 +6,6 @@ experiment file and the response cache under ``STORE/replays/``.
 
 from pipeline.tools.replay._cli import main
 from pipeline.tools.replay._files import forget_replays
-from pipeline.tools.replay._judge import VERDICT_WORDS
+from pipeline.tools.replay._saved import ExperimentDoc, read_doc
 
-__all__ = ["VERDICT_WORDS", "forget_replays", "main"]
+__all__ = ["ExperimentDoc", "forget_replays", "main", "read_doc"]

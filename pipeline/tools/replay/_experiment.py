@@ -31,6 +31,7 @@ from pipeline.tools.replay._html import report_html
 from pipeline.tools.replay._judge import DEFAULT_RUBRIC, Judge
 from pipeline.tools.replay._output import summary_line
 from pipeline.tools.replay._report import report, report_text
+from pipeline.tools.replay._saved import read_doc
 from pipeline.tools.replay._variant import Variant
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -88,8 +89,9 @@ def evaluate(
         report=figures,
         files={"json": str(path), "html": str(page)},
     )
-    write_private(path, msgspec.json.format(msgspec.json.encode(doc), indent=2))
-    write_private(page, report_html(doc, outcome).encode())
+    saved = msgspec.json.format(msgspec.json.encode(doc), indent=2)
+    write_private(path, saved)
+    write_private(page, report_html(read_doc(saved)).encode())
     if args.json:
         print(msgspec.json.encode(doc).decode())
     else:

@@ -324,16 +324,17 @@ class Compacted(Event, frozen=True, kw_only=True):
         by_type: dict[str, int],
         last_removed: int,
         *,
-        chat: str = "",
         older_than: float | None = None,
         chats: Collection[str] | None = None,
         seqs: Collection[int] | None = None,
         keep: Collection[int] = (),
         by_chat: dict[str, int] | None = None,
     ) -> Compacted:
-        """The marker for a compaction that removed ``by_type`` events up to ``last_removed``."""
+        """The marker for a compaction that removed ``by_type`` events up to ``last_removed``.
+
+        Filed under no chat, even when it forgot one: a forgotten chat keeps no event.
+        """
         return cls(
-            chat=chat,
             reason=reason,
             before=last_removed + 1,
             removed=sum(by_type.values()),

@@ -82,7 +82,7 @@ def forget(store: Path | Where, chat: str) -> str:
         log.purge()
         swept = sweep_media(where, log, doomed=theirs)
     replays = forget_replays(where.store / "replays", ids)
-    files = _files(swept) + _files(replays, "replay file")
+    files = _files(swept) + _files(replays.deleted, "replay file") + _taken_out(replays.rewritten)
     if marker is None:
         return f"nothing recorded for {jid}{files}"
     return f"forgot {jid}: {_compacted(marker).removed} events removed{files}"
@@ -114,6 +114,12 @@ def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] 
 
 def _files(gone: int, what: str = "media file") -> str:
     return f"; deleted {gone} {what}{'s' if gone != 1 else ''}" if gone else ""
+
+
+def _taken_out(rewritten: int) -> str:
+    if not rewritten:
+        return ""
+    return f"; took the chat's turns out of {rewritten} replay file{'s' if rewritten != 1 else ''}"
 
 
 def _resolve(chat: str, config: AppConfig | None) -> str:

@@ -263,6 +263,9 @@ class ReplyPlanned(Event, frozen=True, kw_only=True):
     quoted: Quoted | None = None  # the message the WhatsApp message quotes
     part: int | None = None  # 1-based, for a reply split into ``parts`` messages
     parts: int | None = None
+    # The chat whose words this message carries, filed under another (a debug note in
+    # the owner's chat, an alert quoting an error about the chat): ``forget`` takes it too.
+    quotes_chat: str | None = None
 
 
 class ReplySent(Event, frozen=True, kw_only=True):
@@ -294,6 +297,9 @@ class OwnerAlerted(Event, frozen=True, kw_only=True):
     ok: bool
     detail: str = ""
     error: str = ""
+    # The chat whose failure ``detail`` quotes (an API's error may echo the user's
+    # text): ``forget`` takes the alert with the chat.
+    quotes_chat: str | None = None
 
 
 class Compacted(Event, frozen=True, kw_only=True):

@@ -49,6 +49,8 @@ _CONNECTION: dict[str, AlertKind] = {
 # Client errors the LLM client retries: the rest of 4xx fail every turn until the
 # owner acts (a key, an endpoint, a setting the model refuses, credit, a model name).
 _TRANSIENT_4XX = frozenset({408, 409, 429})
+# Alerts whose detail is an API's error about one chat's turn.
+_QUOTING: frozenset[AlertKind] = frozenset({"llm_failing", "transcription_failing"})
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -175,6 +177,15 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
 def owed(state: State) -> dict[AlertKind, str]:
     """Alerts owed, by kind, in the order they fell due."""
     return dict(state.owed)
+
+
+def quoted_chat(state: State, kind: AlertKind) -> str | None:
+    """The chat whose failure an owed alert's detail quotes (an API's error, which may
+    echo the user's text); None when the detail is the bot's own words."""
+    cause = state.owed_from.get(kind)
+    if cause is None or kind not in _QUOTING:
+        return None
+    return cause[2] or None
 
 
 _HANDLERS: Handlers[State] = {

@@ -71,11 +71,12 @@ class Alerter:
         async with self._lock:
             self.live.catch_up()
             config = self.settings.app.alerts
-            for kind, detail in alerts.owed(self.live.view.alerts).items():
+            owed = self.live.view.alerts
+            for kind, detail in alerts.owed(owed).items():
                 if kind in config.on:
-                    await self._alert(kind, detail)
+                    await self._alert(kind, detail, alerts.quoted_chat(owed, kind))
 
-    async def _alert(self, kind: AlertKind, detail: str) -> None:
+    async def _alert(self, kind: AlertKind, detail: str, quotes_chat: str | None) -> None:
         text = f"wabot alert: {_TITLES[kind]} — {detail}"
         webhook = self.settings.app.alerts.webhook
         error = "" if webhook is None else await self._post(webhook, kind, detail, text)
@@ -89,10 +90,14 @@ class Alerter:
                     purpose="alert",
                     text=text,
                     wa_id=self.new_wa_id(),
+                    quotes_chat=quotes_chat,
                 )
             )
         ok = (webhook is not None and not error) or (webhook is None and bool(events))
-        events.append(OwnerAlerted(kind=kind, ok=ok, detail=detail, error=error))
+        alerted = OwnerAlerted(
+            kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat
+        )
+        events.append(alerted)
         await self.live.append(*events)
         log.warning("owner_alerted", kind=kind, ok=ok, error=error or None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from events.model import (
+    Compacted,
     LlmRequested,
     MessageEdited,
     MessageReceived,
@@ -212,5 +213,6 @@ def test_audit_and_forget_take_the_person_whichever_id_they_wrote_from(
     assert "edited: first, edited" in audit.stdout
     assert "deleted by the sender" in audit.stdout
     assert forget.returncode == 0, forget.stderr
-    left = [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)]
-    assert [type(r.event).__name__ for r in left] == ["Compacted"]
+    assert [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)] == []
+    markers = [r.event for r in daemon.events() if isinstance(r.event, Compacted)]
+    assert [(m.reason, m.chats) for m in markers] == [("forget", [ALICE])]

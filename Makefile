@@ -6,14 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
+# stdout belongs to `make run` (the stdio transport's JSON lines): no recipe line is
+# echoed there, and what installing prints goes to stderr.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "make: installing wabot into $(VENV)" >&2
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install -q --upgrade pip >&2
+	@$(BIN)/python -m pip install -q -e '.[dev]' >&2
+	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m pipeline run $(ARGS)
+	@$(BIN)/python -m pipeline run $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -66,7 +66,6 @@ class Tally:
             reason,
             self.by_type,
             self.last,
-            chat=selection.marker_chat,
             older_than=selection.older_than,
             chats=selection.chats,
             seqs=selection.seqs,

@@ -274,6 +274,9 @@ class ReplyPlanned(Event, frozen=True, kw_only=True):
     quoted: Quoted | None = None  # the message the WhatsApp message quotes
     part: int | None = None  # 1-based, for a reply split into ``parts`` messages
     parts: int | None = None
+    # The chat whose words this message carries, filed under another (a debug note in
+    # the owner's chat, an alert quoting an error about the chat): ``forget`` takes it too.
+    quotes_chat: str | None = None
 
 
 class ReplySent(Event, frozen=True, kw_only=True):
@@ -339,6 +342,9 @@ class OwnerAlerted(Event, frozen=True, kw_only=True):
     ok: bool
     detail: str = ""
     error: str = ""
+    # The chat whose failure ``detail`` quotes (an API's error may echo the user's
+    # text): ``forget`` takes the alert with the chat.
+    quotes_chat: str | None = None
 
 
 class Compacted(Event, frozen=True, kw_only=True):
@@ -369,16 +375,17 @@ class Compacted(Event, frozen=True, kw_only=True):
         by_type: dict[str, int],
         last_removed: int,
         *,
-        chat: str = "",
         older_than: float | None = None,
         chats: Collection[str] | None = None,
         seqs: Collection[int] | None = None,
         keep: Collection[int] = (),
         by_chat: dict[str, int] | None = None,
     ) -> Compacted:
-        """The marker for a compaction that removed ``by_type`` events up to ``last_removed``."""
+        """The marker for a compaction that removed ``by_type`` events up to ``last_removed``.
+
+        Filed under no chat, even when it forgot one: a forgotten chat keeps no event.
+        """
         return cls(
-            chat=chat,
             reason=reason,
             before=last_removed + 1,
             removed=sum(by_type.values()),

@@ -129,11 +129,6 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             keep=self.keep,
         )
 
-    @property
-    def marker_chat(self) -> str:
-        """The envelope chat of the ``Compacted`` marker: the chat, when there is one."""
-        return next(iter(self.chats)) if self.chats is not None and len(self.chats) == 1 else ""
-
 
 class LogReader(Protocol):
     """Reading the log: in order, by position, optionally by chat."""

@@ -1,10 +1,5 @@
-"""Entry point: ``python -m pipeline COMMAND``."""
+"""Entry point: ``python -m pipeline COMMAND`` (the ``wabot`` command is the same)."""
 
-import sys
+from pipeline.cli import entry
 
-from events.private import restrict_umask
-from pipeline.cli import main
-
-# Everything the bot writes is private, whatever a library creates without asking.
-restrict_umask()
-sys.exit(main())
+entry()

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 
@@ -29,6 +30,7 @@ from pipeline.config import (
     web_token,
 )
 from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, daemon_lock
+from pipeline.entry import run_main
 from pipeline.logs import configure_logging
 from pipeline.media import MediaStore
 from pipeline.paths import STORE_HELP, env_file, log_url, store_dir
@@ -162,6 +164,11 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, help=STORE_HELP)
+
+
+def entry() -> NoReturn:
+    """The ``wabot`` command, and ``python -m pipeline``."""
+    run_main(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

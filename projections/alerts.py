@@ -71,6 +71,8 @@ _CONNECTION: dict[str, AlertKind] = {
 _TRANSIENT_4XX = frozenset({408, 409, 429})
 # The connection is being tried and is not up: an outage, if it lasts.
 _DOWN = frozenset({"connecting", "disconnected"})
+# Alerts whose detail is an API's error about one chat's turn.
+_QUOTING: frozenset[AlertKind] = frozenset({"llm_failing", "transcription_failing"})
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -272,6 +274,15 @@ def connection_down(state: State, now: float, minutes: float) -> str | None:
         return None
     minutes_down = (now - due) / 60 + minutes
     return f"no connection to WhatsApp for {minutes_down:.0f} min ({state.down_detail})"
+
+
+def quoted_chat(state: State, kind: AlertKind) -> str | None:
+    """The chat whose failure an owed alert's detail quotes (an API's error, which may
+    echo the user's text); None when the detail is the bot's own words."""
+    cause = state.owed_from.get(kind)
+    if cause is None or kind not in _QUOTING:
+        return None
+    return cause[2] or None
 
 
 _HANDLERS: Handlers[State] = {

@@ -129,7 +129,9 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is not None and ev.chats is not None and ev.older_than is None and ev.seqs is None:
         _forgotten(state, ev)
-    _count(state, rec, ev)  # the marker itself stays, in its chat
+    # The marker is counted, but as no chat's: a forgotten chat has no events left.
+    # (Older versions filed a forget's marker under the chat it forgot.)
+    _count(state, rec, msgspec.structs.replace(ev, chat=""))
     state.compacted += ev.removed
     if gone is None:
         return

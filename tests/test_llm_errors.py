@@ -19,6 +19,7 @@ from pipeline.llm import (
     RateLimited,
     RequestTimeout,
     ServerError,
+    parse_response,
 )
 from pipeline.llm._backoff import backoff_delay, parse_retry_after
 from pipeline.llm._errors import error_from_response
@@ -232,6 +233,25 @@ def test_a_placeholder_key_is_no_secret_to_hide() -> None:
         'model or endpoint not found (HTTP 404): model "llama3" not found, '
         "try pulling it first (ollama pull llama3)"
     )
+
+
+@pytest.mark.parametrize("status", [400, 422, 429, 500, 503])
+def test_the_api_s_own_words_stay_out_of_the_logs(status: int) -> None:
+    """A proxy may echo the request (the user's text) in its error: events keep it, logs not."""
+    said = "Received Messages=[{'role': 'user', 'content': 'my secret plan'}]"
+    error = classify(status, error_body(status, said, "invalid_request_error"))
+
+    assert "my secret plan" in str(error)
+    assert "my secret plan" not in error.loggable
+    assert error.loggable.startswith(str(error).split(": ", 1)[0])
+
+
+def test_a_failed_run_s_reason_stays_out_of_the_logs() -> None:
+    body = {"id": "r1", "status": "failed", "error": {"message": "cannot answer 'my secret plan'"}}
+    with pytest.raises(LlmError) as caught:
+        parse_response("perplexity", json.dumps(body).encode())
+    assert "my secret plan" in str(caught.value)
+    assert "my secret plan" not in caught.value.loggable
 
 
 def test_long_api_messages_are_cut_to_one_line() -> None:

@@ -75,3 +75,13 @@ def test_transient_transcription_failures_are_owed_after_the_threshold() -> None
     }
     # LLM failures and transcription failures are counted apart.
     assert owed_after(failed(500), unheard(500), failed(500)) == {}
+
+
+def test_an_alert_quoting_a_chat_s_failure_names_that_chat() -> None:
+    """An API's error may echo the user's text: forget takes such an alert with the chat."""
+    events: list[AnyEvent] = [failed(400, "cannot take 'my plans'"), unheard(401)]
+    state = fold([Recorded(n, float(n), ev) for n, ev in enumerate(events, start=1)]).alerts
+
+    assert alerts.quoted_chat(state, "llm_failing") == ALICE
+    assert alerts.quoted_chat(state, "transcription_failing") == ALICE
+    assert alerts.quoted_chat(state, "budget") is None

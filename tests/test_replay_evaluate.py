@@ -138,9 +138,12 @@ def test_a_second_run_is_served_by_the_cache(copy: Recording, server: FakeLlmSer
     again = run_replay(args, copy, server, columns=150)
 
     assert first.returncode == again.returncode == 0, again.stderr
-    assert len(server.requests) == before
+    # Only the judge's unreadable answers (Sunday, both orders, twice each) are asked again.
+    asked = _judge_requests(server, before)
+    assert len(server.requests) - before == len(asked) == 4
+    assert {q.latest for q in asked} == {"What about Sunday?"}
     assert "4 turns replayed (4 cached, 0 failed)" in again.stdout
-    assert "spent by this run $0.0000" in again.stdout
+    assert "spent by this run $0.0044" in again.stdout
     head = again.stdout.split("\n\n")[0]
     assert "new better 1, tie 1, new worse 1, unjudged 1" in head
     assert "95 % CI" in head
@@ -207,3 +210,40 @@ def test_a_killed_run_resumes_from_the_cache(copy: Recording, server: FakeLlmSer
     assert doc["summary"]["cached"] == TURNS
     assert doc["report"]["judge"]["cached"] == 2
     assert len(first_run[:answered]) + len(second_run) == TURNS + doc["report"]["judge"]["calls"]
+
+
+def test_an_unreadable_judge_answer_is_asked_again_and_no_verdict_is_a_failure(
+    copy: Recording, server: FakeLlmServer
+):
+    args = ["--chat", "Alice", "--prompt", BRIEF, "--judge"]
+    server.respond(lambda body: "I cannot say." if judge_question(body) else _new_reply(body))
+
+    first = run_replay(args, copy, server)
+
+    assert first.returncode == 1, first.stderr
+    assert "new better 0, tie 0, new worse 0, unjudged 2" in first.stdout
+    closing = first.stdout.rstrip().splitlines()[-1]
+    assert closing.startswith("the judge decided no turn (2 unjudged): nothing to apply")
+    assert "replay.py apply" not in first.stdout
+
+    server.respond(_brief_and_judged)  # the judge answers readably now
+    before = len(server.requests)
+    again = run_replay(args, copy, server)
+
+    assert again.returncode == 0, again.stderr
+    asked = _judge_requests(server, before)
+    assert len(server.requests) - before == len(asked) == 4  # replies cached, verdicts not
+    assert "new better 1, tie 0, new worse 1, unjudged 0" in again.stdout
+    assert "to use these settings: python replay.py apply" in again.stdout
+
+
+def test_a_run_the_judge_decided_nothing_of_fails_in_json_too(
+    copy: Recording, server: FakeLlmServer
+):
+    server.respond(lambda body: "no idea" if judge_question(body) else _new_reply(body))
+
+    done = run_replay(["--all", "--prompt", BRIEF, "--judge", "--json"], copy, server)
+
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["report"]["judge"]["verdicts"]["unjudged"] == TURNS

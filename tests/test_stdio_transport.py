@@ -27,6 +27,7 @@ from events.model import (
     ReplyDelivered,
     TransportStatus,
 )
+from pipeline.config import MediaConfig
 from pipeline.transport import Inbound, Outgoing, StdioTransport, TransportError
 from pipeline.transport import _stdio as stdio_module
 
@@ -638,3 +639,14 @@ async def test_a_restricted_status_line_reports_the_restriction(
         TransportStatus(state="connected", detail="back"),  # the other states as before
     ]
     assert json.loads(out.getvalue())["id"] == "W1"
+
+
+def test_the_readme_states_the_line_limit_the_transport_keeps() -> None:
+    """README promises what is read past; the limit must carry a default-size attachment."""
+    limit = stdio_module.MAX_LINE_BYTES
+    readme = " ".join((REPO / "README.md").read_text().split())
+    stated = {int(n) for n in re.findall(r"more than (\d+) MiB \(read past", readme)}
+    assert stated == {limit // 2**20}
+    default_attachment = MediaConfig().max_bytes  # as base64 in media.data
+    line = json.dumps({"chat": ALICE, "media": {"kind": "image", "data": ""}})
+    assert len(line) + 4 * -(-default_attachment // 3) <= limit

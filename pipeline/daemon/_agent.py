@@ -345,6 +345,7 @@ class Agent:
             purpose="debug",
             text=debug_note(entity.name or chat, prompt, persona),
             wa_id=self.new_wa_id(),
+            quotes_chat=chat,  # forget takes the note with the chat
         )
 
     async def _call(
@@ -357,7 +358,7 @@ class Agent:
                 call_id=call_id,
                 attempt=attempt,
                 final=final,
-                error=str(error),
+                error=error.loggable,
             )
             await self.live.append(
                 LlmFailed(

@@ -99,12 +99,12 @@ class Alerter:
                 owed.setdefault("connection_down", down)
             for kind, detail in owed.items():
                 if kind in config.on:
-                    await self._alert(kind, detail)
+                    await self._alert(kind, detail, alerts.quoted_chat(view.alerts, kind))
             due = alerts.down_due_at(self.live.view.alerts, config.connection_down_minutes)
             # Past due and still owed: the config does not ask for it.
             return math.inf if due is None or due <= self.clock() else due
 
-    async def _alert(self, kind: AlertKind, detail: str) -> None:
+    async def _alert(self, kind: AlertKind, detail: str, quotes_chat: str | None) -> None:
         text = f"wabot alert: {_TITLES[kind]} — {detail}"
         webhook = self.settings.app.alerts.webhook
         error = "" if webhook is None else await self._post(webhook, kind, detail, text)
@@ -118,10 +118,14 @@ class Alerter:
                     purpose="alert",
                     text=text,
                     wa_id=self.new_wa_id(),
+                    quotes_chat=quotes_chat,
                 )
             )
         ok = (webhook is not None and not error) or (webhook is None and bool(events))
-        events.append(OwnerAlerted(kind=kind, ok=ok, detail=detail, error=error))
+        alerted = OwnerAlerted(
+            kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat
+        )
+        events.append(alerted)
         await self.live.append(*events)
         log.warning("owner_alerted", kind=kind, ok=ok, error=error or None)
 

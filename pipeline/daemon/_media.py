@@ -132,7 +132,7 @@ class MediaStep:
                 msg_id=item.msg_id,
                 attempt=attempt,
                 final=final,
-                error=str(error),
+                error=error.loggable,
             )
             if not final:  # the final one is recorded with the sender's answer, at once
                 await self.live.append(self._failure(chat, item, error, attempt, final=False))

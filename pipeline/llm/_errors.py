@@ -45,15 +45,26 @@ class LlmError(Exception):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        quoting: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
+        # The API's own words inside ``message``: an API or a proxy may echo the
+        # request (the user's text) in them, so they go into the log's events only.
+        self.quoting = quoting
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def loggable(self) -> str:
+        """The message for the program's logs: without the API's own words."""
+        if not self.quoting or self.quoting not in self.message:
+            return self.message
+        return self.message.replace(self.quoting, "(the API's words: see the event log)")
 
 
 class BadRequest(LlmError):
@@ -204,6 +215,7 @@ def error_from_response(
     else:
         err = HttpError(f"HTTP {status} {_phrase(status)}{suffix}", status=status)
     err.retry_after = retry_after
+    err.quoting = detail
     # The SDK lets the server override the retry decision; so do we.
     should_retry = headers.get("x-should-retry")
     if should_retry in ("true", "false"):

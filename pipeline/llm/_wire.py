@@ -278,8 +278,8 @@ def decode_answer(body: bytes, shape: type[_T], what: str = "LLM response") -> _
     except msgspec.ValidationError as exc:
         raise MalformedResponse(f"malformed {what}: {one_line(str(exc))}") from None
     except msgspec.DecodeError:
-        start = one_line(body.decode("utf-8", errors="replace"), 80)
-        raise MalformedResponse(f"malformed {what}: not JSON: {start!r}") from None
+        start = repr(one_line(body.decode("utf-8", errors="replace"), 80))
+        raise MalformedResponse(f"malformed {what}: not JSON: {start}", quoting=start) from None
     except RecursionError:
         # msgspec recurses even through fields it skips; no real answer nests this deep.
         raise MalformedResponse(f"malformed {what}: JSON nested too deeply") from None
@@ -288,8 +288,8 @@ def decode_answer(body: bytes, shape: type[_T], what: str = "LLM response") -> _
 def _parse_agent(resp: _AgentResponse) -> LlmResult:
     status = resp.status or "completed"
     if status in ("failed", "cancelled"):
-        why = resp.error.message if resp.error and resp.error.message else "no reason given"
-        raise RunFailed(f"the LLM run {status}: {one_line(why)}")
+        why = one_line(resp.error.message) if resp.error and resp.error.message else ""
+        raise RunFailed(f"the LLM run {status}: {why or 'no reason given'}", quoting=why)
     output = resp.output or []
     texts = [
         part.text or ""
@@ -322,8 +322,9 @@ def _parse_agent(resp: _AgentResponse) -> LlmResult:
 def _parse_chat(resp: _ChatResponse) -> LlmResult:
     if not resp.choices:
         if resp.error is not None:
-            why = resp.error if isinstance(resp.error, str) else resp.error.message
-            raise RunFailed(f"the LLM run failed: {one_line(why or 'no reason given')}")
+            said = resp.error if isinstance(resp.error, str) else resp.error.message
+            why = one_line(said) if said else ""
+            raise RunFailed(f"the LLM run failed: {why or 'no reason given'}", quoting=why)
         raise MalformedResponse("malformed LLM response: no choices")
     choice = resp.choices[0]
     if choice.message is None or choice.message.content is None:

@@ -24,7 +24,7 @@ from pipeline.tools._args import BadArgument, config_in_force
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from pipeline.tools.replay import forget_replays
 from pipeline.transport import forget_secrets
-from projections import addresses, aliases, retention
+from projections import addresses, aliases, copies, retention
 from projections.fold import States
 from projections.runner import Runner
 
@@ -68,27 +68,45 @@ def _drop_expired(log: LogWriter, states: States, config: AppConfig, now: float)
 def forget(store: Path | Where, chat: str) -> str:
     """Remove every event of one chat, under any id of it; the owner's right to have it gone.
 
-    Then nothing of it stays in the store: snapshots go, the log's files are
-    rewritten without the freed space (``purge``), its attachments, the
-    replay experiments naming it and the message secrets kept for its edits
-    are deleted.
+    Also every event elsewhere that quotes it (``projections.copies``: debug
+    notes and alerts in the owner's chat). Then nothing of it stays in the
+    store: snapshots go, the log's files are rewritten without the freed space
+    (``purge``), its attachments go, so do its turns in replay experiments and
+    the message secrets kept for its edits.
     """
     where = as_where(store)
     with open_tool_writer(where) as log:
         states = Runner.start(log).states
-        asked = _resolve(chat, config_in_force(states.configs))
-        jid, ids = person(states, asked)
+        config = config_in_force(states.configs)
+        jid, ids = person(states, _resolve(chat, config))
         chats = frozenset(ids & log.chats()) or frozenset({jid})
         theirs = referenced_media(log.read(chats=chats))
+        quoting = _copies(log, config, jid, ids, chats)
         marker = log.compact("forget", Selection(chats=chats))
+        copied = log.compact("forget", Selection(seqs=quoting)) if quoting else None
         log.purge()
         swept = sweep_media(where, log, doomed=theirs)
     replays = forget_replays(where.store / "replays", ids)
     secrets = forget_secrets(where.store, ids)  # the neonize transport's, of recent messages
-    files = _files(swept) + _files(replays, "replay file") + _files(secrets, "edit secret")
-    if marker is None:
+    files = _files(swept) + _files(replays.deleted, "replay file") + _taken_out(replays.rewritten)
+    files += _files(secrets, "edit secret")
+    if marker is None and copied is None:
         return f"nothing recorded for {jid}{files}"
-    return f"forgot {jid}: {_compacted(marker).removed} events removed{files}"
+    removed = _compacted(marker).removed if marker else 0
+    elsewhere = f", and {_compacted(copied).removed} elsewhere quoting it" if copied else ""
+    return f"forgot {jid}: {removed} events removed{elsewhere}{files}"
+
+
+def _copies(
+    log: LogReader, config: AppConfig | None, jid: str, ids: set[str], chats: frozenset[str]
+) -> frozenset[int]:
+    """The events outside ``chats`` that carry their words: in the owner's chat, chat-less."""
+    found = copies.sources(log.read(chats=chats))
+    entity = config.find_entity(jid) if config is not None else None
+    names = {entity.name} if entity is not None and entity.name else set()
+    owner = {config.owner_jid} if config is not None else set()
+    elsewhere = log.read(chats=sorted((owner | {""}) - chats))
+    return copies.copies(elsewhere, ids, names, found)
 
 
 def person(states: States, jid: str) -> tuple[str, set[str]]:
@@ -117,6 +135,12 @@ def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] 
 
 def _files(gone: int, what: str = "media file") -> str:
     return f"; deleted {gone} {what}{'s' if gone != 1 else ''}" if gone else ""
+
+
+def _taken_out(rewritten: int) -> str:
+    if not rewritten:
+        return ""
+    return f"; took the chat's turns out of {rewritten} replay file{'s' if rewritten != 1 else ''}"
 
 
 def _resolve(chat: str, config: AppConfig | None) -> str:

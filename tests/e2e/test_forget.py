@@ -12,12 +12,25 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from events.model import Compacted, LlmRequested, MessageReceived, SessionStarted
+from events.backends import open_reader
+from events.model import (
+    Compacted,
+    LlmFailed,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    OwnerAlerted,
+    ReplyPlanned,
+    ReplySent,
+    SessionStarted,
+)
+from pipeline.tools.web import Console
 from tests.conversation import Recording, run_replay
 from tests.e2e.conftest import MakeDaemon
-from tests.e2e.harness import ALICE, BOB, Daemon, base_config, run_cli
-from tests.llm_server import FakeLlmServer
+from tests.e2e.harness import ALICE, BOB, OWNER_JID, Daemon, base_config, entities, run_cli
+from tests.llm_server import FakeLlmServer, Reply
 
 ALICE_LID = "123456789012345@lid"
 MARKER = "zebra-quartz-7731"  # only Alice ever writes it
@@ -133,3 +146,74 @@ def test_forget_beside_a_running_daemon_leaves_no_byte_once_it_stops(make_daemon
 
     assert _holding(daemon.store, MARKER) == []
     assert "events.db" in _holding(daemon.store, KEPT)
+
+
+def _answer_of(daemon: Daemon, msg_id: str, *purposes: str) -> dict[str, dict[str, Any]]:
+    """The reply to ``msg_id`` and a line of each of ``purposes`` (in any order: the owner's
+    chat and the asker's are sent to side by side), by purpose."""
+    lines: dict[str, dict[str, Any]] = {}
+    while "reply" not in lines or set(purposes) - set(lines):
+        line = daemon.next_sent()
+        assert line["purpose"] in (*purposes, "reply"), line
+        assert line["purpose"] != "reply" or line["reply_to"] == msg_id, line
+        lines[line["purpose"]] = line
+    return lines
+
+
+def test_forget_leaves_no_copy_of_a_debugged_chat_in_the_owner_s_chat(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+):
+    """Alice's entity has ``debug: true``: her words are also in the owner's chat."""
+    people = [*entities(Alice={"debug": True})["monitored_entities"], BOB_ENTITY]
+    daemon = make_daemon({**VERBOSE, "monitored_entities": people})
+    first = daemon.message(f"My code word is {MARKER}.", chat=ALICE_LID, chat_alt=ALICE)
+    note = _answer_of(daemon, first, "debug")["debug"]
+    assert MARKER in note["text"]
+    # WhatsApp hands the bot's own message in the owner's chat back: skipped as an echo.
+    echo = daemon.message(note["text"], chat=OWNER_JID, id=note["id"], from_me=True)
+    daemon.wait_event(MessageSkipped, msg_id=echo, reason="echo")
+    # An API that quotes the input in its error: the owner's alert quotes Alice too.
+    refused = {"error": {"message": f"cannot take '{MARKER}'", "type": "invalid_request_error"}}
+    llm_server.script(Reply(status=400, body=refused))
+    failing = daemon.message(f"Again: {MARKER}", chat=ALICE)
+    alert = daemon.wait_event(OwnerAlerted, kind="llm_failing")
+    assert MARKER in alert.detail
+    _answer_of(daemon, daemon.message(f"Mine is {KEPT}.", chat=BOB), "debug", "alert")
+    tried = run_replay(["--chat", "Bob", "--prompt", "Be brief."], _recording(daemon), llm_server)
+    assert tried.returncode == 0, tried.stderr
+    assert daemon.find(LlmFailed, final=True)[0].chat == ALICE
+    assert failing in {m.msg_id for m in daemon.find(MessageReceived)}
+    daemon.stop()
+    assert _holding(daemon.store, MARKER)  # the scan sees what is there
+    console = Console(daemon.store)  # the web console, open beside it
+    assert _searchable(console, MARKER) == {ALICE, OWNER_JID}
+
+    said = _forget(daemon, "Alice")
+
+    assert said.startswith(f"forgot {ALICE}: "), said
+    # Two notes and the alert, each planned and sent, the OwnerAlerted, the echo and its skip.
+    assert ", and 9 elsewhere quoting it" in said
+    assert _searchable(console, MARKER) == set()
+    assert _searchable(console, KEPT) == {BOB}
+    console.close()
+    assert _holding(daemon.store, MARKER) == []
+    assert "events.db" in _holding(daemon.store, KEPT)
+    with open_reader(daemon.store) as log:
+        owner = [r.event for r in log.read(chats=[OWNER_JID, ""])]
+    assert [e for e in owner if isinstance(e, ReplyPlanned) and e.purpose == "startup"]
+    assert not [
+        e
+        for e in owner
+        if isinstance(e, (ReplySent, MessageReceived, MessageSkipped))
+        and getattr(e, "msg_id", None) == note["id"]
+    ]
+
+
+def _searchable(console: Console, text: str) -> set[str]:
+    """The chats whose messages the console's search finds ``text`` in."""
+    with console.current() as snap:
+        return {t.chat for t in snap.summary.texts if text in t.text}
+
+
+def _recording(daemon: Daemon) -> Recording:
+    return Recording(daemon.workdir, 0, ())

@@ -17,6 +17,7 @@ from typing import Any
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
 from events.model import (
+    Compacted,
     LlmRequested,
     MessageEdited,
     MessageReceived,
@@ -221,8 +222,9 @@ def test_audit_and_forget_take_the_person_whichever_id_they_wrote_from(
     assert "edited: first, edited" in audit.stdout
     assert "deleted by the sender" in audit.stdout
     assert forget.returncode == 0, forget.stderr
-    left = [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)]
-    assert [type(r.event).__name__ for r in left] == ["Compacted"]
+    assert [r for r in daemon.events() if r.chat in (ALICE, ALICE_LID)] == []
+    markers = [r.event for r in daemon.events() if isinstance(r.event, Compacted)]
+    assert [(m.reason, m.chats) for m in markers] == [("forget", [ALICE])]
 
 
 def test_locations_cards_polls_and_events_as_captured_reach_the_model_as_text(

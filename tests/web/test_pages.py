@@ -49,7 +49,9 @@ async def page(client: httpx.AsyncClient, path: str) -> str:
 
 
 def _chat_row(listing: str, name: str) -> str:
-    row = re.search(rf'<tr class="chat-row">.*?>{name}</a>.*?</tr>', listing, re.DOTALL)
+    row = re.search(
+        rf'<tr class="chat-row">(?:(?!</tr>).)*?>{name}</a>.*?</tr>', listing, re.DOTALL
+    )
     assert row is not None, name
     return text_of(row.group(0))
 

@@ -5,6 +5,7 @@ experiment file and the response cache under ``STORE/replays/``.
 """
 
 from pipeline.tools.replay._cli import main
-from pipeline.tools.replay._files import forget_replays
+from pipeline.tools.replay._forget import Cleared, forget_replays
+from pipeline.tools.replay._saved import ExperimentDoc, read_doc
 
-__all__ = ["forget_replays", "main"]
+__all__ = ["Cleared", "ExperimentDoc", "forget_replays", "main", "read_doc"]

@@ -2,7 +2,7 @@
 
 The key is the sha256 of the URL and the JSON body the client would send, so
 any change to prompt, model, params, context or endpoint is a new entry, and
-an unchanged request never reaches the provider again. Entries live in a
+an unchanged request whose answer was kept never reaches the provider again. Entries live in a
 folder per chat (``cache_folder``), so ``forget`` removes one chat's answers
 and leaves the others'.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import msgspec
@@ -50,9 +50,12 @@ class CachedLlm:
             raise BadRequest(f"cannot build LLM request: {exc}") from None
         return hashlib.sha256(url.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
 
-    async def complete(self, prompt: Prompt, chat: str) -> tuple[LlmResult, bool]:
+    async def complete(
+        self, prompt: Prompt, chat: str, *, keep: Callable[[LlmResult], bool] = lambda _: True
+    ) -> tuple[LlmResult, bool]:
         """The answer to ``prompt`` (about ``chat``) and whether it came from the cache;
-        raises ``LlmError``."""
+        raises ``LlmError``. Only an answer ``keep`` accepts is cached (a judge's
+        unreadable answer is not: the next run asks again)."""
         name = f"{self.key(prompt)}.json"
         path = self._dir / cache_folder(chat) / name
         for found in (path, self._dir / name):  # the second: written by an older version
@@ -61,7 +64,8 @@ class CachedLlm:
             except (OSError, msgspec.DecodeError):
                 pass  # not cached yet, or a torn file from a killed run: ask again
         result = await self._client.complete(prompt.model, prompt.messages, prompt.params)
-        replace_private(path, msgspec.json.encode(result))
+        if keep(result):
+            replace_private(path, msgspec.json.encode(result))
         return result, False
 
 

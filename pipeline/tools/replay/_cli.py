@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Conflict as exc:
         print(f"replay.py: {exc}", file=sys.stderr)
         return EXIT_DIFFERENT
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: no mistake to report (pipeline.entry)
     except (BadArgument, ConfigError, NoLog, LogError, CorruptEvent, OSError) as exc:
         print(f"replay.py: {exc}", file=sys.stderr)
         return EXIT_USAGE

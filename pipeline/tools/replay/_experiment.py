@@ -31,6 +31,7 @@ from pipeline.tools.replay._html import report_html
 from pipeline.tools.replay._judge import DEFAULT_RUBRIC, Judge
 from pipeline.tools.replay._output import summary_line
 from pipeline.tools.replay._report import report, report_text
+from pipeline.tools.replay._saved import read_doc
 from pipeline.tools.replay._variant import Variant
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -88,8 +89,9 @@ def evaluate(
         report=figures,
         files={"json": str(path), "html": str(page)},
     )
-    write_private(path, msgspec.json.format(msgspec.json.encode(doc), indent=2))
-    write_private(page, report_html(doc, outcome).encode())
+    saved = msgspec.json.format(msgspec.json.encode(doc), indent=2)
+    write_private(path, saved)
+    write_private(page, report_html(read_doc(saved)).encode())
     if args.json:
         print(msgspec.json.encode(doc).decode())
     else:
@@ -97,7 +99,13 @@ def evaluate(
         print()
         print(_closing(outcome, figures, path, page))
     failed = any(r.error is not None for r in outcome.new.values())
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or _undecided(outcome) else EXIT_OK
+
+
+def _undecided(outcome: Outcome) -> bool:
+    """Judged, and the judge gave no turn a verdict: nothing says to apply the settings."""
+    judged = outcome.judged
+    return judged is not None and all(j.verdict == "unjudged" for j in judged.values())
 
 
 async def _run(
@@ -119,10 +127,14 @@ def _closing(outcome: Outcome, figures: dict[str, Any], path: Path, page: Path) 
     line = summary_line([t.call for t in outcome.turns], outcome.new)
     if figures["judge"] is not None:
         line += f", judge cost ${figures['judge']['cost_usd']:.4f}"
-    return (
-        f"{line}; experiment {path.stem} saved to {path} and {page}\n"
-        f"to use these settings: python replay.py apply {path.stem}"
-    )
+    saved = f"{line}; experiment {path.stem} saved to {path} and {page}"
+    if _undecided(outcome):
+        unjudged = len(outcome.turns)
+        return (
+            f"{saved}\nthe judge decided no turn ({unjudged} unjudged): nothing to apply;"
+            " run the same command again to ask the judge once more"
+        )
+    return f"{saved}\nto use these settings: python replay.py apply {path.stem}"
 
 
 def variant_of(args: argparse.Namespace, loaded: LoadedConfig) -> tuple[str | None, Variant]:

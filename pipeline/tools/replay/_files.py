@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,36 +91,3 @@ def replace_file(
 def cache_folder(chat: str) -> str:
     """The response cache's folder for ``chat``'s answers: a hash, so no number is a file name."""
     return hashlib.sha256(chat.encode()).hexdigest()[:32]
-
-
-def forget_replays(replays: Path, chats: Collection[str]) -> int:
-    """Delete what ``replays`` holds of ``chats``; returns how many files went.
-
-    An experiment file naming any of them goes with its report (same stem),
-    and so does each chat's folder of the response cache. Entries an older
-    version wrote straight into ``cache/`` do not say which chat they answered:
-    they all go (a later replay asks again).
-    """
-    if not replays.is_dir() or not chats:
-        return 0
-    needles = [chat.encode() for chat in chats]
-    doomed: set[Path] = set()
-    for path in replays.glob("*.json"):
-        with contextlib.suppress(OSError):
-            if any(needle in path.read_bytes() for needle in needles):
-                doomed.update((path, path.with_suffix(".html")))
-    cache = replays / "cache"
-    if cache.is_dir():
-        doomed.update(p for p in cache.iterdir() if p.is_file())
-        for chat in chats:
-            folder = cache / cache_folder(chat)
-            if folder.is_dir():
-                doomed.update(p for p in folder.iterdir() if p.is_file())
-    gone = 0
-    for path in doomed:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            gone += 1
-    for chat in chats:
-        shutil.rmtree(replays / "cache" / cache_folder(chat), ignore_errors=True)
-    return gone

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from pipeline.tools._args import iso
-from pipeline.tools.replay._evaluate import Outcome, Turn
-from pipeline.tools.replay._output import old_reply
+from pipeline.tools.replay._saved import ExperimentDoc, Forgotten, TurnDoc
 
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
@@ -26,20 +24,33 @@ pre{white-space:pre-wrap;word-wrap:break-word;margin:0;font:inherit}
 """
 
 
-def report_html(doc: Mapping[str, Any], outcome: Outcome) -> str:
-    name = escape(doc["experiment"])
+def report_html(doc: ExperimentDoc) -> str:
+    """The page of a saved experiment: rendered from the file, so it always says what it says."""
+    name = escape(doc.experiment)
+    judged = doc.report.get("judge") is not None
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Replay {name}</title><style>{_STYLE}</style></head><body>",
         f"<h1>Replay experiment {name}</h1>",
-        _settings(doc["settings"]),
-        _figures(doc["report"]),
-        "<h2>Turns, worse first</h2>" if outcome.judged is not None else "<h2>Turns</h2>",
-        *(_turn(outcome, t) for t in outcome.worse_first()),
+        _settings(doc.settings),
+        _figures(doc.report),
+        _forgotten(doc.forgotten),
+        "<h2>Turns, worse first</h2>" if judged else "<h2>Turns</h2>",
+        *(_turn(t) for t in doc.turns),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _forgotten(forgotten: Forgotten | None) -> str:
+    if forgotten is None:
+        return ""
+    return (
+        f'<p class="muted">{forgotten.turns} turns of {len(forgotten.chats)} forgotten '
+        "chats were removed after this run (python -m pipeline forget); the figures "
+        "above still count them.</p>"
+    )
 
 
 def _settings(settings: Mapping[str, Any]) -> str:
@@ -96,20 +107,26 @@ def _fmt(fmt: str, value: float | None) -> str:
     return "unknown" if value is None else fmt.format(value)
 
 
-def _turn(outcome: Outcome, t: Turn) -> str:
-    call, reply = t.call, outcome.new[t.call.call_id]
-    judged = outcome.judged[call.call_id] if outcome.judged is not None else None
-    badge = f'<span class="v {judged.verdict}">{judged.verdict}</span> ' if judged else ""
-    head = f"<h3>{badge}{escape(t.name)} · turn {call.index} · seq {call.seq} · {iso(call.ts)}</h3>"
-    user = call.request.messages[-1].content if call.request.messages else ""
+def _turn(t: TurnDoc) -> str:
+    judged = t.judge
+    badge = (
+        f'<span class="v {escape(judged.verdict)}">{escape(judged.verdict)}</span> '
+        if judged
+        else ""
+    )
+    where = escape(f"{t.name or t.chat or ''} · turn {t.turn} · seq {t.seq} · {t.at}")
+    head = f"<h3>{badge}{where}</h3>"
+    user = t.user if t.user is not None else "(input not in the log)"
     parts = [head, f'<div class="user"><pre>{escape(user)}</pre></div>']
     if t.reference is not None:
         parts.append(
             f'<div class="owner"><span class="muted">owner wrote:</span>'
             f"<pre>{escape(t.reference)}</pre></div>"
         )
-    old = old_reply(call) or f"(no reply: {call.outcome.error or 'never answered'})"
-    new = reply.reply if reply.reply is not None else f"(failed: {reply.error})"
+    old = (
+        t.old.reply if t.old.reply is not None else f"(no reply: {t.old.error or 'never answered'})"
+    )
+    new = t.new.reply if t.new.reply is not None else f"(failed: {t.new.error})"
     parts.append(
         '<table class="pair"><tr><th>old</th><th>new</th></tr>'
         f"<tr><td><pre>{escape(old)}</pre></td><td><pre>{escape(new)}</pre></td></tr></table>"
@@ -117,7 +134,7 @@ def _turn(outcome: Outcome, t: Turn) -> str:
     if judged is not None:
         parts.append(f"<p><b>judge:</b> {escape(judged.reason)}</p>")
         parts += [
-            f'<p class="muted">raw answer ({o.first} reply first): '
+            f'<p class="muted">raw answer ({escape(o.first)} reply first): '
             f"<code>{escape(o.raw[-1])}</code></p>"
             for o in judged.orders
             if o.answer is None and o.raw

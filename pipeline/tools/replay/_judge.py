@@ -4,8 +4,9 @@ Each turn is asked twice, the recorded reply shown first once and second
 once: judges prefer whichever comes first (or second) more often than chance,
 and swapping cancels that. Only a verdict both orders agree on counts; when
 they disagree the turn is a tie. An answer that is not the asked-for JSON is
-asked once more (a new request, so the cache cannot serve the bad one again),
-then the order is "unjudged", its raw text kept.
+asked once more (a new request), then the order is "unjudged", its raw text
+kept in the report. Only readable answers are cached, so a later run of the
+same evaluation asks the judge again where it got no verdict.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from pipeline.llm import LlmError, LlmResult, Prompt
 from pipeline.tools.replay._runner import Llm
 
 Verdict = Literal["win", "tie", "loss", "unjudged"]  # for the new settings
+# How reports and the console say a verdict on the new settings.
+VERDICT_WORDS: dict[Verdict, str] = {
+    "win": "better",
+    "loss": "worse",
+    "tie": "tie",
+    "unjudged": "unjudged",
+}
 Answer = Literal["A", "B", "tie"]
 Side = Literal["old", "new"]
 SIDES: tuple[Side, Side] = ("old", "new")
@@ -93,7 +101,7 @@ class Judge:
         asked = Asked(first=first)
         for _ in range(ATTEMPTS):
             try:
-                result, cached = await self.llm.complete(prompt, case.chat)
+                result, cached = await self.llm.complete(prompt, case.chat, keep=_readable)
             except LlmError as exc:
                 return msgspec.structs.replace(asked, error=f"judge call failed: {exc}")
             asked = _counted(asked, result, cached=cached)
@@ -154,6 +162,11 @@ def parse_answer(text: str) -> tuple[Answer, str] | None:
         return None
     reason = found.get("reason")
     return answer, one_line(reason) if isinstance(reason, str) else ""
+
+
+def _readable(result: LlmResult) -> bool:
+    """Only verdicts are cached: an unreadable answer is asked again by the next run."""
+    return parse_answer(result.content) is not None
 
 
 def one_line(text: str) -> str:

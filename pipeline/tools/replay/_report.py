@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.tools.replay._evaluate import Outcome, Turn
-from pipeline.tools.replay._judge import Judgement, Verdict
+from pipeline.tools.replay._judge import VERDICT_WORDS, Judgement, Verdict
 from pipeline.tools.replay._output import old_reply, turn_block
 from pipeline.tools.replay._runner import NewReply
 from pipeline.tools.replay._stats import change, mean, win_rate
@@ -127,7 +127,6 @@ def report_text(outcome: Outcome, figures: dict[str, Any], columns: int) -> str:
     return "\n".join(lines).rstrip()
 
 
-_SAID: dict[Verdict, str] = {"win": "better", "loss": "worse", "tie": "tie", "unjudged": "unjudged"}
 _SECTIONS: tuple[tuple[Verdict, str], ...] = (
     ("loss", "Worse with the new settings"),
     ("unjudged", "Unjudged"),
@@ -190,7 +189,7 @@ def _block(outcome: Outcome, t: Turn, columns: int) -> list[str]:
     lines = turn_block(t.call, reply, columns, chat=t.name, reference=t.reference)
     if outcome.judged is not None:
         j = outcome.judged[t.call.call_id]
-        lines.append(f"judge ({_SAID[j.verdict]}): {j.reason}")
+        lines.append(f"judge ({VERDICT_WORDS[j.verdict]}): {j.reason}")
         for o in j.orders:
             if o.answer is None and o.raw:
                 lines.append(f"  raw answer ({o.first} reply first): {o.raw[-1]!r}")

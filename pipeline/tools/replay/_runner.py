@@ -20,7 +20,9 @@ from projections.calls import Call
 
 
 class Llm(Protocol):
-    async def complete(self, prompt: Prompt, chat: str) -> tuple[LlmResult, bool]: ...
+    async def complete(
+        self, prompt: Prompt, chat: str, *, keep: Callable[[LlmResult], bool] = ...
+    ) -> tuple[LlmResult, bool]: ...
 
 
 class NewReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -61,7 +61,14 @@ def _environment() -> Environment:
     def local_time(ctx: Context, ts: float | None) -> str:
         return when(ts, ctx["zone"])
 
-    env.filters.update(when=local_time, usd=usd, ms=ms, iso=iso, chat_url=chat_url)
+    @pass_context
+    def chat_name(ctx: Context, chat: str) -> str:
+        names: dict[str, str] = ctx["chat_names"]
+        return names.get(chat) or chat
+
+    env.filters.update(
+        when=local_time, usd=usd, ms=ms, iso=iso, chat_url=chat_url, chat_name=chat_name
+    )
     env.filters["short"] = lambda text: text[:8] if text else ""
     env.filters["web_link"] = lambda url: urlsplit(url).scheme in ("http", "https")
     return env

@@ -10,45 +10,21 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
+
+from pipeline.tools.replay import ExperimentDoc, read_doc
 
 REPLAYS = "replays"
 _NAME = re.compile(r"[\w.-]+\.json")
 _WORDS = re.compile(r"\s+|[^\s]+")
 
 
-class Reply(msgspec.Struct, frozen=True, kw_only=True):
-    reply: str | None = None
-    tokens: int | None = None
-    cost_usd: float | None = None
-    latency_ms: float | None = None
-    cached: bool = False
-    error: str | None = None
-
-
-class ReplayedTurn(msgspec.Struct, kw_only=True):
-    turn: int
-    seq: int
-    at: str = ""
-    user: str | None = None
-    old: Reply = Reply()
-    new: Reply = Reply()
-
-
-class Experiment(msgspec.Struct, kw_only=True):
-    chat: str
-    settings: dict[str, Any] = {}
-    turns: list[ReplayedTurn] = []
-    summary: dict[str, Any] = {}
-
-
 @dataclass
 class ExperimentFile:
     name: str
     mtime: float
-    experiment: Experiment | None
+    experiment: ExperimentDoc | None
     error: str | None = None
 
 
@@ -74,9 +50,7 @@ def experiment(store: Path, name: str) -> ExperimentFile | None:
 def _load(path: Path) -> ExperimentFile:
     try:
         mtime = path.stat().st_mtime
-        return ExperimentFile(
-            path.name, mtime, msgspec.json.decode(path.read_bytes(), type=Experiment)
-        )
+        return ExperimentFile(path.name, mtime, read_doc(path.read_bytes()))
     except OSError as exc:
         return ExperimentFile(path.name, 0.0, None, f"cannot read ({exc.strerror or exc})")
     except msgspec.DecodeError as exc:

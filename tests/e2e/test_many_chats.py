@@ -25,7 +25,7 @@ def test_every_message_of_many_chats_at_once_is_asked_and_answered_once(
         {
             **users(CHATS),
             "polling": {"debounce_seconds": 0, "max_concurrent_chats": 8},
-            "whatsapp": {"max_sends_per_minute": 1000},
+            "whatsapp": {"max_sends_per_minute": 1_000_000},
             "limits": {"replies_per_chat_per_hour": 3600},
         }
     )

@@ -56,7 +56,8 @@ def user_jid(n: int) -> str:
 def app_config(users: int, *, max_concurrent_chats: int = 8) -> dict[str, Any]:
     """An app.json monitoring ``users`` direct chats, answering at once and without limits."""
     return {
-        "whatsapp": {"phone_number": OWNER_PHONE},
+        # The pace that keeps a real account safe would time WhatsApp's limit, not the bot.
+        "whatsapp": {"phone_number": OWNER_PHONE, "max_sends_per_minute": 1_000_000},
         "monitored_entities": [
             {"type": "user", "jid": user_jid(n), "name": f"User {n}"} for n in range(users)
         ],

@@ -8,9 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dotenv import dotenv_values
-
-from pipeline.config import ConfigError, dsn_problem
+from pipeline.config import ConfigError, Environment, dsn_problem
 
 STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
 # In the store: held (flock) by the running daemon, so anyone can tell whether one runs.
@@ -21,8 +19,12 @@ def store_dir(arg: Path | None, env: Path | None) -> Path:
     """``--store``, else ``WABOT_STORE`` (environment, then .env), else ``./store``."""
     if arg is not None:
         return arg
-    from_file = dotenv_values(env).get("WABOT_STORE") if env is not None and env.is_file() else None
-    return Path(os.environ.get("WABOT_STORE") or from_file or "store")
+    return Path(_environment(env).get("WABOT_STORE") or "store")
+
+
+def _environment(env: Path | None) -> Environment:
+    """The environment over ``env`` (a missing file is reported where app.json is read)."""
+    return Environment(env if env is not None and env.is_file() else None, os.environ)
 
 
 def env_file(arg: Path | None) -> Path | None:
@@ -42,14 +44,8 @@ def log_url(arg: str | None, env: Path | None, configured: str | None) -> str | 
     ``WABOT_LOG_URL`` (environment, then .env) wins, then ``--log-url``, then
     ``store.url`` of app.json (already checked when app.json was read).
     """
-    # Literal values, as load_config reads .env: a password may well contain a "$".
-    from_file = (
-        dotenv_values(env, interpolate=False).get(LOG_URL_VAR)
-        if env is not None and env.is_file()
-        else None
-    )
     for source, url in (
-        (LOG_URL_VAR, os.environ.get(LOG_URL_VAR) or from_file),
+        (LOG_URL_VAR, _environment(env).get(LOG_URL_VAR)),
         ("--log-url", arg),
     ):
         if url:

@@ -78,7 +78,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     texts: Texts = msgspec.field(default_factory=Texts)
 
 
-class Call(msgspec.Struct, frozen=True, gc=False):
+class PendingCall(msgspec.Struct, frozen=True, gc=False):
     """An LLM call in flight: the session it belongs to and its user turn."""
 
     session_id: str
@@ -90,7 +90,7 @@ class Call(msgspec.Struct, frozen=True, gc=False):
 class State(msgspec.Struct, kw_only=True):
     sessions: dict[str, Session] = {}
     current: dict[str, str] = {}  # f"{chat}|{user}" -> session_id
-    pending: dict[str, Call] = {}  # call_id -> call
+    pending: dict[str, PendingCall] = {}  # call_id -> call
     max_messages: int = DEFAULT_MAX_MESSAGES
     tracking: bool = False  # rotation.drop_expired_sessions: follow the events of each session
     # f"{chat}|{msg_id}" -> seq of a message no call took yet (every message passes here:
@@ -154,7 +154,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     if session is None:
         return
     text = ev.messages[-1].content if ev.messages else ""
-    state.pending[ev.call_id] = Call(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
+    state.pending[ev.call_id] = PendingCall(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
     session.last_activity = rec.ts
     if ev.messages and ev.messages[0].role == "system":
         session.system = ev.messages[0].content

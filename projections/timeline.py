@@ -118,7 +118,7 @@ class ConfigInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     experiment: str | None = None  # the replay experiment it was applied from (left out if none)
 
 
-class Call(msgspec.Struct, kw_only=True):
+class Request(msgspec.Struct, kw_only=True):
     call_id: str
     model: str
     params: dict[str, Any]
@@ -136,7 +136,7 @@ class Turn(msgspec.Struct, kw_only=True):
     session_id: str | None = None
     session_started: str | None = None  # the SessionStarted reason, when this turn began it
     config: ConfigInfo | None = None
-    request: Call | None = None
+    request: Request | None = None
     failures: list[Failure] = []
     response: Response | None = None
     replies: list[Delivery] = []
@@ -367,7 +367,9 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     turn.session_id = ev.session_id
     turn.session_started = state.started.pop(ev.session_id, None)
     turn.config = _config_info(state, ev.config_hash)
-    turn.request = Call(call_id=ev.call_id, model=ev.model, params=ev.params, messages=ev.messages)
+    turn.request = Request(
+        call_id=ev.call_id, model=ev.model, params=ev.params, messages=ev.messages
+    )
     state.by_call[ev.call_id] = turn
 
 

@@ -11,6 +11,7 @@ from pipeline.config._app import AppConfig, UnknownChat
 from pipeline.config._entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
 from pipeline.config._errors import ConfigError
 from pipeline.config._load import (
+    Environment,
     LoadedConfig,
     Secrets,
     config_from_dict,
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "DefaultsConfig",
     "Entity",
+    "Environment",
     "GroupEntity",
     "LimitsConfig",
     "LlmConfig",

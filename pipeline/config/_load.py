@@ -114,7 +114,7 @@ def load_config(
     source = str(path)
     data = _read(path)
     config = _parse(source, data)
-    env = _Environment(env_file, os.environ if environ is None else environ)
+    env = Environment(env_file, os.environ if environ is None else environ)
     if (url := _url(env, "LLM_BASE_URL")) is not None:
         llm = msgspec.structs.replace(config.llm, base_url=url)
         config = msgspec.structs.replace(config, llm=llm)
@@ -143,7 +143,7 @@ def web_token(
     web: WebConfig, *, env_file: Path | None, environ: Mapping[str, str] | None = None
 ) -> str | None:
     """``WABOT_WEB_TOKEN`` (environment over .env) for serving ``web``; errors name the field."""
-    env = _Environment(env_file, os.environ if environ is None else environ)
+    env = Environment(env_file, os.environ if environ is None else environ)
     token = env.get(WEB_TOKEN)
     _check_web(web, token, "--listen", env.source_of(WEB_TOKEN))
     return token
@@ -165,8 +165,9 @@ def _check_web(web: WebConfig, token: str | None, source: str, token_source: str
         )
 
 
-class _Environment:
-    """Variables from the process environment over those of the .env file."""
+class Environment:
+    """Variables from the process environment over those of the .env file: the one
+    reader of .env (values literal, no ``${VAR}``; an empty ``KEY=`` is unset)."""
 
     def __init__(self, env_file: Path | None, environ: Mapping[str, str]) -> None:
         self.env_file = env_file
@@ -191,7 +192,7 @@ class _Environment:
         return str(self.env_file)
 
 
-def _url(env: _Environment, name: str) -> str | None:
+def _url(env: Environment, name: str) -> str | None:
     """An endpoint override from the environment, checked like the app.json setting."""
     url = env.get(name)
     if url is not None and (problem := url_problem(url)):
@@ -199,7 +200,7 @@ def _url(env: _Environment, name: str) -> str | None:
     return url
 
 
-def _api_key(llm: LlmConfig, env: _Environment) -> str | None:
+def _api_key(llm: LlmConfig, env: Environment) -> str | None:
     if llm.provider == "openai":
         return env.get("LLM_API_KEY")  # local servers (Ollama, llama.cpp) need none
     key = env.get("PERPLEXITY_API_KEY")

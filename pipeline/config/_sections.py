@@ -59,7 +59,7 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
     proxy: str | None = None
     # No more WhatsApp sends than this in any 60 s (the owner's chat included): bursts
     # from a linked device are what gets personal numbers restricted.
-    max_sends_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    max_sends_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20
 
     def __post_init__(self) -> None:
         try:

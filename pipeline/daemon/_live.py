@@ -110,6 +110,12 @@ class Live:
             raise
         self._inflight -= 1
         self.fold(recs)
+        if recs and self._runner.seq < recs[-1].seq:
+            # Held back by an earlier commit whose append has not returned yet: read
+            # it now, since whoever appended acts on the view next (the agent asks
+            # the queue what is still pending) and must see its own records.
+            with contextlib.suppress(LogError):
+                self.catch_up()
         return recs
 
     def fold(self, recs: list[Recorded]) -> None:

@@ -34,7 +34,7 @@ from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
 from pipeline.daemon._media import MediaStep
 from pipeline.daemon._presence import Shows, typing
-from pipeline.daemon._replies import reply_parts
+from pipeline.daemon._replies import Ids, owner_note, reply_parts
 from pipeline.daemon._settings import Settings
 from pipeline.llm import (
     LlmClient,
@@ -339,14 +339,10 @@ class Agent:
         self, loaded: LoadedConfig, entity: Entity, chat: str, prompt: Prompt
     ) -> ReplyPlanned:
         persona, _ = loaded.config.entity_prompt(entity)
-        return ReplyPlanned(
-            chat=loaded.config.owner_jid,
-            reply_id=self.new_id(),
-            purpose="debug",
-            text=debug_note(entity.name or chat, prompt, persona),
-            wa_id=self.new_wa_id(),
-            quotes_chat=chat,  # forget takes the note with the chat
-        )
+        text = debug_note(entity.name or chat, prompt, persona)
+        ids = Ids(self.new_id, self.new_wa_id)
+        # It quotes the chat's words: forget takes the note with the chat.
+        return owner_note(loaded.config.owner_jid, "debug", text, ids, quotes_chat=chat)
 
     async def _call(
         self, loaded: LoadedConfig, chat: str, call_id: str, prompt: Prompt, run: list[Item]

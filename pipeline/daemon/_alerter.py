@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 
-from events.model import AlertKind, AnyEvent, OwnerAlerted, ReplyPlanned
+from events.model import AlertKind, AnyEvent, OwnerAlerted
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
+from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from projections import alerts, stats
@@ -111,16 +112,8 @@ class Alerter:
         events: list[AnyEvent] = []
         if kind not in _WHATSAPP_DOWN:
             owner = self.settings.app.owner_jid
-            events.append(
-                ReplyPlanned(
-                    chat=owner,
-                    reply_id=uuid.uuid4().hex,
-                    purpose="alert",
-                    text=text,
-                    wa_id=self.new_wa_id(),
-                    quotes_chat=quotes_chat,
-                )
-            )
+            ids = Ids(lambda: uuid.uuid4().hex, self.new_wa_id)
+            events.append(owner_note(owner, "alert", text, ids, quotes_chat=quotes_chat))
         ok = (webhook is not None and not error) or (webhook is None and bool(events))
         alerted = OwnerAlerted(
             kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat

@@ -31,6 +31,7 @@ from pipeline.daemon._intake import Intake
 from pipeline.daemon._live import Live
 from pipeline.daemon._media import MediaStep, missing_key
 from pipeline.daemon._pulse import Pulse
+from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
@@ -184,17 +185,12 @@ class Daemon:
             log.info("startup_message_skipped", minutes_since_last=round((now - last) / 60, 1))
             return []
         app = self.settings.app
-        message = ReplyPlanned(
-            chat=app.owner_jid,
-            reply_id=uuid.uuid4().hex,
-            purpose="startup",
-            text=(
-                f"wabot started: config {self.settings.loaded.hash[:12]}, "
-                f"{len(app.monitored_entities)} monitored chats, transport {self.transport.name}."
-            ),
-            wa_id=self.transport.new_message_id(),
+        text = (
+            f"wabot started: config {self.settings.loaded.hash[:12]}, "
+            f"{len(app.monitored_entities)} monitored chats, transport {self.transport.name}."
         )
-        return [message]
+        ids = Ids(lambda: uuid.uuid4().hex, self.transport.new_message_id)
+        return [owner_note(app.owner_jid, "startup", text, ids)]
 
 
 async def _until_signal() -> None:

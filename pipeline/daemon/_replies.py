@@ -1,18 +1,43 @@
-"""Replies that read well on a phone: split into numbered parts, quoting in groups.
+"""The messages the bot plans: replies that read well on a phone, and notes to the owner.
 
-Each part is its own ``ReplyPlanned`` (own reply id and message id), so the
-outbox sends each exactly once across crashes; every part carries the same
-``in_reply_to`` and trigger ids, and only the first one quotes.
+Each part of a reply is its own ``ReplyPlanned`` (own reply id and message
+id), so the outbox sends each exactly once across crashes; every part carries
+the same ``in_reply_to`` and trigger ids, and only the first one quotes. A
+note to the owner (startup, check-in, alert, debug copy) is one message to the
+owner's own chat; one that quotes a chat's words says which (``quotes_chat``),
+so ``forget`` takes it with that chat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-from events.model import Quoted, ReplyPlanned
+from events.model import Quoted, ReplyPlanned, ReplyPurpose
 from pipeline.config import WhatsAppConfig
 from pipeline.llm import split_message
 from projections.queue import Item
+
+
+class Ids(NamedTuple):
+    """Where a planned message's ids come from (injected, so tests can pin them)."""
+
+    new_id: Callable[[], str]  # the reply id
+    new_wa_id: Callable[[], str | None]  # the WhatsApp id, where the transport presets one
+
+
+def owner_note(
+    owner: str, purpose: ReplyPurpose, text: str, ids: Ids, *, quotes_chat: str | None = None
+) -> ReplyPlanned:
+    """A message to the owner's own chat."""
+    return ReplyPlanned(
+        chat=owner,
+        reply_id=ids.new_id(),
+        purpose=purpose,
+        text=text,
+        wa_id=ids.new_wa_id(),
+        quotes_chat=quotes_chat,
+    )
 
 
 def quote_for(whatsapp: WhatsAppConfig, run: Sequence[Item]) -> Quoted | None:

@@ -37,6 +37,7 @@ from events.units import DAY
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._live import Live
+from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
@@ -131,13 +132,8 @@ class Scheduler:
             f"— {replies} {'reply' if replies == 1 else 'replies'}, ${spent:.2f} spent "
             f"in the last 24 h, connection: {connection}"
         )
-        return ReplyPlanned(
-            chat=self.settings.app.owner_jid,
-            reply_id=self.new_id(),
-            purpose="vitality",
-            text=f"{message}\n{status}",
-            wa_id=self.new_wa_id(),
-        )
+        ids = Ids(self.new_id, self.new_wa_id)
+        return owner_note(self.settings.app.owner_jid, "vitality", f"{message}\n{status}", ids)
 
     async def _rotation(self, now: float) -> float:
         rotation_cfg = self.settings.app.rotation

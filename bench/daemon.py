@@ -69,7 +69,7 @@ def app_config(users: int, *, max_concurrent_chats: int = 8) -> dict[str, Any]:
 
 
 def message_line(n: int, chat: str, text: str) -> bytes:
-    """One stdin line of the stdio transport (DESIGN.md section 7)."""
+    """One stdin line of the stdio transport (docs/stdio.md)."""
     line = {"type": "message", "id": f"B{n:06d}", "chat": chat, "text": text}
     return json.dumps(line).encode() + b"\n"
 

@@ -1,6 +1,6 @@
 """The event catalogue: one frozen msgspec Struct per fact the bot records.
 
-Type names and the fields listed in DESIGN.md section 3 are a contract. Schema
+Type names and fields are a contract (docs/events.md lists them all). Schema
 changes only add optional fields with defaults; history is never rewritten.
 """
 
@@ -41,7 +41,7 @@ AlertKind = Literal[
 MediaKind = Literal["voice", "audio", "image", "video", "document", "sticker"]
 # Why an attachment's bytes are not there to use: the sender is told (but for ``disabled``).
 MediaProblem = Literal["too_large", "download_failed", "unsupported", "corrupt", "disabled"]
-# Why a message WhatsApp handed over has no content for us (DESIGN.md section 11.1).
+# Why a message WhatsApp handed over has no content for us.
 UndecryptableReason = Literal["view_once", "decrypt_failed", "unavailable"]
 # What WhatsApp reports about a message the bot sent, in the order it happens.
 ReceiptState = Literal["server", "delivered", "read", "played"]

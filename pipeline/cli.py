@@ -1,4 +1,4 @@
-"""``python -m pipeline``: the command line of DESIGN.md section 6.
+"""``python -m pipeline``: the command line (docs/cli.md).
 
 User mistakes end with one line on stderr and exit status 2, never a
 traceback; a clean stop exits 0.

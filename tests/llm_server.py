@@ -1,7 +1,7 @@
 """A fake LLM provider: a real HTTP server on 127.0.0.1 speaking the real shapes.
 
 Paths, as Perplexity and local OpenAI-compatible servers answer them
-(research/perplexity.md sections 0, 4, 5, 9):
+(docs/llm.md):
 
 - ``POST /v1/responses`` (alias ``/v1/agent``): the Agent API, with strict
   body parsing (unknown field -> 400), role alternation and last-turn-is-user
@@ -13,7 +13,7 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
 - ``POST /chat/completions`` and ``/v1/sonar``: Perplexity's retired Sonar
   paths, 403 ``chat_completions_not_available``.
 - A wrong or missing bearer key gets openresty's HTML 401 page.
-- A user turn may be content parts (DESIGN.md section 9): ``input_text`` and
+- A user turn may be content parts (docs/llm.md, "Images"): ``input_text`` and
   ``input_image`` for the Agent API, ``text`` and ``image_url`` for chat
   completions; every image must be a data URL whose bytes are the image type
   it names (JPEG, PNG, GIF or WebP), else OpenAI's 400 ``invalid_image_format``.
@@ -100,7 +100,7 @@ __all__ = [
 ]
 
 TEST_KEY = "test-key"
-# Fields the Agent API accepts; anything else is a 400 (research/perplexity.md section 9).
+# Fields the Agent API accepts; anything else is a 400 (docs/llm.md).
 # Exactly the fields of the official SDK's models (tests/test_llm_sdk_fidelity.py
 # pins that): a fake stricter than the API would fail bodies the API takes.
 AGENT_FIELDS = frozenset(

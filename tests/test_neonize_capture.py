@@ -1,4 +1,4 @@
-"""``run --capture-inbound DIR`` (issue 18.13, DESIGN.md section 11.2): each raw event
+"""``run --capture-inbound DIR`` (issue 18.13, docs/cli.md): each raw event
 of a monitored chat, as neonize handed it over, in a private file of its own;
 nothing of a chat the bot does not watch."""
 

@@ -1,4 +1,4 @@
-"""Attachments on stdio message lines (DESIGN.md section 7): described at once, their
+"""Attachments on stdio message lines (docs/stdio.md): described at once, their
 bytes fetched only when the daemon asks the source the line came with."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stdio transport over real OS pipes: DESIGN.md section 7."""
+"""The stdio transport over real OS pipes: docs/stdio.md."""
 
 from __future__ import annotations
 
@@ -284,7 +284,7 @@ async def test_warnings_quote_no_content_of_the_line(
 async def test_the_third_rounds_lines_are_checked_like_the_rest(
     stdin: StdinPipe, make_transport: MakeTransport
 ) -> None:
-    """``expiration``, ``undecryptable`` and an unreadable edit (DESIGN.md section 11.1)."""
+    """``expiration``, ``undecryptable`` and an unreadable edit (docs/stdio.md)."""
     with structlog.testing.capture_logs() as logs:
         async with running(make_transport()) as harness:
             stdin.write(
@@ -529,7 +529,7 @@ async def test_a_send_fails_retryably_while_the_last_status_line_said_disconnect
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["W1"]
 
 
-# -- third round: undecryptable, receipt, expiration (DESIGN.md section 11.1) -------
+# -- undecryptable, receipt, expiration (docs/stdio.md) ---------------------------
 
 
 @pytest.mark.anyio
@@ -619,7 +619,7 @@ async def test_a_sent_line_carries_the_chats_timer_only_when_it_is_on(
 async def test_a_restricted_status_line_reports_the_restriction(
     stdin: StdinPipe, make_transport: MakeTransport
 ) -> None:
-    """DESIGN.md section 11.1: the account restricted, not the connection lost."""
+    """docs/stdio.md, ``status``: the account restricted, not the connection lost."""
     out = io.BytesIO()
     transport = make_transport(out)
     async with running(transport) as harness:

@@ -1,4 +1,4 @@
-"""The typed app.json plus secrets from the environment (DESIGN.md sections 6, 8, 9).
+"""The typed app.json plus secrets from the environment (docs/config.md, docs/cli.md).
 
 ``load_config`` (app.json with .env and the environment) and ``parse_config``
 (app.json alone, for the offline tools) are the only readers; every mistake is

@@ -1,7 +1,7 @@
 """Reading app.json and the environment: the only place that does.
 
 Every mistake becomes a ``ConfigError`` of one line naming the file and the
-field (DESIGN.md sections 6, 8, 9).
+field (docs/config.md, "The file"; docs/cli.md, "Environment").
 """
 
 from __future__ import annotations

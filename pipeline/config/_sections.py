@@ -1,4 +1,4 @@
-"""The app.json sections other than the entity list (DESIGN.md section 8).
+"""The app.json sections other than the entity list (docs/config.md has every key).
 
 Every section has safe defaults, so a minimal app.json needs only
 ``whatsapp.phone_number``. Every number has a range, upper bound included: a
@@ -176,7 +176,7 @@ class TakeoverConfig(Section, frozen=True, kw_only=True):
 
 
 class LoggingConfig(Section, frozen=True, kw_only=True):
-    """Addition to DESIGN.md: ``auto`` is console on a terminal, JSON otherwise."""
+    """``auto`` is console on a terminal, JSON otherwise."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
@@ -205,7 +205,7 @@ class AlertsConfig(Section, frozen=True, kw_only=True):
 class StoreConfig(Section, frozen=True, kw_only=True):
     """Where the event log is: ``url`` (a ``postgresql://`` DSN) or else ``STORE/events.db``.
 
-    ``synchronous`` (an addition to DESIGN.md) is the log's commit durability.
+    ``synchronous`` is the SQLite log's commit durability.
     """
 
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
@@ -232,7 +232,7 @@ def dsn_problem(url: str) -> str | None:
 
 
 class WebConfig(Section, frozen=True, kw_only=True):
-    """The web console inside ``run`` (DESIGN.md section 8, second round); read only.
+    """The web console inside ``run`` (docs/config.md, ``web``); read only.
 
     Any ``listen`` address but a loopback one needs ``WABOT_WEB_TOKEN``, checked
     where the environment is read. Changing this section needs a restart.

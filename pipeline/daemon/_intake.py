@@ -7,7 +7,7 @@ messages are recognised by all the owner's ids, and anything of a chat that is
 not monitored, or of a status/broadcast/newsletter chat, is counted and dropped
 before a byte of it is written anywhere, log lines included: transports never
 log what they receive, so a fact's one debug line (ids only, never the text)
-is written here, after the check (DESIGN.md sections 3 and 10). What is kept
+is written here, after the check (docs/events.md, docs/whatsapp.md). What is kept
 is cut to the limits below.
 An attachment is fetched only here, once its chat is known to be monitored:
 bytes that must be read or downloaded after the message is recorded, beside

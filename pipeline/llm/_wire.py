@@ -5,13 +5,13 @@ exact bytes from a recorded ``LlmRequested``. Parsing decodes into msgspec
 Structs, so a body of the wrong shape becomes ``MalformedResponse``, not a crash.
 
 - ``perplexity``: the Agent API, ``POST /v1/responses``. It rejects unknown
-  fields, so the body carries only what DESIGN.md section 9 lists.
+  fields, so the body carries only what docs/llm.md lists.
 - ``openai``: ``POST /chat/completions`` (OpenAI, Ollama, vLLM, llama.cpp, and
   Perplexity's legacy shape with ``citations``/``search_results``). The
   ``max_output_tokens`` param goes out as ``max_completion_tokens`` to OpenAI's
   own API and as ``max_tokens`` everywhere else (``token_limit_name``).
 
-A turn with images goes out as content parts (DESIGN.md section 9): the text,
+A turn with images goes out as content parts (docs/llm.md, "Images"): the text,
 then each image as a data URL, ``input_text``/``input_image`` for the Agent
 API, ``text``/``image_url`` for chat completions.
 """

@@ -3,8 +3,8 @@
 Each FILE holds one serialized neonize event, as ``run --capture-inbound``
 writes it: a ``MessageEv`` (``Neonize_pb2.Message``), or with
 ``--undecryptable`` an ``UndecryptableMessageEv``. For each, one JSON line on
-stdout: the stdio transport's stdin line the event becomes (DESIGN.md
-sections 7 and 11), converted by the very function the WhatsApp transport
+stdout: the stdio transport's stdin line the event becomes (docs/stdio.md),
+converted by the very function the WhatsApp transport
 uses, or ``{"type": "dropped", "reason": …}``. Files are read in the order
 given, and an encrypted edit is decrypted with the secret of a message in an
 earlier file, as the transport does with earlier messages. A file that cannot

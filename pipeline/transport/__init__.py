@@ -4,7 +4,7 @@ Every transport implements ``Transport``: it normalises what it receives into
 ``Inbound`` messages, reports its connection state, and sends plain text.
 ``SecretsFile`` keeps the message secrets edits need across restarts
 (``forget_secrets`` is forget's part of it). ``StdioTransport`` speaks JSON
-lines (DESIGN.md section 7), ``MemoryTransport`` is the in-process twin for
+lines (docs/stdio.md), ``MemoryTransport`` is the in-process twin for
 tests. The WhatsApp transport lives in
 ``pipeline.transport.neonize`` and is imported only when chosen: importing it
 loads neonize's Go library, which prints to stdout.

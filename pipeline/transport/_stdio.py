@@ -1,6 +1,6 @@
 """WhatsApp replaced by JSON lines: messages in on stdin, sent replies out on stdout.
 
-The contract is DESIGN.md section 7. stdout carries nothing but one ``sent``
+The contract is docs/stdio.md. stdout carries nothing but one ``sent``
 object per send, so this module must never import neonize (its Go side prints
 to stdout). A bad stdin line, whatever is wrong with it (not JSON, not UTF-8,
 nested too deeply, longer than ``MAX_LINE_BYTES``), is reported in one log

@@ -1,8 +1,8 @@
-"""The JSON lines of the stdio transport (DESIGN.md section 7), in and out.
+"""The JSON lines of the stdio transport (docs/stdio.md), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke``, ``status`` (``restricted``: an ``AccountRestricted``,
-DESIGN.md section 11.1; any other state: a ``TransportStatus``), ``undecryptable``
+``edit``, ``revoke``, ``status`` (``restricted``: an ``AccountRestricted``;
+any other state: a ``TransportStatus``), ``undecryptable``
 and ``receipt``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
 wrong shape raises ``msgspec.ValidationError`` and is skipped by the caller.
@@ -117,7 +117,7 @@ class MessageLine(msgspec.Struct, kw_only=True):
 
 
 class UndecryptableLine(msgspec.Struct, kw_only=True):
-    """A message WhatsApp handed over without readable content (DESIGN.md section 11.1)."""
+    """A message WhatsApp handed over without readable content (docs/stdio.md)."""
 
     chat: str
     id: _Id

@@ -35,7 +35,7 @@ BOB = "491702222222@s.whatsapp.net"
 GROUP = "120363000000000000@g.us"
 STRANGER = "491709999999@s.whatsapp.net"
 SENT_KEYS = frozenset({"type", "id", "chat", "text", "reply_to", "purpose", "quoted"})
-# The keys of every stdout line type (DESIGN.md section 7); part/parts only on split replies.
+# The keys of every stdout line type (docs/stdio.md); part/parts only on split replies.
 LINE_KEYS = {
     "sent": SENT_KEYS,
     "presence": frozenset({"type", "chat", "state"}),

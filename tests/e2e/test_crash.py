@@ -1,4 +1,4 @@
-"""``kill -9`` at awkward moments loses nothing and sends nothing twice (section 5)."""
+"""``kill -9`` at awkward moments loses nothing and sends nothing twice."""
 
 from __future__ import annotations
 

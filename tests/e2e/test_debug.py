@@ -1,4 +1,4 @@
-"""``debug: true`` shows the owner what goes to the LLM (section 8)."""
+"""``debug: true`` shows the owner what goes to the LLM (docs/config.md)."""
 
 from __future__ import annotations
 

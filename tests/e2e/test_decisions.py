@@ -1,4 +1,4 @@
-"""Why a message is not answered: each skip recorded with its reason (section 5)."""
+"""Why a message is not answered: each skip recorded with its reason (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The edge of the log over stdio (issue 18, items 4, 6 and 12; DESIGN.md section 11.1):
+"""The edge of the log over stdio (issue 18, items 4, 6 and 12; docs/stdio.md):
 messages the bot cannot read, disappearing-message timers, and what WhatsApp reports
 about the bot's own messages, down to the owner's alert when a reply is not delivered."""
 

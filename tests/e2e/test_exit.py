@@ -1,4 +1,4 @@
-"""Exit statuses and one-line errors of ``python -m pipeline run`` (section 6)."""
+"""Exit statuses and one-line errors of ``python -m pipeline run`` (docs/cli.md)."""
 
 from __future__ import annotations
 

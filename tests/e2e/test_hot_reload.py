@@ -1,4 +1,4 @@
-"""app.json edits take effect while running; bad edits change nothing (section 5)."""
+"""app.json edits take effect while running; bad edits change nothing (docs/config.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The API key never reaches stdout, stderr, log files or the event log (section 6)."""
+"""The API key never reaches stdout, stderr, log files or the event log (docs/cli.md)."""
 
 from __future__ import annotations
 

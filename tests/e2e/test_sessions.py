@@ -1,4 +1,4 @@
-"""Conversation memory: context, /reset, expiry and the bounds of section 8."""
+"""Conversation memory: context, /reset, expiry and the bounds of docs/config.md."""
 
 from __future__ import annotations
 

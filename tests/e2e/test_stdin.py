@@ -1,4 +1,4 @@
-"""Bad stdin lines are reported and skipped; end of input stops nothing (section 7)."""
+"""Bad stdin lines are reported and skipped; end of input stops nothing (docs/stdio.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the daemon prints: the stdio contract of DESIGN.md section 7."""
+"""What the daemon prints: the stdio contract of docs/stdio.md."""
 
 from __future__ import annotations
 

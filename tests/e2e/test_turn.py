@@ -1,4 +1,4 @@
-"""One answered message, as the log records it (DESIGN.md sections 3 and 5)."""
+"""One answered message, as the log records it (docs/events.md)."""
 
 from __future__ import annotations
 

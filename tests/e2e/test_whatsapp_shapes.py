@@ -1,4 +1,4 @@
-"""WhatsApp as it really is, black-box over stdio (DESIGN.md sections 7 and 10).
+"""WhatsApp as it really is, black-box over stdio (docs/stdio.md, docs/whatsapp.md).
 
 Most people are addressed by LID with the phone number as the other id; the
 owner's ids are learnt when the connection says so; status posts and

@@ -4,7 +4,7 @@ Text, captions and attachments are what they are. Locations, contact cards,
 polls and events carry no text of their own: each becomes one bracketed
 line, the way an attachment is noted ("[location: …] comment"), so the model
 can read it and the daemon does not skip it as empty; their kind stays
-``other`` (DESIGN.md section 3 lists the kinds).
+``other`` (docs/events.md, ``MessageReceived``, lists the kinds).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Import this package only when the neonize transport is chosen, after
 ``configure_logging`` (neonize's import installs a root log handler unless
-one exists). research/neonize.md and the findings in the repository's notes
+one exists). docs/whatsapp.md has the facts about neonize and WhatsApp that
 explain the pitfalls the code below works around.
 
 neonize calls each handler as a fresh task on the event loop and drops

@@ -6,10 +6,15 @@ On SIGUSR1 it writes the counts so far to COUNTS_FILE as one JSON object, so
 the benchmark can read them before and after the messages it times and leave
 start-up out. A read is one call that goes to the database (``read``,
 ``last_seq``, ``wait``); a commit is one ``append`` call.
+
+With ``WABOT_BENCH_MODULES=1`` it also notes which of the project's modules
+run code (a profile hook on every thread, which slows everything: a run of
+its own); SIGUSR2 starts the noting afresh.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -25,6 +30,39 @@ class Counts(msgspec.Struct):
     empty_reads: int = 0  # reads that returned nothing
     commits: int = 0
     records_read: int = 0
+    modules: list[str] = []  # the project's modules that ran code since SIGUSR2
+
+
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
+_PACKAGES = ("events/", "projections/", "pipeline/")
+
+
+class ModuleTrace:
+    """The project's modules whose functions are called, noted by a profile hook."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.files: set[str] = set()
+
+    def hook(self, frame: Any, event: str, _arg: object) -> None:
+        if self.on and event == "call":
+            self.files.add(frame.f_code.co_filename)
+
+    def install(self) -> None:
+        sys.setprofile(self.hook)
+        threading.setprofile(self.hook)
+
+    def restart(self) -> None:
+        self.files = set()
+        self.on = True
+
+    def modules(self) -> list[str]:
+        found = set()
+        for name in list(self.files):
+            rel = name.removeprefix(_ROOT)
+            if rel != name and rel.startswith(_PACKAGES):
+                found.add(rel.removesuffix(".py").removesuffix("/__init__").replace("/", "."))
+        return sorted(found)
 
 
 class CountingLog:
@@ -73,13 +111,18 @@ class CountingLog:
 def main() -> int:
     out = Path(sys.argv[1])
     counts, lock = Counts(), threading.Lock()
+    trace = ModuleTrace()
 
     def dump(_signum: int, _frame: object) -> None:
         with lock:
+            counts.modules = trace.modules()
             data = msgspec.json.encode(counts)
         out.write_bytes(data)
 
     signal.signal(signal.SIGUSR1, dump)
+    signal.signal(signal.SIGUSR2, lambda _signum, _frame: trace.restart())
+    if os.environ.get("WABOT_BENCH_MODULES") == "1":
+        trace.install()
     from pipeline import cli  # noqa: PLC0415 (after the handler: a signal may come early)
 
     opened = vars(cli)["open_log"]

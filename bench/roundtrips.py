@@ -39,6 +39,7 @@ REPLY_TIMEOUT = 30.0
 COMMITS_NEEDED = 4  # MessageReceived; LlmRequested; LlmCompleted + ReplyPlanned; ReplySent
 TARGET_READS = 5.0
 TARGET_LATENCY_RATIO = 4.0  # stdin -> LLM request p50, times a direct POST's
+TARGET_MODULES = 30  # the project's modules one answered message runs code in
 _PROGRAM = (sys.executable, "-m", "bench.counting_daemon")
 _DUMP_WAIT = 10.0
 
@@ -46,6 +47,7 @@ _DUMP_WAIT = 10.0
 def run(ws: Workspace) -> list[Row]:
     count = ws.sizes.messages
     rows = _measure(ws, "SQLite", count, {})
+    rows.append(_modules(ws))
     if not unreachable(NAME):
         with scratch_schema() as schema:
             rows += _measure(ws, "PostgreSQL", count, {"WABOT_LOG_URL": with_schema(DSN, schema)})
@@ -96,6 +98,30 @@ def _measure(ws: Workspace, backend: str, count: int, env: dict[str, str]) -> li
             note=f"{note}; {commits:.1f} commits",
         ),
     ]
+
+
+def _modules(ws: Workspace) -> Row:
+    """The project's modules one answered message runs code in (a profiled run of its own)."""
+    progress(f"{NAME}: the modules one message runs code in")
+    folder = ws.scratch("roundtrips-modules")
+    counts_file = folder / "counts.json"
+    program = (*_PROGRAM, str(counts_file))
+    env = {"WABOT_BENCH_MODULES": "1"}
+    with TimedServer() as server, Daemon(folder, app_config(1), server, env, program=program) as d:
+        _ask(d, server, 0, WARM_UP)
+        os.kill(d.pid, signal.SIGUSR2)
+        _ask(d, server, WARM_UP, 1)
+        touched = _counts(d.pid, counts_file).modules
+        d.stop()
+    return Row(
+        bench=NAME,
+        measure="project modules one answered message runs code in",
+        value=len(touched),
+        unit="calls",
+        target=TARGET_MODULES,
+        better="lower",
+        note=" ".join(touched),
+    )
 
 
 def _latency(ours: list[float], direct: list[float], note: str) -> list[Row]:

@@ -127,7 +127,7 @@ class Runner:
         """Fold ``records`` the caller already holds (just appended), with no read.
 
         They must follow ``seq`` without a gap: whoever appended them knows
-        (``Live.fold``); anything else goes through ``catch_up``. A marker that
+        (``FoldedLog.fold``); anything else goes through ``catch_up``. A marker that
         needs a refold leaves the runner ``stale``, as ``catch_up(refold=False)``.
         """
         if records and records[0].seq != self.seq + 1:

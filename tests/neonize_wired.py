@@ -28,7 +28,7 @@ from events.backends import open_log
 from events.model import AccountRestricted, MessageReceived, TransportStatus
 from events.protocol import LogWriter
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Intake, Live, Settings
+from pipeline.daemon import FoldedLog, Intake, Settings
 from pipeline.media import MediaStore
 from pipeline.transport import SecretsFile
 from pipeline.transport.neonize import NeonizeTransport
@@ -50,7 +50,7 @@ class Wired:
     transport: NeonizeTransport
     go: FakeGo
     log: LogWriter
-    live: Live
+    folded: FoldedLog
     intake: Intake
 
     @property
@@ -84,8 +84,8 @@ async def wired(
     )
     go = FakeGo()
     made._client._NewAClient__client = go
-    live = Live(wrap_log(log) if wrap_log is not None else log)
-    intake = Intake(live, Settings(config or loaded()), MediaStore.of(store))
+    folded = FoldedLog(wrap_log(log) if wrap_log is not None else log)
+    intake = Intake(folded, Settings(config or loaded()), MediaStore.of(store))
     started = anyio.Event()
 
     async def status(event: TransportStatus | AccountRestricted) -> None:
@@ -98,7 +98,7 @@ async def wired(
             tg.start_soon(made.run, intake.deliver, status)
             with anyio.fail_after(WAIT):
                 await started.wait()
-            yield Wired(made, go, log, live, intake)
+            yield Wired(made, go, log, folded, intake)
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):

@@ -11,7 +11,7 @@ from events.model import ChatTurn, LlmFailed, LlmRequested, MessageReceived, Mes
 from events.protocol import Keyed
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Agent, Live, Settings
+from pipeline.daemon import Agent, FoldedLog, Settings
 from pipeline.llm import LlmClient
 from pipeline.transport import MemoryTransport
 from projections import queue
@@ -52,22 +52,22 @@ def settings() -> Settings:
     return Settings(loaded)
 
 
-def agent_for(live: Live, llm: Any, clock: FakeClock) -> Agent:
+def agent_for(folded: FoldedLog, llm: Any, clock: FakeClock) -> Agent:
     transport = MemoryTransport(clock=clock)
-    return Agent(live, settings(), lambda _loaded: cast(LlmClient, llm), transport, clock=clock)
+    return Agent(folded, settings(), lambda _loaded: cast(LlmClient, llm), transport, clock=clock)
 
 
 @pytest.mark.anyio
 async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
     log = open_log(tmp_path, clock=clock)
-    live = Live(log)
-    live.watch()
-    changed = live.waker()
+    folded = FoldedLog(log)
+    folded.watch()
+    changed = folded.waker()
     llm = CrashingLlm()
-    agent = agent_for(live, llm, clock)
+    agent = agent_for(folded, llm, clock)
     message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
-    await live.append(Keyed(message, f"{ALICE}/M1"))
+    await folded.append(Keyed(message, f"{ALICE}/M1"))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(agent.run)
@@ -83,19 +83,19 @@ async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path
     assert failed[0].error == "internal error: RuntimeError: boom"
     assert len([r for r in log.read() if isinstance(r.event, LlmRequested)]) == 1
     assert llm.calls == 1
-    assert queue.chats_with_work(live.view.queue) == []
+    assert queue.chats_with_work(folded.view.queue) == []
     log.close()
 
 
 @pytest.mark.anyio
 async def test_projections_are_snapshotted_as_the_log_grows(tmp_path: Path) -> None:
     log = open_log(tmp_path)
-    live = Live(log, snapshot_every=5)
-    await live.append(
+    folded = FoldedLog(log, snapshot_every=5)
+    await folded.append(
         *(MessageReceived(chat=ALICE, msg_id=f"M{i}", sender=ALICE) for i in range(4))
     )
     assert log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION) is None
-    await live.append(MessageReceived(chat=ALICE, msg_id="M4", sender=ALICE))
+    await folded.append(MessageReceived(chat=ALICE, msg_id="M4", sender=ALICE))
     saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
     assert saved is not None
     assert saved[0] == 5
@@ -119,11 +119,11 @@ async def test_a_call_orphaned_by_a_long_outage_is_not_asked_again(tmp_path: Pat
     )
     log.append(Keyed(message, f"{ALICE}/M1"), orphan)  # then the process died
     clock.now = NOW  # back three hours later
-    live = Live(log)
-    live.watch()
-    changed = live.waker()
+    folded = FoldedLog(log)
+    folded.watch()
+    changed = folded.waker()
     llm = CrashingLlm()
-    agent = agent_for(live, llm, clock)
+    agent = agent_for(folded, llm, clock)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(agent.run)

@@ -25,7 +25,7 @@ from events.model import (
 )
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Intake, Live, Settings
+from pipeline.daemon import FoldedLog, Intake, Settings
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._receipts import PARK_SECONDS
 from pipeline.media import MediaStore
@@ -53,22 +53,22 @@ class Rig:
             config=config, hash="h", path="app.json", secrets=Secrets(api_key=None)
         )
         settings = Settings(loaded)
-        self.live = Live(open_log(path / "store", clock=self.clock))
-        self.intake = Intake(self.live, settings, MediaStore.of(path), clock=self.clock)
-        self.alerter = Alerter(self.live, settings, lambda: None, clock=self.clock)
+        self.folded = FoldedLog(open_log(path / "store", clock=self.clock))
+        self.intake = Intake(self.folded, settings, MediaStore.of(path), clock=self.clock)
+        self.alerter = Alerter(self.folded, settings, lambda: None, clock=self.clock)
 
     async def deliver(self, fact: Fact) -> None:
         await self.intake.deliver(Inbound(fact, self.clock()))
 
     def found(self, kind: type[AnyEvent]) -> list[AnyEvent]:
-        return [r.event for r in self.live.log.read() if isinstance(r.event, kind)]
+        return [r.event for r in self.folded.log.read() if isinstance(r.event, kind)]
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     made = Rig(tmp_path)
     yield made
-    made.live.close()
+    made.folded.close()
 
 
 def sent(wa_id: str, chat: str = ALICE) -> ReplySent:
@@ -108,7 +108,7 @@ async def test_an_unreadable_message_is_filed_like_a_message_from_the_same_ids(r
 
 @pytest.mark.anyio
 async def test_a_receipt_is_filed_under_the_reply_it_reports_on(rig: Rig) -> None:
-    await rig.live.append(sent("W1"))
+    await rig.folded.append(sent("W1"))
     await rig.deliver(receipt("W1"))  # WhatsApp names the chat by LID
     await rig.deliver(receipt("W1"))  # told again
 
@@ -119,14 +119,14 @@ async def test_a_receipt_is_filed_under_the_reply_it_reports_on(rig: Rig) -> Non
 
 @pytest.mark.anyio
 async def test_a_receipt_that_overtakes_the_record_of_its_send_waits_for_it(rig: Rig) -> None:
-    rig.live.watch()
+    rig.folded.watch()
     async with anyio.create_task_group() as tg:
         tg.start_soon(rig.intake.receipts.run)
         await rig.deliver(receipt("W1", "read"))  # the send is not recorded yet
         await rig.deliver(receipt("NOT-OURS"))
         assert rig.found(ReplyDelivered) == []
-        waker = rig.live.waker()
-        await rig.live.append(sent("W1"))
+        waker = rig.folded.waker()
+        await rig.folded.append(sent("W1"))
         with anyio.fail_after(5):
             while not rig.found(ReplyDelivered):
                 await waker.wait(1.0)
@@ -146,10 +146,10 @@ async def test_a_receipt_that_overtakes_the_record_of_its_send_waits_for_it(rig:
 
 @pytest.mark.anyio
 async def test_the_undelivered_alert_falls_due_by_the_clock_alone(rig: Rig) -> None:
-    await rig.live.append(sent("W1"))
+    await rig.folded.append(sent("W1"))
     await rig.deliver(receipt("W1"))
     rig.clock.advance(60)
-    await rig.live.append(sent("W2"))  # never confirmed
+    await rig.folded.append(sent("W2"))  # never confirmed
 
     rig.clock.advance(LIMIT - 1)
     await rig.alerter.send_due()
@@ -169,7 +169,7 @@ async def test_the_undelivered_alert_falls_due_by_the_clock_alone(rig: Rig) -> N
 
 @pytest.mark.anyio
 async def test_no_alert_while_the_transport_never_reported_a_receipt(rig: Rig) -> None:
-    await rig.live.append(sent("W1"), sent("W2"))
+    await rig.folded.append(sent("W1"), sent("W2"))
     rig.clock.advance(10 * LIMIT)
     await rig.alerter.send_due()
     assert rig.found(OwnerAlerted) == []
@@ -179,12 +179,12 @@ async def test_no_alert_while_the_transport_never_reported_a_receipt(rig: Rig) -
 async def test_receipts_kept_by_whatsapp_during_an_outage_get_their_time_after_it(
     rig: Rig,
 ) -> None:
-    await rig.live.append(TransportStatus(state="connected"), sent("W1"))
+    await rig.folded.append(TransportStatus(state="connected"), sent("W1"))
     await rig.deliver(receipt("W1"))
-    await rig.live.append(sent("W2"), TransportStatus(state="disconnected"))
+    await rig.folded.append(sent("W2"), TransportStatus(state="disconnected"))
     rig.clock.advance(2 * LIMIT)
     await rig.alerter.send_due()  # down: no receipt could have come
-    await rig.live.append(TransportStatus(state="connected"))
+    await rig.folded.append(TransportStatus(state="connected"))
     rig.clock.advance(LIMIT - 1)
     await rig.alerter.send_due()  # back, but WhatsApp may still be handing them over
     assert undelivered(rig) == []

@@ -24,7 +24,7 @@ from events.model import (
 )
 from events.testing import FakeClock
 from events.units import DAY, HOUR
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import config_loaded
 from tests import test_scheduler
 from tests.test_scheduler import ALICE, Bot, at
@@ -114,9 +114,9 @@ def test_the_compact_command_drops_them_too(tmp_path: Path) -> None:
     config = {"whatsapp": {"phone_number": "491700000000"}, "rotation": DROPPING}
     log.append(ConfigLoaded(hash="h", config=config, path="app.json"))
     bot = Bot.__new__(Bot)  # only its append, on this log
-    bot.clock, bot.live = clock, Live(log)
+    bot.clock, bot.folded = clock, FoldedLog(log)
     _turn(bot, clock.now, ALICE, 1, "alice-secret")
-    bot.live.close()
+    bot.folded.close()
 
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "compact", "--store", str(tmp_path)],
@@ -144,7 +144,7 @@ async def test_without_the_setting_sessions_stay_until_the_retention(make_bot: A
     assert _expiries(bot) == []
     assert "alice-secret" in _texts(bot)
     # Nothing is followed for a setting that is off: no int per event held in memory.
-    sessions = bot.live.view.sessions
+    sessions = bot.folded.view.sessions
     assert [s.texts.words for s in sessions.sessions.values()] == [[]]
     assert not sessions.ended
     assert not sessions.replying
@@ -156,11 +156,11 @@ async def test_turning_the_setting_off_lets_go_of_what_was_followed(make_bot: An
     bot = make_bot(nine, rotation=DROPPING)
     bot.append(nine, config_loaded(bot.settings.loaded))
     _turn(bot, nine, ALICE, 1, "alice-secret")
-    bot.live.catch_up()
-    assert [s.texts.words for s in bot.live.view.sessions.sessions.values()] != [[]]
+    bot.folded.catch_up()
+    assert [s.texts.words for s in bot.folded.view.sessions.sessions.values()] != [[]]
 
     off = ConfigLoaded(hash="h2", config={"rotation": {"drop_expired_sessions": False}}, path="")
     bot.append(nine + 60, off)
-    bot.live.catch_up()
+    bot.folded.catch_up()
 
-    assert [s.texts.words for s in bot.live.view.sessions.sessions.values()] == [[]]
+    assert [s.texts.words for s in bot.folded.view.sessions.sessions.values()] == [[]]

@@ -13,7 +13,7 @@ from events.memory import MemoryLog
 from events.model import Media, MediaFetched, MessageReceived
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Intake, Live, Settings
+from pipeline.daemon import FoldedLog, Intake, Settings
 from pipeline.media import MediaSink, MediaStore
 from pipeline.transport import Inbound, received_message
 from projections import queue
@@ -71,26 +71,26 @@ def text(msg_id: str, chat: str) -> MessageReceived:
     return received_message(chat=chat, msg_id=msg_id, text="hi", sent_at=1.0)
 
 
-async def fetched_of(live: Live, msg_id: str) -> MediaFetched:
+async def fetched_of(folded: FoldedLog, msg_id: str) -> MediaFetched:
     """The ``MediaFetched`` of ``msg_id`` once it is in the log; projections caught up."""
     with anyio.fail_after(WAIT):
         while True:
             found = [
                 r.event
-                for r in live.log.read()
+                for r in folded.log.read()
                 if isinstance(r.event, MediaFetched) and r.event.msg_id == msg_id
             ]
             if found:
-                live.catch_up()
+                folded.catch_up()
                 return found[0]
-            await anyio.to_thread.run_sync(live.log.wait, live.log.last_seq(), WAIT)
+            await anyio.to_thread.run_sync(folded.log.wait, folded.log.last_seq(), WAIT)
 
 
 async def test_a_hanging_download_holds_back_no_message_and_fails_at_its_time_limit(
     tmp_path: Path,
 ) -> None:
-    live = Live(MemoryLog(clock=FakeClock()))
-    intake = Intake(live, Settings(loaded()), MediaStore.of(tmp_path), fetch_timeout=0.2)
+    folded = FoldedLog(MemoryLog(clock=FakeClock()))
+    intake = Intake(folded, Settings(loaded()), MediaStore.of(tmp_path), fetch_timeout=0.2)
     stuck = Hanging()
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)
@@ -99,10 +99,10 @@ async def test_a_hanging_download_holds_back_no_message_and_fails_at_its_time_li
             await stuck.started.wait()
             assert await intake.deliver(Inbound(text("B1", BOB), 1.0))
             assert await intake.deliver(Inbound(text("A2", ALICE), 1.0))
-        failed = await fetched_of(live, "A1")
+        failed = await fetched_of(folded, "A1")
         tg.cancel_scope.cancel()
 
-    recorded = [r.event for r in live.log.read()]
+    recorded = [r.event for r in folded.log.read()]
     assert [(type(e).__name__, getattr(e, "msg_id", "")) for e in recorded] == [
         ("MessageReceived", "A1"),
         ("MessageReceived", "B1"),
@@ -115,19 +115,19 @@ async def test_a_hanging_download_holds_back_no_message_and_fails_at_its_time_li
     assert failed.media == Media(
         kind="voice", size=2048, problem="download_failed", detail="not fetched within 0.2 s"
     )
-    [item, *_] = queue.pending(live.view.queue, ALICE)
+    [item, *_] = queue.pending(folded.view.queue, ALICE)
     assert item.media == failed.media  # the agent sees the failure, and tells Alice
 
 
 async def test_one_chats_stuck_fetches_leave_another_chats_fetch_alone(tmp_path: Path) -> None:
-    live = Live(MemoryLog(clock=FakeClock()))
-    intake = Intake(live, Settings(loaded()), MediaStore.of(tmp_path), fetch_timeout=WAIT * 3)
+    folded = FoldedLog(MemoryLog(clock=FakeClock()))
+    intake = Intake(folded, Settings(loaded()), MediaStore.of(tmp_path), fetch_timeout=WAIT * 3)
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)
         for n in range(5):  # more than one chat may fetch at once
             await intake.deliver(Inbound(voice(f"A{n}"), 1.0, Hanging()))
         await intake.deliver(Inbound(voice("B1", BOB), 1.0, Ready()))
-        done = await fetched_of(live, "B1")
+        done = await fetched_of(folded, "B1")
         tg.cancel_scope.cancel()
 
     assert done.media.sha256
@@ -156,7 +156,7 @@ async def test_a_fetch_the_last_run_left_unfinished_is_recorded_as_failed(
         ),
         MediaFetched(chat=BOB, msg_id="B1", media=Media(kind="voice", sha256="b" * 64)),
     )
-    intake = Intake(Live(log), Settings(loaded()), MediaStore.of(tmp_path))
+    intake = Intake(FoldedLog(log), Settings(loaded()), MediaStore.of(tmp_path))
 
     [settled] = intake.interrupted()
     assert settled.key == f"{ALICE}/A1/media"
@@ -187,8 +187,8 @@ class Gated:
 
 async def test_a_stop_waits_for_the_attachments_on_their_way(tmp_path: Path) -> None:
     """The daemon's grace period lets a fetch finish, so a restart asks nobody to resend."""
-    live = Live(MemoryLog(clock=FakeClock()))
-    intake = Intake(live, Settings(loaded()), MediaStore.of(tmp_path))
+    folded = FoldedLog(MemoryLog(clock=FakeClock()))
+    intake = Intake(folded, Settings(loaded()), MediaStore.of(tmp_path))
     source = Gated()
     done = anyio.Event()
 
@@ -207,5 +207,5 @@ async def test_a_stop_waits_for_the_attachments_on_their_way(tmp_path: Path) -> 
             await done.wait()
         tg.cancel_scope.cancel()
 
-    fetched = [r.event for r in live.log.read() if isinstance(r.event, MediaFetched)]
+    fetched = [r.event for r in folded.log.read() if isinstance(r.event, MediaFetched)]
     assert [f.media.sha256 != "" for f in fetched] == [True]

@@ -28,7 +28,7 @@ from events.memory import MemoryLog
 from events.model import Media, MediaFetched, MessageReceived
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, MediaConfig, Secrets, config_from_dict
-from pipeline.daemon import Intake, Live, Settings
+from pipeline.daemon import FoldedLog, Intake, Settings
 from pipeline.daemon._fetch import fetch_media
 from pipeline.media import MediaStore
 from pipeline.transport import Inbound
@@ -223,35 +223,35 @@ async def test_intake_never_downloads_for_a_chat_it_does_not_watch(
         await dispatch(session.client, alice)
         handed = [await session._inbound.receive() for _ in range(2)]
 
-    live = Live(MemoryLog(clock=FakeClock(1_764_070_000.0)))
-    intake = Intake(live, Settings(_loaded()), MediaStore.of(tmp_path))
+    folded = FoldedLog(MemoryLog(clock=FakeClock(1_764_070_000.0)))
+    intake = Intake(folded, Settings(_loaded()), MediaStore.of(tmp_path))
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)
         assert [await intake.deliver(inbound) for inbound in handed] == [False, True]
-        fetched = await until_fetched(live)
+        fetched = await until_fetched(folded)
         tg.cancel_scope.cancel()
 
     assert intake.dropped == 1
     assert len(go.downloads) == 1  # Alice's only
-    [recorded] = [r.event for r in live.log.read() if isinstance(r.event, MessageReceived)]
+    [recorded] = [r.event for r in folded.log.read() if isinstance(r.event, MessageReceived)]
     assert recorded.msg_id == fetched.msg_id == "A1"
     assert recorded.media is not None
     assert recorded.media.fetching  # recorded before its download
-    [item] = queue.pending(live.view.queue, recorded.chat)
+    [item] = queue.pending(folded.view.queue, recorded.chat)
     assert item.media == fetched.media
     assert item.media.sha256
     assert not item.media.fetching
 
 
-async def until_fetched(live: Live) -> MediaFetched:
+async def until_fetched(folded: FoldedLog) -> MediaFetched:
     """The first ``MediaFetched`` in the log, once there; the projections caught up."""
     with anyio.fail_after(WAIT):
         while True:
-            found = [r.event for r in live.log.read() if isinstance(r.event, MediaFetched)]
+            found = [r.event for r in folded.log.read() if isinstance(r.event, MediaFetched)]
             if found:
-                live.catch_up()
+                folded.catch_up()
                 return found[0]
-            await anyio.to_thread.run_sync(live.log.wait, live.log.last_seq(), WAIT)
+            await anyio.to_thread.run_sync(folded.log.wait, folded.log.last_seq(), WAIT)
 
 
 def _loaded() -> LoadedConfig:

@@ -18,7 +18,7 @@ from events.backends import open_log
 from events.model import AccountRestricted, Quoted, ReplyPlanned, ReplySent, TransportStatus
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Live, Sender, Settings
+from pipeline.daemon import FoldedLog, Sender, Settings
 from pipeline.transport import Outgoing, TransportError
 from pipeline.transport.neonize import _transport as transport_module
 from tests.neonize_fakes import (
@@ -191,7 +191,7 @@ async def test_the_sender_holds_after_a_463_and_never_resends(
 ) -> None:
     """Through the daemon's sender: one refused send, recorded; no retry every 30 s."""
     clock = FakeClock(1_764_070_000.0)
-    live = Live(open_log(tmp_path / "store", clock=clock))
+    folded = FoldedLog(open_log(tmp_path / "store", clock=clock))
     config = config_from_dict(
         {
             "whatsapp": {"phone_number": OWNER},
@@ -204,17 +204,17 @@ async def test_the_sender_holds_after_a_463_and_never_resends(
         async with running(*make_transport()) as session:
             await session.connected()
             session.go.send_error = "server returned error 463"
-            sender = Sender(live, session.transport, settings, clock=clock)
-            await live.append(
+            sender = Sender(folded, session.transport, settings, clock=clock)
+            await folded.append(
                 TransportStatus(state="connected"),
                 ReplyPlanned(chat=ALICE_JID, reply_id="R1", purpose="reply", text="hi"),
             )
             for _ in range(5):
                 wake = await sender.send_due()
                 clock.now = min(wake, clock.now + 600)
-        events = [r.event for r in live.log.read()]
+        events = [r.event for r in folded.log.read()]
     finally:
-        live.close()
+        folded.close()
 
     assert len(session.go.sent) == 1
     [restricted] = [e for e in events if isinstance(e, AccountRestricted)]

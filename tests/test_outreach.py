@@ -23,7 +23,7 @@ from events.model import (
 from events.model import TransportStatus as Status
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Live, Sender, Settings
+from pipeline.daemon import FoldedLog, Sender, Settings
 from pipeline.daemon import _outreach as outreach
 from pipeline.transport import MemoryTransport, TransportError
 from projections import account
@@ -87,20 +87,20 @@ class Rig:
             )
         )
         self.transport = MemoryTransport(clock=self.clock)
-        self.live = Live(open_log(path, clock=self.clock))
+        self.folded = FoldedLog(open_log(path, clock=self.clock))
         self.sender = self.new_sender()
 
     def new_sender(self) -> Sender:
-        return Sender(self.live, self.transport, self.settings, clock=self.clock)
+        return Sender(self.folded, self.transport, self.settings, clock=self.clock)
 
     def restart(self) -> None:
         """A new process on the same log (after a crash: nothing was stopped cleanly)."""
-        self.live.close()
-        self.live = Live(open_log(self.path, clock=self.clock))
+        self.folded.close()
+        self.folded = FoldedLog(open_log(self.path, clock=self.clock))
         self.sender = self.new_sender()
 
     async def append(self, *events: AnyEvent) -> None:
-        await self.live.append(*events)
+        await self.folded.append(*events)
 
     async def plan(
         self, *reply_ids: str, chat: str = ALICE, purpose: ReplyPurpose = "reply"
@@ -118,7 +118,7 @@ class Rig:
             self.clock.now = max(self.clock.now, wake)
 
     def found(self, kind: type[AnyEvent]) -> list[Any]:
-        return [r.event for r in self.live.log.read() if isinstance(r.event, kind)]
+        return [r.event for r in self.folded.log.read() if isinstance(r.event, kind)]
 
     def sent(self) -> list[tuple[str, float]]:
         return [(s.wa_id, s.sent_at) for s in self.transport.sent]
@@ -128,7 +128,7 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     made = Rig(tmp_path)
     yield made
-    made.live.close()
+    made.folded.close()
 
 
 @pytest.mark.anyio
@@ -192,7 +192,7 @@ async def test_a_stale_reply_waiting_for_the_pace_is_failed_without_a_slot(
         [failed] = rig.found(ReplyFailed)
         assert (failed.reply_id, failed.final) == ("R2", True)
     finally:
-        rig.live.close()
+        rig.folded.close()
 
 
 # -- a restriction -------------------------------------------------------------------
@@ -249,7 +249,7 @@ async def test_after_the_hold_one_reply_probes_and_a_success_ends_the_episode(
     stale = [f.reply_id for f in rig.found(ReplyFailed) if f.final]
     assert sorted(stale) == ["R1", "R2"]
     assert [r.active for r in rig.found(AccountRestricted)] == [True, True, False]
-    assert account.newest(rig.live.view.account) is None
+    assert account.newest(rig.folded.view.account) is None
 
 
 @pytest.mark.anyio

@@ -25,7 +25,7 @@ from events.model import (
 )
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Live, Scheduler, Settings
+from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
 from projections import queue
 from projections.fold import fold
@@ -56,25 +56,25 @@ def loaded(**sections: Any) -> LoadedConfig:
 
 
 class Bot:
-    """The live log and a scheduler on one file; ``restart`` is a new daemon on the same file."""
+    """The folded log and a scheduler on one file; ``restart`` is a new daemon on the same file."""
 
     def __init__(self, path: Path, clock: FakeClock, config: LoadedConfig) -> None:
         self.path = path
         self.clock = clock
         self.settings = Settings(config)
-        self.live = self._open()
+        self.folded = self._open()
         self.scheduler = self._scheduler()
 
-    def _open(self) -> Live:
-        return Live(open_log(self.path, clock=self.clock))
+    def _open(self) -> FoldedLog:
+        return FoldedLog(open_log(self.path, clock=self.clock))
 
     def _scheduler(self) -> Scheduler:
-        return Scheduler(self.live, self.settings, lambda: "WA1", clock=self.clock)
+        return Scheduler(self.folded, self.settings, lambda: "WA1", clock=self.clock)
 
     def restart(self, now: float) -> None:
-        self.live.close()
+        self.folded.close()
         self.clock.now = now
-        self.live = self._open()
+        self.folded = self._open()
         self.scheduler = self._scheduler()
 
     async def tick(self, now: float) -> float:
@@ -84,10 +84,10 @@ class Bot:
     def append(self, when: float, *events: AnyEvent) -> None:
         """Events the daemon recorded earlier: in the log and folded, as its appends are."""
         self.clock.now = when
-        self.live.fold(self.live.log.append(*events))
+        self.folded.fold(self.folded.log.append(*events))
 
     def records(self) -> list[Recorded]:
-        return list(self.live.log.read())
+        return list(self.folded.log.read())
 
     def check_ins(self) -> list[ReplyPlanned]:
         return [
@@ -115,7 +115,7 @@ def make_bot(tmp_path: Path) -> Iterator[Any]:
 
     yield make
     for bot in bots:
-        bot.live.close()
+        bot.folded.close()
 
 
 def reply(n: int) -> ReplyPlanned:
@@ -288,15 +288,15 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
 
     assert await bot.tick(start + 23 * HOUR) == start + DAY
     assert bot.rotations() == []
-    assert [i.msg_id for i in queue.pending(bot.live.view.queue, ALICE)] == ["M1"]
+    assert [i.msg_id for i in queue.pending(bot.folded.view.queue, ALICE)] == ["M1"]
 
     assert await bot.tick(start + DAY) == start + 2 * DAY
     [marker] = bot.rotations()
     assert isinstance(marker.event, Compacted)
     assert marker.event.by_type == {"MessageReceived": 1}
     # Absorbed: the rotated message is no longer waiting for a decision.
-    assert queue.pending(bot.live.view.queue, ALICE) == []
-    assert bot.live.view.stats.compacted == 1
+    assert queue.pending(bot.folded.view.queue, ALICE) == []
+    assert bot.folded.view.stats.compacted == 1
 
     bot.restart(start + 30 * HOUR)
     assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY
@@ -336,8 +336,8 @@ async def test_the_rotation_settings_in_force_are_used(make_bot: Any) -> None:
 @pytest.mark.anyio
 async def test_run_plans_what_is_due(make_bot: Any) -> None:
     bot = make_bot(at("2025-06-02 09:00"))
-    bot.live.watch()
-    changed = bot.live.waker()
+    bot.folded.watch()
+    changed = bot.folded.waker()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(bot.scheduler.run)
@@ -421,12 +421,12 @@ async def test_the_loop_plans_the_held_check_in_as_soon_as_the_transport_reports
 ) -> None:
     bot = make_bot(at("2025-06-02 09:00"))
     bot.append(bot.clock.now, TransportStatus(state="connecting", detail="daemon started"))
-    bot.live.watch()
-    changed = bot.live.waker()
+    bot.folded.watch()
+    changed = bot.folded.waker()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(bot.scheduler.run)
-        await bot.live.append(TransportStatus(state="connected"))
+        await bot.folded.append(TransportStatus(state="connected"))
         with anyio.fail_after(5):  # the clock stands still: only the commit can wake it
             while not bot.check_ins():
                 await changed.wait(1.0)

@@ -1,4 +1,4 @@
-"""sd_notify over a real unix datagram socket, and the pulse that feeds systemd's watchdog."""
+"""sd_notify over a real unix datagram socket, and the liveness that feeds systemd's watchdog."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pipeline.daemon._pulse import Pulse, sd_notify, watchdog_interval
+from pipeline.daemon._liveness import Liveness, sd_notify, watchdog_interval
 
 
 @pytest.fixture
@@ -70,28 +70,28 @@ async def test_pings_go_while_the_agent_loop_runs_and_stop_when_it_ends(
 ):
     sock, path = notify_socket
     interval = 0.02
-    pulse = Pulse({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(interval * 2e6))})
+    liveness = Liveness({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(interval * 2e6))})
     release = anyio.Event()
-    assert pulse.problem() == "the agent loop has not started"
+    assert liveness.problem() == "the agent loop has not started"
     async with anyio.create_task_group() as tg:
         agent_done = anyio.Event()
 
         async def agent() -> None:
-            await pulse.run_agent(release.wait)
+            await liveness.run_agent(release.wait)
             agent_done.set()
 
         tg.start_soon(agent)
-        tg.start_soon(pulse.tell_systemd)
+        tg.start_soon(liveness.tell_systemd)
         assert await anyio.to_thread.run_sync(sock.recv, 4096) == b"READY=1"
         assert await anyio.to_thread.run_sync(sock.recv, 4096) == b"WATCHDOG=1"
-        assert pulse.problem() is None
+        assert liveness.problem() is None
 
         release.set()
         await agent_done.wait()
-        assert pulse.problem() == "the agent loop has ended"
+        assert liveness.problem() == "the agent loop has ended"
         _drain(sock)  # pings sent before the loop ended
         await anyio.sleep(interval * 5)  # five intervals without a ping prove none goes
-        pulse.stop()
+        liveness.stop()
         assert await anyio.to_thread.run_sync(sock.recv, 4096) == b"STOPPING=1"
-        assert pulse.problem() == "the daemon is stopping"
+        assert liveness.problem() == "the daemon is stopping"
         tg.cancel_scope.cancel()

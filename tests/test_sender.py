@@ -18,7 +18,7 @@ from events.model import AnyEvent, ReplyFailed, ReplyPlanned, ReplyPurpose, Repl
 from events.model import TransportStatus as Status
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import Live, Sender, Settings
+from pipeline.daemon import FoldedLog, Sender, Settings
 from pipeline.transport import MemoryTransport, TransportError
 
 NOW = 1_764_070_000.0
@@ -45,12 +45,12 @@ class Rig:
         loaded = LoadedConfig(
             config=config, hash="h", path="app.json", secrets=Secrets(api_key=None)
         )
-        self.live = Live(open_log(path, clock=self.clock))
+        self.folded = FoldedLog(open_log(path, clock=self.clock))
         self.transport = MemoryTransport(clock=self.clock)
-        self.sender = Sender(self.live, self.transport, Settings(loaded), clock=self.clock)
+        self.sender = Sender(self.folded, self.transport, Settings(loaded), clock=self.clock)
 
     async def append(self, *events: AnyEvent) -> None:
-        await self.live.append(*events)
+        await self.folded.append(*events)
 
     def plan(
         self, reply_id: str, chat: str = ALICE, purpose: ReplyPurpose = "reply"
@@ -64,7 +64,7 @@ class Rig:
         )
 
     def found(self, kind: type[AnyEvent]) -> list[AnyEvent]:
-        return [r.event for r in self.live.log.read() if isinstance(r.event, kind)]
+        return [r.event for r in self.folded.log.read() if isinstance(r.event, kind)]
 
     def sent_ids(self) -> list[str]:
         return [s.wa_id for s in self.transport.sent]
@@ -74,7 +74,7 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     made = Rig(tmp_path)
     yield made
-    made.live.close()
+    made.folded.close()
 
 
 @pytest.mark.anyio

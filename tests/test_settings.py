@@ -11,7 +11,7 @@ import structlog
 from events.backends import open_log
 from events.model import ConfigLoaded
 from pipeline.config import load_config
-from pipeline.daemon import Live, Settings
+from pipeline.daemon import FoldedLog, Settings
 from pipeline.daemon import _settings as settings_module
 
 
@@ -35,7 +35,7 @@ async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_onc
     settings = Settings(load_config(app))
     first = settings.loaded
     with open_log(tmp_path / "store") as log:
-        live = Live(log)
+        folded = FoldedLog(log)
         write(app, 7)
 
         def broken(*_: object, **__: object) -> None:
@@ -43,12 +43,12 @@ async def test_a_failing_reload_of_any_kind_keeps_the_config_and_is_reported_onc
 
         monkeypatch.setattr(settings_module, "load_config", broken)
         with structlog.testing.capture_logs() as logs:
-            await settings.reload(live)
-            await settings.reload(live)
+            await settings.reload(folded)
+            await settings.reload(folded)
         monkeypatch.undo()
         monkeypatch.setenv("PERPLEXITY_API_KEY", "pplx-test")
         write(app, 9)
-        await settings.reload(live)
+        await settings.reload(folded)
         recorded = [r.event for r in log.read() if isinstance(r.event, ConfigLoaded)]
 
     assert [entry["event"] for entry in logs] == ["config_rejected"]
@@ -65,11 +65,11 @@ async def test_a_broken_experiment_marker_only_means_no_experiment_is_named(
     settings = Settings(load_config(app))
     marker = app.with_name(app.name + settings_module.EXPERIMENT_SUFFIX)
     with open_log(tmp_path / "store") as log:
-        live = Live(log)
+        folded = FoldedLog(log)
         for n, junk in enumerate([b"[" * 10_000 + b"]" * 10_000, b'{"hash": "\xff"}'], start=6):
             marker.write_bytes(junk)
             write(app, n)
-            await settings.reload(live)
+            await settings.reload(folded)
         recorded = [r.event for r in log.read() if isinstance(r.event, ConfigLoaded)]
 
     assert [(e.config["polling"]["interval_seconds"], e.experiment) for e in recorded] == [

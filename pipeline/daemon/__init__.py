@@ -7,7 +7,7 @@
 - ``Sender`` delivers planned replies and records the outcome.
 - ``Scheduler`` sends the daily check-in and rotates the log (``_timetable``).
 - ``Settings`` is the config in force and reloads app.json when it changes.
-- ``Live`` is the log with the projections kept current; ``daemon_lock`` keeps
+- ``FoldedLog`` is the log with the projections kept current; ``daemon_lock`` keeps
   a second daemon off the same log (``DaemonLock`` on the store, or a lease in
   PostgreSQL for which a second daemon waits as a standby).
 
@@ -17,8 +17,8 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 from pipeline.daemon._agent import RESET_REPLY, Agent
 from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
 from pipeline.daemon._exits import EXIT_LEASE_LOST, EXIT_NEEDS_OWNER
+from pipeline.daemon._folded_log import FoldedLog, Waker
 from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
-from pipeline.daemon._live import Live, Waker
 from pipeline.daemon._lock import AlreadyRunning, DaemonLock, Lock, daemon_lock
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
@@ -34,8 +34,8 @@ __all__ = [
     "AlreadyRunning",
     "Daemon",
     "DaemonLock",
+    "FoldedLog",
     "Intake",
-    "Live",
     "Lock",
     "Scheduler",
     "Sender",

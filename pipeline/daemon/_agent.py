@@ -31,7 +31,7 @@ from pipeline.config import Entity, LoadedConfig, Skip, skip_words
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._failures import Failures
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._media import MediaStep
 from pipeline.daemon._presence import Shows, typing
 from pipeline.daemon._replies import Ids, owner_note, reply_parts
@@ -66,7 +66,7 @@ class Transport(Shows, Protocol):
 class Agent:
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         settings: Settings,
         llm: Callable[[LoadedConfig], LlmClient],
         transport: Transport,
@@ -76,7 +76,7 @@ class Agent:
         media: MediaStep | None = None,
     ) -> None:
         """``media`` readies attachments for a turn; without it they go as they are."""
-        self.live = live
+        self.folded = folded
         self.media = media
         self.settings = settings
         self.llm = llm
@@ -97,7 +97,7 @@ class Agent:
         self._idle = anyio.Event()
         # Commits wake the dispatcher, and so does every worker that ends: a
         # worker may have just set the debounce deadline the next pass sleeps to.
-        self._waker = live.waker()
+        self._waker = folded.waker()
         self._limiter = anyio.CapacityLimiter(settings.app.polling.max_concurrent_chats)
         self._pass_failures = Failures(log, "agent_pass_failed")
         self._chat_failures = Failures(log, "chat_work_failed")
@@ -116,7 +116,7 @@ class Agent:
     def _dispatch(self, tg: anyio.abc.TaskGroup, now: float) -> None:
         """Start a worker for every chat with work that is due and not being worked on."""
         self._limiter.total_tokens = self.settings.app.polling.max_concurrent_chats
-        view = self.live.view.queue
+        view = self.folded.view.queue
         for chat in queue.chats_with_work(view):
             if chat in self._fetching:
                 if decide.fetching(decide.burst(queue.pending(view, chat))):
@@ -153,7 +153,7 @@ class Agent:
         self._deadlines.pop(chat, None)
         while not self.stopping:
             loaded = self.settings.loaded
-            items = queue.pending(self.live.view.queue, chat)
+            items = queue.pending(self.folded.view.queue, chat)
             if not items:
                 return
             first = items[0]
@@ -211,12 +211,12 @@ class Agent:
             elif decide.is_reset(item):
                 events += self._reset(chat, item)
         if events:
-            await self.live.append(*events)
+            await self.folded.append(*events)
             _log_skips(said)
         return bool(events)
 
     def _reset(self, chat: str, item: Item) -> list[AnyEvent]:
-        user = aliases.canonical(self.live.view.aliases, item.sender)
+        user = aliases.canonical(self.folded.view.aliases, item.sender)
         return [
             SessionStarted(chat=chat, session_id=self.new_id(), user=user, reason="reset"),
             ReplyPlanned(
@@ -234,12 +234,12 @@ class Agent:
         self, loaded: LoadedConfig, entity: Entity | None, items: list[Item], reason: str
     ) -> None:
         said = [self._said(loaded, entity, i, reason) for i in items]
-        await self.live.append(*(skipped for skipped, _ in said))
+        await self.folded.append(*(skipped for skipped, _ in said))
         _log_skips(said)
 
     def _said(self, loaded: LoadedConfig, entity: Entity | None, item: Item, reason: str) -> Said:
         """The skip of ``item`` and why, in words (never its text)."""
-        took_over = self.live.view.takeover.paused_since.get(item.chat)
+        took_over = self.folded.view.takeover.paused_since.get(item.chat)
         facts = Skip(
             reason=reason,
             at=self.clock(),
@@ -251,7 +251,7 @@ class Agent:
         return skipped, skip_words(facts, loaded.config, entity)
 
     def _view(self, loaded: LoadedConfig) -> decide.View:
-        v = self.live.view
+        v = self.folded.view
         owner = identity.owner_forms(v.identity, loaded.config.owner_jid)
         reserving = frozenset(self._reserving)
         return decide.View(
@@ -282,7 +282,7 @@ class Agent:
     ) -> None:
         cfg = loaded.config
         memory = cfg.session_memory
-        view = self.live.view
+        view = self.folded.view
         user = aliases.canonical(view.aliases, run[-1].sender)
         forms = aliases.forms(view.aliases, user)
         session = sessions.live(
@@ -332,7 +332,7 @@ class Agent:
                 user=user,
             )
         )
-        await self.live.append(*events)
+        await self.folded.append(*events)
         await self._call(loaded, chat, call_id, prompt, run)
 
     def _debug(
@@ -356,7 +356,7 @@ class Agent:
                 final=final,
                 error=error.loggable,
             )
-            await self.live.append(
+            await self.folded.append(
                 LlmFailed(
                     chat=chat,
                     call_id=call_id,
@@ -367,7 +367,7 @@ class Agent:
                 )
             )
 
-        view = self.live.view
+        view = self.folded.view
         address = addresses.destination(
             view.addresses, chat, loaded.config.owner_jid, view.identity.me_lid
         )
@@ -386,7 +386,7 @@ class Agent:
             # messages leave the queue instead of being asked again forever.
             log.exception("llm_call_crashed", chat=chat, call_id=call_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
-            await self.live.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
+            await self.folded.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
             return
         completed = LlmCompleted(
             chat=chat,
@@ -399,20 +399,20 @@ class Agent:
         )
         text = format_reply(result.content, result.citations)
         if not text.strip():
-            await self.live.append(
+            await self.folded.append(
                 completed,
                 LlmFailed(
                     chat=chat, call_id=call_id, error="the LLM answered with no text", final=True
                 ),
             )
             return
-        still = {i.msg_id: i for i in queue.pending(self.live.view.queue, chat)}
+        still = {i.msg_id: i for i in queue.pending(self.folded.view.queue, chat)}
         asked = [still[i.msg_id] for i in run if i.msg_id in still]
         if asked and all(i.revoked for i in asked):
             # Deleted while the model was answering: the answer goes nowhere.
             entity = loaded.config.find_entity(chat)
             said = [self._said(loaded, entity, i, "revoked") for i in run]
-            await self.live.append(completed, *(skipped for skipped, _ in said))
+            await self.folded.append(completed, *(skipped for skipped, _ in said))
             _log_skips(said)
             return
         parts = reply_parts(
@@ -424,7 +424,7 @@ class Agent:
             new_id=self.new_id,
             new_wa_id=self.new_wa_id,
         )
-        await self.live.append(completed, *parts)
+        await self.folded.append(completed, *parts)
 
 
 def _log_skips(said: list[Said]) -> None:

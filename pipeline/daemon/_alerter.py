@@ -22,7 +22,7 @@ import httpx
 
 from events.model import AlertKind, AnyEvent, OwnerAlerted
 from pipeline.daemon._failures import Failures
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -52,19 +52,19 @@ _TITLES = {
 class Alerter:
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         settings: Settings,
         new_wa_id: Callable[[], str | None],
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self.live = live
+        self.folded = folded
         self.settings = settings
         self.new_wa_id = new_wa_id
         self.clock = clock
         self._sleep = sleep
-        self._waker = live.waker()
+        self._waker = folded.waker()
         self._lock = anyio.Lock()
         self._failures = Failures(log, "alert_pass_failed")
 
@@ -81,7 +81,7 @@ class Alerter:
         an alert the clock owes falls due next (inf: none)."""
         async with self._lock:
             config = self.settings.app.alerts
-            view, now = self.live.view, self.clock()
+            view, now = self.folded.view, self.clock()
             owed = alerts.owed(view.alerts)
             # Owed by the clock: nothing arrives to say a receipt did not, or that
             # the connection is still down.
@@ -101,7 +101,7 @@ class Alerter:
             for kind, detail in owed.items():
                 if kind in config.on:
                     await self._alert(kind, detail, alerts.quoted_chat(view.alerts, kind))
-            due = alerts.down_due_at(self.live.view.alerts, config.connection_down_minutes)
+            due = alerts.down_due_at(self.folded.view.alerts, config.connection_down_minutes)
             # Past due and still owed: the config does not ask for it.
             return math.inf if due is None or due <= self.clock() else due
 
@@ -119,7 +119,7 @@ class Alerter:
             kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat
         )
         events.append(alerted)
-        await self.live.append(*events)
+        await self.folded.append(*events)
         log.warning("owner_alerted", kind=kind, ok=ok, error=error or None)
 
     async def _post(self, url: str, kind: AlertKind, detail: str, text: str) -> str:

@@ -27,10 +27,10 @@ from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._exits import EXIT_NEEDS_OWNER
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._intake import Intake
-from pipeline.daemon._live import Live
+from pipeline.daemon._liveness import Liveness
 from pipeline.daemon._media import MediaStep, missing_key
-from pipeline.daemon._pulse import Pulse
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
@@ -43,8 +43,8 @@ from pipeline.transport import Transport, TransportError
 log = get_logger("wabot.daemon")
 
 GRACE_SECONDS = 10.0
-# Something the command line runs beside the workers (the web console), given the pulse.
-Service = Callable[[Pulse], Awaitable[None]]
+# Something the command line runs beside the workers (the web console), given the liveness.
+Service = Callable[[Liveness], Awaitable[None]]
 
 
 class Daemon:
@@ -66,38 +66,38 @@ class Daemon:
         self.transport = transport
         self.store = store
         self.clock = clock
-        self.live = Live(log_)
+        self.folded = FoldedLog(log_)
         self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
-        self.intake = Intake(self.live, settings, self.media, clock=clock)
+        self.intake = Intake(self.folded, settings, self.media, clock=clock)
         attachments = MediaStep(
-            self.live,
+            self.folded,
             self.llm.transcriber,
             self.media,
             new_id=lambda: uuid.uuid4().hex,
             new_wa_id=transport.new_message_id,
         )
         self.agent = Agent(
-            self.live, settings, self.llm.client, transport, clock=clock, media=attachments
+            self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )
-        self.sender = Sender(self.live, transport, settings, clock=clock)
+        self.sender = Sender(self.folded, transport, settings, clock=clock)
         self.scheduler = Scheduler(
-            self.live, settings, transport.new_message_id, clock=clock, media=self.media
+            self.folded, settings, transport.new_message_id, clock=clock, media=self.media
         )
-        self.alerter = Alerter(self.live, settings, transport.new_message_id, clock=clock)
-        self.pulse = Pulse()
+        self.alerter = Alerter(self.folded, settings, transport.new_message_id, clock=clock)
+        self.liveness = Liveness()
         self._services = tuple(services)
         self._transport_failure: TransportError | None = None
 
     async def serve(self) -> None:
-        self.live.watch()
+        self.folded.watch()
         loaded = self.settings.loaded
         # Until the transport reports, the connection is not what the last run
         # left in the log ("stopped", or "connected" before a kill -9).
         starting = TransportStatus(state="connecting", detail="daemon started")
         # A fetch the last run left unfinished will not finish: its source went with it.
         interrupted = self.intake.interrupted()
-        await self.live.append(
+        await self.folded.append(
             config_loaded(loaded), starting, *interrupted, *self._startup_message()
         )
         log.info(
@@ -115,21 +115,21 @@ class Daemon:
         try:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
-                tg.start_soon(self.live.keep_current, self._poll_interval)
+                tg.start_soon(self.folded.keep_current, self._poll_interval)
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
                 tg.start_soon(self.intake.receipts.run)
-                tg.start_soon(self.pulse.run_agent, self.agent.run)
+                tg.start_soon(self.liveness.run_agent, self.agent.run)
                 tg.start_soon(self.sender.run)
-                tg.start_soon(self.settings.watch, self.live)
+                tg.start_soon(self.settings.watch, self.folded)
                 tg.start_soon(self.scheduler.run)
                 tg.start_soon(self.alerter.run)
-                tg.start_soon(self.pulse.tell_systemd)
+                tg.start_soon(self.liveness.tell_systemd)
                 for service in self._services:
                     tg.start_soon(self._run_service, service)
                 with waiting:
                     await _until_signal()
-                self.pulse.stop()
+                self.liveness.stop()
                 failed = self._transport_failure is not None
                 _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
                 # No new turns, but intake goes on through the grace period:
@@ -142,7 +142,7 @@ class Daemon:
                     await self.intake.fetched()  # an attachment on its way, recorded now
                     # Owed replies stay in the log for the next start: waiting for
                     # a reconnect here would only hold the stop up.
-                    if self.live.view.stats.transport_state == "connected":
+                    if self.folded.view.stats.transport_state == "connected":
                         await self.sender.send_due()
                 tg.cancel_scope.cancel()
         finally:
@@ -151,10 +151,12 @@ class Daemon:
                 await self.transport.aclose()
             # Said in the log, so nothing reads "connected" off a stopped bot.
             with contextlib.suppress(LogError):
-                self.live.fold(
-                    self.live.log.append(TransportStatus(state="stopped", detail="daemon stopped"))
+                self.folded.fold(
+                    self.folded.log.append(
+                        TransportStatus(state="stopped", detail="daemon stopped")
+                    )
                 )
-            self.live.close()
+            self.folded.close()
             log.info("stopped", dropped_unmonitored=self.intake.dropped)
         if self._transport_failure is not None:
             raise self._transport_failure
@@ -173,14 +175,14 @@ class Daemon:
 
     async def _run_service(self, service: Service) -> None:
         try:
-            await service(self.pulse)
+            await service(self.liveness)
         except Exception:
             # A side service (the console) failing must not stop the bot.
             log.exception("service_failed")
 
     def _startup_message(self) -> list[ReplyPlanned]:
         """The owner's note that the bot is up; none so soon after the last one."""
-        last, now = self.live.view.schedule.last_startup, self.clock()
+        last, now = self.folded.view.schedule.last_startup, self.clock()
         if not timetable.startup_due(last, now):
             log.info("startup_message_skipped", minutes_since_last=round((now - last) / 60, 1))
             return []

@@ -42,8 +42,8 @@ from events.protocol import Keyed
 from pipeline.config import AppConfig, Entity, GroupEntity
 from pipeline.daemon import _lids as lids
 from pipeline.daemon._fetch import FETCH_TIMEOUT, fetched, interrupted, on_arrival
-from pipeline.daemon._holding import Holding
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._outage_buffer import OutageBuffer
 from pipeline.daemon._receipts import Receipts
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -109,30 +109,30 @@ def filed(
 class Intake:
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         settings: Settings,
         media: MediaStore,
         *,
         fetch_timeout: float = FETCH_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.live = live
+        self.folded = folded
         self.settings = settings
         self.media = media
         self.fetch_timeout = fetch_timeout
         self.dropped = 0  # facts of unmonitored chats: counted, never stored
         # What the log cannot take at once (its database is away) waits here.
-        self.holding = Holding(live)
+        self.buffer = OutageBuffer(folded)
         self._fetches: deque[_Fetch] = deque()
         self._more_fetches = anyio.Event()
         self._in_flight = 0  # fetches queued or running
         self._no_fetches = anyio.Event()
         self._lanes: dict[str, anyio.CapacityLimiter] = {}
-        self.receipts = Receipts(live, self.holding.record, clock=clock)
+        self.receipts = Receipts(folded, self.buffer.record, clock=clock)
 
     def owner(self) -> frozenset[str]:
         """Every id of the owner known so far."""
-        return identity.owner_forms(self.live.view.identity, self.settings.app.owner_jid)
+        return identity.owner_forms(self.folded.view.identity, self.settings.app.owner_jid)
 
     async def deliver(self, inbound: Inbound) -> bool:
         """Record ``inbound`` if its chat is monitored; True when it was (or is held to be).
@@ -162,7 +162,7 @@ class Intake:
             elif source is not None:
                 pending = _Fetch(fact, source)
             keyed = Keyed(fact, keyed.key)
-        await self.holding.record(keyed)
+        await self.buffer.record(keyed)
         if pending is not None:
             self._in_flight += 1
             self._fetches.append(pending)
@@ -178,7 +178,7 @@ class Intake:
         """Append what was held while the log could not take it, and fetch what
         recorded messages still lack; forever."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.holding.run)
+            tg.start_soon(self.buffer.run)
             while True:
                 await self._more_fetches.wait()
                 self._more_fetches = anyio.Event()
@@ -196,7 +196,7 @@ class Intake:
                     ev, job.source, self.settings.app.media, self.media, timeout=self.fetch_timeout
                 )
             done = MediaFetched(chat=ev.chat, msg_id=ev.msg_id, media=media)
-            await self.holding.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
+            await self.buffer.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -211,14 +211,14 @@ class Intake:
                 MediaFetched(chat=item.chat, msg_id=item.msg_id, media=interrupted(item.media)),
                 _fetched_key(item.chat, item.msg_id),
             )
-            for chat in queue.chats_with_work(self.live.view.queue)
-            for item in queue.pending(self.live.view.queue, chat)
+            for chat in queue.chats_with_work(self.folded.view.queue)
+            for item in queue.pending(self.folded.view.queue, chat)
             if item.media is not None and item.media.fetching
         ]
 
     async def _unresolved(self, fact: Fact) -> None:
         """Not ours, or a LID nothing has tied to a chat yet: then its trace is kept."""
-        app, view = self.settings.app, self.live.view
+        app, view = self.settings.app, self.folded.view
         if not (
             isinstance(fact, MessageReceived)
             and lids.unnamed_lid(fact)
@@ -229,12 +229,12 @@ class Intake:
         # The LID and the id only: no words, no name (it may be nobody's we watch).
         skip = MessageSkipped(chat=fact.chat, msg_id=fact.msg_id, reason=lids.UNRESOLVED)
         log.info("message_from_an_unknown_lid", hint="stats lists it; see README")
-        await self.holding.record(Keyed(skip, f"{fact.chat}/{fact.msg_id}/{lids.UNRESOLVED}"))
+        await self.buffer.record(Keyed(skip, f"{fact.chat}/{fact.msg_id}/{lids.UNRESOLVED}"))
 
     def _keyed(self, fact: Fact) -> Keyed | None:
         """The fact as recorded, with the key that makes a redelivery a no-op."""
         if isinstance(fact, MessageReceived):
-            learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
+            learned = () if fact.is_group else lids.learned(self.folded.view, fact.chat)
             ev = filed(self.settings.app, self.owner(), fact, learned)
             return None if ev is None else Keyed(bounded(ev), f"{ev.chat}/{ev.msg_id}")
         if isinstance(fact, MessageUndecryptable):
@@ -263,7 +263,7 @@ class Intake:
             from_me=fact.from_me,
             is_group=fact.is_group,
         )
-        learned = () if fact.is_group else lids.learned(self.live.view, fact.chat)
+        learned = () if fact.is_group else lids.learned(self.folded.view, fact.chat)
         ev = filed(self.settings.app, self.owner(), probe, learned)
         chat = ev.chat if ev is not None else self._chat_of(fact.chat)
         if chat is None:
@@ -287,14 +287,14 @@ class Intake:
         entity = app.find_entity(jid)
         if entity is not None:
             return app.entity_jid(entity)
-        return addresses.chat_of(self.live.view.addresses, jid)
+        return addresses.chat_of(self.folded.view.addresses, jid)
 
     async def status(self, status: TransportStatus | AccountRestricted) -> None:
         if isinstance(status, AccountRestricted):
             log.warning("account_restricted", code=status.code, until=status.until)
         else:
             log.info("transport", state=status.state, detail=status.detail)
-        await self.holding.record(status)
+        await self.buffer.record(status)
 
 
 def _fetched_key(chat: str, msg_id: str) -> str:

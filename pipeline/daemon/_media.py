@@ -27,7 +27,7 @@ from events.model import (
     TranscriptionFailed,
 )
 from pipeline.config import AppConfig, Entity, GroupEntity, LoadedConfig
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import reply_parts
 from pipeline.llm import LlmError, Transcriber
 from pipeline.logs import get_logger
@@ -85,14 +85,14 @@ class MediaStep:
 
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         transcriber: Callable[[LoadedConfig], Transcriber],
         store: MediaStore,
         *,
         new_id: Callable[[], str],
         new_wa_id: Callable[[], str | None],
     ) -> None:
-        self.live = live
+        self.folded = folded
         self.transcriber = transcriber
         self.store = store
         self.new_id = new_id
@@ -106,7 +106,7 @@ class MediaStep:
             if media is None or media.problem == "disabled":
                 continue
             if media.problem is not None:
-                await self.live.append(*self._tell(config, chat, item, notice(media)))
+                await self.folded.append(*self._tell(config, chat, item, notice(media)))
                 return True
             if not media.sha256:
                 continue
@@ -116,7 +116,7 @@ class MediaStep:
             if media.kind == "document" and item.document is None:
                 kind = document_type(media.mime, media.file_name)
                 if kind is not None:
-                    await self.live.append(*await self._read(config, chat, item, media))
+                    await self.folded.append(*await self._read(config, chat, item, media))
                     return True
         return False
 
@@ -135,7 +135,7 @@ class MediaStep:
                 error=error.loggable,
             )
             if not final:  # the final one is recorded with the sender's answer, at once
-                await self.live.append(self._failure(chat, item, error, attempt, final=False))
+                await self.folded.append(self._failure(chat, item, error, attempt, final=False))
 
         sorry = f"I couldn't listen to that {_WHAT[media.kind]}."
         try:
@@ -148,14 +148,14 @@ class MediaStep:
             )
         except LlmError as exc:
             failure = self._failure(chat, item, exc, attempts, final=True)
-            await self.live.append(failure, *self._tell(loaded.config, chat, item, sorry))
+            await self.folded.append(failure, *self._tell(loaded.config, chat, item, sorry))
             return
         except Exception as exc:
             # A bug on our side: recorded as final, so the message leaves the queue.
             log.exception("transcription_crashed", chat=chat, msg_id=item.msg_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
             failure = TranscriptionFailed(chat=chat, msg_id=item.msg_id, error=error, final=True)
-            await self.live.append(failure, *self._tell(loaded.config, chat, item, sorry))
+            await self.folded.append(failure, *self._tell(loaded.config, chat, item, sorry))
             return
         done = MediaTranscribed(
             chat=chat,
@@ -168,10 +168,10 @@ class MediaStep:
             latency_ms=heard.latency_ms,
         )
         if heard.text:
-            await self.live.append(done)
+            await self.folded.append(done)
         else:
             text = f"I couldn't make out any words in that {_WHAT[media.kind]}."
-            await self.live.append(done, *self._tell(loaded.config, chat, item, text))
+            await self.folded.append(done, *self._tell(loaded.config, chat, item, text))
 
     async def _read(self, config: AppConfig, chat: str, item: Item, media: Media) -> list[AnyEvent]:
         kind = document_type(media.mime, media.file_name)

@@ -21,7 +21,7 @@ import msgspec
 
 from events.model import AnyEvent, ReplyDelivered
 from events.protocol import Keyed
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from projections import deliveries
 
 PARK_SECONDS = 60.0
@@ -31,13 +31,13 @@ Record = Callable[[AnyEvent | Keyed], Awaitable[None]]
 
 
 class Receipts:
-    def __init__(self, live: Live, record: Record, *, clock: Callable[[], float]) -> None:
-        self.live = live
+    def __init__(self, folded: FoldedLog, record: Record, *, clock: Callable[[], float]) -> None:
+        self.folded = folded
         self.dropped = 0  # receipts of messages the bot did not send: counted, never stored
         self._record = record
         self._clock = clock
         self._parked: deque[tuple[float, ReplyDelivered]] = deque()
-        self._waker = live.waker()
+        self._waker = folded.waker()
 
     async def deliver(self, receipt: ReplyDelivered) -> None:
         keyed = self._match(receipt)
@@ -69,7 +69,7 @@ class Receipts:
                 self.dropped += 1
 
     def _match(self, receipt: ReplyDelivered) -> Keyed | None:
-        sent = deliveries.find(self.live.view.deliveries, receipt.wa_id)
+        sent = deliveries.find(self.folded.view.deliveries, receipt.wa_id)
         if sent is None:
             return None
         fact = msgspec.structs.replace(receipt, chat=sent.chat, reply_id=sent.reply_id)

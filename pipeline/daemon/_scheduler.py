@@ -36,7 +36,7 @@ from events.protocol import LogError
 from events.units import DAY
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._failures import Failures
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -49,7 +49,7 @@ log = get_logger("wabot.scheduler")
 class Scheduler:
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         settings: Settings,
         new_wa_id: Callable[[], str | None],
         *,
@@ -58,7 +58,7 @@ class Scheduler:
         media: MediaStore | None = None,
     ) -> None:
         """``media``: the attachments a rotation sweeps after the events naming them went."""
-        self.live = live
+        self.folded = folded
         self.media = media
         self.settings = settings
         self.new_wa_id = new_wa_id
@@ -70,7 +70,7 @@ class Scheduler:
         self._failures = Failures(log, "scheduled_job_failed")
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
-        self._waker = live.waker()
+        self._waker = folded.waker()
 
     async def run(self) -> None:
         """Run jobs as they fall due, as a config reload changes them, as the transport reports."""
@@ -103,7 +103,7 @@ class Scheduler:
         vitality = self.settings.app.vitality
         if not vitality.enabled:
             return math.inf
-        done = max(self.live.view.schedule.last_vitality, self._checked_in)
+        done = max(self.folded.view.schedule.last_vitality, self._checked_in)
         try:
             due = timetable.vitality_due(vitality, done, now)
         except CroniterBadDateError:
@@ -114,17 +114,17 @@ class Scheduler:
         if due > now:
             return due
         grace_ends = self.started + timetable.TRANSPORT_GRACE
-        state = self.live.view.stats.transport_state
+        state = self.folded.view.stats.transport_state
         self._awaiting_transport = state == "connecting" and now < grace_ends
         if self._awaiting_transport:
             return grace_ends
-        await self.live.append(self._check_in(vitality.message, now))
+        await self.folded.append(self._check_in(vitality.message, now))
         self._checked_in = now
         log.info("vitality_planned", scheduled_for=due)
         return timetable.vitality_due(vitality, now, now)
 
     def _check_in(self, message: str, now: float) -> ReplyPlanned:
-        view = self.live.view
+        view = self.folded.view
         replies = schedule.replies_since(view.schedule, now - DAY)
         spent = budget.spent_since(view.budget, now - DAY)
         connection = view.stats.transport_state or "unknown"
@@ -137,18 +137,18 @@ class Scheduler:
 
     async def _rotation(self, now: float) -> float:
         rotation_cfg = self.settings.app.rotation
-        last = self.live.view.schedule.last_rotation or self.started
+        last = self.folded.view.schedule.last_rotation or self.started
         due = timetable.rotation_due(rotation_cfg, max(last, self._rotation_tried))
         if due > now:
             return due
         self._rotation_tried = now
         # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
-        view = self.live.view
+        view = self.folded.view
         selection = retention.rotation(
             view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
         )
-        marker = await anyio.to_thread.run_sync(self.live.log.compact, "rotation", selection)
-        self.live.catch_up()  # each projection drops what the marker says went
+        marker = await anyio.to_thread.run_sync(self.folded.log.compact, "rotation", selection)
+        self.folded.catch_up()  # each projection drops what the marker says went
         if rotation_cfg.drop_expired_sessions:
             await self._drop_expired(now)
         if self.media is not None:
@@ -164,7 +164,7 @@ class Scheduler:
 
     async def _drop_expired(self, now: float) -> None:
         """Remove the texts of the sessions that ended (``Compacted``, reason ``expiry``)."""
-        app, view = self.settings.app, self.live.view
+        app, view = self.settings.app, self.folded.view
         selection = retention.expiry(
             view.sessions,
             now,
@@ -175,11 +175,11 @@ class Scheduler:
         )
         if selection is None:
             return
-        marker = await anyio.to_thread.run_sync(self.live.log.compact, "expiry", selection)
-        self.live.catch_up()
+        marker = await anyio.to_thread.run_sync(self.folded.log.compact, "expiry", selection)
+        self.folded.catch_up()
         if marker is not None and isinstance(marker.event, Compacted):
             log.info("expired_sessions_dropped", removed=marker.event.removed)
 
     def _sweep(self, media: MediaStore) -> int:
         """Delete the attachments no event in the log refers to any more."""
-        return media.sweep(self.live.log.media())
+        return media.sweep(self.folded.log.media())

@@ -30,7 +30,7 @@ import anyio
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._failures import Failures
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
@@ -50,18 +50,18 @@ _ANSWERS = frozenset({"reply", "debug"})
 class Sender:
     def __init__(
         self,
-        live: Live,
+        folded: FoldedLog,
         transport: Transport,
         settings: Settings,
         *,
         clock: Callable[[], float],
     ) -> None:
-        self.live = live
+        self.folded = folded
         self.transport = transport
         self.settings = settings
         self.clock = clock
         # Woken by commits, and by each chat's worker as it ends (its retry time is set).
-        self._waker = live.waker()
+        self._waker = folded.waker()
         self._retry_at: dict[str, float] = {}
         self._busy: set[str] = set()  # chats a worker is sending to
         self._done = anyio.Event()
@@ -103,7 +103,7 @@ class Sender:
 
     def _admission(self) -> outreach.Admission:
         """What may be handled now (``_outreach``'s rule over the log and this sender)."""
-        view = self.live.view
+        view = self.folded.view
         # None: a rotation removed every report (a connection up for longer than the
         # retention); the transport itself says whether a send can go.
         if view.stats.transport_state not in ("connected", None):
@@ -175,7 +175,7 @@ class Sender:
     async def _send(self, entry: outbox.Entry) -> bool:
         """Send one; whether the chat's later messages may go (sent, or failed for good)."""
         planned = entry.event
-        view = self.live.view
+        view = self.folded.view
         owner = self.settings.app.owner_jid
         to = addresses.destination(view.addresses, planned.chat, owner, view.identity.me_lid)
         message = Outgoing(
@@ -219,10 +219,10 @@ class Sender:
         if (
             restriction is not None
             and planned.chat != owner
-            and account.newest(self.live.view.account) == restriction
+            and account.newest(self.folded.view.account) == restriction
         ):
             events.append(_LIFTED)
-        await self.live.append(*events)
+        await self.folded.append(*events)
         log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)
         if self.settings.app.whatsapp.read_receipts and planned.part in (None, 1):
             await self._mark_read(planned, to)
@@ -236,7 +236,7 @@ class Sender:
             f"WhatsApp refused a message with error {code} ({RESTRICTED_CODES[code]}): "
             "replies to others wait; nothing is sent but to your own chat until it ends"
         )
-        await self.live.append(
+        await self.folded.append(
             ReplyFailed(
                 chat=planned.chat,
                 reply_id=planned.reply_id,
@@ -257,7 +257,7 @@ class Sender:
             self._retry_at[planned.reply_id] = (
                 self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
             )
-        await self.live.append(
+        await self.folded.append(
             ReplyFailed(
                 chat=planned.chat,
                 reply_id=planned.reply_id,

@@ -15,7 +15,7 @@ import msgspec
 
 from events.model import ConfigLoaded
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.logs import get_logger
 
 log = get_logger("wabot.daemon")
@@ -64,13 +64,13 @@ class Settings:
         """The parsed app.json in force."""
         return self.loaded.config
 
-    async def watch(self, live: Live) -> None:
+    async def watch(self, folded: FoldedLog) -> None:
         """Reload on change, forever; a config edit is seen within one poll interval."""
         while True:
             await anyio.sleep(self.app.polling.interval_seconds)
-            await self.reload(live)
+            await self.reload(folded)
 
-    async def reload(self, live: Live) -> None:
+    async def reload(self, folded: FoldedLog) -> None:
         try:
             digest = hashlib.sha256(await anyio.Path(self.path).read_bytes()).hexdigest()
         except OSError as exc:
@@ -86,7 +86,7 @@ class Settings:
             self._reject(digest, f"{self.path}: cannot load ({type(exc).__name__}: {exc})")
             return
         event = config_loaded(loaded)
-        await live.append(event)
+        await folded.append(event)
         self.loaded = loaded
         log.info("config_reloaded", config_hash=loaded.hash[:12], experiment=event.experiment)
 

@@ -18,7 +18,7 @@ import pytest
 from events.model import MessageReceived, Recorded
 from events.protocol import Keyed
 from events.sqlite import SQLiteLog
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from projections import queue
 from projections.fold import fold
 
@@ -63,8 +63,8 @@ def msg(n: int, text: str = "") -> MessageReceived:
     return MessageReceived(chat=ALICE, msg_id=f"m{n}", sender=ALICE, text=text or f"t{n}")
 
 
-def pending(live: Live) -> list[str]:
-    return [i.msg_id for i in queue.pending(live.view.queue, ALICE)]
+def pending(folded: FoldedLog) -> list[str]:
+    return [i.msg_id for i in queue.pending(folded.view.queue, ALICE)]
 
 
 @pytest.fixture
@@ -76,66 +76,66 @@ def counting(tmp_path: Path) -> Iterator[CountingLog]:
 
 @pytest.mark.anyio
 async def test_appends_are_folded_without_a_read(counting: CountingLog) -> None:
-    live = Live(counting)
-    live.watch()
+    folded = FoldedLog(counting)
+    folded.watch()
     reads = counting.reads
     for n in range(20):
-        await live.append(msg(n))
+        await folded.append(msg(n))
     await anyio.lowlevel.checkpoint()  # the commit callbacks have run
     assert counting.reads == reads
-    assert pending(live) == [f"m{n}" for n in range(20)]
-    assert live.view == fold(counting.read())
+    assert pending(folded) == [f"m{n}" for n in range(20)]
+    assert folded.view == fold(counting.read())
 
 
 @pytest.mark.anyio
 async def test_a_redelivered_key_is_not_folded_twice(counting: CountingLog) -> None:
-    live = Live(counting)
-    live.watch()
-    await live.append(Keyed(msg(1), "k1"))
-    await live.append(Keyed(msg(1), "k1"), msg(2))
-    assert pending(live) == ["m1", "m2"]
-    assert live.view == fold(counting.read())
+    folded = FoldedLog(counting)
+    folded.watch()
+    await folded.append(Keyed(msg(1), "k1"))
+    await folded.append(Keyed(msg(1), "k1"), msg(2))
+    assert pending(folded) == ["m1", "m2"]
+    assert folded.view == fold(counting.read())
 
 
 @pytest.mark.anyio
 async def test_an_append_returns_with_its_records_in_the_view(tmp_path: Path) -> None:
     log = HeldLog(tmp_path / "events.db")
-    live = Live(log)
-    live.watch()
+    folded = FoldedLog(log)
+    folded.watch()
     seen: list[list[str]] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(live.append, msg(1, "slow"))
+        tg.start_soon(folded.append, msg(1, "slow"))
         await anyio.to_thread.run_sync(log.entered.wait, 30)
-        await live.append(msg(2))  # committed after m1, returned before it
-        seen.append(pending(live))
+        await folded.append(msg(2))  # committed after m1, returned before it
+        seen.append(pending(folded))
         reads = log.reads
         log.release.set()
     # Whoever appended sees its own records at once (the agent acts on the queue
     # next): the earlier commit, still on its way back, was read for it.
     assert seen == [["m1", "m2"]]
-    assert pending(live) == ["m1", "m2"]
+    assert pending(folded) == ["m1", "m2"]
     assert log.reads == reads  # m1's own return folded nothing twice, read nothing
-    assert live.view == fold(log.read())
+    assert folded.view == fold(log.read())
     log.close()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("commits", ["before", "after"])
 async def test_an_abandoned_append_that_commits_is_read(tmp_path: Path, commits: str) -> None:
-    """Given up on (Holding's timeout) before or after it commits: read either way."""
+    """Given up on (OutageBuffer's timeout) before or after it commits: read either way."""
     log = HeldLog(tmp_path / "events.db", before=commits == "after")
-    live = Live(log)
-    live.watch()
-    woken = live.waker()
+    folded = FoldedLog(log)
+    folded.watch()
+    woken = folded.waker()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: live.append(msg(1, "slow"), abandon_on_cancel=True))
+        tg.start_soon(lambda: folded.append(msg(1, "slow"), abandon_on_cancel=True))
         await anyio.to_thread.run_sync(log.entered.wait, 30)
         tg.cancel_scope.cancel()  # given up on: the append goes on in its thread
     log.release.set()
     with anyio.fail_after(30):
-        while pending(live) != ["m1"]:
+        while pending(folded) != ["m1"]:
             await woken.wait(30)
-    assert live.view == fold(log.read())
+    assert folded.view == fold(log.read())
     log.close()
 
 
@@ -143,10 +143,10 @@ async def test_an_abandoned_append_that_commits_is_read(tmp_path: Path, commits:
 async def test_another_writers_record_in_the_gap_is_read(
     counting: CountingLog, tmp_path: Path
 ) -> None:
-    live = Live(counting)
-    live.watch()
+    folded = FoldedLog(counting)
+    folded.watch()
     with SQLiteLog(tmp_path / "events.db") as other:  # another process's writer
         other.append(msg(1))
-    await live.append(msg(2))
-    assert pending(live) == ["m1", "m2"]
-    assert live.view == fold(counting.read())
+    await folded.append(msg(2))
+    assert pending(folded) == ["m1", "m2"]
+    assert folded.view == fold(counting.read())

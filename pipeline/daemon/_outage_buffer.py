@@ -23,7 +23,7 @@ import anyio
 
 from events.model import AnyEvent
 from events.protocol import Keyed, LogError
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from pipeline.logs import get_logger
 
 log = get_logger("wabot.daemon")
@@ -38,9 +38,9 @@ def _chat(item: AnyEvent | Keyed) -> str:
     return (item.event if isinstance(item, Keyed) else item).chat
 
 
-class Holding:
-    def __init__(self, live: Live) -> None:
-        self.live = live
+class OutageBuffer:
+    def __init__(self, folded: FoldedLog) -> None:
+        self.folded = folded
         self.lost = 0  # facts dropped because too many were held
         self._items: deque[AnyEvent | Keyed] = deque()
         self._more = anyio.Event()
@@ -56,7 +56,7 @@ class Holding:
                 with anyio.fail_after(HOLD_AFTER):
                     # Abandoned on timeout: the append goes on in its thread and
                     # may still commit; the held copy is then a no-op by its key.
-                    await self.live.append(item, abandon_on_cancel=True)
+                    await self.folded.append(item, abandon_on_cancel=True)
             except (TimeoutError, LogError) as exc:
                 log.warning("log_unavailable_holding", error=str(exc) or "append timed out")
             else:
@@ -87,7 +87,7 @@ class Holding:
         while self._items:
             chunk = list(itertools.islice(self._items, _CHUNK))
             try:
-                await self.live.append(*chunk, abandon_on_cancel=True)
+                await self.folded.append(*chunk, abandon_on_cancel=True)
             except LogError as exc:
                 if failures == 0:
                     log.warning("held_facts_waiting", held=len(self._items), error=str(exc))

@@ -46,7 +46,7 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
     return int(usec) / 2e6
 
 
-class Pulse:
+class Liveness:
     """The agent loop's state; ``problem()`` is what the web console's probe asks."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:

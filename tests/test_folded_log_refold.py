@@ -13,7 +13,7 @@ import pytest
 from events.model import Compacted, MessageReceived
 from events.protocol import LogReader, Selection
 from events.sqlite import SQLiteLog
-from pipeline.daemon._live import Live
+from pipeline.daemon._folded_log import FoldedLog
 from projections import queue
 from projections.fold import fold
 from projections.runner import Runner
@@ -41,8 +41,8 @@ def legacy_forget(log: SQLiteLog, path: Path, chat: str) -> None:
     log.append(Compacted(reason="forget", before=last + 1, removed=removed))
 
 
-def pending(live: Live, chat: str) -> list[str]:
-    return [i.msg_id for i in queue.pending(live.view.queue, chat)]
+def pending(folded: FoldedLog, chat: str) -> list[str]:
+    return [i.msg_id for i in queue.pending(folded.view.queue, chat)]
 
 
 class Gate:
@@ -66,57 +66,57 @@ async def test_the_loop_answers_from_the_old_view_while_a_worker_refolds(
     log, tmp_path, monkeypatch
 ):
     log.append(msg(1, ALICE), msg(2, BOB))
-    live = Live(log)
+    folded = FoldedLog(log)
     legacy_forget(log, tmp_path / "events.db", ALICE)
-    live.catch_up()
-    assert live.stale
+    folded.catch_up()
+    assert folded.stale
     gate = Gate(Runner.refolded)
     monkeypatch.setattr(Runner, "refolded", gate.refolded)
     done = anyio.Event()
 
     async def refold() -> None:
-        await live.refold()
+        await folded.refold()
         done.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(refold)
         await anyio.to_thread.run_sync(gate.entered.wait)
         # The worker is folding: appends go on, and the view (still the old one) follows them.
-        await live.append(msg(3, BOB))
-        assert pending(live, BOB) == ["m2", "m3"]
-        assert pending(live, ALICE) == ["m1"]  # the old view still has it
-        assert live.stale
+        await folded.append(msg(3, BOB))
+        assert pending(folded, BOB) == ["m2", "m3"]
+        assert pending(folded, ALICE) == ["m1"]  # the old view still has it
+        assert folded.stale
         gate.release.set()
         await done.wait()
     assert gate.threads != [threading.get_ident()]  # not folded on the loop's thread
-    assert not live.stale
-    assert pending(live, ALICE) == []
-    assert pending(live, BOB) == ["m2", "m3"]
-    assert live.view == fold(log.read())
+    assert not folded.stale
+    assert pending(folded, ALICE) == []
+    assert pending(folded, BOB) == ["m2", "m3"]
+    assert folded.view == fold(log.read())
     # The records appended while the worker folded were returned once, not again.
-    assert live.catch_up() == []
+    assert folded.catch_up() == []
 
 
 @pytest.mark.anyio
 async def test_keep_current_refolds_once_the_view_goes_stale(log, tmp_path):
     log.append(msg(1, ALICE), msg(2, BOB))
-    live = Live(log)
+    folded = FoldedLog(log)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(live.keep_current)
+        tg.start_soon(folded.keep_current)
         await anyio.lowlevel.checkpoint()
         # A marker that says what went is absorbed: nothing to refold.
         log.compact("forget", Selection(chats=frozenset({BOB})))
-        live.catch_up()
-        assert not live.stale
-        assert pending(live, BOB) == []
+        folded.catch_up()
+        assert not folded.stale
+        assert pending(folded, BOB) == []
         legacy_forget(log, tmp_path / "events.db", ALICE)
-        swapped = live.waker()
-        live.catch_up()
-        assert live.stale
-        while live.stale:
+        swapped = folded.waker()
+        folded.catch_up()
+        assert folded.stale
+        while folded.stale:
             await swapped.wait(60)  # a swap wakes every waker: the view changed
         tg.cancel_scope.cancel()
-    assert live.view == fold(log.read())
+    assert folded.view == fold(log.read())
 
 
 @pytest.mark.anyio
@@ -124,9 +124,9 @@ async def test_a_start_with_a_marker_to_refold_serves_the_snapshot_meanwhile(log
     log.append(msg(1, ALICE), msg(2, BOB))
     Runner.start(log).snapshot(log)
     legacy_forget(log, tmp_path / "events.db", ALICE)
-    live = Live(log)
-    assert live.stale
-    assert pending(live, ALICE) == ["m1"]
-    await live.refold()
-    assert pending(live, ALICE) == []
-    assert live.view == fold(log.read())
+    folded = FoldedLog(log)
+    assert folded.stale
+    assert pending(folded, ALICE) == ["m1"]
+    await folded.refold()
+    assert pending(folded, ALICE) == []
+    assert folded.view == fold(log.read())

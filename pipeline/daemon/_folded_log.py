@@ -39,7 +39,7 @@ from projections.runner import Runner
 SNAPSHOT_EVERY = 10_000
 RETRY_REFOLD = 60.0  # seconds before a failed refold is tried again
 
-_logger = get_logger("wabot.live")
+_logger = get_logger("wabot.log")
 
 
 class Waker:
@@ -63,7 +63,7 @@ class Waker:
         self._event = anyio.Event()
 
 
-class Live:
+class FoldedLog:
     def __init__(self, log: LogWriter, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = log
         self._runner = Runner.start(log, refold=False)

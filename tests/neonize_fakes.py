@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import io
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from neonize.events import EVENT_TO_INT
 from neonize.proto.Neonize_pb2 import (
     JID,
@@ -41,18 +43,25 @@ from neonize.proto.Neonize_pb2 import (
     SendResponse,
 )
 from neonize.proto.Neonize_pb2 import Message as MessageEv
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    Message,
+    ProtocolMessage,
+    SecretEncryptedMessage,
+)
 
 from events.model import AccountRestricted, TransportStatus
 from pipeline.transport import Fact, Inbound, TransportError
 from pipeline.transport.neonize import NeonizeTransport
 from pipeline.transport.neonize._convert import jid_from_str
+from pipeline.transport.neonize._secret import edit_key
 
 OWNER = "491700000000"
 OWNER_LID = "987654321098765"
 ALICE = "491701111111"
 GROUP = "120363000000000000@g.us"
 LID = "123456789012345"
+ALICE_LID = f"{LID}@lid"
 SENT_ID = "3EB0SENT"
 SENT_AT = 1_764_070_100
 WAIT = 10.0  # a bound on waiting for evidence, never a sleep
@@ -362,3 +371,39 @@ async def running(transport: NeonizeTransport, go: FakeGo) -> AsyncIterator[Sess
     finally:
         await transport.aclose()
         session.close()
+
+
+async def received(make_transport: Any, *events: Any) -> list[Any]:
+    """The facts the transport delivers for ``events``, then a marker message."""
+    async with running(*make_transport()) as session:
+        await session.connected()
+        for ev in events:
+            await dispatch(session.client, ev)
+        await dispatch(session.client, message_ev(Message(conversation="end"), msg_id="END"))
+        facts: list[Any] = []
+        while True:
+            fact = await session.next_fact()
+            if getattr(fact, "msg_id", None) == "END":
+                return facts
+            facts.append(fact)
+
+
+def secret_edit(secret: bytes, text: str, *, sender: str, editor: str) -> Any:
+    """An edit as a current phone sends it: AES-GCM under the original's message secret."""
+    plain = Message(
+        protocolMessage=ProtocolMessage(
+            key=MessageKey(remoteJID=ALICE_LID, ID="3EB0ORIG"),
+            type=ProtocolMessage.MESSAGE_EDIT,
+            editedMessage=Message(conversation=text),
+        )
+    ).SerializeToString()
+    iv = os.urandom(12)
+    payload = AESGCM(edit_key(secret, "3EB0ORIG", sender, editor)).encrypt(iv, plain, None)
+    return Message(
+        secretEncryptedMessage=SecretEncryptedMessage(
+            targetMessageKey=MessageKey(remoteJID=ALICE_LID, fromMe=False, ID="3EB0ORIG"),
+            encPayload=payload,
+            encIV=iv,
+            secretEncType=SecretEncryptedMessage.MESSAGE_EDIT,
+        )
+    )

@@ -176,18 +176,7 @@ async def openai_client(
 async def ask_openai(
     server: FakeLlmServer, base_url: str, params: dict[str, Any], rec: Recorder
 ) -> LlmResult:
-    async with (
-        httpx.AsyncClient(transport=ToFake(server)) as http,
-        LlmClient(
-            provider="openai",
-            base_url=base_url,
-            api_key=TEST_KEY,
-            timeout=5,
-            max_retries=3,
-            http=http,
-            sleep=rec.sleep,
-        ) as llm,
-    ):
+    async with openai_client(server, base_url, rec) as llm:
         return await llm.complete("gpt-5", ASK, params, on_failure=rec.on_failure)
 
 
@@ -391,43 +380,54 @@ async def test_jitter_is_drawn_per_retry(llm_server: FakeLlmServer, rec: Recorde
     assert rec.delays == [0.5 * 0.875, 1.0]
 
 
-@pytest.mark.parametrize("status", ["failed", "cancelled"])
-async def test_http_200_failed_run_is_final(
-    client: LlmClient,
-    llm_server: FakeLlmServer,
-    rec: Recorder,
-    status: str,
-) -> None:
-    llm_server.script(Reply(body=failed_answer("Search backend unavailable", status)))
-    with pytest.raises(RunFailed, match=f"the LLM run {status}: Search backend unavailable"):
-        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
-    assert rec.failures == [("run_failed", 200, 1, True)]
-
-
-async def test_malformed_json_is_a_final_error_not_a_crash(
-    client: LlmClient,
-    llm_server: FakeLlmServer,
-    rec: Recorder,
-) -> None:
-    llm_server.script(
-        Reply(body='{"id": "resp_1", "output": [', headers={"content-type": "application/json"})
-    )
-    with pytest.raises(MalformedResponse, match="not JSON"):
-        await client.complete("m", ASK, {}, on_failure=rec.on_failure)
-    assert rec.failures == [("malformed", 200, 1, True)]
-
-
-async def test_deeply_nested_answer_is_a_final_error_not_an_internal_one(
-    client: LlmClient,
-    llm_server: FakeLlmServer,
-    rec: Recorder,
-) -> None:
-    depth = 10_000
+_DEPTH = 10_000
+# One scripted answer, one final error that names it (never a crash, never retried).
+FINAL_ANSWERS = {
+    "a failed run": (
+        Reply(body=failed_answer("Search backend unavailable", "failed")),
+        RunFailed,
+        "the LLM run failed: Search backend unavailable",
+        ("run_failed", 200, 1, True),
+    ),
+    "a cancelled run": (
+        Reply(body=failed_answer("Search backend unavailable", "cancelled")),
+        RunFailed,
+        "the LLM run cancelled: Search backend unavailable",
+        ("run_failed", 200, 1, True),
+    ),
+    "malformed JSON": (
+        Reply(body='{"id": "resp_1", "output": [', headers={"content-type": "application/json"}),
+        MalformedResponse,
+        "not JSON",
+        ("malformed", 200, 1, True),
+    ),
     # In a field the client ignores, so only the JSON parser ever sees the depth.
-    llm_server.script(Reply(body=b'{"output": [], "x": ' + b"[" * depth + b"]" * depth + b"}"))
-    with pytest.raises(MalformedResponse, match=r"^malformed LLM response: "):
+    "an answer nested 10,000 deep": (
+        Reply(body=b'{"output": [], "x": ' + b"[" * _DEPTH + b"]" * _DEPTH + b"}"),
+        MalformedResponse,
+        r"^malformed LLM response: ",
+        ("malformed", 200, 1, True),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "says", "recorded"), FINAL_ANSWERS.values(), ids=FINAL_ANSWERS
+)
+async def test_an_answer_the_client_cannot_use_is_one_final_error(  # noqa: PLR0917
+    client: LlmClient,
+    llm_server: FakeLlmServer,
+    rec: Recorder,
+    answer: Reply,
+    error: type[Exception],
+    says: str,
+    recorded: tuple[str, int, int, bool],
+) -> None:
+    llm_server.script(answer)
+    with pytest.raises(error, match=says):
         await client.complete("m", ASK, {}, on_failure=rec.on_failure)
-    assert rec.failures == [("malformed", 200, 1, True)]
+    assert rec.failures == [recorded]
+    assert len(llm_server.requests) == 1
 
 
 async def test_slow_answer_times_out_and_is_retried(

@@ -11,7 +11,6 @@ import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +45,7 @@ from tests.neonize_fakes import (
     dispatch,
     running,
     show_qr_code,
-    transport_factory,
 )
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    """neonize keeps the first loop that connects in a module global; each test has its own."""
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
-
 
 # -- connection lifecycle ----------------------------------------------------
 

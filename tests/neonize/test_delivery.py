@@ -7,11 +7,8 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.proto.Neonize_pb2 import MessageSource, Receipt
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
@@ -26,25 +23,12 @@ from tests.neonize_fakes import (
     dispatch,
     empty_jid,
     running,
-    transport_factory,
 )
 from tests.neonize_fakes import _jid as jid
 
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 ALICE_LID = f"{LID}@lid"
 STAMP = 1_764_070_200  # receipts carry unix seconds (neonize encodes time.Unix())
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
 
 
 def receipt_ev(

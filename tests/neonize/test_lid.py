@@ -7,36 +7,21 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message, MessageContextInfo
 
 from events.model import MessageReceived, MessageSkipped
 from pipeline.transport.neonize import _transport as transport_module
-from tests.neonize_fakes import ALICE, LID, OWNER, dispatch, message_ev, transport_factory
+from tests.neonize_fakes import ALICE, LID, OWNER, dispatch, message_ev, received
 from tests.neonize_wired import loaded, wired
-from tests.test_neonize_receive import received
 
 pytestmark = pytest.mark.anyio
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 ALICE_LID = f"{LID}@lid"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
 
 
 def by_lid(msg_id: str, words: str = "hallo", **fields: Any) -> Any:

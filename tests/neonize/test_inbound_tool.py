@@ -28,15 +28,12 @@ from pipeline.transport import Fact, StdioTransport
 from pipeline.transport._stdio_lines import inbound_line
 from pipeline.transport.neonize import _convert as convert
 from pipeline.transport.neonize._secret import Secrets
-from tests import test_neonize_receive as receiving
 from tests.inbound_shapes import OWNER_JID, SHAPES, ev, nested_event, text, undecryptable
 from tests.neonize_fakes import OWNER, OWNER_LID, dispatch, message_ev, running
 from tests.test_inbound_table import run_inbound
 from tests.test_stdio_transport import StdinPipe
 from tests.test_stdio_transport import running as stdio_running
 
-neonize_loop = receiving.neonize_loop
-make_transport = receiving.make_transport
 CASES = [case for cases in SHAPES.values() for case in cases]
 
 

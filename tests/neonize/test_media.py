@@ -34,7 +34,6 @@ from pipeline.media import MediaStore
 from pipeline.transport import Inbound
 from pipeline.transport.neonize import _gocalls as gocalls
 from projections import queue
-from tests import test_neonize_receive as receiving
 from tests.media_files import jpeg
 from tests.neonize_fakes import ALICE, WAIT, dispatch, message_ev, running
 
@@ -46,11 +45,6 @@ KEYS = {
     "fileSHA256": b"s" * 32,
     "fileEncSHA256": b"e" * 32,
 }
-
-
-# neonize's loop reset before each test (autouse) and the transport factory, as for receiving.
-neonize_loop = receiving.neonize_loop
-make_transport = receiving.make_transport
 
 
 async def arrivals(make_transport: Any, *messages: Any) -> tuple[list[Inbound], Any]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
@@ -36,15 +35,7 @@ from tests.neonize_fakes import dispatch, message_ev, transport_factory
 from tests.neonize_wired import WAIT, text, wired
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    """neonize keeps the first loop that connects in a module global; each test has its own."""
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_when_the_go_callback_returns_the_message_is_in_the_log(tmp_path: Path) -> None:

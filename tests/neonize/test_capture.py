@@ -8,10 +8,8 @@ import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import neonize.aioze.events as neonize_events
 import pytest
 import structlog
 from neonize.proto.Neonize_pb2 import Message as MessageEv
@@ -23,13 +21,6 @@ from tests.neonize_fakes import dispatch, message_ev
 from tests.neonize_wired import wired
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 import tests.neonize_quiet  # noqa: F401  (first: see there)
 
 # isort: split
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.utils.enum import ChatPresence
 
@@ -32,23 +30,10 @@ from tests.neonize_fakes import (
     FakeGo,
     Session,
     running,
-    transport_factory,
 )
 
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 UNAVAILABLE = ("global", b"unavailable")
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
 
 
 async def send_hi(transport: Any) -> None:

@@ -16,32 +16,22 @@ import tests.neonize_quiet  # noqa: F401  (first: see there)
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import neonize.aioze.events as neonize_events
 import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message, MessageContextInfo
 
 from events.model import MessageEdited
 from pipeline.transport import SecretsFile
 from tests.e2e.harness import daemon_env, run_cli
-from tests.neonize_fakes import ALICE, LID, dispatch, message_ev
+from tests.neonize_fakes import ALICE, LID, dispatch, message_ev, secret_edit
 from tests.neonize_wired import wired
-from tests.test_neonize_receive import _secret_edit
 
 pytestmark = pytest.mark.anyio
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 ALICE_LID = f"{LID}@lid"
 STRANGER_LID = "555555555555555@lid"
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
 
 
 def original(secret: bytes, *, chat: str = ALICE_LID, msg_id: str = "3EB0ORIG") -> Any:
@@ -58,7 +48,7 @@ def original(secret: bytes, *, chat: str = ALICE_LID, msg_id: str = "3EB0ORIG") 
 
 
 def edit_of(secret: bytes) -> Any:
-    encrypted = _secret_edit(secret, "the first text", sender=ALICE_LID, editor=ALICE_LID)
+    encrypted = secret_edit(secret, "the first text", sender=ALICE_LID, editor=ALICE_LID)
     return message_ev(encrypted, chat=ALICE_LID, sender=f"{LID}:3@lid", msg_id="3EB0EDIT")
 
 

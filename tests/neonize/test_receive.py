@@ -14,14 +14,10 @@ import tests.neonize_quiet  # noqa: F401  (first: see there)
 import ctypes
 import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
-import neonize.aioze.events as neonize_events
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from neonize.events import EVENT_TO_INT
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
@@ -35,12 +31,10 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     MessageContextInfo,
     ProtocolMessage,
     ReactionMessage,
-    SecretEncryptedMessage,
     StickerMessage,
 )
 
 from events.model import MessageEdited, MessageRevoked, Quoted
-from pipeline.transport.neonize._secret import edit_key
 from tests.inbound_shapes import nested_event
 from tests.neonize_fakes import (
     ALICE,
@@ -51,41 +45,14 @@ from tests.neonize_fakes import (
     device,
     dispatch,
     message_ev,
+    received,
     running,
-    transport_factory,
+    secret_edit,
 )
 
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 ALICE_LID = f"{LID}@lid"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
-
-
-@pytest.fixture(autouse=True)
-def neonize_loop() -> Iterator[None]:
-    """neonize keeps the first loop that connects in a module global; each test has its own."""
-    neonize_events.event_global_loop = None
-    yield
-    neonize_events.event_global_loop = None
-
-
-@pytest.fixture
-def make_transport(tmp_path: Path) -> Any:
-    return transport_factory(tmp_path)
-
-
-async def received(make_transport: Any, *events: Any) -> list[Any]:
-    """The facts the transport delivers for ``events``, then a marker message."""
-    async with running(*make_transport()) as session:
-        await session.connected()
-        for ev in events:
-            await dispatch(session.client, ev)
-        await dispatch(session.client, message_ev(Message(conversation="end"), msg_id="END"))
-        facts: list[Any] = []
-        while True:
-            fact = await session.next_fact()
-            if getattr(fact, "msg_id", None) == "END":
-                return facts
-            facts.append(fact)
 
 
 @pytest.mark.anyio
@@ -268,27 +235,6 @@ async def test_a_plain_edit_and_a_revoke(make_transport: Any) -> None:
     ]
 
 
-def _secret_edit(secret: bytes, text: str, *, sender: str, editor: str) -> Any:
-    """An edit as a current phone sends it: AES-GCM under the original's message secret."""
-    plain = Message(
-        protocolMessage=ProtocolMessage(
-            key=MessageKey(remoteJID=ALICE_LID, ID="3EB0ORIG"),
-            type=ProtocolMessage.MESSAGE_EDIT,
-            editedMessage=Message(conversation=text),
-        )
-    ).SerializeToString()
-    iv = os.urandom(12)
-    payload = AESGCM(edit_key(secret, "3EB0ORIG", sender, editor)).encrypt(iv, plain, None)
-    return Message(
-        secretEncryptedMessage=SecretEncryptedMessage(
-            targetMessageKey=MessageKey(remoteJID=ALICE_LID, fromMe=False, ID="3EB0ORIG"),
-            encPayload=payload,
-            encIV=iv,
-            secretEncType=SecretEncryptedMessage.MESSAGE_EDIT,
-        )
-    )
-
-
 @pytest.mark.anyio
 async def test_an_edit_encrypted_with_the_messages_secret_is_read(make_transport: Any) -> None:
     secret = os.urandom(32)
@@ -304,13 +250,13 @@ async def test_an_edit_encrypted_with_the_messages_secret_is_read(make_transport
     )
     # Keyed with the sender's phone JID although the chat is by LID: both forms are tried.
     edit = message_ev(
-        _secret_edit(secret, "the first text", sender=ALICE_JID, editor=ALICE_LID),
+        secret_edit(secret, "the first text", sender=ALICE_JID, editor=ALICE_LID),
         chat=ALICE_LID,
         sender=f"{LID}:3@lid",
         msg_id="3EB0EDIT",
     )
     unknown = message_ev(
-        _secret_edit(os.urandom(32), "never seen", sender=ALICE_LID, editor=ALICE_LID),
+        secret_edit(os.urandom(32), "never seen", sender=ALICE_LID, editor=ALICE_LID),
         chat=ALICE_LID,
         sender=f"{LID}:3@lid",
         msg_id="3EB0EDIT2",

@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(BIN)/python -m pipeline run $(ARGS)
 
+# One worker per core, a test file per worker at a time (module fixtures are set up once).
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@
 Nothing here is imported by the offline tools (``pipeline.tools``).
 """
 
-from pipeline.daemon._agent import RESET_REPLY, Agent
+from pipeline.daemon._agent import Agent
 from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
 from pipeline.daemon._exits import EXIT_LEASE_LOST, EXIT_NEEDS_OWNER
 from pipeline.daemon._folded_log import FoldedLog, Waker
@@ -23,6 +23,7 @@ from pipeline.daemon._lock import AlreadyRunning, DaemonLock, Lock, daemon_lock
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
+from pipeline.daemon._turn import RESET_REPLY
 
 __all__ = [
     "EXIT_LEASE_LOST",

@@ -21,7 +21,7 @@ import anyio
 import httpx
 
 from events.model import AlertKind, AnyEvent, OwnerAlerted
-from pipeline.daemon._failures import Failures
+from pipeline.daemon._dispatch import Dispatcher, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
@@ -64,17 +64,14 @@ class Alerter:
         self.new_wa_id = new_wa_id
         self.clock = clock
         self._sleep = sleep
-        self._waker = folded.waker()
         self._lock = anyio.Lock()
-        self._failures = Failures(log, "alert_pass_failed")
+        self._dispatch = Dispatcher(folded, log, "alert_pass_failed", poll=self._poll, clock=clock)
 
     async def run(self) -> None:
-        while True:
-            wake = math.inf
-            with self._failures.guard():
-                wake = await self.send_due()
-            poll = self.settings.app.polling.interval_seconds
-            await self._waker.wait(min(poll, wake - self.clock()))
+        await self._dispatch.repeat(self.send_due)
+
+    def _poll(self) -> float:
+        return self.settings.app.polling.interval_seconds
 
     async def send_due(self) -> float:
         """Give every owed alert the config asks for; record each outcome. Returns when
@@ -136,7 +133,7 @@ class Alerter:
         async with httpx.AsyncClient() as http:
             for attempt in range(ATTEMPTS):
                 if attempt:
-                    await self._sleep(_BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)])
+                    await self._sleep(backoff(_BACKOFF, attempt))
                 try:
                     response = await http.post(url, json=body, timeout=_TIMEOUT)
                 except httpx.HTTPError as exc:

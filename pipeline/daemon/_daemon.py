@@ -26,11 +26,12 @@ from pipeline.daemon import _deadline
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
+from pipeline.daemon._attachments import missing_key
 from pipeline.daemon._exits import EXIT_NEEDS_OWNER
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._liveness import Liveness
-from pipeline.daemon._media import MediaStep, missing_key
+from pipeline.daemon._media import MediaStep
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
@@ -70,13 +71,8 @@ class Daemon:
         self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
         self.intake = Intake(self.folded, settings, self.media, clock=clock)
-        attachments = MediaStep(
-            self.folded,
-            self.llm.transcriber,
-            self.media,
-            new_id=lambda: uuid.uuid4().hex,
-            new_wa_id=transport.new_message_id,
-        )
+        ids = Ids(lambda: uuid.uuid4().hex, transport.new_message_id)
+        attachments = MediaStep(self.folded, self.llm.transcriber, self.media, ids)
         self.agent = Agent(
             self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )

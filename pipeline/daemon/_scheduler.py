@@ -32,9 +32,10 @@ import anyio.to_thread
 from croniter import CroniterBadDateError
 
 from events.model import Compacted, ReplyPlanned
-from events.protocol import LogError
 from events.units import DAY
+from pipeline.config import LoadedConfig
 from pipeline.daemon import _timetable as timetable
+from pipeline.daemon._dispatch import Dispatcher
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
@@ -70,23 +71,26 @@ class Scheduler:
         self._failures = Failures(log, "scheduled_job_failed")
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
-        self._waker = folded.waker()
+        self._wake = 0.0  # when a job falls due next
+        self._seen: LoadedConfig | None = None  # the config the jobs last ran under
+        self._dispatch = Dispatcher(
+            folded, log, "scheduler_pass_failed", poll=self._poll, clock=clock
+        )
 
     async def run(self) -> None:
         """Run jobs as they fall due, as a config reload changes them, as the transport reports."""
-        wake, seen = 0.0, None
-        while True:
-            now = self.clock()
-            if now >= wake or self.settings.loaded is not seen or self._awaiting_transport:
-                seen = self.settings.loaded
-                try:
-                    wake = await self.run_due(now)
-                except LogError as exc:
-                    # The log's database is away: try again at the next poll.
-                    log.warning("scheduler_waiting_for_log", error=str(exc))
-                    wake = now + self.settings.app.polling.interval_seconds
-            poll = self.settings.app.polling.interval_seconds
-            await self._waker.wait(min(poll, wake - self.clock()))
+        await self._dispatch.repeat(self._step)
+
+    def _poll(self) -> float:
+        return self.settings.app.polling.interval_seconds
+
+    async def _step(self) -> float:
+        now = self.clock()
+        if now >= self._wake or self.settings.loaded is not self._seen or self._awaiting_transport:
+            self._seen = self.settings.loaded
+            self._wake = now + self._poll()  # should the pass fail: again at the next poll
+            self._wake = await self.run_due(now)
+        return self._wake
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""

@@ -26,7 +26,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from projections import alerts, stats
+from projections import alerts, connection
 
 log = get_logger("wabot.alerts")
 
@@ -88,7 +88,7 @@ class Alerter:
                 now,
                 config.undelivered_minutes,
                 self.settings.app.owner_jid,
-                _up_since(view.stats),
+                connection.up_since(view.connection),
             )
             if late is not None:
                 owed["undelivered"] = late
@@ -143,15 +143,3 @@ class Alerter:
                     return ""
                 error = f"HTTP {response.status_code}"
         return error or "not delivered"
-
-
-def _up_since(state: stats.State) -> float | None:
-    """Since when the connection is up, by its last report; None while it is down.
-
-    No report at all (a rotation removed them): up, as far as anyone knows.
-    """
-    if state.transport_state is None:
-        return 0.0
-    if state.transport_state != "connected" or state.transport_from is None:
-        return None
-    return state.transport_from[1]

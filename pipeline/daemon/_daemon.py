@@ -138,7 +138,7 @@ class Daemon:
                     await self.intake.fetched()  # an attachment on its way, recorded now
                     # Owed replies stay in the log for the next start: waiting for
                     # a reconnect here would only hold the stop up.
-                    if self.folded.view.stats.transport_state == "connected":
+                    if self.folded.view.connection.state == "connected":
                         await self.sender.send_due()
                 tg.cancel_scope.cancel()
         finally:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from projections import account, stats
+from projections import account, connection
 from projections.fold import States
 from projections.outbox import Entry
 
@@ -33,7 +33,7 @@ UNKNOWN_END_HOLD = account.UNKNOWN_END_HOLD
 
 def hold_until(view: States, now: float) -> float | None:
     """When the hold on sends to others ends; None: nothing is held now."""
-    return account.hold_until(view.account, stats.connected_at(view.stats), now)
+    return account.hold_until(view.account, connection.connected_at(view.connection), now)
 
 
 def probing(view: States) -> bool:

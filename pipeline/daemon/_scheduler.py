@@ -118,7 +118,7 @@ class Scheduler:
         if due > now:
             return due
         grace_ends = self.started + timetable.TRANSPORT_GRACE
-        state = self.folded.view.stats.transport_state
+        state = self.folded.view.connection.state
         self._awaiting_transport = state == "connecting" and now < grace_ends
         if self._awaiting_transport:
             return grace_ends
@@ -131,7 +131,7 @@ class Scheduler:
         view = self.folded.view
         replies = schedule.replies_since(view.schedule, now - DAY)
         spent = budget.spent_since(view.budget, now - DAY)
-        connection = view.stats.transport_state or "unknown"
+        connection = view.connection.state or "unknown"
         status = (
             f"— {replies} {'reply' if replies == 1 else 'replies'}, ${spent:.2f} spent "
             f"in the last 24 h, connection: {connection}"

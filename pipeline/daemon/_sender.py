@@ -35,7 +35,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
-from projections import account, addresses, outbox, timers
+from projections import account, addresses, connection, outbox, timers
 
 log = get_logger("wabot.sender")
 
@@ -97,7 +97,7 @@ class Sender:
         view = self.folded.view
         # None: a rotation removed every report (a connection up for longer than the
         # retention); the transport itself says whether a send can go.
-        if view.stats.transport_state not in ("connected", None):
+        if not connection.usable(view.connection):
             return outreach.Admission({}, math.inf)  # the status saying it is back wakes us
         owed = outbox.unsent(view.outbox)
         ids = {e.event.reply_id for e in owed}

@@ -260,7 +260,11 @@ STAGES = (
 )
 # What does I/O, waits, or reads the clock or chance: never imported by a stage.
 IO_LIBRARIES = frozenset(
-    ["anyio", "asyncio", "httpx", "sqlite3", "psycopg", "psycopg_pool", "socket", "os", "shutil", "subprocess", "threading", "time", "uuid", "random", "pathlib", "io", "logging", "structlog", "neonize"]
+    {
+        *("anyio", "asyncio", "threading", "subprocess", "time", "uuid", "random"),
+        *("httpx", "socket", "sqlite3", "psycopg", "psycopg_pool", "neonize"),
+        *("os", "shutil", "pathlib", "io", "logging", "structlog"),
+    }
 )
 # What a stage may import of the project: the facts (events, folded states), the
 # config, and the pure functions the shared rooms export (prompts, formats). The

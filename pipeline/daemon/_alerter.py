@@ -13,7 +13,6 @@ when it falls due, whatever else happens meanwhile.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -54,14 +53,14 @@ class Alerter:
         self,
         folded: FoldedLog,
         settings: Settings,
-        new_wa_id: Callable[[], str | None],
+        ids: Ids,
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.folded = folded
         self.settings = settings
-        self.new_wa_id = new_wa_id
+        self.ids = ids  # the owner's note's
         self.clock = clock
         self._sleep = sleep
         self._lock = anyio.Lock()
@@ -109,8 +108,7 @@ class Alerter:
         events: list[AnyEvent] = []
         if kind not in _WHATSAPP_DOWN:
             owner = self.settings.app.owner_jid
-            ids = Ids(lambda: uuid.uuid4().hex, self.new_wa_id)
-            events.append(owner_note(owner, "alert", text, ids, quotes_chat=quotes_chat))
+            events.append(owner_note(owner, "alert", text, self.ids, quotes_chat=quotes_chat))
         ok = (webhook is not None and not error) or (webhook is None and bool(events))
         alerted = OwnerAlerted(
             kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat

@@ -71,16 +71,14 @@ class Daemon:
         self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
         self.intake = Intake(self.folded, settings, self.media, clock=clock)
-        ids = Ids(lambda: uuid.uuid4().hex, transport.new_message_id)
-        attachments = MediaStep(self.folded, self.llm.transcriber, self.media, ids)
+        self.ids = Ids(lambda: uuid.uuid4().hex, transport.new_message_id)
+        attachments = MediaStep(self.folded, self.llm.transcriber, self.media, self.ids)
         self.agent = Agent(
             self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )
         self.sender = Sender(self.folded, transport, settings, clock=clock)
-        self.scheduler = Scheduler(
-            self.folded, settings, transport.new_message_id, clock=clock, media=self.media
-        )
-        self.alerter = Alerter(self.folded, settings, transport.new_message_id, clock=clock)
+        self.scheduler = Scheduler(self.folded, settings, self.ids, clock=clock, media=self.media)
+        self.alerter = Alerter(self.folded, settings, self.ids, clock=clock)
         self.liveness = Liveness()
         self._services = tuple(services)
         self._transport_failure: TransportError | None = None
@@ -187,8 +185,7 @@ class Daemon:
             f"wabot started: config {self.settings.loaded.hash[:12]}, "
             f"{len(app.monitored_entities)} monitored chats, transport {self.transport.name}."
         )
-        ids = Ids(lambda: uuid.uuid4().hex, self.transport.new_message_id)
-        return [owner_note(app.owner_jid, "startup", text, ids)]
+        return [owner_note(app.owner_jid, "startup", text, self.ids)]
 
 
 async def _until_signal() -> None:

@@ -24,7 +24,6 @@ between those, a wake-up costs a comparison.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
 
 import anyio
@@ -52,19 +51,18 @@ class Scheduler:
         self,
         folded: FoldedLog,
         settings: Settings,
-        new_wa_id: Callable[[], str | None],
+        ids: Ids,
         *,
         clock: Callable[[], float],
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         media: MediaStore | None = None,
     ) -> None:
-        """``media``: the attachments a rotation sweeps after the events naming them went."""
+        """``ids``: the check-in's; ``media``: the attachments a rotation sweeps after
+        the events naming them went."""
         self.folded = folded
         self.media = media
         self.settings = settings
-        self.new_wa_id = new_wa_id
+        self.ids = ids
         self.clock = clock
-        self.new_id = new_id
         self.started = clock()
         self._checked_in = 0.0
         self._rotation_tried = 0.0
@@ -136,8 +134,8 @@ class Scheduler:
             f"— {replies} {'reply' if replies == 1 else 'replies'}, ${spent:.2f} spent "
             f"in the last 24 h, connection: {connection}"
         )
-        ids = Ids(self.new_id, self.new_wa_id)
-        return owner_note(self.settings.app.owner_jid, "vitality", f"{message}\n{status}", ids)
+        text = f"{message}\n{status}"
+        return owner_note(self.settings.app.owner_jid, "vitality", text, self.ids)
 
     async def _rotation(self, now: float) -> float:
         rotation_cfg = self.settings.app.rotation

@@ -25,7 +25,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from projections import alerts, connection
+from projections import alerts, configs, connection, deliveries
 
 log = get_logger("wabot.alerts")
 
@@ -64,7 +64,16 @@ class Alerter:
         self.clock = clock
         self._sleep = sleep
         self._lock = anyio.Lock()
-        self._dispatch = Dispatcher(folded, log, "alert_pass_failed", poll=self._poll, clock=clock)
+        # What makes an alert owed, settled or due: nothing else wakes the alerter.
+        reads = (
+            alerts.PROJECTION,
+            deliveries.PROJECTION,
+            connection.PROJECTION,
+            configs.PROJECTION,
+        )
+        self._dispatch = Dispatcher(
+            folded, log, "alert_pass_failed", poll=self._poll, clock=clock, reads=reads
+        )
 
     async def run(self) -> None:
         await self._dispatch.repeat(self.send_due)

@@ -1,8 +1,9 @@
 """When the daemon's loops look again, and who works on which chat: written once.
 
-Every loop of the daemon is woken by each commit (``FoldedLog.waker``), so it
-acts the moment the log says there is something to do; the poll interval is
-only a fallback, and a loop that knows when its next thing falls due (a
+Every loop of the daemon is woken by each commit that changes what it reads
+(``FoldedLog.waker``), so it acts the moment the log says there is something
+to do, and sleeps through the commits that cannot concern it; the poll
+interval is only a fallback, and a loop that knows when its next thing falls due (a
 debounce deadline, a retry, a check-in) sleeps until then at the latest.
 A pass that fails (the database away, a full disk, a bug) is logged once,
 not once per wake-up (``_failures``), and the loop tries again at the next
@@ -21,8 +22,8 @@ waking and guard, no workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.abc
@@ -30,6 +31,7 @@ import structlog
 
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._folded_log import FoldedLog
+from projections.base import Projection
 
 Job = Callable[[], Awaitable[None]]
 
@@ -58,10 +60,12 @@ class Dispatcher:
         poll: Callable[[], float],
         clock: Callable[[], float],
         limit: Callable[[], int] | None = None,
+        reads: Iterable[Projection[Any]] | None = None,
     ) -> None:
         """``failed``: the event a failed pass is logged as; ``poll``: the fallback
         interval; ``limit``: how many chats at most are worked on at once (read at
-        every pass, so a reloaded config applies)."""
+        every pass, so a reloaded config applies); ``reads``: the projections a pass
+        reads, whose commits wake it (None: every commit)."""
         self.clock = clock
         self.busy: set[str] = set()  # chats a worker is on
         self.stopping = False  # ``run`` starts no worker once set, and returns when idle
@@ -70,7 +74,7 @@ class Dispatcher:
         self._limiter = None if limit is None else anyio.CapacityLimiter(limit())
         self._due: dict[str, float] = {}  # chats not to be looked at before then
         self._idle = anyio.Event()
-        self._waker = folded.waker()
+        self._waker = folded.waker(reads)
         self._pass_failures = Failures(log, failed)
         self._chat_failures = Failures(log, "chat_work_failed")
 

@@ -41,7 +41,7 @@ from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
-from projections import aliases, budget, retention, schedule
+from projections import aliases, budget, configs, connection, retention, schedule
 
 log = get_logger("wabot.scheduler")
 
@@ -71,8 +71,11 @@ class Scheduler:
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
         self._wake = 0.0  # when a job falls due next
         self._seen: LoadedConfig | None = None  # the config the jobs last ran under
+        # Its jobs fall due by the clock; commits matter only for what they have run,
+        # a reloaded config and the transport's first report.
+        reads = (schedule.PROJECTION, connection.PROJECTION, configs.PROJECTION)
         self._dispatch = Dispatcher(
-            folded, log, "scheduler_pass_failed", poll=self._poll, clock=clock
+            folded, log, "scheduler_pass_failed", poll=self._poll, clock=clock, reads=reads
         )
 
     async def run(self) -> None:

@@ -22,6 +22,7 @@ to end; the first one through after it records the restriction's end.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
-from projections import account, addresses, connection, outbox, timers
+from projections import account, addresses, configs, connection, outbox, timers
 
 log = get_logger("wabot.sender")
 
@@ -61,7 +62,11 @@ class Sender:
         self.transport = transport
         self.settings = settings
         self.clock = clock
-        self._dispatch = Dispatcher(folded, log, "send_pass_failed", poll=self._poll, clock=clock)
+        # What admits a reply: the replies owed, the connection, the account's state.
+        reads = (outbox.PROJECTION, connection.PROJECTION, account.PROJECTION, configs.PROJECTION)
+        self._dispatch = Dispatcher(
+            folded, log, "send_pass_failed", poll=self._poll, clock=clock, reads=reads
+        )
         self._retry_at: dict[str, float] = {}
         # When recent sends started (None: not yet read from the log), and how many
         # sends were admitted that have not started yet.
@@ -104,9 +109,9 @@ class Sender:
         # Replies gone from the log (sent, failed, forgotten) wait for nothing.
         self._retry_at = {r: at for r, at in self._retry_at.items() if r in ids}
         now = self.clock()
-        if self._sends is None:
-            self._sends = account.send_times(view.account)  # what the last run just sent
-        self._sends = outreach.in_window(self._sends, now)
+        if self._sends is None:  # what the last run just sent
+            self._sends = outreach.in_window(account.send_times(view.account), now)
+        outreach.still_in_window(self._sends, now)
         app = self.settings.app
         gate = outreach.Gate(
             now=now,
@@ -145,7 +150,7 @@ class Sender:
         """A send starts now: it counts in the pace from here."""
         self._reserved -= 1
         if self._sends is not None:
-            self._sends.append(self.clock())
+            bisect.insort(self._sends, self.clock())  # oldest first, should the clock step back
 
     def _stale_at(self, entry: outbox.Entry) -> float:
         if entry.event.purpose not in _ANSWERS:

@@ -10,21 +10,30 @@ import pytest
 import structlog
 
 from events.memory import MemoryLog
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon._dispatch import Dispatcher, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 
 NOW = 1_764_070_000.0
 
 
 def dispatcher(limit: int | None = None) -> Dispatcher:
+    polling = {"interval_seconds": 3600}  # never: every pass here is woken
+    if limit is not None:
+        polling["max_concurrent_chats"] = limit
+    config = config_from_dict({"whatsapp": {"phone_number": "491700000000"}, "polling": polling})
+    settings = Settings(
+        LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets(api_key=None))
+    )
     return Dispatcher(
         FoldedLog(MemoryLog()),
+        settings,
         get_logger("wabot.test"),
         "test_pass_failed",
-        poll=lambda: 3600.0,  # never: every pass here is woken
         clock=lambda: NOW,
-        limit=None if limit is None else (lambda: limit),
+        limited=limit is not None,
     )
 
 

@@ -62,12 +62,7 @@ class Agent:
         self.clock = clock
         self.ids = Ids(new_id, transport.new_message_id)
         self._chats = Dispatcher(
-            folded,
-            log,
-            "agent_pass_failed",
-            poll=lambda: settings.app.polling.interval_seconds,
-            clock=clock,
-            limit=lambda: settings.app.polling.max_concurrent_chats,
+            folded, settings, log, "agent_pass_failed", clock=clock, limited=True
         )
         # Chats whose next burst waits for an attachment being fetched: looked at
         # again once the queue says it came (a commit wakes the dispatcher).

@@ -72,14 +72,11 @@ class Alerter:
             configs.PROJECTION,
         )
         self._dispatch = Dispatcher(
-            folded, log, "alert_pass_failed", poll=self._poll, clock=clock, reads=reads
+            folded, settings, log, "alert_pass_failed", clock=clock, reads=reads
         )
 
     async def run(self) -> None:
         await self._dispatch.repeat(self.send_due)
-
-    def _poll(self) -> float:
-        return self.settings.app.polling.interval_seconds
 
     async def send_due(self) -> float:
         """Give every owed alert the config asks for; record each outcome. Returns when

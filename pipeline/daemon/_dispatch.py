@@ -31,6 +31,7 @@ import structlog
 
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._settings import Settings
 from projections.base import Projection
 
 Job = Callable[[], Awaitable[None]]
@@ -54,24 +55,24 @@ class Dispatcher:
     def __init__(
         self,
         folded: FoldedLog,
+        settings: Settings,
         log: structlog.stdlib.BoundLogger,
         failed: str,
         *,
-        poll: Callable[[], float],
         clock: Callable[[], float],
-        limit: Callable[[], int] | None = None,
+        limited: bool = False,
         reads: Iterable[Projection[Any]] | None = None,
     ) -> None:
-        """``failed``: the event a failed pass is logged as; ``poll``: the fallback
-        interval; ``limit``: how many chats at most are worked on at once (read at
-        every pass, so a reloaded config applies); ``reads``: the projections a pass
-        reads, whose commits wake it (None: every commit)."""
+        """``failed``: the event a failed pass is logged as; ``limited``: at most
+        ``polling.max_concurrent_chats`` chats are worked on at once (as in force at
+        each pass); ``reads``: the projections a pass reads, whose commits wake it
+        (None: every commit). ``polling.interval_seconds`` is the fallback."""
         self.clock = clock
         self.busy: set[str] = set()  # chats a worker is on
         self.stopping = False  # ``run`` starts no worker once set, and returns when idle
-        self._poll = poll
-        self._limit = limit
-        self._limiter = None if limit is None else anyio.CapacityLimiter(limit())
+        self._settings = settings
+        polling = settings.app.polling
+        self._limiter = anyio.CapacityLimiter(polling.max_concurrent_chats) if limited else None
         self._due: dict[str, float] = {}  # chats not to be looked at before then
         self._idle = anyio.Event()
         self._waker = folded.waker(reads)
@@ -117,14 +118,17 @@ class Dispatcher:
                 wake = await step()
             await self._waker.wait(min(self._poll(), wake - self.clock()))
 
+    def _poll(self) -> float:
+        return self._settings.app.polling.interval_seconds
+
     async def idle(self) -> None:
         """Wait until no chat is being worked on."""
         while self.busy:
             await self._idle.wait()
 
     def _start(self, tg: anyio.abc.TaskGroup, found: Pass) -> float:
-        if self._limiter is not None and self._limit is not None:
-            self._limiter.total_tokens = self._limit()
+        if self._limiter is not None:
+            self._limiter.total_tokens = self._settings.app.polling.max_concurrent_chats
         for chat, job in found.jobs:
             self.busy.add(chat)
             tg.start_soon(self._work, chat, job)

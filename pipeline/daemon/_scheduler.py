@@ -75,21 +75,19 @@ class Scheduler:
         # a reloaded config and the transport's first report.
         reads = (schedule.PROJECTION, connection.PROJECTION, configs.PROJECTION)
         self._dispatch = Dispatcher(
-            folded, log, "scheduler_pass_failed", poll=self._poll, clock=clock, reads=reads
+            folded, settings, log, "scheduler_pass_failed", clock=clock, reads=reads
         )
 
     async def run(self) -> None:
         """Run jobs as they fall due, as a config reload changes them, as the transport reports."""
         await self._dispatch.repeat(self._step)
 
-    def _poll(self) -> float:
-        return self.settings.app.polling.interval_seconds
-
     async def _step(self) -> float:
         now = self.clock()
         if now >= self._wake or self.settings.loaded is not self._seen or self._awaiting_transport:
             self._seen = self.settings.loaded
-            self._wake = now + self._poll()  # should the pass fail: again at the next poll
+            # Should the pass fail: again at the next poll.
+            self._wake = now + self.settings.app.polling.interval_seconds
             self._wake = await self.run_due(now)
         return self._wake
 

@@ -65,7 +65,7 @@ class Sender:
         # What admits a reply: the replies owed, the connection, the account's state.
         reads = (outbox.PROJECTION, connection.PROJECTION, account.PROJECTION, configs.PROJECTION)
         self._dispatch = Dispatcher(
-            folded, log, "send_pass_failed", poll=self._poll, clock=clock, reads=reads
+            folded, settings, log, "send_pass_failed", clock=clock, reads=reads
         )
         self._retry_at: dict[str, float] = {}
         # When recent sends started (None: not yet read from the log), and how many
@@ -83,9 +83,6 @@ class Sender:
         await self._dispatch.once(self._look)
         admission = self._admission()
         return self.clock() if admission.work else admission.wake
-
-    def _poll(self) -> float:
-        return self.settings.app.polling.interval_seconds
 
     def _look(self, now: float) -> Pass:
         """A worker for each chat with owed messages to handle now; when to look again."""

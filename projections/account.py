@@ -86,7 +86,7 @@ def hold_until(state: State, connected_at: int | None, now: float) -> float | No
     """When the hold on sends to others ends; None: nothing is held now.
 
     ``connected_at``: the seq of the connection's newest status if it says
-    ``connected`` (None otherwise; the stats projection knows it).
+    ``connected`` (None otherwise; ``projections.connection`` knows it).
     """
     strike = newest(state)
     if strike is None:

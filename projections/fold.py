@@ -22,6 +22,7 @@ from projections import (
     aliases,
     budget,
     configs,
+    connection,
     deliveries,
     echo,
     identity,
@@ -60,6 +61,7 @@ class States(msgspec.Struct, kw_only=True):
     takeover: takeover.State = msgspec.field(default_factory=takeover.State)
     configs: configs.State = msgspec.field(default_factory=configs.State)
     stats: stats.State = msgspec.field(default_factory=stats.State)
+    connection: connection.State = msgspec.field(default_factory=connection.State)
     schedule: schedule.State = msgspec.field(default_factory=schedule.State)
     retention: retention.State = msgspec.field(default_factory=retention.State)
     identity: identity.State = msgspec.field(default_factory=identity.State)

@@ -5,12 +5,10 @@ not lower them (``compacted`` says how many events went): money spent stays
 spent, and a rotation only makes room. They are not exact counts of what
 the log holds now, which only a ``Compacted`` carrying every removed event
 could keep exact; a fold of the whole log (no snapshot fits) counts afresh
-from what is left. Two exceptions follow the log exactly:
-
-- a forget (a marker selecting whole chats) drops those chats' counts, and
-  their events from ``by_type`` and ``replies_sent``: nothing about a
-  forgotten chat stays, and a fold of what is left agrees;
-- the connection state is the latest ``TransportStatus`` left.
+from what is left. One exception follows the log exactly: a forget (a marker selecting whole
+chats) drops those chats' counts, and their events from ``by_type`` and
+``replies_sent``: nothing about a forgotten chat stays, and a fold of what is
+left agrees. The connection's state is ``projections.connection``'s.
 
 The oldest event is the log's to say (``LogReader.read(limit=1)``).
 """
@@ -31,10 +29,9 @@ from events.model import (
     Recorded,
     ReplyFailed,
     ReplySent,
-    TransportStatus,
 )
 from projections import spend
-from projections.base import Handler, Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handler, Handlers, Projection, dispatcher, removal
 
 LATENCIES = 1000  # the window p50/p95 are computed over
 
@@ -55,9 +52,6 @@ class State(msgspec.Struct, kw_only=True):
     newest_ts: float = 0.0
     # LID -> messages from it that no monitored chat could be told for (unresolved_lid)
     unresolved_lids: dict[str, int] = {}
-    transport_state: str | None = None
-    transport_detail: str = ""
-    transport_from: Origin | None = None
 
 
 def _count(state: State, rec: Recorded, ev: Event) -> None:
@@ -118,13 +112,6 @@ def _reply_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
         state.reply_failures += 1
 
 
-def _transport(state: State, rec: Recorded, ev: TransportStatus) -> None:
-    _count(state, rec, ev)
-    state.transport_state = ev.state
-    state.transport_detail = ev.detail
-    state.transport_from = origin(rec)
-
-
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is not None and ev.chats is not None and ev.older_than is None and ev.seqs is None:
@@ -133,10 +120,6 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     # (Older versions filed a forget's marker under the chat it forgot.)
     _count(state, rec, msgspec.structs.replace(ev, chat=""))
     state.compacted += ev.removed
-    if gone is None:
-        return
-    if state.transport_from is not None and gone.gone(*state.transport_from):
-        state.transport_state, state.transport_detail, state.transport_from = None, "", None
 
 
 def _forgotten(state: State, ev: Compacted) -> None:
@@ -149,12 +132,6 @@ def _forgotten(state: State, ev: Compacted) -> None:
         for name, n in ev.by_type.items():
             state.by_type[name] = state.by_type.get(name, 0) - n
         state.replies_sent -= ev.by_type.get(ReplySent.__name__, 0)
-
-
-def connected_at(state: State) -> int | None:
-    """The seq of the newest status if it says the connection is up."""
-    since = state.transport_from
-    return since[0] if state.transport_state == "connected" and since is not None else None
 
 
 def percentile(state: State, q: float) -> float | None:
@@ -173,7 +150,6 @@ _SPECIFIC: dict[type[Event], Handler[State]] = {
     **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
-    TransportStatus: _transport,
     Compacted: _compacted,
 }
 _HANDLERS: Handlers[State] = {t: _SPECIFIC.get(t, _count) for t in EVENT_TYPES}

@@ -248,6 +248,75 @@ def test_the_cycle_finder_finds_a_cycle(monkeypatch: pytest.MonkeyPatch) -> None
     assert {"events.model", "events.protocol"} <= set(cycle)
 
 
+# The daemon's stages: its rules as pure functions of the view, the config and now
+# (functional core); the loops and executors around them do the I/O (imperative shell).
+STAGES = (
+    "pipeline.daemon._decide",
+    "pipeline.daemon._timetable",
+    "pipeline.daemon._outreach",
+    "pipeline.daemon._turn",
+    "pipeline.daemon._attachments",
+    "pipeline.daemon._replies",
+)
+# What does I/O, waits, or reads the clock or chance: never imported by a stage.
+IO_LIBRARIES = frozenset(
+    {
+        *("anyio", "asyncio", "threading", "subprocess", "time", "uuid", "random"),
+        *("httpx", "socket", "sqlite3", "psycopg", "psycopg_pool", "neonize"),
+        *("os", "shutil", "pathlib", "io", "logging", "structlog"),
+    }
+)
+# What a stage may import of the project: the facts (events, folded states), the
+# config, and the pure functions the shared rooms export (prompts, formats). The
+# log's backends, the transport and the daemon's executors are not among them.
+STAGE_MAY_IMPORT = (
+    "events.model",
+    "events.jid",
+    "events.units",
+    "events.protocol",
+    "projections",
+    "pipeline.config",
+    "pipeline.llm",
+    "pipeline.media",
+    *STAGES,
+)
+
+
+def io_imports(module: str) -> list[str]:
+    """What ``module`` imports that does I/O: a library, or a project module outside
+    what a stage may import."""
+    tree = ast.parse(modules()[module].read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] in IO_LIBRARIES}
+    # (A module's own package is loaded first by the language's rules, not by design.)
+    found |= {
+        t
+        for t in imports(module)
+        if not _inside(t, *STAGE_MAY_IMPORT) and not module.startswith(t + ".")
+    }
+    return sorted(found)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_daemons_stages_import_no_io(stage: str) -> None:
+    """A rule that can reach the log, the network or the clock is no longer a rule."""
+    assert io_imports(stage) == []
+
+
+def test_the_io_finder_finds_the_executors_io() -> None:
+    assert "anyio" in io_imports("pipeline.daemon._dispatch")
+    assert "pipeline.daemon._folded_log" in io_imports("pipeline.daemon._agent")
+    assert "pipeline.transport" in io_imports("pipeline.daemon._sender")
+    assert "httpx" in io_imports("pipeline.daemon._alerter")
+
+
 def test_modules_stay_small() -> None:
     sizes = {m: len(p.read_text().splitlines()) for m, p in modules().items()}
     assert {m: n for m, n in sizes.items() if n > MAX_LINES} == {}

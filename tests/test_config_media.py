@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.daemon._media import missing_key
+from pipeline.daemon._attachments import missing_key
 from tests.test_config import BASE, KEY, ROOT, write
 
 

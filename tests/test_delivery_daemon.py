@@ -5,6 +5,7 @@ falling due by the clock alone."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Intake, Settings
 from pipeline.daemon._alerter import Alerter
 from pipeline.daemon._receipts import PARK_SECONDS
+from pipeline.daemon._replies import Ids
 from pipeline.media import MediaStore
 from pipeline.transport import Fact, Inbound
 
@@ -55,7 +57,7 @@ class Rig:
         settings = Settings(loaded)
         self.folded = FoldedLog(open_log(path / "store", clock=self.clock))
         self.intake = Intake(self.folded, settings, MediaStore.of(path), clock=self.clock)
-        self.alerter = Alerter(self.folded, settings, lambda: None, clock=self.clock)
+        self.alerter = Alerter(self.folded, settings, Ids(new_id, lambda: None), clock=self.clock)
 
     async def deliver(self, fact: Fact) -> None:
         await self.intake.deliver(Inbound(fact, self.clock()))
@@ -201,3 +203,7 @@ async def test_receipts_kept_by_whatsapp_during_an_outage_get_their_time_after_i
 def undelivered(rig: Rig) -> list[str]:
     alerted = rig.found(OwnerAlerted)
     return [a.kind for a in alerted if isinstance(a, OwnerAlerted) and a.kind == "undelivered"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

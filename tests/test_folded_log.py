@@ -15,11 +15,11 @@ from typing import Any
 import anyio
 import pytest
 
-from events.model import MessageReceived, Recorded
+from events.model import Compacted, MessageReceived, Recorded, ReplySent
 from events.protocol import Keyed
 from events.sqlite import SQLiteLog
 from pipeline.daemon._folded_log import FoldedLog
-from projections import queue
+from projections import deliveries, queue
 from projections.fold import fold
 
 ALICE = "491701111111@s.whatsapp.net"
@@ -85,6 +85,24 @@ async def test_appends_are_folded_without_a_read(counting: CountingLog) -> None:
     assert counting.reads == reads
     assert pending(folded) == [f"m{n}" for n in range(20)]
     assert folded.view == fold(counting.read())
+
+
+@pytest.mark.anyio
+async def test_a_waker_wakes_for_the_commits_that_change_what_its_loop_reads(
+    counting: CountingLog,
+) -> None:
+    folded = FoldedLog(counting)
+    folded.watch()
+    every, receipts = folded.waker(), folded.waker([deliveries.PROJECTION])
+    await folded.append(msg(1))
+    assert (every.due, receipts.due) == (True, False)  # no send: nothing to match
+    await every.wait(0)
+    await folded.append(ReplySent(chat=ALICE, reply_id="r1", wa_id="W1", sent_at=1.0))
+    assert (every.due, receipts.due) == (True, True)
+    await every.wait(0)
+    await receipts.wait(0)
+    await folded.append(Compacted(reason="expiry", before=1, removed=0, seqs=[], keep=[]))
+    assert (every.due, receipts.due) == (True, True)  # a compaction changes every view
 
 
 @pytest.mark.anyio

@@ -309,7 +309,7 @@ def _view(name: str, state: Any, newest: float) -> Any:
     if name == "alerts":  # see _alerts_absorbed
         return None
     if name == "stats":  # tallies survive compactions (see projections.stats)
-        return (state.transport_state, state.transport_from, state.compacted, state.newest_ts)
+        return (state.compacted, state.newest_ts)
     if name == "budget":  # swept at the same time; recent costs checked apart
         swept = msgspec.structs.replace(state, recent=[], recent_from=[])
         swept = decode_budget(encode_budget(swept))

@@ -213,7 +213,7 @@ def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
     for states in (after_full, runner.states, from_snapshot.states):
         for name in ("queue", "outbox", "sessions", "echo", "aliases", "budget", "takeover"):
             assert getattr(states, name) == getattr(before, name), name
-        assert states.stats.transport_state == "connected"
+        assert states.connection.state == "connected"
         assert states.stats.compacted == 3
     assert runner.states == from_snapshot.states
     # The stats tallies are what was recorded; a fold of what is left counts less.

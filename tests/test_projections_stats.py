@@ -30,7 +30,7 @@ def completed(latency: float, usd: float | None = None) -> LlmCompleted:
 
 
 def test_counts_costs_failures_and_transport():
-    s = folded(
+    states = folded(
         MessageReceived(chat=CHAT, msg_id="m", sender=CHAT),
         completed(100, 0.5),
         completed(300, None),
@@ -42,14 +42,16 @@ def test_counts_costs_failures_and_transport():
         TransportStatus(state="connected"),
         Compacted(reason="rotation", before=5, removed=4),
         first_seq=7,
-    ).stats
+    )
+    s = states.stats
     assert s.by_type["LlmCompleted"] == 2
     assert s.by_type["Compacted"] == 1
     assert s.by_chat == {CHAT: 7}
     assert (s.replies_sent, s.llm_failures, s.reply_failures, s.compacted) == (1, 1, 1, 4)
     assert s.spend_usd == {"llm": 0.5}
     assert stats.spent(s) == 0.5
-    assert (s.transport_state, s.transport_detail) == ("connected", "")
+    assert s.by_type["TransportStatus"] == 2
+    assert (states.connection.state, states.connection.detail) == ("connected", "")
     assert s.newest_ts == 1016.0
 
 

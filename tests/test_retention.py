@@ -56,7 +56,7 @@ def test_a_rotation_of_seconds_keeps_the_newest_of_what_is_still_needed(tmp_path
     assert after.schedule.last_startup == before.schedule.last_startup > 0
     assert after.outbox.planned == {}  # what was sent stays sent
     assert (after.identity.me_pn, after.identity.me_lid) == (OWNER, OWNER_LID)
-    assert after.stats.transport_state == "disconnected"
+    assert after.connection.state == "disconnected"
     left = [r.event for r in log.read() if isinstance(r.event, ReplyPlanned)]
     assert [e.reply_id for e in left] == ["S1", "V2"]  # the older check-in went
 

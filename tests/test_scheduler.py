@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
+from pipeline.daemon._replies import Ids
 from projections import queue
 from projections.fold import fold
 
@@ -69,7 +71,7 @@ class Bot:
         return FoldedLog(open_log(self.path, clock=self.clock))
 
     def _scheduler(self) -> Scheduler:
-        return Scheduler(self.folded, self.settings, lambda: "WA1", clock=self.clock)
+        return Scheduler(self.folded, self.settings, Ids(new_id, lambda: "WA1"), clock=self.clock)
 
     def restart(self, now: float) -> None:
         self.folded.close()
@@ -433,3 +435,7 @@ async def test_the_loop_plans_the_held_check_in_as_soon_as_the_transport_reports
         tg.cancel_scope.cancel()
 
     assert bot.check_ins()[0].text.endswith("connection: connected")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

@@ -13,7 +13,6 @@ when it falls due, whatever else happens meanwhile.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -21,12 +20,12 @@ import anyio
 import httpx
 
 from events.model import AlertKind, AnyEvent, OwnerAlerted
-from pipeline.daemon._failures import Failures
+from pipeline.daemon._dispatch import Dispatcher, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
-from projections import alerts, stats
+from projections import alerts, configs, connection, deliveries
 
 log = get_logger("wabot.alerts")
 
@@ -54,27 +53,30 @@ class Alerter:
         self,
         folded: FoldedLog,
         settings: Settings,
-        new_wa_id: Callable[[], str | None],
+        ids: Ids,
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.folded = folded
         self.settings = settings
-        self.new_wa_id = new_wa_id
+        self.ids = ids  # the owner's note's
         self.clock = clock
         self._sleep = sleep
-        self._waker = folded.waker()
         self._lock = anyio.Lock()
-        self._failures = Failures(log, "alert_pass_failed")
+        # What makes an alert owed, settled or due: nothing else wakes the alerter.
+        reads = (
+            alerts.PROJECTION,
+            deliveries.PROJECTION,
+            connection.PROJECTION,
+            configs.PROJECTION,
+        )
+        self._dispatch = Dispatcher(
+            folded, settings, log, "alert_pass_failed", clock=clock, reads=reads
+        )
 
     async def run(self) -> None:
-        while True:
-            wake = math.inf
-            with self._failures.guard():
-                wake = await self.send_due()
-            poll = self.settings.app.polling.interval_seconds
-            await self._waker.wait(min(poll, wake - self.clock()))
+        await self._dispatch.repeat(self.send_due)
 
     async def send_due(self) -> float:
         """Give every owed alert the config asks for; record each outcome. Returns when
@@ -91,7 +93,7 @@ class Alerter:
                 now,
                 config.undelivered_minutes,
                 self.settings.app.owner_jid,
-                _up_since(view.stats),
+                connection.up_since(view.connection),
             )
             if late is not None:
                 owed["undelivered"] = late
@@ -112,8 +114,7 @@ class Alerter:
         events: list[AnyEvent] = []
         if kind not in _WHATSAPP_DOWN:
             owner = self.settings.app.owner_jid
-            ids = Ids(lambda: uuid.uuid4().hex, self.new_wa_id)
-            events.append(owner_note(owner, "alert", text, ids, quotes_chat=quotes_chat))
+            events.append(owner_note(owner, "alert", text, self.ids, quotes_chat=quotes_chat))
         ok = (webhook is not None and not error) or (webhook is None and bool(events))
         alerted = OwnerAlerted(
             kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat
@@ -136,7 +137,7 @@ class Alerter:
         async with httpx.AsyncClient() as http:
             for attempt in range(ATTEMPTS):
                 if attempt:
-                    await self._sleep(_BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)])
+                    await self._sleep(backoff(_BACKOFF, attempt))
                 try:
                     response = await http.post(url, json=body, timeout=_TIMEOUT)
                 except httpx.HTTPError as exc:
@@ -146,15 +147,3 @@ class Alerter:
                     return ""
                 error = f"HTTP {response.status_code}"
         return error or "not delivered"
-
-
-def _up_since(state: stats.State) -> float | None:
-    """Since when the connection is up, by its last report; None while it is down.
-
-    No report at all (a rotation removed them): up, as far as anyone knows.
-    """
-    if state.transport_state is None:
-        return 0.0
-    if state.transport_state != "connected" or state.transport_from is None:
-        return None
-    return state.transport_from[1]

@@ -26,11 +26,12 @@ from pipeline.daemon import _deadline
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
+from pipeline.daemon._attachments import missing_key
 from pipeline.daemon._exits import EXIT_NEEDS_OWNER
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._liveness import Liveness
-from pipeline.daemon._media import MediaStep, missing_key
+from pipeline.daemon._media import MediaStep
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
@@ -70,21 +71,14 @@ class Daemon:
         self.media = media if media is not None else MediaStore.of(store)
         self.llm = LlmPool(images=self.media.data_url)
         self.intake = Intake(self.folded, settings, self.media, clock=clock)
-        attachments = MediaStep(
-            self.folded,
-            self.llm.transcriber,
-            self.media,
-            new_id=lambda: uuid.uuid4().hex,
-            new_wa_id=transport.new_message_id,
-        )
+        self.ids = Ids(lambda: uuid.uuid4().hex, transport.new_message_id)
+        attachments = MediaStep(self.folded, self.llm.transcriber, self.media, self.ids)
         self.agent = Agent(
             self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )
         self.sender = Sender(self.folded, transport, settings, clock=clock)
-        self.scheduler = Scheduler(
-            self.folded, settings, transport.new_message_id, clock=clock, media=self.media
-        )
-        self.alerter = Alerter(self.folded, settings, transport.new_message_id, clock=clock)
+        self.scheduler = Scheduler(self.folded, settings, self.ids, clock=clock, media=self.media)
+        self.alerter = Alerter(self.folded, settings, self.ids, clock=clock)
         self.liveness = Liveness()
         self._services = tuple(services)
         self._transport_failure: TransportError | None = None
@@ -142,7 +136,7 @@ class Daemon:
                     await self.intake.fetched()  # an attachment on its way, recorded now
                     # Owed replies stay in the log for the next start: waiting for
                     # a reconnect here would only hold the stop up.
-                    if self.folded.view.stats.transport_state == "connected":
+                    if self.folded.view.connection.state == "connected":
                         await self.sender.send_due()
                 tg.cancel_scope.cancel()
         finally:
@@ -191,8 +185,7 @@ class Daemon:
             f"wabot started: config {self.settings.loaded.hash[:12]}, "
             f"{len(app.monitored_entities)} monitored chats, transport {self.transport.name}."
         )
-        ids = Ids(lambda: uuid.uuid4().hex, self.transport.new_message_id)
-        return [owner_note(app.owner_jid, "startup", text, ids)]
+        return [owner_note(app.owner_jid, "startup", text, self.ids)]
 
 
 async def _until_signal() -> None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from events.jid import InvalidJid, normalize, user_part
+from events.model import StartReason
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
-from pipeline.daemon._media import answerable
-from projections import budget, echo, takeover
+from pipeline.daemon._attachments import answerable
+from projections import budget, echo, sessions, takeover
 from projections.queue import Item
 
 RESET_COMMAND = "/reset"
@@ -80,6 +81,21 @@ def before_turn(view: View, chat: str) -> str | None:
     ):
         return "budget"
     return None
+
+
+def session_start(
+    live: sessions.Session | None, last: sessions.Session | None, system: str
+) -> StartReason | None:
+    """Why a turn starts a new session; None: it continues ``live``.
+
+    ``live`` is the chat's session still in force for the sender (by
+    ``session_memory``), ``last`` the newest one whatever its age, ``system``
+    the system prompt the turn goes out with. A session answered under another
+    persona or prompt (a hot reload) is not continued.
+    """
+    if live is not None:
+        return None if live.system in ("", system) else "config_changed"
+    return "new" if last is None else "expired"
 
 
 def budget_held(view: View) -> bool:

@@ -9,7 +9,9 @@ ones before them are in; a commit whose records never come back (an append
 abandoned on a timeout) and what other processes write are read from the
 log: at the next fold that finds a gap, and every poll interval
 (``keep_current``). The runner is only ever touched from the loop. Every fold
-wakes each ``Waker`` handed out here, and so does a refold's swap.
+wakes each ``Waker`` handed out here whose loop reads what it changed (a
+waker names the projections its loop reads; one that names none wakes at
+every fold), and a refold's swap wakes them all.
 
 A compaction is absorbed by the projections as it is caught up. Only a marker
 recorded by an older version (it does not say what went) needs the log
@@ -23,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from events.model import AnyEvent, Recorded
+from events.model import EVENT_TYPES, AnyEvent, Event, Recorded
 from events.protocol import Keyed, LogError, LogWriter
 from pipeline.daemon._failures import Failures
 from pipeline.logs import get_logger
+from projections.base import Projection
 from projections.fold import States
 from projections.runner import Runner
 
@@ -45,9 +49,16 @@ _logger = get_logger("wabot.log")
 class Waker:
     """Wakes one loop on commits and nudges; a wake-up between two waits is never lost."""
 
-    def __init__(self) -> None:
+    def __init__(self, reads: frozenset[type[Event]] | None = None) -> None:
+        """``reads``: the event types whose commits wake it (None: every commit)."""
+        self.reads = reads
         self._event = anyio.Event()
         self._due = False
+
+    @property
+    def due(self) -> bool:
+        """Whether a wake-up came since the last wait."""
+        return self._due
 
     def wake(self) -> None:
         """Call on the event loop thread."""
@@ -68,6 +79,7 @@ class FoldedLog:
         self.log = log
         self._runner = Runner.start(log, refold=False)
         self._wakers: list[Waker] = []
+        self._landed: set[type[Event]] = set()  # the event types folded since the last wake
         self._unsubscribe: Callable[[], None] | None = None
         self._snapshot_every = snapshot_every
         self._snapshot_seq = self._runner.seq
@@ -116,6 +128,7 @@ class FoldedLog:
             # the queue what is still pending) and must see its own records.
             with contextlib.suppress(LogError):
                 self.catch_up()
+            self._wake_all()
         return recs
 
     def fold(self, recs: list[Recorded]) -> None:
@@ -156,6 +169,7 @@ class FoldedLog:
         new = [r for r in recs if r.seq > self._reported]
         if new:
             self._reported = new[-1].seq
+        self._landed.update(type(r.event) for r in recs)
         if self._runner.stale and self._went_stale is not None:
             self._went_stale.wake()
         if self._runner.seq - self._snapshot_seq >= self._snapshot_every:
@@ -187,11 +201,14 @@ class FoldedLog:
         self._runner = fresh
         self._snapshot_seq = min(self._snapshot_seq, fresh.seq)
         self.catch_up()  # the tail appended while the worker folded
+        self._landed.update(EVENT_TYPES)
         self._wake_all()  # the view changed: whoever waits on it looks again
 
-    def waker(self) -> Waker:
-        """A waker woken by every commit from now on."""
-        waker = Waker()
+    def waker(self, reads: Iterable[Projection[Any]] | None = None) -> Waker:
+        """A waker woken by every commit from now on that changes one of ``reads``
+        (every commit: None). A compaction changes them all."""
+        types = None if reads is None else frozenset(t for p in reads for t in p.handles)
+        waker = Waker(types)
         self._wakers.append(waker)
         return waker
 
@@ -214,8 +231,11 @@ class FoldedLog:
             self._wake_all()
 
     def _wake_all(self) -> None:
+        """Wake every waker that reads what was folded since the last wake-up."""
+        landed, self._landed = self._landed, set()
         for waker in self._wakers:
-            waker.wake()
+            if waker.reads is None or not waker.reads.isdisjoint(landed):
+                waker.wake()
 
     def close(self) -> None:
         self._closed = True

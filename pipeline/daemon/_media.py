@@ -1,20 +1,16 @@
-"""Attachments made ready for a turn: voice notes transcribed, documents read, bad ones answered.
+"""Attachments made ready for a turn: voice notes transcribed, documents read.
 
-Runs when a burst is about to go to the LLM (after the debounce and the
-limits), one step at a time: each step appends its outcome, the queue
-projection folds it into the item, and the agent looks at the burst again.
-So a transcript is made once and kept in the log (replay reuses it, a restart
-does not pay twice), and a burst is never answered half-prepared.
-
-An attachment that cannot be used gets the sender a short, honest reply of
-its own (which takes the message out of the queue); the rest of the burst is
-answered as usual.
+The turn asks for one step at a time (``_attachments.next_step``); this runs
+it and appends its outcome, the queue projection folds it into the item, and
+the turn looks at the burst again. So a transcript is made once and kept in
+the log (replay reuses it, a restart does not pay twice), and a burst is never
+answered half-prepared. An attachment that turns out unusable gets the sender
+a short, honest reply of its own, recorded with the outcome.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 
@@ -26,9 +22,10 @@ from events.model import (
     ReplyPlanned,
     TranscriptionFailed,
 )
-from pipeline.config import AppConfig, Entity, GroupEntity, LoadedConfig
+from pipeline.config import AppConfig, LoadedConfig
+from pipeline.daemon._attachments import Step, tell, what
 from pipeline.daemon._folded_log import FoldedLog
-from pipeline.daemon._replies import reply_parts
+from pipeline.daemon._replies import Ids
 from pipeline.llm import LlmError, Transcriber
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore, Unreadable, document_type, read_document
@@ -36,89 +33,28 @@ from projections.queue import Item
 
 log = get_logger("wabot.agent")
 
-_WHAT = {
-    "voice": "voice note",
-    "audio": "audio message",
-    "image": "image",
-    "video": "video",
-    "document": "document",
-    "sticker": "sticker",
-}
-
-
-def answerable(media: Media | None) -> bool:
-    """A message with this attachment is worth a turn even without a caption."""
-    return media is not None and media.kind != "sticker" and media.problem != "disabled"
-
-
-def notice(media: Media) -> str:
-    """What the sender is told when an attachment cannot be used."""
-    what = _WHAT[media.kind]
-    if media.problem == "too_large":
-        return f"That {what} is too large for me ({media.detail})."
-    if media.problem == "download_failed":
-        return f"I couldn't download that {what}. Could you send it again?"
-    if media.problem == "unsupported":
-        return f"I can't open that {what}: {media.detail}."
-    return f"I couldn't open that {what}: the file seems damaged."
-
-
-def missing_key(loaded: LoadedConfig) -> bool:
-    """A voice note could arrive, be transcribed, and fail for want of a key: media on,
-    OpenAI's endpoint, no key set, and a chat whose voice notes are answered."""
-    config = loaded.config
-    media = config.media
-    host = urlsplit(media.transcription.base_url).hostname
-    if not media.enabled or host != "api.openai.com" or loaded.secrets.transcription_key:
-        return False
-    return any(hears_voice(entity) for entity in config.monitored_entities)
-
-
-def hears_voice(entity: Entity) -> bool:
-    """A voice note in this chat is answered: a person, the owner's own chat, an
-    ``always`` group; a mention or keyword group needs a caption, which voice notes lack."""
-    return not isinstance(entity, GroupEntity) or entity.trigger.mode == "always"
-
 
 class MediaStep:
-    """Prepares a burst's attachments; ``prepare`` returns True when it recorded something."""
+    """Runs a burst's next attachment step and records what came of it."""
 
     def __init__(
         self,
         folded: FoldedLog,
         transcriber: Callable[[LoadedConfig], Transcriber],
         store: MediaStore,
-        *,
-        new_id: Callable[[], str],
-        new_wa_id: Callable[[], str | None],
+        ids: Ids,
     ) -> None:
         self.folded = folded
         self.transcriber = transcriber
         self.store = store
-        self.new_id = new_id
-        self.new_wa_id = new_wa_id
+        self.ids = ids
 
-    async def prepare(self, loaded: LoadedConfig, chat: str, run: list[Item]) -> bool:
-        """Take the next step for the first attachment of ``run`` that needs one."""
-        config = loaded.config
-        for item in run:
-            media = item.media
-            if media is None or media.problem == "disabled":
-                continue
-            if media.problem is not None:
-                await self.folded.append(*self._tell(config, chat, item, notice(media)))
-                return True
-            if not media.sha256:
-                continue
-            if media.kind in ("voice", "audio") and item.transcript is None:
-                await self._transcribe(loaded, chat, item, media)
-                return True
-            if media.kind == "document" and item.document is None:
-                kind = document_type(media.mime, media.file_name)
-                if kind is not None:
-                    await self.folded.append(*await self._read(config, chat, item, media))
-                    return True
-        return False
+    async def run(self, loaded: LoadedConfig, chat: str, step: Step) -> None:
+        """Transcribe or read ``step``'s attachment (a notice needs no executor)."""
+        if step.need == "transcribe":
+            await self._transcribe(loaded, chat, step.item, step.media)
+        elif step.need == "read":
+            await self.folded.append(*await self._read(loaded.config, chat, step.item, step.media))
 
     async def _transcribe(self, loaded: LoadedConfig, chat: str, item: Item, media: Media) -> None:
         attempts = 0
@@ -137,7 +73,7 @@ class MediaStep:
             if not final:  # the final one is recorded with the sender's answer, at once
                 await self.folded.append(self._failure(chat, item, error, attempt, final=False))
 
-        sorry = f"I couldn't listen to that {_WHAT[media.kind]}."
+        sorry = f"I couldn't listen to that {what(media)}."
         try:
             heard = await self.transcriber(loaded).transcribe(
                 self.store.path(media.sha256),
@@ -170,7 +106,7 @@ class MediaStep:
         if heard.text:
             await self.folded.append(done)
         else:
-            text = f"I couldn't make out any words in that {_WHAT[media.kind]}."
+            text = f"I couldn't make out any words in that {what(media)}."
             await self.folded.append(done, *self._tell(loaded.config, chat, item, text))
 
     async def _read(self, config: AppConfig, chat: str, item: Item, media: Media) -> list[AnyEvent]:
@@ -208,12 +144,4 @@ class MediaStep:
     def _tell(self, config: AppConfig, chat: str, item: Item, text: str) -> list[ReplyPlanned]:
         """A short answer to ``item`` alone, without the LLM."""
         log.info("media_notice", chat=chat, msg_id=item.msg_id)
-        return reply_parts(
-            chat,
-            text,
-            [item],
-            whatsapp=config.whatsapp,
-            call_id=None,
-            new_id=self.new_id,
-            new_wa_id=self.new_wa_id,
-        )
+        return tell(config, chat, item, text, self.ids)

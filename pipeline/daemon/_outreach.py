@@ -18,12 +18,13 @@ one admitted but not started yet counts as starting now.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from projections import account, stats
+from projections import account, connection
 from projections.fold import States
 from projections.outbox import Entry
 
@@ -33,7 +34,7 @@ UNKNOWN_END_HOLD = account.UNKNOWN_END_HOLD
 
 def hold_until(view: States, now: float) -> float | None:
     """When the hold on sends to others ends; None: nothing is held now."""
-    return account.hold_until(view.account, stats.connected_at(view.stats), now)
+    return account.hold_until(view.account, connection.connected_at(view.connection), now)
 
 
 def probing(view: States) -> bool:
@@ -46,11 +47,19 @@ def in_window(sent: Sequence[float], now: float, window: float = WINDOW) -> list
     return sorted(t for t in sent if t > now - window)
 
 
+def still_in_window(sent: list[float], now: float, window: float = WINDOW) -> None:
+    """``in_window`` in place, for send times kept oldest first: a cut, not a sort
+    (the sender asks at every commit, with up to a minute of sends kept)."""
+    del sent[: bisect.bisect_right(sent, now - window)]
+
+
 def next_slot(
     sent: Sequence[float], reserved: int, now: float, limit: int, window: float = WINDOW
 ) -> float:
     """When the next send may start: ``now`` if one may, inf if only a send admitted
     earlier (``reserved``) leaving the window can make room."""
+    if len(sent) + reserved < limit:
+        return now  # room even if every send were recent
     recent = in_window(sent, now, window)
     over = len(recent) + reserved - limit + 1  # the oldest sends that must leave the window
     if over <= 0:

@@ -37,7 +37,7 @@ class Receipts:
         self._record = record
         self._clock = clock
         self._parked: deque[tuple[float, ReplyDelivered]] = deque()
-        self._waker = folded.waker()
+        self._waker = folded.waker([deliveries.PROJECTION])  # a send recorded may match
 
     async def deliver(self, receipt: ReplyDelivered) -> None:
         keyed = self._match(receipt)

@@ -24,7 +24,6 @@ between those, a wake-up costs a comparison.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
 
 import anyio
@@ -32,16 +31,17 @@ import anyio.to_thread
 from croniter import CroniterBadDateError
 
 from events.model import Compacted, ReplyPlanned
-from events.protocol import LogError
 from events.units import DAY
+from pipeline.config import LoadedConfig
 from pipeline.daemon import _timetable as timetable
+from pipeline.daemon._dispatch import Dispatcher
 from pipeline.daemon._failures import Failures
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
-from projections import aliases, budget, retention, schedule
+from projections import aliases, budget, configs, connection, retention, schedule
 
 log = get_logger("wabot.scheduler")
 
@@ -51,42 +51,45 @@ class Scheduler:
         self,
         folded: FoldedLog,
         settings: Settings,
-        new_wa_id: Callable[[], str | None],
+        ids: Ids,
         *,
         clock: Callable[[], float],
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         media: MediaStore | None = None,
     ) -> None:
-        """``media``: the attachments a rotation sweeps after the events naming them went."""
+        """``ids``: the check-in's; ``media``: the attachments a rotation sweeps after
+        the events naming them went."""
         self.folded = folded
         self.media = media
         self.settings = settings
-        self.new_wa_id = new_wa_id
+        self.ids = ids
         self.clock = clock
-        self.new_id = new_id
         self.started = clock()
         self._checked_in = 0.0
         self._rotation_tried = 0.0
         self._failures = Failures(log, "scheduled_job_failed")
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
-        self._waker = folded.waker()
+        self._wake = 0.0  # when a job falls due next
+        self._seen: LoadedConfig | None = None  # the config the jobs last ran under
+        # Its jobs fall due by the clock; commits matter only for what they have run,
+        # a reloaded config and the transport's first report.
+        reads = (schedule.PROJECTION, connection.PROJECTION, configs.PROJECTION)
+        self._dispatch = Dispatcher(
+            folded, settings, log, "scheduler_pass_failed", clock=clock, reads=reads
+        )
 
     async def run(self) -> None:
         """Run jobs as they fall due, as a config reload changes them, as the transport reports."""
-        wake, seen = 0.0, None
-        while True:
-            now = self.clock()
-            if now >= wake or self.settings.loaded is not seen or self._awaiting_transport:
-                seen = self.settings.loaded
-                try:
-                    wake = await self.run_due(now)
-                except LogError as exc:
-                    # The log's database is away: try again at the next poll.
-                    log.warning("scheduler_waiting_for_log", error=str(exc))
-                    wake = now + self.settings.app.polling.interval_seconds
-            poll = self.settings.app.polling.interval_seconds
-            await self._waker.wait(min(poll, wake - self.clock()))
+        await self._dispatch.repeat(self._step)
+
+    async def _step(self) -> float:
+        now = self.clock()
+        if now >= self._wake or self.settings.loaded is not self._seen or self._awaiting_transport:
+            self._seen = self.settings.loaded
+            # Should the pass fail: again at the next poll.
+            self._wake = now + self.settings.app.polling.interval_seconds
+            self._wake = await self.run_due(now)
+        return self._wake
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
@@ -114,7 +117,7 @@ class Scheduler:
         if due > now:
             return due
         grace_ends = self.started + timetable.TRANSPORT_GRACE
-        state = self.folded.view.stats.transport_state
+        state = self.folded.view.connection.state
         self._awaiting_transport = state == "connecting" and now < grace_ends
         if self._awaiting_transport:
             return grace_ends
@@ -127,13 +130,13 @@ class Scheduler:
         view = self.folded.view
         replies = schedule.replies_since(view.schedule, now - DAY)
         spent = budget.spent_since(view.budget, now - DAY)
-        connection = view.stats.transport_state or "unknown"
+        connection = view.connection.state or "unknown"
         status = (
             f"— {replies} {'reply' if replies == 1 else 'replies'}, ${spent:.2f} spent "
             f"in the last 24 h, connection: {connection}"
         )
-        ids = Ids(self.new_id, self.new_wa_id)
-        return owner_note(self.settings.app.owner_jid, "vitality", f"{message}\n{status}", ids)
+        text = f"{message}\n{status}"
+        return owner_note(self.settings.app.owner_jid, "vitality", text, self.ids)
 
     async def _rotation(self, now: float) -> float:
         rotation_cfg = self.settings.app.rotation

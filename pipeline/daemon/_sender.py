@@ -22,6 +22,8 @@ to end; the first one through after it records the restriction's end.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Callable
 
@@ -29,12 +31,12 @@ import anyio
 
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
 from pipeline.daemon import _outreach as outreach
-from pipeline.daemon._failures import Failures
+from pipeline.daemon._dispatch import Dispatcher, Job, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
-from projections import account, addresses, outbox, timers
+from projections import account, addresses, configs, connection, outbox, timers
 
 log = get_logger("wabot.sender")
 
@@ -60,62 +62,53 @@ class Sender:
         self.transport = transport
         self.settings = settings
         self.clock = clock
-        # Woken by commits, and by each chat's worker as it ends (its retry time is set).
-        self._waker = folded.waker()
+        # What admits a reply: the replies owed, the connection, the account's state.
+        reads = (outbox.PROJECTION, connection.PROJECTION, account.PROJECTION, configs.PROJECTION)
+        self._dispatch = Dispatcher(
+            folded, settings, log, "send_pass_failed", clock=clock, reads=reads
+        )
         self._retry_at: dict[str, float] = {}
-        self._busy: set[str] = set()  # chats a worker is sending to
-        self._done = anyio.Event()
-        self._failures = Failures(log, "send_pass_failed")
         # When recent sends started (None: not yet read from the log), and how many
         # sends were admitted that have not started yet.
         self._sends: list[float] | None = None
         self._reserved = 0
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            while True:
-                wake = math.inf
-                # A failure to read the log must not stop later sends.
-                with self._failures.guard():
-                    wake = self._dispatch(tg)
-                poll = self.settings.app.polling.interval_seconds
-                await self._waker.wait(min(poll, wake - self.clock()))
+        # A failure to read the log must not stop later sends.
+        await self._dispatch.run(self._look)
 
     async def send_due(self) -> float:
         """Send what is owed and due, and wait until no chat is being sent to
         (shutdown drains so); returns when something owed is due next (inf: nothing)."""
-        async with anyio.create_task_group() as tg:
-            self._dispatch(tg)
-        while self._busy:  # chats the run loop's workers are still on
-            await self._done.wait()
+        await self._dispatch.once(self._look)
         admission = self._admission()
         return self.clock() if admission.work else admission.wake
 
-    def _dispatch(self, tg: anyio.abc.TaskGroup) -> float:
-        """Start a worker for each chat with owed messages to handle now; when to look again."""
+    def _look(self, now: float) -> Pass:
+        """A worker for each chat with owed messages to handle now; when to look again."""
         admission = self._admission()
+        jobs: list[tuple[str, Job]] = []
         for chat, entries in admission.work.items():
-            self._busy.add(chat)
             sends = sum(1 for e in entries if not self._stale(e))
             self._reserved += sends
-            tg.start_soon(self._work_chat, chat, entries, sends)
-        return admission.wake
+            jobs.append((chat, functools.partial(self._work_chat, chat, entries, sends)))
+        return Pass(jobs, admission.wake)
 
     def _admission(self) -> outreach.Admission:
         """What may be handled now (``_outreach``'s rule over the log and this sender)."""
         view = self.folded.view
         # None: a rotation removed every report (a connection up for longer than the
         # retention); the transport itself says whether a send can go.
-        if view.stats.transport_state not in ("connected", None):
+        if not connection.usable(view.connection):
             return outreach.Admission({}, math.inf)  # the status saying it is back wakes us
         owed = outbox.unsent(view.outbox)
         ids = {e.event.reply_id for e in owed}
         # Replies gone from the log (sent, failed, forgotten) wait for nothing.
         self._retry_at = {r: at for r, at in self._retry_at.items() if r in ids}
         now = self.clock()
-        if self._sends is None:
-            self._sends = account.send_times(view.account)  # what the last run just sent
-        self._sends = outreach.in_window(self._sends, now)
+        if self._sends is None:  # what the last run just sent
+            self._sends = outreach.in_window(account.send_times(view.account), now)
+        outreach.still_in_window(self._sends, now)
         app = self.settings.app
         gate = outreach.Gate(
             now=now,
@@ -127,7 +120,7 @@ class Sender:
             limit=app.whatsapp.max_sends_per_minute,
             stale_at=self._stale_at,
         )
-        return outreach.admit(gate, owed, frozenset(self._busy), self._retry_at)
+        return outreach.admit(gate, owed, frozenset(self._dispatch.busy), self._retry_at)
 
     async def _work_chat(self, chat: str, entries: list[outbox.Entry], sends: int) -> None:
         """One chat's admitted messages in order, until one must wait (it holds the later
@@ -149,16 +142,12 @@ class Sender:
                     return
         finally:
             self._reserved -= sends  # the places of sends this worker did not start
-            self._busy.discard(chat)
-            self._done.set()
-            self._done = anyio.Event()
-            self._waker.wake()
 
     def _start_send(self) -> None:
         """A send starts now: it counts in the pace from here."""
         self._reserved -= 1
         if self._sends is not None:
-            self._sends.append(self.clock())
+            bisect.insort(self._sends, self.clock())  # oldest first, should the clock step back
 
     def _stale_at(self, entry: outbox.Entry) -> float:
         if entry.event.purpose not in _ANSWERS:
@@ -254,9 +243,7 @@ class Sender:
         if final:
             self._retry_at.pop(planned.reply_id, None)
         else:
-            self._retry_at[planned.reply_id] = (
-                self.clock() + _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
-            )
+            self._retry_at[planned.reply_id] = self.clock() + backoff(_BACKOFF, attempt)
         await self.folded.append(
             ReplyFailed(
                 chat=planned.chat,

@@ -17,7 +17,7 @@ from events.units import DAY
 from pipeline.config import ConfigError, config_from_dict
 from pipeline.tools._args import iso
 from pipeline.tools._where import Where, open_tool_reader
-from projections import account, budget, configs, deliveries, stats
+from projections import account, budget, configs, connection, deliveries, stats
 from projections.fold import States
 from projections.runner import Runner
 from projections.spend import KINDS, SPEND_NAMES, SpendKind
@@ -117,7 +117,7 @@ def report(states: States, now: float, log: LogReader, names: Mapping[str, str])
             newest_at=iso(s.newest_ts) if oldest else None,
             compacted=s.compacted,
         ),
-        transport=Transport(state=s.transport_state, detail=s.transport_detail),
+        transport=Transport(state=states.connection.state, detail=states.connection.detail),
         unresolved_lids=dict(sorted(s.unresolved_lids.items())),
         account=account_report(states, now),
     )
@@ -127,7 +127,7 @@ def account_report(states: States, now: float) -> Account:
     strike = account.newest(states.account)
     if strike is None:
         return Account(restricted=False)
-    held = account.hold_until(states.account, stats.connected_at(states.stats), now)
+    held = account.hold_until(states.account, connection.connected_at(states.connection), now)
     return Account(
         restricted=True,
         since=_iso(account.since(states.account)),

@@ -111,7 +111,7 @@ def daemon_check(daemon: DaemonProbe | Finder) -> Check:
 
 
 def connection_check(states: States) -> Check:
-    state, detail = states.stats.transport_state, states.stats.transport_detail
+    state, detail = states.connection.state, states.connection.detail
     if state is None:
         return Check("connection", False, "the transport has not reported yet")
     text = f"{state} ({detail})" if detail else state

@@ -57,7 +57,7 @@ def _families(snap: Snapshot, log_bytes: int) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             f"wabot_{check.name}_ok", f"1 when the {check.name} check passes", value=int(check.ok)
         )
-    state = states.stats.transport_state
+    state = states.connection.state
     connection = GaugeMetricFamily(
         "wabot_transport_state", "1 for the last connection state logged", labels=["state"]
     )

@@ -1,0 +1,154 @@
+"""When the daemon's loops look again, and who works on which chat: written once.
+
+Every loop of the daemon is woken by each commit that changes what it reads
+(``FoldedLog.waker``), so it acts the moment the log says there is something
+to do, and sleeps through the commits that cannot concern it; the poll
+interval is only a fallback, and a loop that knows when its next thing falls due (a
+debounce deadline, a retry, a check-in) sleeps until then at the latest.
+A pass that fails (the database away, a full disk, a bug) is logged once,
+not once per wake-up (``_failures``), and the loop tries again at the next
+one: whatever broke, the daemon stays up.
+
+The agent and the sender work chats: ``Dispatcher.run`` starts one worker per
+chat with work (each chat's work stays in log order, different chats go
+concurrently up to an optional limit), keeps the busy set, the chats that
+must not be looked at before a due time, and lets shutdown wait until no
+chat is being worked on. A worker that ends wakes the loop too: it may have
+set the due time the next pass sleeps to, or freed a place. The scheduler and
+the alerter do one thing at a time and run on ``Dispatcher.repeat``: the same
+waking and guard, no workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import anyio
+import anyio.abc
+import structlog
+
+from pipeline.daemon._failures import Failures
+from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._settings import Settings
+from projections.base import Projection
+
+Job = Callable[[], Awaitable[None]]
+
+
+class Pass(NamedTuple):
+    """What one look at the view found: a worker to start per chat, and when to look
+    again at the latest besides the chats' due times (inf: at the next wake-up)."""
+
+    jobs: Sequence[tuple[str, Job]]
+    wake: float = math.inf
+
+
+def backoff(delays: Sequence[float], attempt: int) -> float:
+    """The wait before try ``attempt + 1``, after ``attempt`` failed ones (the last
+    delay repeats)."""
+    return delays[min(attempt - 1, len(delays) - 1)]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        folded: FoldedLog,
+        settings: Settings,
+        log: structlog.stdlib.BoundLogger,
+        failed: str,
+        *,
+        clock: Callable[[], float],
+        limited: bool = False,
+        reads: Iterable[Projection[Any]] | None = None,
+    ) -> None:
+        """``failed``: the event a failed pass is logged as; ``limited``: at most
+        ``polling.max_concurrent_chats`` chats are worked on at once (as in force at
+        each pass); ``reads``: the projections a pass reads, whose commits wake it
+        (None: every commit). ``polling.interval_seconds`` is the fallback."""
+        self.clock = clock
+        self.busy: set[str] = set()  # chats a worker is on
+        self.stopping = False  # ``run`` starts no worker once set, and returns when idle
+        self._settings = settings
+        polling = settings.app.polling
+        self._limiter = anyio.CapacityLimiter(polling.max_concurrent_chats) if limited else None
+        self._due: dict[str, float] = {}  # chats not to be looked at before then
+        self._idle = anyio.Event()
+        self._waker = folded.waker(reads)
+        self._pass_failures = Failures(log, failed)
+        self._chat_failures = Failures(log, "chat_work_failed")
+
+    def ready(self, chat: str, now: float) -> bool:
+        """No worker is on ``chat`` and it is not waiting for a due time."""
+        return chat not in self.busy and self._due.get(chat, 0.0) <= now
+
+    def defer(self, chat: str, until: float) -> None:
+        """Look at ``chat`` again at ``until`` (the loop sleeps until then at most)."""
+        self._due[chat] = until
+
+    def undefer(self, chat: str) -> None:
+        self._due.pop(chat, None)
+
+    def wake(self) -> None:
+        """Look again now (something the next pass reads changed outside the log)."""
+        self._waker.wake()
+
+    async def run(self, look: Callable[[float], Pass]) -> None:
+        """Until ``stopping``: look at every wake-up, start the workers ``look`` asks for."""
+        async with anyio.create_task_group() as tg:
+            while not self.stopping:
+                wake = math.inf
+                with self._pass_failures.guard():
+                    wake = self._start(tg, look(self.clock()))
+                await self._waker.wait(self._sleep(wake))
+            await self.idle()
+
+    async def once(self, look: Callable[[float], Pass]) -> None:
+        """One look now; returns when no chat is being worked on (``run``'s included)."""
+        async with anyio.create_task_group() as tg:
+            self._start(tg, look(self.clock()))
+        await self.idle()
+
+    async def repeat(self, step: Callable[[], Awaitable[float]]) -> None:
+        """Forever: ``step`` at every wake-up, awaited; it returns when it is due next."""
+        while True:
+            wake = math.inf
+            with self._pass_failures.guard():
+                wake = await step()
+            await self._waker.wait(min(self._poll(), wake - self.clock()))
+
+    def _poll(self) -> float:
+        return self._settings.app.polling.interval_seconds
+
+    async def idle(self) -> None:
+        """Wait until no chat is being worked on."""
+        while self.busy:
+            await self._idle.wait()
+
+    def _start(self, tg: anyio.abc.TaskGroup, found: Pass) -> float:
+        if self._limiter is not None:
+            self._limiter.total_tokens = self._settings.app.polling.max_concurrent_chats
+        for chat, job in found.jobs:
+            self.busy.add(chat)
+            tg.start_soon(self._work, chat, job)
+        return found.wake
+
+    def _sleep(self, wake: float) -> float:
+        """Until the pass's wake time or the next chat's due time; the poll at most."""
+        upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
+        return min(self._poll(), min([wake, *upcoming]) - self.clock())
+
+    async def _work(self, chat: str, job: Job) -> None:
+        try:
+            with self._chat_failures.guard(chat=chat):
+                if self._limiter is None:
+                    await job()
+                else:
+                    async with self._limiter:
+                        await job()
+        finally:
+            self.busy.discard(chat)
+            self._idle.set()
+            self._idle = anyio.Event()
+            self._waker.wake()

@@ -1,0 +1,340 @@
+"""A chat's turn, as pure functions: what to record next, and what to do then.
+
+``step`` looks at a chat's queue and returns a ``Plan``: the events to append
+and at most one effect, run once they are committed (the write-ahead rule: a
+restart finds in the log every decision made, and an LLM call is requested in
+the log before it goes out). The agent appends, runs the effect and asks
+again, until the chat has nothing left or must wait. ``answered`` turns what
+the LLM said into the events that record it: the reply's parts, or why none
+goes out. Both read only their arguments (the view, the config in force, now,
+where ids come from), so the tests can cover every path without a daemon.
+
+The judgements themselves are ``_decide``'s; attachments are ``_attachments``'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from events.model import (
+    AnyEvent,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageSkipped,
+    ReplyPlanned,
+    SessionStarted,
+)
+from pipeline.config import Entity, LoadedConfig, Skip, skip_words
+from pipeline.daemon import _attachments as attachments
+from pipeline.daemon import _decide as decide
+from pipeline.daemon import _outreach as outreach
+from pipeline.daemon._replies import Ids, owner_note, reply_parts
+from pipeline.llm import (
+    LlmResult,
+    Prompt,
+    compose,
+    debug_note,
+    format_reply,
+    system_text,
+    user_turn,
+)
+from projections import addresses, aliases, identity, queue, sessions
+from projections.fold import States
+from projections.queue import Item
+
+RESET_REPLY = "New conversation started: I have forgotten what we said before."
+
+# The fields a model took, given those a turn asks for (the client learns which it refuses).
+Learned = Callable[[str, dict[str, Any]], dict[str, Any]]
+Line = tuple[str, dict[str, str]]  # a log line (INFO) to write once the events are in
+
+
+def _as_asked(model: str, params: dict[str, Any]) -> dict[str, Any]:
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a turn reads: the view, the config in force, now and where ids come from."""
+
+    view: States
+    loaded: LoadedConfig
+    now: float
+    ids: Ids
+    reserving: frozenset[str] = frozenset()  # chats whose call may not be in the log yet
+    learned: Learned = _as_asked
+    prepares_media: bool = False  # attachments are transcribed and read before a turn
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Ask the LLM (``LlmRequested`` is in the events before it)."""
+
+    chat: str
+    call_id: str
+    prompt: Prompt
+    run: list[Item]
+    to: str  # where "typing…" is shown
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """Transcribe or read an attachment of the burst (``_media.MediaStep``)."""
+
+    step: attachments.Step
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing to do before ``until`` (the burst's debounce); a commit may end it sooner."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitFetch:
+    """An attachment of the burst is still on its way: look again once it is in."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCosts:
+    """Today's budget may be spent by the calls in flight: look again when one lands,
+    or at ``until`` should none."""
+
+    until: float
+
+
+Effect = Ask | Prepare | Wait | AwaitFetch | AwaitCosts
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Events to append, log lines to write once they are in, then at most one effect.
+    No events and no effect: the chat has nothing left to decide."""
+
+    events: list[AnyEvent] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    effect: Effect | None = None
+
+
+def step(facts: Facts, chat: str) -> Plan:
+    """The next step of ``chat``'s turn."""
+    config = facts.loaded.config
+    items = queue.pending(facts.view.queue, chat)
+    if not items:
+        return Plan()
+    first = items[0]
+    entity = config.entity_for(chat, first.sender_alt, first.is_group)
+    if entity is None:
+        return skips(facts, None, items, "not_monitored")
+    orphans = [i for i in items if i.status == "requested"]
+    if orphans:
+        # Requested before a restart and never answered: ask again,
+        # unless the restart came too late for an answer to make sense.
+        call = _same_call(orphans)
+        if decide.is_stale(config, call[-1], facts.now):
+            return skips(facts, entity, call, "stale")
+        return ask(facts, entity, chat, call)
+    judged = arrivals(facts, entity, chat, items)
+    if judged.events:
+        return judged
+    run = decide.burst(items)
+    due = decide.due_at(config, run)
+    if facts.now < due:
+        return Plan(effect=Wait(due))
+    if decide.fetching(run):
+        return Plan(effect=AwaitFetch())
+    judging = _judging(facts)
+    reason = decide.before_turn(judging, chat)
+    if reason is not None:
+        return skips(facts, entity, run, reason)
+    if decide.budget_held(judging):
+        return Plan(effect=AwaitCosts(facts.now + config.polling.interval_seconds))
+    ready = attachments.next_step(run) if facts.prepares_media else None
+    if ready is not None:
+        return prepare(facts, chat, ready)
+    return ask(facts, entity, chat, run)
+
+
+def arrivals(facts: Facts, entity: Entity, chat: str, items: list[Item]) -> Plan:
+    """The skips and resets that need no waiting, for every message not yet judged."""
+    judging = _judging(facts)
+    plan = Plan()
+    for item in items:
+        if item.status != "pending":
+            continue
+        reason = decide.on_arrival(judging, entity, item)
+        if reason is not None:
+            _skip(plan, facts, entity, item, reason)
+        elif decide.is_reset(item):
+            plan.events.extend(reset(facts, chat, item))
+    return plan
+
+
+def skips(facts: Facts, entity: Entity | None, items: list[Item], reason: str) -> Plan:
+    plan = Plan()
+    for item in items:
+        _skip(plan, facts, entity, item, reason)
+    return plan
+
+
+def _skip(plan: Plan, facts: Facts, entity: Entity | None, item: Item, reason: str) -> None:
+    """Record the skip of ``item``, and log why in words (never its text)."""
+    skipped = MessageSkipped(chat=item.chat, msg_id=item.msg_id, reason=reason)
+    said = Skip(
+        reason=reason,
+        at=facts.now,
+        sent_at=item.sent_at or item.ts,
+        took_over_at=facts.view.takeover.paused_since.get(item.chat),
+        media=item.media.kind if item.media is not None else None,
+    )
+    why = skip_words(said, facts.loaded.config, entity)
+    plan.events.append(skipped)
+    line = {"chat": item.chat, "msg_id": item.msg_id, "reason": reason, "why": why}
+    plan.lines.append(("message_skipped", line))
+
+
+def reset(facts: Facts, chat: str, item: Item) -> list[AnyEvent]:
+    """``/reset``: a new session, and the reply that says so (no LLM call)."""
+    ids = facts.ids
+    user = aliases.canonical(facts.view.aliases, item.sender)
+    return [
+        SessionStarted(chat=chat, session_id=ids.new_id(), user=user, reason="reset"),
+        ReplyPlanned(
+            chat=chat,
+            reply_id=ids.new_id(),
+            purpose="reply",
+            text=RESET_REPLY,
+            in_reply_to=item.msg_id,
+            trigger_ids=[item.msg_id],
+            wa_id=ids.new_wa_id(),
+        ),
+    ]
+
+
+def prepare(facts: Facts, chat: str, ready: attachments.Step) -> Plan:
+    """An attachment that cannot be used is answered at once; the others need work."""
+    if ready.need != "notice":
+        return Plan(effect=Prepare(ready))
+    text = attachments.notice(ready.media)
+    replies = attachments.tell(facts.loaded.config, chat, ready.item, text, facts.ids)
+    line = {"chat": chat, "msg_id": ready.item.msg_id}
+    return Plan(events=list(replies), lines=[("media_notice", line)])
+
+
+def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
+    """Compose the prompt, record it (and a new session, should the turn start one)."""
+    loaded, view, ids = facts.loaded, facts.view, facts.ids
+    cfg = loaded.config
+    memory = cfg.session_memory
+    user = aliases.canonical(view.aliases, run[-1].sender)
+    forms = aliases.forms(view.aliases, user)
+    live = sessions.live(
+        view.sessions,
+        chat,
+        forms,
+        facts.now,
+        memory.mode,
+        memory.ttl_minutes,
+        cfg.vitality.timezone,
+    )
+    last = live if live is not None else sessions.current(view.sessions, chat, forms)
+    reason = decide.session_start(live, last, system_text(cfg, entity))
+    events: list[AnyEvent] = []
+    if live is not None and reason is None:
+        session_id, context = live.session_id, sessions.context(live)
+    else:
+        session_id, context = ids.new_id(), []
+        started = SessionStarted(
+            chat=chat, session_id=session_id, user=user, reason=reason or "new"
+        )
+        events.append(started)
+    prompt = compose(cfg, entity, context, user_turn(run, cfg))
+    # Fields this model refused earlier in this process go out as it takes them, recorded so.
+    prompt = msgspec.structs.replace(prompt, params=facts.learned(prompt.model, prompt.params))
+    if entity.debug:
+        persona, _ = cfg.entity_prompt(entity)
+        text = debug_note(entity.name or chat, prompt, persona)
+        # It quotes the chat's words: forget takes the note with the chat.
+        events.append(owner_note(cfg.owner_jid, "debug", text, ids, quotes_chat=chat))
+    call_id = ids.new_id()
+    events.append(
+        LlmRequested(
+            chat=chat,
+            call_id=call_id,
+            session_id=session_id,
+            trigger_ids=[i.msg_id for i in run],
+            model=prompt.model,
+            params=prompt.params,
+            messages=prompt.messages,
+            config_hash=loaded.hash,
+            user=user,
+        )
+    )
+    to = addresses.destination(view.addresses, chat, cfg.owner_jid, view.identity.me_lid)
+    # "typing…" is sent to the chat too: not to others while the account is restricted.
+    held = outreach.hold_until(view, facts.now) is not None
+    shown = cfg.whatsapp.typing and not (held and chat != cfg.owner_jid)
+    return Plan(events=events, effect=Ask(chat, call_id, prompt, run, to, shown))
+
+
+def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
+    """What the LLM's answer comes to: the reply's parts, or why none goes out."""
+    chat, call_id = asked.chat, asked.call_id
+    completed = LlmCompleted(
+        chat=chat,
+        call_id=call_id,
+        content=result.content,
+        citations=result.citations,
+        usage=result.usage,
+        latency_ms=result.latency_ms,
+        finish_reason=result.finish_reason,
+    )
+    text = format_reply(result.content, result.citations)
+    if not text.strip():
+        error = "the LLM answered with no text"
+        return Plan(
+            events=[completed, LlmFailed(chat=chat, call_id=call_id, error=error, final=True)]
+        )
+    if revoked(facts.view, chat, asked.run):
+        # Deleted while the model was answering: the answer goes nowhere.
+        entity = facts.loaded.config.find_entity(chat)
+        plan = skips(facts, entity, asked.run, "revoked")
+        return Plan(events=[completed, *plan.events], lines=plan.lines)
+    parts = reply_parts(
+        chat,
+        text,
+        asked.run,
+        whatsapp=facts.loaded.config.whatsapp,
+        call_id=call_id,
+        new_id=facts.ids.new_id,
+        new_wa_id=facts.ids.new_wa_id,
+    )
+    return Plan(events=[completed, *parts])
+
+
+def revoked(view: States, chat: str, run: list[Item]) -> bool:
+    """Every message of the turn still waiting for its answer was deleted by its sender."""
+    still = {i.msg_id: i for i in queue.pending(view.queue, chat)}
+    asked = [still[i.msg_id] for i in run if i.msg_id in still]
+    return bool(asked) and all(i.revoked for i in asked)
+
+
+def _judging(facts: Facts) -> decide.View:
+    """What ``_decide``'s judgements read."""
+    view, config = facts.view, facts.loaded.config
+    owner = identity.owner_forms(view.identity, config.owner_jid)
+    return decide.View(
+        config, view.echo, view.takeover, view.budget, facts.now, owner, facts.reserving
+    )
+
+
+def _same_call(items: list[Item]) -> list[Item]:
+    first = items[0].call_id
+    return [i for i in items if i.call_id == first]

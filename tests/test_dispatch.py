@@ -1,0 +1,136 @@
+"""The one per-chat dispatcher the daemon's loops run on: one worker per chat, the limit,
+due times, the failure guard and waiting for idle."""
+
+from __future__ import annotations
+
+import functools
+
+import anyio
+import pytest
+import structlog
+
+from events.memory import MemoryLog
+from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.daemon._dispatch import Dispatcher, Pass, backoff
+from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._settings import Settings
+from pipeline.logs import get_logger
+
+NOW = 1_764_070_000.0
+
+
+def dispatcher(limit: int | None = None) -> Dispatcher:
+    polling = {"interval_seconds": 3600}  # never: every pass here is woken
+    if limit is not None:
+        polling["max_concurrent_chats"] = limit
+    config = config_from_dict({"whatsapp": {"phone_number": "491700000000"}, "polling": polling})
+    settings = Settings(
+        LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets(api_key=None))
+    )
+    return Dispatcher(
+        FoldedLog(MemoryLog()),
+        settings,
+        get_logger("wabot.test"),
+        "test_pass_failed",
+        clock=lambda: NOW,
+        limited=limit is not None,
+    )
+
+
+@pytest.mark.anyio
+async def test_chats_are_worked_on_concurrently_up_to_the_limit() -> None:
+    chats = dispatcher(limit=2)
+    release = anyio.Event()
+    running: set[str] = set()
+    finished: set[str] = set()
+    most = 0
+    started = 0
+
+    async def work(chat: str) -> None:
+        nonlocal most, started
+        started += 1
+        running.add(chat)
+        most = max(most, len(running))
+        await release.wait()
+        running.discard(chat)
+        finished.add(chat)
+
+    def look(now: float) -> Pass:
+        due = [c for c in ("a", "b", "c", "d") if chats.ready(c, now) and c not in finished]
+        return Pass([(c, functools.partial(work, c)) for c in due])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.run, look)
+        with anyio.fail_after(10):
+            while len(running) < 2:
+                await anyio.lowlevel.checkpoint()
+        assert chats.busy == {"a", "b", "c", "d"}  # waiting for a place, not started again
+        chats.wake()
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()
+        assert started == 2
+        release.set()
+        with anyio.fail_after(10):
+            while len(finished) < 4 or chats.busy:
+                await anyio.lowlevel.checkpoint()
+        chats.stopping = True
+        chats.wake()
+    assert (most, started) == (2, 4)  # each chat once, two at a time
+
+
+@pytest.mark.anyio
+async def test_a_failing_look_is_logged_once_and_the_loop_goes_on() -> None:
+    chats = dispatcher()
+    looks = 0
+    done = anyio.Event()
+
+    async def work() -> None:
+        done.set()
+
+    def look(now: float) -> Pass:
+        nonlocal looks
+        looks += 1
+        if looks <= 2:
+            raise RuntimeError("a bug")
+        return Pass([("a", work)] if not done.is_set() else [])
+
+    with structlog.testing.capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(chats.run, look)
+            with anyio.fail_after(10):
+                while not done.is_set():
+                    chats.wake()
+                    await anyio.lowlevel.checkpoint()
+            chats.stopping = True
+            chats.wake()
+    failed = [e for e in logs if e["event"] == "test_pass_failed"]
+    assert len(failed) == 1  # the same error again is not logged again
+    assert any(e["event"] == "test_pass_recovered" for e in logs)
+
+
+@pytest.mark.anyio
+async def test_a_failing_chat_is_logged_and_frees_its_place() -> None:
+    chats = dispatcher(limit=1)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    with structlog.testing.capture_logs() as logs:
+        await chats.once(lambda now: Pass([("a", broken)]))
+    assert chats.busy == set()
+    assert [(e["event"], e["chat"]) for e in logs] == [("chat_work_failed", "a")]
+
+
+def test_a_deferred_chat_is_not_ready_before_its_due_time() -> None:
+    chats = dispatcher()
+    chats.defer("a", NOW + 2)
+    assert not chats.ready("a", NOW)
+    assert chats.ready("a", NOW + 2)
+    assert chats.ready("b", NOW)
+    chats.undefer("a")
+    assert chats.ready("a", NOW)
+
+
+def test_backoff_repeats_its_last_delay() -> None:
+    delays = (1.0, 2.0, 5.0)
+    assert [backoff(delays, attempt) for attempt in range(1, 6)] == [1.0, 2.0, 5.0, 5.0, 5.0]

@@ -26,7 +26,7 @@ import msgspec
 
 from events.model import AccountRestricted, Compacted, Recorded, ReplySent
 from events.units import HOUR
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 
 SEND_WINDOW = 60.0  # seconds: the pace counts the sends of any such window
 SENDS_KEPT = 1000  # the highest whatsapp.max_sends_per_minute allowed
@@ -112,5 +112,5 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _sent,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("account", State, apply, _HANDLERS)
+PROJECTION = Projection.of("account", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -18,7 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, MessageReceived, Recorded, ReplySent
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -103,5 +103,5 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _sent,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("addresses", State, apply, _HANDLERS)
+PROJECTION = Projection.of("addresses", State, _HANDLERS)
+apply = PROJECTION.apply

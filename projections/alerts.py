@@ -57,7 +57,7 @@ from events.model import (
     TransportStatus,
 )
 from projections import deliveries
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 
 DEFAULT_LLM_FAILURES = 3
 _CONNECTION: dict[str, AlertKind] = {
@@ -299,5 +299,5 @@ _HANDLERS: Handlers[State] = {
     OwnerAlerted: _alerted,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("alerts", State, apply, _HANDLERS)
+PROJECTION = Projection.of("alerts", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -18,7 +18,7 @@ import msgspec
 from events.jid import PN_SERVER, InvalidJid, normalize
 from events.model import Compacted, MessageReceived, Recorded
 from events.protocol import Removal
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 _PN_SUFFIX = "@" + PN_SERVER
 
@@ -141,5 +141,5 @@ def forms(state: State, jid: str) -> set[str]:
 
 
 _HANDLERS: Handlers[State] = {MessageReceived: _received, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("aliases", State, apply, _HANDLERS)
+PROJECTION = Projection.of("aliases", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -68,6 +68,11 @@ class Projection(Generic[S]):
     apply: Callable[[S, Recorded], S]
     handlers: Handlers[S]
 
+    @classmethod
+    def of(cls, name: str, state_type: type[S], handlers: Handlers[S]) -> Projection[S]:
+        """The projection folding ``handlers`` into a ``state_type`` under ``name``."""
+        return cls(name, state_type, dispatcher(handlers), handlers)
+
     @property
     def handles(self) -> frozenset[type[Event]]:
         return frozenset(self.handlers)

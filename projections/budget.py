@@ -38,7 +38,7 @@ from events.model import (
 )
 from events.units import HOUR
 from projections import spend
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 from projections.spend import SpendKind
 
 SPEND_WINDOW = 8 * 24 * HOUR  # a day's budget in any time zone, with room to spare
@@ -225,5 +225,5 @@ _HANDLERS: Handlers[State] = {
     **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("budget", State, apply, _HANDLERS)
+PROJECTION = Projection.of("budget", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from events.model import Compacted, ConfigLoaded, Recorded
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 
 class Loaded(msgspec.Struct, kw_only=True, gc=False):
@@ -43,5 +43,5 @@ def current(state: State) -> Loaded | None:
 
 
 _HANDLERS: Handlers[State] = {ConfigLoaded: _loaded, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("configs", State, apply, _HANDLERS)
+PROJECTION = Projection.of("configs", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, Recorded, TransportStatus
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -62,5 +62,5 @@ def up_since(state: State) -> float | None:
 
 
 _HANDLERS: Handlers[State] = {TransportStatus: _status, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("connection", State, apply, _HANDLERS)
+PROJECTION = Projection.of("connection", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -23,7 +23,7 @@ from typing import NamedTuple, get_args
 import msgspec
 
 from events.model import Compacted, ReceiptState, Recorded, ReplyDelivered, ReplySent
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 # The states in the order they happen: a later one implies the earlier ones.
 ORDER: tuple[ReceiptState, ...] = get_args(ReceiptState)
@@ -141,5 +141,5 @@ _HANDLERS: Handlers[State] = {
     ReplyDelivered: _delivered,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("deliveries", State, apply, _HANDLERS)
+PROJECTION = Projection.of("deliveries", State, _HANDLERS)
+apply = PROJECTION.apply

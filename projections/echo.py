@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 
 from events.model import Compacted, Recorded, ReplyPlanned, ReplySent
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 KEEP = 50  # per chat and kind; an echo arrives within seconds, not 50 replies later
 _TRIM_AT = 2 * KEEP  # trimming in bulk keeps the per-send cost flat
@@ -111,5 +111,5 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _confirmed,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("echo", State, apply, _HANDLERS)
+PROJECTION = Projection.of("echo", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, Recorded, TransportStatus
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -48,5 +48,5 @@ def owner_forms(state: State, configured: str) -> frozenset[str]:
 
 
 _HANDLERS: Handlers[State] = {TransportStatus: _status, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("identity", State, apply, _HANDLERS)
+PROJECTION = Projection.of("identity", State, _HANDLERS)
+apply = PROJECTION.apply

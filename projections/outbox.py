@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, Recorded, ReplyFailed, ReplyPlanned, ReplySent
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 
 class Entry(msgspec.Struct, kw_only=True, gc=False):
@@ -62,5 +62,5 @@ _HANDLERS: Handlers[State] = {
     ReplyFailed: _failed,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("outbox", State, apply, _HANDLERS)
+PROJECTION = Projection.of("outbox", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -43,7 +43,7 @@ from events.model import (
     Recorded,
     ReplyPlanned,
 )
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 Status = Literal["pending", "requested", "answered"]
 
@@ -275,5 +275,5 @@ _HANDLERS: Handlers[State] = {
     ReplyPlanned: _planned,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("queue", State, apply, _HANDLERS)
+PROJECTION = Projection.of("queue", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -36,7 +36,7 @@ from events.model import (
 from events.protocol import Selection
 from events.units import DAY
 from projections import sessions
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 from projections.budget import SPEND_WINDOW
 
 _SCHEDULED = ("vitality", "startup")  # the purposes whose newest plan the schedule reads
@@ -162,5 +162,5 @@ _HANDLERS: Handlers[State] = {
     TransportStatus: _status,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("retention", State, apply, _HANDLERS)
+PROJECTION = Projection.of("retention", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -21,7 +21,7 @@ import msgspec
 
 from events.model import Compacted, Recorded, ReplyPlanned
 from events.units import DAY
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -76,5 +76,5 @@ def replies_since(state: State, since: float) -> int:
 
 
 _HANDLERS: Handlers[State] = {ReplyPlanned: _planned, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("schedule", State, apply, _HANDLERS)
+PROJECTION = Projection.of("schedule", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -49,7 +49,7 @@ from events.model import (
     SessionStarted,
 )
 from events.protocol import Removal
-from projections.base import Handlers, Origin, Projection, dispatcher, origin, removal
+from projections.base import Handlers, Origin, Projection, origin, removal
 from projections.session_texts import Texts, prune, went
 
 DEFAULT_MAX_MESSAGES = 10
@@ -385,5 +385,5 @@ _HANDLERS: Handlers[State] = {
     ReplyPlanned: _planned,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("sessions", State, apply, _HANDLERS)
+PROJECTION = Projection.of("sessions", State, _HANDLERS)
+apply = PROJECTION.apply

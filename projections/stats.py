@@ -31,7 +31,7 @@ from events.model import (
     ReplySent,
 )
 from projections import spend
-from projections.base import Handler, Handlers, Projection, dispatcher, removal
+from projections.base import Handler, Handlers, Projection, removal
 
 LATENCIES = 1000  # the window p50/p95 are computed over
 
@@ -153,5 +153,5 @@ _SPECIFIC: dict[type[Event], Handler[State]] = {
     Compacted: _compacted,
 }
 _HANDLERS: Handlers[State] = {t: _SPECIFIC.get(t, _count) for t in EVENT_TYPES}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("stats", State, apply, _HANDLERS)
+PROJECTION = Projection.of("stats", State, _HANDLERS)
+apply = PROJECTION.apply

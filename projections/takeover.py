@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, MessageSkipped, Recorded
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -40,5 +40,5 @@ def paused_until(state: State, chat: str, minutes: float) -> float | None:
 
 
 _HANDLERS: Handlers[State] = {MessageSkipped: _skipped, Compacted: _compacted}
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("takeover", State, apply, _HANDLERS)
+PROJECTION = Projection.of("takeover", State, _HANDLERS)
+apply = PROJECTION.apply

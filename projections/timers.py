@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from events.model import Compacted, MessageReceived, Recorded
-from projections.base import Handlers, Projection, dispatcher, removal
+from projections.base import Handlers, Projection, removal
 
 
 class Timer(msgspec.Struct, kw_only=True, gc=False):
@@ -53,5 +53,5 @@ _HANDLERS: Handlers[State] = {
     MessageReceived: _received,
     Compacted: _compacted,
 }
-apply = dispatcher(_HANDLERS)
-PROJECTION = Projection("timers", State, apply, _HANDLERS)
+PROJECTION = Projection.of("timers", State, _HANDLERS)
+apply = PROJECTION.apply

@@ -24,9 +24,9 @@ from projections import (
     configs,
     connection,
     deliveries,
-    echo,
     identity,
     outbox,
+    own_sends,
     queue,
     retention,
     schedule,
@@ -55,7 +55,7 @@ class States(msgspec.Struct, kw_only=True):
     queue: queue.State = msgspec.field(default_factory=queue.State)
     outbox: outbox.State = msgspec.field(default_factory=outbox.State)
     sessions: sessions.State = msgspec.field(default_factory=sessions.State)
-    echo: echo.State = msgspec.field(default_factory=echo.State)
+    own_sends: own_sends.State = msgspec.field(default_factory=own_sends.State)
     aliases: aliases.State = msgspec.field(default_factory=aliases.State)
     budget: budget.State = msgspec.field(default_factory=budget.State)
     takeover: takeover.State = msgspec.field(default_factory=takeover.State)

@@ -8,7 +8,7 @@ import pytest
 from events.model import LlmCompleted, MessageSkipped, Recorded, ReplyPlanned, Usage
 from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
 from pipeline.daemon import _decide as decide
-from projections import budget, echo, takeover
+from projections import budget, own_sends, takeover
 from projections.queue import Item
 from tests.test_projections_limits import requested
 
@@ -57,9 +57,9 @@ def item(text: str = "hi", *, chat: str = ALICE, seq: int = 1, **kw: Any) -> Ite
 
 
 def view(cfg: AppConfig | None = None, *records: Recorded, now: float = NOW) -> decide.View:
-    e, t, b = echo.State(), takeover.State(), budget.State()
+    e, t, b = own_sends.State(), takeover.State(), budget.State()
     for rec in records:
-        echo.apply(e, rec)
+        own_sends.apply(e, rec)
         takeover.apply(t, rec)
         budget.apply(b, rec)
     return decide.View(cfg or config(), e, t, b, now)

@@ -211,7 +211,7 @@ def test_compacting_what_nothing_needs_leaves_every_decision_state_alone(log):
     runner.catch_up()
     from_snapshot = Runner.start(log)
     for states in (after_full, runner.states, from_snapshot.states):
-        for name in ("queue", "outbox", "sessions", "echo", "aliases", "budget", "takeover"):
+        for name in ("queue", "outbox", "sessions", "own_sends", "aliases", "budget", "takeover"):
             assert getattr(states, name) == getattr(before, name), name
         assert states.connection.state == "connected"
         assert states.stats.compacted == 3

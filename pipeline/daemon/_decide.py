@@ -16,7 +16,7 @@ from events.jid import InvalidJid, normalize, user_part
 from events.model import StartReason
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
 from pipeline.daemon._attachments import answerable
-from projections import budget, echo, sessions, takeover
+from projections import budget, own_sends, sessions, takeover
 from projections.queue import Item
 
 RESET_COMMAND = "/reset"
@@ -27,7 +27,7 @@ class View:
     """What the judgements read: config in force, projection states and now."""
 
     config: AppConfig
-    echo: echo.State
+    own_sends: own_sends.State
     takeover: takeover.State
     budget: budget.State
     now: float
@@ -39,7 +39,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
     """Rules that hold for one message whatever else is queued."""
     if item.revoked:
         return "revoked"
-    match = echo.match(view.echo, item.chat, item.msg_id, item.text)
+    match = own_sends.match(view.own_sends, item.chat, item.msg_id, item.text)
     if match == "id" or (match == "text" and item.from_me):
         return "echo"
     if item.from_me and not isinstance(entity, SelfEntity):

@@ -331,7 +331,7 @@ def _judging(facts: Facts) -> decide.View:
     view, config = facts.view, facts.loaded.config
     owner = identity.owner_forms(view.identity, config.owner_jid)
     return decide.View(
-        config, view.echo, view.takeover, view.budget, facts.now, owner, facts.reserving
+        config, view.own_sends, view.takeover, view.budget, facts.now, owner, facts.reserving
     )
 
 

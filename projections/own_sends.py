@@ -111,5 +111,5 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _confirmed,
     Compacted: _compacted,
 }
-PROJECTION = Projection.of("echo", State, _HANDLERS)
+PROJECTION = Projection.of("own_sends", State, _HANDLERS)
 apply = PROJECTION.apply

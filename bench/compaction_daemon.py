@@ -20,7 +20,7 @@ from bench.measure import percentile
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.model import Compacted
-from events.private import private_dir
+from events.owner_only import private_dir
 from events.sqlite import DB_NAME, SQLiteReader
 from events.units import DAY, HOUR
 

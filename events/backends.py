@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeGuard
 
-from events.private import private_dir
+from events.owner_only import private_dir
 from events.protocol import LogError, LogReader, LogWriter
 from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
 

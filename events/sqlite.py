@@ -26,7 +26,7 @@ from events.codec import US, Row, encode, record, type_name
 from events.compaction import Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
-from events.private import private_file, tighten
+from events.owner_only import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
 from events.sqlite_checkpoint import EVERY, Checkpointer
 from events.sqlite_compact import compact_rows

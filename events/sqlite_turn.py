@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from events.private import open_private
+from events.owner_only import open_private
 
 __all__ = ["Turnstile", "begin"]
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from events.private import restrict_umask
+from events.owner_only import restrict_umask
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:

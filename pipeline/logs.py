@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from events.private import open_private, private_dir, tighten
+from events.owner_only import open_private, private_dir, tighten
 
 LOG_FILE = "wabot.log"
 _FILE_BYTES = 5 * 1024 * 1024

@@ -12,7 +12,7 @@ import pytest
 
 from events.backends import open_log
 from events.model import TransportStatus
-from events.private import (
+from events.owner_only import (
     open_private,
     private_dir,
     private_file,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from events.backends import is_postgres
-from events.private import open_private, private_dir
+from events.owner_only import open_private, private_dir
 from pipeline.paths import LOCK_NAME
 
 

@@ -30,7 +30,7 @@ from typing import IO, NamedTuple, Protocol
 import anyio.to_thread
 
 from events.model import ImageRef, MediaFetched, MediaProblem, MessageReceived, Recorded
-from events.private import FILE_MODE, private_dir
+from events.owner_only import FILE_MODE, private_dir
 
 MEDIA_DIR = "media"
 # A file this young may belong to a message whose event is being appended right now.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from events.private import open_private, private_dir, write_private
+from events.owner_only import open_private, private_dir, write_private
 
 SECRETS_FILE = "edit-secrets.jsonl"
 _LOCK_FILE = "edit-secrets.lock"

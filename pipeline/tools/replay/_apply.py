@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from events.model import ConfigLoaded, Recorded
-from events.private import FILE_MODE
+from events.owner_only import FILE_MODE
 from pipeline.config import AppConfig, ConfigError, config_from_dict
 from pipeline.tools._args import BadArgument
 from pipeline.tools.replay._files import STAMP, replace_file

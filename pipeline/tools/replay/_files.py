@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from events.private import FILE_MODE, private_dir
+from events.owner_only import FILE_MODE, private_dir
 from pipeline.tools._args import BadArgument
 
 STAMP = "%Y%m%dT%H%M%SZ"  # experiment names start with their UTC time

@@ -19,7 +19,7 @@ from typing import Any
 
 from neonize.proto.Neonize_pb2 import UndecryptableMessage
 
-from events.private import private_dir, write_private
+from events.owner_only import private_dir, write_private
 from pipeline.logs import get_logger
 
 _log = get_logger(__name__)

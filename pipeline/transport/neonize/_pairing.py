@@ -28,7 +28,7 @@ import segno
 from neonize.exc import NeonizeError
 
 from events.model import TransportStatus
-from events.private import private_dir, private_file, tighten, write_private
+from events.owner_only import private_dir, private_file, tighten, write_private
 from pipeline.logs import get_logger
 from pipeline.transport._base import TransportError
 

@@ -70,8 +70,13 @@ class UsageError(Exception):
     """A mistake on the command line or in the files it names (exit 2)."""
 
 
+def _prog() -> str:
+    """How the user called us: the ``wabot`` script, or ``python -m pipeline``."""
+    return "wabot" if Path(sys.argv[0]).name == "wabot" else "python -m pipeline"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog=_prog(), description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")

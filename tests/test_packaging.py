@@ -24,6 +24,7 @@ def test_the_wabot_command_is_installed_beside_python_and_runs():
     )
 
     assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("usage: wabot ")  # named as called, not python -m pipeline
     assert "wabot: a WhatsApp assistant" in done.stdout
     assert "stats" in done.stdout
 

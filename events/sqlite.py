@@ -28,7 +28,7 @@ from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.private import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
-from events.sqlite_checkpoint import LIMIT, Checkpointer
+from events.sqlite_checkpoint import Checkpointer
 from events.sqlite_compact import compact_rows
 from events.sqlite_schema import (
     BY_KEY,
@@ -174,8 +174,6 @@ class SQLiteLog(SQLiteReader):
             # What compaction and snapshot replacement free is zeroed, not left
             # readable in the file's free space (``forget``, expired sessions).
             conn.execute("PRAGMA secure_delete=ON")
-            # A WAL that grew (a compaction, a long reader) is cut back when it starts over.
-            conn.execute(f"PRAGMA journal_size_limit={LIMIT}")
         except sqlite3.Error as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
         return conn
@@ -293,6 +291,7 @@ class SQLiteLog(SQLiteReader):
                 write_lock=self._write_lock,
                 waiting=lambda: self._group.waiting,
             )
+            self._checkpointer.soon()  # the last chunks' pages, copied back meanwhile
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
         marker = tally.marker(reason, selection)

@@ -17,12 +17,19 @@ it (``synchronous=FULL`` commits ran at 0.6x raw sqlite3). So after a pass
 that was quick and copied all it found, one more pass copies the few frames
 appended meanwhile while this process's appends wait (the log's write lock; a
 few frames and a sync, about a millisecond), and the next append starts the
-WAL over. After a slow pass (much to copy: a compaction's frames, a slow disk)
-the appends it let in could be many: another pass chases them instead. Another
-process writing, or reading an old snapshot, may still leave frames behind:
-the WAL then starts over after a later checkpoint. ``LIMIT`` cuts back the
-file when it starts over after growing past it (a compaction writes much
-between its own checkpoints).
+WAL over. After a slow pass the appends it let in could be many: another pass
+chases them instead. A reader of an old snapshot may still leave frames
+behind: the WAL then starts over after a later checkpoint.
+
+A WAL larger than ``LIMIT`` is another writer's bulk in progress (a
+compaction, which checkpoints its own pages): copying it from here would
+compete with that writer for the disk (its chunks, which appends wait for,
+took twice as long), so a checkpoint this process's appends ask for waits,
+``_YIELDS`` times at most. Once such a WAL is all copied back, the locked pass
+also empties the file (a ``TRUNCATE`` checkpoint, which gives up at once if
+another connection is busy): it would keep its size on disk for good, and
+SQLite's own ``journal_size_limit`` truncates it in whichever commit starts
+the WAL over, an append or a compaction's chunk (60 ms for 300 MB).
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ _PAGES_PER_COMMIT = 4  # a commit rewrites the last page of the table, of each i
 _EVENTS_PER_PAGE = 10  # events of about 300 bytes, with their index entries
 _QUICK = 0.01  # seconds: after a pass this short, the next one (locked) has little to copy
 _PASSES = 4  # unlocked passes that may chase the appends before this checkpoint gives up
-LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to when it starts over (journal_size_limit)
+_YIELDS = 15  # checkpoints in a row left to another writer's bulk before one runs anyway
+LIMIT = 16 * 1024 * 1024  # bytes: a WAL larger than this was grown by a bulk
 
 
 class Checkpointer:
@@ -51,12 +59,16 @@ class Checkpointer:
     """
 
     def __init__(self, path: Path, synchronous: str, write_lock: threading.Lock) -> None:
+        self._wal = path.with_name(path.name + "-wal")
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA busy_timeout=0")  # a TRUNCATE never waits for anyone
         self._write_lock = write_lock
         self._due = threading.Event()
         self._closing = False
         self._pages = 0.0  # written since the last checkpoint was asked for
+        self._now = False  # ``soon`` asked: whatever the WAL's size
+        self._yielded = 0
         self._thread = threading.Thread(target=self._run, name="wabot-checkpoint", daemon=True)
         self._thread.start()
 
@@ -64,11 +76,12 @@ class Checkpointer:
         """One transaction of ``events`` was committed (called under the write lock)."""
         self._pages += _PAGES_PER_COMMIT + events / _EVENTS_PER_PAGE
         if self._pages >= PAGES:
-            self.soon()
+            self._pages = 0.0
+            self._due.set()
 
     def soon(self) -> None:
-        """Checkpoint now: much was written (a snapshot is megabytes)."""
-        self._pages = 0.0
+        """Checkpoint now, whatever the WAL's size: much was written (a snapshot, a compaction)."""
+        self._now = True
         self._due.set()
 
     def _run(self) -> None:
@@ -77,9 +90,24 @@ class Checkpointer:
             if self._closing:
                 return
             self._due.clear()
+            now, self._now = self._now, False
+            if not now and self._bulk_elsewhere():
+                continue
             # An optimisation: if one fails the WAL stays correct and the next catches up.
             with contextlib.suppress(sqlite3.Error):
                 self._checkpoint()
+
+    def _size(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except OSError:
+            return 0
+
+    def _bulk_elsewhere(self) -> bool:
+        """Whether to leave this checkpoint to the writer that grew the WAL past ``LIMIT``."""
+        big = self._size() > LIMIT
+        self._yielded = self._yielded + 1 if big and self._yielded < _YIELDS else 0
+        return bool(self._yielded)
 
     def _checkpoint(self) -> None:
         """Copy the WAL back while appends go on, then the last few frames with them held off.
@@ -94,6 +122,8 @@ class Checkpointer:
             if copied_all and time.monotonic() - started <= _QUICK:
                 with self._write_lock:
                     self._pass()
+                    if self._size() > LIMIT:
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 return
 
     def _pass(self) -> bool:

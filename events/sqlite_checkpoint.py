@@ -5,8 +5,9 @@ checkpoint) in whichever commit finds the WAL over 1000 pages: that append
 pays for writing megabytes and two fsyncs. Worse, beside a compaction, an
 append of the bot would pay for the compaction's pages. So the log's writer
 connection never checkpoints in a commit; after about ``PAGES`` pages written
-this thread runs ``PASSIVE`` checkpoints (they never block a writer) on a
-connection of its own, while appends carry on.
+(eight times that with ``synchronous=NORMAL``) this thread runs ``PASSIVE``
+checkpoints (they never block a writer) on a connection of its own, while
+appends carry on.
 
 Copying is not enough to keep the WAL small. SQLite starts writing the WAL
 over from its top only when a write begins with every frame copied back, and
@@ -15,9 +16,9 @@ would grow for as long as the bot runs (100 MB after 5,000 single commits),
 and a commit that grows the file costs more to sync than one that overwrites
 it (``synchronous=FULL`` commits ran at 0.6x raw sqlite3). So after a pass
 that was quick and copied all it found, one more pass copies the few frames
-appended meanwhile while this process's appends wait (the log's write lock; a
-few frames and a sync, about a millisecond), and the next append starts the
-WAL over. After a slow pass the appends it let in could be many: another pass
+appended meanwhile while this process's appends wait (the log's write lock;
+a few frames and two syncs, a few milliseconds), and the next append starts
+the WAL over. After a slow pass the appends it let in could be many: another pass
 chases them instead. A reader of an old snapshot may still leave frames
 behind: the WAL then starts over after a later checkpoint.
 
@@ -27,9 +28,9 @@ compete with that writer for the disk (its chunks, which appends wait for,
 took twice as long), so a checkpoint this process's appends ask for waits,
 ``_YIELDS`` times at most. Once such a WAL is all copied back, the locked pass
 also empties the file (a ``TRUNCATE`` checkpoint, which gives up at once if
-another connection is busy): it would keep its size on disk for good, and
-SQLite's own ``journal_size_limit`` truncates it in whichever commit starts
-the WAL over, an append or a compaction's chunk (60 ms for 300 MB).
+another connection is busy), which would otherwise keep its size on disk for
+good. (SQLite's own ``journal_size_limit`` would cut it in whichever commit
+starts the WAL over, an append or a compaction's chunk: 60 ms for 300 MB.)
 """
 
 from __future__ import annotations

@@ -291,7 +291,6 @@ class SQLiteLog(SQLiteReader):
                 write_lock=self._write_lock,
                 waiting=lambda: self._group.waiting,
             )
-            self._checkpointer.soon()  # the last chunks' pages, copied back meanwhile
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
         marker = tally.marker(reason, selection)

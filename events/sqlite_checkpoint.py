@@ -26,11 +26,11 @@ A WAL larger than ``LIMIT`` is another writer's bulk in progress (a
 compaction, which checkpoints its own pages): copying it from here would
 compete with that writer for the disk (its chunks, which appends wait for,
 took twice as long), so a checkpoint this process's appends ask for waits,
-``_YIELDS`` times at most. Once such a WAL is all copied back, the locked pass
-also empties the file (a ``TRUNCATE`` checkpoint, which gives up at once if
-another connection is busy), which would otherwise keep its size on disk for
-good. (SQLite's own ``journal_size_limit`` would cut it in whichever commit
-starts the WAL over, an append or a compaction's chunk: 60 ms for 300 MB.)
+``_YIELDS`` times at most. Such a WAL keeps its size on disk until the log is
+closed, written over from its top: cutting it back costs about 60 ms per 300 MB
+with the write lock held (in whichever commit starts the WAL over with
+``journal_size_limit``, or in a ``TRUNCATE`` checkpoint), which appends beside a
+compaction would wait for.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ class Checkpointer:
         self._wal = path.with_name(path.name + "-wal")
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA busy_timeout=0")  # a TRUNCATE never waits for anyone
         self._write_lock = write_lock
         self._due = threading.Event()
         self._closing = False
@@ -87,7 +86,7 @@ class Checkpointer:
             self._due.set()
 
     def soon(self) -> None:
-        """Checkpoint now, whatever the WAL's size: much was written (a snapshot, a compaction)."""
+        """Checkpoint now, whatever the WAL's size: much was written (a snapshot)."""
         self._now = True
         self._due.set()
 
@@ -104,15 +103,12 @@ class Checkpointer:
             with contextlib.suppress(sqlite3.Error):
                 self._checkpoint()
 
-    def _size(self) -> int:
-        try:
-            return self._wal.stat().st_size
-        except OSError:
-            return 0
-
     def _bulk_elsewhere(self) -> bool:
         """Whether to leave this checkpoint to the writer that grew the WAL past ``LIMIT``."""
-        big = self._size() > LIMIT
+        try:
+            big = self._wal.stat().st_size > LIMIT
+        except OSError:
+            big = False
         self._yielded = self._yielded + 1 if big and self._yielded < _YIELDS else 0
         return bool(self._yielded)
 
@@ -129,8 +125,6 @@ class Checkpointer:
             if copied_all and time.monotonic() - started <= _QUICK:
                 with self._write_lock:
                     self._pass()
-                    if self._size() > LIMIT:
-                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 return
 
     def _pass(self) -> bool:

@@ -33,25 +33,43 @@ def test_single_commits_flat_out_keep_the_wal_small(tmp_path: Path) -> None:
     log.close()
 
 
-def test_a_wal_that_a_bulk_grew_is_emptied_once_copied_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_checkpoint, "LIMIT", 4 * MB)  # a smaller bulk will do
-    db = tmp_path / "events.db"
-    SQLiteLog(db).close()
-    with closing(sqlite3.connect(db, isolation_level=None)) as other:  # a compaction, say
+def _bulk(db: Path, rows: int) -> None:
+    """What a compaction leaves in the WAL: many pages, written by another connection."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("PRAGMA wal_autocheckpoint=0")
         other.execute("BEGIN")
-        for n in range(20_000):
+        for n in range(rows):
             other.execute(
                 "INSERT INTO events (ts, type, chat, body) VALUES (?, 'X', 'c', ?)", (n, "x" * 300)
             )
         other.execute("COMMIT")
-        assert _wal(db) > 4 * MB
-        log = SQLiteLog(db)
-        log._checkpointer._checkpoint()  # what a commit or a compaction asks the thread for
-        assert _wal(db) == 0
-        log.append(message(1))
-        assert 0 < _wal(db) <= 4 * MB
-        assert log.last_seq() == 20_001
-        log.close()
+
+
+def test_after_a_bulk_the_wal_starts_over_once_copied_back(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    SQLiteLog(db).close()
+    log = SQLiteLog(db)
+    _bulk(db, 20_000)
+    grown = _wal(db)
+    log._checkpointer._checkpoint()  # what the thread runs when appends ask for one
+    for n in range(100):  # about 2 MB of frames
+        log.append(message(n))
+    assert _wal(db) == grown  # written over from its top, not past its end
+    assert log.last_seq() == 20_100
+    log.close()
+
+
+def test_appends_leave_a_bulk_to_its_writer_fifteen_times_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WAL past ``LIMIT`` is a compaction's, which checkpoints its own pages:
+    copying them from here too would slow it down."""
+    monkeypatch.setattr(sqlite_checkpoint, "LIMIT", 1 * MB)
+    db = tmp_path / "events.db"
+    log = SQLiteLog(db)
+    assert not log._checkpointer._bulk_elsewhere()
+    _bulk(db, 10_000)
+    assert _wal(db) > 1 * MB
+    asked = [log._checkpointer._bulk_elsewhere() for _ in range(32)]
+    assert asked == ([True] * 15 + [False]) * 2
+    log.close()

@@ -25,13 +25,14 @@ from events.sqlite import SQLiteLog, Synchronous
 
 NAME = "log_append"
 BASELINE = "raw sqlite3+msgspec"
-# (synchronous, burst, target ev/s); the issue sets targets for WAL + NORMAL only.
+# (synchronous, burst, target ev/s); WAL + NORMAL has absolute targets.
 CASES: tuple[tuple[Synchronous, int, float | None], ...] = (
     ("NORMAL", 100, 100_000),
     ("NORMAL", 1, 20_000),
     ("FULL", 100, None),
     ("FULL", 1, None),
 )
+FULL_SINGLE_GOAL = 0.9  # FULL single commits at least this share of raw sqlite3's (issue 19)
 _INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -46,6 +47,7 @@ def run(ws: Workspace) -> list[Row]:
             lambda: _through_log(ws, events, burst, sync),  # noqa: B023
             lambda: _raw(ws, events, burst, sync),  # noqa: B023
         )
+        goal = raw * FULL_SINGLE_GOAL if (sync, burst) == ("FULL", 1) else target
         rows.append(
             Row(
                 bench=NAME,
@@ -54,8 +56,8 @@ def run(ws: Workspace) -> list[Row]:
                 unit="ev/s",
                 baseline=raw,
                 baseline_label=BASELINE,
-                target=target,
-                note=f"{count:,} events, median of 3" + ("" if target else "; information"),
+                target=goal,
+                note=f"{count:,} events, median of 3" + ("" if goal else "; information"),
             )
         )
     size = len(msgspec.json.encode(sample_message(0)))

@@ -9,6 +9,9 @@ is small, short enough that an append waiting behind it is never late.
 
 from __future__ import annotations
 
+from collections import Counter
+from operator import itemgetter
+
 from events.model import Compacted
 from events.protocol import Chunk, CompactReason, Progress, Selection
 
@@ -18,6 +21,7 @@ TARGET = 0.045  # seconds one chunk may take: an append waits at most about this
 _FIRST = 256  # rows in the first chunk, before anything was measured
 _FEWEST = 16
 _MOST = 50_000
+_SEQ, _TYPE, _CHAT = itemgetter(0), itemgetter(1), itemgetter(2)  # of a removed row
 
 
 class Pacer:
@@ -50,10 +54,12 @@ class Tally:
 
     def add(self, rows: list[tuple[int, str, str]], held: float) -> None:
         """``rows``: the ``(seq, type, chat)`` of the events one chunk removed."""
-        for seq, kind, chat in rows:
-            self.by_type[kind] = self.by_type.get(kind, 0) + 1
-            self.by_chat[chat] = self.by_chat.get(chat, 0) + 1
-            self.last = max(self.last, int(seq))
+        if rows:
+            # Counted in C (a Counter over itemgetters): a chunk is thousands of rows,
+            # and a loop over them in Python took a tenth of a compaction's time.
+            _merge(self.by_type, Counter(map(_TYPE, rows)))
+            _merge(self.by_chat, Counter(map(_CHAT, rows)))
+            self.last = max(self.last, max(map(_SEQ, rows)))  # noqa: PLW3301 - no unpacking
         self.removed += len(rows)
         if self._progress is not None:
             self._progress(Chunk(self.removed, held))
@@ -72,6 +78,11 @@ class Tally:
             keep=selection.keep,
             by_chat=self.by_chat,
         )
+
+
+def _merge(into: dict[str, int], counts: Counter[str]) -> None:
+    for key, n in counts.items():
+        into[key] = into.get(key, 0) + n
 
 
 def removed(

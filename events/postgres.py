@@ -307,8 +307,8 @@ class PostgresLog(PostgresReader):
             sql, args = self._q.delete(self._log, selection, after, upto)
             with self._writer.use(self.where) as conn:
                 started = time.perf_counter()
-                found = conn.execute(sql, args).fetchall()
-                rows = [(int(seq), str(kind), str(chat)) for seq, kind, chat in found]
+                # (seq, type, chat) come back as int, str, str: the rows as they are.
+                rows: list[tuple[int, str, str]] = conn.execute(sql, args).fetchall()
                 held = time.perf_counter() - started
             if rows:
                 tally.add(rows, held)

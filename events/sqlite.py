@@ -28,7 +28,7 @@ from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.owner_only import private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
-from events.sqlite_checkpoint import EVERY, Checkpointer
+from events.sqlite_checkpoint import Checkpointer
 from events.sqlite_compact import compact_rows
 from events.sqlite_schema import (
     BY_KEY,
@@ -150,13 +150,13 @@ class SQLiteLog(SQLiteReader):
             self._writer.execute("PRAGMA busy_timeout=0")
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._turnstile = Turnstile(self.path)
-            self._checkpointer = Checkpointer(self.path, synchronous)
+            self._group = GroupCommit(self._commit, self._published, error=_as_log_error)
+            self._write_lock = self._group.lock
+            self._checkpointer = Checkpointer(self.path, synchronous, self._write_lock)
         except (sqlite3.Error, OSError) as exc:
             self._writer.close()
             self._reader.close()
             raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
-        self._group = GroupCommit(self._commit, self._published, error=_as_log_error)
-        self._write_lock = self._group.lock
         self._read_lock = threading.Lock()
         self._changed = threading.Condition()
         self._last = super().last_seq()
@@ -190,7 +190,7 @@ class SQLiteLog(SQLiteReader):
 
     def _commit(self, group: list[Batch]) -> None:
         self._in_transaction(lambda cur: self._insert_all(cur, group))
-        self._checkpointer.wrote(sum(len(b.rows) for b in group))
+        self._checkpointer.committed(sum(len(b.rows) for b in group))
 
     def _insert_all(self, cur: sqlite3.Cursor, group: list[Batch]) -> None:
         for batch in group:
@@ -307,7 +307,7 @@ class SQLiteLog(SQLiteReader):
             self._in_transaction(
                 lambda cur: cur.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
             )
-            self._checkpointer.wrote(EVERY)  # a snapshot is megabytes: copy it back soon
+            self._checkpointer.soon()  # a snapshot is megabytes: copy it back soon
 
     def purge(self) -> None:
         """Drop every snapshot, rewrite the file without free space (``VACUUM``) and

@@ -94,8 +94,9 @@ class _Chunks:
 
     def pick(self, after: int, top: int, size: int) -> _Rows:
         """The next ``size`` selected events after ``after``: read outside the write lock."""
-        found = self._conn.execute(self._pick, (after, top, *self._args, size))
-        return [(int(seq), str(kind), str(chat)) for seq, kind, chat in found]
+        # seq, type and chat come back as int, str, str: the rows as they are.
+        found: _Rows = self._conn.execute(self._pick, (after, top, *self._args, size)).fetchall()
+        return found
 
     def delete(self, after: int, picked: _Rows) -> tuple[_Rows, float]:
         """Delete the selected events up to the last picked; returns them and the time held.

@@ -142,7 +142,8 @@ def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
-    _episode_over(state, "budget")  # a call went out: there was budget again
+    if state.owed or state.settled:  # else nothing to end (the common case: skip the call)
+        _episode_over(state, "budget")  # a call went out: there was budget again
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -180,9 +181,12 @@ def _needs_owner(status: int | None) -> bool:
 
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    state.failures = 0
-    state.failing = []
-    _episode_over(state, "llm_failing")
+    # Most answers end nothing: no run of failures, no alert. Skip the writes then.
+    if state.failures or state.failing:
+        state.failures = 0
+        state.failing = []
+    if state.owed or state.settled:
+        _episode_over(state, "llm_failing")
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:

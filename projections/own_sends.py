@@ -47,7 +47,8 @@ def digest(text: str) -> str:
         return ""
     # crc32 plus length is stable across processes (snapshots keep digests) and
     # cheap; a false match needs a collision among one chat's last 100 sends.
-    return f"{zlib.crc32(squeezed):08x}{len(squeezed):x}"
+    # %-formatting gives the text f"{crc:08x}{len:x}" gives, at half the cost.
+    return "%08x%x" % (zlib.crc32(squeezed), len(squeezed))  # noqa: UP031
 
 
 def _remember(items: dict[str, tuple[int, float]], value: str, at: tuple[int, float]) -> None:

@@ -135,8 +135,9 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
             ended.texts.last = ended.last_activity
             ended.texts.chat = ended.chat
             state.ended[old] = ended.texts
-        for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
-            del state.pending[call_id]
+        if state.pending:  # mostly empty: skip building the comprehension
+            for call_id in [c for c, call in state.pending.items() if call.session_id == old]:
+                del state.pending[call_id]
     state.current[key] = ev.session_id
     state.sessions[ev.session_id] = Session(
         session_id=ev.session_id,
@@ -153,11 +154,13 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     session = state.sessions.get(ev.session_id)
     if session is None:
         return
-    text = ev.messages[-1].content if ev.messages else ""
-    state.pending[ev.call_id] = PendingCall(ev.session_id, text, tuple(ev.trigger_ids), origin(rec))
+    messages = ev.messages
+    text = messages[-1].content if messages else ""
+    at = (rec.seq, rec.ts, ev.chat)  # origin(rec), without the call
+    state.pending[ev.call_id] = PendingCall(ev.session_id, text, tuple(ev.trigger_ids), at)
     session.last_activity = rec.ts
-    if ev.messages and ev.messages[0].role == "system":
-        session.system = ev.messages[0].content
+    if messages and messages[0].role == "system":
+        session.system = messages[0].content
     if not state.tracking:
         return
     texts = session.texts

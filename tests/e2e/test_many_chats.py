@@ -38,9 +38,11 @@ def test_every_message_of_many_chats_at_once_is_asked_and_answered_once(
                 for n, msg_id in enumerate(wave)
             )
         )
-        answered = {daemon.next_sent(timeout=30)["reply_to"] for _ in wave}
-        assert answered == set(wave)
+        sent = [daemon.next_sent(timeout=30) for _ in wave]
+        assert {line["reply_to"] for line in sent} == set(wave)
         ids += wave
+    for line in sent:  # a sent line is printed before its send is recorded
+        daemon.wait_event(ReplySent, wa_id=line["id"])
 
     asked = Counter(t for r in daemon.find(LlmRequested) for t in r.trigger_ids)
     assert asked == Counter(dict.fromkeys(ids, 1))

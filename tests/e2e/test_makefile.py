@@ -39,14 +39,26 @@ def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
     into.put(None)
 
 
-def _run_make(tmp_path: Path, server: FakeLlmServer, *variables: str) -> list[str]:
-    """``make run`` over stdio with one message in; every stdout line until it stopped."""
+def _run_make(
+    tmp_path: Path, server: FakeLlmServer, *variables: str, make_level: str | None = None
+) -> list[str]:
+    """``make run`` over stdio with one message in; every stdout line until it stopped.
+
+    ``make_level`` is what a make above exports (CI runs the tests under ``make
+    test``); GNU make before 4.4 then prints "Entering directory" on stdout, and
+    only ``--no-print-directory`` on the command line stops it (README says so).
+    """
     config = write_config(tmp_path / "app.json")
     args = f"--transport stdio --config {config} --store {tmp_path / 'store'}"
     env = daemon_env(PERPLEXITY_API_KEY=TEST_KEY, LLM_BASE_URL=server.base_url)
-    env.pop("MAKEFLAGS", None)  # a make above pytest would pass its own options down
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(name, None)  # the test says which make is above, not the one running pytest
+    command = ["make", "run", f"ARGS={args}", *variables]
+    if make_level is not None:
+        env["MAKELEVEL"] = make_level
+        command.insert(1, "--no-print-directory")
     make = subprocess.Popen(
-        ["make", "run", f"ARGS={args}", *variables],
+        command,
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,
@@ -79,11 +91,14 @@ def _run_make(tmp_path: Path, server: FakeLlmServer, *variables: str) -> list[st
     return out
 
 
-def test_make_run_prints_only_the_transport_s_json_lines(tmp_path: Path, llm_server: FakeLlmServer):
+@pytest.mark.parametrize("make_level", [None, "1"], ids=["alone", "under-another-make"])
+def test_make_run_prints_only_the_transport_s_json_lines(
+    tmp_path: Path, llm_server: FakeLlmServer, make_level: str | None
+):
     stamp = tmp_path / "installed"
     stamp.touch()  # newer than pyproject.toml: nothing to install
 
-    out = _run_make(tmp_path, llm_server, f"STAMP={stamp}")
+    out = _run_make(tmp_path, llm_server, f"STAMP={stamp}", make_level=make_level)
 
     assert {json.loads(line)["type"] for line in out} <= set(LINE_KEYS)
     assert json.loads(out[-1])["reply_to"] == "M1"
@@ -99,7 +114,7 @@ def test_the_install_step_before_run_prints_nothing_on_stdout(
     python.chmod(0o700)
     stamp = tmp_path / "installed"  # missing: make runs the install step first
 
-    out = _run_make(tmp_path, llm_server, f"STAMP={stamp}", f"BIN={bin_dir}")
+    out = _run_make(tmp_path, llm_server, f"STAMP={stamp}", f"BIN={bin_dir}", make_level="1")
 
     assert stamp.is_file()
     assert {json.loads(line)["type"] for line in out} <= set(LINE_KEYS)

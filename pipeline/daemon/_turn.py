@@ -296,7 +296,8 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         latency_ms=result.latency_ms,
         finish_reason=result.finish_reason,
     )
-    text = format_reply(result.content, result.citations)
+    whatsapp = facts.loaded.config.whatsapp
+    text = format_reply(result.content, result.citations, formatting=whatsapp.formatting)
     if not text.strip():
         error = "the LLM answered with no text"
         return Plan(
@@ -311,7 +312,7 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         chat,
         text,
         asked.run,
-        whatsapp=facts.loaded.config.whatsapp,
+        whatsapp=whatsapp,
         call_id=call_id,
         new_id=facts.ids.new_id,
         new_wa_id=facts.ids.new_wa_id,

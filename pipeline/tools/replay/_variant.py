@@ -13,7 +13,7 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Prompt, compose, user_turn
+from pipeline.llm import Formatting, Prompt, compose, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -35,6 +35,15 @@ def recorded_prompt(call: Call) -> Prompt:
     """The prompt as the agent recorded it."""
     ev = call.request
     return Prompt(model=ev.model, params=ev.params, messages=ev.messages)
+
+
+def formatting_for(call: Call, variant: Variant) -> Formatting:
+    """How the reply's Markdown is written: the variant's config, else the one in force then."""
+    if variant.config is not None:
+        return variant.config.whatsapp.formatting
+    # Validated when it was recorded; a config from before the key existed took the default.
+    recorded = (call.inputs.config if call.inputs else {}).get("whatsapp") or {}
+    return "plain" if recorded.get("formatting") == "plain" else "whatsapp"
 
 
 def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prompt:

@@ -20,7 +20,7 @@ import msgspec.inspect as mi
 import pytest
 
 from events.model import EVENT_TYPES, Event
-from events.sqlite_schema import SCHEMA
+from events.sqlite._schema import SCHEMA
 from pipeline.config import AppConfig
 from pipeline.tools._stats import Report
 from pipeline.transport import _stdio_lines as stdio_lines

@@ -61,7 +61,9 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     except ConfigError as exc:
         raise Unbuildable(str(exc)) from None
     first = inputs.items[0]
-    entity = recorded.entity_for(call.request.chat, first.sender_alt, first.is_group)
+    entity = recorded.entity_for(
+        call.request.chat, first.message.sender_alt, first.message.is_group
+    )
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
     config = variant.config or recorded

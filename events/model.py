@@ -263,6 +263,13 @@ class LlmFailed(Event, frozen=True, kw_only=True):
     final: bool
 
 
+class SpeechPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """A reply part to be spoken: its ``text`` read aloud by ``model`` in ``voice``."""
+
+    model: str
+    voice: str
+
+
 class ReplyPlanned(Event, frozen=True, kw_only=True):
     reply_id: str
     purpose: ReplyPurpose
@@ -277,6 +284,32 @@ class ReplyPlanned(Event, frozen=True, kw_only=True):
     # The chat whose words this message carries, filed under another (a debug note in
     # the owner's chat, an alert quoting an error about the chat): ``forget`` takes it too.
     quotes_chat: str | None = None
+    # Sent as a voice note of ``text`` (``voice_replies``): the speech request, planned
+    # here before it is made; its outcome is ``SpeechSynthesized`` or a final ``SpeechFailed``.
+    speech: SpeechPlan | None = None
+
+
+class SpeechSynthesized(Event, frozen=True, kw_only=True):
+    """Reply ``reply_id``'s words as speech: the Ogg Opus file ``STORE/media/<sha256>``."""
+
+    reply_id: str
+    sha256: str
+    size: int
+    seconds: float  # parsed from the file's Ogg pages
+    model: str
+    voice: str
+    cost_usd: float | None = None  # priced by the minute of audio
+    latency_ms: float = 0.0
+
+
+class SpeechFailed(Event, frozen=True, kw_only=True):
+    """One failed attempt at speaking reply ``reply_id``; ``final``: its text goes instead."""
+
+    reply_id: str
+    status: int | None = None
+    error: str
+    attempt: int = 1
+    final: bool
 
 
 class ReplySent(Event, frozen=True, kw_only=True):
@@ -414,6 +447,8 @@ AnyEvent = (
     | LlmCompleted
     | LlmFailed
     | ReplyPlanned
+    | SpeechSynthesized
+    | SpeechFailed
     | ReplySent
     | ReplyFailed
     | ReplyDelivered
@@ -439,6 +474,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LlmCompleted,
     LlmFailed,
     ReplyPlanned,
+    SpeechSynthesized,
+    SpeechFailed,
     ReplySent,
     ReplyFailed,
     ReplyDelivered,

@@ -1,5 +1,8 @@
 """Replies planned but not yet confirmed sent: what the sender must (re)try.
 
+A part to be spoken carries its speech once made (``SpeechSynthesized``), or
+``unspoken`` once speaking it failed for good: then its text goes instead.
+
 A ``Compacted`` drops the entries whose plan went.
 """
 
@@ -7,7 +10,15 @@ from __future__ import annotations
 
 import msgspec
 
-from events.model import Compacted, Recorded, ReplyFailed, ReplyPlanned, ReplySent
+from events.model import (
+    Compacted,
+    Recorded,
+    ReplyFailed,
+    ReplyPlanned,
+    ReplySent,
+    SpeechFailed,
+    SpeechSynthesized,
+)
 from projections.base import Handlers, Projection, removal
 
 
@@ -16,6 +27,13 @@ class Entry(msgspec.Struct, kw_only=True, gc=False):
     ts: float
     event: ReplyPlanned
     attempts: int = 0  # retryable failures so far
+    speech: SpeechSynthesized | None = None
+    unspoken: bool = False  # speaking failed for good: the text goes instead
+
+    @property
+    def speech_due(self) -> bool:
+        """A part to be spoken whose speech is neither made nor given up."""
+        return self.event.speech is not None and self.speech is None and not self.unspoken
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -41,6 +59,18 @@ def _failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
         entry.attempts += 1
 
 
+def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized) -> None:
+    entry = state.planned.get(ev.reply_id)
+    if entry is not None:
+        entry.speech = ev
+
+
+def _not_spoken(state: State, rec: Recorded, ev: SpeechFailed) -> None:
+    entry = state.planned.get(ev.reply_id)
+    if entry is not None and ev.final:
+        entry.unspoken = True
+
+
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is not None:
@@ -60,6 +90,8 @@ _HANDLERS: Handlers[State] = {
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _failed,
+    SpeechSynthesized: _spoken,
+    SpeechFailed: _not_spoken,
     Compacted: _compacted,
 }
 PROJECTION = Projection.of("outbox", State, _HANDLERS)

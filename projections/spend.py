@@ -1,10 +1,10 @@
 """What the bot spends: the one definition behind the budget, ``stats``, the console and /metrics.
 
-Spend is every cost the log records, by kind: LLM calls (``LlmCompleted``) and
-transcriptions of voice notes (``MediaTranscribed``). A cost the service did
-not report counts as nothing. A new paid service (speech, when replies are
-spoken) is one more kind in ``SpendKind`` and one more entry in ``_COSTS``;
-the daily budget, every total and every per-kind figure follow from here.
+Spend is every cost the log records, by kind: LLM calls (``LlmCompleted``),
+transcriptions of voice notes (``MediaTranscribed``) and spoken replies
+(``SpeechSynthesized``). A cost the service did not report counts as nothing.
+A new paid service is one more kind in ``SpendKind`` and one more entry in
+``_COSTS``; the daily budget, every total and every per-kind figure follow from here.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
-from events.model import Event, LlmCompleted, MediaTranscribed
+from events.model import Event, LlmCompleted, MediaTranscribed, SpeechSynthesized
 
-SpendKind = Literal["llm", "transcription"]
+SpendKind = Literal["llm", "transcription", "speech"]
 KINDS: tuple[SpendKind, ...] = get_args(SpendKind)
-SPEND_NAMES: dict[str, str] = {"llm": "LLM", "transcription": "transcription"}
+SPEND_NAMES: dict[str, str] = {"llm": "LLM", "transcription": "transcription", "speech": "speech"}
 
 _COSTS: dict[type[Event], tuple[SpendKind, Callable[[Any], float | None]]] = {
     LlmCompleted: ("llm", lambda ev: ev.usage.cost_usd),
     MediaTranscribed: ("transcription", lambda ev: ev.cost_usd),
+    SpeechSynthesized: ("speech", lambda ev: ev.cost_usd),
 }
 # The event types that carry a cost.
 SPENDING: tuple[type[Event], ...] = tuple(_COSTS)

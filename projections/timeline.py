@@ -40,6 +40,8 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    SpeechFailed,
+    SpeechSynthesized,
     TransportStatus,
     Usage,
 )
@@ -109,6 +111,10 @@ class Delivery(msgspec.Struct, kw_only=True):
     receipts: dict[str, float] = {}
     # The furthest state reached: "server" once sent; None while not sent.
     reached: ReceiptState | None = None
+    # A part planned to be spoken: "model/voice"; its speech once made, failures to make it.
+    speech_plan: str | None = None
+    speech: SpeechSynthesized | None = None
+    speech_failures: list[Failure] = []
 
 
 class ConfigInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -334,6 +340,20 @@ def _send_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
         )
 
 
+def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized) -> None:
+    delivery = state.by_reply.get(ev.reply_id)
+    if delivery is not None:
+        delivery.speech = ev
+
+
+def _not_spoken(state: State, rec: Recorded, ev: SpeechFailed) -> None:
+    delivery = state.by_reply.get(ev.reply_id)
+    if delivery is not None:
+        failure = Failure(seq=rec.seq, ts=rec.ts, error=ev.error, final=ev.final, attempt=ev.attempt)
+        failure.status = ev.status
+        delivery.speech_failures.append(failure)
+
+
 def _new_turn(state: State, rec: Recorded, kind: Kind, msg_ids: Iterable[str]) -> Turn:
     ids = list(dict.fromkeys(msg_ids))
     for msg_id in ids:
@@ -381,6 +401,7 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         planned_seq=rec.seq,
         planned_ts=rec.ts,
         wa_id=ev.wa_id,
+        speech_plan=f"{ev.speech.model}/{ev.speech.voice}" if ev.speech is not None else None,
     )
     state.by_reply[ev.reply_id] = delivery
     turn = state.by_call.get(ev.call_id or "")
@@ -428,6 +449,8 @@ _HANDLERS: Handlers[State] = {
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),
     ReplyDelivered: _of_chat(_receipt),
+    SpeechSynthesized: _of_chat(_spoken),
+    SpeechFailed: _of_chat(_not_spoken),
     TransportStatus: _of_chat(_ignored),
     OwnerAlerted: _of_chat(_ignored),
     Compacted: _of_chat(_ignored),

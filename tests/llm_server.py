@@ -12,6 +12,9 @@ Paths, as Perplexity and local OpenAI-compatible servers answer them
   and ``REASONING_TOKENS`` of ``max_completion_tokens`` go to thinking.
 - ``POST /chat/completions`` and ``/v1/sonar``: Perplexity's retired Sonar
   paths, 403 ``chat_completions_not_available``.
+- ``POST /v1/audio/speech``: OpenAI's text to speech (tests/speech_shapes.py),
+  answering real Ogg Opus (``speech_audio``); ``script_speech`` queues its
+  replies apart from the LLM's, ``speeches()`` reads what was asked.
 - A wrong or missing bearer key gets openresty's HTML 401 page.
 - A user turn may be content parts (docs/llm.md, "Images"): ``input_text`` and
   ``input_image`` for the Agent API, ``text`` and ``image_url`` for chat
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import itertools
 import json
 import re
@@ -65,6 +69,13 @@ from tests.llm_shapes import (
     incomplete_answer,
     openai_error,
     reasoning_answer,
+)
+from tests.speech_shapes import (
+    FORMATS,
+    SPEECH_AUDIO,
+    SPEECH_PATHS,
+    speech_error,
+    speech_problem,
 )
 
 # The answers live in tests/llm_shapes.py; tests import them from here too.
@@ -375,6 +386,8 @@ class FakeLlmServer:
         self._script: deque[Reply] = deque()
         self._gates: list[threading.Event] = []
         self._responder: Responder | None = None
+        self._speech_script: deque[Reply] = deque()
+        self.speech_audio = SPEECH_AUDIO  # what /v1/audio/speech answers
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -448,6 +461,8 @@ class FakeLlmServer:
             f"Bearer {self.api_key}"
         ):
             return Reply(status=401, headers={"content-type": "text/html"}), html_page(401)
+        if request.path in SPEECH_PATHS:
+            return self._speech(request)
         try:
             default, body = _route(request, self.openai_reasoning)
         except _Rejected as rejected:
@@ -461,6 +476,32 @@ class FakeLlmServer:
         with self._lock:
             responder = self._responder
         return reply, default(body, responder(body) if responder is not None else None)
+
+    def script_speech(self, *replies: Reply) -> None:
+        """Queue replies for the next valid speech requests, in order (apart from the
+        LLM's: a test of a spoken reply need not count the calls before it)."""
+        with self._lock:
+            self._speech_script.extend(replies)
+            self._gates.extend(r.release for r in replies if r.release is not None)
+
+    def speeches(self) -> list[dict[str, Any]]:
+        """The body of every speech request, in arrival order."""
+        return [r.json for r in self.requests if r.path in SPEECH_PATHS]
+
+    def _speech(self, request: Received) -> tuple[Reply, dict[str, Any] | bytes]:
+        body, problem = speech_problem(request.raw)
+        if problem is not None:
+            return Reply(status=400), speech_error(problem)
+        with self._lock:
+            reply = self._speech_script.popleft() if self._speech_script else Reply()
+            audio = self.speech_audio
+        if reply.body is not None:
+            payload = reply.body
+            return reply, payload.encode() if isinstance(payload, str) else payload
+        if reply.status != 200:
+            return reply, canned_error(reply.status)
+        kind = FORMATS[body.get("response_format", "mp3")]
+        return dataclasses.replace(reply, headers={"content-type": kind, **reply.headers}), audio
 
 
 def _route(

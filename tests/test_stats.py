@@ -115,6 +115,7 @@ def test_json_counts_spend_latency_and_log(recording: Recording):
     assert stats.spend_usd.by_kind == {
         "llm": _KindSpend(today_utc=0.0244, last_7_days=0.0244, total=0.0244),
         "transcription": _KindSpend(today_utc=0.0, last_7_days=0.0, total=0.0),
+        "speech": _KindSpend(today_utc=0.0, last_7_days=0.0, total=0.0),
     }
     assert stats.latency_ms.samples == 4
     assert stats.latency_ms.p50 is not None

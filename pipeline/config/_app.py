@@ -21,6 +21,8 @@ from pipeline.config._sections import (
     StoreConfig,
     TakeoverConfig,
     VitalityConfig,
+    VoiceMode,
+    VoiceRepliesConfig,
     WebConfig,
     WhatsAppConfig,
 )
@@ -48,6 +50,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     media: MediaConfig = MediaConfig()
+    voice_replies: VoiceRepliesConfig = VoiceRepliesConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.
@@ -95,6 +98,10 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
         persona = self.defaults.persona if entity.persona is None else entity.persona
         prompt = self.defaults.prompt if entity.prompt is None else entity.prompt
         return persona, prompt
+
+    def voice_mode(self, entity: Entity) -> VoiceMode:
+        """When replies in the entity's chat are spoken: its own setting, else the global one."""
+        return entity.voice_replies or self.voice_replies.mode
 
     @cached_property
     def _by_jid(self) -> dict[str, Entity]:

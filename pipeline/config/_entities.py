@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from events.jid import GROUP_SERVER, InvalidJid, is_group, normalize, phone_digits
-from pipeline.config._sections import FieldError, Section
+from pipeline.config._sections import FieldError, Section, VoiceMode
 
 
 class Trigger(Section, frozen=True, kw_only=True):
@@ -39,6 +39,8 @@ class EntityBase(Section, frozen=True, kw_only=True, tag_field="type"):
     persona: str | None = None
     # Before each LLM call, show the owner what is sent (in the owner's own chat).
     debug: bool = False
+    # Replies here spoken as voice notes, over ``voice_replies.mode``.
+    voice_replies: VoiceMode | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not self.name.strip():

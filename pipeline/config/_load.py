@@ -33,6 +33,8 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     web_token: str | None = None
     # TRANSCRIPTION_API_KEY, else LLM_API_KEY; None: no key sent (a local server).
     transcription_key: str | None = None
+    # TTS_API_KEY, else LLM_API_KEY: for voice replies.
+    speech_key: str | None = None
 
     def __repr__(self) -> str:
         shown = {k: "<set>" if v else None for k, v in msgspec.structs.asdict(self).items()}
@@ -124,6 +126,9 @@ def load_config(
         config = msgspec.structs.replace(
             config, media=msgspec.structs.replace(media, transcription=heard)
         )
+    if (url := _url(env, "TTS_BASE_URL")) is not None:
+        spoken = msgspec.structs.replace(config.voice_replies, base_url=url)
+        config = msgspec.structs.replace(config, voice_replies=spoken)
     token = env.get(WEB_TOKEN)
     if config.web.enabled:
         _check_web(config.web, token, source, env.source_of(WEB_TOKEN))
@@ -135,6 +140,7 @@ def load_config(
             api_key=_api_key(config.llm, env),
             web_token=token,
             transcription_key=env.get("TRANSCRIPTION_API_KEY") or env.get("LLM_API_KEY"),
+            speech_key=env.get("TTS_API_KEY") or env.get("LLM_API_KEY"),
         ),
     )
 

@@ -296,25 +296,57 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-class TranscriptionConfig(Section, frozen=True, kw_only=True):
-    """An OpenAI-compatible ``POST {base_url}/audio/transcriptions`` (OpenAI, Groq, vLLM,
-    speaches, whisper.cpp's server). ``language`` (ISO 639-1, e.g. "de") skips detection."""
+class AudioService(Section, frozen=True, kw_only=True):
+    """An OpenAI-compatible audio endpoint (OpenAI, Groq, vLLM, speaches, whisper.cpp's
+    and other local servers): where it is, which model, how long to wait, what it costs."""
 
     provider: Literal["openai"] = "openai"
     base_url: str = "https://api.openai.com/v1"
-    model: str = "whisper-1"
-    language: str | None = None
+    model: str = ""
     timeout_seconds: Seconds = 120.0
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
-    # What a minute costs when the service does not say (OpenAI's whisper-1: $0.006);
-    # 0 for a server of your own. Counts against limits.daily_budget_usd.
-    price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.006
+    # What a minute of audio costs when the service does not say; 0 for a server of
+    # your own. Counts against limits.daily_budget_usd.
+    price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
 
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise FieldError("model", "must not be empty")
         if problem := url_problem(self.base_url):
             raise FieldError("base_url", problem)
+
+
+class TranscriptionConfig(AudioService, frozen=True, kw_only=True):
+    """``POST {base_url}/audio/transcriptions``. ``language`` (ISO 639-1, e.g. "de")
+    skips detection."""
+
+    model: str = "whisper-1"
+    language: str | None = None
+    # OpenAI's whisper-1: $0.006 a minute.
+    price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.006
+
+
+VoiceMode = Literal["never", "mirror", "always"]
+
+
+class VoiceRepliesConfig(AudioService, frozen=True, kw_only=True):
+    """Replies spoken as voice notes over ``POST {base_url}/audio/speech``: ``never``,
+    ``mirror`` (a voice note is answered with one), ``always``; an entity may say otherwise."""
+
+    mode: VoiceMode = "never"
+    model: str = "gpt-4o-mini-tts"
+    voice: str = "alloy"
+    # Longer replies: this much is spoken, the rest follows as text.
+    max_chars: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 1500
+    timeout_seconds: Seconds = 60.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 2
+    # OpenAI's gpt-4o-mini-tts: about $0.015 a minute of speech.
+    price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.015
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.voice.strip():
+            raise FieldError("voice", "must not be empty")
 
 
 class MediaConfig(Section, frozen=True, kw_only=True):

@@ -36,6 +36,7 @@ from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
+from pipeline.daemon._speaker import Speaker
 from pipeline.llm import LlmPool
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
@@ -76,7 +77,8 @@ class Daemon:
         self.agent = Agent(
             self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )
-        self.sender = Sender(self.folded, transport, settings, clock=clock)
+        speaker = Speaker(self.folded, self.llm.synthesizer, self.media)
+        self.sender = Sender(self.folded, transport, settings, clock=clock, speaker=speaker)
         self.scheduler = Scheduler(self.folded, settings, self.ids, clock=clock, media=self.media)
         self.alerter = Alerter(self.folded, settings, self.ids, clock=clock)
         self.liveness = Liveness()

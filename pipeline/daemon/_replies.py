@@ -3,6 +3,8 @@
 Each part of a reply is its own ``ReplyPlanned`` (own reply id and message
 id), so the outbox sends each exactly once across crashes; every part carries
 the same ``in_reply_to`` and trigger ids, and only the first one quotes. A
+spoken reply's first part is the voice note (its words in ``text``, its
+``speech`` planned), the rest of the answer follows as text. A
 note to the owner (startup, check-in, alert, debug copy) is one message to the
 owner's own chat; one that quotes a chat's words says which (``quotes_chat``),
 so ``forget`` takes it with that chat.
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from events.model import Quoted, ReplyPlanned, ReplyPurpose
+from events.model import Quoted, ReplyPlanned, ReplyPurpose, SpeechPlan
 from pipeline.config import WhatsAppConfig
 from pipeline.llm import split_message
 from projections.queue import Item
@@ -62,9 +64,15 @@ def reply_parts(
     call_id: str | None,
     new_id: Callable[[], str],
     new_wa_id: Callable[[], str | None],
+    spoken: tuple[str, SpeechPlan] | None = None,
 ) -> list[ReplyPlanned]:
-    """The planned messages of one answer to ``run``."""
-    parts = split_message(text, whatsapp.max_message_chars)
+    """The planned messages of one answer to ``run``: ``spoken``'s words as a voice note
+    first, if any, then ``text`` (what follows them) in parts."""
+    parts = split_message(text, whatsapp.max_message_chars) if text else []
+    speech: list[SpeechPlan | None] = [None] * len(parts)
+    if spoken is not None:
+        parts.insert(0, spoken[0])
+        speech.insert(0, spoken[1])
     quoted = quote_for(whatsapp, run)
     trigger_ids = [i.message.msg_id for i in run]
     numbered = len(parts) > 1
@@ -81,6 +89,7 @@ def reply_parts(
             quoted=quoted if n == 1 else None,
             part=n if numbered else None,
             parts=len(parts) if numbered else None,
+            speech=speech[n - 1],
         )
         for n, part in enumerate(parts, start=1)
     ]

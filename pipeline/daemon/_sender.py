@@ -18,6 +18,9 @@ started and, at start, those the log recorded just before) and a restriction
 of the account. A send WhatsApp refuses with 463/479 is never retried in a
 loop: it records ``AccountRestricted`` and replies to others wait for the hold
 to end; the first one through after it records the restriction's end.
+
+A part planned to be spoken is spoken just before it is sent (``_speaker``):
+the speech is recorded before the voice note goes, so it is made once.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._dispatch import Dispatcher, Job, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
+from pipeline.daemon._speaker import Speaker
 from pipeline.logs import get_logger
-from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError
+from pipeline.transport import RESTRICTED_CODES, Outgoing, Transport, TransportError, Voice
 from projections import account, addresses, configs, connection, outbox, timers
 
 log = get_logger("wabot.sender")
@@ -57,8 +61,11 @@ class Sender:
         settings: Settings,
         *,
         clock: Callable[[], float],
+        speaker: Speaker | None = None,
     ) -> None:
+        """``speaker`` makes the voice notes of spoken replies; without it they go as text."""
         self.folded = folded
+        self.speaker = speaker
         self.transport = transport
         self.settings = settings
         self.clock = clock
@@ -178,6 +185,7 @@ class Sender:
             parts=planned.parts,
             # The chat's disappearing-message timer: else the reply stays for good.
             expiration=timers.seconds(view.timers, planned.chat),
+            voice=await self._voice(entry),
         )
         restriction = account.newest(view.account)
         try:
@@ -216,6 +224,12 @@ class Sender:
         if self.settings.app.whatsapp.read_receipts and planned.part in (None, 1):
             await self._mark_read(planned, to)
         return True
+
+    async def _voice(self, entry: outbox.Entry) -> Voice | None:
+        """The voice note a spoken part goes as (spoken first if need be); None: text."""
+        if self.speaker is None or entry.event.speech is None:
+            return None
+        return await self.speaker.voice(self.settings.loaded, entry)
 
     async def _restricted(self, entry: outbox.Entry, exc: TransportError, code: int) -> None:
         """WhatsApp refused the send for a restriction: hold, never retry in a loop."""

@@ -33,6 +33,7 @@ from pipeline.config import Entity, LoadedConfig, Skip, skip_words
 from pipeline.daemon import _attachments as attachments
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
+from pipeline.daemon import _voice as voice
 from pipeline.daemon._replies import Ids, owner_note, reply_parts
 from pipeline.llm import (
     LlmResult,
@@ -40,6 +41,7 @@ from pipeline.llm import (
     compose,
     debug_note,
     format_reply,
+    spoken_reply,
     system_text,
     user_turn,
 )
@@ -309,16 +311,35 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         entity = facts.loaded.config.find_entity(chat)
         plan = skips(facts, entity, asked.run, "revoked")
         return Plan(events=[completed, *plan.events], lines=plan.lines)
-    parts = reply_parts(
-        chat,
+    return Plan(events=[completed, *_replies(facts, asked, result, text)])
+
+
+def _replies(facts: Facts, asked: Ask, result: LlmResult, text: str) -> list[ReplyPlanned]:
+    """The answer's parts: spoken first (up to ``voice_replies.max_chars``) where the
+    chat's mode says so, the rest as text."""
+    config = facts.loaded.config
+    last = asked.run[-1].message
+    entity = config.entity_for(asked.chat, last.sender_alt, last.is_group)
+    plan = voice.speech_plan(config, entity, asked.run) if entity is not None else None
+    spoken = None
+    if plan is not None:
+        words, text = spoken_reply(
+            result.content,
+            result.citations,
+            config.voice_replies.max_chars,
+            formatting=config.whatsapp.formatting,
+        )
+        spoken = (words, plan) if words.strip() else None
+    return reply_parts(
+        asked.chat,
         text,
         asked.run,
-        whatsapp=whatsapp,
-        call_id=call_id,
+        whatsapp=config.whatsapp,
+        call_id=asked.call_id,
         new_id=facts.ids.new_id,
         new_wa_id=facts.ids.new_wa_id,
+        spoken=spoken,
     )
-    return Plan(events=[completed, *parts])
 
 
 def revoked(view: States, chat: str, run: list[Item]) -> bool:

@@ -3,7 +3,8 @@
 ``compose`` turns config, context and new messages into a ``Prompt`` (what
 ``LlmRequested`` records); ``build_request`` turns a prompt into a provider's
 HTTP body (images as data URLs); ``LlmClient`` sends it with retries;
-``Transcriber`` turns voice notes into text over the same retries;
+``Transcriber`` turns voice notes into text over the same retries,
+``Synthesizer`` replies into speech;
 ``LlmPool`` keeps one client of each per endpoint in force.
 """
 
@@ -36,7 +37,8 @@ from pipeline.llm._prompt import (
     user_text,
     user_turn,
 )
-from pipeline.llm._render import Formatting, format_reply, split_message
+from pipeline.llm._render import Formatting, format_reply, split_message, spoken_reply
+from pipeline.llm._speech import Speech, Synthesizer
 from pipeline.llm._transcribe import Transcriber, Transcript
 from pipeline.llm._turns import normalize_turns, strip_think
 from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
@@ -67,6 +69,8 @@ __all__ = [
     "RequestTimeout",
     "RunFailed",
     "ServerError",
+    "Speech",
+    "Synthesizer",
     "Transcriber",
     "Transcript",
     "build_request",
@@ -76,6 +80,7 @@ __all__ = [
     "normalize_turns",
     "parse_response",
     "split_message",
+    "spoken_reply",
     "strip_think",
     "system_text",
     "user_text",

@@ -19,9 +19,11 @@ import httpx
 import msgspec
 
 from events.model import ChatTurn
-from pipeline.config import LoadedConfig
+from pipeline.config import AudioService, LoadedConfig
+from pipeline.llm._audio import AudioEndpoint
 from pipeline.llm._errors import BadRequest, LlmError, ParamRefused
 from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._speech import Synthesizer
 from pipeline.llm._transcribe import Transcriber
 from pipeline.llm._wire import (
     PROVIDERS,
@@ -36,7 +38,7 @@ from pipeline.logs import redact
 
 # Connecting is quick or broken; only reading waits for the model.
 _CONNECT_TIMEOUT = 5.0
-_C = TypeVar("_C", "LlmClient", Transcriber)
+_C = TypeVar("_C", "LlmClient", Transcriber, Synthesizer)
 
 
 class LlmClient:
@@ -183,7 +185,7 @@ class LlmPool:
     def __init__(self, images: ImageUrl | None = None) -> None:
         self._images = images
         self._current: dict[str, tuple[object, Any]] = {}  # what -> (settings, client)
-        self._retired: list[LlmClient | Transcriber] = []  # a call may still be using one
+        self._retired: list[LlmClient | AudioEndpoint] = []  # a call may still be using one
         # (provider, base_url) -> model -> fields it refused: kept for the process, across
         # clients a reload replaces (a new timeout is the same server).
         self._refusals: dict[tuple[str, str], dict[str, set[str]]] = {}
@@ -212,16 +214,13 @@ class LlmPool:
         return self._held(
             "transcription",
             (heard, key),
-            lambda: Transcriber(
-                base_url=heard.base_url,
-                api_key=key,
-                model=heard.model,
-                language=heard.language,
-                timeout=heard.timeout_seconds,
-                max_retries=heard.max_retries,
-                price_per_minute=heard.price_per_minute_usd,
-            ),
+            lambda: Transcriber(language=heard.language, **_endpoint(heard, key)),
         )
+
+    def synthesizer(self, loaded: LoadedConfig) -> Synthesizer:
+        spoken = loaded.config.voice_replies
+        key = loaded.secrets.speech_key
+        return self._held("speech", (spoken, key), lambda: Synthesizer(**_endpoint(spoken, key)))
 
     def _held(self, what: str, settings: object, make: Callable[[], _C]) -> _C:
         held = self._current.get(what)
@@ -237,3 +236,15 @@ class LlmPool:
         self._retired, self._current = [], {}
         for client in clients:
             await client.aclose()
+
+
+def _endpoint(service: AudioService, key: str | None) -> dict[str, Any]:
+    """An audio endpoint client's settings from its app.json section."""
+    return {
+        "base_url": service.base_url,
+        "api_key": key,
+        "model": service.model,
+        "timeout": service.timeout_seconds,
+        "max_retries": service.max_retries,
+        "price_per_minute": service.price_per_minute_usd,
+    }

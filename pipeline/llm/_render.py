@@ -33,6 +33,36 @@ def format_reply(
 
     With ``formatting="whatsapp"`` the content's Markdown is written as WhatsApp's.
     """
+    text, lines = _parts(content, citations, max_sources, formatting)
+    return _joined(text, lines)
+
+
+def spoken_reply(
+    content: str,
+    citations: list[Citation],
+    limit: int,
+    max_sources: int = 5,
+    *,
+    formatting: Formatting = "whatsapp",
+) -> tuple[str, str]:
+    """What of an answer is spoken, and what follows it as text ("" for nothing).
+
+    The words are spoken without citation markers (a voice reading "[1]" helps
+    no one), at most ``limit`` characters of them, cut where ``split_message``
+    would cut; the rest, then the "Sources:" list, go as text.
+    """
+    text, lines = _parts(content, citations, max_sources, formatting)
+    words = _MARKER.sub("", text)
+    if len(words) <= limit:
+        return words, _joined("", lines) if lines else ""
+    cut = _cut(words, limit, protected(words[: limit * 2]))
+    return words[:cut].rstrip(), _joined(words[cut:].lstrip(), lines)
+
+
+def _parts(
+    content: str, citations: list[Citation], max_sources: int, formatting: Formatting
+) -> tuple[str, list[str]]:
+    """The answer's text (markers renumbered, in ``formatting``) and its sources' lines."""
     listed: list[Citation] = []
     number_of_url: dict[str, int] = {}
     new_number: dict[int, int | None] = {}  # 1-based API index -> listed number, None if cut
@@ -44,9 +74,12 @@ def format_reply(
     text = _renumber(content.strip(), new_number)
     if formatting == "whatsapp":
         text = whatsapp_markup(text)
-    if not listed:
+    return text, [f"[{n}] {_label(c)}" for n, c in enumerate(listed, start=1)]
+
+
+def _joined(text: str, lines: list[str]) -> str:
+    if not lines:
         return text
-    lines = [f"[{n}] {_label(c)}" for n, c in enumerate(listed, start=1)]
     return "\n".join([text, "", "Sources:", *lines]) if text else "\n".join(["Sources:", *lines])
 
 

@@ -10,21 +10,16 @@ file is streamed from disk on every attempt, never read into memory here.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-import anyio
-import httpx
 import msgspec
 
+from pipeline.llm._audio import AudioEndpoint
 from pipeline.llm._errors import BadRequest
-from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._http import OnFailure, post
 from pipeline.llm._wire import decode_answer
 from pipeline.media import audio_file_name, base_mime
-
-_CONNECT_TIMEOUT = 5.0
-_SECONDS_PER_MINUTE = 60.0
 
 
 class Transcript(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,34 +42,13 @@ class _Answer(msgspec.Struct):
     duration: float | None = None  # verbose_json, and servers that always send it
 
 
-class Transcriber:
+class Transcriber(AudioEndpoint):
     """Transcribes audio files at one endpoint with one model."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str | None,
-        model: str,
-        language: str | None,
-        timeout: float,
-        max_retries: int,
-        price_per_minute: float,
-        http: httpx.AsyncClient | None = None,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self.model = model
-        self._url = f"{base_url.rstrip('/')}/audio/transcriptions"
-        self._api_key = api_key
+    def __init__(self, *, language: str | None, **endpoint: Any) -> None:
+        """``endpoint``: ``AudioEndpoint``'s settings (base_url, api_key, model…)."""
+        super().__init__("audio/transcriptions", **endpoint)
         self._language = language
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT))
-        self._max_retries = max(max_retries, 0)
-        self._price = price_per_minute
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
-        self._sleep = sleep
-        self._jitter = jitter
 
     async def transcribe(
         self,
@@ -94,12 +68,8 @@ class Transcriber:
         if self._language:
             fields["language"] = self._language
         name = audio_file_name(mime, file_name)
-        return await retrying(
-            lambda: self._attempt(path, name, base_mime(mime), fields, seconds),
-            max_retries=self._max_retries,
-            on_failure=on_failure,
-            sleep=self._sleep,
-            jitter=self._jitter,
+        return await self._retrying(
+            lambda: self._attempt(path, name, base_mime(mime), fields, seconds), on_failure
         )
 
     async def _attempt(
@@ -125,7 +95,7 @@ class Transcriber:
         length = measured if measured is not None else seconds
         cost = usage.cost
         if cost is None and length is not None:
-            cost = round(length / _SECONDS_PER_MINUTE * self._price, 6)
+            cost = self._cost(length)
         return Transcript(
             text=answer.text.strip(),
             model=self.model,
@@ -133,7 +103,3 @@ class Transcriber:
             cost_usd=cost,
             latency_ms=latency_ms,
         )
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()

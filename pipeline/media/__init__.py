@@ -3,7 +3,8 @@
 ``MediaStore`` keeps the bytes (streamed in from a ``MediaSource`` the
 transport hands over, one private file per content) and sweeps away the files
 no event refers to; ``_formats`` says what a file is from its type, name and
-first bytes; ``read_document`` takes the text out of PDFs and text files.
+first bytes; ``read_document`` takes the text out of PDFs and text files; ``opus_info``
+reads a spoken reply's length and waveform from its Ogg pages.
 Shared by the daemon (intake, agent), the LLM client (images) and the tools
 (replay reads, compaction deletes).
 """
@@ -19,6 +20,7 @@ from pipeline.media._formats import (
     message_kind,
     sniff_image,
 )
+from pipeline.media._ogg import OGG_OPUS, NotOpus, OpusInfo, opus_info, whole_seconds
 from pipeline.media._store import (
     GRACE_SECONDS,
     MEDIA_DIR,
@@ -34,6 +36,7 @@ from pipeline.media._store import (
 __all__ = [
     "GRACE_SECONDS",
     "MEDIA_DIR",
+    "OGG_OPUS",
     "VISION_TYPES",
     "DocumentText",
     "DocumentType",
@@ -41,6 +44,8 @@ __all__ = [
     "MediaSink",
     "MediaSource",
     "MediaStore",
+    "NotOpus",
+    "OpusInfo",
     "Stored",
     "Unreadable",
     "audio_file_name",
@@ -49,7 +54,9 @@ __all__ = [
     "guess_mime",
     "human_size",
     "message_kind",
+    "opus_info",
     "read_document",
     "referenced_media",
     "sniff_image",
+    "whole_seconds",
 ]

@@ -29,7 +29,14 @@ from typing import IO, NamedTuple, Protocol
 
 import anyio.to_thread
 
-from events.model import ImageRef, MediaFetched, MediaProblem, MessageReceived, Recorded
+from events.model import (
+    ImageRef,
+    MediaFetched,
+    MediaProblem,
+    MessageReceived,
+    Recorded,
+    SpeechSynthesized,
+)
 from events.owner_only import FILE_MODE, private_dir
 
 MEDIA_DIR = "media"
@@ -135,6 +142,10 @@ class MediaStore:
             raise
         return Stored(sha256, writer.size, writer.head)
 
+    async def save_bytes(self, data: bytes) -> Stored:
+        """Keep bytes made here (a spoken reply) like a fetched attachment."""
+        return await self.save(_Bytes(data), len(data))
+
     def read(self, sha256: str) -> bytes:
         """The stored bytes, from whichever log's directory has them; OSError when none has."""
         own = self.path(sha256)
@@ -192,14 +203,35 @@ class MediaStore:
 
 def referenced_media(records: Iterable[Recorded]) -> set[str]:
     """The stored files events refer to: the ``media.sha256`` of every message, whether
-    stored with it or fetched after it was recorded (``MediaFetched``)."""
-    return {
-        rec.event.media.sha256
-        for rec in records
-        if isinstance(rec.event, MessageReceived | MediaFetched)
-        and rec.event.media is not None
-        and rec.event.media.sha256
-    }
+    stored with it or fetched after it was recorded (``MediaFetched``), and every
+    spoken reply's audio (``SpeechSynthesized``)."""
+    found: set[str] = set()
+    for rec in records:
+        event = rec.event
+        if isinstance(event, SpeechSynthesized):
+            found.add(event.sha256)
+        elif isinstance(event, MessageReceived | MediaFetched) and event.media is not None:
+            found.add(event.media.sha256)
+    found.discard("")
+    return found
+
+
+class _Bytes:
+    """A ``MediaSource`` of bytes already in hand."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def in_hand(self) -> bool:
+        return True
+
+    async def download(self, sink: MediaSink) -> None:
+        sink.write(self.data)
 
 
 def human_size(size: int) -> str:

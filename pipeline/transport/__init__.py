@@ -1,7 +1,7 @@
 """How messages reach WhatsApp (or a stand-in) and come back.
 
 Every transport implements ``Transport``: it normalises what it receives into
-``Inbound`` messages, reports its connection state, and sends plain text.
+``Inbound`` messages, reports its connection state, and sends plain text or voice notes.
 ``SecretsFile`` keeps the message secrets edits need across restarts
 (``forget_secrets`` is forget's part of it). ``StdioTransport`` speaks JSON
 lines (docs/stdio.md), ``MemoryTransport`` is the in-process twin for
@@ -20,6 +20,7 @@ from pipeline.transport._base import (
     StatusSink,
     Transport,
     TransportError,
+    Voice,
     received_message,
 )
 from pipeline.transport._memory import MemoryTransport, SentMessage
@@ -40,6 +41,7 @@ __all__ = [
     "StdioTransport",
     "Transport",
     "TransportError",
+    "Voice",
     "forget_secrets",
     "received_message",
 ]

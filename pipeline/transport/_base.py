@@ -6,7 +6,7 @@ whose ids are normalised JIDs as WhatsApp used them, hands them to the
 daemon's ``deliver`` callback in arrival order (an attachment as a
 ``MediaSource`` the daemon fetches only for chats it monitors), reports its connection
 state (and the owner's own ids once connected) through ``status``, and sends
-plain text. Which chat a message belongs to, and whether it is monitored, is
+plain text or a voice note. Which chat a message belongs to, and whether it is monitored, is
 the daemon's job.
 """
 
@@ -32,7 +32,7 @@ from events.model import (
     ReplyPurpose,
     TransportStatus,
 )
-from pipeline.media import MediaSource
+from pipeline.media import OGG_OPUS, MediaSource
 
 # A receipt (``ReplyDelivered``) comes with ``reply_id`` "": the daemon finds the
 # reply its ``wa_id`` belongs to, and drops it unseen when there is none.
@@ -51,6 +51,15 @@ class Inbound(NamedTuple):
     media: MediaSource | None = None
 
 
+class Voice(msgspec.Struct, frozen=True, kw_only=True):
+    """A voice note sent instead of text: an Ogg Opus file, its length and its bars."""
+
+    path: str
+    seconds: int  # whole seconds, as WhatsApp shows them
+    waveform: bytes = b""  # 64 values 0-100
+    mime: str = OGG_OPUS
+
+
 class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     """One WhatsApp message to send; ``to`` is the id to address (LID or phone JID)."""
 
@@ -64,6 +73,8 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     parts: int | None = None
     # The chat's disappearing-message timer (seconds) the message is sent with; None: off.
     expiration: int | None = None
+    # Sent as this voice note (push-to-talk); ``text`` is the words it speaks.
+    voice: Voice | None = None
 
 
 class SendReceipt(NamedTuple):

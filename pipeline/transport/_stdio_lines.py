@@ -40,7 +40,7 @@ from events.model import (
     UndecryptableReason,
 )
 from pipeline.media import MediaSource, guess_mime, message_kind
-from pipeline.transport._base import Fact, Outgoing, received_message
+from pipeline.transport._base import Fact, Outgoing, Voice, received_message
 from pipeline.transport._stdio_media import FileSource, InlineSource
 
 # Senders stamp either unix seconds or (like WhatsApp) milliseconds.
@@ -172,6 +172,14 @@ class _SentLine(msgspec.Struct, tag_field="type", tag="sent", omit_defaults=True
     part: int | None = None
     parts: int | None = None
     expiration: int | None = None  # left out when the chat's timer is off or unknown
+    media: _SentMedia | None = None  # a voice reply; ``text`` is its words
+
+
+class _SentMedia(msgspec.Struct):
+    kind: Literal["voice"]
+    path: str
+    mime: str
+    seconds: int
 
 
 class _PresenceLine(msgspec.Struct, tag_field="type", tag="presence"):
@@ -312,8 +320,13 @@ def sent_line(message: Outgoing, msg_id: str) -> bytes:
         part=message.part,
         parts=message.parts,
         expiration=message.expiration or None,
+        media=_sent_media(message.voice) if message.voice is not None else None,
     )
     return _encoder.encode(line) + b"\n"
+
+
+def _sent_media(voice: Voice) -> _SentMedia:
+    return _SentMedia(kind="voice", path=voice.path, mime=voice.mime, seconds=voice.seconds)
 
 
 def presence_line(chat: str, state: str) -> bytes:

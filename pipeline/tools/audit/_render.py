@@ -182,8 +182,28 @@ def _delivery(d: Delivery) -> list[str]:
     else:
         state = "not sent yet"
     lines = [f"  {d.purpose} planned {iso(d.planned_ts)}, {state}"]
+    lines += _speech(d)
     lines += [_failure("send failed", f) for f in d.failures]
     return lines + _block("", d.text, 4)
+
+
+def _speech(d: Delivery) -> list[str]:
+    """How a part planned to be spoken went: the voice note made, or why its text went."""
+    if d.speech_plan is None:
+        return []
+    lines = [_failure("speech failed", f) for f in d.speech_failures]
+    made = d.speech
+    if made is not None:
+        cost = f", ${made.cost_usd:.4f}" if made.cost_usd is not None else ""
+        lines.append(
+            f"  spoken as a voice note ({d.speech_plan}, {made.seconds:.1f} s{cost}), "
+            f"sha256 {made.sha256}"
+        )
+    elif any(f.final for f in d.speech_failures):
+        lines.append("  sent as text instead of a voice note")
+    else:
+        lines.append(f"  to be spoken ({d.speech_plan})")
+    return lines
 
 
 def receipts_text(d: Delivery) -> str:

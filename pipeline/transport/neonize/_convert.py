@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from neonize.proto.Neonize_pb2 import JID
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    AudioMessage,
     ContextInfo,
     ExtendedTextMessage,
     Message,
@@ -392,10 +393,39 @@ def outgoing_message(message: Outgoing) -> Any:
     changed (``ephemeralSettingTimestamp``) is not known here, and a wrong
     one could read as a change of the setting.
     """
-    quoted = message.quoted
-    if quoted is None and not message.expiration:
+    if message.quoted is None and not message.expiration:
         return Message(conversation=message.text)
+    context = _context(message)
+    return Message(extendedTextMessage=ExtendedTextMessage(text=message.text, contextInfo=context))
+
+
+def voice_message(message: Outgoing, upload: Any) -> Any:
+    """A voice reply as WhatsApp's push-to-talk ``audioMessage`` of the uploaded file
+    (neonize's ``UploadResponse``), with its length and bars, quoting as text would."""
+    voice = message.voice
+    assert voice is not None
+    audio = AudioMessage(
+        URL=upload.url,
+        directPath=upload.DirectPath,
+        mediaKey=upload.MediaKey,
+        fileEncSHA256=upload.FileEncSHA256,
+        fileSHA256=upload.FileSHA256,
+        fileLength=upload.FileLength,
+        mimetype=voice.mime,
+        seconds=voice.seconds,
+        PTT=True,
+    )
+    if voice.waveform:
+        audio.waveform = voice.waveform
+    if message.quoted is not None or message.expiration:
+        audio.contextInfo.CopyFrom(_context(message))
+    return Message(audioMessage=audio)
+
+
+def _context(message: Outgoing) -> Any:
+    """The quote's id, author and text, and the chat's timer."""
     context = ContextInfo()
+    quoted = message.quoted
     if quoted is not None:
         context.stanzaID = quoted.id
         context.quotedMessage.CopyFrom(Message(conversation=quoted.text))
@@ -403,4 +433,4 @@ def outgoing_message(message: Outgoing) -> Any:
             context.participant = quoted.sender
     if message.expiration:
         context.expiration = message.expiration
-    return Message(extendedTextMessage=ExtendedTextMessage(text=message.text, contextInfo=context))
+    return context

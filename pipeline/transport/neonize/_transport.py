@@ -38,7 +38,13 @@ from neonize.aioze.events import MessageEv, PairStatusEv, ReceiptEv
 from neonize.events import EVENT_TO_INT, UndecryptableMessageEv
 from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import UndecryptableMessage
-from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
+from neonize.utils.enum import (
+    ChatPresence,
+    ChatPresenceMedia,
+    MediaType,
+    Presence,
+    ReceiptType,
+)
 
 from events.jid import InvalidJid, normalize
 from events.model import MessageReceived, TransportStatus
@@ -52,6 +58,7 @@ from pipeline.transport._base import (
     SendReceipt,
     StatusSink,
     TransportError,
+    Voice,
 )
 from pipeline.transport._secrets_file import SecretsFile
 from pipeline.transport.neonize import _arrival as arrival
@@ -213,17 +220,30 @@ class NeonizeTransport:
         raise TransportError(fatal, retryable=False)
 
     async def send(self, message: Outgoing) -> SendReceipt:
-        """Send plain text (so ``@digits`` stay text); a quote is built by hand."""
+        """Send plain text (so ``@digits`` stay text), or a voice note; a quote is built
+        by hand."""
         to = self._jid(message.to)
         await self._until_online()
         try:
-            response = await self._client.send_message(to, convert.outgoing_message(message))
+            if message.voice is not None:
+                content = convert.voice_message(message, await self._upload(message.voice))
+            else:
+                content = convert.outgoing_message(message)
+            response = await self._client.send_message(to, content)
         except NeonizeError as exc:
             raise _send_failure(exc) from exc
         sent_at = float(response.Timestamp) or self._clock()  # seconds, unlike inbound stamps
         # whatsmeow may deliver a phone-addressed send to the LID; it says where.
         delivered = convert.jid(response.Chat) if response.HasField("Chat") else None
         return SendReceipt(str(response.ID), sent_at, delivered)
+
+    async def _upload(self, voice: Voice) -> Any:
+        """The voice note's file, encrypted and uploaded to WhatsApp's media servers."""
+        try:
+            data = await anyio.to_thread.run_sync(Path(voice.path).read_bytes)
+        except OSError as exc:
+            raise TransportError(f"cannot read the voice note: {exc}", retryable=False) from None
+        return await self._client.upload(data, MediaType.MediaAudio)
 
     async def typing(self, chat: str, on: bool) -> None:
         state = ChatPresence.CHAT_PRESENCE_COMPOSING if on else ChatPresence.CHAT_PRESENCE_PAUSED

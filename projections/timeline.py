@@ -349,8 +349,14 @@ def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized) -> None:
 def _not_spoken(state: State, rec: Recorded, ev: SpeechFailed) -> None:
     delivery = state.by_reply.get(ev.reply_id)
     if delivery is not None:
-        failure = Failure(seq=rec.seq, ts=rec.ts, error=ev.error, final=ev.final, attempt=ev.attempt)
-        failure.status = ev.status
+        failure = Failure(
+            seq=rec.seq,
+            ts=rec.ts,
+            error=ev.error,
+            final=ev.final,
+            attempt=ev.attempt,
+            status=ev.status,
+        )
         delivery.speech_failures.append(failure)
 
 

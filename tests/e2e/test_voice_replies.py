@@ -25,7 +25,7 @@ from tests.speech_shapes import SPEECH_AUDIO
 from tests.transcription_server import FakeTranscriptionServer
 
 OGG_OPUS = "audio/ogg; codecs=opus"
-SOURCES = "Sources:\n[1] example.com – Echo news\n[2] docs.example.org – The echo guide"
+SOURCES = "Sources:\n[1] example.com \u2013 Echo news\n[2] docs.example.org \u2013 The echo guide"
 
 
 @pytest.fixture
@@ -100,7 +100,8 @@ def test_mirror_answers_a_voice_note_with_one_and_a_text_with_text(
 
     daemon.message("And in text?", msg_id="T1")
     texted = daemon.next_sent()
-    assert "media" not in texted and texted["text"].startswith("Echo: And in text?")
+    assert "media" not in texted
+    assert texted["text"].startswith("Echo: And in text?")
     assert len(llm_server.speeches()) == 1
 
     stats = run_cli(["stats", "--store", str(daemon.store)], cwd=daemon.workdir, env=daemon.env)
@@ -175,7 +176,7 @@ def test_a_long_answer_speaks_max_chars_and_sends_the_rest_as_text(
 ) -> None:
     overrides = {"voice_replies": {"mode": "always", "max_chars": 150}}
     daemon = speaking(make_daemon, llm_server, heard, overrides)
-    sentences = [f"Sentence number {n} says a little more than the one before it." for n in range(8)]
+    sentences = [f"Sentence number {n} says a little more than the one before." for n in range(8)]
     llm_server.respond(lambda body: " ".join(sentences))
     daemon.message("Tell me a lot", msg_id="L1")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 import io
 import os
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ from neonize.proto.Neonize_pb2 import (
     PairPhoneReturnFunction,
     SendMessageReturnFunction,
     SendResponse,
+    UploadResponse,
+    UploadReturnFunction,
 )
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
@@ -85,6 +88,8 @@ class FakeGo:
         # | ("read", ids, chat user, sender user).
         self.calls: list[tuple[Any, ...]] = []
         self.downloads: list[Any] = []  # the Message protos DownloadAny was asked for
+        self.uploads: list[tuple[bytes, int]] = []  # (bytes, whatsmeow MediaType) uploaded
+        self.upload_error = ""
         self.download_data = b"OggS" + bytes(range(256)) * 8
         self.download_error = ""  # whatsmeow's error text, as DownloadAny returns it
         self.download_hang = False  # downloads never return (a dead media connection)
@@ -147,6 +152,26 @@ class FakeGo:
         who = JID.FromString(sender).User
         self.calls.append(("read", ids.decode().split(" "), JID.FromString(chat).User, who))
         return b""
+
+    async def Upload(self, _uuid: bytes, data: bytes, _n: int, media_type: int) -> bytes:
+        """whatsmeow's Upload: encrypts and uploads, answering where the file now is."""
+        self.uploads.append((data, media_type))
+        if self.upload_error:
+            reply = UploadReturnFunction(Error=self.upload_error)
+        else:
+            digest = hashlib.sha256(data).digest()
+            response = UploadResponse(
+                url=f"https://mmg.whatsapp.net/v/t62.7117-24/{digest.hex()[:16]}.enc",
+                DirectPath=f"/v/t62.7117-24/{digest.hex()[:16]}.enc",
+                Handle="",
+                MediaKey=bytes(32),
+                FileEncSHA256=hashlib.sha256(b"enc" + data).digest(),
+                FileSHA256=digest,
+                FileLength=len(data),
+            )
+            reply = UploadReturnFunction(UploadResponse=response)
+        out: bytes = reply.SerializeToString()
+        return out
 
     async def DownloadAny(self, _uuid: bytes, msg: bytes, _n: int) -> bytes:
         """whatsmeow's DownloadAny: the decrypted bytes, or its error, serialised."""

@@ -133,8 +133,9 @@ def test_an_entity_overrides_the_global_mode_and_the_plan_names_model_and_voice(
 
 def test_an_unknown_mode_is_a_config_error_naming_the_field() -> None:
     with pytest.raises(ConfigError, match=r"voice_replies\.mode"):
-        config_from_dict({"whatsapp": {"phone_number": "491700000000"},
-                          "voice_replies": {"mode": "sometimes"}})  # fmt: skip
+        config_from_dict(
+            {"whatsapp": {"phone_number": "491700000000"}, "voice_replies": {"mode": "sometimes"}}
+        )
 
 
 # -- what is spoken -------------------------------------------------------------
@@ -173,8 +174,9 @@ def loaded_for(server: FakeLlmServer, **voice: object) -> LoadedConfig:
             "voice_replies": {"base_url": f"{server.base_url}/v1", "max_retries": 0, **voice},
         }
     )
-    return LoadedConfig(config=config, hash="h", path="app.json",
-                        secrets=Secrets(speech_key=TEST_KEY))  # fmt: skip
+    return LoadedConfig(
+        config=config, hash="h", path="app.json", secrets=Secrets(speech_key=TEST_KEY)
+    )
 
 
 @pytest.mark.anyio
@@ -204,8 +206,9 @@ class Rig:
 
     def make_sender(self) -> Sender:
         speaker = Speaker(self.folded, self.pool.synthesizer, self.store)
-        return Sender(self.folded, self.transport, Settings(self.loaded), clock=self.clock,
-                      speaker=speaker)  # fmt: skip
+        return Sender(
+            self.folded, self.transport, Settings(self.loaded), clock=self.clock, speaker=speaker
+        )
 
     def restart(self) -> None:
         self.folded.close()
@@ -226,8 +229,14 @@ async def rig(tmp_path: Path, server: FakeLlmServer) -> AsyncIterator[Rig]:
 
 def spoken(reply_id: str = "R1") -> ReplyPlanned:
     plan = SpeechPlan(model="gpt-4o-mini-tts", voice="alloy")
-    return ReplyPlanned(chat=ALICE, reply_id=reply_id, purpose="reply", text="Hello, Alice.",
-                        wa_id=reply_id, speech=plan)  # fmt: skip
+    return ReplyPlanned(
+        chat=ALICE,
+        reply_id=reply_id,
+        purpose="reply",
+        text="Hello, Alice.",
+        wa_id=reply_id,
+        speech=plan,
+    )
 
 
 @pytest.mark.anyio

@@ -9,7 +9,11 @@ file's pages, keeps it under ``STORE/media/`` and prints a ``sent`` line with
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from tests.media_files import voice_note, write
 from tests.speech_shapes import SPEECH_AUDIO
 from tests.transcription_server import FakeTranscriptionServer
 
+ROOT = Path(__file__).resolve().parents[2]
 OGG_OPUS = "audio/ogg; codecs=opus"
 SOURCES = "Sources:\n[1] example.com \u2013 Echo news\n[2] docs.example.org \u2013 The echo guide"
 
@@ -163,8 +168,11 @@ def test_a_speech_failure_sends_the_words_as_text_and_records_why(
     assert "400" in final.error
     assert daemon.find(SpeechSynthesized) == []
     assert list((daemon.store / "media").glob("*")) == []
-    audit = run_cli(["audit", "--chat", "Alice", "--store", str(daemon.store)],
-                    cwd=daemon.workdir, env=daemon.env)  # fmt: skip
+    audit = run_cli(
+        ["audit", "--chat", "Alice", "--store", str(daemon.store)],
+        cwd=daemon.workdir,
+        env=daemon.env,
+    )
     assert "speech failed" in audit.stdout, audit.stdout
 
 
@@ -190,3 +198,64 @@ def test_a_long_answer_speaks_max_chars_and_sends_the_rest_as_text(
     assert asked["input"] == spoken["text"]
     [completed] = daemon.find(LlmCompleted)
     assert completed.content == " ".join(sentences)  # the whole answer stays in the log
+
+
+def replay(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(daemon.store)],
+        cwd=daemon.workdir,
+        env=daemon.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_replay_shows_the_words_and_forget_takes_the_voice_note(
+    make_daemon: MakeDaemon,
+    llm_server: FakeLlmServer,
+    heard: FakeTranscriptionServer,
+    tmp_path: Path,
+) -> None:
+    daemon = speaking(make_daemon, llm_server, heard, {"voice_replies": {"mode": "always"}})
+    daemon.message("Say it", msg_id="S1")
+    path = assert_voice(daemon, daemon.next_sent())
+    daemon.next_sent()
+    daemon.wait_event(ReplySent, timeout=10.0)
+    daemon.stop()
+
+    cli = {"cwd": daemon.workdir, "env": daemon.env}
+    checked = replay(daemon, "--chat", "Alice", "--recorded")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines()[-1].endswith("checked: 1 OK, 0 DIFF")
+    rerun = replay(daemon, "--chat", "Alice", "--prompt", "Be short.")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Echo: Say it" in rerun.stdout
+    assert len(llm_server.speeches()) == 1  # replay never speaks
+
+    forgot = run_cli(["forget", "--chat", "Alice", "--store", str(daemon.store)], **cli)
+    assert forgot.returncode == 0, forgot.stderr
+    assert "; deleted 1 media file;" in forgot.stdout, forgot.stdout
+    assert not path.exists()
+
+
+def test_rotation_sweeps_a_voice_note_with_its_events(
+    make_daemon: MakeDaemon,
+    llm_server: FakeLlmServer,
+    heard: FakeTranscriptionServer,
+) -> None:
+    rotation = {"retention_days": 0.00001, "interval_hours": 0.0003}  # < 1 s kept, ~1 s apart
+    overrides = {"voice_replies": {"mode": "always"}, "rotation": rotation}
+    daemon = speaking(make_daemon, llm_server, heard, overrides)
+    daemon.message("Say it", msg_id="S1")
+    path = assert_voice(daemon, daemon.next_sent())
+    hour_ago = time.time() - 3600  # as old as the event that named it will be
+    os.utime(path, (hour_ago, hour_ago))
+
+    daemon.wait_stderr("media_swept")
+
+    assert not path.exists()
+    assert daemon.find(SpeechSynthesized) == []
+    assert daemon.alive

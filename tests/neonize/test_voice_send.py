@@ -47,8 +47,9 @@ async def test_a_voice_reply_goes_as_ptt_opus_audio_with_its_seconds(
             "voice_replies": {"mode": "always", "base_url": f"{server.base_url}/v1"},
         }
     )
-    loaded = LoadedConfig(config=config, hash="h", path="app.json",
-                          secrets=Secrets(speech_key=TEST_KEY))  # fmt: skip
+    loaded = LoadedConfig(
+        config=config, hash="h", path="app.json", secrets=Secrets(speech_key=TEST_KEY)
+    )
     clock = FakeClock(1_764_070_000.0)
     folded = FoldedLog(open_log(tmp_path / "events.db", clock=clock))
     pool = LlmPool()
@@ -58,8 +59,9 @@ async def test_a_voice_reply_goes_as_ptt_opus_audio_with_its_seconds(
     try:
         async with running(*make_transport()) as session:
             await session.connected()
-            sender = Sender(folded, session.transport, Settings(loaded), clock=clock,
-                            speaker=speaker)  # fmt: skip
+            sender = Sender(
+                folded, session.transport, Settings(loaded), clock=clock, speaker=speaker
+            )
             await folded.append(
                 TransportStatus(state="connected"),
                 ReplyPlanned(

@@ -226,7 +226,6 @@ def test_replay_shows_the_words_and_forget_takes_the_voice_note(
     daemon.wait_event(ReplySent, timeout=10.0)
     daemon.stop()
 
-    cli = {"cwd": daemon.workdir, "env": daemon.env}
     checked = replay(daemon, "--chat", "Alice", "--recorded")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.splitlines()[-1].endswith("checked: 1 OK, 0 DIFF")
@@ -235,7 +234,11 @@ def test_replay_shows_the_words_and_forget_takes_the_voice_note(
     assert "Echo: Say it" in rerun.stdout
     assert len(llm_server.speeches()) == 1  # replay never speaks
 
-    forgot = run_cli(["forget", "--chat", "Alice", "--store", str(daemon.store)], **cli)
+    forgot = run_cli(
+        ["forget", "--chat", "Alice", "--store", str(daemon.store)],
+        cwd=daemon.workdir,
+        env=daemon.env,
+    )
     assert forgot.returncode == 0, forgot.stderr
     assert "; deleted 1 media file;" in forgot.stdout, forgot.stdout
     assert not path.exists()

@@ -33,6 +33,7 @@ from bench import (
     pg_fold,
     roundtrips,
     rss,
+    speech,
     throughput,
 )
 from bench.report import Results, Row, save, table
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     concurrency.NAME: concurrency.run,
     pg_daemons.NAME: pg_daemons.run,
     media.NAME: media.run,
+    speech.NAME: speech.run,
     compaction.NAME: compaction.run,
     roundtrips.NAME: roundtrips.run,
     throughput.NAME: throughput.run,

@@ -25,7 +25,7 @@ from events.testing import FakeClock
 from pipeline.config import ConfigError, LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Sender, Settings
 from pipeline.daemon._speaker import Speaker
-from pipeline.daemon._voice import speaks, speech_plan
+from pipeline.daemon._voice import missing_speech_key, speaks, speech_plan, spoken_chars
 from pipeline.llm import LlmPool, MalformedResponse, spoken_reply
 from pipeline.media import OGG_OPUS, MediaStore, NotOpus, opus_info, whole_seconds
 from pipeline.transport import MemoryTransport, TransportError, received_message
@@ -292,3 +292,23 @@ async def test_speech_refused_for_good_sends_the_text_once(rig: Rig, server: Fak
     await rig.sender.send_due()
     assert len(rig.transport.sent) == 1
     assert len(server.speeches()) == 1
+
+
+def test_speaking_never_outgrows_one_message_and_a_missing_key_is_noticed() -> None:
+    def loaded(voice: dict[str, object], key: str | None, **whatsapp: object) -> LoadedConfig:
+        config = config_from_dict(
+            {
+                "whatsapp": {"phone_number": "491700000000", **whatsapp},
+                "monitored_entities": [{"type": "user", "jid": ALICE}],
+                "voice_replies": voice,
+            }
+        )
+        return LoadedConfig(config=config, hash="h", path="a", secrets=Secrets(speech_key=key))
+
+    assert spoken_chars(loaded({}, None).config) == 1500
+    assert spoken_chars(loaded({}, None, max_message_chars=300).config) == 300
+    assert not missing_speech_key(loaded({}, None))  # never: nothing is spoken
+    assert missing_speech_key(loaded({"mode": "mirror"}, None))
+    assert not missing_speech_key(loaded({"mode": "mirror"}, "sk-x"))
+    local: dict[str, object] = {"mode": "always", "base_url": "http://127.0.0.1:8880/v1"}
+    assert not missing_speech_key(loaded(local, None))

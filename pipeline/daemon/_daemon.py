@@ -37,6 +37,7 @@ from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
 from pipeline.daemon._settings import Settings, config_loaded
 from pipeline.daemon._speaker import Speaker
+from pipeline.daemon._voice import missing_speech_key
 from pipeline.llm import LlmPool
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
@@ -107,6 +108,11 @@ class Daemon:
             log.warning(
                 "transcription_key_missing",
                 hint="voice notes cannot be transcribed: set TRANSCRIPTION_API_KEY or LLM_API_KEY",
+            )
+        if missing_speech_key(loaded):
+            log.warning(
+                "speech_key_missing",
+                hint="replies cannot be spoken (they go as text): set TTS_API_KEY or LLM_API_KEY",
             )
         try:
             async with anyio.create_task_group() as tg:

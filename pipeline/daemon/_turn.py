@@ -315,7 +315,7 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
 
 
 def _replies(facts: Facts, asked: Ask, result: LlmResult, text: str) -> list[ReplyPlanned]:
-    """The answer's parts: spoken first (up to ``voice_replies.max_chars``) where the
+    """The answer's parts: spoken first (up to ``_voice.spoken_chars``) where the
     chat's mode says so, the rest as text."""
     config = facts.loaded.config
     last = asked.run[-1].message
@@ -326,7 +326,7 @@ def _replies(facts: Facts, asked: Ask, result: LlmResult, text: str) -> list[Rep
         words, text = spoken_reply(
             result.content,
             result.citations,
-            config.voice_replies.max_chars,
+            voice.spoken_chars(config),
             formatting=config.whatsapp.formatting,
         )
         spoken = (words, plan) if words.strip() else None

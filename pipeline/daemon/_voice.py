@@ -10,9 +10,10 @@ like an LLM call) before the sender makes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from events.model import SpeechPlan
-from pipeline.config import AppConfig, Entity, VoiceMode
+from pipeline.config import AppConfig, Entity, LoadedConfig, VoiceMode
 from projections.queue import Item
 
 
@@ -29,3 +30,18 @@ def speech_plan(config: AppConfig, entity: Entity, run: Sequence[Item]) -> Speec
         return None
     voice = config.voice_replies
     return SpeechPlan(model=voice.model, voice=voice.voice)
+
+
+def spoken_chars(config: AppConfig) -> int:
+    """How much of an answer is spoken: ``voice_replies.max_chars``, and no more than
+    one message holds, since the words go as one text message should speaking fail."""
+    return min(config.voice_replies.max_chars, config.whatsapp.max_message_chars)
+
+
+def missing_speech_key(loaded: LoadedConfig) -> bool:
+    """A reply would be spoken at OpenAI's endpoint with no key: every one would fail."""
+    config = loaded.config
+    host = urlsplit(config.voice_replies.base_url).hostname
+    if host != "api.openai.com" or loaded.secrets.speech_key:
+        return False
+    return any(config.voice_mode(entity) != "never" for entity in config.monitored_entities)

@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from events.model import LlmCompleted, ReplyPlanned, ReplySent, SpeechFailed, SpeechSynthesized
 from tests.e2e.conftest import MakeDaemon
-from tests.e2e.harness import ALICE, Daemon, entities, run_cli
+from tests.e2e.harness import ALICE, Daemon, entities, replies_to, run_cli
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply
 from tests.media_files import voice_note, write
 from tests.speech_shapes import SPEECH_AUDIO
@@ -262,3 +263,33 @@ def test_rotation_sweeps_a_voice_note_with_its_events(
     assert not path.exists()
     assert daemon.find(SpeechSynthesized) == []
     assert daemon.alive
+
+
+def test_kill9_during_the_speech_call_speaks_again_and_sends_once(
+    make_daemon: MakeDaemon,
+    llm_server: FakeLlmServer,
+    heard: FakeTranscriptionServer,
+) -> None:
+    daemon = speaking(make_daemon, llm_server, heard, {"voice_replies": {"mode": "always"}})
+    gate = threading.Event()
+    llm_server.script_speech(Reply(release=gate))
+    msg_id = daemon.message("Speak after a crash")
+    planned = daemon.wait_event(ReplyPlanned, in_reply_to=msg_id)
+    assert planned.speech is not None  # the speech request is in the log before it is made
+    assert llm_server.wait_for_requests(2)  # the LLM call, then the speech call, held
+    daemon.kill9()
+    gate.set()
+
+    daemon.restart()
+    spoken = daemon.next_sent()
+    assert spoken["reply_to"] == msg_id
+    assert_voice(daemon, spoken)
+    assert daemon.next_sent()["text"] == SOURCES
+    daemon.wait_event(ReplySent, reply_id=planned.reply_id)
+    daemon.stop()
+
+    assert len(replies_to(daemon.all_sent, msg_id)) == 2  # the voice note and the sources, once
+    assert len(llm_server.speeches()) == 2  # asked again: the first answer never landed
+    [made] = daemon.find(SpeechSynthesized)
+    assert made.reply_id == planned.reply_id
+    assert len(daemon.find(LlmCompleted)) == 1  # the answer itself was not asked for again

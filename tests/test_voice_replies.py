@@ -14,6 +14,7 @@ from events.model import (
     AnyEvent,
     Citation,
     Media,
+    Recorded,
     ReplyPlanned,
     ReplySent,
     SpeechFailed,
@@ -29,6 +30,8 @@ from pipeline.daemon._voice import missing_speech_key, speaks, speech_plan, spok
 from pipeline.llm import LlmPool, MalformedResponse, spoken_reply
 from pipeline.media import OGG_OPUS, MediaStore, NotOpus, opus_info, whole_seconds
 from pipeline.transport import MemoryTransport, TransportError, received_message
+from projections import budget, outbox
+from projections.fold import fold
 from projections.queue import Item
 from tests.llm_server import TEST_KEY, FakeLlmServer, Reply
 from tests.speech_shapes import SPEECH_AUDIO, SPEECH_SECONDS
@@ -312,3 +315,30 @@ def test_speaking_never_outgrows_one_message_and_a_missing_key_is_noticed() -> N
     assert not missing_speech_key(loaded({"mode": "mirror"}, "sk-x"))
     local: dict[str, object] = {"mode": "always", "base_url": "http://127.0.0.1:8880/v1"}
     assert not missing_speech_key(loaded(local, None))
+
+
+def test_speech_counts_against_the_budget_and_the_outbox_knows_it_is_spoken() -> None:
+    made = SpeechSynthesized(
+        chat=ALICE,
+        reply_id="R1",
+        sha256="c" * 64,
+        size=9968,
+        seconds=1.5,
+        model="gpt-4o-mini-tts",
+        voice="alloy",
+        cost_usd=0.000375,
+    )
+    events: list[AnyEvent] = [
+        spoken("R1"),
+        made,
+        spoken("R2"),
+        SpeechFailed(chat=ALICE, reply_id="R2", error="x", final=True),
+    ]
+    history = [Recorded(seq=n, ts=NOW + n, event=ev) for n, ev in enumerate(events, start=1)]
+    states = fold(history)
+    assert budget.spent_since(states.budget, 0.0, "speech") == 0.000375
+    assert budget.spent_since(states.budget, 0.0) == 0.000375
+    assert states.stats.spend_usd["speech"] == 0.000375
+    first, second = outbox.unsent(states.outbox)
+    assert (first.speech, first.unspoken, first.speech_due) == (made, False, False)
+    assert (second.speech, second.unspoken, second.speech_due) == (None, True, False)

@@ -263,6 +263,24 @@ class LlmFailed(Event, frozen=True, kw_only=True):
     final: bool
 
 
+class ChatPaused(Event, frozen=True, kw_only=True):
+    """The owner paused the bot in ``chat`` (``/pause``): its messages wait, unanswered.
+
+    ``until`` (unix seconds) is when the pause ends by itself; None: at
+    ``/resume``. A later ``ChatPaused`` of the chat replaces this one.
+    ``msg_id``: the owner's command that paused it.
+    """
+
+    until: float | None = None
+    msg_id: str = ""
+
+
+class ChatResumed(Event, frozen=True, kw_only=True):
+    """The owner resumed ``chat`` (``/resume``): its waiting messages are decided again."""
+
+    msg_id: str = ""
+
+
 class ReplyPlanned(Event, frozen=True, kw_only=True):
     reply_id: str
     purpose: ReplyPurpose
@@ -409,6 +427,8 @@ AnyEvent = (
     | TranscriptionFailed
     | DocumentRead
     | MessageSkipped
+    | ChatPaused
+    | ChatResumed
     | SessionStarted
     | LlmRequested
     | LlmCompleted
@@ -434,6 +454,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TranscriptionFailed,
     DocumentRead,
     MessageSkipped,
+    ChatPaused,
+    ChatResumed,
     SessionStarted,
     LlmRequested,
     LlmCompleted,

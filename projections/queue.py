@@ -7,8 +7,9 @@ agent records the skip. An attachment fetched after its message was recorded
 (``MediaFetched``) replaces the item's ``media``; until then the item waits
 for it. A transcript or a document's text joins its item,
 so the turn (and its replay) reads it from here. Only
-``purpose="reply"`` plans drain the queue: a debug note planned for the same
-chat (the owner's own chat) before the LLM call must not.
+``purpose="reply"`` plans and the answers to owner commands (``command``)
+drain the queue: a debug note planned for the same chat (the owner's own
+chat) before the LLM call must not.
 
 A ``Compacted`` drops the items whose message went, and the answers waiting
 for them. What a removed later event did to a surviving item (an edit, a
@@ -46,6 +47,8 @@ from events.model import (
 from projections.base import Handlers, Projection, removal
 
 Status = Literal["pending", "requested", "answered"]
+# The plans that decide the messages they answer: a reply, and an owner command's answer.
+_ANSWERS = frozenset({"reply", "command"})
 
 
 # Not ``kw_only``: ``_received`` builds one per message positionally, which costs
@@ -207,7 +210,7 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
-    if ev.purpose != "reply":
+    if ev.purpose not in _ANSWERS:
         return
     call_id = ev.call_id
     if call_id is not None:

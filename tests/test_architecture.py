@@ -257,6 +257,8 @@ STAGES = (
     "pipeline.daemon._turn",
     "pipeline.daemon._attachments",
     "pipeline.daemon._replies",
+    "pipeline.daemon._commands",
+    "pipeline.daemon._status",
 )
 # What does I/O, waits, or reads the clock or chance: never imported by a stage.
 IO_LIBRARIES = frozenset(

@@ -122,7 +122,14 @@ def test_every_other_reason_in_words(reason: str, facts: dict[str, Any], expecte
 
 def test_the_words_never_carry_the_message() -> None:
     """Only settings, keywords and times: nothing the Skip could hold of the text."""
-    assert set(Skip.__struct_fields__) == {"reason", "at", "sent_at", "took_over_at", "media"}
+    assert set(Skip.__struct_fields__) == {
+        "reason",
+        "at",
+        "sent_at",
+        "took_over_at",
+        "media",
+        "owner_paused",
+    }
 
 
 def test_which_keyword_triggered_a_group_message() -> None:

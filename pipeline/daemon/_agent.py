@@ -30,7 +30,7 @@ from pipeline.daemon._replies import Ids
 from pipeline.daemon._settings import Settings
 from pipeline.llm import LlmClient, LlmError
 from pipeline.logs import get_logger
-from projections import queue
+from projections import pauses, queue
 
 log = get_logger("wabot.agent")
 
@@ -67,6 +67,9 @@ class Agent:
         # Chats whose next burst waits for an attachment being fetched: looked at
         # again once the queue says it came (a commit wakes the dispatcher).
         self._fetching: set[str] = set()
+        # Chats the owner paused, waiting for the pause's end: a /resume (a commit
+        # that wakes the dispatcher) lets them be looked at again at once.
+        self._paused: set[str] = set()
         # The budget: chats whose call is decided (it may not be in the log yet),
         # and chats waiting for the costs of calls in flight.
         self._reserving: set[str] = set()
@@ -92,6 +95,11 @@ class Agent:
         """A worker for every chat with work that is due and not being worked on."""
         view = self.folded.view.queue
         due = []
+        for chat in [
+            c for c in self._paused if pauses.until(self.folded.view.pauses, c, now) is None
+        ]:
+            self._paused.discard(chat)
+            self._chats.undefer(chat)
         for chat in queue.chats_with_work(view):
             if chat in self._fetching:
                 if decide.fetching(decide.burst(queue.pending(view, chat))):
@@ -129,6 +137,10 @@ class Agent:
             if isinstance(effect, turn.Prepare) and self.media is not None:
                 await self.media.run(loaded, chat, effect.step)
             elif isinstance(effect, turn.Wait):
+                self._chats.defer(chat, effect.until)
+                return
+            elif isinstance(effect, turn.AwaitResume):
+                self._paused.add(chat)
                 self._chats.defer(chat, effect.until)
                 return
             elif isinstance(effect, turn.AwaitFetch):

@@ -31,6 +31,7 @@ from events.model import (
 )
 from pipeline.config import Entity, LoadedConfig, Skip, skip_words
 from pipeline.daemon import _attachments as attachments
+from pipeline.daemon import _commands as commands
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._replies import Ids, owner_note, reply_parts
@@ -43,7 +44,7 @@ from pipeline.llm import (
     system_text,
     user_turn,
 )
-from projections import addresses, aliases, identity, queue, sessions
+from projections import addresses, aliases, identity, pauses, queue, sessions
 from projections.fold import States
 from projections.queue import Item
 
@@ -98,6 +99,14 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitResume:
+    """The owner paused the chat: look again at ``until`` (the pause's end, or when a
+    waiting message is no longer recent), or when a ``/resume`` comes."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitFetch:
     """An attachment of the burst is still on its way: look again once it is in."""
 
@@ -110,7 +119,7 @@ class AwaitCosts:
     until: float
 
 
-Effect = Ask | Prepare | Wait | AwaitFetch | AwaitCosts
+Effect = Ask | Prepare | Wait | AwaitResume | AwaitFetch | AwaitCosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,9 @@ def step(facts: Facts, chat: str) -> Plan:
     judged = arrivals(facts, entity, chat, items)
     if judged.events:
         return judged
+    resume_at = commands.wait_until(facts.view, config, chat, facts.now)
+    if resume_at is not None:
+        return Plan(effect=AwaitResume(resume_at))
     run = decide.burst(items)
     due = decide.due_at(config, run)
     if facts.now < due:
@@ -174,6 +186,11 @@ def arrivals(facts: Facts, entity: Entity, chat: str, items: list[Item]) -> Plan
             _skip(plan, facts, entity, item, reason)
         elif decide.is_reset(item):
             plan.events.extend(reset(facts, chat, item))
+        elif commands.is_command(entity, item):
+            asked = commands.Facts(facts.view, facts.loaded.config, facts.now, facts.ids)
+            plan.events.extend(commands.answer(asked, item))
+            said = {"chat": chat, "msg_id": item.msg_id, "command": commands.logged(item.text)}
+            plan.lines.append(("owner_command", said))
     return plan
 
 
@@ -193,6 +210,7 @@ def _skip(plan: Plan, facts: Facts, entity: Entity | None, item: Item, reason: s
         sent_at=item.sent_at or item.ts,
         took_over_at=facts.view.takeover.paused_since.get(item.chat),
         media=item.media.kind if item.media is not None else None,
+        owner_paused=reason == "paused" and pauses.covered(facts.view.pauses, item.chat, item.ts),
     )
     why = skip_words(said, facts.loaded.config, entity)
     plan.events.append(skipped)
@@ -331,7 +349,14 @@ def _judging(facts: Facts) -> decide.View:
     view, config = facts.view, facts.loaded.config
     owner = identity.owner_forms(view.identity, config.owner_jid)
     return decide.View(
-        config, view.own_sends, view.takeover, view.budget, facts.now, owner, facts.reserving
+        config,
+        view.own_sends,
+        view.takeover,
+        view.budget,
+        facts.now,
+        owner,
+        facts.reserving,
+        view.pauses,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from events.model import (
+    ChatPaused,
     ConfigLoaded,
     DocumentRead,
     LlmCompleted,
@@ -260,6 +261,7 @@ def _say_why(
     parsed: dict[str, AppConfig | None] = {}
     config: AppConfig | None = None
     took_over: float | None = None
+    owner_paused = False  # the newer of a takeover and a /pause was the /pause
     for rec in records:
         ev = rec.event
         if isinstance(ev, ConfigLoaded):
@@ -268,18 +270,21 @@ def _say_why(
             config = parsed[ev.hash]
         view = at.get(rec.seq)
         if view is not None and config is not None and view.messages:
-            view.why = _why(view, config, chat, took_over, by_seq)
+            view.why = _why(view, config, chat, (took_over, owner_paused), by_seq)
         if isinstance(ev, MessageSkipped) and ev.chat == chat and ev.reason == "takeover":
-            took_over = rec.ts
+            took_over, owner_paused = rec.ts, False
+        elif isinstance(ev, ChatPaused) and ev.chat == chat:
+            owner_paused = True
 
 
 def _why(
     view: TurnView,
     config: AppConfig,
     chat: str,
-    took_over: float | None,
+    paused: tuple[float | None, bool],
     by_seq: dict[int, Recorded],
 ) -> str:
+    """``paused``: the chat's newest takeover, and whether a /pause came after it."""
     t, first = view.turn, view.messages[0].m
     entity = config.find_entity(chat)
     if t.kind == "skipped" and t.reason is not None:
@@ -290,8 +295,9 @@ def _why(
             reason=t.reason,
             at=t.ts,
             sent_at=sent or first.ts,
-            took_over_at=took_over,
+            took_over_at=paused[0],
             media=first.media.kind if first.media is not None else None,
+            owner_paused=paused[1],
         )
         return skip_words(facts, config, entity)
     if t.kind == "answered" and isinstance(entity, GroupEntity):

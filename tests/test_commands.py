@@ -138,15 +138,15 @@ def test_status_names_the_last_error_and_its_chat_goes_with_the_answer() -> None
 
 def test_pause_with_a_duration_records_until_and_says_so() -> None:
     plan = turn.step(facts(*records(own("/pause alice 30m"))), OWNER)
-    paused, reply = plan.events
+    paused, _ = plan.events
     assert paused == ChatPaused(chat=ALICE, until=NOW + 1800, msg_id="C1")
-    assert reply.text.startswith("Paused Alice until ")
+    assert said(plan).text.startswith("Paused Alice until ")
 
 
 def test_a_name_with_spaces_and_no_duration_pauses_until_resume() -> None:
-    paused, reply = turn.step(facts(*records(own("/pause Bob Smith"))), OWNER).events
-    assert paused == ChatPaused(chat=BOB, until=None, msg_id="C1")
-    assert "until /resume" in reply.text
+    plan = turn.step(facts(*records(own("/pause Bob Smith"))), OWNER)
+    assert plan.events[0] == ChatPaused(chat=BOB, until=None, msg_id="C1")
+    assert "until /resume" in said(plan).text
 
 
 def test_pause_all_pauses_every_chat_but_the_owners() -> None:
@@ -261,9 +261,9 @@ def test_an_unpaused_old_message_is_still_stale() -> None:
 def test_resume_records_and_counts_what_will_be_answered() -> None:
     recs = records(ChatPaused(chat=ALICE), alice(1), own("/resume ALICE"))
     plan = turn.step(facts(*recs), OWNER)
-    resumed, reply = plan.events
+    resumed, _ = plan.events
     assert resumed == ChatResumed(chat=ALICE, msg_id="C1")
-    assert reply.text == "Resumed Alice. 1 message that waited will be answered now."
+    assert said(plan).text == "Resumed Alice. 1 message that waited will be answered now."
     after = fold([*recs, Recorded(9, NOW, resumed)])
     assert pauses.until(after.pauses, ALICE, NOW) is None
     assert isinstance(

@@ -140,6 +140,8 @@ class Agent:
                 self._chats.defer(chat, effect.until)
                 return
             elif isinstance(effect, turn.AwaitResume):
+                if chat not in self._paused:
+                    log.info("chat_paused", chat=chat, look_again_at=effect.until)
                 self._paused.add(chat)
                 self._chats.defer(chat, effect.until)
                 return

@@ -47,8 +47,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
         # The owner wrote in someone else's chat: a human has taken over.
         return "takeover" if view.config.takeover.enabled else "own_message"
     if is_stale(view.config, item, view.now):
-        # Left unanswered because the owner paused the chat: it says so.
-        return "paused" if pauses.covered(view.pauses, item.chat, item.ts) else "stale"
+        return "paused" if waited_out(view, item) else "stale"
     if not item.text.strip() and not answerable(item.media):
         return "empty"
     if isinstance(entity, GroupEntity) and not triggered(view, entity, item):
@@ -59,6 +58,12 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
 def is_stale(config: AppConfig, item: Item, now: float) -> bool:
     """Too old to answer: sent more than ``catch_up_minutes`` ago (e.g. while offline)."""
     return now - (item.sent_at or item.ts) > config.polling.catch_up_minutes * 60
+
+
+def waited_out(view: View, item: Item) -> bool:
+    """Fresh when it arrived, but the owner's ``/pause`` held it until it was too old."""
+    arrived_fresh = not is_stale(view.config, item, item.ts)
+    return arrived_fresh and pauses.covered(view.pauses, item.chat, item.ts)
 
 
 def is_reset(item: Item) -> bool:

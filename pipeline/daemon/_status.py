@@ -21,9 +21,7 @@ from projections.fold import States
 _ERROR_CHARS = 200  # an error is one line; a long one is cut for the phone
 
 
-def report(
-    view: States, config: AppConfig, now: float, asking: str = ""
-) -> tuple[str, str | None]:
+def report(view: States, config: AppConfig, now: float, asking: str = "") -> tuple[str, str | None]:
     """The status text, and the chat whose words it may quote (the last error's);
     ``asking``: the command's own message, not counted as waiting."""
     last = failures.last(view.failures)

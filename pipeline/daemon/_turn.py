@@ -44,7 +44,7 @@ from pipeline.llm import (
     system_text,
     user_turn,
 )
-from projections import addresses, aliases, identity, pauses, queue, sessions
+from projections import addresses, aliases, identity, queue, sessions
 from projections.fold import States
 from projections.queue import Item
 
@@ -210,7 +210,7 @@ def _skip(plan: Plan, facts: Facts, entity: Entity | None, item: Item, reason: s
         sent_at=item.sent_at or item.ts,
         took_over_at=facts.view.takeover.paused_since.get(item.chat),
         media=item.media.kind if item.media is not None else None,
-        owner_paused=reason == "paused" and pauses.covered(facts.view.pauses, item.chat, item.ts),
+        owner_paused=reason == "paused" and decide.waited_out(_judging(facts), item),
     )
     why = skip_words(said, facts.loaded.config, entity)
     plan.events.append(skipped)

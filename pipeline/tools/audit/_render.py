@@ -97,6 +97,8 @@ def headline(t: Turn) -> str:
         return "LLM call failed, no reply" if final is not None else "answered by the LLM"
     if t.kind == "reset":
         return "reset: new session, no LLM call"
+    if t.kind == "command":
+        return "owner command, answered without an LLM call"
     if t.kind == "pending":
         return "not decided yet"
     if t.kind == "undecryptable":

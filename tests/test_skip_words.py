@@ -69,6 +69,13 @@ def test_a_pause_says_when_the_owner_took_over_and_until_when() -> None:
     )
 
 
+def test_a_message_that_waited_out_the_owners_pause_says_so() -> None:
+    assert words("paused", owner_paused=True, took_over_at=AT - 600) == (
+        "you paused this chat (/pause): it waited, and was older than "
+        "polling.catch_up_minutes (30 min) before it could be answered"
+    )
+
+
 def test_not_triggered_names_the_keywords_none_of_which_matched() -> None:
     assert (
         words("not_triggered", "Family") == 'it does not mention you and no keyword matched ("bot")'

@@ -129,6 +129,16 @@ def test_pause_all_unknown_commands_and_the_same_text_from_alice(
     assert "command sent" in audit.stdout or "command planned" in audit.stdout
 
 
+def test_status_while_the_account_is_restricted(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon()
+    daemon.send(type="status", state="restricted", until=None, code=463, detail="timelock")
+    alert = daemon.next_sent()  # the owner is told once; then the command goes through too
+    assert alert["purpose"] == "alert"
+
+    status = _command(daemon, "/status")["text"]
+    assert "Restriction (error 463): sends to others wait until " in status
+
+
 def test_a_pause_survives_a_restart(make_daemon: MakeDaemon) -> None:
     daemon = make_daemon()
     _command(daemon, "/pause Alice")

@@ -3,20 +3,24 @@
 A fold over one chat's events (plus every ``ConfigLoaded``), for ``audit``
 and anything else that shows a chat. A turn is one decision about inbound
 messages: an LLM call (with its request, answer and replies), a skip with its
-reason, a reply without a call (``/reset``), a message that could not be
-read (never answered), or messages still undecided. Each message sent says
+reason, a reply without a call (``/reset``, an owner command), a message
+that could not be read (never answered), the owner's ``/pause`` or
+``/resume`` of the chat, or messages still undecided. Each message sent says
 how far it got: the server (sent), the recipient's phone, read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 
 from events.model import (
     MEDIA_OUTCOMES,
+    ChatPaused,
+    ChatResumed,
     ChatTurn,
     Citation,
     Compacted,
@@ -58,8 +62,13 @@ Kind = Literal[
     "reminder",
     "command",
     "undecryptable",
+    "paused",
+    "resumed",
     "pending",
 ]
+
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class Incoming(msgspec.Struct, kw_only=True):
@@ -252,6 +261,20 @@ def _undecryptable(state: State, rec: Recorded, ev: MessageUndecryptable) -> Non
     state.turns.append(turn)
 
 
+def _paused(state: State, rec: Recorded, ev: ChatPaused | ChatResumed) -> None:
+    """The owner's /pause or /resume of this chat: a turn of its own, no message.
+    ``detail``: when a pause ends by itself (ISO, UTC); "" for at /resume."""
+    until = ev.until if isinstance(ev, ChatPaused) else None
+    turn = Turn(
+        n=len(state.turns) + 1,
+        kind="paused" if isinstance(ev, ChatPaused) else "resumed",
+        seq=rec.seq,
+        ts=rec.ts,
+        detail=datetime.fromtimestamp(until, UTC).strftime(_ISO) if until is not None else "",
+    )
+    state.turns.append(turn)
+
+
 def _attached(state: State, rec: Recorded, ev: MediaOutcome) -> None:
     item = state.inbound.get(ev.msg_id)
     if item is not None:
@@ -418,6 +441,8 @@ _HANDLERS: Handlers[State] = {
     MessageRevoked: _of_chat(_revoked),
     MediaFetched: _of_chat(_fetched),
     MessageUndecryptable: _of_chat(_undecryptable),
+    ChatPaused: _of_chat(_paused),
+    ChatResumed: _of_chat(_paused),
     **dict.fromkeys(MEDIA_OUTCOMES, _of_chat(_attached)),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),

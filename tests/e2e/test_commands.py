@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ def _command(daemon: Daemon, text: str) -> dict[str, Any]:
     )
     daemon.wait_event(ReplySent, wa_id=answer["id"])
     return answer
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _no_call_for_commands(daemon: Daemon) -> None:
@@ -74,6 +79,13 @@ def test_pause_and_resume_with_the_shipped_intervals(
 
     assert len(llm_server.requests) == 1  # Alice's turn; no command asked the LLM
     _no_call_for_commands(daemon)
+
+    # audit of Alice shows the pause and the resume among her turns.
+    args = ["audit", "--chat", "Alice", "--store", str(daemon.store)]
+    audit = run_cli(args, cwd=daemon.workdir, env=daemon.env)
+    assert audit.returncode == 0, audit.stderr
+    assert f"paused by you (/pause) until {_iso(pause.until)}" in audit.stdout
+    assert "resumed by you (/resume)" in audit.stdout
 
 
 def test_a_message_that_waits_too_long_is_skipped_as_paused(make_daemon: MakeDaemon) -> None:

@@ -99,6 +99,10 @@ def headline(t: Turn) -> str:
         return "reset: new session, no LLM call"
     if t.kind == "command":
         return "owner command, answered without an LLM call"
+    if t.kind == "paused":
+        return f"paused by you (/pause) until {t.detail or '/resume'}"
+    if t.kind == "resumed":
+        return "resumed by you (/resume)"
     if t.kind == "pending":
         return "not decided yet"
     if t.kind == "undecryptable":

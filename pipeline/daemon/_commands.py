@@ -105,9 +105,9 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     if command.name == "status":
         text, quotes = report(facts.view, facts.config, facts.now, item.msg_id)
     elif command.name == "pause":
-        text = pause(facts, command.args, item.msg_id, recorded)
+        recorded, text = pause(facts, command.args, item.msg_id)
     elif command.name == "resume":
-        text = resume(facts, command.args, item.msg_id, recorded)
+        recorded, text = resume(facts, command.args, item.msg_id)
     elif command.name == "reminders":
         text = reminders(facts.view, facts.config, facts.now)
     else:
@@ -131,43 +131,49 @@ def reminders(view: States, config: AppConfig, now: float) -> str:
     return "No reminders pending."
 
 
-def pause(facts: Facts, args: str, msg_id: str, recorded: list[AnyEvent]) -> str:
-    """``/pause NAME|all [DURATION]``: records a ``ChatPaused`` per chat; the answer."""
+def pause(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:
+    """``/pause NAME|all [DURATION]``: a ``ChatPaused`` per chat, and the answer (only
+    the answer when the arguments name no chat or no duration)."""
     words = args.split()
     seconds = duration(words[-1]) if len(words) > 1 else None
     if seconds is not None:
         words = words[:-1]
     elif len(words) > 1 and re.fullmatch(r"\d+\w*", words[-1]):
-        return f"{words[-1]!r} is not a duration: say 30m, 2h or 1d."
+        return [], f"{words[-1]!r} is not a duration: say 30m, 2h or 1d."
     if not words or (len(words) == 1 and duration(words[0]) is not None):
-        return "Which chat? /pause NAME|all [30m|2h|1d]"
+        return [], "Which chat? /pause NAME|all [30m|2h|1d]"
     if seconds is not None and not 0 < seconds <= MAX_PAUSE:
-        return "A pause lasts from 1 minute to 365 days (or, without one, until /resume)."
+        return [], "A pause lasts from 1 minute to 365 days (or, without one, until /resume)."
     chats = _targets(facts.config, " ".join(words), every=True)
     if isinstance(chats, str):
-        return chats
+        return [], chats
     until = facts.now + seconds if seconds is not None else None
-    recorded.extend(ChatPaused(chat=chat, until=until, msg_id=msg_id) for chat in chats)
+    paused: list[AnyEvent] = [ChatPaused(chat=c, until=until, msg_id=msg_id) for c in chats]
     names = ", ".join(display(facts.config, chat) for chat in chats)
     end = f"until {clock(until, facts.now, facts.config)}" if until else "until /resume"
-    return f"Paused {names} {end}. Their messages wait; /resume answers the recent ones."
+    return paused, f"Paused {names} {end}. Their messages wait; /resume answers the recent ones."
 
 
-def resume(facts: Facts, args: str, msg_id: str, recorded: list[AnyEvent]) -> str:
-    """``/resume NAME|all``: records a ``ChatResumed`` per paused chat; the answer."""
+def resume(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:
+    """``/resume NAME|all``: a ``ChatResumed`` per paused chat, and the answer saying
+    what of theirs will be answered (``_decide`` judges it as it always does)."""
     if not args:
-        return "Which chat? /resume NAME|all"
+        return [], "Which chat? /resume NAME|all"
     paused = pauses.paused_chats(facts.view.pauses, facts.now)
     chats = _targets(facts.config, args, every=False)
     if isinstance(chats, str):
-        return chats
+        return [], chats
     if args.casefold() == "all":
         chats = [chat for chat in paused if facts.config.find_entity(chat) is not None]
         if not chats:
-            return "No chat is paused."
+            return [], "No chat is paused."
     elif chats[0] not in paused:
-        return f"{display(facts.config, chats[0])} is not paused."
-    recorded.extend(ChatResumed(chat=chat, msg_id=msg_id) for chat in chats)
+        return [], f"{display(facts.config, chats[0])} is not paused."
+    resumed: list[AnyEvent] = [ChatResumed(chat=chat, msg_id=msg_id) for chat in chats]
+    return resumed, _resumed_text(facts, chats)
+
+
+def _resumed_text(facts: Facts, chats: list[str]) -> str:
     fresh = stale = 0
     for chat in chats:
         for item in queue.pending(facts.view.queue, chat):

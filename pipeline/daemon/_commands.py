@@ -79,7 +79,7 @@ def parse(text: str) -> Command | None:
 
 def is_command(entity: Entity, item: Item) -> bool:
     """The owner's own message in the owner's own chat that is a command."""
-    return isinstance(entity, SelfEntity) and item.from_me and parse(item.text) is not None
+    return isinstance(entity, SelfEntity) and item.message.from_me and parse(item.text) is not None
 
 
 def logged(text: str) -> str:
@@ -103,22 +103,22 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     recorded: list[AnyEvent] = []
     quotes: str | None = None
     if command.name == "status":
-        text, quotes = report(facts.view, facts.config, facts.now, item.msg_id)
+        text, quotes = report(facts.view, facts.config, facts.now, item.message.msg_id)
     elif command.name == "pause":
-        recorded, text = pause(facts, command.args, item.msg_id)
+        recorded, text = pause(facts, command.args, item.message.msg_id)
     elif command.name == "resume":
-        recorded, text = resume(facts, command.args, item.msg_id)
+        recorded, text = resume(facts, command.args, item.message.msg_id)
     elif command.name == "reminders":
         text = reminders(facts.view, facts.config, facts.now)
     else:
         text = HELP if command.name == "help" else f"Unknown command /{command.name}.\n\n{HELP}"
     said = ReplyPlanned(
-        chat=item.chat,
+        chat=item.message.chat,
         reply_id=facts.ids.new_id(),
         purpose="command",
         text=text,
-        in_reply_to=item.msg_id,
-        trigger_ids=[item.msg_id],
+        in_reply_to=item.message.msg_id,
+        trigger_ids=[item.message.msg_id],
         wa_id=facts.ids.new_wa_id(),
         quotes_chat=quotes,
     )
@@ -225,5 +225,5 @@ def wait_until(view: States, config: AppConfig, chat: str, now: float) -> float 
     if end is None:
         return None
     window = config.polling.catch_up_minutes * 60
-    waiting = [(i.sent_at or i.ts) + window for i in queue.pending(view.queue, chat)]
+    waiting = [(i.message.sent_at or i.ts) + window for i in queue.pending(view.queue, chat)]
     return min([end, *waiting])

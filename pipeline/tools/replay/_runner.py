@@ -15,7 +15,7 @@ import msgspec
 
 from events.model import Usage
 from pipeline.llm import LlmError, LlmResult, Prompt, format_reply
-from pipeline.tools.replay._variant import Unbuildable, Variant, prompt_for
+from pipeline.tools.replay._variant import Unbuildable, Variant, formatting_for, prompt_for
 from projections.calls import Call
 
 
@@ -84,7 +84,9 @@ async def _one(call: Call, variant: Variant, llm: Llm, answers: dict[str, str]) 
     return NewReply(
         request=prompt,
         content=result.content,
-        reply=format_reply(result.content, result.citations),
+        reply=format_reply(
+            result.content, result.citations, formatting=formatting_for(call, variant)
+        ),
         usage=result.usage,
         latency_ms=result.latency_ms,
         cached=cached,

@@ -13,7 +13,7 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Prompt, compose, user_turn
+from pipeline.llm import Formatting, Prompt, compose, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -37,6 +37,15 @@ def recorded_prompt(call: Call) -> Prompt:
     return Prompt(model=ev.model, params=ev.params, messages=ev.messages)
 
 
+def formatting_for(call: Call, variant: Variant) -> Formatting:
+    """How the reply's Markdown is written: the variant's config, else the one in force then."""
+    if variant.config is not None:
+        return variant.config.whatsapp.formatting
+    # Validated when it was recorded; a config from before the key existed took the default.
+    recorded = (call.inputs.config if call.inputs else {}).get("whatsapp") or {}
+    return "plain" if recorded.get("formatting") == "plain" else "whatsapp"
+
+
 def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prompt:
     """The prompt of ``call`` under ``variant``.
 
@@ -52,7 +61,9 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     except ConfigError as exc:
         raise Unbuildable(str(exc)) from None
     first = inputs.items[0]
-    entity = recorded.entity_for(call.request.chat, first.sender_alt, first.is_group)
+    entity = recorded.entity_for(
+        call.request.chat, first.message.sender_alt, first.message.is_group
+    )
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
     config = variant.config or recorded

@@ -25,6 +25,7 @@ from projections import (
     connection,
     deliveries,
     identity,
+    loops,
     outbox,
     own_sends,
     queue,
@@ -70,6 +71,7 @@ class States(msgspec.Struct, kw_only=True):
     timers: timers.State = msgspec.field(default_factory=timers.State)
     deliveries: deliveries.State = msgspec.field(default_factory=deliveries.State)
     account: account.State = msgspec.field(default_factory=account.State)
+    loops: loops.State = msgspec.field(default_factory=loops.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

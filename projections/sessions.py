@@ -179,6 +179,11 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     call = state.pending.pop(ev.call_id, None)
     session = state.sessions.get(call.session_id) if call is not None else None
+    if ev.tool_calls:
+        # A round of the tool loop: the context gets the turn's final answer only.
+        if state.tracking and session is not None:
+            session.texts.counted.append(rec.seq)
+        return
     if call is None or session is None:
         # Its request went with an ended session (or the session was replaced).
         if state.tracking:

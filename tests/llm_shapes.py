@@ -258,10 +258,11 @@ def agent_calls(
 
 
 def chat_calls(
-    *calls: ToolCallScript, text: str | None = None, ids: str = "call", cost: float = 0.0021
+    *calls: ToolCallScript, text: str | None = None, ids: str = "call", cost: float | None = 0.0021
 ) -> dict[str, Any]:
     """An OpenAI chat-completions answer that calls functions: ``tool_calls`` entries
-    (``id`` ``{ids}_1``, …), finish_reason ``tool_calls``; ``content`` null unless ``text``."""
+    (``id`` ``{ids}_1``, …), finish_reason ``tool_calls``; ``content`` null unless ``text``;
+    ``usage.cost`` as OpenRouter reports it (None: left out, as OpenAI does)."""
     tool_calls = [
         {
             "id": f"{ids}_{n}",
@@ -282,5 +283,10 @@ def chat_calls(
                 "finish_reason": "tool_calls",
             }
         ],
-        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52, "cost": cost},
+        "usage": {
+            "prompt_tokens": 40,
+            "completion_tokens": 12,
+            "total_tokens": 52,
+            **({"cost": cost} if cost is not None else {}),
+        },
     }

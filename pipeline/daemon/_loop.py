@@ -34,8 +34,9 @@ from events.model import (
 from pipeline import toolbox
 from pipeline.llm import LlmResult, Prompt
 
-# Why a turn ends with no reply when the model, offered no more tools, still called them.
+# Why a turn ends with no reply when the model, offered no (more) tools, still called them.
 PAST_THE_BOUND = "the LLM kept calling tools after tools.max_rounds rounds and wrote no answer"
+UNOFFERED = "the LLM called tools though none were offered, and wrote no answer"
 Line = tuple[str, dict[str, str]]
 
 
@@ -63,6 +64,13 @@ def prompt_of(request: LlmRequested) -> Prompt:
 def runs_tools(request: LlmRequested, result: LlmResult) -> bool:
     """The answer is a round of the loop: it called tools, and tools were offered."""
     return bool(result.tool_calls) and bool(request.tools)
+
+
+def no_answer(request: LlmRequested, result: LlmResult) -> str:
+    """Why an answer without text ends the turn with no reply."""
+    if not result.tool_calls:
+        return "the LLM answered with no text"
+    return PAST_THE_BOUND if request.rounds else UNOFFERED
 
 
 def called(

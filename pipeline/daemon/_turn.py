@@ -329,7 +329,7 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         return _called(facts, asked, completed, result)
     text = format_reply(result.content, result.citations)
     if not text.strip():
-        error = loop.PAST_THE_BOUND if result.tool_calls else "the LLM answered with no text"
+        error = loop.no_answer(asked.request, result)
         return Plan(
             events=[completed, LlmFailed(chat=chat, call_id=call_id, error=error, final=True)]
         )

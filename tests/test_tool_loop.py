@@ -1,0 +1,183 @@
+"""The tool loop as pure rules: what a round of calls comes to, from the view alone
+(pipeline/daemon/_loop.py through _turn.answered), and what the projections make of it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from events.model import (
+    AnyEvent,
+    LlmCompleted,
+    LlmFailed,
+    LlmRequested,
+    MessageReceived,
+    Recorded,
+    ReplyPlanned,
+    ReplyWithheld,
+    ToolCall,
+    ToolCalled,
+    ToolFinished,
+    Usage,
+)
+from pipeline.daemon import _loop as loop
+from pipeline.daemon import _turn as turn
+from pipeline.llm import LlmResult
+from projections import budget, queue
+from projections.fold import fold
+from tests.test_turn import ALICE, NOW, facts, loaded
+
+GROUP = "120363000000000000@g.us"
+BOB = "491702222222@s.whatsapp.net"
+
+
+def group_config(**tools: Any) -> Any:
+    return loaded(
+        monitored_entities=[
+            {"type": "user", "phone": "491701111111"},
+            {"type": "group", "jid": GROUP, "trigger": {"mode": "always"}},
+        ],
+        tools=tools,
+    )
+
+
+def said(n: int, chat: str = GROUP) -> MessageReceived:
+    sender = BOB if chat == GROUP else ALICE
+    return MessageReceived(
+        chat=chat, msg_id=f"M{n}", sender=sender, text="hi", sent_at=NOW, is_group=chat == GROUP
+    )
+
+
+def calls(*pairs: tuple[str, str], content: str = "") -> LlmResult:
+    made = [ToolCall(id=f"t{n}", name=name, arguments=args) for n, (name, args) in enumerate(pairs)]
+    return LlmResult(
+        content=content,
+        citations=[],
+        usage=Usage(cost_usd=0.002),
+        finish_reason="tool_calls",
+        tool_calls=made,
+    )
+
+
+def asked(*events: AnyEvent, chat: str = GROUP, **tools: Any) -> tuple[turn.Facts, turn.Ask]:
+    known = facts(*events, config=group_config(**tools))
+    plan = turn.step(known, chat)
+    assert isinstance(plan.effect, turn.Ask), plan
+    return facts(*events, *plan.events, config=group_config(**tools)), plan.effect
+
+
+def test_a_group_is_offered_stay_silent_a_direct_chat_is_not_by_default() -> None:
+    _, in_group = asked(said(1))
+    _, direct = asked(said(1, ALICE), chat=ALICE)
+    _, never = asked(said(1), silence="never")
+    _, always = asked(said(1, ALICE), chat=ALICE, silence="always")
+    assert (in_group.prompt.tools, in_group.request.tools) == (["stay_silent"], ["stay_silent"])
+    assert (direct.prompt.tools, never.prompt.tools) == ([], [])
+    assert always.prompt.tools == ["stay_silent"]
+
+
+def test_stay_silent_ends_the_turn_with_the_reason_and_no_further_call() -> None:
+    known, ask = asked(said(1))
+    plan = turn.answered(known, ask, calls(("stay_silent", '{"reason": "  not  for me "}')))
+    assert plan.effect is None
+    completed, called_, finished, withheld = plan.events
+    assert isinstance(completed, LlmCompleted)
+    assert [c.name for c in completed.tool_calls] == ["stay_silent"]
+    assert isinstance(called_, ToolCalled)
+    assert (called_.call_id, called_.tool_call_id, called_.round) == (ask.call_id, "t0", 1)
+    assert isinstance(finished, ToolFinished)
+    assert (finished.error, json.loads(finished.output)) == (False, {"ok": True, "silent": True})
+    assert withheld == ReplyWithheld(
+        chat=GROUP, call_id=ask.call_id, reason="not for me", trigger_ids=["M1"]
+    )
+    assert "not for me" not in repr(plan.lines)  # log lines name the tool, never its words
+    after = fold([Recorded(n, NOW + n, e) for n, e in enumerate([said(1), *plan.events], 1)])
+    assert queue.pending(after.queue, GROUP) == []  # decided: it left the queue
+
+
+def test_a_round_of_calls_records_every_result_and_asks_the_next_round() -> None:
+    known, ask = asked(said(1))
+    plan = turn.answered(
+        known, ask, calls(("nope", "{}"), ("stay_silent", "[1]"), content="thinking")
+    )
+    assert isinstance(plan.effect, turn.Ask)
+    *recorded, following = plan.events
+    finished = [e for e in recorded if isinstance(e, ToolFinished)]
+    assert [(f.error, json.loads(f.output)["error"]) for f in finished] == [
+        (True, "unknown tool 'nope' (the tools here: stay_silent)"),
+        (True, "stay_silent: the arguments must be a JSON object"),
+    ]
+    assert isinstance(following, LlmRequested)
+    assert following.call_id == plan.effect.call_id != ask.call_id
+    assert (following.trigger_ids, following.session_id) == (["M1"], ask.request.session_id)
+    (done,) = following.rounds
+    assert [c.id for c in done.calls] == ["t0", "t1"]
+    assert done.outputs == [f.output for f in finished]
+    assert done.content == "thinking"
+    assert following.tools == ["stay_silent"]
+    assert plan.effect.prompt.rounds == following.rounds
+
+
+def test_the_round_at_max_rounds_offers_no_tools_and_a_call_past_it_is_not_run() -> None:
+    known, ask = asked(said(1), max_rounds=1)
+    first = turn.answered(known, ask, calls(("nope", "{}")))
+    assert isinstance(first.effect, turn.Ask)
+    assert first.effect.prompt.tools == []
+    later = facts(said(1), ask.request, *first.events, config=group_config())
+    past = turn.answered(later, first.effect, calls(("stay_silent", '{"reason": "x"}')))
+    completed, failed = past.events
+    assert isinstance(completed, LlmCompleted)
+    assert completed.tool_calls == []  # not a round: its calls never ran
+    assert isinstance(failed, LlmFailed)
+    assert (failed.final, failed.error) == (True, loop.PAST_THE_BOUND)
+    answer = calls(("nope", "{}"), content="Here you are.")
+    worded = turn.answered(later, first.effect, answer)
+    assert [type(e) for e in worded.events] == [LlmCompleted, ReplyPlanned]
+
+
+def test_a_model_offered_no_tools_that_calls_some_is_answered_by_its_text() -> None:
+    known, ask = asked(said(1, ALICE), chat=ALICE)
+    plan = turn.answered(known, ask, calls(("stay_silent", "{}"), content="Hi!"))
+    assert [type(e) for e in plan.events] == [LlmCompleted, ReplyPlanned]
+    bare = turn.answered(known, ask, calls(("stay_silent", "{}")))
+    assert bare.events[-1] == LlmFailed(
+        chat=ALICE, call_id=ask.call_id, error=loop.UNOFFERED, final=True
+    )
+
+
+def test_a_restart_between_rounds_asks_the_recorded_round_again() -> None:
+    known, ask = asked(said(1))
+    plan = turn.answered(known, ask, calls(("nope", "{}")))
+    assert isinstance(plan.effect, turn.Ask)
+    log = [said(1), ask.request, *plan.events]  # the daemon dies here
+    restarted = facts(*log, config=group_config())
+    again = turn.step(restarted, GROUP)
+    (requested,) = again.events
+    assert isinstance(requested, LlmRequested)
+    assert requested.rounds == plan.effect.request.rounds  # as recorded, not composed anew
+    assert requested.session_id == ask.request.session_id
+    assert isinstance(again.effect, turn.Ask)
+    assert again.effect.prompt.rounds == requested.rounds
+    # Its answer ends the loop: nothing is left to resume.
+    after = fold(
+        [Recorded(n, NOW + n, e) for n, e in enumerate([*log, requested], 1)]
+        + [
+            Recorded(
+                99, NOW + 99, LlmCompleted(chat=GROUP, call_id=requested.call_id, content="ok")
+            )
+        ]
+    )
+    assert after.loops.chats == {}
+
+
+def test_every_round_costs_against_the_budget() -> None:
+    known, ask = asked(said(1))
+    plan = turn.answered(known, ask, calls(("nope", "{}")))
+    assert isinstance(plan.effect, turn.Ask)
+    last = LlmCompleted(
+        chat=GROUP, call_id=plan.effect.call_id, content="ok", usage=Usage(cost_usd=0.003)
+    )
+    log = [said(1), ask.request, *plan.events, last]
+    view = fold([Recorded(n, NOW + n, e) for n, e in enumerate(log, 1)])
+    assert round(budget.spent_since(view.budget, NOW), 6) == 0.005
+    assert view.budget.in_flight == {}  # the loop's last round landed

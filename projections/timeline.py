@@ -162,6 +162,7 @@ class Turn(msgspec.Struct, kw_only=True):
     # The tool loop: the answers that called tools (each a paid call), and the calls.
     rounds: list[Response] = []
     tools: list[ToolUse] = []
+    calls: list[str] = []  # the call ids of its LLM calls, the tool loop's rounds after the first
 
 
 class Audit(msgspec.Struct, kw_only=True):
@@ -421,6 +422,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     earlier = _loop_turn(state, ev)
     if earlier is not None:
         state.by_call[ev.call_id] = earlier  # a later round of the turn's tool loop
+        earlier.calls.append(ev.call_id)
         return
     turn = _new_turn(state, rec, "answered", ev.trigger_ids)
     turn.session_id = ev.session_id
@@ -429,6 +431,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     turn.request = Request(
         call_id=ev.call_id, model=ev.model, params=ev.params, messages=ev.messages
     )
+    turn.calls.append(ev.call_id)
     state.by_call[ev.call_id] = turn
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from events.model import (
     AnyEvent,
+    ConfigLoaded,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -23,7 +24,7 @@ from events.model import (
 from pipeline.daemon import _loop as loop
 from pipeline.daemon import _turn as turn
 from pipeline.llm import LlmResult
-from projections import budget, queue
+from projections import budget, queue, sessions
 from projections.fold import fold
 from tests.test_turn import ALICE, NOW, facts, loaded
 
@@ -181,3 +182,27 @@ def test_every_round_costs_against_the_budget() -> None:
     view = fold([Recorded(n, NOW + n, e) for n, e in enumerate(log, 1)])
     assert round(budget.spent_since(view.budget, NOW), 6) == 0.005
     assert view.budget.in_flight == {}  # the loop's last round landed
+
+
+def test_an_expired_sessions_texts_take_its_tool_calls_and_silence_along() -> None:
+    tracking = ConfigLoaded(
+        hash="h", config={"rotation": {"drop_expired_sessions": True}}, path="app.json"
+    )
+    known, ask = asked(said(1))
+    looped = turn.answered(known, ask, calls(("nope", '{"a": "words"}')))
+    assert isinstance(looped.effect, turn.Ask)
+    silent = turn.answered(known, looped.effect, calls(("stay_silent", '{"reason": "banter"}')))
+    log = [tracking, said(1), *known_starts(known, ask), *looped.events, *silent.events]
+    records = [Recorded(n, NOW + n, e) for n, e in enumerate(log, 1)]
+    view = fold(records)
+    later = NOW + 10 * 3600  # the idle session has expired
+    gone = sessions.expired_texts(view.sessions, later, "idle", 60, "UTC", later)
+    worded = (ToolCalled, ToolFinished, ReplyWithheld, LlmRequested, MessageReceived)
+    assert {r.seq for r in records if isinstance(r.event, worded)} <= gone
+    assert view.sessions.looping == {}
+
+
+def known_starts(known: turn.Facts, ask: turn.Ask) -> list[AnyEvent]:
+    """The session start and first request the turn recorded (``asked`` folded them)."""
+    plan = turn.step(facts(said(1), config=group_config()), GROUP)
+    return list(plan.events)

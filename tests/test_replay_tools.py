@@ -73,17 +73,18 @@ def _replay(args: list[str], rec: Recording, server: FakeLlmServer) -> dict[str,
 def test_recorded_turns_with_tools_rebuild_exactly(
     recording: Recording, server: FakeLlmServer
 ) -> None:
-    for chat in ("Family", "Alice"):
-        doc = _replay(["--chat", chat, "--recorded"], recording, server)
-        assert doc["ok"], doc
-    [silent] = _replay(["--chat", "Family", "--recorded"], recording, server)["turns"]
+    family = _replay(["--chat", "Family", "--recorded"], recording, server)
+    alice = _replay(["--chat", "Alice", "--recorded"], recording, server)
+    assert (family["ok"], alice["ok"]) == (True, True), (family, alice)
+    [silent] = family["turns"]
     assert silent["old"]["silent"] == "just banter"
     assert silent["old"]["tools"][0]["name"] == "stay_silent"
-    [looped] = _replay(["--chat", "Alice", "--recorded"], recording, server)["turns"]
+    [looped] = alice["turns"]  # one turn: its second round is no turn of its own
     assert [(t["round"], t["name"], t["error"]) for t in looped["old"]["tools"]] == [
         (1, "nope", True)
     ]
     assert looped["old"]["reply"].startswith("Echo: What is new?")
+    assert looped["old"]["cost_usd"] == 0.0021 + 0.0061  # both rounds
 
 
 def test_a_variants_same_call_gets_the_recorded_result(

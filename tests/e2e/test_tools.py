@@ -61,15 +61,10 @@ def test_stay_silent_in_a_group_sends_nothing_and_is_audited(
     audit = _audit(daemon, "Family")
     assert 'tool stay_silent {"reason": "just banter"}' in audit
     assert "stayed silent: just banter" in audit
-
-
-def test_a_direct_chat_is_not_offered_silence_by_default(
-    daemon: Daemon, llm_server: FakeLlmServer
-) -> None:
+    # A direct chat is not offered silence by default: it is answered.
     daemon.message("hello")
     daemon.wait_event(ReplySent, chat=ALICE)
-    (request,) = llm_server.requests
-    assert all(t["type"] != "function" for t in request.json.get("tools", []))
+    assert all(t["type"] != "function" for t in llm_server.requests[-1].json.get("tools", []))
     assert daemon.find(LlmRequested, chat=ALICE)[0].tools == []
 
 

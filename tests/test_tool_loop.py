@@ -206,3 +206,17 @@ def known_starts(known: turn.Facts, ask: turn.Ask) -> list[AnyEvent]:
     """The session start and first request the turn recorded (``asked`` folded them)."""
     plan = turn.step(facts(said(1), config=group_config()), GROUP)
     return list(plan.events)
+
+
+def test_a_model_that_refused_function_calling_is_offered_no_tools() -> None:
+    known = facts(said(1), config=group_config())
+    refusing = turn.Facts(
+        known.view,
+        known.loaded,
+        known.now,
+        known.ids,
+        learned=lambda m, p: {**p, "refused": ["tools"]},
+    )
+    plan = turn.step(refusing, GROUP)
+    assert isinstance(plan.effect, turn.Ask)
+    assert (plan.effect.request.tools, plan.effect.prompt.tools) == ([], [])

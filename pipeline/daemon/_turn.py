@@ -265,7 +265,9 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     prompt = compose(cfg, entity, context, user_turn(run, cfg))
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)
-    offered = toolbox.offered(cfg, run[-1].is_group)
+    # A model that refused function calling in this process is offered no tools.
+    refused = "tools" in (params.get("refused") or ())
+    offered = [] if refused else toolbox.offered(cfg, run[-1].is_group)
     prompt = msgspec.structs.replace(prompt, params=params, tools=offered)
     if entity.debug:
         persona, _ = cfg.entity_prompt(entity)

@@ -26,8 +26,7 @@ from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.model import Compacted, ConfigLoaded
 from events.protocol import Chunk, Selection
-from events.sqlite import DB_NAME, SQLiteLog
-from events.sqlite_schema import where
+from events.sqlite import DB_NAME, SQLiteLog, where
 from events.units import DAY
 from pipeline.tools._maintenance import compact
 from projections import retention

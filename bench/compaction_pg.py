@@ -18,8 +18,7 @@ from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.model import Compacted, Recorded
-from events.pg_sql import where
-from events.postgres import PostgresLog
+from events.postgres import PostgresLog, where
 from events.protocol import Chunk, Keyed, Selection
 from events.units import DAY
 

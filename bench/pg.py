@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 
 from bench.workspace import progress
-from events.pg_schema import label
+from events.postgres import label
 
 DSN = os.environ.get("WABOT_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -26,8 +26,7 @@ from bench.daemon import Daemon, TimedServer, app_config, message_line, user_jid
 from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.pg_lease import Lease
-from events.pg_schema import with_schema
+from events.postgres import Lease, with_schema
 from tests.llm_server import Reply
 
 NAME = "pg_daemons"

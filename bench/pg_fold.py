@@ -18,8 +18,7 @@ from bench.measure import median_rates, seconds
 from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.pg_transfer import PostgresSide
-from events.postgres import PostgresReader
+from events.postgres import PostgresReader, PostgresSide
 from events.protocol import LogReader
 from events.sqlite import SQLiteReader
 from events.transfer import SQLiteSide, copy

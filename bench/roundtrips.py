@@ -31,7 +31,7 @@ from bench.measure import percentile
 from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
-from events.pg_schema import with_schema
+from events.postgres import with_schema
 
 NAME = "roundtrips"
 WARM_UP = 5

@@ -12,9 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeGuard
 
-from events.owner_only import private_dir
 from events.protocol import LogError, LogReader, LogWriter
-from events.sqlite import DB_NAME, SQLiteLog, SQLiteReader, Synchronous
+from events.sqlite import DB_NAME, SQLiteReader, Synchronous, open_store
 
 __all__ = ["DB_NAME", "PATIENT", "is_postgres", "log_names", "open_log", "open_reader"]
 
@@ -51,14 +50,9 @@ def open_log(
         return PostgresLog(
             url, name=named, synchronous=synchronous, retry_for=retry_for, clock=clock
         )
-    store = Path(store)
-    try:
-        private_dir(store)
-    except OSError as exc:
-        raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
     if clock is None:
-        return SQLiteLog(store / DB_NAME, synchronous=synchronous)
-    return SQLiteLog(store / DB_NAME, synchronous=synchronous, clock=clock)
+        return open_store(store, synchronous=synchronous)
+    return open_store(store, synchronous=synchronous, clock=clock)
 
 
 def open_reader(store: Path, *, url: str | None = None, name: str | None = None) -> LogReader:
@@ -73,7 +67,7 @@ def open_reader(store: Path, *, url: str | None = None, name: str | None = None)
 def _named(url: str, name: str | None) -> str:
     """A PostgreSQL database holds many logs: one must be chosen, never guessed."""
     if not name:
-        from events.pg_schema import label  # noqa: PLC0415
+        from events.postgres import label  # noqa: PLC0415
 
         raise LogError(f"{label(url)}: a PostgreSQL log needs a name (the owner's phone number)")
     return name
@@ -81,8 +75,8 @@ def _named(url: str, name: str | None) -> str:
 
 def log_names(url: str) -> list[str]:
     """The logs a PostgreSQL database holds (one per owner's number), sorted."""
-    from events.pg_schema import connect, target  # noqa: PLC0415
-    from events.pg_schema import log_names as names  # noqa: PLC0415
+    from events.postgres import connect, target  # noqa: PLC0415
+    from events.postgres import log_names as names  # noqa: PLC0415
 
     where = target(url)
     with connect(where, read_only=True) as conn:

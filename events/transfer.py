@@ -20,9 +20,9 @@ from typing import NamedTuple, Protocol
 
 import msgspec
 
-from events.backends import DB_NAME, open_log
 from events.protocol import LogError, NoLog
-from events.sqlite_schema import SEQUENCE as _SEQUENCE
+from events.sqlite import DB_NAME, open_store
+from events.sqlite import SEQUENCE as _SEQUENCE
 
 CHUNK = 5000
 RawRow = tuple[int, int, str, str, str | None, str]  # seq, ts (µs), type, chat, key, body
@@ -134,7 +134,7 @@ class SQLiteSide:
             conn.close()
 
     def load(self, counter: int, chunks: Iterable[list[RawRow]], snapshots: list[Snapshot]) -> None:
-        open_log(self.store).close()  # the store, the log's schema and its file settings
+        open_store(self.store).close()  # the store, the log's schema and its file settings
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -1,16 +1,17 @@
 """Inbound messages that still need a decision, per chat in log order.
 
-An item leaves the queue when the agent decides about it: a skip, a final LLM
-failure, a planned reply, or a reply withheld (the model stayed silent). An
-answer that calls tools is a round of the turn, not its answer: the items stay
-requested under the next round's call. A retryable failure leaves it queued. An edit
-before the LLM is asked replaces the text; a revoke marks the item, and the
-agent records the skip. An attachment fetched after its message was recorded
-(``MediaFetched``) replaces the item's ``media``; until then the item waits
-for it. A transcript or a document's text joins its item,
-so the turn (and its replay) reads it from here. Only
-``purpose="reply"`` plans drain the queue: a debug note planned for the same
-chat (the owner's own chat) before the LLM call must not.
+An item holds the ``MessageReceived`` itself, never copied or changed, and
+only what the queue adds to it. It leaves the queue when the agent decides
+about it: a skip, a final LLM failure, a planned reply, or a reply withheld
+(the model stayed silent). An answer that calls tools is a round of the turn,
+not its answer: the items stay requested under the next round's call. A
+retryable failure leaves it queued. An edit before the LLM is asked replaces
+the item's ``text``; a revoke marks the item, and the agent records the skip.
+An attachment fetched after its message was recorded (``MediaFetched``)
+replaces the item's ``media``; until then the item waits for it. A transcript
+or a document's text joins its item, so the turn (and its replay) reads it
+from here. Only ``purpose="reply"`` plans drain the queue: a debug note
+planned for the same chat (the owner's own chat) before the LLM call must not.
 
 A ``Compacted`` drops the items whose message went, and the answers waiting
 for them. What a removed later event did to a surviving item (an edit, a
@@ -37,11 +38,9 @@ from events.model import (
     MediaFetched,
     MediaTranscribed,
     MessageEdited,
-    MessageKind,
     MessageReceived,
     MessageRevoked,
     MessageSkipped,
-    Quoted,
     Recorded,
     ReplyPlanned,
     ReplyWithheld,
@@ -51,33 +50,32 @@ from projections.base import Handlers, Projection, removal
 Status = Literal["pending", "requested", "answered"]
 
 
-# Not ``kw_only``: ``_received`` builds one per message positionally, which costs
-# a third of matching sixteen keywords. (A comment, not the docstring: the
-# docstring is part of the snapshot's shape, ``fold.SNAPSHOT_VERSION``.)
+# Positional, not ``kw_only``: ``_received`` builds one per message, and three
+# positional arguments cost a fraction of matching keywords. (A comment, not the
+# docstring: the docstring is part of the snapshot's shape, ``fold.SNAPSHOT_VERSION``.)
 class Item(msgspec.Struct, gc=False):
     """One inbound message awaiting a decision; ``ts`` is when the log recorded it."""
 
     seq: int
     ts: float
-    msg_id: str
-    chat: str
-    sender: str
-    sender_alt: str | None
-    push_name: str | None
-    text: str
-    kind: MessageKind
-    from_me: bool
-    is_group: bool
-    sent_at: float
-    quoted_id: str | None
-    mentions: list[str]
+    message: MessageReceived  # the event as recorded, never changed
     status: Status = "pending"
     call_id: str | None = None
-    quoted: Quoted | None = None
     revoked: bool = False  # deleted by its sender before an answer was planned
-    media: Media | None = None
+    edited: str | None = None  # the sender's new words, edited before the LLM was asked
+    fetched: Media | None = None  # the attachment, fetched after the message was recorded
     transcript: str | None = None  # of a voice note or audio message
     document: DocumentRead | None = None  # a document's text, as read for the model
+
+    @property
+    def text(self) -> str:
+        """The words the turn goes out with: the edit's, else the message's."""
+        return self.message.text if self.edited is None else self.edited
+
+    @property
+    def media(self) -> Media | None:
+        """The attachment as it stands: fetched later, else as the message carried it."""
+        return self.message.media if self.fetched is None else self.fetched
 
 
 class Completion(msgspec.Struct, kw_only=True, gc=False):
@@ -103,33 +101,13 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         items = state.chats[ev.chat] = {}
     elif ev.msg_id in items:
         return
-    items[ev.msg_id] = Item(
-        rec.seq,
-        rec.ts,
-        ev.msg_id,
-        ev.chat,
-        ev.sender,
-        ev.sender_alt,
-        ev.push_name,
-        ev.text,
-        ev.kind,
-        ev.from_me,
-        ev.is_group,
-        ev.sent_at,
-        ev.quoted_id,
-        ev.mentions,
-        "pending",  # status
-        None,  # call_id
-        ev.quoted,
-        False,  # revoked
-        ev.media,
-    )
+    items[ev.msg_id] = Item(rec.seq, rec.ts, ev)
 
 
 def _fetched(state: State, rec: Recorded, ev: MediaFetched) -> None:
     item = state.chats.get(ev.chat, {}).get(ev.msg_id)
     if item is not None:
-        item.media = ev.media
+        item.fetched = ev.media
 
 
 def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
@@ -148,7 +126,7 @@ def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
     item = state.chats.get(ev.chat, {}).get(ev.msg_id)
     if item is not None and ev.text is not None and item.status == "pending":
         # Not asked yet: the turn goes out with the words the sender settled on.
-        item.text = ev.text
+        item.edited = ev.text
 
 
 def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
@@ -242,7 +220,7 @@ def _withheld(state: State, rec: Recorded, ev: ReplyWithheld) -> None:
 
 
 def _drop_call(items: dict[str, Item], call_id: str) -> None:
-    for msg_id in [i.msg_id for i in items.values() if i.call_id == call_id]:
+    for msg_id in [i.message.msg_id for i in items.values() if i.call_id == call_id]:
         del items[msg_id]
 
 
@@ -253,8 +231,8 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     cut = ev.older_than if ev.older_than is not None else -math.inf
     orphaned: set[str] = set()
     for chat, items in list(state.chats.items()):
-        for item in [i for i in items.values() if i.ts < cut or gone.gone(i.seq, i.ts, i.chat)]:
-            del items[item.msg_id]
+        for item in [i for i in items.values() if i.ts < cut or gone.gone(i.seq, i.ts, chat)]:
+            del items[item.message.msg_id]
             if item.call_id is not None:
                 orphaned.add(item.call_id)
         if not items:

@@ -20,8 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from events.pg_schema import label, with_schema
-from events.postgres import PostgresLog, PostgresReader
+from events.postgres import PostgresLog, PostgresReader, label, with_schema
 
 DSN = os.environ.get("WABOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA_ENV = "WABOT_TEST_PG_SCHEMA"

@@ -9,7 +9,9 @@ import msgspec
 import pytest
 
 from events.backends import open_reader
-from events.model import ConfigLoaded, LlmRequested, MessageSkipped
+from events.model import ConfigLoaded, LlmRequested, MessageSkipped, Recorded, TransportStatus
+from pipeline.tools.audit import audit_text
+from projections.timeline import Audit, Turn
 from tests.conversation import NEW_PROMPT, QUESTIONS, Recording, record
 from tests.e2e.harness import ALICE, ALICE_PERSONA, ALICE_PROMPT, GROUP, daemon_env, run_cli
 from tests.llm_server import FakeLlmServer
@@ -195,3 +197,15 @@ def _seq_of(recording: Recording, msg_id: str) -> int:
             for r in log.read()
             if isinstance(r.event, MessageSkipped) and r.event.msg_id == msg_id
         )
+
+
+@pytest.mark.parametrize(
+    ("turns", "records", "head"),
+    [(0, 0, "0 turns, 0 events"), (1, 1, "1 turn, 1 event"), (2, 3, "2 turns, 3 events")],
+)
+def test_the_headline_counts_in_words(turns: int, records: int, head: str):
+    turn = Turn(n=1, kind="skipped", seq=1, ts=0.0, reason="empty")
+    record = Recorded(seq=1, ts=0.0, event=TransportStatus(state="connected"))
+    audit = Audit(chat=ALICE, turns=[turn] * turns, records=[record] * records)
+
+    assert audit_text(audit, "Alice").splitlines()[0] == f"Audit of Alice: {head}"

@@ -3,9 +3,17 @@
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
-from events.model import LlmCompleted, MessageSkipped, Recorded, ReplyPlanned, Usage
+from events.model import (
+    LlmCompleted,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    ReplyPlanned,
+    Usage,
+)
 from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
 from pipeline.daemon import _decide as decide
 from projections import budget, own_sends, takeover
@@ -36,24 +44,18 @@ def config(**overrides: Any) -> AppConfig:
 
 
 def item(text: str = "hi", *, chat: str = ALICE, seq: int = 1, **kw: Any) -> Item:
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "ts": NOW,
+    """A queued message: ``kw`` names the queue's own fields (ts, revoked…) or the message's."""
+    queued = {"ts": NOW} | {k: kw.pop(k) for k in list(kw) if k in _QUEUED}
+    said: dict[str, Any] = {
         "msg_id": f"M{seq}",
-        "chat": chat,
-        "sender": kw.pop("sender", chat),
-        "sender_alt": None,
-        "push_name": None,
-        "text": text,
-        "kind": "text",
-        "from_me": False,
+        "sender": chat,
         "is_group": chat.endswith("@g.us"),
         "sent_at": NOW,
-        "quoted_id": None,
-        "mentions": [],
     }
-    fields.update(kw)
-    return Item(**fields)
+    return Item(seq=seq, message=MessageReceived(chat=chat, text=text, **(said | kw)), **queued)
+
+
+_QUEUED = {f.name for f in msgspec.structs.fields(Item)}
 
 
 def view(cfg: AppConfig | None = None, *records: Recorded, now: float = NOW) -> decide.View:
@@ -174,7 +176,7 @@ def test_burst_is_the_leading_run_of_one_sender_and_due_after_debounce() -> None
     a2 = item("2", chat=GROUP, seq=2, sender=ALICE, ts=NOW + 1)
     b1 = item("3", chat=GROUP, seq=3, sender=OWNER, ts=NOW + 1.5)
     run = decide.burst([a1, a2, b1])
-    assert [i.msg_id for i in run] == ["M1", "M2"]
+    assert [i.message.msg_id for i in run] == ["M1", "M2"]
     assert decide.due_at(cfg, run) == NOW + 3
     assert decide.burst([]) == []
 
@@ -187,8 +189,9 @@ def test_reset_command() -> None:
 def test_entity_found_through_the_senders_phone_id() -> None:
     cfg = config()
     lid = item(chat="123456789012345@lid", sender_alt=ALICE)
-    assert cfg.entity_for(lid.chat, lid.sender_alt, lid.is_group) is not None
-    assert cfg.entity_for(lid.chat, None, False) is None
+    said = lid.message
+    assert cfg.entity_for(said.chat, said.sender_alt, said.is_group) is not None
+    assert cfg.entity_for(said.chat, None, False) is None
 
 
 def test_a_turn_waits_while_the_calls_in_flight_may_spend_the_budget() -> None:

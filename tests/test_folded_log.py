@@ -64,7 +64,7 @@ def msg(n: int, text: str = "") -> MessageReceived:
 
 
 def pending(folded: FoldedLog) -> list[str]:
-    return [i.msg_id for i in queue.pending(folded.view.queue, ALICE)]
+    return [i.message.msg_id for i in queue.pending(folded.view.queue, ALICE)]
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def legacy_forget(log: SQLiteLog, path: Path, chat: str) -> None:
 
 
 def pending(folded: FoldedLog, chat: str) -> list[str]:
-    return [i.msg_id for i in queue.pending(folded.view.queue, chat)]
+    return [i.message.msg_id for i in queue.pending(folded.view.queue, chat)]
 
 
 class Gate:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from events.pg_lease import Lease
+from events.postgres import Lease
 from events.protocol import LogUnavailable
 from pipeline.daemon import EXIT_LEASE_LOST
 from pipeline.daemon._lease import LeaseLock

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
 import pytest
 
-from events.model import ChatTurn, DocumentRead, ImageRef, Media
+from events.model import ChatTurn, DocumentRead, ImageRef, Media, MessageReceived
 from pipeline.config import config_from_dict
 from pipeline.llm import CUT_MARKER, build_request, normalize_turns, user_text, user_turn
 from projections.queue import Item
@@ -18,24 +19,19 @@ PICTURE = ImageRef(sha256=SHA, mime="image/png")
 
 
 def item(text: str = "", media: Media | None = None, **fields: Any) -> Item:
-    values: dict[str, Any] = {
-        "seq": 1,
-        "ts": 0.0,
+    """A queued message; ``fields`` name the queue's own (transcript…) or the message's."""
+    queued = {k: fields.pop(k) for k in list(fields) if k in _QUEUED}
+    said: dict[str, Any] = {
         "msg_id": "M1",
         "chat": "491701111111@s.whatsapp.net",
         "sender": "491701111111@s.whatsapp.net",
-        "sender_alt": None,
         "push_name": "Alice",
-        "text": text,
-        "kind": "text",
-        "from_me": False,
-        "is_group": False,
-        "sent_at": 0.0,
-        "quoted_id": None,
-        "mentions": [],
-        "media": media,
     }
-    return Item(**(values | fields))
+    message = MessageReceived(text=text, media=media, **(said | fields))
+    return Item(seq=1, ts=0.0, message=message, **queued)
+
+
+_QUEUED = {f.name for f in msgspec.structs.fields(Item)}
 
 
 def voice(transcript: str | None, seconds: float = 7.0) -> Item:

@@ -20,8 +20,8 @@ import pytest
 
 from events import MessageReceived
 from events.backends import open_log, open_reader
-from events.pg_schema import SCHEMA_VERSION
 from events.postgres import PostgresLog, PostgresReader
+from events.postgres._schema import SCHEMA_VERSION
 from events.protocol import Keyed, LogError, LogReader, LogWriter, NoLog, Selection
 from events.sqlite import SQLiteLog, SQLiteReader
 from events.testing import DurableLogContract, FakeClock, ReaderContract, compacted, message
@@ -304,7 +304,7 @@ def test_a_schema_of_the_first_release_is_migrated_to_take_any_snapshot_version(
     fresh_schema: str,
 ) -> None:
     """Snapshot versions are CRC-32s (up to 2^32 - 1): past PostgreSQL's integer."""
-    from events.pg_schema import MIGRATIONS  # noqa: PLC0415
+    from events.postgres._schema import MIGRATIONS  # noqa: PLC0415
 
     with admin() as conn:  # what wabot's first PostgreSQL release created
         conn.execute(f"CREATE SCHEMA {fresh_schema}")

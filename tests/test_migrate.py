@@ -13,8 +13,7 @@ import pytest
 
 from events.backends import open_reader
 from events.model import ConfigLoaded
-from events.pg_transfer import PostgresSide
-from events.postgres import PostgresLog
+from events.postgres import PostgresLog, PostgresSide
 from events.protocol import Keyed, Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message

@@ -7,7 +7,11 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    Media,
+    MediaFetched,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
     MessageSkipped,
     Recorded,
     ReplyPlanned,
@@ -61,15 +65,35 @@ def reply(
 
 
 def statuses(state: queue.State, chat: str = ALICE) -> list[tuple[str, str, str | None]]:
-    return [(i.msg_id, i.status, i.call_id) for i in queue.pending(state, chat)]
+    return [(i.message.msg_id, i.status, i.call_id) for i in queue.pending(state, chat)]
 
 
 def test_received_message_is_pending_with_its_envelope():
     state = folded(msg("M1", push_name="Alice", mentions=["x@s.whatsapp.net"]), msg("M1"))
     [item] = queue.pending(state, ALICE)
-    assert (item.seq, item.ts, item.text, item.push_name) == (1, 1001.0, "text M1", "Alice")
-    assert item.mentions == ["x@s.whatsapp.net"]
+    assert (item.seq, item.ts, item.text, item.message.push_name) == (1, 1001.0, "text M1", "Alice")
+    assert item.message.mentions == ["x@s.whatsapp.net"]
     assert (item.status, item.call_id) == ("pending", None)
+
+
+def test_the_item_holds_the_recorded_message_and_what_came_of_it_after():
+    """An edit before the call and a later fetch change what the turn reads, never the event."""
+    image = Media(kind="image", mime="image/png")
+    fetched = Media(kind="image", mime="image/png", size=10, sha256="a" * 64)
+    received = msg("M1", kind="image", media=image)
+    state = folded(
+        received,
+        MessageEdited(chat=ALICE, msg_id="M1", text="first words"),
+        MessageEdited(chat=ALICE, msg_id="M1", text="settled words"),
+        MediaFetched(chat=ALICE, msg_id="M1", media=fetched),
+        MessageRevoked(chat=ALICE, msg_id="M1"),
+    )
+    [item] = queue.pending(state, ALICE)
+    assert item.message is received  # the event itself, not a copy
+    assert (item.text, item.media, item.revoked) == ("settled words", fetched, True)
+    asked = folded(received, request("c1", "M1"), MessageEdited(chat=ALICE, msg_id="M1", text="x"))
+    [item] = queue.pending(asked, ALICE)
+    assert (item.text, item.media) == ("text M1", image)  # asked already: too late to edit
 
 
 def test_call_lifecycle_drains_on_planned_reply():

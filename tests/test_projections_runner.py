@@ -105,7 +105,7 @@ def test_a_compaction_is_absorbed_without_reading_the_log_again(log):
     assert runner.catch_up() == [marker, *later]
     assert log.reads == [3]  # the tail only: no refold
     assert queue.chats_with_work(runner.states.queue) == [BOB]
-    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m4"]
+    assert [i.message.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m4"]
     assert_current(runner, log)
     # A start from the pre-compaction snapshot absorbs the marker in its tail.
     log.reads.clear()
@@ -130,8 +130,8 @@ def test_start_after_a_rotation_folds_the_tail_and_never_rereads_the_log(tmp_pat
     log.reads.clear()
     runner = Runner.start(log)
     assert 0 not in log.reads  # no refold
-    assert [i.msg_id for i in queue.pending(runner.states.queue, ALICE)] == []
-    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m99"]
+    assert [i.message.msg_id for i in queue.pending(runner.states.queue, ALICE)] == []
+    assert [i.message.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m99"]
     assert runner.states.identity.me_lid == "7@lid"  # its event was kept
     assert not runner.stale
     log.close()
@@ -178,8 +178,8 @@ def test_without_refolding_a_runner_goes_on_stale_and_saves_no_snapshot(log):
     runner.catch_up(refold=False)
     assert runner.stale
     # The old state goes on: it still holds the removed message, and the new one.
-    assert [i.msg_id for i in queue.pending(runner.states.queue, ALICE)] == ["m1"]
-    assert [i.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m3"]
+    assert [i.message.msg_id for i in queue.pending(runner.states.queue, ALICE)] == ["m1"]
+    assert [i.message.msg_id for i in queue.pending(runner.states.queue, BOB)] == ["m2", "m3"]
     runner.snapshot(log)
     saved = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
     assert saved is not None

@@ -12,7 +12,8 @@ import pytest
 
 from events.backends import open_reader
 from events.model import ChatTurn, LlmRequested
-from pipeline.tools.replay._variant import Variant, prompt_for
+from pipeline.config import config_from_dict
+from pipeline.tools.replay._variant import Variant, formatting_for, prompt_for
 from projections.calls import calls
 from tests.conversation import QUESTIONS, Recording, log_position, record, run_replay
 from tests.e2e.harness import ALICE, ALICE_PERSONA
@@ -238,6 +239,26 @@ def test_replayed_context_carries_the_new_answers(recording: Recording):
     ]
     assert kept.messages[2].content.startswith(f"Echo: {QUESTIONS[0]}")
     assert kept.messages[1:] != chained.messages[1:]
+
+
+def test_a_variant_formats_its_replies_as_its_config_says(recording: Recording):
+    with open_reader(recording.store) as log:
+        call = calls(list(log.read()), ALICE)[0]
+    assert call.inputs is not None
+    recorded = config_from_dict(call.inputs.config, source="recorded")
+    plain = msgspec.structs.replace(
+        recorded, whatsapp=msgspec.structs.replace(recorded.whatsapp, formatting="plain")
+    )
+    as_plain = msgspec.structs.replace(
+        call,
+        inputs=msgspec.structs.replace(
+            call.inputs, config={**call.inputs.config, "whatsapp": {"formatting": "plain"}}
+        ),
+    )
+
+    assert formatting_for(call, Variant()) == "whatsapp"  # the config in force then
+    assert formatting_for(as_plain, Variant()) == "plain"
+    assert formatting_for(call, Variant(config=plain)) == "plain"  # the variant's config wins
 
 
 @pytest.mark.parametrize(

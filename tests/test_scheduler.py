@@ -290,7 +290,7 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
 
     assert await bot.tick(start + 23 * HOUR) == start + DAY
     assert bot.rotations() == []
-    assert [i.msg_id for i in queue.pending(bot.folded.view.queue, ALICE)] == ["M1"]
+    assert [i.message.msg_id for i in queue.pending(bot.folded.view.queue, ALICE)] == ["M1"]
 
     assert await bot.tick(start + DAY) == start + 2 * DAY
     [marker] = bot.rotations()

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from events import sqlite_checkpoint
-from events.sqlite import SQLiteLog, SQLiteReader
+from events.sqlite import SQLiteLog, SQLiteReader, _checkpoint
 from events.testing import message
 
 MB = 1024 * 1024
@@ -64,7 +63,7 @@ def test_appends_leave_a_bulk_to_its_writer_fifteen_times_at_most(
 ) -> None:
     """A WAL past ``LIMIT`` is a compaction's, which checkpoints its own pages:
     copying them from here too would slow it down."""
-    monkeypatch.setattr(sqlite_checkpoint, "LIMIT", 1 * MB)
+    monkeypatch.setattr(_checkpoint, "LIMIT", 1 * MB)
     db = tmp_path / "events.db"
     log = SQLiteLog(db)
     assert not log._checkpointer._bulk_elsewhere()

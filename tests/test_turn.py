@@ -69,7 +69,7 @@ def test_a_burst_waits_out_its_debounce_then_asks_with_a_new_session() -> None:
     assert requested.trigger_ids == ["M1"]
     assert isinstance(plan.effect, turn.Ask)
     assert (plan.effect.call_id, plan.effect.to, plan.effect.typing) == ("id2", ALICE, True)
-    assert [i.msg_id for i in plan.effect.run] == ["M1"]
+    assert [i.message.msg_id for i in plan.effect.run] == ["M1"]
 
 
 def test_a_reset_is_planned_without_a_call() -> None:
@@ -104,7 +104,7 @@ def test_a_call_orphaned_by_a_restart_is_asked_again() -> None:
     )
     plan = turn.step(facts(received(1), orphan), ALICE)
     assert isinstance(plan.effect, turn.Ask)
-    assert [i.msg_id for i in plan.effect.run] == ["M1"]
+    assert [i.message.msg_id for i in plan.effect.run] == ["M1"]
 
 
 def test_the_budget_spent_by_calls_in_flight_holds_the_turn_until_the_poll() -> None:

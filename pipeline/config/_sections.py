@@ -60,6 +60,8 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
     # No more WhatsApp sends than this in any 60 s (the owner's chat included): bursts
     # from a linked device are what gets personal numbers restricted.
     max_sends_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20
+    # The model's Markdown written as WhatsApp's (*bold*, _italic_, links as "t (u)"), or as is.
+    formatting: Literal["whatsapp", "plain"] = "whatsapp"
 
     def __post_init__(self) -> None:
         try:

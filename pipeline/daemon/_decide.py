@@ -39,10 +39,10 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
     """Rules that hold for one message whatever else is queued."""
     if item.revoked:
         return "revoked"
-    match = own_sends.match(view.own_sends, item.chat, item.msg_id, item.text)
-    if match == "id" or (match == "text" and item.from_me):
+    match = own_sends.match(view.own_sends, item.message.chat, item.message.msg_id, item.text)
+    if match == "id" or (match == "text" and item.message.from_me):
         return "echo"
-    if item.from_me and not isinstance(entity, SelfEntity):
+    if item.message.from_me and not isinstance(entity, SelfEntity):
         # The owner wrote in someone else's chat: a human has taken over.
         return "takeover" if view.config.takeover.enabled else "own_message"
     if is_stale(view.config, item, view.now):
@@ -56,7 +56,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
 
 def is_stale(config: AppConfig, item: Item, now: float) -> bool:
     """Too old to answer: sent more than ``catch_up_minutes`` ago (e.g. while offline)."""
-    return now - (item.sent_at or item.ts) > config.polling.catch_up_minutes * 60
+    return now - (item.message.sent_at or item.ts) > config.polling.catch_up_minutes * 60
 
 
 def is_reset(item: Item) -> bool:
@@ -122,7 +122,7 @@ def triggered(view: View, group: GroupEntity, item: Item) -> bool:
 
 def _mentions_owner(owner: frozenset[str], item: Item) -> bool:
     """Mentioned by any of the owner's ids: in LID groups the mention is ``@<lid digits>``."""
-    for jid in item.mentions:
+    for jid in item.message.mentions:
         try:
             if normalize(jid) in owner:
                 return True
@@ -135,10 +135,10 @@ def burst(items: Sequence[Item]) -> list[Item]:
     """The messages answered together: the leading run from one sender."""
     if not items:
         return []
-    first = items[0].sender
+    first = items[0].message.sender
     run: list[Item] = []
     for item in items:
-        if item.sender != first:
+        if item.message.sender != first:
             break
         run.append(item)
     return run

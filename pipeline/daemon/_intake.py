@@ -208,8 +208,8 @@ class Intake:
         source went with that process. For start-up, before intake runs."""
         return [
             Keyed(
-                MediaFetched(chat=item.chat, msg_id=item.msg_id, media=interrupted(item.media)),
-                _fetched_key(item.chat, item.msg_id),
+                MediaFetched(chat=chat, msg_id=item.message.msg_id, media=interrupted(item.media)),
+                _fetched_key(chat, item.message.msg_id),
             )
             for chat in queue.chats_with_work(self.folded.view.queue)
             for item in queue.pending(self.folded.view.queue, chat)

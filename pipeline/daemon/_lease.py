@@ -1,7 +1,7 @@
 """The PostgreSQL lease as a daemon holds it: wait as a standby, go live, watch, step down.
 
 A daemon whose log is on PostgreSQL takes the lease of its number
-(``events.pg_lease``) before it opens the log or connects to WhatsApp. If
+(``events.postgres.Lease``) before it opens the log or connects to WhatsApp. If
 another daemon holds it, this one is a standby: it says so in one log line and
 tries again every ``POLL`` seconds, through database outages too. Once it holds
 the lease it waits ``SETTLE`` seconds, then goes live. While live, a thread
@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from events.pg_lease import Lease
+from events.postgres import Lease
 from events.protocol import LogError
 from pipeline.daemon._exits import EXIT_LEASE_LOST
 from pipeline.logs import get_logger

@@ -65,7 +65,7 @@ class MediaStep:
             log.warning(
                 "transcription_failed",
                 chat=chat,
-                msg_id=item.msg_id,
+                msg_id=item.message.msg_id,
                 attempt=attempt,
                 final=final,
                 error=error.loggable,
@@ -88,14 +88,16 @@ class MediaStep:
             return
         except Exception as exc:
             # A bug on our side: recorded as final, so the message leaves the queue.
-            log.exception("transcription_crashed", chat=chat, msg_id=item.msg_id)
+            log.exception("transcription_crashed", chat=chat, msg_id=item.message.msg_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
-            failure = TranscriptionFailed(chat=chat, msg_id=item.msg_id, error=error, final=True)
+            failure = TranscriptionFailed(
+                chat=chat, msg_id=item.message.msg_id, error=error, final=True
+            )
             await self.folded.append(failure, *self._tell(loaded.config, chat, item, sorry))
             return
         done = MediaTranscribed(
             chat=chat,
-            msg_id=item.msg_id,
+            msg_id=item.message.msg_id,
             text=heard.text,
             model=heard.model,
             cost_usd=heard.cost_usd,
@@ -119,13 +121,17 @@ class MediaStep:
         except (Unreadable, OSError) as exc:
             short = exc.reason if isinstance(exc, Unreadable) else "its file is gone"
             error = str(exc)
-            log.warning("document_unreadable", chat=chat, msg_id=item.msg_id, error=error)
+            log.warning("document_unreadable", chat=chat, msg_id=item.message.msg_id, error=error)
             text = f"I couldn't read that document: {short}."
-            failed = DocumentRead(chat=chat, msg_id=item.msg_id, error=error)
+            failed = DocumentRead(chat=chat, msg_id=item.message.msg_id, error=error)
             return [failed, *self._tell(config, chat, item, text)]
         return [
             DocumentRead(
-                chat=chat, msg_id=item.msg_id, text=read.text, pages=read.pages, cut=read.cut
+                chat=chat,
+                msg_id=item.message.msg_id,
+                text=read.text,
+                pages=read.pages,
+                cut=read.cut,
             )
         ]
 
@@ -134,7 +140,7 @@ class MediaStep:
     ) -> TranscriptionFailed:
         return TranscriptionFailed(
             chat=chat,
-            msg_id=item.msg_id,
+            msg_id=item.message.msg_id,
             status=error.status,
             error=str(error),
             attempt=attempt or 1,
@@ -143,5 +149,5 @@ class MediaStep:
 
     def _tell(self, config: AppConfig, chat: str, item: Item, text: str) -> list[ReplyPlanned]:
         """A short answer to ``item`` alone, without the LLM."""
-        log.info("media_notice", chat=chat, msg_id=item.msg_id)
+        log.info("media_notice", chat=chat, msg_id=item.message.msg_id)
         return tell(config, chat, item, text, self.ids)

@@ -44,9 +44,13 @@ def quote_for(whatsapp: WhatsAppConfig, run: Sequence[Item]) -> Quoted | None:
     """The message a reply visibly quotes: the last of the burst, where configured."""
     last = run[-1]
     wanted = whatsapp.quote_replies == "always" or (
-        whatsapp.quote_replies == "groups" and last.is_group
+        whatsapp.quote_replies == "groups" and last.message.is_group
     )
-    return Quoted(id=last.msg_id, text=last.text, sender=last.sender) if wanted else None
+    return (
+        Quoted(id=last.message.msg_id, text=last.text, sender=last.message.sender)
+        if wanted
+        else None
+    )
 
 
 def reply_parts(
@@ -62,7 +66,7 @@ def reply_parts(
     """The planned messages of one answer to ``run``."""
     parts = split_message(text, whatsapp.max_message_chars)
     quoted = quote_for(whatsapp, run)
-    trigger_ids = [i.msg_id for i in run]
+    trigger_ids = [i.message.msg_id for i in run]
     numbered = len(parts) > 1
     return [
         ReplyPlanned(
@@ -71,7 +75,7 @@ def reply_parts(
             purpose="reply",
             text=part,
             call_id=call_id,
-            in_reply_to=run[-1].msg_id,
+            in_reply_to=run[-1].message.msg_id,
             trigger_ids=trigger_ids,
             wa_id=new_wa_id(),
             quoted=quoted if n == 1 else None,

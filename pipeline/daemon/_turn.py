@@ -134,7 +134,7 @@ def step(facts: Facts, chat: str) -> Plan:
     if not items:
         return Plan()
     first = items[0]
-    entity = config.entity_for(chat, first.sender_alt, first.is_group)
+    entity = config.entity_for(chat, first.message.sender_alt, first.message.is_group)
     if entity is None:
         return skips(facts, None, items, "not_monitored")
     orphans = [i for i in items if i.status == "requested"]
@@ -193,24 +193,25 @@ def skips(facts: Facts, entity: Entity | None, items: list[Item], reason: str) -
 
 def _skip(plan: Plan, facts: Facts, entity: Entity | None, item: Item, reason: str) -> None:
     """Record the skip of ``item``, and log why in words (never its text)."""
-    skipped = MessageSkipped(chat=item.chat, msg_id=item.msg_id, reason=reason)
+    chat, msg_id = item.message.chat, item.message.msg_id
+    skipped = MessageSkipped(chat=chat, msg_id=msg_id, reason=reason)
     said = Skip(
         reason=reason,
         at=facts.now,
-        sent_at=item.sent_at or item.ts,
-        took_over_at=facts.view.takeover.paused_since.get(item.chat),
+        sent_at=item.message.sent_at or item.ts,
+        took_over_at=facts.view.takeover.paused_since.get(chat),
         media=item.media.kind if item.media is not None else None,
     )
     why = skip_words(said, facts.loaded.config, entity)
     plan.events.append(skipped)
-    line = {"chat": item.chat, "msg_id": item.msg_id, "reason": reason, "why": why}
+    line = {"chat": chat, "msg_id": msg_id, "reason": reason, "why": why}
     plan.lines.append(("message_skipped", line))
 
 
 def reset(facts: Facts, chat: str, item: Item) -> list[AnyEvent]:
     """``/reset``: a new session, and the reply that says so (no LLM call)."""
     ids = facts.ids
-    user = aliases.canonical(facts.view.aliases, item.sender)
+    user = aliases.canonical(facts.view.aliases, item.message.sender)
     return [
         SessionStarted(chat=chat, session_id=ids.new_id(), user=user, reason="reset"),
         ReplyPlanned(
@@ -218,8 +219,8 @@ def reset(facts: Facts, chat: str, item: Item) -> list[AnyEvent]:
             reply_id=ids.new_id(),
             purpose="reply",
             text=RESET_REPLY,
-            in_reply_to=item.msg_id,
-            trigger_ids=[item.msg_id],
+            in_reply_to=item.message.msg_id,
+            trigger_ids=[item.message.msg_id],
             wa_id=ids.new_wa_id(),
         ),
     ]
@@ -231,7 +232,7 @@ def prepare(facts: Facts, chat: str, ready: attachments.Step) -> Plan:
         return Plan(effect=Prepare(ready))
     text = attachments.notice(ready.media)
     replies = attachments.tell(facts.loaded.config, chat, ready.item, text, facts.ids)
-    line = {"chat": chat, "msg_id": ready.item.msg_id}
+    line = {"chat": chat, "msg_id": ready.item.message.msg_id}
     return Plan(events=list(replies), lines=[("media_notice", line)])
 
 
@@ -240,7 +241,7 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     loaded, view, ids = facts.loaded, facts.view, facts.ids
     cfg = loaded.config
     memory = cfg.session_memory
-    user = aliases.canonical(view.aliases, run[-1].sender)
+    user = aliases.canonical(view.aliases, run[-1].message.sender)
     forms = aliases.forms(view.aliases, user)
     live = sessions.live(
         view.sessions,
@@ -267,7 +268,7 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     params = facts.learned(prompt.model, prompt.params)
     # A model that refused function calling in this process is offered no tools.
     refused = "tools" in (params.get("refused") or ())
-    offered = [] if refused else toolbox.offered(cfg, run[-1].is_group)
+    offered = [] if refused else toolbox.offered(cfg, run[-1].message.is_group)
     prompt = msgspec.structs.replace(prompt, params=params, tools=offered)
     if entity.debug:
         persona, _ = cfg.entity_prompt(entity)
@@ -278,7 +279,7 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
         chat=chat,
         call_id=ids.new_id(),
         session_id=session_id,
-        trigger_ids=[i.msg_id for i in run],
+        trigger_ids=[i.message.msg_id for i in run],
         model=prompt.model,
         params=prompt.params,
         messages=prompt.messages,
@@ -329,7 +330,8 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         return Plan(events=[completed, *plan.events], lines=plan.lines)
     if loop.runs_tools(asked.request, result):
         return _called(facts, asked, completed, result)
-    text = format_reply(result.content, result.citations)
+    whatsapp = facts.loaded.config.whatsapp
+    text = format_reply(result.content, result.citations, formatting=whatsapp.formatting)
     if not text.strip():
         error = loop.no_answer(asked.request, result)
         return Plan(
@@ -339,7 +341,7 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         chat,
         text,
         asked.run,
-        whatsapp=facts.loaded.config.whatsapp,
+        whatsapp=whatsapp,
         call_id=call_id,
         new_id=facts.ids.new_id,
         new_wa_id=facts.ids.new_wa_id,
@@ -360,8 +362,8 @@ def _called(facts: Facts, asked: Ask, completed: LlmCompleted, result: LlmResult
 
 def revoked(view: States, chat: str, run: list[Item]) -> bool:
     """Every message of the turn still waiting for its answer was deleted by its sender."""
-    still = {i.msg_id: i for i in queue.pending(view.queue, chat)}
-    asked = [still[i.msg_id] for i in run if i.msg_id in still]
+    still = {i.message.msg_id: i for i in queue.pending(view.queue, chat)}
+    asked = [still[i.message.msg_id] for i in run if i.message.msg_id in still]
     return bool(asked) and all(i.revoked for i in asked)
 
 

@@ -36,7 +36,7 @@ from pipeline.llm._prompt import (
     user_text,
     user_turn,
 )
-from pipeline.llm._render import format_reply, split_message
+from pipeline.llm._render import Formatting, format_reply, split_message
 from pipeline.llm._transcribe import Transcriber, Transcript
 from pipeline.llm._turns import normalize_turns, strip_think
 from pipeline.llm._wire import (
@@ -57,6 +57,7 @@ __all__ = [
     "ConnectionFailed",
     "EndpointRetired",
     "Forbidden",
+    "Formatting",
     "HttpError",
     "ImageUrl",
     "KeyRejected",

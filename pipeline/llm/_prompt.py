@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from events.jid import user_part
-from events.model import ChatTurn, Quoted, ToolRound
+from events.model import ChatTurn, MessageReceived, ToolRound
 from pipeline.config import AppConfig, Entity, LlmConfig
 from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
@@ -22,18 +22,13 @@ CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
 
 
 class Message(Attached, Protocol):
-    """What a prompt reads of an inbound message (a queue item)."""
+    """What a prompt reads of an inbound message (a queue item): the received event
+    (who wrote it, in which chat, what it quotes) and its words as they stand."""
 
     @property
+    def message(self) -> MessageReceived: ...
+    @property
     def text(self) -> str: ...
-    @property
-    def sender(self) -> str: ...
-    @property
-    def push_name(self) -> str | None: ...
-    @property
-    def is_group(self) -> bool: ...
-    @property
-    def quoted(self) -> Quoted | None: ...
 
 
 class Prompt(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,7 +53,8 @@ def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = Tru
     lines = []
     for m in messages:
         body = " ".join(part for part in (note(m, vision), m.text) if part)
-        text = f"{m.push_name or user_part(m.sender)}: {body}" if m.is_group else body
+        said = m.message
+        text = f"{said.push_name or user_part(said.sender)}: {body}" if said.is_group else body
         if quoted := _quote(m):
             text = f"{_quote_block(quoted, quote_room)}\n{text}"
         lines.append(text)
@@ -77,7 +73,7 @@ def user_turn(messages: Sequence[Message], config: AppConfig) -> ChatTurn:
 
 
 def _quote(message: Message) -> str:
-    quoted = message.quoted
+    quoted = message.message.quoted
     return quoted.text.strip() if quoted is not None else ""
 
 

@@ -28,7 +28,7 @@ def migrate(store: Path, *, to: str | None, source: str | None, number: str | No
     assert url is not None
     if problem := dsn_problem(url):
         raise BadArgument(f"--{'to' if to else 'from'}: {problem}")
-    from events.pg_transfer import PostgresSide  # noqa: PLC0415  (loads psycopg)
+    from events.postgres import PostgresSide  # noqa: PLC0415  (loads psycopg)
 
     local = SQLiteSide(store)
     number = number_arg(number)

@@ -120,6 +120,6 @@ def _owned(log: L, where: Where) -> L:
 
 def _label(url: str) -> str:
     """The server and database, never the password."""
-    from events.pg_schema import target  # noqa: PLC0415  (loads psycopg)
+    from events.postgres import target  # noqa: PLC0415  (loads psycopg)
 
     return target(url).where

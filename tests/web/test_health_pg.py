@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from events.model import TransportStatus
-from events.pg_lease import Lease
+from events.postgres import Lease
 from pipeline.tools._where import Where
 from pipeline.tools.web import Console, create_app
 from tests.pg_support import log_name, module_schema, pg_log, require_server, schema_url

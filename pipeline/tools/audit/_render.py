@@ -39,7 +39,8 @@ def audit_doc(result: Audit) -> dict[str, Any]:
 
 
 def audit_text(result: Audit, title: str) -> str:
-    head = f"Audit of {title}: {len(result.turns)} turns, {len(result.records)} events"
+    turns, events = _count(len(result.turns), "turn"), _count(len(result.records), "event")
+    head = f"Audit of {title}: {turns}, {events}"
     lines = [head]
     shown_config: str | None = None
     for t in result.turns:
@@ -222,3 +223,7 @@ def _block(label: str, text: str, indent: int) -> list[str]:
     lead = f"{pad}{label} " if label else pad
     more = f"{pad}{'  ' if label else ''}"
     return [f"{lead}{first}".rstrip(), *(f"{more}{ln}".rstrip() for ln in rest)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -20,7 +20,13 @@ import msgspec
 from events.model import ToolRound, Usage
 from pipeline.llm import LlmError, LlmResult, Prompt, format_reply
 from pipeline.tools.replay._tools import answer
-from pipeline.tools.replay._variant import Unbuildable, Variant, config_for, prompt_for
+from pipeline.tools.replay._variant import (
+    Unbuildable,
+    Variant,
+    config_for,
+    formatting_for,
+    prompt_for,
+)
 from projections.calls import Call, ToolTrace, added
 
 
@@ -114,7 +120,9 @@ async def _one(call: Call, variant: Variant, llm: Llm, answers: dict[str, str]) 
     return NewReply(
         request=first,
         content=result.content,
-        reply=format_reply(result.content, result.citations),
+        reply=format_reply(
+            result.content, result.citations, formatting=formatting_for(call, variant)
+        ),
         usage=spent,
         latency_ms=result.latency_ms,
         cached=all_cached,

@@ -15,7 +15,7 @@ import msgspec
 from events.model import ChatTurn
 from pipeline import toolbox
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Prompt, compose, user_turn
+from pipeline.llm import Formatting, Prompt, compose, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -39,6 +39,15 @@ def recorded_prompt(call: Call) -> Prompt:
     return Prompt(model=ev.model, params=ev.params, messages=ev.messages, tools=ev.tools)
 
 
+def formatting_for(call: Call, variant: Variant) -> Formatting:
+    """How the reply's Markdown is written: the variant's config, else the one in force then."""
+    if variant.config is not None:
+        return variant.config.whatsapp.formatting
+    # Validated when it was recorded; a config from before the key existed took the default.
+    recorded = (call.inputs.config if call.inputs else {}).get("whatsapp") or {}
+    return "plain" if recorded.get("formatting") == "plain" else "whatsapp"
+
+
 def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prompt:
     """The prompt of ``call`` under ``variant``.
 
@@ -54,7 +63,9 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     except ConfigError as exc:
         raise Unbuildable(str(exc)) from None
     first = inputs.items[0]
-    entity = recorded.entity_for(call.request.chat, first.sender_alt, first.is_group)
+    entity = recorded.entity_for(
+        call.request.chat, first.message.sender_alt, first.message.is_group
+    )
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
     config = variant.config or recorded
@@ -81,7 +92,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
         composed = compose(config, entity, context, turn)
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
-    offered = toolbox.offered(config, first.is_group)
+    offered = toolbox.offered(config, first.message.is_group)
     composed = msgspec.structs.replace(composed, tools=offered)
     return _as_taken(composed, call.request.params, call.request.model)
 

@@ -27,7 +27,7 @@ from projections.fold import States
 from projections.runner import Runner
 
 if TYPE_CHECKING:
-    from events.pg_lease import Lease
+    from events.postgres import Lease
 
 UTC = ZoneInfo("UTC")
 
@@ -124,7 +124,7 @@ class Console:
     def _finder(self, where: Where) -> Finder:
         if not is_postgres(where.url):
             return lock_file_finder(where.store)
-        from events.pg_lease import Lease  # noqa: PLC0415  (loads psycopg)
+        from events.postgres import Lease  # noqa: PLC0415  (loads psycopg)
 
         assert where.url is not None
         number = chosen_number(where)
@@ -142,7 +142,7 @@ def _place(where: Where) -> str:
     (never a password; a local store beside a PostgreSQL log holds no log at all)."""
     if not is_postgres(where.url):
         return str(where.store)
-    from events.pg_schema import target  # noqa: PLC0415  (loads psycopg)
+    from events.postgres import target  # noqa: PLC0415  (loads psycopg)
 
     assert where.url is not None
     found = target(where.url)

@@ -5,7 +5,7 @@
   holds the lock a daemon holds for its whole life, which goes when the process
   dies, however it dies: on SQLite the kernel (is the store's ``daemon.lock``
   flocked? ``/proc/locks``, Linux), on PostgreSQL the server (the number's
-  lease, ``events.pg_lease``, held by a daemon on any machine).
+  lease, ``events.postgres.Lease``, held by a daemon on any machine).
 - **connection**: the last ``TransportStatus`` in the log is ``connected``.
 - **queue**: no message has waited for a decision longer than the config in
   force allows (debounce plus every LLM attempt with its timeout and backoff):

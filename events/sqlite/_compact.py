@@ -4,10 +4,10 @@ The rows to delete are found by a read outside the write lock, which is then
 held only to delete them: a range of seqs (the selection checked again, as
 seqs are never reused), sized by ``Pacer`` to about ``TARGET`` seconds.
 Before each chunk, writers waiting in this process or another go first
-(``sqlite_turn``), so none waits for more than about one chunk.
+(``_turns``), so none waits for more than about one chunk.
 
 Every chunk leaves its pages in the write-ahead log. The log's writers never
-checkpoint in a commit (``sqlite_checkpoint``), so no append pays for them;
+checkpoint in a commit (``_checkpoint``), so no append pays for them;
 the compaction checkpoints itself every ``_CHECKPOINT_ROWS`` rows, outside
 the lock, while appends carry on. Checkpointing after every chunk would copy
 the index pages that consecutive chunks share again and again.
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from events.compaction import Pacer, Tally
 from events.protocol import Selection
-from events.sqlite_schema import where
-from events.sqlite_turn import Turnstile, begin
+from events.sqlite._schema import where
+from events.sqlite._turns import Turnstile, begin
 
 __all__ = ["compact_rows"]
 

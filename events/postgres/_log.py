@@ -1,7 +1,7 @@
 """The event log on PostgreSQL: read-only (``PostgresReader``) and read-write (``PostgresLog``).
 
 One database holds many logs (one per owner's number), selected by a DSN and a
-log name; they share the tables of one schema (``events.pg_schema``).
+log name; they share the tables of one schema (``_schema``).
 
 **No reader skips an event.** Sequence-numbered inserts commit out of order
 in PostgreSQL, so a reader tailing by seq could pass 6 before 5 commits and
@@ -22,7 +22,7 @@ statement that is its own transaction (one round trip) and many by COPY (a
 page per WAL record, not a row); with keys the transaction locks the counter,
 looks the keys up, then inserts only the new ones.
 Readers read in keyset chunks on an autocommit connection, so no transaction
-stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``pg_wait``).
+stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``_wait``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from events.codec import US, encode, record, type_name
 from events.compaction import Pacer, Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
-from events.pg_landed import backoff, landed
-from events.pg_reader import POLL, Link, PostgresReader
-from events.pg_schema import connect, log_id, migrate, target
+from events.postgres._commit_check import backoff, committed
+from events.postgres._reader import POLL, Link, PostgresReader
+from events.postgres._schema import connect, log_id, migrate, target
 from events.protocol import (
     CompactReason,
     Keyed,
@@ -69,7 +69,7 @@ class PostgresLog(PostgresReader):
     ``busy_timeout`` bounds how long an append waits for another writer's lock.
     ``retry_for`` bounds how long it waits, with backoff, for a database that
     went away (``None``: until the log is closed); a commit whose answer was
-    lost with the connection is looked for, never written twice (``pg_landed``).
+    lost with the connection is looked for, never written twice (``_commit_check``).
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class PostgresLog(PostgresReader):
             try:
                 with self._writer.use(self.where) as conn:
                     # A failed attempt may have committed before its connection went.
-                    if failures and landed(conn, self._q, self._log, floor, group):
+                    if failures and committed(conn, self._q, self._log, floor, group):
                         break
                     if any(key is not None for b in group for _, key, _ in b.rows):
                         self._insert_keyed(conn, group)

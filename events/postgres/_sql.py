@@ -44,7 +44,7 @@ _TEMPLATES = {
         "SELECT seq, ts, key, body::text FROM {s}.events WHERE log_id = %s AND key = ANY(%b)"
     ),
     # After a lost connection: the rows of a group stamped ``ts``, if it committed.
-    "landed": (
+    "stamped": (
         "SELECT seq, ts, key, body::text FROM {s}.events"
         " WHERE log_id = %s AND seq > %s AND ts = ANY(%s) ORDER BY seq"
     ),
@@ -125,7 +125,7 @@ class Queries:
         self.append_one = sql["append_one"]
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
-        self.landed = sql["landed"]
+        self.stamped = sql["stamped"]
         self.insert = sql["insert"]
         self.begin_bump = sql["begin_bump"]
         self.notify_commit = sql["notify_commit"]

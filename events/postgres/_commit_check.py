@@ -22,17 +22,17 @@ import psycopg
 from events.codec import US, Row, record
 from events.group_commit import Batch
 from events.model import Recorded
-from events.pg_sql import Queries
+from events.postgres._sql import Queries
 from events.protocol import LogError
 
 
-def landed(
+def committed(
     conn: psycopg.Connection[Any], q: Queries, log: int, floor: int, group: list[Batch]
 ) -> bool:
     """Whether ``group`` was committed (then its batches' results are filled in)."""
     stamps = sorted({b.ts for b in group})
     pool: dict[tuple[int, str], deque[Row]] = {}
-    for row in conn.execute(q.landed, (log, floor, stamps)).fetchall():
+    for row in conn.execute(q.stamped, (log, floor, stamps)).fetchall():
         pool.setdefault((int(row[1]), str(row[3])), deque()).append(row)
     slots: list[list[Recorded | None]] = []
     found = False

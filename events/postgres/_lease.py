@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from events.pg_schema import Target, connect, one_line, target
+from events.postgres._schema import Target, connect, one_line, target
 from events.protocol import LogError, LogUnavailable
 
 # The server probes an idle lease connection after 3 s, every 1 s, 3 times.

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from events.pg_schema import connect, log_id, migrate, one_line, target
+from events.postgres._schema import connect, log_id, migrate, one_line, target
 from events.protocol import LogError
 from events.transfer import CHUNK, RawRow, Snapshot
 

@@ -6,7 +6,7 @@ cannot change the log even by mistake. ``SQLiteLog`` adds writing.
 
 Writes are group-committed (``events.group_commit``): concurrent ``append``
 calls share one ``BEGIN IMMEDIATE`` transaction. Across processes SQLite's write lock and
-writers that find it taken wait their turn (``sqlite_turn``) for up to
+writers that find it taken wait their turn (``_turns``) for up to
 ``busy_timeout``; ``AUTOINCREMENT`` keeps ``seq`` from ever being reused after
 compaction. Compaction deletes in short transactions and lets waiting writers
 go first before each, so appends from this process or another interleave
@@ -26,11 +26,11 @@ from events.codec import US, Row, encode, record, type_name
 from events.compaction import Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
-from events.owner_only import private_file, tighten
+from events.owner_only import private_dir, private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
-from events.sqlite_checkpoint import Checkpointer
-from events.sqlite_compact import compact_rows
-from events.sqlite_schema import (
+from events.sqlite._checkpoint import Checkpointer
+from events.sqlite._compact import compact_rows
+from events.sqlite._schema import (
     BY_KEY,
     INSERT,
     MEDIA,
@@ -41,7 +41,7 @@ from events.sqlite_schema import (
     scan,
     sequence,
 )
-from events.sqlite_turn import Turnstile, begin
+from events.sqlite._turns import Turnstile, begin
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
@@ -145,8 +145,8 @@ class SQLiteLog(SQLiteReader):
         try:
             with self._writer:
                 self._writer.executescript(SCHEMA)
-            # From here on writers wait in turn (sqlite_turn), not in SQLite's busy handler,
-            # and leave checkpoints to a thread of their own (sqlite_checkpoint).
+            # From here on writers wait in turn (``_turns``), not in SQLite's busy handler,
+            # and leave checkpoints to a thread of their own (``_checkpoint``).
             self._writer.execute("PRAGMA busy_timeout=0")
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._turnstile = Turnstile(self.path)
@@ -275,7 +275,7 @@ class SQLiteLog(SQLiteReader):
 
         Chunks of about ``TARGET`` seconds on a connection of its own, letting
         waiting appends go first and checkpointing after itself
-        (``sqlite_compact``). A crash midway leaves the log correct (what
+        (``_compact``). A crash midway leaves the log correct (what
         went was meant to go) with no marker; compacting again removes the
         rest and records it.
         """
@@ -343,6 +343,23 @@ class SQLiteLog(SQLiteReader):
             self._reader.close()
             self._turnstile.close()
         self._checkpointer.close()
+
+
+def open_store(
+    store: Path, *, synchronous: Synchronous = "NORMAL", clock: Callable[[], float] = time.time
+) -> SQLiteLog:
+    """``STORE/events.db`` for writing, its store created (owner-only) if missing.
+
+    Here rather than in ``events.backends`` because a copy into a store
+    (``events.transfer``) creates it too, and ``events.transfer`` cannot import
+    ``events.backends``: the PostgreSQL side of a copy imports ``events.transfer``.
+    """
+    store = Path(store)
+    try:
+        private_dir(store)
+    except OSError as exc:
+        raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
+    return SQLiteLog(store / DB_NAME, synchronous=synchronous, clock=clock)
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

@@ -18,9 +18,9 @@ import psycopg
 
 from events.codec import Row, record
 from events.model import Recorded
-from events.pg_schema import Target, connect, log_id, one_line, target
-from events.pg_sql import Queries
-from events.pg_wait import Listener, channel
+from events.postgres._schema import Target, connect, log_id, one_line, target
+from events.postgres._sql import Queries
+from events.postgres._wait import Listener, channel
 from events.protocol import LogError, LogUnavailable
 
 READ_CHUNK = 2000

@@ -103,7 +103,6 @@ class State(msgspec.Struct, kw_only=True):
     outcomes: dict[str, Outcome] = {}
     roots: dict[str, str] = {}  # call_id of a later round -> the turn's first call_id
     later: dict[str, list[LlmRequested]] = {}  # first call_id -> its later rounds
-    opened: str | None = None  # the chat's latest first round (turns go one at a time)
 
 
 def calls(records: Iterable[Recorded], chat: str) -> list[Call]:
@@ -158,12 +157,13 @@ def _note(state: State, rec: Recorded, ev: Any) -> None:
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
-    """A first round is a new call; a later round of its tool loop joins it."""
-    if ev.rounds and state.opened is not None:
-        state.roots[ev.call_id] = state.opened
-        state.later.setdefault(state.opened, []).append(ev)
+    """A first round is a new call; a later round of its tool loop (the same messages
+    as the chat's latest call: its turns go one at a time) joins it."""
+    opened = state.calls[-1].request if state.calls else None
+    if ev.rounds and opened is not None and opened.trigger_ids == ev.trigger_ids:
+        state.roots[ev.call_id] = opened.call_id
+        state.later.setdefault(opened.call_id, []).append(ev)
         return
-    state.opened = ev.call_id
     state.calls.append(_call(state, rec, ev))
 
 

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
+
+import pytest
 
 from events.model import (
     AnyEvent,
@@ -23,7 +26,8 @@ from events.model import (
 )
 from pipeline.daemon import _loop as loop
 from pipeline.daemon import _turn as turn
-from pipeline.llm import LlmResult
+from pipeline.daemon._replies import Ids
+from pipeline.llm import LlmResult, Prompt
 from projections import budget, queue, sessions
 from projections.fold import fold
 from tests.test_turn import ALICE, NOW, facts, loaded
@@ -220,3 +224,55 @@ def test_a_model_that_refused_function_calling_is_offered_no_tools() -> None:
     plan = turn.step(refusing, GROUP)
     assert isinstance(plan.effect, turn.Ask)
     assert (plan.effect.request.tools, plan.effect.prompt.tools) == ([], [])
+
+
+def _model(prompt: Prompt) -> LlmResult:
+    """A model that calls a tool in its first two rounds, then answers: the same
+    request gets the same answer (the same call ids), as a replayed round would."""
+    done = len(prompt.rounds)
+    if prompt.tools and done < 2:
+        made = [ToolCall(id=f"t{done}", name="nope", arguments=json.dumps({"n": done}))]
+        return LlmResult(content="", citations=[], usage=Usage(), tool_calls=made, finish_reason="")
+    return LlmResult(content="done", citations=[], usage=Usage(), finish_reason="stop")
+
+
+def _drive(log: list[AnyEvent], ids: Ids, crash_after: int | None) -> bool:
+    """Run the chat's turn as the agent does, commit by commit; False: it crashed."""
+    config, commits = group_config(max_rounds=3), 0
+
+    def known() -> turn.Facts:
+        records = [Recorded(n, NOW - 100 + n, e) for n, e in enumerate([said(1), *log], 1)]
+        return turn.Facts(fold(records), config, NOW, ids)
+
+    while True:
+        plan = turn.step(known(), GROUP)
+        if not plan.events:
+            return True
+        while True:
+            log.extend(plan.events)
+            commits += 1
+            if commits == crash_after:
+                return False
+            if not isinstance(plan.effect, turn.Ask):
+                break
+            plan = turn.answered(known(), plan.effect, _model(plan.effect.prompt))
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3, 4])
+def test_a_crash_at_any_commit_of_the_loop_runs_no_tool_twice_and_answers_once(
+    crash_after: int,
+) -> None:
+    counter = itertools.count(1)
+    ids = Ids(lambda: f"id{next(counter)}", lambda: "WA")
+    log: list[AnyEvent] = []
+    assert not _drive(log, ids, crash_after)  # killed after that commit
+    assert _drive(log, ids, None)  # the next start finishes the turn
+    called = [e.tool_call_id for e in log if isinstance(e, ToolCalled)]
+    finished = [e.tool_call_id for e in log if isinstance(e, ToolFinished)]
+    assert called == finished == ["t0", "t1"]
+    replies = [e for e in log if isinstance(e, ReplyPlanned) and e.purpose == "reply"]
+    assert [(r.text, r.trigger_ids) for r in replies] == [("done", ["M1"])]
+    # The round cut by the crash is asked again as recorded; no other is asked twice.
+    again = [crash_after - 1] if crash_after < 4 else []
+    requests = [len(e.rounds) for e in log if isinstance(e, LlmRequested)]
+    assert requests == sorted([0, 1, 2, *again])

@@ -16,9 +16,7 @@ as a final failure that says so.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -90,7 +88,7 @@ def called(
     for call in result.tool_calls:
         at = toolbox.Scene(scene.view, chat, scene.now, scene.config, call.id)
         done = toolbox.run(at, call, request.tools)
-        output = _encode(done.output)
+        output = toolbox.output_text(done.output)
         outputs.append(output)
         events += [
             ToolCalled(
@@ -127,8 +125,3 @@ def called(
     tools = request.tools if len(rounds) < max_rounds else []
     following = msgspec.structs.replace(request, rounds=rounds, tools=tools)
     return Called(events=events, lines=lines, next=following)
-
-
-def _encode(output: Any) -> str:
-    """A result as the model gets it: JSON text, the same bytes on every run."""
-    return json.dumps(output, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -8,6 +8,6 @@ what a call did, and replay, which never runs one (it reuses or simulates).
 """
 
 from pipeline.toolbox._catalogue import TOOLS, offered, run, specs
-from pipeline.toolbox._tool import Result, Scene, Tool, refused
+from pipeline.toolbox._tool import Result, Scene, Tool, output_text, refused
 
-__all__ = ["TOOLS", "Result", "Scene", "Tool", "offered", "refused", "run", "specs"]
+__all__ = ["TOOLS", "Result", "Scene", "Tool", "offered", "output_text", "refused", "run", "specs"]

@@ -10,6 +10,7 @@ neither run a tool twice nor lose what it did (docs/llm.md, "Tools").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,12 @@ class Result:
     events: list[AnyEvent] = field(default_factory=list)
     error: bool = False
     silent: str | None = None
+
+
+def output_text(output: Any) -> str:
+    """A result as the model gets it and the log keeps it: compact JSON, keys sorted,
+    so the daemon and a replay send the same bytes for the same result."""
+    return json.dumps(output, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def refused(why: str) -> Result:

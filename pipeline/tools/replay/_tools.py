@@ -10,7 +10,6 @@ simulated ``stay_silent`` ends the replayed turn as silent, as it would have.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from events.model import ToolCall
@@ -53,13 +52,8 @@ def answer(
             round=round_,
             name=made.name,
             arguments=made.arguments,
-            output=_encode(simulated.output),
+            output=toolbox.output_text(simulated.output),
             error=simulated.error,
             source="simulated",
         )
     return Answered(trace=trace, silent=simulated.silent)
-
-
-def _encode(output: object) -> str:
-    """As the daemon sends a result (``_loop``): compact JSON, keys sorted."""
-    return json.dumps(output, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -26,6 +26,7 @@ from projections import (
     deliveries,
     failures,
     identity,
+    loops,
     outbox,
     own_sends,
     pauses,
@@ -74,6 +75,7 @@ class States(msgspec.Struct, kw_only=True):
     account: account.State = msgspec.field(default_factory=account.State)
     pauses: pauses.State = msgspec.field(default_factory=pauses.State)
     failures: failures.State = msgspec.field(default_factory=failures.State)
+    loops: loops.State = msgspec.field(default_factory=loops.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

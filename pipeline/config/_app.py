@@ -20,6 +20,7 @@ from pipeline.config._sections import (
     SessionConfig,
     StoreConfig,
     TakeoverConfig,
+    ToolsConfig,
     VitalityConfig,
     WebConfig,
     WhatsAppConfig,
@@ -48,6 +49,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     media: MediaConfig = MediaConfig()
+    tools: ToolsConfig = ToolsConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

@@ -39,7 +39,14 @@ from pipeline.llm._prompt import (
 from pipeline.llm._render import Formatting, format_reply, split_message
 from pipeline.llm._transcribe import Transcriber, Transcript
 from pipeline.llm._turns import normalize_turns, strip_think
-from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
+from pipeline.llm._wire import (
+    PROVIDERS,
+    ImageUrl,
+    LlmResult,
+    ToolSpec,
+    build_request,
+    parse_response,
+)
 
 __all__ = [
     "CUT_MARKER",
@@ -67,6 +74,7 @@ __all__ = [
     "RequestTimeout",
     "RunFailed",
     "ServerError",
+    "ToolSpec",
     "Transcriber",
     "Transcript",
     "build_request",

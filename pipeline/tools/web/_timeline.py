@@ -36,7 +36,10 @@ from events.model import (
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
+    ReplyWithheld,
     SessionStarted,
+    ToolCalled,
+    ToolFinished,
     TranscriptionFailed,
 )
 from pipeline.config import (
@@ -66,6 +69,9 @@ TURN_EVENTS = (
     LlmRequested,
     LlmCompleted,
     LlmFailed,
+    ToolCalled,  # a turn's tool calls, with their results, under the round that made them
+    ToolFinished,
+    ReplyWithheld,
     ReplyPlanned,
     ReplySent,
     ReplyFailed,
@@ -128,8 +134,10 @@ class TurnView:
 
     @property
     def cost_usd(self) -> float | None:
-        r = self.turn.response
-        return None if r is None else r.usage.cost_usd
+        """What the turn's LLM calls cost: every round of its tool loop and its answer."""
+        costs = [r.usage.cost_usd for r in [*self.turn.rounds, self.turn.response] if r is not None]
+        known = [c for c in costs if c is not None]
+        return sum(known) if known else None
 
 
 @dataclass
@@ -217,8 +225,7 @@ def assign(records: Sequence[Recorded], turns: Sequence[Turn]) -> dict[int, int]
     for i, t in enumerate(turns):
         tables["msg_id"].update((m.msg_id, i) for m in t.messages)
         tables["reply_id"].update((d.reply_id, i) for d in t.replies)
-        if t.request is not None:
-            tables["call_id"][t.request.call_id] = i
+        tables["call_id"].update((call_id, i) for call_id in t.calls)
         if t.session_id is not None and t.session_started is not None:
             sessions[t.session_id] = i
     owner: dict[int, int] = {}

@@ -235,6 +235,25 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     reason: StartReason
 
 
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A function call the model made: its id on the wire (Agent API ``call_id``,
+    chat completions ``tool_calls[].id``), the tool's name and the arguments
+    exactly as the model wrote them (a JSON string, perhaps not valid JSON)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ToolRound(msgspec.Struct, frozen=True, kw_only=True):
+    """One round of a turn's tool loop, as a later request sends it back: the
+    model's calls (and any text it wrote with them) and each call's output."""
+
+    calls: list[ToolCall]
+    outputs: list[str]  # one per call, in order
+    content: str = ""
+
+
 class LlmRequested(Event, frozen=True, kw_only=True):
     call_id: str
     session_id: str
@@ -244,6 +263,10 @@ class LlmRequested(Event, frozen=True, kw_only=True):
     messages: list[ChatTurn]
     config_hash: str
     user: str = ""
+    # The function tools offered (names; their definitions are the code's catalogue).
+    tools: list[str] = []
+    # The turn's earlier rounds of tool calls and their outputs, sent after ``messages``.
+    rounds: list[ToolRound] = []
 
 
 class LlmCompleted(Event, frozen=True, kw_only=True):
@@ -253,6 +276,39 @@ class LlmCompleted(Event, frozen=True, kw_only=True):
     usage: Usage = Usage()
     latency_ms: float = 0.0
     finish_reason: str = ""
+    # The model called tools: not the turn's answer yet, a round of its tool loop.
+    tool_calls: list[ToolCall] = []
+
+
+class ToolCalled(Event, frozen=True, kw_only=True):
+    """The model asked, in LLM call ``call_id``, for tool ``name`` with ``arguments``
+    (the JSON string as it wrote it); ``tool_call_id`` is the call's id on the wire."""
+
+    call_id: str
+    tool_call_id: str
+    name: str
+    arguments: str
+    round: int = 1
+
+
+class ToolFinished(Event, frozen=True, kw_only=True):
+    """What tool call ``tool_call_id`` returned to the model: ``output`` (JSON text);
+    ``error`` says the call was refused (unknown tool, bad arguments, not allowed)."""
+
+    call_id: str
+    tool_call_id: str
+    name: str
+    output: str
+    error: bool = False
+
+
+class ReplyWithheld(Event, frozen=True, kw_only=True):
+    """The model chose not to answer (tool ``stay_silent``): the messages of LLM
+    call ``call_id`` are decided, no reply goes out, and ``reason`` says why."""
+
+    call_id: str
+    reason: str
+    trigger_ids: list[str] = []
 
 
 class LlmFailed(Event, frozen=True, kw_only=True):
@@ -268,6 +324,24 @@ class SpeechPlan(msgspec.Struct, frozen=True, kw_only=True):
 
     model: str
     voice: str
+
+
+class ChatPaused(Event, frozen=True, kw_only=True):
+    """The owner paused the bot in ``chat`` (``/pause``): its messages wait, unanswered.
+
+    ``until`` (unix seconds) is when the pause ends by itself; None: at
+    ``/resume``. A later ``ChatPaused`` of the chat replaces this one.
+    ``msg_id``: the owner's command that paused it.
+    """
+
+    until: float | None = None
+    msg_id: str = ""
+
+
+class ChatResumed(Event, frozen=True, kw_only=True):
+    """The owner resumed ``chat`` (``/resume``): its waiting messages are decided again."""
+
+    msg_id: str = ""
 
 
 class ReplyPlanned(Event, frozen=True, kw_only=True):
@@ -442,10 +516,15 @@ AnyEvent = (
     | TranscriptionFailed
     | DocumentRead
     | MessageSkipped
+    | ChatPaused
+    | ChatResumed
     | SessionStarted
     | LlmRequested
     | LlmCompleted
     | LlmFailed
+    | ToolCalled
+    | ToolFinished
+    | ReplyWithheld
     | ReplyPlanned
     | SpeechSynthesized
     | SpeechFailed
@@ -469,10 +548,15 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TranscriptionFailed,
     DocumentRead,
     MessageSkipped,
+    ChatPaused,
+    ChatResumed,
     SessionStarted,
     LlmRequested,
     LlmCompleted,
     LlmFailed,
+    ToolCalled,
+    ToolFinished,
+    ReplyWithheld,
     ReplyPlanned,
     SpeechSynthesized,
     SpeechFailed,

@@ -5,12 +5,17 @@ projection is folded along, and just before an ``LlmRequested`` of the chat is
 folded the states are read exactly as the agent read them: the queue items
 named by ``trigger_ids``, the session's context and the config whose hash the
 request carries. ``replay.py`` composes each call again from these inputs.
+
+A turn whose model called tools is one call: its first request, with the
+later rounds' requests (``rounds``), every tool call and result
+(``Outcome.tools``), the cost of all its rounds, and its end (the reply, or
+``Outcome.silent`` when the model stayed silent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -24,6 +29,9 @@ from events.model import (
     LlmRequested,
     Recorded,
     ReplyPlanned,
+    ReplyWithheld,
+    ToolCalled,
+    ToolFinished,
     Usage,
 )
 from projections import sessions
@@ -32,15 +40,29 @@ from projections.fold import ALL, States
 from projections.queue import Item
 
 
+class ToolTrace(msgspec.Struct, frozen=True, kw_only=True):
+    """One tool call of a turn and its result; ``source``: ``recorded`` (the log's),
+    or, in a replay, ``simulated`` (no such call was recorded)."""
+
+    round: int
+    name: str
+    arguments: str
+    output: str | None = None
+    error: bool = False
+    source: Literal["recorded", "simulated"] = "recorded"
+
+
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the recorded call produced; ``content`` None when it never completed."""
 
     content: str | None = None
     citations: list[Citation] = []
-    usage: Usage | None = None
+    usage: Usage | None = None  # of all the turn's rounds
     latency_ms: float | None = None
     reply: str | None = None  # the reply planned for sending
     error: str | None = None  # the final failure, if any
+    silent: str | None = None  # the model stayed silent, for this reason
+    tools: list[ToolTrace] = []
 
 
 class Inputs(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +83,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     inputs: Inputs | None
     problem: str = ""  # why ``inputs`` is None
     outcome: Outcome = Outcome()
+    rounds: list[LlmRequested] = []  # the later rounds' requests of its tool loop
 
     @property
     def call_id(self) -> str:
@@ -78,6 +101,8 @@ class State(msgspec.Struct, kw_only=True):
     calls: list[Call] = []
     session_calls: dict[str, list[str]] = {}  # session_id -> calls in its context
     outcomes: dict[str, Outcome] = {}
+    roots: dict[str, str] = {}  # call_id of a later round -> the turn's first call_id
+    later: dict[str, list[LlmRequested]] = {}  # first call_id -> its later rounds
 
 
 def calls(records: Iterable[Recorded], chat: str) -> list[Call]:
@@ -90,7 +115,11 @@ def calls(records: Iterable[Recorded], chat: str) -> list[Call]:
 
 def finish(state: State) -> list[Call]:
     return [
-        msgspec.structs.replace(c, outcome=state.outcomes.get(c.call_id, Outcome()))
+        msgspec.structs.replace(
+            c,
+            outcome=state.outcomes.get(c.call_id, Outcome()),
+            rounds=state.later.get(c.call_id, []),
+        )
         for c in state.calls
     ]
 
@@ -107,30 +136,79 @@ def _step(state: State, rec: Recorded, ev: Any) -> None:
 
 def _note(state: State, rec: Recorded, ev: Any) -> None:
     if isinstance(ev, LlmRequested):
-        state.calls.append(_call(state, rec, ev))
+        _requested(state, rec, ev)
     elif isinstance(ev, LlmCompleted):
-        # As projections.sessions does: the answer joins the context only if the
-        # call is still pending in a session that still exists.
-        pending = state.states.sessions.pending.get(ev.call_id)
-        if pending is not None and pending.session_id in state.states.sessions.sessions:
-            state.session_calls.setdefault(pending.session_id, []).append(ev.call_id)
-        _update(
-            state,
-            ev.call_id,
-            content=ev.content,
-            citations=ev.citations,
-            usage=ev.usage,
-            latency_ms=ev.latency_ms,
-        )
+        _completed(state, ev)
     elif isinstance(ev, LlmFailed) and ev.final:
         _update(state, ev.call_id, error=ev.error)
     elif isinstance(ev, ReplyPlanned) and ev.call_id is not None and ev.purpose == "reply":
         _update(state, ev.call_id, reply=ev.text)
+    elif isinstance(ev, ToolCalled):
+        trace = ToolTrace(round=ev.round, name=ev.name, arguments=ev.arguments)
+        tools = state.outcomes.get(_root(state, ev.call_id), Outcome()).tools
+        _update(state, ev.call_id, tools=[*tools, trace])
+    elif isinstance(ev, ToolFinished):
+        tools = list(state.outcomes.get(_root(state, ev.call_id), Outcome()).tools)
+        if tools:  # its ToolCalled is in the same commit, just before it
+            tools[-1] = msgspec.structs.replace(tools[-1], output=ev.output, error=ev.error)
+            _update(state, ev.call_id, tools=tools)
+    elif isinstance(ev, ReplyWithheld):
+        _update(state, ev.call_id, silent=ev.reason)
+
+
+def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    """A first round is a new call; a later round of its tool loop (the same messages
+    as the chat's latest call: its turns go one at a time) joins it."""
+    opened = state.calls[-1].request if state.calls else None
+    if ev.rounds and opened is not None and opened.trigger_ids == ev.trigger_ids:
+        state.roots[ev.call_id] = opened.call_id
+        state.later.setdefault(opened.call_id, []).append(ev)
+        return
+    state.calls.append(_call(state, rec, ev))
+
+
+def _completed(state: State, ev: LlmCompleted) -> None:
+    """An answer: the turn's (its context, its text), or a round's (its cost only)."""
+    root = _root(state, ev.call_id)
+    spent = state.outcomes.get(root, Outcome()).usage
+    usage = ev.usage if spent is None else added(spent, ev.usage)
+    if ev.tool_calls:
+        _update(state, ev.call_id, usage=usage)
+        return
+    # As projections.sessions does: the answer joins the context only if the
+    # call is still pending in a session that still exists.
+    pending = state.states.sessions.pending.get(ev.call_id)
+    if pending is not None and pending.session_id in state.states.sessions.sessions:
+        state.session_calls.setdefault(pending.session_id, []).append(root)
+    _update(
+        state,
+        ev.call_id,
+        content=ev.content,
+        citations=ev.citations,
+        usage=usage,
+        latency_ms=ev.latency_ms,
+    )
+
+
+def added(a: Usage, b: Usage) -> Usage:
+    """Two calls' usage together (a cost unknown to both stays unknown)."""
+    known = [c for c in (a.cost_usd, b.cost_usd) if c is not None]
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+        cost_usd=sum(known) if known else None,
+    )
+
+
+def _root(state: State, call_id: str) -> str:
+    return state.roots.get(call_id, call_id)
 
 
 def _update(state: State, call_id: str, **fields: object) -> None:
-    old = state.outcomes.get(call_id, Outcome())
-    state.outcomes[call_id] = msgspec.structs.replace(old, **fields)
+    root = _root(state, call_id)
+    old = state.outcomes.get(root, Outcome())
+    state.outcomes[root] = msgspec.structs.replace(old, **fields)
 
 
 def _call(state: State, rec: Recorded, ev: LlmRequested) -> Call:

@@ -24,9 +24,12 @@ from projections import (
     configs,
     connection,
     deliveries,
+    failures,
     identity,
+    loops,
     outbox,
     own_sends,
+    pauses,
     queue,
     retention,
     schedule,
@@ -70,6 +73,9 @@ class States(msgspec.Struct, kw_only=True):
     timers: timers.State = msgspec.field(default_factory=timers.State)
     deliveries: deliveries.State = msgspec.field(default_factory=deliveries.State)
     account: account.State = msgspec.field(default_factory=account.State)
+    pauses: pauses.State = msgspec.field(default_factory=pauses.State)
+    failures: failures.State = msgspec.field(default_factory=failures.State)
+    loops: loops.State = msgspec.field(default_factory=loops.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

@@ -2,14 +2,17 @@
 
 An item holds the ``MessageReceived`` itself, never copied or changed, and
 only what the queue adds to it. It leaves the queue when the agent decides
-about it: a skip, a final LLM failure, or a planned reply. A retryable failure
-leaves it queued. An edit before the LLM is asked replaces the item's
-``text``; a revoke marks the item, and the agent records the skip. An
-attachment fetched after its message was recorded (``MediaFetched``) replaces
-the item's ``media``; until then the item waits for it. A transcript or a
-document's text joins its item, so the turn (and its replay) reads it from
-here. Only ``purpose="reply"`` plans drain the queue: a debug note planned for
-the same chat (the owner's own chat) before the LLM call must not.
+about it: a skip, a final LLM failure, a planned reply, or a reply withheld
+(the model stayed silent). An answer that calls tools is a round of the turn,
+not its answer: the items stay requested under the next round's call. A
+retryable failure leaves it queued. An edit before the LLM is asked replaces
+the item's ``text``; a revoke marks the item, and the agent records the skip.
+An attachment fetched after its message was recorded (``MediaFetched``)
+replaces the item's ``media``; until then the item waits for it. A transcript
+or a document's text joins its item, so the turn (and its replay) reads it
+from here. Only ``purpose="reply"`` plans and the answers to owner commands
+(``command``) drain the queue: a debug note planned for the same chat (the
+owner's own chat) before the LLM call must not.
 
 A ``Compacted`` drops the items whose message went, and the answers waiting
 for them. What a removed later event did to a surviving item (an edit, a
@@ -41,10 +44,13 @@ from events.model import (
     MessageSkipped,
     Recorded,
     ReplyPlanned,
+    ReplyWithheld,
 )
 from projections.base import Handlers, Projection, removal
 
 Status = Literal["pending", "requested", "answered"]
+# The plans that decide the messages they answer: a reply, and an owner command's answer.
+_ANSWERS = frozenset({"reply", "command"})
 
 
 # Positional, not ``kw_only``: ``_received`` builds one per message, and three
@@ -171,8 +177,8 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     items = state.chats.get(ev.chat)
-    if items is None:
-        return
+    if items is None or ev.tool_calls:
+        return  # a round of the tool loop: the next round's request follows
     answered = False
     for item in items.values():
         if item.call_id == ev.call_id:
@@ -185,7 +191,7 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
-    if ev.purpose != "reply":
+    if ev.purpose not in _ANSWERS:
         return
     call_id = ev.call_id
     if call_id is not None:
@@ -199,6 +205,19 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         items.pop(ev.in_reply_to, None)
     if call_id is not None and items:
         _drop_call(items, call_id)
+    if not items:
+        del state.chats[ev.chat]
+
+
+def _withheld(state: State, rec: Recorded, ev: ReplyWithheld) -> None:
+    """The model stayed silent: the call's messages are decided, with no reply."""
+    state.completions.pop(ev.call_id, None)
+    items = state.chats.get(ev.chat)
+    if items is None:
+        return
+    for msg_id in ev.trigger_ids:
+        items.pop(msg_id, None)
+    _drop_call(items, ev.call_id)
     if not items:
         del state.chats[ev.chat]
 
@@ -257,6 +276,7 @@ _HANDLERS: Handlers[State] = {
     LlmFailed: _failed,
     LlmCompleted: _completed,
     ReplyPlanned: _planned,
+    ReplyWithheld: _withheld,
     Compacted: _compacted,
 }
 PROJECTION = Projection.of("queue", State, _HANDLERS)

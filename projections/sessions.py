@@ -14,7 +14,9 @@ messages an LLM call took (with their edits, transcripts and documents read),
 the requests, the answers and the replies planned from them, so
 ``rotation.drop_expired_sessions`` can remove an ended session's text by seq
 (``expired_texts``) without reading the log back. A message is followed from
-its receipt until a call takes it or it is skipped; a session replaced by a
+its receipt until a call takes it or it is skipped; a turn's tool calls, their
+results and a reply withheld are its words too (``looping`` follows a tool
+loop's rounds to their session); a session replaced by a
 newer one of its (chat, user) is kept as ``ended`` until its texts are gone.
 That costs one int per such event for as long as the event is kept, so it is
 done only while the config in force asks for it (``tracking``): turned on, it
@@ -46,7 +48,10 @@ from events.model import (
     MessageSkipped,
     Recorded,
     ReplyPlanned,
+    ReplyWithheld,
     SessionStarted,
+    ToolCalled,
+    ToolFinished,
 )
 from events.protocol import Removal
 from projections.base import Handlers, Origin, Projection, origin, removal
@@ -100,6 +105,7 @@ class State(msgspec.Struct, kw_only=True):
     ended: dict[str, Texts] = {}  # session_id -> texts of a session a newer one replaced
     replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
     orphans: list[Origin] = []  # answers and replies whose request went (an ended session)
+    looping: dict[str, str] = {}  # call_id of a tool round -> session_id, while tracking
 
 
 def _key(chat: str, user: str) -> str:
@@ -117,7 +123,7 @@ def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
 
 def _let_go(state: State) -> None:
     """Drop what ``tracking`` followed: nothing will ask for it."""
-    for followed in (state.waiting, state.attached, state.ended, state.replying):
+    for followed in (state.waiting, state.attached, state.ended, state.replying, state.looping):
         followed.clear()
     state.orphans.clear()
     for session in state.sessions.values():
@@ -154,6 +160,8 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     session = state.sessions.get(ev.session_id)
     if session is None:
         return
+    if ev.rounds:
+        _loop_done(state, ev.session_id)  # the round's calls and results are in by now
     messages = ev.messages
     text = messages[-1].content if messages else ""
     at = (rec.seq, rec.ts, ev.chat)  # origin(rec), without the call
@@ -179,6 +187,13 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     call = state.pending.pop(ev.call_id, None)
     session = state.sessions.get(call.session_id) if call is not None else None
+    if ev.tool_calls:
+        # A round of the tool loop: the context gets the turn's final answer only.
+        if state.tracking and call is not None and session is not None:
+            session.texts.counted.append(rec.seq)
+            state.looping[ev.call_id] = call.session_id
+        return
+    _loop_done(state, call.session_id if call is not None else None)
     if call is None or session is None:
         # Its request went with an ended session (or the session was replaced).
         if state.tracking:
@@ -199,6 +214,28 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
             cut += 1
         del turns[:cut]
     session.last_activity = rec.ts
+
+
+def _tool_text(state: State, rec: Recorded, ev: ToolCalled | ToolFinished | ReplyWithheld) -> None:
+    """A tool call's words (its arguments, its result, a reason for silence) go with
+    its session's, while ``tracking``."""
+    session_id = state.looping.get(ev.call_id)
+    if session_id is None:
+        return
+    session = state.sessions.get(session_id)
+    texts = session.texts if session is not None else state.ended.get(session_id)
+    if texts is not None:
+        texts.words.append(rec.seq)
+    else:
+        _orphan(state, rec)
+    if isinstance(ev, ReplyWithheld):
+        _loop_done(state, session_id)
+
+
+def _loop_done(state: State, session_id: str | None) -> None:
+    """The session's tool loop went on to another round or ended: let go of its rounds."""
+    if state.looping and session_id is not None:
+        state.looping = {c: s for c, s in state.looping.items() if s != session_id}
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -386,6 +423,9 @@ _HANDLERS: Handlers[State] = {
     MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,
     ReplyPlanned: _planned,
+    ToolCalled: _tool_text,
+    ToolFinished: _tool_text,
+    ReplyWithheld: _tool_text,
     Compacted: _compacted,
 }
 PROJECTION = Projection.of("sessions", State, _HANDLERS)

@@ -3,20 +3,27 @@
 A fold over one chat's events (plus every ``ConfigLoaded``), for ``audit``
 and anything else that shows a chat. A turn is one decision about inbound
 messages: an LLM call (with its request, answer and replies), a skip with its
-reason, a reply without a call (``/reset``), a message that could not be
-read (never answered), or messages still undecided. Each message sent says
+reason, a reply without a call (``/reset``, an owner command), a message
+that could not be read (never answered), the owner's ``/pause`` or
+``/resume`` of the chat, or messages still undecided. A turn whose model
+called tools holds every round: each call with its arguments and result,
+each round's answer and cost, and, should the model have stayed silent, why.
+Each message sent says
 how far it got: the server (sent), the recipient's phone, read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 
 from events.model import (
     MEDIA_OUTCOMES,
+    ChatPaused,
+    ChatResumed,
     ChatTurn,
     Citation,
     Compacted,
@@ -39,9 +46,12 @@ from events.model import (
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
+    ReplyWithheld,
     SessionStarted,
     SpeechFailed,
     SpeechSynthesized,
+    ToolCalled,
+    ToolFinished,
     TransportStatus,
     Usage,
 )
@@ -60,8 +70,14 @@ Kind = Literal[
     "reminder",
     "command",
     "undecryptable",
+    "paused",
+    "resumed",
+    "silent",
     "pending",
 ]
+
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class Incoming(msgspec.Struct, kw_only=True):
@@ -96,6 +112,19 @@ class Response(msgspec.Struct, kw_only=True):
     usage: Usage
     latency_ms: float
     finish_reason: str
+
+
+class ToolUse(msgspec.Struct, kw_only=True):
+    """One tool call of a turn: what the model asked and what it got back."""
+
+    seq: int
+    ts: float
+    round: int
+    tool_call_id: str
+    name: str
+    arguments: str  # as the model wrote them
+    output: str | None = None  # None: no result recorded
+    error: bool = False
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -146,6 +175,10 @@ class Turn(msgspec.Struct, kw_only=True):
     failures: list[Failure] = []
     response: Response | None = None
     replies: list[Delivery] = []
+    # The tool loop: the answers that called tools (each a paid call), and the calls.
+    rounds: list[Response] = []
+    tools: list[ToolUse] = []
+    calls: list[str] = []  # the call ids of its LLM calls, the tool loop's rounds after the first
 
 
 class Audit(msgspec.Struct, kw_only=True):
@@ -166,6 +199,7 @@ class State(msgspec.Struct, kw_only=True):
     started: dict[str, str] = {}  # session_id -> reason, until a turn claims it
     by_call: dict[str, Turn] = {}
     by_reply: dict[str, Delivery] = {}
+    by_tool: dict[str, ToolUse] = {}
     last_seq: int = 0
 
 
@@ -258,6 +292,20 @@ def _undecryptable(state: State, rec: Recorded, ev: MessageUndecryptable) -> Non
     state.turns.append(turn)
 
 
+def _paused(state: State, rec: Recorded, ev: ChatPaused | ChatResumed) -> None:
+    """The owner's /pause or /resume of this chat: a turn of its own, no message.
+    ``detail``: when a pause ends by itself (ISO, UTC); "" for at /resume."""
+    until = ev.until if isinstance(ev, ChatPaused) else None
+    turn = Turn(
+        n=len(state.turns) + 1,
+        kind="paused" if isinstance(ev, ChatPaused) else "resumed",
+        seq=rec.seq,
+        ts=rec.ts,
+        detail=datetime.fromtimestamp(until, UTC).strftime(_ISO) if until is not None else "",
+    )
+    state.turns.append(turn)
+
+
 def _attached(state: State, rec: Recorded, ev: MediaOutcome) -> None:
     item = state.inbound.get(ev.msg_id)
     if item is not None:
@@ -282,16 +330,48 @@ def _session(state: State, rec: Recorded, ev: SessionStarted) -> None:
 
 def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     turn = state.by_call.get(ev.call_id)
+    if turn is None:
+        return
+    response = Response(
+        seq=rec.seq,
+        ts=rec.ts,
+        content=ev.content,
+        citations=ev.citations,
+        usage=ev.usage,
+        latency_ms=ev.latency_ms,
+        finish_reason=ev.finish_reason,
+    )
+    if ev.tool_calls:
+        turn.rounds.append(response)
+    else:
+        turn.response = response
+
+
+def _tool_called(state: State, rec: Recorded, ev: ToolCalled) -> None:
+    turn = state.by_call.get(ev.call_id)
     if turn is not None:
-        turn.response = Response(
+        use = ToolUse(
             seq=rec.seq,
             ts=rec.ts,
-            content=ev.content,
-            citations=ev.citations,
-            usage=ev.usage,
-            latency_ms=ev.latency_ms,
-            finish_reason=ev.finish_reason,
+            round=ev.round,
+            tool_call_id=ev.tool_call_id,
+            name=ev.name,
+            arguments=ev.arguments,
         )
+        turn.tools.append(use)
+        state.by_tool[f"{ev.call_id}|{ev.tool_call_id}"] = use
+
+
+def _tool_finished(state: State, rec: Recorded, ev: ToolFinished) -> None:
+    use = state.by_tool.get(f"{ev.call_id}|{ev.tool_call_id}")
+    if use is not None:
+        use.output, use.error = ev.output, ev.error
+
+
+def _withheld(state: State, rec: Recorded, ev: ReplyWithheld) -> None:
+    turn = state.by_call.get(ev.call_id)
+    if turn is not None:
+        turn.kind, turn.reason = "silent", ev.reason
 
 
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
@@ -389,6 +469,11 @@ def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
 
 
 def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
+    earlier = _loop_turn(state, ev)
+    if earlier is not None:
+        state.by_call[ev.call_id] = earlier  # a later round of the turn's tool loop
+        earlier.calls.append(ev.call_id)
+        return
     turn = _new_turn(state, rec, "answered", ev.trigger_ids)
     turn.session_id = ev.session_id
     turn.session_started = state.started.pop(ev.session_id, None)
@@ -396,7 +481,22 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     turn.request = Request(
         call_id=ev.call_id, model=ev.model, params=ev.params, messages=ev.messages
     )
+    turn.calls.append(ev.call_id)
     state.by_call[ev.call_id] = turn
+
+
+def _loop_turn(state: State, ev: LlmRequested) -> Turn | None:
+    """The turn a later round of a tool loop belongs to: the last one asked for its messages."""
+    if not ev.rounds:
+        return None
+    return next(
+        (
+            t
+            for t in reversed(state.turns)
+            if t.request is not None and [m.msg_id for m in t.messages] == ev.trigger_ids
+        ),
+        None,
+    )
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
@@ -445,12 +545,17 @@ _HANDLERS: Handlers[State] = {
     MessageRevoked: _of_chat(_revoked),
     MediaFetched: _of_chat(_fetched),
     MessageUndecryptable: _of_chat(_undecryptable),
+    ChatPaused: _of_chat(_paused),
+    ChatResumed: _of_chat(_paused),
     **dict.fromkeys(MEDIA_OUTCOMES, _of_chat(_attached)),
     MessageSkipped: _of_chat(_skipped),
     SessionStarted: _of_chat(_session),
     LlmRequested: _of_chat(_requested),
     LlmCompleted: _of_chat(_completed),
     LlmFailed: _of_chat(_llm_failed),
+    ToolCalled: _of_chat(_tool_called),
+    ToolFinished: _of_chat(_tool_finished),
+    ReplyWithheld: _of_chat(_withheld),
     ReplyPlanned: _of_chat(_planned),
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),

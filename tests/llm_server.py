@@ -60,8 +60,10 @@ from tests.llm_shapes import (
     RETIRED,
     SEARCH_RESULTS,
     agent_answer,
+    agent_calls,
     canned_error,
     chat_answer,
+    chat_calls,
     content_text,
     error_body,
     failed_answer,
@@ -82,8 +84,11 @@ from tests.speech_shapes import (
 __all__ = [
     "AGENT_FIELDS",
     "ALTERNATION",
+    "CALL_FIELDS",
+    "FUNCTION_FIELDS",
     "INPUT_FIELDS",
     "LAST_USER",
+    "OUTPUT_FIELDS",
     "REASONING_TOKENS",
     "RETIRED",
     "SEARCH_RESULTS",
@@ -93,8 +98,10 @@ __all__ = [
     "Received",
     "Reply",
     "agent_answer",
+    "agent_calls",
     "canned_error",
     "chat_answer",
+    "chat_calls",
     "check_image_url",
     "check_images",
     "check_reasoning",
@@ -143,6 +150,12 @@ AGENT_FIELDS = frozenset(
     ]
 )
 INPUT_FIELDS = frozenset({"role", "content", "type"})
+# The SDK's FunctionCallInputInput, FunctionCallOutputInputInput and FunctionToolInput.
+CALL_FIELDS = frozenset({"arguments", "call_id", "name", "thought_signature", "type"})
+OUTPUT_FIELDS = frozenset(
+    {"call_id", "id", "name", "output", "status", "thought_signature", "type"}
+)
+FUNCTION_FIELDS = frozenset({"description", "name", "parameters", "strict", "type"})
 TOOL_FIELDS = frozenset(
     {
         "type",
@@ -285,14 +298,18 @@ def validate_agent(raw: Any) -> dict[str, Any]:
         raise _bad("the fake server neither streams nor runs in the background")
     items = body["input"]
     if isinstance(items, list):
-        for item in items:
+        messages = _check_agent_calls(items)
+        for item in messages:
             _check_fields(item, INPUT_FIELDS, "input item")
             check_images(item.get("content"), "agent")
-        check_roles([str(item.get("role")) for item in items])
+        check_roles([str(item.get("role")) for item in messages])
     elif not isinstance(items, str):
         raise _bad("input must be a string or a list of messages")
     for tool in body.get("tools", []):
-        _check_fields(tool, TOOL_FIELDS, "tool")
+        function = isinstance(tool, dict) and tool.get("type") == "function"
+        _check_fields(tool, FUNCTION_FIELDS if function else TOOL_FIELDS, "tool")
+        if function and not isinstance(tool.get("name"), str):
+            raise _bad("a function tool needs a name")
     if body.get("max_output_tokens", 16) < 16:
         raise _bad("max_output_tokens must be at least 16", "invalid_parameter")
     if not 0 <= body.get("temperature", 0) <= 2:
@@ -300,14 +317,63 @@ def validate_agent(raw: Any) -> dict[str, Any]:
     return body
 
 
+def _check_agent_calls(items: list[Any]) -> list[Any]:
+    """The ``function_call``/``function_call_output`` items: fields as the SDK's, each
+    output answering an earlier call. Returns the message items, which the roles rule."""
+    calls: set[str] = set()
+    messages = []
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "function_call":
+            _check_fields(item, CALL_FIELDS, "function call")
+            if not all(isinstance(item.get(k), str) for k in ("call_id", "name", "arguments")):
+                raise _bad("a function_call needs call_id, name and arguments (a string)")
+            calls.add(item["call_id"])
+        elif kind == "function_call_output":
+            _check_fields(item, OUTPUT_FIELDS, "function call output")
+            if item.get("call_id") not in calls:
+                raise _bad(f"no function_call with call_id {item.get('call_id')!r}")
+        else:
+            messages.append(item)
+    return messages
+
+
+def _check_chat_calls(messages: list[Any]) -> list[Any]:
+    """After the turns, rounds of an assistant message with ``tool_calls`` and one
+    ``tool`` message per call (OpenAI's 400 otherwise). Returns the turns before them."""
+    start = next(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("tool_calls")),
+        len(messages),
+    )
+    waiting: list[str] = []
+    for message in messages[start:]:
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in waiting:
+                raise _bad("a tool message must answer a preceding tool_calls entry")
+            waiting.remove(message["tool_call_id"])
+        elif message.get("role") == "assistant" and message.get("tool_calls") and not waiting:
+            waiting = [call["id"] for call in message["tool_calls"]]
+        else:
+            raise _bad(
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'."
+            )
+    if waiting:
+        raise _bad(f"tool_call_ids did not have response messages: {', '.join(waiting)}")
+    return messages[:start]
+
+
 def validate_chat(body: Any) -> dict[str, Any]:
     """Reject what an OpenAI-compatible server rejects (unknown fields are ignored)."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         raise _bad("messages is required")
     for message in body["messages"]:
-        if isinstance(message, dict):
+        if isinstance(message, dict) and not (
+            message.get("tool_calls") and not message.get("content")
+        ):
             check_images(message.get("content"), "chat")
-    check_roles([str(m.get("role")) for m in body["messages"]])
+    turns = _check_chat_calls(body["messages"])
+    check_roles([str(m.get("role")) for m in turns])
     return body
 
 

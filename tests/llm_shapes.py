@@ -98,7 +98,7 @@ def agent_answer(body: dict[str, Any], text: str | None = None) -> dict[str, Any
         text = f"Echo: {_last_user_text(items)}"
     search = any(tool.get("type") == "web_search" for tool in body.get("tools", []))
     prompt = " ".join(
-        [str(body.get("instructions", ""))] + [content_text(i["content"]) for i in items]
+        [str(body.get("instructions", ""))] + [content_text(i.get("content", "")) for i in items]
     )
     output: list[dict[str, Any]] = []
     if search:
@@ -198,3 +198,95 @@ def reasoning_answer(body: dict[str, Any], text: str | None = None) -> dict[str,
         completion_tokens_details={"reasoning_tokens": reasoning},
     )
     return answer
+
+
+# -- function calls (docs/llm.md, "Tools") ------------------------------------
+
+ToolCallScript = tuple[str, "dict[str, Any] | str"]  # (name, arguments: a dict, or raw text)
+
+
+def _arguments(arguments: dict[str, Any] | str) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def agent_calls(
+    *calls: ToolCallScript, text: str = "", ids: str = "call", cost: float = 0.0021
+) -> dict[str, Any]:
+    """An Agent API answer that calls functions: a ``function_call`` output item per
+    call (``call_id`` ``{ids}_1``, ``{ids}_2``, …), after a message when ``text``."""
+    output: list[dict[str, Any]] = []
+    if text:
+        output.append(
+            {
+                "type": "message",
+                "id": f"msg_{ids}",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        )
+    output.extend(
+        {
+            "type": "function_call",
+            "id": f"fc_{ids}_{n}",
+            "call_id": f"{ids}_{n}",
+            "name": name,
+            "arguments": _arguments(arguments),
+            "status": "completed",
+        }
+        for n, (name, arguments) in enumerate(calls, start=1)
+    )
+    return {
+        "id": f"resp_{ids}",
+        "object": "response",
+        "created_at": 1760000000,
+        "status": "completed",
+        "model": "perplexity/sonar",
+        "output": output,
+        "usage": {
+            "input_tokens": 40,
+            "output_tokens": 12,
+            "total_tokens": 52,
+            "cost": {
+                "currency": "USD",
+                "input_cost": cost / 2,
+                "output_cost": cost / 2,
+                "total_cost": cost,
+            },
+        },
+    }
+
+
+def chat_calls(
+    *calls: ToolCallScript, text: str | None = None, ids: str = "call", cost: float | None = 0.0021
+) -> dict[str, Any]:
+    """An OpenAI chat-completions answer that calls functions: ``tool_calls`` entries
+    (``id`` ``{ids}_1``, …), finish_reason ``tool_calls``; ``content`` null unless ``text``;
+    ``usage.cost`` as OpenRouter reports it (None: left out, as OpenAI does)."""
+    tool_calls = [
+        {
+            "id": f"{ids}_{n}",
+            "type": "function",
+            "function": {"name": name, "arguments": _arguments(arguments)},
+        }
+        for n, (name, arguments) in enumerate(calls, start=1)
+    ]
+    return {
+        "id": f"chatcmpl-{ids}",
+        "object": "chat.completion",
+        "created": 1760000000,
+        "model": "gpt-5-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": tool_calls},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 40,
+            "completion_tokens": 12,
+            "total_tokens": 52,
+            **({"cost": cost} if cost is not None else {}),
+        },
+    }

@@ -7,7 +7,15 @@ import anyio
 import pytest
 
 from events.backends import open_log
-from events.model import ChatTurn, LlmFailed, LlmRequested, MessageReceived, MessageSkipped
+from events.model import (
+    ChatPaused,
+    ChatTurn,
+    LlmFailed,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    TransportStatus,
+)
 from events.protocol import Keyed
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
@@ -136,4 +144,35 @@ async def test_a_call_orphaned_by_a_long_outage_is_not_asked_again(tmp_path: Pat
     skipped = [r.event for r in log.read() if isinstance(r.event, MessageSkipped)]
     assert [(s.msg_id, s.reason) for s in skipped] == [("M1", "stale")]
     assert llm.calls == 0
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_a_pause_that_ends_by_itself_lets_its_chat_be_answered(tmp_path: Path) -> None:
+    """No /resume: the chat is looked at again when the pause's time is up."""
+    clock = FakeClock(NOW)
+    log = open_log(tmp_path, clock=clock)
+    folded = FoldedLog(log)
+    folded.watch()
+    changed = folded.waker()
+    llm = CrashingLlm()  # a call is what shows the turn went on
+    agent = agent_for(folded, llm, clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
+    await folded.append(ChatPaused(chat=ALICE, until=NOW + 60), Keyed(message, f"{ALICE}/M1"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            while ALICE not in agent._paused:  # the agent decided: it waits for the pause
+                await anyio.sleep(0.01)
+        assert llm.calls == 0
+        clock.advance(60)
+        await folded.append(TransportStatus(state="connected"))  # any commit wakes it
+        with anyio.fail_after(10):
+            while not any(isinstance(r.event, LlmFailed) for r in log.read()):
+                await changed.wait(1.0)
+        agent.stopping = True
+        tg.cancel_scope.cancel()
+
+    assert llm.calls == 1
     log.close()

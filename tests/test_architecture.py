@@ -29,6 +29,7 @@ SHARED = (
     "pipeline.transport",
     "pipeline.logs",
     "pipeline.paths",
+    "pipeline.toolbox",
 )
 # A backstop, not a design rule: a module grows until its concept does, then becomes
 # a package (the 400-line cap made rooms by size; issue 19 replaces it with concept rules).
@@ -255,9 +256,12 @@ STAGES = (
     "pipeline.daemon._timetable",
     "pipeline.daemon._outreach",
     "pipeline.daemon._turn",
+    "pipeline.daemon._loop",
     "pipeline.daemon._attachments",
     "pipeline.daemon._replies",
     "pipeline.daemon._voice",
+    "pipeline.daemon._commands",
+    "pipeline.daemon._status",
 )
 # What does I/O, waits, or reads the clock or chance: never imported by a stage.
 IO_LIBRARIES = frozenset(
@@ -279,6 +283,7 @@ STAGE_MAY_IMPORT = (
     "pipeline.config",
     "pipeline.llm",
     "pipeline.media",
+    "pipeline.toolbox",
     *STAGES,
 )
 

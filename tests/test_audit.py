@@ -54,6 +54,9 @@ class _Turn(msgspec.Struct, forbid_unknown_fields=True):
     failures: list[dict[str, Any]]
     response: dict[str, Any] | None
     replies: list[dict[str, Any]]
+    rounds: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    calls: list[str]
 
 
 class _Event(msgspec.Struct):

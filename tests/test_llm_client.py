@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from events.model import ChatTurn, Citation, Usage
+from pipeline import toolbox
 from pipeline.config import LlmConfig
 from pipeline.llm import (
     BadRequest,
@@ -531,3 +532,28 @@ async def test_injected_http_client_is_left_open(llm_server: FakeLlmServer) -> N
 def test_unknown_provider_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="unknown LLM provider 'sonar'"):
         LlmClient(provider="sonar", base_url="http://h", api_key=None, timeout=1, max_retries=0)
+
+
+async def test_a_server_without_function_calling_is_asked_again_without_tools(
+    llm_server: FakeLlmServer, rec: Recorder
+) -> None:
+    """Ollama answers a model that cannot call functions with a 400 naming no param."""
+    refusal = {
+        "error": {
+            "message": "registry.ollama.ai/library/gemma:2b does not support tools",
+            "type": "api_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    llm_server.script(Reply(status=400, body=refusal))
+    tools = toolbox.specs(["stay_silent"])
+    async with openai_client(llm_server, "http://127.0.0.1:11434/v1", rec) as llm:
+        result = await llm.complete("gemma:2b", ASK, {}, on_failure=rec.on_failure, tools=tools)
+        assert llm.learned("gemma:2b", {})["refused"] == ["tools"]
+    assert result.content == "Echo: What is new?"
+    first, second = (r.json for r in llm_server.requests)
+    assert ("tools" in first, "tools" in second) == (True, False)
+    assert rec.errors == [
+        "the model does not accept the parameter tools (HTTP 400): sent again without tools"
+    ]

@@ -16,15 +16,20 @@ import pydantic
 import pytest
 from perplexity.generated import api
 
-from events.model import ChatTurn, ImageRef
+from events.model import ChatTurn, ImageRef, ToolCall, ToolRound
+from pipeline import toolbox
 from pipeline.llm import build_request, parse_response
 from tests.llm_server import (
     AGENT_FIELDS,
+    CALL_FIELDS,
+    FUNCTION_FIELDS,
     INPUT_FIELDS,
+    OUTPUT_FIELDS,
     TEST_KEY,
     TOOL_FIELDS,
     FakeLlmServer,
     Reply,
+    agent_calls,
     failed_answer,
     incomplete_answer,
 )
@@ -144,6 +149,71 @@ def test_fake_server_accepts_exactly_the_sdk_request_fields() -> None:
     assert set(api.ResponsesRequestInput.model_fields) == AGENT_FIELDS
     assert set(api.InputMessageInput.model_fields) == INPUT_FIELDS
     assert set(api.WebSearchToolInput.model_fields) == TOOL_FIELDS
+    assert set(api.FunctionToolInput.model_fields) == FUNCTION_FIELDS
+    assert set(api.FunctionCallInputInput.model_fields) == CALL_FIELDS
+    assert set(api.FunctionCallOutputInputInput.model_fields) == OUTPUT_FIELDS
+
+
+# --- function tools (docs/llm.md, "Tools") -----------------------------------
+
+_ROUNDS = [
+    [],
+    [ToolRound(calls=[ToolCall(id="c1", name="stay_silent", arguments="{}")], outputs=["{}"])],
+    [
+        ToolRound(
+            calls=[
+                ToolCall(id="c1", name="nope", arguments='{"a": 1}'),
+                ToolCall(id="c2", name="stay_silent", arguments="{bad"),
+            ],
+            outputs=['{"error":"x"}', '{"error":"y"}'],
+            content="let me see",
+        ),
+        ToolRound(calls=[ToolCall(id="c3", name="nope", arguments="{}")], outputs=["{}"]),
+    ],
+]
+
+
+@pytest.mark.parametrize("rounds", _ROUNDS, ids=["no-rounds", "one-round", "two-rounds"])
+@pytest.mark.parametrize("offered", [[], ["stay_silent"]], ids=["no-tools", "tools"])
+@pytest.mark.parametrize("web_search", [False, True])
+def test_every_agent_request_with_tools_is_a_valid_sdk_request(
+    rounds: list[ToolRound], offered: list[str], web_search: bool
+) -> None:
+    turns = [ChatTurn("system", "You are wabot."), ChatTurn("user", "lol")]
+    _, body = build_request(
+        "perplexity",
+        "https://api.perplexity.ai",
+        "perplexity/sonar",
+        turns,
+        {"web_search": web_search},
+        tools=toolbox.specs(offered),
+        rounds=rounds,
+    )
+    request = strict(api.ResponsesRequestInput, body)
+    assert isinstance(request.input, list)
+    kinds = [type(item) for item in request.input]
+    assert kinds == [api.InputMessageInput, *(k for r in rounds for k in _round_kinds(r))]
+    tools = [type(tool) for tool in request.tools or []]
+    search = [api.WebSearchToolInput] if web_search else []
+    assert tools == search + [api.FunctionToolInput] * len(offered)
+
+
+def _round_kinds(done: ToolRound) -> list[type]:
+    return [api.FunctionCallInputInput] * len(done.calls) + [
+        api.FunctionCallOutputInputInput
+    ] * len(done.calls)
+
+
+@pytest.mark.parametrize("text", ["", "One moment"])
+def test_the_fake_servers_function_calls_are_valid_sdk_responses(text: str) -> None:
+    answer = agent_calls(("stay_silent", {"reason": "x"}), ("nope", "{bad"), text=text)
+    response = strict(api.ResponsesResponseOutput, answer)
+    made = [i for i in response.output if isinstance(i, api.FunctionCallOutputItemOutput)]
+    parsed = parse_response("perplexity", json.dumps(answer).encode())
+    assert [(c.call_id, c.name, c.arguments) for c in made] == [
+        (c.id, c.name, c.arguments) for c in parsed.tool_calls
+    ]
+    assert response.output_text == parsed.content == text
 
 
 # --- answers: what the fake server sends back for /v1/responses -------------

@@ -12,6 +12,8 @@ from events.compaction import removed
 from events.model import (
     AccountRestricted,
     AnyEvent,
+    ChatPaused,
+    ChatResumed,
     ChatTurn,
     Citation,
     Compacted,
@@ -179,6 +181,13 @@ events = st.one_of(
         ok=st.booleans(),
     ),
     st.builds(
+        ChatPaused,
+        chat=chats,
+        until=st.none() | st.floats(1_764_000_000, 1_765_000_000),
+        msg_id=msg_ids,
+    ),
+    st.builds(ChatResumed, chat=chats, msg_id=msg_ids),
+    st.builds(
         Compacted, reason=st.just("rotation"), before=st.integers(1, 50), removed=st.integers(0, 9)
     ),
 )
@@ -329,6 +338,8 @@ def _view(name: str, state: Any, newest: float) -> Any:
         return _without_texts(state)
     if name == "account":  # the recent sends left: see _sends_absorbed
         return state.strikes
+    if name == "failures":  # the newest failures left: see _failures_absorbed
+        return None
     return state
 
 
@@ -428,6 +439,9 @@ def test_absorbing_a_compaction_equals_folding_what_is_left(raw, select, data):
     _newest_absorbed(absorbed.retention, refolded.retention, left)
     _stats_absorbed(absorbed.stats, refolded.stats, fold(records).stats, reason)
     _sends_absorbed(absorbed.account, refolded.account)
+    # The failures left are the newest a refold keeps (which may reach further back).
+    ours = absorbed.failures.newest
+    assert refolded.failures.newest[len(refolded.failures.newest) - len(ours) :] == ours
     # The estimate keeps the recent costs left; a refold may reach further back.
     kept = absorbed.budget.recent_from
     assert refolded.budget.recent_from[len(refolded.budget.recent_from) - len(kept) :] == kept

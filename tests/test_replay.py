@@ -23,12 +23,23 @@ pytestmark = pytest.mark.slow
 BRIEF = "Be brief."
 
 
+class _Tool(msgspec.Struct, forbid_unknown_fields=True):
+    round: int
+    name: str
+    arguments: str
+    output: str | None
+    error: bool
+    source: str
+
+
 class _Old(msgspec.Struct, forbid_unknown_fields=True):
     reply: str | None
     tokens: int | None
     cost_usd: float | None
     latency_ms: float | None
     error: str | None
+    silent: str | None
+    tools: list[_Tool]
 
 
 class _New(_Old, forbid_unknown_fields=True):

@@ -14,7 +14,14 @@ import anyio
 import pytest
 
 from events.backends import open_log
-from events.model import AnyEvent, ReplyFailed, ReplyPlanned, ReplyPurpose, ReplySent
+from events.model import (
+    AccountRestricted,
+    AnyEvent,
+    ReplyFailed,
+    ReplyPlanned,
+    ReplyPurpose,
+    ReplySent,
+)
 from events.model import TransportStatus as Status
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
@@ -111,6 +118,26 @@ async def test_replies_gone_stale_in_the_outage_are_failed_with_the_reason(rig: 
     assert (failed.reply_id, failed.final) == ("R1", True)
     assert failed.error.startswith("stale:")
     assert f"catch_up_minutes ({CATCH_UP_MINUTES:g})" in failed.error
+
+
+@pytest.mark.anyio
+async def test_an_owner_commands_answer_is_an_answer_failed_stale_and_never_held(
+    rig: Rig,
+) -> None:
+    """An answer to /status an outage kept past catch_up_minutes is news no more; while
+    the account is restricted it still goes to the owner's chat."""
+    await rig.append(Status(state="disconnected"), rig.plan("C1", OWNER, purpose="command"))
+    rig.clock.advance(CATCH_UP_MINUTES * 60 + 1)
+    await rig.append(Status(state="connected"))
+    await rig.sender.send_due()
+    [failed] = rig.found(ReplyFailed)
+    assert isinstance(failed, ReplyFailed)
+    assert (failed.reply_id, failed.final) == ("C1", True)
+
+    await rig.append(AccountRestricted(code=463, until=rig.clock.now + 3600))
+    await rig.append(rig.plan("R1", ALICE), rig.plan("C2", OWNER, purpose="command"))
+    await rig.sender.send_due()
+    assert rig.sent_ids() == ["C2"]  # Alice's reply is held, the owner's answer is not
 
 
 @pytest.mark.anyio

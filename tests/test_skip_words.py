@@ -69,6 +69,13 @@ def test_a_pause_says_when_the_owner_took_over_and_until_when() -> None:
     )
 
 
+def test_a_message_that_waited_out_the_owners_pause_says_so() -> None:
+    assert words("paused", owner_paused=True, took_over_at=AT - 600) == (
+        "you paused this chat (/pause): it waited, and was older than "
+        "polling.catch_up_minutes (30 min) before it could be answered"
+    )
+
+
 def test_not_triggered_names_the_keywords_none_of_which_matched() -> None:
     assert (
         words("not_triggered", "Family") == 'it does not mention you and no keyword matched ("bot")'
@@ -122,7 +129,14 @@ def test_every_other_reason_in_words(reason: str, facts: dict[str, Any], expecte
 
 def test_the_words_never_carry_the_message() -> None:
     """Only settings, keywords and times: nothing the Skip could hold of the text."""
-    assert set(Skip.__struct_fields__) == {"reason", "at", "sent_at", "took_over_at", "media"}
+    assert set(Skip.__struct_fields__) == {
+        "reason",
+        "at",
+        "sent_at",
+        "took_over_at",
+        "media",
+        "owner_paused",
+    }
 
 
 def test_which_keyword_triggered_a_group_message() -> None:

@@ -20,6 +20,7 @@ from pipeline.config._sections import (
     SessionConfig,
     StoreConfig,
     TakeoverConfig,
+    ToolsConfig,
     VitalityConfig,
     VoiceMode,
     VoiceRepliesConfig,
@@ -51,6 +52,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     web: WebConfig = WebConfig()
     media: MediaConfig = MediaConfig()
     voice_replies: VoiceRepliesConfig = VoiceRepliesConfig()
+    tools: ToolsConfig = ToolsConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.

@@ -72,6 +72,21 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
             raise FieldError("proxy", f"{self.proxy!r} is not an http(s):// or socks5:// URL")
 
 
+class ToolsConfig(Section, frozen=True, kw_only=True):
+    """The function tools the model may call (docs/llm.md, "Tools").
+
+    ``silence``: where the model may decide not to answer (``stay_silent``).
+    ``max_rounds``: rounds of tool calls in one turn; the next request then goes
+    out without tools, so the turn ends in an answer. ``reminders`` and
+    ``memory`` switch the tools of issue 20's next slices (not built yet).
+    """
+
+    reminders: bool = True
+    memory: bool = True
+    silence: Literal["never", "groups", "always"] = "groups"
+    max_rounds: Annotated[int, msgspec.Meta(ge=1, le=16)] = 4
+
+
 class DefaultsConfig(Section, frozen=True, kw_only=True):
     persona: str = "You are a concise, friendly assistant."
     prompt: str = "Answer in the language of the question."

@@ -23,11 +23,18 @@ class Skip(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: float | None = None  # when the sender sent it (for ``stale``)
     took_over_at: float | None = None  # the owner's last message here (for ``paused``)
     media: str | None = None  # the kind of its attachment, if any
+    owner_paused: bool = False  # ``paused`` by the owner's /pause, not by a takeover
 
 
 def skip_words(skip: Skip, config: AppConfig, entity: Entity | None) -> str:
     """One sentence saying why ``skip`` was not answered, for a log line or a page."""
     reason = skip.reason
+    if reason == "paused" and skip.owner_paused:
+        minutes = config.polling.catch_up_minutes
+        return (
+            "you paused this chat (/pause): it waited, and was older than "
+            f"polling.catch_up_minutes ({minutes:g} min) before it could be answered"
+        )
     if reason in ("takeover", "paused"):
         return _taken_over(skip, config)
     if reason == "not_triggered" and isinstance(entity, GroupEntity):

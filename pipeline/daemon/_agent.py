@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from events.model import LlmFailed
+from pipeline import toolbox
 from pipeline.config import LoadedConfig
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _turn as turn
@@ -30,7 +31,7 @@ from pipeline.daemon._replies import Ids
 from pipeline.daemon._settings import Settings
 from pipeline.llm import LlmClient, LlmError
 from pipeline.logs import get_logger
-from projections import queue
+from projections import pauses, queue
 
 log = get_logger("wabot.agent")
 
@@ -67,6 +68,9 @@ class Agent:
         # Chats whose next burst waits for an attachment being fetched: looked at
         # again once the queue says it came (a commit wakes the dispatcher).
         self._fetching: set[str] = set()
+        # Chats the owner paused, waiting for the pause's end: a /resume (a commit
+        # that wakes the dispatcher) lets them be looked at again at once.
+        self._paused: set[str] = set()
         # The budget: chats whose call is decided (it may not be in the log yet),
         # and chats waiting for the costs of calls in flight.
         self._reserving: set[str] = set()
@@ -92,6 +96,11 @@ class Agent:
         """A worker for every chat with work that is due and not being worked on."""
         view = self.folded.view.queue
         due = []
+        for chat in [
+            c for c in self._paused if pauses.until(self.folded.view.pauses, c, now) is None
+        ]:
+            self._paused.discard(chat)
+            self._chats.undefer(chat)
         for chat in queue.chats_with_work(view):
             if chat in self._fetching:
                 if decide.fetching(decide.burst(queue.pending(view, chat))):
@@ -131,6 +140,12 @@ class Agent:
             elif isinstance(effect, turn.Wait):
                 self._chats.defer(chat, effect.until)
                 return
+            elif isinstance(effect, turn.AwaitResume):
+                if chat not in self._paused:
+                    log.info("chat_paused", chat=chat, look_again_at=effect.until)
+                self._paused.add(chat)
+                self._chats.defer(chat, effect.until)
+                return
             elif isinstance(effect, turn.AwaitFetch):
                 self._fetching.add(chat)
                 return
@@ -150,11 +165,15 @@ class Agent:
 
     async def _reserved(self, loaded: LoadedConfig, plan: turn.Plan, asked: turn.Ask) -> None:
         """Record the request and make the call, counted against the budget from the
-        decision on; then the chats held for its cost decide again."""
+        decision on, and each round of its tool loop the same way (a round's request
+        is in the log before it goes out); then the chats held for its cost decide again."""
         self._reserving.add(asked.chat)
         try:
             await self._record(plan)
-            await self._ask(loaded, asked)
+            following = await self._ask(loaded, asked)
+            # At shutdown the next round is in the log, and asked at the next start.
+            while following is not None and not self.stopping:
+                following = await self._ask(loaded, following)
         finally:
             self._reserving.discard(asked.chat)
             for held in self._held:
@@ -163,8 +182,9 @@ class Agent:
                 self._held.clear()
                 self._chats.wake()  # its cost is in the log: the held chats decide again
 
-    async def _ask(self, loaded: LoadedConfig, asked: turn.Ask) -> None:
-        """The LLM call, "typing…" while it runs; each failure and the outcome recorded."""
+    async def _ask(self, loaded: LoadedConfig, asked: turn.Ask) -> turn.Ask | None:
+        """The LLM call, "typing…" while it runs; each failure and the outcome recorded.
+        Returns the tool loop's next round, its request recorded, if the answer asks one."""
         chat, call_id, prompt = asked.chat, asked.call_id, asked.prompt
 
         async def failed(error: LlmError, attempt: int, final: bool) -> None:
@@ -190,15 +210,22 @@ class Agent:
         try:
             async with typing(self.transport, asked.to, enabled=asked.typing):
                 result = await self.llm(loaded).complete(
-                    prompt.model, prompt.messages, prompt.params, on_failure=failed
+                    prompt.model,
+                    prompt.messages,
+                    prompt.params,
+                    on_failure=failed,
+                    tools=toolbox.specs(prompt.tools),
+                    rounds=prompt.rounds,
                 )
         except LlmError:
-            return  # already recorded as final by ``failed``
+            return None  # already recorded as final by ``failed``
         except Exception as exc:
             # A bug on our side, not the API's: record it as final so the
             # messages leave the queue instead of being asked again forever.
             log.exception("llm_call_crashed", chat=chat, call_id=call_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
             await self.folded.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
-            return
-        await self._record(turn.answered(self._facts(loaded), asked, result))
+            return None
+        plan = turn.answered(self._facts(loaded), asked, result)
+        await self._record(plan)
+        return plan.effect if isinstance(plan.effect, turn.Ask) else None

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from events.jid import InvalidJid, normalize, user_part
 from events.model import StartReason
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
 from pipeline.daemon._attachments import answerable
-from projections import budget, own_sends, sessions, takeover
+from projections import budget, own_sends, pauses, sessions, takeover
 from projections.queue import Item
 
 RESET_COMMAND = "/reset"
@@ -33,6 +33,7 @@ class View:
     now: float
     owner: frozenset[str] = frozenset()  # every id of the owner (phone JID, LID)
     reserving: frozenset[str] = frozenset()  # chats whose call may not be in the log yet
+    pauses: pauses.State = field(default_factory=pauses.State)  # the owner's /pause
 
 
 def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
@@ -46,7 +47,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
         # The owner wrote in someone else's chat: a human has taken over.
         return "takeover" if view.config.takeover.enabled else "own_message"
     if is_stale(view.config, item, view.now):
-        return "stale"
+        return "paused" if waited_out(view, item) else "stale"
     if not item.text.strip() and not answerable(item.media):
         return "empty"
     if isinstance(entity, GroupEntity) and not triggered(view, entity, item):
@@ -57,6 +58,12 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
 def is_stale(config: AppConfig, item: Item, now: float) -> bool:
     """Too old to answer: sent more than ``catch_up_minutes`` ago (e.g. while offline)."""
     return now - (item.message.sent_at or item.ts) > config.polling.catch_up_minutes * 60
+
+
+def waited_out(view: View, item: Item) -> bool:
+    """Fresh when it arrived, but the owner's ``/pause`` held it until it was too old."""
+    arrived_fresh = not is_stale(view.config, item, item.ts)
+    return arrived_fresh and pauses.covered(view.pauses, item.message.chat, item.ts)
 
 
 def is_reset(item: Item) -> bool:

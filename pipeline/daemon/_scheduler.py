@@ -41,7 +41,7 @@ from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
-from projections import aliases, budget, configs, connection, retention, schedule
+from projections import aliases, budget, configs, connection, pauses, retention, schedule
 
 log = get_logger("wabot.scheduler")
 
@@ -147,9 +147,9 @@ class Scheduler:
         self._rotation_tried = now
         # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
         view = self.folded.view
-        selection = retention.rotation(
-            view.retention, rotation_cfg.retention_days, now, aliases.teachers(view.aliases)
-        )
+        # What ties a person's ids, and the owner's pauses still in force, stay.
+        keep = aliases.teachers(view.aliases) | pauses.kept(view.pauses, now)
+        selection = retention.rotation(view.retention, rotation_cfg.retention_days, now, keep)
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "rotation", selection)
         self.folded.catch_up()  # each projection drops what the marker says went
         if rotation_cfg.drop_expired_sessions:

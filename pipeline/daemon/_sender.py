@@ -49,8 +49,9 @@ log = get_logger("wabot.sender")
 MAX_ATTEMPTS = 5
 _BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0)
 _READ_DEADLINE = 5.0
-# Answers to a message: too late to send once the message would be too old to answer.
-_ANSWERS = frozenset({"reply", "debug"})
+# Answers to a message (an owner command's too): too late to send once the message
+# would be too old to answer.
+_ANSWERS = frozenset({"reply", "debug", "command"})
 
 
 class Sender:

@@ -9,7 +9,8 @@ the LLM said into the events that record it: the reply's parts, or why none
 goes out. Both read only their arguments (the view, the config in force, now,
 where ids come from), so the tests can cover every path without a daemon.
 
-The judgements themselves are ``_decide``'s; attachments are ``_attachments``'.
+The judgements themselves are ``_decide``'s; attachments are ``_attachments``';
+what a round of tool calls comes to is ``_loop``'s.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from events.model import (
     ReplyPlanned,
     SessionStarted,
 )
+from pipeline import toolbox
 from pipeline.config import Entity, LoadedConfig, Skip, skip_words
 from pipeline.daemon import _attachments as attachments
+from pipeline.daemon import _commands as commands
 from pipeline.daemon import _decide as decide
+from pipeline.daemon import _loop as loop
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon import _voice as voice
 from pipeline.daemon._replies import Ids, owner_note, reply_parts
@@ -45,7 +49,7 @@ from pipeline.llm import (
     system_text,
     user_turn,
 )
-from projections import addresses, aliases, identity, queue, sessions
+from projections import addresses, aliases, identity, loops, queue, sessions
 from projections.fold import States
 from projections.queue import Item
 
@@ -83,6 +87,7 @@ class Ask:
     run: list[Item]
     to: str  # where "typing…" is shown
     typing: bool
+    request: LlmRequested  # as recorded: the next round of a tool loop copies it
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,14 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitResume:
+    """The owner paused the chat: look again at ``until`` (the pause's end, or when a
+    waiting message is no longer recent), or when a ``/resume`` comes."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitFetch:
     """An attachment of the burst is still on its way: look again once it is in."""
 
@@ -112,7 +125,7 @@ class AwaitCosts:
     until: float
 
 
-Effect = Ask | Prepare | Wait | AwaitFetch | AwaitCosts
+Effect = Ask | Prepare | Wait | AwaitResume | AwaitFetch | AwaitCosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +155,16 @@ def step(facts: Facts, chat: str) -> Plan:
         call = _same_call(orphans)
         if decide.is_stale(config, call[-1], facts.now):
             return skips(facts, entity, call, "stale")
+        resumed = loops.resuming(facts.view.loops, chat, call[0].call_id)
+        if resumed is not None:
+            return again(facts, chat, call, resumed)  # a later round of a tool loop
         return ask(facts, entity, chat, call)
     judged = arrivals(facts, entity, chat, items)
     if judged.events:
         return judged
+    resume_at = commands.wait_until(facts.view, config, chat, facts.now)
+    if resume_at is not None:
+        return Plan(effect=AwaitResume(resume_at))
     run = decide.burst(items)
     due = decide.due_at(config, run)
     if facts.now < due:
@@ -176,6 +195,15 @@ def arrivals(facts: Facts, entity: Entity, chat: str, items: list[Item]) -> Plan
             _skip(plan, facts, entity, item, reason)
         elif decide.is_reset(item):
             plan.events.extend(reset(facts, chat, item))
+        elif commands.is_command(entity, item):
+            asked = commands.Facts(facts.view, facts.loaded.config, facts.now, facts.ids)
+            plan.events.extend(commands.answer(asked, item))
+            said = {
+                "chat": chat,
+                "msg_id": item.message.msg_id,
+                "command": commands.logged(item.text),
+            }
+            plan.lines.append(("owner_command", said))
     return plan
 
 
@@ -196,6 +224,7 @@ def _skip(plan: Plan, facts: Facts, entity: Entity | None, item: Item, reason: s
         sent_at=item.message.sent_at or item.ts,
         took_over_at=facts.view.takeover.paused_since.get(chat),
         media=item.media.kind if item.media is not None else None,
+        owner_paused=reason == "paused" and decide.waited_out(_judging(facts), item),
     )
     why = skip_words(said, facts.loaded.config, entity)
     plan.events.append(skipped)
@@ -260,35 +289,54 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
         events.append(started)
     prompt = compose(cfg, entity, context, user_turn(run, cfg))
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
-    prompt = msgspec.structs.replace(prompt, params=facts.learned(prompt.model, prompt.params))
+    params = facts.learned(prompt.model, prompt.params)
+    # A model that refused function calling in this process is offered no tools.
+    refused = "tools" in (params.get("refused") or ())
+    offered = [] if refused else toolbox.offered(cfg, run[-1].message.is_group)
+    prompt = msgspec.structs.replace(prompt, params=params, tools=offered)
     if entity.debug:
         persona, _ = cfg.entity_prompt(entity)
         text = debug_note(entity.name or chat, prompt, persona)
         # It quotes the chat's words: forget takes the note with the chat.
         events.append(owner_note(cfg.owner_jid, "debug", text, ids, quotes_chat=chat))
-    call_id = ids.new_id()
-    events.append(
-        LlmRequested(
-            chat=chat,
-            call_id=call_id,
-            session_id=session_id,
-            trigger_ids=[i.message.msg_id for i in run],
-            model=prompt.model,
-            params=prompt.params,
-            messages=prompt.messages,
-            config_hash=loaded.hash,
-            user=user,
-        )
+    request = LlmRequested(
+        chat=chat,
+        call_id=ids.new_id(),
+        session_id=session_id,
+        trigger_ids=[i.message.msg_id for i in run],
+        model=prompt.model,
+        params=prompt.params,
+        messages=prompt.messages,
+        config_hash=loaded.hash,
+        user=user,
+        tools=prompt.tools,
     )
+    events.append(request)
+    return Plan(events=events, effect=asking(facts, chat, request, run))
+
+
+def again(facts: Facts, chat: str, run: list[Item], request: LlmRequested) -> Plan:
+    """Ask a tool loop's next round, or a round cut by a restart, as ``request``
+    records it, under a new call id."""
+    params = facts.learned(request.model, request.params)
+    recorded = msgspec.structs.replace(request, call_id=facts.ids.new_id(), params=params)
+    return Plan(events=[recorded], effect=asking(facts, chat, recorded, run))
+
+
+def asking(facts: Facts, chat: str, request: LlmRequested, run: list[Item]) -> Ask:
+    """The call ``request`` records, with "typing…" where the chat can see it."""
+    view, cfg = facts.view, facts.loaded.config
     to = addresses.destination(view.addresses, chat, cfg.owner_jid, view.identity.me_lid)
     # "typing…" is sent to the chat too: not to others while the account is restricted.
     held = outreach.hold_until(view, facts.now) is not None
     shown = cfg.whatsapp.typing and not (held and chat != cfg.owner_jid)
-    return Plan(events=events, effect=Ask(chat, call_id, prompt, run, to, shown))
+    prompt = loop.prompt_of(request)
+    return Ask(chat, request.call_id, prompt, run, to, shown, request)
 
 
 def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
-    """What the LLM's answer comes to: the reply's parts, or why none goes out."""
+    """What the LLM's answer comes to: the reply's parts, the next round of its
+    tool calls, or why none goes out."""
     chat, call_id = asked.chat, asked.call_id
     completed = LlmCompleted(
         chat=chat,
@@ -299,18 +347,20 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         latency_ms=result.latency_ms,
         finish_reason=result.finish_reason,
     )
-    whatsapp = facts.loaded.config.whatsapp
-    text = format_reply(result.content, result.citations, formatting=whatsapp.formatting)
-    if not text.strip():
-        error = "the LLM answered with no text"
-        return Plan(
-            events=[completed, LlmFailed(chat=chat, call_id=call_id, error=error, final=True)]
-        )
     if revoked(facts.view, chat, asked.run):
         # Deleted while the model was answering: the answer goes nowhere.
         entity = facts.loaded.config.find_entity(chat)
         plan = skips(facts, entity, asked.run, "revoked")
         return Plan(events=[completed, *plan.events], lines=plan.lines)
+    if loop.runs_tools(asked.request, result):
+        return _called(facts, asked, completed, result)
+    whatsapp = facts.loaded.config.whatsapp
+    text = format_reply(result.content, result.citations, formatting=whatsapp.formatting)
+    if not text.strip():
+        error = loop.no_answer(asked.request, result)
+        return Plan(
+            events=[completed, LlmFailed(chat=chat, call_id=call_id, error=error, final=True)]
+        )
     return Plan(events=[completed, *_replies(facts, asked, result, text)])
 
 
@@ -342,6 +392,17 @@ def _replies(facts: Facts, asked: Ask, result: LlmResult, text: str) -> list[Rep
     )
 
 
+def _called(facts: Facts, asked: Ask, completed: LlmCompleted, result: LlmResult) -> Plan:
+    """A round of tool calls: its record, then the turn's end or its next round."""
+    config = facts.loaded.config
+    scene = toolbox.Scene(facts.view, asked.chat, facts.now, config)
+    done = loop.called(scene, asked.request, completed, result, config.tools.max_rounds)
+    if done.next is None:
+        return Plan(events=done.events, lines=done.lines)
+    following = again(facts, asked.chat, asked.run, done.next)
+    return Plan(events=[*done.events, *following.events], lines=done.lines, effect=following.effect)
+
+
 def revoked(view: States, chat: str, run: list[Item]) -> bool:
     """Every message of the turn still waiting for its answer was deleted by its sender."""
     still = {i.message.msg_id: i for i in queue.pending(view.queue, chat)}
@@ -354,7 +415,14 @@ def _judging(facts: Facts) -> decide.View:
     view, config = facts.view, facts.loaded.config
     owner = identity.owner_forms(view.identity, config.owner_jid)
     return decide.View(
-        config, view.own_sends, view.takeover, view.budget, facts.now, owner, facts.reserving
+        config,
+        view.own_sends,
+        view.takeover,
+        view.budget,
+        facts.now,
+        owner,
+        facts.reserving,
+        view.pauses,
     )
 
 

@@ -41,7 +41,14 @@ from pipeline.llm._render import Formatting, format_reply, split_message, spoken
 from pipeline.llm._speech import Speech, Synthesizer
 from pipeline.llm._transcribe import Transcriber, Transcript
 from pipeline.llm._turns import normalize_turns, strip_think
-from pipeline.llm._wire import PROVIDERS, ImageUrl, LlmResult, build_request, parse_response
+from pipeline.llm._wire import (
+    PROVIDERS,
+    ImageUrl,
+    LlmResult,
+    ToolSpec,
+    build_request,
+    parse_response,
+)
 
 __all__ = [
     "CUT_MARKER",
@@ -71,6 +78,7 @@ __all__ = [
     "ServerError",
     "Speech",
     "Synthesizer",
+    "ToolSpec",
     "Transcriber",
     "Transcript",
     "build_request",

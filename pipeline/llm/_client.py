@@ -10,7 +10,8 @@ real local server without waiting out real backoff delays.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -18,7 +19,7 @@ import anyio
 import httpx
 import msgspec
 
-from events.model import ChatTurn
+from events.model import ChatTurn, ToolRound
 from pipeline.config import AudioService, LoadedConfig
 from pipeline.llm._audio import AudioEndpoint
 from pipeline.llm._errors import BadRequest, LlmError, ParamRefused
@@ -29,6 +30,7 @@ from pipeline.llm._wire import (
     PROVIDERS,
     ImageUrl,
     LlmResult,
+    ToolSpec,
     build_request,
     parse_response,
     reshape_words,
@@ -39,6 +41,15 @@ from pipeline.logs import redact
 # Connecting is quick or broken; only reading waits for the model.
 _CONNECT_TIMEOUT = 5.0
 _C = TypeVar("_C", "LlmClient", Transcriber, Synthesizer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a request carries besides the model and params."""
+
+    messages: list[ChatTurn]
+    tools: tuple[ToolSpec, ...]
+    rounds: tuple[ToolRound, ...]
 
 
 class LlmClient:
@@ -89,6 +100,8 @@ class LlmClient:
         params: dict[str, Any],
         *,
         on_failure: OnFailure | None = None,
+        tools: Sequence[ToolSpec] = (),
+        rounds: Sequence[ToolRound] = (),
     ) -> LlmResult:
         """Return the answer, trying up to ``1 + max_retries`` times.
 
@@ -97,11 +110,13 @@ class LlmClient:
         A model that refuses a field we sent (``ParamRefused``) is asked again at
         once without it, once per field, and the refusal is remembered for later
         calls (``learned``): behind a proxy, the host name cannot tell which
-        output cap a GPT-5 model takes.
+        output cap a GPT-5 model takes. ``tools`` and ``rounds``: the function
+        tools offered and the turn's earlier calls (docs/llm.md, "Tools").
         """
+        shape = _Shape(messages, tuple(tools), tuple(rounds))
         while True:
             try:
-                return await self._complete(model, messages, params, on_failure)
+                return await self._complete(model, shape, params, on_failure)
             except ParamRefused as refused:
                 again = reshaped(params, refused.field)
                 if again is None:
@@ -112,13 +127,20 @@ class LlmClient:
     async def _complete(
         self,
         model: str,
-        messages: list[ChatTurn],
+        shape: _Shape,
         params: dict[str, Any],
         on_failure: OnFailure | None,
     ) -> LlmResult:
         try:
             url, body = build_request(
-                self._provider, self._base_url, model, messages, params, images=self._images
+                self._provider,
+                self._base_url,
+                model,
+                shape.messages,
+                params,
+                images=self._images,
+                tools=shape.tools,
+                rounds=shape.rounds,
             )
         except (ValueError, OSError) as exc:  # OSError: an image's file is gone
             error = BadRequest(f"cannot build LLM request: {exc}")

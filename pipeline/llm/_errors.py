@@ -23,12 +23,16 @@ _MAX_DETAIL = 300
 # OpenAI's wording when a model refuses a field or its value; proxies may pass
 # on only the message, so the field is read from it when ``param`` is absent.
 _REFUSED = re.compile(r"Unsupported (?:parameter|value): '(\w+)'", re.IGNORECASE)
-# The app.json setting behind each request field a model may refuse.
+# A server or model without function calling (Ollama's wording; vLLM started without
+# --enable-auto-tool-choice): the request may go again without its tools.
+_NO_TOOLS = re.compile(r"does not support tools|enable-auto-tool-choice", re.IGNORECASE)
+# The app.json setting behind each request field a model may refuse, and what avoids it.
 _SETTINGS = {
-    "temperature": "llm.temperature",
-    "max_tokens": "llm.max_output_tokens",
-    "max_completion_tokens": "llm.max_output_tokens",
-    "max_output_tokens": "llm.max_output_tokens",
+    "temperature": ("llm.temperature", "null"),
+    "max_tokens": ("llm.max_output_tokens", "null"),
+    "max_completion_tokens": ("llm.max_output_tokens", "null"),
+    "max_output_tokens": ("llm.max_output_tokens", "null"),
+    "tools": ("tools.silence", '"never"'),
 }
 
 
@@ -263,19 +267,23 @@ def _explain_body(body: bytes) -> _Explained:
 
 def _refused(status: int, explained: _Explained, sent: Mapping[str, Any]) -> ParamRefused | None:
     """The model refused a field we sent (OpenAI's reasoning models: temperature,
-    max_tokens), named with the app.json setting behind it; else None."""
-    name = explained.param
-    setting = _SETTINGS.get(name)
-    if setting is None or name not in sent:
+    max_tokens; a server without function calling: tools), named with the app.json
+    setting behind it; else None."""
+    name = explained.param or ("tools" if _NO_TOOLS.search(explained.message) else "")
+    found = _SETTINGS.get(name)
+    if found is None or name not in sent:
         return None
-    whole = explained.kind == "unsupported_parameter" or explained.message.lower().startswith(
-        "unsupported parameter"
+    setting, avoided = found
+    whole = (
+        name == "tools"
+        or explained.kind == "unsupported_parameter"
+        or explained.message.lower().startswith("unsupported parameter")
     )
     what = f"the parameter {name}" if whole else f"{name} {json.dumps(sent[name])}"
     return ParamRefused(
         f"the model does not accept {what} (HTTP {status})",
         field=name,
-        hint=f"set {setting} to null in app.json",
+        hint=f"set {setting} to {avoided} in app.json",
         status=status,
     )
 

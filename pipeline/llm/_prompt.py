@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from events.jid import user_part
-from events.model import ChatTurn, MessageReceived
+from events.model import ChatTurn, MessageReceived, ToolRound
 from pipeline.config import AppConfig, Entity, LlmConfig
 from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
@@ -37,6 +37,8 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     params: dict[str, Any]
     messages: list[ChatTurn]
+    tools: list[str] = []  # the function tools offered, by name
+    rounds: list[ToolRound] = []  # the turn's earlier tool calls and their outputs
 
 
 def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = True) -> str:

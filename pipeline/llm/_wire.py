@@ -14,17 +14,23 @@ Structs, so a body of the wrong shape becomes ``MalformedResponse``, not a crash
 A turn with images goes out as content parts (docs/llm.md, "Images"): the text,
 then each image as a data URL, ``input_text``/``input_image`` for the Agent
 API, ``text``/``image_url`` for chat completions.
+
+Function tools (docs/llm.md, "Tools") go out in each provider's shape; the
+turn's earlier rounds of calls follow the turns: ``function_call`` and
+``function_call_output`` items for the Agent API, an assistant message with
+``tool_calls`` and ``role: "tool"`` messages for chat completions. A model's
+calls come back as ``LlmResult.tool_calls``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from events.model import ChatTurn, Citation, ImageRef, Usage
+from events.model import ChatTurn, Citation, ImageRef, ToolCall, ToolRound, Usage
 from pipeline.llm._errors import MalformedResponse, RunFailed, one_line
 from pipeline.llm._turns import normalize_turns, strip_think
 
@@ -41,6 +47,8 @@ NO_TEXT_AT_LIMIT = (
 
 _T = TypeVar("_T")
 ImageUrl = Callable[[ImageRef], str]
+# A function tool as offered: {"name", "description", "parameters" (a JSON schema)}.
+ToolSpec = dict[str, Any]
 
 
 class LlmResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +60,7 @@ class LlmResult(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: str
     latency_ms: float = 0.0
     response_id: str = ""
+    tool_calls: list[ToolCall] = []  # the model called tools instead of (or with) answering
 
 
 def build_request(
@@ -62,14 +71,17 @@ def build_request(
     params: dict[str, Any],
     *,
     images: ImageUrl | None = None,
+    tools: Sequence[ToolSpec] = (),
+    rounds: Sequence[ToolRound] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Return (url, JSON body) for one completion; turns are normalised first.
 
     ``params`` may hold ``temperature``, ``max_output_tokens`` and
     ``web_search``; a missing or None value leaves the field out. ``images``
-    gives the data URL of an image a turn carries. Raises ValueError for an
-    unknown provider or param, when there is no user turn, or for images
-    without ``images``; OSError when an image's file cannot be read.
+    gives the data URL of an image a turn carries. ``tools`` are the function
+    tools offered, ``rounds`` the turn's earlier calls and their outputs. Raises
+    ValueError for an unknown provider or param, when there is no user turn, or
+    for images without ``images``; OSError when an image's file cannot be read.
     """
     unknown = sorted(set(params) - PARAM_KEYS)
     if unknown:
@@ -80,10 +92,12 @@ def build_request(
         # Accept the OpenAI-SDK style base ".../v1" as well as the bare host.
         base = base.removesuffix("/v1")
         body = _agent_body(model, turns, params, images)
+        _agent_tools(body, tools, rounds)
         return f"{base}/v1/responses", _without(body, params)
     if provider == "openai":
         limit_name = _cap_name(token_limit_name(base), params)
         body = _chat_body(model, turns, params, limit_name, images)
+        _chat_tools(body, tools, rounds)
         return f"{base}/chat/completions", _without(body, params)
     raise ValueError(f"unknown LLM provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
 
@@ -106,6 +120,45 @@ def _agent_body(
     _put(body, "max_output_tokens", params.get("max_output_tokens"))
     _put(body, "temperature", params.get("temperature"))
     return body
+
+
+def _agent_tools(
+    body: dict[str, Any], tools: Sequence[ToolSpec], rounds: Sequence[ToolRound]
+) -> None:
+    """Agent API: ``{"type": "function", name, description, parameters}`` tools; each
+    earlier round as ``function_call`` items, then their ``function_call_output`` items."""
+    if tools:
+        body["tools"] = [*body.get("tools", []), *({"type": "function", **t} for t in tools)]
+    for done in rounds:
+        body["input"].extend(
+            {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
+            for c in done.calls
+        )
+        body["input"].extend(
+            {"type": "function_call_output", "call_id": c.id, "output": output}
+            for c, output in zip(done.calls, done.outputs, strict=True)
+        )
+
+
+def _chat_tools(
+    body: dict[str, Any], tools: Sequence[ToolSpec], rounds: Sequence[ToolRound]
+) -> None:
+    """Chat completions: ``{"type": "function", "function": {…}}`` tools; each earlier
+    round as the assistant's message with ``tool_calls``, then a ``tool`` message per call."""
+    if tools:
+        body["tools"] = [{"type": "function", "function": dict(t)} for t in tools]
+    for done in rounds:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in done.calls
+        ]
+        body["messages"].append(
+            {"role": "assistant", "content": done.content or None, "tool_calls": calls}
+        )
+        body["messages"].extend(
+            {"role": "tool", "tool_call_id": c.id, "content": output}
+            for c, output in zip(done.calls, done.outputs, strict=True)
+        )
 
 
 def token_limit_name(base_url: str) -> str:
@@ -212,6 +265,10 @@ class _OutputItem(msgspec.Struct):
     type: str = ""
     content: list[_Part] | None = None
     results: list[_Source] | None = None
+    # A ``function_call`` item.
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
 
 
 class _AgentUsage(msgspec.Struct):
@@ -239,8 +296,20 @@ class _AgentResponse(msgspec.Struct):
     incomplete_details: _Incomplete | None = None
 
 
+class _Function(msgspec.Struct):
+    name: str
+    arguments: str = ""
+
+
+class _ChatToolCall(msgspec.Struct):
+    id: str
+    function: _Function
+    type: str = "function"
+
+
 class _ChatMessage(msgspec.Struct):
     content: str | None = None
+    tool_calls: list[_ChatToolCall] | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -298,15 +367,22 @@ def _parse_agent(resp: _AgentResponse) -> LlmResult:
         for part in item.content or []
         if part.type == "output_text"
     ]
+    calls = [
+        ToolCall(id=item.call_id or "", name=item.name or "", arguments=item.arguments or "")
+        for item in output
+        if item.type == "function_call"
+    ]
     finish = "stop"
-    if status == "incomplete":
+    if calls and status != "incomplete":
+        finish = "tool_calls"
+    elif status == "incomplete":
         reason = resp.incomplete_details.reason if resp.incomplete_details else None
         finish = "length" if reason in (None, "max_output_tokens") else reason
-        if not texts:
+        if not texts and not calls:
             if finish == "length":
                 raise RunFailed(NO_TEXT_AT_LIMIT)
             raise RunFailed(f"the LLM run stopped before writing any text ({finish})")
-    elif not any(item.type == "message" for item in output):
+    elif not calls and not any(item.type == "message" for item in output):
         raise MalformedResponse("malformed LLM response: no message item in output")
     sources = [s for item in output if item.type == "search_results" for s in item.results or []]
     usage = resp.usage or _AgentUsage()
@@ -316,6 +392,7 @@ def _parse_agent(resp: _AgentResponse) -> LlmResult:
         usage=_usage(usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cost),
         finish_reason=finish,
         response_id=resp.id or "",
+        tool_calls=calls,
     )
 
 
@@ -327,9 +404,14 @@ def _parse_chat(resp: _ChatResponse) -> LlmResult:
             raise RunFailed(f"the LLM run failed: {why or 'no reason given'}", quoting=why)
         raise MalformedResponse("malformed LLM response: no choices")
     choice = resp.choices[0]
-    if choice.message is None or choice.message.content is None:
+    message = choice.message
+    calls = [
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+        for c in (message.tool_calls or [] if message is not None else [])
+    ]
+    if message is None or (message.content is None and not calls):
         raise MalformedResponse("malformed LLM response: choices[0].message.content is missing")
-    content = strip_think(choice.message.content)
+    content = strip_think(message.content or "")
     if not content.strip() and choice.finish_reason == "length":
         raise RunFailed(NO_TEXT_AT_LIMIT)  # a reasoning model spent the limit thinking
     titles = {s.url: s.title or "" for s in resp.search_results or [] if s.url}
@@ -340,8 +422,9 @@ def _parse_chat(resp: _ChatResponse) -> LlmResult:
         content=content,
         citations=[Citation(url=u, title=titles.get(u, "")) for u in urls if u],
         usage=_usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost),
-        finish_reason=choice.finish_reason or "stop",
+        finish_reason=choice.finish_reason or ("tool_calls" if calls else "stop"),
         response_id=resp.id or "",
+        tool_calls=calls,
     )
 
 

@@ -10,7 +10,7 @@ from events.jid import user_part
 from events.model import Media, MediaOutcome, MediaTranscribed, Recorded, TranscriptionFailed
 from pipeline.media import human_size
 from pipeline.tools._args import iso
-from projections.timeline import Audit, Delivery, Failure, Incoming, Turn
+from projections.timeline import Audit, Delivery, Failure, Incoming, Response, Turn
 
 _INDENT = "    "
 # Receipts from the recipient's side, in the order they happen.
@@ -73,19 +73,40 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
             lines += _block(f"[{m.role}]", m.content, 4)
             lines += [f"{_INDENT}  + image {i.mime} sha256 {i.sha256}" for i in m.images]
     lines += [_failure("llm failed", f) for f in t.failures]
+    lines += _tool_rounds(t)
+    if t.kind == "silent":
+        lines.append(f"  stayed silent: {t.reason}")
     if t.response is not None:
         r = t.response
-        cost = "cost unknown" if r.usage.cost_usd is None else f"${r.usage.cost_usd:.4f}"
-        tokens = f"{r.usage.input_tokens}+{r.usage.output_tokens} tokens"
-        lines.append(
-            f"  response {iso(r.ts)}  {r.latency_ms:.0f} ms  {cost}  {tokens}  {r.finish_reason}"
-        )
+        lines.append(f"  response {_answer(r)}")
         lines += _block("", r.content, 4)
         lines += [
             f"{_INDENT}[{i}] {c.url} {c.title}".rstrip() for i, c in enumerate(r.citations, 1)
         ]
     for d in t.replies:
         lines += _delivery(d)
+    return lines
+
+
+def _answer(r: Response) -> str:
+    """When an answer came, how long it took, what it cost, its tokens and finish reason."""
+    cost = "cost unknown" if r.usage.cost_usd is None else f"${r.usage.cost_usd:.4f}"
+    tokens = f"{r.usage.input_tokens}+{r.usage.output_tokens} tokens"
+    return f"{iso(r.ts)}  {r.latency_ms:.0f} ms  {cost}  {tokens}  {r.finish_reason}"
+
+
+def _tool_rounds(t: Turn) -> list[str]:
+    """Each round of the tool loop: the answer that called tools, then every call
+    with its arguments (as the model wrote them) and the result it got."""
+    lines: list[str] = []
+    for number, r in enumerate(t.rounds, start=1):
+        lines.append(f"  round {number} {_answer(r)}")
+        if r.content:
+            lines += _block("", r.content, 4)
+        for use in (u for u in t.tools if u.round == number):
+            lines.append(f"{_INDENT}tool {use.name} {use.arguments}")
+            said = "(no result recorded)" if use.output is None else use.output
+            lines.append(f"{_INDENT}  {'error' if use.error else 'result'}: {said}")
     return lines
 
 
@@ -98,6 +119,14 @@ def headline(t: Turn) -> str:
         return "LLM call failed, no reply" if final is not None else "answered by the LLM"
     if t.kind == "reset":
         return "reset: new session, no LLM call"
+    if t.kind == "command":
+        return "owner command, answered without an LLM call"
+    if t.kind == "paused":
+        return f"paused by you (/pause) until {t.detail or '/resume'}"
+    if t.kind == "resumed":
+        return "resumed by you (/resume)"
+    if t.kind == "silent":
+        return "the LLM stayed silent, no reply"
     if t.kind == "pending":
         return "not decided yet"
     if t.kind == "undecryptable":

@@ -1,7 +1,8 @@
 """LLM answers cached on disk by the exact request, so a repeated replay is free.
 
 The key is the sha256 of the URL and the JSON body the client would send, so
-any change to prompt, model, params, context or endpoint is a new entry, and
+any change to prompt, model, params, context, tools (and a tool loop's earlier
+rounds) or endpoint is a new entry, and
 an unchanged request whose answer was kept never reaches the provider again. Entries live in a
 folder per chat (``cache_folder``), so ``forget`` removes one chat's answers
 and leaves the others'.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from pipeline import toolbox
 from pipeline.config import LlmConfig, LoadedConfig
 from pipeline.llm import BadRequest, ImageUrl, LlmClient, LlmResult, Prompt, build_request
 from pipeline.media import MediaStore
@@ -45,6 +47,8 @@ class CachedLlm:
                 prompt.messages,
                 prompt.params,
                 images=self._images,
+                tools=toolbox.specs(prompt.tools),
+                rounds=prompt.rounds,
             )
         except (ValueError, OSError) as exc:  # OSError: an image's file is gone
             raise BadRequest(f"cannot build LLM request: {exc}") from None
@@ -63,7 +67,13 @@ class CachedLlm:
                 return _decoder.decode(found.read_bytes()), True
             except (OSError, msgspec.DecodeError):
                 pass  # not cached yet, or a torn file from a killed run: ask again
-        result = await self._client.complete(prompt.model, prompt.messages, prompt.params)
+        result = await self._client.complete(
+            prompt.model,
+            prompt.messages,
+            prompt.params,
+            tools=toolbox.specs(prompt.tools),
+            rounds=prompt.rounds,
+        )
         if keep(result):
             replace_private(path, msgspec.json.encode(result))
         return result, False

@@ -18,6 +18,7 @@ from events.model import Recorded
 from pipeline.tools.replay._judge import Case, Judge, Judgement, judge_turns
 from pipeline.tools.replay._output import (
     new_fields,
+    new_reply,
     old_fields,
     old_reply,
     totals,
@@ -101,7 +102,8 @@ def case_for(turn: Turn, reply: NewReply) -> Case | str:
     old = old_reply(turn.call)
     if old is None:
         return f"no recorded reply ({turn.call.outcome.error or 'never answered'})"
-    if reply.reply is None:
+    new = new_reply(reply)
+    if new is None:
         return f"the new call failed: {reply.error}"
     messages = turn.call.request.messages
     context = [m for m in messages[:-1] if m.role != "system"]
@@ -110,7 +112,7 @@ def case_for(turn: Turn, reply: NewReply) -> Case | str:
         context=context,
         user=user_said(turn.call) or messages[-1].content,
         old=old,
-        new=reply.reply,
+        new=new,
         reference=turn.reference,
     )
 

@@ -15,10 +15,13 @@ from pipeline.llm import format_reply
 from pipeline.tools._args import iso
 from pipeline.tools.replay._runner import NewReply
 from pipeline.tools.replay._verify import Check
-from projections.calls import Call
+from projections.calls import Call, ToolTrace
 
 SIDE_BY_SIDE_COLUMNS = 120
 _GUTTER = " │ "
+# A turn the model chose not to answer (tool ``stay_silent``): an outcome the judge
+# weighs like a reply. Without the reason, so two silences are the same outcome.
+SILENT = "(no reply: the assistant chose to stay silent)"
 
 
 def check_text(checks: Sequence[Check]) -> str:
@@ -50,11 +53,19 @@ def check_doc(chat: str, checks: Sequence[Check]) -> dict[str, Any]:
 
 
 def old_reply(turn: Call) -> str | None:
-    """What the bot answered: the planned reply, else the bare LLM answer."""
+    """What the bot answered: the planned reply, else the bare LLM answer; ``SILENT``
+    when the model stayed silent."""
     out = turn.outcome
     if out.reply is not None:
         return out.reply
+    if out.silent is not None:
+        return SILENT
     return None if out.content is None else format_reply(out.content, out.citations)
+
+
+def new_reply(reply: NewReply) -> str | None:
+    """What the new settings answered: the reply, or ``SILENT``; None when the call failed."""
+    return SILENT if reply.silent is not None else reply.reply
 
 
 def replay_doc(
@@ -91,7 +102,7 @@ def turn_block(
     if reference is not None:
         lines += [f"owner wrote: {line}" for line in reference.splitlines() or [""]]
     old_text = old_reply(t) or f"(no reply: {t.outcome.error or 'never answered'})"
-    new_text = reply.reply if reply.reply is not None else f"(failed: {reply.error})"
+    new_text = new_reply(reply) or f"(failed: {reply.error})"
     old_label = f"old ({_cost_latency(t.outcome.usage, t.outcome.latency_ms)})"
     extra = ", cached" if reply.cached else ""
     new_label = f"new ({_cost_latency(reply.usage, reply.latency_ms)}{extra})"
@@ -99,7 +110,14 @@ def turn_block(
         lines += _side_by_side((old_label, old_text), (new_label, new_text), columns)
     else:
         lines += _unified((old_label, old_text), (new_label, new_text))
-    return lines
+    lines += tool_lines("old", t.outcome.tools, t.outcome.silent)
+    return lines + tool_lines("new", reply.tools, reply.silent)
+
+
+def tool_lines(side: str, tools: Sequence[ToolTrace], silent: str | None) -> list[str]:
+    """A side's tool calls, each with the result it got and where that came from."""
+    lines = [f"{side} tool {t.name} {t.arguments} -> {t.output} ({t.source})" for t in tools]
+    return lines + ([f"{side} stayed silent: {silent}"] if silent is not None else [])
 
 
 def summary_line(turns: Sequence[Call], new: Mapping[str, NewReply]) -> str:
@@ -158,17 +176,21 @@ def old_fields(t: Call) -> dict[str, Any]:
         "cost_usd": out.usage.cost_usd if out.usage else None,
         "latency_ms": out.latency_ms,
         "error": out.error,
+        "silent": out.silent,
+        "tools": msgspec.to_builtins(out.tools),
     }
 
 
 def new_fields(r: NewReply) -> dict[str, Any]:
     return {
-        "reply": r.reply,
+        "reply": new_reply(r),
         "tokens": r.usage.total_tokens if r.usage else None,
         "cost_usd": r.usage.cost_usd if r.usage else None,
         "latency_ms": r.latency_ms,
         "cached": r.cached,
         "error": r.error,
+        "silent": r.silent,
+        "tools": msgspec.to_builtins(r.tools),
         "request": msgspec.to_builtins(r.request) if r.request else None,
     }
 

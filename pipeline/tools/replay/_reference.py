@@ -30,7 +30,7 @@ def owner_replies(records: Iterable[Recorded], chat: str) -> dict[str, str]:
             windows[ev.hash] = _minutes(ev.config) * 60
         elif ev.chat != chat:
             continue
-        elif isinstance(ev, LlmRequested):
+        elif isinstance(ev, LlmRequested) and not ev.rounds:  # a later round is the same turn
             last = (ev.call_id, rec.ts, rec.ts + windows.get(ev.config_hash, _DEFAULT_MINUTES * 60))
         elif isinstance(ev, MessageReceived):
             if ev.from_me:

@@ -3,6 +3,10 @@
 With ``context="replayed"`` a call's context holds the new answers of earlier
 calls of its session, so each session runs in order; sessions still run side
 by side. Failures are results, not exceptions: one bad call spoils nothing else.
+
+A new answer that calls tools goes on in rounds as the daemon's would
+(``tools.max_rounds``), each call answered by ``_tools`` (the recorded result,
+else a simulated one): no tool ever runs.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from typing import Protocol
 import anyio
 import msgspec
 
-from events.model import Usage
+from events.model import ToolRound, Usage
 from pipeline.llm import LlmError, LlmResult, Prompt, format_reply
-from pipeline.tools.replay._variant import Unbuildable, Variant, formatting_for, prompt_for
-from projections.calls import Call
+from pipeline.tools.replay._tools import answer
+from pipeline.tools.replay._variant import (
+    Unbuildable,
+    Variant,
+    config_for,
+    formatting_for,
+    prompt_for,
+)
+from projections.calls import Call, ToolTrace, added
 
 
 class Llm(Protocol):
@@ -33,6 +44,8 @@ class NewReply(msgspec.Struct, frozen=True, kw_only=True):
     latency_ms: float | None = None
     cached: bool = False
     error: str | None = None
+    silent: str | None = None  # the new answer stayed silent, for this reason
+    tools: list[ToolTrace] = []  # its tool calls and the results they were given
 
 
 async def replay(
@@ -75,19 +88,43 @@ def _chains(calls: Sequence[Call], variant: Variant) -> list[list[Call]]:
 async def _one(call: Call, variant: Variant, llm: Llm, answers: dict[str, str]) -> NewReply:
     try:
         prompt = prompt_for(call, variant, answers)
+        bound = config_for(call, variant)
     except Unbuildable as exc:
         return NewReply(error=f"cannot rebuild: {exc}")
-    try:
-        result, cached = await llm.complete(prompt, call.request.chat)
-    except LlmError as exc:
-        return NewReply(request=prompt, error=str(exc))
+    first, spent, traces, all_cached = prompt, None, list[ToolTrace](), True
+    while True:
+        try:
+            result, cached = await llm.complete(prompt, call.request.chat)
+        except LlmError as exc:
+            return NewReply(request=first, error=str(exc), usage=spent, tools=traces)
+        spent = result.usage if spent is None else added(spent, result.usage)
+        all_cached = all_cached and cached
+        if not (result.tool_calls and prompt.tools):
+            break
+        number = len(prompt.rounds) + 1
+        given = [answer(call, c, prompt.tools, bound, number) for c in result.tool_calls]
+        traces += [g.trace for g in given]
+        silent = next((g.silent for g in given if g.silent is not None), None)
+        if silent is not None:
+            return NewReply(
+                request=first, usage=spent, cached=all_cached, silent=silent, tools=traces
+            )
+        done = ToolRound(
+            calls=result.tool_calls,
+            outputs=[g.trace.output or "" for g in given],
+            content=result.content,
+        )
+        rounds = [*prompt.rounds, done]
+        tools = prompt.tools if len(rounds) < bound.tools.max_rounds else []
+        prompt = msgspec.structs.replace(prompt, rounds=rounds, tools=tools)
     return NewReply(
-        request=prompt,
+        request=first,
         content=result.content,
         reply=format_reply(
             result.content, result.citations, formatting=formatting_for(call, variant)
         ),
-        usage=result.usage,
+        usage=spent,
         latency_ms=result.latency_ms,
-        cached=cached,
+        cached=all_cached,
+        tools=traces,
     )

@@ -1,7 +1,8 @@
 """A call's prompt under changed settings: prompt, persona, model, config, context.
 
 With no changes this is exactly the prompt the agent composed, which is what
-``--recorded`` checks.
+``--recorded`` checks: its function tools too, offered as the config in force
+says (a new config may offer others).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from events.model import ChatTurn
+from pipeline import toolbox
 from pipeline.config import AppConfig, ConfigError, config_from_dict
 from pipeline.llm import Formatting, Prompt, compose, user_turn
 from projections.calls import Call
@@ -34,7 +36,7 @@ class Unbuildable(Exception):
 def recorded_prompt(call: Call) -> Prompt:
     """The prompt as the agent recorded it."""
     ev = call.request
-    return Prompt(model=ev.model, params=ev.params, messages=ev.messages)
+    return Prompt(model=ev.model, params=ev.params, messages=ev.messages, tools=ev.tools)
 
 
 def formatting_for(call: Call, variant: Variant) -> Formatting:
@@ -90,7 +92,23 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
         composed = compose(config, entity, context, turn)
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
+    offered = toolbox.offered(config, first.message.is_group)
+    composed = msgspec.structs.replace(composed, tools=offered)
     return _as_taken(composed, call.request.params, call.request.model)
+
+
+def config_for(call: Call, variant: Variant) -> AppConfig:
+    """The config a call is replayed under (its tools' bound, what a tool reads)."""
+    if variant.config is not None:
+        return variant.config
+    if call.inputs is None:
+        raise Unbuildable(call.problem)
+    try:
+        return config_from_dict(
+            call.inputs.config, source=f"config {call.request.config_hash[:12]}"
+        )
+    except ConfigError as exc:
+        raise Unbuildable(str(exc)) from None
 
 
 def _as_taken(prompt: Prompt, recorded: Mapping[str, Any], model: str) -> Prompt:

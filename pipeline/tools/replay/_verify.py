@@ -1,4 +1,9 @@
-"""``--recorded``: does each call's prompt, composed again, equal the one the agent recorded?"""
+"""``--recorded``: does each call's prompt, composed again, equal the one the agent recorded?
+
+A turn with a tool loop is checked round by round: each later round must be
+the first request with the recorded calls and results of the rounds before it
+(replay never runs a tool: the log's results are the ones reused).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from events.model import ToolCall, ToolRound
 from pipeline.llm import Prompt
 from pipeline.tools.replay._variant import Unbuildable, Variant, prompt_for, recorded_prompt
 from projections.calls import Call
@@ -26,8 +32,40 @@ def check(call: Call) -> Check:
         rebuilt = prompt_for(call, Variant(), {})
     except Unbuildable as exc:
         return Check(call=call, ok=False, differences=[f"cannot rebuild: {exc}"])
-    differences = compare(recorded_prompt(call), rebuilt)
+    differences = compare(recorded_prompt(call), rebuilt) + rounds_differ(call)
     return Check(call=call, ok=not differences, differences=differences)
+
+
+def recorded_rounds(call: Call) -> list[ToolRound]:
+    """The turn's rounds of tool calls as its recorded calls and results make them."""
+    rounds: list[ToolRound] = []
+    for n in sorted({t.round for t in call.outcome.tools}):
+        traces = [t for t in call.outcome.tools if t.round == n]
+        made = [ToolCall(id="", name=t.name, arguments=t.arguments) for t in traces]
+        rounds.append(ToolRound(calls=made, outputs=[t.output or "" for t in traces]))
+    return rounds
+
+
+def rounds_differ(call: Call) -> list[str]:
+    """Each later round against the first request and the recorded calls before it."""
+    expected = recorded_rounds(call)
+    lines = []
+    for k, later in enumerate(call.rounds, start=2):
+        if later.messages != call.request.messages:
+            lines.append(f"round {k}: its messages are not the first request's")
+        sent = [
+            (c.name, c.arguments, out)
+            for r in later.rounds
+            for c, out in zip(r.calls, r.outputs, strict=False)
+        ]
+        logged = [
+            (c.name, c.arguments, out)
+            for r in expected[: k - 1]
+            for c, out in zip(r.calls, r.outputs, strict=False)
+        ]
+        if sent != logged:
+            lines.append(f"round {k}: the calls and results sent are not the ones recorded")
+    return lines
 
 
 def compare(recorded: Prompt, rebuilt: Prompt) -> list[str]:
@@ -35,6 +73,8 @@ def compare(recorded: Prompt, rebuilt: Prompt) -> list[str]:
     lines: list[str] = []
     if recorded.model != rebuilt.model:
         lines.append(_line("model", recorded.model, rebuilt.model))
+    if recorded.tools != rebuilt.tools:
+        lines.append(_line("tools", recorded.tools, rebuilt.tools))
     for key in sorted(set(recorded.params) | set(rebuilt.params)):
         old, new = recorded.params.get(key), rebuilt.params.get(key)
         if old != new:

@@ -71,7 +71,7 @@ def _families(snap: Snapshot, log_bytes: int) -> Iterable[Metric]:
     )
     yield _counter(
         "wabot_messages",
-        "Inbound messages by decision (llm, reply, undecryptable, or why skipped)",
+        "Inbound messages by decision (llm, reply, command, undecryptable, or why skipped)",
         "decision",
         s.decisions,
     )

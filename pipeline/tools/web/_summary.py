@@ -238,7 +238,8 @@ def _planned(s: Summary, chat: ChatTotals, rec: Recorded, ev: ReplyPlanned) -> N
     # A message planned without an LLM call (a reset notice, the startup message) is a turn.
     chat.turns += 1
     chat.skip_reason = None
-    s.decide(ev.chat, [*ev.trigger_ids, *([ev.in_reply_to] if ev.in_reply_to else [])], "reply")
+    decision = "command" if ev.purpose == "command" else "reply"  # an owner command's answer
+    s.decide(ev.chat, [*ev.trigger_ids, *([ev.in_reply_to] if ev.in_reply_to else [])], decision)
 
 
 def _sent(s: Summary, chat: ChatTotals, rec: Recorded, ev: ReplySent) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from events.model import (
+    ChatPaused,
     ConfigLoaded,
     DocumentRead,
     LlmCompleted,
@@ -35,7 +36,10 @@ from events.model import (
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
+    ReplyWithheld,
     SessionStarted,
+    ToolCalled,
+    ToolFinished,
     TranscriptionFailed,
 )
 from pipeline.config import (
@@ -65,6 +69,9 @@ TURN_EVENTS = (
     LlmRequested,
     LlmCompleted,
     LlmFailed,
+    ToolCalled,  # a turn's tool calls, with their results, under the round that made them
+    ToolFinished,
+    ReplyWithheld,
     ReplyPlanned,
     ReplySent,
     ReplyFailed,
@@ -127,8 +134,10 @@ class TurnView:
 
     @property
     def cost_usd(self) -> float | None:
-        r = self.turn.response
-        return None if r is None else r.usage.cost_usd
+        """What the turn's LLM calls cost: every round of its tool loop and its answer."""
+        costs = [r.usage.cost_usd for r in [*self.turn.rounds, self.turn.response] if r is not None]
+        known = [c for c in costs if c is not None]
+        return sum(known) if known else None
 
 
 @dataclass
@@ -216,8 +225,7 @@ def assign(records: Sequence[Recorded], turns: Sequence[Turn]) -> dict[int, int]
     for i, t in enumerate(turns):
         tables["msg_id"].update((m.msg_id, i) for m in t.messages)
         tables["reply_id"].update((d.reply_id, i) for d in t.replies)
-        if t.request is not None:
-            tables["call_id"][t.request.call_id] = i
+        tables["call_id"].update((call_id, i) for call_id in t.calls)
         if t.session_id is not None and t.session_started is not None:
             sessions[t.session_id] = i
     owner: dict[int, int] = {}
@@ -260,6 +268,7 @@ def _say_why(
     parsed: dict[str, AppConfig | None] = {}
     config: AppConfig | None = None
     took_over: float | None = None
+    owner_paused = False  # the newer of a takeover and a /pause was the /pause
     for rec in records:
         ev = rec.event
         if isinstance(ev, ConfigLoaded):
@@ -268,18 +277,21 @@ def _say_why(
             config = parsed[ev.hash]
         view = at.get(rec.seq)
         if view is not None and config is not None and view.messages:
-            view.why = _why(view, config, chat, took_over, by_seq)
+            view.why = _why(view, config, chat, (took_over, owner_paused), by_seq)
         if isinstance(ev, MessageSkipped) and ev.chat == chat and ev.reason == "takeover":
-            took_over = rec.ts
+            took_over, owner_paused = rec.ts, False
+        elif isinstance(ev, ChatPaused) and ev.chat == chat:
+            owner_paused = True
 
 
 def _why(
     view: TurnView,
     config: AppConfig,
     chat: str,
-    took_over: float | None,
+    paused: tuple[float | None, bool],
     by_seq: dict[int, Recorded],
 ) -> str:
+    """``paused``: the chat's newest takeover, and whether a /pause came after it."""
     t, first = view.turn, view.messages[0].m
     entity = config.find_entity(chat)
     if t.kind == "skipped" and t.reason is not None:
@@ -290,8 +302,9 @@ def _why(
             reason=t.reason,
             at=t.ts,
             sent_at=sent or first.ts,
-            took_over_at=took_over,
+            took_over_at=paused[0],
             media=first.media.kind if first.media is not None else None,
+            owner_paused=paused[1],
         )
         return skip_words(facts, config, entity)
     if t.kind == "answered" and isinstance(entity, GroupEntity):

@@ -1,0 +1,108 @@
+"""``/status``: the bot's state in a few lines for the owner's phone, from the view alone.
+
+The connection, a restriction of the account, what waits (messages to decide,
+messages to send, paused chats), today's replies and spend (the day as the
+daily budget counts it, in ``vitality.timezone``), and the last error. It
+reads only projections the daemon keeps current, so asking costs no read of
+the log and no LLM call.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from pipeline.config import AppConfig
+from pipeline.daemon import _decide as decide
+from pipeline.daemon import _outreach as outreach
+from projections import account, budget, failures, outbox, pauses
+from projections.fold import States
+
+_ERROR_CHARS = 200  # an error is one line; a long one is cut for the phone
+
+
+def report(view: States, config: AppConfig, now: float, asking: str = "") -> tuple[str, str | None]:
+    """The status text, and the chat whose words it may quote (the last error's);
+    ``asking``: the command's own message, not counted as waiting."""
+    last = failures.last(view.failures)
+    lines = [
+        f"Status at {clock(now, now, config)}",
+        connection_line(view, config, now),
+        restriction_line(view, config, now),
+        queue_line(view, asking),
+        *paused_lines(view, config, now),
+        today_line(view, config, now),
+    ]
+    if last is None:
+        lines.append("Last error: none")
+    else:
+        error = last.error if len(last.error) <= _ERROR_CHARS else last.error[:_ERROR_CHARS] + "…"
+        where = f" in {display(config, last.chat)}" if last.chat else ""
+        lines.append(f"Last error: {clock(last.ts, now, config)} {last.what}{where}: {error}")
+    return "\n".join(lines), (last.chat or None) if last is not None else None
+
+
+def connection_line(view: States, config: AppConfig, now: float) -> str:
+    state = view.connection.state
+    if state is None:
+        return "Connection: no report (up, as far as the log knows)"
+    since = view.connection.since
+    when = f" since {clock(since[1], now, config)}" if since is not None else ""
+    detail = f" ({view.connection.detail})" if view.connection.detail else ""
+    return f"Connection: {state}{when}{detail}"
+
+
+def restriction_line(view: States, config: AppConfig, now: float) -> str:
+    strike = account.newest(view.account)
+    if strike is None:
+        return "Restriction: none"
+    code = f" (error {strike.code})" if strike.code is not None else ""
+    held = outreach.hold_until(view, now)
+    if held is None:
+        return f"Restriction{code}: sends to others go one at a time until one goes through"
+    return f"Restriction{code}: sends to others wait until {clock(held, now, config)}"
+
+
+def queue_line(view: States, asking: str = "") -> str:
+    waiting = chats = 0
+    for items in view.queue.chats.values():
+        counted = sum(1 for msg_id in items if msg_id != asking)
+        waiting += counted
+        chats += counted > 0
+    owed = len(outbox.unsent(view.outbox))
+    return f"Queue: {waiting} message(s) to decide in {chats} chat(s), {owed} to send"
+
+
+def paused_lines(view: States, config: AppConfig, now: float) -> list[str]:
+    paused = pauses.paused_chats(view.pauses, now)
+    return [
+        f"Paused: {display(config, chat)} "
+        + ("until /resume" if math.isinf(end) else f"until {clock(end, now, config)}")
+        for chat, end in paused.items()
+    ]
+
+
+def today_line(view: States, config: AppConfig, now: float) -> str:
+    midnight = decide.local_midnight(config, now)
+    replies = sum(1 for ts in view.schedule.replies if ts >= midnight)
+    spent = budget.spent_since(view.budget, midnight)
+    limit = config.limits.daily_budget_usd
+    return (
+        f"Today: {replies} repl{'y' if replies == 1 else 'ies'}, ${spent:.4f} spent of ${limit:.2f}"
+    )
+
+
+def clock(ts: float, now: float, config: AppConfig) -> str:
+    """``ts`` in the owner's zone: the time, and the date when it is not today."""
+    zone = config.vitality.zone
+    moment = datetime.fromtimestamp(ts, zone)
+    same_day = moment.date() == datetime.fromtimestamp(now, zone).date()
+    return moment.strftime("%H:%M %Z" if same_day else "%Y-%m-%d %H:%M %Z")
+
+
+def display(config: AppConfig, chat: str) -> str:
+    """A chat as the owner knows it: the entity's name, else its JID."""
+    entity = config.find_entity(chat)
+    if entity is not None and chat == config.owner_jid:
+        return "your own chat"
+    return entity.name if entity is not None and entity.name else chat

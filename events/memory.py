@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Self
 
 from events.compaction import removed
-from events.model import AnyEvent, Compacted, MediaFetched, MessageReceived, Recorded
+from events.model import (
+    AnyEvent,
+    Compacted,
+    MediaFetched,
+    MessageReceived,
+    Recorded,
+    SpeechSynthesized,
+)
 from events.protocol import CompactReason, Keyed, Progress, Selection
 
 _US = 1_000_000
@@ -85,12 +92,15 @@ class MemoryLog:
 
     def media(self) -> set[str]:
         with self._changed:
-            return {
+            found = {
                 r.event.media.sha256
                 for r in self._events
                 if isinstance(r.event, MessageReceived | MediaFetched)
                 and r.event.media is not None
                 and r.event.media.sha256
+            }
+            return found | {
+                r.event.sha256 for r in self._events if isinstance(r.event, SpeechSynthesized)
             }
 
     def size_bytes(self) -> int:

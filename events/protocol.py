@@ -152,7 +152,8 @@ class LogReader(Protocol):
         ...
 
     def media(self) -> set[str]:
-        """The ``media.sha256`` every message still in the log names (its stored files).
+        """The ``media.sha256`` every message still in the log names, and the ``sha256``
+        of every spoken reply's audio (``SpeechSynthesized``): the stored files in use.
 
         Answered by the backend (an index), not by decoding the log.
         """

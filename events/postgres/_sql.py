@@ -92,6 +92,8 @@ _TEMPLATES = {
         " AND body->'media'->>'sha256' > ''"
         " UNION SELECT body->'media'->>'sha256' FROM {s}.events WHERE log_id = %(log)s"
         " AND type = 'MediaFetched' AND body->'media'->>'sha256' > ''"
+        " UNION SELECT body->>'sha256' FROM {s}.events WHERE log_id = %(log)s"
+        " AND type = 'SpeechSynthesized'"
     ),
     # Not stored when a compaction was recorded after its seq: it may hold what went.
     "save_snapshot": """

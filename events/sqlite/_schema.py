@@ -31,6 +31,8 @@ CREATE INDEX IF NOT EXISTS events_by_media ON events(json_extract(body, '$.media
     WHERE type = 'MessageReceived' AND instr(body, '"media":{') > 0;
 CREATE INDEX IF NOT EXISTS events_by_fetched_media
     ON events(json_extract(body, '$.media.sha256')) WHERE type = 'MediaFetched';
+CREATE INDEX IF NOT EXISTS events_by_speech
+    ON events(json_extract(body, '$.sha256')) WHERE type = 'SpeechSynthesized';
 CREATE TABLE IF NOT EXISTS snapshots (
     name    TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -51,13 +53,15 @@ SEQUENCE = (
 )
 SNAPSHOT = "SELECT seq, state FROM snapshots WHERE name = ? AND version = ?"
 # Each part says what its partial index says, so those indexes (messages with
-# media, media fetched after their message) answer it.
+# media, media fetched after their message, spoken replies' audio) answer it.
 MEDIA = (
     "SELECT json_extract(body, '$.media.sha256') FROM events"
     " WHERE type = 'MessageReceived' AND instr(body, '\"media\":{') > 0"
     " AND json_extract(body, '$.media.sha256') > ''"
     " UNION SELECT json_extract(body, '$.media.sha256') FROM events"
     " WHERE type = 'MediaFetched' AND json_extract(body, '$.media.sha256') > ''"
+    " UNION SELECT json_extract(body, '$.sha256') FROM events"
+    " WHERE type = 'SpeechSynthesized'"
 )
 SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"

@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from events.model import Compacted, Media, MediaFetched, MessageReceived, Recorded
+from events.model import (
+    Compacted,
+    Media,
+    MediaFetched,
+    MessageReceived,
+    Recorded,
+    SpeechSynthesized,
+)
 from events.protocol import Keyed, LogReader, LogWriter, Selection
 
 
@@ -150,8 +157,17 @@ class ReaderContract:
 
     def test_reader_names_the_media_messages_still_refer_to(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
-        one, two, three = "a" * 64, "b" * 64, "c" * 64
+        one, two, three, four = "a" * 64, "b" * 64, "c" * 64, "d" * 64
         fetched = Media(kind="voice", sha256=three)  # after its message was recorded
+        spoken = SpeechSynthesized(  # a voice reply's audio
+            chat="1@s.whatsapp.net",
+            reply_id="R1",
+            sha256=four,
+            size=9968,
+            seconds=1.5,
+            model="gpt-4o-mini-tts",
+            voice="alloy",
+        )
         log.append(
             with_media(1, one, chat="1@s.whatsapp.net"),
             with_media(2, two, chat="2@s.whatsapp.net"),
@@ -159,11 +175,14 @@ class ReaderContract:
             message(4, tag='"media":{'),  # the words, not an attachment
             MediaFetched(chat="2@s.whatsapp.net", msg_id="media3", media=fetched),
             MediaFetched(chat="1@s.whatsapp.net", msg_id="media5", media=Media(kind="voice")),
+            spoken,
         )
         with self.reader(log, tmp_path / "events.db") as reader:
-            assert reader.media() == {one, two, three}
+            assert reader.media() == {one, two, three, four}
             log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
-            assert reader.media() == {one}
+            assert reader.media() == {one, four}
+            log.compact("forget", Selection(chats=frozenset({"1@s.whatsapp.net"})))
+            assert reader.media() == set()
 
     def test_reader_loads_the_newest_snapshot_of_a_version(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")

@@ -34,7 +34,7 @@ from events.model import (
     ToolFinished,
     Usage,
 )
-from projections import sessions
+from projections import group_talk, sessions
 from projections.base import Handlers, dispatcher
 from projections.fold import ALL, States
 from projections.queue import Item
@@ -73,6 +73,8 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     context: list[ChatTurn]
     # The calls whose answers are the context's assistant turns, oldest first.
     context_calls: list[str]
+    # In a group: what was said there since the bot last answered (the config picks).
+    heard: list[group_talk.Heard] = []
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,6 +249,9 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         items=[queued[m] for m in ev.trigger_ids],
         context=context,
         context_calls=earlier[len(earlier) - answers :] if answers else [],
+        heard=group_talk.since_spoke(
+            state.states.group_talk, state.chat, frozenset(ev.trigger_ids)
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from projections import (
     connection,
     deliveries,
     failures,
+    group_talk,
     identity,
     loops,
     outbox,
@@ -76,6 +77,7 @@ class States(msgspec.Struct, kw_only=True):
     pauses: pauses.State = msgspec.field(default_factory=pauses.State)
     failures: failures.State = msgspec.field(default_factory=failures.State)
     loops: loops.State = msgspec.field(default_factory=loops.State)
+    group_talk: group_talk.State = msgspec.field(default_factory=group_talk.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

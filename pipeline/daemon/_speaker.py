@@ -55,7 +55,9 @@ class Speaker:
         except (OSError, NotOpus) as exc:
             log.warning("voice_note_unreadable", chat=planned.chat, error=str(exc))
             return None
-        return Voice(path=str(path), seconds=whole_seconds(info.seconds), waveform=info.waveform)
+        # Absolute, as the stdio line promises: a relative --store means nothing to a reader.
+        where = str(path.absolute())
+        return Voice(path=where, seconds=whole_seconds(info.seconds), waveform=info.waveform)
 
     async def _speak(self, loaded: LoadedConfig, planned: ReplyPlanned) -> SpeechSynthesized | None:
         """Ask for the speech and keep it; every failure recorded, None when final."""

@@ -14,6 +14,7 @@ import msgspec
 from events.backends import is_postgres, open_reader
 from events.jid import user_part
 from events.protocol import LogReader
+from pipeline.tools._counted import counted
 from pipeline.tools._stats import Report, entity_names, report
 from pipeline.tools._where import Where, as_where, numbers, open_tool_reader
 from projections import configs
@@ -110,7 +111,7 @@ def all_text(result: AllReport) -> str:
     ]
     t = result.totals
     lines.append(
-        f"Total: {t.numbers} number{'' if t.numbers == 1 else 's'}, {t.events} events,"
+        f"Total: {counted(t.numbers, 'number')}, {counted(t.events, 'event')},"
         f" {t.replies_sent} replies sent, "
         f"spend today ${t.spend_today_usd:.4f}, all time ${t.spend_total_usd:.4f}; "
         f"log {t.log_bytes / 1024:.1f} KiB"

@@ -124,7 +124,7 @@ def test_a_voice_note_is_transcribed_once_and_answered_as_a_transcript(
     daemon.stop()
     checked = replay(daemon, llm_server, "--chat", "Alice", "--recorded")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert checked.stdout.splitlines()[-1] == "1 turns checked: 1 OK, 0 DIFF"
+    assert checked.stdout.splitlines()[-1] == "1 turn checked: 1 OK, 0 DIFF"
     rerun = replay(daemon, llm_server, "--chat", "Alice", "--prompt", "Be short.", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert last_user_turn(llm_server) == said
@@ -179,7 +179,7 @@ def test_an_image_goes_to_the_model_as_a_data_url_with_its_caption(
 
     daemon.stop()
     checked = replay(daemon, llm_server, "--chat", "Alice", "--recorded")
-    assert checked.stdout.splitlines()[-1] == "1 turns checked: 1 OK, 0 DIFF", checked.stderr
+    assert checked.stdout.splitlines()[-1] == "1 turn checked: 1 OK, 0 DIFF", checked.stderr
     rerun = replay(daemon, llm_server, "--chat", "Alice", "--prompt", "Describe.", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert last_user_turn(llm_server) == parts  # the same bytes went again

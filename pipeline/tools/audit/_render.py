@@ -10,6 +10,7 @@ from events.jid import user_part
 from events.model import Media, MediaOutcome, MediaTranscribed, Recorded, TranscriptionFailed
 from pipeline.media import human_size
 from pipeline.tools._args import iso
+from pipeline.tools._counted import counted
 from projections.timeline import Audit, Delivery, Failure, Incoming, Response, Turn
 
 _INDENT = "    "
@@ -39,7 +40,7 @@ def audit_doc(result: Audit) -> dict[str, Any]:
 
 
 def audit_text(result: Audit, title: str) -> str:
-    turns, events = _count(len(result.turns), "turn"), _count(len(result.records), "event")
+    turns, events = counted(len(result.turns), "turn"), counted(len(result.records), "event")
     head = f"Audit of {title}: {turns}, {events}"
     lines = [head]
     shown_config: str | None = None
@@ -249,7 +250,3 @@ def _block(label: str, text: str, indent: int) -> list[str]:
     lead = f"{pad}{label} " if label else pad
     more = f"{pad}{'  ' if label else ''}"
     return [f"{lead}{first}".rstrip(), *(f"{more}{ln}".rstrip() for ln in rest)]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -13,6 +13,7 @@ import msgspec
 from events.model import Usage
 from pipeline.llm import format_reply
 from pipeline.tools._args import iso
+from pipeline.tools._counted import counted
 from pipeline.tools.replay._runner import NewReply
 from pipeline.tools.replay._verify import Check
 from projections.calls import Call, ToolTrace
@@ -31,7 +32,7 @@ def check_text(checks: Sequence[Check]) -> str:
         lines.append(f"turn {t.index:<3} seq {t.seq:<6} {iso(t.ts)}  {'OK' if c.ok else 'DIFF'}")
         lines += [f"    {d}" for d in c.differences]
     bad = sum(not c.ok for c in checks)
-    lines.append(f"{len(checks)} turns checked: {len(checks) - bad} OK, {bad} DIFF")
+    lines.append(f"{counted(len(checks), 'turn')} checked: {len(checks) - bad} OK, {bad} DIFF")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from projections import (
     own_sends,
     pauses,
     queue,
+    reminders,
     retention,
     schedule,
     sessions,
@@ -76,6 +77,7 @@ class States(msgspec.Struct, kw_only=True):
     pauses: pauses.State = msgspec.field(default_factory=pauses.State)
     failures: failures.State = msgspec.field(default_factory=failures.State)
     loops: loops.State = msgspec.field(default_factory=loops.State)
+    reminders: reminders.State = msgspec.field(default_factory=reminders.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

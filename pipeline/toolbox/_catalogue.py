@@ -14,10 +14,12 @@ from typing import Any
 
 from events.model import ToolCall
 from pipeline.config import AppConfig
-from pipeline.toolbox import _args, _silence
+from pipeline.toolbox import _args, _reminders, _silence
 from pipeline.toolbox._tool import Result, Scene, Tool, refused
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (_silence.TOOL,)}
+TOOLS: dict[str, Tool] = {
+    tool.name: tool for tool in (_silence.TOOL, _reminders.SET, _reminders.LIST, _reminders.CANCEL)
+}
 
 
 def offered(config: AppConfig, is_group: bool) -> list[str]:

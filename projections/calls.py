@@ -34,7 +34,7 @@ from events.model import (
     ToolFinished,
     Usage,
 )
-from projections import sessions
+from projections import facts, sessions
 from projections.base import Handlers, dispatcher
 from projections.fold import ALL, States
 from projections.queue import Item
@@ -73,6 +73,7 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     context: list[ChatTurn]
     # The calls whose answers are the context's assistant turns, oldest first.
     context_calls: list[str]
+    facts: list[str] = []  # what the model had kept about the chat (tool ``remember``)
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,6 +248,7 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         items=[queued[m] for m in ev.trigger_ids],
         context=context,
         context_calls=earlier[len(earlier) - answers :] if answers else [],
+        facts=facts.of_chat(state.states.facts, state.states.aliases, ev.chat),
     )
 
 

@@ -24,6 +24,7 @@ from projections import (
     configs,
     connection,
     deliveries,
+    facts,
     failures,
     identity,
     loops,
@@ -78,6 +79,7 @@ class States(msgspec.Struct, kw_only=True):
     failures: failures.State = msgspec.field(default_factory=failures.State)
     loops: loops.State = msgspec.field(default_factory=loops.State)
     reminders: reminders.State = msgspec.field(default_factory=reminders.State)
+    facts: facts.State = msgspec.field(default_factory=facts.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

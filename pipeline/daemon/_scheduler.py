@@ -25,7 +25,8 @@ Reminders fall due by the clock too: the earliest pending one's time
 set for a minute from now wakes the scheduler then, and a pass reads only the
 reminders due (``_reminding``). Firing them is a commit like the check-in's:
 the messages are planned with ``ReminderFired`` and the outbox sends them.
-A rotation keeps every pending reminder (``reminders.kept``).
+A rotation keeps every pending reminder (``reminders.kept``) and every live
+fact (``facts.kept``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from projections import (
     budget,
     configs,
     connection,
+    facts,
     pauses,
     reminders,
     retention,
@@ -194,6 +196,7 @@ class Scheduler:
             aliases.teachers(view.aliases)
             | pauses.kept(view.pauses, now)
             | reminders.kept(view.reminders)
+            | facts.kept(view.facts)
         )
         selection = retention.rotation(view.retention, rotation_cfg.retention_days, now, keep)
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "rotation", selection)

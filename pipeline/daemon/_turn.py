@@ -48,6 +48,7 @@ from pipeline.llm import (
     user_turn,
 )
 from projections import addresses, aliases, identity, loops, queue, sessions
+from projections import facts as known_facts
 from projections.fold import States
 from projections.queue import Item
 
@@ -285,7 +286,8 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
             chat=chat, session_id=session_id, user=user, reason=reason or "new"
         )
         events.append(started)
-    prompt = compose(cfg, entity, context, user_turn(run, cfg))
+    kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
+    prompt = compose(cfg, entity, context, user_turn(run, cfg), kept)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)
     # A model that refused function calling in this process is offered no tools.

@@ -14,11 +14,19 @@ from typing import Any
 
 from events.model import ToolCall
 from pipeline.config import AppConfig
-from pipeline.toolbox import _args, _reminders, _silence
+from pipeline.toolbox import _args, _memory, _reminders, _silence
 from pipeline.toolbox._tool import Result, Scene, Tool, refused
 
 TOOLS: dict[str, Tool] = {
-    tool.name: tool for tool in (_silence.TOOL, _reminders.SET, _reminders.LIST, _reminders.CANCEL)
+    tool.name: tool
+    for tool in (
+        _silence.TOOL,
+        _reminders.SET,
+        _reminders.LIST,
+        _reminders.CANCEL,
+        _memory.REMEMBER,
+        _memory.FORGET,
+    )
 }
 
 

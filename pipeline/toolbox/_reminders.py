@@ -19,7 +19,7 @@ from events.model import ReminderCancelled, ReminderSet
 from pipeline.config import AppConfig
 from pipeline.toolbox import _when
 from pipeline.toolbox._tool import Result, Scene, Tool, refused
-from projections import reminders
+from projections import aliases, reminders
 
 TEXT_CHARS = 1000
 
@@ -62,7 +62,7 @@ def _set_reminder(scene: Scene, args: dict[str, Any]) -> Result:
 
 def _list_reminders(scene: Scene, args: dict[str, Any]) -> Result:
     zone = scene.config.vitality.zone
-    mine = reminders.of_chat(scene.view.reminders, {scene.chat})
+    mine = reminders.of_chat(scene.view.reminders, _chats(scene))
     return Result(
         output=[{"id": r.reminder_id, "at": _when.iso(r.at, zone), "text": r.text} for r in mine]
     )
@@ -71,10 +71,15 @@ def _list_reminders(scene: Scene, args: dict[str, Any]) -> Result:
 def _cancel_reminder(scene: Scene, args: dict[str, Any]) -> Result:
     reminder_id = str(args["id"]).strip()
     found = scene.view.reminders.pending.get(reminder_id)
-    if found is None or found.chat != scene.chat:
+    if found is None or found.chat not in _chats(scene):
         return refused(f"cancel_reminder: no pending reminder {reminder_id!r} in this chat")
     event = ReminderCancelled(chat=scene.chat, reminder_id=reminder_id, call_id=scene.call_id)
     return Result(output={"ok": True, "cancelled": reminder_id}, events=[event])
+
+
+def _chats(scene: Scene) -> set[str]:
+    """This chat under every id it goes by (a person's phone JID and ``@lid``)."""
+    return aliases.forms(scene.view.aliases, scene.chat) | {scene.chat}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:

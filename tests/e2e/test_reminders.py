@@ -25,6 +25,12 @@ def _outputs(body: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _answered(daemon: Daemon, text: str) -> None:
+    """Alice writes ``text``; its answer is sent and recorded so (a kill -9 then owes none)."""
+    daemon.message(text)
+    daemon.wait_event(ReplySent, wa_id=daemon.next_sent()["id"])
+
+
 def _command(daemon: Daemon, text: str) -> str:
     daemon.message(text, chat=OWNER_JID, from_me=True)
     answer = daemon.next_sent()
@@ -88,14 +94,11 @@ def test_reminders_due_while_down_fire_or_are_missed_and_a_cancelled_one_never_f
         Reply(body=agent_calls(("set_reminder", {"at": later, "text": "stays"}), ids="a")),
         Reply(body=agent_calls(("set_reminder", {"at": later, "text": "goes"}), ids="b")),
     )
-    daemon.message("Remind me in an hour")
-    daemon.next_sent()
-    daemon.message("And another one")
-    daemon.next_sent()
+    _answered(daemon, "Remind me in an hour")
+    _answered(daemon, "And another one")
     gone = daemon.find(ReminderSet, text="goes")[0].reminder_id
     llm_server.script(Reply(body=agent_calls(("cancel_reminder", {"id": gone}), ids="c")))
-    daemon.message("Cancel the second")
-    daemon.next_sent()
+    _answered(daemon, "Cancel the second")
     (cancelled,) = daemon.find(ReminderCancelled, chat=ALICE)
     assert cancelled.reminder_id == gone
     assert _outputs(llm_server.requests[-1].json) == [{"ok": True, "cancelled": gone}]

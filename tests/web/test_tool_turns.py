@@ -64,14 +64,15 @@ async def test_a_chat_page_shows_every_call_with_its_arguments_and_result(
     assert LlmCompleted.__name__ not in shown  # no round is left as a bare event line
 
 
-async def test_a_chat_page_lists_its_pending_reminders_and_what_the_tools_did(
+async def test_a_chat_page_lists_its_reminders_and_facts_and_what_the_tools_did(
     tmp_path: Path,
 ) -> None:
-    config = group_config(reminders=True)
+    config = group_config(reminders=True, memory=True)
     first = said(1)
-    known, ask = asked(first, reminders=True)
+    known, ask = asked(first, reminders=True, memory=True)
     args = json.dumps({"at": "2025-11-26T09:00:00", "text": "bring the cake"})
-    looped = turn.answered(known, ask, calls(("set_reminder", args)))
+    fact = json.dumps({"fact": "the family likes <b>cake</b>"})
+    looped = turn.answered(known, ask, calls(("set_reminder", args), ("remember", fact)))
     assert isinstance(looped.effect, turn.Ask)
     (reminder,) = [e for e in looped.events if isinstance(e, ReminderSet)]
     with open_log(tmp_path / "r") as log:
@@ -87,3 +88,6 @@ async def test_a_chat_page_lists_its_pending_reminders_and_what_the_tools_did(
     assert "bring the cake" in shown
     assert f"reminder {reminder.reminder_id} set for 2025-11-26T08:00:00Z" in shown
     assert "ReminderSet" not in shown  # shown on its turn, not as a bare event line
+    assert "Facts kept" in shown
+    assert "<li>the family likes &lt;b&gt;cake&lt;/b&gt;</li>" in shown
+    assert "fact remembered: the family likes &lt;b&gt;cake&lt;/b&gt;" in shown

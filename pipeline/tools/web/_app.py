@@ -37,7 +37,7 @@ from pipeline.tools.web._console import Console, Snapshot
 from pipeline.tools.web._format import ms, usd, when
 from pipeline.tools.web._guard import Guard, login_cookie, same
 from pipeline.tools.web._metrics import CONTENT_TYPE, metrics_text
-from projections import reminders
+from projections import facts, reminders
 
 log = get_logger("wabot.web")
 HERE = Path(__file__).parent
@@ -122,8 +122,12 @@ class Pages:
                 return self._unknown_chat(snap, chat)
             limit = None if show_all else TIMELINE_TURNS
             view = timeline.build(records, chat, limit=limit)
-            pending = reminders.of_chat(snap.states.reminders, {chat})
-            return self.render(snap, "chat.html", row=row, timeline=view, reminders=pending)
+            states = snap.states
+            pending = reminders.of_chat(states.reminders, {chat})
+            kept = facts.of_chat(states.facts, states.aliases, chat)
+            return self.render(
+                snap, "chat.html", row=row, timeline=view, reminders=pending, facts=kept
+            )
 
     def turn(self, chat: str, seq: int) -> Response:
         records = self.console.records(chat)

@@ -34,7 +34,7 @@ from events.model import (
     ToolFinished,
     Usage,
 )
-from projections import facts, sessions
+from projections import aliases, facts, reminders, sessions
 from projections.base import Handlers, dispatcher
 from projections.fold import ALL, States
 from projections.queue import Item
@@ -74,6 +74,8 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     # The calls whose answers are the context's assistant turns, oldest first.
     context_calls: list[str]
     facts: list[str] = []  # what the model had kept about the chat (tool ``remember``)
+    # The chat's pending reminders then: what a replayed list_reminders would see.
+    pending: list[reminders.Reminder] = []
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -249,6 +251,9 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         context=context,
         context_calls=earlier[len(earlier) - answers :] if answers else [],
         facts=facts.of_chat(state.states.facts, state.states.aliases, ev.chat),
+        pending=reminders.of_chat(
+            state.states.reminders, aliases.forms(state.states.aliases, ev.chat) | {ev.chat}
+        ),
     )
 
 

@@ -11,11 +11,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from events.model import (
     AnyEvent,
     Compacted,
+    ConfigLoaded,
     Recorded,
     ReminderCancelled,
     ReminderFired,
@@ -27,11 +29,14 @@ from events.units import DAY, MINUTE
 from pipeline import toolbox
 from pipeline.daemon import _commands as commands
 from pipeline.daemon import _reminding as reminding
+from pipeline.daemon import _turn as turn
 from pipeline.daemon._replies import Ids
 from pipeline.toolbox import _when as when
-from projections import reminders
+from pipeline.tools.replay import _tools as replay_tools
+from projections import calls, reminders
 from projections.fold import States, fold
-from tests.test_turn import ALICE, NOW, loaded
+from tests.test_turn import ALICE, NOW, loaded, received
+from tests.test_turn import facts as turn_facts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 BOB = "491702222222@s.whatsapp.net"
@@ -253,3 +258,28 @@ def test_slash_reminders_lists_every_chats_pending_reminders() -> None:
         f"2 reminders pending:\nRA 13:26 CET Alice: tea\nRB 2025-11-26 12:26 CET {BOB}: b b"
     )
     assert commands.reminders(States(), config, NOW) == "No reminders pending."
+
+
+# -- replay ---------------------------------------------------------------------------
+
+
+def test_replay_simulates_list_reminders_on_the_chats_reminders_at_the_call() -> None:
+    config = loaded()
+    stored = ConfigLoaded(hash="h", config=msgspec.to_builtins(config.config), path="app.json")
+    before: list[AnyEvent] = [
+        stored,
+        reminder("RA1", text="tea"),
+        reminder("RB", chat=BOB),
+        received(1),
+    ]
+    known = turn_facts(*before, config=config)
+    plan = turn.step(known, ALICE)
+    records = [
+        Recorded(n, NOW - 100 + n, e)
+        for n, e in enumerate([*before, *plan.events, reminder("RA2", text="later")], 1)
+    ]
+    (call,) = calls.calls(records, ALICE)
+    listed = ToolCall(id="x", name="list_reminders", arguments="{}")
+    done = replay_tools.answer(call, listed, list(TOOLS), config.config, 1)
+    assert done.trace.source == "simulated"
+    assert [r["id"] for r in json.loads(done.trace.output or "")] == ["RA1"]  # as it was then

@@ -89,6 +89,7 @@ class Scheduler:
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
         self._wake = 0.0  # when a job falls due next
+        self._reminders_retry = 0.0  # after a failed reminders pass: not before then
         self._seen: LoadedConfig | None = None  # the config the jobs last ran under
         # Its jobs fall due by the clock; commits matter only for what they have run,
         # a reloaded config, the transport's first report and the reminders set.
@@ -119,8 +120,10 @@ class Scheduler:
         return min(self._wake, self._reminder_due())
 
     def _reminder_due(self) -> float:
+        """When the earliest pending reminder is due (after a failed pass, the poll
+        after it: a reminder that cannot be planned must not spin the loop)."""
         due = reminders.next_due(self.folded.view.reminders)
-        return math.inf if due is None else due
+        return math.inf if due is None else max(due, self._reminders_retry)
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
@@ -160,6 +163,7 @@ class Scheduler:
     async def _reminders(self, now: float) -> float:
         """Fire every reminder due at ``now`` (or record it missed); returns when the
         next one falls due."""
+        self._reminders_retry = now + self.settings.app.polling.interval_seconds
         while True:
             fired = reminding.due(self.folded.view.reminders, self.settings.app, now, self.ids)
             if not fired.events:
@@ -168,6 +172,7 @@ class Scheduler:
             log.info("reminders_fired", fired=fired.fired, missed=fired.missed)
             if not fired.more:
                 break
+        self._reminders_retry = 0.0
         return self._reminder_due()
 
     def _check_in(self, message: str, now: float) -> ReplyPlanned:

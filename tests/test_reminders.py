@@ -253,11 +253,13 @@ def test_slash_reminders_lists_every_chats_pending_reminders() -> None:
         ]
     ).config
     view = states(reminder("RB", chat=BOB, due=NOW + DAY, text="b\nb"), reminder("RA"))
-    text = commands.reminders(view, config, NOW)
+    text, quotes = commands.reminders(view, config, NOW)
+    assert quotes is None  # two chats' words: the answer is no one chat's
     assert text == (
         f"2 reminders pending:\nRA 13:26 CET Alice: tea\nRB 2025-11-26 12:26 CET {BOB}: b b"
     )
-    assert commands.reminders(States(), config, NOW) == "No reminders pending."
+    assert commands.reminders(States(), config, NOW) == ("No reminders pending.", None)
+    assert commands.reminders(states(reminder("RA")), config, NOW)[1] == ALICE
 
 
 # -- replay ---------------------------------------------------------------------------

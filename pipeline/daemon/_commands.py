@@ -111,7 +111,7 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     elif command.name == "resume":
         recorded, text = resume(facts, command.args, item.message.msg_id)
     elif command.name == "reminders":
-        text = reminders(facts.view, facts.config, facts.now)
+        text, quotes = reminders(facts.view, facts.config, facts.now)
     else:
         text = HELP if command.name == "help" else f"Unknown command /{command.name}.\n\n{HELP}"
     said = ReplyPlanned(
@@ -127,12 +127,13 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     return [*recorded, said]
 
 
-def reminders(view: States, config: AppConfig, now: float) -> str:
+def reminders(view: States, config: AppConfig, now: float) -> tuple[str, str | None]:
     """``/reminders``: every chat's pending reminders, earliest first, one line each
-    (id, when, which chat, what), so the owner sees what the bot will send."""
+    (id, when, which chat, what), so the owner sees what the bot will send; and the
+    chat whose words it quotes, when all are one chat's (``forget`` takes the answer)."""
     pending = pending_reminders.every(view.reminders)
     if not pending:
-        return "No reminders pending."
+        return "No reminders pending.", None
     shown = pending[:REMINDERS_SHOWN]
     lines = [
         f"{r.reminder_id} {clock(r.at, now, config)} {display(config, r.chat)}: "
@@ -141,7 +142,9 @@ def reminders(view: States, config: AppConfig, now: float) -> str:
     ]
     more = len(pending) - len(shown)
     tail = [f"… and {more} more"] if more else []
-    return "\n".join([f"{_count(len(pending), 'reminder')} pending:", *lines, *tail])
+    text = "\n".join([f"{_count(len(pending), 'reminder')} pending:", *lines, *tail])
+    chats = {r.chat for r in pending}
+    return text, chats.pop() if len(chats) == 1 else None
 
 
 def pause(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:

@@ -34,7 +34,7 @@ from events.model import (
     ToolFinished,
     Usage,
 )
-from projections import aliases, facts, reminders, sessions
+from projections import aliases, facts, group_talk, reminders, sessions
 from projections.base import Handlers, dispatcher
 from projections.fold import ALL, States
 from projections.queue import Item
@@ -76,6 +76,8 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     facts: list[str] = []  # what the model had kept about the chat (tool ``remember``)
     # The chat's pending reminders then: what a replayed list_reminders would see.
     pending: list[reminders.Reminder] = []
+    # In a group: what was said there since the bot last answered (the config picks).
+    heard: list[group_talk.Heard] = []
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,6 +255,9 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         facts=facts.of_chat(state.states.facts, state.states.aliases, ev.chat),
         pending=reminders.of_chat(
             state.states.reminders, aliases.forms(state.states.aliases, ev.chat) | {ev.chat}
+        ),
+        heard=group_talk.since_spoke(
+            state.states.group_talk, state.chat, frozenset(ev.trigger_ids)
         ),
     )
 

@@ -26,6 +26,7 @@ from projections import (
     deliveries,
     facts,
     failures,
+    group_talk,
     identity,
     loops,
     outbox,
@@ -80,6 +81,7 @@ class States(msgspec.Struct, kw_only=True):
     loops: loops.State = msgspec.field(default_factory=loops.State)
     reminders: reminders.State = msgspec.field(default_factory=reminders.State)
     facts: facts.State = msgspec.field(default_factory=facts.State)
+    group_talk: group_talk.State = msgspec.field(default_factory=group_talk.State)
 
 
 def _projections() -> tuple[Projection[Any], ...]:

@@ -9,10 +9,10 @@ arrived during it and is too old to answer once it ends was left unanswered
 ``/pause`` while the chat is paused changes when the pause ends, not when it
 began.
 
-A ``Compacted`` that removed a chat's ``ChatPaused`` drops its pause, one that
-removed the ``ChatResumed`` puts it back in force, and one that removed the
-pause it extended dates it from its own ``ChatPaused``: as a fold of what is
-left would (a rotation keeps a pause in force: ``kept``).
+A ``Compacted`` that removed a chat's newest ``ChatPaused`` drops its pause,
+one that removed the ``ChatResumed`` puts it back in force, and one that
+removed the first pauses it extended dates it from the oldest one left: as a
+fold of what is left would (a rotation keeps a pause in force: ``kept``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class Pause(msgspec.Struct, kw_only=True, gc=False):
     until: float | None  # when it ends by itself; None: at /resume
     seq: int  # the newest ChatPaused's seq
     at: float  # and its ts
-    first_seq: int  # the seq of the ChatPaused ``since`` comes from
+    # (seq, ts) of every ChatPaused this pause is made of, oldest first (``since`` is the
+    # first one's ts): a compaction that removes the first ones dates it from the next.
+    chain: list[tuple[int, float]] = []
     ended: float | None = None  # when /resume ended it
     resumed_seq: int | None = None  # that ChatResumed's seq
 
@@ -42,9 +44,10 @@ class State(msgspec.Struct, kw_only=True):
 def _paused(state: State, rec: Recorded, ev: ChatPaused) -> None:
     old = state.chats.get(ev.chat)
     going_on = old is not None and end(old) > rec.ts
-    since, first = (old.since, old.first_seq) if old is not None and going_on else (rec.ts, rec.seq)
+    earlier = old.chain if old is not None and going_on else []
+    chain = [*earlier, (rec.seq, rec.ts)]
     state.chats[ev.chat] = Pause(
-        since=since, until=ev.until, seq=rec.seq, at=rec.ts, first_seq=first
+        since=chain[0][1], until=ev.until, seq=rec.seq, at=rec.ts, chain=chain
     )
 
 
@@ -62,8 +65,8 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         if gone.gone(pause.seq, pause.at, chat):
             del state.chats[chat]
             continue
-        if pause.first_seq != pause.seq and gone.gone(pause.first_seq, pause.since, chat):
-            pause.since, pause.first_seq = pause.at, pause.seq
+        pause.chain = [(seq, ts) for seq, ts in pause.chain if not gone.gone(seq, ts, chat)]
+        pause.since = pause.chain[0][1]  # the newest is still there
         if pause.resumed_seq is not None and gone.gone(pause.resumed_seq, pause.ended or 0, chat):
             pause.ended = pause.resumed_seq = None
 

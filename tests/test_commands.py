@@ -286,3 +286,18 @@ def test_a_pause_in_force_is_kept_by_rotation_and_one_removed_is_gone() -> None:
     assert forgot is not None
     after = fold([*recs, Recorded(3, NOW, forgot)]).pauses
     assert pauses.until(after, ALICE, NOW) is None
+
+
+def test_a_pause_whose_first_extensions_went_dates_from_the_oldest_left() -> None:
+    # Paused three times in a row (each /pause extends the one in force), then the oldest
+    # two ChatPaused went: the pause began when the oldest left began it, as a refold says.
+    recs = [Recorded(n, NOW + 10 * n, ChatPaused(chat=ALICE)) for n in (1, 2, 3)]
+    gone = removed(Selection(seqs=frozenset({1})), "expiry", [(1, "ChatPaused", ALICE)])
+    assert gone is not None
+
+    after = fold([*recs, Recorded(4, NOW + 40, gone)]).pauses
+    refold = fold([*recs[1:], Recorded(4, NOW + 40, gone)]).pauses
+
+    assert after.chats[ALICE].since == NOW + 20 == refold.chats[ALICE].since
+    assert pauses.covered(after, ALICE, NOW + 25)
+    assert not pauses.covered(after, ALICE, NOW + 15)

@@ -10,13 +10,15 @@ from events.model import (
     LlmCompleted,
     MessageReceived,
     MessageSkipped,
+    Quoted,
     Recorded,
     ReplyPlanned,
+    SessionStarted,
     Usage,
 )
 from pipeline.config import AppConfig, GroupEntity, Trigger, config_from_dict
 from pipeline.daemon import _decide as decide
-from projections import budget, own_sends, takeover
+from projections import budget, own_sends, sessions, takeover
 from projections.queue import Item
 from tests.test_projections_limits import requested
 
@@ -212,3 +214,91 @@ def test_a_turn_waits_while_the_calls_in_flight_may_spend_the_budget() -> None:
     assert decide.budget_held(held)
     # Nothing in flight: the spend alone decides, and it is under the budget.
     assert not decide.budget_held(view(cfg, *history[:2]))
+
+
+# -- issue 21: reply-to-bot and the listening window ---------------------------
+
+
+def _group(**groups: Any) -> AppConfig:
+    """A mention group, with ``groups`` keys set on the entity (global ones left as shipped)."""
+    group: dict[str, Any] = {"type": "group", "jid": GROUP, "trigger": {"mode": "mention"}}
+    if groups:
+        group["groups"] = groups
+    return config(monitored_entities=[group, {"type": "self"}])
+
+
+def _talked(cfg: AppConfig, sender: str, at: float) -> decide.View:
+    """The bot asked the LLM for ``sender`` in the group at ``at`` (their session)."""
+    s = sessions.State()
+    started = SessionStarted(chat=GROUP, session_id="S1", user=sender, reason="new")
+    sessions.apply(s, Recorded(1, at - 1, started))
+    asked = msgspec.structs.replace(requested(GROUP, "C1"), session_id="S1")
+    sessions.apply(s, Recorded(2, at, asked))
+    return dataclasses.replace(view(cfg), sessions=s)
+
+
+@pytest.mark.parametrize(
+    ("quoted_id", "groups", "fires"),
+    [
+        ("WA1", {}, True),  # the bot's own message, quoted: a mention by default
+        ("WA9", {}, False),  # someone else's message
+        ("WA1", {"reply_to_bot_is_mention": False}, False),
+    ],
+)
+def test_quoting_the_bot_is_a_mention(quoted_id: str, groups: dict[str, Any], fires: bool) -> None:
+    cfg = _group(**groups)
+    v = view(cfg, planned("Meet at 7", chat=GROUP, wa_id="WA1"))
+    msg = item("and then?", chat=GROUP, sender=ALICE, quoted=Quoted(id=quoted_id, text="x"))
+
+    assert decide.triggered(v, entity(cfg, GROUP), msg) is fires
+
+
+def test_quoting_the_bot_does_not_trigger_a_keyword_group() -> None:
+    cfg = config(
+        monitored_entities=[
+            {"type": "group", "jid": GROUP, "trigger": {"mode": "keyword", "keywords": ["bot"]}}
+        ]
+    )
+    v = view(cfg, planned("Meet at 7", chat=GROUP, wa_id="WA1"))
+    msg = item("and then?", chat=GROUP, sender=ALICE, quoted=Quoted(id="WA1"))
+
+    assert decide.triggered(v, entity(cfg, GROUP), msg) is False
+
+
+@pytest.mark.parametrize(
+    ("window", "ago", "fires"),
+    [(0, 5, False), (60, 5, True), (60, 59, True), (60, 61, False)],
+)
+def test_after_an_exchange_the_sender_is_heard_for_a_while(
+    window: float, ago: float, fires: bool
+) -> None:
+    cfg = _group(listen_after_mention_seconds=window)
+    v = _talked(cfg, ALICE, NOW - ago)
+    follow_up = item("and a table for four", chat=GROUP, sender=ALICE)
+    other = item("me too", chat=GROUP, sender="491702222222@s.whatsapp.net", seq=2)
+
+    assert decide.triggered(v, entity(cfg, GROUP), follow_up) is fires
+    assert decide.triggered(v, entity(cfg, GROUP), other) is False
+
+
+def test_a_queued_trigger_opens_the_window_for_the_sender_s_next_messages() -> None:
+    cfg = _group(listen_after_mention_seconds=30)
+    follow_up = item("at 7?", chat=GROUP, sender=ALICE, ts=NOW + 10)
+
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), follow_up, NOW) is None
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), follow_up, NOW - 60) == (
+        "not_triggered"
+    )
+
+
+def test_a_group_s_own_keys_win_over_the_global_ones() -> None:
+    cfg = config(
+        groups={"listen_after_mention_seconds": 60, "context_messages": 5},
+        monitored_entities=[
+            {"type": "group", "jid": GROUP, "groups": {"listen_after_mention_seconds": 0}},
+        ],
+    )
+    settings = cfg.group_settings(entity(cfg, GROUP))
+
+    assert (settings.listen_after_mention_seconds, settings.context_messages) == (0, 5)
+    assert settings.reply_to_bot_is_mention is True

@@ -11,6 +11,7 @@ import pytest
 from pipeline.config import (
     AppConfig,
     Entity,
+    GroupEntity,
     Skip,
     Trigger,
     config_from_dict,
@@ -77,8 +78,8 @@ def test_a_message_that_waited_out_the_owners_pause_says_so() -> None:
 
 
 def test_not_triggered_names_the_keywords_none_of_which_matched() -> None:
-    assert (
-        words("not_triggered", "Family") == 'it does not mention you and no keyword matched ("bot")'
+    assert words("not_triggered", "Family") == (
+        'it does not mention you or quote the bot, and no keyword matched ("bot")'
     )
     keyword_only = config(
         monitored_entities=[
@@ -91,10 +92,19 @@ def test_not_triggered_names_the_keywords_none_of_which_matched() -> None:
         ]
     )
     assert words("not_triggered", "Family", keyword_only) == 'no keyword matched ("bot", "hey bot")'
-    assert words("not_triggered", "Club") == "it does not mention you and no keywords are set"
+    assert words("not_triggered", "Club") == (
+        "it does not mention you or quote the bot, and no keywords are set"
+    )
     assert words("not_triggered", "Family", media="voice") == (
-        'it does not mention you and no keyword matched ("bot"); '
+        'it does not mention you or quote the bot, and no keyword matched ("bot"); '
         "a voice note has no caption to trigger on"
+    )
+    listening = config(
+        groups={"listen_after_mention_seconds": 90, "reply_to_bot_is_mention": False}
+    )
+    assert words("not_triggered", "Club", listening) == (
+        "it does not mention you or follow the bot's answer to its sender within 90 s, "
+        "and no keywords are set"
     )
 
 
@@ -141,9 +151,14 @@ def test_the_words_never_carry_the_message() -> None:
 
 def test_which_keyword_triggered_a_group_message() -> None:
     trigger = Trigger(keywords=("bot", "wabot"))
-    assert trigger_words(trigger, "Hey BOT, dinner?") == 'the keyword "bot"'
-    assert trigger_words(trigger, "@491700000000 dinner?") == "it mentions you"
-    assert trigger_words(Trigger(mode="always"), "dinner?") == (
+    cfg = config()
+    group = GroupEntity(jid=GROUP, trigger=trigger)
+    assert trigger_words(cfg, group, "Hey BOT, dinner?") == 'the keyword "bot"'
+    assert trigger_words(cfg, group, "@491700000000 dinner?") == (
+        "it mentions you or it quotes the bot"
+    )
+    always = GroupEntity(jid=GROUP, trigger=Trigger(mode="always"))
+    assert trigger_words(cfg, always, "dinner?") == (
         'the group answers every message (trigger "always")'
     )
     assert trigger.matched("robot wars") is None  # a word of its own, not inside another

@@ -8,7 +8,15 @@ a ``ConfigError`` of one line naming the file and the field.
 from events.dsn import passwords as dsn_passwords
 from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig, UnknownChat
-from pipeline.config._entities import Entity, GroupEntity, SelfEntity, Trigger, UserEntity
+from pipeline.config._entities import (
+    Entity,
+    GroupEntity,
+    GroupOverrides,
+    GroupsConfig,
+    SelfEntity,
+    Trigger,
+    UserEntity,
+)
 from pipeline.config._errors import ConfigError
 from pipeline.config._load import (
     Environment,
@@ -53,6 +61,8 @@ __all__ = [
     "Entity",
     "Environment",
     "GroupEntity",
+    "GroupOverrides",
+    "GroupsConfig",
     "LimitsConfig",
     "LlmConfig",
     "LoadedConfig",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from events.jid import InvalidJid, normalize
-from pipeline.config._entities import Entity, SelfEntity
+from pipeline.config._entities import Entity, GroupEntity, GroupsConfig, SelfEntity
 from pipeline.config._sections import (
     AlertsConfig,
     DefaultsConfig,
@@ -50,6 +50,7 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     web: WebConfig = WebConfig()
     media: MediaConfig = MediaConfig()
     tools: ToolsConfig = ToolsConfig()
+    groups: GroupsConfig = GroupsConfig()
 
     def __post_init__(self) -> None:
         # Building the indexes now rejects duplicate chats and names at load time.
@@ -91,6 +92,10 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
             raise UnknownChat(
                 f"unknown chat {arg!r}: not a JID, a phone number or an entity name ({known})"
             ) from None
+
+    def group_settings(self, group: GroupEntity) -> GroupsConfig:
+        """The ``groups`` keys in force for ``group``: its own, else the global ones."""
+        return group.groups.over(self.groups)
 
     def entity_prompt(self, entity: Entity) -> tuple[str, str]:
         """``(persona, prompt)`` for the entity, each falling back to ``defaults``."""

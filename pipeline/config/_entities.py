@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
+
+import msgspec
 
 from events.jid import GROUP_SERVER, InvalidJid, is_group, normalize, phone_digits
 from pipeline.config._sections import FieldError, Section
+from projections.group_talk import KEEP as MAX_CONTEXT_MESSAGES
 
 
 class Trigger(Section, frozen=True, kw_only=True):
@@ -29,6 +32,30 @@ class Trigger(Section, frozen=True, kw_only=True):
             if re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE):
                 return word
         return None
+
+
+class GroupsConfig(Section, frozen=True, kw_only=True):
+    """How the bot listens in groups (docs/config.md, ``groups``); a group entity may
+    set any of these for itself (``GroupOverrides``)."""
+
+    # Messages since the bot last answered that go to the model as context (0: none).
+    context_messages: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONTEXT_MESSAGES)] = 20
+    # Quoting one of the bot's messages triggers a mention group, as a mention does.
+    reply_to_bot_is_mention: bool = True
+    # After the bot answered someone, their next messages within this window trigger too.
+    listen_after_mention_seconds: Annotated[float, msgspec.Meta(ge=0, le=24 * 3600)] = 0.0
+
+
+class GroupOverrides(Section, frozen=True, kw_only=True):
+    """A group entity's own ``groups`` keys; a key left out is the global one."""
+
+    context_messages: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONTEXT_MESSAGES)] | None = None
+    reply_to_bot_is_mention: bool | None = None
+    listen_after_mention_seconds: Annotated[float, msgspec.Meta(ge=0, le=24 * 3600)] | None = None
+
+    def over(self, base: GroupsConfig) -> GroupsConfig:
+        given = {k: v for k in self.__struct_fields__ if (v := getattr(self, k)) is not None}
+        return msgspec.structs.replace(base, **given) if given else base
 
 
 class EntityBase(Section, frozen=True, kw_only=True, tag_field="type"):
@@ -67,6 +94,7 @@ class UserEntity(EntityBase, frozen=True, kw_only=True, tag="user"):
 class GroupEntity(EntityBase, frozen=True, kw_only=True, tag="group"):
     jid: str
     trigger: Trigger = Trigger()
+    groups: GroupOverrides = GroupOverrides()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -12,7 +12,7 @@ from datetime import datetime
 import msgspec
 
 from pipeline.config._app import AppConfig
-from pipeline.config._entities import Entity, GroupEntity, Trigger
+from pipeline.config._entities import Entity, GroupEntity
 
 
 class Skip(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,7 +38,7 @@ def skip_words(skip: Skip, config: AppConfig, entity: Entity | None) -> str:
     if reason in ("takeover", "paused"):
         return _taken_over(skip, config)
     if reason == "not_triggered" and isinstance(entity, GroupEntity):
-        return _not_triggered(entity.trigger, skip.media)
+        return _not_triggered(config, entity, skip.media)
     if reason == "stale":
         return _stale(skip, config)
     if reason == "empty":
@@ -57,12 +57,30 @@ def skip_words(skip: Skip, config: AppConfig, entity: Entity | None) -> str:
     return fixed.get(reason, f"skipped ({reason})")
 
 
-def trigger_words(trigger: Trigger, text: str) -> str:
-    """Why a group message was for the bot: the keyword it holds, else a mention of you."""
+def trigger_words(config: AppConfig, group: GroupEntity, text: str) -> str:
+    """Why a group message was for the bot: the keyword it holds, else what else may
+    call it there (a mention, a quote of the bot, a follow-up within the window)."""
+    trigger = group.trigger
     if trigger.mode == "always":
         return 'the group answers every message (trigger "always")'
     word = trigger.matched(text)
-    return f'the keyword "{word}"' if word is not None else "it mentions you"
+    if word is not None:
+        return f'the keyword "{word}"'
+    return " or ".join(said for said, _ in _callers(config, group))
+
+
+def _callers(config: AppConfig, group: GroupEntity) -> list[tuple[str, str]]:
+    """What, besides a keyword, triggers ``group``: (it does, it does not) in words."""
+    settings = config.group_settings(group)
+    found = []
+    if group.trigger.mode == "mention":
+        found.append(("it mentions you", "mention you"))
+        if settings.reply_to_bot_is_mention:
+            found.append(("it quotes the bot", "quote the bot"))
+    if window := settings.listen_after_mention_seconds:
+        within = f"the bot's answer to its sender within {window:g} s"
+        found.append((f"it follows {within}", f"follow {within}"))
+    return found
 
 
 def _taken_over(skip: Skip, config: AppConfig) -> str:
@@ -76,11 +94,11 @@ def _taken_over(skip: Skip, config: AppConfig) -> str:
     return f"you took over this chat at {_clock(since, skip.at, config)}: silent until {until}"
 
 
-def _not_triggered(trigger: Trigger, media: str | None) -> str:
-    keywords = ", ".join(f'"{k}"' for k in trigger.keywords)
+def _not_triggered(config: AppConfig, group: GroupEntity, media: str | None) -> str:
+    keywords = ", ".join(f'"{k}"' for k in group.trigger.keywords)
     matched = f"no keyword matched ({keywords})" if keywords else "no keywords are set"
-    if trigger.mode == "mention":
-        matched = f"it does not mention you and {matched}"
+    if callers := [not_ for _, not_ in _callers(config, group)]:
+        matched = f"it does not {' or '.join(callers)}, and {matched}"
     if media in ("voice", "audio"):
         matched += "; a voice note has no caption to trigger on"
     return matched

@@ -17,7 +17,7 @@ from events.model import StartReason
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
 from pipeline.daemon._attachments import answerable
 from pipeline.llm import same_system
-from projections import budget, own_sends, pauses, sessions, takeover
+from projections import aliases, budget, own_sends, pauses, sessions, takeover
 from projections.queue import Item
 
 RESET_COMMAND = "/reset"
@@ -35,10 +35,13 @@ class View:
     owner: frozenset[str] = frozenset()  # every id of the owner (phone JID, LID)
     reserving: frozenset[str] = frozenset()  # chats whose call may not be in the log yet
     pauses: pauses.State = field(default_factory=pauses.State)  # the owner's /pause
+    sessions: sessions.State = field(default_factory=sessions.State)  # the last exchanges
+    aliases: aliases.State = field(default_factory=aliases.State)  # a person's ids
 
 
-def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
-    """Rules that hold for one message whatever else is queued."""
+def on_arrival(view: View, entity: Entity, item: Item, heard_at: float | None = None) -> str | None:
+    """Rules that hold for one message whatever else is queued; ``heard_at``: when an
+    earlier queued message of the same sender triggered the bot (a group's window)."""
     if item.revoked:
         return "revoked"
     match = own_sends.match(view.own_sends, item.message.chat, item.message.msg_id, item.text)
@@ -51,7 +54,7 @@ def on_arrival(view: View, entity: Entity, item: Item) -> str | None:
         return "paused" if waited_out(view, item) else "stale"
     if not item.text.strip() and not answerable(item.media):
         return "empty"
-    if isinstance(entity, GroupEntity) and not triggered(view, entity, item):
+    if isinstance(entity, GroupEntity) and not triggered(view, entity, item, heard_at):
         return "not_triggered"
     return None
 
@@ -119,13 +122,39 @@ def budget_held(view: View) -> bool:
     return budget.committed(view.budget, since, view.reserving) >= cfg.limits.daily_budget_usd
 
 
-def triggered(view: View, group: GroupEntity, item: Item) -> bool:
+def triggered(view: View, group: GroupEntity, item: Item, heard_at: float | None = None) -> bool:
+    """Whether a group message is for the bot: always; a keyword; in a ``mention``
+    group a mention of the owner or (``reply_to_bot_is_mention``) a quote of the
+    bot's message; or, within ``listen_after_mention_seconds`` of the bot's last
+    exchange with the sender (or of ``heard_at``), any message of theirs."""
     mode = group.trigger.mode
-    if mode == "always":
+    if mode == "always" or group.trigger.matched(item.text) is not None:
         return True
-    if group.trigger.matched(item.text) is not None:
+    settings = view.config.group_settings(group)
+    if mode == "mention" and (
+        _mentions_owner(view.owner | {view.config.owner_jid}, item)
+        or (settings.reply_to_bot_is_mention and _quotes_the_bot(view, item))
+    ):
         return True
-    return mode == "mention" and _mentions_owner(view.owner | {view.config.owner_jid}, item)
+    window = settings.listen_after_mention_seconds
+    if window <= 0:
+        return False
+    times = [t for t in (heard_at, last_exchange(view, item)) if t is not None]
+    return any(0 <= item.ts - t <= window for t in times)
+
+
+def _quotes_the_bot(view: View, item: Item) -> bool:
+    """It quotes one of the bot's recent messages in the chat (``own_sends`` keeps them)."""
+    quoted = item.message.quoted
+    chat = item.message.chat
+    return quoted is not None and own_sends.match(view.own_sends, chat, quoted.id, "") == "id"
+
+
+def last_exchange(view: View, item: Item) -> float | None:
+    """When the bot last asked or answered for the sender in this chat (their session)."""
+    forms = aliases.forms(view.aliases, aliases.canonical(view.aliases, item.message.sender))
+    session = sessions.current(view.sessions, item.message.chat, forms)
+    return session.last_activity if session is not None else None
 
 
 def _mentions_owner(owner: frozenset[str], item: Item) -> bool:

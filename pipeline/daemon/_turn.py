@@ -44,10 +44,11 @@ from pipeline.llm import (
     compose,
     debug_note,
     format_reply,
+    group_context,
     system_text,
     user_turn,
 )
-from projections import addresses, aliases, identity, loops, queue, sessions
+from projections import addresses, aliases, group_talk, identity, loops, queue, sessions
 from projections import facts as known_facts
 from projections.fold import States
 from projections.queue import Item
@@ -186,10 +187,14 @@ def arrivals(facts: Facts, entity: Entity, chat: str, items: list[Item]) -> Plan
     """The skips and resets that need no waiting, for every message not yet judged."""
     judging = _judging(facts)
     plan = Plan()
+    triggers: dict[str, float] = {}  # sender -> when their newest message here triggered
     for item in items:
         if item.status != "pending":
             continue
-        reason = decide.on_arrival(judging, entity, item)
+        sender = item.message.sender
+        reason = decide.on_arrival(judging, entity, item, triggers.get(sender))
+        if reason is None:
+            triggers[sender] = item.ts
         if reason is not None:
             _skip(plan, facts, entity, item, reason)
         elif decide.is_reset(item):
@@ -286,8 +291,11 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
             chat=chat, session_id=session_id, user=user, reason=reason or "new"
         )
         events.append(started)
+    leave = frozenset(i.message.msg_id for i in run)
+    heard = group_talk.since_spoke(view.group_talk, chat, leave)
     kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
-    prompt = compose(cfg, entity, context, user_turn(run, cfg), kept)
+    turn = user_turn(run, cfg, group_context(cfg, entity, heard))
+    prompt = compose(cfg, entity, context, turn, kept)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)
     # A model that refused function calling in this process is offered no tools.
@@ -404,6 +412,8 @@ def _judging(facts: Facts) -> decide.View:
         owner,
         facts.reserving,
         view.pauses,
+        view.sessions,
+        view.aliases,
     )
 
 

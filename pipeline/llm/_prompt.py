@@ -14,7 +14,7 @@ import msgspec
 
 from events.jid import user_part
 from events.model import ChatTurn, MessageReceived, ToolRound
-from pipeline.config import AppConfig, Entity, LlmConfig
+from pipeline.config import AppConfig, Entity, GroupEntity, LlmConfig
 from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
 
@@ -67,11 +67,53 @@ def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = Tru
     return "\n\n".join([text, *documents])
 
 
-def user_turn(messages: Sequence[Message], config: AppConfig) -> ChatTurn:
-    """The user turn of a burst: its text and, with ``media.vision`` on, its images."""
+class Said(Protocol):
+    """A message heard in a group before the turn (``projections.group_talk.Heard``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+CONTEXT_HEAD = "[Said in the group since you last answered, for context only; do not answer it]"
+ANSWER_HEAD = "[The message to answer]"
+
+
+def group_context(config: AppConfig, entity: Entity, heard: Sequence[Said]) -> list[Said]:
+    """What of ``heard`` goes with a group's turn: in a ``mention`` or ``keyword``
+    group (where the bot sees only the triggering message), the newest
+    ``groups.context_messages``; elsewhere nothing (the bot answered them all)."""
+    if not isinstance(entity, GroupEntity) or entity.trigger.mode == "always":
+        return []
+    wanted = config.group_settings(entity).context_messages
+    return list(heard[len(heard) - wanted :]) if wanted else []
+
+
+def user_turn(
+    messages: Sequence[Message], config: AppConfig, context: Sequence[Said] = ()
+) -> ChatTurn:
+    """The user turn of a burst: its text and, with ``media.vision`` on, its images;
+    with ``context``, the group's earlier messages first, marked as such."""
     vision = config.media.vision
-    text = user_text(messages, config.limits.max_input_chars, vision=vision)
+    limit = config.limits.max_input_chars
+    text = user_text(messages, limit, vision=vision)
+    if context:
+        lines = _context_lines(context, limit // 2)
+        text = "\n".join([CONTEXT_HEAD, *lines, "", ANSWER_HEAD, text])
     return ChatTurn("user", text, images_of(messages, vision))
+
+
+def _context_lines(context: Sequence[Said], room: int) -> list[str]:
+    """``name: text`` lines, the newest that fit in ``room`` characters, oldest first."""
+    lines: list[str] = []
+    for said in reversed(context):
+        line = f"{said.name}: {' '.join(said.text.split())}"
+        room -= len(line) + 1
+        if room < 0:
+            break
+        lines.append(line)
+    return lines[::-1]
 
 
 def _quote(message: Message) -> str:

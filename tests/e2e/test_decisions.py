@@ -13,6 +13,8 @@ import pytest
 from events.model import LlmRequested, MessageReceived, MessageSkipped, ReplyPlanned, ReplySent
 from tests.e2e.harness import ALICE, BOB, GROUP, OWNER, OWNER_JID, STRANGER, Daemon
 
+NOT_TRIGGERED = 'it does not mention you or quote the bot, and no keyword matched ("bot")'
+
 
 def _answer(daemon: Daemon, text: str, chat: str = ALICE, **fields: Any) -> dict[str, Any]:
     msg_id = daemon.message(text, chat=chat, **fields)
@@ -166,7 +168,7 @@ def test_every_skip_is_one_info_line_saying_why_in_words(make_daemon):
     said = _skip_lines(d)
     assert said[group_id]["level"] == "info"
     assert (said[group_id]["chat"], said[group_id]["reason"]) == (GROUP, "not_triggered")
-    assert said[group_id]["why"] == 'it does not mention you and no keyword matched ("bot")'
+    assert said[group_id]["why"] == NOT_TRIGGERED
     took_over = d.wait_record(MessageSkipped, msg_id=owner_id).ts
     until = datetime.fromtimestamp(took_over + 30 * 60, ZoneInfo("Europe/Berlin"))
     assert said[owner_id]["why"].startswith("you wrote here yourself: the bot stays silent")

@@ -65,6 +65,10 @@ def test_a_retention_of_seconds_never_makes_the_check_in_go_out_again(make_daemo
     assert check_in["purpose"] == "vitality"
     planned = daemon.wait_record(ReplyPlanned, purpose="vitality")
     daemon.wait_record(ReplySent, wa_id=check_in["id"])
+    # Something a later rotation must remove (else, on a slow machine, the passes after
+    # the check-in may find nothing to remove and write no marker to wait for).
+    daemon.message("Anything new?")
+    assert daemon.next_sent()["purpose"] == "reply"
     # A rotation whose cut-off passed the check-in: without it kept, it would be gone.
     daemon.wait_for(lambda r: is_rotation(r) and _cut_after(r, planned.ts), timeout=20)
     daemon.stop()

@@ -143,7 +143,7 @@ def test_a_skipped_message_shows_its_reason(visit: Visit):
     article = page.locator("article.turn")
     assert article.count() == 1
     assert article.locator(".decision").inner_text() == (
-        'skipped: it does not mention you and no keyword matched ("bot")'
+        'skipped: it does not mention you or quote the bot, and no keyword matched ("bot")'
     )
     assert article.locator(".code").inner_text() == "not_triggered"
     article.get_by_role("link", name="#1", exact=True).click()

@@ -30,7 +30,7 @@ from tests.web.conftest import (
     WebStore,
     text_of,
 )
-from tests.web.test_pages import asgi_client, page
+from tests.web.test_pages import NOT_TRIGGERED, asgi_client, page
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -116,7 +116,7 @@ async def test_why_a_message_was_skipped_in_words(
     shared: httpx.AsyncClient, web_store: WebStore
 ) -> None:
     group = text_of(await page(shared, f"/chats/{quote(GROUP)}"))
-    assert 'skipped: it does not mention you and no keyword matched ("bot")' in group
+    assert f"skipped: {NOT_TRIGGERED}" in group
     alice = text_of(await page(shared, f"/chats/{quote(ALICE)}"))
     assert re.search(
         r"skipped: you wrote here yourself: the bot stays silent in this chat until "

@@ -25,6 +25,8 @@ from tests.web.conftest import (
     text_of,
 )
 
+NOT_TRIGGERED = 'it does not mention you or quote the bot, and no keyword matched ("bot")'
+
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 PAGES = ["/", "/dashboard", "/replays", "/search?q=rome", f"/chats/{quote(ALICE)}"]
 
@@ -139,8 +141,8 @@ async def test_the_skip_reason_of_a_group_message(client: httpx.AsyncClient):
     )
     assert len(turns) == 1
     text = text_of(await page(client, turns[0]))
-    assert 'skipped: it does not mention you and no keyword matched ("bot")' in text
-    assert 'reason not_triggered: it does not mention you and no keyword matched ("bot")' in text
+    assert f"skipped: {NOT_TRIGGERED}" in text
+    assert f"reason not_triggered: {NOT_TRIGGERED}" in text
     assert "dinner at eight?" in text
     assert "Bob" in text
 

@@ -15,7 +15,7 @@ import msgspec
 from events.model import ChatTurn
 from pipeline import toolbox
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Formatting, Prompt, compose, user_turn
+from pipeline.llm import Formatting, Prompt, compose, group_context, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -68,6 +68,8 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     )
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
+    # As the agent built it: the group's earlier messages as that config chose them.
+    heard = group_context(recorded, entity, inputs.heard)
     config = variant.config or recorded
     if variant.config is not None:
         # The new config may describe the chat differently; the call's chat stays the same.
@@ -87,7 +89,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     if variant.context == "replayed":
         context = _chained(context, inputs.context_calls, answers)
     # As the agent built it: text, transcripts and documents from the log, images from the store.
-    turn = user_turn(inputs.items, recorded)
+    turn = user_turn(inputs.items, recorded, heard)
     try:
         kept = inputs.facts if config.tools.memory else []
         composed = compose(config, entity, context, turn, kept)

@@ -318,7 +318,7 @@ def _why(
         )
         return skip_words(facts, config, entity)
     if t.kind == "answered" and isinstance(entity, GroupEntity):
-        return trigger_words(entity.trigger, first.text)
+        return trigger_words(config, entity, first.text)
     return ""
 
 

@@ -1,0 +1,123 @@
+"""What was said in each group lately, and when the bot last spoke there.
+
+In a ``mention`` or ``keyword`` group the bot answers one message, but the
+conversation it lands in is the messages before it; they are in the log
+already (recorded, then skipped as ``not_triggered``). This keeps each
+group's newest ``KEEP`` messages (who, under what name, the words as they
+stand after edits) and the seqs of the bot's replies there, so a turn can be
+given the messages since the bot last answered (``groups.context_messages``).
+A revoked message leaves; the owner's own messages count (they are part of
+the conversation).
+
+A ``Compacted`` drops the messages and replies that went. As with the queue,
+what a removed later event did stays done (an edit's words), and a group that
+lost messages keeps the newest of what is left: a fold of what is left may
+reach further back.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.jid import user_part
+from events.model import (
+    Compacted,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    Recorded,
+    ReplyPlanned,
+)
+from projections.base import Handlers, Projection, removal
+
+KEEP = 100  # per group: the most ``groups.context_messages`` may ask for
+_WORDS = 1000  # characters kept of each message: context, not the message answered
+
+
+class Heard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    seq: int
+    ts: float
+    msg_id: str
+    name: str  # the sender's push name, else the number or LID
+    text: str
+
+
+class Group(msgspec.Struct, kw_only=True, gc=False):
+    heard: list[Heard] = []  # oldest first, at most KEEP
+    spoke: list[tuple[int, float]] = []  # (seq, ts) of the bot's replies since the oldest heard
+
+
+class State(msgspec.Struct, kw_only=True):
+    groups: dict[str, Group] = {}
+
+
+def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
+    if not ev.is_group or not ev.text.strip():
+        return
+    group = state.groups.get(ev.chat)
+    if group is None:
+        group = state.groups[ev.chat] = Group()
+    name = ev.push_name or user_part(ev.sender)
+    heard = Heard(seq=rec.seq, ts=rec.ts, msg_id=ev.msg_id, name=name, text=_cut(ev.text))
+    group.heard.append(heard)
+    if len(group.heard) > KEEP:
+        del group.heard[0]
+        oldest = group.heard[0].seq
+        group.spoke = [s for s in group.spoke if s[0] > oldest]
+
+
+def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
+    """The new words replace the message (a new value: a call's inputs keep what it saw)."""
+    group = state.groups.get(ev.chat)
+    if group is None or ev.text is None:
+        return
+    for n, heard in enumerate(group.heard):
+        if heard.msg_id == ev.msg_id:
+            group.heard[n] = msgspec.structs.replace(heard, text=_cut(ev.text))
+
+
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+    group = state.groups.get(ev.chat)
+    if group is not None:
+        group.heard = [h for h in group.heard if h.msg_id != ev.msg_id]
+
+
+def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    group = state.groups.get(ev.chat)
+    if group is not None and ev.purpose == "reply":
+        group.spoke.append((rec.seq, rec.ts))
+
+
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    gone = removal(ev)
+    if gone is None:
+        return
+    for chat, group in list(state.groups.items()):
+        group.heard = [h for h in group.heard if not gone.gone(h.seq, h.ts, chat)]
+        group.spoke = [s for s in group.spoke if not gone.gone(s[0], s[1], chat)]
+        if not group.heard:
+            del state.groups[chat]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _WORDS else text[:_WORDS] + "…"
+
+
+def since_spoke(state: State, chat: str, leave: frozenset[str]) -> list[Heard]:
+    """The messages of ``chat`` after the bot's last reply there, oldest first,
+    without those in ``leave`` (the messages being answered)."""
+    group = state.groups.get(chat)
+    if group is None:
+        return []
+    last = group.spoke[-1][0] if group.spoke else 0
+    return [h for h in group.heard if h.seq > last and h.msg_id not in leave]
+
+
+HANDLERS: Handlers[State] = {
+    MessageReceived: _received,
+    MessageEdited: _edited,
+    MessageRevoked: _revoked,
+    ReplyPlanned: _planned,
+    Compacted: _compacted,
+}
+PROJECTION = Projection.of("group_talk", State, HANDLERS)

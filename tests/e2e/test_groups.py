@@ -1,0 +1,93 @@
+"""Groups as a member hears them (issue 21 items 2 and 3, docs/config.md ``groups``).
+
+A mention group's turn carries what was said since the bot last answered,
+marked as context; quoting the bot is a mention; and, with a listening window,
+the person the bot just answered need not mention it again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from events.model import MessageSkipped
+from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
+from tests.e2e.conftest import MakeDaemon
+from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon
+from tests.llm_server import FakeLlmServer
+
+ROOT = Path(__file__).resolve().parents[2]
+CAROL = "491703333333@s.whatsapp.net"
+SHIPPED_POLLING = {"interval_seconds": 5, "debounce_seconds": 2, "catch_up_minutes": 30}
+
+
+def _say(daemon: Daemon, sender: str, name: str, text: str, **fields: Any) -> str:
+    return daemon.message(text, chat=GROUP, sender=sender, push_name=name, **fields)
+
+
+def _user_turn(server: FakeLlmServer, n: int) -> str:
+    """The last user turn of the ``n``th request (Agent API ``input``)."""
+    turns = [t for t in server.requests[n].json["input"] if t.get("role") == "user"]
+    content = turns[-1]["content"]
+    return str(content if isinstance(content, str) else content[0]["text"])
+
+
+def test_a_mention_carries_what_the_group_said_and_a_quote_of_the_bot_triggers(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+) -> None:
+    daemon = make_daemon({"polling": SHIPPED_POLLING})
+    _say(daemon, BOB, "Bob", "Dinner on Friday at 7?")
+    _say(daemon, CAROL, "Carol", "Fine, but where?")
+    asked = _say(daemon, ALICE, "Alice", "@491700000000 any place for six?", mentions=[OWNER_JID])
+
+    answer = daemon.next_sent(timeout=20)
+    assert answer["reply_to"] == asked
+    assert _user_turn(llm_server, 0) == "\n".join(
+        [
+            CONTEXT_HEAD,
+            "Bob: Dinner on Friday at 7?",
+            "Carol: Fine, but where?",
+            "",
+            ANSWER_HEAD,
+            "Alice: @491700000000 any place for six?",
+        ]
+    )
+
+    quoted = {"id": answer["id"], "text": answer["text"][:40], "sender": OWNER_JID}
+    follow = _say(daemon, CAROL, "Carol", "Is it open late?", quoted=quoted)
+    assert daemon.next_sent(timeout=20)["reply_to"] == follow
+    assert CONTEXT_HEAD not in _user_turn(llm_server, 1)  # nothing said since the answer
+
+    thanks = _say(daemon, BOB, "Bob", "thanks!")
+    assert daemon.wait_event(MessageSkipped, msg_id=thanks).reason == "not_triggered"
+    daemon.stop()
+
+    args = ["--chat", "Family", "--recorded", "--json", "--store", str(daemon.store)]
+    replay = subprocess.run(
+        [sys.executable, str(ROOT / "replay.py"), *args],
+        cwd=daemon.workdir,
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == ["OK", "OK"]
+
+
+def test_the_person_just_answered_is_heard_without_a_mention_for_a_while(
+    make_daemon: MakeDaemon,
+) -> None:
+    daemon = make_daemon({"groups": {"listen_after_mention_seconds": 60, "context_messages": 0}})
+    asked = _say(daemon, ALICE, "Alice", "bot, a place for six?")
+    assert daemon.next_sent()["reply_to"] == asked
+
+    follow = _say(daemon, ALICE, "Alice", "and one that is open late?")
+    assert daemon.next_sent()["reply_to"] == follow
+    other = _say(daemon, BOB, "Bob", "I can drive")
+    assert daemon.wait_event(MessageSkipped, msg_id=other).reason == "not_triggered"
+    daemon.stop()

@@ -1,0 +1,188 @@
+"""What was said in a group since the bot last spoke, and how it reaches the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.compaction import removed
+from events.model import (
+    AnyEvent,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    Recorded,
+    ReplyPlanned,
+)
+from events.protocol import Selection
+from pipeline.config import config_from_dict
+from pipeline.llm import group_context, user_turn
+from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
+from projections import group_talk
+from projections.fold import fold
+
+GROUP = "120363000000000000@g.us"
+BOB = "491702222222@s.whatsapp.net"
+CAROL = "491703333333@s.whatsapp.net"
+NOW = 1_764_070_000.0
+
+
+def said(msg_id: str, text: str, sender: str = BOB, name: str | None = "Bob") -> MessageReceived:
+    return MessageReceived(
+        chat=GROUP, msg_id=msg_id, sender=sender, text=text, is_group=True, push_name=name
+    )
+
+
+def spoke(reply_id: str) -> ReplyPlanned:
+    return ReplyPlanned(chat=GROUP, reply_id=reply_id, purpose="reply", text="ok")
+
+
+def talk(*events: AnyEvent) -> group_talk.State:
+    return fold([Recorded(n, NOW + n, e) for n, e in enumerate(events, 1)]).group_talk
+
+
+def heard(state: group_talk.State, leave: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    return [(h.name, h.text) for h in group_talk.since_spoke(state, GROUP, leave)]
+
+
+def test_only_what_was_said_since_the_bot_last_answered() -> None:
+    state = talk(
+        said("m1", "before"),
+        spoke("r1"),
+        said("m2", "Dinner at 7?"),
+        said("m3", "Fine by me", sender=CAROL, name=None),
+        said("m4", "@bot where?"),
+    )
+
+    assert heard(state, frozenset({"m4"})) == [
+        ("Bob", "Dinner at 7?"),
+        ("491703333333", "Fine by me"),
+    ]
+
+
+def test_edits_and_revokes_change_what_was_said() -> None:
+    state = talk(
+        said("m1", "at 7"),
+        said("m2", "at 8"),
+        MessageEdited(chat=GROUP, msg_id="m1", text="at 6"),
+        MessageRevoked(chat=GROUP, msg_id="m2"),
+    )
+
+    assert heard(state) == [("Bob", "at 6")]
+
+
+def test_a_group_keeps_its_newest_messages_and_each_one_cut() -> None:
+    state = talk(
+        *(said(f"m{n}", f"n{n}") for n in range(group_talk.KEEP + 5)), said("x", "y" * 5000)
+    )
+
+    kept = heard(state)
+    assert len(kept) == group_talk.KEEP
+    assert kept[0] == ("Bob", "n6")
+    assert len(kept[-1][1]) == 1001  # the words cut, with an ellipsis
+
+
+def test_direct_chats_and_other_plans_are_not_group_talk() -> None:
+    alice_jid = "491701111111@s.whatsapp.net"
+    alice = MessageReceived(chat=alice_jid, msg_id="a", sender=alice_jid, text="hi")
+    debug = ReplyPlanned(chat=GROUP, reply_id="d", purpose="debug", text="[debug]")
+    state = talk(alice, said("m1", "hi all"), debug)
+
+    assert list(state.groups) == [GROUP]
+    assert heard(state) == [("Bob", "hi all")]  # a debug copy is not the bot speaking there
+
+
+def test_a_forget_of_the_group_leaves_nothing_and_an_expiry_only_what_it_kept() -> None:
+    recs = [Recorded(n, NOW + n, said(f"m{n}", f"n{n}")) for n in (1, 2, 3)]
+    listed = [(n, "MessageReceived", GROUP) for n in (1, 2, 3)]
+    forget = removed(Selection(chats=frozenset({GROUP})), "forget", listed)
+    expiry = removed(Selection(seqs=frozenset({1})), "expiry", [(1, "MessageReceived", GROUP)])
+    assert forget is not None
+    assert expiry is not None
+
+    assert fold([*recs, Recorded(4, NOW + 4, forget)]).group_talk.groups == {}
+    assert heard(fold([*recs, Recorded(4, NOW + 4, expiry)]).group_talk) == [
+        ("Bob", "n2"),
+        ("Bob", "n3"),
+    ]
+
+
+def _config(mode: str, **groups: Any) -> Any:
+    group: dict[str, Any] = {
+        "type": "group",
+        "jid": GROUP,
+        "trigger": {"mode": mode, "keywords": ["bot"]},
+    }
+    return config_from_dict(
+        {
+            "whatsapp": {"phone_number": "491700000000"},
+            "monitored_entities": [group],
+            "groups": groups,
+        }
+    )
+
+
+def test_the_context_goes_to_mention_and_keyword_groups_only() -> None:
+    state = talk(*(said(f"m{n}", f"n{n}") for n in range(30)))
+    everything = group_talk.since_spoke(state, GROUP, frozenset())
+    for mode, expected in (("mention", 20), ("keyword", 20), ("always", 0)):
+        config = _config(mode)
+        group = config.find_entity(GROUP)
+        assert group is not None
+        chosen = group_context(config, group, everything)
+        assert len(chosen) == expected, mode
+        assert not chosen or chosen[-1].text == "n29"  # the newest
+    off = _config("mention", context_messages=0)
+    assert group_context(off, off.find_entity(GROUP), everything) == []
+
+
+class _Item:
+    """A queue item as the prompt reads it."""
+
+    def __init__(self, text: str) -> None:
+        self.message = said("t", text, sender=CAROL, name="Carol")
+        self.text = text
+        self.media = None
+        self.transcript = None
+        self.document = None
+
+
+def test_the_context_is_marked_and_comes_before_the_message_to_answer() -> None:
+    config = _config("mention")
+    context = group_talk.since_spoke(
+        talk(said("m1", "Dinner at 7?"), said("m2", "or 8")), GROUP, frozenset()
+    )
+
+    turn = user_turn([_Item("@bot which is better?")], config, context)
+
+    assert turn.content == "\n".join(
+        [
+            CONTEXT_HEAD,
+            "Bob: Dinner at 7?",
+            "Bob: or 8",
+            "",
+            ANSWER_HEAD,
+            "Carol: @bot which is better?",
+        ]
+    )
+    assert user_turn([_Item("hi")], config).content == "Carol: hi"
+
+
+def test_the_context_takes_at_most_half_the_input_and_keeps_the_newest() -> None:
+    config = config_from_dict(
+        {
+            "whatsapp": {"phone_number": "491700000000"},
+            "monitored_entities": [{"type": "group", "jid": GROUP}],
+            "limits": {"max_input_chars": 400},
+        }
+    )
+    context = group_talk.since_spoke(
+        talk(*(said(f"m{n}", f"message {n:02d} " + "x" * 40) for n in range(20))),
+        GROUP,
+        frozenset(),
+    )
+
+    text = user_turn([_Item("@bot sum up")], config, context).content
+
+    lines = text.split("\n")[1 : text.split("\n").index("")]
+    assert sum(len(line) + 1 for line in lines) <= 200
+    assert lines[-1].startswith("Bob: message 19")

@@ -77,11 +77,11 @@ def next_due(state: State) -> float | None:
     return state.due[0][0] if state.due else None
 
 
-def due_by(state: State, now: float) -> list[Reminder]:
-    """The pending reminders due at or before ``now``, earliest first."""
-    found = []
+def due_by(state: State, now: float, limit: int | None = None) -> list[Reminder]:
+    """The pending reminders due at or before ``now``, earliest first (at most ``limit``)."""
+    found: list[Reminder] = []
     for at, reminder_id in state.due:
-        if at > now:
+        if at > now or len(found) == limit:
             break
         found.append(state.pending[reminder_id])
     return found

@@ -285,3 +285,17 @@ def test_replay_simulates_list_reminders_on_the_chats_reminders_at_the_call() ->
     done = replay_tools.answer(call, listed, list(TOOLS), config.config, 1)
     assert done.trace.source == "simulated"
     assert [r["id"] for r in json.loads(done.trace.output or "")] == ["RA1"]  # as it was then
+
+
+def test_a_reminder_longer_than_one_message_is_refused() -> None:
+    short = toolbox.Scene(
+        States(),
+        ALICE,
+        NOW,
+        loaded(whatsapp={"phone_number": "491700000000", "max_message_chars": 300}).config,
+        "t1",
+        "call1",
+    )
+    done = call(short, "set_reminder", at="2025-11-26T09:00:00", text="x" * 201)
+    assert done.output == {"error": "set_reminder: the text is longer than 200 characters"}
+    assert call(short, "set_reminder", at="2025-11-26T09:00:00", text="x" * 200).events

@@ -29,6 +29,9 @@ BATCH = 200
 
 @dataclass(frozen=True, slots=True)
 class Fired:
+    """What one pass records (``ReminderFired`` then its ``ReplyPlanned``, per reminder),
+    and how many fired, were missed, and whether more are due."""
+
     events: list[AnyEvent]
     fired: int = 0
     missed: int = 0
@@ -37,7 +40,7 @@ class Fired:
 
 def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fired:
     """The events that fire (or record as missed) every reminder due at ``now``."""
-    found = reminders.due_by(state, now)
+    found = reminders.due_by(state, now, BATCH + 1)
     window = config.polling.catch_up_minutes * 60
     events: list[AnyEvent] = []
     missed = 0

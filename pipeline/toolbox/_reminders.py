@@ -22,6 +22,8 @@ from pipeline.toolbox._tool import Result, Scene, Tool, refused
 from projections import aliases, reminders
 
 TEXT_CHARS = 1000
+# Room a reminder's message keeps beside its text (the line of a missed one).
+MESSAGE_ROOM = 100
 
 
 def _applies(config: AppConfig, is_group: bool) -> bool:
@@ -44,6 +46,9 @@ def _set_reminder(scene: Scene, args: dict[str, Any]) -> Result:
     text = str(args["text"]).strip()
     if not text:
         return refused("set_reminder: the text is empty")
+    room = scene.config.whatsapp.max_message_chars - MESSAGE_ROOM
+    if len(text) > room:  # a reminder is one message, never split
+        return refused(f"set_reminder: the text is longer than {room} characters")
     zone = scene.config.vitality.zone
     at = _when.parse(str(args["at"]), zone, scene.now)
     if isinstance(at, str):

@@ -421,8 +421,17 @@ def numeric_settings(node: mi.Type, path: str = "") -> list[Numeric]:
             for n in numeric_settings(f.type, f"{path}.{f.encode_name}".lstrip("."))
         ]
     if isinstance(node, mi.ListType | mi.VarTupleType):
-        return numeric_settings(node.item_type, f"{path}[0]")
+        item = node.item_type
+        if isinstance(item, mi.UnionType):  # the entities: each kind's numbers go in BASE's one
+            return [n for t in item.types for n in numeric_settings(t, f"{path}[{_of(path, t)}]")]
+        return numeric_settings(item, f"{path}[0]")
     return []
+
+
+def _of(path: str, kind: mi.Type) -> int:
+    """The index in BASE's list at ``path`` of the entity of ``kind`` (a tagged struct)."""
+    tag = kind.tag if isinstance(kind, mi.StructType) else None
+    return next(n for n, e in enumerate(BASE[path]) if e.get("type") == tag)
 
 
 class Numeric(NamedTuple):
@@ -442,10 +451,12 @@ class Numeric(NamedTuple):
 
 
 def put(doc: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``doc[a][b]…`` for the dotted ``path`` (``media.transcription.model``)."""
+    """Set ``doc[a][b]…`` for the dotted ``path`` (``media.transcription.model``,
+    ``monitored_entities[1].groups.context_messages``)."""
     *sections, key = path.split(".")
     for section in sections:
-        doc = doc.setdefault(section, {})
+        item = re.fullmatch(r"(\w+)\[(\d+)\]", section)
+        doc = doc[item[1]][int(item[2])] if item else doc.setdefault(section, {})
     doc[key] = value
 
 
@@ -560,4 +571,6 @@ def test_the_readme_states_every_range_as_the_schema_has_it():
             f"over {plain(number.type.gt)}" if number.type.gt is not None else plain(number.type.ge)
         )
         joiner = ", up to " if number.type.gt is not None else " to "
-        assert stated.get(number.path) == f"{low}{joiner}{plain(number.top)}", number.path
+        # A group's own keys have the global ones' ranges, which README states.
+        key = re.sub(r"^monitored_entities\[\d+\]\.", "", number.path)
+        assert stated.get(key) == f"{low}{joiner}{plain(number.top)}", number.path

@@ -21,11 +21,11 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolC
 from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
 from typing_extensions import is_typeddict
 
-from events.model import ChatTurn, ToolCall, ToolRound
+from events.model import ChatTurn, ToolRound
 from pipeline import toolbox
 from pipeline.llm import build_request, parse_response
 from tests.llm_server import chat_answer, chat_calls
-from tests.test_llm_sdk_fidelity import strict
+from tests.test_llm_sdk_fidelity import ROUNDS, strict
 
 _LISTS = (list, collections.abc.Iterable, collections.abc.Sequence)
 
@@ -74,21 +74,6 @@ def _fits_dict(kind: Any, value: Any, path: str) -> list[str]:
 
 
 TURNS = [ChatTurn("system", "You are wabot."), ChatTurn("user", "lol")]
-ROUNDS = [
-    [],
-    [ToolRound(calls=[ToolCall(id="c1", name="stay_silent", arguments="{}")], outputs=["{}"])],
-    [
-        ToolRound(
-            calls=[
-                ToolCall(id="c1", name="nope", arguments='{"a": 1}'),
-                ToolCall(id="c2", name="stay_silent", arguments="{bad"),
-            ],
-            outputs=['{"error":"x"}', '{"error":"y"}'],
-            content="let me see",
-        ),
-        ToolRound(calls=[ToolCall(id="c3", name="nope", arguments="{}")], outputs=["{}"]),
-    ],
-]
 
 
 @pytest.mark.parametrize("rounds", ROUNDS, ids=["no-rounds", "one-round", "two-rounds"])

@@ -156,7 +156,8 @@ def test_fake_server_accepts_exactly_the_sdk_request_fields() -> None:
 
 # --- function tools (docs/llm.md, "Tools") -----------------------------------
 
-_ROUNDS = [
+# Tool loops of every shape a request may carry (also used by the OpenAI SDK's test).
+ROUNDS = [
     [],
     [ToolRound(calls=[ToolCall(id="c1", name="stay_silent", arguments="{}")], outputs=["{}"])],
     [
@@ -173,7 +174,7 @@ _ROUNDS = [
 ]
 
 
-@pytest.mark.parametrize("rounds", _ROUNDS, ids=["no-rounds", "one-round", "two-rounds"])
+@pytest.mark.parametrize("rounds", ROUNDS, ids=["no-rounds", "one-round", "two-rounds"])
 @pytest.mark.parametrize("offered", [[], ["stay_silent"]], ids=["no-tools", "tools"])
 @pytest.mark.parametrize("web_search", [False, True])
 def test_every_agent_request_with_tools_is_a_valid_sdk_request(

@@ -31,6 +31,7 @@ from bench import (
     pg_append,
     pg_daemons,
     pg_fold,
+    reminders,
     roundtrips,
     rss,
     speech,
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, Callable[[Workspace], list[Row]]] = {
     compaction.NAME: compaction.run,
     roundtrips.NAME: roundtrips.run,
     throughput.NAME: throughput.run,
+    reminders.NAME: reminders.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

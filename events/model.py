@@ -344,6 +344,61 @@ class ChatResumed(Event, frozen=True, kw_only=True):
     msg_id: str = ""
 
 
+class ReminderSet(Event, frozen=True, kw_only=True):
+    """The model set a reminder (tool ``set_reminder`` in LLM call ``call_id``): at
+    ``at`` (unix seconds) ``text`` goes to ``chat``, this chat and no other.
+
+    ``reminder_id`` (``R…``) is how the model and the owner name it. Recorded in
+    the same commit as the call that set it, so it is set exactly once.
+    """
+
+    reminder_id: str
+    at: float
+    text: str
+    call_id: str = ""
+    tool_call_id: str = ""
+
+
+class ReminderCancelled(Event, frozen=True, kw_only=True):
+    """The model cancelled pending reminder ``reminder_id`` (tool ``cancel_reminder``)."""
+
+    reminder_id: str
+    call_id: str = ""
+
+
+class ReminderFired(Event, frozen=True, kw_only=True):
+    """Reminder ``reminder_id`` came due: ``reply_id`` is the ``ReplyPlanned``
+    (purpose ``reminder``) recorded in the same commit, which the outbox sends
+    once. ``missed``: it came due while the bot was down, longer ago than
+    ``polling.catch_up_minutes``; the reply then says so instead of reminding.
+    ``late``: seconds past ``at`` when it was planned.
+    """
+
+    reminder_id: str
+    reply_id: str
+    missed: bool = False
+    late: float = 0.0
+
+
+class FactRemembered(Event, frozen=True, kw_only=True):
+    """The model kept ``fact`` about ``chat`` (tool ``remember``), for every later
+    session's system prompt."""
+
+    fact: str
+    call_id: str = ""
+
+
+class FactForgotten(Event, frozen=True, kw_only=True):
+    """Facts of ``chat`` went: those containing ``text`` (tool ``forget_fact``,
+    ``reason`` ``asked``), or the oldest, over the bound (``reason`` ``bound``).
+    ``facts``: exactly which went."""
+
+    text: str = ""
+    facts: list[str] = []
+    reason: Literal["asked", "bound"] = "asked"
+    call_id: str = ""
+
+
 class ReplyPlanned(Event, frozen=True, kw_only=True):
     reply_id: str
     purpose: ReplyPurpose
@@ -525,6 +580,11 @@ AnyEvent = (
     | ToolCalled
     | ToolFinished
     | ReplyWithheld
+    | ReminderSet
+    | ReminderCancelled
+    | ReminderFired
+    | FactRemembered
+    | FactForgotten
     | ReplyPlanned
     | SpeechSynthesized
     | SpeechFailed
@@ -557,6 +617,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ToolCalled,
     ToolFinished,
     ReplyWithheld,
+    ReminderSet,
+    ReminderCancelled,
+    ReminderFired,
+    FactRemembered,
+    FactForgotten,
     ReplyPlanned,
     SpeechSynthesized,
     SpeechFailed,

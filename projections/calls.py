@@ -34,7 +34,7 @@ from events.model import (
     ToolFinished,
     Usage,
 )
-from projections import group_talk, sessions
+from projections import aliases, facts, group_talk, reminders, sessions
 from projections.base import Handlers, dispatcher
 from projections.fold import ALL, States
 from projections.queue import Item
@@ -73,6 +73,9 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     context: list[ChatTurn]
     # The calls whose answers are the context's assistant turns, oldest first.
     context_calls: list[str]
+    facts: list[str] = []  # what the model had kept about the chat (tool ``remember``)
+    # The chat's pending reminders then: what a replayed list_reminders would see.
+    pending: list[reminders.Reminder] = []
     # In a group: what was said there since the bot last answered (the config picks).
     heard: list[group_talk.Heard] = []
 
@@ -249,6 +252,10 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         items=[queued[m] for m in ev.trigger_ids],
         context=context,
         context_calls=earlier[len(earlier) - answers :] if answers else [],
+        facts=facts.of_chat(state.states.facts, state.states.aliases, ev.chat),
+        pending=reminders.of_chat(
+            state.states.reminders, aliases.forms(state.states.aliases, ev.chat) | {ev.chat}
+        ),
         heard=group_talk.since_spoke(
             state.states.group_talk, state.chat, frozenset(ev.trigger_ids)
         ),

@@ -24,6 +24,7 @@ from projections import (
     configs,
     connection,
     deliveries,
+    facts,
     failures,
     group_talk,
     identity,
@@ -32,6 +33,7 @@ from projections import (
     own_sends,
     pauses,
     queue,
+    reminders,
     retention,
     schedule,
     sessions,
@@ -77,6 +79,8 @@ class States(msgspec.Struct, kw_only=True):
     pauses: pauses.State = msgspec.field(default_factory=pauses.State)
     failures: failures.State = msgspec.field(default_factory=failures.State)
     loops: loops.State = msgspec.field(default_factory=loops.State)
+    reminders: reminders.State = msgspec.field(default_factory=reminders.State)
+    facts: facts.State = msgspec.field(default_factory=facts.State)
     group_talk: group_talk.State = msgspec.field(default_factory=group_talk.State)
 
 

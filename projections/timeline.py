@@ -28,6 +28,8 @@ from events.model import (
     Citation,
     Compacted,
     ConfigLoaded,
+    FactForgotten,
+    FactRemembered,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -42,6 +44,9 @@ from events.model import (
     OwnerAlerted,
     ReceiptState,
     Recorded,
+    ReminderCancelled,
+    ReminderFired,
+    ReminderSet,
     ReplyDelivered,
     ReplyFailed,
     ReplyPlanned,
@@ -127,6 +132,28 @@ class ToolUse(msgspec.Struct, kw_only=True):
     error: bool = False
 
 
+EffectKind = Literal[
+    "reminder_set",
+    "reminder_cancelled",
+    "reminder_fired",
+    "reminder_missed",
+    "fact_remembered",
+    "fact_forgotten",
+]
+
+
+class Effect(msgspec.Struct, kw_only=True):
+    """What a tool did (a reminder set or cancelled, a fact kept or dropped), or a
+    reminder firing: shown with the turn that did it."""
+
+    seq: int
+    ts: float
+    kind: EffectKind
+    subject: str = ""  # the reminder's id
+    text: str = ""  # the reminder's or the fact's words
+    at: float | None = None  # when the reminder is due
+
+
 class Delivery(msgspec.Struct, kw_only=True):
     reply_id: str
     purpose: str
@@ -179,6 +206,7 @@ class Turn(msgspec.Struct, kw_only=True):
     rounds: list[Response] = []
     tools: list[ToolUse] = []
     calls: list[str] = []  # the call ids of its LLM calls, the tool loop's rounds after the first
+    effects: list[Effect] = []  # what its tools did; a reminder's firing, on its own turn
 
 
 class Audit(msgspec.Struct, kw_only=True):
@@ -200,6 +228,7 @@ class State(msgspec.Struct, kw_only=True):
     by_call: dict[str, Turn] = {}
     by_reply: dict[str, Delivery] = {}
     by_tool: dict[str, ToolUse] = {}
+    fired: dict[str, Effect] = {}  # reply_id -> a reminder's firing, until its ReplyPlanned
     last_seq: int = 0
 
 
@@ -374,6 +403,45 @@ def _withheld(state: State, rec: Recorded, ev: ReplyWithheld) -> None:
         turn.kind, turn.reason = "silent", ev.reason
 
 
+def _effect(state: State, rec: Recorded, ev: ReminderSet | ReminderCancelled) -> None:
+    """A tool's effect, under the turn whose call made it (else a turn of its own)."""
+    if isinstance(ev, ReminderSet):
+        effect = Effect(
+            seq=rec.seq,
+            ts=rec.ts,
+            kind="reminder_set",
+            subject=ev.reminder_id,
+            text=ev.text,
+            at=ev.at,
+        )
+    else:
+        effect = Effect(seq=rec.seq, ts=rec.ts, kind="reminder_cancelled", subject=ev.reminder_id)
+    _attach(state, rec, ev.call_id, effect)
+
+
+def _fact(state: State, rec: Recorded, ev: FactRemembered | FactForgotten) -> None:
+    if isinstance(ev, FactRemembered):
+        effect = Effect(seq=rec.seq, ts=rec.ts, kind="fact_remembered", text=ev.fact)
+    else:
+        said = "; ".join(ev.facts)
+        effect = Effect(seq=rec.seq, ts=rec.ts, kind="fact_forgotten", subject=ev.reason, text=said)
+    _attach(state, rec, ev.call_id, effect)
+
+
+def _attach(state: State, rec: Recorded, call_id: str, effect: Effect) -> None:
+    turn = state.by_call.get(call_id)
+    if turn is None:
+        # Recorded without a call (by hand, or the call went in a compaction).
+        turn = Turn(n=len(state.turns) + 1, kind="reminder", seq=rec.seq, ts=rec.ts)
+        state.turns.append(turn)
+    turn.effects.append(effect)
+
+
+def _fired(state: State, rec: Recorded, ev: ReminderFired) -> None:
+    kind: EffectKind = "reminder_missed" if ev.missed else "reminder_fired"
+    state.fired[ev.reply_id] = Effect(seq=rec.seq, ts=rec.ts, kind=kind, subject=ev.reminder_id)
+
+
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     turn = state.by_call.get(ev.call_id)
     if turn is not None:
@@ -518,6 +586,9 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         turn = _new_turn(state, rec, kind, msg_ids)
         if reset:
             turn.session_id, turn.session_started = reset[-1], state.started.pop(reset[-1])
+    fired = state.fired.pop(ev.reply_id, None)
+    if fired is not None:
+        turn.effects.append(fired)
     turn.replies.append(delivery)
 
 
@@ -556,6 +627,11 @@ _HANDLERS: Handlers[State] = {
     ToolCalled: _of_chat(_tool_called),
     ToolFinished: _of_chat(_tool_finished),
     ReplyWithheld: _of_chat(_withheld),
+    ReminderSet: _of_chat(_effect),
+    ReminderCancelled: _of_chat(_effect),
+    ReminderFired: _of_chat(_fired),
+    FactRemembered: _of_chat(_fact),
+    FactForgotten: _of_chat(_fact),
     ReplyPlanned: _of_chat(_planned),
     ReplySent: _of_chat(_sent),
     ReplyFailed: _of_chat(_send_failed),

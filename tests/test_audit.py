@@ -57,6 +57,7 @@ class _Turn(msgspec.Struct, forbid_unknown_fields=True):
     rounds: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     calls: list[str]
+    effects: list[dict[str, Any]]
 
 
 class _Event(msgspec.Struct):

@@ -18,6 +18,8 @@ from events.model import (
     Citation,
     Compacted,
     ConfigLoaded,
+    FactForgotten,
+    FactRemembered,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -27,6 +29,9 @@ from events.model import (
     MessageUndecryptable,
     OwnerAlerted,
     Recorded,
+    ReminderCancelled,
+    ReminderFired,
+    ReminderSet,
     ReplyDelivered,
     ReplyFailed,
     ReplyPlanned,
@@ -48,6 +53,7 @@ msg_ids = st.sampled_from([f"m{i}" for i in range(6)])
 call_ids = st.sampled_from([f"c{i}" for i in range(4)])
 session_ids = st.sampled_from([f"s{i}" for i in range(3)])
 reply_ids = st.sampled_from([f"r{i}" for i in range(4)])
+reminder_ids = st.sampled_from([f"R{i}" for i in range(4)])
 texts = st.sampled_from(["hi", "hi ", "hello there", "", "answer"])
 maybe = st.none() | st.floats(0, 1, allow_nan=False)
 
@@ -188,6 +194,28 @@ events = st.one_of(
     ),
     st.builds(ChatResumed, chat=chats, msg_id=msg_ids),
     st.builds(
+        ReminderSet,
+        chat=chats,
+        reminder_id=reminder_ids,
+        at=st.floats(1_764_000_000, 1_765_000_000),
+        text=texts,
+    ),
+    st.builds(ReminderCancelled, chat=chats, reminder_id=reminder_ids),
+    st.builds(
+        ReminderFired,
+        chat=chats,
+        reminder_id=reminder_ids,
+        reply_id=reply_ids,
+        missed=st.booleans(),
+    ),
+    st.builds(FactRemembered, chat=chats, fact=texts),
+    st.builds(
+        FactForgotten,
+        chat=chats,
+        facts=st.lists(texts, max_size=2),
+        reason=st.sampled_from(["asked", "bound"]),
+    ),
+    st.builds(
         Compacted, reason=st.just("rotation"), before=st.integers(1, 50), removed=st.integers(0, 9)
     ),
 )
@@ -236,12 +264,13 @@ def test_combined_fold_equals_each_projection_applied_alone(records):
 # where it deliberately differs; ``_view`` compares the rest and the rule tests
 # below check the difference.
 
-_IDS = ("msg_id", "call_id", "session_id", "reply_id", "in_reply_to", "wa_id")
+_IDS = ("msg_id", "call_id", "session_id", "reply_id", "in_reply_to", "wa_id", "reminder_id")
 _UNIQUE = {
     MessageReceived: "msg_id",
     SessionStarted: "session_id",
     LlmRequested: "call_id",
     ReplyPlanned: "reply_id",
+    ReminderSet: "reminder_id",
 }
 
 

@@ -16,10 +16,13 @@ from events.backends import open_log
 from events.model import (
     AnyEvent,
     Compacted,
+    FactRemembered,
     LlmCompleted,
     MediaTranscribed,
     MessageReceived,
     Recorded,
+    ReminderFired,
+    ReminderSet,
     ReplyPlanned,
     TransportStatus,
     Usage,
@@ -29,7 +32,7 @@ from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._replies import Ids
-from projections import queue
+from projections import queue, reminders
 from projections.fold import fold
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -439,3 +442,82 @@ async def test_the_loop_plans_the_held_check_in_as_soon_as_the_transport_reports
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+# -- reminders ---------------------------------------------------------------
+
+
+def set_reminder(rid: str, due: float, chat: str = ALICE) -> ReminderSet:
+    return ReminderSet(chat=chat, reminder_id=rid, at=due, text=f"remember {rid}")
+
+
+def fired(bot: Bot) -> list[ReminderFired]:
+    return [r.event for r in bot.records() if isinstance(r.event, ReminderFired)]
+
+
+@pytest.mark.anyio
+async def test_a_reminder_set_after_a_pass_wakes_the_scheduler_at_its_time_once(
+    make_bot: Any,
+) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    assert await bot.scheduler._step() == start + DAY  # the rotation, nothing else due
+    bot.append(start + 1, set_reminder("R1", start + 60))
+
+    bot.clock.now = start + 2
+    assert await bot.scheduler._step() == start + 60  # woken by the commit: sleeps till then
+    bot.clock.now = start + 60
+    assert await bot.scheduler._step() == start + DAY
+    assert await bot.scheduler._step() == start + DAY
+
+    (record,) = fired(bot)
+    planned = [r.event for r in bot.records() if isinstance(r.event, ReplyPlanned)]
+    assert [(p.chat, p.purpose, p.text, p.reply_id) for p in planned] == [
+        (ALICE, "reminder", "remember R1", record.reply_id)
+    ]
+    bot.restart(start + 120)  # a new daemon plans it no more
+    await bot.scheduler._step()
+    assert len(fired(bot)) == 1
+
+
+@pytest.mark.anyio
+async def test_a_failing_reminders_pass_waits_for_the_poll_instead_of_spinning(
+    make_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    await bot.scheduler._step()
+    bot.append(start, set_reminder("R1", start + 10))
+    bot.clock.now = start + 10
+
+    async def broken(*events: AnyEvent, **kw: Any) -> list[Recorded]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bot.folded, "append", broken)
+    assert await bot.scheduler._step() == start + 10 + 0.05  # polling.interval_seconds
+    monkeypatch.undo()
+    bot.clock.now = start + 10.05
+    await bot.scheduler._step()
+    assert len(fired(bot)) == 1
+
+
+@pytest.mark.anyio
+async def test_a_rotation_keeps_pending_reminders_and_live_facts_however_old(
+    make_bot: Any,
+) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    bot.append(start - 3 * DAY, set_reminder("RDONE", start - 2 * DAY))
+    bot.append(start - 2 * DAY, ReminderFired(chat=ALICE, reminder_id="RDONE", reply_id="P0"))
+    bot.append(start - 3 * DAY, set_reminder("RLATER", start + 300 * DAY))
+    bot.append(start - 3 * DAY, FactRemembered(chat=ALICE, fact="likes tea"))
+
+    await bot.tick(start + DAY)
+
+    (marker,) = bot.rotations()
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.by_type == {"ReminderFired": 1, "ReminderSet": 1}
+    left = [r.event for r in bot.records()]
+    assert set_reminder("RLATER", start + 300 * DAY) in left
+    assert [r.reminder_id for r in reminders.every(bot.folded.view.reminders)] == ["RLATER"]
+    assert FactRemembered(chat=ALICE, fact="likes tea") in left

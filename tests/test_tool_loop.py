@@ -42,7 +42,7 @@ def group_config(**tools: Any) -> Any:
             {"type": "user", "phone": "491701111111"},
             {"type": "group", "jid": GROUP, "trigger": {"mode": "always"}},
         ],
-        tools=tools,
+        tools={"reminders": False, "memory": False, **tools},
     )
 
 

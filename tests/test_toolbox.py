@@ -33,7 +33,10 @@ def test_stay_silent_is_offered_where_tools_silence_says(
     silence: str, group: list[str], direct: list[str]
 ) -> None:
     config = config_from_dict(
-        {"whatsapp": {"phone_number": "491700000000"}, "tools": {"silence": silence}}
+        {
+            "whatsapp": {"phone_number": "491700000000"},
+            "tools": {"silence": silence, "reminders": False, "memory": False},
+        }
     )
     assert (toolbox.offered(config, True), toolbox.offered(config, False)) == (group, direct)
 

@@ -27,6 +27,7 @@ from pipeline.daemon import _decide as decide
 from pipeline.daemon._replies import Ids
 from pipeline.daemon._status import clock, display, report
 from projections import pauses, queue
+from projections import reminders as pending_reminders
 from projections.fold import States
 from projections.queue import Item
 
@@ -34,6 +35,7 @@ NAMES = ("status", "pause", "resume", "reminders", "help")
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 _DURATION = re.compile(r"(\d+)\s*(m|min|h|d)", re.IGNORECASE)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+REMINDERS_SHOWN = 30  # /reminders lists this many, then says how many more
 MAX_PAUSE = 365 * 86400  # a longer pause is a mistake: /pause NAME without one lasts anyway
 
 HELP = """Commands (in this chat only):
@@ -109,7 +111,7 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     elif command.name == "resume":
         recorded, text = resume(facts, command.args, item.message.msg_id)
     elif command.name == "reminders":
-        text = reminders(facts.view, facts.config, facts.now)
+        text, quotes = reminders(facts.view, facts.config, facts.now)
     else:
         text = HELP if command.name == "help" else f"Unknown command /{command.name}.\n\n{HELP}"
     said = ReplyPlanned(
@@ -125,10 +127,24 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     return [*recorded, said]
 
 
-def reminders(view: States, config: AppConfig, now: float) -> str:
-    """``/reminders``: the reminders pending (none: reminders are not built yet; the
-    reminders tool replaces this with its own list)."""
-    return "No reminders pending."
+def reminders(view: States, config: AppConfig, now: float) -> tuple[str, str | None]:
+    """``/reminders``: every chat's pending reminders, earliest first, one line each
+    (id, when, which chat, what), so the owner sees what the bot will send; and the
+    chat whose words it quotes, when all are one chat's (``forget`` takes the answer)."""
+    pending = pending_reminders.every(view.reminders)
+    if not pending:
+        return "No reminders pending.", None
+    shown = pending[:REMINDERS_SHOWN]
+    lines = [
+        f"{r.reminder_id} {clock(r.at, now, config)} {display(config, r.chat)}: "
+        f"{' '.join(r.text.split())}"
+        for r in shown
+    ]
+    more = len(pending) - len(shown)
+    tail = [f"… and {more} more"] if more else []
+    text = "\n".join([f"{_count(len(pending), 'reminder')} pending:", *lines, *tail])
+    chats = {r.chat for r in pending}
+    return text, chats.pop() if len(chats) == 1 else None
 
 
 def pause(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:

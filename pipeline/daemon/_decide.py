@@ -16,6 +16,7 @@ from events.jid import InvalidJid, normalize, user_part
 from events.model import StartReason
 from pipeline.config import AppConfig, Entity, GroupEntity, SelfEntity
 from pipeline.daemon._attachments import answerable
+from pipeline.llm import same_system
 from projections import aliases, budget, own_sends, pauses, sessions, takeover
 from projections.queue import Item
 
@@ -104,7 +105,7 @@ def session_start(
     persona or prompt (a hot reload) is not continued.
     """
     if live is not None:
-        return None if live.system in ("", system) else "config_changed"
+        return None if not live.system or same_system(live.system, system) else "config_changed"
     return "new" if last is None else "expired"
 
 

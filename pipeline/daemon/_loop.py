@@ -86,7 +86,7 @@ def called(
     outputs: list[str] = []
     silent: str | None = None
     for call in result.tool_calls:
-        at = toolbox.Scene(scene.view, chat, scene.now, scene.config, call.id)
+        at = toolbox.Scene(scene.view, chat, scene.now, scene.config, call.id, call_id)
         done = toolbox.run(at, call, request.tools)
         output = toolbox.output_text(done.output)
         outputs.append(output)

@@ -1,4 +1,4 @@
-"""The scheduler: the check-in to the owner's chat and the periodic rotation.
+"""The scheduler: the check-in to the owner's chat, the periodic rotation, and reminders.
 
 Every decision reads the config in force, so edits to ``vitality`` and
 ``rotation`` apply without a restart. With ``rotation.drop_expired_sessions``
@@ -19,6 +19,14 @@ the transport has reported, since the daemon's start records ``connecting``.
 The scheduler is woken by commits, so it plans the check-in the moment the
 report is in, and runs its jobs as soon as a reloaded config makes one due;
 between those, a wake-up costs a comparison.
+
+Reminders fall due by the clock too: the earliest pending one's time
+(``projections.reminders.next_due``) is one more due time, so a new reminder
+set for a minute from now wakes the scheduler then, and a pass reads only the
+reminders due (``_reminding``). Firing them is a commit like the check-in's:
+the messages are planned with ``ReminderFired`` and the outbox sends them.
+A rotation keeps every pending reminder (``reminders.kept``) and every live
+fact (``facts.kept``).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from croniter import CroniterBadDateError
 from events.model import Compacted, ReplyPlanned
 from events.units import DAY
 from pipeline.config import LoadedConfig
+from pipeline.daemon import _reminding as reminding
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._dispatch import Dispatcher
 from pipeline.daemon._failures import Failures
@@ -41,7 +50,17 @@ from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaStore
-from projections import aliases, budget, configs, connection, pauses, retention, schedule
+from projections import (
+    aliases,
+    budget,
+    configs,
+    connection,
+    facts,
+    pauses,
+    reminders,
+    retention,
+    schedule,
+)
 
 log = get_logger("wabot.scheduler")
 
@@ -70,10 +89,16 @@ class Scheduler:
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
         self._wake = 0.0  # when a job falls due next
+        self._reminders_retry = 0.0  # after a failed reminders pass: not before then
         self._seen: LoadedConfig | None = None  # the config the jobs last ran under
         # Its jobs fall due by the clock; commits matter only for what they have run,
-        # a reloaded config and the transport's first report.
-        reads = (schedule.PROJECTION, connection.PROJECTION, configs.PROJECTION)
+        # a reloaded config, the transport's first report and the reminders set.
+        reads = (
+            schedule.PROJECTION,
+            connection.PROJECTION,
+            configs.PROJECTION,
+            reminders.PROJECTION,
+        )
         self._dispatch = Dispatcher(
             folded, settings, log, "scheduler_pass_failed", clock=clock, reads=reads
         )
@@ -89,12 +114,21 @@ class Scheduler:
             # Should the pass fail: again at the next poll.
             self._wake = now + self.settings.app.polling.interval_seconds
             self._wake = await self.run_due(now)
-        return self._wake
+        elif now >= self._reminder_due():
+            with self._failures.guard(job="reminders"):
+                await self._reminders(now)
+        return min(self._wake, self._reminder_due())
+
+    def _reminder_due(self) -> float:
+        """When the earliest pending reminder is due (after a failed pass, the poll
+        after it: a reminder that cannot be planned must not spin the loop)."""
+        due = reminders.next_due(self.folded.view.reminders)
+        return math.inf if due is None else max(due, self._reminders_retry)
 
     async def run_due(self, now: float) -> float:
         """Run every job due at ``now``; returns when the next one falls due (inf: none)."""
         wakes: list[float] = []
-        for job in (self._vitality, self._rotation):
+        for job in (self._vitality, self._rotation, self._reminders):
             # A full disk or a bug must not stop the daemon; the job is
             # tried again at the next wake-up.
             with self._failures.guard(job=job.__name__.strip("_")):
@@ -126,6 +160,21 @@ class Scheduler:
         log.info("vitality_planned", scheduled_for=due)
         return timetable.vitality_due(vitality, now, now)
 
+    async def _reminders(self, now: float) -> float:
+        """Fire every reminder due at ``now`` (or record it missed); returns when the
+        next one falls due."""
+        self._reminders_retry = now + self.settings.app.polling.interval_seconds
+        while True:
+            fired = reminding.due(self.folded.view.reminders, self.settings.app, now, self.ids)
+            if not fired.events:
+                break
+            await self.folded.append(*fired.events)
+            log.info("reminders_fired", fired=fired.fired, missed=fired.missed)
+            if not fired.more:
+                break
+        self._reminders_retry = 0.0
+        return self._reminder_due()
+
     def _check_in(self, message: str, now: float) -> ReplyPlanned:
         view = self.folded.view
         replies = schedule.replies_since(view.schedule, now - DAY)
@@ -148,7 +197,12 @@ class Scheduler:
         # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
         view = self.folded.view
         # What ties a person's ids, and the owner's pauses still in force, stay.
-        keep = aliases.teachers(view.aliases) | pauses.kept(view.pauses, now)
+        keep = (
+            aliases.teachers(view.aliases)
+            | pauses.kept(view.pauses, now)
+            | reminders.kept(view.reminders)
+            | facts.kept(view.facts)
+        )
         selection = retention.rotation(view.retention, rotation_cfg.retention_days, now, keep)
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "rotation", selection)
         self.folded.catch_up()  # each projection drops what the marker says went

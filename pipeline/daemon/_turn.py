@@ -51,6 +51,7 @@ from pipeline.llm import (
     user_turn,
 )
 from projections import addresses, aliases, group_talk, identity, loops, queue, sessions
+from projections import facts as known_facts
 from projections.fold import States
 from projections.queue import Item
 
@@ -294,7 +295,9 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
         events.append(started)
     leave = frozenset(i.message.msg_id for i in run)
     heard = group_talk.since_spoke(view.group_talk, chat, leave)
-    prompt = compose(cfg, entity, context, user_turn(run, cfg, group_context(cfg, entity, heard)))
+    kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
+    turn = user_turn(run, cfg, group_context(cfg, entity, heard))
+    prompt = compose(cfg, entity, context, turn, kept)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)
     # A model that refused function calling in this process is offered no tools.

@@ -19,6 +19,8 @@ from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
 
 CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
+# What precedes the chat's facts (tool ``remember``) at the end of the system turn.
+FACTS_HEADING = "\n\nFacts:\n"
 
 
 class Message(Attached, Protocol):
@@ -125,10 +127,24 @@ def _quote_block(text: str, room: int) -> str:
     return "\n".join(f"> {line}" for line in text.splitlines())
 
 
-def system_text(config: AppConfig, entity: Entity) -> str:
-    """The system turn: the entity's persona, then its prompt."""
+def system_text(config: AppConfig, entity: Entity, facts: Sequence[str] = ()) -> str:
+    """The system turn: the entity's persona, then its prompt, then the facts the
+    model kept about the chat (``remember``), one ``- `` line each under ``Facts:``."""
     persona, prompt = config.entity_prompt(entity)
-    return "\n\n".join(part for part in (persona.strip(), prompt.strip()) if part)
+    text = "\n\n".join(part for part in (persona.strip(), prompt.strip()) if part)
+    if not facts:
+        return text
+    return text + FACTS_HEADING + "\n".join(f"- {fact}" for fact in facts)
+
+
+def same_system(recorded: str, system: str) -> bool:
+    """Whether a session answered under ``recorded`` was under the persona and prompt
+    ``system`` says: the facts after them change as the model keeps them, and a
+    new fact is no reason to forget the conversation."""
+    if recorded == system:
+        return True
+    before, heading, _ = recorded.rpartition(FACTS_HEADING)
+    return bool(heading) and before == system
 
 
 def llm_params(llm: LlmConfig) -> dict[str, Any]:
@@ -141,11 +157,16 @@ def llm_params(llm: LlmConfig) -> dict[str, Any]:
 
 
 def compose(
-    config: AppConfig, entity: Entity, context: Sequence[ChatTurn], new: str | ChatTurn
+    config: AppConfig,
+    entity: Entity,
+    context: Sequence[ChatTurn],
+    new: str | ChatTurn,
+    facts: Sequence[str] = (),
 ) -> Prompt:
-    """The prompt for the new user turn after ``context``; turns normalised once, here."""
+    """The prompt for the new user turn after ``context``; turns normalised once, here.
+    ``facts``: what the model kept about the chat, for the system turn."""
     turn = new if isinstance(new, ChatTurn) else ChatTurn("user", new)
-    turns = [ChatTurn("system", system_text(config, entity)), *context, turn]
+    turns = [ChatTurn("system", system_text(config, entity, facts)), *context, turn]
     return Prompt(
         model=config.llm.model, params=llm_params(config.llm), messages=normalize_turns(turns)
     )

@@ -9,5 +9,17 @@ what a call did, and replay, which never runs one (it reuses or simulates).
 
 from pipeline.toolbox._catalogue import TOOLS, offered, run, specs
 from pipeline.toolbox._tool import Result, Scene, Tool, output_text, refused
+from pipeline.toolbox._when import iso as local_iso
 
-__all__ = ["TOOLS", "Result", "Scene", "Tool", "offered", "output_text", "refused", "run", "specs"]
+__all__ = [
+    "TOOLS",
+    "Result",
+    "Scene",
+    "Tool",
+    "local_iso",
+    "offered",
+    "output_text",
+    "refused",
+    "run",
+    "specs",
+]

@@ -14,10 +14,20 @@ from typing import Any
 
 from events.model import ToolCall
 from pipeline.config import AppConfig
-from pipeline.toolbox import _args, _silence
+from pipeline.toolbox import _args, _memory, _reminders, _silence
 from pipeline.toolbox._tool import Result, Scene, Tool, refused
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (_silence.TOOL,)}
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        _silence.TOOL,
+        _reminders.SET,
+        _reminders.LIST,
+        _reminders.CANCEL,
+        _memory.REMEMBER,
+        _memory.FORGET,
+    )
+}
 
 
 def offered(config: AppConfig, is_group: bool) -> list[str]:

@@ -29,6 +29,7 @@ class Scene:
     now: float
     config: AppConfig
     tool_call_id: str = ""  # the call's id on the wire: a stable seed for ids it makes
+    call_id: str = ""  # the LLM call that made it (its request's ``call_id``)
 
 
 @dataclass(frozen=True, slots=True)

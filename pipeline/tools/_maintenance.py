@@ -24,7 +24,7 @@ from pipeline.tools._args import BadArgument, config_in_force
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from pipeline.tools.replay import forget_replays
 from pipeline.transport import forget_secrets
-from projections import addresses, aliases, copies, pauses, retention
+from projections import addresses, aliases, copies, facts, pauses, reminders, retention
 from projections.fold import States
 from projections.runner import Runner
 
@@ -39,8 +39,13 @@ def compact(store: Path | Where, now: float) -> str:
         states = runner.states
         config = config_in_force(states.configs)
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
-        teachers = aliases.teachers(states.aliases) | pauses.kept(states.pauses, now)
-        marker = log.compact("rotation", retention.rotation(states.retention, days, now, teachers))
+        kept = (
+            aliases.teachers(states.aliases)
+            | pauses.kept(states.pauses, now)
+            | reminders.kept(states.reminders)
+            | facts.kept(states.facts)
+        )
+        marker = log.compact("rotation", retention.rotation(states.retention, days, now, kept))
         runner.catch_up()  # the projections absorb the rotation
         dropping = config is not None and config.rotation.drop_expired_sessions
         expired = _drop_expired(log, runner.states, config, now) if config and dropping else ""

@@ -47,7 +47,7 @@ def test_stay_silent_in_a_group_sends_nothing_and_is_audited(
 
     assert (withheld.reason, withheld.trigger_ids) == ("just banter", [msg_id])
     (request,) = llm_server.requests
-    [tool] = [t for t in request.json["tools"] if t["type"] == "function"]
+    [tool] = [t for t in request.json["tools"] if t.get("name") == "stay_silent"]
     assert tool["name"] == "stay_silent"
     assert tool["parameters"]["required"] == ["reason"]
     (called,) = daemon.find(ToolCalled, chat=GROUP)
@@ -64,8 +64,9 @@ def test_stay_silent_in_a_group_sends_nothing_and_is_audited(
     # A direct chat is not offered silence by default: it is answered.
     daemon.message("hello")
     daemon.wait_event(ReplySent, chat=ALICE)
-    assert all(t["type"] != "function" for t in llm_server.requests[-1].json.get("tools", []))
-    assert daemon.find(LlmRequested, chat=ALICE)[0].tools == []
+    offered = [t.get("name") for t in llm_server.requests[-1].json.get("tools", [])]
+    assert "stay_silent" not in offered
+    assert "stay_silent" not in daemon.find(LlmRequested, chat=ALICE)[0].tools
 
 
 def test_an_unknown_tool_gets_an_error_result_then_the_answer_openai(

@@ -71,4 +71,6 @@ def test_the_wire_request_is_what_the_log_says_was_sent(daemon: Daemon, llm_serv
     if "instructions" in body:
         wire.insert(0, ("system", body["instructions"]))
     assert wire == [(t.role, t.content) for t in requested.messages]
-    assert body["tools"] == [{"type": "web_search"}]
+    assert body["tools"][0] == {"type": "web_search"}
+    # The function tools offered are the ones the request records (reminders, by default).
+    assert [t["name"] for t in body["tools"][1:]] == requested.tools

@@ -11,7 +11,7 @@ from events.model import Media, MediaOutcome, MediaTranscribed, Recorded, Transc
 from pipeline.media import human_size
 from pipeline.tools._args import iso
 from pipeline.tools._counted import counted
-from projections.timeline import Audit, Delivery, Failure, Incoming, Response, Turn
+from projections.timeline import Audit, Delivery, Effect, Failure, Incoming, Response, Turn
 
 _INDENT = "    "
 # Receipts from the recipient's side, in the order they happen.
@@ -75,6 +75,7 @@ def _turn(t: Turn, shown_config: str | None) -> list[str]:
             lines += [f"{_INDENT}  + image {i.mime} sha256 {i.sha256}" for i in m.images]
     lines += [_failure("llm failed", f) for f in t.failures]
     lines += _tool_rounds(t)
+    lines += [f"  {effect_line(e)}" for e in t.effects]
     if t.kind == "silent":
         lines.append(f"  stayed silent: {t.reason}")
     if t.response is not None:
@@ -111,6 +112,22 @@ def _tool_rounds(t: Turn) -> list[str]:
     return lines
 
 
+def effect_line(e: Effect) -> str:
+    """What a tool did, or a reminder's firing, in one line."""
+    if e.kind == "reminder_set":
+        return f"reminder {e.subject} set for {iso(e.at or 0.0)}: {e.text}"
+    if e.kind == "reminder_cancelled":
+        return f"reminder {e.subject} cancelled"
+    if e.kind == "reminder_fired":
+        return f"reminder {e.subject} fired"
+    if e.kind == "reminder_missed":
+        return f"reminder {e.subject} missed (due while the bot was down)"
+    if e.kind == "fact_remembered":
+        return f"fact remembered: {e.text}"
+    why = "over the bound, the oldest" if e.subject == "bound" else "asked"
+    return f"facts forgotten ({why}): {e.text}"
+
+
 def headline(t: Turn) -> str:
     """What was decided, in a few words: ``skipped: not_triggered``, ``answered by the LLM``."""
     if t.kind == "skipped":
@@ -128,6 +145,9 @@ def headline(t: Turn) -> str:
         return "resumed by you (/resume)"
     if t.kind == "silent":
         return "the LLM stayed silent, no reply"
+    if t.kind == "reminder":
+        sent = "reminder sent by the scheduler" if t.replies else "recorded without an LLM call"
+        return f"{sent}, no LLM call" if t.replies else sent
     if t.kind == "pending":
         return "not decided yet"
     if t.kind == "undecryptable":

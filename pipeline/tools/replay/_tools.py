@@ -3,8 +3,9 @@
 Replay never acts: nothing it does reaches the log, WhatsApp or anything a
 tool would change. A call the new answer makes is given the recorded result
 where the recorded turn made the same call (same name, same arguments), else
-a simulated one: the tool's pure handler run on an empty view, its events
-thrown away. Either way the report says which (``ToolTrace.source``). A
+a simulated one: the tool's pure handler run on the chat's reminders and
+facts as they were at the call (``Inputs``; else on an empty view), its
+events thrown away. Either way the report says which (``ToolTrace.source``). A
 simulated ``stay_silent`` ends the replayed turn as silent, as it would have.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from events.model import ToolCall
 from pipeline import toolbox
 from pipeline.config import AppConfig
+from projections import facts
 from projections.calls import Call, ToolTrace
 from projections.fold import States
 
@@ -29,7 +31,7 @@ def answer(
     call: Call, made: ToolCall, offered: list[str], config: AppConfig, round_: int
 ) -> Answered:
     """The result the replayed model gets for ``made``, never by running the tool."""
-    scene = toolbox.Scene(States(), call.request.chat, call.ts, config, made.id)
+    scene = toolbox.Scene(_view(call), call.request.chat, call.ts, config, made.id)
     simulated = toolbox.run(scene, made, offered)  # pure: its events are dropped
     recorded = next(
         (
@@ -57,3 +59,20 @@ def answer(
             source="simulated",
         )
     return Answered(trace=trace, silent=simulated.silent)
+
+
+def _view(call: Call) -> States:
+    """What the tools of ``call``'s chat read, as it was at the call."""
+    view = States()
+    if call.inputs is None:
+        return view
+    chat = call.request.chat
+    for reminder in call.inputs.pending:
+        view.reminders.pending[reminder.reminder_id] = reminder
+        view.reminders.due.append((reminder.at, reminder.reminder_id))
+    view.reminders.due.sort()
+    view.facts.chats[chat] = [
+        facts.Fact(text=text, chat=chat, seq=n, ts=call.ts)
+        for n, text in enumerate(call.inputs.facts)
+    ]
+    return view

@@ -91,7 +91,8 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     # As the agent built it: text, transcripts and documents from the log, images from the store.
     turn = user_turn(inputs.items, recorded, heard)
     try:
-        composed = compose(config, entity, context, turn)
+        kept = inputs.facts if config.tools.memory else []
+        composed = compose(config, entity, context, turn, kept)
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
     offered = toolbox.offered(config, first.message.is_group)

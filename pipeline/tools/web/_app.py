@@ -28,6 +28,7 @@ from events.protocol import LogError
 from pipeline.config import UnknownChat
 from pipeline.logs import get_logger
 from pipeline.tools._args import iso
+from pipeline.tools.audit import effect_line
 from pipeline.tools.web import _charts as charts
 from pipeline.tools.web import _overview as overview
 from pipeline.tools.web import _replays as replays
@@ -36,6 +37,7 @@ from pipeline.tools.web._console import Console, Snapshot
 from pipeline.tools.web._format import ms, usd, when
 from pipeline.tools.web._guard import Guard, login_cookie, same
 from pipeline.tools.web._metrics import CONTENT_TYPE, metrics_text
+from projections import facts, reminders
 
 log = get_logger("wabot.web")
 HERE = Path(__file__).parent
@@ -69,6 +71,7 @@ def _environment() -> Environment:
     env.filters.update(
         when=local_time, usd=usd, ms=ms, iso=iso, chat_url=chat_url, chat_name=chat_name
     )
+    env.filters["effect"] = effect_line
     env.filters["short"] = lambda text: text[:8] if text else ""
     env.filters["web_link"] = lambda url: urlsplit(url).scheme in ("http", "https")
     return env
@@ -119,7 +122,12 @@ class Pages:
                 return self._unknown_chat(snap, chat)
             limit = None if show_all else TIMELINE_TURNS
             view = timeline.build(records, chat, limit=limit)
-            return self.render(snap, "chat.html", row=row, timeline=view)
+            states = snap.states
+            pending = reminders.of_chat(states.reminders, {chat})
+            kept = facts.of_chat(states.facts, states.aliases, chat)
+            return self.render(
+                snap, "chat.html", row=row, timeline=view, reminders=pending, facts=kept
+            )
 
     def turn(self, chat: str, seq: int) -> Response:
         records = self.console.records(chat)

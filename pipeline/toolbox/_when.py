@@ -1,0 +1,72 @@
+"""When a reminder is due: the model's ``at`` read as an instant, or why it cannot be.
+
+The model writes ISO 8601: with an offset (``2026-12-08T09:00:00+01:00``, or
+``Z``) it is that instant; naive, it is wall-clock time in
+``vitality.timezone``, the owner's zone. Where the clocks jump, the rules are
+the timetable's (``pipeline.daemon._timetable``): a time that happens twice
+(the clocks go back) is its first occurrence; a time that does not exist (they
+go forward) is the moment of the jump. A time in the past, or more than
+``HORIZON`` ahead, is refused: a reminder nobody will get, or a typo of the year.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from events.units import DAY
+
+HORIZON = 365 * DAY
+
+
+def parse(text: str, zone: ZoneInfo, now: float) -> float | str:
+    """The instant ``text`` names (unix seconds), or why it is refused (one line)."""
+    try:
+        local = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return f"{text!r} is not a time: write ISO 8601, such as 2026-12-08T09:00:00+01:00"
+    at = _instant(local, zone)
+    if at <= now:
+        return f"{iso(at, zone)} is in the past (now it is {iso(now, zone)})"
+    if at > now + HORIZON:
+        return f"{iso(at, zone)} is more than a year ahead"
+    return at
+
+
+def _instant(local: datetime, zone: ZoneInfo) -> float:
+    if local.tzinfo is not None:
+        return local.timestamp()
+    first = local.replace(tzinfo=zone, fold=0)
+    if _wall(first.timestamp(), zone) == local:
+        return first.timestamp()  # exists (the first of two, when it happens twice)
+    return _jump(local, zone)
+
+
+def _wall(at: float, zone: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(at, zone).replace(tzinfo=None)
+
+
+def _jump(local: datetime, zone: ZoneInfo) -> float:
+    """The moment the clocks jumped over the non-existent wall time ``local``."""
+    # With fold=1 the gap's time reads in the offset after the jump, with fold=0 in
+    # the one before: the jump lies between those two instants.
+    low = int(local.replace(tzinfo=zone, fold=1).timestamp())
+    high = int(local.replace(tzinfo=zone, fold=0).timestamp())
+    after = datetime.fromtimestamp(high, zone).utcoffset()
+    while low < high:  # the first second already in the offset after the jump
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle + 1
+    return float(high)
+
+
+def iso(at: float, zone: ZoneInfo) -> str:
+    """``at`` as the model and the owner read it: ISO 8601 in ``zone``, with its offset."""
+    return datetime.fromtimestamp(at, zone).replace(microsecond=0).isoformat()
+
+
+def utc(at: float) -> str:
+    """``at`` in UTC, for a log line or a test."""
+    return datetime.fromtimestamp(at, UTC).isoformat()

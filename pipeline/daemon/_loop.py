@@ -109,7 +109,8 @@ def called(
             ),
             *done.events,
         ]
-        line = {"chat": chat, "call_id": call_id, "tool": call.name, "error": str(done.error)}
+        told = "error" if done.error else "ok"  # an error result is the model's to read
+        line = {"chat": chat, "call_id": call_id, "tool": call.name, "result": told}
         lines.append(("tool_called", line))
         silent = silent if silent is not None else done.silent
     if silent is not None:

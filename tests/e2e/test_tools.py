@@ -95,6 +95,8 @@ def test_an_unknown_tool_gets_an_error_result_then_the_answer_openai(
     assert "unknown tool 'launch_rockets'" in json.loads(tool["content"])["error"]
     (finished,) = daemon.find(ToolFinished, chat=ALICE)
     assert (finished.error, finished.output) == (True, tool["content"])
+    called = json.loads(daemon.wait_stderr('"tool_called"'))
+    assert (called["tool"], called["result"]) == ("launch_rockets", "error")
     # Both rounds' costs are recorded, each against its own call.
     costs = [c.usage.cost_usd for c in daemon.find(LlmCompleted, chat=ALICE)]
     assert costs == [0.0021, None]  # the fake's plain answer reports no cost

@@ -253,13 +253,15 @@ def test_slash_reminders_lists_every_chats_pending_reminders() -> None:
         ]
     ).config
     view = states(reminder("RB", chat=BOB, due=NOW + DAY, text="b\nb"), reminder("RA"))
-    text, quotes = commands.reminders(view, config, NOW)
-    assert quotes is None  # two chats' words: the answer is no one chat's
-    assert text == (
-        f"2 reminders pending:\nRA 13:26 CET Alice: tea\nRB 2025-11-26 12:26 CET {BOB}: b b"
-    )
-    assert commands.reminders(States(), config, NOW) == ("No reminders pending.", None)
-    assert commands.reminders(states(reminder("RA")), config, NOW)[1] == ALICE
+    # One message a chat, each naming the chat it quotes: forget of one takes only its own.
+    assert commands.reminders(view, config, NOW) == [
+        ("1 reminder pending for Alice:\nRA 13:26 CET Alice: tea", ALICE),
+        (f"1 reminder pending for {BOB}:\nRB 2025-11-26 12:26 CET {BOB}: b b", BOB),
+    ]
+    assert commands.reminders(States(), config, NOW) == [("No reminders pending.", None)]
+    assert commands.reminders(states(reminder("RA")), config, NOW) == [
+        ("1 reminder pending:\nRA 13:26 CET Alice: tea", ALICE)
+    ]
 
 
 # -- replay ---------------------------------------------------------------------------

@@ -111,10 +111,16 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
     elif command.name == "resume":
         recorded, text = resume(facts, command.args, item.message.msg_id)
     elif command.name == "reminders":
-        text, quotes = reminders(facts.view, facts.config, facts.now)
+        listed = reminders(facts.view, facts.config, facts.now)
+        return [_said(facts, item, text, quotes) for text, quotes in listed]
     else:
         text = HELP if command.name == "help" else f"Unknown command /{command.name}.\n\n{HELP}"
-    said = ReplyPlanned(
+    return [*recorded, _said(facts, item, text, quotes)]
+
+
+def _said(facts: Facts, item: Item, text: str, quotes: str | None) -> ReplyPlanned:
+    """One message of a command's answer, to the owner's chat."""
+    return ReplyPlanned(
         chat=item.message.chat,
         reply_id=facts.ids.new_id(),
         purpose="command",
@@ -124,27 +130,29 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
         wa_id=facts.ids.new_wa_id(),
         quotes_chat=quotes,
     )
-    return [*recorded, said]
 
 
-def reminders(view: States, config: AppConfig, now: float) -> tuple[str, str | None]:
+def reminders(view: States, config: AppConfig, now: float) -> list[tuple[str, str | None]]:
     """``/reminders``: every chat's pending reminders, earliest first, one line each
-    (id, when, which chat, what), so the owner sees what the bot will send; and the
-    chat whose words it quotes, when all are one chat's (``forget`` takes the answer)."""
+    (id, when, which chat, what), so the owner sees what the bot will send. One
+    message a chat, each naming the chat whose words it quotes, so ``forget`` of one
+    chat takes its own message and leaves the others'."""
     pending = pending_reminders.every(view.reminders)
     if not pending:
-        return "No reminders pending.", None
+        return [("No reminders pending.", None)]
     shown = pending[:REMINDERS_SHOWN]
-    lines = [
-        f"{r.reminder_id} {clock(r.at, now, config)} {display(config, r.chat)}: "
-        f"{' '.join(r.text.split())}"
-        for r in shown
-    ]
+    chats: dict[str, list[str]] = {}
+    for r in shown:
+        line = f"{r.reminder_id} {clock(r.at, now, config)} {display(config, r.chat)}: "
+        chats.setdefault(r.chat, []).append(line + " ".join(r.text.split()))
     more = len(pending) - len(shown)
-    tail = [f"… and {more} more"] if more else []
-    text = "\n".join([f"{_count(len(pending), 'reminder')} pending:", *lines, *tail])
-    chats = {r.chat for r in pending}
-    return text, chats.pop() if len(chats) == 1 else None
+    messages = []
+    for chat, lines in chats.items():
+        whose = "" if len(chats) == 1 else f" for {display(config, chat)}"
+        messages.append([f"{_count(len(lines), 'reminder')} pending{whose}:", *lines])
+    if more:
+        messages[-1].append(f"… and {more} more")
+    return [("\n".join(m), chat) for m, chat in zip(messages, chats, strict=True)]
 
 
 def pause(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:

@@ -88,6 +88,33 @@ class Daemon:
 
     async def serve(self) -> None:
         self.folded.watch()
+        await self._begin()
+        try:
+            async with anyio.create_task_group() as tg:
+                waiting = anyio.CancelScope()
+                tg.start_soon(self.folded.keep_current, self._poll_interval)
+                tg.start_soon(self._receive, waiting)
+                tg.start_soon(self.intake.run)
+                tg.start_soon(self.intake.receipts.run)
+                tg.start_soon(self.liveness.run_agent, self.agent.run)
+                tg.start_soon(self.sender.run)
+                tg.start_soon(self.settings.watch, self.folded)
+                tg.start_soon(self.scheduler.run)
+                tg.start_soon(self.alerter.run)
+                tg.start_soon(self.liveness.tell_systemd)
+                for service in self._services:
+                    tg.start_soon(self._run_service, service)
+                with waiting:
+                    await _until_signal()
+                await self._wind_down()
+                tg.cancel_scope.cancel()
+        finally:
+            await self._close()
+        if self._transport_failure is not None:
+            raise self._transport_failure
+
+    async def _begin(self) -> None:
+        """Record the start (the config, the connection not yet reported) and say it."""
         loaded = self.settings.loaded
         # Until the transport reports, the connection is not what the last run
         # left in the log ("stopped", or "connected" before a kill -9).
@@ -114,54 +141,37 @@ class Daemon:
                 "speech_key_missing",
                 hint="replies cannot be spoken (they go as text): set TTS_API_KEY or LLM_API_KEY",
             )
-        try:
-            async with anyio.create_task_group() as tg:
-                waiting = anyio.CancelScope()
-                tg.start_soon(self.folded.keep_current, self._poll_interval)
-                tg.start_soon(self._receive, waiting)
-                tg.start_soon(self.intake.run)
-                tg.start_soon(self.intake.receipts.run)
-                tg.start_soon(self.liveness.run_agent, self.agent.run)
-                tg.start_soon(self.sender.run)
-                tg.start_soon(self.settings.watch, self.folded)
-                tg.start_soon(self.scheduler.run)
-                tg.start_soon(self.alerter.run)
-                tg.start_soon(self.liveness.tell_systemd)
-                for service in self._services:
-                    tg.start_soon(self._run_service, service)
-                with waiting:
-                    await _until_signal()
-                self.liveness.stop()
-                failed = self._transport_failure is not None
-                _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
-                # No new turns, but intake goes on through the grace period:
-                # WhatsApp has acknowledged what it hands over, so whatever
-                # arrives is recorded now and answered after the restart.
-                self.agent.stopping = True
-                with anyio.move_on_after(GRACE_SECONDS):
-                    await self.alerter.send_due()  # e.g. the logout that stops us
-                    await self.agent.idle()
-                    await self.intake.fetched()  # an attachment on its way, recorded now
-                    # Owed replies stay in the log for the next start: waiting for
-                    # a reconnect here would only hold the stop up.
-                    if self.folded.view.connection.state == "connected":
-                        await self.sender.send_due()
-                tg.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.llm.aclose()
-                await self.transport.aclose()
-            # Said in the log, so nothing reads "connected" off a stopped bot.
-            with contextlib.suppress(LogError):
-                self.folded.fold(
-                    self.folded.log.append(
-                        TransportStatus(state="stopped", detail="daemon stopped")
-                    )
-                )
-            self.folded.close()
-            log.info("stopped", dropped_unmonitored=self.intake.dropped)
-        if self._transport_failure is not None:
-            raise self._transport_failure
+
+    async def _wind_down(self) -> None:
+        """A signal came: no new turns, but what is under way finishes in the grace period."""
+        self.liveness.stop()
+        failed = self._transport_failure is not None
+        _deadline.arm(_deadline.STOP_DEADLINE, EXIT_NEEDS_OWNER if failed else 0)
+        # No new turns, but intake goes on through the grace period:
+        # WhatsApp has acknowledged what it hands over, so whatever
+        # arrives is recorded now and answered after the restart.
+        self.agent.stopping = True
+        with anyio.move_on_after(GRACE_SECONDS):
+            await self.alerter.send_due()  # e.g. the logout that stops us
+            await self.agent.idle()
+            await self.intake.fetched()  # an attachment on its way, recorded now
+            # Owed replies stay in the log for the next start: waiting for
+            # a reconnect here would only hold the stop up.
+            if self.folded.view.connection.state == "connected":
+                await self.sender.send_due()
+
+    async def _close(self) -> None:
+        """Close the clients, and say in the log that the bot stopped."""
+        with anyio.CancelScope(shield=True):
+            await self.llm.aclose()
+            await self.transport.aclose()
+        # Said in the log, so nothing reads "connected" off a stopped bot.
+        with contextlib.suppress(LogError):
+            self.folded.fold(
+                self.folded.log.append(TransportStatus(state="stopped", detail="daemon stopped"))
+            )
+        self.folded.close()
+        log.info("stopped", dropped_unmonitored=self.intake.dropped)
 
     def _poll_interval(self) -> float:
         return self.settings.app.polling.interval_seconds

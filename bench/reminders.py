@@ -40,7 +40,13 @@ TICK_GOAL = 5.0  # ms per scheduler tick with 10,000 pending
 TICKS = 2_000
 FIRINGS = 1_000
 CHATS = [f"4917{n:08d}@s.whatsapp.net" for n in range(200)]
-CONFIG = config_from_dict({"whatsapp": {"phone_number": "491700000000"}})
+# The chats are monitored: a reminder of a chat taken out of app.json is cancelled, not sent.
+CONFIG = config_from_dict(
+    {
+        "whatsapp": {"phone_number": "491700000000"},
+        "monitored_entities": [{"type": "user", "jid": chat} for chat in CHATS],
+    }
+)
 
 
 def run(ws: Workspace) -> list[Row]:

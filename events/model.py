@@ -360,10 +360,13 @@ class ReminderSet(Event, frozen=True, kw_only=True):
 
 
 class ReminderCancelled(Event, frozen=True, kw_only=True):
-    """The model cancelled pending reminder ``reminder_id`` (tool ``cancel_reminder``)."""
+    """Pending reminder ``reminder_id`` was cancelled: by the model (tool
+    ``cancel_reminder``, ``call_id``), or, ``reason="not_monitored"``, by the
+    scheduler when it came due in a chat no longer monitored (nothing was sent)."""
 
     reminder_id: str
     call_id: str = ""
+    reason: Literal["asked", "not_monitored"] = "asked"
 
 
 class ReminderFired(Event, frozen=True, kw_only=True):

@@ -415,7 +415,13 @@ def _effect(state: State, rec: Recorded, ev: ReminderSet | ReminderCancelled) ->
             at=ev.at,
         )
     else:
-        effect = Effect(seq=rec.seq, ts=rec.ts, kind="reminder_cancelled", subject=ev.reminder_id)
+        effect = Effect(
+            seq=rec.seq,
+            ts=rec.ts,
+            kind="reminder_cancelled",
+            subject=ev.reminder_id,
+            text="" if ev.reason == "asked" else "the chat is no longer monitored",
+        )
     _attach(state, rec, ev.call_id, effect)
 
 

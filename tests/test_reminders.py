@@ -301,3 +301,19 @@ def test_a_reminder_longer_than_one_message_is_refused() -> None:
     done = call(short, "set_reminder", at="2025-11-26T09:00:00", text="x" * 201)
     assert done.output == {"error": "set_reminder: the text is longer than 200 characters"}
     assert call(short, "set_reminder", at="2025-11-26T09:00:00", text="x" * 200).events
+
+
+def test_a_reminder_due_in_a_chat_no_longer_monitored_is_cancelled_not_sent() -> None:
+    # Bob's chat was taken out of app.json after his reminder was set.
+    view = states(reminder("R1", due=NOW, chat=BOB), reminder("R2", due=NOW)).reminders
+
+    done = reminding.due(view, loaded().config, NOW + 1, ids())
+
+    dropped, fired, planned = done.events
+    assert dropped == ReminderCancelled(chat=BOB, reminder_id="R1", reason="not_monitored")
+    assert isinstance(fired, ReminderFired)
+    assert isinstance(planned, ReplyPlanned)
+    assert (planned.chat, planned.text) == (ALICE, "tea")
+    assert (done.fired, done.missed, done.dropped) == (1, 0, 1)
+    after = states(reminder("R1", due=NOW, chat=BOB), dropped).reminders
+    assert reminders.due_by(after, NOW + 1, 10) == []  # not asked again at every pass

@@ -51,6 +51,8 @@ def at(local: str) -> float:
 def loaded(**sections: Any) -> LoadedConfig:
     data = {
         "whatsapp": {"phone_number": "491700000000"},
+        # Reminders go only to monitored chats.
+        "monitored_entities": [{"type": "user", "phone": "491701111111", "name": "Alice"}],
         "polling": {"interval_seconds": 0.05},
         "rotation": ROTATION,
         **sections,

@@ -7,7 +7,9 @@ the reminder is no longer pending, so no restart plans it again. One that
 came due while the bot was down is sent at start if it is at most
 ``polling.catch_up_minutes`` late; later than that it is ``missed``, and the
 chat gets one line saying so instead (a reminder for a meeting that is over
-is noise, silence would be worse).
+is noise, silence would be worse). One whose chat is no longer monitored (the
+owner took it out of app.json) is cancelled, never sent: the bot does not
+write where it was told to stay out.
 
 The scheduler asks this only when the earliest pending reminder is due
 (``projections.reminders.next_due``); the rule reads the due ones only.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from events.model import AnyEvent, ReminderFired, ReplyPlanned
+from events.model import AnyEvent, ReminderCancelled, ReminderFired, ReplyPlanned
 from pipeline.config import AppConfig
 from pipeline.daemon._replies import Ids
 from projections import reminders
@@ -35,6 +37,7 @@ class Fired:
     events: list[AnyEvent]
     fired: int = 0
     missed: int = 0
+    dropped: int = 0  # cancelled: their chats are no longer monitored
     more: bool = False  # more were due than one batch holds: run again at once
 
 
@@ -43,8 +46,12 @@ def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fire
     found = reminders.due_by(state, now, BATCH + 1)
     window = config.polling.catch_up_minutes * 60
     events: list[AnyEvent] = []
-    missed = 0
+    missed = dropped = 0
     for reminder in found[:BATCH]:
+        if config.find_entity(reminder.chat) is None:  # messages are filed by entity
+            events.append(_dropped(reminder))
+            dropped += 1
+            continue
         late = max(0.0, now - reminder.at)
         lost = late > window
         missed += lost
@@ -64,8 +71,16 @@ def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fire
             late=round(late, 3),
         )
         events += [fired, planned]
-    count = min(len(found), BATCH)
-    return Fired(events, fired=count - missed, missed=missed, more=len(found) > BATCH)
+    count = min(len(found), BATCH) - dropped
+    return Fired(
+        events, fired=count - missed, missed=missed, dropped=dropped, more=len(found) > BATCH
+    )
+
+
+def _dropped(reminder: reminders.Reminder) -> ReminderCancelled:
+    return ReminderCancelled(
+        chat=reminder.chat, reminder_id=reminder.reminder_id, reason="not_monitored"
+    )
 
 
 def _missed(reminder: reminders.Reminder, config: AppConfig) -> str:

@@ -169,7 +169,9 @@ class Scheduler:
             if not fired.events:
                 break
             await self.folded.append(*fired.events)
-            log.info("reminders_fired", fired=fired.fired, missed=fired.missed)
+            log.info(
+                "reminders_fired", fired=fired.fired, missed=fired.missed, dropped=fired.dropped
+            )
             if not fired.more:
                 break
         self._reminders_retry = 0.0

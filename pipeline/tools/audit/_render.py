@@ -117,7 +117,7 @@ def effect_line(e: Effect) -> str:
     if e.kind == "reminder_set":
         return f"reminder {e.subject} set for {iso(e.at or 0.0)}: {e.text}"
     if e.kind == "reminder_cancelled":
-        return f"reminder {e.subject} cancelled"
+        return f"reminder {e.subject} cancelled" + (f" ({e.text})" if e.text else "")
     if e.kind == "reminder_fired":
         return f"reminder {e.subject} fired"
     if e.kind == "reminder_missed":

@@ -205,7 +205,10 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
         state.replying[ev.call_id] = call.session_id
     turns = session.turns
     turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
-    turns.append(Utterance("assistant", ev.content, rec.ts))
+    if ev.content.strip():
+        # No text (the turn then failed, so nothing was sent): the next request must
+        # not carry an empty assistant turn, which an API may refuse.
+        turns.append(Utterance("assistant", ev.content, rec.ts))
     size = len(turns)
     if size > state.max_messages:
         # Keep at most max_messages; Perplexity needs the context to open with a user turn.

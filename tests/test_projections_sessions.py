@@ -48,6 +48,20 @@ def exchange(n: int, session_id: str = "s1") -> list[AnyEvent]:
     ]
 
 
+def test_an_answer_without_text_leaves_no_empty_assistant_turn():
+    # The model wrote nothing (the turn then failed): its question stays, no blank answer.
+    request, _ = exchange(1)
+    empty = LlmCompleted(chat=CHAT, call_id="c1", content="  ")
+    state = folded(started(), request, empty, *exchange(2))
+    session = sessions.current(state, CHAT, [CHAT])
+    assert session is not None
+    assert sessions.context(session) == [
+        ChatTurn("user", "q1"),
+        ChatTurn("user", "q2"),
+        ChatTurn("assistant", "a2"),
+    ]
+
+
 def config(max_messages: int) -> ConfigLoaded:
     body = {"session_memory": {"mode": "idle", "max_messages": max_messages}}
     return ConfigLoaded(hash=str(max_messages), config=body, path="app.json")

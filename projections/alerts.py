@@ -131,7 +131,8 @@ def _status(state: State, rec: Recorded, ev: TransportStatus) -> None:
 
 def _restricted(state: State, rec: Recorded, ev: AccountRestricted) -> None:
     if ev.active:
-        _owe(state, rec, "restricted", ev.detail or f"error {ev.code}")
+        code = f"error {ev.code}" if ev.code is not None else "WhatsApp gave no reason"
+        _owe(state, rec, "restricted", ev.detail or code)
     else:
         _episode_over(state, "restricted")
 

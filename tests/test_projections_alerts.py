@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from events.model import (
+    AccountRestricted,
     AlertKind,
     AnyEvent,
     LlmCompleted,
@@ -85,3 +86,17 @@ def test_an_alert_quoting_a_chat_s_failure_names_that_chat() -> None:
     assert alerts.quoted_chat(state, "llm_failing") == ALICE
     assert alerts.quoted_chat(state, "transcription_failing") == ALICE
     assert alerts.quoted_chat(state, "budget") is None
+
+
+@pytest.mark.parametrize(
+    ("restricted", "said"),
+    [
+        (AccountRestricted(code=463, detail="reach-out timelock"), "reach-out timelock"),
+        (AccountRestricted(code=479), "error 479"),
+        (AccountRestricted(), "WhatsApp gave no reason"),  # not "error None"
+    ],
+)
+def test_a_restriction_is_owed_with_what_whatsapp_said(
+    restricted: AccountRestricted, said: str
+) -> None:
+    assert owed_after(restricted) == {"restricted": said}

@@ -24,6 +24,7 @@ from events.model import (
 from events.protocol import Selection
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import _commands as commands
+from pipeline.daemon import _status as status
 from pipeline.daemon import _turn as turn
 from pipeline.daemon._replies import Ids
 from projections import pauses, queue
@@ -123,7 +124,7 @@ def test_status_is_answered_in_the_owners_chat_without_a_call() -> None:
     text = reply.text
     assert "Connection: connected since" in text
     assert "Restriction: none" in text
-    assert "Queue: 0 message(s) to decide in 0 chat(s), 0 to send" in text
+    assert "Queue: 0 messages to decide in 0 chats, 0 to send" in text
     assert "Today: 0 replies, $0.0000 spent of $" in text
     assert "Last error: none" in text
     assert not [e for e in plan.events if isinstance(e, LlmRequested)]
@@ -301,3 +302,9 @@ def test_a_pause_whose_first_extensions_went_dates_from_the_oldest_left() -> Non
     assert after.chats[ALICE].since == NOW + 20 == refold.chats[ALICE].since
     assert pauses.covered(after, ALICE, NOW + 25)
     assert not pauses.covered(after, ALICE, NOW + 15)
+
+
+def test_the_queue_line_counts_in_words() -> None:
+    alice = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
+    one = status.queue_line(fold(records(alice)))
+    assert one.startswith("Queue: 1 message to decide in 1 chat, ")

@@ -25,7 +25,7 @@ from events.model import AnyEvent, ChatPaused, ChatResumed, ReplyPlanned
 from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._replies import Ids
-from pipeline.daemon._status import clock, display, report
+from pipeline.daemon._status import clock, counted, display, report
 from projections import pauses, queue
 from projections import reminders as pending_reminders
 from projections.fold import States
@@ -149,7 +149,7 @@ def reminders(view: States, config: AppConfig, now: float) -> list[tuple[str, st
     messages = []
     for chat, lines in chats.items():
         whose = "" if len(chats) == 1 else f" for {display(config, chat)}"
-        messages.append([f"{_count(len(lines), 'reminder')} pending{whose}:", *lines])
+        messages.append([f"{counted(len(lines), 'reminder')} pending{whose}:", *lines])
     if more:
         messages[-1].append(f"… and {more} more")
     return [("\n".join(m), chat) for m, chat in zip(messages, chats, strict=True)]
@@ -208,11 +208,11 @@ def _resumed_text(facts: Facts, chats: list[str]) -> str:
     names = ", ".join(display(facts.config, chat) for chat in chats)
     text = f"Resumed {names}."
     if fresh:
-        text += f" {_count(fresh, 'message')} that waited will be answered now."
+        text += f" {counted(fresh, 'message')} that waited will be answered now."
     if stale:
         minutes = facts.config.polling.catch_up_minutes
         text += (
-            f" {_count(stale, 'message')} older than polling.catch_up_minutes "
+            f" {counted(stale, 'message')} older than polling.catch_up_minutes "
             f"({minutes:g}) stay unanswered."
         )
     return text
@@ -235,10 +235,6 @@ def _targets(config: AppConfig, name: str, *, every: bool) -> list[str] | str:
     if entity is None:
         return f"{name!r} is not a monitored chat."
     return [config.entity_jid(entity)]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def wait_until(view: States, config: AppConfig, chat: str, now: float) -> float | None:

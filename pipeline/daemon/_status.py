@@ -66,11 +66,19 @@ def restriction_line(view: States, config: AppConfig, now: float) -> str:
 def queue_line(view: States, asking: str = "") -> str:
     waiting = chats = 0
     for items in view.queue.chats.values():
-        counted = sum(1 for msg_id in items if msg_id != asking)
-        waiting += counted
-        chats += counted > 0
+        here = sum(1 for msg_id in items if msg_id != asking)
+        waiting += here
+        chats += here > 0
     owed = len(outbox.unsent(view.outbox))
-    return f"Queue: {waiting} message(s) to decide in {chats} chat(s), {owed} to send"
+    return (
+        f"Queue: {counted(waiting, 'message')} to decide in {counted(chats, 'chat')},"
+        f" {owed} to send"
+    )
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1 ("1 chat", "2 chats")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def paused_lines(view: States, config: AppConfig, now: float) -> list[str]:

@@ -262,6 +262,7 @@ STAGES = (
     "pipeline.daemon._voice",
     "pipeline.daemon._commands",
     "pipeline.daemon._status",
+    "pipeline.daemon._reminding",
 )
 # What does I/O, waits, or reads the clock or chance: never imported by a stage.
 IO_LIBRARIES = frozenset(

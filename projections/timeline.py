@@ -451,16 +451,7 @@ def _fired(state: State, rec: Recorded, ev: ReminderFired) -> None:
 def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     turn = state.by_call.get(ev.call_id)
     if turn is not None:
-        turn.failures.append(
-            Failure(
-                seq=rec.seq,
-                ts=rec.ts,
-                error=ev.error,
-                final=ev.final,
-                attempt=ev.attempt,
-                status=ev.status,
-            )
-        )
+        turn.failures.append(_failure(rec, ev))
 
 
 def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
@@ -489,9 +480,7 @@ def _furthest(delivery: Delivery) -> ReceiptState | None:
 def _send_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
     delivery = state.by_reply.get(ev.reply_id)
     if delivery is not None:
-        delivery.failures.append(
-            Failure(seq=rec.seq, ts=rec.ts, error=ev.error, final=ev.final, attempt=ev.attempt)
-        )
+        delivery.failures.append(_failure(rec, ev))
 
 
 def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized) -> None:
@@ -503,15 +492,15 @@ def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized) -> None:
 def _not_spoken(state: State, rec: Recorded, ev: SpeechFailed) -> None:
     delivery = state.by_reply.get(ev.reply_id)
     if delivery is not None:
-        failure = Failure(
-            seq=rec.seq,
-            ts=rec.ts,
-            error=ev.error,
-            final=ev.final,
-            attempt=ev.attempt,
-            status=ev.status,
-        )
-        delivery.speech_failures.append(failure)
+        delivery.speech_failures.append(_failure(rec, ev))
+
+
+def _failure(rec: Recorded, ev: LlmFailed | ReplyFailed | SpeechFailed) -> Failure:
+    """One failed attempt as a turn shows it (a send failure has no HTTP status)."""
+    status = None if isinstance(ev, ReplyFailed) else ev.status
+    return Failure(
+        seq=rec.seq, ts=rec.ts, error=ev.error, final=ev.final, attempt=ev.attempt, status=status
+    )
 
 
 def _new_turn(state: State, rec: Recorded, kind: Kind, msg_ids: Iterable[str]) -> Turn:

@@ -53,7 +53,7 @@ from pipeline.config._sections import (
     is_loopback,
     parse_listen,
 )
-from pipeline.config._skips import Skip, skip_words, trigger_words
+from pipeline.config._skips import Skip, clock, counted, skip_words, trigger_words
 
 __all__ = [
     "ALERT_KINDS",
@@ -90,7 +90,9 @@ __all__ = [
     "VoiceRepliesConfig",
     "WebConfig",
     "WhatsAppConfig",
+    "clock",
     "config_from_dict",
+    "counted",
     "dsn_passwords",
     "dsn_problem",
     "is_loopback",

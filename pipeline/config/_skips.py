@@ -88,10 +88,10 @@ def _taken_over(skip: Skip, config: AppConfig) -> str:
     since = skip.at if skip.reason == "takeover" else skip.took_over_at
     if since is None:
         return f"you took over this chat: the bot stays silent for takeover.minutes ({minutes:g})"
-    until = _clock(since + minutes * 60, skip.at, config)
+    until = clock(since + minutes * 60, skip.at, config)
     if skip.reason == "takeover":
         return f"you wrote here yourself: the bot stays silent in this chat until {until}"
-    return f"you took over this chat at {_clock(since, skip.at, config)}: silent until {until}"
+    return f"you took over this chat at {clock(since, skip.at, config)}: silent until {until}"
 
 
 def _not_triggered(config: AppConfig, group: GroupEntity, media: str | None) -> str:
@@ -113,9 +113,14 @@ def _stale(skip: Skip, config: AppConfig) -> str:
     return f"sent {age} before the bot read it, over polling.catch_up_minutes ({limit:g} min)"
 
 
-def _clock(ts: float, at: float, config: AppConfig) -> str:
+def clock(ts: float, at: float, config: AppConfig) -> str:
     """``ts`` in the owner's zone: the time, and the date when it is not ``at``'s day."""
     zone = config.vitality.zone
     moment = datetime.fromtimestamp(ts, zone)
     same_day = moment.date() == datetime.fromtimestamp(at, zone).date()
     return moment.strftime("%H:%M %Z" if same_day else "%Y-%m-%d %H:%M %Z")
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1 ("1 chat", "2 chats")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass
 
 from events.model import AnyEvent, ChatPaused, ChatResumed, ReplyPlanned
-from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat
+from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat, clock, counted
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._replies import Ids
-from pipeline.daemon._status import clock, counted, display, report
+from pipeline.daemon._status import display, report
 from projections import pauses, queue
 from projections import reminders as pending_reminders
 from projections.fold import States

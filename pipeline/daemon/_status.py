@@ -10,9 +10,8 @@ the log and no LLM call.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
-from pipeline.config import AppConfig
+from pipeline.config import AppConfig, clock, counted
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
 from projections import account, budget, failures, outbox, pauses
@@ -76,11 +75,6 @@ def queue_line(view: States, asking: str = "") -> str:
     )
 
 
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, in the plural unless ``n`` is 1 ("1 chat", "2 chats")."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def paused_lines(view: States, config: AppConfig, now: float) -> list[str]:
     paused = pauses.paused_chats(view.pauses, now)
     return [
@@ -98,14 +92,6 @@ def today_line(view: States, config: AppConfig, now: float) -> str:
     return (
         f"Today: {replies} repl{'y' if replies == 1 else 'ies'}, ${spent:.4f} spent of ${limit:.2f}"
     )
-
-
-def clock(ts: float, now: float, config: AppConfig) -> str:
-    """``ts`` in the owner's zone: the time, and the date when it is not today."""
-    zone = config.vitality.zone
-    moment = datetime.fromtimestamp(ts, zone)
-    same_day = moment.date() == datetime.fromtimestamp(now, zone).date()
-    return moment.strftime("%H:%M %Z" if same_day else "%Y-%m-%d %H:%M %Z")
 
 
 def display(config: AppConfig, chat: str) -> str:

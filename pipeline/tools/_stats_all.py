@@ -14,7 +14,7 @@ import msgspec
 from events.backends import is_postgres, open_reader
 from events.jid import user_part
 from events.protocol import LogReader
-from pipeline.tools._counted import counted
+from pipeline.config import counted
 from pipeline.tools._stats import Report, entity_names, report
 from pipeline.tools._where import Where, as_where, numbers, open_tool_reader
 from projections import configs

@@ -8,9 +8,9 @@ import msgspec
 
 from events.jid import user_part
 from events.model import Media, MediaOutcome, MediaTranscribed, Recorded, TranscriptionFailed
+from pipeline.config import counted
 from pipeline.media import human_size
 from pipeline.tools._args import iso
-from pipeline.tools._counted import counted
 from projections.timeline import Audit, Delivery, Effect, Failure, Incoming, Response, Turn
 
 _INDENT = "    "

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 
 from events.model import Usage
+from pipeline.config import counted
 from pipeline.llm import format_reply
 from pipeline.tools._args import iso
-from pipeline.tools._counted import counted
 from pipeline.tools.replay._runner import NewReply
 from pipeline.tools.replay._verify import Check
 from projections.calls import Call, ToolTrace

@@ -61,8 +61,10 @@ def _restricted(state: State, rec: Recorded, ev: AccountRestricted) -> None:
 def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     sends = state.sends
     sends.append(origin(rec))
-    cut = 0
     oldest = rec.ts - SEND_WINDOW
+    if sends[0][1] > oldest and len(sends) <= SENDS_KEPT:
+        return  # the common case: nothing to drop, no loop
+    cut = 0
     while cut < len(sends) and (sends[cut][1] <= oldest or len(sends) - cut > SENDS_KEPT):
         cut += 1
     if cut:

@@ -63,7 +63,10 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     if len(group.heard) > KEEP:
         del group.heard[0]
         oldest = group.heard[0].seq
-        group.spoke = [s for s in group.spoke if s[0] > oldest]
+        spoke = group.spoke
+        # In log order, so only a prefix can go; most messages drop none (no list built).
+        if spoke and spoke[0][0] <= oldest:
+            group.spoke = [s for s in spoke if s[0] > oldest]
 
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:

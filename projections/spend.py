@@ -27,6 +27,12 @@ _COSTS: dict[type[Event], tuple[SpendKind, Callable[[Any], float | None]]] = {
 SPENDING: tuple[type[Event], ...] = tuple(_COSTS)
 
 
+def reader(event_type: type[Event]) -> tuple[SpendKind, Callable[[Any], float | None]]:
+    """The kind an event type spends and how to read its USD (None: not reported), for a
+    fold that binds them once per type instead of looking them up per event."""
+    return _COSTS[event_type]
+
+
 def cost(event: Event) -> tuple[SpendKind, float] | None:
     """The kind and the USD an event spent (0.0 when unknown); None for one that costs nothing."""
     found = _COSTS.get(type(event))

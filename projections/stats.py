@@ -16,6 +16,8 @@ The oldest event is the log's to say (``LogReader.read(limit=1)``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -54,40 +56,59 @@ class State(msgspec.Struct, kw_only=True):
     unresolved_lids: dict[str, int] = {}
 
 
-def _count(state: State, rec: Recorded, ev: Event) -> None:
-    name = type(ev).__name__
-    by_type = state.by_type
-    by_type[name] += 1
-    chat = ev.chat
-    if chat:
-        by_chat = state.by_chat
-        by_chat[chat] = by_chat.get(chat, 0) + 1
-    ts = rec.ts
-    if ts > state.newest_ts:  # noqa: PLR1730 - a call to max() per event is measurable
-        state.newest_ts = ts
+# What a type's handler does after counting the event, if anything.
+More = Callable[[State, Any], None]
 
 
-def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
-    _spent(state, rec, ev)
-    if len(state.latencies) < LATENCIES:
-        state.latencies.append(ev.latency_ms)
+def _counter(name: str, more: More | None = None) -> Handler[State]:
+    """Counts each event of the type named ``name``, then does ``more``.
+
+    One closure per type: the name is bound once instead of read off the event
+    (``type(ev).__name__``) each time, and no handler calls another to count.
+    """
+
+    def count(state: State, rec: Recorded, ev: Event) -> None:
+        state.by_type[name] += 1
+        chat = ev.chat
+        if chat:
+            by_chat = state.by_chat
+            by_chat[chat] = by_chat.get(chat, 0) + 1
+        ts = rec.ts
+        if ts > state.newest_ts:  # noqa: PLR1730 - a call to max() per event is measurable
+            state.newest_ts = ts
+        if more is not None:
+            more(state, ev)
+
+    return count
+
+
+def _spender(event_type: type[Event]) -> More:
+    """Adds what an event of ``event_type`` spent (``projections.spend``) to its kind."""
+    kind, read = spend.reader(event_type)
+
+    def spent(state: State, ev: Event) -> None:
+        usd = read(ev) or 0.0
+        state.spend_usd[kind] = state.spend_usd.get(kind, 0.0) + usd
+
+    return spent
+
+
+_llm_spent = _spender(LlmCompleted)
+
+
+def _completed(state: State, ev: LlmCompleted) -> None:
+    _llm_spent(state, ev)
+    latencies, slot = state.latencies, state.next_latency
+    if len(latencies) < LATENCIES:
+        latencies.append(ev.latency_ms)
     else:
-        state.latencies[state.next_latency] = ev.latency_ms
-    state.next_latency = (state.next_latency + 1) % LATENCIES
+        latencies[slot] = ev.latency_ms
+    state.next_latency = (slot + 1) % LATENCIES
 
 
-def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
-    _count(state, rec, ev)
+def _skipped(state: State, ev: MessageSkipped) -> None:
     if ev.reason == "unresolved_lid":
         state.unresolved_lids[ev.chat] = state.unresolved_lids.get(ev.chat, 0) + 1
-
-
-def _spent(state: State, rec: Recorded, ev: Event) -> None:
-    _count(state, rec, ev)
-    found = spend.cost(ev)
-    if found is not None:
-        kind, usd = found
-        state.spend_usd[kind] = state.spend_usd.get(kind, 0.0) + usd
 
 
 def spent(state: State) -> float:
@@ -95,21 +116,21 @@ def spent(state: State) -> float:
     return sum(state.spend_usd.values())
 
 
-def _llm_failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
-    _count(state, rec, ev)
+def _llm_failed(state: State, ev: LlmFailed) -> None:
     if ev.final:
         state.llm_failures += 1
 
 
-def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
-    _count(state, rec, ev)
+def _sent(state: State, ev: ReplySent) -> None:
     state.replies_sent += 1
 
 
-def _reply_failed(state: State, rec: Recorded, ev: ReplyFailed) -> None:
-    _count(state, rec, ev)
+def _reply_failed(state: State, ev: ReplyFailed) -> None:
     if ev.final:
         state.reply_failures += 1
+
+
+_count_marker = _counter(Compacted.__name__)
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
@@ -118,7 +139,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         _forgotten(state, ev)
     # The marker is counted, but as no chat's: a forgotten chat has no events left.
     # (Older versions filed a forget's marker under the chat it forgot.)
-    _count(state, rec, msgspec.structs.replace(ev, chat=""))
+    _count_marker(state, rec, msgspec.structs.replace(ev, chat=""))
     state.compacted += ev.removed
 
 
@@ -143,15 +164,17 @@ def percentile(state: State, q: float) -> float | None:
     return ranked[min(max(rank, 1), len(ranked)) - 1]
 
 
-_SPECIFIC: dict[type[Event], Handler[State]] = {
+_MORE: dict[type[Event], More] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
     MessageSkipped: _skipped,
-    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
+    **{t: _spender(t) for t in spend.SPENDING if t is not LlmCompleted},
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
+}
+_HANDLERS: Handlers[State] = {
+    **{t: _counter(t.__name__, _MORE.get(t)) for t in EVENT_TYPES},
     Compacted: _compacted,
 }
-_HANDLERS: Handlers[State] = {t: _SPECIFIC.get(t, _count) for t in EVENT_TYPES}
 PROJECTION = Projection.of("stats", State, _HANDLERS)
 apply = PROJECTION.apply

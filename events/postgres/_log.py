@@ -307,11 +307,11 @@ class PostgresLog(PostgresReader):
             sql, args = self._q.delete(self._log, selection, after, upto)
             with self._writer.use(self.where) as conn:
                 started = time.perf_counter()
-                # (seq, type, chat) come back as int, str, str: the rows as they are.
-                rows: list[tuple[int, str, str]] = conn.execute(sql, args).fetchall()
+                # (type, chat, count, highest seq) come back as str, str, int, int.
+                groups: list[tuple[str, str, int, int]] = conn.execute(sql, args).fetchall()
                 held = time.perf_counter() - started
-            if rows:
-                tally.add(rows, held)
+            if groups:
+                tally.add_counted(groups, held)
             pacer.took(upto - after, held)
             after = upto
         marker = tally.marker(reason, selection)

@@ -60,7 +60,19 @@ class Tally:
             _merge(self.by_type, Counter(map(_TYPE, rows)))
             _merge(self.by_chat, Counter(map(_CHAT, rows)))
             self.last = max(self.last, max(map(_SEQ, rows)))  # noqa: PLW3301 - no unpacking
-        self.removed += len(rows)
+        self._chunk(len(rows), held)
+
+    def add_counted(self, groups: list[tuple[str, str, int, int]], held: float) -> None:
+        """``groups``: ``(type, chat, count, highest seq)`` of the events one chunk removed,
+        counted by the database, so that the rows themselves never travel."""
+        for kind, chat, count, top in groups:
+            self.by_type[kind] = self.by_type.get(kind, 0) + count
+            self.by_chat[chat] = self.by_chat.get(chat, 0) + count
+            self.last = max(self.last, top)
+        self._chunk(sum(count for _, _, count, _ in groups), held)
+
+    def _chunk(self, rows: int, held: float) -> None:
+        self.removed += rows
         if self._progress is not None:
             self._progress(Chunk(self.removed, held))
 

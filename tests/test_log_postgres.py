@@ -286,6 +286,17 @@ def test_full_synchronous_forces_synchronous_commit(tmp_path: Path, schema: str)
         PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="OFF")  # type: ignore[arg-type]
 
 
+def test_a_compaction_leaves_the_appends_after_it_synchronous(tmp_path: Path, schema: str) -> None:
+    """Its chunks commit without waiting for the disk; the appends after it still wait."""
+    log = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, synchronous="FULL")
+    with log:
+        log.append(*(message(n, "a") for n in range(50)))
+        marker = compacted(log.compact("rotation", Selection(chats=frozenset({"a"}))))
+        assert marker.removed == 50
+        with log._writer.use(log.where) as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+
+
 def test_a_large_keyed_burst_skips_known_keys_and_stays_contiguous(
     tmp_path: Path, schema: str
 ) -> None:

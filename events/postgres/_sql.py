@@ -151,12 +151,17 @@ class Queries:
         """One chunk of a compaction: the selected events among positions ``(after, upto]``.
 
         A range of the primary key, not "the first N selected": with ``LIMIT``
-        PostgreSQL may sort a scan of the whole log for every chunk.
+        PostgreSQL may sort a scan of the whole log for every chunk. What went
+        comes back counted by ``(type, chat)`` with the highest seq of each,
+        all the marker needs: the rows themselves (every event, when all expired)
+        never travel to the client to be counted in Python.
         """
         condition, args = where(selection)
         return (
-            f"DELETE FROM {self.schema}.events WHERE log_id = %s AND seq > %s AND seq <= %s"
-            f" AND {condition} RETURNING seq, type, chat",
+            f"WITH gone AS (DELETE FROM {self.schema}.events"
+            f" WHERE log_id = %s AND seq > %s AND seq <= %s AND {condition}"
+            " RETURNING seq, type, chat)"
+            " SELECT type, chat, count(*), max(seq) FROM gone GROUP BY type, chat",
             (log, after, upto, *args),
         )
 

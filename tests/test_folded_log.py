@@ -168,3 +168,32 @@ async def test_another_writers_record_in_the_gap_is_read(
     await folded.append(msg(2))
     assert pending(folded) == ["m1", "m2"]
     assert folded.view == fold(counting.read())
+
+
+@pytest.mark.anyio
+async def test_an_append_with_the_lock_free_commits_on_the_loop(counting: CountingLog) -> None:
+    """No thread hand-off when the commit cannot wait (SQLite, NORMAL, lock free)."""
+    folded = FoldedLog(counting)
+    folded.watch()
+    committers: list[int] = []
+    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    await folded.append(msg(1))
+    assert committers == [threading.get_ident()]
+    assert pending(folded) == ["m1"]
+
+
+@pytest.mark.anyio
+async def test_an_append_with_the_lock_taken_waits_in_a_thread(counting: CountingLog) -> None:
+    folded = FoldedLog(counting)
+    folded.watch()
+    committers: list[int] = []
+    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    lock = counting._group.lock
+    lock.acquire()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(folded.append, msg(1))
+        await anyio.wait_all_tasks_blocked()
+        assert pending(folded) == []  # the loop goes on while the append waits
+        lock.release()
+    assert committers != [threading.get_ident()]
+    assert pending(folded) == ["m1"]

@@ -71,8 +71,16 @@ class Waker:
     async def wait(self, timeout: float) -> None:
         """Return at the next wake-up (at once if one came since the last wait), or on timeout."""
         if not self._due:
-            with anyio.move_on_after(max(0.0, timeout)):
+            # A timer that sets the event, not a cancel scope: the loops wait again
+            # after every commit, and a scope costs several times as much.
+            timer = None
+            if timeout < math.inf:
+                timer = asyncio.get_running_loop().call_later(max(0.0, timeout), self._event.set)
+            try:
                 await self._event.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
         self._due = False
         self._event = anyio.Event()
 

@@ -1,4 +1,4 @@
-"""The log as the daemon lives it: appends off the event loop, projections kept current.
+"""The log as the daemon lives it: appends that never stall the loop, projections kept current.
 
 Appends run in a worker thread so a slow fsync or a taken lock never stalls
 the loop, and concurrent appends from different chats group-commit in the

@@ -1,10 +1,11 @@
-"""The log as the daemon lives it: appends that never stall the loop, projections kept current.
+"""The log as the daemon lives it: no append waits on the loop, projections kept current.
 
 Appends run in a worker thread so a slow fsync or a taken lock never stalls
 the loop, and concurrent appends from different chats group-commit in the
 log. A log that can commit without waiting (SQLite with ``synchronous=NORMAL``,
 its write lock free: ``append_now``) commits on the loop instead: a thread
-hand-off costs more than such a commit. Each commit
+hand-off costs more than such a commit (its write to the WAL is the one thing
+that can still hold the loop up, when the disk is flushing hard). Each commit
 is folded once, from the records the append returned: nothing this process
 writes is read back (or decoded again). Records that come back out of order
 (two appends committed in one order, returned in the other) wait until the

@@ -98,6 +98,15 @@ class CountingLog:
             self._counts.commits += 1
         return self._log.append(*items)
 
+    def append_now(self, *items: Any) -> Any:
+        """A commit on the caller's thread (``events.protocol.AppendsNow``), counted too."""
+        now = getattr(self._log, "append_now", None)
+        records = None if now is None else now(*items)
+        if records is not None:
+            with self._lock:
+                self._counts.commits += 1
+        return records
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 

@@ -6,6 +6,11 @@ the others find their batch done when they get the lock (followers). There is
 one writer per process without a thread hand-off on the uncontended path. Each
 batch stays contiguous and all-or-nothing: when a group fails, its batches are
 tried one by one, so one bad batch never fails its neighbours.
+
+``append_now`` is the same commit for a caller that must not wait (an event
+loop): it goes ahead only when no one holds or waits for the lock and the
+backend can begin without waiting, and otherwise says so at once, so the
+caller can append from a thread instead.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class GroupCommit:
 
     ``alone(exc)``: a failure that would fail each batch alike (the database is
     away), so the group is not retried batch by batch. ``error(exc)``: what the
-    caller of ``append`` gets for ``exc``.
+    caller of ``append`` gets for ``exc``. ``commit_now(group)``: ``commit``
+    if it can begin at once, else False with nothing written (None: never).
     """
 
     def __init__(
@@ -45,11 +51,13 @@ class GroupCommit:
         commit: Callable[[list[Batch]], None],
         published: Callable[[int], None],
         *,
+        commit_now: Callable[[list[Batch]], bool] | None = None,
         alone: Callable[[BaseException], bool] = lambda _exc: False,
         error: Callable[[BaseException], BaseException] = lambda exc: exc,
     ) -> None:
         self.lock = threading.Lock()  # held by the leader; compaction chunks take it too
         self._commit = commit
+        self._commit_now = commit_now
         self._published = published
         self._alone = alone
         self._error = error
@@ -65,11 +73,7 @@ class GroupCommit:
         self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
     ) -> list[Recorded]:
         """Commit ``items`` as one batch (within some group); their records, in order."""
-        rows: list[Row] = []
-        for item in items:
-            event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
-            rows.append((event, key, encode(event)))
-        batch = Batch(rows)
+        batch = Batch(_rows(items, encode))
         with self._pending_lock:
             self._pending.append(batch)
         with self.lock:
@@ -81,21 +85,55 @@ class GroupCommit:
             raise batch.error
         return batch.result
 
-    def _run(self, group: list[Batch]) -> None:
+    def append_now(
+        self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
+    ) -> list[Recorded] | None:
+        """``append`` without waiting: None, nothing written, if it would wait for
+        the lock, for batches queued before it, or for the backend."""
+        if self._commit_now is None or self._pending or not self.lock.acquire(blocking=False):
+            return None
         try:
-            self._commit(group)
+            if self._pending:  # queued meanwhile: their leader goes first
+                return None
+            batch = Batch(_rows(items, encode))
+            if not self._run([batch], self._commit_now):
+                return None
+        finally:
+            self.lock.release()
+        if batch.error is not None:
+            raise batch.error
+        return batch.result
+
+    def _run(
+        self, group: list[Batch], commit_now: Callable[[list[Batch]], bool] | None = None
+    ) -> bool:
+        """Commit ``group``; False only when ``commit_now`` found it had to wait."""
+        try:
+            if commit_now is None:
+                self._commit(group)
+            elif not commit_now(group):
+                return False
         except BaseException as exc:
             if len(group) == 1 or self._alone(exc):
                 for batch in group:
                     batch.error = self._error(exc)
                     batch.done = True
-                return
+                return True
             for batch in group:
                 batch.result = []
                 self._run([batch])
-            return
+            return True
         for batch in group:
             batch.done = True
         seqs = [r.seq for b in group for r in b.result]
         if seqs:
             self._published(max(seqs))
+        return True
+
+
+def _rows(items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]) -> list[Row]:
+    rows: list[Row] = []
+    for item in items:
+        event, key = (item.event, item.key) if isinstance(item, Keyed) else (item, None)
+        rows.append((event, key, encode(event)))
+    return rows

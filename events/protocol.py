@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Collection, Iterator
-from typing import Literal, NamedTuple, Protocol, Self
+from typing import Literal, NamedTuple, Protocol, Self, runtime_checkable
 
 import msgspec
 
@@ -205,4 +205,13 @@ class LogWriter(LogReader, Protocol):
 
     def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """Call ``callback(last_seq)`` after every commit of this process; returns unsubscribe."""
+        ...
+
+
+@runtime_checkable
+class AppendsNow(Protocol):
+    """A log that can commit on the caller's thread when that costs no wait."""
+
+    def append_now(self, *items: AnyEvent | Keyed) -> list[Recorded] | None:
+        """``append`` if it needs no lock that is taken and no sync; else None, nothing written."""
         ...

@@ -7,6 +7,7 @@ abandoned on a timeout) or a gap left by another process is read from the log.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from events.model import Compacted, MessageReceived, Recorded, ReplySent
 from events.protocol import Keyed
 from events.sqlite import SQLiteLog
-from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._folded_log import FoldedLog, Waker
 from projections import deliveries, queue
 from projections.fold import fold
 
@@ -168,3 +169,46 @@ async def test_another_writers_record_in_the_gap_is_read(
     await folded.append(msg(2))
     assert pending(folded) == ["m1", "m2"]
     assert folded.view == fold(counting.read())
+
+
+@pytest.mark.anyio
+async def test_an_append_with_the_lock_free_commits_on_the_loop(counting: CountingLog) -> None:
+    """No thread hand-off when the commit cannot wait (SQLite, NORMAL, lock free)."""
+    folded = FoldedLog(counting)
+    folded.watch()
+    committers: list[int] = []
+    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    await folded.append(msg(1))
+    assert committers == [threading.get_ident()]
+    assert pending(folded) == ["m1"]
+
+
+@pytest.mark.anyio
+async def test_an_append_with_the_lock_taken_waits_in_a_thread(counting: CountingLog) -> None:
+    folded = FoldedLog(counting)
+    folded.watch()
+    committers: list[int] = []
+    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    lock = counting._group.lock
+    lock.acquire()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(folded.append, msg(1))
+        await anyio.wait_all_tasks_blocked()
+        assert pending(folded) == []  # the loop goes on while the append waits
+        lock.release()
+    assert committers != [threading.get_ident()]
+    assert pending(folded) == ["m1"]
+
+
+@pytest.mark.anyio
+async def test_a_waker_returns_at_a_wake_up_or_at_its_timeout() -> None:
+    waker = Waker()
+    await waker.wait(0.001)  # nothing woke it: the timeout ends the wait
+    assert not waker.due
+    waker.wake()
+    await waker.wait(math.inf)  # woken between two waits: returns at once
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waker.wait, math.inf)
+        await anyio.wait_all_tasks_blocked()
+        waker.wake()  # ends the wait, or the task group never exits
+    assert not waker.due

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -650,3 +651,68 @@ def test_the_readme_states_the_line_limit_the_transport_keeps() -> None:
     default_attachment = MediaConfig().max_bytes  # as base64 in media.data
     line = json.dumps({"chat": ALICE, "media": {"kind": "image", "data": ""}})
     assert len(line) + 4 * -(-default_attachment // 3) <= limit
+
+
+@pytest.mark.anyio
+async def test_lines_that_come_in_one_read_keep_their_order_and_numbers(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    lines = [{"chat": ALICE, "text": f"m{n}"} for n in range(200)]
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(*lines[:100], "not json", "", *lines[100:])  # one write, one read
+            texts = [(await harness.next_inbound()).event.text for _ in lines]
+    assert texts == [f"m{n}" for n in range(200)]
+    assert [w.split(":")[0] for w in warnings_in(logs)] == ["stdin line 101"]
+
+
+@pytest.mark.anyio
+async def test_a_full_stdout_stalls_no_other_task_and_loses_no_line(
+    make_transport: MakeTransport,
+) -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_fd, b"x" * 4096)  # stdout's reader stopped draining
+    os.set_blocking(write_fd, True)
+    with os.fdopen(write_fd, "wb") as stdout:
+        transport = make_transport(stdout)
+        sent: list[str] = []
+
+        async def send(text: str) -> None:
+            sent.append((await transport.send(Outgoing(to=ALICE, text=text)))[0])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send, "first")
+            tg.start_soon(transport.typing, ALICE, True)
+            await anyio.wait_all_tasks_blocked()
+            assert sent == []  # both wait on stdout in threads, and this task goes on
+            drained = await anyio.to_thread.run_sync(_drain, read_fd, 2)
+    os.close(read_fd)
+    out = [json.loads(line) for line in drained.lstrip(b"x").splitlines()]
+    assert [(o["type"], o.get("text")) for o in out] == [("sent", "first"), ("presence", None)]
+    assert len(sent) == 1
+
+
+def _drain(fd: int, lines: int) -> bytes:
+    """Read ``fd`` until ``lines`` newlines came."""
+    data = b""
+    while data.count(b"\n") < lines:
+        data += os.read(fd, 65536)
+    return data
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [10, 4096, 100_000])
+async def test_a_line_of_any_size_is_written_whole(
+    make_transport: MakeTransport, size: int
+) -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as stdout:
+        transport = make_transport(stdout)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(transport.send, Outgoing(to=ALICE, text="y" * size))
+            drained = await anyio.to_thread.run_sync(_drain, read_fd, 1)
+    os.close(read_fd)
+    assert json.loads(drained)["text"] == "y" * size

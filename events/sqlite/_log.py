@@ -5,7 +5,9 @@ reads (audit, stats, replay, the web console) can run beside the daemon and
 cannot change the log even by mistake. ``SQLiteLog`` adds writing.
 
 Writes are group-committed (``events.group_commit``): concurrent ``append``
-calls share one ``BEGIN IMMEDIATE`` transaction. Across processes SQLite's write lock and
+calls share one ``BEGIN IMMEDIATE`` transaction. With ``synchronous=NORMAL`` a
+commit does not sync, so ``append_now`` lets an event loop commit without a
+thread hand-off whenever no writer holds the lock. Across processes SQLite's write lock and
 writers that find it taken wait their turn (``_turns``) for up to
 ``busy_timeout``; ``AUTOINCREMENT`` keeps ``seq`` from ever being reused after
 compaction. Compaction deletes in short transactions and lets waiting writers
@@ -41,7 +43,7 @@ from events.sqlite._schema import (
     scan,
     sequence,
 )
-from events.sqlite._turns import Turnstile, begin
+from events.sqlite._turns import Turnstile, begin, begin_now
 
 Synchronous = Literal["NORMAL", "FULL"]
 DB_NAME = "events.db"
@@ -150,7 +152,12 @@ class SQLiteLog(SQLiteReader):
             self._writer.execute("PRAGMA busy_timeout=0")
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._turnstile = Turnstile(self.path)
-            self._group = GroupCommit(self._commit, self._published, error=_as_log_error)
+            self._group = GroupCommit(
+                self._commit,
+                self._published,
+                error=_as_log_error,
+                commit_now=self._commit_now if synchronous == "NORMAL" else None,
+            )
             self._write_lock = self._group.lock
             self._checkpointer = Checkpointer(self.path, synchronous, self._write_lock)
         except (sqlite3.Error, OSError) as exc:
@@ -188,9 +195,27 @@ class SQLiteLog(SQLiteReader):
         """
         return self._group.append(items, encode) if items else []
 
+    def append_now(self, *items: AnyEvent | Keyed) -> list[Recorded] | None:
+        """``append``, for a caller that must not wait (an event loop): None, with
+        nothing written, when it would wait for a lock or for a sync (``FULL``).
+
+        A subclass that changes ``append`` gets None: its callers go to ``append``.
+        """
+        if type(self).append is not SQLiteLog.append:
+            return None
+        return self._group.append_now(items, encode) if items else []
+
     def _commit(self, group: list[Batch]) -> None:
         self._in_transaction(lambda cur: self._insert_all(cur, group))
         self._checkpointer.committed(sum(len(b.rows) for b in group))
+
+    def _commit_now(self, group: list[Batch]) -> bool:
+        cur = self._writer.cursor()
+        if not begin_now(cur):
+            return False
+        self._in_transaction(lambda cur: self._insert_all(cur, group), cur)
+        self._checkpointer.committed(sum(len(b.rows) for b in group))
+        return True
 
     def _insert_all(self, cur: sqlite3.Cursor, group: list[Batch]) -> None:
         for batch in group:
@@ -220,9 +245,14 @@ class SQLiteLog(SQLiteReader):
             result.append(Recorded(cur.lastrowid or 0, ts, event, key))
         batch.result = result
 
-    def _in_transaction(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
-        cur = self._writer.cursor()
-        begin(cur, self._turnstile, self._busy_timeout)
+    def _in_transaction(
+        self, work: Callable[[sqlite3.Cursor], _T], begun: sqlite3.Cursor | None = None
+    ) -> _T:
+        """``work`` in a transaction, begun here unless ``begun`` holds one."""
+        cur = begun
+        if cur is None:
+            cur = self._writer.cursor()
+            begin(cur, self._turnstile, self._busy_timeout)
         try:
             result = work(cur)
         except BaseException:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from events.owner_only import open_private
 
-__all__ = ["Turnstile", "begin"]
+__all__ = ["Turnstile", "begin", "begin_now"]
 
 SUFFIX = "-turn"
 _POLL = (0.0005, 0.001, 0.002)  # pauses between tries of a waiting writer, then the last
@@ -69,6 +69,11 @@ def begin(cur: sqlite3.Cursor, turnstile: Turnstile, timeout: float) -> None:
         while not _began(cur, last=time.monotonic() >= deadline):
             time.sleep(_POLL[min(tries, len(_POLL) - 1)])
             tries += 1
+
+
+def begin_now(cur: sqlite3.Cursor) -> bool:
+    """``BEGIN IMMEDIATE`` if the write lock is free; False (nothing begun) if taken."""
+    return _began(cur, last=False)
 
 
 def _began(cur: sqlite3.Cursor, *, last: bool) -> bool:

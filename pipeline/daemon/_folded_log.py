@@ -1,7 +1,11 @@
-"""The log as the daemon lives it: appends off the event loop, projections kept current.
+"""The log as the daemon lives it: no append waits on the loop, projections kept current.
 
-Appends run in a worker thread so a slow fsync never stalls the loop, and
-concurrent appends from different chats group-commit in the log. Each commit
+Appends run in a worker thread so a slow fsync or a taken lock never stalls
+the loop, and concurrent appends from different chats group-commit in the
+log. A log that can commit without waiting (SQLite with ``synchronous=NORMAL``,
+its write lock free: ``append_now``) commits on the loop instead: a thread
+hand-off costs more than such a commit (its write to the WAL is the one thing
+that can still hold the loop up, when the disk is flushing hard). Each commit
 is folded once, from the records the append returned: nothing this process
 writes is read back (or decoded again). Records that come back out of order
 (two appends committed in one order, returned in the other) wait until the
@@ -32,7 +36,7 @@ import anyio
 import anyio.to_thread
 
 from events.model import EVENT_TYPES, AnyEvent, Event, Recorded
-from events.protocol import Keyed, LogError, LogWriter
+from events.protocol import AppendsNow, Keyed, LogError, LogWriter
 from pipeline.daemon._failures import Failures
 from pipeline.logs import get_logger
 from projections.base import Projection
@@ -68,8 +72,16 @@ class Waker:
     async def wait(self, timeout: float) -> None:
         """Return at the next wake-up (at once if one came since the last wait), or on timeout."""
         if not self._due:
-            with anyio.move_on_after(max(0.0, timeout)):
+            # A timer that sets the event, not a cancel scope: the loops wait again
+            # after every commit, and a scope costs several times as much.
+            timer = None
+            if timeout < math.inf:
+                timer = asyncio.get_running_loop().call_later(max(0.0, timeout), self._event.set)
+            try:
                 await self._event.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
         self._due = False
         self._event = anyio.Event()
 
@@ -77,6 +89,7 @@ class Waker:
 class FoldedLog:
     def __init__(self, log: LogWriter, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = log
+        self._append_now = log.append_now if isinstance(log, AppendsNow) else None
         self._runner = Runner.start(log, refold=False)
         self._wakers: list[Waker] = []
         self._landed: set[type[Event]] = set()  # the event types folded since the last wake
@@ -102,11 +115,15 @@ class FoldedLog:
     async def append(
         self, *items: AnyEvent | Keyed, abandon_on_cancel: bool = False
     ) -> list[Recorded]:
-        """Append in a worker thread and fold the records it returns.
+        """Append (on the loop if that cannot wait, else in a worker thread) and
+        fold the records it returns.
 
         ``abandon_on_cancel``: a cancelled wait leaves the append running in
         its thread; if it commits, the records are read from the log later.
         """
+        if self._append_now is not None and (recs := self._append_now(*items)) is not None:
+            self._folded_own(recs)
+            return recs
         self._inflight += 1
         try:
             recs = await anyio.to_thread.run_sync(
@@ -121,6 +138,10 @@ class FoldedLog:
                 self._wake_all()
             raise
         self._inflight -= 1
+        self._folded_own(recs)
+        return recs
+
+    def _folded_own(self, recs: list[Recorded]) -> None:
         self.fold(recs)
         if recs and self._runner.seq < recs[-1].seq:
             # Held back by an earlier commit whose append has not returned yet: read
@@ -129,7 +150,6 @@ class FoldedLog:
             with contextlib.suppress(LogError):
                 self.catch_up()
             self._wake_all()
-        return recs
 
     def fold(self, recs: list[Recorded]) -> None:
         """Fold records this process appended, in seq order; wake everyone waiting."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import select
+import stat
 import sys
 import threading
 import time
@@ -43,19 +45,24 @@ _log = get_logger(__name__)
 # text is cut much shorter when the daemon records it (its MAX_TEXT_BYTES). A
 # 16 MB attachment (media.max_mb's default) fits as base64 in ``media.data``.
 MAX_LINE_BYTES = 24 * 2**20
-# Lines read ahead of the daemon; beyond that the reader thread waits, so a
-# flood on stdin slows the writer instead of filling memory. A line of at
+# Lines read ahead of the daemon (plus what one read brought: they are handed
+# over together); beyond that the reader thread waits, so a flood on stdin
+# slows the writer instead of filling memory. A line of at
 # least LARGE_LINE_BYTES is handed over alone: the reader waits until it is
 # handled (an attachment in it stored), so one such line is in memory at a time.
 _READ_AHEAD = 64
 LARGE_LINE_BYTES = 64 * 1024
 _CHUNK = 65536
+# A write of at most this many bytes to a pipe that polls writable cannot block
+# (Linux's PIPE_BUF): such a line is written on the event loop, no thread hand-off.
+_ATOMIC = select.PIPE_BUF
 # Warnings quote no content of a line: msgspec's own names a bad enum value.
 _ENUM_VALUE = re.compile(r"Invalid enum value .*(?= - at `)", re.DOTALL)
 _SHOWN = 32  # characters of an unsupported ``type`` shown
 
 Line = tuple[int, bytes, anyio.Event | None]  # (line number, raw line, set once parsed)
 _END_OF_INPUT = b""  # never a real line: blank lines are not handed over
+_READ_ALL = b""  # from ``_lines``: the lines one read brought are out (never a line)
 
 # How a hand-off from the reader thread fails once the transport is closed or
 # the event loop has ended (RuntimeError: "Event loop is closed").
@@ -93,6 +100,7 @@ class StdioTransport:
         self._line_sink, self._lines = anyio.create_memory_object_stream[Line](_READ_AHEAD)
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
+        self._writable = _poller(self._stdout)
         self._closed = False
         # The simulated WhatsApp connection, as the last status line set it.
         self._state = "connected"
@@ -142,8 +150,7 @@ class StdioTransport:
             raise TransportError(f"not connected (status {self._state})", retryable=True)
         msg_id = message.wa_id or self.new_message_id()
         try:
-            # Off the event loop: a reader that stops draining stdout must not stall intake.
-            await anyio.to_thread.run_sync(self._write, lines.sent_line(message, msg_id))
+            await self._out(lines.sent_line(message, msg_id))
         except (OSError, ValueError) as exc:  # ValueError: stdout already closed
             raise TransportError(f"cannot write to stdout: {exc}", retryable=False) from exc
         return SendReceipt(msg_id, self._clock())
@@ -159,9 +166,32 @@ class StdioTransport:
         if self._closed:
             return
         try:
-            await anyio.to_thread.run_sync(self._write, line)
+            await self._out(line)
         except (OSError, ValueError) as exc:
             _log.warning("cannot write to stdout", error=str(exc))
+
+    async def _out(self, line: bytes) -> None:
+        """Write ``line`` now if that cannot block, else from a thread: a reader that
+        stops draining stdout must not stall intake or the other chats."""
+        if not self._write_now(line):
+            await anyio.to_thread.run_sync(self._write, line)
+
+    def _write_now(self, line: bytes) -> bool:
+        """Write and flush ``line`` if no other write is under way and stdout can take
+        it without blocking; False (nothing written) otherwise."""
+        if self._writable is None or len(line) > _ATOMIC:
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            ready = self._writable.poll(0)
+            if not ready or ready[0][1] != select.POLLOUT:  # full, or an error to raise in _write
+                return False
+            self._stdout.write(line)
+            self._stdout.flush()
+            return True
+        finally:
+            self._write_lock.release()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -183,18 +213,29 @@ class StdioTransport:
         under a pending read.
         """
         number = 0
+        small: list[tuple[int, bytes]] = []  # read, not yet handed over
         try:
             # Counted by hand: enumerate keeps its last (number, line) pair while the
             # next line is read, and a line may be 20 MB of base64.
             for raw in _lines(fd, MAX_LINE_BYTES):
+                if raw == _READ_ALL:
+                    # One hand-over for what one read brought, before the next read blocks.
+                    self._hand_over_from_thread(small, token)
+                    continue
                 number += 1
                 if raw is None:
                     _log.warning(
                         f"stdin line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
                     )
-                elif raw and not raw.isspace():
-                    run_from_thread(self._hand_over, number, raw, token=token)
+                elif raw.isspace():
+                    pass
+                elif len(raw) < LARGE_LINE_BYTES:
+                    small.append((number, raw))
+                else:
+                    self._hand_over_from_thread(small, token)
+                    run_from_thread(self._hand_over_large, number, raw, token=token)
                 del raw  # not kept while the next line is read
+            self._hand_over_from_thread(small, token)
             run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT, None), token=token)
         except _NOBODY_LISTENING:
             pass
@@ -203,11 +244,19 @@ class StdioTransport:
         finally:
             os.close(fd)
 
-    async def _hand_over(self, number: int, raw: bytes) -> None:
-        """Queue a line; a large one alone, so read-ahead never holds more than one."""
-        if len(raw) < LARGE_LINE_BYTES:
+    def _hand_over_from_thread(self, small: list[tuple[int, bytes]], token: EventLoopToken) -> None:
+        """Queue ``small`` lines in one trip to the event loop, and empty the list."""
+        if small:
+            run_from_thread(self._hand_over, small[:], token=token)
+            small.clear()
+
+    async def _hand_over(self, small: list[tuple[int, bytes]]) -> None:
+        """Queue lines; the read-ahead bound holds the reader until there is room."""
+        for number, raw in small:
             await self._line_sink.send((number, raw, None))
-            return
+
+    async def _hand_over_large(self, number: int, raw: bytes) -> None:
+        """Queue a large line alone, so read-ahead never holds more than one."""
         parsed = anyio.Event()
         await self._line_sink.send((number, raw, parsed))
         await parsed.wait()
@@ -261,8 +310,24 @@ class StdioTransport:
         return Inbound(fact, self._clock())
 
 
+def _poller(stdout: BinaryIO) -> select.poll | None:
+    """A poll of ``stdout``'s pipe for room; None when it is no pipe (a file object
+    without a descriptor, a regular file, a terminal): those are always written
+    from a thread, as nothing tells whether a write would block."""
+    try:
+        fd = stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return None
+    except (OSError, ValueError):
+        return None
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return poller
+
+
 def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
-    """Lines of a file descriptor (the last one may lack its newline).
+    """Lines of a file descriptor (the last one may lack its newline), and
+    ``_READ_ALL`` after the lines each read completed.
 
     A line longer than ``limit`` bytes (newline not counted) is read past
     without being kept and comes out as None.
@@ -277,13 +342,14 @@ def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
             piece = chunk[start:] if end < 0 else chunk[start : end + 1]
             size += len(piece) - (end >= 0)
             too_long = too_long or size > limit
-            if not too_long:
+            if not too_long and piece:
                 parts.append(piece)
             if end < 0:
                 break
             yield None if too_long else _joined(parts)
             parts, size, too_long = [], 0, False
             start = end + 1
+        yield _READ_ALL
     if too_long:
         yield None
     elif parts:

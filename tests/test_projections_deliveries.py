@@ -69,8 +69,8 @@ def test_a_receipt_finds_its_reply_and_the_furthest_state_never_goes_back() -> N
     found = deliveries.find(states.deliveries, "W1")
     assert found is not None
     assert (found.chat, found.reply_id) == (ALICE, "r-W1")
-    assert deliveries.furthest(found) == "played"
-    assert set(found.receipts) == {"played", "read"}  # both facts kept
+    assert deliveries.furthest(states.deliveries, "W1") == "played"
+    assert set(deliveries.receipts_of(states.deliveries, "W1")) == {"played", "read"}  # both kept
     assert deliveries.find(states.deliveries, "W9") is None
     assert list(states.deliveries.waiting) == []  # played implies it reached the phone
 
@@ -79,7 +79,7 @@ def test_sent_means_the_server_only_until_a_phone_confirms() -> None:
     states = fold(log((0, sent("W1")), (1, receipt("W1", "server"))))
     found = deliveries.find(states.deliveries, "W1")
     assert found is not None
-    assert deliveries.furthest(found) == "server"
+    assert deliveries.furthest(states.deliveries, "W1") == "server"
     assert list(states.deliveries.waiting) == ["W1"]
 
 
@@ -88,15 +88,16 @@ def test_a_message_sent_again_under_its_id_starts_afresh() -> None:
     states = fold(log((0, sent("W1")), (1, receipt("W1", "read")), (2, sent("W1"))))
     assert list(states.deliveries.waiting) == ["W1"]
     assert states.deliveries.receipts == 0  # so nothing counts as reported any more
+    assert deliveries.receipts_of(states.deliveries, "W1") == {}
 
 
 def test_a_removed_receipt_puts_its_message_back_among_the_waiting() -> None:
     records = log((0, sent("W1")), (1, sent("W2")), (2, receipt("W1", "delivered")))
     states = fold(compact(records, Selection(seqs=frozenset({3}))))
     assert list(states.deliveries.waiting) == ["W1", "W2"]
-    found = deliveries.find(states.deliveries, "W1")
-    assert found is not None
-    assert found.receipts == {}
+    assert deliveries.find(states.deliveries, "W1") is not None
+    assert deliveries.receipts_of(states.deliveries, "W1") == {}
+    assert states.deliveries.reported == {}  # nothing left behind for it
 
 
 def test_a_forgotten_chat_leaves_no_sends_behind() -> None:
@@ -104,6 +105,7 @@ def test_a_forgotten_chat_leaves_no_sends_behind() -> None:
     states = fold(compact(records, Selection(chats=frozenset({ALICE}))))
     assert list(states.deliveries.sent) == ["W2"]
     assert list(states.deliveries.waiting) == ["W2"]
+    assert states.deliveries.reported == {}  # W1's receipt went with it
 
 
 # -- the undelivered alert ------------------------------------------------------

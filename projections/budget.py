@@ -21,6 +21,7 @@ of what is left could reach further back).
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection
 
@@ -54,7 +55,7 @@ class State(msgspec.Struct, kw_only=True):
     cost_ts: list[float] = []
     cost_usd: list[float] = []
     cost_seq: list[int] = []
-    cost_chat: list[str] = []
+    cost_chat: list[str] = []  # interned: many costs, few chats
     cost_kind: list[str] = []  # a SpendKind
     in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
     in_flight_at: dict[str, tuple[int, float]] = {}  # chat -> (seq, ts) of that request
@@ -125,7 +126,7 @@ def _spent(state: State, rec: Recorded, ev: Event) -> None:
         state.cost_ts.append(rec.ts)
         state.cost_usd.append(found[1])
         state.cost_seq.append(rec.seq)
-        state.cost_chat.append(ev.chat)
+        state.cost_chat.append(sys.intern(ev.chat))
         state.cost_kind.append(found[0])
 
 

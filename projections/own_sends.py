@@ -24,11 +24,19 @@ _WHITESPACE = b" \t\n\r\x0b\x0c"
 Match = Literal["id", "text"]
 
 
+class At(msgspec.Struct, gc=False, array_like=True):
+    """Where a send was recorded: 32 B, where a tuple takes 56 and is tracked by the
+    collector (every chat holds up to 4 * KEEP of them)."""
+
+    seq: int
+    ts: float
+
+
 class Sent(msgspec.Struct, kw_only=True, gc=False):
-    # Ordered sets (value -> (seq, ts) of its latest send): O(1) lookups, oldest
-    # evicted first; each holds the last KEEP to 2 * KEEP values.
-    wa_ids: dict[str, tuple[int, float]] = {}
-    digests: dict[str, tuple[int, float]] = {}
+    # Ordered sets (value -> where its latest send was recorded): O(1) lookups,
+    # oldest evicted first; each holds the last KEEP to 2 * KEEP values.
+    wa_ids: dict[str, At] = {}
+    digests: dict[str, At] = {}
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -51,7 +59,7 @@ def digest(text: str) -> str:
     return "%08x%x" % (zlib.crc32(squeezed), len(squeezed))  # noqa: UP031
 
 
-def _remember(items: dict[str, tuple[int, float]], value: str, at: tuple[int, float]) -> None:
+def _remember(items: dict[str, At], value: str, at: At) -> None:
     items.pop(value, None)  # a repeat counts as the newest
     items[value] = at
     if len(items) > _TRIM_AT:
@@ -63,7 +71,7 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     text = digest(ev.text)
     if not text and not ev.wa_id:
         return
-    at = (rec.seq, rec.ts)
+    at = At(rec.seq, rec.ts)
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
@@ -79,7 +87,7 @@ def _confirmed(state: State, rec: Recorded, ev: ReplySent) -> None:
     sent = state.chats.get(ev.chat)
     if sent is None:
         sent = state.chats[ev.chat] = Sent()
-    _remember(sent.wa_ids, ev.wa_id, (rec.seq, rec.ts))
+    _remember(sent.wa_ids, ev.wa_id, At(rec.seq, rec.ts))
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
@@ -88,7 +96,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         return
     for chat, sent in list(state.chats.items()):
         for items in (sent.wa_ids, sent.digests):
-            for value in [v for v, (seq, ts) in items.items() if gone.gone(seq, ts, chat)]:
+            for value in [v for v, at in items.items() if gone.gone(at.seq, at.ts, chat)]:
                 del items[value]
         if not sent.wa_ids and not sent.digests:
             del state.chats[chat]

@@ -14,7 +14,9 @@ have any), its chat interned, and not tracked by the garbage collector.
 first: what the ``undelivered`` alert looks at (``late``). A transport that
 never reports receipts (a stdio script without ``receipt`` lines) must not
 make every reply look lost, so a message is only watched once the log holds
-a receipt recorded before it fell due.
+a receipt recorded before it fell due. Until then nothing reads ``waiting``
+and it stays empty (it would be every send: see ``unconfirmed``); the first
+receipt fills it.
 
 A ``Compacted`` drops the messages whose ``ReplySent`` went (their receipts
 with them) and the receipts that went.
@@ -54,7 +56,8 @@ class State(msgspec.Struct, kw_only=True):
     sent: dict[str, Sent] = {}  # wa_id -> the message, in order of sending
     # wa_id -> state -> its newest report, for the messages in ``sent`` that have any.
     reported: dict[str, dict[str, Receipt]] = {}
-    waiting: dict[str, None] = {}  # wa_ids no phone confirmed yet, in order of sending
+    # wa_ids no phone confirmed yet, in order of sending (while ``receipts``; else empty).
+    waiting: dict[str, None] = {}
     receipts: int = 0  # receipts held in ``reported``: none, and no message is watched
 
 
@@ -77,7 +80,10 @@ def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     # Interned: a chat's many sends share one string.
     chat = sys.intern(ev.chat)
     state.sent[ev.wa_id] = Sent(chat=chat, reply_id=ev.reply_id, seq=rec.seq, ts=rec.ts)
-    state.waiting[ev.wa_id] = None
+    if state.receipts:
+        state.waiting[ev.wa_id] = None
+    else:
+        state.waiting.clear()  # its receipts were the last: no message is watched
 
 
 def _delivered(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
@@ -88,6 +94,8 @@ def _delivered(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
     if receipts is None:
         receipts = state.reported[ev.wa_id] = {}
     if ev.state not in receipts:
+        if not state.receipts:  # the first: from now on the messages are watched
+            state.waiting = dict.fromkeys(state.sent)
         state.receipts += 1
     receipts[ev.state] = Receipt(seq=rec.seq, ts=rec.ts, at=ev.at)
     if ev.state in ARRIVED:
@@ -109,11 +117,18 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
                 del receipts[name]
         if not receipts:
             del state.reported[wa_id]
-    state.waiting = {w: None for w in state.sent if not arrived(state, w)}
     state.receipts = sum(len(receipts) for receipts in state.reported.values())
+    state.waiting = dict.fromkeys(unconfirmed(state)) if state.receipts else {}
 
 
 _NONE: Mapping[str, Receipt] = {}
+
+
+def unconfirmed(state: State) -> list[str]:
+    """The messages no phone confirmed yet, oldest send first (watched or not)."""
+    if not state.receipts:
+        return list(state.sent)  # no receipt at all: none arrived
+    return [w for w in state.sent if not arrived(state, w)]
 
 
 def receipts_of(state: State, wa_id: str) -> Mapping[str, Receipt]:

@@ -55,11 +55,11 @@ class State(msgspec.Struct, kw_only=True):
     replies: dict[str, list[float]] = {}  # chat -> ts of planned replies
     reply_seqs: dict[str, list[int]] = {}  # chat -> their seqs
     # Costs as parallel columns sorted by ts (log order), so a window is one bisect.
-    # A week of costs is many: their times and seqs are packed, 8 bytes each
-    # (``_times``, ``_seqs``) where a list holds a 24 to 32-byte object each.
-    cost_ts: bytearray = bytearray()
+    # A week of costs is many: the time and seq of each are packed in ``cost_at``
+    # (``_times``, ``_seqs``), 16 bytes a cost where lists held a float and an int
+    # object (56 B with their slots).
+    cost_at: bytearray = bytearray()
     cost_usd: list[float] = []
-    cost_seq: bytearray = bytearray()
     cost_chat: list[str] = []  # interned: many costs, few chats
     cost_kind: list[str] = []  # a SpendKind
     in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
@@ -68,34 +68,26 @@ class State(msgspec.Struct, kw_only=True):
     recent_from: list[Origin] = []  # where each of ``recent`` came from
 
 
-_TIME = struct.Struct("<d")
-_SEQ = struct.Struct("<q")
-_NATIVE = sys.byteorder == "little"  # the packed columns are little-endian, as snapshots keep them
+_AT = struct.Struct("<dq")  # (ts, seq) of a cost, little-endian as the snapshot keeps it
+_NATIVE = sys.byteorder == "little"
 
 
 def _times(state: State) -> Sequence[float]:
-    if _NATIVE:  # the numbers in place, not copied
-        return memoryview(state.cost_ts).cast("d")
-    return _swapped("d", state.cost_ts)
+    if _NATIVE:  # read in place, not copied
+        return memoryview(state.cost_at).cast("d")[::2]
+    return _swapped("d", state.cost_at)[::2]
 
 
 def _seqs(state: State) -> Sequence[int]:
     if _NATIVE:
-        return memoryview(state.cost_seq).cast("q")
-    return _swapped("q", state.cost_seq)
+        return memoryview(state.cost_at).cast("q")[1::2]
+    return _swapped("q", state.cost_at)[1::2]
 
 
 def _swapped(code: str, packed: bytearray) -> array[Any]:
     numbers = array(code, packed)
     numbers.byteswap()
     return numbers
-
-
-def _packed(code: str, numbers: Sequence[float]) -> bytearray:
-    column = array(code, numbers)
-    if not _NATIVE:
-        column.byteswap()
-    return bytearray(column)
 
 
 def _seen(state: State, ts: float) -> None:
@@ -117,8 +109,7 @@ def _sweep(state: State) -> None:
             del times[:cut], state.reply_seqs[chat][:cut]
     cut = bisect_left(_times(state), state.newest - SPEND_WINDOW)
     if cut:
-        del state.cost_ts[: cut * _TIME.size], state.cost_usd[:cut]
-        del state.cost_seq[: cut * _SEQ.size]
+        del state.cost_at[: cut * _AT.size], state.cost_usd[:cut]
         del state.cost_chat[:cut], state.cost_kind[:cut]
 
 
@@ -159,9 +150,8 @@ def _spent(state: State, rec: Recorded, ev: Event) -> None:
     _seen(state, rec.ts)
     found = spend.cost(ev)
     if found is not None and found[1]:  # unknown and 0 add nothing
-        state.cost_ts += _TIME.pack(rec.ts)
+        state.cost_at += _AT.pack(rec.ts, rec.seq)
         state.cost_usd.append(found[1])
-        state.cost_seq += _SEQ.pack(rec.seq)
         state.cost_chat.append(sys.intern(ev.chat))
         state.cost_kind.append(found[0])
 
@@ -207,8 +197,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         strict=True,
     )
     left = [c for c in costs if not gone.gone(c[0], c[1], c[2])]
-    state.cost_seq = _packed("q", [c[0] for c in left])
-    state.cost_ts = _packed("d", [c[1] for c in left])
+    state.cost_at = bytearray(b"".join(_AT.pack(c[1], c[0]) for c in left))
     state.cost_chat = [c[2] for c in left]
     state.cost_usd = [c[3] for c in left]
     state.cost_kind = [c[4] for c in left]

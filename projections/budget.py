@@ -21,8 +21,12 @@ of what is left could reach further back).
 from __future__ import annotations
 
 import math
+import struct
+import sys
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import msgspec
 
@@ -50,16 +54,40 @@ class State(msgspec.Struct, kw_only=True):
     swept_at: float = 0.0
     replies: dict[str, list[float]] = {}  # chat -> ts of planned replies
     reply_seqs: dict[str, list[int]] = {}  # chat -> their seqs
-    # Costs as parallel lists sorted by ts (log order), so a window is one bisect.
-    cost_ts: list[float] = []
+    # Costs as parallel columns sorted by ts (log order), so a window is one bisect.
+    # A week of costs is many: the time and seq of each are packed in ``cost_at``
+    # (``_times``, ``_seqs``), 16 bytes a cost where lists held a float and an int
+    # object (56 B with their slots).
+    cost_at: bytearray = bytearray()
     cost_usd: list[float] = []
-    cost_seq: list[int] = []
-    cost_chat: list[str] = []
+    cost_chat: list[str] = []  # interned: many costs, few chats
     cost_kind: list[str] = []  # a SpendKind
     in_flight: dict[str, str] = {}  # chat -> call_id of its call with no outcome yet
     in_flight_at: dict[str, tuple[int, float]] = {}  # chat -> (seq, ts) of that request
     recent: list[float] = []  # the last ESTIMATE_CALLS answered calls' costs (unknown: 0)
     recent_from: list[Origin] = []  # where each of ``recent`` came from
+
+
+_AT = struct.Struct("<dq")  # (ts, seq) of a cost, little-endian as the snapshot keeps it
+_NATIVE = sys.byteorder == "little"
+
+
+def _times(state: State) -> Sequence[float]:
+    if _NATIVE:  # read in place, not copied
+        return memoryview(state.cost_at).cast("d")[::2]
+    return _swapped("d", state.cost_at)[::2]
+
+
+def _seqs(state: State) -> Sequence[int]:
+    if _NATIVE:
+        return memoryview(state.cost_at).cast("q")[1::2]
+    return _swapped("q", state.cost_at)[1::2]
+
+
+def _swapped(code: str, packed: bytearray) -> array[Any]:
+    numbers = array(code, packed)
+    numbers.byteswap()
+    return numbers
 
 
 def _seen(state: State, ts: float) -> None:
@@ -79,9 +107,9 @@ def _sweep(state: State) -> None:
             del state.replies[chat], state.reply_seqs[chat]
         elif cut:
             del times[:cut], state.reply_seqs[chat][:cut]
-    cut = bisect_left(state.cost_ts, state.newest - SPEND_WINDOW)
+    cut = bisect_left(_times(state), state.newest - SPEND_WINDOW)
     if cut:
-        del state.cost_ts[:cut], state.cost_usd[:cut], state.cost_seq[:cut]
+        del state.cost_at[: cut * _AT.size], state.cost_usd[:cut]
         del state.cost_chat[:cut], state.cost_kind[:cut]
 
 
@@ -122,10 +150,9 @@ def _spent(state: State, rec: Recorded, ev: Event) -> None:
     _seen(state, rec.ts)
     found = spend.cost(ev)
     if found is not None and found[1]:  # unknown and 0 add nothing
-        state.cost_ts.append(rec.ts)
+        state.cost_at += _AT.pack(rec.ts, rec.seq)
         state.cost_usd.append(found[1])
-        state.cost_seq.append(rec.seq)
-        state.cost_chat.append(ev.chat)
+        state.cost_chat.append(sys.intern(ev.chat))
         state.cost_kind.append(found[0])
 
 
@@ -162,11 +189,15 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             state, chat, [i for i, t in enumerate(times) if not gone.gone(seqs[i], t, chat)]
         )
     costs = zip(
-        state.cost_seq, state.cost_ts, state.cost_chat, state.cost_usd, state.cost_kind, strict=True
+        list(_seqs(state)),
+        list(_times(state)),
+        state.cost_chat,
+        state.cost_usd,
+        state.cost_kind,
+        strict=True,
     )
     left = [c for c in costs if not gone.gone(c[0], c[1], c[2])]
-    state.cost_seq = [c[0] for c in left]
-    state.cost_ts = [c[1] for c in left]
+    state.cost_at = bytearray(b"".join(_AT.pack(c[1], c[0]) for c in left))
     state.cost_chat = [c[2] for c in left]
     state.cost_usd = [c[3] for c in left]
     state.cost_kind = [c[4] for c in left]
@@ -188,7 +219,7 @@ def replies_last_hour(state: State, chat: str, now: float) -> int:
 
 def spent_since(state: State, since: float, kind: SpendKind | None = None) -> float:
     """USD spent at or after ``since`` (at most 8 days back): of ``kind``, else of every kind."""
-    start = bisect_left(state.cost_ts, since)
+    start = bisect_left(_times(state), since)
     if kind is None:
         return sum(state.cost_usd[start:])
     return sum(

@@ -6,11 +6,17 @@ was read or played. Receipts are recorded only for messages found here (the
 daemon drops every other receipt unseen), so this is also how a receipt
 finds the reply it concerns.
 
+Every message the log still holds is kept (retention bounds them), so each
+is small: no receipts of its own (``reported`` holds those of the few that
+have any), its chat interned, and not tracked by the garbage collector.
+
 ``waiting`` holds the messages no phone has confirmed yet, oldest send
 first: what the ``undelivered`` alert looks at (``late``). A transport that
 never reports receipts (a stdio script without ``receipt`` lines) must not
 make every reply look lost, so a message is only watched once the log holds
-a receipt recorded before it fell due.
+a receipt recorded before it fell due. Until then nothing reads ``waiting``
+and it stays empty (it would be every send: see ``unconfirmed``); the first
+receipt fills it.
 
 A ``Compacted`` drops the messages whose ``ReplySent`` went (their receipts
 with them) and the receipts that went.
@@ -18,6 +24,8 @@ with them) and the receipts that went.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from typing import NamedTuple, get_args
 
 import msgspec
@@ -37,18 +45,20 @@ class Receipt(msgspec.Struct, kw_only=True, gc=False):
     at: float  # when WhatsApp says it happened
 
 
-class Sent(msgspec.Struct, kw_only=True):
+class Sent(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     chat: str
     reply_id: str
     seq: int  # the ReplySent
     ts: float
-    receipts: dict[str, Receipt] = {}  # state -> its newest report
 
 
 class State(msgspec.Struct, kw_only=True):
     sent: dict[str, Sent] = {}  # wa_id -> the message, in order of sending
-    waiting: dict[str, None] = {}  # wa_ids no phone confirmed yet, in order of sending
-    receipts: int = 0  # receipts held in ``sent``: none, and no message is watched
+    # wa_id -> state -> its newest report, for the messages in ``sent`` that have any.
+    reported: dict[str, dict[str, Receipt]] = {}
+    # wa_ids no phone confirmed yet, in order of sending (while ``receipts``; else empty).
+    waiting: dict[str, None] = {}
+    receipts: int = 0  # receipts held in ``reported``: none, and no message is watched
 
 
 class Late(NamedTuple):
@@ -62,21 +72,32 @@ def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
     if not ev.wa_id:
         return
     # A message sent again under its id (after a crash) starts afresh, at the end.
-    before = state.sent.pop(ev.wa_id, None)
+    state.sent.pop(ev.wa_id, None)
+    before = state.reported.pop(ev.wa_id, None)
     if before is not None:
-        state.receipts -= len(before.receipts)
+        state.receipts -= len(before)
     state.waiting.pop(ev.wa_id, None)
-    state.sent[ev.wa_id] = Sent(chat=ev.chat, reply_id=ev.reply_id, seq=rec.seq, ts=rec.ts)
-    state.waiting[ev.wa_id] = None
+    # Interned: a chat's many sends share one string.
+    chat = sys.intern(ev.chat)
+    state.sent[ev.wa_id] = Sent(chat=chat, reply_id=ev.reply_id, seq=rec.seq, ts=rec.ts)
+    if state.receipts:
+        state.waiting[ev.wa_id] = None
+    else:
+        state.waiting.clear()  # its receipts were the last: no message is watched
 
 
 def _delivered(state: State, rec: Recorded, ev: ReplyDelivered) -> None:
     sent = state.sent.get(ev.wa_id)
     if sent is None or sent.chat != ev.chat:
         return
-    if ev.state not in sent.receipts:
+    receipts = state.reported.get(ev.wa_id)
+    if receipts is None:
+        receipts = state.reported[ev.wa_id] = {}
+    if ev.state not in receipts:
+        if not state.receipts:  # the first: from now on the messages are watched
+            state.waiting = dict.fromkeys(state.sent)
         state.receipts += 1
-    sent.receipts[ev.state] = Receipt(seq=rec.seq, ts=rec.ts, at=ev.at)
+    receipts[ev.state] = Receipt(seq=rec.seq, ts=rec.ts, at=ev.at)
     if ev.state in ARRIVED:
         state.waiting.pop(ev.wa_id, None)
 
@@ -88,22 +109,42 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     for wa_id, sent in list(state.sent.items()):
         if gone.gone(sent.seq, sent.ts, sent.chat):
             del state.sent[wa_id]
-            continue
-        for name, receipt in list(sent.receipts.items()):
-            if gone.gone(receipt.seq, receipt.ts, sent.chat):
-                del sent.receipts[name]
-    state.waiting = {w: None for w, sent in state.sent.items() if not arrived(sent)}
-    state.receipts = sum(len(sent.receipts) for sent in state.sent.values())
+    for wa_id, receipts in list(state.reported.items()):
+        kept = state.sent.get(wa_id)
+        for name, receipt in list(receipts.items()):
+            # A message's receipts go with it, whatever their own seq says.
+            if kept is None or gone.gone(receipt.seq, receipt.ts, kept.chat):
+                del receipts[name]
+        if not receipts:
+            del state.reported[wa_id]
+    state.receipts = sum(len(receipts) for receipts in state.reported.values())
+    state.waiting = dict.fromkeys(unconfirmed(state)) if state.receipts else {}
 
 
-def arrived(sent: Sent) -> bool:
+_NONE: Mapping[str, Receipt] = {}
+
+
+def unconfirmed(state: State) -> list[str]:
+    """The messages no phone confirmed yet, oldest send first (watched or not)."""
+    if not state.receipts:
+        return list(state.sent)  # no receipt at all: none arrived
+    return [w for w in state.sent if not arrived(state, w)]
+
+
+def receipts_of(state: State, wa_id: str) -> Mapping[str, Receipt]:
+    """What WhatsApp reported about a sent message: state -> its newest report."""
+    return state.reported.get(wa_id, _NONE)
+
+
+def arrived(state: State, wa_id: str) -> bool:
     """Whether a phone confirmed the message (delivered, read or played)."""
-    return not ARRIVED.isdisjoint(sent.receipts)
+    return not ARRIVED.isdisjoint(receipts_of(state, wa_id))
 
 
-def furthest(sent: Sent) -> ReceiptState:
+def furthest(state: State, wa_id: str) -> ReceiptState:
     """The furthest state the message reached; never less than ``server`` (it was sent)."""
-    return max((s for s in ORDER if s in sent.receipts), key=ORDER.index, default="server")
+    receipts = receipts_of(state, wa_id)
+    return max((s for s in ORDER if s in receipts), key=ORDER.index, default="server")
 
 
 def find(state: State, wa_id: str) -> Sent | None:
@@ -132,7 +173,7 @@ def late(state: State, now: float, limit: float, *, after: float, skip: str) -> 
 
 def _first_receipt(state: State) -> float | None:
     """When the oldest receipt still in the log was recorded."""
-    times = [r.ts for sent in state.sent.values() for r in sent.receipts.values()]
+    times = [r.ts for receipts in state.reported.values() for r in receipts.values()]
     return min(times, default=None)
 
 

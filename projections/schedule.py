@@ -15,6 +15,7 @@ older one); the day's replies that went are dropped.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left
 
 import msgspec
@@ -30,7 +31,10 @@ class State(msgspec.Struct, kw_only=True):
     last_startup: float = 0.0  # ts of the newest startup ReplyPlanned (0: none)
     # ts of replies planned during the day before the newest one, oldest first.
     replies: list[float] = []
-    reply_from: list[tuple[int, str]] = []  # (seq, chat) of each of ``replies``
+    # The seq and chat of each of ``replies`` (parallel lists, the chats interned:
+    # a day of replies is many, and a tuple each would double their cost).
+    reply_seqs: list[int] = []
+    reply_chats: list[str] = []
     vitality_from: Origin | None = None
     startup_from: Origin | None = None
 
@@ -45,10 +49,11 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     elif ev.purpose == "reply":
         replies = state.replies
         replies.append(rec.ts)
-        state.reply_from.append((rec.seq, ev.chat))
+        state.reply_seqs.append(rec.seq)
+        state.reply_chats.append(sys.intern(ev.chat))
         if replies[0] < rec.ts - DAY:
             cut = bisect_left(replies, rec.ts - DAY)
-            del replies[:cut], state.reply_from[:cut]
+            del replies[:cut], state.reply_seqs[:cut], state.reply_chats[:cut]
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
@@ -62,12 +67,13 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     if state.startup_from is not None and gone.gone(*state.startup_from):
         state.last_startup, state.startup_from = 0.0, None
     left = [
-        (ts, (seq, chat))
-        for ts, (seq, chat) in zip(state.replies, state.reply_from, strict=True)
+        (ts, seq, chat)
+        for ts, seq, chat in zip(state.replies, state.reply_seqs, state.reply_chats, strict=True)
         if not gone.gone(seq, ts, chat)
     ]
-    state.replies = [ts for ts, _ in left]
-    state.reply_from = [at for _, at in left]
+    state.replies = [ts for ts, _, _ in left]
+    state.reply_seqs = [seq for _, seq, _ in left]
+    state.reply_chats = [chat for _, _, chat in left]
 
 
 def replies_since(state: State, since: float) -> int:

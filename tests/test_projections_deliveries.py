@@ -69,41 +69,65 @@ def test_a_receipt_finds_its_reply_and_the_furthest_state_never_goes_back() -> N
     found = deliveries.find(states.deliveries, "W1")
     assert found is not None
     assert (found.chat, found.reply_id) == (ALICE, "r-W1")
-    assert deliveries.furthest(found) == "played"
-    assert set(found.receipts) == {"played", "read"}  # both facts kept
+    assert deliveries.furthest(states.deliveries, "W1") == "played"
+    assert set(deliveries.receipts_of(states.deliveries, "W1")) == {"played", "read"}  # both kept
     assert deliveries.find(states.deliveries, "W9") is None
-    assert list(states.deliveries.waiting) == []  # played implies it reached the phone
+    assert deliveries.unconfirmed(states.deliveries) == []  # played implies it reached the phone
 
 
 def test_sent_means_the_server_only_until_a_phone_confirms() -> None:
     states = fold(log((0, sent("W1")), (1, receipt("W1", "server"))))
     found = deliveries.find(states.deliveries, "W1")
     assert found is not None
-    assert deliveries.furthest(found) == "server"
-    assert list(states.deliveries.waiting) == ["W1"]
+    assert deliveries.furthest(states.deliveries, "W1") == "server"
+    assert deliveries.unconfirmed(states.deliveries) == ["W1"]
 
 
 def test_a_message_sent_again_under_its_id_starts_afresh() -> None:
     # After a crash between sending and recording, the stdio transport resends under the id.
     states = fold(log((0, sent("W1")), (1, receipt("W1", "read")), (2, sent("W1"))))
-    assert list(states.deliveries.waiting) == ["W1"]
+    assert deliveries.unconfirmed(states.deliveries) == ["W1"]
     assert states.deliveries.receipts == 0  # so nothing counts as reported any more
+    assert deliveries.receipts_of(states.deliveries, "W1") == {}
 
 
 def test_a_removed_receipt_puts_its_message_back_among_the_waiting() -> None:
     records = log((0, sent("W1")), (1, sent("W2")), (2, receipt("W1", "delivered")))
     states = fold(compact(records, Selection(seqs=frozenset({3}))))
-    assert list(states.deliveries.waiting) == ["W1", "W2"]
-    found = deliveries.find(states.deliveries, "W1")
-    assert found is not None
-    assert found.receipts == {}
+    assert deliveries.unconfirmed(states.deliveries) == ["W1", "W2"]
+    assert deliveries.find(states.deliveries, "W1") is not None
+    assert deliveries.receipts_of(states.deliveries, "W1") == {}
+    assert states.deliveries.reported == {}  # nothing left behind for it
 
 
 def test_a_forgotten_chat_leaves_no_sends_behind() -> None:
     records = log((0, sent("W1")), (1, sent("W2", BOB)), (2, receipt("W1", "read")))
     states = fold(compact(records, Selection(chats=frozenset({ALICE}))))
     assert list(states.deliveries.sent) == ["W2"]
-    assert list(states.deliveries.waiting) == ["W2"]
+    assert deliveries.unconfirmed(states.deliveries) == ["W2"]
+    assert states.deliveries.reported == {}  # W1's receipt went with it
+
+
+def test_no_message_is_held_as_waiting_until_the_first_receipt_and_then_all_are() -> None:
+    before = fold(log((0, sent("W1")), (1, sent("W2")), (2, sent("W3"))))
+    assert before.deliveries.waiting == {}  # a transport without receipts: nothing watched
+    assert deliveries.unconfirmed(before.deliveries) == ["W1", "W2", "W3"]
+    after = fold(
+        log((0, sent("W1")), (1, sent("W2")), (2, sent("W3")), (3, receipt("W2", "delivered")))
+    )
+    assert list(after.deliveries.waiting) == ["W1", "W3"]  # those sent before it too
+    resent = fold(
+        log((0, sent("W1")), (1, receipt("W1", "server")), (2, sent("W2")), (3, sent("W1")))
+    )
+    assert resent.deliveries.waiting == {}  # the resend took the only receipt with it
+    assert deliveries.unconfirmed(resent.deliveries) == ["W2", "W1"]
+
+
+def test_messages_sent_before_the_first_receipt_are_owed_once_it_came() -> None:
+    states = fold(log((0, sent("W1")), (60, sent("W2", BOB)), (120, receipt("W1", "delivered"))))
+    detail = owed_at(states, 60 + LIMIT)
+    assert detail is not None
+    assert BOB in detail
 
 
 # -- the undelivered alert ------------------------------------------------------

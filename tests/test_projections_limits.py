@@ -2,6 +2,7 @@
 
 import math
 
+import msgspec
 import pytest
 
 from events.model import (
@@ -22,6 +23,7 @@ from projections.fold import fold
 CHAT = "491701111111@s.whatsapp.net"
 OTHER = "491702222222@s.whatsapp.net"
 DAY = 86400.0
+HOUR_STEP = 1800.0  # half an hour: the sweep runs every hour of log time
 
 
 def at(*pairs: tuple[float, AnyEvent]) -> list[Recorded]:
@@ -66,6 +68,21 @@ def test_old_entries_are_pruned_as_the_log_moves_on():
     assert CHAT not in state.replies
     assert state.cost_usd == [2.0]
     assert budget.spent_since(state, 0.0) == 2.0
+
+
+def test_costs_packed_in_columns_answer_the_same_after_a_snapshot_and_a_sweep():
+    costs = [(n * HOUR_STEP, cost(0.001 * (n + 1))) for n in range(300)]
+    state = fold(at(*costs)).budget
+    restored = msgspec.msgpack.Decoder(budget.State).decode(msgspec.msgpack.encode(state))
+    assert restored == state
+    for since in (0.0, 100 * HOUR_STEP, 299 * HOUR_STEP, 299 * HOUR_STEP + 1):
+        expected = sum(0.001 * (n + 1) for n in range(300) if n * HOUR_STEP >= since)
+        assert budget.spent_since(restored, since) == pytest.approx(expected)
+        assert budget.spent_since(restored, since) == budget.spent_since(state, since)
+    # Nine days on, the sweep drops the costs older than the window, columns alike.
+    later = fold(at(*costs, (300 * HOUR_STEP + 9 * DAY, cost(5.0)))).budget
+    assert later.cost_usd == [5.0]
+    assert budget.spent_since(later, 0.0) == 5.0
 
 
 def test_takeover_pauses_from_the_last_owner_message():

@@ -356,11 +356,11 @@ def _view(name: str, state: Any, newest: float) -> Any:
         return msgspec.structs.replace(swept, swept_at=0.0)
     if name == "schedule":  # the day's replies, as asked at or after the newest event
         left = [
-            (t, at)
-            for t, at in zip(state.replies, state.reply_from, strict=True)
+            (t, seq, chat)
+            for t, seq, chat in zip(state.replies, state.reply_seqs, state.reply_chats, strict=True)
             if t >= newest - DAY
         ]
-        return msgspec.structs.replace(state, replies=left, reply_from=[])
+        return msgspec.structs.replace(state, replies=left, reply_seqs=[], reply_chats=[])
     if name == "retention":  # the newest facts a rotation keeps: see _newest_absorbed
         return msgspec.structs.replace(state, newest={}, scheduled={})
     if name == "sessions":  # what expiry follows: see _texts_absorbed

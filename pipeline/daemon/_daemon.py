@@ -32,6 +32,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._intake import Intake
 from pipeline.daemon._liveness import Liveness
 from pipeline.daemon._media import MediaStep
+from pipeline.daemon._memory import return_large_blocks
 from pipeline.daemon._replies import Ids, owner_note
 from pipeline.daemon._scheduler import Scheduler
 from pipeline.daemon._sender import Sender
@@ -87,6 +88,7 @@ class Daemon:
         self._transport_failure: TransportError | None = None
 
     async def serve(self) -> None:
+        return_large_blocks()
         self.folded.watch()
         await self._begin()
         try:

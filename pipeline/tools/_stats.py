@@ -235,8 +235,8 @@ _REACHED = {
 
 def _receipts(state: deliveries.State) -> dict[str, int]:
     counts: dict[str, int] = dict.fromkeys(deliveries.ORDER, 0)
-    for sent in state.sent.values():
-        counts[deliveries.furthest(sent)] += 1
+    for wa_id in state.sent:
+        counts[deliveries.furthest(state, wa_id)] += 1
     return counts
 
 

@@ -106,19 +106,34 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is None:
         return
-    for wa_id, sent in list(state.sent.items()):
+    dropped = []
+    for wa_id, sent in state.sent.items():
+        # ``sent`` is in log order (a send again goes to the end), so nothing from
+        # ``before`` on went: a daily rotation looks at one day, not every send kept.
+        if sent.seq >= gone.before:
+            break
         if gone.gone(sent.seq, sent.ts, sent.chat):
-            del state.sent[wa_id]
+            dropped.append(wa_id)
+    for wa_id in dropped:
+        del state.sent[wa_id]
+    receipts_went = False
     for wa_id, receipts in list(state.reported.items()):
         kept = state.sent.get(wa_id)
         for name, receipt in list(receipts.items()):
             # A message's receipts go with it, whatever their own seq says.
             if kept is None or gone.gone(receipt.seq, receipt.ts, kept.chat):
                 del receipts[name]
+                receipts_went = True
         if not receipts:
             del state.reported[wa_id]
     state.receipts = sum(len(receipts) for receipts in state.reported.values())
-    state.waiting = dict.fromkeys(unconfirmed(state)) if state.receipts else {}
+    if not state.receipts:
+        state.waiting = {}
+    elif receipts_went:  # a kept message may have lost the receipt that confirmed it
+        state.waiting = dict.fromkeys(unconfirmed(state))
+    else:
+        for wa_id in dropped:
+            state.waiting.pop(wa_id, None)
 
 
 _NONE: Mapping[str, Receipt] = {}

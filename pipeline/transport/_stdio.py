@@ -9,6 +9,8 @@ line that quotes none of its content, and skipped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -98,6 +100,10 @@ class StdioTransport:
         self._stdout = stdout if stdout is not None else sys.stdout.buffer
         self._clock = clock
         self._line_sink, self._lines = anyio.create_memory_object_stream[Line](_READ_AHEAD)
+        # One permit a line in the stream: the reader takes it before handing the
+        # line over, the loop gives it back on taking the line out, so a hand-over
+        # never finds the stream full and need not wait for the loop to answer.
+        self._room = threading.Semaphore(_READ_AHEAD)
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._writable = _poller(self._stdout)
@@ -114,13 +120,14 @@ class StdioTransport:
             # A daemon thread, so a readline blocked forever never holds up exit.
             self._reader = threading.Thread(
                 target=self._read_stdin,
-                args=(os.dup(self._stdin.fileno()), current_token()),
+                args=(os.dup(self._stdin.fileno()), current_token(), asyncio.get_running_loop()),
                 name="stdio-reader",
                 daemon=True,
             )
             self._reader.start()
         await status(TransportStatus(state="connected", detail="stdio"))
         async for number, raw, parsed in self._lines:
+            self._room.release()
             if raw == _END_OF_INPUT:
                 _log.info("stdin closed; still sending until stopped")
                 continue
@@ -203,7 +210,7 @@ class StdioTransport:
             self._stdout.write(line)
             self._stdout.flush()
 
-    def _read_stdin(self, fd: int, token: EventLoopToken) -> None:
+    def _read_stdin(self, fd: int, token: EventLoopToken, loop: asyncio.AbstractEventLoop) -> None:
         """Reader thread: hand non-blank lines, then ``_END_OF_INPUT``, to the event loop.
 
         It reads the file descriptor with ``os.read``: a daemon thread blocked
@@ -220,7 +227,7 @@ class StdioTransport:
             for raw in _lines(fd, MAX_LINE_BYTES):
                 if raw == _READ_ALL:
                     # One hand-over for what one read brought, before the next read blocks.
-                    self._hand_over_from_thread(small, token)
+                    self._hand_over_from_thread(small, loop)
                     continue
                 number += 1
                 if raw is None:
@@ -230,12 +237,17 @@ class StdioTransport:
                 elif raw.isspace():
                     pass
                 elif len(raw) < LARGE_LINE_BYTES:
+                    if not self._room.acquire(blocking=False):
+                        self._hand_over_from_thread(small, loop)  # the loop frees room
+                        self._take_room()
                     small.append((number, raw))
                 else:
-                    self._hand_over_from_thread(small, token)
+                    self._hand_over_from_thread(small, loop)
+                    self._take_room()
                     run_from_thread(self._hand_over_large, number, raw, token=token)
                 del raw  # not kept while the next line is read
-            self._hand_over_from_thread(small, token)
+            self._hand_over_from_thread(small, loop)
+            self._take_room()
             run_from_thread(self._line_sink.send, (number + 1, _END_OF_INPUT, None), token=token)
         except _NOBODY_LISTENING:
             pass
@@ -244,16 +256,26 @@ class StdioTransport:
         finally:
             os.close(fd)
 
-    def _hand_over_from_thread(self, small: list[tuple[int, bytes]], token: EventLoopToken) -> None:
-        """Queue ``small`` lines in one trip to the event loop, and empty the list."""
+    def _take_room(self) -> None:
+        """Wait for a place in the stream (the reader thread), unless the transport closes."""
+        while not self._room.acquire(timeout=1.0):
+            if self._closed:
+                raise anyio.ClosedResourceError
+
+    def _hand_over_from_thread(
+        self, small: list[tuple[int, bytes]], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Queue ``small`` lines (each holding a place) in one call on the event loop,
+        without waiting for it, and empty the list."""
         if small:
-            run_from_thread(self._hand_over, small[:], token=token)
+            loop.call_soon_threadsafe(self._hand_over, small[:])
             small.clear()
 
-    async def _hand_over(self, small: list[tuple[int, bytes]]) -> None:
-        """Queue lines; the read-ahead bound holds the reader until there is room."""
-        for number, raw in small:
-            await self._line_sink.send((number, raw, None))
+    def _hand_over(self, small: list[tuple[int, bytes]]) -> None:
+        """Queue lines; each holds a place, so the stream has room for them."""
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            for number, raw in small:
+                self._line_sink.send_nowait((number, raw, None))
 
     async def _hand_over_large(self, number: int, raw: bytes) -> None:
         """Queue a large line alone, so read-ahead never holds more than one."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -237,10 +238,16 @@ class FoldedLog:
         # neonize needs asyncio, so the daemon always runs anyio's asyncio backend;
         # call_soon_threadsafe never blocks the committing thread.
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
 
         def committed(seq: int) -> None:
             self._committed = max(self._committed, seq)
-            loop.call_soon_threadsafe(self._commit_landed)
+            if threading.get_ident() == loop_thread:
+                # Committed on the loop itself (``append_now``): no need to write to
+                # the loop's wake-up pipe, a syscall each way, on every commit.
+                loop.call_soon(self._commit_landed)
+            else:
+                loop.call_soon_threadsafe(self._commit_landed)
 
         self._unsubscribe = self.log.subscribe(committed)
 

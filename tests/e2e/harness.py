@@ -28,6 +28,7 @@ from events.backends import open_log
 from events.model import ConfigLoaded, Event, Recorded, ReplyPlanned, ReplySent
 from events.protocol import LogWriter
 
+ROOT = Path(__file__).resolve().parents[2]
 OWNER = "491700000000"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
 ALICE = "491701111111@s.whatsapp.net"
@@ -298,6 +299,19 @@ class Daemon:
         stdin = self._running().stdin
         assert stdin is not None
         stdin.close()
+
+    def replay(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """``python replay.py ARGS --store STORE`` on this daemon's store, as a user runs it."""
+        return subprocess.run(
+            [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(self.store)],
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     # -- stdout ----------------------------------------------------------
 

@@ -4,8 +4,6 @@ recorded in the log (README "Owner commands")."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,16 +172,7 @@ def test_replay_finds_no_llm_turn_in_a_command(make_daemon: MakeDaemon) -> None:
     _command(daemon, "/pause Alice 1h")
     daemon.stop()
 
-    args = [sys.executable, str(ROOT / "replay.py"), "--chat", "Me", "--recorded", "--json"]
-    done = subprocess.run(
-        [*args, "--store", str(daemon.store)],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = daemon.replay("--chat", "Me", "--recorded", "--json")
     assert done.returncode == 0, done.stderr
     turns = json.loads(done.stdout)["turns"]
     # The note was an LLM turn, replayed as recorded; the commands were none.

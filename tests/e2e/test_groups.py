@@ -8,8 +8,6 @@ the person the bot just answered need not mention it again.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +63,7 @@ def test_a_mention_carries_what_the_group_said_and_a_quote_of_the_bot_triggers(
     assert daemon.wait_event(MessageSkipped, msg_id=thanks).reason == "not_triggered"
     daemon.stop()
 
-    args = ["--chat", "Family", "--recorded", "--json", "--store", str(daemon.store)]
-    replay = subprocess.run(
-        [sys.executable, str(ROOT / "replay.py"), *args],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    replay = daemon.replay("--chat", "Family", "--recorded", "--json", timeout=60)
     assert replay.returncode == 0, replay.stderr
     assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == ["OK", "OK"]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from events.model import LlmCompleted, LlmFailed, LlmRequested, ReplyPlanned, ReplySent
@@ -156,11 +154,11 @@ def test_a_gpt5_behind_a_proxy_is_asked_again_in_the_shape_it_takes(make_daemon)
             (False, True),
         ]
 
-        checked = replay(d, "--chat", "Alice", "--recorded")
+        checked = d.replay("--chat", "Alice", "--recorded")
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert checked.stdout.splitlines()[-1] == "2 turns checked: 2 OK, 0 DIFF"
         before = len(gpt5.requests)
-        rerun = replay(d, "--chat", "Alice", "--prompt", "Be short.", "--json")
+        rerun = d.replay("--chat", "Alice", "--prompt", "Be short.", "--json")
         assert rerun.returncode == 0, rerun.stderr
     # The second call goes out in its recorded shape at once; the first, recorded before the
     # refusal, meets it again and is asked again as the daemon did.
@@ -168,16 +166,3 @@ def test_a_gpt5_behind_a_proxy_is_asked_again_in_the_shape_it_takes(make_daemon)
         ("max_tokens" in r.json, "max_completion_tokens" in r.json) for r in gpt5.requests[before:]
     )
     assert shapes == [(False, True), (False, True), (True, False)]
-
-
-def replay(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(daemon.store)],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )

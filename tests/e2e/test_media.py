@@ -13,8 +13,6 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,10 +120,10 @@ def test_a_voice_note_is_transcribed_once_and_answered_as_a_transcript(
     # Replay rebuilds the turn from the recorded transcript, byte for byte, and never
     # transcribes again; a re-run sends the model the same transcript.
     daemon.stop()
-    checked = replay(daemon, llm_server, "--chat", "Alice", "--recorded")
+    checked = daemon.replay("--chat", "Alice", "--recorded")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.splitlines()[-1] == "1 turn checked: 1 OK, 0 DIFF"
-    rerun = replay(daemon, llm_server, "--chat", "Alice", "--prompt", "Be short.", "--json")
+    rerun = daemon.replay("--chat", "Alice", "--prompt", "Be short.", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert last_user_turn(llm_server) == said
     assert len(heard.forms()) == 1
@@ -178,9 +176,9 @@ def test_an_image_goes_to_the_model_as_a_data_url_with_its_caption(
     assert b64(image) not in (daemon.store / "events.db").read_bytes().decode(errors="replace")
 
     daemon.stop()
-    checked = replay(daemon, llm_server, "--chat", "Alice", "--recorded")
+    checked = daemon.replay("--chat", "Alice", "--recorded")
     assert checked.stdout.splitlines()[-1] == "1 turn checked: 1 OK, 0 DIFF", checked.stderr
-    rerun = replay(daemon, llm_server, "--chat", "Alice", "--prompt", "Describe.", "--json")
+    rerun = daemon.replay("--chat", "Alice", "--prompt", "Describe.", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert last_user_turn(llm_server) == parts  # the same bytes went again
 
@@ -412,19 +410,6 @@ def test_the_daemons_rotation_sweeps_the_files_of_the_events_it_removed(
     assert not stored.exists()
     assert daemon.find(MessageReceived, msg_id="R1") == []
     assert daemon.alive
-
-
-def replay(daemon: Daemon, server: FakeLlmServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(daemon.store)],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def _cli(daemon: Daemon) -> dict[str, Any]:

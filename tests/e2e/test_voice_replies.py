@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -201,19 +199,6 @@ def test_a_long_answer_speaks_max_chars_and_sends_the_rest_as_text(
     assert completed.content == " ".join(sentences)  # the whole answer stays in the log
 
 
-def replay(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "replay.py"), *args, "--store", str(daemon.store)],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_replay_shows_the_words_and_forget_takes_the_voice_note(
     make_daemon: MakeDaemon,
     llm_server: FakeLlmServer,
@@ -227,10 +212,10 @@ def test_replay_shows_the_words_and_forget_takes_the_voice_note(
     daemon.wait_event(ReplySent, timeout=10.0)
     daemon.stop()
 
-    checked = replay(daemon, "--chat", "Alice", "--recorded")
+    checked = daemon.replay("--chat", "Alice", "--recorded")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.splitlines()[-1].endswith("checked: 1 OK, 0 DIFF")
-    rerun = replay(daemon, "--chat", "Alice", "--prompt", "Be short.")
+    rerun = daemon.replay("--chat", "Alice", "--prompt", "Be short.")
     assert rerun.returncode == 0, rerun.stderr
     assert "Echo: Say it" in rerun.stdout
     assert len(llm_server.speeches()) == 1  # replay never speaks

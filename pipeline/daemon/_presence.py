@@ -7,6 +7,7 @@ fails costs the reply nothing: each has a short deadline and errors are logged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -30,19 +31,16 @@ async def typing(transport: Shows, chat: str, *, enabled: bool) -> AsyncIterator
     if not enabled:
         yield
         return
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_keep_typing, transport, chat)
-        try:
-            yield
-        except Exception as exc:
-            failure = exc
-        finally:
-            tg.cancel_scope.cancel()
-            with anyio.CancelScope(shield=True):
-                await _show(transport, chat, on=False)
-    if failure is not None:
-        raise failure
+    # A bare asyncio task (the daemon's loop is always asyncio, for neonize), not
+    # a task group: one is made for every LLM call, and a group costs several times
+    # as much to open and close. The task only ever waits on the transport and a sleep.
+    refresher = asyncio.get_running_loop().create_task(_keep_typing(transport, chat))
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with anyio.CancelScope(shield=True):
+            await _show(transport, chat, on=False)
 
 
 async def _keep_typing(transport: Shows, chat: str) -> None:

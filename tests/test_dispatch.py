@@ -121,6 +121,32 @@ async def test_a_failing_chat_is_logged_and_frees_its_place() -> None:
     assert [(e["event"], e["chat"]) for e in logs] == [("chat_work_failed", "a")]
 
 
+@pytest.mark.anyio
+async def test_a_cancelled_run_cancels_its_workers_and_waits_for_them() -> None:
+    """Workers are the dispatcher's own tasks: cancelling ``run`` ends them before it returns,
+    as a task group would, and a worker's clean-up still runs."""
+    chats = dispatcher()
+    started, cleaned = anyio.Event(), anyio.Event()
+
+    async def work() -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()  # a clean-up that itself awaits
+            cleaned.set()
+
+    looks = iter([Pass([("a", work)])])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.run, lambda now: next(looks, Pass([])))
+        with anyio.fail_after(10):
+            await started.wait()
+        tg.cancel_scope.cancel()
+    assert cleaned.is_set()  # before run returned, not at some later loop turn
+    assert chats.busy == set()
+
+
 def test_a_deferred_chat_is_not_ready_before_its_due_time() -> None:
     chats = dispatcher()
     chats.defer("a", NOW + 2)

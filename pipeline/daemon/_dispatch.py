@@ -21,12 +21,12 @@ waking and guard, no workers.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import anyio
-import anyio.abc
 import structlog
 
 from pipeline.daemon._failures import Failures
@@ -75,6 +75,7 @@ class Dispatcher:
         self._limiter = anyio.CapacityLimiter(polling.max_concurrent_chats) if limited else None
         self._due: dict[str, float] = {}  # chats not to be looked at before then
         self._idle = anyio.Event()
+        self._workers: set[asyncio.Task[None]] = set()
         self._waker = folded.waker(reads)
         self._pass_failures = Failures(log, failed)
         self._chat_failures = Failures(log, "chat_work_failed")
@@ -96,19 +97,24 @@ class Dispatcher:
 
     async def run(self, look: Callable[[float], Pass]) -> None:
         """Until ``stopping``: look at every wake-up, start the workers ``look`` asks for."""
-        async with anyio.create_task_group() as tg:
+        try:
             while not self.stopping:
                 wake = math.inf
                 with self._pass_failures.guard():
-                    wake = self._start(tg, look(self.clock()))
+                    wake = self._start(look(self.clock()))
                 await self._waker.wait(self._sleep(wake))
             await self.idle()
+        finally:
+            await _cancelled(self._workers)
 
     async def once(self, look: Callable[[float], Pass]) -> None:
         """One look now; returns when no chat is being worked on (``run``'s included)."""
-        async with anyio.create_task_group() as tg:
-            self._start(tg, look(self.clock()))
-        await self.idle()
+        running = set(self._workers)
+        try:
+            self._start(look(self.clock()))
+            await self.idle()
+        finally:
+            await _cancelled(self._workers - running)
 
     async def repeat(self, step: Callable[[], Awaitable[float]]) -> None:
         """Forever: ``step`` at every wake-up, awaited; it returns when it is due next."""
@@ -126,13 +132,20 @@ class Dispatcher:
         while self.busy:
             await self._idle.wait()
 
-    def _start(self, tg: anyio.abc.TaskGroup, found: Pass) -> float:
+    def _start(self, found: Pass) -> float:
         if self._limiter is not None:
             self._limiter.total_tokens = self._settings.app.polling.max_concurrent_chats
+        loop = asyncio.get_running_loop()
         for chat, job in found.jobs:
             self.busy.add(chat)
-            tg.start_soon(self._work, chat, job)
+            # A bare asyncio task per job, not a task group's (the daemon's loop is
+            # always asyncio, for neonize): two or three start for every message,
+            # and anyio's bookkeeping cost more than the job's own scheduling.
+            worker = loop.create_task(self._work(chat, job))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         return found.wake
+
 
     def _sleep(self, wake: float) -> float:
         """Until the pass's wake time or the next chat's due time; the poll at most."""
@@ -152,3 +165,13 @@ class Dispatcher:
             self._idle.set()
             self._idle = anyio.Event()
             self._waker.wake()
+
+
+async def _cancelled(workers: set[asyncio.Task[None]]) -> None:
+    """What a task group's exit does: cancel the workers still running, wait for them."""
+    if not workers:
+        return
+    for worker in workers:
+        worker.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait(list(workers))

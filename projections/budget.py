@@ -26,7 +26,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -221,10 +221,55 @@ def spent_since(state: State, since: float, kind: SpendKind | None = None) -> fl
     """USD spent at or after ``since`` (at most 8 days back): of ``kind``, else of every kind."""
     start = bisect_left(_times(state), since)
     if kind is None:
-        return sum(state.cost_usd[start:])
+        return _total_from(state, since, start)
     return sum(
         c for c, k in zip(state.cost_usd[start:], state.cost_kind[start:], strict=True) if k == kind
     )
+
+
+class _Total(NamedTuple):
+    """A sum of ``usd[start:end]``, and what says it is still that sum."""
+
+    usd: list[float]  # the very list (held, so its id is not reused)
+    since: float
+    start: int
+    start_seq: int  # the seq of the cost at ``start`` (-1: none there)
+    end: int
+    total: float
+
+
+_last_total: _Total | None = None
+
+
+def _total_from(state: State, since: float, start: int) -> float:
+    """``sum(state.cost_usd[start:])``, the same float, extended from the last call's sum.
+
+    Every turn asks for today's spend, and a day's costs are many: a running
+    total costs a few additions where the sum cost one per cost. Costs are only
+    appended, cut from the front (the sweep: the cost at ``start`` changes) or
+    replaced by new lists (a compaction, a snapshot), so a sum of the same list
+    from the same cost on needs only the costs added since; added one by one,
+    left to right, as ``sum`` adds them, so the float is the same.
+    """
+    global _last_total  # noqa: PLW0603 - one memo, replaced whole (a tuple), never mutated
+    usd = state.cost_usd
+    start_seq = _seqs(state)[start] if start < len(usd) else -1
+    last = _last_total
+    if (
+        last is not None
+        and last.usd is usd
+        and last.since == since
+        and last.start == start
+        and last.start_seq == start_seq
+        and last.end <= len(usd)
+    ):
+        total, end = last.total, last.end
+    else:
+        total, end = 0, start
+    for cost in usd[end:]:
+        total += cost
+    _last_total = _Total(usd, since, start, start_seq, len(usd), total)
+    return total
 
 
 def estimate(state: State) -> float | None:

@@ -4,9 +4,12 @@ import math
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.model import (
     AnyEvent,
+    Compacted,
     ChatTurn,
     LlmCompleted,
     LlmFailed,
@@ -177,3 +180,41 @@ def test_the_estimate_follows_the_recent_calls():
         ]
     state = fold(at(*events)).budget
     assert budget.estimate(state) == pytest.approx(0.01)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("costs"), st.lists(st.floats(1e-6, 5.0), min_size=1, max_size=5)),
+            st.tuples(st.just("nine days on"), st.lists(st.floats(1e-6, 5.0), max_size=5)),
+            st.tuples(st.just("compact"), st.just([])),
+            st.tuples(st.just("snapshot"), st.just([])),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([0.0, 5 * DAY, 9 * DAY]),
+)
+def test_todays_spend_is_the_plain_sum_bit_for_bit_however_the_costs_changed(
+    steps: list[tuple[str, list[float]]], since: float
+) -> None:
+    """``spent_since`` keeps a running total between calls; the float it returns is exactly
+    the one a sum over the costs gives, through costs added in bursts, swept (nine days
+    on), compacted and restored from a snapshot, and asked with another ``since`` between."""
+    state, seq, now = budget.State(), 0, 0.0
+    for kind, costs in steps:
+        if kind == "nine days on":
+            now += 9 * DAY
+        elif kind == "compact":
+            seq += 1
+            marker = Compacted.of("rotation", {}, seq - 1, older_than=now - HOUR_STEP)
+            budget.apply(state, Recorded(seq, now, marker))
+        elif kind == "snapshot":
+            state = msgspec.msgpack.Decoder(budget.State).decode(msgspec.msgpack.encode(state))
+        for usd in costs:
+            seq, now = seq + 1, now + 60.0
+            budget.apply(state, Recorded(seq, now, cost(usd)))
+        for asked in (since, now - DAY, since):
+            times = list(budget._times(state))
+            expected = sum(c for c, t in zip(state.cost_usd, times, strict=True) if t >= asked)
+            assert budget.spent_since(state, asked) == expected

@@ -6,6 +6,7 @@ numbers live on ``s.whatsapp.net``, hidden ids on ``lid``, groups on ``g.us``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 PN_SERVER = "s.whatsapp.net"
@@ -31,6 +32,9 @@ def phone_digits(phone: str) -> str:
     return digits
 
 
+# Every inbound message and every send normalizes the same few ids, several times
+# each; bounded, since ids come from outside (an invalid one raises, uncached).
+@functools.lru_cache(maxsize=4096)
 def normalize(value: str) -> str:
     """A JID, ``user:device@server`` or bare phone number in canonical form."""
     text = value.strip()

@@ -12,6 +12,7 @@ when it falls due, whatever else happens meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -63,7 +64,9 @@ class Alerter:
         self.ids = ids  # the owner's note's
         self.clock = clock
         self._sleep = sleep
-        self._lock = anyio.Lock()
+        # asyncio's Lock: taken at every pass (several a message), and anyio's yields
+        # to the loop even when free.
+        self._lock = asyncio.Lock()
         # What makes an alert owed, settled or due: nothing else wakes the alerter.
         reads = (
             alerts.PROJECTION,

@@ -57,7 +57,9 @@ class Waker:
     def __init__(self, reads: frozenset[type[Event]] | None = None) -> None:
         """``reads``: the event types whose commits wake it (None: every commit)."""
         self.reads = reads
-        self._event = anyio.Event()
+        # asyncio's own Event (the loop is always asyncio): a loop waits again after
+        # every commit, and anyio's wrapper costs a few calls more each time.
+        self._event = asyncio.Event()
         self._due = False
 
     @property
@@ -84,7 +86,7 @@ class Waker:
                 if timer is not None:
                     timer.cancel()
         self._due = False
-        self._event = anyio.Event()
+        self._event = asyncio.Event()
 
 
 class FoldedLog:

@@ -23,6 +23,7 @@ import anyio
 from events.model import ReplyPlanned, TransportStatus
 from events.protocol import LogError, LogWriter
 from pipeline.daemon import _deadline
+from pipeline.daemon import _event_loop as event_loop
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
@@ -129,6 +130,7 @@ class Daemon:
         log.info(
             "started",
             transport=self.transport.name,
+            event_loop=event_loop.running(),
             config_hash=loaded.hash[:12],
             entities=len(self.settings.app.monitored_entities),
             store=str(self.store),

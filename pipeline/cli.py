@@ -29,15 +29,7 @@ from pipeline.config import (
     load_config,
     web_token,
 )
-from pipeline.daemon import (
-    EXIT_NEEDS_OWNER,
-    AlreadyRunning,
-    Daemon,
-    EventLoopError,
-    Settings,
-    daemon_lock,
-    event_loop_options,
-)
+from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, daemon_lock
 from pipeline.entry import run_main
 from pipeline.logs import configure_logging
 from pipeline.media import MediaStore
@@ -240,10 +232,6 @@ def _run(args: argparse.Namespace) -> int:
     number = user_part(loaded.config.owner_jid)  # a PostgreSQL database keeps a log per number
     if args.transport == "neonize":
         _bot_tag_for_go(loaded.config.whatsapp.bot_tag)
-    try:  # a wrong value is a usage error before anything starts
-        loop_options = event_loop_options(os.environ)
-    except EventLoopError as exc:
-        raise UsageError(str(exc)) from None
     lock = daemon_lock(store, url, number)
     if url is not None:  # a standby waits for the lease and says so in the logs
         _configure_logs(loaded, store, url)
@@ -261,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings(loaded, env_file=env)
         media = MediaStore.of(store, number if url is not None else None)  # a log's own files
         daemon = Daemon(log, settings, transport, store=store, services=console, media=media)
-        anyio.run(daemon.serve, backend="asyncio", backend_options=loop_options)
+        anyio.run(daemon.serve, backend="asyncio")
     finally:
         lock.release()
     return EXIT_OK

@@ -19,7 +19,6 @@ Nothing here is imported by the offline tools (``pipeline.tools``).
 
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._daemon import GRACE_SECONDS, Daemon
-from pipeline.daemon._event_loop import EventLoopError, event_loop_options
 from pipeline.daemon._exits import EXIT_LEASE_LOST, EXIT_NEEDS_OWNER
 from pipeline.daemon._folded_log import FoldedLog, Waker
 from pipeline.daemon._intake import MAX_TEXT_BYTES, Intake
@@ -39,7 +38,6 @@ __all__ = [
     "AlreadyRunning",
     "Daemon",
     "DaemonLock",
-    "EventLoopError",
     "FoldedLog",
     "Intake",
     "Lock",
@@ -49,5 +47,4 @@ __all__ = [
     "Waker",
     "config_loaded",
     "daemon_lock",
-    "event_loop_options",
 ]

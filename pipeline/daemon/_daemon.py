@@ -23,7 +23,6 @@ import anyio
 from events.model import ReplyPlanned, TransportStatus
 from events.protocol import LogError, LogWriter
 from pipeline.daemon import _deadline
-from pipeline.daemon import _event_loop as event_loop
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._agent import Agent
 from pipeline.daemon._alerter import Alerter
@@ -130,7 +129,6 @@ class Daemon:
         log.info(
             "started",
             transport=self.transport.name,
-            event_loop=event_loop.running(),
             config_hash=loaded.hash[:12],
             entities=len(self.settings.app.monitored_entities),
             store=str(self.store),

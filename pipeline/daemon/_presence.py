@@ -50,10 +50,12 @@ async def _keep_typing(transport: Shows, chat: str) -> None:
 
 
 async def _show(transport: Shows, chat: str, *, on: bool) -> None:
-    with anyio.move_on_after(_CALL_DEADLINE) as scope:
-        try:
+    # asyncio's timeout (a loop timer) rather than an anyio cancel scope: two of
+    # these run for every LLM call.
+    try:
+        async with asyncio.timeout(_CALL_DEADLINE):
             await transport.typing(chat, on)
-        except Exception as exc:
-            log.debug("typing_failed", chat=chat, error=str(exc))
-    if scope.cancelled_caught:
+    except TimeoutError:
         log.debug("typing_timed_out", chat=chat)
+    except Exception as exc:
+        log.debug("typing_failed", chat=chat, error=str(exc))

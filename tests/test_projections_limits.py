@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from events.model import (
     AnyEvent,
-    Compacted,
     ChatTurn,
+    Compacted,
     LlmCompleted,
     LlmFailed,
     LlmRequested,

@@ -146,7 +146,6 @@ class Dispatcher:
             worker.add_done_callback(self._workers.discard)
         return found.wake
 
-
     def _sleep(self, wake: float) -> float:
         """Until the pass's wake time or the next chat's due time; the poll at most."""
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]

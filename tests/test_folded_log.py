@@ -59,6 +59,10 @@ class HeldLog(CountingLog):
             self.release.wait(30)
         return recs
 
+    def append_now(self, *items: Any) -> None:
+        """Never on the caller's thread: every append goes through ``append`` and its hold."""
+        return
+
 
 def msg(n: int, text: str = "") -> MessageReceived:
     return MessageReceived(chat=ALICE, msg_id=f"m{n}", sender=ALICE, text=text or f"t{n}")

@@ -83,12 +83,3 @@ def test_a_failed_commit_raises_and_leaves_the_log_unchanged(log: SQLiteLog) -> 
     log._writer.execute("DROP TRIGGER no")
     assert log.last_seq() == 0
     assert log.append_now(msg(1)) is not None
-
-
-def test_a_subclass_that_changes_append_is_left_to_its_append(tmp_path: Path) -> None:
-    class Held(SQLiteLog):
-        def append(self, *items: Any) -> list[Recorded]:
-            return super().append(*items)
-
-    with Held(tmp_path / "events.db") as log:
-        assert log.append_now(msg(1)) is None

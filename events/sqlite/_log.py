@@ -197,12 +197,7 @@ class SQLiteLog(SQLiteReader):
 
     def append_now(self, *items: AnyEvent | Keyed) -> list[Recorded] | None:
         """``append``, for a caller that must not wait (an event loop): None, with
-        nothing written, when it would wait for a lock or for a sync (``FULL``).
-
-        A subclass that changes ``append`` gets None: its callers go to ``append``.
-        """
-        if type(self).append is not SQLiteLog.append:
-            return None
+        nothing written, when it would wait for a lock or for a sync (``FULL``)."""
         return self._group.append_now(items, encode) if items else []
 
     def _commit(self, group: list[Batch]) -> None:

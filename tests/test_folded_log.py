@@ -175,13 +175,19 @@ async def test_another_writers_record_in_the_gap_is_read(
     assert folded.view == fold(counting.read())
 
 
+def watched(log: CountingLog) -> tuple[FoldedLog, list[int]]:
+    """A watching FoldedLog on ``log``, and the threads its commits are made on, in order."""
+    folded = FoldedLog(log)
+    folded.watch()
+    committers: list[int] = []
+    log.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    return folded, committers
+
+
 @pytest.mark.anyio
 async def test_an_append_with_the_lock_free_commits_on_the_loop(counting: CountingLog) -> None:
     """No thread hand-off when the commit cannot wait (SQLite, NORMAL, lock free)."""
-    folded = FoldedLog(counting)
-    folded.watch()
-    committers: list[int] = []
-    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    folded, committers = watched(counting)
     await folded.append(msg(1))
     assert committers == [threading.get_ident()]
     assert pending(folded) == ["m1"]
@@ -189,10 +195,7 @@ async def test_an_append_with_the_lock_free_commits_on_the_loop(counting: Counti
 
 @pytest.mark.anyio
 async def test_an_append_with_the_lock_taken_waits_in_a_thread(counting: CountingLog) -> None:
-    folded = FoldedLog(counting)
-    folded.watch()
-    committers: list[int] = []
-    counting.subscribe(lambda _seq: committers.append(threading.get_ident()))
+    folded, committers = watched(counting)
     lock = counting._group.lock
     lock.acquire()
     async with anyio.create_task_group() as tg:

@@ -3,6 +3,7 @@
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +105,23 @@ def test_compaction_leaves_no_byte_of_what_it_removed_in_the_files(tmp_path: Pat
     log.close()
     assert _files_holding(tmp_path, b"zebra-quartz") == []
     assert _files_holding(tmp_path, b"walrus") == ["events.db"]
+
+
+def test_compaction_zeroes_what_it_removed_where_sqlite_would_not_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian builds SQLite with ``secure_delete`` on; other builds (macOS, a
+    bundled one) leave it off, and a rotation's deleted texts stayed readable in
+    the free pages of a connection that did not ask for it."""
+    connect = sqlite3.connect
+
+    def off_by_default(*args: Any, **kw: Any) -> sqlite3.Connection:
+        conn: sqlite3.Connection = connect(*args, **kw)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", off_by_default)
+    test_compaction_leaves_no_byte_of_what_it_removed_in_the_files(tmp_path)
 
 
 def test_purge_clears_what_an_older_version_left_in_free_space(tmp_path: Path) -> None:

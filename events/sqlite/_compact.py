@@ -92,7 +92,9 @@ class _Chunks:
         self._path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.turn = Turnstile(path)
-        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0"):
+        # secure_delete as the log's own connections: what a chunk deletes is zeroed,
+        # not left readable in free pages (SQLite's default is off outside Debian).
+        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0", "secure_delete=ON"):
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 

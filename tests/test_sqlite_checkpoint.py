@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from events import compaction
+from events import Compacted, compaction
 from events.protocol import Selection
 from events.sqlite import SQLiteLog, SQLiteReader, _checkpoint, _compact
 from events.testing import message
@@ -124,6 +124,7 @@ def test_a_compaction_beside_another_writer_starts_the_wal_over(
         finally:
             appender.kill()
     assert marker is not None
+    assert isinstance(marker.event, Compacted)
     assert marker.event.removed == 30_000
     appended = log.last_seq() - 30_001
     assert appended > 10, appended  # the appends went on throughout

@@ -133,3 +133,20 @@ def test_a_compaction_beside_another_writer_starts_the_wal_over(
     # through at once (a reader of an old snapshot) leaves the next one to do it.
     assert max(sizes) < 4 * MB, [size // 1024 for size in sizes]
     log.close()
+
+
+def test_a_sync_the_checkpoint_does_anyway_cannot_fail_the_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(_compact, "_CHECKPOINT_ROWS", 100)
+    monkeypatch.setattr(_compact, "_datasync", broken)
+    log = SQLiteLog(tmp_path / "events.db")
+    log.append(*(message(n) for n in range(300)))
+    marker = log.compact("forget", Selection(chats=frozenset({message(0).chat})))
+    assert marker is not None
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.removed == 300
+    log.close()

@@ -16,6 +16,7 @@ chunks share again and again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -164,12 +165,17 @@ _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 def _sync(path: Path) -> None:
-    """The database file's pages on disk (any descriptor of the file syncs them all)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _datasync(fd)
-    finally:
-        os.close(fd)
+    """The database file's pages on disk (any descriptor of the file syncs them all).
+
+    Only a head start: should it fail, the checkpoint's own sync does the work
+    (and SQLite reports a disk that cannot sync, as a ``LogError``).
+    """
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            _datasync(fd)
+        finally:
+            os.close(fd)
 
 
 def _let_in(turn: Turnstile, waiting: Callable[[], bool]) -> None:

@@ -150,3 +150,30 @@ def test_a_sync_the_checkpoint_does_anyway_cannot_fail_the_compaction(
     assert isinstance(marker.event, Compacted)
     assert marker.event.removed == 300
     log.close()
+
+
+def test_a_compaction_that_grew_the_wal_past_the_limit_cuts_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's own checkpoints leave a WAL over ``LIMIT`` to the bulk that grew
+    it; a file left that size after the bulk held them off for as long as the bot
+    ran (a daemon's WAL went from 169 to 235 MB after ``compact`` on 1M events)."""
+    monkeypatch.setattr(_checkpoint, "LIMIT", 1 * MB)
+    db = tmp_path / "events.db"
+    log = SQLiteLog(db)
+    for start in range(0, 20_000, 1_000):
+        log.append(*(message(n) for n in range(start, start + 1_000)))
+    log.close()
+    log = SQLiteLog(db)
+    log.append(message(0, chat="kept@s.whatsapp.net"))
+    seen: list[int] = []
+    log.compact(
+        "rotation",
+        Selection(chats=frozenset({message(0).chat})),
+        progress=lambda _: seen.append(_wal(db)),
+    )
+    assert max(seen) > 1 * MB  # the bulk grew it
+    assert _wal(db) < 64 * 1024  # cut back, then the marker's commit (10 MB if left)
+    assert not log._checkpointer._bulk_elsewhere()
+    assert next(r.event for r in log.read()) == message(0, chat="kept@s.whatsapp.net")
+    log.close()

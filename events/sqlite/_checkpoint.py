@@ -26,11 +26,10 @@ A WAL larger than ``LIMIT`` is another writer's bulk in progress (a
 compaction, which checkpoints its own pages): copying it from here would
 compete with that writer for the disk (its chunks, which appends wait for,
 took twice as long), so a checkpoint this process's appends ask for waits,
-``_YIELDS`` times at most. Such a WAL keeps its size on disk until the log is
-closed, written over from its top: cutting it back costs about 60 ms per 300 MB
-with the write lock held (in whichever commit starts the WAL over with
-``journal_size_limit``, or in a ``TRUNCATE`` checkpoint), which appends beside a
-compaction would wait for.
+``_YIELDS`` times at most. The compaction cuts such a WAL back once, at its
+end (``_compact``): cutting it back costs about 60 ms per 300 MB with the write
+lock held, which appends would wait for at every restart if it were done each
+time (``journal_size_limit``).
 """
 
 from __future__ import annotations

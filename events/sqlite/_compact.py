@@ -23,9 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from events.compaction import Pacer, Tally
 from events.protocol import Selection
+from events.sqlite import _checkpoint
 from events.sqlite._schema import where
 from events.sqlite._turns import Turnstile, begin
 
@@ -74,6 +76,10 @@ def compact_rows(
                 break  # that read went to ``top``: a last one would find nothing
             pacer.took(len(picked), held)
             size = pacer.size
+        if _wal_bytes(path) > _checkpoint.LIMIT:
+            # The log's own checkpoints leave a WAL over LIMIT to the bulk that grew it:
+            # a file left that size would hold them off for as long as the bot runs.
+            chunks.checkpoint("TRUNCATE")
     finally:
         chunks.close()
 
@@ -132,8 +138,9 @@ class _Chunks:
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
 
-    def checkpoint(self) -> None:
-        """Copy the chunks' pages back, then start the WAL over from its top.
+    def checkpoint(self, mode: Literal["RESTART", "TRUNCATE"] = "RESTART") -> None:
+        """Copy the chunks' pages back, then start the WAL over from its top
+        (``TRUNCATE``: and cut its file back to nothing).
 
         A WAL starts over only when a write begins with every frame copied
         back, and appends (here or in another process) go on during the
@@ -152,7 +159,7 @@ class _Chunks:
         _sync(self._path)
         self._conn.execute(f"PRAGMA busy_timeout={int(_RESTART_WAIT * 1000)}")
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
 
@@ -162,6 +169,13 @@ class _Chunks:
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def _wal_bytes(db: Path) -> int:
+    try:
+        return db.with_name(db.name + "-wal").stat().st_size
+    except OSError:
+        return 0
 
 
 def _sync(path: Path) -> None:

@@ -492,9 +492,16 @@ async def test_refused_connection_is_retryable(rec: Recorder) -> None:
     assert rec.delays == [0.5]
 
 
-async def test_invalid_base_url_is_final(rec: Recorder) -> None:
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "localhost:11434",  # no scheme: refused when sent
+        "http://localhost:port",  # refused when parsed (each URL is parsed once, then reused)
+    ],
+)
+async def test_invalid_base_url_is_final(rec: Recorder, base_url: str) -> None:
     async with LlmClient(
-        provider="openai", base_url="localhost:11434", api_key=None, timeout=2, max_retries=3
+        provider="openai", base_url=base_url, api_key=None, timeout=2, max_retries=3
     ) as llm:
         with pytest.raises(BadRequest, match="invalid LLM base_url"):
             await llm.complete("m", ASK, {}, on_failure=rec.on_failure)

@@ -18,7 +18,10 @@ from events.protocol import Removal
 from projections.base import Handlers, Projection, removal
 
 KEEP = 50  # per chat and kind; an echo arrives within seconds, not 50 replies later
-_TRIM_AT = 2 * KEEP  # trimming in bulk keeps the per-send cost flat
+# Trimming in bulk keeps the per-send cost flat; every tenth send of a chat past
+# KEEP is bulk enough, where twice KEEP held a third more entries (a chat holds two
+# dicts of them, and every chat the bot answered within the retention has them).
+_TRIM_AT = KEEP + KEEP // 5
 
 _WHITESPACE = b" \t\n\r\x0b\x0c"
 
@@ -36,7 +39,7 @@ class At(msgspec.Struct, gc=False, array_like=True):
 
 class Sent(msgspec.Struct, kw_only=True, gc=False):
     # Ordered sets (value -> where its latest send was recorded): O(1) lookups,
-    # oldest evicted first; each holds the last KEEP to 2 * KEEP values.
+    # oldest evicted first; each holds the last KEEP to _TRIM_AT values.
     wa_ids: dict[str, At] = {}
     digests: dict[int, At] = {}
 

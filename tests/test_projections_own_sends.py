@@ -47,8 +47,8 @@ def test_blank_text_never_matches():
 def test_memory_is_bounded_but_keeps_the_latest_sends():
     state = folded(*[planned(n, text=f"reply {n}", wa_id=f"W{n}") for n in range(500)])
     sent = state.chats[CHAT]
-    assert own_sends.KEEP <= len(sent.wa_ids) <= 2 * own_sends.KEEP
-    assert own_sends.KEEP <= len(sent.digests) <= 2 * own_sends.KEEP
+    assert own_sends.KEEP <= len(sent.wa_ids) <= own_sends._TRIM_AT
+    assert own_sends.KEEP <= len(sent.digests) <= own_sends._TRIM_AT
     assert own_sends.match(state, CHAT, "W499", "") == "id"
     assert own_sends.match(state, CHAT, "W450", "") == "id"
     assert own_sends.match(state, CHAT, "W0", "reply 0") is None
@@ -58,5 +58,7 @@ def test_memory_is_bounded_but_keeps_the_latest_sends():
 def test_a_repeated_text_is_remembered_as_recent():
     events = [planned(0, text="same")] + [planned(n, text=f"t{n}") for n in range(1, 90)]
     events.append(planned(90, text="same"))
-    events += [planned(n, text=f"u{n}") for n in range(91, 150)]
+    # Fewer than KEEP after the repeat: kept as recent, where its first send is long evicted.
+    events += [planned(n, text=f"u{n}") for n in range(91, 91 + own_sends.KEEP - 1)]
     assert own_sends.match(folded(*events), CHAT, "X", "same") == "text"
+    assert own_sends.match(folded(*events[:90]), CHAT, "X", "same") is None

@@ -49,7 +49,7 @@ class HeldLog(CountingLog):
         self.entered = threading.Event()
 
     def append(self, *items: Any) -> list[Recorded]:
-        slow = any(getattr(e, "text", "") == "slow" for e in items)
+        slow = any(getattr(getattr(e, "event", e), "text", "") == "slow" for e in items)
         if slow and self.before:
             self.entered.set()
             self.release.wait(30)

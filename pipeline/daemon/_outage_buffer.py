@@ -16,6 +16,7 @@ process ends before the database returns, they are lost (said in one line).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import deque
 
@@ -53,7 +54,9 @@ class OutageBuffer:
         """Append ``item`` now, or hold it when the log cannot take it in time."""
         if not self._items:
             try:
-                with anyio.fail_after(HOLD_AFTER):
+                # asyncio's timeout (a loop timer), not an anyio cancel scope: one
+                # runs for every inbound message, and the scope cost several times more.
+                async with asyncio.timeout(HOLD_AFTER):
                     # Abandoned on timeout: the append goes on in its thread and
                     # may still commit; the held copy is then a no-op by its key.
                     await self.folded.append(item, abandon_on_cancel=True)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
 from events.backends import open_log
@@ -25,7 +26,7 @@ from events.model import (
 from events.model import TransportStatus as Status
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon import FoldedLog, Sender, Settings
+from pipeline.daemon import FoldedLog, Sender, Settings, _sender
 from pipeline.transport import MemoryTransport, TransportError
 
 NOW = 1_764_070_000.0
@@ -36,11 +37,11 @@ CATCH_UP_MINUTES = 30
 
 
 class Rig:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_receipts: bool = False) -> None:
         self.clock = FakeClock(NOW)
         config = config_from_dict(
             {
-                "whatsapp": {"phone_number": "491700000000"},
+                "whatsapp": {"phone_number": "491700000000", "read_receipts": read_receipts},
                 "monitored_entities": [
                     {"type": "user", "jid": ALICE},
                     {"type": "user", "jid": BOB},
@@ -198,3 +199,29 @@ async def test_one_chats_messages_keep_their_order_through_a_failure(rig: Rig) -
     await rig.sender.send_due()
 
     assert rig.sent_ids() == ["P1", "P2"]
+
+
+@pytest.mark.parametrize("fault", ["never returns", "fails"])
+@pytest.mark.anyio
+async def test_marking_the_answered_message_read_never_holds_the_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    monkeypatch.setattr(_sender, "_READ_DEADLINE", 0.05)
+    rig = Rig(tmp_path, read_receipts=True)
+    read: list[str] = []
+
+    async def mark_read(chat: str, ids: list[str], sender: str | None) -> None:
+        read.extend(ids)
+        if fault == "fails":
+            raise TransportError("read receipt refused", retryable=True)
+        await anyio.Event().wait()  # a call WhatsApp never answers
+
+    monkeypatch.setattr(rig.transport, "mark_read", mark_read)
+    answer = msgspec.structs.replace(rig.plan("R1"), trigger_ids=["M1"])
+    await rig.append(Status(state="connected"), answer, rig.plan("R2"))
+    with anyio.fail_after(5):
+        await rig.sender.send_due()
+    assert read == ["M1"]
+    assert rig.sent_ids() == ["R1", "R2"]
+    assert [e.wa_id for e in rig.found(ReplySent) if isinstance(e, ReplySent)] == ["R1", "R2"]
+    rig.folded.close()

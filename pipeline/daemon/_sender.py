@@ -25,12 +25,11 @@ the speech is recorded before the voice note goes, so it is made once.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import functools
 import math
 from collections.abc import Callable
-
-import anyio
 
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
 from pipeline.daemon import _outreach as outreach
@@ -274,11 +273,14 @@ class Sender:
         if planned.purpose != "reply" or not planned.trigger_ids:
             return
         sender = planned.quoted.sender if planned.quoted is not None else None
-        with anyio.move_on_after(_READ_DEADLINE):
-            try:
+        # asyncio's timeout (a loop timer), not an anyio cancel scope: one runs per reply.
+        try:
+            async with asyncio.timeout(_READ_DEADLINE):
                 await self.transport.mark_read(to, planned.trigger_ids, sender)
-            except Exception as exc:
-                log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
+        except TimeoutError:
+            log.debug("mark_read_timed_out", chat=planned.chat)
+        except Exception as exc:
+            log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
 
 
 _LIFTED = AccountRestricted(active=False, detail="a message to someone else went through")

@@ -74,7 +74,9 @@ class Dispatcher:
         polling = settings.app.polling
         self._limiter = anyio.CapacityLimiter(polling.max_concurrent_chats) if limited else None
         self._due: dict[str, float] = {}  # chats not to be looked at before then
-        self._idle = anyio.Event()
+        # asyncio's own Event, as the workers are bare asyncio tasks: a new one
+        # after every job, and anyio's wrapper costs a backend lookup each time.
+        self._idle = asyncio.Event()
         self._workers: set[asyncio.Task[None]] = set()
         self._waker = folded.waker(reads)
         self._pass_failures = Failures(log, failed)
@@ -162,7 +164,7 @@ class Dispatcher:
         finally:
             self.busy.discard(chat)
             self._idle.set()
-            self._idle = anyio.Event()
+            self._idle = asyncio.Event()
             self._waker.wake()
 
 

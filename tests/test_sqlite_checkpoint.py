@@ -5,6 +5,7 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -176,4 +177,26 @@ def test_a_compaction_that_grew_the_wal_past_the_limit_cuts_it_back(
     assert _wal(db) < 64 * 1024  # cut back, then the marker's commit (10 MB if left)
     assert not log._checkpointer._bulk_elsewhere()
     assert next(r.event for r in log.read()) == message(0, chat="kept@s.whatsapp.net")
+    log.close()
+
+
+def test_a_failed_cut_back_does_not_cost_the_compactions_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By then every selected event is gone: the marker saying so must still be recorded."""
+    monkeypatch.setattr(_checkpoint, "LIMIT", 1)  # any WAL is a bulk's
+    checkpoint = _compact._Chunks.checkpoint
+
+    def failing(self: _compact._Chunks, mode: Literal["RESTART", "TRUNCATE"] = "RESTART") -> None:
+        if mode == "TRUNCATE":
+            raise sqlite3.OperationalError("disk I/O error")
+        checkpoint(self, mode)
+
+    monkeypatch.setattr(_compact._Chunks, "checkpoint", failing)
+    log = SQLiteLog(tmp_path / "events.db")
+    log.append(*(message(n) for n in range(300)))
+    marker = log.compact("forget", Selection(chats=frozenset({message(0).chat})))
+    assert marker is not None
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.removed == 300
     log.close()

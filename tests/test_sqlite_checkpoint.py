@@ -136,6 +136,16 @@ def test_a_compaction_beside_another_writer_starts_the_wal_over(
     log.close()
 
 
+def _forget_300_with_their_marker(db: Path) -> None:
+    log = SQLiteLog(db)
+    log.append(*(message(n) for n in range(300)))
+    marker = log.compact("forget", Selection(chats=frozenset({message(0).chat})))
+    assert marker is not None
+    assert isinstance(marker.event, Compacted)
+    assert marker.event.removed == 300
+    log.close()
+
+
 def test_a_sync_the_checkpoint_does_anyway_cannot_fail_the_compaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,13 +154,7 @@ def test_a_sync_the_checkpoint_does_anyway_cannot_fail_the_compaction(
 
     monkeypatch.setattr(_compact, "_CHECKPOINT_ROWS", 100)
     monkeypatch.setattr(_compact, "_datasync", broken)
-    log = SQLiteLog(tmp_path / "events.db")
-    log.append(*(message(n) for n in range(300)))
-    marker = log.compact("forget", Selection(chats=frozenset({message(0).chat})))
-    assert marker is not None
-    assert isinstance(marker.event, Compacted)
-    assert marker.event.removed == 300
-    log.close()
+    _forget_300_with_their_marker(tmp_path / "events.db")
 
 
 def test_a_compaction_that_grew_the_wal_past_the_limit_cuts_it_back(
@@ -193,10 +197,4 @@ def test_a_failed_cut_back_does_not_cost_the_compactions_marker(
         checkpoint(self, mode)
 
     monkeypatch.setattr(_compact._Chunks, "checkpoint", failing)
-    log = SQLiteLog(tmp_path / "events.db")
-    log.append(*(message(n) for n in range(300)))
-    marker = log.compact("forget", Selection(chats=frozenset({message(0).chat})))
-    assert marker is not None
-    assert isinstance(marker.event, Compacted)
-    assert marker.event.removed == 300
-    log.close()
+    _forget_300_with_their_marker(tmp_path / "events.db")

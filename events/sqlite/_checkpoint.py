@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["LIMIT", "Checkpointer"]
+__all__ = ["LIMIT", "Checkpointer", "grown_by_bulk"]
 
 PAGES = 1000  # pages written between two checkpoints: SQLite's own default
 # With synchronous=NORMAL a commit does not sync: a WAL that grows costs it little,
@@ -56,6 +56,14 @@ _YIELDS = 15  # checkpoints in a row left to another writer's bulk before one ru
 LIMIT = 128 * 1024 * 1024  # bytes: a WAL larger than this was grown by a bulk
 
 
+def grown_by_bulk(db: Path) -> bool:
+    """Whether the WAL file of the database at ``db`` is over ``LIMIT``: a bulk's."""
+    try:
+        return db.with_name(db.name + "-wal").stat().st_size > LIMIT
+    except OSError:
+        return False
+
+
 class Checkpointer:
     """Checkpoints of the database at ``path``, asked for by ``committed`` and ``soon``.
 
@@ -64,7 +72,7 @@ class Checkpointer:
     """
 
     def __init__(self, path: Path, synchronous: str, write_lock: threading.Lock) -> None:
-        self._wal = path.with_name(path.name + "-wal")
+        self._path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._write_lock = write_lock
@@ -104,10 +112,7 @@ class Checkpointer:
 
     def _bulk_elsewhere(self) -> bool:
         """Whether to leave this checkpoint to the writer that grew the WAL past ``LIMIT``."""
-        try:
-            big = self._wal.stat().st_size > LIMIT
-        except OSError:
-            big = False
+        big = grown_by_bulk(self._path)
         self._yielded = self._yielded + 1 if big and self._yielded < _YIELDS else 0
         return bool(self._yielded)
 

@@ -76,7 +76,7 @@ def compact_rows(
                 break  # that read went to ``top``: a last one would find nothing
             pacer.took(len(picked), held)
             size = pacer.size
-        if _wal_bytes(path) > _checkpoint.LIMIT:
+        if _checkpoint.grown_by_bulk(path):
             # The log's own checkpoints leave a WAL over LIMIT to the bulk that grew it:
             # a file left that size would hold them off for as long as the bot runs.
             # Everything selected is gone by now: a failure here must not cost the
@@ -172,13 +172,6 @@ class _Chunks:
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
-
-
-def _wal_bytes(db: Path) -> int:
-    try:
-        return db.with_name(db.name + "-wal").stat().st_size
-    except OSError:
-        return 0
 
 
 def _sync(path: Path) -> None:

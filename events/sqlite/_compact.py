@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -122,8 +122,7 @@ class _Chunks:
         this chunk is done again, saying exactly which went.
         """
         span = (after, picked[-1][0], *self._args)
-        self._conn.execute("PRAGMA busy_timeout=0")  # wait in turn, not in SQLite's handler
-        try:
+        with self._busy_timeout_of(0):  # wait in turn, not in SQLite's handler
             begin(self._conn.cursor(), self.turn, self._busy_timeout)
             started = time.perf_counter()
             try:
@@ -138,8 +137,6 @@ class _Chunks:
                 raise
             self._conn.execute("COMMIT")
             return picked, time.perf_counter() - started
-        finally:
-            self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
 
     def checkpoint(self, mode: Literal["RESTART", "TRUNCATE"] = "RESTART") -> None:
         """Copy the chunks' pages back, then start the WAL over from its top
@@ -160,9 +157,15 @@ class _Chunks:
         """
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         _sync(self._path)
-        self._conn.execute(f"PRAGMA busy_timeout={int(_RESTART_WAIT * 1000)}")
-        try:
+        with self._busy_timeout_of(_RESTART_WAIT):
             self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+
+    @contextlib.contextmanager
+    def _busy_timeout_of(self, seconds: float) -> Iterator[None]:
+        """SQLite's busy handler waits ``seconds`` at most inside, then as configured."""
+        self._conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
 

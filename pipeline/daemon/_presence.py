@@ -1,18 +1,20 @@
-""" "typing…" in a chat while its LLM call runs: best effort, never in the way.
+"""What the bot shows the other side ("typing…", read): best effort, never in the way.
 
 WhatsApp drops a composing state after some seconds, so it is refreshed while
-the call lasts and set to paused when it ends. A transport call that hangs or
-fails costs the reply nothing: each has a short deadline and errors are logged.
+an LLM call lasts and set to paused when it ends. A transport call that hangs
+or fails costs the reply nothing: each has a short deadline and errors are
+logged (``best_effort``; the sender marks answered messages read through it too).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
 import anyio
+import structlog
 
 from pipeline.logs import get_logger
 
@@ -50,12 +52,27 @@ async def _keep_typing(transport: Shows, chat: str) -> None:
 
 
 async def _show(transport: Shows, chat: str, *, on: bool) -> None:
-    # asyncio's timeout (a loop timer) rather than an anyio cancel scope: two of
-    # these run for every LLM call.
+    await best_effort(
+        transport.typing(chat, on), deadline=_CALL_DEADLINE, logger=log, what="typing", chat=chat
+    )
+
+
+async def best_effort(
+    call: Awaitable[None],
+    *,
+    deadline: float,
+    logger: structlog.stdlib.BoundLogger,
+    what: str,
+    chat: str,
+) -> None:
+    """Await ``call`` for ``deadline`` seconds at most; a hang or an error is only
+    logged (``{what}_timed_out``, ``{what}_failed``, at debug)."""
+    # asyncio's timeout (a loop timer) rather than an anyio cancel scope: two or
+    # three of these run for every message.
     try:
-        async with asyncio.timeout(_CALL_DEADLINE):
-            await transport.typing(chat, on)
+        async with asyncio.timeout(deadline):
+            await call
     except TimeoutError:
-        log.debug("typing_timed_out", chat=chat)
+        logger.debug(f"{what}_timed_out", chat=chat)
     except Exception as exc:
-        log.debug("typing_failed", chat=chat, error=str(exc))
+        logger.debug(f"{what}_failed", chat=chat, error=str(exc))

@@ -25,7 +25,6 @@ the speech is recorded before the voice note goes, so it is made once.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import functools
 import math
@@ -35,6 +34,7 @@ from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned,
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon._dispatch import Dispatcher, Job, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
+from pipeline.daemon._presence import best_effort
 from pipeline.daemon._settings import Settings
 from pipeline.daemon._speaker import Speaker
 from pipeline.logs import get_logger
@@ -273,14 +273,13 @@ class Sender:
         if planned.purpose != "reply" or not planned.trigger_ids:
             return
         sender = planned.quoted.sender if planned.quoted is not None else None
-        # asyncio's timeout (a loop timer), not an anyio cancel scope: one runs per reply.
-        try:
-            async with asyncio.timeout(_READ_DEADLINE):
-                await self.transport.mark_read(to, planned.trigger_ids, sender)
-        except TimeoutError:
-            log.debug("mark_read_timed_out", chat=planned.chat)
-        except Exception as exc:
-            log.debug("mark_read_failed", chat=planned.chat, error=str(exc))
+        await best_effort(
+            self.transport.mark_read(to, planned.trigger_ids, sender),
+            deadline=_READ_DEADLINE,
+            logger=log,
+            what="mark_read",
+            chat=planned.chat,
+        )
 
 
 _LIFTED = AccountRestricted(active=False, detail="a message to someone else went through")

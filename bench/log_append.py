@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from bench.corpus import sample_message
-from bench.measure import REPEATS, median_rates
+from bench.measure import FLUSH_ROUNDS, REPEATS, median_rates
 from bench.report import Row
 from bench.workspace import Workspace, progress
 from events.model import MessageReceived
@@ -33,12 +33,9 @@ CASES: tuple[tuple[Synchronous, int, float | None], ...] = (
     ("FULL", 1, None),
 )
 FULL_SINGLE_GOAL = 0.9  # FULL single commits at least this share of raw sqlite3's (issue 19)
-# With synchronous=FULL every commit waits for the disk, whose flush speed drifts
-# from minute to minute here: many short alternating rounds (as ``pg_append``) let a
-# figure and its baseline see the same disk, where three long runs each did not
-# (FULL single commits measured 0.76x and 0.89x in two runs of three, 0.83x and 0.85x
-# in two of nine, as many events in all).
-FULL_ROUNDS = 9
+# With synchronous=FULL every commit waits for the disk: FULL single commits measured
+# 0.76x and 0.89x in two runs of three, 0.83x and 0.85x in two of nine, as many events.
+FULL_ROUNDS = FLUSH_ROUNDS
 _INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 
 

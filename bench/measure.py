@@ -8,6 +8,10 @@ import time
 from collections.abc import Callable, Sequence
 
 REPEATS = 3
+# For figures that wait on a disk flush (fsync, a database server's WAL), whose speed
+# drifts from minute to minute here: many short alternating rounds let a figure and
+# its baseline see the same disk, where three long runs each would not.
+FLUSH_ROUNDS = 9
 
 
 def seconds(work: Callable[[], object]) -> float:

@@ -32,7 +32,7 @@ import msgspec
 import psycopg
 
 from bench.corpus import sample_message
-from bench.measure import median_rates, percentile
+from bench.measure import FLUSH_ROUNDS, median_rates, percentile
 from bench.pg import DSN, scratch_schema, unreachable
 from bench.report import Row
 from bench.workspace import Workspace, progress
@@ -41,10 +41,7 @@ from events.postgres import PostgresLog, PostgresReader
 
 NAME = "pg_append"
 GOAL = 0.8  # of raw psycopg's rate
-# The server's WAL flush is shared with every other database on it and its
-# speed drifts: many short alternating rounds let a figure and its baseline
-# see the same disk, where three long runs each would not.
-ROUNDS = 9
+ROUNDS = FLUSH_ROUNDS  # the server's WAL flush is shared with every database on it
 WRITERS = 4
 _COLUMNS = "(log_id, seq, ts, type, chat, body)"
 

@@ -40,6 +40,8 @@ import threading
 import time
 from pathlib import Path
 
+from events.sqlite._schema import connect
+
 __all__ = ["LIMIT", "Checkpointer", "grown_by_bulk"]
 
 PAGES = 1000  # pages written between two checkpoints: SQLite's own default
@@ -73,8 +75,7 @@ class Checkpointer:
 
     def __init__(self, path: Path, synchronous: str, write_lock: threading.Lock) -> None:
         self._path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn = connect(path, synchronous)
         self._write_lock = write_lock
         self._due = threading.Event()
         self._closing = False

@@ -28,7 +28,7 @@ from typing import Literal
 from events.compaction import Pacer, Tally
 from events.protocol import Selection
 from events.sqlite import _checkpoint
-from events.sqlite._schema import where
+from events.sqlite._schema import connect, where
 from events.sqlite._turns import Turnstile, begin
 
 __all__ = ["compact_rows"]
@@ -100,13 +100,10 @@ class _Chunks:
         self._returning = f"{self._delete} RETURNING seq, type, chat"
         self._busy_timeout = busy_timeout
         self._path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = connect(path, synchronous, busy_timeout)
         self.turn = Turnstile(path)
-        # secure_delete as the log's own connections: what a chunk deletes is zeroed,
-        # not left readable in free pages (SQLite's default is off outside Debian).
-        for pragma in (f"synchronous={synchronous}", "wal_autocheckpoint=0", "secure_delete=ON"):
+        for pragma in ("wal_autocheckpoint=0", f"cache_size=-{_CACHE_KIB}"):
             self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 
     def pick(self, after: int, top: int, size: int) -> _Rows:
         """The next ``size`` selected events after ``after``: read outside the write lock."""

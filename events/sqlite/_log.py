@@ -40,6 +40,7 @@ from events.sqlite._schema import (
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
+    connect,
     scan,
     sequence,
 )
@@ -172,18 +173,9 @@ class SQLiteLog(SQLiteReader):
 
     def _connect(self, busy_timeout: float, synchronous: Synchronous) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            # What compaction and snapshot replacement free is zeroed, not left
-            # readable in the file's free space (``forget``, expired sessions).
-            conn.execute("PRAGMA secure_delete=ON")
+            return connect(self.path, synchronous, busy_timeout)
         except sqlite3.Error as exc:
             raise LogError(f"{self.path}: cannot open the event log ({exc})") from exc
-        return conn
 
     # -- writing ---------------------------------------------------------
 

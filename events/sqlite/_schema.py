@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
 
 import msgspec
 
@@ -44,6 +45,30 @@ CREATE VIEW IF NOT EXISTS timeline AS
            type, chat, key, body
     FROM events;
 """
+
+
+def connect(path: Path, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-write connection to the log's file, with what every one of them needs:
+    WAL, ``synchronous`` as configured, SQLite's busy handler for ``busy_timeout``
+    seconds, and ``secure_delete``: what a delete frees (compaction, forget, a
+    replaced snapshot) is zeroed, not left readable in free pages (SQLite's own
+    default is off outside Debian). Raises ``sqlite3.Error``."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    try:
+        for pragma in (
+            "journal_mode=WAL",
+            f"synchronous={synchronous}",
+            f"busy_timeout={int(busy_timeout * 1000)}",
+            "secure_delete=ON",
+        ):
+            conn.execute(f"PRAGMA {pragma}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
 
 INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"

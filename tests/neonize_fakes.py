@@ -90,6 +90,7 @@ class FakeGo:
         self.downloads: list[Any] = []  # the Message protos DownloadAny was asked for
         self.uploads: list[tuple[bytes, int]] = []  # (bytes, whatsmeow MediaType) uploaded
         self.upload_error = ""
+        self.upload_hang = False  # uploads never return (whatsmeow's media client has no timeout)
         self.download_data = b"OggS" + bytes(range(256)) * 8
         self.download_error = ""  # whatsmeow's error text, as DownloadAny returns it
         self.download_hang = False  # downloads never return (a dead media connection)
@@ -156,6 +157,8 @@ class FakeGo:
     async def Upload(self, _uuid: bytes, data: bytes, _n: int, media_type: int) -> bytes:
         """whatsmeow's Upload: encrypts and uploads, answering where the file now is."""
         self.uploads.append((data, media_type))
+        if self.upload_hang:
+            await asyncio.Event().wait()
         if self.upload_error:
             reply = UploadReturnFunction(Error=self.upload_error)
         else:

@@ -258,18 +258,21 @@ def _loaded() -> LoadedConfig:
     return LoadedConfig(config=config, hash="h", path="app.json", secrets=Secrets())
 
 
-async def test_a_download_that_never_returns_holds_up_neither_the_wait_nor_the_exit(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("call", "thread_name"), [("DownloadAny", "neonize-download"), ("Upload", "neonize-upload")]
+)
+async def test_a_media_call_that_never_returns_holds_up_neither_the_wait_nor_the_exit(
+    monkeypatch: pytest.MonkeyPatch, call: str, thread_name: str
 ) -> None:
     """The real Go call runs on a daemon thread: the daemon stops waiting at its own time
     limit, and process exit does not join that thread (neonize's executor would)."""
     release = threading.Event()
-    monkeypatch.setattr(gocode, "DownloadAny", lambda *_: release.wait(WAIT) and b"")
+    monkeypatch.setattr(gocode, call, lambda *_: release.wait(WAIT) and b"")
     try:
         with anyio.move_on_after(0.05) as waited:
-            await gocalls.DaemonThreadGo().DownloadAny(b"uuid", b"", 0)
+            await getattr(gocalls.DaemonThreadGo(), call)(b"uuid", b"", 0)
         assert waited.cancelled_caught
-        [thread] = [t for t in threading.enumerate() if t.name == "neonize-download"]
+        [thread] = [t for t in threading.enumerate() if t.name == thread_name]
         assert thread.daemon
     finally:
         release.set()

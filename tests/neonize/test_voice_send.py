@@ -120,6 +120,27 @@ async def test_a_failed_upload_is_a_retryable_send_failure(
 
 
 @pytest.mark.anyio
+async def test_an_upload_that_never_returns_fails_the_send_at_its_deadline(
+    make_transport: Any, tmp_path: Path
+) -> None:
+    """whatsmeow uploads media with no timeout: the chat's later replies must not wait
+    on a stalled upload for as long as the OS keeps the connection."""
+    note = tmp_path / "note.ogg"
+    note.write_bytes(SPEECH_AUDIO)
+    async with running(*make_transport(upload_wait=0.05)) as session:
+        await session.connected()
+        session.go.upload_hang = True
+        with pytest.raises(TransportError) as raised:
+            await session.transport.send(
+                Outgoing(to=ALICE_JID, text="hi", voice=Voice(path=str(note), seconds=2))
+            )
+    assert raised.value.retryable
+    assert str(raised.value) == "the voice note was not uploaded within 0.05 s"
+    assert len(session.go.uploads) == 1
+    assert session.go.sent == []
+
+
+@pytest.mark.anyio
 async def test_a_voice_note_file_that_is_gone_fails_for_good(
     make_transport: Any, tmp_path: Path
 ) -> None:

@@ -3,12 +3,13 @@
 neonize runs its Go calls through ``asyncio.to_thread``: workers of the
 default executor, which the event loop joins without a timeout when it closes
 (Python 3.11). During QR pairing the blocking connect (``Neonize``) never
-returns once the client is stopped (whatsmeow leaves its QR channel open), and
-a media download (``DownloadAny``) on a dead connection may hang for as long
-(and a LID lookup, ``GetPNFromLID``, waits on the session database), so the
-process could not exit. Those calls run on daemon threads that exit
-does not wait for (the daemon stops waiting for a download at its own time
-limit); every other call goes through neonize as before.
+returns once the client is stopped (whatsmeow leaves its QR channel open); a
+media download (``DownloadAny``) on a dead connection may hang for as long, and
+so may a media upload (``Upload``: whatsmeow's HTTP client for media has no
+timeout); a LID lookup (``GetPNFromLID``) waits on the session database. So
+the process could not exit. Those calls run on daemon threads that exit does
+not wait for (the daemon stops waiting for a download or an upload at its own
+time limit); every other call goes through neonize as before.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class DaemonThreadGo:
 
     async def GetPNFromLID(self, *args: Any) -> Any:
         return await _on_daemon_thread(gocode.GetPNFromLID, args, "neonize-lid")
+
+    async def Upload(self, *args: Any) -> Any:
+        return await _on_daemon_thread(gocode.Upload, args, "neonize-upload")
 
 
 async def _on_daemon_thread(call: Callable[..., Any], args: tuple[Any, ...], name: str) -> Any:

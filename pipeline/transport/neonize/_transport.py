@@ -85,6 +85,9 @@ SILENCE_LIMIT = 300.0
 _COURTESY_WAIT = 5.0
 # A LID's phone number from whatsmeow's store: a local read, not worth a long wait.
 _LID_WAIT = 5.0
+# A voice note is small; whatsmeow uploads it with no deadline of its own (an HTTP
+# client without a timeout), and the chat's later replies wait behind it.
+UPLOAD_WAIT = 60.0
 _QR_FILE = "qr.png"
 # How whatsmeow words a send the server answered with an error (send.go), as neonize
 # raises it (SendMessageError): "server returned error 463".
@@ -151,18 +154,21 @@ class NeonizeTransport:
         capture: Path | None = None,
         record_wait: float = arrival.RECORD_WAIT,
         watch_tick: Callable[[], Awaitable[None]] | None = None,
+        upload_wait: float = UPLOAD_WAIT,
     ) -> None:
         """``pair_phone`` (digits) pairs by phone code instead of QR; ``proxy`` is an
         ``http(s)://`` or ``socks5://`` URL for the WhatsApp connection; ``secrets``
         keeps recent message secrets across restarts; ``capture`` is where raw
         events of monitored chats go (``run --capture-inbound``).
         ``watch_tick``: what the silence watchdog awaits between two looks (tests
-        drive it; by default a tenth of ``silence_limit``)."""
+        drive it; by default a tenth of ``silence_limit``); ``upload_wait``: how long a
+        voice note's upload may take before the send fails (and is tried again)."""
         self.owner_jid = normalize(owner)
         self._proxy = ProxySettings(proxy) if proxy else None
         self._clock = clock
         self._backoff = tuple(backoff)
         self._silence_limit = silence_limit
+        self._upload_wait = upload_wait
         self._watch_tick = watch_tick or (lambda: anyio.sleep(max(silence_limit / 10, 0.01)))
         self._items_in, self._items = anyio.create_memory_object_stream[_Item](math.inf)
         self._secrets = Secrets(secrets)
@@ -243,7 +249,12 @@ class NeonizeTransport:
             data = await anyio.to_thread.run_sync(Path(voice.path).read_bytes)
         except OSError as exc:
             raise TransportError(f"cannot read the voice note: {exc}", retryable=False) from None
-        return await self._client.upload(data, MediaType.MediaAudio)
+        try:
+            async with asyncio.timeout(self._upload_wait):
+                return await self._client.upload(data, MediaType.MediaAudio)
+        except TimeoutError:
+            detail = f"the voice note was not uploaded within {self._upload_wait:g} s"
+            raise TransportError(detail, retryable=True) from None
 
     async def typing(self, chat: str, on: bool) -> None:
         state = ChatPresence.CHAT_PRESENCE_COMPOSING if on else ChatPresence.CHAT_PRESENCE_PAUSED

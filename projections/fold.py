@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import msgspec
 
-from events.model import EVENT_TYPES, Compacted, Event, Recorded
+from events.model import EVENT_TYPES, AnyEvent, Compacted, Event, Recorded
 from projections import (
     account,
     addresses,
@@ -179,6 +179,30 @@ def fold(records: Iterable[Recorded], projections: Sequence[Projection[Any]] = A
     states = States()
     feed(states, dispatch_table(states, projections), records)
     return states
+
+
+def after(states: States, events: Sequence[AnyEvent], ts: float) -> States:
+    """``states`` as ``events`` would leave them once recorded at ``ts``; ``states``
+    itself is untouched (the projections the events reach are folded into copies).
+
+    For a decision made of several steps before one commit (a model's answer
+    calling two tools): each step sees what the earlier ones did. The records'
+    seqs are provisional (after ``states.seq``); the log assigns the real ones.
+    """
+    if not events:
+        return states
+    kinds = {type(event) for event in events}
+    reached = [p for p in ALL if not kinds.isdisjoint(p.handlers)]
+    copies = {p.name: _copy(getattr(states, p.name)) for p in reached}
+    changed = msgspec.structs.replace(states, **copies)
+    records = (Recorded(states.seq + n, ts, event) for n, event in enumerate(events, 1))
+    feed(changed, dispatch_table(changed, reached), records)
+    return changed
+
+
+def _copy(state: Any) -> Any:
+    # Through msgpack, as a snapshot goes: every state is built to survive that.
+    return msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=type(state))
 
 
 _decoder = msgspec.msgpack.Decoder(States)

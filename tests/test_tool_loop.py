@@ -12,6 +12,7 @@ import pytest
 from events.model import (
     AnyEvent,
     ConfigLoaded,
+    FactRemembered,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -276,3 +277,58 @@ def test_a_crash_at_any_commit_of_the_loop_runs_no_tool_twice_and_answers_once(
     again = [crash_after - 1] if crash_after < 4 else []
     requests = [len(e.rounds) for e in log if isinstance(e, LlmRequested)]
     assert requests == sorted([0, 1, 2, *again])
+
+
+def _unnamed(*pairs: tuple[str, dict[str, Any]]) -> LlmResult:
+    """Calls with no id, as servers that leave ``call_id`` out (or send "") make them."""
+    made = [ToolCall(id="", name=name, arguments=json.dumps(args)) for name, args in pairs]
+    return LlmResult(
+        content="", citations=[], usage=Usage(), finish_reason="tool_calls", tool_calls=made
+    )
+
+
+def _folded_after(known: turn.Facts, ask: turn.Ask, plan: turn.Plan) -> Any:
+    log = [said(1, ALICE), ask.request, *plan.events]
+    return fold([Recorded(n, NOW + n, e) for n, e in enumerate(log, 1)])
+
+
+def test_calls_of_one_answer_each_see_what_the_earlier_ones_did() -> None:
+    known, ask = asked(said(1, ALICE), chat=ALICE, reminders=True, memory=True)
+    soon, later = "2025-11-26T09:00:00+00:00", "2025-11-26T10:00:00+00:00"
+    plan = turn.answered(
+        known,
+        ask,
+        _unnamed(
+            ("set_reminder", {"at": soon, "text": "call the dentist"}),
+            ("set_reminder", {"at": later, "text": "buy milk"}),
+            ("remember", {"fact": "Alice is vegetarian"}),
+            ("remember", {"fact": "alice  is Vegetarian"}),
+        ),
+    )
+    outputs = [json.loads(e.output) for e in plan.events if isinstance(e, ToolFinished)]
+    first, second = outputs[0]["id"], outputs[1]["id"]
+    assert first != second  # the second call saw the first reminder's id taken
+    assert outputs[3] == {"ok": True, "already_known": True}
+    view = _folded_after(known, ask, plan)
+    assert sorted(r.text for r in view.reminders.pending.values()) == [
+        "buy milk",
+        "call the dentist",
+    ]
+    assert [f.text for f in view.facts.chats[ALICE]] == ["Alice is vegetarian"]
+    assert known.view.reminders.pending == {}  # the daemon's own view is not touched
+
+
+def test_two_new_facts_in_one_answer_keep_the_bound() -> None:
+    earlier = [FactRemembered(chat=ALICE, fact=f"fact {n}", call_id="old") for n in range(50)]
+    known, ask = asked(*earlier, said(1, ALICE), chat=ALICE, memory=True)
+    plan = turn.answered(
+        known, ask, _unnamed(("remember", {"fact": "new one"}), ("remember", {"fact": "new two"}))
+    )
+    view = fold(
+        [
+            Recorded(n, NOW + n, e)
+            for n, e in enumerate([*earlier, said(1, ALICE), ask.request, *plan.events], 1)
+        ]
+    )
+    texts = [f.text for f in view.facts.chats[ALICE]]
+    assert texts == [f"fact {n}" for n in range(2, 50)] + ["new one", "new two"]

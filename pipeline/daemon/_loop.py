@@ -31,6 +31,7 @@ from events.model import (
 )
 from pipeline import toolbox
 from pipeline.llm import LlmResult, Prompt
+from projections.fold import after
 
 # Why a turn ends with no reply when the model, offered no (more) tools, still called them.
 PAST_THE_BOUND = "the LLM kept calling tools after tools.max_rounds rounds and wrote no answer"
@@ -85,9 +86,13 @@ def called(
     lines: list[Line] = []
     outputs: list[str] = []
     silent: str | None = None
+    view = scene.view
     for call in result.tool_calls:
-        at = toolbox.Scene(scene.view, chat, scene.now, scene.config, call.id, call_id)
+        at = toolbox.Scene(view, chat, scene.now, scene.config, call.id, call_id)
         done = toolbox.run(at, call, request.tools)
+        # The next call of the same answer sees this one's effects: a second reminder
+        # takes another id, a fact remembered twice is known the second time.
+        view = after(view, done.events, scene.now)
         output = toolbox.output_text(done.output)
         outputs.append(output)
         events += [

@@ -55,6 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from pipeline.llm import composed_at
+from pipeline.llm._prompt import NOW_HEADING
 from tests.llm_shapes import (
     REASONING_TOKENS,
     RETIRED,
@@ -414,6 +416,12 @@ class JudgeQuestion:
     b: str
     reference: str | None  # the owner's own reply, when the judge was shown one
     repair: bool  # asked again because the previous answer could not be read
+
+
+def untimed(system: str) -> str:
+    """A system turn without its last line, the time it was composed at (``Now: …``),
+    which changes from turn to turn."""
+    return system.rpartition(NOW_HEADING)[0] if composed_at(system) is not None else system
 
 
 def judge_question(body: dict[str, Any]) -> JudgeQuestion | None:

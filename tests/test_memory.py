@@ -19,10 +19,11 @@ from events.model import (
 from pipeline import toolbox
 from pipeline.daemon import _decide as decide
 from pipeline.daemon import _turn as turn
-from pipeline.llm import same_system, system_text
+from pipeline.llm import composed_at, same_system, system_text
 from pipeline.toolbox import _memory as memory
 from projections import facts
 from projections.fold import States, fold
+from tests.llm_server import untimed
 from tests.test_turn import ALICE, NOW, loaded, received, session
 from tests.test_turn import facts as turn_facts
 
@@ -132,10 +133,37 @@ def test_a_turn_asks_with_the_chats_facts_and_without_when_memory_is_off() -> No
     known = turn_facts(kept("likes tea"), received(1))
     plan = turn.step(known, ALICE)
     assert isinstance(plan.effect, turn.Ask)
-    assert plan.effect.request.messages[0].content.endswith("\n\nFacts:\n- likes tea")
+    assert untimed(plan.effect.request.messages[0].content).endswith("\n\nFacts:\n- likes tea")
     assert {"remember", "forget_fact"} <= set(plan.effect.request.tools)
     off = turn_facts(kept("likes tea"), received(1), config=loaded(tools={"memory": False}))
     plan = turn.step(off, ALICE)
     assert isinstance(plan.effect, turn.Ask)
     assert "Facts:" not in plan.effect.request.messages[0].content
     assert "remember" not in plan.effect.request.tools
+
+
+def test_the_time_goes_last_in_the_owners_zone_and_does_not_end_the_session() -> None:
+    config = loaded(vitality={"timezone": "America/New_York"}).config
+    (entity,) = config.monitored_entities
+    plain = system_text(config, entity)
+    # 2026-03-08 07:30 UTC: 03:30 in New York, an hour after its clocks went forward.
+    at = 1_772_955_000.0
+    timed = system_text(config, entity, ["likes tea"], now=at)
+    assert timed == (
+        f"{plain}\n\nFacts:\n- likes tea\n\nNow: 2026-03-08T03:30-04:00 (Sunday, America/New_York)"
+    )
+    assert composed_at(timed) == at - at % 60  # to the minute, back from the text alone
+    assert same_system(timed, plain)
+    later = system_text(config, entity, now=at + 3600)
+    assert decide.session_start(session("S", system=timed), None, plain) is None
+    assert same_system(later, plain)
+    assert not same_system(timed, "another persona")
+
+
+def test_a_prompt_that_ends_like_a_time_line_is_still_compared_whole() -> None:
+    config = loaded().config
+    (entity,) = config.monitored_entities
+    plain = system_text(config, entity)
+    recorded_before = f"{plain}\n\nNow: whenever you like"  # a persona's own words
+    assert composed_at(recorded_before) is None
+    assert not same_system(recorded_before, plain)

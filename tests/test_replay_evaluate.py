@@ -17,7 +17,7 @@ import pytest
 from tests.conversation import ROOT, Recording, run_replay
 from tests.e2e.harness import daemon_env
 from tests.history import ALICE_OWNER_REPLY, ASKED, FAMILY_OWNER_REPLY
-from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, judge_question, verdict
+from tests.llm_server import TEST_KEY, FakeLlmServer, Reply, judge_question, untimed, verdict
 
 pytestmark = pytest.mark.slow
 BRIEF = "Be brief."
@@ -38,7 +38,7 @@ def copy(history_copy: Recording, server: FakeLlmServer) -> Iterator[Recording]:
 
 def _new_reply(body: dict[str, Any]) -> str | None:
     """Under the new prompt the fake model answers "Short: …" instead of "Echo: …"."""
-    if str(body.get("instructions", "")).endswith(BRIEF):
+    if untimed(str(body.get("instructions", ""))).endswith(BRIEF):
         return f"Short: {body['input'][-1]['content']}"
     return None
 

@@ -297,7 +297,7 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     heard = group_talk.since_spoke(view.group_talk, chat, leave)
     kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
     turn = user_turn(run, cfg, group_context(cfg, entity, heard))
-    prompt = compose(cfg, entity, context, turn, kept)
+    prompt = compose(cfg, entity, context, turn, kept, now=facts.now)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)
     # A model that refused function calling in this process is offered no tools.

@@ -7,8 +7,11 @@ events before it. The HTTP body for a provider is ``build_request``'s job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -21,6 +24,9 @@ from pipeline.llm._turns import normalize_turns
 CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
 # What precedes the chat's facts (tool ``remember``) at the end of the system turn.
 FACTS_HEADING = "\n\nFacts:\n"
+# What precedes the time the turn was composed at, the system turn's last line.
+NOW_HEADING = "\n\nNow: "
+_NOW_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d[+-]\d\d:\d\d) \(\w+, [^()\n]+\)")
 
 
 class Message(Attached, Protocol):
@@ -127,20 +133,43 @@ def _quote_block(text: str, room: int) -> str:
     return "\n".join(f"> {line}" for line in text.splitlines())
 
 
-def system_text(config: AppConfig, entity: Entity, facts: Sequence[str] = ()) -> str:
+def system_text(
+    config: AppConfig, entity: Entity, facts: Sequence[str] = (), now: float | None = None
+) -> str:
     """The system turn: the entity's persona, then its prompt, then the facts the
-    model kept about the chat (``remember``), one ``- `` line each under ``Facts:``."""
+    model kept about the chat (``remember``), one ``- `` line each under ``Facts:``,
+    then, given ``now``, the date and time in the owner's zone (``vitality.timezone``):
+    without them "remind me in 10 minutes" or "what day is it" has no answer."""
     persona, prompt = config.entity_prompt(entity)
     text = "\n\n".join(part for part in (persona.strip(), prompt.strip()) if part)
-    if not facts:
-        return text
-    return text + FACTS_HEADING + "\n".join(f"- {fact}" for fact in facts)
+    if facts:
+        text += FACTS_HEADING + "\n".join(f"- {fact}" for fact in facts)
+    if now is not None:
+        text += NOW_HEADING + time_line(now, config.vitality.zone)
+    return text
+
+
+def time_line(now: float, zone: ZoneInfo) -> str:
+    """``2026-12-07T18:50+01:00 (Monday, Europe/Berlin)``: the minute, its offset,
+    weekday and zone, as the model reads it and ``composed_at`` reads it back."""
+    local = datetime.fromtimestamp(now, zone)
+    return f"{local.isoformat(timespec='minutes')} ({local:%A}, {zone.key})"
+
+
+def composed_at(system: str) -> float | None:
+    """The time a recorded system turn was composed at (its ``Now:`` line); None
+    when it has none (recorded before the line was sent)."""
+    _, heading, line = system.rpartition(NOW_HEADING)
+    found = _NOW_LINE.fullmatch(line) if heading else None
+    return datetime.fromisoformat(found.group(1)).timestamp() if found else None
 
 
 def same_system(recorded: str, system: str) -> bool:
     """Whether a session answered under ``recorded`` was under the persona and prompt
-    ``system`` says: the facts after them change as the model keeps them, and a
-    new fact is no reason to forget the conversation."""
+    ``system`` says: the facts and the time after them change from turn to turn,
+    and neither is a reason to forget the conversation."""
+    if composed_at(recorded) is not None:
+        recorded = recorded.rpartition(NOW_HEADING)[0]
     if recorded == system:
         return True
     before, heading, _ = recorded.rpartition(FACTS_HEADING)
@@ -162,11 +191,14 @@ def compose(
     context: Sequence[ChatTurn],
     new: str | ChatTurn,
     facts: Sequence[str] = (),
+    *,
+    now: float | None = None,
 ) -> Prompt:
     """The prompt for the new user turn after ``context``; turns normalised once, here.
-    ``facts``: what the model kept about the chat, for the system turn."""
+    ``facts``: what the model kept about the chat, and ``now``: when the turn is
+    composed, for the system turn."""
     turn = new if isinstance(new, ChatTurn) else ChatTurn("user", new)
-    turns = [ChatTurn("system", system_text(config, entity, facts)), *context, turn]
+    turns = [ChatTurn("system", system_text(config, entity, facts, now)), *context, turn]
     return Prompt(
         model=config.llm.model, params=llm_params(config.llm), messages=normalize_turns(turns)
     )

@@ -9,7 +9,7 @@ import stat
 from events.model import ConfigLoaded, LlmRequested
 from tests.conversation import Recording, run_replay
 from tests.e2e.harness import ALICE_PERSONA, Daemon, run_cli, write_atomically
-from tests.llm_server import FakeLlmServer
+from tests.llm_server import FakeLlmServer, untimed
 
 BRIEF = "Be brief."
 
@@ -49,7 +49,7 @@ def test_apply_reloads_the_prompt_and_audit_names_the_experiment(
     second = daemon.message("And in Florence?")
     assert daemon.next_sent()["reply_to"] == second
     requested = daemon.wait_event(LlmRequested, trigger_ids=[second])
-    assert requested.messages[0].content == f"{ALICE_PERSONA}\n\n{BRIEF}"
+    assert untimed(requested.messages[0].content) == f"{ALICE_PERSONA}\n\n{BRIEF}"
     assert requested.config_hash == _sha(after)
 
     audit = run_cli(

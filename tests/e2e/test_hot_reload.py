@@ -16,6 +16,7 @@ from tests.e2e.harness import (
     entities,
     write_atomically,
 )
+from tests.llm_server import untimed
 
 NEW_PROMPT = "Always answer in rhyme."
 
@@ -33,7 +34,7 @@ def test_a_changed_prompt_is_used_from_the_next_message(daemon: Daemon):
     assert [c.hash for c in daemon.find(ConfigLoaded)] == [first_hash, new_hash]
     assert loaded.config["monitored_entities"][0]["prompt"] == NEW_PROMPT
     requested = daemon.wait_event(LlmRequested, trigger_ids=[msg_id])
-    assert requested.messages[0].content == f"{ALICE_PERSONA}\n\n{NEW_PROMPT}"
+    assert untimed(requested.messages[0].content) == f"{ALICE_PERSONA}\n\n{NEW_PROMPT}"
     assert requested.config_hash == new_hash
 
 

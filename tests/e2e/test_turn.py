@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from events.model import (
     ChatTurn,
@@ -13,8 +15,9 @@ from events.model import (
     ReplySent,
     SessionStarted,
 )
+from pipeline.llm import composed_at
 from tests.e2e.harness import ALICE, ALICE_PERSONA, ALICE_PROMPT, Daemon
-from tests.llm_server import SEARCH_RESULTS
+from tests.llm_server import SEARCH_RESULTS, untimed
 
 
 def test_one_turn_is_logged_in_order_with_what_went_over_the_wire(daemon: Daemon):
@@ -41,10 +44,17 @@ def test_one_turn_is_logged_in_order_with_what_went_over_the_wire(daemon: Daemon
     assert started.reason == "new"
     assert requested.session_id == started.session_id
     assert requested.trigger_ids == [msg_id]
-    assert requested.messages == [
-        ChatTurn("system", f"{ALICE_PERSONA}\n\n{ALICE_PROMPT}"),
-        ChatTurn("user", "Cheap flights to Lisbon?"),
-    ]
+    system, asked = requested.messages
+    assert untimed(system.content) == f"{ALICE_PERSONA}\n\n{ALICE_PROMPT}"
+    assert asked == ChatTurn("user", "Cheap flights to Lisbon?")
+    # The model is told the date and time, in the owner's zone, to the minute.
+    (at,) = [r.ts for r in daemon.events() if r.event == requested]
+    told = composed_at(system.content)
+    assert told is not None
+    assert at - 60 < told <= at
+    local = datetime.fromtimestamp(told, ZoneInfo("Europe/Berlin"))
+    minute = local.isoformat(timespec="minutes")
+    assert system.content.endswith(f"\n\nNow: {minute} ({local:%A}, Europe/Berlin)")
     assert requested.model == "perplexity/sonar"
     assert requested.params["temperature"] == 0.2
     assert requested.config_hash == hashlib.sha256(daemon.config.read_bytes()).hexdigest()

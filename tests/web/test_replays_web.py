@@ -17,7 +17,7 @@ import pytest
 from pipeline.tools.web import Console, create_app
 from tests.conversation import Recording, run_replay
 from tests.history import ALICE_OWNER_REPLY
-from tests.llm_server import FakeLlmServer, judge_question, verdict
+from tests.llm_server import FakeLlmServer, judge_question, untimed, verdict
 from tests.web.conftest import text_of
 from tests.web.test_pages import asgi_client, page
 
@@ -29,7 +29,7 @@ def _brief_and_judged(body: dict[str, Any]) -> str | None:
     """ "Short: …" under the new prompt; the judge prefers it, but for Florence."""
     q = judge_question(body)
     if q is None:
-        instructions = str(body.get("instructions", ""))
+        instructions = untimed(str(body.get("instructions", "")))
         return f"Short: {body['input'][-1]['content']}" if instructions.endswith(BRIEF) else None
     new_is_a = q.a.startswith("Short")
     if "Florence" in q.latest:

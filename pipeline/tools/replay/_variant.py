@@ -15,7 +15,7 @@ import msgspec
 from events.model import ChatTurn
 from pipeline import toolbox
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Formatting, Prompt, compose, group_context, user_turn
+from pipeline.llm import Formatting, Prompt, compose, composed_at, group_context, user_turn
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -92,7 +92,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     turn = user_turn(inputs.items, recorded, heard)
     try:
         kept = inputs.facts if config.tools.memory else []
-        composed = compose(config, entity, context, turn, kept)
+        composed = compose(config, entity, context, turn, kept, now=_composed_at(call))
     except ValueError as exc:  # no user turn at all
         raise Unbuildable(str(exc)) from None
     offered = toolbox.offered(config, first.message.is_group)
@@ -133,3 +133,9 @@ def _chained(
         new = answers.get(call) if call is not None else None
         chained.append(turn if new is None else ChatTurn("assistant", new))
     return chained
+
+
+def _composed_at(call: Call) -> float | None:
+    """The time the call's system turn told the model, so a replay tells the same."""
+    system = next((t.content for t in call.request.messages if t.role == "system"), "")
+    return composed_at(system)

@@ -18,6 +18,7 @@ from events.model import (
     MessageReceived,
     MessageSkipped,
     Recorded,
+    ReminderSet,
     ReplyPlanned,
     TransportStatus,
 )
@@ -190,6 +191,32 @@ def test_an_unknown_command_gets_the_help_text() -> None:
 def test_reminders_says_none_are_pending() -> None:
     reply = said(turn.step(facts(*records(own("/reminders"))), OWNER))
     assert reply.text == "No reminders pending."
+
+
+def test_a_long_reminders_answer_goes_in_numbered_parts_within_the_limit() -> None:
+    # 30 reminders near the longest a reminder may be: one message would be over
+    # 100,000 characters, more than WhatsApp takes; split as a reply is, nothing lost.
+    long = "x" * 3800
+    set_ = [
+        ReminderSet(chat=ALICE, reminder_id=f"RA{n:03d}", at=NOW + 3600 + n, text=f"{n} {long}")
+        for n in range(commands.REMINDERS_SHOWN - 1)
+    ]
+    bob = ReminderSet(chat=BOB, reminder_id="RB", at=NOW + 60, text="tea")
+    plan = turn.step(facts(*records(*set_, bob, own("/reminders"))), OWNER)
+    sent = [e for e in plan.events if isinstance(e, ReplyPlanned)]
+    limit = loaded().config.whatsapp.max_message_chars
+    assert all(len(m.text) <= limit for m in sent)
+    alice = [m for m in sent if m.quotes_chat == ALICE]
+    assert len(alice) > 1
+    numbers = [(m.part, m.parts) for m in alice]
+    assert numbers == [(n, len(alice)) for n in range(1, len(alice) + 1)]
+    assert alice[0].text.startswith(f"(1/{len(alice)}) 29 reminders pending for Alice:")
+    words = " ".join(m.text for m in alice).split()
+    assert all(f"RA{n:03d}" in words for n in range(len(set_)))
+    assert sum(w.count("x") for w in words) == len(set_) * len(long)
+    [for_bob] = [m for m in sent if m.quotes_chat == BOB]  # Bob's own message, whole
+    assert (for_bob.part, for_bob.parts) == (None, None)
+    assert {(m.chat, m.purpose, m.in_reply_to) for m in sent} == {(OWNER, "command", "C1")}
 
 
 def test_a_command_by_the_owners_lid_is_one_too() -> None:

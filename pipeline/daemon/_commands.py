@@ -5,11 +5,12 @@ without an LLM call, as pure functions of the view, the config and now.
 ``/reminders`` and ``/help`` (``/reset`` is every chat's, ``_turn.reset``).
 A command is the whole message: ``/`` and a word, then its arguments; any
 other text, and the same text from anyone else, is an ordinary message. An
-unknown ``/word`` gets the help text. Each answer is one ``ReplyPlanned``
-with purpose ``command`` to the owner's chat, in the same commit as what the
-command records (``ChatPaused``, ``ChatResumed``): the agent appends both
-through the write-ahead chain, and the answer drains the command from the
-queue, so a restart neither loses nor repeats it.
+unknown ``/word`` gets the help text. Each answer is a ``ReplyPlanned`` with
+purpose ``command`` to the owner's chat (in numbered parts, as a reply is,
+where longer than ``whatsapp.max_message_chars``), in the same commit as
+what the command records (``ChatPaused``, ``ChatResumed``): the agent
+appends both through the write-ahead chain, and the answer drains the
+command from the queue, so a restart neither loses nor repeats it.
 
 A paused chat's messages wait (``_turn.step``); at ``/resume`` or the
 pause's end those still within ``polling.catch_up_minutes`` are answered, the
@@ -26,6 +27,7 @@ from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat, clock, c
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._replies import Ids
 from pipeline.daemon._status import display, report
+from pipeline.llm import split_message
 from projections import pauses, queue
 from projections import reminders as pending_reminders
 from projections.fold import States
@@ -112,24 +114,33 @@ def answer(facts: Facts, item: Item) -> list[AnyEvent]:
         recorded, text = resume(facts, command.args, item.message.msg_id)
     elif command.name == "reminders":
         listed = reminders(facts.view, facts.config, facts.now)
-        return [_said(facts, item, text, quotes) for text, quotes in listed]
+        return [m for text, quotes in listed for m in _said(facts, item, text, quotes)]
     else:
         text = HELP if command.name == "help" else f"Unknown command /{command.name}.\n\n{HELP}"
-    return [*recorded, _said(facts, item, text, quotes)]
+    return [*recorded, *_said(facts, item, text, quotes)]
 
 
-def _said(facts: Facts, item: Item, text: str, quotes: str | None) -> ReplyPlanned:
-    """One message of a command's answer, to the owner's chat."""
-    return ReplyPlanned(
-        chat=item.message.chat,
-        reply_id=facts.ids.new_id(),
-        purpose="command",
-        text=text,
-        in_reply_to=item.message.msg_id,
-        trigger_ids=[item.message.msg_id],
-        wa_id=facts.ids.new_wa_id(),
-        quotes_chat=quotes,
-    )
+def _said(facts: Facts, item: Item, text: str, quotes: str | None) -> list[ReplyPlanned]:
+    """One message of a command's answer, to the owner's chat: in numbered parts, as
+    a reply is, where longer than ``whatsapp.max_message_chars`` (WhatsApp would
+    refuse it whole)."""
+    parts = split_message(text, facts.config.whatsapp.max_message_chars)
+    numbered = len(parts) > 1
+    return [
+        ReplyPlanned(
+            chat=item.message.chat,
+            reply_id=facts.ids.new_id(),
+            purpose="command",
+            text=part,
+            in_reply_to=item.message.msg_id,
+            trigger_ids=[item.message.msg_id],
+            wa_id=facts.ids.new_wa_id(),
+            part=n if numbered else None,
+            parts=len(parts) if numbered else None,
+            quotes_chat=quotes,
+        )
+        for n, part in enumerate(parts, start=1)
+    ]
 
 
 def reminders(view: States, config: AppConfig, now: float) -> list[tuple[str, str | None]]:

@@ -107,6 +107,27 @@ def test_duration(word: str, seconds: float | None) -> None:
     assert commands.duration(word) == seconds
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("Alice 30m", ("Alice", "30m")),
+        ("Alice 30 min", ("Alice", "30 min")),  # a space before the unit, as people type
+        ("Alice 2 h", ("Alice", "2 h")),
+        ("Bob Smith 2h", ("Bob Smith", "2h")),
+        ("Bob Smith", ("Bob Smith", None)),
+        ("Bob \n Smith  2h", ("Bob Smith", "2h")),
+        ("Room 5 30 min", ("Room 5", "30 min")),
+        ("Alice 5y", ("Alice", "5y")),  # not a duration: said so
+        ("Alice 2 hours", ("Alice", "2 hours")),
+        ("2 h", ("2 h", None)),  # no name: "Which chat?"
+        ("491709999999", ("491709999999", None)),
+        ("", ("", None)),
+    ],
+)
+def test_split_duration(args: str, expected: tuple[str, str | None]) -> None:
+    assert commands.split_duration(args) == expected
+
+
 def test_the_log_line_names_a_known_command_never_what_was_typed() -> None:
     assert commands.logged("/pause Alice 2h") == "pause"
     assert commands.logged("/secretword") == "unknown"
@@ -145,6 +166,21 @@ def test_pause_with_a_duration_records_until_and_says_so() -> None:
     assert said(plan).text.startswith("Paused Alice until ")
 
 
+@pytest.mark.parametrize(
+    ("text", "chat", "seconds"),
+    [
+        ("/pause Alice 30 min", ALICE, 1800),
+        ("/pause Alice 2 h", ALICE, 7200),
+        ("/pause Bob Smith 1 d", BOB, 86400),
+    ],
+)
+def test_a_duration_with_a_space_before_its_unit_is_read(
+    text: str, chat: str, seconds: float
+) -> None:
+    plan = turn.step(facts(*records(own(text))), OWNER)
+    assert plan.events[0] == ChatPaused(chat=chat, until=NOW + seconds, msg_id="C1")
+
+
 def test_a_name_with_spaces_and_no_duration_pauses_until_resume() -> None:
     plan = turn.step(facts(*records(own("/pause Bob Smith"))), OWNER)
     assert plan.events[0] == ChatPaused(chat=BOB, until=None, msg_id="C1")
@@ -164,6 +200,8 @@ def test_pause_all_pauses_every_chat_but_the_owners() -> None:
         ("/pause Carol", "No chat named 'Carol' (the names are Me, Alice, Bob Smith)."),
         ("/pause", "Which chat? /pause NAME|all [30m|2h|1d]"),
         ("/pause 2h", "Which chat? /pause NAME|all [30m|2h|1d]"),
+        ("/pause 2 h", "Which chat? /pause NAME|all [30m|2h|1d]"),
+        ("/pause Alice 2 hours", "'2 hours' is not a duration: say 30m, 2h or 1d."),
         ("/pause Alice 5y", "'5y' is not a duration: say 30m, 2h or 1d."),
         ("/pause Alice 0m", "A pause lasts from 1 minute to 365 days"),
         ("/pause 491709999999", "'491709999999' is not a monitored chat."),

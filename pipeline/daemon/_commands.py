@@ -36,6 +36,8 @@ from projections.queue import Item
 NAMES = ("status", "pause", "resume", "reminders", "help")
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 _DURATION = re.compile(r"(\d+)\s*(m|min|h|d)", re.IGNORECASE)
+# NAME then what is typed as a duration: a number, with its unit or a space and a word.
+_TRAILING = re.compile(r"(.*?)\s+(\d+\w*|\d+\s+[^\W\d_]+)", re.DOTALL)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 REMINDERS_SHOWN = 30  # /reminders lists this many, then says how many more
 MAX_PAUSE = 365 * 86400  # a longer pause is a mistake: /pause NAME without one lasts anyway
@@ -99,6 +101,17 @@ def duration(word: str) -> float | None:
     if match is None:
         return None
     return int(match.group(1)) * _UNITS[match.group(2).casefold()]
+
+
+def split_duration(args: str) -> tuple[str, str | None]:
+    """``NAME [DURATION]`` as the name and what ends it as a duration, as typed
+    (``2h``, ``30 min``, or not one such as ``5y``; None: nothing does). A name
+    may have spaces (``Bob Smith 2h``): only a number after it, with or without
+    a space before its unit, is taken for the duration; the name's spaces are
+    collapsed, so ``Bob  Smith`` is Bob Smith."""
+    match = _TRAILING.fullmatch(args.strip())
+    name, typed = (args, None) if match is None else (match.group(1), match.group(2))
+    return " ".join(name.split()), typed
 
 
 def answer(facts: Facts, item: Item) -> list[AnyEvent]:
@@ -169,17 +182,15 @@ def reminders(view: States, config: AppConfig, now: float) -> list[tuple[str, st
 def pause(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:
     """``/pause NAME|all [DURATION]``: a ``ChatPaused`` per chat, and the answer (only
     the answer when the arguments name no chat or no duration)."""
-    words = args.split()
-    seconds = duration(words[-1]) if len(words) > 1 else None
-    if seconds is not None:
-        words = words[:-1]
-    elif len(words) > 1 and re.fullmatch(r"\d+\w*", words[-1]):
-        return [], f"{words[-1]!r} is not a duration: say 30m, 2h or 1d."
-    if not words or (len(words) == 1 and duration(words[0]) is not None):
+    name, typed = split_duration(args)
+    seconds = duration(typed) if typed is not None else None
+    if typed is not None and seconds is None:
+        return [], f"{typed!r} is not a duration: say 30m, 2h or 1d."
+    if not name or duration(name) is not None:
         return [], "Which chat? /pause NAME|all [30m|2h|1d]"
     if seconds is not None and not 0 < seconds <= MAX_PAUSE:
         return [], "A pause lasts from 1 minute to 365 days (or, without one, until /resume)."
-    chats = _targets(facts.config, " ".join(words), every=True)
+    chats = _targets(facts.config, name, every=True)
     if isinstance(chats, str):
         return [], chats
     until = facts.now + seconds if seconds is not None else None

@@ -90,6 +90,26 @@ def test_a_bad_past_or_far_time_is_refused_in_words(text: str, why: str) -> None
     assert why in found
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # Years 1 and 9999 leave datetime's range once moved to another offset: still
+        # a refusal the model can relay, never an exception.
+        ("9999-12-31T23:00:00-05:00", "9999-12-31T23:00:00-05:00 is more than a year ahead"),
+        ("9999-12-31T23:59:59", "9999-12-31T23:59:59 is more than a year ahead"),
+        ("9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59-23:59 is more than a year ahead"),
+        ("0001-01-01T00:00:00", "0001-01-01T00:00:00 is in the past (now it is 2026-01-01T00"),
+        ("0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00+14:00 is in the past (now it is"),
+        ("0001-01-01", "0001-01-01T00:00:00 is in the past"),
+        ("2029-01-01T00:00:00", "2029-01-01T00:00:00 is more than a year ahead"),
+    ],
+)
+def test_a_year_at_the_ends_of_the_calendar_is_refused_as_written(text: str, why: str) -> None:
+    found = when.parse(text, BERLIN, at("2026-01-01T00:00:00"))
+    assert isinstance(found, str)
+    assert found.startswith(why)
+
+
 def test_a_year_ahead_to_the_second_is_still_accepted() -> None:
     now = at("2026-01-01T00:00:00")
     assert when.parse(when.iso(now + 365 * DAY, BERLIN), BERLIN, now) == now + 365 * DAY
@@ -138,6 +158,10 @@ def test_set_reminder_refuses_a_past_time_and_an_empty_text_as_results() -> None
     past = call(scene(), "set_reminder", at="2025-11-25T09:00:00", text="late")
     assert (past.error, past.events) == (True, [])
     assert "is in the past" in past.output["error"]
+    far = call(scene(), "set_reminder", at="9999-12-31T23:00:00-05:00", text="typo")
+    assert far.output == {
+        "error": "set_reminder: 9999-12-31T23:00:00-05:00 is more than a year ahead"
+    }
     empty = call(scene(), "set_reminder", at="2025-11-26T09:00:00", text="   ")
     assert (empty.error, empty.output) == (True, {"error": "set_reminder: the text is empty"})
     # The chat is never an argument: the schema refuses one.

@@ -7,6 +7,9 @@ the timetable's (``pipeline.daemon._timetable``): a time that happens twice
 (the clocks go back) is its first occurrence; a time that does not exist (they
 go forward) is the moment of the jump. A time in the past, or more than
 ``HORIZON`` ahead, is refused: a reminder nobody will get, or a typo of the year.
+One in a year far from now's (``0001``, ``9999``) is refused as written, before
+it is read in any zone: at the ends of ``datetime``'s range, years 1 and 9999,
+moving it to another offset would leave the range.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from zoneinfo import ZoneInfo
 from events.units import DAY
 
 HORIZON = 365 * DAY
+# A year this many from now's is past or beyond HORIZON in any offset: refused unread.
+FAR_YEARS = 2
 
 
 def parse(text: str, zone: ZoneInfo, now: float) -> float | str:
@@ -25,12 +30,25 @@ def parse(text: str, zone: ZoneInfo, now: float) -> float | str:
         local = datetime.fromisoformat(text.strip())
     except ValueError:
         return f"{text!r} is not a time: write ISO 8601, such as 2026-12-08T09:00:00+01:00"
+    year = datetime.fromtimestamp(now, zone).year
+    if local.year < year - FAR_YEARS:
+        return _past(local.isoformat(), now, zone)
+    if local.year > year + FAR_YEARS:
+        return _far(local.isoformat())
     at = _instant(local, zone)
     if at <= now:
-        return f"{iso(at, zone)} is in the past (now it is {iso(now, zone)})"
+        return _past(iso(at, zone), now, zone)
     if at > now + HORIZON:
-        return f"{iso(at, zone)} is more than a year ahead"
+        return _far(iso(at, zone))
     return at
+
+
+def _past(shown: str, now: float, zone: ZoneInfo) -> str:
+    return f"{shown} is in the past (now it is {iso(now, zone)})"
+
+
+def _far(shown: str) -> str:
+    return f"{shown} is more than a year ahead"
 
 
 def _instant(local: datetime, zone: ZoneInfo) -> float:

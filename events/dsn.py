@@ -1,10 +1,12 @@
-"""A database URL's password: found, hidden in URLs and in messages that may quote the URL.
+"""A URL's password: found, hidden in URLs and in messages that may quote the URL.
 
-Pure text work (no URL parser, which raises on some malformed URLs and whose
-rebuilt URL may differ from what the user wrote), and no psycopg import, so
-the config can use it too. libpq quotes a DSN it cannot parse in its error
-message, password and all: every message about a connection goes through
-``hide`` before anyone sees it.
+Any URL with ``user:PASSWORD@`` or ``?password=``: a database's, an LLM or
+audio endpoint behind an authenticating proxy, the WhatsApp proxy. Pure text
+work (no URL parser, which raises on some malformed URLs and whose rebuilt URL
+may differ from what the user wrote), and no psycopg import, so the config can
+use it too. libpq quotes a DSN it cannot parse in its error message, password
+and all: every message about a connection goes through ``hide`` before anyone
+sees it.
 """
 
 from __future__ import annotations

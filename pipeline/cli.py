@@ -295,7 +295,7 @@ def _console_service(
 def _configure_logs(loaded: LoadedConfig, store: Path, url: str | None = None) -> None:
     logging_cfg = loaded.config.logging
     keys = loaded.secrets
-    secrets = (keys.api_key, keys.transcription_key, keys.web_token)
+    secrets = (keys.api_key, keys.transcription_key, keys.web_token, *loaded.url_passwords())
     try:
         configure_logging(
             level=logging_cfg.level,

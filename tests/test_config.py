@@ -336,6 +336,58 @@ def test_secrets_stay_out_of_public_dict_and_repr(tmp_path):
     assert secret not in str(loaded.secrets)
 
 
+PASSWORD = "Pw-proxy-9f8e7d6c"
+
+
+def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_path):
+    """An endpoint behind an authenticating proxy, a WhatsApp proxy: each URL is recorded
+    with ``user:***@`` (as store.url is), while the config in use keeps the password."""
+    doc = patched(
+        whatsapp={"phone_number": "491700000000", "proxy": f"socks5://u:{PASSWORD}@h:1080"},
+        voice_replies={"base_url": f"https://u:{PASSWORD}@tts.lan/v1"},
+        store={"url": f"postgresql://u:{PASSWORD}@db/wabot"},
+    )
+    environ = {
+        **KEY,
+        "LLM_BASE_URL": f"http://proxyuser:{PASSWORD}@llm.lan/v1",
+        "TRANSCRIPTION_BASE_URL": f"http://stt.lan/v1?password={PASSWORD}",
+    }
+    loaded = load_config(write(tmp_path, doc), environ=environ)
+    public = loaded.public_dict()
+    assert PASSWORD not in json.dumps(public)
+    assert public["llm"]["base_url"] == "http://proxyuser:***@llm.lan/v1"
+    assert public["media"]["transcription"]["base_url"] == "http://stt.lan/v1?password=***"
+    assert public["voice_replies"]["base_url"] == "https://u:***@tts.lan/v1"
+    assert public["whatsapp"]["proxy"] == "socks5://u:***@h:1080"
+    assert public["store"]["url"] == "postgresql://u:***@db/wabot"
+    assert config_from_dict(json.loads(json.dumps(public)))  # still a config a tool can read
+    assert loaded.config.llm.base_url == environ["LLM_BASE_URL"]
+    assert loaded.config.whatsapp.proxy == f"socks5://u:{PASSWORD}@h:1080"
+    assert loaded.url_passwords() == [PASSWORD]  # for the log lines to mask (httpx's)
+
+
+@pytest.mark.parametrize(
+    ("doc", "environ", "shown"),
+    [
+        (
+            patched(whatsapp={"phone_number": "491700000000", "proxy": f"ftp://u:{PASSWORD}@h"}),
+            {},
+            "whatsapp.proxy: 'ftp://u:***@h' is not an http(s):// or socks5:// URL",
+        ),
+        (
+            patched(llm={"base_url": f"ftp://u:{PASSWORD}@h/v1"}),
+            {},
+            "llm.base_url: 'ftp://u:***@h/v1' is not an http(s) URL",
+        ),
+        (BASE, {"LLM_BASE_URL": f"ftp://u:{PASSWORD}@h/v1"}, "'ftp://u:***@h/v1' is not an"),
+    ],
+)
+def test_a_bad_url_is_an_error_line_without_its_password(tmp_path, doc, environ, shown):
+    message = error_of(write(tmp_path, doc), environ={**KEY, **environ})
+    assert shown in message
+    assert PASSWORD not in message
+
+
 def test_hash_is_sha256_of_the_file_bytes(tmp_path):
     path = write(tmp_path, BASE)
     loaded = load_config(path, environ=KEY)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 from dotenv import dotenv_values
 
+from events.dsn import passwords
 from events.dsn import redacted as redact_dsn
 from pipeline.config._app import AppConfig
 from pipeline.config._errors import ConfigError, from_decode_error, from_validation_error
@@ -53,18 +54,55 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
         """The config as JSON values (lists, not tuples), every default spelled out.
 
         A webhook URL often carries its token in the path or query: only its
-        scheme and host are kept, so no secret reaches the log.
+        scheme and host are kept. Every other URL keeps all but its password
+        (``user:***@``), so no secret reaches the log.
         """
-        result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self.config))
+        result = _as_json(self.config)
         alerts = result.get("alerts") or {}
         if alerts.get("webhook"):
             parts = urlsplit(alerts["webhook"])
             alerts["webhook"] = f"{parts.scheme}://{parts.hostname}/…"
-        # A database URL may carry its password: never into the log.
-        for section, key in (("store", "url"), ("whatsapp", "session_db")):
-            if isinstance(value := result.get(section, {}).get(key), str):
-                result[section][key] = redact_dsn(value)
+        for section, key in _urls(result):
+            section[key] = redact_dsn(section[key])
         return result
+
+    def url_passwords(self) -> list[str]:
+        """The passwords the config's URLs carry, for log lines to mask (httpx's
+        DEBUG lines quote each request's URL; the request itself needs them)."""
+        found = {
+            p for section, key in _urls(_as_json(self.config)) for p in passwords(section[key])
+        }
+        return sorted(found)
+
+
+# The settings holding a URL that may carry a password (scheme://user:PASSWORD@host,
+# ?password=): an endpoint behind an authenticating proxy, the WhatsApp proxy, a database.
+_URL_SETTINGS = (
+    ("llm", "base_url"),
+    ("media", "transcription", "base_url"),
+    ("voice_replies", "base_url"),
+    ("alerts", "webhook"),
+    ("whatsapp", "proxy"),
+    ("whatsapp", "session_db"),
+    ("store", "url"),
+)
+
+
+def _as_json(config: AppConfig) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(config))
+    return result
+
+
+def _urls(tree: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(section, key) of each URL setting that is set in ``tree``, the config as JSON."""
+    found = []
+    for *path, key in _URL_SETTINGS:
+        section = tree
+        for name in path:
+            section = section.get(name) or {}
+        if isinstance(section.get(key), str):
+            found.append((section, key))
+    return found
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "stored config") -> AppConfig:

@@ -69,7 +69,8 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
         except InvalidJid as exc:
             raise FieldError("phone_number", str(exc)) from None
         if self.proxy is not None and urlsplit(self.proxy).scheme not in _PROXY_SCHEMES:
-            raise FieldError("proxy", f"{self.proxy!r} is not an http(s):// or socks5:// URL")
+            shown = redact_dsn(self.proxy)
+            raise FieldError("proxy", f"{shown!r} is not an http(s):// or socks5:// URL")
 
 
 class ToolsConfig(Section, frozen=True, kw_only=True):
@@ -304,10 +305,11 @@ def is_loopback(host: str) -> bool:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an http(s) endpoint (LLM base URL, webhook), or None if it can."""
+    """Why ``url`` cannot be an http(s) endpoint (LLM base URL, webhook), or None if it can
+    (never echoes a password)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{url!r} is not an http(s) URL"
+        return f"{redact_dsn(url)!r} is not an http(s) URL"
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.model import MessageReceived
+from events.model import LlmFailed, MessageReceived
 from tests.conversation import Recording, run_replay
 from tests.e2e.harness import ALICE, iter_store_files, loose_modes, run_cli
 
@@ -92,3 +92,36 @@ def test_nothing_of_an_unmonitored_chat_is_written_anywhere(make_daemon):
     assert leaks == []
     assert '"dropped_unmonitored": 4' in stderr  # the count is all that is said
     assert '"level": "debug"' in stderr
+
+
+URL_PASSWORD = "Pw-in-a-url-4b3a2918"
+
+
+def test_a_password_in_a_url_is_written_nowhere(make_daemon, llm_server):
+    """An LLM endpoint behind an authenticating proxy and a WhatsApp proxy, both with
+    user:PASSWORD@: the config is recorded, errors and httpx's DEBUG lines logged, the
+    tools print them, and each shows ``user:***@``."""
+    proxy = f"socks5://puser:{URL_PASSWORD}@127.0.0.1:1080"  # unused by the stdio transport
+    d = make_daemon(
+        {
+            "logging": {"level": "DEBUG"},
+            "whatsapp": {"phone_number": "491700000000", "proxy": proxy},
+            "llm": {"max_retries": 0},
+        },
+        env={"LLM_BASE_URL": llm_server.base_url.replace("//", f"//proxyuser:{URL_PASSWORD}@")},
+    )
+    d.message("hello", chat=ALICE)
+    failed = d.wait_event(LlmFailed, final=True)
+    assert failed.status == 401  # the password went out (Basic): the fake server wants Bearer
+    code, stderr = d.stop()
+    assert code == 0, stderr[-2000:]
+    assert "HTTP Request: POST http://proxyuser:***@" in stderr  # httpx's line, masked
+
+    audit = run_cli(
+        ["audit", "--chat", "Alice", "--json", "--store", str(d.store)], cwd=d.workdir, env=d.env
+    )
+    assert audit.returncode == 0, audit.stderr
+    assert "socks5://puser:***@127.0.0.1:1080" in audit.stdout
+    places = {"stderr": stderr, "stdout": "\n".join(d.stdout_lines), "audit": audit.stdout}
+    places |= {str(p): p.read_bytes().decode(errors="replace") for p in iter_store_files(d.store)}
+    assert [where for where, text in places.items() if URL_PASSWORD in text] == []

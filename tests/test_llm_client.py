@@ -1,5 +1,6 @@
 """LlmClient against the fake provider over real HTTP: answers, errors, retries, backoff."""
 
+import base64
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -490,6 +491,38 @@ async def test_refused_connection_is_retryable(rec: Recorder) -> None:
             await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
     assert rec.failures == [("connection", None, 1, False), ("connection", None, 2, True)]
     assert rec.delays == [0.5]
+
+
+PROXY_PASSWORD = "Pw-proxy-9f8e7d6c"
+
+
+async def test_errors_name_the_url_without_its_password(
+    llm_server: FakeLlmServer, rec: Recorder
+) -> None:
+    """A base URL behind an authenticating proxy (user:PASSWORD@): the request carries the
+    password, the errors (recorded as LlmFailed, logged) show ``user:***@``."""
+    creds = f"http://proxyuser:{PROXY_PASSWORD}@"
+    with socket.socket() as silent:  # connects, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        for base_url in (
+            f"{creds}127.0.0.1:{closed_port()}",
+            f"{creds}127.0.0.1:{port}",
+            llm_server.base_url.replace("http://", creds),
+        ):
+            async with LlmClient(
+                provider="perplexity", base_url=base_url, api_key=None, timeout=0.2, max_retries=0
+            ) as llm:
+                with pytest.raises(LlmError):
+                    await llm.complete("m", ASK, {}, on_failure=rec.on_failure)
+    assert [kind for kind, *_ in rec.failures] == ["connection", "timeout", "auth"]
+    assert rec.errors[0].startswith("cannot reach http://proxyuser:***@127.0.0.1:")
+    assert rec.errors[1].startswith(f"no answer from http://proxyuser:***@127.0.0.1:{port}/")
+    assert all(PROXY_PASSWORD not in error for error in rec.errors)
+    [request] = llm_server.requests
+    sent = base64.b64decode(request.headers["authorization"].removeprefix("Basic "))
+    assert sent == f"proxyuser:{PROXY_PASSWORD}".encode()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from events.dsn import hide, redacted
 from pipeline.llm._backoff import backoff_delay
 from pipeline.llm._errors import (
     BadRequest,
@@ -70,6 +71,8 @@ async def post(
 
     ``what`` names the service in errors ("LLM", "transcription"); ``sent`` is
     the request body, for naming a refused setting; ``request`` goes to httpx.
+    An error names ``url`` without its password (``user:***@``, an authenticating
+    proxy's): it is recorded (``LlmFailed``) and logged.
     """
     headers = {"accept": "application/json", **request.pop("headers", {})}
     if api_key:
@@ -78,11 +81,11 @@ async def post(
     try:
         response = await http.post(_parsed(url), headers=headers, timeout=timeout, **request)
     except httpx.TimeoutException as exc:
-        raise RequestTimeout(f"no answer from {url} ({_describe(exc)})") from None
+        raise RequestTimeout(f"no answer from {redacted(url)} ({_describe(exc, url)})") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise BadRequest(f"invalid {what} base_url: {one_line(str(exc))}") from None
+        raise BadRequest(f"invalid {what} base_url: {hide(one_line(str(exc)), url)}") from None
     except httpx.TransportError as exc:
-        raise ConnectionFailed(f"cannot reach {url}: {_describe(exc)}") from None
+        raise ConnectionFailed(f"cannot reach {redacted(url)}: {_describe(exc, url)}") from None
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not response.is_success:
         raise error_from_response(
@@ -104,7 +107,7 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: httpx.HTTPError, url: str) -> str:
     # httpx timeouts often carry an empty message; the class name still says which phase.
-    text = one_line(str(exc), 160)
+    text = hide(one_line(str(exc), 160), url)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -167,13 +167,31 @@ class MediaFetched(Event, frozen=True, kw_only=True):
 
 
 class MessageEdited(Event, frozen=True, kw_only=True):
-    """The sender changed the text of message ``msg_id``; ``text`` None: not readable."""
+    """Someone changed the text of message ``msg_id``; ``text`` None: not readable.
+
+    Recorded whoever sent it, but only its author may edit a message (as
+    WhatsApp's own apps hold): ``by_author`` says whether this edit counts.
+    """
 
     msg_id: str
     text: str | None
     edit_id: str | None = None  # WhatsApp's id of the edit itself
     # Set when ``text`` was cut to the recorded limit: the original text's size in UTF-8 bytes.
     truncated_from: int | None = None
+    # Who sent the edit; None: not said (older logs, a stdin line without ``sender``).
+    editor: str | None = None
+    editor_alt: str | None = None  # the editor's other id (phone JID or LID), when known
+    from_me: bool = False  # sent by the owner
+
+    def by_author(self, sender: str, sender_alt: str | None, from_me: bool) -> bool:
+        """Whether the author of the message edited (its ``sender``, ``sender_alt`` and
+        ``from_me``) made this edit; an edit that does not say who made it counts."""
+        if self.editor is None:
+            return True
+        if from_me or self.from_me:
+            return from_me and self.from_me  # the owner's messages are the owner's to edit
+        ids = {sender} if sender_alt is None else {sender, sender_alt}
+        return self.editor in ids or (self.editor_alt is not None and self.editor_alt in ids)
 
 
 class MessageRevoked(Event, frozen=True, kw_only=True):

@@ -4,8 +4,9 @@ In a ``mention`` or ``keyword`` group the bot answers one message, but the
 conversation it lands in is the messages before it; they are in the log
 already (recorded, then skipped as ``not_triggered``). This keeps each
 group's newest ``KEEP`` messages (who, under what name, the words as they
-stand after edits) and the seqs of the bot's replies there, so a turn can be
-given the messages since the bot last answered (``groups.context_messages``).
+stand after their authors' edits) and the seqs of the bot's replies there, so
+a turn can be given the messages since the bot last answered
+(``groups.context_messages``).
 A revoked message leaves; the owner's own messages count (they are part of
 the conversation).
 
@@ -40,6 +41,10 @@ class Heard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     msg_id: str
     name: str  # the sender's push name, else the number or LID
     text: str
+    # Who wrote it, so only their own edit changes ``text`` (``MessageEdited.by_author``).
+    sender: str = ""
+    sender_alt: str | None = None
+    from_me: bool = False
 
 
 class Group(msgspec.Struct, kw_only=True, gc=False):
@@ -58,7 +63,16 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     if group is None:
         group = state.groups[ev.chat] = Group()
     name = ev.push_name or user_part(ev.sender)
-    heard = Heard(seq=rec.seq, ts=rec.ts, msg_id=ev.msg_id, name=name, text=_cut(ev.text))
+    heard = Heard(
+        seq=rec.seq,
+        ts=rec.ts,
+        msg_id=ev.msg_id,
+        name=name,
+        text=_cut(ev.text),
+        sender=ev.sender,
+        sender_alt=ev.sender_alt,
+        from_me=ev.from_me,
+    )
     group.heard.append(heard)
     if len(group.heard) > KEEP:
         del group.heard[0]
@@ -70,12 +84,15 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
 
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
-    """The new words replace the message (a new value: a call's inputs keep what it saw)."""
+    """The author's new words replace the message (a new value: a call's inputs keep
+    what it saw); an edit by anyone else changes nothing."""
     group = state.groups.get(ev.chat)
     if group is None or ev.text is None:
         return
     for n, heard in enumerate(group.heard):
-        if heard.msg_id == ev.msg_id:
+        if heard.msg_id != ev.msg_id:
+            continue
+        if ev.by_author(heard.sender, heard.sender_alt, heard.from_me):
             group.heard[n] = msgspec.structs.replace(heard, text=_cut(ev.text))
 
 
@@ -114,6 +131,15 @@ def since_spoke(state: State, chat: str, leave: frozenset[str]) -> list[Heard]:
         return []
     last = group.spoke[-1][0] if group.spoke else 0
     return [h for h in group.heard if h.seq > last and h.msg_id not in leave]
+
+
+def heard(state: State, chat: str, msg_id: str) -> Heard | None:
+    """Message ``msg_id`` of group ``chat``, while it is among the newest ``KEEP``."""
+    group = state.groups.get(chat)
+    for h in group.heard if group is not None else ():
+        if h.msg_id == msg_id:
+            return h
+    return None
 
 
 HANDLERS: Handlers[State] = {

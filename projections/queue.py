@@ -5,8 +5,9 @@ only what the queue adds to it. It leaves the queue when the agent decides
 about it: a skip, a final LLM failure, a planned reply, or a reply withheld
 (the model stayed silent). An answer that calls tools is a round of the turn,
 not its answer: the items stay requested under the next round's call. A
-retryable failure leaves it queued. An edit before the LLM is asked replaces
-the item's ``text``; a revoke marks the item, and the agent records the skip.
+retryable failure leaves it queued. An edit by the message's author before the
+LLM is asked replaces the item's ``text`` (anyone else's changes nothing,
+``MessageEdited.by_author``); a revoke marks the item, and the agent records the skip.
 An attachment fetched after its message was recorded (``MediaFetched``)
 replaces the item's ``media``; until then the item waits for it. A transcript
 or a document's text joins its item, so the turn (and its replay) reads it
@@ -127,7 +128,10 @@ def _read(state: State, rec: Recorded, ev: DocumentRead) -> None:
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
     item = state.chats.get(ev.chat, {}).get(ev.msg_id)
-    if item is not None and ev.text is not None and item.status == "pending":
+    if item is None or ev.text is None or item.status != "pending":
+        return
+    message = item.message
+    if ev.by_author(message.sender, message.sender_alt, message.from_me):
         # Not asked yet: the turn goes out with the words the sender settled on.
         item.edited = ev.text
 
@@ -258,6 +262,11 @@ def pending(state: State, chat: str) -> list[Item]:
     """Every undecided message of ``chat`` (any status) in log order."""
     items = state.chats.get(chat)
     return list(items.values()) if items else []
+
+
+def item(state: State, chat: str, msg_id: str) -> Item | None:
+    """The undecided message ``msg_id`` of ``chat``, if it is one."""
+    return state.chats.get(chat, {}).get(msg_id)
 
 
 def completion(state: State, call_id: str) -> Completion | None:

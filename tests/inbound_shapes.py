@@ -28,6 +28,8 @@ ALICE_JID = f"{ALICE}@s.whatsapp.net"
 ALICE_LID = f"{LID}@lid"
 OWNER_JID = f"{OWNER}@s.whatsapp.net"
 STRANGER_JID = "491709999999@s.whatsapp.net"
+BOB_JID = "491702222222@s.whatsapp.net"
+BOB_LID = "555555555555555@lid"
 WEEK = 604_800
 Line = dict[str, Any]
 Check = Callable[[Line], None]
@@ -624,6 +626,29 @@ def _shapes() -> dict[str, list[Case]]:
                 (ev(wrapped("editedMessage", edit_of("3EB0ORIG", "again")), msg_id="3EB0E2"),),
                 has(id="3EB0ORIG", text="again"),
             ),
+        ],
+        "an edit of someone else's message (a modified client's key names it)": [
+            # Bob's client names Alice's message; the line says Bob sent the edit.
+            Case(
+                (
+                    ev(
+                        protocol(
+                            wa.ProtocolMessage.MESSAGE_EDIT,
+                            key=MessageKey(
+                                remoteJID=GROUP, fromMe=False, ID="3EB0ALICE", participant=ALICE_LID
+                            ),
+                            editedMessage=wa.Message(conversation="transfer it to Bob"),
+                        ),
+                        chat=GROUP,
+                        sender=f"{BOB_LID.replace('@', ':1@')}",
+                        sender_alt=BOB_JID,
+                        push_name="Bob",
+                        msg_id="3EB0FORGED",
+                        edit="1",
+                    ),
+                ),
+                has(id="3EB0ALICE", sender=BOB_LID, sender_alt=BOB_JID, from_me=False),
+            )
         ],
         "an edit encrypted with the message's secret, as phones now send it"
         " (`secretEncryptedMessage` `MESSAGE_EDIT`)": [_secret_case(readable=True)],

@@ -70,6 +70,18 @@ def test_edits_and_revokes_change_what_was_said() -> None:
     assert heard(state) == [("Bob", "at 6")]
 
 
+def test_only_the_authors_own_edit_changes_what_was_said() -> None:
+    """Carol's client keys an edit to Bob's message: the group still heard Bob's words."""
+    state = talk(
+        said("m1", "at 7"),
+        said("m2", "at 8"),
+        MessageEdited(chat=GROUP, msg_id="m1", text="never", editor=CAROL),
+        MessageEdited(chat=GROUP, msg_id="m2", text="at 9", editor=BOB),
+    )
+
+    assert heard(state) == [("Bob", "at 7"), ("Bob", "at 9")]
+
+
 def test_a_group_keeps_its_newest_messages_and_each_one_cut() -> None:
     state = talk(
         *(said(f"m{n}", f"n{n}") for n in range(group_talk.KEEP + 5)), said("x", "y" * 5000)

@@ -96,6 +96,42 @@ def test_the_item_holds_the_recorded_message_and_what_came_of_it_after():
     assert (item.text, item.media) == ("text M1", image)  # asked already: too late to edit
 
 
+def test_only_the_authors_own_edit_changes_what_the_turn_answers():
+    """Bob's client can key an edit to Alice's message: recorded, but her words stay.
+
+    Her own edit counts by either of her ids, an edit that does not say who made it
+    (older logs, stdin) counts as before, and the owner edits only the owner's messages.
+    """
+    group, alice_lid = "120363000000000000@g.us", "123456789012345@lid"
+    alices = MessageReceived(
+        chat=group, msg_id="A1", sender=alice_lid, sender_alt=ALICE, text="pay Carol 10"
+    )
+    owners = MessageReceived(
+        chat=group, msg_id="O1", sender="491700000000@s.whatsapp.net", from_me=True, text="hi"
+    )
+
+    def text_after(*edits: MessageEdited) -> list[str]:
+        state = folded(alices, owners, *edits)
+        return [item.text for item in queue.pending(state, group)]
+
+    def edit(msg_id: str, words: str, **who: Any) -> MessageEdited:
+        return MessageEdited(chat=group, msg_id=msg_id, text=words, **who)
+
+    assert text_after(edit("A1", "pay Bob 1000", editor=BOB)) == ["pay Carol 10", "hi"]
+    forged = edit("A1", "pay Bob 1000", editor="555555555555555@lid", editor_alt=BOB)
+    assert text_after(forged) == ["pay Carol 10", "hi"]
+    assert text_after(edit("A1", "pay Bob", editor=ALICE, from_me=True)) == ["pay Carol 10", "hi"]
+    assert text_after(edit("O1", "hi all", editor=alice_lid)) == ["pay Carol 10", "hi"]
+
+    assert text_after(edit("A1", "pay Carol 20", editor=alice_lid)) == ["pay Carol 20", "hi"]
+    by_phone = edit("A1", "pay Carol 30", editor=ALICE)  # her other id
+    assert text_after(forged, by_phone) == ["pay Carol 30", "hi"]
+    unsaid = edit("A1", "pay Carol 40")
+    assert text_after(unsaid) == ["pay Carol 40", "hi"]
+    mine = edit("O1", "hi all", editor="987654321098765@lid", from_me=True)
+    assert text_after(mine) == ["pay Carol 10", "hi all"]
+
+
 def test_call_lifecycle_drains_on_planned_reply():
     events: list[AnyEvent] = [msg("M1"), msg("M2"), request("C1", "M1", "M2")]
     assert statuses(folded(*events)) == [("M1", "requested", "C1"), ("M2", "requested", "C1")]

@@ -309,6 +309,40 @@ async def test_the_third_rounds_lines_are_checked_like_the_rest(
     assert edit == MessageEdited(chat=ALICE, msg_id="M1", text=None, edit_id="E1")
 
 
+@pytest.mark.anyio
+async def test_an_edit_line_says_who_sent_it(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    """``sender``, ``sender_alt``, ``from_me`` become the editor (docs/stdio.md); a line
+    without them leaves it unsaid, and a sender that is no JID skips the line."""
+    group = "120363000000000000@g.us"
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"type": "edit", "chat": group, "id": "M1", "text": "a", "sender": "zq"},
+                {
+                    "type": "edit",
+                    "chat": group,
+                    "id": "M1",
+                    "text": "b",
+                    "sender": "555555555555555:2@lid",
+                    "sender_alt": "491702222222@s.whatsapp.net",
+                },
+                {"type": "edit", "chat": ALICE, "id": "M2", "text": "c", "from_me": True},
+                {"type": "edit", "chat": ALICE, "id": "M3", "text": "d"},
+            )
+            edits = [(await harness.next_fact()).event for _ in range(3)]
+
+    assert warnings_in(logs) == ["stdin line 1: sender is not a WhatsApp JID, skipped"]
+    assert [
+        (e.text, e.editor, e.editor_alt, e.from_me) for e in edits if isinstance(e, MessageEdited)
+    ] == [
+        ("b", "555555555555555@lid", "491702222222@s.whatsapp.net", False),
+        ("c", "491700000000@s.whatsapp.net", None, True),
+        ("d", None, None, False),
+    ]
+
+
 FULL_LINE: dict[str, Any] = {
     "type": "message",
     "id": "M1",

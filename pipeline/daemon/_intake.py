@@ -49,7 +49,8 @@ from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
 from pipeline.media import MediaSource, MediaStore
 from pipeline.transport import Fact, Inbound
-from projections import addresses, identity, queue
+from projections import addresses, group_talk, identity, queue
+from projections.fold import States
 
 log = get_logger("wabot.daemon")
 
@@ -244,13 +245,41 @@ class Intake:
         if chat is None:
             return None
         if isinstance(fact, MessageEdited):
-            change = fact.edit_id or hashlib.sha256((fact.text or "").encode()).hexdigest()[:16]
-            key = f"{chat}/{fact.msg_id}/edit/{change}"
-            text, size = _cut(fact.text or "")
-            cut = {"text": text, "truncated_from": size} if size is not None else {}
-            return Keyed(msgspec.structs.replace(fact, chat=chat, **cut), key)
+            return self._edit(fact, chat)
         assert isinstance(fact, MessageRevoked)
         return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
+
+    def _edit(self, fact: MessageEdited, chat: str) -> Keyed:
+        """The edit as recorded, whoever made it, with the editor's ids as far as the
+        log knows them: only the message's author's edit changes its words (the
+        projections ask ``MessageEdited.by_author``), so anyone else's is logged here."""
+        editor, alt = fact.editor, fact.editor_alt
+        if editor is not None and alt is None:
+            # WhatsApp named the editor one way only; an earlier message may have tied both.
+            alt = next(iter(lids.learned(self.folded.view, editor)), None)
+        owner = self.owner()
+        text, size = _cut(fact.text or "")
+        cut = {"text": text, "truncated_from": size} if size is not None else {}
+        event = msgspec.structs.replace(
+            fact,
+            chat=chat,
+            editor_alt=alt,
+            from_me=fact.from_me or any(i in owner for i in (editor, alt) if i),
+            **cut,
+        )
+        if not _by_author(self.folded.view, event):
+            log.warning(
+                "edit_by_someone_else_ignored",
+                chat=chat,
+                msg_id=fact.msg_id,
+                editor=editor,
+                hint="recorded; only a message's author may edit it, so its words stay",
+            )
+        # Without WhatsApp's id, the words (and who wrote them) tell one edit from another.
+        words = fact.text or ""
+        said = words if editor is None else f"{editor}\n{words}"
+        change = fact.edit_id or hashlib.sha256(said.encode()).hexdigest()[:16]
+        return Keyed(event, f"{chat}/{fact.msg_id}/edit/{change}")
 
     def _undecryptable(self, fact: MessageUndecryptable) -> Keyed | None:
         """Filed as a message from the same ids would be; its own key, so the message
@@ -299,6 +328,18 @@ class Intake:
 
 def _fetched_key(chat: str, msg_id: str) -> str:
     return f"{chat}/{msg_id}/media"
+
+
+def _by_author(view: States, ev: MessageEdited) -> bool:
+    """Whether the message ``ev`` edits was written by its editor; True when the
+    message is neither waiting for an answer nor in a group's recent talk (the
+    edit changes nothing there either way)."""
+    item = queue.item(view.queue, ev.chat, ev.msg_id)
+    if item is not None:
+        m = item.message
+        return ev.by_author(m.sender, m.sender_alt, m.from_me)
+    heard = group_talk.heard(view.group_talk, ev.chat, ev.msg_id)
+    return heard is None or ev.by_author(heard.sender, heard.sender_alt, heard.from_me)
 
 
 def _server(jid: str) -> str:

@@ -302,7 +302,7 @@ class StdioTransport:
                 now = self._clock()
                 return [Inbound(fact, now) for fact in lines.receipts(line, now)]
             if isinstance(line, lines.EditLine):
-                fact = lines.edit(line)
+                fact = lines.edit(line, self.owner_jid)
             elif isinstance(line, lines.RevokeLine):
                 fact = lines.revoke(line)
             elif isinstance(line, lines.UndecryptableLine):

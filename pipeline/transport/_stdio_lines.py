@@ -144,6 +144,10 @@ class EditLine(msgspec.Struct, kw_only=True):
     id: _Id
     text: str | None  # null: the edit could not be read (its original was never seen)
     edit_id: _Id | None = None  # WhatsApp's id of the edit itself
+    # Who sent the edit (only the message's author may edit it); none: not said.
+    sender: str | None = None
+    sender_alt: str | None = None
+    from_me: bool = False
 
 
 class RevokeLine(msgspec.Struct, kw_only=True):
@@ -285,9 +289,17 @@ def media_source(line: MessageLine) -> MediaSource | None:
     return InlineSource(media.data)
 
 
-def edit(line: EditLine) -> Fact:
+def edit(line: EditLine, owner_jid: str) -> Fact:
+    """An edit line as ``MessageEdited``; raises ``InvalidJid`` for a bad id."""
+    editor = line.sender or (owner_jid if line.from_me else None)
     return MessageEdited(
-        chat=normalize(line.chat), msg_id=line.id, text=line.text, edit_id=line.edit_id
+        chat=normalize(line.chat),
+        msg_id=line.id,
+        text=line.text,
+        edit_id=line.edit_id,
+        editor=normalize(editor) if editor else None,
+        editor_alt=normalize(line.sender_alt) if line.sender_alt else None,
+        from_me=line.from_me,
     )
 
 
@@ -396,6 +408,9 @@ class _EditOut(msgspec.Struct, tag_field="type", tag="edit"):
     id: str
     text: str | None
     edit_id: str | None
+    sender: str | None
+    sender_alt: str | None
+    from_me: bool
 
 
 class _RevokeOut(msgspec.Struct, tag_field="type", tag="revoke"):
@@ -440,7 +455,15 @@ def _line_of(fact: Fact) -> msgspec.Struct:
     if isinstance(fact, MessageReceived):
         return _message_out(fact)
     if isinstance(fact, MessageEdited):
-        return _EditOut(fact.chat, fact.msg_id, fact.text, fact.edit_id)
+        return _EditOut(
+            fact.chat,
+            fact.msg_id,
+            fact.text,
+            fact.edit_id,
+            fact.editor,
+            fact.editor_alt,
+            fact.from_me,
+        )
     if isinstance(fact, MessageRevoked):
         return _RevokeOut(fact.chat, fact.msg_id)
     if isinstance(fact, ReplyDelivered):

@@ -229,7 +229,11 @@ async def test_a_plain_edit_and_a_revoke(make_transport: Any) -> None:
 
     assert facts == [
         MessageEdited(
-            chat=ALICE_JID, msg_id="3EB0ORIG", text="the corrected text", edit_id="3EB0EDIT"
+            chat=ALICE_JID,
+            msg_id="3EB0ORIG",
+            text="the corrected text",
+            edit_id="3EB0EDIT",
+            editor=ALICE_JID,
         ),
         MessageRevoked(chat=ALICE_JID, msg_id="3EB0GONE"),
     ]
@@ -266,9 +270,76 @@ async def test_an_edit_encrypted_with_the_messages_secret_is_read(make_transport
 
     assert first.text == "teh first text"
     assert read == MessageEdited(
-        chat=ALICE_LID, msg_id="3EB0ORIG", text="the first text", edit_id="3EB0EDIT"
+        chat=ALICE_LID,
+        msg_id="3EB0ORIG",
+        text="the first text",
+        edit_id="3EB0EDIT",
+        editor=ALICE_LID,
     )
     assert unreadable.text is None  # recorded as edited, content unknown
+
+
+@pytest.mark.anyio
+async def test_an_edit_names_who_sent_it_not_whose_message_it_names(
+    make_transport: Any,
+) -> None:
+    """Bob's client keys an edit to Alice's message (``participant`` Alice), plain and
+    encrypted with her message's secret (every member has it): each is recorded as
+    Bob's edit. The owner's own edit is the owner's (``from_me``)."""
+    secret = os.urandom(32)
+    bob_jid, bob_lid = "491702222222@s.whatsapp.net", "555555555555555@lid"
+    bob: dict[str, Any] = {"chat": GROUP, "sender": "555555555555555:1@lid", "sender_alt": bob_jid}
+    alices = message_ev(
+        Message(
+            conversation="transfer 10 EUR to Carol",
+            messageContextInfo=MessageContextInfo(messageSecret=secret),
+        ),
+        chat=GROUP,
+        sender=f"{LID}:3@lid",
+        sender_alt=ALICE_JID,
+        msg_id="3EB0ORIG",
+    )
+    key = MessageKey(remoteJID=GROUP, fromMe=False, ID="3EB0ORIG", participant=ALICE_LID)
+    forged = ProtocolMessage(
+        key=key,
+        type=ProtocolMessage.MESSAGE_EDIT,
+        editedMessage=Message(conversation="transfer 1000 EUR to Bob"),
+    )
+    plain = message_ev(
+        Message(protocolMessage=forged), **bob, push_name="Bob", msg_id="3EB0BOB1", edit="1"
+    )
+    # Keyed as if Alice edited: the transport finds the key, and still names Bob.
+    encrypted = message_ev(
+        secret_edit(secret, "transfer 2000 EUR to Bob", sender=ALICE_LID, editor=ALICE_LID),
+        **bob,
+        push_name="Bob",
+        msg_id="3EB0BOB2",
+    )
+    own = message_ev(
+        Message(
+            protocolMessage=ProtocolMessage(
+                key=MessageKey(remoteJID=ALICE_LID, fromMe=True, ID="3EB0MINE"),
+                type=ProtocolMessage.MESSAGE_EDIT,
+                editedMessage=Message(conversation="see you at 8"),
+            )
+        ),
+        chat=ALICE_LID,
+        sender=f"{OWNER_LID}:2@lid",
+        recipient_alt=ALICE_JID,
+        from_me=True,
+        msg_id="3EB0OWN",
+        edit="1",
+    )
+
+    original, *edits = await received(make_transport, alices, plain, encrypted, own)
+
+    assert (original.sender, original.sender_alt) == (ALICE_LID, ALICE_JID)
+    assert [(e.msg_id, e.text, e.editor, e.editor_alt, e.from_me) for e in edits] == [
+        ("3EB0ORIG", "transfer 1000 EUR to Bob", bob_lid, bob_jid, False),
+        ("3EB0ORIG", "transfer 2000 EUR to Bob", bob_lid, bob_jid, False),
+        ("3EB0MINE", "see you at 8", f"{OWNER_LID}@lid", None, True),
+    ]
+    assert not any(e.by_author(original.sender, original.sender_alt, False) for e in edits[:2])
 
 
 @pytest.mark.anyio

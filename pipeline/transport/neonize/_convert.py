@@ -107,6 +107,8 @@ class SecretEdit(NamedTuple):
     payload: bytes
     iv: bytes
     edit_id: str
+    editor_alt: str | None = None  # the editor's other id, when WhatsApp sent it
+    from_me: bool = False  # edited by the owner
 
 
 def jid_from_str(value: str) -> Any:
@@ -157,7 +159,7 @@ def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
     try:
         chat = normalize(Jid2String(ev.Info.MessageSource.Chat))
         if message.HasField("protocolMessage"):
-            return _protocol(chat, message.protocolMessage, ev.Info.ID)
+            return _protocol(chat, message.protocolMessage, ev.Info)
         if message.HasField("secretEncryptedMessage"):
             return _secret_edit(chat, message.secretEncryptedMessage, ev.Info)
         received = _received(ev, message, me)
@@ -219,7 +221,7 @@ def _not_a_chat(chat: Any) -> str | None:
     return "newsletter" if chat.Server == "newsletter" else None
 
 
-def _protocol(chat: str, pm: Any, edit_id: str) -> Fact | Dropped:
+def _protocol(chat: str, pm: Any, info: Any) -> Fact | Dropped:
     # REVOKE is 0, the default of an unset enum: only a set type counts.
     if not pm.HasField("type"):
         return Dropped("protocol_untyped")
@@ -229,8 +231,18 @@ def _protocol(chat: str, pm: Any, edit_id: str) -> Fact | Dropped:
     if pm.type == ProtocolMessage.REVOKE:
         return MessageRevoked(chat=chat, msg_id=pm.key.ID)
     if pm.type == ProtocolMessage.MESSAGE_EDIT:
-        text = _text_of(pm.editedMessage)
-        return MessageEdited(chat=chat, msg_id=pm.key.ID, text=text, edit_id=edit_id or None)
+        # Who sent it, never the key's ``participant``: that names the original's
+        # author, and anyone can write it (only the author's own edit counts).
+        editor, editor_alt, from_me = _editor(chat, info.MessageSource)
+        return MessageEdited(
+            chat=chat,
+            msg_id=pm.key.ID,
+            text=_text_of(pm.editedMessage),
+            edit_id=info.ID or None,
+            editor=editor,
+            editor_alt=editor_alt,
+            from_me=from_me,
+        )
     known = _PROTOCOL.get(pm.type)
     return Dropped(known or f"protocol_{ProtocolMessage.Type.Name(pm.type).lower()}")
 
@@ -243,10 +255,24 @@ def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | Dropped:
         return Dropped(f"secret_{name}")
     if not sem.targetMessageKey.ID:
         return Dropped("protocol_without_key")
-    editor = jid(info.MessageSource.Sender) or ""
+    editor, editor_alt, from_me = _editor(chat, info.MessageSource)
     return SecretEdit(
-        chat, sem.targetMessageKey.ID, editor, sem.encPayload, sem.encIV, info.ID or ""
+        chat,
+        sem.targetMessageKey.ID,
+        editor,
+        sem.encPayload,
+        sem.encIV,
+        info.ID or "",
+        editor_alt,
+        from_me,
     )
+
+
+def _editor(chat: str, source: Any) -> tuple[str, str | None, bool]:
+    """Who sent an edit, as a message's sender is named: the id, its other form, the owner."""
+    alt = jid(source.SenderAlt)
+    editor = normalize(jid(source.Sender) or chat)
+    return editor, normalize(alt) if alt else None, source.IsFromMe
 
 
 def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
@@ -261,7 +287,13 @@ def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
         )
         text = _text_of(inner)
     return MessageEdited(
-        chat=pending.chat, msg_id=pending.msg_id, text=text, edit_id=pending.edit_id or None
+        chat=pending.chat,
+        msg_id=pending.msg_id,
+        text=text,
+        edit_id=pending.edit_id or None,
+        editor=pending.editor,
+        editor_alt=pending.editor_alt,
+        from_me=pending.from_me,
     )
 
 

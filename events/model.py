@@ -200,6 +200,17 @@ class MessageRevoked(Event, frozen=True, kw_only=True):
     msg_id: str
 
 
+class TimerChanged(Event, frozen=True, kw_only=True):
+    """The chat's disappearing-message timer was set, by its message ``msg_id``.
+
+    WhatsApp says so with a message of its own; the chat's later messages carry
+    a timer that is on, but one switched off is carried by nothing else.
+    """
+
+    msg_id: str
+    expiration: int  # seconds; 0: off
+
+
 class MediaTranscribed(Event, frozen=True, kw_only=True):
     """The transcript of voice note or audio message ``msg_id``; replay reuses it."""
 
@@ -586,6 +597,7 @@ AnyEvent = (
     | MessageReceived
     | MessageEdited
     | MessageRevoked
+    | TimerChanged
     | MessageUndecryptable
     | MediaFetched
     | MediaTranscribed
@@ -623,6 +635,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     MessageEdited,
     MessageRevoked,
+    TimerChanged,
     MessageUndecryptable,
     MediaFetched,
     MediaTranscribed,

@@ -2,9 +2,12 @@
 
 WhatsApp carries the timer on every message of a chat that has one
 (``contextInfo.expiration``, recorded as ``MessageReceived.expiration``; 0:
-off), the owner's own messages included. A chat's timer is the value of its
-newest message that carried one; a message that says nothing changes nothing.
-Replies sent without it would never disappear for the recipient.
+off), the owner's own messages included, and announces a change with a
+message of its own (``TimerChanged``): the only word of a timer switched off,
+since later messages then carry none. A chat's timer is the value of its
+newest message that said one; a message that says nothing changes nothing.
+Replies sent without it would never disappear for the recipient; replies
+sent with it after it went off would disappear when they should stay.
 
 A ``Compacted`` drops a chat's timer when the message it came from went (under
 rotation and forget the earlier messages went too); it is learnt again from
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
-from events.model import Compacted, MessageReceived, Recorded
+from events.model import Compacted, MessageReceived, Recorded, TimerChanged
 from projections.base import Handlers, Projection, removal
 
 
@@ -32,6 +35,10 @@ class State(msgspec.Struct, kw_only=True):
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
     if ev.expiration is not None:
         state.chats[ev.chat] = Timer(seconds=ev.expiration, seq=rec.seq, ts=rec.ts)
+
+
+def _changed(state: State, rec: Recorded, ev: TimerChanged) -> None:
+    state.chats[ev.chat] = Timer(seconds=ev.expiration, seq=rec.seq, ts=rec.ts)
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
@@ -51,6 +58,7 @@ def seconds(state: State, chat: str) -> int | None:
 
 _HANDLERS: Handlers[State] = {
     MessageReceived: _received,
+    TimerChanged: _changed,
     Compacted: _compacted,
 }
 PROJECTION = Projection.of("timers", State, _HANDLERS)

@@ -782,8 +782,13 @@ def _shapes() -> dict[str, list[Case]]:
         "a history sync (`protocolMessage` `HISTORY_SYNC_NOTIFICATION`)": [
             Case((ev(protocol(wa.ProtocolMessage.HISTORY_SYNC_NOTIFICATION)),))
         ],
-        "the chat's disappearing timer changed (`protocolMessage` `EPHEMERAL_SETTING`)": [
-            Case((ev(protocol(wa.ProtocolMessage.EPHEMERAL_SETTING, ephemeralExpiration=86_400)),))
+        "the chat's disappearing timer set or switched off"
+        " (`protocolMessage` `EPHEMERAL_SETTING`)": [
+            Case(
+                (ev(protocol(wa.ProtocolMessage.EPHEMERAL_SETTING, ephemeralExpiration=seconds)),),
+                has(chat=ALICE_JID, expiration=seconds),
+            )
+            for seconds in (86_400, 0)
         ],
         "any other protocol message": [
             Case((ev(protocol(wa.ProtocolMessage.PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE)),))

@@ -16,6 +16,7 @@ from events.model import (
     Recorded,
     ReplyDelivered,
     ReplySent,
+    TimerChanged,
 )
 from events.protocol import Selection
 from projections import alerts, deliveries, timers
@@ -228,6 +229,23 @@ def test_a_chats_timer_is_its_newest_messages_owner_included() -> None:
     assert timer(received("M1", 86400), received("M2", 604800, from_me=True)) == 604800
     assert timer(received("M1", 86400), received("M2", 0)) is None  # turned off
     assert timers.seconds(fold(log((0, received("M1", 86400)))).timers, BOB) is None
+
+
+def test_a_timer_set_by_its_own_message_stands_until_another_says_one() -> None:
+    def timer(*events: MessageReceived | TimerChanged) -> int | None:
+        return timers.seconds(fold(log(*((0.0, e) for e in events))).timers, ALICE)
+
+    def changed(msg_id: str, seconds: int) -> TimerChanged:
+        return TimerChanged(chat=ALICE, msg_id=msg_id, expiration=seconds)
+
+    # Switched off: the messages after it carry nothing, so only this says it.
+    assert timer(received("M1", 604800), changed("T1", 0), received("M2", None)) is None
+    assert timer(changed("T1", 86400)) == 86400  # on before any message carried it
+    assert timer(changed("T1", 0), received("M2", 604800)) == 604800
+    records = log((0, received("M1", 604800)), (1, changed("T1", 0)))
+    # Rotated away with the messages before it: learnt again from the next one.
+    went = fold(compact(records, Selection(seqs=frozenset({1, 2}))))
+    assert timers.seconds(went.timers, ALICE) is None
 
 
 def test_a_timer_goes_with_the_message_it_came_from() -> None:

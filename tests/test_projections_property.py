@@ -37,6 +37,7 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    TimerChanged,
     TranscriptionFailed,
     TransportStatus,
     Usage,
@@ -84,6 +85,12 @@ events = st.one_of(
         via=st.none() | people,
         chat_alt=st.none() | people,
         expiration=st.none() | st.sampled_from([0, 86400, 604800]),
+    ),
+    st.builds(
+        TimerChanged,
+        chat=chats,
+        msg_id=msg_ids,
+        expiration=st.sampled_from([0, 86400, 604800]),
     ),
     st.builds(
         MessageUndecryptable,

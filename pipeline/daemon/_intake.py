@@ -36,6 +36,7 @@ from events.model import (
     MessageSkipped,
     MessageUndecryptable,
     ReplyDelivered,
+    TimerChanged,
     TransportStatus,
 )
 from events.protocol import Keyed
@@ -150,7 +151,7 @@ class Intake:
             await self._unresolved(inbound.event)
             return False
         fact = keyed.event
-        if isinstance(fact, MessageReceived | MessageEdited | MessageUndecryptable):
+        if isinstance(fact, MessageReceived | MessageEdited | MessageUndecryptable | TimerChanged):
             # Never the text: logs outlive ``forget`` and rotation, the log's events do not.
             log.debug(type(fact).__name__, chat=fact.chat, msg_id=fact.msg_id)
         pending = None
@@ -246,6 +247,8 @@ class Intake:
             return None
         if isinstance(fact, MessageEdited):
             return self._edit(fact, chat)
+        if isinstance(fact, TimerChanged):
+            return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/timer")
         assert isinstance(fact, MessageRevoked)
         return Keyed(msgspec.structs.replace(fact, chat=chat), f"{chat}/{fact.msg_id}/revoke")
 
@@ -307,7 +310,7 @@ class Intake:
         return Keyed(event, f"{chat}/{fact.msg_id}/undecryptable")
 
     def _chat_of(self, jid: str) -> str | None:
-        """The monitored chat an edit or revoke names by one of its ids."""
+        """The monitored chat an edit, a revoke or a timer change names by one of its ids."""
         app = self.settings.app
         if _server(jid) in _NOT_CHATS:
             return None

@@ -30,13 +30,21 @@ from events.model import (
     Quoted,
     ReplyDelivered,
     ReplyPurpose,
+    TimerChanged,
     TransportStatus,
 )
 from pipeline.media import OGG_OPUS, MediaSource
 
 # A receipt (``ReplyDelivered``) comes with ``reply_id`` "": the daemon finds the
 # reply its ``wa_id`` belongs to, and drops it unseen when there is none.
-Fact = MessageReceived | MessageEdited | MessageRevoked | MessageUndecryptable | ReplyDelivered
+Fact = (
+    MessageReceived
+    | MessageEdited
+    | MessageRevoked
+    | TimerChanged
+    | MessageUndecryptable
+    | ReplyDelivered
+)
 
 
 class Inbound(NamedTuple):

@@ -305,6 +305,8 @@ class StdioTransport:
                 fact = lines.edit(line, self.owner_jid)
             elif isinstance(line, lines.RevokeLine):
                 fact = lines.revoke(line)
+            elif isinstance(line, lines.TimerLine):
+                fact = lines.timer(line)
             elif isinstance(line, lines.UndecryptableLine):
                 fact = lines.undecryptable(line, self.owner_jid, self._clock())
             else:

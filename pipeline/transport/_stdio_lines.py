@@ -1,7 +1,7 @@
 """The JSON lines of the stdio transport (docs/stdio.md), in and out.
 
 In: ``message`` (the default type, with an optional attachment under ``media``),
-``edit``, ``revoke``, ``status`` (``restricted``: an ``AccountRestricted``;
+``edit``, ``revoke``, ``timer``, ``status`` (``restricted``: an ``AccountRestricted``;
 any other state: a ``TransportStatus``), ``undecryptable``
 and ``receipt``. Out:
 ``sent``, ``presence`` and ``read``. Decoding is validation: a line of the
@@ -35,6 +35,7 @@ from events.model import (
     ReceiptState,
     ReplyDelivered,
     ReplyPurpose,
+    TimerChanged,
     TransportState,
     TransportStatus,
     UndecryptableReason,
@@ -155,6 +156,12 @@ class RevokeLine(msgspec.Struct, kw_only=True):
     id: _Id
 
 
+class TimerLine(msgspec.Struct, kw_only=True):
+    chat: str
+    id: _Id
+    expiration: _Seconds
+
+
 class StatusLine(msgspec.Struct, kw_only=True):
     state: TransportState | Literal["restricted"]
     detail: str | None = None
@@ -200,6 +207,7 @@ LINES: dict[str, type[msgspec.Struct]] = {
     "message": MessageLine,
     "edit": EditLine,
     "revoke": RevokeLine,
+    "timer": TimerLine,
     "status": StatusLine,
     "undecryptable": UndecryptableLine,
     "receipt": ReceiptLine,
@@ -305,6 +313,10 @@ def edit(line: EditLine, owner_jid: str) -> Fact:
 
 def revoke(line: RevokeLine) -> Fact:
     return MessageRevoked(chat=normalize(line.chat), msg_id=line.id)
+
+
+def timer(line: TimerLine) -> Fact:
+    return TimerChanged(chat=normalize(line.chat), msg_id=line.id, expiration=line.expiration)
 
 
 def status(line: StatusLine) -> TransportStatus | AccountRestricted:
@@ -418,6 +430,12 @@ class _RevokeOut(msgspec.Struct, tag_field="type", tag="revoke"):
     id: str
 
 
+class _TimerOut(msgspec.Struct, tag_field="type", tag="timer"):
+    chat: str
+    id: str
+    expiration: int
+
+
 class _UndecryptableOut(msgspec.Struct, tag_field="type", tag="undecryptable"):
     chat: str
     id: str
@@ -466,6 +484,8 @@ def _line_of(fact: Fact) -> msgspec.Struct:
         )
     if isinstance(fact, MessageRevoked):
         return _RevokeOut(fact.chat, fact.msg_id)
+    if isinstance(fact, TimerChanged):
+        return _TimerOut(fact.chat, fact.msg_id, fact.expiration)
     if isinstance(fact, ReplyDelivered):
         return _ReceiptOut(fact.chat, [fact.wa_id], fact.state, fact.at)
     return _UndecryptableOut(

@@ -101,6 +101,12 @@ def test_replies_carry_the_chats_disappearing_timer_until_another_arrives(
     assert answer("still there?")["expiration"] == 604800  # said nothing: the timer stands
     assert answer("changed it", expiration=86400)["expiration"] == 86400
     assert "expiration" not in answer("turned it off", expiration=0)
+    assert answer("on again", expiration=604800)["expiration"] == 604800
+    # Switched off in WhatsApp: said once, by a message of its own, then by nothing.
+    daemon.send(type="timer", chat=ALICE, id="T1", expiration=0)
+    assert "expiration" not in answer("plain text, no timer on it")
+    daemon.send(type="timer", chat=ALICE, id="T2", expiration=86400)
+    assert answer("and on once more")["expiration"] == 86400
     daemon.stop()
 
 

@@ -175,7 +175,13 @@ async def test_the_whatsapp_transport_delivers_exactly_what_the_tool_converts(
 
     assert delivered == expected
     kinds = {type(f).__name__ for f in expected}
-    assert kinds == {"MessageReceived", "MessageEdited", "MessageRevoked", "MessageUndecryptable"}
+    assert kinds == {
+        "MessageReceived",
+        "MessageEdited",
+        "MessageRevoked",
+        "TimerChanged",
+        "MessageUndecryptable",
+    }
 
 
 @pytest.fixture

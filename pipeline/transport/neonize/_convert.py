@@ -35,6 +35,7 @@ from events.model import (
     MessageRevoked,
     MessageUndecryptable,
     Quoted,
+    TimerChanged,
 )
 from pipeline.media import message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
@@ -67,8 +68,6 @@ _KEYS = frozenset({"senderKeyDistributionMessage", "fastRatchetKeySenderKeyDistr
 _PROTOCOL = {
     ProtocolMessage.APP_STATE_SYNC_KEY_SHARE: "key_share",
     ProtocolMessage.HISTORY_SYNC_NOTIFICATION: "history_sync",
-    # The disappearing timer changed: replies take it from the next message (see _expiration).
-    ProtocolMessage.EPHEMERAL_SETTING: "timer_change",
 }
 
 
@@ -230,6 +229,11 @@ def _protocol(chat: str, pm: Any, info: Any) -> Fact | Dropped:
         return Dropped("protocol_without_key")
     if pm.type == ProtocolMessage.REVOKE:
         return MessageRevoked(chat=chat, msg_id=pm.key.ID)
+    if pm.type == ProtocolMessage.EPHEMERAL_SETTING:
+        # The one message that says a timer went off: later ones carry nothing then.
+        if not info.ID:
+            return Dropped("protocol_without_key")
+        return TimerChanged(chat=chat, msg_id=info.ID, expiration=pm.ephemeralExpiration)
     if pm.type == ProtocolMessage.MESSAGE_EDIT:
         # Who sent it, never the key's ``participant``: that names the original's
         # author, and anyone can write it (only the author's own edit counts).

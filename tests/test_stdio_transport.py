@@ -26,6 +26,7 @@ from events.model import (
     MessageUndecryptable,
     ReceiptState,
     ReplyDelivered,
+    TimerChanged,
     TransportStatus,
 )
 from pipeline.config import MediaConfig
@@ -637,6 +638,30 @@ async def test_bad_third_round_lines_are_one_warning_each(
 
 
 @pytest.mark.anyio
+async def test_a_timer_line_sets_or_switches_off_the_chats_timer(
+    stdin: StdinPipe, make_transport: MakeTransport
+) -> None:
+    """docs/stdio.md, ``timer``: a TimerChanged, 0 included; a timer out of range is
+    one warning and the line is skipped."""
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            stdin.write(
+                {"type": "timer", "chat": ALICE, "id": "T1", "expiration": 0},
+                {"type": "timer", "chat": ALICE, "id": "T2", "expiration": -1},
+                {"type": "timer", "chat": ALICE, "id": "T3", "expiration": 86400},
+            )
+            changes = [(await harness.next_fact()).event for _ in range(2)]
+
+    assert changes == [
+        TimerChanged(chat=ALICE, msg_id="T1", expiration=0),
+        TimerChanged(chat=ALICE, msg_id="T3", expiration=86400),
+    ]
+    [warning] = warnings_in(logs)
+    assert warning.startswith("stdin line 2: invalid timer (")
+    assert "`$.expiration`" in warning
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("expiration", "shown"), [(604800, 604800), (0, None), (None, None)])
 async def test_a_sent_line_carries_the_chats_timer_only_when_it_is_on(
     make_transport: MakeTransport, expiration: int | None, shown: int | None
@@ -725,7 +750,11 @@ async def test_a_full_stdout_stalls_no_other_task_and_loses_no_line(
             drained = await anyio.to_thread.run_sync(_drain, read_fd, 2)
     os.close(read_fd)
     out = [json.loads(line) for line in drained.lstrip(b"x").splitlines()]
-    assert [(o["type"], o.get("text")) for o in out] == [("sent", "first"), ("presence", None)]
+    # Two tasks wrote at once: each line whole, in whichever order their threads ran.
+    assert sorted((o["type"], o.get("text") or "") for o in out) == [
+        ("presence", ""),
+        ("sent", "first"),
+    ]
     assert len(sent) == 1
 
 

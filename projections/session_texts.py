@@ -18,7 +18,9 @@ class Texts(msgspec.Struct, kw_only=True, gc=False):
 
     words: list[int] = []  # messages, edits, documents read, LLM requests
     counted: list[int] = []  # answers, replies and transcripts: the budget counts them a while
-    last: float = 0.0  # ts of the newest (set when it stops growing: ended, attached)
+    # ts of the newest (set when it stops growing: ended, attached; a session's, when
+    # its requests went and its activity with them)
+    last: float = 0.0
     chat: str = ""  # set when it stops being a session's: ended, attached
 
     def add(self, rec: Recorded, *, counted: bool = False) -> None:

@@ -5,9 +5,15 @@ callers ask ``live(..., now, mode, ...)`` and start a new session when it is Non
 
 A ``Compacted`` ends the sessions whose ``SessionStarted`` went (with their
 calls in flight) and drops the calls whose request went: the chat starts
-afresh, as a fold of what is left would have it. A surviving session keeps
-its turns (a rotation or a forget removes a session's events together with
-its start).
+afresh, as a fold of what is left would have it. A surviving session loses
+the turns whose request went, and when its latest request went, the system
+text and the activity that request brought: an expiry removes every request
+of a session it ends but keeps its start, so its words leave the state with
+the log's, and the session is what a fold of what is left makes of it (its
+start, no context; a rotation or a forget removes a session's events
+together with its start). Requests made before ``tracking`` was turned on
+stay (expiry never names them) until the retention: a fold of what is left
+would rebuild a context from them, this keeps only the turns still there.
 
 Each session also knows the events that carry its words (``Texts``): the
 messages an LLM call took (with their edits, transcripts and documents read),
@@ -68,6 +74,7 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     content: str
     at: float
     msg_ids: tuple[str, ...] = ()  # the messages a user utterance is made of
+    asked: int = 0  # seq of the LlmRequested of the call it came from
 
 
 class Session(msgspec.Struct, kw_only=True, gc=False):
@@ -79,6 +86,7 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     reason: Reason
     turns: list[Utterance] = []
     system: str = ""  # the system text of the session's latest request
+    asked: int = 0  # seq of the session's latest request (0: none, or it went)
     seq: int = 0  # of its SessionStarted
     texts: Texts = msgspec.field(default_factory=Texts)
 
@@ -167,6 +175,7 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
     at = (rec.seq, rec.ts, ev.chat)  # origin(rec), without the call
     state.pending[ev.call_id] = PendingCall(ev.session_id, text, tuple(ev.trigger_ids), at)
     session.last_activity = rec.ts
+    session.asked = rec.seq
     if messages and messages[0].role == "system":
         session.system = messages[0].content
     if not state.tracking:
@@ -204,11 +213,12 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
         session.texts.counted.append(rec.seq)
         state.replying[ev.call_id] = call.session_id
     turns = session.turns
-    turns.append(Utterance("user", call.text, rec.ts, call.msg_ids))
+    asked = call.origin[0]
+    turns.append(Utterance("user", call.text, rec.ts, call.msg_ids, asked))
     if ev.content.strip():
         # No text (the turn then failed, so nothing was sent): the next request must
         # not carry an empty assistant turn, which an API may refuse.
-        turns.append(Utterance("assistant", ev.content, rec.ts))
+        turns.append(Utterance("assistant", ev.content, rec.ts, asked=asked))
     size = len(turns)
     if size > state.max_messages:
         # Keep at most max_messages; Perplexity needs the context to open with a user turn.
@@ -311,7 +321,8 @@ def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session c
     for session in state.sessions.values():
         end = expires_at(session, mode, ttl_minutes, tz)
         if end is not None and now >= end:
-            done.append((session.texts, session.last_activity))
+            # ``texts.last``: when it was last active, should its requests have gone since.
+            done.append((session.texts, max(session.last_activity, session.texts.last)))
     for texts, last in done:
         found.update(texts.words)
         if last < counted_before:
@@ -341,7 +352,24 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         for call_id, call in state.pending.items()
         if call.session_id not in ended and not gone.gone(*call.origin)
     }
+    for session in state.sessions.values():
+        _unasked(session, gone)
     _absorb_texts(state, gone, ev.older_than is not None)
+
+
+def _unasked(session: Session, gone: Removal) -> None:
+    """The turns whose request went leave the context; the latest request gone takes
+    the system text and the activity it brought along (a fold of what is left would
+    know neither)."""
+    chat = session.chat
+    if any(went(gone, turn.asked, chat) for turn in session.turns):
+        session.turns = [turn for turn in session.turns if not went(gone, turn.asked, chat)]
+    if session.asked and went(gone, session.asked, chat):
+        # Expiry still counts the answers left by when the session was last active.
+        session.texts.last = max(session.texts.last, session.last_activity)
+        session.system, session.asked = "", 0
+        turns = session.turns
+        session.last_activity = max(session.started_at, turns[-1].at if turns else 0.0)
 
 
 def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:

@@ -1,12 +1,15 @@
 """``rotation.drop_expired_sessions``: a rotation also removes the texts of ended sessions."""
 
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from events.backends import open_log
 from events.model import (
@@ -26,6 +29,8 @@ from events.testing import FakeClock
 from events.units import DAY, HOUR
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import config_loaded
+from projections.fold import fold
+from projections.session_texts import Texts
 from tests import test_scheduler
 from tests.test_scheduler import ALICE, Bot, at
 
@@ -164,3 +169,69 @@ async def test_turning_the_setting_off_lets_go_of_what_was_followed(make_bot: An
     bot.folded.catch_up()
 
     assert [s.texts.words for s in bot.folded.view.sessions.sessions.values()] == [[]]
+
+
+def _snapshots(bot: Bot) -> bytes:
+    """Every snapshot row of the bot's log, as stored."""
+    with closing(sqlite3.connect(bot.path / "events.db")) as db:
+        return b"".join(bytes(state) for (state,) in db.execute("SELECT state FROM snapshots"))
+
+
+@pytest.mark.anyio
+async def test_an_expired_sessions_words_leave_the_state_and_its_snapshots(
+    make_bot: Any,
+) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _turn(bot, nine, ALICE, 1, "alice-secret")
+    bot.restart(nine + 60)  # a snapshot holding her turn, as a daemon's stop leaves one
+    assert b"alice-secret" in _snapshots(bot)
+
+    await bot.tick(nine + 101 * 60)
+    bot.restart(nine + 102 * 60)
+
+    assert len(_expiries(bot)) == 1
+    # The answer stays in the log a while (the budget counts it), never in the context.
+    [session] = bot.folded.view.sessions.sessions.values()
+    assert (session.turns, session.system, session.last_activity) == ([], "", nine)
+    refolded = fold(bot.records()).sessions.sessions["S1"]  # what it follows aside
+    assert replace(session, texts=Texts()) == replace(refolded, texts=Texts())
+    assert b"alice-secret" not in _snapshots(bot)
+
+
+@pytest.mark.anyio
+async def test_the_answers_left_go_by_the_sessions_last_activity(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _turn(bot, nine, ALICE, 1, "alice-early")
+    later = nine + 50 * 60  # the session's second exchange
+    bot.append(
+        later,
+        MessageReceived(chat=ALICE, msg_id="M2", sender=ALICE, text="alice-late"),
+        LlmRequested(
+            chat=ALICE,
+            call_id="C2",
+            session_id="S1",
+            trigger_ids=["M2"],
+            model="m",
+            params={},
+            messages=[ChatTurn("user", "alice-late")],
+            config_hash="h",
+        ),
+        LlmCompleted(chat=ALICE, call_id="C2", content="answer to alice-late"),
+    )
+    await bot.tick(later + 61 * 60)  # her words go, and her activity with them
+    assert "alice-late" not in [
+        t.content for s in bot.folded.view.sessions.sessions.values() for t in s.turns
+    ]
+
+    # Eight days after the first answer but not the second: the budget still counts that.
+    await bot.tick(nine + 8 * DAY + 30 * 60)
+    assert "answer to alice-late" in _texts(bot)
+
+    await bot.tick(later + 8 * DAY + 61 * 60)
+    texts = _texts(bot)
+    assert "answer to alice-early" not in texts
+    assert "answer to alice-late" not in texts

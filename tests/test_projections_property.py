@@ -58,34 +58,84 @@ reminder_ids = st.sampled_from([f"R{i}" for i in range(4)])
 texts = st.sampled_from(["hi", "hi ", "hello there", "", "answer"])
 maybe = st.none() | st.floats(0, 1, allow_nan=False)
 
+configs = st.builds(
+    ConfigLoaded,
+    hash=st.sampled_from(["h1", "h2"]),
+    # Sessions follow their events for drop_expired_sessions: on, so the law covers it.
+    config=st.builds(
+        lambda n: {
+            "session_memory": {"max_messages": n},
+            "rotation": {"drop_expired_sessions": True},
+        },
+        st.integers(1, 6),
+    ),
+    path=st.just("app.json"),
+)
+received = st.builds(
+    MessageReceived,
+    chat=chats,
+    msg_id=msg_ids,
+    sender=people,
+    sender_alt=st.none() | people,
+    text=texts,
+    from_me=st.booleans(),
+    is_group=st.booleans(),
+    mentions=st.lists(people, max_size=2),
+    via=st.none() | people,
+    chat_alt=st.none() | people,
+    expiration=st.none() | st.sampled_from([0, 86400, 604800]),
+)
+skipped = st.builds(
+    MessageSkipped,
+    chat=chats,
+    msg_id=msg_ids,
+    reason=st.sampled_from(["echo", "takeover", "budget"]),
+)
+started = st.builds(
+    SessionStarted,
+    chat=chats,
+    session_id=session_ids,
+    user=people,
+    reason=st.sampled_from(["new", "expired"]),
+)
+requested = st.builds(
+    LlmRequested,
+    chat=chats,
+    call_id=call_ids,
+    session_id=session_ids,
+    trigger_ids=st.lists(msg_ids, max_size=3),
+    model=st.just("m"),
+    params=st.just({}),
+    messages=st.builds(
+        lambda system, turns: [*system, *turns],
+        st.lists(st.builds(ChatTurn, st.just("system"), texts), max_size=1),
+        st.lists(st.builds(ChatTurn, st.just("user"), texts), max_size=2),
+    ),
+    config_hash=st.just("h1"),
+)
+completed = st.builds(
+    LlmCompleted,
+    chat=chats,
+    call_id=call_ids,
+    content=texts,
+    citations=st.lists(st.builds(Citation, url=st.just("https://x")), max_size=1),
+    usage=st.builds(Usage, cost_usd=maybe),
+    latency_ms=st.floats(0, 5000),
+)
+planned = st.builds(
+    ReplyPlanned,
+    chat=chats,
+    reply_id=reply_ids,
+    purpose=st.sampled_from(["reply", "debug"]),
+    text=texts,
+    call_id=st.none() | call_ids,
+    in_reply_to=st.none() | msg_ids,
+    wa_id=st.none() | st.sampled_from(["w1", "w2"]),
+    trigger_ids=st.lists(msg_ids, max_size=2),
+)
 events = st.one_of(
-    st.builds(
-        ConfigLoaded,
-        hash=st.sampled_from(["h1", "h2"]),
-        # Sessions follow their events for drop_expired_sessions: on, so the law covers it.
-        config=st.builds(
-            lambda n: {
-                "session_memory": {"max_messages": n},
-                "rotation": {"drop_expired_sessions": True},
-            },
-            st.integers(1, 6),
-        ),
-        path=st.just("app.json"),
-    ),
-    st.builds(
-        MessageReceived,
-        chat=chats,
-        msg_id=msg_ids,
-        sender=people,
-        sender_alt=st.none() | people,
-        text=texts,
-        from_me=st.booleans(),
-        is_group=st.booleans(),
-        mentions=st.lists(people, max_size=2),
-        via=st.none() | people,
-        chat_alt=st.none() | people,
-        expiration=st.none() | st.sampled_from([0, 86400, 604800]),
-    ),
+    configs,
+    received,
     st.builds(
         TimerChanged,
         chat=chats,
@@ -99,51 +149,12 @@ events = st.one_of(
         sender=people,
         reason=st.sampled_from(["view_once", "decrypt_failed"]),
     ),
-    st.builds(
-        MessageSkipped,
-        chat=chats,
-        msg_id=msg_ids,
-        reason=st.sampled_from(["echo", "takeover", "budget"]),
-    ),
-    st.builds(
-        SessionStarted,
-        chat=chats,
-        session_id=session_ids,
-        user=people,
-        reason=st.sampled_from(["new", "expired"]),
-    ),
-    st.builds(
-        LlmRequested,
-        chat=chats,
-        call_id=call_ids,
-        session_id=session_ids,
-        trigger_ids=st.lists(msg_ids, max_size=3),
-        model=st.just("m"),
-        params=st.just({}),
-        messages=st.lists(st.builds(ChatTurn, st.just("user"), texts), max_size=2),
-        config_hash=st.just("h1"),
-    ),
-    st.builds(
-        LlmCompleted,
-        chat=chats,
-        call_id=call_ids,
-        content=texts,
-        citations=st.lists(st.builds(Citation, url=st.just("https://x")), max_size=1),
-        usage=st.builds(Usage, cost_usd=maybe),
-        latency_ms=st.floats(0, 5000),
-    ),
+    skipped,
+    started,
+    requested,
+    completed,
     st.builds(LlmFailed, chat=chats, call_id=call_ids, error=st.just("x"), final=st.booleans()),
-    st.builds(
-        ReplyPlanned,
-        chat=chats,
-        reply_id=reply_ids,
-        purpose=st.sampled_from(["reply", "debug"]),
-        text=texts,
-        call_id=st.none() | call_ids,
-        in_reply_to=st.none() | msg_ids,
-        wa_id=st.none() | st.sampled_from(["w1", "w2"]),
-        trigger_ids=st.lists(msg_ids, max_size=2),
-    ),
+    planned,
     st.builds(
         ReplySent,
         chat=chats,
@@ -229,9 +240,40 @@ events = st.one_of(
 
 
 @st.composite
-def logs(draw: st.DrawFn) -> list[Recorded]:
-    """Records with increasing seq and ts; gaps of up to two days exercise pruning."""
-    evs = draw(st.lists(events, max_size=60))
+def exchange(draw: st.DrawFn) -> list[AnyEvent]:
+    """A message answered in a session (started anew or not), as the agent records it."""
+    chat, session_id, call_id, msg_id = (
+        draw(chats),
+        draw(session_ids),
+        draw(call_ids),
+        draw(msg_ids),
+    )
+    request = draw(requested)
+    evs: list[AnyEvent] = [
+        msgspec.structs.replace(draw(received), chat=chat, msg_id=msg_id),
+        msgspec.structs.replace(draw(started), chat=chat, session_id=session_id),
+        msgspec.structs.replace(
+            request, chat=chat, call_id=call_id, session_id=session_id, trigger_ids=[msg_id]
+        ),
+        msgspec.structs.replace(draw(completed), chat=chat, call_id=call_id),
+        msgspec.structs.replace(draw(planned), chat=chat, call_id=call_id),
+    ]
+    return evs if draw(st.booleans()) else [evs[0], *evs[2:]]  # the session's next exchange
+
+
+@st.composite
+def logs(draw: st.DrawFn, *, tracked: bool = False) -> list[Recorded]:
+    """Records with increasing seq and ts; gaps of up to two days exercise pruning.
+    ``tracked``: a config turning ``drop_expired_sessions`` on comes first, and whole
+    exchanges (``exchange``) among the events, so sessions have turns to lose."""
+    evs = [draw(configs)] if tracked else []
+    if tracked:
+        for part in draw(
+            st.lists(st.one_of(events.map(lambda e: [e]), exchange()), min_size=2, max_size=20)
+        ):
+            evs += part
+    else:
+        evs += draw(st.lists(events, max_size=60))
     steps = draw(st.lists(st.floats(0, 2 * 86400), min_size=len(evs), max_size=len(evs)))
     records, seq, ts = [], 0, 1_764_000_000.0
     for event, step in zip(evs, steps, strict=True):
@@ -335,6 +377,16 @@ def _seqs(records: list[Recorded], data: st.DataObject) -> tuple[CompactReason, 
     upto = data.draw(st.integers(0, records[-1].seq))
     seqs = frozenset(r.seq for r in records if r.chat == chat and r.seq <= upto)
     return "expiry", Selection(seqs=seqs)
+
+
+def _expiry(records: list[Recorded], data: st.DataObject) -> tuple[CompactReason, Selection]:
+    """What ``rotation.drop_expired_sessions`` selects: the texts of the sessions ended
+    or expired by a time (a session expires after an hour idle)."""
+    now = data.draw(st.floats(records[0].ts, records[-1].ts + DAY))
+    state = fold(records, [sessions.PROJECTION]).sessions
+    counted_before = data.draw(st.floats(records[0].ts, now))
+    doomed = sessions.expired_texts(state, now, "idle", 60, "UTC", counted_before)
+    return "expiry", Selection(seqs=doomed)
 
 
 def _compacted(
@@ -481,3 +533,25 @@ def test_absorbing_a_compaction_equals_folding_what_is_left(raw, select, data):
     # The estimate keeps the recent costs left; a refold may reach further back.
     kept = absorbed.budget.recent_from
     assert refolded.budget.recent_from[len(refolded.budget.recent_from) - len(kept) :] == kept
+
+
+@settings(max_examples=int(os.environ.get("WABOT_LAW_EXAMPLES", "300")), deadline=None)
+@given(logs(tracked=True), st.data())
+def test_absorbing_an_expiry_equals_folding_what_is_left(raw, data):
+    """An expiry keeps a session's start and removes its texts: the turns, system
+    text and activity they brought leave the sessions too. (Tracked from the start:
+    the requests made before ``tracking`` stay, see projections.sessions. The law
+    is the sessions': the generated logs answer messages of no session, which the
+    agent never does.)"""
+    records = _coherent(raw)
+    compacted = _compacted(records, *_expiry(records, data))
+    if compacted is None:
+        return  # nothing selected: no marker
+    left, marker = compacted
+    absorbed, refolded = (
+        fold(log, [sessions.PROJECTION]) for log in ([*records, marker], [*left, marker])
+    )
+    newest = records[-1].ts
+    ours, theirs = absorbed.sessions, refolded.sessions
+    assert _view("sessions", ours, newest) == _view("sessions", theirs, newest)
+    _texts_absorbed(ours, left)

@@ -16,8 +16,9 @@ stay (expiry never names them) until the retention: a fold of what is left
 would rebuild a context from them, this keeps only the turns still there.
 
 Each session also knows the events that carry its words (``Texts``): the
-messages an LLM call took (with their edits, transcripts and documents read),
-the requests, the answers and the replies planned from them, so
+messages an LLM call took (with their edits, the attachments fetched after
+them, so the files go too, transcripts and documents read), the requests,
+the answers and the replies planned from them, so
 ``rotation.drop_expired_sessions`` can remove an ended session's text by seq
 (``expired_texts``) without reading the log back. A message is followed from
 its receipt until a call takes it or it is skipped; a turn's tool calls, their
@@ -47,6 +48,7 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    MediaFetched,
     MediaTranscribed,
     MessageEdited,
     MessageReceived,
@@ -276,8 +278,9 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         state.waiting[f"{ev.chat}|{ev.msg_id}"] = rec.seq
 
 
-def _more(state: State, rec: Recorded, ev: MessageEdited | DocumentRead) -> None:
-    """An edit or a document's text joins its message while no call has taken it."""
+def _more(state: State, rec: Recorded, ev: MessageEdited | MediaFetched | DocumentRead) -> None:
+    """An edit, an attachment fetched after its message (the agent waits for it) or a
+    document's text joins its message while no call has taken it."""
     key = _key(ev.chat, ev.msg_id)
     if key in state.waiting:
         state.attached.setdefault(key, Texts(chat=ev.chat)).add(rec)
@@ -450,6 +453,7 @@ _HANDLERS: Handlers[State] = {
     MessageRevoked: _revoked,
     MessageReceived: _received,
     MessageEdited: _more,
+    MediaFetched: _more,
     DocumentRead: _more,
     MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,

@@ -19,6 +19,8 @@ from events.model import (
     DocumentRead,
     LlmCompleted,
     LlmRequested,
+    Media,
+    MediaFetched,
     MessageReceived,
     MessageSkipped,
     ReplyPlanned,
@@ -40,13 +42,17 @@ DROPPING = {"retention_days": 30, "interval_hours": 1, "drop_expired_sessions": 
 IDLE_HOUR = {"mode": "idle", "ttl_minutes": 60}
 
 
-def _turn(bot: Bot, when: float, chat: str, n: int, words: str) -> None:
+def _turn(
+    bot: Bot, when: float, chat: str, n: int, words: str, *, fetched: Media | None = None
+) -> None:
     """One exchange of session ``S{n}`` in ``chat``: message (a document), request,
-    answer, reply."""
+    answer, reply. ``fetched``: its attachment, fetched after it (as WhatsApp's are)."""
     msg, call, session = f"M{n}", f"C{n}", f"S{n}"
+    pending = None if fetched is None else replace(fetched, sha256="", fetching=True)
     bot.append(
         when,
-        MessageReceived(chat=chat, msg_id=msg, sender=chat, text=words),
+        MessageReceived(chat=chat, msg_id=msg, sender=chat, text=words, media=pending),
+        *([] if fetched is None else [MediaFetched(chat=chat, msg_id=msg, media=fetched)]),
         DocumentRead(chat=chat, msg_id=msg, text=f"document of {words}"),
         SessionStarted(chat=chat, session_id=session, user=chat, reason="new"),
         LlmRequested(
@@ -235,3 +241,20 @@ async def test_the_answers_left_go_by_the_sessions_last_activity(make_bot: Any) 
     texts = _texts(bot)
     assert "answer to alice-early" not in texts
     assert "answer to alice-late" not in texts
+
+
+@pytest.mark.anyio
+async def test_an_attachment_fetched_after_its_message_goes_with_it(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    stored = Media(kind="document", file_name="lab-result.pdf", sha256="ab" * 32)
+    _turn(bot, nine, ALICE, 1, "alice-secret", fetched=stored)
+    assert bot.folded.log.media() == {"ab" * 32}
+
+    await bot.tick(nine + 101 * 60)
+
+    [marker] = _expiries(bot)
+    assert marker.by_type["MediaFetched"] == 1
+    assert "lab-result.pdf" not in _texts(bot)
+    assert bot.folded.log.media() == set()  # so the sweep deletes the file

@@ -23,6 +23,8 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     LlmRequested,
+    Media,
+    MediaFetched,
     MediaTranscribed,
     MessageReceived,
     MessageSkipped,
@@ -85,6 +87,12 @@ received = st.builds(
     chat_alt=st.none() | people,
     expiration=st.none() | st.sampled_from([0, 86400, 604800]),
 )
+fetched = st.builds(
+    MediaFetched,
+    chat=chats,
+    msg_id=msg_ids,
+    media=st.builds(Media, kind=st.just("image"), sha256=st.sampled_from(["", "ab"])),
+)
 skipped = st.builds(
     MessageSkipped,
     chat=chats,
@@ -136,6 +144,7 @@ planned = st.builds(
 events = st.one_of(
     configs,
     received,
+    fetched,
     st.builds(
         TimerChanged,
         chat=chats,
@@ -242,15 +251,12 @@ events = st.one_of(
 @st.composite
 def exchange(draw: st.DrawFn) -> list[AnyEvent]:
     """A message answered in a session (started anew or not), as the agent records it."""
-    chat, session_id, call_id, msg_id = (
-        draw(chats),
-        draw(session_ids),
-        draw(call_ids),
-        draw(msg_ids),
-    )
+    chat, session_id = draw(chats), draw(session_ids)
+    call_id, msg_id = draw(call_ids), draw(msg_ids)
     request = draw(requested)
     evs: list[AnyEvent] = [
         msgspec.structs.replace(draw(received), chat=chat, msg_id=msg_id),
+        msgspec.structs.replace(draw(fetched), chat=chat, msg_id=msg_id),
         msgspec.structs.replace(draw(started), chat=chat, session_id=session_id),
         msgspec.structs.replace(
             request, chat=chat, call_id=call_id, session_id=session_id, trigger_ids=[msg_id]
@@ -258,7 +264,11 @@ def exchange(draw: st.DrawFn) -> list[AnyEvent]:
         msgspec.structs.replace(draw(completed), chat=chat, call_id=call_id),
         msgspec.structs.replace(draw(planned), chat=chat, call_id=call_id),
     ]
-    return evs if draw(st.booleans()) else [evs[0], *evs[2:]]  # the session's next exchange
+    if draw(st.booleans()):
+        del evs[1]  # no attachment fetched after it
+    if draw(st.booleans()):
+        del evs[-4]  # the session's next exchange: no start
+    return evs
 
 
 @st.composite

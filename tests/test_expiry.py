@@ -128,6 +128,7 @@ def test_the_compact_command_drops_them_too(tmp_path: Path) -> None:
     bot.clock, bot.folded = clock, FoldedLog(log)
     _turn(bot, clock.now, ALICE, 1, "alice-secret")
     bot.folded.close()
+    assert b"alice-secret" in _snapshots(tmp_path)  # her session, as the bot left it
 
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "compact", "--store", str(tmp_path)],
@@ -141,6 +142,7 @@ def test_the_compact_command_drops_them_too(tmp_path: Path) -> None:
     assert done.stdout.strip() == (
         "nothing older than 30 days to remove; removed 3 events of ended sessions"
     )
+    assert b"alice-secret" not in _snapshots(tmp_path)
 
 
 @pytest.mark.anyio
@@ -177,9 +179,9 @@ async def test_turning_the_setting_off_lets_go_of_what_was_followed(make_bot: An
     assert [s.texts.words for s in bot.folded.view.sessions.sessions.values()] == [[]]
 
 
-def _snapshots(bot: Bot) -> bytes:
-    """Every snapshot row of the bot's log, as stored."""
-    with closing(sqlite3.connect(bot.path / "events.db")) as db:
+def _snapshots(store: Path) -> bytes:
+    """Every snapshot row of the log in ``store``, as stored."""
+    with closing(sqlite3.connect(store / "events.db")) as db:
         return b"".join(bytes(state) for (state,) in db.execute("SELECT state FROM snapshots"))
 
 
@@ -192,9 +194,10 @@ async def test_an_expired_sessions_words_leave_the_state_and_its_snapshots(
     bot.append(nine, config_loaded(bot.settings.loaded))
     _turn(bot, nine, ALICE, 1, "alice-secret")
     bot.restart(nine + 60)  # a snapshot holding her turn, as a daemon's stop leaves one
-    assert b"alice-secret" in _snapshots(bot)
+    assert b"alice-secret" in _snapshots(bot.path)
 
     await bot.tick(nine + 101 * 60)
+    assert b"alice-secret" not in _snapshots(bot.path)  # replaced at once, the bot still running
     bot.restart(nine + 102 * 60)
 
     assert len(_expiries(bot)) == 1
@@ -203,7 +206,7 @@ async def test_an_expired_sessions_words_leave_the_state_and_its_snapshots(
     assert (session.turns, session.system, session.last_activity) == ([], "", nine)
     refolded = fold(bot.records()).sessions.sessions["S1"]  # what it follows aside
     assert replace(session, texts=Texts()) == replace(refolded, texts=Texts())
-    assert b"alice-secret" not in _snapshots(bot)
+    assert b"alice-secret" not in _snapshots(bot.path)
 
 
 @pytest.mark.anyio

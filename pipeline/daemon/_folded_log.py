@@ -181,6 +181,13 @@ class FoldedLog:
         """Whether ``view`` may still hold facts a compaction removed (a refold is due)."""
         return self._runner.stale
 
+    def snapshot(self) -> None:
+        """Save the states now (not while stale): the snapshot from before an expiry
+        holds the texts it removed until it is replaced."""
+        if not self._runner.stale:
+            self._runner.snapshot(self.log)
+            self._snapshot_seq = self._runner.seq
+
     def catch_up(self) -> list[Recorded]:
         """Read and fold what was appended since, by anyone; returns the records not
         returned before (a read of the log: the daemon's loops never need one)."""

@@ -2,7 +2,8 @@
 
 Every decision reads the config in force, so edits to ``vitality`` and
 ``rotation`` apply without a restart. With ``rotation.drop_expired_sessions``
-each rotation also removes the texts of ended sessions (``retention.expiry``).
+each rotation also removes the texts of ended sessions (``retention.expiry``) and
+saves a snapshot at once, replacing the one that still held them.
 What already ran comes from the log (``projections.schedule``), so a restart
 neither repeats a check-in nor rotates early; ``_timetable`` has the rules.
 Two facts are also kept in memory, because the log cannot hold them:
@@ -237,6 +238,7 @@ class Scheduler:
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "expiry", selection)
         self.folded.catch_up()
         if marker is not None and isinstance(marker.event, Compacted):
+            self.folded.snapshot()  # replaces the one still holding the texts
             log.info("expired_sessions_dropped", removed=marker.event.removed)
 
     def _sweep(self, media: MediaStore) -> int:

@@ -49,6 +49,9 @@ def compact(store: Path | Where, now: float) -> str:
         runner.catch_up()  # the projections absorb the rotation
         dropping = config is not None and config.rotation.drop_expired_sessions
         expired = _drop_expired(log, runner.states, config, now) if config and dropping else ""
+        if expired:
+            runner.catch_up()
+            runner.snapshot(log)  # replaces the one still holding the texts
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:

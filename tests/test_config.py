@@ -240,6 +240,22 @@ def test_bad_llm_base_url_names_its_source(tmp_path):
     assert message == f"{env}: LLM_BASE_URL: 'localhost:8080' is not an http(s) URL"
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param("KEY=1\nLLM_BASE_URL: http://127.0.0.1:8080/v1\n", 2, id="colon"),
+        pytest.param("# local\n\n\nWABOT_STORE mystore\nX=1\n", 4, id="space-after-blanks"),
+        pytest.param("PERPLEXITY_API_KEY\n", 1, id="bare-name"),
+    ],
+)
+def test_a_malformed_env_line_is_an_error_naming_its_number_not_its_text(tmp_path, text, line):
+    """Dropping it would send the key and the chats to api.perplexity.ai, not the local
+    server the owner meant (docs/cli.md, Conventions)."""
+    env = write(tmp_path, text, ".env")
+    message = error_of(write(tmp_path, BASE), env_file=env)
+    assert message == f"{env}: line {line}: expected NAME=value"
+
+
 def test_shipped_app_json_and_env_example_load():
     loaded = load_config(ROOT / "app.json", env_file=ROOT / ".env.example", environ=KEY)
     config = loaded.config

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from events.dsn import passwords
 from events.dsn import redacted as redact_dsn
@@ -221,9 +221,7 @@ class Environment:
                 text = _read(env_file).decode()
             except UnicodeDecodeError:
                 raise ConfigError(str(env_file), "cannot read (not UTF-8 text)") from None
-            # No ${VAR} expansion: values are literal, and the real environment stays unread.
-            parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
-            self.from_file = {k: v for k, v in parsed.items() if v}
+            self.from_file = _dotenv(str(env_file), text)
         self.environ = environ
 
     def get(self, name: str) -> str | None:
@@ -234,6 +232,24 @@ class Environment:
         if self.environ.get(name) or self.env_file is None:
             return "environment"
         return str(self.env_file)
+
+
+def _dotenv(source: str, text: str) -> dict[str, str]:
+    """The ``NAME=value`` lines of a .env file; any other line is an error naming it.
+
+    No ``${VAR}`` expansion: values are literal, and the real environment stays
+    unread. The line itself is not shown: it may hold a key.
+    """
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            statement = binding.original.string
+            blank = statement[: len(statement) - len(statement.lstrip())]
+            line = binding.original.line + blank.count("\n")
+            raise ConfigError(source, f"line {line}: expected NAME=value")
+        if binding.key is not None and binding.value:
+            values[binding.key] = binding.value
+    return values
 
 
 def _url(env: Environment, name: str) -> str | None:

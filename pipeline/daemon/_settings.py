@@ -3,12 +3,15 @@
 app.json is hashed every ``polling.interval_seconds``; a changed file is
 validated and, if valid, recorded as ``ConfigLoaded`` and used from the next
 decision on. An invalid edit is logged once and the old config stays in force.
+The keys read once at start (``RESTART_ONLY``) keep their running values until
+a restart, with a warning naming them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -19,6 +22,56 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.logs import get_logger
 
 log = get_logger("wabot.daemon")
+
+
+# The settings read once at start (the transport, the store, the logs and the
+# console are built from them): a reload keeps their running values
+# (docs/config.md, "The file"). A one-name path is a whole section.
+RESTART_ONLY: tuple[tuple[str, ...], ...] = (
+    ("whatsapp", "phone_number"),
+    ("whatsapp", "bot_tag"),
+    ("whatsapp", "session_db"),
+    ("whatsapp", "proxy"),
+    ("store",),
+    ("logging",),
+    ("web",),
+)
+
+
+def restart_only_kept(running: AppConfig, edited: AppConfig) -> tuple[AppConfig, list[str]]:
+    """``edited`` with the running values of ``RESTART_ONLY``, and the keys that differed."""
+    changed = []
+    config = edited
+    for path in RESTART_ONLY:
+        kept = _get(running, path)
+        if differing := _differences(kept, _get(edited, path), ".".join(path)):
+            changed += differing
+            config = _set(config, path, kept)
+    return config, changed
+
+
+def _differences(old: Any, new: Any, key: str) -> list[str]:
+    """The keys under ``key`` whose values differ (the leaves, in a section)."""
+    if old == new:
+        return []
+    if isinstance(old, msgspec.Struct) and isinstance(new, msgspec.Struct):
+        fields = old.__struct_fields__
+        return [
+            k for f in fields for k in _differences(getattr(old, f), getattr(new, f), f"{key}.{f}")
+        ]
+    return [key]
+
+
+def _get(node: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        node = getattr(node, name)
+    return node
+
+
+def _set(node: Any, path: tuple[str, ...], value: Any) -> Any:
+    first, *rest = path
+    inner = _set(getattr(node, first), tuple(rest), value) if rest else value
+    return msgspec.structs.replace(node, **{first: inner})
 
 
 # Written by ``replay.py apply`` beside app.json (pipeline/tools/replay/_apply.py).
@@ -79,12 +132,20 @@ class Settings:
             return
         try:
             loaded = load_config(self.path, env_file=self.env_file)
+            config, changed = restart_only_kept(self.app, loaded.config)
         except ConfigError as exc:
             self._reject(digest, str(exc))
             return
         except Exception as exc:  # a loader bug: still no reason to stop answering
             self._reject(digest, f"{self.path}: cannot load ({type(exc).__name__}: {exc})")
             return
+        if changed:
+            loaded = msgspec.structs.replace(loaded, config=config)
+            log.warning(
+                "config_needs_restart",
+                keys=changed,
+                note="read once at start: the running values stay until a restart",
+            )
         event = config_loaded(loaded)
         await folded.append(event)
         self.loaded = loaded

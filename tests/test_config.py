@@ -97,6 +97,11 @@ def error_of(path: Path, **kw: Any) -> str:
             id="zero-duration",
         ),
         pytest.param(
+            patched(polling={"catch_up_minutes": 0}),
+            "polling.catch_up_minutes: expected number > 0, got 0",
+            id="catch-up-zero-would-skip-every-message",
+        ),
+        pytest.param(
             patched(session_memory={"mode": "weekly"}),
             "session_memory.mode: invalid value 'weekly'"
             " (expected one of: daily, fixed, idle, never)",

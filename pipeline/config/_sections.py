@@ -97,8 +97,9 @@ class PollingConfig(Section, frozen=True, kw_only=True):
     interval_seconds: Seconds = 5.0
     debounce_seconds: Annotated[float, msgspec.Meta(ge=0, le=_HOUR)] = 2.0
     max_concurrent_chats: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
-    # Messages older than this when first seen are recorded and skipped as stale.
-    catch_up_minutes: Annotated[float, msgspec.Meta(ge=0, le=_YEAR_MINUTES)] = 30.0
+    # Messages older than this when first seen are recorded and skipped as stale; not 0,
+    # which would make every message (all arrive a little late) stale.
+    catch_up_minutes: Minutes = 30.0
 
 
 class SessionConfig(Section, frozen=True, kw_only=True):

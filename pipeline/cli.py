@@ -46,12 +46,11 @@ from pipeline.tools import (
     web,
     where_from_args,
 )
-from pipeline.tools._args import parse_time
+from pipeline.tools._args import EXIT_USAGE, OneLineParser, parse_time
 from pipeline.transport import StdioTransport, Transport, TransportError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 # Set on the one re-exec that passes NEONIZE_BOT_TAG on: a second one would loop.
@@ -75,8 +74,12 @@ def _prog() -> str:
     return "wabot" if Path(sys.argv[0]).name == "wabot" else "python -m pipeline"
 
 
+class _Parser(OneLineParser):
+    program = "wabot"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_prog(), description=DESCRIPTION)
+    parser = _Parser(prog=_prog(), description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("app.json"), help="app.json to use")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,39 @@ def test_help_exits_0_and_describes_the_tool(argv: list[str]) -> None:
     )
     assert done.returncode == 0
     assert "event log" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "expected"),
+    [
+        pytest.param(
+            cli.main,
+            ["run", "--transport", "foo"],
+            "wabot: argument --transport: invalid choice: 'foo' (choose from 'neonize',"
+            " 'stdio') (see --help)",
+            id="pipeline-subcommand",
+        ),
+        pytest.param(
+            cli.main,
+            [],
+            "wabot: the following arguments are required: COMMAND (see --help)",
+            id="pipeline-no-command",
+        ),
+        pytest.param(
+            replay_cli.main,
+            ["--bogus"],
+            "replay.py: unrecognized arguments: --bogus (see --help)",
+            id="replay",
+        ),
+    ],
+)
+def test_a_command_line_mistake_is_one_line_and_exit_2(
+    main: Callable[[list[str]], int],
+    argv: list[str],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err == expected + "\n"

@@ -1,4 +1,5 @@
-"""CHAT and time arguments of the offline commands (``audit``, ``replay.py``).
+"""The command lines' parser, and CHAT and time arguments of the offline commands
+(``audit``, ``replay.py``).
 
 CHAT is resolved with a config: the ``--config`` file when given, else the
 latest ``ConfigLoaded`` in the log, so the commands work on a copied store
@@ -7,18 +8,33 @@ with no app.json around.
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from events.model import Recorded
 from pipeline.config import AppConfig, UnknownChat, config_from_dict
 from projections import configs
 from projections.fold import fold
 
+EXIT_USAGE = 2  # a mistake of the user: the command line, app.json, .env, a missing log
+
 
 class BadArgument(Exception):
     """A command-line value that cannot be used (exit 2, one line)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line and exit 2, as every other
+    mistake of the user (docs/cli.md, Conventions), not a usage dump. A subclass sets
+    ``program``, the word the line starts with; subcommands' parsers are of its class."""
+
+    program = ""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.program}: {message} (see --help)\n")
 
 
 def latest_config(records: Iterable[Recorded]) -> AppConfig | None:

@@ -14,7 +14,6 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import anyio
 import msgspec
@@ -25,7 +24,14 @@ from events.model import ConfigLoaded, Recorded
 from events.protocol import LogError, LogReader, NoLog
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config, parse_config
 from pipeline.paths import STORE_HELP, env_file
-from pipeline.tools._args import BadArgument, latest_config, parse_time, resolve_chat
+from pipeline.tools._args import (
+    EXIT_USAGE,
+    BadArgument,
+    OneLineParser,
+    latest_config,
+    parse_time,
+    resolve_chat,
+)
 from pipeline.tools._where import open_tool_reader, where_from_args
 from pipeline.tools.replay import _output as output
 from pipeline.tools.replay._apply import Conflict, apply, config_at, find_experiment
@@ -39,7 +45,7 @@ from pipeline.tools.replay._variant import Variant
 from pipeline.tools.replay._verify import check
 from projections.calls import Call, calls
 
-EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_DIFFERENT = 0, 1
 APPLY_USAGE = "python replay.py apply EXPERIMENT [--config app.json] [--store DIR]"
 DESCRIPTION = (
     "Rebuild chats' LLM turns from wabot's event log: check that the log explains every"
@@ -50,10 +56,8 @@ DESCRIPTION = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line and exit 2, as for every other user mistake (no usage dump)."""
-        self.exit(EXIT_USAGE, f"replay.py: {message} (see --help)\n")
+class _Parser(OneLineParser):
+    program = "replay.py"
 
 
 def _parser() -> argparse.ArgumentParser:

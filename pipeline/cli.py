@@ -33,7 +33,7 @@ from pipeline.daemon import EXIT_NEEDS_OWNER, AlreadyRunning, Daemon, Settings, 
 from pipeline.entry import run_main
 from pipeline.logs import configure_logging
 from pipeline.media import MediaStore
-from pipeline.paths import STORE_HELP, env_file, log_url, store_dir
+from pipeline.paths import LOG_URL_HELP, STORE_HELP, env_file, log_url, store_dir
 from pipeline.tools import (
     BadArgument,
     Where,
@@ -161,7 +161,7 @@ def _log_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-url",
         metavar="URL",
-        help="postgresql://… DSN of the log (default $WABOT_LOG_URL, else store.url, else STORE)",
+        help=LOG_URL_HELP,
     )
 
 

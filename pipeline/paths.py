@@ -11,6 +11,11 @@ from pathlib import Path
 from pipeline.config import ConfigError, Environment, dsn_problem
 
 STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
+LOG_URL_VAR = "WABOT_LOG_URL"
+LOG_URL_HELP = (
+    f"postgresql://… DSN of the log (default store.url, else STORE/events.db; ${LOG_URL_VAR},"
+    " when set, wins over this option)"
+)
 # In the store: held (flock) by the running daemon, so anyone can tell whether one runs.
 LOCK_NAME = "daemon.lock"
 
@@ -35,24 +40,19 @@ def env_file(arg: Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
-LOG_URL_VAR = "WABOT_LOG_URL"
-
-
 def log_url(arg: str | None, env: Path | None, configured: str | None) -> str | None:
     """The ``postgresql://`` DSN of the log, or None for ``STORE/events.db``.
 
     ``WABOT_LOG_URL`` (environment, then .env) wins, then ``--log-url``, then
     ``store.url`` of app.json (already checked when app.json was read).
     """
-    for source, url in (
-        (LOG_URL_VAR, _environment(env).get(LOG_URL_VAR)),
-        ("--log-url", arg),
+    environment = _environment(env)
+    for source, name, url in (
+        (environment.source_of(LOG_URL_VAR), LOG_URL_VAR, environment.get(LOG_URL_VAR)),
+        ("command line", "--log-url", arg),
     ):
         if url:
             if problem := dsn_problem(url):
-                raise ConfigError(
-                    "environment" if source == LOG_URL_VAR else "command line",
-                    f"{source}: {problem}",
-                )
+                raise ConfigError(source, f"{name}: {problem}")
             return url
     return configured

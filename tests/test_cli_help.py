@@ -109,3 +109,13 @@ def test_a_command_line_mistake_is_one_line_and_exit_2(
         main(argv)
     assert info.value.code == 2
     assert capsys.readouterr().err == expected + "\n"
+
+
+@pytest.mark.parametrize(
+    "prog", [p for p in PARSERS if "--log-url" in PARSERS[p]._option_string_actions]
+)
+def test_log_url_help_says_the_variable_wins_over_it(prog: str) -> None:
+    """docs/cli.md: WABOT_LOG_URL, then --log-url, then store.url: not a default of it."""
+    text = PARSERS[prog]._option_string_actions["--log-url"].help or ""
+    assert "$WABOT_LOG_URL, when set, wins over this option" in text
+    assert "default store.url" in text

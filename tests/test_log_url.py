@@ -44,6 +44,19 @@ def test_a_url_that_is_not_postgresql_is_one_line_without_its_password(
         log_url("db:5432", None, None)
 
 
+def test_a_bad_url_in_env_file_is_blamed_on_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WABOT_LOG_URL", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("WABOT_LOG_URL=mysql://root:hunter2@db/wabot\n")
+    with pytest.raises(ConfigError) as caught:
+        log_url(None, dotenv, None)
+    assert str(caught.value) == (
+        f"{dotenv}: WABOT_LOG_URL: 'mysql://root:***@db/wabot' is not a postgresql:// URL"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "shown", "secrets"),
     [

@@ -23,7 +23,7 @@ from events.jid import user_part
 from events.model import ConfigLoaded, Recorded
 from events.protocol import LogError, LogReader, NoLog
 from pipeline.config import AppConfig, ConfigError, LoadedConfig, load_config, parse_config
-from pipeline.paths import STORE_HELP, env_file
+from pipeline.paths import LOG_URL_HELP, STORE_HELP, env_file
 from pipeline.tools._args import (
     EXIT_USAGE,
     BadArgument,
@@ -106,7 +106,7 @@ def _apply_parser() -> argparse.ArgumentParser:
 
 
 def _log_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-url", metavar="URL", help="postgresql://… DSN of the log")
+    p.add_argument("--log-url", metavar="URL", help=LOG_URL_HELP)
     p.add_argument("--number", help="the WhatsApp number whose log to replay (PostgreSQL)")
 
 

@@ -118,6 +118,28 @@ def error_of(path: Path, **kw: Any) -> str:
             id="bad-jid",
         ),
         pytest.param(
+            patched(monitored_entities=[{"type": "user", "jid": "1234@broadcast"}]),
+            "monitored_entities[0].jid: '1234@broadcast' is not a person's JID"
+            " (…@s.whatsapp.net or …@lid)",
+            id="user-jid-not-a-person",
+        ),
+        pytest.param(
+            patched(whatsapp={"phone_number": "491700000000", "proxy": "socks5://"}),
+            "whatsapp.proxy: 'socks5://' is not an http(s):// or socks5:// URL with a host",
+            id="proxy-without-host",
+        ),
+        pytest.param(
+            patched(whatsapp={"phone_number": "491700000000", "proxy": "http://[::1"}),
+            "whatsapp.proxy: 'http://[::1' is not an http(s):// or socks5:// URL with a host",
+            id="proxy-unclosed-ipv6-host",
+        ),
+        pytest.param(
+            patched(media={"transcription": {"language": "english"}}),
+            "media.transcription.language: 'english' is not an ISO 639-1 code"
+            ' (two lowercase letters, e.g. "de")',
+            id="language-not-iso-639-1",
+        ),
+        pytest.param(
             patched(monitored_entities=[{"type": "user", "name": "Bob"}]),
             'monitored_entities[0]: a "user" entity needs exactly one of "phone" and "jid"',
             id="user-without-address",
@@ -393,7 +415,7 @@ def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_pa
         (
             patched(whatsapp={"phone_number": "491700000000", "proxy": f"ftp://u:{PASSWORD}@h"}),
             {},
-            "whatsapp.proxy: 'ftp://u:***@h' is not an http(s):// or socks5:// URL",
+            "whatsapp.proxy: 'ftp://u:***@h' is not an http(s):// or socks5:// URL with a host",
         ),
         (
             patched(llm={"base_url": f"ftp://u:{PASSWORD}@h/v1"}),

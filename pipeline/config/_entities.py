@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from events.jid import GROUP_SERVER, InvalidJid, is_group, normalize, phone_digits
+from events.jid import (
+    GROUP_SERVER,
+    LID_SERVER,
+    PN_SERVER,
+    InvalidJid,
+    is_group,
+    normalize,
+    phone_digits,
+)
 from pipeline.config._sections import FieldError, Section, VoiceMode
 from projections.group_talk import KEEP as MAX_CONTEXT_MESSAGES
 
@@ -86,8 +94,14 @@ class UserEntity(EntityBase, frozen=True, kw_only=True, tag="user"):
             raise FieldError("", 'a "user" entity needs exactly one of "phone" and "jid"')
         if self.phone is not None:
             _checked(phone_digits, self.phone, "phone")
-        elif self.jid is not None and is_group(_checked(normalize, self.jid, "jid")):
-            raise FieldError("jid", f'{self.jid!r} is a group; use "type": "group"')
+        elif self.jid is not None:
+            server = _checked(normalize, self.jid, "jid").rpartition("@")[2]
+            if server == GROUP_SERVER:
+                raise FieldError("jid", f'{self.jid!r} is a group; use "type": "group"')
+            if server not in (PN_SERVER, LID_SERVER):
+                raise FieldError(
+                    "jid", f"{self.jid!r} is not a person's JID (…@{PN_SERVER} or …@{LID_SERVER})"
+                )
 
     def chat_jid(self) -> str:
         return normalize(self.phone if self.phone is not None else str(self.jid))

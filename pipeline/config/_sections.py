@@ -29,6 +29,7 @@ Seconds = Annotated[float, msgspec.Meta(gt=0, le=_HOUR)]
 Minutes = Annotated[float, msgspec.Meta(gt=0, le=_YEAR_MINUTES)]
 _HH_MM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")  # ASCII digits: \d takes any script
 _PROXY_SCHEMES = ("http", "https", "socks5")
+_ISO_639_1 = re.compile(r"[a-z]{2}")
 
 
 class FieldError(ValueError):
@@ -68,9 +69,17 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
             phone_digits(self.phone_number)
         except InvalidJid as exc:
             raise FieldError("phone_number", str(exc)) from None
-        if self.proxy is not None and urlsplit(self.proxy).scheme not in _PROXY_SCHEMES:
-            shown = redact_dsn(self.proxy)
-            raise FieldError("proxy", f"{shown!r} is not an http(s):// or socks5:// URL")
+        if self.proxy is not None:
+            try:
+                parts = urlsplit(self.proxy)
+                usable = parts.scheme in _PROXY_SCHEMES and bool(parts.hostname)
+            except ValueError:  # e.g. an unclosed IPv6 host
+                usable = False
+            if not usable:
+                shown = redact_dsn(self.proxy)
+                raise FieldError(
+                    "proxy", f"{shown!r} is not an http(s):// or socks5:// URL with a host"
+                )
 
 
 class ToolsConfig(Section, frozen=True, kw_only=True):
@@ -342,6 +351,14 @@ class TranscriptionConfig(AudioService, frozen=True, kw_only=True):
     language: str | None = None
     # OpenAI's whisper-1: $0.006 a minute.
     price_per_minute_usd: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.006
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.language is not None and not _ISO_639_1.fullmatch(self.language):
+            raise FieldError(
+                "language",
+                f'{self.language!r} is not an ISO 639-1 code (two lowercase letters, e.g. "de")',
+            )
 
 
 VoiceMode = Literal["never", "mirror", "always"]

@@ -14,6 +14,7 @@ import inspect
 import re
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import msgspec
 import msgspec.inspect as mi
@@ -21,7 +22,8 @@ import pytest
 
 from events.model import EVENT_TYPES, Event
 from events.sqlite._schema import SCHEMA
-from pipeline.config import AppConfig
+from pipeline.config import AppConfig, Environment, load_config
+from pipeline.paths import log_url, store_dir
 from pipeline.tools._stats import Report
 from pipeline.transport import _stdio_lines as stdio_lines
 from tests import contracts
@@ -390,6 +392,39 @@ def test_every_environment_variable_is_documented() -> None:
     assert not stale, _missing(
         "rows for variables the code never reads", "docs/cli.md", stale, "remove them"
     )
+
+
+_COUNTS = {"eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+
+
+def test_the_variables_read_from_env_are_those_the_docs_and_env_example_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/cli.md: "The first N may also be set in `.env`"; .env.example lists them."""
+    asked: list[str] = []
+    read = Environment.get
+
+    def get(self: Environment, name: str) -> str | None:
+        asked.append(name)
+        return read(self, name)
+
+    monkeypatch.setattr(Environment, "get", get)
+    for name in _environment_read():
+        monkeypatch.delenv(name, raising=False)
+    app = tmp_path / "app.json"
+    app.write_text('{"whatsapp": {"phone_number": "491700000000"}, "web": {"enabled": true}}')
+    load_config(app, environ={"PERPLEXITY_API_KEY": "pplx-test"})
+    store_dir(None, None)
+    log_url(None, None, None)
+
+    table = [row.names[0] for row in rows(CLI_DOC["Environment"], "variable")]
+    said = re.search(r"The first (\w+) may also be set in `\.env`", CLI_DOC["Environment"])
+    assert said is not None
+    from_env_file = table[: _COUNTS[said[1]]]
+    example_text = (contracts.ROOT / ".env.example").read_text()
+    example = re.findall(r"^([A-Z][A-Z0-9_]*)=", example_text, re.M)
+    assert sorted(set(asked)) == sorted(from_env_file)
+    assert example == from_env_file
 
 
 # -- the docs stand on their own ------------------------------------------------------

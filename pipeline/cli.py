@@ -297,8 +297,7 @@ def _console_service(
 
 def _configure_logs(loaded: LoadedConfig, store: Path, url: str | None = None) -> None:
     logging_cfg = loaded.config.logging
-    keys = loaded.secrets
-    secrets = (keys.api_key, keys.transcription_key, keys.web_token, *loaded.url_passwords())
+    secrets = loaded.secret_values()
     try:
         configure_logging(
             level=logging_cfg.level,

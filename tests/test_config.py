@@ -17,6 +17,7 @@ from pipeline.config import (
     AppConfig,
     ConfigError,
     GroupEntity,
+    Secrets,
     SelfEntity,
     UnknownChat,
     UserEntity,
@@ -669,3 +670,14 @@ def test_the_readme_states_every_range_as_the_schema_has_it():
         # A group's own keys have the global ones' ranges, which README states.
         key = re.sub(r"^monitored_entities\[\d+\]\.", "", number.path)
         assert stated.get(key) == f"{low}{joiner}{plain(number.top)}", number.path
+
+
+def test_every_key_and_url_password_is_a_secret_for_the_logs(tmp_path):
+    """The log lines mask every key of ``Secrets`` (TTS_API_KEY included, which was
+    left out once) and every URL password, whatever keys ``Secrets`` gains."""
+    keys = {f.name: f"{f.name}-value-0123456789" for f in msgspec.structs.fields(Secrets)}
+    environ = {**KEY, "LLM_BASE_URL": f"http://proxyuser:{PASSWORD}@llm.lan/v1"}
+    loaded = msgspec.structs.replace(
+        load_config(write(tmp_path, patched()), environ=environ), secrets=Secrets(**keys)
+    )
+    assert sorted(loaded.secret_values()) == sorted([*keys.values(), PASSWORD])

@@ -66,6 +66,13 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
             section[key] = redact_dsn(section[key])
         return result
 
+    def secret_values(self) -> list[str]:
+        """Every secret this config holds, for log lines to mask: each key of
+        ``secrets`` (all of them: a key added there is masked without a word
+        here) and the passwords its URLs carry."""
+        keys = [v for v in msgspec.structs.astuple(self.secrets) if isinstance(v, str) and v]
+        return [*keys, *self.url_passwords()]
+
     def url_passwords(self) -> list[str]:
         """The passwords the config's URLs carry, for log lines to mask (httpx's
         DEBUG lines quote each request's URL; the request itself needs them)."""

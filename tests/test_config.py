@@ -424,6 +424,11 @@ def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_pa
             "llm.base_url: 'ftp://u:***@h/v1' is not an http(s) URL",
         ),
         (BASE, {"LLM_BASE_URL": f"ftp://u:{PASSWORD}@h/v1"}, "'ftp://u:***@h/v1' is not an"),
+        (  # an unclosed IPv6 host: urlsplit raises, once a traceback
+            BASE,
+            {"LLM_BASE_URL": f"http://u:{PASSWORD}@[bad/v1"},
+            "'http://u:***@[bad/v1' is not an http(s) URL (its host is not valid)",
+        ),
     ],
 )
 def test_a_bad_url_is_an_error_line_without_its_password(tmp_path, doc, environ, shown):

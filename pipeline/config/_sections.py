@@ -317,7 +317,10 @@ def is_loopback(host: str) -> bool:
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an http(s) endpoint (LLM base URL, webhook), or None if it can
     (never echoes a password)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [ in the host
+        return f"{redact_dsn(url)!r} is not an http(s) URL (its host is not valid)"
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"{redact_dsn(url)!r} is not an http(s) URL"
     return None

@@ -7,6 +7,7 @@ from typing import Any
 
 from events.model import (
     AnyEvent,
+    Compacted,
     LlmCompleted,
     LlmFailed,
     LlmRequested,
@@ -155,6 +156,23 @@ def test_an_answer_to_messages_deleted_meanwhile_goes_nowhere() -> None:
     assert isinstance(completed, LlmCompleted)
     assert skipped == MessageSkipped(chat=ALICE, msg_id="M1", reason="revoked")
     assert turn.answered(facts(*history), ask, result("an answer")).lines == []
+
+
+def test_the_answer_to_a_turn_a_compaction_removed_meanwhile_is_not_recorded() -> None:
+    history, ask = asked(received(1, "my secret"))
+    text = "You said: my secret"
+    last = len(history)
+    forget = Compacted.of("forget", {"MessageReceived": 1}, last, chats=[ALICE])
+    rotation = Compacted.of("rotation", {"MessageReceived": 1}, last, older_than=NOW)
+    for compacted in (forget, rotation):
+        plan = turn.answered(facts(*history, compacted), ask, result(text))
+        assert (plan.events, plan.effect) == ([], None)  # nothing recorded, nothing sent
+        assert plan.lines == [("llm_answer_dropped", {"chat": ALICE, "call_id": ask.call_id})]
+    # Another chat forgotten meanwhile changes nothing for this one.
+    other = Compacted.of("forget", {"MessageReceived": 1}, last, chats=["4917099@s.whatsapp.net"])
+    completed, reply = turn.answered(facts(*history, other), ask, result(text)).events
+    assert isinstance(completed, LlmCompleted)
+    assert isinstance(reply, ReplyPlanned)
 
 
 def test_a_session_continues_only_under_the_prompt_it_was_answered_with() -> None:

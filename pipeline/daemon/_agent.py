@@ -196,6 +196,9 @@ class Agent:
                 final=final,
                 error=error.loggable,
             )
+            self.folded.refresh()
+            if turn.forgotten(self.folded.view, chat, asked.run):
+                return  # forgotten meanwhile: the API's error may echo the chat's words
             await self.folded.append(
                 LlmFailed(
                     chat=chat,
@@ -223,9 +226,13 @@ class Agent:
             # A bug on our side, not the API's: record it as final so the
             # messages leave the queue instead of being asked again forever.
             log.exception("llm_call_crashed", chat=chat, call_id=call_id)
+            self.folded.refresh()
+            if turn.forgotten(self.folded.view, chat, asked.run):
+                return None
             error = f"internal error: {type(exc).__name__}: {exc}"
             await self.folded.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
             return None
+        self.folded.refresh()  # a forget while the call was out: its answer is dropped
         plan = turn.answered(self._facts(loaded), asked, result)
         await self._record(plan)
         return plan.effect if isinstance(plan.effect, turn.Ask) else None

@@ -195,6 +195,14 @@ class FoldedLog:
         self._early = {s: r for s, r in self._early.items() if s > self._runner.seq}
         return self._folded(new)
 
+    def refresh(self) -> None:
+        """Read what other processes appended before a decision that must not outlive
+        it (a ``forget`` while an LLM call was out), not at the next poll; the
+        database away: the view as it stands, the poll reads it later."""
+        with contextlib.suppress(LogError):
+            if self.catch_up():
+                self._wake_all()
+
     def _folded(self, recs: list[Recorded]) -> list[Recorded]:
         new = [r for r in recs if r.seq > self._reported]
         if new:

@@ -6,8 +6,10 @@ restart finds in the log every decision made, and an LLM call is requested in
 the log before it goes out). The agent appends, runs the effect and asks
 again, until the chat has nothing left or must wait. ``answered`` turns what
 the LLM said into the events that record it: the reply's parts, or why none
-goes out. Both read only their arguments (the view, the config in force, now,
-where ids come from), so the tests can cover every path without a daemon.
+goes out (nothing at all when a compaction, a ``forget``, removed the turn
+while the call was out). Both read only their arguments (the view, the config
+in force, now, where ids come from), so the tests can cover every path without
+a daemon.
 
 The judgements themselves are ``_decide``'s; attachments are ``_attachments``';
 what a round of tool calls comes to is ``_loop``'s.
@@ -357,6 +359,9 @@ def answered(facts: Facts, asked: Ask, result: LlmResult) -> Plan:
         latency_ms=result.latency_ms,
         finish_reason=result.finish_reason,
     )
+    if forgotten(facts.view, chat, asked.run):
+        # A compaction removed the turn while the model answered: nothing of it is recorded.
+        return Plan(lines=[("llm_answer_dropped", {"chat": chat, "call_id": call_id})])
     if revoked(facts.view, chat, asked.run):
         # Deleted while the model was answering: the answer goes nowhere.
         entity = facts.loaded.config.find_entity(chat)
@@ -411,6 +416,17 @@ def _called(facts: Facts, asked: Ask, completed: LlmCompleted, result: LlmResult
         return Plan(events=done.events, lines=done.lines)
     following = again(facts, asked.chat, asked.run, done.next)
     return Plan(events=[*done.events, *following.events], lines=done.lines, effect=following.effect)
+
+
+def forgotten(view: States, chat: str, run: list[Item]) -> bool:
+    """No message of the turn is waiting for its answer any more: a compaction
+    (``forget``, a rotation, expiry) removed them, and the call's request with them,
+    while the call was out. The queue is what a call answers (``revoked`` reads it,
+    ``step`` asks its requested messages again after a restart), so it says whether
+    the call is still wanted; the budget's calls in flight are one per chat, and a
+    revoke ends a session's pending call while its answer is still recorded."""
+    still = {i.message.msg_id for i in queue.pending(view.queue, chat)}
+    return not any(i.message.msg_id in still for i in run)
 
 
 def revoked(view: States, chat: str, run: list[Item]) -> bool:

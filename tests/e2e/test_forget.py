@@ -17,6 +17,7 @@ from typing import Any
 from events.backends import open_reader
 from events.model import (
     Compacted,
+    LlmCompleted,
     LlmFailed,
     LlmRequested,
     MessageReceived,
@@ -107,6 +108,27 @@ def test_forgetting_a_chat_while_running_leaves_no_memory_of_it(daemon: Daemon):
     assert [s.reason for s in daemon.find(SessionStarted)] == ["new"]
     requested = daemon.wait_event(LlmRequested, trigger_ids=[second])
     assert [m.role for m in requested.messages] == ["system", "user"]
+
+
+def test_the_answer_to_a_chat_forgotten_while_its_call_was_out_is_dropped(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+):
+    # Polls far apart: the answer must not wait for one to learn of the forget.
+    daemon = make_daemon({"polling": {"interval_seconds": 30}})
+    gate = llm_server.hold()
+    first = daemon.message(f"My code word is {MARKER}.")
+    daemon.wait_event(LlmRequested, trigger_ids=[first])
+    assert llm_server.wait_for_requests(1)
+    assert _forget(daemon, "Alice").startswith(f"forgot {ALICE}: ")
+    gate.set()  # the answer, echoing the marker, arrives after the forget
+    dropped = daemon.wait_stderr("llm_answer_dropped")
+    assert MARKER not in dropped
+    second = daemon.message("Hello again.")
+    assert daemon.next_sent()["reply_to"] == second  # never the first's answer
+    [completed] = daemon.find(LlmCompleted)
+    assert completed.call_id == daemon.wait_event(LlmRequested, trigger_ids=[second]).call_id
+    daemon.stop()
+    assert _holding(daemon.store, MARKER) == []
 
 
 def test_forget_by_the_other_id_leaves_no_byte_of_the_chat_in_the_store(

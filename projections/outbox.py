@@ -2,6 +2,9 @@
 
 A part to be spoken carries its speech once made (``SpeechSynthesized``), or
 ``unspoken`` once speaking it failed for good: then its text goes instead.
+A reminder's message carries when the reminder was due (from the
+``ReminderFired`` recorded just before it, in its commit), so the sender can
+tell one that waited too long (``_reminding.overdue``); a missed one's does not.
 
 A ``Compacted`` drops the entries whose plan went.
 """
@@ -13,6 +16,7 @@ import msgspec
 from events.model import (
     Compacted,
     Recorded,
+    ReminderFired,
     ReplyFailed,
     ReplyPlanned,
     ReplySent,
@@ -29,6 +33,7 @@ class Entry(msgspec.Struct, kw_only=True, gc=False):
     attempts: int = 0  # retryable failures so far
     speech: SpeechSynthesized | None = None
     unspoken: bool = False  # speaking failed for good: the text goes instead
+    due: float | None = None  # a reminder's (not missed): when it was due
 
     @property
     def speech_due(self) -> bool:
@@ -39,11 +44,19 @@ class Entry(msgspec.Struct, kw_only=True, gc=False):
 class State(msgspec.Struct, kw_only=True):
     # reply_id -> entry, in insertion (= log) order
     planned: dict[str, Entry] = {}
+    # reply_id -> when its reminder was due, from its ReminderFired to its ReplyPlanned
+    firing: dict[str, float] = {}
+
+
+def _fired(state: State, rec: Recorded, ev: ReminderFired) -> None:
+    if not ev.missed:  # a missed one's message already says so
+        state.firing[ev.reply_id] = rec.ts - ev.late
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
+    due = state.firing.pop(ev.reply_id, None) if state.firing else None
     if ev.reply_id not in state.planned:
-        state.planned[ev.reply_id] = Entry(seq=rec.seq, ts=rec.ts, event=ev)
+        state.planned[ev.reply_id] = Entry(seq=rec.seq, ts=rec.ts, event=ev, due=due)
 
 
 def _sent(state: State, rec: Recorded, ev: ReplySent) -> None:
@@ -72,6 +85,7 @@ def _not_spoken(state: State, rec: Recorded, ev: SpeechFailed) -> None:
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    state.firing = {}  # a ReminderFired and its message are one commit: none is waiting
     gone = removal(ev)
     if gone is not None:
         state.planned = {
@@ -87,6 +101,7 @@ def unsent(state: State) -> list[Entry]:
 
 
 _HANDLERS: Handlers[State] = {
+    ReminderFired: _fired,
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _failed,

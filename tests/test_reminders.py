@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from events.model import (
     ReminderCancelled,
     ReminderFired,
     ReminderSet,
+    ReplyFailed,
     ReplyPlanned,
     ToolCall,
 )
@@ -33,7 +35,7 @@ from pipeline.daemon import _turn as turn
 from pipeline.daemon._replies import Ids
 from pipeline.toolbox import _when as when
 from pipeline.tools.replay import _tools as replay_tools
-from projections import calls, reminders
+from projections import calls, outbox, reminders
 from projections.fold import States, fold
 from tests.test_turn import ALICE, NOW, loaded, received
 from tests.test_turn import facts as turn_facts
@@ -261,6 +263,34 @@ def test_one_due_longer_ago_than_catch_up_is_missed_and_says_so_in_one_line() ->
     )
     assert second.text == "on\ntime"  # at most catch_up_minutes late: sent as it is
     assert (done.fired, done.missed) == (1, 1)
+
+
+def test_a_reminder_still_unsent_past_catch_up_after_its_due_time_goes_as_missed() -> None:
+    """WhatsApp down (or the account held) after it fired on time: past the same
+    lateness a reminder missed while the bot was down has, it says it was missed."""
+    config = loaded(polling={"catch_up_minutes": 10}).config
+    view = states(reminder("R1", due=NOW - 100, text="take\n the pill"))
+    fired = reminding.due(view.reminders, config, NOW - 99, ids()).events  # 1 s late
+    [entry] = outbox.unsent(states(*fired).outbox)
+    assert entry.due == NOW - 100  # its log time less its lateness
+    assert reminding.overdue(entry, config) == NOW - 100 + 10 * MINUTE
+    failed, instead = reminding.missed_late(entry, config, ids())
+    assert isinstance(failed, ReplyFailed)
+    assert (failed.reply_id, failed.final) == (entry.event.reply_id, True)
+    assert failed.error.startswith("stale: not sent within polling.catch_up_minutes (10)")
+    assert isinstance(instead, ReplyPlanned)
+    assert (instead.chat, instead.purpose, instead.text) == (
+        ALICE,
+        "reminder",
+        "Missed reminder (due 2025-11-25 12:25 CET, while I was offline): take the pill",
+    )
+    # The line in its place, a missed one's and the owner's notices are never too late.
+    after = states(*fired, failed, instead)
+    [again] = outbox.unsent(after.outbox)
+    assert (again.event.reply_id, again.due) == (instead.reply_id, None)
+    missed = reminding.due(view.reminders, config, NOW + 11 * MINUTE, ids()).events
+    [entry] = outbox.unsent(states(*missed).outbox)
+    assert reminding.overdue(entry, config) == math.inf
 
 
 def test_more_due_than_a_batch_are_planned_over_several_passes() -> None:

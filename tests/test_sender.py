@@ -18,6 +18,7 @@ from events.backends import open_log
 from events.model import (
     AccountRestricted,
     AnyEvent,
+    ReminderFired,
     ReplyFailed,
     ReplyPlanned,
     ReplyPurpose,
@@ -119,6 +120,32 @@ async def test_replies_gone_stale_in_the_outage_are_failed_with_the_reason(rig: 
     assert (failed.reply_id, failed.final) == ("R1", True)
     assert failed.error.startswith("stale:")
     assert f"catch_up_minutes ({CATCH_UP_MINUTES:g})" in failed.error
+
+
+@pytest.mark.anyio
+async def test_a_reminder_an_outage_kept_past_catch_up_goes_out_as_missed(rig: Rig) -> None:
+    """Fired on time while WhatsApp was down: never sent late as if on time, nor lost."""
+    await rig.append(Status(state="disconnected"))
+    alices = ReminderFired(chat=ALICE, reminder_id="RA", reply_id="M1")
+    await rig.append(alices, rig.plan("M1", ALICE, purpose="reminder"))
+    rig.clock.advance(20 * 60)
+    bobs = ReminderFired(chat=BOB, reminder_id="RB", reply_id="M2")
+    await rig.append(bobs, rig.plan("M2", BOB, purpose="reminder"))
+    rig.clock.advance((CATCH_UP_MINUTES - 20) * 60 + 1)  # Alice's is past catch_up, Bob's not
+    await rig.append(Status(state="connected"))
+    await rig.sender.send_due()
+    await rig.sender.send_due()  # the line planned in place of Alice's
+
+    sent = {m.chat: m.text for m in rig.transport.sent}
+    assert sent == {
+        BOB: "text of M2",
+        ALICE: "Missed reminder (due 2025-11-25 12:26 CET, while I was offline): text of M1",
+    }
+    [failed] = rig.found(ReplyFailed)
+    assert isinstance(failed, ReplyFailed)
+    assert (failed.reply_id, failed.final) == ("M1", True)
+    assert failed.error.startswith("stale:")
+    assert len(rig.found(ReplySent)) == 2
 
 
 @pytest.mark.anyio

@@ -80,7 +80,9 @@ class Daemon:
             self.folded, settings, self.llm.client, transport, clock=clock, media=attachments
         )
         speaker = Speaker(self.folded, self.llm.synthesizer, self.media)
-        self.sender = Sender(self.folded, transport, settings, clock=clock, speaker=speaker)
+        self.sender = Sender(
+            self.folded, transport, settings, clock=clock, speaker=speaker, ids=self.ids
+        )
         self.scheduler = Scheduler(self.folded, settings, self.ids, clock=clock, media=self.media)
         self.alerter = Alerter(self.folded, settings, self.ids, clock=clock)
         self.liveness = Liveness()

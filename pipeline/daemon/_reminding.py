@@ -11,19 +11,32 @@ is noise, silence would be worse). One whose chat is no longer monitored (the
 owner took it out of app.json) is cancelled, never sent: the bot does not
 write where it was told to stay out.
 
+The same lateness holds once planned: a reminder's message still unsent more
+than ``polling.catch_up_minutes`` after it was due (WhatsApp disconnected, the
+account held) is never sent as if on time. The sender fails it as stale and
+plans, in the same commit, the line a missed one gets (``overdue``,
+``missed_late``); that line is never stale itself, so the reminder is not lost.
+
 The scheduler asks this only when the earliest pending reminder is due
 (``projections.reminders.next_due``); the rule reads the due ones only.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from events.model import AnyEvent, ReminderCancelled, ReminderFired, ReplyPlanned
+from events.model import (
+    AnyEvent,
+    ReminderCancelled,
+    ReminderFired,
+    ReplyFailed,
+    ReplyPlanned,
+)
 from pipeline.config import AppConfig
 from pipeline.daemon._replies import Ids
-from projections import reminders
+from projections import outbox, reminders
 
 # At most this many reminders are planned in one commit; the rest in the next pass.
 BATCH = 200
@@ -55,7 +68,7 @@ def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fire
         late = max(0.0, now - reminder.at)
         lost = late > window
         missed += lost
-        text = _missed(reminder, config) if lost else reminder.text
+        text = missed_words(reminder.text, reminder.at, config) if lost else reminder.text
         planned = ReplyPlanned(
             chat=reminder.chat,
             reply_id=ids.new_id(),
@@ -83,10 +96,41 @@ def _dropped(reminder: reminders.Reminder) -> ReminderCancelled:
     )
 
 
-def _missed(reminder: reminders.Reminder, config: AppConfig) -> str:
-    """The one line a chat gets for a reminder missed while the bot was down."""
-    when_due = datetime.fromtimestamp(reminder.at, config.vitality.zone).strftime(
-        "%Y-%m-%d %H:%M %Z"
-    )
-    words = " ".join(reminder.text.split())
+def missed_words(text: str, at: float, config: AppConfig) -> str:
+    """The one line a chat gets for a reminder due at ``at`` and missed while the bot
+    was down or could not send."""
+    when_due = datetime.fromtimestamp(at, config.vitality.zone).strftime("%Y-%m-%d %H:%M %Z")
+    words = " ".join(text.split())
     return f"Missed reminder (due {when_due}, while I was offline): {words}"
+
+
+def overdue(entry: outbox.Entry, config: AppConfig) -> float:
+    """When a reminder's unsent message is too late to go as it was planned (inf: never,
+    not a reminder's, or one already worded as missed)."""
+    if entry.due is None:
+        return math.inf
+    return entry.due + config.polling.catch_up_minutes * 60
+
+
+def missed_late(entry: outbox.Entry, config: AppConfig, ids: Ids) -> list[AnyEvent]:
+    """A reminder's message that waited past ``overdue``: failed as stale, and the
+    line a missed reminder gets planned in its place."""
+    planned, due = entry.event, entry.due
+    assert due is not None  # only an overdue reminder's message comes here
+    minutes = config.polling.catch_up_minutes
+    failed = ReplyFailed(
+        chat=planned.chat,
+        reply_id=planned.reply_id,
+        error=f"stale: not sent within polling.catch_up_minutes ({minutes:g}) of being due;"
+        " sent as missed",
+        final=True,
+        attempt=entry.attempts + 1,
+    )
+    instead = ReplyPlanned(
+        chat=planned.chat,
+        reply_id=ids.new_id(),
+        purpose="reminder",
+        text=missed_words(planned.text, due, config),
+        wa_id=ids.new_wa_id(),
+    )
+    return [failed, instead]

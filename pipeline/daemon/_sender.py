@@ -9,7 +9,10 @@ A WhatsApp outage costs nothing but time: while the last ``TransportStatus``
 says the connection is not up nothing is tried (so no attempt is spent), and the one
 that says the connection is back wakes the sender. A reply still fresh then
 goes out; one planned more than ``catch_up_minutes`` ago is failed as stale,
-as its question would have been. Chats are sent to concurrently, so a send
+as its question would have been. A reminder's message still unsent more than
+``catch_up_minutes`` after the reminder was due is failed the same way, and
+the line a missed reminder gets is planned in its place (``_reminding``):
+never sent as if on time, never lost. Chats are sent to concurrently, so a send
 that waits for a connection (or hangs) holds only its own chat.
 
 What may go now is ``_outreach``'s rule: the global pace
@@ -28,13 +31,16 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import uuid
 from collections.abc import Callable
 
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
 from pipeline.daemon import _outreach as outreach
+from pipeline.daemon import _reminding as reminding
 from pipeline.daemon._dispatch import Dispatcher, Job, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._presence import best_effort
+from pipeline.daemon._replies import Ids
 from pipeline.daemon._settings import Settings
 from pipeline.daemon._speaker import Speaker
 from pipeline.logs import get_logger
@@ -62,8 +68,11 @@ class Sender:
         *,
         clock: Callable[[], float],
         speaker: Speaker | None = None,
+        ids: Ids | None = None,
     ) -> None:
-        """``speaker`` makes the voice notes of spoken replies; without it they go as text."""
+        """``speaker`` makes the voice notes of spoken replies; without it they go as text.
+        ``ids``: where the ids of a missed reminder's line come from."""
+        self.ids = ids or Ids(lambda: uuid.uuid4().hex, transport.new_message_id)
         self.folded = folded
         self.speaker = speaker
         self.transport = transport
@@ -136,7 +145,7 @@ class Sender:
             for entry in entries:
                 try:
                     if self._stale(entry):
-                        await self._failed(entry, "stale: " + self._too_late(), final=True)
+                        await self._too_late_to_send(entry)
                         continue
                     sends -= 1
                     self._start_send()
@@ -158,11 +167,21 @@ class Sender:
 
     def _stale_at(self, entry: outbox.Entry) -> float:
         if entry.event.purpose not in _ANSWERS:
-            return math.inf
+            return reminding.overdue(entry, self.settings.app)
         return entry.ts + self.settings.app.polling.catch_up_minutes * 60
 
     def _stale(self, entry: outbox.Entry) -> bool:
         return self.clock() >= self._stale_at(entry)
+
+    async def _too_late_to_send(self, entry: outbox.Entry) -> None:
+        """Failed as stale; a reminder's, with the line a missed one gets in its place."""
+        if entry.due is None:
+            await self._failed(entry, "stale: " + self._too_late(), final=True)
+            return
+        events = reminding.missed_late(entry, self.settings.app, self.ids)
+        self._retry_at.pop(entry.event.reply_id, None)
+        log.info("reminder_overdue", chat=entry.event.chat, reply_id=entry.event.reply_id)
+        await self.folded.append(*events)
 
     def _too_late(self) -> str:
         minutes = self.settings.app.polling.catch_up_minutes

@@ -9,7 +9,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from events.model import ReminderCancelled, ReminderFired, ReminderSet, ReplySent
+from events.model import (
+    ReminderCancelled,
+    ReminderFired,
+    ReminderSet,
+    ReplySent,
+    TransportStatus,
+)
+from tests.e2e.conftest import MakeDaemon
 from tests.e2e.harness import ALICE, OWNER_JID, Daemon, run_cli
 from tests.llm_server import FakeLlmServer, Reply, agent_calls
 
@@ -126,3 +133,23 @@ def test_reminders_due_while_down_fire_or_are_missed_and_a_cancelled_one_never_f
     assert pending.startswith("1 reminder pending:\n")
     assert "Alice: stays" in pending
     assert "goes" not in pending
+
+
+def test_a_reminder_due_while_whatsapp_is_away_goes_as_missed_once_too_late(
+    make_daemon: MakeDaemon,
+) -> None:
+    """Fired on time, held by the outage past catch_up_minutes (3 s here): the chat gets
+    the missed line a reminder due while the bot was down gets, never the bare text."""
+    daemon = make_daemon({"polling": {"catch_up_minutes": 0.05}})
+    daemon.send(type="status", state="disconnected", detail="phone offline")
+    daemon.wait_event(TransportStatus, state="disconnected")
+    due = time.time() + 1
+    daemon.log.append(ReminderSet(chat=ALICE, reminder_id="RAWAY", at=due, text="take the pill"))
+    daemon.wait_event(ReminderFired, reminder_id="RAWAY")
+    time.sleep(max(0.0, due + 3.5 - time.time()))
+    daemon.send(type="status", state="connected")
+    sent = daemon.next_sent(timeout=10)
+    assert sent["purpose"] == "reminder"
+    assert sent["text"].startswith("Missed reminder (due ")
+    assert sent["text"].endswith(", while I was offline): take the pill")
+    daemon.expect_no_sent(within=0.5)

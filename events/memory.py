@@ -138,6 +138,8 @@ class MemoryLog:
             self._events = [r for r in self._events if r.seq not in gone]
             self._by_key = {k: r for k, r in self._by_key.items() if r.seq not in gone}
             recorded = self._append_locked((marker,))[0]
+            # Folded before the marker: they may hold what went.
+            self._snapshots = {k: v for k, v in self._snapshots.items() if v[0] >= recorded.seq}
         self._published()
         return recorded
 

@@ -188,6 +188,8 @@ class LogWriter(LogReader, Protocol):
         short chunks (``progress`` hears of each) that appends interleave with;
         the marker is written once, after the last. A crash midway leaves the
         log correct without a marker: compacting again removes the rest.
+        Then the snapshots folded before the marker are dropped: they may hold
+        what went (a snapshot is a cache, folded again from the log).
         """
         ...
 

@@ -139,9 +139,18 @@ class Runner:
 
         Not while ``stale``: the next start would resume past the marker and never refold.
         """
+        save = self.frozen(into)
+        if save is not None:
+            save()
+
+    def frozen(self, into: LogWriter) -> Callable[[], None] | None:
+        """``snapshot`` in two steps: the states encoded now, and the write of that blob
+        into ``into``, which another thread may run while this one folds on. None
+        while ``stale``."""
         if self._stale:
-            return
-        into.save_snapshot(self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states))
+            return None
+        row = (self._snapshot_name, SNAPSHOT_VERSION, self.seq, encode(self._states))
+        return lambda: into.save_snapshot(*row)
 
     @property
     def states(self) -> States:

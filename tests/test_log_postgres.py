@@ -368,3 +368,24 @@ def test_purge_leaves_no_dead_row_of_a_forgotten_chat(tmp_path: Path, schema: st
                 f"SELECT dead_tuple_count FROM {home}.pgstattuple('{schema}.{table}')"
             ).fetchone()
             assert dead == (0,), table
+
+
+def test_a_rotation_leaves_no_snapshot_holding_what_it_removed(tmp_path: Path, schema: str) -> None:
+    """The snapshot a running bot folded before the rotation held the expired texts
+    until its next stop; its dead tuple waits for VACUUM (README: PostgreSQL)."""
+    clock = FakeClock()
+    bot = PostgresLog(DSN, name=log_name(tmp_path), schema=schema, clock=clock)
+    tool = PostgresLog(DSN, name=log_name(tmp_path), schema=schema)
+    try:
+        bot.append(*(message(i, tag="zebra-quartz") for i in range(5)))
+        bot.save_snapshot("projections", 3, bot.last_seq(), b"folded: zebra-quartz")
+        clock.advance(100)
+        bot.append(message(9, tag="walrus"))
+        marker = tool.compact("rotation", Selection(older_than=clock.now - 50))
+        assert compacted(marker).removed == 5
+        with admin() as conn:
+            states = [bytes(s) for (s,) in conn.execute(f"SELECT state FROM {schema}.snapshots")]
+        assert [s for s in states if b"zebra-quartz" in s] == []
+    finally:
+        bot.close()
+        tool.close()

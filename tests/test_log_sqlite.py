@@ -107,6 +107,48 @@ def test_compaction_leaves_no_byte_of_what_it_removed_in_the_files(tmp_path: Pat
     assert _files_holding(tmp_path, b"walrus") == ["events.db"]
 
 
+def _snapshots_holding(db: Path, text: bytes) -> list[str]:
+    with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        return [
+            name
+            for name, state in conn.execute("SELECT name, state FROM snapshots")
+            if text in state
+        ]
+
+
+@pytest.mark.parametrize("by", ["another process", "the log's owner"])
+def test_a_rotation_leaves_no_byte_of_what_it_removed_in_the_snapshots_or_the_wal(
+    tmp_path: Path, by: str
+) -> None:
+    """Beside a running bot (its connections keep the WAL when the tool's close): the
+    snapshot it folded before the rotation held the expired texts, and so did the
+    WAL's frames, after ``compact`` exited and for as long as the bot ran."""
+    db = tmp_path / "events.db"
+    clock = FakeClock()
+    bot = SQLiteLog(db, clock=clock)
+    for i in range(50):
+        bot.append(message(i, tag="zebra-quartz"), message(i, chat="2@s.whatsapp.net", tag="w"))
+    bot.save_snapshot("projections", 3, bot.last_seq(), b"folded: zebra-quartz " * 2000)
+    clock.advance(100)
+    bot.append(message(99, tag="walrus"))
+    assert _files_holding(tmp_path, b"zebra-quartz") != []
+    rotation = Selection(older_than=clock.now - 50)
+    if by == "another process":
+        with SQLiteLog(db) as tool:
+            marker = tool.compact("rotation", rotation)
+    else:
+        with closing(sqlite3.connect(db)) as reader:  # the WAL outlives the log's close
+            reader.execute("SELECT count(*) FROM events").fetchall()
+            marker = bot.compact("rotation", rotation)
+    assert marker is not None
+    assert _files_holding(tmp_path, b"zebra-quartz") == []
+    assert _snapshots_holding(db, b"zebra-quartz") == []
+    assert bot.load_snapshot("projections", 3) is None
+    assert _files_holding(tmp_path, b"walrus") != []
+    bot.close()
+    assert _files_holding(tmp_path, b"zebra-quartz") == []
+
+
 def test_compaction_zeroes_what_it_removed_where_sqlite_would_not_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

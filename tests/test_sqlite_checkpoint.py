@@ -5,7 +5,6 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
@@ -189,12 +188,9 @@ def test_a_failed_cut_back_does_not_cost_the_compactions_marker(
 ) -> None:
     """By then every selected event is gone: the marker saying so must still be recorded."""
     monkeypatch.setattr(_checkpoint, "LIMIT", 1)  # any WAL is a bulk's
-    checkpoint = _compact._Chunks.checkpoint
 
-    def failing(self: _compact._Chunks, mode: Literal["RESTART", "TRUNCATE"] = "RESTART") -> None:
-        if mode == "TRUNCATE":
-            raise sqlite3.OperationalError("disk I/O error")
-        checkpoint(self, mode)
+    def failing(self: _compact._Chunks) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(_compact._Chunks, "checkpoint", failing)
+    monkeypatch.setattr(_compact._Chunks, "empty", failing)
     _forget_300_with_their_marker(tmp_path / "events.db")

@@ -304,7 +304,8 @@ class PostgresLog(PostgresReader):
         walks over the rows earlier chunks left dead for VACUUM. A crash
         midway leaves the log correct (what went was meant to go) with no
         marker; compacting again removes the rest and records it. Only the
-        marker's commit waits for the disk (``_UNFLUSHED``).
+        marker's commit waits for the disk (``_UNFLUSHED``). Then the snapshots
+        folded before the marker are dropped.
         """
         top = self.last_seq()
         pacer, tally = Pacer(), Tally(progress)
@@ -325,7 +326,14 @@ class PostgresLog(PostgresReader):
             pacer.took(upto - after, held)
             after = upto
         marker = tally.marker(reason, selection)
-        return None if marker is None else self.append(marker)[0]
+        if marker is None:
+            return None
+        recorded = self.append(marker)[0]
+        # Folded before the marker, the snapshots may hold what went (``save_snapshot``
+        # stores none of them from now on). Their dead tuples wait for VACUUM.
+        with self._writer.use(self.where) as conn:
+            conn.execute(self._q.drop_snapshots_before, (self._log, recorded.seq))
+        return recorded
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""

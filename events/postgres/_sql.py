@@ -108,6 +108,8 @@ _TEMPLATES = {
         "SELECT seq, state FROM {s}.snapshots WHERE log_id = %s AND name = %s AND version = %s"
     ),
     "drop_snapshots": "DELETE FROM {s}.snapshots WHERE log_id = %s",
+    # Once a compaction's marker is recorded: those folded before it may hold what went.
+    "drop_snapshots_before": "DELETE FROM {s}.snapshots WHERE log_id = %s AND seq < %s",
     # Dead rows keep their bytes until VACUUM; it needs no lock appends wait for.
     "vacuum": "VACUUM {s}.events, {s}.snapshots",
     "size": (
@@ -142,6 +144,7 @@ class Queries:
         self.save_snapshot = sql["save_snapshot"]
         self.load_snapshot = sql["load_snapshot"]
         self.drop_snapshots = sql["drop_snapshots"]
+        self.drop_snapshots_before = sql["drop_snapshots_before"]
         self.vacuum = sql["vacuum"]
         self.size = sql["size"]
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from events.sqlite._schema import connect
 
-__all__ = ["LIMIT", "Checkpointer", "grown_by_bulk"]
+__all__ = ["LIMIT", "Checkpointer", "empty_wal", "grown_by_bulk"]
 
 PAGES = 1000  # pages written between two checkpoints: SQLite's own default
 # With synchronous=NORMAL a commit does not sync: a WAL that grows costs it little,
@@ -56,6 +56,7 @@ _QUICK = 0.01  # seconds: after a pass this short, the next one (locked) has lit
 _PASSES = 4  # unlocked passes that may chase the appends before this checkpoint gives up
 _YIELDS = 15  # checkpoints in a row left to another writer's bulk before one runs anyway
 LIMIT = 128 * 1024 * 1024  # bytes: a WAL larger than this was grown by a bulk
+_EMPTY_POLL = 0.05  # seconds between two tries to empty the WAL
 
 
 def grown_by_bulk(db: Path) -> bool:
@@ -64,6 +65,25 @@ def grown_by_bulk(db: Path) -> bool:
         return db.with_name(db.name + "-wal").stat().st_size > LIMIT
     except OSError:
         return False
+
+
+def empty_wal(conn: sqlite3.Connection, patience: float) -> bool:
+    """``wal_checkpoint(TRUNCATE)`` on ``conn``: everything copied back and the WAL file
+    cut to nothing, so no frame of a deleted row stays readable in it. Tried again
+    while another checkpoint (this log's ``Checkpointer``, another process's) or a
+    reader of old frames holds it up, for ``patience`` seconds; whether it was emptied.
+
+    Each try waits in ``conn``'s busy handler, with writers held off, at most for
+    its ``busy_timeout``; between tries appends go on.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if not busy:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_EMPTY_POLL)
 
 
 class Checkpointer:

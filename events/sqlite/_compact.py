@@ -12,6 +12,11 @@ the compaction checkpoints itself every ``_CHECKPOINT_ROWS`` rows, outside
 the lock, while appends carry on, and starts the WAL over (``checkpoint``).
 Checkpointing after every chunk would copy the index pages that consecutive
 chunks share again and again.
+
+Once the marker is recorded and the snapshots folded before it are dropped
+(the log's ``finish``), the compaction copies everything back and cuts the WAL
+to nothing (``empty``): its older frames still held the removed rows and the
+dropped snapshots as they were written, readable there until overwritten.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
 
 from events.compaction import Pacer, Tally
 from events.protocol import Selection
@@ -37,6 +41,7 @@ _Rows = list[tuple[int, str, str]]  # (seq, type, chat) of events
 _CACHE_KIB = 32 * 1024  # the chunks revisit index pages: keep them for this compaction
 _CHECKPOINT_ROWS = 100_000  # rows deleted between two checkpoints: a WAL of at most ~200 MB
 _RESTART_WAIT = 0.02  # seconds the WAL's restart waits for a writer or an old reader, at most
+_EMPTY_WAIT = 10.0  # seconds the WAL's emptying is tried again for, at most
 _YIELD_FOR = 0.1  # at most this long a chunk waits for this process's queued appends
 _YIELD_POLL = 0.0005
 
@@ -51,11 +56,14 @@ def compact_rows(
     synchronous: str,
     write_lock: threading.Lock,
     waiting: Callable[[], bool],
+    finish: Callable[[], bool],
 ) -> None:
     """Delete the events of ``selection`` up to seq ``top`` from the log at ``path``.
 
     ``write_lock`` is the log's in-process writer lock and ``waiting`` says
-    whether appends of this process are queued for it.
+    whether appends of this process are queued for it. ``finish`` runs once
+    the rows are gone (the log records the marker and drops the snapshots
+    folded before it) and says whether anything went; then the WAL is emptied.
     """
     chunks = _Chunks(path, selection, busy_timeout, synchronous)
     try:
@@ -76,13 +84,14 @@ def compact_rows(
                 break  # that read went to ``top``: a last one would find nothing
             pacer.took(len(picked), held)
             size = pacer.size
-        if _checkpoint.grown_by_bulk(path):
-            # The log's own checkpoints leave a WAL over LIMIT to the bulk that grew it:
-            # a file left that size would hold them off for as long as the bot runs.
-            # Everything selected is gone by now: a failure here must not cost the
-            # marker that says so (the next compaction tries again).
+        if finish() or _checkpoint.grown_by_bulk(path):
+            # What went, and the snapshots dropped, must not stay readable in the WAL's
+            # frames. And the log's own checkpoints leave a WAL over LIMIT to the bulk
+            # that grew it: a file left that size would hold them off for as long as the
+            # bot runs. The marker is recorded by now: a failure here must not cost it
+            # (the next compaction empties the WAL).
             with contextlib.suppress(sqlite3.Error):
-                chunks.checkpoint("TRUNCATE")
+                chunks.empty()
     finally:
         chunks.close()
 
@@ -135,9 +144,8 @@ class _Chunks:
             self._conn.execute("COMMIT")
             return picked, time.perf_counter() - started
 
-    def checkpoint(self, mode: Literal["RESTART", "TRUNCATE"] = "RESTART") -> None:
-        """Copy the chunks' pages back, then start the WAL over from its top
-        (``TRUNCATE``: and cut its file back to nothing).
+    def checkpoint(self) -> None:
+        """Copy the chunks' pages back, then start the WAL over from its top.
 
         A WAL starts over only when a write begins with every frame copied
         back, and appends (here or in another process) go on during the
@@ -155,7 +163,23 @@ class _Chunks:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         _sync(self._path)
         with self._busy_timeout_of(_RESTART_WAIT):
-            self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def empty(self) -> bool:
+        """``checkpoint``, cutting the WAL file back to nothing (``TRUNCATE``): no frame
+        of a removed row or a dropped snapshot stays in it. Whether it was emptied.
+
+        As ``checkpoint`` the passes before copy while appends go on, and each try
+        holds writers off for its few frames, waiting ``_RESTART_WAIT`` at most for
+        a reader of an older snapshot. Another checkpoint running (the log's own
+        thread, another process's) or such a reader that stays: tried again, with
+        appends going on in between, for up to ``_EMPTY_WAIT``. Cutting the file
+        back costs about 60 ms per 300 MB (at most once, after a compaction).
+        """
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _sync(self._path)
+        with self._busy_timeout_of(_RESTART_WAIT):
+            return _checkpoint.empty_wal(self._conn, _EMPTY_WAIT)
 
     @contextlib.contextmanager
     def _busy_timeout_of(self, seconds: float) -> Iterator[None]:

@@ -30,10 +30,11 @@ from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.owner_only import private_dir, private_file, tighten
 from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
-from events.sqlite._checkpoint import Checkpointer
+from events.sqlite._checkpoint import Checkpointer, empty_wal
 from events.sqlite._compact import compact_rows
 from events.sqlite._schema import (
     BY_KEY,
+    DROP_SNAPSHOTS_BEFORE,
     INSERT,
     MEDIA,
     SAVE_SNAPSHOT,
@@ -294,9 +295,24 @@ class SQLiteLog(SQLiteReader):
         waiting appends go first and checkpointing after itself
         (``_compact``). A crash midway leaves the log correct (what
         went was meant to go) with no marker; compacting again removes the
-        rest and records it.
+        rest and records it. Once the marker is recorded, the snapshots folded
+        before it go (they may hold what went) and the WAL is emptied, so no
+        file keeps a byte of what was removed.
         """
         tally = Tally(progress)
+        recorded: list[Recorded] = []
+
+        def finish() -> bool:
+            marker = tally.marker(reason, selection)
+            if marker is None:
+                return False
+            recorded.extend(self.append(marker))
+            with self._write_lock:
+                self._in_transaction(
+                    lambda cur: cur.execute(DROP_SNAPSHOTS_BEFORE, (recorded[0].seq,))
+                )
+            return True
+
         try:
             compact_rows(
                 self.path,
@@ -307,11 +323,11 @@ class SQLiteLog(SQLiteReader):
                 synchronous=self._synchronous,
                 write_lock=self._write_lock,
                 waiting=lambda: self._group.waiting,
+                finish=finish,
             )
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
-        marker = tally.marker(reason, selection)
-        return None if marker is None else self.append(marker)[0]
+        return recorded[0] if recorded else None
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped.
@@ -333,23 +349,11 @@ class SQLiteLog(SQLiteReader):
             try:
                 self._writer.execute("DELETE FROM snapshots")
                 self._writer.execute("VACUUM")
-                emptied = self._empty_wal()
+                emptied = empty_wal(self._writer, _PURGE_WAIT)
             except sqlite3.Error as exc:
                 raise _as_log_error(exc) from exc
         if not emptied:
             raise LogError(f"{self.path}-wal: still read by another process; try again")
-
-    def _empty_wal(self) -> bool:
-        """``wal_checkpoint(TRUNCATE)``, tried again while the background checkpoint
-        (``Checkpointer``) or a reader of old frames holds it up, for ``_PURGE_WAIT``."""
-        deadline = time.monotonic() + _PURGE_WAIT
-        while True:
-            busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(_READ_POLL)
 
     def close(self) -> None:
         with self._changed:

@@ -92,6 +92,9 @@ SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
     " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
 )
+# Once a compaction's marker is recorded at seq ?: the snapshots folded before it may
+# hold what it removed (SAVE_SNAPSHOT stores none of them from then on).
+DROP_SNAPSHOTS_BEFORE = "DELETE FROM snapshots WHERE seq < ?"
 
 
 def sequence(cur: sqlite3.Cursor) -> int:

@@ -258,6 +258,25 @@ class LogContract(ReaderContract):
         log.save_snapshot("projections", 3, log.last_seq(), b"without")
         assert log.load_snapshot("projections", 3) == (log.last_seq(), b"without")
 
+    def test_a_compaction_drops_the_snapshots_folded_before_it(self, tmp_path: Path) -> None:
+        """Folded before the marker, a snapshot may hold what went (a rotation's texts)."""
+        clock = FakeClock()
+        log = self.make(tmp_path / "events.db", clock=clock)
+        folded = log.append(message(1), message(2))[-1].seq
+        log.save_snapshot("projections", 3, folded, b"with message 1")
+        log.save_snapshot("projections:queue", 3, folded, b"with message 1")
+        clock.advance(100)
+        assert log.compact("rotation", Selection(older_than=clock.now - 200)) is None
+        assert log.load_snapshot("projections", 3) == (folded, b"with message 1")
+        marker = log.compact("rotation", Selection(older_than=clock.now))
+        assert marker is not None
+        assert log.load_snapshot("projections", 3) is None
+        assert log.load_snapshot("projections:queue", 3) is None
+        log.save_snapshot("projections", 3, marker.seq, b"absorbed")
+        log.append(message(3))
+        assert log.compact("rotation", Selection(older_than=clock.now - 200)) is None
+        assert log.load_snapshot("projections", 3) == (marker.seq, b"absorbed")
+
     def test_purge_drops_every_snapshot_and_keeps_every_event(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "events.db")
         kept = log.append(message(1), message(2, chat="2@s.whatsapp.net"))[0]

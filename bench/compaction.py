@@ -135,7 +135,8 @@ def _tool_selection(master: Path, now: float) -> Selection:
 
 
 def _after_rotation(ws: Workspace, master: Path, selection: Selection) -> list[Row]:
-    """What the daemon pays after a daily rotation: ``catch_up``, then the next start-up."""
+    """What the daemon pays after a daily rotation: ``catch_up``, the snapshot that
+    replaces the one the rotation dropped, then the next start-up."""
     progress(f"{NAME}: catch_up and start-up after a daily rotation")
     db = _copy(ws, master, f"{NAME}-startup") / DB_NAME
     with SQLiteLog(db) as log:
@@ -143,6 +144,7 @@ def _after_rotation(ws: Workspace, master: Path, selection: Selection) -> list[R
         runner = Runner.start(log)
         log.compact("rotation", selection)
         caught = _timed(runner.catch_up)
+        saved = _timed(lambda: runner.snapshot(log))
         after = _timed(lambda: Runner.start(log))
     note = f"{len(ws.history()):,}-event log, snapshot taken before the rotation"
     return [
@@ -150,6 +152,16 @@ def _after_rotation(ws: Workspace, master: Path, selection: Selection) -> list[R
             bench=NAME,
             measure="daemon catch_up after a daily rotation",
             value=caught,
+            unit="s",
+            baseline=before,
+            baseline_label="Runner.start, no compaction",
+            better="lower",
+            note=note,
+        ),
+        Row(
+            bench=NAME,
+            measure="daemon snapshot after a daily rotation",
+            value=saved,
             unit="s",
             baseline=before,
             baseline_label="Runner.start, no compaction",

@@ -1,8 +1,10 @@
 """compact and forget: events leave the log only through a recorded compaction."""
 
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,9 @@ from events.model import (
 from events.protocol import Selection
 from events.testing import FakeClock
 from events.units import DAY
-from projections.fold import fold
+from projections.fold import SNAPSHOT_VERSION, fold
 from projections.retention import rotation
+from projections.runner import SNAPSHOT_NAME, Runner
 
 ALICE = "491701111111@s.whatsapp.net"
 BOB = "491702222222@s.whatsapp.net"
@@ -97,6 +100,43 @@ def test_compact_command_rotates_by_the_configured_retention(store: Path) -> Non
     assert (marker.event.reason, marker.event.removed) == ("rotation", 3)
     assert marker.seq > before
     assert cli(store, "compact").stdout.strip() == "nothing older than 10 days to remove"
+
+
+def _holding(store: Path, text: bytes) -> list[str]:
+    """The store's files holding ``text``, and its snapshots that do."""
+    files = [p.name for p in sorted(store.rglob("*")) if p.is_file() and text in p.read_bytes()]
+    with closing(sqlite3.connect(f"{(store / 'events.db').as_uri()}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT name, state FROM snapshots").fetchall()
+    return files + [f"snapshot {name}" for name, state in rows if text in state]
+
+
+def test_compact_leaves_no_byte_of_what_it_removed_beside_a_running_bot(tmp_path: Path) -> None:
+    """The bot's snapshot, folded before, kept the expired texts, and so did the WAL
+    the bot's open log keeps after the tool exits."""
+    clock = FakeClock(NOW - 20 * DAY)
+    bot = open_log(tmp_path, clock=clock)  # open throughout, as the running bot's
+    bot.append(ConfigLoaded(hash="c", config=CONFIG, path="app.json"))
+    texts = (
+        MessageReceived(chat=ALICE, msg_id=f"M{i}", sender=ALICE, text=f"zebra-quartz {i}")
+        for i in range(20)
+    )
+    bot.append(*texts)
+    Runner.start(bot).snapshot(bot)  # as the bot's last stop saved it
+    clock.advance(15 * DAY)
+    bot.append(MessageReceived(chat=BOB, msg_id="B1", sender=BOB, text="walrus"))
+    assert "snapshot projections" in _holding(tmp_path, b"zebra-quartz")
+    done = cli(tmp_path, "compact")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("removed 20 events")
+    assert _holding(tmp_path, b"zebra-quartz") == []
+    # The tool saved the state it absorbed: the next start does not fold the whole log.
+    marker = list(bot.read())[-1]
+    assert isinstance(marker.event, Compacted)
+    found = bot.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+    assert found is not None
+    assert found[0] >= marker.seq
+    bot.close()
+    assert _holding(tmp_path, b"zebra-quartz") == []
 
 
 def test_forget_removes_every_event_of_one_chat_only(store: Path) -> None:

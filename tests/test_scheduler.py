@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,8 @@ from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._replies import Ids
 from projections import queue, reminders
-from projections.fold import fold
+from projections.fold import SNAPSHOT_VERSION, fold
+from projections.runner import SNAPSHOT_NAME
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OWNER_JID = "491700000000@s.whatsapp.net"
@@ -308,6 +311,39 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
     bot.restart(start + 30 * HOUR)
     assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY
     assert len(bot.rotations()) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("drop_expired_sessions", [False, True])
+async def test_a_rotation_leaves_no_byte_of_what_it_removed_while_the_bot_runs(
+    make_bot: Any, drop_expired_sessions: bool
+) -> None:
+    """The snapshot saved at the last stop held the expired texts until the next
+    stop (or 10,000 events later), and the WAL's frames held them too."""
+    start = at("2025-06-02 12:00")
+    rotation = {**ROTATION, "drop_expired_sessions": drop_expired_sessions}
+    bot = make_bot(start, vitality={"enabled": False}, rotation=rotation)
+    secret = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="zebra-quartz")
+    bot.append(start - 2 * DAY, secret)
+    bot.restart(start)  # its stop saved the snapshot, texts and all
+    store = bot.path
+    assert _holding(store, b"zebra-quartz") != []
+
+    await bot.tick(start + DAY)
+    [marker] = bot.rotations()
+    assert _holding(store, b"zebra-quartz") == []
+    # A fresh snapshot of the absorbed state: a crash now does not refold the whole log.
+    found = bot.folded.log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+    assert found is not None
+    assert found[0] >= marker.seq
+
+
+def _holding(store: Path, text: bytes) -> list[str]:
+    """The store's files holding ``text``, and its snapshots that do."""
+    files = [p.name for p in sorted(store.rglob("*")) if p.is_file() and text in p.read_bytes()]
+    with closing(sqlite3.connect(f"{(store / 'events.db').as_uri()}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT name, state FROM snapshots").fetchall()
+    return files + [f"snapshot {name}" for name, state in rows if text in state]
 
 
 @pytest.mark.anyio

@@ -181,13 +181,6 @@ class FoldedLog:
         """Whether ``view`` may still hold facts a compaction removed (a refold is due)."""
         return self._runner.stale
 
-    def snapshot(self) -> None:
-        """Save the states now (not while stale): the snapshot from before an expiry
-        holds the texts it removed until it is replaced."""
-        if not self._runner.stale:
-            self._runner.snapshot(self.log)
-            self._snapshot_seq = self._runner.seq
-
     def catch_up(self) -> list[Recorded]:
         """Read and fold what was appended since, by anyone; returns the records not
         returned before (a read of the log: the daemon's loops never need one)."""
@@ -214,6 +207,20 @@ class FoldedLog:
             self._runner.snapshot(self.log)  # not while stale
             self._snapshot_seq = self._runner.seq
         return new
+
+    async def snapshot(self) -> None:
+        """Save the view as it is now (encoded on the loop, written in a worker thread).
+
+        After the daemon's own compaction: the log dropped the snapshot folded
+        before it (it held what went), and a start after a crash would otherwise
+        fold the whole log again.
+        """
+        save = self._runner.frozen(self.log)
+        if save is None:
+            return  # stale: the refold's states are saved later
+        seq = self._runner.seq
+        await anyio.to_thread.run_sync(save)
+        self._snapshot_seq = max(self._snapshot_seq, seq)
 
     async def keep_current(self, poll: Callable[[], float] = lambda: math.inf) -> None:
         """Run for the daemon's life: every ``poll()`` seconds read what other

@@ -209,8 +209,7 @@ class Scheduler:
         selection = retention.rotation(view.retention, rotation_cfg.retention_days, now, keep)
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "rotation", selection)
         self.folded.catch_up()  # each projection drops what the marker says went
-        if rotation_cfg.drop_expired_sessions:
-            await self._drop_expired(now)
+        expired = rotation_cfg.drop_expired_sessions and await self._drop_expired(now)
         if self.media is not None:
             swept = await anyio.to_thread.run_sync(self._sweep, self.media)
             if swept:
@@ -220,10 +219,14 @@ class Scheduler:
         else:
             removed = marker.event.removed if isinstance(marker.event, Compacted) else 0
             log.info("rotated", removed=removed, retention_days=rotation_cfg.retention_days)
+        if marker is not None or expired:
+            # The log dropped the snapshot folded before: it held what went.
+            await self.folded.snapshot()
         return timetable.rotation_due(rotation_cfg, now)
 
-    async def _drop_expired(self, now: float) -> None:
-        """Remove the texts of the sessions that ended (``Compacted``, reason ``expiry``)."""
+    async def _drop_expired(self, now: float) -> bool:
+        """Remove the texts of the sessions that ended (``Compacted``, reason ``expiry``);
+        whether any went."""
         app, view = self.settings.app, self.folded.view
         selection = retention.expiry(
             view.sessions,
@@ -234,12 +237,12 @@ class Scheduler:
             aliases.teachers(view.aliases),
         )
         if selection is None:
-            return
+            return False
         marker = await anyio.to_thread.run_sync(self.folded.log.compact, "expiry", selection)
         self.folded.catch_up()
         if marker is not None and isinstance(marker.event, Compacted):
-            self.folded.snapshot()  # replaces the one still holding the texts
             log.info("expired_sessions_dropped", removed=marker.event.removed)
+        return marker is not None
 
     def _sweep(self, media: MediaStore) -> int:
         """Delete the attachments no event in the log refers to any more."""

@@ -49,9 +49,11 @@ def compact(store: Path | Where, now: float) -> str:
         runner.catch_up()  # the projections absorb the rotation
         dropping = config is not None and config.rotation.drop_expired_sessions
         expired = _drop_expired(log, runner.states, config, now) if config and dropping else ""
-        if expired:
+        if marker is not None or expired:
+            # The log dropped the snapshot folded before (it held what went): the
+            # next start begins from this one, not from the start of the log.
             runner.catch_up()
-            runner.snapshot(log)  # replaces the one still holding the texts
+            runner.snapshot(log)
         swept = sweep_media(store, log)
     files = _files(swept)
     if marker is None:

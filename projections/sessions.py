@@ -17,8 +17,11 @@ would rebuild a context from them, this keeps only the turns still there.
 
 Each session also knows the events that carry its words (``Texts``): the
 messages an LLM call took (with their edits, the attachments fetched after
-them, so the files go too, transcripts and documents read), the requests,
-the answers and the replies planned from them, so
+them, so the files go too, transcripts and documents read), the requests
+(with their failed attempts, whose error may echo them), the answers and the
+replies planned from them (a voice reply with its speech or its failures to
+be spoken, so the audio file goes too: ``speaking`` follows it from its
+planning until it is spoken, given up or sent), so
 ``rotation.drop_expired_sessions`` can remove an ended session's text by seq
 (``expired_texts``) without reading the log back. A message is followed from
 its receipt until a call takes it or it is skipped; a turn's tool calls, their
@@ -55,9 +58,13 @@ from events.model import (
     MessageRevoked,
     MessageSkipped,
     Recorded,
+    ReplyFailed,
     ReplyPlanned,
+    ReplySent,
     ReplyWithheld,
     SessionStarted,
+    SpeechFailed,
+    SpeechSynthesized,
     ToolCalled,
     ToolFinished,
 )
@@ -116,6 +123,8 @@ class State(msgspec.Struct, kw_only=True):
     replying: dict[str, str] = {}  # call_id -> session_id ("": orphans), answer to reply
     orphans: list[Origin] = []  # answers and replies whose request went (an ended session)
     looping: dict[str, str] = {}  # call_id of a tool round -> session_id, while tracking
+    # reply_id of a voice reply -> session_id ("": orphans), until it is spoken or given up
+    speaking: dict[str, str] = {}
 
 
 def _key(chat: str, user: str) -> str:
@@ -133,7 +142,14 @@ def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
 
 def _let_go(state: State) -> None:
     """Drop what ``tracking`` followed: nothing will ask for it."""
-    for followed in (state.waiting, state.attached, state.ended, state.replying, state.looping):
+    for followed in (
+        state.waiting,
+        state.attached,
+        state.ended,
+        state.replying,
+        state.looping,
+        state.speaking,
+    ):
         followed.clear()
     state.orphans.clear()
     for session in state.sessions.values():
@@ -254,8 +270,13 @@ def _loop_done(state: State, session_id: str | None) -> None:
 
 
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
-    if ev.final:
-        state.pending.pop(ev.call_id, None)
+    """A failed attempt's error may quote the API's words, which may echo the request:
+    it goes with the request, while ``tracking``."""
+    call = state.pending.pop(ev.call_id, None) if ev.final else state.pending.get(ev.call_id)
+    if state.tracking and call is not None:
+        session = state.sessions.get(call.session_id)
+        if session is not None:
+            session.texts.words.append(rec.seq)
 
 
 def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
@@ -309,8 +330,34 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         texts.counted.append(rec.seq)
     else:
         _orphan(state, rec)
+    if ev.speech is not None:
+        state.speaking[ev.reply_id] = session_id  # its audio (or why not) comes later
     if ev.part is None or ev.part == ev.parts:
         del state.replying[call_id]
+
+
+def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized | SpeechFailed) -> None:
+    """A voice reply's speech (the audio file of its words) or a failure to make it
+    (whose error may quote them) goes with the reply: counted, as the speech's cost is."""
+    speaking = state.speaking
+    if not speaking:
+        return
+    final = not isinstance(ev, SpeechFailed) or ev.final
+    session_id = speaking.pop(ev.reply_id, None) if final else speaking.get(ev.reply_id)
+    if session_id is None:
+        return
+    session = state.sessions.get(session_id)
+    texts = session.texts if session is not None else state.ended.get(session_id)
+    if texts is not None:
+        texts.counted.append(rec.seq)
+    else:
+        _orphan(state, rec)
+
+
+def _unspoken(state: State, rec: Recorded, ev: ReplySent | ReplyFailed) -> None:
+    """A reply sent, or given up, is spoken no more: let go of it."""
+    if state.speaking and (isinstance(ev, ReplySent) or ev.final):
+        state.speaking.pop(ev.reply_id, None)
 
 
 def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session config last
@@ -395,6 +442,8 @@ def _absorb_texts(state: State, gone: Removal, rotation: bool) -> None:
     known = state.sessions.keys() | state.ended.keys()
     for call_id in [c for c, s in state.replying.items() if s not in known]:
         del state.replying[call_id]
+    for reply_id in [r for r, s in state.speaking.items() if s not in known]:
+        del state.speaking[reply_id]
 
 
 def current(state: State, chat: str, users: Iterable[str]) -> Session | None:
@@ -458,6 +507,10 @@ _HANDLERS: Handlers[State] = {
     MediaTranscribed: _transcribed,
     MessageSkipped: _skipped,
     ReplyPlanned: _planned,
+    SpeechSynthesized: _spoken,
+    SpeechFailed: _spoken,
+    ReplySent: _unspoken,
+    ReplyFailed: _unspoken,
     ToolCalled: _tool_text,
     ToolFinished: _tool_text,
     ReplyWithheld: _tool_text,

@@ -1,5 +1,6 @@
 """``rotation.drop_expired_sessions``: a rotation also removes the texts of ended sessions."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from events.model import (
     ConfigLoaded,
     DocumentRead,
     LlmCompleted,
+    LlmFailed,
     LlmRequested,
     Media,
     MediaFetched,
@@ -26,11 +28,15 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    SpeechFailed,
+    SpeechPlan,
+    SpeechSynthesized,
 )
 from events.testing import FakeClock
 from events.units import DAY, HOUR
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import config_loaded
+from pipeline.media import MediaStore
 from projections.fold import fold
 from projections.session_texts import Texts
 from tests import test_scheduler
@@ -43,11 +49,20 @@ IDLE_HOUR = {"mode": "idle", "ttl_minutes": 60}
 
 
 def _turn(
-    bot: Bot, when: float, chat: str, n: int, words: str, *, fetched: Media | None = None
+    bot: Bot,
+    when: float,
+    chat: str,
+    n: int,
+    words: str,
+    *,
+    fetched: Media | None = None,
+    spoken: list[SpeechSynthesized | SpeechFailed] | None = None,
 ) -> None:
     """One exchange of session ``S{n}`` in ``chat``: message (a document), request,
-    answer, reply. ``fetched``: its attachment, fetched after it (as WhatsApp's are)."""
+    answer, reply. ``fetched``: its attachment, fetched after it (as WhatsApp's are);
+    ``spoken``: the reply is a voice note, and this is what came of speaking it."""
     msg, call, session = f"M{n}", f"C{n}", f"S{n}"
+    plan = None if spoken is None else SpeechPlan(model="gpt-4o-mini-tts", voice="alloy")
     pending = None if fetched is None else replace(fetched, sha256="", fetching=True)
     bot.append(
         when,
@@ -73,7 +88,9 @@ def _turn(
             text=f"answer to {words}",
             call_id=call,
             trigger_ids=[msg],
+            speech=plan,
         ),
+        *(spoken or []),
         ReplySent(chat=chat, reply_id=f"R{n}", wa_id=f"W{n}", sent_at=when),
     )
 
@@ -261,3 +278,120 @@ async def test_an_attachment_fetched_after_its_message_goes_with_it(make_bot: An
     assert marker.by_type["MediaFetched"] == 1
     assert "lab-result.pdf" not in _texts(bot)
     assert bot.folded.log.media() == set()  # so the sweep deletes the file
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "speech.ogg"
+
+
+def _said(sha256: str, reply_id: str = "R1") -> SpeechSynthesized:
+    return SpeechSynthesized(
+        chat=ALICE,
+        reply_id=reply_id,
+        sha256=sha256,
+        size=FIXTURE.stat().st_size,
+        seconds=1.5,
+        model="gpt-4o-mini-tts",
+        voice="alloy",
+        cost_usd=0.000375,
+    )
+
+
+async def _stored_note(bot: Bot) -> tuple[MediaStore, Path]:
+    """A media store the bot's rotation sweeps, holding a voice reply's audio made an
+    hour ago (older than the sweep's grace)."""
+    store = MediaStore(bot.path / "media")
+    bot.scheduler.media = store
+    stored = await store.save_bytes(FIXTURE.read_bytes())
+    path = store.path(stored.sha256)
+    old = time.time() - HOUR
+    os.utime(path, (old, old))
+    return store, path
+
+
+@pytest.mark.anyio
+async def test_a_spoken_reply_and_its_audio_go_with_the_session(make_bot: Any) -> None:
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _, path = await _stored_note(bot)
+    _turn(bot, nine, ALICE, 1, "alice-secret", spoken=[_said(path.name)])
+
+    await bot.tick(nine + 101 * 60)
+    [marker] = _expiries(bot)
+    # Her words at once; the reply, its speech and its audio while the budget counts them.
+    assert "SpeechSynthesized" not in marker.by_type
+    assert bot.folded.log.media() == {path.name}
+    assert path.exists()
+
+    await bot.tick(nine + 8 * DAY + 2 * HOUR)
+
+    assert [m.by_type.get("SpeechSynthesized") for m in _expiries(bot)] == [None, 1]
+    assert not [r for r in bot.records() if isinstance(r.event, SpeechSynthesized)]
+    assert bot.folded.log.media() == set()
+    assert not path.exists()  # the bot's spoken words, deleted by the sweep
+
+
+@pytest.mark.anyio
+async def test_a_failure_to_speak_a_reply_goes_with_it(make_bot: Any) -> None:
+    """A speech service may quote the words it refused in its error."""
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    refused = "bad request (HTTP 400): cannot read 'answer to alice-secret' aloud"
+    failures = [
+        SpeechFailed(chat=ALICE, reply_id="R1", status=503, error="server error", final=False),
+        SpeechFailed(chat=ALICE, reply_id="R1", status=400, error=refused, attempt=2, final=True),
+    ]
+    _turn(bot, nine, ALICE, 1, "alice-secret", spoken=list(failures))
+
+    await bot.tick(nine + 8 * DAY + 2 * HOUR)
+
+    assert sum(m.by_type.get("SpeechFailed", 0) for m in _expiries(bot)) == 2
+    assert "alice-secret" not in _texts(bot)
+
+
+@pytest.mark.anyio
+async def test_a_voice_reply_is_followed_only_until_it_is_spoken_or_sent(make_bot: Any) -> None:
+    """A reply_id held per voice reply in flight, no longer."""
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _turn(bot, nine, ALICE, 1, "spoken", spoken=[_said("c" * 64)])
+    failed = SpeechFailed(chat=ALICE, reply_id="R2", error="x", final=True)
+    _turn(bot, nine + 60, ALICE, 2, "not spoken", spoken=[failed])
+    _turn(bot, nine + 120, ALICE, 3, "sent as text", spoken=[])  # sent, never spoken
+    bot.folded.catch_up()
+
+    assert bot.folded.view.sessions.speaking == {}
+
+
+@pytest.mark.anyio
+async def test_a_failed_calls_error_goes_with_its_request(make_bot: Any) -> None:
+    """An API (or a proxy) may echo the request in its error: the words go at once."""
+    nine = at("2025-06-02 09:00")
+    bot = make_bot(nine, rotation=DROPPING, session_memory=IDLE_HOUR)
+    bot.append(nine, config_loaded(bot.settings.loaded))
+    _turn(bot, nine, ALICE, 1, "alice-secret")
+    echoed = "bad request (HTTP 400): cannot answer 'alice-second-secret'"
+    bot.append(
+        nine + 60,
+        MessageReceived(chat=ALICE, msg_id="M2", sender=ALICE, text="alice-second-secret"),
+        LlmRequested(
+            chat=ALICE,
+            call_id="C2",
+            session_id="S1",
+            trigger_ids=["M2"],
+            model="m",
+            params={},
+            messages=[ChatTurn("user", "alice-second-secret")],
+            config_hash="h",
+        ),
+        LlmFailed(chat=ALICE, call_id="C2", status=500, error="server error", final=False),
+        LlmFailed(chat=ALICE, call_id="C2", status=400, error=echoed, attempt=2, final=True),
+    )
+
+    await bot.tick(nine + 101 * 60)
+
+    [marker] = _expiries(bot)
+    assert marker.by_type["LlmFailed"] == 2
+    assert "alice-second-secret" not in _texts(bot)

@@ -39,6 +39,9 @@ from events.model import (
     ReplyPlanned,
     ReplySent,
     SessionStarted,
+    SpeechFailed,
+    SpeechPlan,
+    SpeechSynthesized,
     TimerChanged,
     TranscriptionFailed,
     TransportStatus,
@@ -140,6 +143,22 @@ planned = st.builds(
     in_reply_to=st.none() | msg_ids,
     wa_id=st.none() | st.sampled_from(["w1", "w2"]),
     trigger_ids=st.lists(msg_ids, max_size=2),
+    speech=st.none() | st.builds(SpeechPlan, model=st.just("tts"), voice=st.just("alloy")),
+)
+# What came of speaking a voice reply: its audio (a stored file) or a failed attempt.
+speech = st.one_of(
+    st.builds(
+        SpeechSynthesized,
+        chat=chats,
+        reply_id=reply_ids,
+        sha256=st.sampled_from(["cd", "ef"]),
+        size=st.just(100),
+        seconds=st.just(1.5),
+        model=st.just("tts"),
+        voice=st.just("alloy"),
+        cost_usd=maybe,
+    ),
+    st.builds(SpeechFailed, chat=chats, reply_id=reply_ids, error=texts, final=st.booleans()),
 )
 events = st.one_of(
     configs,
@@ -164,6 +183,7 @@ events = st.one_of(
     completed,
     st.builds(LlmFailed, chat=chats, call_id=call_ids, error=st.just("x"), final=st.booleans()),
     planned,
+    speech,
     st.builds(
         ReplySent,
         chat=chats,
@@ -250,24 +270,29 @@ events = st.one_of(
 
 @st.composite
 def exchange(draw: st.DrawFn) -> list[AnyEvent]:
-    """A message answered in a session (started anew or not), as the agent records it."""
+    """A message answered in a session (started anew or not), as the agent records it;
+    a voice reply with what came of speaking it."""
     chat, session_id = draw(chats), draw(session_ids)
     call_id, msg_id = draw(call_ids), draw(msg_ids)
     request = draw(requested)
+    start = msgspec.structs.replace(draw(started), chat=chat, session_id=session_id)
+    reply = msgspec.structs.replace(draw(planned), chat=chat, call_id=call_id)
+    said = draw(st.lists(speech, max_size=2 if reply.speech else 0))
     evs: list[AnyEvent] = [
         msgspec.structs.replace(draw(received), chat=chat, msg_id=msg_id),
         msgspec.structs.replace(draw(fetched), chat=chat, msg_id=msg_id),
-        msgspec.structs.replace(draw(started), chat=chat, session_id=session_id),
+        start,
         msgspec.structs.replace(
             request, chat=chat, call_id=call_id, session_id=session_id, trigger_ids=[msg_id]
         ),
         msgspec.structs.replace(draw(completed), chat=chat, call_id=call_id),
-        msgspec.structs.replace(draw(planned), chat=chat, call_id=call_id),
+        reply,
+        *(msgspec.structs.replace(s, chat=chat, reply_id=reply.reply_id) for s in said),
     ]
     if draw(st.booleans()):
         del evs[1]  # no attachment fetched after it
     if draw(st.booleans()):
-        del evs[-4]  # the session's next exchange: no start
+        evs.remove(start)  # the session's next exchange: no start
     return evs
 
 
@@ -453,7 +478,14 @@ def _without_texts(state: sessions.State) -> sessions.State:
         for sid, s in state.sessions.items()
     }
     return msgspec.structs.replace(
-        state, sessions=plain, waiting={}, attached={}, ended={}, replying={}, orphans=[]
+        state,
+        sessions=plain,
+        waiting={},
+        attached={},
+        ended={},
+        replying={},
+        orphans=[],
+        speaking={},
     )
 
 

@@ -284,6 +284,27 @@ def test_a_malformed_env_line_is_an_error_naming_its_number_not_its_text(tmp_pat
     assert message == f"{env}: line {line}: expected NAME=value"
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PERPLEXITY_API_KEY", "pplx-0123456789abcdef\x1b"),
+        ("PERPLEXITY_API_KEY", "pplx-0123 456789abcdef"),
+        ("TTS_API_KEY", "sk-0123456789abcdef\u200b"),
+    ],
+)
+def test_a_key_with_a_space_or_control_character_is_refused_without_showing_it(
+    tmp_path, name, value
+):
+    """It would start the bot and fail every call with 401, long after the edit."""
+    env = write(tmp_path, f"PERPLEXITY_API_KEY=pplx-good-key-0123\n{name}={value}\n", ".env")
+    message = error_of(write(tmp_path, BASE), env_file=env, environ={})
+    assert (
+        message
+        == f"{env}: {name}: contains a space or a control character (an API key is one word)"
+    )
+    assert value not in message
+
+
 def test_shipped_app_json_and_env_example_load():
     loaded = load_config(ROOT / "app.json", env_file=ROOT / ".env.example", environ=KEY)
     config = loaded.config

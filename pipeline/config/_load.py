@@ -184,8 +184,8 @@ def load_config(
         secrets=Secrets(
             api_key=_api_key(config.llm, env),
             web_token=token,
-            transcription_key=env.get("TRANSCRIPTION_API_KEY") or env.get("LLM_API_KEY"),
-            speech_key=env.get("TTS_API_KEY") or env.get("LLM_API_KEY"),
+            transcription_key=env.key("TRANSCRIPTION_API_KEY") or env.key("LLM_API_KEY"),
+            speech_key=env.key("TTS_API_KEY") or env.key("LLM_API_KEY"),
         ),
     )
 
@@ -235,6 +235,18 @@ class Environment:
         """The non-empty value of ``name``; an empty ``KEY=`` line counts as unset."""
         return self.environ.get(name) or self.from_file.get(name)
 
+    def key(self, name: str) -> str | None:
+        """``get(name)`` for an API key, refused when it cannot be one: a space or a
+        control character in it (a stray quote, a line break pasted along) would
+        otherwise start the bot and fail every call with 401 later."""
+        value = self.get(name)
+        if value is not None and any(c.isspace() or not c.isprintable() for c in value):
+            raise ConfigError(
+                self.source_of(name),
+                f"{name}: contains a space or a control character (an API key is one word)",
+            )
+        return value
+
     def source_of(self, name: str) -> str:
         if self.environ.get(name) or self.env_file is None:
             return "environment"
@@ -269,8 +281,8 @@ def _url(env: Environment, name: str) -> str | None:
 
 def _api_key(llm: LlmConfig, env: Environment) -> str | None:
     if llm.provider == "openai":
-        return env.get("LLM_API_KEY")  # local servers (Ollama, llama.cpp) need none
-    key = env.get("PERPLEXITY_API_KEY")
+        return env.key("LLM_API_KEY")  # local servers (Ollama, llama.cpp) need none
+    key = env.key("PERPLEXITY_API_KEY")
     if key is None:
         required = 'required for llm.provider "perplexity"'
         if env.env_file is None:

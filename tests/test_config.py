@@ -450,6 +450,31 @@ def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_pa
             {"LLM_BASE_URL": f"http://u:{PASSWORD}@[bad/v1"},
             "'http://u:***@[bad/v1' is not an http(s) URL (its host is not valid)",
         ),
+        (  # a port httpx refuses at every request: every alert pass failed
+            patched(alerts={"webhook": "http://127.0.0.1:8O80/topic"}),
+            {},
+            "alerts.webhook: 'http://127.0.0.1:8O80/topic': its port is not a number from 1",
+        ),
+        (  # a port the socket refuses (in an ExceptionGroup)
+            patched(alerts={"webhook": f"https://u:{PASSWORD}@h:99999/topic"}),
+            {},
+            "alerts.webhook: 'https://u:***@h:99999/topic': its port is not a number from 1",
+        ),
+        (
+            BASE,
+            {"LLM_BASE_URL": f"http://u:{PASSWORD}@h:0/v1"},
+            "LLM_BASE_URL: 'http://u:***@h:0/v1': its port is not a number from 1 to 65535",
+        ),
+        (  # httpx: "Request URL is missing an 'http://' or 'https://' protocol"
+            patched(alerts={"webhook": "http://:8080/topic"}),
+            {},
+            "alerts.webhook: 'http://:8080/topic' is not an http(s) URL (it has no host)",
+        ),
+        (  # httpx.InvalidURL at every request
+            patched(alerts={"webhook": "http://h/topic\x00"}),
+            {},
+            "alerts.webhook: 'http://h/topic\\x00' holds a control character",
+        ),
     ],
 )
 def test_a_bad_url_is_an_error_line_without_its_password(tmp_path, doc, environ, shown):

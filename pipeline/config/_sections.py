@@ -323,6 +323,17 @@ def url_problem(url: str) -> str | None:
         return f"{redact_dsn(url)!r} is not an http(s) URL (its host is not valid)"
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"{redact_dsn(url)!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{redact_dsn(url)!r} is not an http(s) URL (it has no host)"
+    if not url.isprintable():
+        return f"{redact_dsn(url)!r} holds a control character"
+    try:
+        # A typo (8O80, 99999) would fail every request, long after the start.
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return f"{redact_dsn(url)!r}: its port is not a number from 1 to 65535"
     return None
 
 

@@ -143,10 +143,19 @@ class Alerter:
                     await self._sleep(backoff(_BACKOFF, attempt))
                 try:
                     response = await http.post(url, json=body, timeout=_TIMEOUT)
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}".strip(": ")
+                except Exception as exc:  # whatever it is, the alert was not taken
+                    # Not only httpx's errors: a URL httpx refuses, a port the socket
+                    # cannot take (in an ExceptionGroup). None may cost the owner's note.
+                    error = _one_line(exc)
                     continue
                 if response.is_success:
                     return ""
                 error = f"HTTP {response.status_code}"
         return error or "not delivered"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` of the first error a group holds, on one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return " ".join(f"{type(exc).__name__}: {exc}".split()).strip(": ")

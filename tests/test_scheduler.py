@@ -292,9 +292,10 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
     make_bot: Any,
 ) -> None:
     start = at("2025-06-02 12:00")
-    bot = make_bot(start, vitality={"enabled": False})
+    rotation = {"retention_days": 0.5, "interval_hours": 24}
+    bot = make_bot(start, vitality={"enabled": False}, rotation=rotation)
     old = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="old")
-    bot.append(start - 2 * DAY, old)
+    bot.append(start, old)
 
     assert await bot.tick(start + 23 * HOUR) == start + DAY
     assert bot.rotations() == []
@@ -311,6 +312,42 @@ async def test_rotation_runs_every_interval_and_a_restart_does_not_advance_it(
     bot.restart(start + 30 * HOUR)
     assert await bot.tick(start + 30 * HOUR) == start + 2 * DAY
     assert len(bot.rotations()) == 1
+
+
+@pytest.mark.anyio
+async def test_restarts_more_often_than_the_interval_do_not_put_the_first_rotation_off(
+    make_bot: Any,
+) -> None:
+    """With no rotation in the log yet, the interval counted from each start: a bot
+    restarted every 20 h kept everything past the retention for as long as it ran."""
+    start = at("2026-01-01 12:00")
+    rotation = {"retention_days": 30, "interval_hours": 24}
+    bot = make_bot(start, vitality={"enabled": False}, rotation=rotation)
+    bot.append(start, MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="old"))
+    now = start
+    while now < start + 40 * DAY:
+        now += 20 * HOUR
+        bot.restart(now)
+        for step in range(0, 20, 2):
+            await bot.tick(now + step * HOUR)
+
+    [marker] = bot.rotations()
+    assert start + 30 * DAY <= marker.ts <= start + 31 * DAY
+    assert not [r for r in bot.records() if isinstance(r.event, MessageReceived)]
+
+
+@pytest.mark.anyio
+async def test_a_log_never_rotated_rotates_at_a_start_an_interval_after_it_began(
+    make_bot: Any,
+) -> None:
+    start = at("2025-06-02 12:00")
+    bot = make_bot(start, vitality={"enabled": False})
+    bot.append(start - 2 * DAY, MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="x"))
+    bot.restart(start)
+
+    assert await bot.tick(start) == start + DAY
+    [marker] = bot.rotations()
+    assert marker.ts == start
 
 
 @pytest.mark.anyio
@@ -411,6 +448,21 @@ def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
 
     assert state.replies == [DAY + 5.0]
     assert (state.last_vitality, state.last_rotation) == (10.0, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("last_rotation", "log_began", "started", "since"),
+    [
+        (500.0, 100.0, 900.0, 500.0),  # the last rotation, whatever else
+        (0.0, 100.0, 900.0, 100.0),  # none yet: when the log began, not this start
+        (0.0, None, 900.0, 900.0),  # an empty log: this start
+        (0.0, 950.0, 900.0, 900.0),  # events after the start (the clock): the start
+    ],
+)
+def test_the_rotation_counts_from_the_last_one_else_from_the_log_s_beginning(
+    last_rotation: float, log_began: float | None, started: float, since: float
+) -> None:
+    assert timetable.rotation_since(last_rotation, log_began, started) == since
 
 
 def test_a_start_tells_the_owner_at_most_once_per_quiet_time() -> None:

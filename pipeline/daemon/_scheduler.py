@@ -10,8 +10,9 @@ Two facts are also kept in memory, because the log cannot hold them:
 
 - the last rotation attempt: an empty rotation appends nothing, so without it
   the daemon would rescan the log at every wake-up. The log's newest
-  ``Compacted(rotation)`` (or, when there is none, the daemon's start) stays
-  the durable record, so a restart may rescan once, never rotate early.
+  ``Compacted(rotation)`` (or, when there is none, its oldest event) stays
+  the durable record, so a restart may rescan once, never rotate early, and
+  restarts more often than ``rotation.interval_hours`` never put it off.
 - the last check-in planned, until the log has it (rotation keeps the newest
   check-in and what marked it sent, ``projections.retention``).
 
@@ -86,6 +87,10 @@ class Scheduler:
         self.started = clock()
         self._checked_in = 0.0
         self._rotation_tried = 0.0
+        # The oldest event's time (None: the log was empty), read once, while the
+        # log holds no rotation yet.
+        self._log_began: float | None = None
+        self._began_read = False
         self._failures = Failures(log, "scheduled_job_failed")
         self._impossible_cron: str | None = None  # reported once, not at every wake-up
         self._awaiting_transport = False  # a check-in is due, the transport not heard from
@@ -192,7 +197,11 @@ class Scheduler:
 
     async def _rotation(self, now: float) -> float:
         rotation_cfg = self.settings.app.rotation
-        last = self.folded.view.schedule.last_rotation or self.started
+        last_rotation = self.folded.view.schedule.last_rotation
+        if not last_rotation and not self._began_read:
+            self._log_began = await anyio.to_thread.run_sync(self._oldest)
+            self._began_read = True
+        last = timetable.rotation_since(last_rotation, self._log_began, self.started)
         due = timetable.rotation_due(rotation_cfg, max(last, self._rotation_tried))
         if due > now:
             return due
@@ -243,6 +252,11 @@ class Scheduler:
         if marker is not None and isinstance(marker.event, Compacted):
             log.info("expired_sessions_dropped", removed=marker.event.removed)
         return marker is not None
+
+    def _oldest(self) -> float | None:
+        """When the log's oldest event was recorded (None: the log is empty)."""
+        first = next(iter(self.folded.log.read(limit=1)), None)
+        return None if first is None else first.ts
 
     def _sweep(self, media: MediaStore) -> int:
         """Delete the attachments no event in the log refers to any more."""

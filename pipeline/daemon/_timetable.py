@@ -8,7 +8,10 @@ yesterday's at noon is noise); several missed ones make one message. When the
 clocks go back, a wall-clock time that happens twice runs once, the first
 time; when they go forward, a time that does not exist runs at the jump.
 
-Rotation runs every ``rotation.interval_hours`` after the last one.
+Rotation runs every ``rotation.interval_hours`` after the last one; before the
+first, counted from when the log began (its oldest event), not from the
+daemon's start, so a bot restarted more often than the interval rotates all the
+same.
 
 The startup message goes out at a start at most once per ``STARTUP_QUIET``:
 a bot that crashes and is restarted every few seconds must not message the
@@ -64,6 +67,15 @@ def vitality_due(vitality: VitalityConfig, done: float, now: float) -> float:
 def rotation_due(rotation: RotationConfig, last: float) -> float:
     """When the rotation after one at ``last`` is due."""
     return last + rotation.interval_hours * HOUR
+
+
+def rotation_since(last_rotation: float, log_began: float | None, started: float) -> float:
+    """What the next rotation counts from: the last one (``last_rotation``, 0: none);
+    with none, when the log began (``log_began``, its oldest event's time; None: empty)
+    or the daemon ``started``, whichever came first. A start must not put it off."""
+    if last_rotation:
+        return last_rotation
+    return started if log_began is None else min(log_began, started)
 
 
 def startup_due(last: float, now: float) -> bool:

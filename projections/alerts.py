@@ -11,6 +11,12 @@ that episode. WhatsApp restricting the account (``AccountRestricted``) is owed
 once until a restriction that is not ``active`` ends the episode (so another
 463 in the same episode alerts no more). An ``OwnerAlerted`` settles it.
 
+A webhook that did not take an alert (``ok`` false with an ``error``) is
+tried again (``retries``): after 1, 5, 15, 30 minutes, then every hour, until
+it takes it, the episode ends, or ``RETRY_FOR`` (a day) has passed since the
+first failure. Each try is one more ``OwnerAlerted``; the owner's own chat,
+which got the alert with the first, hears nothing more of it.
+
 A connection that stays down is owed by the clock, not by an event
 (``connection_down``): once it has been down (``connecting``/``disconnected``)
 for ``alerts.connection_down_minutes``, or at once when WhatsApp refused the
@@ -56,6 +62,7 @@ from events.model import (
     TranscriptionFailed,
     TransportStatus,
 )
+from events.units import DAY, HOUR, MINUTE
 from projections import deliveries
 from projections.base import Handlers, Origin, Projection, origin, removal
 
@@ -73,6 +80,20 @@ _TRANSIENT_4XX = frozenset({408, 409, 429})
 _DOWN = frozenset({"connecting", "disconnected"})
 # Alerts whose detail is an API's error about one chat's turn.
 _QUOTING: frozenset[AlertKind] = frozenset({"llm_failing", "transcription_failing"})
+# After each failed delivery to the webhook, the wait before the next (the last repeats),
+# and for how long after the first failure it is tried at all.
+RETRY_DELAYS = (MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR)
+RETRY_FOR = DAY
+
+
+class Retry(msgspec.Struct, kw_only=True):
+    """An alert the webhook did not take: what it said, and how its tries went."""
+
+    detail: str
+    quotes_chat: str | None = None
+    first: float  # the first failed delivery (log time)
+    last: float  # the newest
+    failures: int  # deliveries failed so far
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -90,6 +111,7 @@ class State(msgspec.Struct, kw_only=True):
     undelivered_after: float = 0.0
     down_since: float | None = None  # the connection is down since then (log time)
     down_detail: str = ""  # what the newest status of the outage said
+    retrying: dict[AlertKind, Retry] = {}  # alerts the webhook did not take yet
 
 
 def _owe(state: State, rec: Recorded, kind: AlertKind, detail: str) -> None:
@@ -104,6 +126,7 @@ def _episode_over(state: State, kind: AlertKind) -> None:
     if kind in state.settled:
         state.settled.remove(kind)
         del state.settled_from[kind]
+    state.retrying.pop(kind, None)
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
@@ -208,6 +231,17 @@ def _alerted(state: State, rec: Recorded, ev: OwnerAlerted) -> None:
     if ev.kind not in state.settled:
         state.settled.append(ev.kind)
     state.settled_from[ev.kind] = origin(rec)
+    if ev.ok or not ev.error:  # taken, or no webhook to try again
+        state.retrying.pop(ev.kind, None)
+        return
+    was = state.retrying.get(ev.kind)
+    state.retrying[ev.kind] = Retry(
+        detail=ev.detail,
+        quotes_chat=ev.quotes_chat,
+        first=rec.ts if was is None else was.first,
+        last=rec.ts,
+        failures=1 if was is None else was.failures + 1,
+    )
 
 
 def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
@@ -221,6 +255,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
         if gone.gone(*cause):
             state.settled.remove(kind)
             del state.settled_from[kind]
+            state.retrying.pop(kind, None)
             if kind == "undelivered":  # what it was given for stays told
                 state.undelivered_after = max(state.undelivered_after, cause[1])
     state.failing = [cause for cause in state.failing if not gone.gone(*cause)]
@@ -232,6 +267,22 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
 def owed(state: State) -> dict[AlertKind, str]:
     """Alerts owed, by kind, in the order they fell due."""
     return dict(state.owed)
+
+
+def retries(state: State) -> dict[AlertKind, float]:
+    """When each alert the webhook did not take is to be tried again; one given up on
+    (``RETRY_FOR`` after its first failure) is not listed."""
+    due: dict[AlertKind, float] = {}
+    for kind, retry in state.retrying.items():
+        at = retry.last + RETRY_DELAYS[min(retry.failures, len(RETRY_DELAYS)) - 1]
+        if at <= retry.first + RETRY_FOR:
+            due[kind] = at
+    return due
+
+
+def retrying(state: State, kind: AlertKind) -> Retry | None:
+    """What the alert of ``kind`` the webhook did not take said (None: none such)."""
+    return state.retrying.get(kind)
 
 
 def undelivered(  # noqa: PLR0917 - the clock, the setting and the connection travel apart

@@ -1,10 +1,14 @@
-"""The alerter, in-process on a real log with an injected clock and a stubbed POST: what
-a webhook that fails in any way leaves of an alert (the owner's note, the record)."""
+"""The alerter, in-process on a real log with an injected clock: what a webhook that
+fails in any way leaves of an alert (the owner's note, the record), a webhook that is
+back later, one that moved."""
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +29,13 @@ HOOK = "http://127.0.0.1:8080/hooks/tk-5e1c7d9a"
 
 
 class Rig:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, webhook: str = HOOK) -> None:
         self.clock = FakeClock(NOW)
         config = config_from_dict(
             {
                 "whatsapp": {"phone_number": "491700000000"},
                 "monitored_entities": [{"type": "user", "jid": ALICE}, {"type": "self"}],
-                "alerts": {"webhook": HOOK},
+                "alerts": {"webhook": webhook},
             }
         )
         loaded = LoadedConfig(
@@ -115,3 +119,142 @@ async def test_a_webhook_only_alert_is_recorded_when_the_post_raises(
     assert (alerted.kind, alerted.ok) == ("logged_out", False)
     assert alerted.error == "OverflowError: port must be 0-65535."
     assert not [p for p in rig.found(ReplyPlanned) if p.purpose == "alert"]
+
+
+class Hook:
+    """A webhook on 127.0.0.1: answers each POST with the next of ``answers`` (then 200),
+    a redirect as ``(status, location)``; records each POST's path and JSON body."""
+
+    def __init__(self, answers: list[int | tuple[int, str]]) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.answers = answers
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                hook.posts.append((self.path, body))
+                answer = hook.answers.pop(0) if hook.answers else 200
+                status, location = answer if isinstance(answer, tuple) else (answer, "")
+                self.send_response(status)
+                if location:
+                    self.send_header("location", location)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # what httpx's own redirects would send: no alert
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        serving = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        serving.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[list[int | tuple[int, str]]], Hook]]:
+    hooks: list[Hook] = []
+
+    def make(answers: list[int | tuple[int, str]]) -> Hook:
+        hooks.append(Hook(answers))
+        return hooks[-1]
+
+    yield make
+    for hook in hooks:
+        hook.close()
+
+
+@pytest.mark.anyio
+async def test_a_webhook_down_for_a_while_gets_the_alert_when_it_is_back(
+    tmp_path: Path, serve: Callable[[list[int | tuple[int, str]]], Hook]
+) -> None:
+    """Three 503s in 5 s settled it for good: a logout reaches the owner only here."""
+    hook = serve([503] * 6)
+    rig = Rig(tmp_path, hook.url)
+    try:
+        rig.add(TransportStatus(state="logged_out", detail="logged out from phone"))
+        assert await rig.alerter.send_due() == NOW + 60  # the retry falls due by the clock
+        assert await rig.alerter.send_due() == NOW + 60  # nothing before then
+        rig.clock.now = NOW + 60
+        assert await rig.alerter.send_due() == NOW + 60 + 5 * 60
+        rig.clock.now = NOW + 3600
+        await rig.alerter.send_due()
+        await rig.alerter.send_due()
+        alerted = rig.found(OwnerAlerted)
+    finally:
+        rig.folded.close()
+
+    assert [(a.ok, a.error) for a in alerted] == [
+        (False, "HTTP 503"),
+        (False, "HTTP 503"),
+        (True, ""),
+    ]
+    assert {a.detail for a in alerted} == {"logged out from phone"}
+    assert len(hook.posts) == 7
+    assert {body["kind"] for _, body in hook.posts} == {"logged_out"}
+
+
+@pytest.mark.anyio
+async def test_a_retry_does_not_tell_the_owner_s_chat_twice(
+    tmp_path: Path, serve: Callable[[list[int | tuple[int, str]]], Hook]
+) -> None:
+    hook = serve([500] * 3)
+    rig = Rig(tmp_path, hook.url)
+    try:
+        rig.add(MessageSkipped(chat=ALICE, msg_id="M1", reason="budget"))
+        await rig.alerter.send_due()
+        rig.clock.now = NOW + 60
+        assert await rig.alerter.send_due() == float("inf")
+        notes = [p for p in rig.found(ReplyPlanned) if p.purpose == "alert"]
+        alerted = rig.found(OwnerAlerted)
+    finally:
+        rig.folded.close()
+
+    assert len(notes) == 1
+    assert [(a.kind, a.ok) for a in alerted] == [("budget", False), ("budget", True)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_webhook_that_moved_gets_the_same_post_where_it_points(
+    tmp_path: Path, serve: Callable[[list[int | tuple[int, str]]], Hook], status: int
+) -> None:
+    """Not followed, it was "HTTP 301" (http to https); followed as httpx does, a GET."""
+    hook = serve([(status, "/moved"), (status, "/moved/again")])
+    rig = Rig(tmp_path, hook.url)
+    try:
+        rig.add(TransportStatus(state="banned", detail="expires in 3600 s"))
+        await rig.alerter.send_due()
+        [alerted] = rig.found(OwnerAlerted)
+    finally:
+        rig.folded.close()
+
+    assert (alerted.ok, alerted.error) == (True, "")
+    assert [path for path, _ in hook.posts] == ["/hook", "/moved", "/moved/again"]
+    assert {body["kind"] for _, body in hook.posts} == {"banned"}
+
+
+@pytest.mark.anyio
+async def test_a_redirect_loop_is_a_failed_delivery(
+    tmp_path: Path, serve: Callable[[list[int | tuple[int, str]]], Hook]
+) -> None:
+    hook = serve([(308, "/hook")] * 100)
+    rig = Rig(tmp_path, hook.url)
+    try:
+        rig.add(TransportStatus(state="banned", detail="expires in 3600 s"))
+        await rig.alerter.send_due()
+        [alerted] = rig.found(OwnerAlerted)
+    finally:
+        rig.folded.close()
+
+    assert (alerted.ok, alerted.error) == (False, "HTTP 308 (more than 3 redirects)")
+    assert len(hook.posts) == 3 * 4

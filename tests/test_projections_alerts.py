@@ -14,7 +14,9 @@ from events.model import (
     OwnerAlerted,
     Recorded,
     TranscriptionFailed,
+    TransportStatus,
 )
+from events.units import HOUR, MINUTE
 from projections import alerts
 from projections.fold import fold
 
@@ -100,3 +102,57 @@ def test_a_restriction_is_owed_with_what_whatsapp_said(
     restricted: AccountRestricted, said: str
 ) -> None:
     assert owed_after(restricted) == {"restricted": said}
+
+
+# -- a webhook that did not take an alert -----------------------------------
+
+
+def state_after(*timed: tuple[float, AnyEvent]) -> alerts.State:
+    return fold([Recorded(n, ts, ev) for n, (ts, ev) in enumerate(timed, start=1)]).alerts
+
+
+def not_taken(error: str = "HTTP 503") -> OwnerAlerted:
+    return OwnerAlerted(kind="logged_out", ok=False, detail="logged out", error=error)
+
+
+LOGGED_OUT = TransportStatus(state="logged_out", detail="logged out")
+
+
+def test_an_alert_the_webhook_did_not_take_is_tried_again_with_backoff_for_a_day() -> None:
+    """It was settled by the first failed try (three POSTs, 5 s apart): a short outage
+    of the webhook lost a logout for good."""
+    t = 1_000.0
+    timed: list[tuple[float, AnyEvent]] = [(t, LOGGED_OUT), (t, not_taken())]
+    assert alerts.retries(state_after(*timed)) == {"logged_out": t + MINUTE}
+    assert alerts.owed(state_after(*timed)) == {}  # the owner's chat is not told again
+
+    waits = []
+    last = t
+    while (due := alerts.retries(state_after(*timed)).get("logged_out")) is not None:
+        waits.append(due - last)
+        last = due
+        timed.append((due, not_taken()))
+    assert waits[:6] == [MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, HOUR]
+    assert last <= t + alerts.RETRY_FOR < last + HOUR  # then given up
+    retry = alerts.retrying(state_after(*timed), "logged_out")
+    assert retry is not None
+    assert (retry.first, retry.last, retry.failures) == (t, last, len(waits) + 1)
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        OwnerAlerted(kind="logged_out", ok=True, detail="logged out"),  # taken
+        TransportStatus(state="connected"),  # the episode is over
+    ],
+)
+def test_a_retry_ends_when_the_webhook_takes_it_or_the_episode_ends(then: AnyEvent) -> None:
+    state = state_after((1.0, LOGGED_OUT), (2.0, not_taken()), (70.0, then))
+    assert alerts.retries(state) == {}
+    assert alerts.retrying(state, "logged_out") is None
+
+
+def test_an_alert_with_no_webhook_to_fail_is_not_retried() -> None:
+    # No webhook, and WhatsApp is what failed: nothing to try again by.
+    state = state_after((1.0, LOGGED_OUT), (2.0, not_taken(error="")))
+    assert alerts.retries(state) == {}

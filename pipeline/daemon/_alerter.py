@@ -3,11 +3,15 @@
 What is owed comes from the ``alerts`` projection, so an alert is given once
 per episode across restarts; ``undelivered`` falls due with time, so every
 pass asks the clock too. The webhook (ntfy, Slack, a Matrix hook, any
-HTTP endpoint) is tried a few times; where WhatsApp still works (the budget,
-the LLM) the owner's own chat gets the alert too. Either way the outcome is
-recorded as ``OwnerAlerted``, which settles the alert. A connection down
-for ``alerts.connection_down_minutes`` is owed by the clock: the alerter wakes
-when it falls due, whatever else happens meanwhile.
+HTTP endpoint) is tried a few times, following up to ``_REDIRECTS`` redirects
+with the same POST; where WhatsApp still works (the budget, the LLM) the
+owner's own chat gets the alert too. Either way the outcome is recorded as
+``OwnerAlerted``, which settles the alert. One the webhook did not take is
+posted again later, by the clock (``alerts.retries``: backoff, for a day at
+most, until the episode ends), each try recorded; the owner's chat is not
+told twice. A connection down for ``alerts.connection_down_minutes`` is owed
+by the clock too: the alerter wakes when it falls due, whatever else happens
+meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ log = get_logger("wabot.alerts")
 ATTEMPTS = 3
 _BACKOFF = (1.0, 4.0)
 _TIMEOUT = 10.0
+# Redirects followed with the same POST (httpx's own would turn a 301 or 302 into a
+# GET, which a webhook may answer 200 without taking anything); 303 says "not here".
+_REDIRECTS = 3
+_REPOST = frozenset({301, 302, 307, 308})
 # WhatsApp itself is the trouble: the owner's chat cannot carry these.
 _WHATSAPP_DOWN = frozenset({"logged_out", "replaced", "outdated", "banned", "connection_down"})
 _TITLES = {
@@ -106,9 +114,36 @@ class Alerter:
             for kind, detail in owed.items():
                 if kind in config.on:
                     await self._alert(kind, detail, alerts.quoted_chat(view.alerts, kind))
+            retry_at = await self._retry_due(config.webhook, config.on)
             due = alerts.down_due_at(self.folded.view.alerts, config.connection_down_minutes)
             # Past due and still owed: the config does not ask for it.
-            return math.inf if due is None or due <= self.clock() else due
+            down_at = math.inf if due is None or due <= self.clock() else due
+            return min(down_at, retry_at)
+
+    async def _retry_due(self, webhook: str | None, on: tuple[AlertKind, ...]) -> float:
+        """POST again each alert the webhook did not take whose retry is due; returns
+        when the next one falls due (inf: none)."""
+        if webhook is None:
+            return math.inf
+        now = self.clock()
+        for kind, at in alerts.retries(self.folded.view.alerts).items():
+            retry = alerts.retrying(self.folded.view.alerts, kind)
+            if kind in on and at <= now and retry is not None:
+                text = f"wabot alert: {_TITLES[kind]} — {retry.detail}"
+                error = await self._post(webhook, kind, retry.detail, text)
+                alerted = OwnerAlerted(
+                    kind=kind,
+                    ok=not error,
+                    detail=retry.detail,
+                    error=error,
+                    quotes_chat=retry.quotes_chat,
+                )
+                await self.folded.append(alerted)
+                log.warning(
+                    "owner_alerted", kind=kind, ok=not error, error=error or None, retry=True
+                )
+        due = [at for kind, at in alerts.retries(self.folded.view.alerts).items() if kind in on]
+        return min(due, default=math.inf)
 
     async def _alert(self, kind: AlertKind, detail: str, quotes_chat: str | None) -> None:
         text = f"wabot alert: {_TITLES[kind]} — {detail}"
@@ -142,16 +177,35 @@ class Alerter:
                 if attempt:
                     await self._sleep(backoff(_BACKOFF, attempt))
                 try:
-                    response = await http.post(url, json=body, timeout=_TIMEOUT)
+                    error = await _post_following(http, url, body)
                 except Exception as exc:  # whatever it is, the alert was not taken
                     # Not only httpx's errors: a URL httpx refuses, a port the socket
                     # cannot take (in an ExceptionGroup). None may cost the owner's note.
                     error = _one_line(exc)
-                    continue
-                if response.is_success:
+                if not error:
                     return ""
-                error = f"HTTP {response.status_code}"
         return error or "not delivered"
+
+
+async def _post_following(http: httpx.AsyncClient, url: str, body: dict[str, str]) -> str:
+    """POST ``body`` to ``url``, again to where a redirect points (``_REDIRECTS`` at
+    most, never from https to http); "" once taken, else why not."""
+    target = httpx.URL(url)
+    for _ in range(_REDIRECTS + 1):
+        response = await http.post(target, json=body, timeout=_TIMEOUT)
+        if response.is_success:
+            return ""
+        status = response.status_code
+        location = response.headers.get("location")
+        if status not in _REPOST or not location:
+            return f"HTTP {status}"
+        moved = target.join(location)
+        if moved.scheme not in ("http", "https") or (
+            target.scheme == "https" and moved.scheme == "http"
+        ):
+            return f"HTTP {status} (a redirect to {moved.scheme}: not followed)"
+        target = moved
+    return f"HTTP {status} (more than {_REDIRECTS} redirects)"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -301,3 +301,15 @@ def test_an_edit_is_found_by_search(media_visit: Visit):
     assert hit.locator("mark").inner_text() == "Mario"
     hit.get_by_role("link", name="the turn").click()
     assert page.locator(".edited").inner_text() == f"edited to: {AFTER_EDIT}"
+
+
+def test_a_search_hit_opens_the_chat_at_its_message(media_visit: Visit):
+    page = media_visit.page
+    for words, query in [(VOICE_TEXT, "morgen"), (AFTER_EDIT, "mario")]:
+        media_visit.go(f"/search?q={query}")
+        hit = page.locator("li.hit", has_text="received (")  # the transcript, the edit
+        hit.get_by_role("link", name="in the timeline").click()
+        page.wait_for_url(re.compile(r"/chats/[^/#]+#s\d+$"))
+        target = page.locator(".msg:target")
+        assert target.count() == 1, page.url
+        assert words in target.inner_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -12,15 +13,19 @@ from starlette.applications import Starlette
 
 from events.backends import open_reader
 from events.model import LlmRequested, ReplySent
-from pipeline.tools.web import Console, create_app
+from pipeline.tools.web import Console, _app, create_app
 from projections.timeline import audit
 from tests.e2e.harness import ALICE, ALICE_PERSONA, GROUP, OWNER_JID
 from tests.web.conftest import (
+    AFTER_EDIT,
     EDITED_TEXT,
     FAILING_TEXT,
+    IMAGE_CAPTION,
     OWNER_TEXT,
     REPLAYED_REPLY,
     SCRIPT_TEXT,
+    VOICE_TEXT,
+    MediaRecording,
     WebStore,
     text_of,
 )
@@ -179,6 +184,34 @@ async def test_search_finds_messages_and_replies_and_links_their_turns(client: h
     assert "Turn #2: answered by the LLM" in pages.pop()
     assert "Type at least two characters" in text_of(await page(client, "/search?q=r"))
     assert "Nothing contains “zebra”" in text_of(await page(client, "/search?q=zebra"))
+
+
+async def test_each_search_hit_links_to_a_page_showing_its_message(
+    media_store: MediaRecording, monkeypatch: pytest.MonkeyPatch
+):
+    # One turn a page: Alice's voice note and photo are older than her page shows.
+    monkeypatch.setattr(_app, "TIMELINE_TURNS", 1)
+    console = Console(media_store.store)
+    try:
+        async with asgi_client(create_app(console, token=None)) as client:
+            assert "2 older turns not shown" in text_of(await page(client, f"/chats/{ALICE}"))
+            for words, role in [
+                (VOICE_TEXT, "received (transcript)"),
+                (AFTER_EDIT, "received (edited)"),
+                (IMAGE_CAPTION, "received"),
+            ]:
+                body = await page(client, f"/search?q={quote(words)}")
+                hit = next(h for h in body.split('<li class="hit">')[1:] if f"· {role}" in h)
+                found = re.search(r'href="(/chats/[^"#]+)#(s\d+)">in the timeline', hit)
+                assert found is not None, words
+                target = await page(client, html.unescape(found.group(1)))
+                at = target.find(f'id="{found.group(2)}"')
+                assert at != -1, (words, found.group(0))  # the anchor is on the page
+                element = target[target.rfind("<", 0, at) : at]
+                assert element.startswith('<div class="msg'), (words, element)
+                assert words in text_of(target[at:].split('<div class="msg', 1)[0]), words
+    finally:
+        console.close()
 
 
 async def test_the_dashboard_draws_its_charts_inline(client: httpx.AsyncClient):

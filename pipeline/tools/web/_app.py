@@ -41,7 +41,7 @@ from projections import facts, reminders
 
 log = get_logger("wabot.web")
 HERE = Path(__file__).parent
-TIMELINE_TURNS = 200  # turns on a chat's page unless ?all=1
+TIMELINE_TURNS = 200  # turns on a chat's page unless ?all=1 (or ?at=SEQ of an older one)
 _MAX_LOGIN_BODY = 4096
 _WORKERS = 2
 
@@ -114,14 +114,14 @@ class Pages:
         with self.console.current() as snap:
             return self.render(snap, "chats.html", rows=overview.chat_rows(snap))
 
-    def chat(self, chat: str, show_all: bool) -> Response:
+    def chat(self, chat: str, show_all: bool, at: int | None = None) -> Response:
         records = self.console.records(chat)
         with self.console.current() as snap:
             row = overview.chat_row(snap, chat)
             if row is None:
                 return self._unknown_chat(snap, chat)
             limit = None if show_all else TIMELINE_TURNS
-            view = timeline.build(records, chat, limit=limit)
+            view = timeline.build(records, chat, limit=limit, at=at)
             states = snap.states
             pending = reminders.of_chat(states.reminders, {chat})
             kept = facts.of_chat(states.facts, states.aliases, chat)
@@ -243,7 +243,9 @@ def create_app(console: Console, *, token: str | None) -> Starlette:
 
     async def chat(request: Request) -> Response:
         show_all = request.query_params.get("all") == "1"
-        return await pages.run(pages.chat, request.path_params["chat"], show_all)
+        at = request.query_params.get("at", "")  # a search hit's seq: show its turn too
+        seq = int(at) if at.isascii() and at.isdigit() else None
+        return await pages.run(pages.chat, request.path_params["chat"], show_all, seq)
 
     async def turn(request: Request) -> Response:
         p = request.path_params

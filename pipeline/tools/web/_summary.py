@@ -72,13 +72,16 @@ class Day:
 
 class Text(NamedTuple):
     """A searchable text: an inbound message (``in``), the words it was edited to
-    (``edited``), a voice note's transcript (``transcript``), or a planned message (``out``)."""
+    (``edited``), a voice note's transcript (``transcript``), or a planned message (``out``).
+    ``anchor``: the seq the timeline shows it at, the message's for an edit or a transcript
+    (the page has an anchor on the message, none on each event about it)."""
 
     seq: int
     ts: float
     chat: str
     role: str
     text: str
+    anchor: int
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Summary:
     spend_usd: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     sent: dict[str, int] = field(default_factory=dict)  # sent messages by purpose
     texts: list[Text] = field(default_factory=list)
+    received: dict[str, tuple[int, float]] = field(default_factory=dict)  # "chat/msg_id" -> seq, ts
     system: deque[Recorded] = field(default_factory=lambda: deque(maxlen=SYSTEM_EVENTS))
     calls: set[str] = field(default_factory=set)  # call ids requested (their turns exist)
     planned: dict[str, str] = field(default_factory=dict)  # reply_id -> purpose, until sent
@@ -128,6 +132,11 @@ class Summary:
             self.stale = self.stale or bool(marker.removed)
             return
         self.texts = [t for t in self.texts if not gone.gone(t.seq, t.ts, t.chat)]
+        self.received = {
+            key: (seq, ts)
+            for key, (seq, ts) in self.received.items()
+            if not gone.gone(seq, ts, key.split("/", 1)[0])
+        }
         kept = [r for r in self.system if not gone.gone(r.seq, r.ts, r.event.chat)]
         self.system = deque(kept, maxlen=SYSTEM_EVENTS)
         if marker.chats is not None and marker.older_than is None and marker.seqs is None:
@@ -135,6 +144,11 @@ class Summary:
             for chat in forgotten:
                 self.chats.pop(chat, None)
             self.undecided = {k for k in self.undecided if k.split("/", 1)[0] not in forgotten}
+
+    def anchor(self, rec: Recorded, ev: MessageEdited | MediaTranscribed) -> int:
+        """The seq of the message ``ev`` is about (its own, when the message is not in the log)."""
+        found = self.received.get(f"{ev.chat}/{ev.msg_id}")
+        return rec.seq if found is None else found[0]
 
     def day(self, ts: float) -> Day:
         key = time.strftime("%Y-%m-%d", time.gmtime(ts))
@@ -158,7 +172,8 @@ def _received(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageReceived) 
     chat.messages_in += 1
     s.day(rec.ts).messages_in += 1
     s.undecided.add(f"{ev.chat}/{ev.msg_id}")
-    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "in", ev.text))
+    s.received[f"{ev.chat}/{ev.msg_id}"] = (rec.seq, rec.ts)
+    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "in", ev.text, rec.seq))
 
 
 def _undecryptable(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageUndecryptable) -> None:
@@ -172,12 +187,12 @@ def _undecryptable(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageUndec
 
 def _edited(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageEdited) -> None:
     if ev.text is not None:  # None: an edit whose words could not be read
-        s.texts.append(Text(rec.seq, rec.ts, ev.chat, "edited", ev.text))
+        s.texts.append(Text(rec.seq, rec.ts, ev.chat, "edited", ev.text, s.anchor(rec, ev)))
 
 
 def _transcribed(s: Summary, chat: ChatTotals, rec: Recorded, ev: MediaTranscribed) -> None:
     _spent(s, chat, rec, ev)
-    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "transcript", ev.text))
+    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "transcript", ev.text, s.anchor(rec, ev)))
 
 
 def _skipped(s: Summary, chat: ChatTotals, rec: Recorded, ev: MessageSkipped) -> None:
@@ -232,7 +247,7 @@ def _llm_failed(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmFailed) -> N
 
 def _planned(s: Summary, chat: ChatTotals, rec: Recorded, ev: ReplyPlanned) -> None:
     s.planned[ev.reply_id] = ev.purpose
-    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "out", ev.text))
+    s.texts.append(Text(rec.seq, rec.ts, ev.chat, "out", ev.text, rec.seq))
     if ev.call_id is not None and ev.call_id in s.calls:
         return
     # A message planned without an LLM call (a reset notice, the startup message) is a turn.

@@ -189,8 +189,12 @@ def raw_json(rec: Recorded) -> str:
     return json.dumps(event_object(rec), indent=2, ensure_ascii=False)
 
 
-def build(records: Sequence[Recorded], chat: str, *, limit: int | None = None) -> Timeline:
-    """The timeline of ``chat`` from its events and the chat-less ones (``Console.records``)."""
+def build(
+    records: Sequence[Recorded], chat: str, *, limit: int | None = None, at: int | None = None
+) -> Timeline:
+    """The timeline of ``chat`` from its events and the chat-less ones (``Console.records``):
+    the newest ``limit`` turns, and every turn since the one holding the event at seq ``at``
+    (a search hit links there: it must be on the page)."""
     turns = audit(records, chat).turns
     owner = assign(records, turns)
     by_seq = {r.seq: r for r in records}
@@ -215,6 +219,9 @@ def build(records: Sequence[Recorded], chat: str, *, limit: int | None = None) -
     hidden = 0
     if limit is not None and len(views) > limit:
         hidden = len(views) - limit
+        held = None if at is None else _turn_of(views, at)
+        if held is not None:
+            hidden = min(hidden, held)
         first = views[hidden].turn.seq
         entries = [e for e in entries if e.seq >= first]
     return Timeline(chat, views, entries, hidden)
@@ -222,7 +229,11 @@ def build(records: Sequence[Recorded], chat: str, *, limit: int | None = None) -
 
 def find_turn(timeline: Timeline, seq: int) -> int | None:
     """The index of the turn that holds the event at ``seq`` (a message, a decision, a reply)."""
-    for i, view in enumerate(timeline.turns):
+    return _turn_of(timeline.turns, seq)
+
+
+def _turn_of(views: Sequence[TurnView], seq: int) -> int | None:
+    for i, view in enumerate(views):
         if view.turn.seq == seq or any(r.seq == seq for r in view.related):
             return i
     return None

@@ -168,7 +168,7 @@ def test_budget_resets_at_local_midnight() -> None:
         3, NOW, LlmCompleted(chat=ALICE, call_id="C", content="x", usage=Usage(cost_usd=0.02))
     )
     assert decide.before_turn(view(cfg, spent), ALICE) == "budget"
-    tomorrow = decide.local_midnight(cfg, NOW) + 86_400 + 1
+    tomorrow = cfg.local_midnight(NOW) + 86_400 + 1
     assert decide.before_turn(view(cfg, spent, now=tomorrow), ALICE) is None
 
 

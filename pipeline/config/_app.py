@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 
 from events.jid import InvalidJid, normalize
@@ -63,6 +64,13 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
     def owner_jid(self) -> str:
         """The owner's own chat: ``whatsapp.phone_number`` on s.whatsapp.net."""
         return normalize(self.whatsapp.phone_number)
+
+    def local_midnight(self, now: float) -> float:
+        """The start of today in ``vitality.timezone``: the bot's day, where daily budgets
+        reset (the daemon, /status and the console's dashboard all count from it)."""
+        zone = self.vitality.zone
+        today = datetime.fromtimestamp(now, zone).date()
+        return datetime(today.year, today.month, today.day, tzinfo=zone).timestamp()
 
     def entity_jid(self, entity: Entity) -> str:
         """The entity's chat in normal form; ``self`` is the owner's chat."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from events.jid import InvalidJid, normalize, user_part
 from events.model import StartReason
@@ -86,10 +85,7 @@ def before_turn(view: View, chat: str) -> str | None:
         >= cfg.limits.replies_per_chat_per_hour
     ):
         return "rate_limited"
-    if (
-        budget.spent_since(view.budget, local_midnight(cfg, view.now))
-        >= cfg.limits.daily_budget_usd
-    ):
+    if budget.spent_since(view.budget, cfg.local_midnight(view.now)) >= cfg.limits.daily_budget_usd:
         return "budget"
     return None
 
@@ -118,7 +114,7 @@ def budget_held(view: View) -> bool:
     chats are answered at once.
     """
     cfg = view.config
-    since = local_midnight(cfg, view.now)
+    since = cfg.local_midnight(view.now)
     return budget.committed(view.budget, since, view.reserving) >= cfg.limits.daily_budget_usd
 
 
@@ -190,10 +186,3 @@ def fetching(run: Sequence[Item]) -> bool:
 def due_at(config: AppConfig, run: Sequence[Item]) -> float:
     """When a burst is complete: ``debounce_seconds`` after its last message arrived."""
     return max(item.ts for item in run) + config.polling.debounce_seconds
-
-
-def local_midnight(config: AppConfig, now: float) -> float:
-    """The start of today in the configured zone, where daily budgets reset."""
-    zone = config.vitality.zone
-    today = datetime.fromtimestamp(now, zone).date()
-    return datetime(today.year, today.month, today.day, tzinfo=zone).timestamp()

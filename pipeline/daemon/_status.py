@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 from pipeline.config import AppConfig, clock, counted
-from pipeline.daemon import _decide as decide
 from pipeline.daemon import _outreach as outreach
 from projections import account, budget, failures, outbox, pauses
 from projections.fold import States
@@ -85,7 +84,7 @@ def paused_lines(view: States, config: AppConfig, now: float) -> list[str]:
 
 
 def today_line(view: States, config: AppConfig, now: float) -> str:
-    midnight = decide.local_midnight(config, now)
+    midnight = config.local_midnight(now)
     replies = sum(1 for ts in view.schedule.replies if ts >= midnight)
     spent = budget.spent_since(view.budget, midnight)
     limit = config.limits.daily_budget_usd

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.backends import open_log, open_reader
-from events.model import LlmCompleted, MediaTranscribed, MessageReceived, Usage
+from events.model import ConfigLoaded, LlmCompleted, MediaTranscribed, MessageReceived, Usage
 from events.testing import FakeClock
 from events.units import DAY
 from pipeline.tools._stats import report, report_text
@@ -95,3 +95,28 @@ async def test_metrics_the_dashboard_and_the_chat_list_agree(store: Path) -> Non
 
     assert "Spend today (UTC) $0.0120 LLM $0.0100 · transcription $0.0020" in dashboard
     assert "$0.1120" in chats  # Alice's spend, both kinds
+
+
+async def test_the_dashboard_counts_today_as_the_budget_does(tmp_path: Path) -> None:
+    """At 02:00 UTC it is still yesterday 21:00 in New York (vitality.timezone): the
+    dashboard's "today" beside the daily budget is the bot's day, not the UTC one."""
+    config = {
+        "whatsapp": {"phone_number": "491700000000"},
+        "vitality": {"timezone": "America/New_York"},
+        "limits": {"daily_budget_usd": 1.0},
+    }
+    now = datetime(2026, 12, 8, 2, 0, tzinfo=UTC).timestamp()
+    clock = FakeClock(now - 4 * 3600)  # 22:00 UTC, 17:00 in New York: the same local day
+    with open_log(tmp_path, clock=clock) as log:
+        log.append(ConfigLoaded(hash="h", config=config, path="app.json"))
+        log.append(MessageReceived(chat=ALICE, msg_id="V1", sender=ALICE), heard("V1", 0.002))
+        log.append(answered("C1", 0.01))
+    console = Console(tmp_path, clock=lambda: now)
+    try:
+        async with asgi_client(create_app(console, token=None)) as client:
+            dashboard = text_of((await client.get("/dashboard")).text)
+    finally:
+        console.close()
+    assert "Spend today (America/New_York) $0.0120 LLM $0.0100 · transcription $0.0020" in (
+        dashboard
+    )

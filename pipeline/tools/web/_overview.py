@@ -48,7 +48,7 @@ class Dashboard:
     decisions: list[tuple[str, int]]
     queue_depth: int
     unsent: int
-    spent_today: float  # every kind (projections.spend)
+    spent_today: float  # every kind (projections.spend), since the bot's midnight
     spent_today_by_kind: list[tuple[str, float]]  # (the kind's name, USD)
     budget: float | None
     system: list[EventView]  # newest first
@@ -114,6 +114,8 @@ def paused_until(snap: Snapshot, chat: str) -> float | None:
 def dashboard(snap: Snapshot) -> Dashboard:
     s = snap.summary
     today = int(snap.now // DAY)
+    # The budget's day, as the bot counts it (from local midnight); UTC without a config.
+    midnight = snap.config.local_midnight(snap.now) if snap.config is not None else today * DAY
     points = []
     for n in range(today - DASHBOARD_DAYS + 1, today + 1):
         key = time.strftime("%Y-%m-%d", time.gmtime(n * DAY))
@@ -128,9 +130,9 @@ def dashboard(snap: Snapshot) -> Dashboard:
         decisions=_ranked(s.decisions),
         queue_depth=queue_depth(snap),
         unsent=len(outbox.unsent(snap.states.outbox)),
-        spent_today=budget.spent_since(snap.states.budget, today * DAY),
+        spent_today=budget.spent_since(snap.states.budget, midnight),
         spent_today_by_kind=[
-            (SPEND_NAMES[kind], budget.spent_since(snap.states.budget, today * DAY, kind))
+            (SPEND_NAMES[kind], budget.spent_since(snap.states.budget, midnight, kind))
             for kind in KINDS
         ],
         budget=snap.config.limits.daily_budget_usd if snap.config is not None else None,

@@ -89,7 +89,7 @@ class _Text(HTMLParser):
         self.parts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in ("mark", "span", "a", "strong", "ins", "del", "b", "i"):
+        if tag not in ("mark", "span", "a", "strong", "ins", "del", "b", "i", "bdi"):
             self.parts.append(" ")  # a new block or cell: words do not run together
 
     def handle_data(self, data: str) -> None:

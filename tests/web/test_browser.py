@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
-from tests.e2e.harness import daemon_env
+from events.backends import open_log
+from events.model import MessageReceived
+from tests.e2e.harness import GROUP, daemon_env
 from tests.web.conftest import (
     AFTER_EDIT,
     IMAGE_CAPTION,
@@ -313,3 +315,37 @@ def test_a_search_hit_opens_the_chat_at_its_message(media_visit: Visit):
         target = page.locator(".msg:target")
         assert target.count() == 1, page.url
         assert words in target.inner_text()
+
+
+def test_a_right_to_left_push_name_stays_inside_its_name(
+    browser: Browser, web_store: WebStore, tmp_path: Path, shots: Path
+):
+    """A RIGHT-TO-LEFT OVERRIDE in someone's push name reverses the name, never the time
+    and the message id after it on the line."""
+    copied = web_store.recording.copy(tmp_path / "copy").store
+    with open_log(copied) as log:
+        log.append(
+            MessageReceived(
+                chat=GROUP,
+                msg_id="RTL1",
+                sender="491705500001@s.whatsapp.net",
+                push_name="\u202eyrallaM",
+                text="hello everyone",
+                is_group=True,
+            )
+        )
+    web = start_web(copied)
+    context = browser.new_context(viewport={"width": 900, "height": 700}, locale="en-GB")
+    try:
+        tab = Visit(context.new_page(), web.url, shots)
+        tab.go(f"/chats/{GROUP}")
+        meta = tab.page.locator(".msg", has_text="hello everyone").locator(".meta")
+        who, msg_id = meta.locator(".who").bounding_box(), meta.locator(".id").bounding_box()
+        tab.shot("rtl-push-name")
+        assert who is not None
+        assert msg_id is not None
+        assert who["x"] + who["width"] <= msg_id["x"], (who, msg_id)  # name, then the id
+        assert meta.inner_text().endswith("RTL1")
+    finally:
+        context.close()
+        web.close()

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 def _row(listing: str, name: str) -> str:
     found = re.search(
-        rf'<tr class="chat-row">(?:(?!</tr>).)*?>{name}</a>.*?</tr>', listing, re.DOTALL
+        rf'<tr class="chat-row">(?:(?!</tr>).)*?>{name}</bdi></a>.*?</tr>', listing, re.DOTALL
     )
     assert found is not None, text_of(listing)  # the whole page: seen once under load only
     return found.group(0)

@@ -57,7 +57,7 @@ async def page(client: httpx.AsyncClient, path: str) -> str:
 
 def _chat_row(listing: str, name: str) -> str:
     row = re.search(
-        rf'<tr class="chat-row">(?:(?!</tr>).)*?>{name}</a>.*?</tr>', listing, re.DOTALL
+        rf'<tr class="chat-row">(?:(?!</tr>).)*?>{name}</bdi></a>.*?</tr>', listing, re.DOTALL
     )
     assert row is not None, name
     return text_of(row.group(0))

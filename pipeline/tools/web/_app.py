@@ -72,6 +72,9 @@ def _environment() -> Environment:
         when=local_time, usd=usd, ms=ms, iso=iso, chat_url=chat_url, chat_name=chat_name
     )
     env.filters["effect"] = effect_line
+    # A name (a push name is anyone's choice) between FSI and PDI where no <bdi> can go (a
+    # <title>): its right-to-left override or Hebrew ends with it, not in what follows.
+    env.filters["isolate"] = lambda text: f"\u2068{text}\u2069"
     env.filters["short"] = lambda text: text[:8] if text else ""
     env.filters["web_link"] = lambda url: urlsplit(url).scheme in ("http", "https")
     return env

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from pipeline.tools.web import Console, create_app
-from tests.web.conftest import WebStore, text_of
+from tests.e2e.harness import daemon_env
+from tests.web.conftest import WebStore, start_web, text_of
 from tests.web.test_pages import asgi_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -92,3 +93,21 @@ async def test_the_login_form_sets_the_cookie(client: httpx.AsyncClient):
 async def test_a_huge_login_body_is_refused(client: httpx.AsyncClient):
     response = await client.post("/login", content=b"token=" + b"x" * 10_000)
     assert response.status_code == 413
+
+
+def test_behind_a_tls_proxy_on_this_machine_the_cookie_is_secure(web_store: WebStore):
+    """The README's reverse proxy: it connects from loopback and says the browser came
+    over https; the session cookie (login form or ?token=) must then be Secure."""
+    web = start_web(web_store.store, env=daemon_env(WABOT_WEB_TOKEN=TOKEN))
+    proxied = {**HTML, "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"}
+    try:
+        with httpx.Client(base_url=web.url) as client:
+            form = client.post("/login", data={"token": TOKEN}, headers=proxied)
+            url = client.get(f"/?token={TOKEN}", headers=proxied)
+            plain = client.post("/login", data={"token": TOKEN}, headers=HTML)
+    finally:
+        web.close()
+    for response in (form, url):
+        assert response.status_code == 303
+        assert "; secure" in response.headers["set-cookie"].lower()
+    assert "secure" not in plain.headers["set-cookie"].lower()  # http straight to it

@@ -29,6 +29,7 @@ from pipeline.tools.web._health import DaemonProbe
 log = get_logger("wabot.web")
 _BACKLOG = 64
 _GRACE_SECONDS = 1
+_PROXY_PEERS = ("127.0.0.1", "::1")  # whose X-Forwarded-Proto/-For are believed
 
 
 class WebError(Exception):
@@ -80,7 +81,11 @@ async def serve_app(app: ASGIApp, sock: socket.socket) -> None:
         http="h11",
         ws="none",
         server_header=False,
-        proxy_headers=False,
+        # A TLS reverse proxy on this machine says the browser came over https (so the
+        # session cookie is Secure) and who the client was; from any other peer these
+        # headers are ignored, however FORWARDED_ALLOW_IPS is set: anyone could send them.
+        proxy_headers=True,
+        forwarded_allow_ips=list(_PROXY_PEERS),
         timeout_graceful_shutdown=_GRACE_SECONDS,
     )
     server = _Server(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -111,3 +112,26 @@ def test_behind_a_tls_proxy_on_this_machine_the_cookie_is_secure(web_store: WebS
         assert response.status_code == 303
         assert "; secure" in response.headers["set-cookie"].lower()
     assert "secure" not in plain.headers["set-cookie"].lower()  # http straight to it
+
+
+def test_every_wrong_token_is_logged_once_and_never_the_token(web_store: WebStore):
+    web = start_web(web_store.store, env=daemon_env(WABOT_WEB_TOKEN=TOKEN))
+    guesses = [f"guess-{n}-0123456789abcdef" for n in range(4)]
+    try:
+        with httpx.Client(base_url=web.url) as client:
+            assert client.post("/login", data={"token": guesses[0]}).status_code == 401
+            assert client.get(f"/login?token={guesses[1]}").status_code == 401
+            assert client.get(f"/?token={guesses[2]}", headers=HTML).status_code == 401
+            bearer = {"authorization": f"Bearer {guesses[3]}"}
+            assert client.get("/metrics", headers=bearer).status_code == 401
+            assert client.get("/metrics").status_code == 401  # no token: nothing to log
+            assert client.post("/login", data={"token": TOKEN}).status_code == 303
+        assert web.stop() == 0
+    finally:
+        web.close()
+    logged = "".join(web.stderr)
+    refusals = [json.loads(line) for line in web.stderr if "web_login_refused" in line]
+    assert [r.get("via") for r in refusals] == ["form", "url", "url", "bearer"]
+    assert {r["client"] for r in refusals} == {"127.0.0.1"}
+    assert not any(guess in logged for guess in guesses)
+    assert TOKEN not in logged

@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from events.codec import CorruptEvent
 from events.protocol import LogError
@@ -35,7 +36,7 @@ from pipeline.tools.web import _replays as replays
 from pipeline.tools.web import _timeline as timeline
 from pipeline.tools.web._console import Console, Snapshot
 from pipeline.tools.web._format import ms, usd, when
-from pipeline.tools.web._guard import Guard, login_cookie, same
+from pipeline.tools.web._guard import Guard, login_cookie, refused, same
 from pipeline.tools.web._metrics import CONTENT_TYPE, metrics_text
 from projections import facts, reminders
 
@@ -213,16 +214,17 @@ class Pages:
             body = metrics_text(snap, size)
         return Response(body, media_type=CONTENT_TYPE)
 
-    def login(self, given: str | None, secure: bool) -> Response:
+    def login(self, given: str | None, scope: Scope) -> Response:
         if self.token is None:
             return RedirectResponse("/", status_code=303)
         with self.console.current() as snap:
             if given is None:
                 return self.render(snap, "login.html", wrong=False)
             if not same(given, self.token):
+                refused(scope, "form" if scope["method"] == "POST" else "url")
                 return self.render(snap, "login.html", 401, wrong=True)
         response = RedirectResponse("/", status_code=303)
-        login_cookie(response, self.token, secure=secure)
+        login_cookie(response, self.token, secure=scope.get("scheme") == "https")
         return response
 
     def _unknown_chat(self, snap: Snapshot, arg: str) -> Response:
@@ -281,7 +283,7 @@ def create_app(console: Console, *, token: str | None) -> Starlette:
                 if len(body) > _MAX_LOGIN_BODY:
                     return PlainTextResponse("too large\n", status_code=413)
             given = dict(parse_qsl(body.decode("utf-8", "replace"))).get("token", "")
-        return await pages.run(pages.login, given, request.url.scheme == "https")
+        return await pages.run(pages.login, given, request.scope)
 
     async def css(request: Request) -> Response:
         return Response(pages.css, media_type="text/css", headers={"cache-control": "max-age=300"})

@@ -51,6 +51,11 @@ def same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def refused(scope: Scope, via: str) -> None:
+    """Log a wrong token (never the token): each refusal once, however it was given."""
+    log.warning("web_login_refused", via=via, client=_client(scope))
+
+
 def login_cookie(response: Response, token: str, *, secure: bool) -> None:
     response.set_cookie(
         COOKIE, session_value(token), httponly=True, samesite="strict", secure=secure, path="/"
@@ -99,6 +104,8 @@ class Guard:
             return self._token_login(scope, path, query)
         if path == LOGIN or path.startswith(STATIC) or self._authorized(headers):
             return None
+        if _bearer(headers) is not None:
+            refused(scope, "bearer")
         if path in _MACHINE_PATHS or "text/html" not in headers.get("accept", ""):
             return PlainTextResponse(
                 "unauthorized: send Authorization: Bearer $WABOT_WEB_TOKEN\n",
@@ -109,8 +116,8 @@ class Guard:
 
     def _authorized(self, headers: Headers) -> bool:
         assert self.token is not None
-        scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and same(credentials.strip(), self.token):
+        given = _bearer(headers)
+        if given is not None and same(given, self.token):
             return True
         cookie = _cookie(headers.get("cookie", ""), COOKIE)
         return cookie is not None and same(cookie, session_value(self.token))
@@ -118,7 +125,7 @@ class Guard:
     def _token_login(self, scope: Scope, path: str, query: dict[str, str]) -> Response:
         assert self.token is not None
         if not same(query.pop("token"), self.token):
-            log.warning("web_login_refused", client=_client(scope))
+            refused(scope, "url")
             return PlainTextResponse("wrong token\n", status_code=401)
         # "//host" would send the browser elsewhere: keep the redirect on this server.
         target = "/" + path.lstrip("/") + (f"?{urlencode(query)}" if query else "")
@@ -132,6 +139,11 @@ def _host_name(host: str) -> str:
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _bearer(headers: Headers) -> str | None:
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
 
 
 def _cookie(header: str, name: str) -> str | None:

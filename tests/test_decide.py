@@ -302,3 +302,13 @@ def test_a_group_s_own_keys_win_over_the_global_ones() -> None:
 
     assert (settings.listen_after_mention_seconds, settings.context_messages) == (0, 5)
     assert settings.reply_to_bot_is_mention is True
+
+
+def test_the_sender_s_next_message_within_the_debounce_joins_a_trigger_s_burst() -> None:
+    cfg = _group()  # shipped: no listening window, a 2 s debounce
+    question = item("what's the weather in Rome tomorrow?", chat=GROUP, sender=ALICE, ts=NOW + 1)
+    later = item("and in Milan?", chat=GROUP, sender=ALICE, ts=NOW + 3)
+
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), question, NOW) is None
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), later, NOW) == "not_triggered"
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), question) == "not_triggered"

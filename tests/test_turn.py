@@ -195,3 +195,19 @@ def session(session_id: str, system: str = "") -> sessions.Session:
         reason="new",
         system=system,
     )
+
+
+def test_in_a_group_the_question_sent_right_after_a_mention_is_answered_with_it() -> None:
+    group = "120363000000000000@g.us"
+    config = loaded(monitored_entities=[{"type": "group", "jid": group}])
+
+    def said(n: int, text: str, **kw: Any) -> MessageReceived:
+        return MessageReceived(
+            chat=group, msg_id=f"M{n}", sender=ALICE, text=text, is_group=True, sent_at=NOW, **kw
+        )
+
+    mention = said(1, "@491700000000", mentions=["491700000000@s.whatsapp.net"])
+    plan = turn.step(facts(mention, said(2, "weather in Rome tomorrow?"), config=config), group)
+    assert not any(isinstance(e, MessageSkipped) for e in plan.events)
+    assert isinstance(plan.effect, turn.Ask)
+    assert [i.message.msg_id for i in plan.effect.run] == ["M1", "M2"]

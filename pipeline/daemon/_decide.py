@@ -122,7 +122,9 @@ def triggered(view: View, group: GroupEntity, item: Item, heard_at: float | None
     """Whether a group message is for the bot: always; a keyword; in a ``mention``
     group a mention of the owner or (``reply_to_bot_is_mention``) a quote of the
     bot's message; or, within ``listen_after_mention_seconds`` of the bot's last
-    exchange with the sender (or of ``heard_at``), any message of theirs."""
+    exchange with the sender (or of ``heard_at``), any message of theirs. A message
+    within ``debounce_seconds`` of ``heard_at`` (an earlier message of the sender's
+    that triggered) joins that burst whatever the window: "@bot", then the question."""
     mode = group.trigger.mode
     if mode == "always" or group.trigger.matched(item.text) is not None:
         return True
@@ -133,10 +135,13 @@ def triggered(view: View, group: GroupEntity, item: Item, heard_at: float | None
     ):
         return True
     window = settings.listen_after_mention_seconds
+    joins = max(window, view.config.polling.debounce_seconds)
+    if heard_at is not None and item.ts - heard_at <= joins:
+        return True
     if window <= 0:
         return False
-    times = [t for t in (heard_at, last_exchange(view, item)) if t is not None]
-    return any(0 <= item.ts - t <= window for t in times)
+    talked = last_exchange(view, item)
+    return talked is not None and 0 <= item.ts - talked <= window
 
 
 def _quotes_the_bot(view: View, item: Item) -> bool:

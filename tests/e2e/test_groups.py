@@ -80,3 +80,19 @@ def test_the_person_just_answered_is_heard_without_a_mention_for_a_while(
     other = _say(daemon, BOB, "Bob", "I can drive")
     assert daemon.wait_event(MessageSkipped, msg_id=other).reason == "not_triggered"
     daemon.stop()
+
+
+def test_the_question_sent_just_after_a_bare_mention_is_answered_with_it(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+) -> None:
+    # Shipped defaults: a mention group, no listening window, a 2 s debounce.
+    daemon = make_daemon({"polling": SHIPPED_POLLING})
+    mention = _say(daemon, ALICE, "Alice", "@491700000000", mentions=[OWNER_JID])
+    question = _say(daemon, ALICE, "Alice", "what's the weather in Rome tomorrow?")
+
+    assert daemon.next_sent(timeout=20)["reply_to"] in {mention, question}
+    assert not daemon.find(MessageSkipped, msg_id=question)
+    # Nothing was said for context: the turn is the two messages, neither marked as such.
+    assert _user_turn(llm_server, 0) == "\n".join(
+        ["Alice: @491700000000", "Alice: what's the weather in Rome tomorrow?"]
+    )

@@ -23,12 +23,12 @@ from events.model import (
     TransportStatus,
 )
 from events.protocol import Selection
-from pipeline.config import LoadedConfig, Secrets, config_from_dict
+from pipeline.config import LoadedConfig, Secrets, clock, config_from_dict
 from pipeline.daemon import _commands as commands
 from pipeline.daemon import _status as status
 from pipeline.daemon import _turn as turn
 from pipeline.daemon._replies import Ids
-from projections import pauses, queue
+from projections import pauses, queue, takeover
 from projections.fold import fold
 
 NOW = 1_764_070_000.0
@@ -373,3 +373,38 @@ def test_the_queue_line_counts_in_words() -> None:
     alice = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
     one = status.queue_line(fold(records(alice)))
     assert one.startswith("Queue: 1 message to decide in 1 chat, ")
+
+
+# -- takeovers: the owner wrote in the chat --------------------------------------
+
+
+def test_status_lists_a_takeover_and_resume_ends_it_early() -> None:
+    took = MessageSkipped(chat=ALICE, msg_id="O1", reason="takeover")
+    recs = records(took, own("/status"))  # the takeover recorded at NOW - 99
+    text = said(turn.step(facts(*recs), OWNER)).text
+    until = clock(NOW - 99 + 30 * 60, NOW, loaded().config)
+    assert f"Paused: Alice until {until} (you wrote there)" in text
+
+    recs = records(took, own("/resume Alice"))
+    plan = turn.step(facts(*recs), OWNER)
+    resumed, _ = plan.events
+    assert resumed == ChatResumed(chat=ALICE, msg_id="C1")
+    assert said(plan).text == "Resumed Alice."
+    after = fold([*recs, Recorded(9, NOW, resumed), Recorded(10, NOW + 1, alice(1))])
+    assert takeover.paused_until(after.takeover, ALICE, 30) == NOW
+    later = turn.Facts(after, loaded(), NOW + 3, facts().ids)
+    assert isinstance(turn.step(later, ALICE).effect, turn.Ask)  # no longer "paused"
+    assert "Paused:" not in status.report(after, loaded().config, NOW + 3)[0]
+    all_ = said(turn.step(facts(*records(took, own("/resume all"))), OWNER))
+    assert all_.text == "Resumed Alice."
+
+
+def test_a_takeover_after_a_resume_pauses_again_and_a_removed_resume_is_undone() -> None:
+    took = MessageSkipped(chat=ALICE, msg_id="O1", reason="takeover")
+    recs = records(took, ChatResumed(chat=ALICE), took)
+    assert takeover.paused_until(fold(recs).takeover, ALICE, 30) == NOW - 97 + 1800
+    once = records(took, ChatResumed(chat=ALICE))
+    gone = removed(Selection(seqs=frozenset({2})), "expiry", [(2, "ChatResumed", ALICE)])
+    assert gone is not None
+    after = fold([*once, Recorded(3, NOW, gone)]).takeover
+    assert after == fold(once[:1]).takeover  # as a fold of what is left

@@ -12,6 +12,10 @@ what the command records (``ChatPaused``, ``ChatResumed``): the agent
 appends both through the write-ahead chain, and the answer drains the
 command from the queue, so a restart neither loses nor repeats it.
 
+``/resume`` also ends a takeover (the owner wrote in the chat:
+``projections.takeover``) before its ``takeover.minutes`` are up, recorded
+as the same ``ChatResumed``; ``/status`` lists takeovers with the paused chats.
+
 A paused chat's messages wait (``_turn.step``); at ``/resume`` or the
 pause's end those still within ``polling.catch_up_minutes`` are answered, the
 older ones are skipped as ``paused`` (``_decide.on_arrival``).
@@ -26,7 +30,7 @@ from events.model import AnyEvent, ChatPaused, ChatResumed, ReplyPlanned
 from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat, clock, counted
 from pipeline.daemon import _decide as decide
 from pipeline.daemon._replies import Ids
-from pipeline.daemon._status import display, report
+from pipeline.daemon._status import display, report, taken_over
 from pipeline.llm import split_message
 from projections import pauses, queue
 from projections import reminders as pending_reminders
@@ -205,7 +209,9 @@ def resume(facts: Facts, args: str, msg_id: str) -> tuple[list[AnyEvent], str]:
     what of theirs will be answered (``_decide`` judges it as it always does)."""
     if not args:
         return [], "Which chat? /resume NAME|all"
-    paused = pauses.paused_chats(facts.view.pauses, facts.now)
+    # The owner's /pauses, then the takeovers (the owner wrote in the chat).
+    paused = [*pauses.paused_chats(facts.view.pauses, facts.now)]
+    paused += [c for c in taken_over(facts.view, facts.config, facts.now) if c not in paused]
     chats = _targets(facts.config, args, every=False)
     if isinstance(chats, str):
         return [], chats

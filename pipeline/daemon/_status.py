@@ -1,7 +1,7 @@
 """``/status``: the bot's state in a few lines for the owner's phone, from the view alone.
 
 The connection, a restriction of the account, what waits (messages to decide,
-messages to send, paused chats), today's replies and spend (the day as the
+messages to send, paused chats, takeovers), today's replies and spend (the day as the
 daily budget counts it, in ``vitality.timezone``), and the last error. It
 reads only projections the daemon keeps current, so asking costs no read of
 the log and no LLM call.
@@ -13,7 +13,7 @@ import math
 
 from pipeline.config import AppConfig, clock, counted
 from pipeline.daemon import _outreach as outreach
-from projections import account, budget, failures, outbox, pauses
+from projections import account, budget, failures, outbox, pauses, takeover
 from projections.fold import States
 
 _ERROR_CHARS = 200  # an error is one line; a long one is cut for the phone
@@ -80,7 +80,18 @@ def paused_lines(view: States, config: AppConfig, now: float) -> list[str]:
         f"Paused: {display(config, chat)} "
         + ("until /resume" if math.isinf(end) else f"until {clock(end, now, config)}")
         for chat, end in paused.items()
+    ] + [
+        f"Paused: {display(config, chat)} until {clock(end, now, config)} (you wrote there)"
+        for chat, end in taken_over(view, config, now).items()
     ]
+
+
+def taken_over(view: States, config: AppConfig, now: float) -> dict[str, float]:
+    """The chats where the owner's own message silenced the bot (``takeover``), and
+    until when: ``/status`` lists them and ``/resume`` ends them early."""
+    if not config.takeover.enabled:
+        return {}
+    return takeover.in_force(view.takeover, now, config.takeover.minutes)
 
 
 def today_line(view: States, config: AppConfig, now: float) -> str:

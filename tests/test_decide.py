@@ -312,3 +312,15 @@ def test_the_sender_s_next_message_within_the_debounce_joins_a_trigger_s_burst()
     assert decide.on_arrival(view(cfg), entity(cfg, GROUP), question, NOW) is None
     assert decide.on_arrival(view(cfg), entity(cfg, GROUP), later, NOW) == "not_triggered"
     assert decide.on_arrival(view(cfg), entity(cfg, GROUP), question) == "not_triggered"
+
+
+def test_a_message_sent_while_the_bot_answers_the_sender_is_heard_in_the_window() -> None:
+    cfg = _group(listen_after_mention_seconds=120)
+    v = _talked(cfg, ALICE, NOW - 10)  # asked for Alice at NOW - 10 ...
+    done = LlmCompleted(chat=GROUP, call_id="C1", content="Try Luigi's.")
+    sessions.apply(v.sessions, Recorded(3, NOW, done))  # ... and answered at NOW
+    during = item("it must be vegetarian", chat=GROUP, sender=ALICE, ts=NOW - 5)
+    other = item("me too", chat=GROUP, sender="491702222222@s.whatsapp.net", ts=NOW - 5)
+
+    assert decide.on_arrival(v, entity(cfg, GROUP), during) is None
+    assert decide.on_arrival(v, entity(cfg, GROUP), other) == "not_triggered"

@@ -24,7 +24,7 @@ from pipeline.daemon import _decide as decide
 from pipeline.daemon import _turn as turn
 from pipeline.daemon._replies import Ids
 from pipeline.llm import LlmResult
-from projections import sessions
+from projections import queue, sessions
 from projections.fold import fold
 
 NOW = 1_764_070_000.0
@@ -211,3 +211,30 @@ def test_in_a_group_the_question_sent_right_after_a_mention_is_answered_with_it(
     assert not any(isinstance(e, MessageSkipped) for e in plan.events)
     assert isinstance(plan.effect, turn.Ask)
     assert [i.message.msg_id for i in plan.effect.run] == ["M1", "M2"]
+
+
+def test_a_message_asked_already_counts_as_its_sender_s_trigger() -> None:
+    group = "120363000000000000@g.us"
+    config = loaded(monitored_entities=[{"type": "group", "jid": group}])
+    mention = MessageReceived(
+        chat=group, msg_id="M1", sender=ALICE, text="bot, where to eat?", is_group=True, sent_at=NOW
+    )
+    follow = MessageReceived(
+        chat=group, msg_id="M2", sender=ALICE, text="vegetarian", is_group=True, sent_at=NOW
+    )
+    asked = LlmRequested(
+        chat=group,
+        call_id="C1",
+        session_id="S1",
+        trigger_ids=["M1"],
+        model="m",
+        params={},
+        messages=[],
+        config_hash="h",
+    )
+    now = facts(mention, asked, follow, config=config)
+    entity = config.config.find_entity(group)
+    assert entity is not None
+    items = queue.pending(now.view.queue, group)
+    assert [i.status for i in items] == ["requested", "pending"]
+    assert turn.arrivals(now, entity, group, items) == turn.Plan()  # M2 not skipped

@@ -122,7 +122,8 @@ def triggered(view: View, group: GroupEntity, item: Item, heard_at: float | None
     """Whether a group message is for the bot: always; a keyword; in a ``mention``
     group a mention of the owner or (``reply_to_bot_is_mention``) a quote of the
     bot's message; or, within ``listen_after_mention_seconds`` of the bot's last
-    exchange with the sender (or of ``heard_at``), any message of theirs. A message
+    exchange with the sender (or of ``heard_at``), any message of theirs, those
+    sent while the bot was still answering them included. A message
     within ``debounce_seconds`` of ``heard_at`` (an earlier message of the sender's
     that triggered) joins that burst whatever the window: "@bot", then the question."""
     mode = group.trigger.mode
@@ -140,8 +141,10 @@ def triggered(view: View, group: GroupEntity, item: Item, heard_at: float | None
         return True
     if window <= 0:
         return False
+    # Not yet judged, yet older than the exchange: it came while the bot was asking
+    # for the sender (their call in flight), so after they asked; it is heard too.
     talked = last_exchange(view, item)
-    return talked is not None and 0 <= item.ts - talked <= window
+    return talked is not None and item.ts - talked <= window
 
 
 def _quotes_the_bot(view: View, item: Item) -> bool:

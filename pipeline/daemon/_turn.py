@@ -193,9 +193,10 @@ def arrivals(facts: Facts, entity: Entity, chat: str, items: list[Item]) -> Plan
     plan = Plan()
     triggers: dict[str, float] = {}  # sender -> when their newest message here triggered
     for item in items:
-        if item.status != "pending":
-            continue
         sender = item.message.sender
+        if item.status != "pending":
+            triggers[sender] = item.ts  # asked already: it triggered
+            continue
         reason = decide.on_arrival(judging, entity, item, triggers.get(sender))
         if reason is None:
             triggers[sender] = item.ts

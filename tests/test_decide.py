@@ -324,3 +324,13 @@ def test_a_message_sent_while_the_bot_answers_the_sender_is_heard_in_the_window(
 
     assert decide.on_arrival(v, entity(cfg, GROUP), during) is None
     assert decide.on_arrival(v, entity(cfg, GROUP), other) == "not_triggered"
+
+
+@pytest.mark.parametrize("text", ["/reset", "@491700000000 /reset", " @bot  /RESET "])
+def test_a_reset_in_a_mention_group_triggers_and_is_one(text: str) -> None:
+    cfg = _group()
+    reset = item(text, chat=GROUP, sender=ALICE, mentions=[OWNER] if "@4917" in text else [])
+
+    assert decide.on_arrival(view(cfg), entity(cfg, GROUP), reset) is None
+    assert decide.is_reset(reset)
+    assert not decide.is_reset(item("@491700000000 /reset please", chat=GROUP))

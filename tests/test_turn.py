@@ -238,3 +238,24 @@ def test_a_message_asked_already_counts_as_its_sender_s_trigger() -> None:
     items = queue.pending(now.view.queue, group)
     assert [i.status for i in items] == ["requested", "pending"]
     assert turn.arrivals(now, entity, group, items) == turn.Plan()  # M2 not skipped
+
+
+def test_a_member_s_reset_in_a_mention_group_starts_their_new_session() -> None:
+    group = "120363000000000000@g.us"
+    config = loaded(monitored_entities=[{"type": "group", "jid": group}])
+    reset = MessageReceived(
+        chat=group,
+        msg_id="M1",
+        sender=ALICE,
+        text="@491700000000 /reset",
+        mentions=["491700000000@s.whatsapp.net"],
+        is_group=True,
+        sent_at=NOW,
+    )
+    plan = turn.step(facts(reset, config=config), group)
+    assert plan.effect is None
+    started, reply = plan.events
+    assert isinstance(started, SessionStarted)
+    assert (started.reason, started.user, started.chat) == ("reset", ALICE, group)
+    assert isinstance(reply, ReplyPlanned)
+    assert (reply.text, reply.chat, reply.in_reply_to) == (turn.RESET_REPLY, group, "M1")

@@ -20,6 +20,7 @@ from projections import aliases, budget, own_sends, pauses, sessions, takeover
 from projections.queue import Item
 
 RESET_COMMAND = "/reset"
+_LEADING_MENTIONS = re.compile(r"(?:@\S+\s+)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ def on_arrival(view: View, entity: Entity, item: Item, heard_at: float | None = 
         return "paused" if waited_out(view, item) else "stale"
     if not item.text.strip() and not answerable(item.media):
         return "empty"
-    if isinstance(entity, GroupEntity) and not triggered(view, entity, item, heard_at):
+    group = entity if isinstance(entity, GroupEntity) else None
+    if group is not None and not is_reset(item) and not triggered(view, group, item, heard_at):
         return "not_triggered"
     return None
 
@@ -70,7 +72,10 @@ def waited_out(view: View, item: Item) -> bool:
 
 
 def is_reset(item: Item) -> bool:
-    return item.text.strip().casefold() == RESET_COMMAND
+    """``/reset``, alone or after mentions (``@bot /reset`` in a group): it triggers in
+    any group, and starts a new session for its sender only."""
+    text = _LEADING_MENTIONS.sub("", item.text.strip(), count=1)
+    return text.casefold() == RESET_COMMAND
 
 
 def before_turn(view: View, chat: str) -> str | None:

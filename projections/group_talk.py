@@ -8,10 +8,12 @@ stand after their authors' edits) and the seqs of the bot's replies there, so
 a turn can be given the messages since the bot last answered
 (``groups.context_messages``).
 A revoked message leaves; the owner's own messages count (they are part of
-the conversation).
+the conversation), but not the bot's own replies WhatsApp echoes back
+(``MessageSkipped`` reason ``echo``): the bot said them, they are not talk.
 
 A ``Compacted`` drops the messages and replies that went. As with the queue,
-what a removed later event did stays done (an edit's words), and a group that
+what a removed later event did stays done (an edit's words, an echo's
+leaving), and a group that
 lost messages keeps the newest of what is left: a fold of what is left may
 reach further back.
 """
@@ -26,6 +28,7 @@ from events.model import (
     MessageEdited,
     MessageReceived,
     MessageRevoked,
+    MessageSkipped,
     Recorded,
     ReplyPlanned,
 )
@@ -96,10 +99,16 @@ def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
             group.heard[n] = msgspec.structs.replace(heard, text=_cut(ev.text))
 
 
-def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:
+def _revoked(state: State, rec: Recorded, ev: MessageRevoked | MessageSkipped) -> None:
     group = state.groups.get(ev.chat)
     if group is not None:
         group.heard = [h for h in group.heard if h.msg_id != ev.msg_id]
+
+
+def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
+    """The bot's own reply, echoed back: not something said to it."""
+    if ev.reason == "echo":
+        _revoked(state, rec, ev)
 
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
@@ -146,6 +155,7 @@ HANDLERS: Handlers[State] = {
     MessageReceived: _received,
     MessageEdited: _edited,
     MessageRevoked: _revoked,
+    MessageSkipped: _skipped,
     ReplyPlanned: _planned,
     Compacted: _compacted,
 }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from events.compaction import removed
 from events.model import (
     AnyEvent,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
+    MessageSkipped,
     Recorded,
     ReplyPlanned,
 )
@@ -198,3 +201,25 @@ def test_the_context_takes_at_most_half_the_input_and_keeps_the_newest() -> None
     lines = text.split("\n")[1 : text.split("\n").index("")]
     assert sum(len(line) + 1 for line in lines) <= 200
     assert lines[-1].startswith("Bob: message 19")
+
+
+def test_the_bot_s_own_reply_echoed_back_is_not_talk() -> None:
+    echo = MessageReceived(
+        chat=GROUP,
+        msg_id="WA1",
+        sender="491700000000@s.whatsapp.net",
+        text="Echo: ok",
+        is_group=True,
+        from_me=True,
+    )
+    owner = msgspec.structs.replace(echo, msg_id="O1", text="I'll drive")
+    state = talk(
+        spoke("r1"),
+        echo,
+        MessageSkipped(chat=GROUP, msg_id="WA1", reason="echo"),
+        owner,
+        MessageSkipped(chat=GROUP, msg_id="O1", reason="takeover"),
+        said("m2", "thanks"),
+    )
+
+    assert heard(state) == [("491700000000", "I'll drive"), ("Bob", "thanks")]

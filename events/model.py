@@ -346,6 +346,9 @@ class LlmFailed(Event, frozen=True, kw_only=True):
     error: str
     attempt: int = 1
     final: bool
+    # What the provider billed for an answer the bot could not use (a reasoning
+    # model that spent its output limit thinking); None: no answer, or none said.
+    usage: Usage | None = None
 
 
 class SpeechPlan(msgspec.Struct, frozen=True, kw_only=True):

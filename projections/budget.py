@@ -10,6 +10,9 @@ flight (an ``LlmRequested`` with no ``LlmCompleted`` or final ``LlmFailed``
 yet; one per chat, since a chat's turns go one after another) are kept, and
 ``committed`` reserves each at the mean cost of the recent calls.
 
+A failed attempt whose answer was billed (``LlmFailed`` with ``usage``) is
+spent like an answer, and counts in that mean too.
+
 A ``Compacted`` drops the replies, costs, calls in flight and recent costs
 whose events went; spend that went no longer counts. The sweep's bookkeeping
 (``newest``, ``swept_at``) stays, so a state that absorbed a compaction and a
@@ -139,7 +142,11 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     _landed(state, ev.chat, ev.call_id)
     _spent(state, rec, ev)
     # A provider that reports no cost adds nothing to the spend either.
-    state.recent.append(ev.usage.cost_usd or 0.0)
+    _estimated(state, rec, ev.usage.cost_usd or 0.0)
+
+
+def _estimated(state: State, rec: Recorded, usd: float) -> None:
+    state.recent.append(usd)
     state.recent_from.append(origin(rec))
     if len(state.recent) > ESTIMATE_CALLS:
         del state.recent[0], state.recent_from[0]
@@ -165,6 +172,11 @@ def _requested(state: State, rec: Recorded, ev: LlmRequested) -> None:
 def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     if ev.final:
         _landed(state, ev.chat, ev.call_id)
+    if ev.usage is not None:
+        # An answer billed but unusable: spent, and what a call may cost. A failure
+        # with no answer (an HTTP error, a timeout) was not billed, and says nothing.
+        _spent(state, rec, ev)
+        _estimated(state, rec, ev.usage.cost_usd or 0.0)
 
 
 def _skipped(state: State, rec: Recorded, ev: MessageSkipped) -> None:
@@ -298,7 +310,7 @@ _HANDLERS: Handlers[State] = {
     LlmRequested: _requested,
     LlmFailed: _failed,
     MessageSkipped: _skipped,
-    **{t: _spent for t in spend.SPENDING if t is not LlmCompleted},
+    **{t: _spent for t in spend.SPENDING if t not in (LlmCompleted, LlmFailed)},
     Compacted: _compacted,
 }
 PROJECTION = Projection.of("budget", State, _HANDLERS)

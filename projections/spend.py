@@ -1,10 +1,11 @@
 """What the bot spends: the one definition behind the budget, ``stats``, the console and /metrics.
 
-Spend is every cost the log records, by kind: LLM calls (``LlmCompleted``),
-transcriptions of voice notes (``MediaTranscribed``) and spoken replies
-(``SpeechSynthesized``). A cost the service did not report counts as nothing.
-A new paid service is one more kind in ``SpendKind`` and one more entry in
-``_COSTS``; the daily budget, every total and every per-kind figure follow from here.
+Spend is every cost the log records, by kind: LLM calls (``LlmCompleted``, and
+``LlmFailed`` for an answer billed but unusable), transcriptions of voice notes
+(``MediaTranscribed``) and spoken replies (``SpeechSynthesized``). A cost the
+service did not report counts as nothing. A new paid service is one more kind in
+``SpendKind`` and one more entry in ``_COSTS``; the daily budget, every total and
+every per-kind figure follow from here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
-from events.model import Event, LlmCompleted, MediaTranscribed, SpeechSynthesized
+from events.model import Event, LlmCompleted, LlmFailed, MediaTranscribed, SpeechSynthesized
 
 SpendKind = Literal["llm", "transcription", "speech"]
 KINDS: tuple[SpendKind, ...] = get_args(SpendKind)
@@ -20,6 +21,7 @@ SPEND_NAMES: dict[str, str] = {"llm": "LLM", "transcription": "transcription", "
 
 _COSTS: dict[type[Event], tuple[SpendKind, Callable[[Any], float | None]]] = {
     LlmCompleted: ("llm", lambda ev: ev.usage.cost_usd),
+    LlmFailed: ("llm", lambda ev: ev.usage.cost_usd if ev.usage is not None else None),
     MediaTranscribed: ("transcription", lambda ev: ev.cost_usd),
     SpeechSynthesized: ("speech", lambda ev: ev.cost_usd),
 }

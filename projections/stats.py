@@ -116,9 +116,13 @@ def spent(state: State) -> float:
     return sum(state.spend_usd.values())
 
 
+_llm_failed_spent = _spender(LlmFailed)
+
+
 def _llm_failed(state: State, ev: LlmFailed) -> None:
     if ev.final:
         state.llm_failures += 1
+    _llm_failed_spent(state, ev)  # an answer billed but unusable
 
 
 def _sent(state: State, ev: ReplySent) -> None:
@@ -168,7 +172,7 @@ _MORE: dict[type[Event], More] = {
     LlmCompleted: _completed,
     LlmFailed: _llm_failed,
     MessageSkipped: _skipped,
-    **{t: _spender(t) for t in spend.SPENDING if t is not LlmCompleted},
+    **{t: _spender(t) for t in spend.SPENDING if t not in (LlmCompleted, LlmFailed)},
     ReplySent: _sent,
     ReplyFailed: _reply_failed,
 }

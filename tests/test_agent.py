@@ -15,14 +15,15 @@ from events.model import (
     MessageReceived,
     MessageSkipped,
     TransportStatus,
+    Usage,
 )
 from events.protocol import Keyed
 from events.testing import FakeClock
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import Agent, FoldedLog, Settings
-from pipeline.llm import LlmClient
+from pipeline.llm import LlmClient, RunFailed
 from pipeline.transport import MemoryTransport
-from projections import queue
+from projections import budget, queue
 from projections.fold import SNAPSHOT_VERSION
 from projections.runner import SNAPSHOT_NAME
 
@@ -42,6 +43,18 @@ class CrashingLlm:
     async def complete(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         raise RuntimeError("boom")
+
+
+class BilledButUnusableLlm:
+    """Answers with nothing the bot can use, and says what the answer cost."""
+
+    def learned(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    async def complete(self, *args: Any, on_failure: Any, **kwargs: Any) -> Any:
+        error = RunFailed("no text", usage=Usage(output_tokens=1024, cost_usd=0.02))
+        await on_failure(error, 1, True)
+        raise error
 
 
 def settings() -> Settings:
@@ -92,6 +105,36 @@ async def test_a_crashing_call_is_recorded_as_final_and_not_asked_again(tmp_path
     assert len([r for r in log.read() if isinstance(r.event, LlmRequested)]) == 1
     assert llm.calls == 1
     assert queue.chats_with_work(folded.view.queue) == []
+    log.close()
+
+
+@pytest.mark.anyio
+async def test_a_billed_failure_records_its_cost_and_counts_as_spend(tmp_path: Path) -> None:
+    """A reasoning model that spent its limit thinking is billed: without its cost in
+    the log the daily budget would never stop such calls."""
+    clock = FakeClock(NOW)
+    log = open_log(tmp_path, clock=clock)
+    folded = FoldedLog(log)
+    folded.watch()
+    changed = folded.waker()
+    agent = agent_for(folded, BilledButUnusableLlm(), clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi", sent_at=NOW)
+    await folded.append(Keyed(message, f"{ALICE}/M1"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            while not any(isinstance(r.event, LlmFailed) for r in log.read()):
+                await changed.wait(1.0)
+        agent.stopping = True
+        tg.cancel_scope.cancel()
+
+    failed = [r.event for r in log.read() if isinstance(r.event, LlmFailed)]
+    assert [(f.final, f.usage) for f in failed] == [
+        (True, Usage(output_tokens=1024, cost_usd=0.02))
+    ]
+    folded.refresh()
+    assert budget.spent_since(folded.view.budget, NOW - 60) == 0.02
     log.close()
 
 

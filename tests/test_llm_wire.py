@@ -217,6 +217,37 @@ def test_incomplete_agent_run_without_text_is_a_failure() -> None:
         "the LLM used up its token limit before writing any text: "
         "raise llm.max_output_tokens in app.json"
     )
+    assert info.value.usage is None  # no usage reported: nothing known to be billed
+
+
+@pytest.mark.parametrize("reason", ["max_output_tokens", "content_filter"])
+def test_incomplete_agent_run_without_text_still_reports_what_it_cost(reason: str) -> None:
+    """A reasoning model that thought until the limit is billed for it: the failure
+    carries the usage, so the spend (and the daily budget) counts it."""
+    body = {
+        "status": "incomplete",
+        "incomplete_details": {"reason": reason},
+        "output": [],
+        "usage": {
+            "input_tokens": 9000,
+            "output_tokens": 1024,
+            "total_tokens": 10024,
+            "cost": {"currency": "USD", "total_cost": 0.02},
+        },
+    }
+    with pytest.raises(RunFailed) as info:
+        parse_response("perplexity", encode(body))
+    assert info.value.usage == Usage(
+        input_tokens=9000, output_tokens=1024, total_tokens=10024, cost_usd=0.02
+    )
+
+
+def test_failed_agent_run_reports_the_cost_it_says() -> None:
+    body = {**failed_answer("overloaded", "failed"), "usage": {"input_tokens": 5, "cost": 0.001}}
+    with pytest.raises(RunFailed) as info:
+        parse_response("perplexity", encode(body))
+    assert info.value.usage is not None
+    assert info.value.usage.cost_usd == 0.001
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])
@@ -330,13 +361,17 @@ def test_openai_answer_cut_before_any_text_says_which_setting_to_raise() -> None
     """Reasoning models spend the token limit thinking; none may be left for the answer."""
     body = {
         "choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 1024},
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1024, "cost": 0.003},
     }
     with pytest.raises(RunFailed) as info:
         parse_response("openai", encode(body))
     assert str(info.value) == (
         "the LLM used up its token limit before writing any text: "
         "raise llm.max_output_tokens in app.json"
+    )
+    # Billed all the same: the failure carries what it cost, for the spend.
+    assert info.value.usage == Usage(
+        input_tokens=9, output_tokens=1024, total_tokens=1033, cost_usd=0.003
     )
 
 

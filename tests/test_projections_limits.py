@@ -170,6 +170,28 @@ def test_a_provider_that_reports_no_cost_reserves_nothing():
     assert budget.committed(state, 0.0) == 0.0
 
 
+def test_a_failed_call_that_was_billed_is_spent_and_estimated():
+    """An answer with nothing usable (a reasoning model out of output tokens) still
+    costs: it counts against the budget and in the estimate of what a call costs."""
+    billed = Usage(output_tokens=1024, cost_usd=0.02)
+    state = fold(
+        at(
+            (1.0, requested(CHAT, "c1")),
+            (2.0, LlmFailed(chat=CHAT, call_id="c1", error="x", final=True, usage=billed)),
+            (3.0, requested(CHAT, "c2")),
+            (4.0, LlmFailed(chat=CHAT, call_id="c2", error="x", final=False, usage=billed)),
+            (5.0, LlmFailed(chat=CHAT, call_id="c2", error="HTTP 500", final=True)),
+            (6.0, requested(OTHER, "c3")),
+        )
+    ).budget
+    assert budget.spent_since(state, 0.0) == pytest.approx(0.04)
+    assert budget.spent_since(state, 0.0, "llm") == pytest.approx(0.04)
+    assert budget.spent_since(state, 3.0) == pytest.approx(0.02)
+    # Failures with no answer (HTTP 500) were not billed and leave the estimate alone.
+    assert budget.estimate(state) == pytest.approx(0.02)
+    assert budget.committed(state, 0.0) == pytest.approx(0.04 + 0.02)
+
+
 def test_the_estimate_follows_the_recent_calls():
     events: list[tuple[float, AnyEvent]] = []
     for n in range(budget.ESTIMATE_CALLS + 5):

@@ -181,7 +181,14 @@ events = st.one_of(
     started,
     requested,
     completed,
-    st.builds(LlmFailed, chat=chats, call_id=call_ids, error=st.just("x"), final=st.booleans()),
+    st.builds(
+        LlmFailed,
+        chat=chats,
+        call_id=call_ids,
+        error=st.just("x"),
+        final=st.booleans(),
+        usage=st.none() | st.builds(Usage, cost_usd=maybe),
+    ),
     planned,
     speech,
     st.builds(

@@ -55,6 +55,19 @@ def test_counts_costs_failures_and_transport():
     assert s.newest_ts == 1016.0
 
 
+def test_a_failed_call_that_was_billed_counts_as_llm_spend():
+    billed = Usage(output_tokens=1024, cost_usd=0.02)
+    s = folded(
+        completed(100, 0.5),
+        LlmFailed(chat=CHAT, call_id="c", error="x", final=False, usage=billed),
+        LlmFailed(chat=CHAT, call_id="c", error="x", final=True, usage=billed),
+        LlmFailed(chat=CHAT, call_id="d", error="x", final=True),
+    ).stats
+    assert s.spend_usd == {"llm": 0.54}
+    assert s.llm_failures == 2
+    assert s.by_type["LlmFailed"] == 3
+
+
 def test_latency_percentiles_over_the_last_thousand_calls():
     assert stats.percentile(folded().stats, 50) is None
     s = folded(*[completed(float(n)) for n in range(1, 1101)]).stats

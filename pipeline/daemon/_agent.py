@@ -207,6 +207,7 @@ class Agent:
                     error=str(error),
                     attempt=attempt,
                     final=final,
+                    usage=error.usage,  # an answer with nothing usable may be billed
                 )
             )
 

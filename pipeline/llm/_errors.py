@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar, NamedTuple
 
+from events.model import Usage
 from pipeline.llm._backoff import parse_retry_after
 from pipeline.logs import redact
 
@@ -50,6 +51,7 @@ class LlmError(Exception):
         retryable: bool | None = None,
         retry_after: float | None = None,
         quoting: str = "",
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -59,6 +61,9 @@ class LlmError(Exception):
         # The API's own words inside ``message``: an API or a proxy may echo the
         # request (the user's text) in them, so they go into the log's events only.
         self.quoting = quoting
+        # What the provider billed for an answer it sent but that holds none the
+        # bot can use (a ``RunFailed``): the spend counts it like an answer's.
+        self.usage = usage
 
     def __str__(self) -> str:
         return self.message

@@ -356,9 +356,13 @@ def decode_answer(body: bytes, shape: type[_T], what: str = "LLM response") -> _
 
 def _parse_agent(resp: _AgentResponse) -> LlmResult:
     status = resp.status or "completed"
+    # Reported even when the run gave nothing usable: a failed run may be billed.
+    billed = _agent_usage(resp.usage) if resp.usage is not None else None
     if status in ("failed", "cancelled"):
         why = one_line(resp.error.message) if resp.error and resp.error.message else ""
-        raise RunFailed(f"the LLM run {status}: {why or 'no reason given'}", quoting=why)
+        raise RunFailed(
+            f"the LLM run {status}: {why or 'no reason given'}", quoting=why, usage=billed
+        )
     output = resp.output or []
     texts = [
         part.text or ""
@@ -380,28 +384,35 @@ def _parse_agent(resp: _AgentResponse) -> LlmResult:
         finish = "length" if reason in (None, "max_output_tokens") else reason
         if not texts and not calls:
             if finish == "length":
-                raise RunFailed(NO_TEXT_AT_LIMIT)
-            raise RunFailed(f"the LLM run stopped before writing any text ({finish})")
+                raise RunFailed(NO_TEXT_AT_LIMIT, usage=billed)
+            raise RunFailed(f"the LLM run stopped before writing any text ({finish})", usage=billed)
     elif not calls and not any(item.type == "message" for item in output):
         raise MalformedResponse("malformed LLM response: no message item in output")
     sources = [s for item in output if item.type == "search_results" for s in item.results or []]
-    usage = resp.usage or _AgentUsage()
     return LlmResult(
         content=strip_think("".join(texts)),
         citations=[Citation(url=s.url, title=s.title or "") for s in sources if s.url],
-        usage=_usage(usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cost),
+        usage=_agent_usage(resp.usage or _AgentUsage()),
         finish_reason=finish,
         response_id=resp.id or "",
         tool_calls=calls,
     )
 
 
+def _agent_usage(usage: _AgentUsage) -> Usage:
+    return _usage(usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cost)
+
+
 def _parse_chat(resp: _ChatResponse) -> LlmResult:
+    # Reported even when the answer holds nothing usable: a failed run may be billed.
+    billed = _chat_usage(resp.usage) if resp.usage is not None else None
     if not resp.choices:
         if resp.error is not None:
             said = resp.error if isinstance(resp.error, str) else resp.error.message
             why = one_line(said) if said else ""
-            raise RunFailed(f"the LLM run failed: {why or 'no reason given'}", quoting=why)
+            raise RunFailed(
+                f"the LLM run failed: {why or 'no reason given'}", quoting=why, usage=billed
+            )
         raise MalformedResponse("malformed LLM response: no choices")
     choice = resp.choices[0]
     message = choice.message
@@ -413,19 +424,23 @@ def _parse_chat(resp: _ChatResponse) -> LlmResult:
         raise MalformedResponse("malformed LLM response: choices[0].message.content is missing")
     content = strip_think(message.content or "")
     if not content.strip() and choice.finish_reason == "length":
-        raise RunFailed(NO_TEXT_AT_LIMIT)  # a reasoning model spent the limit thinking
+        # A reasoning model spent the limit thinking: billed, but nothing to send.
+        raise RunFailed(NO_TEXT_AT_LIMIT, usage=billed)
     titles = {s.url: s.title or "" for s in resp.search_results or [] if s.url}
     # Inline [n] markers index ``citations`` when present; titles live in search_results.
     urls = resp.citations if resp.citations is not None else list(titles)
-    usage = resp.usage or _ChatUsage()
     return LlmResult(
         content=content,
         citations=[Citation(url=u, title=titles.get(u, "")) for u in urls if u],
-        usage=_usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost),
+        usage=_chat_usage(resp.usage or _ChatUsage()),
         finish_reason=choice.finish_reason or ("tool_calls" if calls else "stop"),
         response_id=resp.id or "",
         tool_calls=calls,
     )
+
+
+def _chat_usage(usage: _ChatUsage) -> Usage:
+    return _usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost)
 
 
 def _usage(inp: int, out: int, total: int | None, cost: _Cost | float | None) -> Usage:

@@ -14,7 +14,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.backends import open_log, open_reader
-from events.model import ConfigLoaded, LlmCompleted, MediaTranscribed, MessageReceived, Usage
+from events.model import (
+    ConfigLoaded,
+    LlmCompleted,
+    LlmFailed,
+    MediaTranscribed,
+    MessageReceived,
+    Usage,
+)
 from events.testing import FakeClock
 from events.units import DAY
 from pipeline.tools._stats import report, report_text
@@ -120,3 +127,32 @@ async def test_the_dashboard_counts_today_as_the_budget_does(tmp_path: Path) -> 
     assert "Spend today (America/New_York) $0.0120 LLM $0.0100 · transcription $0.0020" in (
         dashboard
     )
+
+
+async def test_a_billed_failure_is_llm_spend_in_every_figure(tmp_path: Path) -> None:
+    """An answer with nothing usable in it (a reasoning model out of output tokens) is
+    billed: its cost, on the ``LlmFailed``, counts wherever spend is shown or limited."""
+    clock = FakeClock(NOW - 3600)
+    billed = Usage(output_tokens=1024, cost_usd=0.02)
+    with open_log(tmp_path, clock=clock) as log:
+        log.append(MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE))
+        log.append(answered("C1", 0.01))
+        log.append(LlmFailed(chat=ALICE, call_id="C2", error="x", final=True, usage=billed))
+    with open_reader(tmp_path) as log:
+        states = Runner.start(log).states
+        result = report(states, NOW, log, {})
+    assert (result.spend_usd.today_utc, result.spend_usd.by_kind["llm"].total) == (0.03, 0.03)
+    assert budget.spent_since(states.budget, NOW - 12 * 3600) == pytest.approx(0.03)
+    console = Console(tmp_path, clock=lambda: NOW)
+    try:
+        async with asgi_client(create_app(console, token=None)) as client:
+            metrics = (await client.get("/metrics")).text
+            dashboard = text_of((await client.get("/dashboard")).text)
+            chats = text_of((await client.get("/")).text)
+    finally:
+        console.close()
+    families = {f.name: f.samples for f in text_string_to_metric_families(metrics)}
+    assert value(families["wabot_spend_usd"], kind="llm") == pytest.approx(0.03)
+    assert value(families["wabot_spend_last_24h_usd"], kind="llm") == pytest.approx(0.03)
+    assert "Spend today (UTC) $0.0300" in dashboard
+    assert "$0.0300" in chats

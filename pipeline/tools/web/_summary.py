@@ -238,6 +238,7 @@ def _completed(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmCompleted) ->
 
 
 def _llm_failed(s: Summary, chat: ChatTotals, rec: Recorded, ev: LlmFailed) -> None:
+    _spent(s, chat, rec, ev)  # an answer billed but unusable
     if not ev.final:
         s.bump(s.llm_outcomes, "retried")
         return
@@ -297,5 +298,5 @@ _HANDLERS: dict[type, Callable[[Summary, ChatTotals, Recorded, Any], None]] = {
     ReplyPlanned: _planned,
     ReplySent: _sent,
     ReplyFailed: _send_failed,
-    **{t: _spent for t in spend.SPENDING if t not in (LlmCompleted, MediaTranscribed)},
+    **{t: _spent for t in spend.SPENDING if t not in (LlmCompleted, LlmFailed, MediaTranscribed)},
 }

@@ -1,6 +1,8 @@
 """What the limits count: replies per chat in the last hour, spend over recent days
 (every cost ``projections.spend`` defines, by kind).
 
+A reply is an answer: one split into parts (``ReplyPlanned.part``) counts once.
+
 Old entries are pruned once per hour of log time (a sweep), so each list stays
 bounded by the activity of one window plus one hour; queries filter by ``now``.
 
@@ -128,7 +130,8 @@ def _keep_replies(state: State, chat: str, kept: list[int]) -> None:
 
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     _seen(state, rec.ts)
-    if ev.purpose == "reply":
+    # An answer split into parts is one reply: its first part counts, the rest do not.
+    if ev.purpose == "reply" and (ev.part is None or ev.part == 1):
         times = state.replies.get(ev.chat)
         if times is None:
             state.replies[ev.chat] = [rec.ts]

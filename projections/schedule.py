@@ -29,7 +29,8 @@ class State(msgspec.Struct, kw_only=True):
     last_vitality: float = 0.0  # ts of the newest vitality ReplyPlanned (0: none)
     last_rotation: float = 0.0  # ts of the newest Compacted(rotation) (0: none)
     last_startup: float = 0.0  # ts of the newest startup ReplyPlanned (0: none)
-    # ts of replies planned during the day before the newest one, oldest first.
+    # ts of replies (answers: of a split one, its first part) planned during the day
+    # before the newest one, oldest first.
     replies: list[float] = []
     # The seq and chat of each of ``replies`` (parallel lists, the chats interned:
     # a day of replies is many, and a tuple each would double their cost).
@@ -46,7 +47,8 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     elif ev.purpose == "startup":
         state.last_startup = rec.ts
         state.startup_from = origin(rec)
-    elif ev.purpose == "reply":
+    elif ev.purpose == "reply" and (ev.part is None or ev.part == 1):
+        # An answer split into parts is one reply: its first part counts.
         replies = state.replies
         replies.append(rec.ts)
         state.reply_seqs.append(rec.seq)

@@ -152,6 +152,15 @@ def test_status_is_answered_in_the_owners_chat_without_a_call() -> None:
     assert not [e for e in plan.events if isinstance(e, LlmRequested)]
 
 
+def test_status_counts_an_answer_split_into_parts_once() -> None:
+    parts = [
+        ReplyPlanned(chat=ALICE, reply_id=f"P{n}", purpose="reply", text="x", part=n, parts=4)
+        for n in range(1, 5)
+    ]
+    reply = said(turn.step(facts(*records(*parts, own("/status"))), OWNER))
+    assert "Today: 1 reply, $0.0000 spent of $" in reply.text
+
+
 def test_status_names_the_last_error_and_its_chat_goes_with_the_answer() -> None:
     failed = LlmFailed(chat=ALICE, call_id="X", status=500, error="upstream down", final=True)
     reply = said(turn.step(facts(*records(failed, own("/status"))), OWNER))

@@ -57,6 +57,17 @@ def test_replies_in_the_last_hour_per_chat():
     assert budget.replies_last_hour(state, OTHER, now=3000.0) == 1
 
 
+def test_an_answer_split_into_parts_is_one_reply():
+    """A long answer goes as numbered parts: the limit counts answers, not messages."""
+    parts = [
+        ReplyPlanned(chat=CHAT, reply_id=f"r{n}", purpose="reply", text="x", part=n, parts=4)
+        for n in range(1, 5)
+    ]
+    state = fold(at(*[(1000.0 + n, p) for n, p in enumerate(parts)], (1100.0, reply()))).budget
+    assert budget.replies_last_hour(state, CHAT, now=2000.0) == 2
+    assert budget.replies_last_hour(state, CHAT, now=1000.0 + HOUR_STEP * 2) == 1  # part 1 aged
+
+
 def test_spend_since_sums_known_costs():
     state = fold(at((100.0, cost(0.5)), (200.0, cost(None)), (300.0, cost(0.25)))).budget
     assert budget.spent_since(state, 0.0) == 0.75

@@ -144,6 +144,9 @@ planned = st.builds(
     wa_id=st.none() | st.sampled_from(["w1", "w2"]),
     trigger_ids=st.lists(msg_ids, max_size=2),
     speech=st.none() | st.builds(SpeechPlan, model=st.just("tts"), voice=st.just("alloy")),
+    # A part of an answer split into messages (budget and schedule count its first).
+    part=st.none() | st.integers(1, 3),
+    parts=st.none() | st.just(3),
 )
 # What came of speaking a voice reply: its audio (a stored file) or a failed attempt.
 speech = st.one_of(

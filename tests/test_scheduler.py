@@ -34,7 +34,7 @@ from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._replies import Ids
-from projections import queue, reminders
+from projections import queue, reminders, schedule
 from projections.fold import SNAPSHOT_VERSION, fold
 from projections.runner import SNAPSHOT_NAME
 
@@ -463,6 +463,18 @@ def test_the_rotation_counts_from_the_last_one_else_from_the_log_s_beginning(
     last_rotation: float, log_began: float | None, started: float, since: float
 ) -> None:
     assert timetable.rotation_since(last_rotation, log_began, started) == since
+
+
+def test_the_projection_counts_an_answer_in_parts_once() -> None:
+    """The check-in's and /status's reply counts are of answers, however many messages."""
+    parts = [
+        ReplyPlanned(chat=ALICE, reply_id=f"P{n}", purpose="reply", text="x", part=n, parts=3)
+        for n in (1, 2, 3)
+    ]
+    events = [reply(1), *parts, reply(2)]
+    state = fold([Recorded(n, 100.0 + n, e) for n, e in enumerate(events, 1)]).schedule
+    assert schedule.replies_since(state, 0.0) == 3
+    assert schedule.replies_since(state, 102.0) == 2  # the split answer and the last
 
 
 def test_a_start_tells_the_owner_at_most_once_per_quiet_time() -> None:

@@ -1,4 +1,5 @@
-"""What the scheduler needs from the log: when each job last ran, and the day's replies.
+"""What the scheduler needs from the log: when each job last ran, and the day's replies
+(for the check-in's last 24 h and /status's local day, 25 h when clocks go back).
 
 The startup message counts as a job: a start soon after the last one says
 nothing (``pipeline.daemon._timetable.startup_due``).
@@ -21,16 +22,20 @@ from bisect import bisect_left
 import msgspec
 
 from events.model import Compacted, Recorded, ReplyPlanned
-from events.units import DAY
+from events.units import HOUR
 from projections.base import Handlers, Origin, Projection, origin, removal
+
+# How far back replies are kept: the check-in counts the last 24 h, /status the local
+# day so far, which is 25 h long on the day clocks go back. An hour to spare.
+KEEP = 26 * HOUR
 
 
 class State(msgspec.Struct, kw_only=True):
     last_vitality: float = 0.0  # ts of the newest vitality ReplyPlanned (0: none)
     last_rotation: float = 0.0  # ts of the newest Compacted(rotation) (0: none)
     last_startup: float = 0.0  # ts of the newest startup ReplyPlanned (0: none)
-    # ts of replies (answers: of a split one, its first part) planned during the day
-    # before the newest one, oldest first.
+    # ts of replies (answers: of a split one, its first part) planned during the
+    # ``KEEP`` before the newest one, oldest first.
     replies: list[float] = []
     # The seq and chat of each of ``replies`` (parallel lists, the chats interned:
     # a day of replies is many, and a tuple each would double their cost).
@@ -53,8 +58,8 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
         replies.append(rec.ts)
         state.reply_seqs.append(rec.seq)
         state.reply_chats.append(sys.intern(ev.chat))
-        if replies[0] < rec.ts - DAY:
-            cut = bisect_left(replies, rec.ts - DAY)
+        if replies[0] < rec.ts - KEEP:
+            cut = bisect_left(replies, rec.ts - KEEP)
             del replies[:cut], state.reply_seqs[:cut], state.reply_chats[:cut]
 
 
@@ -79,7 +84,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
 
 
 def replies_since(state: State, since: float) -> int:
-    """Replies planned at or after ``since`` (at most a day back)."""
+    """Replies planned at or after ``since`` (at most ``KEEP`` back)."""
     return len(state.replies) - bisect_left(state.replies, since)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -159,6 +161,24 @@ def test_status_counts_an_answer_split_into_parts_once() -> None:
     ]
     reply = said(turn.step(facts(*records(*parts, own("/status"))), OWNER))
     assert "Today: 1 reply, $0.0000 spent of $" in reply.text
+
+
+def test_status_counts_the_whole_local_day_when_clocks_go_back() -> None:
+    """2026-10-25 is 25 hours long in Berlin: at 23:50 its first reply, at 00:10, is
+    more than 24 h old and still today's."""
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def at(when: str) -> float:
+        return datetime.fromisoformat(when).replace(tzinfo=berlin).timestamp()
+
+    answers = [
+        Recorded(n, at(when), ReplyPlanned(chat=ALICE, reply_id=f"R{n}", purpose="reply", text="a"))
+        for n, when in enumerate(["2026-10-25 00:10", "2026-10-25 23:40"], 1)
+    ]
+    now = at("2026-10-25 23:50")
+    assert now - answers[0].ts > 24 * 3600
+    line = status.today_line(fold(answers), loaded().config, now)
+    assert line.startswith("Today: 2 replies"), line
 
 
 def test_status_names_the_last_error_and_its_chat_goes_with_the_answer() -> None:

@@ -429,7 +429,7 @@ async def test_run_plans_what_is_due(make_bot: Any) -> None:
     assert len(bot.check_ins()) == 1
 
 
-def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
+def test_the_projection_keeps_a_day_and_more_of_replies_and_the_last_runs() -> None:
     def rec(seq: int, ts: float, event: AnyEvent) -> Recorded:
         return Recorded(seq, ts, event)
 
@@ -443,10 +443,13 @@ def test_the_projection_keeps_a_day_of_replies_and_the_last_runs() -> None:
             rec(3, 20.0, rotation),
             rec(4, 30.0, forget),
             rec(5, DAY + 5.0, reply(2)),
+            rec(6, schedule.KEEP + 6.0, reply(3)),
         ]
     ).schedule
 
-    assert state.replies == [DAY + 5.0]
+    # Enough for the longest local day (25 h when clocks go back), not much more.
+    assert schedule.KEEP > 25 * 3600
+    assert state.replies == [DAY + 5.0, schedule.KEEP + 6.0]
     assert (state.last_vitality, state.last_rotation) == (10.0, 20.0)
 
 

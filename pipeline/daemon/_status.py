@@ -13,7 +13,7 @@ import math
 
 from pipeline.config import AppConfig, clock, counted
 from pipeline.daemon import _outreach as outreach
-from projections import account, budget, failures, outbox, pauses, takeover
+from projections import account, budget, failures, outbox, pauses, schedule, takeover
 from projections.fold import States
 
 _ERROR_CHARS = 200  # an error is one line; a long one is cut for the phone
@@ -96,7 +96,7 @@ def taken_over(view: States, config: AppConfig, now: float) -> dict[str, float]:
 
 def today_line(view: States, config: AppConfig, now: float) -> str:
     midnight = config.local_midnight(now)
-    replies = sum(1 for ts in view.schedule.replies if ts >= midnight)
+    replies = schedule.replies_since(view.schedule, midnight)
     spent = budget.spent_since(view.budget, midnight)
     limit = config.limits.daily_budget_usd
     return (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +15,13 @@ import pytest
 
 from events.backends import open_reader
 from events.model import ConfigLoaded
+from events.owner_only import private_dir, write_private
 from events.postgres import PostgresLog, PostgresSide
 from events.protocol import Keyed, Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message
 from events.transfer import SQLiteSide, summarise
+from pipeline.media import MediaStore
 from tests.pg_support import DSN, own_schema, require_server, schema_url
 
 require_server()
@@ -98,6 +102,8 @@ def test_a_target_that_holds_events_is_refused_in_one_line(tmp_path: Path, url: 
     store.mkdir()
     _history(store)
     assert _migrate("--to", url, "--store", str(store), cwd=tmp_path).returncode == 0
+    with PostgresLog(url, name=OWNER) as log:  # no longer the same log as the store's
+        log.append(message(11))
 
     again = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
     assert again.returncode == 2
@@ -111,6 +117,75 @@ def test_a_target_that_holds_events_is_refused_in_one_line(tmp_path: Path, url: 
         onto.stderr
         == f"wabot: {store / 'events.db'} already holds events; refusing to overwrite it\n"
     )
+
+
+def _media(directory: Path, *contents: bytes) -> list[str]:
+    names = []
+    for content in contents:
+        name = hashlib.sha256(content).hexdigest()
+        private_dir(directory)
+        write_private(directory / name, content)
+        names.append(name)
+    return names
+
+
+def _private(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_attachments_move_with_the_log_so_a_forget_there_finds_them(
+    tmp_path: Path, url: str
+) -> None:
+    """A log on PostgreSQL sweeps ``STORE/media/<number>/``, one in SQLite ``STORE/media/``:
+    a file left in the other place would outlive its chat's ``forget``."""
+    store = tmp_path / "store"
+    store.mkdir()
+    _history(store)
+    names = _media(store / "media", b"alice's photo", b"bob's voice")
+
+    there = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert there.returncode == 0, there.stderr
+    assert there.stdout.rstrip().endswith(f"; moved 2 media files to {store}/media/{OWNER}/")
+    assert sorted(p.name for p in (store / "media").iterdir()) == [OWNER]
+    moved = store / "media" / OWNER
+    assert sorted(p.name for p in moved.iterdir()) == sorted(names)
+    assert _private(moved) == 0o700
+    assert {_private(moved / n) for n in names} == {0o600}
+    assert (moved / names[0]).read_bytes() == b"alice's photo"
+    # The log's own sweep (forget, compact) now sees them: nothing refers to them.
+    assert MediaStore.of(store, OWNER).sweep(set(), doomed=names) == 2
+
+    _media(moved, b"carol's file")  # and back: the SQLite log sweeps STORE/media/
+    back = _migrate("--from", url, "--store", str(tmp_path / "back"), cwd=tmp_path)
+    assert back.returncode == 0, back.stderr  # another store: nothing of this one moves
+    assert "moved" not in back.stdout
+    (store / "events.db").unlink()
+    home = _migrate("--from", url, "--store", str(store), cwd=tmp_path)
+    assert home.returncode == 0, home.stderr
+    assert home.stdout.rstrip().endswith(f"; moved 1 media file to {store}/media/")
+    assert _private(store / "media" / hashlib.sha256(b"carol's file").hexdigest()) == 0o600
+    assert not list(moved.iterdir())
+
+
+def test_a_run_interrupted_after_the_copy_finishes_moving_the_files(
+    tmp_path: Path, url: str
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    _history(store)
+    assert _migrate("--to", url, "--store", str(store), cwd=tmp_path).returncode == 0
+    late = _media(store / "media", b"left behind")  # as if the move had been cut short
+
+    again = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to copy" in again.stdout
+    assert again.stdout.rstrip().endswith(f"; moved 1 media file to {store}/media/{OWNER}/")
+    assert (store / "media" / OWNER / late[0]).read_bytes() == b"left behind"
+    with PostgresLog(url, name=OWNER) as log:
+        assert log.last_seq() == 10  # not copied twice
+    third = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert "moved" not in third.stdout
 
 
 def test_the_number_comes_from_the_store_or_from_number(tmp_path: Path, url: str) -> None:

@@ -30,6 +30,7 @@ from pipeline.media._store import (
     MediaStore,
     Stored,
     human_size,
+    move_media,
     referenced_media,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "guess_mime",
     "human_size",
     "message_kind",
+    "move_media",
     "opus_info",
     "read_document",
     "referenced_media",

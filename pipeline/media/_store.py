@@ -12,7 +12,8 @@ log in SQLite holds one number's log, and its files are ``STORE/media/<sha256>``
 several numbers' daemons may share a store when their logs are in PostgreSQL,
 so each number then has ``STORE/media/<number>/`` (a sweep of one number's log
 must never see another's files). Reading looks in every one: the name is the
-content's hash, so any copy is the file.
+content's hash, so any copy is the file. ``migrate`` moves a log's files along
+with it (``move_media``), so a sweep of the log where it now is finds them.
 """
 
 from __future__ import annotations
@@ -199,6 +200,34 @@ class MediaStore:
             return
         part.replace(final)
         _sync_directory(self.directory)
+
+
+def move_media(store: Path, source: str | None, target: str | None) -> int:
+    """Move the files of the log ``source`` to where the log ``target`` keeps them; how many.
+
+    ``None`` is the store's SQLite log (``STORE/media/``), a number its log on
+    PostgreSQL (``STORE/media/<number>/``): ``migrate`` calls this once the
+    copied log matched, so ``forget`` and compaction there find every file.
+    Each file is renamed (atomic; its mode 0600 kept) into a 0700 directory; a
+    file already there has the same bytes (its name is their hash), so the
+    source's copy just goes. Running it again moves what is left: none if done.
+    """
+    frm, to = MediaStore.of(store, source).directory, MediaStore.of(store, target).directory
+    try:
+        entries = list(os.scandir(frm))
+    except FileNotFoundError:
+        return 0
+    names = [
+        e.name for e in entries if _SHA256.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+    ]
+    if not names:
+        return 0
+    private_dir(to)
+    for name in names:
+        os.replace(frm / name, to / name)
+    _sync_directory(to)
+    _sync_directory(frm)
+    return len(names)
 
 
 def referenced_media(records: Iterable[Recorded]) -> set[str]:

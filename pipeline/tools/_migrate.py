@@ -6,6 +6,13 @@ in that database; ``--from postgresql://…`` copies one number's log into
 written in one transaction and must be empty, and both sides must then agree
 on their counts and a sha256 over every row (``events.transfer``). Stop the
 daemon first: what it appends after the copy began stays behind.
+
+The attachments go with the log: once the copy matched, the files move from
+where the source's store keeps them to where the target's does
+(``STORE/media/`` for SQLite, ``STORE/media/<number>/`` for PostgreSQL;
+``move_media``), or a ``forget`` there would leave them behind. A run
+interrupted after the copy is finished by running it again: a target that
+already matches its source is not copied twice, only the files are moved.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from pathlib import Path
 
 from events.backends import DB_NAME, open_reader
 from events.jid import phone_digits
-from events.transfer import SQLiteSide, Summary, copy
+from events.transfer import Side, SQLiteSide, Summary, copy, summarise
 from pipeline.config import dsn_problem
+from pipeline.media import MediaStore, move_media
 from pipeline.tools._args import BadArgument, latest_config
 from pipeline.tools._where import Where, chosen_number, number_arg
 
@@ -35,11 +43,32 @@ def migrate(store: Path, *, to: str | None, source: str | None, number: str | No
     if to is not None:
         name = number or _owner_of(store)
         remote = PostgresSide(url, name=name)
-        summary = copy(local, remote)
-        return _said(summary, local.where, remote.where)
-    remote = PostgresSide(url, name=chosen_number(Where(Path(store), url, number)))
-    summary = copy(remote, local)
-    return _said(summary, remote.where, local.where)
+        said = _copied(local, remote)
+        return said + _moved(move_media(store, None, name), store, name)
+    name = chosen_number(Where(Path(store), url, number))
+    remote = PostgresSide(url, name=name)
+    said = _copied(remote, local)
+    return said + _moved(move_media(store, name, None), store, None)
+
+
+def _copied(source: Side, target: Side) -> str:
+    """``copy``, unless an earlier run copied it all already (then only the files are left)."""
+    if not target.is_empty():
+        done = summarise(source)
+        if summarise(target) == done:
+            return (
+                f"{target.where} already holds {source.where} ({done.events} events;"
+                f" counts and sha256 {done.sha256[:16]}… match): nothing to copy"
+            )
+    # Refuses a target that holds other events.
+    return _said(copy(source, target), source.where, target.where)
+
+
+def _moved(count: int, store: Path, number: str | None) -> str:
+    if not count:
+        return ""
+    where = MediaStore.of(store, number).directory
+    return f"; moved {count} media file{'s' if count != 1 else ''} to {where}/"
 
 
 def _owner_of(store: Path) -> str:

@@ -16,6 +16,7 @@ from events.model import (
     ConfigLoaded,
     LlmRequested,
     MessageReceived,
+    ReplySent,
     TransportStatus,
 )
 from events.protocol import Selection
@@ -146,6 +147,41 @@ def test_forget_removes_every_event_of_one_chat_only(store: Path) -> None:
     rows = list(open_log(store).read())
     assert not [r for r in rows if r.chat == BOB and not isinstance(r.event, Compacted)]
     assert len([r for r in rows if r.chat == ALICE]) == 3
+
+
+def _reply(chat: str, n: int) -> ReplySent:
+    return ReplySent(chat=chat, reply_id=f"R{n}", wa_id=f"W{n}", sent_at=NOW)
+
+
+def _replies(store: Path) -> int:
+    with closing(open_log(store)) as log:
+        return Runner.start(log).states.stats.replies_sent
+
+
+def test_forget_takes_off_only_the_forgotten_chats_numbers_after_a_rotation(
+    tmp_path: Path,
+) -> None:
+    """A rotation keeps the totals of what it removed in the snapshot it saves;
+    ``forget`` drops every snapshot (they held the chat): it must save a fresh one,
+    or the other chats' rotated replies are no longer counted."""
+    clock = FakeClock(NOW - 20 * DAY)
+    with closing(open_log(tmp_path, clock=clock)) as log:
+        log.append(ConfigLoaded(hash="c", config=CONFIG, path="app.json"))
+        log.append(*(_reply(ALICE, n) for n in range(7)))
+        clock.advance(15 * DAY)  # inside the 10-day retention
+        log.append(message(BOB, 7), _reply(BOB, 8), _reply(ALICE, 9))
+    assert cli(tmp_path, "compact").stdout.startswith("removed 7 events")  # not the config
+    assert _replies(tmp_path) == 9  # the rotated ones stay counted
+
+    done = cli(tmp_path, "forget", "--chat", "Bob")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"forgot {BOB}: 2 events removed")
+    assert _replies(tmp_path) == 9 - 1  # Bob's one reply, not Alice's rotated ones
+    with closing(open_log(tmp_path)) as log:
+        found = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+        assert found is not None
+        assert found[0] == log.last_seq()
+    assert _holding(tmp_path, b"text 7") == []
 
 
 def test_forget_an_unknown_name_is_one_line_and_exit_2(store: Path) -> None:

@@ -81,12 +81,14 @@ def forget(store: Path | Where, chat: str) -> str:
     Also every event elsewhere that quotes it (``projections.copies``: debug
     notes and alerts in the owner's chat). Then nothing of it stays in the
     store: snapshots go, the log's files are rewritten without the freed space
-    (``purge``), its attachments go, so do its turns in replay experiments and
-    the message secrets kept for its edits.
+    (``purge``), and a fresh snapshot keeps the other chats' totals (what
+    rotation removed is counted only there); its attachments go, so do its
+    turns in replay experiments and the message secrets kept for its edits.
     """
     where = as_where(store)
     with open_tool_writer(where) as log:
-        states = Runner.start(log).states
+        runner = Runner.start(log)
+        states = runner.states
         config = config_in_force(states.configs)
         jid, ids = person(states, _resolve(chat, config))
         chats = frozenset(ids & log.chats()) or frozenset({jid})
@@ -94,7 +96,12 @@ def forget(store: Path | Where, chat: str) -> str:
         quoting = _copies(log, config, jid, ids, chats)
         marker = log.compact("forget", Selection(chats=chats))
         copied = log.compact("forget", Selection(seqs=quoting)) if quoting else None
+        runner.catch_up()  # the projections absorb the markers: the chat's numbers come off
         log.purge()
+        # purge dropped every snapshot, and with them the totals kept of events rotated
+        # out before (spend, replies): the next fold would start from the compacted log
+        # and lose them. The fresh one holds nothing of the chat (the markers took it out).
+        runner.snapshot(log)
         swept = sweep_media(where, log, doomed=theirs)
     replays = forget_replays(where.store / "replays", ids)
     secrets = forget_secrets(where.store, ids)  # the neonize transport's, of recent messages

@@ -22,6 +22,7 @@ from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message
 from events.transfer import SQLiteSide, summarise
 from pipeline.media import MediaStore
+from pipeline.paths import DaemonLock
 from tests.pg_support import DSN, own_schema, require_server, schema_url
 
 require_server()
@@ -186,6 +187,32 @@ def test_a_run_interrupted_after_the_copy_finishes_moving_the_files(
     third = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert "moved" not in third.stdout
+
+
+def test_a_store_whose_daemon_runs_is_refused_in_one_line(tmp_path: Path, url: str) -> None:
+    """What the daemon appends after the copy began would never reach the target,
+    though both sides' counts and sha256 matched; ``run`` refuses a held store too."""
+    store = tmp_path / "store"
+    store.mkdir()
+    _history(store)
+    daemon = DaemonLock(store)  # as the running daemon holds it
+    daemon.acquire()
+    try:
+        for args in (("--to", url), ("--from", url, "--number", OWNER)):
+            refused = _migrate(*args, "--store", str(store), cwd=tmp_path)
+            assert refused.returncode == 2, refused.stdout
+            assert refused.stderr == (
+                f"wabot: {store}: another wabot (pid {os.getpid()}) is running on this store;"
+                " stop it before migrate\n"
+            )
+        assert PostgresSide(url, name=OWNER).is_empty()
+    finally:
+        daemon.release()
+    done = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    starting = DaemonLock(store)  # and the lock is free again for the daemon
+    starting.acquire()
+    starting.release()
 
 
 def test_the_number_comes_from_the_store_or_from_number(tmp_path: Path, url: str) -> None:

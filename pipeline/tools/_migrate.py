@@ -4,8 +4,11 @@
 in that database; ``--from postgresql://…`` copies one number's log into
 ``STORE/events.db``. Every seq, key, body and snapshot is kept, the target is
 written in one transaction and must be empty, and both sides must then agree
-on their counts and a sha256 over every row (``events.transfer``). Stop the
-daemon first: what it appends after the copy began stays behind.
+on their counts and a sha256 over every row (``events.transfer``). Not beside
+the store's daemon: what it appends after the copy began would stay behind
+(``--to``), or land in the copy's way (``--from``). So ``migrate`` holds the
+store's daemon lock throughout, as ``run`` does: refused in one line while a
+daemon holds it, and a daemon started meanwhile stops at once.
 
 The attachments go with the log: once the copy matched, the files move from
 where the source's store keeps them to where the target's does
@@ -17,6 +20,8 @@ already matches its source is not copied twice, only the files are moved.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from events.backends import DB_NAME, open_reader
@@ -24,6 +29,7 @@ from events.jid import phone_digits
 from events.transfer import Side, SQLiteSide, Summary, copy, summarise
 from pipeline.config import dsn_problem
 from pipeline.media import MediaStore, move_media
+from pipeline.paths import AlreadyRunning, DaemonLock
 from pipeline.tools._args import BadArgument, latest_config
 from pipeline.tools._where import Where, chosen_number, number_arg
 
@@ -36,11 +42,32 @@ def migrate(store: Path, *, to: str | None, source: str | None, number: str | No
     assert url is not None
     if problem := dsn_problem(url):
         raise BadArgument(f"--{'to' if to else 'from'}: {problem}")
+    with _no_daemon(Path(store)):
+        return _migrate(store, url, to=to is not None, number=number_arg(number))
+
+
+@contextmanager
+def _no_daemon(store: Path) -> Iterator[None]:
+    """Hold the store's daemon lock while copying (none to hold in a store not made yet)."""
+    if not store.is_dir():
+        yield
+        return
+    lock = DaemonLock(store)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise BadArgument(f"{exc}; stop it before migrate") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _migrate(store: Path, url: str, *, to: bool, number: str | None) -> str:
     from events.postgres import PostgresSide  # noqa: PLC0415  (loads psycopg)
 
     local = SQLiteSide(store)
-    number = number_arg(number)
-    if to is not None:
+    if to:
         name = number or _owner_of(store)
         remote = PostgresSide(url, name=name)
         said = _copied(local, remote)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from events.backends import open_reader
-from events.model import ConfigLoaded, LlmRequested, MessageSkipped, Recorded, TransportStatus
+from events.backends import open_log, open_reader
+from events.model import (
+    ConfigLoaded,
+    LlmRequested,
+    MessageReceived,
+    MessageSkipped,
+    Recorded,
+    TransportStatus,
+)
 from pipeline.tools.audit import audit_text
 from projections.timeline import Audit, Turn
 from tests.conversation import NEW_PROMPT, QUESTIONS, Recording, record
@@ -189,6 +197,31 @@ def test_user_mistakes_exit_2_with_one_line(recording: Recording, args: list[str
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_persons_lid_names_their_chat_as_for_forget(tmp_path: Path):
+    """The log learned Alice's LID from her messages (``chat_alt``): ``forget`` by it
+    finds her, and so must ``audit`` and ``replay.py``, not call it unknown."""
+    lid = "123456789012345@lid"
+    config = {
+        "whatsapp": {"phone_number": "491700000000"},
+        "monitored_entities": [{"type": "user", "phone": "491701111111", "name": "Alice"}],
+    }
+    with open_log(tmp_path / "store") as log:
+        log.append(ConfigLoaded(hash="c", config=config, path="app.json"))
+        log.append(
+            MessageReceived(
+                chat=ALICE, msg_id="M1", sender=ALICE, text="zebra-quartz", chat_alt=lid
+            )
+        )
+    done = run_cli(
+        ["audit", "--store", str(tmp_path / "store"), "--chat", lid],
+        cwd=tmp_path,
+        env=daemon_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Audit of Alice ({ALICE})")
+    assert "zebra-quartz" in done.stdout
 
 
 def _seq_of(recording: Recording, msg_id: str) -> int:

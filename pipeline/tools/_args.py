@@ -16,8 +16,8 @@ from typing import NoReturn
 
 from events.model import Recorded
 from pipeline.config import AppConfig, UnknownChat, config_from_dict
-from projections import configs
-from projections.fold import fold
+from projections import addresses, aliases, configs
+from projections.fold import States, fold
 
 EXIT_USAGE = 2  # a mistake of the user: the command line, app.json, .env, a missing log
 
@@ -50,17 +50,37 @@ def config_in_force(state: configs.State) -> AppConfig | None:
     return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")
 
 
-def resolve_chat(arg: str, config: AppConfig | None, known_chats: Iterable[str]) -> str:
-    """The chat's JID; unknown when it is neither monitored nor seen in the log."""
+def resolve_chat(
+    arg: str, config: AppConfig | None, known_chats: Iterable[str], states: States | None = None
+) -> str:
+    """The chat's JID; unknown when it is neither monitored nor seen in the log.
+
+    With the log's ``states``, any id of a person (a ``…@lid`` the log learned
+    as theirs) names the chat their events are filed under, as for ``forget``.
+    """
     if config is None:
         raise BadArgument(f"cannot resolve chat {arg!r}: no --config and no config in the log")
     try:
         jid = config.resolve_chat(arg)
     except UnknownChat as exc:
         raise BadArgument(str(exc)) from None
+    if states is not None:
+        jid = person(states, jid)[0]
     if config.find_entity(jid) is None and jid not in set(known_chats):
         raise BadArgument(f"unknown chat {arg!r}: {jid} is not monitored and not in the log")
     return jid
+
+
+def person(states: States, jid: str) -> tuple[str, set[str]]:
+    """The chat ``jid`` names and every id it is known by (phone JID, LID).
+
+    WhatsApp addresses one person by either; events are filed under the
+    monitored chat, and ``via``/``chat_alt`` and senders taught the others.
+    """
+    chat = addresses.chat_of(states.addresses, jid) or jid
+    ids = {jid, chat} | aliases.forms(states.aliases, chat) | aliases.forms(states.aliases, jid)
+    ids.update(a for a, c in states.addresses.canonical.items() if c == chat)
+    return chat, ids
 
 
 def parse_time(text: str) -> float:

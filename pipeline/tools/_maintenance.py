@@ -20,11 +20,11 @@ from events.model import Compacted, Recorded
 from events.protocol import LogReader, LogWriter, Selection
 from pipeline.config import AppConfig, UnknownChat
 from pipeline.media import MediaStore, referenced_media
-from pipeline.tools._args import BadArgument, config_in_force
+from pipeline.tools._args import BadArgument, config_in_force, person
 from pipeline.tools._where import Where, as_where, chosen_number, open_tool_writer
 from pipeline.tools.replay import forget_replays
 from pipeline.transport import forget_secrets
-from projections import addresses, aliases, copies, facts, pauses, reminders, retention
+from projections import aliases, copies, facts, pauses, reminders, retention
 from projections.fold import States
 from projections.runner import Runner
 
@@ -124,18 +124,6 @@ def _copies(
     owner = {config.owner_jid} if config is not None else set()
     elsewhere = log.read(chats=sorted((owner | {""}) - chats))
     return copies.copies(elsewhere, ids, names, found)
-
-
-def person(states: States, jid: str) -> tuple[str, set[str]]:
-    """The chat ``jid`` names and every id it is known by (phone JID, LID).
-
-    WhatsApp addresses one person by either; events are filed under the
-    monitored chat, and ``via``/``chat_alt`` and senders taught the others.
-    """
-    chat = addresses.chat_of(states.addresses, jid) or jid
-    ids = {jid, chat} | aliases.forms(states.aliases, chat) | aliases.forms(states.aliases, jid)
-    ids.update(a for a, c in states.addresses.canonical.items() if c == chat)
-    return chat, ids
 
 
 def sweep_media(store: Path | Where, log: LogReader, *, doomed: Collection[str] = ()) -> int:

@@ -10,6 +10,7 @@ from pipeline.config import parse_config
 from pipeline.tools._args import latest_config, resolve_chat
 from pipeline.tools._where import Where, open_tool_reader
 from pipeline.tools.audit._render import audit_doc, audit_text
+from projections.runner import Runner
 from projections.timeline import audit
 
 
@@ -18,7 +19,8 @@ def run_audit(
 ) -> int:
     with open_tool_reader(store) as log:
         app = parse_config(config) if config is not None else latest_config(log.read(chats=[""]))
-        chat = resolve_chat(chat_arg, app, log.chats())
+        states = Runner.start(log).states  # which chat a person's other ids name
+        chat = resolve_chat(chat_arg, app, log.chats(), states)
         result = audit(log.read(chats=[chat, ""]), chat)
     if since is not None:
         result.turns = [t for t in result.turns if t.ts >= since]

@@ -44,6 +44,7 @@ from pipeline.tools.replay._runner import NewReply, replay
 from pipeline.tools.replay._variant import Variant
 from pipeline.tools.replay._verify import check
 from projections.calls import Call, calls
+from projections.runner import Runner
 
 EXIT_OK, EXIT_DIFFERENT = 0, 1
 APPLY_USAGE = "python replay.py apply EXPERIMENT [--config app.json] [--store DIR]"
@@ -168,7 +169,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def _chats(args: argparse.Namespace, config: AppConfig | None, log: LogReader) -> list[str]:
     known = set(log.chats())
     if not args.all:
-        return list(dict.fromkeys(resolve_chat(c, config, known) for c in args.chat))
+        states = Runner.start(log).states  # which chat a person's other ids name
+        return list(dict.fromkeys(resolve_chat(c, config, known, states) for c in args.chat))
     if config is None:
         raise BadArgument("--all needs a config: no --config and no config in the log")
     found = [jid for e in config.monitored_entities if (jid := config.entity_jid(e)) in known]

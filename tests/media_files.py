@@ -46,8 +46,10 @@ def jpeg(size: int = 2048) -> bytes:
     return head + random.Random(size).randbytes(max(size - len(head) - 2, 0)) + b"\xff\xd9"
 
 
-def pdf(*pages: str) -> bytes:
-    """A PDF with one page per text (each line of a text is a line on its page)."""
+def pdf(*pages: str, stream: bytes = b"", encrypt: bytes = b"") -> bytes:
+    """A PDF with one page per text (each line of a text is a line on its page);
+    ``stream``: more of each content stream's dictionary (a ``/Filter``),
+    ``encrypt``: the trailer's ``/Encrypt`` dictionary."""
     objects: list[bytes] = []
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
@@ -61,9 +63,14 @@ def pdf(*pages: str) -> bytes:
         )
         assert page == len(objects)
         lines = [f"({_escape(line)}) Tj 0 -14 Td" for line in text.splitlines() or [""]]
-        stream = f"BT /F1 12 Tf 72 800 Td {' '.join(lines)} ET".encode()
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        drawn = f"BT /F1 12 Tf 72 800 Td {' '.join(lines)} ET".encode()
+        head = b"<< /Length %d %s>>\nstream\n" % (len(drawn), stream)
+        objects.append(head + drawn + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    trailer = b""
+    if encrypt:
+        objects.append(encrypt)
+        trailer = b"/Encrypt %d 0 R /ID [<%s> <%s>] " % (len(objects), b"00" * 16, b"00" * 16)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -72,11 +79,18 @@ def pdf(*pages: str) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1,
+        trailer,
         xref,
     )
     return bytes(out)
+
+
+# Encrypted for a certificate, as Acrobat's "encrypt with certificate" does.
+CERTIFICATE = (
+    b"<< /Filter /Adobe.PubSec /SubFilter /adbe.pkcs7.s5 /V 4 /Length 128 /Recipients [<3082>] >>"
+)
 
 
 def broken_pdf() -> bytes:

@@ -11,7 +11,7 @@ import structlog
 
 from events.memory import MemoryLog
 from pipeline.config import LoadedConfig, Secrets, config_from_dict
-from pipeline.daemon._dispatch import Dispatcher, Pass, backoff
+from pipeline.daemon._dispatch import CHAT_RETRY, Dispatcher, Pass, backoff
 from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._settings import Settings
 from pipeline.logs import get_logger
@@ -160,3 +160,68 @@ def test_a_deferred_chat_is_not_ready_before_its_due_time() -> None:
 def test_backoff_repeats_its_last_delay() -> None:
     delays = (1.0, 2.0, 5.0)
     assert [backoff(delays, attempt) for attempt in range(1, 6)] == [1.0, 2.0, 5.0, 5.0, 5.0]
+
+
+@pytest.mark.anyio
+async def test_a_chat_whose_work_keeps_failing_rests_longer_each_time() -> None:
+    """A failed worker's end wakes the loop, and ``look`` finds the same work: without a
+    rest the step ran again at once, forever (a core busy, the chat never answered)."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    calls: list[float] = []
+    others = 0
+
+    async def broken() -> None:
+        calls.append(now[0] - NOW)
+        raise RuntimeError("a bug")
+
+    async def fine() -> None:
+        nonlocal others
+        others += 1
+
+    def look(at: float) -> Pass:
+        jobs = [(c, broken) for c in ("a",) if chats.ready(c, at)]
+        return Pass([*jobs, ("b", fine)] if chats.ready("b", at) else jobs)
+
+    with structlog.testing.capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(chats.run, look)
+            for _ in range(2000):  # loop turns: a tight loop would call ``broken`` each time
+                await anyio.lowlevel.checkpoint()
+            assert calls == [0.0]
+            assert others > 10  # the other chat goes on meanwhile
+            assert not chats.ready("a", NOW + 0.9)
+            for step in (1.0, 2.0, 4.0, 8.0, 16.0):
+                now[0] += step
+                chats.wake()
+                for _ in range(200):
+                    await anyio.lowlevel.checkpoint()
+            chats.stopping = True
+            chats.wake()
+    assert calls == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0]  # 1 s, doubling
+    assert [e["event"] for e in logs].count("chat_work_failed") == 1
+    assert CHAT_RETRY[-1] == 300.0  # never more than five minutes between tries
+
+
+@pytest.mark.anyio
+async def test_a_chat_that_recovers_rests_no_more() -> None:
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    outcomes = iter([RuntimeError("once"), None])
+
+    async def work() -> None:
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome
+
+    with structlog.testing.capture_logs() as logs:
+        await chats.once(lambda at: Pass([("a", work)]))
+        assert not chats.ready("a", now[0])
+        assert chats.held(now[0]) == {"a"}
+        now[0] += 1.0
+        await chats.once(lambda at: Pass([("a", work)]))
+    assert chats.ready("a", now[0])
+    assert chats.held(now[0]) == frozenset()
+    assert [e["event"] for e in logs] == ["chat_work_failed", "chat_work_recovered"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
 
 from pipeline.media import Unreadable, audio_file_name, document_type, read_document, sniff_image
-from tests.media_files import broken_pdf, jpeg, pdf, png, write
+from tests.media_files import CERTIFICATE, broken_pdf, jpeg, pdf, png, write
 
 
 def test_a_pdfs_text_page_by_page(tmp_path: Path) -> None:
@@ -42,6 +43,28 @@ def test_a_pdf_behind_a_password_is_unreadable(tmp_path: Path) -> None:
         writer.write(file)
     with pytest.raises(Unreadable, match="protected by a password"):
         read_document(locked, "pdf", 4000)
+
+
+@pytest.mark.parametrize(
+    ("odd", "error"),
+    [
+        ({"encrypt": CERTIFICATE}, "NotImplementedError"),
+        pytest.param(
+            {"stream": b"/Filter /JBIG2Decode "},
+            "DependencyError",
+            marks=pytest.mark.skipif(bool(shutil.which("jbig2dec")), reason="jbig2dec is here"),
+        ),
+        ({"stream": b"/Filter /LZW "}, "DeprecationError"),
+    ],
+)
+def test_a_pdf_pypdf_cannot_handle_is_unreadable(
+    tmp_path: Path, odd: dict[str, bytes], error: str
+) -> None:
+    """Not an exception of pypdf's own family: escaping, it failed the chat's turn for good."""
+    with pytest.raises(Unreadable) as caught:
+        read_document(write(tmp_path, "odd.pdf", pdf("Hello", **odd)), "pdf", 4000)
+    assert caught.value.reason == "it uses a PDF feature I can't read"
+    assert error in str(caught.value)
 
 
 def test_text_files_are_read_as_utf8_and_cut(tmp_path: Path) -> None:

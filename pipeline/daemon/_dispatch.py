@@ -7,7 +7,11 @@ interval is only a fallback, and a loop that knows when its next thing falls due
 debounce deadline, a retry, a check-in) sleeps until then at the latest.
 A pass that fails (the database away, a full disk, a bug) is logged once,
 not once per wake-up (``_failures``), and the loop tries again at the next
-one: whatever broke, the daemon stays up.
+one: whatever broke, the daemon stays up. A chat's worker that fails is not
+started again at once (its end wakes the loop: the same step would fail
+again in a tight loop, burning a core): the chat rests 1 s, then 2, 4… up
+to 5 minutes after each failure in a row, logged once (again only should
+the error change); the other chats go on meanwhile.
 
 The agent and the sender work chats: ``Dispatcher.run`` starts one worker per
 chat with work (each chat's work stays in log order, different chats go
@@ -35,6 +39,9 @@ from pipeline.daemon._settings import Settings
 from projections.base import Projection
 
 Job = Callable[[], Awaitable[None]]
+
+# How long a chat whose worker failed rests before the next try, by failures in a row.
+CHAT_RETRY = tuple(min(2.0**n, 300.0) for n in range(10))  # 1, 2, 4 … 256, 300 s
 
 
 class Pass(NamedTuple):
@@ -74,6 +81,8 @@ class Dispatcher:
         polling = settings.app.polling
         self._limiter = anyio.CapacityLimiter(polling.max_concurrent_chats) if limited else None
         self._due: dict[str, float] = {}  # chats not to be looked at before then
+        # Chats whose worker failed: failures in a row, and when to try again.
+        self._resting: dict[str, tuple[int, float]] = {}
         # asyncio's own Event, as the workers are bare asyncio tasks: a new one
         # after every job, and anyio's wrapper costs a backend lookup each time.
         self._idle = asyncio.Event()
@@ -83,8 +92,19 @@ class Dispatcher:
         self._chat_failures = Failures(log, "chat_work_failed")
 
     def ready(self, chat: str, now: float) -> bool:
-        """No worker is on ``chat`` and it is not waiting for a due time."""
-        return chat not in self.busy and self._due.get(chat, 0.0) <= now
+        """No worker is on ``chat`` and it is not waiting for a due time (its own,
+        or the rest after a failed worker)."""
+        return (
+            chat not in self.busy and self._due.get(chat, 0.0) <= now and not self._rests(chat, now)
+        )
+
+    def held(self, now: float) -> frozenset[str]:
+        """The chats a worker is on or that rest after a failed one: none to start."""
+        return frozenset(self.busy | {c for c in self._resting if self._rests(c, now)})
+
+    def _rests(self, chat: str, now: float) -> bool:
+        resting = self._resting.get(chat)
+        return resting is not None and resting[1] > now
 
     def defer(self, chat: str, until: float) -> None:
         """Look at ``chat`` again at ``until`` (the loop sleeps until then at most)."""
@@ -138,7 +158,11 @@ class Dispatcher:
         if self._limiter is not None:
             self._limiter.total_tokens = self._settings.app.polling.max_concurrent_chats
         loop = asyncio.get_running_loop()
+        now = self.clock()
         for chat, job in found.jobs:
+            if chat in self.busy or self._rests(chat, now):
+                # Never twice at once, nor before its rest is over, whatever ``look`` asks.
+                continue
             self.busy.add(chat)
             # A bare asyncio task per job, not a task group's (the daemon's loop is
             # always asyncio, for neonize): two or three start for every message,
@@ -151,16 +175,24 @@ class Dispatcher:
     def _sleep(self, wake: float) -> float:
         """Until the pass's wake time or the next chat's due time; the poll at most."""
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
+        upcoming += [at for chat, (_, at) in self._resting.items() if chat not in self.busy]
         return min(self._poll(), min([wake, *upcoming]) - self.clock())
 
     async def _work(self, chat: str, job: Job) -> None:
         try:
+            failed = True
             with self._chat_failures.guard(chat=chat):
                 if self._limiter is None:
                     await job()
                 else:
                     async with self._limiter:
                         await job()
+                failed = False
+            if failed:
+                attempts = self._resting.get(chat, (0, 0.0))[0] + 1
+                self._resting[chat] = (attempts, self.clock() + backoff(CHAT_RETRY, attempts))
+            else:
+                self._resting.pop(chat, None)
         finally:
             self.busy.discard(chat)
             self._idle.set()

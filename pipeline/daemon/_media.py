@@ -122,18 +122,25 @@ class MediaStep:
             short = exc.reason if isinstance(exc, Unreadable) else "its file is gone"
             error = str(exc)
             log.warning("document_unreadable", chat=chat, msg_id=item.message.msg_id, error=error)
-            text = f"I couldn't read that document: {short}."
-            failed = DocumentRead(chat=chat, msg_id=item.message.msg_id, error=error)
-            return [failed, *self._tell(config, chat, item, text)]
-        return [
-            DocumentRead(
-                chat=chat,
-                msg_id=item.message.msg_id,
-                text=read.text,
-                pages=read.pages,
-                cut=read.cut,
-            )
-        ]
+        except Exception as exc:
+            # A reader's bug or a case it does not know: recorded as unreadable all
+            # the same, so the message leaves the queue (else the step fails for good).
+            log.exception("document_read_crashed", chat=chat, msg_id=item.message.msg_id)
+            short = "something went wrong reading it"
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            return [
+                DocumentRead(
+                    chat=chat,
+                    msg_id=item.message.msg_id,
+                    text=read.text,
+                    pages=read.pages,
+                    cut=read.cut,
+                )
+            ]
+        text = f"I couldn't read that document: {short}."
+        failed = DocumentRead(chat=chat, msg_id=item.message.msg_id, error=error)
+        return [failed, *self._tell(config, chat, item, text)]
 
     def _failure(
         self, chat: str, item: Item, error: LlmError, attempt: int, *, final: bool

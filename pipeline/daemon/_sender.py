@@ -136,7 +136,8 @@ class Sender:
             limit=app.whatsapp.max_sends_per_minute,
             stale_at=self._stale_at,
         )
-        return outreach.admit(gate, owed, frozenset(self._dispatch.busy), self._retry_at)
+        held = self._dispatch.held(now)  # being sent to, or resting after a failed worker
+        return outreach.admit(gate, owed, held, self._retry_at)
 
     async def _work_chat(self, chat: str, entries: list[outbox.Entry], sends: int) -> None:
         """One chat's admitted messages in order, until one must wait (it holds the later

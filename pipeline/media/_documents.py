@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pypdf import PdfReader
-from pypdf.errors import PyPdfError
+from pypdf.errors import DependencyError, DeprecationError, PyPdfError
 
 from pipeline.media._formats import DocumentType
 
@@ -54,6 +54,12 @@ def _pdf(path: Path, max_chars: int) -> DocumentText:
         raise Unreadable("the PDF is damaged", f"{type(exc).__name__}: {exc}") from None
     except RecursionError:
         raise Unreadable("the PDF is damaged", "nested too deeply") from None
+    except (NotImplementedError, DependencyError, DeprecationError) as exc:
+        # Encrypted for a certificate (/Adobe.PubSec), a filter pypdf cannot decode
+        # (JBIG2 without jbig2dec, the abbreviated /LZW)…
+        raise Unreadable(
+            "it uses a PDF feature I can't read", f"{type(exc).__name__}: {exc}"
+        ) from None
     if locked:
         raise Unreadable("the PDF is protected by a password")
     return DocumentText(text[:max_chars], pages, len(text) > max_chars)

@@ -46,26 +46,39 @@ def jpeg(size: int = 2048) -> bytes:
     return head + random.Random(size).randbytes(max(size - len(head) - 2, 0)) + b"\xff\xd9"
 
 
-def pdf(*pages: str, stream: bytes = b"", encrypt: bytes = b"") -> bytes:
+def pdf_bomb(mb: float) -> bytes:
+    """A PDF of a few KB whose one page inflates to ``mb`` MB of text operators."""
+    line = b"BT /F1 12 Tf 72 700 Td (" + b"A" * 80 + b") Tj ET\n"
+    drawn = zlib.compress(line * int(mb * 1_000_000 // len(line)), 9)
+    return pdf("", stream=b"/Filter /FlateDecode ", drawn=drawn)
+
+
+def pdf(
+    *pages: str, stream: bytes = b"", encrypt: bytes = b"", drawn: bytes | None = None
+) -> bytes:
     """A PDF with one page per text (each line of a text is a line on its page);
     ``stream``: more of each content stream's dictionary (a ``/Filter``),
-    ``encrypt``: the trailer's ``/Encrypt`` dictionary."""
+    ``encrypt``: the trailer's ``/Encrypt`` dictionary, ``drawn``: each page's
+    content stream as it is stored, instead of its text's."""
     objects: list[bytes] = []
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
     font = 3 + 2 * len(pages)
     for i, text in enumerate(pages):
-        page, content = 3 + 2 * i, 4 + 2 * i
+        page, contents = 3 + 2 * i, 4 + 2 * i
         objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents {content} 0 R "
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents {contents} 0 R "
             f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
         )
         assert page == len(objects)
         lines = [f"({_escape(line)}) Tj 0 -14 Td" for line in text.splitlines() or [""]]
-        drawn = f"BT /F1 12 Tf 72 800 Td {' '.join(lines)} ET".encode()
-        head = b"<< /Length %d %s>>\nstream\n" % (len(drawn), stream)
-        objects.append(head + drawn + b"\nendstream")
+        if drawn is None:
+            content = f"BT /F1 12 Tf 72 800 Td {' '.join(lines)} ET".encode()
+        else:
+            content = drawn
+        head = b"<< /Length %d %s>>\nstream\n" % (len(content), stream)
+        objects.append(head + content + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     trailer = b""
     if encrypt:

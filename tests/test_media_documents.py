@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from pipeline.media import Unreadable, audio_file_name, document_type, read_document, sniff_image
-from tests.media_files import CERTIFICATE, broken_pdf, jpeg, pdf, png, write
+from pipeline.media import (
+    Unreadable,
+    audio_file_name,
+    document_type,
+    read_apart,
+    read_document,
+    sniff_image,
+)
+from tests.media_files import CERTIFICATE, broken_pdf, jpeg, pdf, pdf_bomb, png, write
 
 
 def test_a_pdfs_text_page_by_page(tmp_path: Path) -> None:
@@ -65,6 +73,34 @@ def test_a_pdf_pypdf_cannot_handle_is_unreadable(
         read_document(write(tmp_path, "odd.pdf", pdf("Hello", **odd)), "pdf", 4000)
     assert caught.value.reason == "it uses a PDF feature I can't read"
     assert error in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_pdf_read_apart_reads_as_in_the_daemon(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.pdf", pdf("Quarterly report", "Page two"))
+    assert await read_apart(path, "pdf", 4000, seconds=30) == read_document(path, "pdf", 4000)
+    bad = write(tmp_path, "bad.pdf", broken_pdf())
+    with pytest.raises(Unreadable) as apart:
+        await read_apart(bad, "pdf", 4000, seconds=30)
+    with pytest.raises(Unreadable) as here:
+        read_document(bad, "pdf", 4000)
+    assert (apart.value.reason, str(apart.value)) == (here.value.reason, str(here.value))
+    with pytest.raises(FileNotFoundError):  # "its file is gone", as in the daemon
+        await read_apart(tmp_path / "gone.pdf", "pdf", 4000, seconds=30)
+
+
+@pytest.mark.anyio
+async def test_a_small_pdf_that_takes_too_long_to_read_is_stopped(tmp_path: Path) -> None:
+    """A few KB inflating to MB of text operators: pypdf's cost is quadratic in them (here
+    seconds; up to an hour at its own cap), and ``max_chars`` is only seen between pages."""
+    path = write(tmp_path, "bomb.pdf", pdf_bomb(4))
+    assert path.stat().st_size < 50_000
+    started = time.monotonic()
+    with pytest.raises(Unreadable) as caught:
+        await read_apart(path, "pdf", 4000, seconds=1)
+    assert time.monotonic() - started < 3  # killed at its deadline, not read to the end
+    assert caught.value.reason == "it takes too long to read"
+    assert str(caught.value) == "it takes too long to read (not read within 1 s)"
 
 
 def test_text_files_are_read_as_utf8_and_cut(tmp_path: Path) -> None:

@@ -62,10 +62,10 @@ async def test_a_pdf_encrypted_for_a_certificate_is_told_not_a_failed_turn(
 async def test_any_error_of_the_reader_is_recorded_as_unreadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a reader's bug")
 
-    monkeypatch.setattr(_media, "read_document", broken)
+    monkeypatch.setattr(_media, "read_apart", broken)
     error, text = told(await read(tmp_path, pdf("Hello")))
     assert text == "I couldn't read that document: something went wrong reading it."
     assert error == "internal error: RuntimeError: a reader's bug"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import anyio.to_thread
-
 from events.model import (
     AnyEvent,
     DocumentRead,
@@ -28,7 +26,7 @@ from pipeline.daemon._folded_log import FoldedLog
 from pipeline.daemon._replies import Ids
 from pipeline.llm import LlmError, Transcriber
 from pipeline.logs import get_logger
-from pipeline.media import MediaStore, Unreadable, document_type, read_document
+from pipeline.media import DEADLINE_SECONDS, MediaStore, Unreadable, document_type, read_apart
 from projections.queue import Item
 
 log = get_logger("wabot.agent")
@@ -117,7 +115,7 @@ class MediaStep:
         path = self.store.path(media.sha256)
         limit = config.limits.max_input_chars
         try:
-            read = await anyio.to_thread.run_sync(read_document, path, kind, limit)
+            read = await read_apart(path, kind, limit, seconds=DEADLINE_SECONDS)
         except (Unreadable, OSError) as exc:
             short = exc.reason if isinstance(exc, Unreadable) else "its file is gone"
             error = str(exc)

@@ -3,12 +3,14 @@
 ``MediaStore`` keeps the bytes (streamed in from a ``MediaSource`` the
 transport hands over, one private file per content) and sweeps away the files
 no event refers to; ``_formats`` says what a file is from its type, name and
-first bytes; ``read_document`` takes the text out of PDFs and text files; ``opus_info``
+first bytes; ``read_document`` takes the text out of PDFs and text files
+(``read_apart``: a PDF in a child process, killed at a deadline); ``opus_info``
 reads a spoken reply's length and waveform from its Ogg pages.
 Shared by the daemon (intake, agent), the LLM client (images) and the tools
 (replay reads, compaction deletes).
 """
 
+from pipeline.media._apart import DEADLINE_SECONDS, read_apart
 from pipeline.media._documents import DocumentText, Unreadable, read_document
 from pipeline.media._formats import (
     VISION_TYPES,
@@ -35,6 +37,7 @@ from pipeline.media._store import (
 )
 
 __all__ = [
+    "DEADLINE_SECONDS",
     "GRACE_SECONDS",
     "MEDIA_DIR",
     "OGG_OPUS",
@@ -57,6 +60,7 @@ __all__ = [
     "message_kind",
     "move_media",
     "opus_info",
+    "read_apart",
     "read_document",
     "referenced_media",
     "sniff_image",

@@ -28,6 +28,7 @@ class Unreadable(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason} ({detail})" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 class DocumentText(NamedTuple):

@@ -113,6 +113,32 @@ def test_text_files_are_read_as_utf8_and_cut(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("encoding", "data"),
+    [
+        ("UTF-16 (LE) with its BOM", "Name;Stadt\nJürgen;Köln\n".encode("utf-16")),
+        ("UTF-16 BE with its BOM", b"\xfe\xff" + "Name;Stadt\nJürgen;Köln\n".encode("utf-16-be")),
+        ("UTF-8 with a BOM", "\ufeffName;Stadt\nJürgen;Köln\n".encode()),
+        ("Windows-1252", "Name;Stadt\nJürgen;Köln\n".encode("cp1252")),
+    ],
+    ids=["utf-16", "utf-16-be", "utf-8-bom", "cp1252"],
+)
+def test_text_files_in_other_encodings_are_read(tmp_path: Path, encoding: str, data: bytes) -> None:
+    """A CSV as Excel saves it: UTF-16 was refused as "not a text file", Windows-1252
+    reached the model as replacement characters."""
+    read = read_document(write(tmp_path, "list.csv", data), "text", 4000)
+    assert read.text == "Name;Stadt\nJürgen;Köln\n", encoding
+
+
+def test_a_character_cut_at_the_limit_is_not_mistaken_for_another_encoding(
+    tmp_path: Path,
+) -> None:
+    read = read_document(write(tmp_path, "a.txt", "ü".encode() * 100), "text", 10)
+    assert (read.text, read.cut) == ("ü" * 10, True)
+    read = read_document(write(tmp_path, "b.txt", "€".encode() * 100), "text", 11)
+    assert (read.text, read.cut) == ("€" * 11, True)
+
+
+@pytest.mark.parametrize(
     ("mime", "name", "kind"),
     [
         ("application/pdf", "r.pdf", "pdf"),

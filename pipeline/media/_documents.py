@@ -1,4 +1,5 @@
-"""The text of a document, for the model: PDFs through pypdf, text files as UTF-8.
+"""The text of a document, for the model: PDFs through pypdf, text files as UTF-8
+(or UTF-16 by its byte order mark, or Windows-1252 when it is not UTF-8).
 
 At most ``max_chars`` characters are taken (the rest is never extracted: a
 500-page PDF costs no more than its first pages), and ``cut`` says there was
@@ -7,6 +8,7 @@ more. A file that cannot be read raises ``Unreadable`` with the reason in words.
 
 from __future__ import annotations
 
+import codecs
 import logging
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +20,11 @@ from pipeline.media._formats import DocumentType
 
 # A text file read as this many bytes per character at most (UTF-8 needs up to 4).
 _BYTES_PER_CHAR = 4
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 # pypdf logs every oddity of a PDF it still reads; the bot's logs are not the place.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
@@ -84,7 +91,21 @@ def _text(path: Path, max_chars: int) -> DocumentText:
     limit = max_chars * _BYTES_PER_CHAR
     with path.open("rb") as file:
         data = file.read(limit + 1)
+    text = _decoded(data[:limit], whole=len(data) <= limit)
+    return DocumentText(text[:max_chars], None, len(text) > max_chars or len(data) > limit)
+
+
+def _decoded(data: bytes, *, whole: bool) -> str:
+    """A text file's bytes as text: UTF-8 or UTF-16 by their byte order mark, else
+    UTF-8, else Windows-1252 (what Excel saves a CSV as); ``whole``: not cut, so
+    a character cut off at the end is not waited for."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+            return str(decoder.decode(data[len(bom) :], final=whole))
     if b"\x00" in data[:4096]:
         raise Unreadable("it is not a text file")
-    text = data[:limit].decode("utf-8", errors="replace")
-    return DocumentText(text[:max_chars], None, len(text) > max_chars or len(data) > limit)
+    try:
+        return str(codecs.getincrementaldecoder("utf-8")().decode(data, final=whole))
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")

@@ -83,6 +83,24 @@ async def test_without_a_measure_from_the_service_the_declared_length_is_priced(
     assert "language" not in heard.forms()[0].fields
 
 
+async def test_without_a_measure_or_a_declared_length_the_files_own_is_priced(
+    heard: FakeTranscriptionServer, rec: Recorder, tmp_path: Path
+) -> None:
+    """A voice note without ``seconds`` to a server without usage: its cost was None, so
+    it never counted against the budget."""
+    heard.script(Reply(body={"text": "hi"}), Reply(body={"text": "hi"}))
+    speech = write(tmp_path, "5e1b", (Path(__file__).parent / "fixtures/speech.ogg").read_bytes())
+    client = transcriber(heard, rec)
+    try:
+        result = await client.transcribe(speech, mime="audio/ogg; codecs=opus")
+        unknown = await client.transcribe(write(tmp_path, "6c2d", b"not ogg"), mime="audio/ogg")
+    finally:
+        await client.aclose()
+    assert result.seconds == 1.5
+    assert result.cost_usd == pytest.approx(0.006 * 1.5 / 60)
+    assert (unknown.seconds, unknown.cost_usd) == (None, None)  # no length to be had
+
+
 async def test_a_reported_cost_is_taken_as_it_is(
     heard: FakeTranscriptionServer, rec: Recorder, note: Path
 ) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 
 from pipeline.llm._audio import AudioEndpoint
 from pipeline.llm._errors import BadRequest
 from pipeline.llm._http import OnFailure, post
 from pipeline.llm._wire import decode_answer
-from pipeline.media import audio_file_name, base_mime
+from pipeline.media import NotOpus, audio_file_name, base_mime, opus_info
 
 
 class Transcript(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +63,8 @@ class Transcriber(AudioEndpoint):
         """The transcript of the audio file at ``path``; raises ``LlmError`` when final.
 
         ``seconds`` (the length the sender declared) prices the minute when the
-        service does not say how long the audio was.
+        service does not say how long the audio was; failing both, an Ogg Opus
+        file's own length does.
         """
         fields = {"model": self.model, "response_format": "json"}
         if self._language:
@@ -93,6 +95,8 @@ class Transcriber(AudioEndpoint):
         usage = answer.usage or _Usage()
         measured = usage.seconds if usage.seconds is not None else answer.duration
         length = measured if measured is not None else seconds
+        if length is None and usage.cost is None:
+            length = await anyio.to_thread.run_sync(_ogg_seconds, path)
         cost = usage.cost
         if cost is None and length is not None:
             cost = self._cost(length)
@@ -103,3 +107,12 @@ class Transcriber(AudioEndpoint):
             cost_usd=cost,
             latency_ms=latency_ms,
         )
+
+
+def _ogg_seconds(path: Path) -> float | None:
+    """The length of an Ogg Opus file by its pages (as WhatsApp's voice notes are), when
+    neither the service nor the sender says: else the minute goes unpriced, and unbudgeted."""
+    try:
+        return opus_info(path.read_bytes()).seconds
+    except (OSError, NotOpus):
+        return None

@@ -247,18 +247,26 @@ def _completed(state: State, rec: Recorded, ev: LlmCompleted) -> None:
     session.last_activity = rec.ts
 
 
+def _file(state: State, rec: Recorded, session_id: str, *, counted: bool) -> None:
+    """File ``rec`` with the texts of session ``session_id``, live or ended (``counted``:
+    with those the budget still counts), else as an orphan, its session gone."""
+    session = state.sessions.get(session_id)
+    texts = session.texts if session is not None else state.ended.get(session_id)
+    if texts is None:
+        _orphan(state, rec)
+    elif counted:
+        texts.counted.append(rec.seq)
+    else:
+        texts.words.append(rec.seq)
+
+
 def _tool_text(state: State, rec: Recorded, ev: ToolCalled | ToolFinished | ReplyWithheld) -> None:
     """A tool call's words (its arguments, its result, a reason for silence) go with
     its session's, while ``tracking``."""
     session_id = state.looping.get(ev.call_id)
     if session_id is None:
         return
-    session = state.sessions.get(session_id)
-    texts = session.texts if session is not None else state.ended.get(session_id)
-    if texts is not None:
-        texts.words.append(rec.seq)
-    else:
-        _orphan(state, rec)
+    _file(state, rec, session_id, counted=False)
     if isinstance(ev, ReplyWithheld):
         _loop_done(state, session_id)
 
@@ -324,12 +332,7 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     session_id = state.replying.get(call_id) if call_id is not None else None
     if call_id is None or session_id is None:
         return
-    session = state.sessions.get(session_id)
-    texts = session.texts if session is not None else state.ended.get(session_id)
-    if texts is not None:
-        texts.counted.append(rec.seq)
-    else:
-        _orphan(state, rec)
+    _file(state, rec, session_id, counted=True)
     if ev.speech is not None:
         state.speaking[ev.reply_id] = session_id  # its audio (or why not) comes later
     if ev.part is None or ev.part == ev.parts:
@@ -346,12 +349,7 @@ def _spoken(state: State, rec: Recorded, ev: SpeechSynthesized | SpeechFailed) -
     session_id = speaking.pop(ev.reply_id, None) if final else speaking.get(ev.reply_id)
     if session_id is None:
         return
-    session = state.sessions.get(session_id)
-    texts = session.texts if session is not None else state.ended.get(session_id)
-    if texts is not None:
-        texts.counted.append(rec.seq)
-    else:
-        _orphan(state, rec)
+    _file(state, rec, session_id, counted=True)
 
 
 def _unspoken(state: State, rec: Recorded, ev: ReplySent | ReplyFailed) -> None:

@@ -1,6 +1,8 @@
 """The SQLite logs bound to the backend-independent contract, plus their own specifics."""
 
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,35 @@ def test_compaction_zeroes_what_it_removed_where_sqlite_would_not_by_default(
 
     monkeypatch.setattr(sqlite3, "connect", off_by_default)
     test_compaction_leaves_no_byte_of_what_it_removed_in_the_files(tmp_path)
+
+
+def test_purge_waits_for_a_bots_write_in_progress(tmp_path: Path) -> None:
+    """forget beside a running bot: a write of the bot's under way made the purge fail
+    at once ("database is locked"), after the chat's events had gone but before the
+    file was rewritten. It waits its turn now, as any write does."""
+    path = tmp_path / "events.db"
+    log = SQLiteLog(path)
+    log.append(message(1))
+    bot = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    bot.execute("BEGIN IMMEDIATE")  # the bot's append, committing
+    held = threading.Event()
+
+    def commit_soon() -> None:
+        held.wait(5)
+        time.sleep(0.3)  # the purge has started waiting by then
+        bot.execute("COMMIT")
+
+    committer = threading.Thread(target=commit_soon)
+    committer.start()
+    held.set()
+    try:
+        log.purge()
+    finally:
+        committer.join()
+        bot.close()
+        log.close()
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
 
 
 def test_purge_clears_what_an_older_version_left_in_free_space(tmp_path: Path) -> None:

@@ -26,13 +26,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from events.compaction import Pacer, Tally
 from events.protocol import Selection
 from events.sqlite import _checkpoint
-from events.sqlite._schema import connect, where
+from events.sqlite._schema import busy_timeout, connect, where
 from events.sqlite._turns import Turnstile, begin
 
 __all__ = ["compact_rows"]
@@ -181,14 +181,9 @@ class _Chunks:
         with self._busy_timeout_of(_RESTART_WAIT):
             return _checkpoint.empty_wal(self._conn, _EMPTY_WAIT)
 
-    @contextlib.contextmanager
-    def _busy_timeout_of(self, seconds: float) -> Iterator[None]:
+    def _busy_timeout_of(self, seconds: float) -> contextlib.AbstractContextManager[None]:
         """SQLite's busy handler waits ``seconds`` at most inside, then as configured."""
-        self._conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
-        try:
-            yield
-        finally:
-            self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        return busy_timeout(self._conn, seconds, self._busy_timeout)
 
     def close(self) -> None:
         self._conn.close()

@@ -41,6 +41,7 @@ from events.sqlite._schema import (
     SCHEMA,
     SEQUENCE,
     SNAPSHOT,
+    busy_timeout,
     connect,
     scan,
     sequence,
@@ -344,11 +345,18 @@ class SQLiteLog(SQLiteReader):
 
     def purge(self) -> None:
         """Drop every snapshot, rewrite the file without free space (``VACUUM``) and
-        empty the WAL, so nothing compaction removed stays readable in any file."""
+        empty the WAL, so nothing compaction removed stays readable in any file.
+
+        Beside a running bot: the delete waits its turn as any write does, and the
+        ``VACUUM`` in SQLite's busy handler (the writer's is off: writers take turns),
+        where a bot's append in progress made it fail at once ("database is locked")
+        with the chat's events gone but the file not yet rewritten.
+        """
         with self._write_lock:
             try:
-                self._writer.execute("DELETE FROM snapshots")
-                self._writer.execute("VACUUM")
+                self._in_transaction(lambda cur: cur.execute("DELETE FROM snapshots"))
+                with busy_timeout(self._writer, self._busy_timeout, then=0):
+                    self._writer.execute("VACUUM")
                 emptied = empty_wal(self._writer, _PURGE_WAIT)
             except sqlite3.Error as exc:
                 raise _as_log_error(exc) from exc

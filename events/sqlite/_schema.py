@@ -6,6 +6,7 @@ with the ``sqlite3`` shell and its JSON functions alone (``timeline`` view).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -95,6 +96,16 @@ SAVE_SNAPSHOT = (
 # Once a compaction's marker is recorded at seq ?: the snapshots folded before it may
 # hold what it removed (SAVE_SNAPSHOT stores none of them from then on).
 DROP_SNAPSHOTS_BEFORE = "DELETE FROM snapshots WHERE seq < ?"
+
+
+@contextlib.contextmanager
+def busy_timeout(conn: sqlite3.Connection, seconds: float, then: float) -> Iterator[None]:
+    """SQLite's busy handler on ``conn`` waits ``seconds`` at most inside, ``then`` after."""
+    conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(then * 1000)}")
 
 
 def sequence(cur: sqlite3.Cursor) -> int:

@@ -205,6 +205,42 @@ async def test_a_chat_whose_work_keeps_failing_rests_longer_each_time() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_rest_that_ran_out_with_no_work_left_does_not_spin_the_loop() -> None:
+    """A chat whose worker failed, then had nothing more to do: its rest's end, passed,
+    must not keep the loop looking again at once."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    looks = 0
+    failed = False
+
+    async def broken() -> None:
+        nonlocal failed
+        failed = True
+        raise RuntimeError("a bug")
+
+    def look(at: float) -> Pass:
+        nonlocal looks
+        looks += 1
+        return Pass([] if failed else [("a", broken)])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.run, look)
+        for _ in range(200):
+            await anyio.lowlevel.checkpoint()
+        now[0] += 10.0  # the rest is over; the chat has no work left
+        chats.wake()
+        before = looks
+        for _ in range(2000):
+            await anyio.lowlevel.checkpoint()
+        spun = looks - before
+        chats.stopping = True
+        chats.wake()
+    assert failed
+    assert spun < 10
+
+
+@pytest.mark.anyio
 async def test_a_chat_that_recovers_rests_no_more() -> None:
     now = [NOW]
     chats = dispatcher()

@@ -174,9 +174,12 @@ class Dispatcher:
 
     def _sleep(self, wake: float) -> float:
         """Until the pass's wake time or the next chat's due time; the poll at most."""
+        now = self.clock()
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
-        upcoming += [at for chat, (_, at) in self._resting.items() if chat not in self.busy]
-        return min(self._poll(), min([wake, *upcoming]) - self.clock())
+        # A rest still ahead only: one over, of a chat with no work left, would wake the
+        # loop at once, again and again (its failures in a row are kept for the next one).
+        upcoming += [at for chat, (_, at) in self._resting.items() if at > now]
+        return min(self._poll(), min([wake, *upcoming]) - now)
 
     async def _work(self, chat: str, job: Job) -> None:
         try:

@@ -16,12 +16,14 @@ from events.model import (
     ConfigLoaded,
     LlmRequested,
     MessageReceived,
+    Recorded,
     ReplySent,
     TransportStatus,
 )
 from events.protocol import Selection
 from events.testing import FakeClock
 from events.units import DAY
+from pipeline.tools._args import config_in_force
 from projections.fold import SNAPSHOT_VERSION, fold
 from projections.retention import rotation
 from projections.runner import SNAPSHOT_NAME, Runner
@@ -196,3 +198,14 @@ def test_missing_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no event log here" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_logged_config_this_version_refuses_leaves_the_tools_to_the_log() -> None:
+    """A log recorded under a config a later check refuses (catch_up_minutes 0 passed
+    before it was refused): the tools go by the log alone rather than stop."""
+    refused = {"whatsapp": {"phone_number": "491700000000"}, "polling": {"catch_up_minutes": 0}}
+    good = {"whatsapp": {"phone_number": "491700000000"}}
+    old = fold([Recorded(1, NOW, ConfigLoaded(hash="a", config=refused, path="app.json"))])
+    assert config_in_force(old.configs) is None
+    new = fold([Recorded(1, NOW, ConfigLoaded(hash="b", config=good, path="app.json"))])
+    assert config_in_force(new.configs) is not None

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import NoReturn
 
 from events.model import Recorded
-from pipeline.config import AppConfig, UnknownChat, config_from_dict
+from pipeline.config import AppConfig, ConfigError, UnknownChat, config_from_dict
 from projections import addresses, aliases, configs
 from projections.fold import States, fold
 
@@ -43,11 +43,17 @@ def latest_config(records: Iterable[Recorded]) -> AppConfig | None:
 
 
 def config_in_force(state: configs.State) -> AppConfig | None:
-    """The config the configs projection's ``state`` says is in force (None: none logged)."""
+    """The config the configs projection's ``state`` says is in force; None when none
+    is logged, or when this version refuses the one logged (a range checked since,
+    such as ``catch_up_minutes: 0``): as for the console and ``stats``, the tools
+    then go by the log alone, so a chat can still be forgotten or audited."""
     last = configs.current(state)
     if last is None:
         return None
-    return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")
+    try:
+        return config_from_dict(last.config, source=f"ConfigLoaded {last.hash[:12]} in the log")
+    except ConfigError:
+        return None
 
 
 def resolve_chat(

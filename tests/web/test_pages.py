@@ -214,6 +214,13 @@ async def test_each_search_hit_links_to_a_page_showing_its_message(
         console.close()
 
 
+async def test_an_at_that_cannot_be_a_seq_is_ignored_not_a_server_error(client: httpx.AsyncClient):
+    """Python refuses to read an int of over 4,300 digits: it was a 500, now no ``at``."""
+    for at in ("9" * 5000, "99999999999999999999", "-3", "x"):
+        response = await client.get(f"/chats/{ALICE}?at={at}")
+        assert response.status_code == 200, at
+
+
 async def test_the_dashboard_draws_its_charts_inline(client: httpx.AsyncClient):
     body = await page(client, "/dashboard")
     text = text_of(body)

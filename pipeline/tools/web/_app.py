@@ -249,7 +249,8 @@ def create_app(console: Console, *, token: str | None) -> Starlette:
     async def chat(request: Request) -> Response:
         show_all = request.query_params.get("all") == "1"
         at = request.query_params.get("at", "")  # a search hit's seq: show its turn too
-        seq = int(at) if at.isascii() and at.isdigit() else None
+        # At most 18 digits: a seq (SQLite's int64), and never more than Python will read.
+        seq = int(at) if at.isascii() and at.isdigit() and len(at) <= 18 else None
         return await pages.run(pages.chat, request.path_params["chat"], show_all, seq)
 
     async def turn(request: Request) -> Response:

@@ -293,6 +293,21 @@ def test_a_reminder_still_unsent_past_catch_up_after_its_due_time_goes_as_missed
     assert reminding.overdue(entry, config) == math.inf
 
 
+def test_a_late_reminder_of_a_chat_no_longer_monitored_gets_no_line_in_its_place() -> None:
+    """As ``due`` cancels one whose chat left the config: nothing new is written there."""
+    config = loaded(polling={"catch_up_minutes": 10}).config
+    view = states(reminder("R1", due=NOW - 100))
+    fired = reminding.due(view.reminders, config, NOW - 99, ids()).events
+    [entry] = outbox.unsent(states(*fired).outbox)
+    elsewhere = loaded(
+        polling={"catch_up_minutes": 10},
+        monitored_entities=[{"type": "user", "phone": "491702222222"}],
+    ).config
+    [failed] = reminding.missed_late(entry, elsewhere, ids())
+    assert isinstance(failed, ReplyFailed)
+    assert (failed.reply_id, failed.final) == (entry.event.reply_id, True)
+
+
 def test_more_due_than_a_batch_are_planned_over_several_passes() -> None:
     many = [reminder(f"R{n}", due=NOW - n) for n in range(reminding.BATCH + 5)]
     done = reminding.due(states(*many).reminders, loaded().config, NOW, ids())

@@ -69,13 +69,7 @@ def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fire
         lost = late > window
         missed += lost
         text = missed_words(reminder.text, reminder.at, config) if lost else reminder.text
-        planned = ReplyPlanned(
-            chat=reminder.chat,
-            reply_id=ids.new_id(),
-            purpose="reminder",
-            text=text,
-            wa_id=ids.new_wa_id(),
-        )
+        planned = _reminder_line(reminder.chat, text, ids)
         fired = ReminderFired(
             chat=reminder.chat,
             reminder_id=reminder.reminder_id,
@@ -87,6 +81,12 @@ def due(state: reminders.State, config: AppConfig, now: float, ids: Ids) -> Fire
     count = min(len(found), BATCH) - dropped
     return Fired(
         events, fired=count - missed, missed=missed, dropped=dropped, more=len(found) > BATCH
+    )
+
+
+def _reminder_line(chat: str, text: str, ids: Ids) -> ReplyPlanned:
+    return ReplyPlanned(
+        chat=chat, reply_id=ids.new_id(), purpose="reminder", text=text, wa_id=ids.new_wa_id()
     )
 
 
@@ -114,7 +114,9 @@ def overdue(entry: outbox.Entry, config: AppConfig) -> float:
 
 def missed_late(entry: outbox.Entry, config: AppConfig, ids: Ids) -> list[AnyEvent]:
     """A reminder's message that waited past ``overdue``: failed as stale, and the
-    line a missed reminder gets planned in its place."""
+    line a missed reminder gets planned in its place, unless its chat is no longer
+    monitored (as ``due`` cancels those: nothing new is written where the bot was
+    told to stay out)."""
     planned, due = entry.event, entry.due
     assert due is not None  # only an overdue reminder's message comes here
     minutes = config.polling.catch_up_minutes
@@ -126,11 +128,6 @@ def missed_late(entry: outbox.Entry, config: AppConfig, ids: Ids) -> list[AnyEve
         final=True,
         attempt=entry.attempts + 1,
     )
-    instead = ReplyPlanned(
-        chat=planned.chat,
-        reply_id=ids.new_id(),
-        purpose="reminder",
-        text=missed_words(planned.text, due, config),
-        wa_id=ids.new_wa_id(),
-    )
-    return [failed, instead]
+    if config.find_entity(planned.chat) is None:
+        return [failed]
+    return [failed, _reminder_line(planned.chat, missed_words(planned.text, due, config), ids)]

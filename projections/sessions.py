@@ -157,6 +157,12 @@ def _let_go(state: State) -> None:
             session.texts = Texts()
 
 
+def _last_active(session: Session) -> float:
+    """When the session was last active: ``texts.last`` keeps it should its requests
+    have gone since (an expiry lowers ``last_activity`` to what is left)."""
+    return max(session.last_activity, session.texts.last)
+
+
 def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
     key = _key(ev.chat, ev.user)
     old = state.current.get(key)
@@ -164,7 +170,7 @@ def _started(state: State, rec: Recorded, ev: SessionStarted) -> None:
         # Only the current session of a key is ever used again: forget the old one.
         ended = state.sessions.pop(old, None)
         if state.tracking and ended is not None and (ended.texts.words or ended.texts.counted):
-            ended.texts.last = ended.last_activity
+            ended.texts.last = _last_active(ended)
             ended.texts.chat = ended.chat
             state.ended[old] = ended.texts
         if state.pending:  # mostly empty: skip building the comprehension
@@ -369,8 +375,7 @@ def expired_texts(  # noqa: PLR0917 - the shape of ``live``: clock and session c
     for session in state.sessions.values():
         end = expires_at(session, mode, ttl_minutes, tz)
         if end is not None and now >= end:
-            # ``texts.last``: when it was last active, should its requests have gone since.
-            done.append((session.texts, max(session.last_activity, session.texts.last)))
+            done.append((session.texts, _last_active(session)))
     for texts, last in done:
         found.update(texts.words)
         if last < counted_before:

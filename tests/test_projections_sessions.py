@@ -7,6 +7,7 @@ import pytest
 from events.model import (
     AnyEvent,
     ChatTurn,
+    Compacted,
     ConfigLoaded,
     LlmCompleted,
     LlmFailed,
@@ -184,3 +185,18 @@ def test_never_mode_does_not_expire():
 def test_unknown_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown session mode 'weekly'"):
         sessions.expires_at(_session(0.0, 0.0), "weekly", 10, BERLIN)
+
+
+def test_a_session_replaced_after_its_requests_went_keeps_when_it_was_last_active():
+    """An expiry that removed a session's request lowers its ``last_activity``; the
+    answer it got still counts (the budget) until the time it was really last active,
+    whether the session is still current or was replaced since."""
+    tracking = ConfigLoaded(
+        hash="h", config={"rotation": {"drop_expired_sessions": True}}, path="app.json"
+    )
+    went = Compacted.of("expiry", {"LlmRequested": 1}, 3, seqs=[3])
+    live = folded(tracking, started("s1"), *exchange(1), went)  # the answer at 1004
+    replaced = folded(tracking, started("s1"), *exchange(1), went, started("s2"))
+    for state in (live, replaced):
+        held = sessions.expired_texts(state, 10_000.0, "idle", 1, BERLIN, counted_before=1003.0)
+        assert 4 not in held  # the answer, while the budget counts it

@@ -287,10 +287,8 @@ def _failed(state: State, rec: Recorded, ev: LlmFailed) -> None:
     """A failed attempt's error may quote the API's words, which may echo the request:
     it goes with the request, while ``tracking``."""
     call = state.pending.pop(ev.call_id, None) if ev.final else state.pending.get(ev.call_id)
-    if state.tracking and call is not None:
-        session = state.sessions.get(call.session_id)
-        if session is not None:
-            session.texts.words.append(rec.seq)
+    if state.tracking and call is not None:  # a pending call's session is a live one
+        _file(state, rec, call.session_id, counted=False)
 
 
 def _revoked(state: State, rec: Recorded, ev: MessageRevoked) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from events.model import AnyEvent, ChatPaused, ChatResumed, ReplyPlanned
 from pipeline.config import AppConfig, Entity, SelfEntity, UnknownChat, clock, counted
 from pipeline.daemon import _decide as decide
-from pipeline.daemon._replies import Ids
+from pipeline.daemon._replies import Ids, numbered
 from pipeline.daemon._status import display, report, taken_over
 from pipeline.llm import split_message
 from projections import pauses, queue
@@ -142,7 +142,6 @@ def _said(facts: Facts, item: Item, text: str, quotes: str | None) -> list[Reply
     a reply is, where longer than ``whatsapp.max_message_chars`` (WhatsApp would
     refuse it whole)."""
     parts = split_message(text, facts.config.whatsapp.max_message_chars)
-    numbered = len(parts) > 1
     return [
         ReplyPlanned(
             chat=item.message.chat,
@@ -152,11 +151,11 @@ def _said(facts: Facts, item: Item, text: str, quotes: str | None) -> list[Reply
             in_reply_to=item.message.msg_id,
             trigger_ids=[item.message.msg_id],
             wa_id=facts.ids.new_wa_id(),
-            part=n if numbered else None,
-            parts=len(parts) if numbered else None,
+            part=n,
+            parts=of,
             quotes_chat=quotes,
         )
-        for n, part in enumerate(parts, start=1)
+        for n, of, part in numbered(parts)
     ]
 
 

@@ -75,7 +75,6 @@ def reply_parts(
         speech.insert(0, spoken[1])
     quoted = quote_for(whatsapp, run)
     trigger_ids = [i.message.msg_id for i in run]
-    numbered = len(parts) > 1
     return [
         ReplyPlanned(
             chat=chat,
@@ -87,9 +86,17 @@ def reply_parts(
             trigger_ids=trigger_ids,
             wa_id=new_wa_id(),
             quoted=quoted if n == 1 else None,
-            part=n if numbered else None,
-            parts=len(parts) if numbered else None,
-            speech=speech[n - 1],
+            part=n,
+            parts=of,
+            speech=speech[(n or 1) - 1],
         )
-        for n, part in enumerate(parts, start=1)
+        for n, of, part in numbered(parts)
     ]
+
+
+def numbered(parts: Sequence[str]) -> list[tuple[int | None, int | None, str]]:
+    """``(part, parts, text)`` of each message of one answer: numbered only when there
+    are several (a message alone carries no part number)."""
+    if len(parts) == 1:
+        return [(None, None, parts[0])]
+    return [(n, len(parts), text) for n, text in enumerate(parts, start=1)]

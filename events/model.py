@@ -452,6 +452,16 @@ class ReplyPlanned(Event, frozen=True, kw_only=True):
     # here before it is made; its outcome is ``SpeechSynthesized`` or a final ``SpeechFailed``.
     speech: SpeechPlan | None = None
 
+    @property
+    def opens_answer(self) -> bool:
+        """The first (or only) message of its answer: an answer in parts is one reply."""
+        return self.part is None or self.part == 1
+
+    @property
+    def closes_answer(self) -> bool:
+        """The last (or only) message of its answer."""
+        return self.part is None or self.part == self.parts
+
 
 class SpeechSynthesized(Event, frozen=True, kw_only=True):
     """Reply ``reply_id``'s words as speech: the Ogg Opus file ``STORE/media/<sha256>``."""

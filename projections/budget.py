@@ -131,7 +131,7 @@ def _keep_replies(state: State, chat: str, kept: list[int]) -> None:
 def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     _seen(state, rec.ts)
     # An answer split into parts is one reply: its first part counts, the rest do not.
-    if ev.purpose == "reply" and (ev.part is None or ev.part == 1):
+    if ev.purpose == "reply" and ev.opens_answer:
         times = state.replies.get(ev.chat)
         if times is None:
             state.replies[ev.chat] = [rec.ts]

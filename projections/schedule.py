@@ -52,7 +52,7 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     elif ev.purpose == "startup":
         state.last_startup = rec.ts
         state.startup_from = origin(rec)
-    elif ev.purpose == "reply" and (ev.part is None or ev.part == 1):
+    elif ev.purpose == "reply" and ev.opens_answer:
         # An answer split into parts is one reply: its first part counts.
         replies = state.replies
         replies.append(rec.ts)

@@ -339,7 +339,7 @@ def _planned(state: State, rec: Recorded, ev: ReplyPlanned) -> None:
     _file(state, rec, session_id, counted=True)
     if ev.speech is not None:
         state.speaking[ev.reply_id] = session_id  # its audio (or why not) comes later
-    if ev.part is None or ev.part == ev.parts:
+    if ev.closes_answer:
         del state.replying[call_id]
 
 

@@ -241,7 +241,7 @@ class Sender:
             events.append(_LIFTED)
         await self.folded.append(*events)
         log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)
-        if self.settings.app.whatsapp.read_receipts and planned.part in (None, 1):
+        if self.settings.app.whatsapp.read_receipts and planned.opens_answer:
             await self._mark_read(planned, to)
         return True
 

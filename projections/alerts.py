@@ -124,8 +124,14 @@ def _episode_over(state: State, kind: AlertKind) -> None:
     if state.owed.pop(kind, None) is not None:
         del state.owed_from[kind]
     if kind in state.settled:
-        state.settled.remove(kind)
-        del state.settled_from[kind]
+        _unsettle(state, kind)
+    state.retrying.pop(kind, None)
+
+
+def _unsettle(state: State, kind: AlertKind) -> None:
+    """The alert of ``kind`` is no longer settled, nor tried again at the webhook."""
+    state.settled.remove(kind)
+    del state.settled_from[kind]
     state.retrying.pop(kind, None)
 
 
@@ -253,9 +259,7 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             del state.owed[kind], state.owed_from[kind]
     for kind, cause in list(state.settled_from.items()):
         if gone.gone(*cause):
-            state.settled.remove(kind)
-            del state.settled_from[kind]
-            state.retrying.pop(kind, None)
+            _unsettle(state, kind)
             if kind == "undelivered":  # what it was given for stays told
                 state.undelivered_after = max(state.undelivered_after, cause[1])
     state.failing = [cause for cause in state.failing if not gone.gone(*cause)]

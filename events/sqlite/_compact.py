@@ -160,8 +160,7 @@ class _Chunks:
         only those few pages to write (the passive pass skips its sync when
         appends came in meanwhile, and the restart then took up to 180 ms).
         """
-        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        _sync(self._path)
+        self._copy_back()
         with self._busy_timeout_of(_RESTART_WAIT):
             self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
@@ -176,10 +175,15 @@ class _Chunks:
         appends going on in between, for up to ``_EMPTY_WAIT``. Cutting the file
         back costs about 60 ms per 300 MB (at most once, after a compaction).
         """
-        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        _sync(self._path)
+        self._copy_back()
         with self._busy_timeout_of(_RESTART_WAIT):
             return _checkpoint.empty_wal(self._conn, _EMPTY_WAIT)
+
+    def _copy_back(self) -> None:
+        """What the WAL holds copied into the database file and synced, while appends
+        go on: the pass that holds writers off then has only the newest frames left."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _sync(self._path)
 
     def _busy_timeout_of(self, seconds: float) -> contextlib.AbstractContextManager[None]:
         """SQLite's busy handler waits ``seconds`` at most inside, then as configured."""

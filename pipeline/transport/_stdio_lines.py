@@ -222,10 +222,15 @@ def _seconds(stamp: float | None, now: float) -> float:
     return stamp / 1000 if stamp > _MILLIS_THRESHOLD else stamp
 
 
+def _sender(line: MessageLine | UndecryptableLine | EditLine, owner_jid: str) -> str | None:
+    """Who a line says sent it; the owner for a ``from_me`` line that does not say (the
+    chat would be the wrong default); None: not said."""
+    return line.sender or (owner_jid if line.from_me else None)
+
+
 def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
     """A message line as ``MessageReceived``; raises ``InvalidJid`` for a bad id."""
-    # The owner typed a from_me message, so the chat is the wrong default sender.
-    sender = line.sender or (owner_jid if line.from_me else None)
+    sender = _sender(line, owner_jid)
     chat_alt = line.chat_alt
     if chat_alt is None and line.sender_alt and (sender is None or sender == line.chat):
         chat_alt = line.sender_alt  # in a DM the sender's other id is the chat's
@@ -255,7 +260,7 @@ def message(line: MessageLine, owner_jid: str, now: float) -> Fact:
 def undecryptable(line: UndecryptableLine, owner_jid: str, now: float) -> Fact:
     """An undecryptable line as ``MessageUndecryptable``; raises ``InvalidJid`` for a bad id."""
     chat = normalize(line.chat)
-    sender = line.sender or (owner_jid if line.from_me else None)
+    sender = _sender(line, owner_jid)
     return MessageUndecryptable(
         chat=chat,
         msg_id=line.id,
@@ -299,7 +304,7 @@ def media_source(line: MessageLine) -> MediaSource | None:
 
 def edit(line: EditLine, owner_jid: str) -> Fact:
     """An edit line as ``MessageEdited``; raises ``InvalidJid`` for a bad id."""
-    editor = line.sender or (owner_jid if line.from_me else None)
+    editor = _sender(line, owner_jid)
     return MessageEdited(
         chat=normalize(line.chat),
         msg_id=line.id,

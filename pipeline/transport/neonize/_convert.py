@@ -185,16 +185,15 @@ def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
         return Dropped(reason)
     try:
         chat = normalize(Jid2String(source.Chat))
-        sender = normalize(jid(source.Sender) or chat)
-        alt = jid(source.SenderAlt)
+        sender, alt, from_me = _sender_of(chat, source)
         return MessageUndecryptable(
             chat=chat,
             msg_id=ev.Info.ID,
             sender=sender,
             reason="unavailable" if ev.IsUnavailable else "decrypt_failed",
-            sender_alt=normalize(alt) if alt else None,
+            sender_alt=alt,
             is_group=source.IsGroup,
-            from_me=source.IsFromMe,
+            from_me=from_me,
             sent_at=ev.Info.Timestamp / _MILLIS_PER_SECOND,
             detail=_why_undecryptable(ev),
         )
@@ -237,7 +236,7 @@ def _protocol(chat: str, pm: Any, info: Any) -> Fact | Dropped:
     if pm.type == ProtocolMessage.MESSAGE_EDIT:
         # Who sent it, never the key's ``participant``: that names the original's
         # author, and anyone can write it (only the author's own edit counts).
-        editor, editor_alt, from_me = _editor(chat, info.MessageSource)
+        editor, editor_alt, from_me = _sender_of(chat, info.MessageSource)
         return MessageEdited(
             chat=chat,
             msg_id=pm.key.ID,
@@ -259,7 +258,7 @@ def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | Dropped:
         return Dropped(f"secret_{name}")
     if not sem.targetMessageKey.ID:
         return Dropped("protocol_without_key")
-    editor, editor_alt, from_me = _editor(chat, info.MessageSource)
+    editor, editor_alt, from_me = _sender_of(chat, info.MessageSource)
     return SecretEdit(
         chat,
         sem.targetMessageKey.ID,
@@ -272,8 +271,9 @@ def _secret_edit(chat: str, sem: Any, info: Any) -> SecretEdit | Dropped:
     )
 
 
-def _editor(chat: str, source: Any) -> tuple[str, str | None, bool]:
-    """Who sent an edit, as a message's sender is named: the id, its other form, the owner."""
+def _sender_of(chat: str, source: Any) -> tuple[str, str | None, bool]:
+    """Who sent an event (an edit, an undecryptable message): the id (the chat's in a
+    DM that names no sender), its other form, and whether it was the owner."""
     alt = jid(source.SenderAlt)
     editor = normalize(jid(source.Sender) or chat)
     return editor, normalize(alt) if alt else None, source.IsFromMe

@@ -465,6 +465,11 @@ def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_pa
             {"LLM_BASE_URL": f"http://u:{PASSWORD}@h:0/v1"},
             "LLM_BASE_URL: 'http://u:***@h:0/v1': its port is not a number from 1 to 65535",
         ),
+        (  # the proxy's port, checked as every other URL's
+            patched(whatsapp={"phone_number": "491700000000", "proxy": "socks5://h:8O80"}),
+            {},
+            "whatsapp.proxy: 'socks5://h:8O80': its port is not a number from 1 to 65535",
+        ),
         (  # httpx: "Request URL is missing an 'http://' or 'https://' protocol"
             patched(alerts={"webhook": "http://:8080/topic"}),
             {},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -80,6 +80,8 @@ class WhatsAppConfig(Section, frozen=True, kw_only=True):
                 raise FieldError(
                     "proxy", f"{shown!r} is not an http(s):// or socks5:// URL with a host"
                 )
+            if (problem := _port_problem(self.proxy, parts)) is not None:
+                raise FieldError("proxy", problem)
 
 
 class ToolsConfig(Section, frozen=True, kw_only=True):
@@ -327,8 +329,13 @@ def url_problem(url: str) -> str | None:
         return f"{redact_dsn(url)!r} is not an http(s) URL (it has no host)"
     if not url.isprintable():
         return f"{redact_dsn(url)!r} holds a control character"
+    return _port_problem(url, parts)
+
+
+def _port_problem(url: str, parts: SplitResult) -> str | None:
+    """Why ``url``'s port (if it names one) is not one: a typo (8O80, 99999) would fail
+    every connection, long after the start."""
     try:
-        # A typo (8O80, 99999) would fail every request, long after the start.
         port = parts.port
     except ValueError:
         port = 0

@@ -182,6 +182,12 @@ class Agent:
                 self._held.clear()
                 self._chats.wake()  # its cost is in the log: the held chats decide again
 
+    def _forgotten(self, asked: turn.Ask) -> bool:
+        """Whether a compaction (a ``forget``) removed the turn while its call was out:
+        read from the log now, not at the next poll, since what follows records words."""
+        self.folded.refresh()
+        return turn.forgotten(self.folded.view, asked.chat, asked.run)
+
     async def _ask(self, loaded: LoadedConfig, asked: turn.Ask) -> turn.Ask | None:
         """The LLM call, "typing…" while it runs; each failure and the outcome recorded.
         Returns the tool loop's next round, its request recorded, if the answer asks one."""
@@ -196,8 +202,7 @@ class Agent:
                 final=final,
                 error=error.loggable,
             )
-            self.folded.refresh()
-            if turn.forgotten(self.folded.view, chat, asked.run):
+            if self._forgotten(asked):
                 return  # forgotten meanwhile: the API's error may echo the chat's words
             await self.folded.append(
                 LlmFailed(
@@ -227,8 +232,7 @@ class Agent:
             # A bug on our side, not the API's: record it as final so the
             # messages leave the queue instead of being asked again forever.
             log.exception("llm_call_crashed", chat=chat, call_id=call_id)
-            self.folded.refresh()
-            if turn.forgotten(self.folded.view, chat, asked.run):
+            if self._forgotten(asked):
                 return None
             error = f"internal error: {type(exc).__name__}: {exc}"
             await self.folded.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))

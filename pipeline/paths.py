@@ -1,17 +1,13 @@
 """Where the command line finds things: the store directory, the .env file, the log's URL.
 
-Shared by ``python -m pipeline`` and ``python replay.py``. ``DaemonLock`` is the
-store's lock, held by its daemon (``run``) and by ``migrate``, which must not copy
-a log while a daemon appends to it.
+Shared by ``python -m pipeline`` and ``python replay.py``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
-from events.owner_only import open_private, private_dir
 from pipeline.config import ConfigError, Environment, dsn_problem
 
 STORE_HELP = "data directory (default $WABOT_STORE, else ./store)"
@@ -21,7 +17,6 @@ LOG_URL_HELP = (
     " when set, wins over this option)"
 )
 # In the store: held (flock) by the running daemon, so anyone can tell whether one runs.
-LOCK_NAME = "daemon.lock"
 
 
 def store_dir(arg: Path | None, env: Path | None) -> Path:
@@ -60,41 +55,3 @@ def log_url(arg: str | None, env: Path | None, configured: str | None) -> str | 
                 raise ConfigError(source, f"{name}: {problem}")
             return url
     return configured
-
-
-class AlreadyRunning(Exception):
-    """The store is held by another daemon, or cannot be used at all (exit 2, one line)."""
-
-
-class DaemonLock:
-    """``flock`` on ``STORE/daemon.lock``: held by the store's daemon, or by a tool
-    that must not run beside one; ``acquire`` raises ``AlreadyRunning`` at once."""
-
-    def __init__(self, store: Path) -> None:
-        self.path = Path(store) / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            private_dir(self.path.parent)
-            fd = open_private(self.path, os.O_RDWR)
-        except OSError as exc:
-            raise AlreadyRunning(
-                f"{self.path.parent}: cannot use the store ({exc.strerror})"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"{self.path.parent}: another wabot (pid {holder}) is running on this store"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

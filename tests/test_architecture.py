@@ -29,6 +29,7 @@ SHARED = (
     "pipeline.transport",
     "pipeline.logs",
     "pipeline.paths",
+    "pipeline.store_lock",
     "pipeline.toolbox",
 )
 # A backstop, not a design rule: a module grows until its concept does, then becomes

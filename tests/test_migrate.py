@@ -22,7 +22,7 @@ from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message
 from events.transfer import SQLiteSide, summarise
 from pipeline.media import MediaStore
-from pipeline.paths import DaemonLock
+from pipeline.store_lock import DaemonLock
 from tests.pg_support import DSN, own_schema, require_server, schema_url
 
 require_server()

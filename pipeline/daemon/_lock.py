@@ -3,7 +3,7 @@
 ``daemon_lock`` hands the command line "a lock" for the log it runs on, and
 the daemon never learns which:
 
-- a log in the store (SQLite): ``DaemonLock`` (``pipeline.paths``, as the
+- a log in the store (SQLite): ``DaemonLock`` (``pipeline.store_lock``, as the
   tools that must not run beside a daemon take it too), an advisory ``flock`` on
   ``STORE/daemon.lock``, held for the life of the process; the kernel releases
   it however the process ends, so a crash or ``kill -9`` never leaves a stale
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from events.backends import is_postgres
-from pipeline.paths import AlreadyRunning, DaemonLock
+from pipeline.store_lock import AlreadyRunning, DaemonLock
 
 __all__ = ["AlreadyRunning", "DaemonLock", "Lock", "daemon_lock"]
 

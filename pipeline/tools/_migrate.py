@@ -29,7 +29,7 @@ from events.jid import phone_digits
 from events.transfer import Side, SQLiteSide, Summary, copy, summarise
 from pipeline.config import dsn_problem
 from pipeline.media import MediaStore, move_media
-from pipeline.paths import AlreadyRunning, DaemonLock
+from pipeline.store_lock import AlreadyRunning, DaemonLock
 from pipeline.tools._args import BadArgument, latest_config
 from pipeline.tools._where import Where, chosen_number, number_arg
 

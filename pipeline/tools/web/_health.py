@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 
 from events.protocol import LogError
 from pipeline.config import AppConfig
-from pipeline.paths import LOCK_NAME
+from pipeline.store_lock import LOCK_NAME
 from pipeline.tools._stats import account_report, account_text
 from projections.fold import States
 

@@ -85,12 +85,12 @@ def reply_parts(
             in_reply_to=run[-1].message.msg_id,
             trigger_ids=trigger_ids,
             wa_id=new_wa_id(),
-            quoted=quoted if n == 1 else None,
+            quoted=quoted if i == 0 else None,
             part=n,
             parts=of,
-            speech=speech[(n or 1) - 1],
+            speech=speech[i],
         )
-        for n, of, part in numbered(parts)
+        for i, (n, of, part) in enumerate(numbered(parts))
     ]
 
 

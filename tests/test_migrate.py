@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -21,6 +22,7 @@ from events.protocol import Keyed, Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message
 from events.transfer import SQLiteSide, summarise
+from pipeline.daemon._lease import LeaseLock
 from pipeline.media import MediaStore
 from pipeline.store_lock import DaemonLock
 from tests.pg_support import DSN, own_schema, require_server, schema_url
@@ -211,6 +213,38 @@ def test_a_store_whose_daemon_runs_is_refused_in_one_line(tmp_path: Path, url: s
     done = _migrate("--to", url, "--store", str(store), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     starting = DaemonLock(store)  # and the lock is free again for the daemon
+    starting.acquire()
+    starting.release()
+
+
+def test_a_number_whose_daemon_runs_on_postgresql_is_refused_in_one_line(
+    tmp_path: Path, url: str
+) -> None:
+    """That daemon may run on another machine, where the store's lock cannot see it:
+    its lease says so. Copied from beside it, its later appends would stay behind."""
+    with PostgresLog(url, name=OWNER) as log:  # the daemon's log so far
+        log.append(message(1), message(2))
+    full, empty = tmp_path / "full", tmp_path / "empty"
+    full.mkdir()
+    empty.mkdir()
+    _history(full)
+    daemon = LeaseLock(url, OWNER, settle=0)  # as the daemon on the server holds it
+    daemon.acquire()
+    try:
+        for args in (("--to", url, "--store", str(full)), ("--from", url, "--store", str(empty))):
+            refused = _migrate(*args, "--number", OWNER, cwd=tmp_path)
+            assert refused.returncode == 2, refused.stdout
+            assert refused.stderr.count("\n") == 1, refused.stderr
+            assert f"a daemon runs on number {OWNER}'s log (" in refused.stderr
+            holder = f"pid {os.getpid()} on {socket.gethostname()}"
+            assert refused.stderr.endswith(f"; {holder}); stop it before migrate\n")
+        assert not (empty / "events.db").exists()
+    finally:
+        daemon.release()
+    done = _migrate("--from", url, "--store", str(empty), "--number", OWNER, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [row[0] for row in _rows(empty / "events.db")] == [1, 2]
+    starting = LeaseLock(url, OWNER, settle=0)  # and the lease is free again for the daemon
     starting.acquire()
     starting.release()
 

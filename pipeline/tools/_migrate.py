@@ -8,7 +8,10 @@ on their counts and a sha256 over every row (``events.transfer``). Not beside
 the store's daemon: what it appends after the copy began would stay behind
 (``--to``), or land in the copy's way (``--from``). So ``migrate`` holds the
 store's daemon lock throughout, as ``run`` does: refused in one line while a
-daemon holds it, and a daemon started meanwhile stops at once.
+daemon holds it, and a daemon started meanwhile stops at once. The number's
+log in PostgreSQL has a daemon of its own, perhaps on another machine: its
+lease (``events.postgres.Lease``) is held too, so a daemon there refuses the
+copy the same way, and one started meanwhile waits as a standby.
 
 The attachments go with the log: once the copy matched, the files move from
 where the source's store keeps them to where the target's does
@@ -20,6 +23,8 @@ already matches its source is not copied twice, only the files are moved.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,13 +74,33 @@ def _migrate(store: Path, url: str, *, to: bool, number: str | None) -> str:
     local = SQLiteSide(store)
     if to:
         name = number or _owner_of(store)
-        remote = PostgresSide(url, name=name)
-        said = _copied(local, remote)
+        with _no_remote_daemon(url, name):
+            remote = PostgresSide(url, name=name)
+            said = _copied(local, remote)
         return said + _moved(move_media(store, None, name), store, name)
     name = chosen_number(Where(Path(store), url, number))
-    remote = PostgresSide(url, name=name)
-    said = _copied(remote, local)
+    with _no_remote_daemon(url, name):
+        remote = PostgresSide(url, name=name)
+        said = _copied(remote, local)
     return said + _moved(move_media(store, name, None), store, None)
+
+
+@contextmanager
+def _no_remote_daemon(url: str, number: str) -> Iterator[None]:
+    """Hold the lease of ``number``'s log in PostgreSQL while copying, as its daemon would."""
+    from events.postgres import Lease  # noqa: PLC0415  (loads psycopg)
+
+    lease = Lease(url, name=number)
+    try:
+        if not lease.take(f"migrate pid {os.getpid()} on {socket.gethostname()}"):
+            holder = lease.holder() or "unknown"
+            raise BadArgument(
+                f"a daemon runs on number {number}'s log ({lease.where.where}; {holder});"
+                " stop it before migrate"
+            )
+        yield
+    finally:
+        lease.release()
 
 
 def _copied(source: Side, target: Side) -> str:

@@ -13,12 +13,13 @@ from events.model import (
     MessageReceived,
     MessageRevoked,
     MessageSkipped,
+    Quoted,
     Recorded,
     ReplyPlanned,
 )
 from events.protocol import Selection
 from pipeline.config import config_from_dict
-from pipeline.llm import group_context, user_turn
+from pipeline.llm import group_context, pointed_at, user_turn
 from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
 from projections import group_talk
 from projections.fold import fold
@@ -153,10 +154,12 @@ def test_the_context_goes_to_mention_and_keyword_groups_only() -> None:
 class _Item:
     """A queue item as the prompt reads it."""
 
-    def __init__(self, text: str) -> None:
-        self.message = said("t", text, sender=CAROL, name="Carol")
+    def __init__(self, text: str, sender: str = CAROL, media: Any = None, **fields: Any) -> None:
+        self.message = msgspec.structs.replace(
+            said("t", text, sender=sender, name="Carol"), **fields
+        )
         self.text = text
-        self.media = None
+        self.media = media
         self.transcript = None
         self.document = None
 
@@ -223,3 +226,39 @@ def test_the_bot_s_own_reply_echoed_back_is_not_talk() -> None:
     )
 
     assert heard(state) == [("491700000000", "I'll drive"), ("Bob", "thanks")]
+
+
+def test_a_bare_call_asks_what_its_sender_said_last() -> None:
+    carol_lid = "201234567890123@lid"
+    state = talk(
+        said("m1", "old news", sender=CAROL, name="Carol"),
+        said("m2", "Dinner at 7?"),
+        said("m3", "where is it", sender=carol_lid, name="Carol"),  # her LID, as groups send
+        said("m4", "and when?", sender=CAROL, name="Carol"),
+        said("m5", "no idea"),
+    )
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    for mode, call in (("mention", "@491700000000"), ("keyword", "Bot?!")):
+        group = _config(mode).find_entity(GROUP)
+        assert group is not None
+        bare = _Item(call, sender_alt=carol_lid)
+        kept, asked = pointed_at(group, [bare], context)
+        assert _texts(asked) == ["where is it", "and when?"], mode
+        assert _texts(kept) == ["old news", "Dinner at 7?", "no idea"], mode
+        # Words of its own, an attachment or a quote: the call asks those.
+        quote = Quoted(id="m2", text="Dinner at 7?")
+        for own in (
+            _Item(f"{call} today?", sender_alt=carol_lid),
+            _Item(call, sender_alt=carol_lid, media=object()),
+            _Item(call, sender_alt=carol_lid, quoted=quote),
+        ):
+            assert pointed_at(group, [own], context) == (list(context), []), mode
+    # A sender who said nothing since the bot spoke asks nothing more.
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    stranger = _Item("@491700000000", sender="491709999999@s.whatsapp.net")
+    assert pointed_at(group, [stranger], context) == (list(context), [])
+
+
+def _texts(saids: Any) -> list[str]:
+    return [h.text for h in saids]

@@ -48,6 +48,7 @@ from pipeline.llm import (
     debug_note,
     format_reply,
     group_context,
+    pointed_at,
     spoken_reply,
     system_text,
     user_turn,
@@ -299,7 +300,8 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     leave = frozenset(i.message.msg_id for i in run)
     heard = group_talk.since_spoke(view.group_talk, chat, leave)
     kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
-    turn = user_turn(run, cfg, group_context(cfg, entity, heard))
+    talk, asked = pointed_at(entity, run, group_context(cfg, entity, heard))
+    turn = user_turn(run, cfg, talk, asked)
     prompt = compose(cfg, entity, context, turn, kept, now=facts.now)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.
     params = facts.learned(prompt.model, prompt.params)

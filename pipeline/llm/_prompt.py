@@ -80,6 +80,10 @@ class Said(Protocol):
     def name(self) -> str: ...
     @property
     def text(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sender_alt(self) -> str | None: ...
 
 
 CONTEXT_HEAD = "[Said in the group since you last answered, for context only; do not answer it]"
@@ -96,14 +100,67 @@ def group_context(config: AppConfig, entity: Entity, heard: Sequence[Said]) -> l
     return list(heard[len(heard) - wanted :]) if wanted else []
 
 
+_MENTION = re.compile(r"@\d+")
+
+
+def pointed_at(
+    entity: Entity, messages: Sequence[Message], context: Sequence[Said]
+) -> tuple[list[Said], list[Said]]:
+    """``context`` apart: (what stays context, what a bare call asks).
+
+    People write the question, then call the bot in a message of its own
+    ("@bot"). A burst that is only the call (mentions and the group's keywords,
+    no attachment, no quote) asks what its sender said last: their newest
+    messages in ``context``, those in a row without another's words between.
+    Shown as context, the model was told not to answer the question it was
+    called for.
+    """
+    if not isinstance(entity, GroupEntity) or not context or not _bare(entity, messages):
+        return list(context), []
+    said = messages[-1].message
+    ids = {said.sender, said.sender_alt} - {None, ""}
+    end = len(context)
+    while end and not _by(context[end - 1], ids):
+        end -= 1
+    start = end
+    while start and _by(context[start - 1], ids):
+        start -= 1
+    return [*context[:start], *context[end:]], list(context[start:end])
+
+
+def _by(said: Said, ids: set[str | None]) -> bool:
+    return said.sender in ids or (said.sender_alt is not None and said.sender_alt in ids)
+
+
+def _bare(group: GroupEntity, messages: Sequence[Message]) -> bool:
+    """Every message of the burst holds nothing but the call: no words of its own."""
+    keywords = [re.escape(w.strip()) for w in group.trigger.keywords]
+    call = re.compile(rf"(?<!\w)(?:{'|'.join(keywords)})(?!\w)", re.I) if keywords else None
+    for m in messages:
+        if m.media is not None or _quote(m):
+            return False
+        words = _MENTION.sub(" ", m.text)
+        if call is not None:
+            words = call.sub(" ", words)
+        if re.search(r"\w", words):
+            return False
+    return True
+
+
 def user_turn(
-    messages: Sequence[Message], config: AppConfig, context: Sequence[Said] = ()
+    messages: Sequence[Message],
+    config: AppConfig,
+    context: Sequence[Said] = (),
+    asked: Sequence[Said] = (),
 ) -> ChatTurn:
     """The user turn of a burst: its text and, with ``media.vision`` on, its images;
-    with ``context``, the group's earlier messages first, marked as such."""
+    with ``context``, the group's earlier messages first, marked as such; with
+    ``asked`` (``pointed_at``), the words a bare call asks, before the call."""
     vision = config.media.vision
     limit = config.limits.max_input_chars
     text = user_text(messages, limit, vision=vision)
+    if asked:
+        text = "\n".join([*_context_lines(asked, limit // 2), text])
     if context:
         lines = _context_lines(context, limit // 2)
         text = "\n".join([CONTEXT_HEAD, *lines, "", ANSWER_HEAD, text])

@@ -96,3 +96,50 @@ def test_the_question_sent_just_after_a_bare_mention_is_answered_with_it(
     assert _user_turn(llm_server, 0) == "\n".join(
         ["Alice: @491700000000", "Alice: what's the weather in Rome tomorrow?"]
     )
+
+
+def test_the_question_sent_before_a_bare_mention_is_the_message_to_answer(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer
+) -> None:
+    """ "The question", then "@bot" alone: shown as context, the model was told not to
+    answer the very question it was called for."""
+    daemon = make_daemon({"polling": SHIPPED_POLLING})
+    _say(daemon, BOB, "Bob", "Dinner on Friday?")
+    first = _say(daemon, ALICE, "Alice", "what's the weather in Rome")
+    second = _say(daemon, ALICE, "Alice", "tomorrow?")
+    _say(daemon, CAROL, "Carol", "good question")
+    for early in (first, second):
+        assert daemon.wait_event(MessageSkipped, msg_id=early).reason == "not_triggered"
+    mention = _say(daemon, ALICE, "Alice", "@491700000000", mentions=[OWNER_JID])
+
+    assert daemon.next_sent(timeout=20)["reply_to"] == mention
+    assert _user_turn(llm_server, 0) == "\n".join(
+        [
+            CONTEXT_HEAD,
+            "Bob: Dinner on Friday?",
+            "Carol: good question",
+            "",
+            ANSWER_HEAD,
+            "Alice: what's the weather in Rome",
+            "Alice: tomorrow?",
+            "Alice: @491700000000",
+        ]
+    )
+    # A mention with words of its own asks those: the earlier ones stay context.
+    _say(daemon, ALICE, "Alice", "and in Milan?")
+    own = _say(daemon, ALICE, "Alice", "@491700000000 is it sunny in Paris?", mentions=[OWNER_JID])
+    assert daemon.next_sent(timeout=20)["reply_to"] == own
+    assert _user_turn(llm_server, 1) == "\n".join(
+        [
+            CONTEXT_HEAD,
+            "Alice: and in Milan?",
+            "",
+            ANSWER_HEAD,
+            "Alice: @491700000000 is it sunny in Paris?",
+        ]
+    )
+    daemon.stop()
+
+    replay = daemon.replay("--chat", "Family", "--recorded", "--json", timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == ["OK", "OK"]

@@ -15,7 +15,15 @@ import msgspec
 from events.model import ChatTurn
 from pipeline import toolbox
 from pipeline.config import AppConfig, ConfigError, config_from_dict
-from pipeline.llm import Formatting, Prompt, compose, composed_at, group_context, user_turn
+from pipeline.llm import (
+    Formatting,
+    Prompt,
+    compose,
+    composed_at,
+    group_context,
+    pointed_at,
+    user_turn,
+)
 from projections.calls import Call
 
 ContextMode = Literal["recorded", "replayed"]
@@ -69,7 +77,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
     # As the agent built it: the group's earlier messages as that config chose them.
-    heard = group_context(recorded, entity, inputs.heard)
+    heard, asked = pointed_at(entity, inputs.items, group_context(recorded, entity, inputs.heard))
     config = variant.config or recorded
     if variant.config is not None:
         # The new config may describe the chat differently; the call's chat stays the same.
@@ -89,7 +97,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     if variant.context == "replayed":
         context = _chained(context, inputs.context_calls, answers)
     # As the agent built it: text, transcripts and documents from the log, images from the store.
-    turn = user_turn(inputs.items, recorded, heard)
+    turn = user_turn(inputs.items, recorded, heard, asked)
     try:
         kept = inputs.facts if config.tools.memory else []
         composed = compose(config, entity, context, turn, kept, now=_composed_at(call))

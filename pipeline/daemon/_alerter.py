@@ -113,7 +113,9 @@ class Alerter:
                 owed.setdefault("connection_down", down)
             for kind, detail in owed.items():
                 if kind in config.on:
-                    await self._alert(kind, detail, alerts.quoted_chat(view.alerts, kind))
+                    quotes_chat = alerts.quoted_chat(view.alerts, kind)
+                    note = kind not in _WHATSAPP_DOWN
+                    await self._alert(kind, detail, quotes_chat, config.webhook, note=note)
             retry_at = await self._retry_due(config.webhook, config.on)
             due = alerts.down_due_at(self.folded.view.alerts, config.connection_down_minutes)
             # Past due and still owed: the config does not ask for it.
@@ -129,37 +131,37 @@ class Alerter:
         for kind, at in alerts.retries(self.folded.view.alerts).items():
             retry = alerts.retrying(self.folded.view.alerts, kind)
             if kind in on and at <= now and retry is not None:
-                text = f"wabot alert: {_TITLES[kind]} — {retry.detail}"
-                error = await self._post(webhook, kind, retry.detail, text)
-                alerted = OwnerAlerted(
-                    kind=kind,
-                    ok=not error,
-                    detail=retry.detail,
-                    error=error,
-                    quotes_chat=retry.quotes_chat,
-                )
-                await self.folded.append(alerted)
-                log.warning(
-                    "owner_alerted", kind=kind, ok=not error, error=error or None, retry=True
-                )
+                # The owner's note went with the first try: only the webhook is retried.
+                await self._alert(kind, retry.detail, retry.quotes_chat, webhook, retry=True)
         due = [at for kind, at in alerts.retries(self.folded.view.alerts).items() if kind in on]
         return min(due, default=math.inf)
 
-    async def _alert(self, kind: AlertKind, detail: str, quotes_chat: str | None) -> None:
+    async def _alert(
+        self,
+        kind: AlertKind,
+        detail: str,
+        quotes_chat: str | None,
+        webhook: str | None,
+        *,
+        note: bool = False,
+        retry: bool = False,
+    ) -> None:
+        """POST the alert to ``webhook`` (if any), write the owner a ``note`` (if asked),
+        and record how it went."""
         text = f"wabot alert: {_TITLES[kind]} — {detail}"
-        webhook = self.settings.app.alerts.webhook
         error = "" if webhook is None else await self._post(webhook, kind, detail, text)
         events: list[AnyEvent] = []
-        if kind not in _WHATSAPP_DOWN:
+        if note:
             owner = self.settings.app.owner_jid
             events.append(owner_note(owner, "alert", text, self.ids, quotes_chat=quotes_chat))
-        ok = (webhook is not None and not error) or (webhook is None and bool(events))
+        ok = (webhook is not None and not error) or (webhook is None and note)
         alerted = OwnerAlerted(
             kind=kind, ok=ok, detail=detail, error=error, quotes_chat=quotes_chat
         )
         events.append(alerted)
         await self.folded.append(*events)
-        log.warning("owner_alerted", kind=kind, ok=ok, error=error or None)
+        said = {"retry": True} if retry else {}
+        log.warning("owner_alerted", kind=kind, ok=ok, error=error or None, **said)
 
     async def _post(self, url: str, kind: AlertKind, detail: str, text: str) -> str:
         """POST the alert; the last error in one line, or "" once it was taken."""

@@ -3,14 +3,20 @@ bytes fetched only when the daemon asks the source the line came with."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.model import Media, MessageReceived
-from pipeline.media import MediaStore
+from pipeline.media import MediaError, MediaStore
+from pipeline.transport._stdio import MAX_LINE_BYTES
+from pipeline.transport._stdio_media import elided, skim
 from tests import test_stdio_transport as stdio
 from tests.media_files import b64, pdf, voice_note, write
 from tests.test_stdio_transport import ALICE, MakeTransport, StdinPipe, running, warnings_in
@@ -124,3 +130,71 @@ async def test_a_line_carrying_a_large_file_is_read_whole_and_the_next_lines_fol
     assert MediaStore.of(tmp_path).read(stored.sha256) == data
     assert isinstance(second.event, MessageReceived)
     assert (second.event.msg_id, second.event.text) == ("T1", "x")
+
+
+async def test_an_attachment_too_long_for_a_line_leaves_the_message_and_its_caption(
+    stdin: StdinPipe, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    """Its base64 past the line limit: the line is read past, keeping its ends, and the
+    message is recorded with an attachment that says it could not be read."""
+    limit = MAX_LINE_BYTES
+    data = "QUJD" * (limit // 4 + 2**18)  # 1 MiB of base64 over the limit
+    video = {"kind": "video", "data": data}
+    first = {"id": "L1", "chat": ALICE, "text": 'see "this"\\', "media": video}
+    last = {"media": {"data": data, "kind": "image", "file_name": "a.jpg"}, "id": "L2"}
+    last |= {"chat": ALICE, "text": "and that"}  # the string first and last in its object
+    text_too_long = {"id": "L3", "chat": ALICE, "text": data}
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_transport()) as harness:
+            for line in (first, last, text_too_long):
+                await stdin.write_large(json.dumps(line).encode() + b"\n")
+            stdin.write({"id": "L4", "chat": ALICE, "text": "after"})
+            facts = [await harness.next_fact() for _ in range(3)]
+
+    events = [f.event for f in facts]
+    assert all(isinstance(e, MessageReceived) for e in events)
+    said = [(e.msg_id, e.text, e.media.kind if e.media else None) for e in events]  # type: ignore[union-attr]
+    assert said == [
+        ("L1", 'see "this"\\', "video"),
+        ("L2", "and that", "image"),
+        ("L4", "after", None),
+    ]
+    for fact in facts[:2]:
+        assert fact.media is not None
+        assert fact.media.size == len(data) * 3 // 4  # over any media.max_mb
+        with pytest.raises(MediaError, match=r"give the file as media\.path"):
+            await MediaStore.of(tmp_path).save(fact.media, 2**30)
+    mib = limit // 2**20
+    assert warnings_in(logs) == [
+        f"stdin line 1: longer than {mib} MiB, read without its media.data"
+        " (give such a file as media.path)",
+        f"stdin line 2: longer than {mib} MiB, read without its media.data"
+        " (give such a file as media.path)",
+        f"stdin line 3: longer than {mib} MiB, skipped",
+    ]
+
+
+@given(
+    before=st.dictionaries(st.text(max_size=8), st.text(max_size=30), max_size=4),
+    after=st.dictionaries(st.text(max_size=8), st.text(max_size=30), max_size=4),
+    characters=st.integers(min_value=200, max_value=2000),
+)
+@settings(max_examples=300, deadline=None)
+def test_skim_leaves_out_exactly_the_string_between_the_kept_ends(
+    before: dict[str, str], after: dict[str, str], characters: int
+) -> None:
+    """Whatever surrounds it (escapes, quotes, keys in any order), the string that runs
+    from the kept head into the kept tail is the one left out, and nothing else."""
+    after = {k: v for k, v in after.items() if k not in before and k != "data"}
+    media = {**{k: v for k, v in before.items() if k != "data"}, "data": "QUJD" * characters}
+    line = json.dumps({**media, **after}, ensure_ascii=False).encode()
+    start = line.index(b'"QUJD')
+    end = start + 1 + 4 * characters  # its closing quote
+    head, tail = line[: start + 100], line[end - 100 :]
+    skimmed = skim(head, tail, len(line))
+    assert skimmed is not None
+    decoded = json.loads(skimmed)
+    assert elided(msgspec.Raw(json.dumps(decoded["data"]).encode())) == 4 * characters
+    assert {k: v for k, v in decoded.items() if k != "data"} == {
+        k: v for k, v in {**media, **after}.items() if k != "data"
+    }

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import anyio
 import msgspec
@@ -40,13 +40,17 @@ from pipeline.transport._base import (
     StatusSink,
     TransportError,
 )
+from pipeline.transport._stdio_media import skim
 
 _log = get_logger(__name__)
 
-# A longer line is skipped unread, so no line can exhaust memory; a message's
-# text is cut much shorter when the daemon records it (its MAX_TEXT_BYTES). A
-# 16 MB attachment (media.max_mb's default) fits as base64 in ``media.data``.
+# A longer line is read past keeping only its ends, so no line can exhaust memory
+# (a message whose ``media.data`` made it so long is recorded without the bytes:
+# ``_stdio_media.skim``); a message's text is cut much shorter when the daemon
+# records it (its MAX_TEXT_BYTES). A 16 MB attachment (media.max_mb's default)
+# fits as base64 in ``media.data``.
 MAX_LINE_BYTES = 24 * 2**20
+_TOO_LONG = f"longer than {MAX_LINE_BYTES // 2**20} MiB"
 # Lines read ahead of the daemon (plus what one read brought: they are handed
 # over together); beyond that the reader thread waits, so a flood on stdin
 # slows the writer instead of filling memory. A line of at
@@ -55,6 +59,7 @@ MAX_LINE_BYTES = 24 * 2**20
 _READ_AHEAD = 64
 LARGE_LINE_BYTES = 64 * 1024
 _CHUNK = 65536
+_SKIM = 64 * 1024  # bytes kept of each end of a line too long to read (``_stdio_media.skim``)
 # A write of at most this many bytes to a pipe that polls writable cannot block
 # (Linux's PIPE_BUF): such a line is written on the event loop, no thread hand-off.
 _ATOMIC = select.PIPE_BUF
@@ -230,10 +235,8 @@ class StdioTransport:
                     self._hand_over_from_thread(small, loop)
                     continue
                 number += 1
-                if raw is None:
-                    _log.warning(
-                        f"stdin line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
-                    )
+                if isinstance(raw, Overlong):
+                    self._hand_over_overlong(number, raw, small, loop, token)
                 elif raw.isspace():
                     pass
                 elif len(raw) < LARGE_LINE_BYTES:
@@ -255,6 +258,23 @@ class StdioTransport:
             _log.error("cannot read stdin", error=str(exc))
         finally:
             os.close(fd)
+
+    def _hand_over_overlong(
+        self,
+        number: int,
+        long: Overlong,
+        small: list[tuple[int, bytes]],
+        loop: asyncio.AbstractEventLoop,
+        token: EventLoopToken,
+    ) -> None:
+        """A line too long to keep, as ``skim`` rebuilt it: parsed alone, as a large line."""
+        skimmed = skim(long.head, long.tail, long.size)
+        if skimmed is None:
+            _log.warning(f"stdin line {number}: {_TOO_LONG}, skipped")
+            return
+        self._hand_over_from_thread(small, loop)
+        self._take_room()
+        run_from_thread(self._hand_over_large, number, _Skimmed(skimmed), token=token)
 
     def _take_room(self) -> None:
         """Wait for a place in the stream (the reader thread), unless the transport closes."""
@@ -296,6 +316,14 @@ class StdioTransport:
                 _log.warning(f"stdin line {number}: unsupported type {shown!r}, skipped")
                 return None
             line = decoder.decode(raw)
+            if isinstance(raw, _Skimmed):
+                if not lines.elided_media(line):
+                    _log.warning(f"stdin line {number}: {_TOO_LONG}, skipped")
+                    return None
+                _log.warning(
+                    f"stdin line {number}: {_TOO_LONG}, read without its media.data"
+                    " (give such a file as media.path)"
+                )
             if isinstance(line, lines.StatusLine):
                 return lines.status(line)
             if isinstance(line, lines.ReceiptLine):
@@ -349,35 +377,55 @@ def _poller(stdout: BinaryIO) -> select.poll | None:
     return poller
 
 
-def _lines(fd: int, limit: int) -> Iterator[bytes | None]:
+class _Skimmed(bytes):
+    """A line read past (``Overlong``) as ``skim`` rebuilt it, its longest string left out."""
+
+
+class Overlong(NamedTuple):
+    """A line longer than the limit, read past: its first and last bytes, its size."""
+
+    head: bytes
+    tail: bytes
+    size: int
+
+
+def _lines(fd: int, limit: int) -> Iterator[bytes | Overlong]:
     """Lines of a file descriptor (the last one may lack its newline), and
     ``_READ_ALL`` after the lines each read completed.
 
-    A line longer than ``limit`` bytes (newline not counted) is read past
-    without being kept and comes out as None.
+    A line longer than ``limit`` bytes (newline not counted) is read past,
+    keeping only its first and last ``_SKIM`` bytes: it comes out as ``Overlong``.
     """
     parts: list[bytes] = []
     size = 0
-    too_long = False
+    long: Overlong | None = None
     while chunk := os.read(fd, _CHUNK):
         start = 0
         while True:
             end = chunk.find(b"\n", start)
             piece = chunk[start:] if end < 0 else chunk[start : end + 1]
             size += len(piece) - (end >= 0)
-            too_long = too_long or size > limit
-            if not too_long and piece:
+            if long is None and size > limit:
+                head = b"".join(parts) + piece
+                long, parts = Overlong(head[:_SKIM], head[-_SKIM:], 0), []
+            elif long is not None:
+                long = long._replace(tail=(long.tail + piece)[-_SKIM:])
+            elif piece:
                 parts.append(piece)
             if end < 0:
                 break
-            yield None if too_long else _joined(parts)
-            parts, size, too_long = [], 0, False
+            yield _joined(parts) if long is None else _ended(long, size)
+            parts, size, long = [], 0, None
             start = end + 1
         yield _READ_ALL
-    if too_long:
-        yield None
+    if long is not None:
+        yield _ended(long, size)
     elif parts:
         yield b"".join(parts)
+
+
+def _ended(long: Overlong, size: int) -> Overlong:
+    return long._replace(tail=long.tail.removesuffix(b"\n"), size=size)
 
 
 def _joined(parts: list[bytes]) -> bytes:

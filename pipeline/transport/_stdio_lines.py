@@ -42,7 +42,7 @@ from events.model import (
 )
 from pipeline.media import MediaSource, guess_mime, message_kind
 from pipeline.transport._base import Fact, Outgoing, Voice, received_message
-from pipeline.transport._stdio_media import FileSource, InlineSource
+from pipeline.transport._stdio_media import ElidedSource, FileSource, InlineSource, elided
 
 # Senders stamp either unix seconds or (like WhatsApp) milliseconds.
 _MILLIS_THRESHOLD = 1e12
@@ -299,7 +299,14 @@ def media_source(line: MessageLine) -> MediaSource | None:
         return None
     if media.path is not None:
         return FileSource(media.path)
-    return InlineSource(media.data)
+    characters = elided(media.data)
+    return InlineSource(media.data) if characters is None else ElidedSource(characters)
+
+
+def elided_media(line: msgspec.Struct) -> bool:
+    """A message whose attachment's base64 ``skim`` left out of its line."""
+    media = line.media if isinstance(line, MessageLine) else None
+    return media is not None and media.path is None and elided(media.data) is not None
 
 
 def edit(line: EditLine, owner_jid: str) -> Fact:

@@ -4,6 +4,11 @@ off the event loop.
 
 A path must name a regular file: anything else (a FIFO nobody writes to, a
 device) could block the read forever, so it is refused at once.
+
+A line too long to keep (``skim``) is read past, but its head and tail are
+kept: when its one long string is ``media.data``, the message is recorded
+with the rest of the line, and its attachment (``ElidedSource``) as one that
+could not be read, as a file over ``media.max_mb`` would be.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import binascii
 import os
 import re
+import secrets
 import stat
 from pathlib import Path
 
@@ -22,6 +28,11 @@ from pipeline.media import MediaError, MediaSink
 
 _CHUNK = 1 << 20  # bytes read (or base64 characters decoded) at a time
 _ESCAPE = re.compile(rb"\\")
+# A JSON string token, from its opening quote.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# What stands for the string ``skim`` left out: no base64 and no line holds "!", and
+# no line can guess this process's token, so only a skimmed line carries it.
+_ELIDED = b"!elided-" + secrets.token_hex(8).encode() + b"-"
 
 
 class FileSource:
@@ -96,3 +107,66 @@ class InlineSource:
                 sink.write(base64.b64decode(text[start : start + step], validate=True))
         except (binascii.Error, ValueError):
             raise MediaError("corrupt", "media.data is not base64") from None
+
+
+def skim(head: bytes, tail: bytes, size: int) -> bytes | None:
+    """A line of ``size`` bytes, of which ``head`` and ``tail`` were kept, with the
+    string running from one into the other standing for itself (``ElidedSource``);
+    None when no string does (then nothing of the line can be read)."""
+    opened = _open_string(head)
+    closed = _closing_quote(tail)
+    if opened is None or closed is None:
+        return None
+    left = size - opened - (len(tail) - closed) - 1  # the bytes between its quotes
+    return head[:opened] + b'"' + _ELIDED + str(left).encode() + b'"' + tail[closed + 1 :]
+
+
+def _open_string(head: bytes) -> int | None:
+    """Where the string still open at the end of ``head`` starts (its quote)."""
+    at = 0
+    while (quote := head.find(b'"', at)) >= 0:
+        token = _STRING.match(head, quote)
+        if token is None:
+            return quote
+        at = token.end()
+    return None
+
+
+def _closing_quote(tail: bytes) -> int | None:
+    """Where the string ``tail`` starts inside ends: its first unescaped quote."""
+    at = 0
+    while (quote := tail.find(b'"', at)) >= 0:
+        escapes = len(tail[:quote]) - len(tail[:quote].rstrip(b"\\"))
+        if escapes % 2 == 0:
+            return quote
+        at = quote + 1
+    return None
+
+
+def elided(data: msgspec.Raw) -> int | None:
+    """How many characters of base64 ``skim`` left out of ``data``; None: it left none."""
+    token = bytes(data)
+    if not token.startswith(b'"' + _ELIDED):
+        return None
+    return int(token[len(_ELIDED) + 1 : -1])
+
+
+class ElidedSource:
+    """An attachment whose base64 made its line too long to read: never in hand."""
+
+    def __init__(self, characters: int) -> None:
+        self._characters = characters
+
+    @property
+    def size(self) -> int | None:
+        return self._characters * 3 // 4  # over media.max_mb: not fetched at all
+
+    @property
+    def in_hand(self) -> bool:
+        return False
+
+    async def download(self, sink: MediaSink) -> None:
+        raise MediaError(
+            "download_failed",
+            "its base64 was too long for a stdin line: give the file as media.path",
+        )

@@ -464,3 +464,22 @@ def test_a_download_cut_short_by_a_crash_is_answered_after_the_restart(
         "download_failed",
         "the bot stopped before the download finished",
     )
+
+
+def test_an_attachment_too_long_for_a_stdin_line_is_still_a_message(
+    make_daemon: MakeDaemon, heard: FakeTranscriptionServer
+) -> None:
+    """Its base64 past the 24 MiB a line may hold: the message, its caption and the
+    sender's answer stay; only the bytes are not read (shipped ``media`` settings)."""
+    daemon = with_media(make_daemon, heard)
+    data = "/9j/" * (7 * 2**20)  # 28 MiB of base64: 21 MiB of JPEG, over media.max_mb 16
+    send_media(daemon, "T1", {"kind": "image", "data": data}, text="what is this?")
+    assert reply_to(daemon, "T1") == (
+        "That image is too large for me (21.0 MB, over the 16 MB limit)."
+    )
+    [received] = daemon.find(MessageReceived, msg_id="T1")
+    assert received.text == "what is this?"
+    assert received.media is not None
+    assert (received.media.problem, received.media.size) == ("too_large", 22_020_096)
+    assert "read without its media.data" in daemon.wait_stderr("stdin line 1:")
+    assert daemon.alive

@@ -31,6 +31,7 @@ from pipeline.llm._http import OnFailure
 from pipeline.llm._prompt import (
     CUT_MARKER,
     Prompt,
+    Said,
     compose,
     composed_at,
     debug_note,
@@ -79,6 +80,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "RunFailed",
+    "Said",
     "ServerError",
     "Speech",
     "Synthesizer",

@@ -7,11 +7,13 @@ the person the bot just answered need not mention it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from events.model import MessageSkipped
+from events.model import LlmRequested, MessageSkipped
 from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
 from tests.e2e.conftest import MakeDaemon
 from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon
@@ -143,3 +145,24 @@ def test_the_question_sent_before_a_bare_mention_is_the_message_to_answer(
     replay = daemon.replay("--chat", "Family", "--recorded", "--json", timeout=60)
     assert replay.returncode == 0, replay.stderr
     assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == ["OK", "OK"]
+
+    # A call an earlier version composed showed the question as context: still itself.
+    old = [CONTEXT_HEAD, "Bob: Dinner on Friday?", "Alice: what's the weather in Rome"]
+    old += ["Alice: tomorrow?", "Carol: good question", "", ANSWER_HEAD, "Alice: @491700000000"]
+    for turn, statuses in (("\n".join(old), ["OK", "OK"]), ("other", ["DIFF", "OK"])):
+        _rewrite_user_turn(daemon, turn)
+        replay = daemon.replay("--chat", "Family", "--recorded", "--json", timeout=60)
+        assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == statuses
+
+
+def _rewrite_user_turn(daemon: Daemon, text: str) -> None:
+    """The first call's user turn, as if the agent had recorded ``text`` (the second
+    call carries it as the session's first turn)."""
+    [first, second] = [r.seq for r in daemon.events() if isinstance(r.event, LlmRequested)]
+    with contextlib.closing(sqlite3.connect(daemon.store / "events.db")) as conn, conn:
+        for seq, turn in ((first, "#-1"), (second, "1")):
+            conn.execute(
+                f"UPDATE events SET body=json_set(body, '$.messages[{turn}].content', ?)"
+                " WHERE seq=?",
+                (text, seq),
+            )

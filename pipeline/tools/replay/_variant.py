@@ -14,10 +14,11 @@ import msgspec
 
 from events.model import ChatTurn
 from pipeline import toolbox
-from pipeline.config import AppConfig, ConfigError, config_from_dict
+from pipeline.config import AppConfig, ConfigError, Entity, config_from_dict
 from pipeline.llm import (
     Formatting,
     Prompt,
+    Said,
     compose,
     composed_at,
     group_context,
@@ -77,7 +78,7 @@ def prompt_for(call: Call, variant: Variant, answers: Mapping[str, str]) -> Prom
     if entity is None:
         raise Unbuildable(f"config {digest} does not monitor {call.request.chat}")
     # As the agent built it: the group's earlier messages as that config chose them.
-    heard, asked = pointed_at(entity, inputs.items, group_context(recorded, entity, inputs.heard))
+    heard, asked = _pointed_at(call, recorded, entity)
     config = variant.config or recorded
     if variant.config is not None:
         # The new config may describe the chat differently; the call's chat stays the same.
@@ -141,6 +142,20 @@ def _chained(
         new = answers.get(call) if call is not None else None
         chained.append(turn if new is None else ChatTurn("assistant", new))
     return chained
+
+
+def _pointed_at(call: Call, recorded: AppConfig, entity: Entity) -> tuple[list[Said], list[Said]]:
+    """``pointed_at`` as the agent applied it: a call composed before that rule
+    (by a version before it) showed what a bare call asks as context."""
+    assert call.inputs is not None
+    items = call.inputs.items
+    chosen = group_context(recorded, entity, call.inputs.heard)
+    heard, asked = pointed_at(entity, items, chosen)
+    if asked:
+        before = user_turn(items, recorded, chosen).content
+        if any(t.role == "user" and t.content == before for t in call.request.messages):
+            return chosen, []
+    return heard, asked
 
 
 def _composed_at(call: Call) -> float | None:

@@ -7,6 +7,7 @@ that a failure. Everything is created in one schema per run, dropped after.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -50,6 +51,30 @@ def fresh_schema() -> Iterator[str]:
 
 class TestPostgresLog(DurableLogContract):
     factory = "tests.pg_support:pg_log"
+
+    @contextlib.contextmanager
+    def markers_refused(self, path: Path) -> Iterator[None]:
+        """The server's own disk_full (SQLSTATE 53100), raised by a trigger on the
+        marker's insert into this test's log."""
+        s, name = os.environ[SCHEMA_ENV], log_name(path)
+        with admin() as conn:
+            row = conn.execute(f"SELECT id FROM {s}.logs WHERE name = %s", (name,)).fetchone()
+            assert row is not None
+            conn.execute(
+                f"CREATE FUNCTION {s}.disk_full() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION USING ERRCODE = 'disk_full',"
+                " MESSAGE = 'could not extend file: No space left on device'; END $$"
+            )
+            conn.execute(
+                f"CREATE TRIGGER disk_full BEFORE INSERT ON {s}.events FOR EACH ROW"
+                f" WHEN (NEW.type = 'Compacted' AND NEW.log_id = {int(row[0])})"
+                f" EXECUTE FUNCTION {s}.disk_full()"
+            )
+            try:
+                yield
+            finally:
+                conn.execute(f"DROP TRIGGER disk_full ON {s}.events")
+                conn.execute(f"DROP FUNCTION {s}.disk_full()")
 
     def check_integrity(self, path: Path) -> None:
         """The counter is ahead of every stored seq, so no number is handed out twice."""

@@ -1,8 +1,10 @@
 """The SQLite logs bound to the backend-independent contract, plus their own specifics."""
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,19 @@ class SQLiteDurable(DurableLogContract):
     def check_integrity(self, path: Path) -> None:
         with closing(sqlite3.connect(path)) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    @contextlib.contextmanager
+    def markers_refused(self, path: Path) -> Iterator[None]:
+        """SQLITE_FULL's own message, raised by a trigger on the marker's insert."""
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.type = 'Compacted'"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            try:
+                yield
+            finally:
+                db.execute("DROP TRIGGER disk_full")
 
 
 class TestSQLiteLog(SQLiteDurable):

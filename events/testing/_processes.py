@@ -16,6 +16,7 @@ def _compactor_main(argv: list[str]) -> None:
     for flag in ("--factory", "--db", "--chat"):
         p.add_argument(flag, required=True)
     p.add_argument("--stop-after", type=int, default=0)
+    p.add_argument("--stop-at", type=int, default=0)
     a = p.parse_args(argv)
     log = _factory(a.factory)(Path(a.db))
     chunks = 0
@@ -24,7 +25,7 @@ def _compactor_main(argv: list[str]) -> None:
         nonlocal chunks
         chunks += 1
         sys.stdout.write(f"chunk {done.removed}\n")
-        if chunks == a.stop_after:
+        if chunks == a.stop_after or (a.stop_at and done.removed >= a.stop_at):
             sys.stdout.write("stopped\n")
             sys.stdout.flush()
             threading.Event().wait()  # until killed

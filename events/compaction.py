@@ -9,13 +9,16 @@ is small, short enough that an append waiting behind it is never late.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from operator import itemgetter
+
+import msgspec
 
 from events.model import Compacted
 from events.protocol import Chunk, CompactReason, Progress, Selection
 
-__all__ = ["TARGET", "Pacer", "Tally", "removed"]
+__all__ = ["TARGET", "Pacer", "Pending", "Tally", "removed"]
 
 TARGET = 0.045  # seconds one chunk may take: an append waits at most about this long
 _FIRST = 256  # rows in the first chunk, before anything was measured
@@ -90,6 +93,72 @@ class Tally:
             keep=selection.keep,
             by_chat=self.by_chat,
         )
+
+
+class Pending(msgspec.Struct, kw_only=True):
+    """A compaction under way, as the log stores it beside its events (table ``compactions``).
+
+    Written by the transaction of the first chunk that removes anything and
+    updated by every later one, so what went and what the log says went never
+    part: the marker is made from it, in the transaction that removes it. A
+    failure before (a full disk, kill -9, a lost connection) leaves it behind,
+    and whoever opens the log to compact, or the daemon starting, finishes it
+    (``LogWriter.finish_compactions``): the rest goes, then its one marker.
+    Anyone may finish it, even while its first runner still runs: each chunk
+    adds what it removed under the row's lock, and only one transaction can
+    turn the row into the marker. ``key`` is the marker's idempotency key, by
+    which a runner that lost that race finds the marker.
+    """
+
+    token: str
+    reason: CompactReason
+    selection: Selection
+    top: int  # only events up to this seq were there to select
+    upto: int = 0  # every selected event up to this seq is gone
+    by_type: dict[str, int] = {}
+    by_chat: dict[str, int] = {}
+    last: int = 0  # the highest seq removed
+
+    @classmethod
+    def start(cls, reason: CompactReason, selection: Selection, top: int) -> Pending:
+        return cls(token=secrets.token_hex(8), reason=reason, selection=selection, top=top)
+
+    @property
+    def key(self) -> str:
+        return f"compacted/{self.token}"
+
+    def add(self, rows: list[tuple[int, str, str]], upto: int) -> None:
+        """``rows``: the ``(seq, type, chat)`` a chunk removed, every one up to ``upto``."""
+        if rows:
+            _merge(self.by_type, Counter(map(_TYPE, rows)))
+            _merge(self.by_chat, Counter(map(_CHAT, rows)))
+            self.last = max(self.last, max(map(_SEQ, rows)))  # noqa: PLW3301 - no unpacking
+        self.upto = max(self.upto, upto)
+
+    def add_counted(self, groups: list[tuple[str, str, int, int]], upto: int) -> None:
+        """``groups``: ``(type, chat, count, highest seq)`` a chunk removed, up to ``upto``."""
+        for kind, chat, count, top in groups:
+            self.by_type[kind] = self.by_type.get(kind, 0) + count
+            self.by_chat[chat] = self.by_chat.get(chat, 0) + count
+            self.last = max(self.last, top)
+        self.upto = max(self.upto, upto)
+
+    def marker(self) -> Compacted | None:
+        """The ``Compacted`` saying all that went; None when nothing did."""
+        tally = Tally()
+        tally.by_type, tally.by_chat, tally.last = self.by_type, self.by_chat, self.last
+        return tally.marker(self.reason, self.selection)
+
+    def encode(self) -> str:
+        return _PENDING_ENCODER.encode(self).decode()
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> Pending:
+        return _PENDING_DECODER.decode(text)
+
+
+_PENDING_ENCODER = msgspec.json.Encoder(order="sorted")
+_PENDING_DECODER = msgspec.json.Decoder(Pending)
 
 
 def _merge(into: dict[str, int], counts: Counter[str]) -> None:

@@ -186,10 +186,25 @@ class LogWriter(LogReader, Protocol):
 
         Only events that exist when it starts are selected. The events go in
         short chunks (``progress`` hears of each) that appends interleave with;
-        the marker is written once, after the last. A crash midway leaves the
-        log correct without a marker: compacting again removes the rest.
-        Then the snapshots folded before the marker are dropped: they may hold
-        what went (a snapshot is a cache, folded again from the log).
+        the marker is written once, after the last. The chunk that removes the
+        first events also drops every snapshot (they may hold what goes: a
+        snapshot is a cache, folded again from the log), and none is stored
+        until the marker is. Removal and marker are all-or-nothing as a reader
+        of the finished log sees it: the log keeps, with the events, what went
+        so far (``events.compaction.Pending``), so a failure before the marker
+        (a full disk, a crash, a lost connection) is finished by the next
+        compaction or ``finish_compactions``: the rest goes and one marker
+        says all that went. Compactions a failure left unfinished are finished
+        first; when this one then finds nothing left, the marker of an
+        unfinished one of the same reason and selection is returned.
+        """
+        ...
+
+    def finish_compactions(self) -> list[Recorded]:
+        """Finish every compaction a failure left without its marker; their markers.
+
+        The daemon calls it as it starts, before folding: a forget that failed
+        halfway is completed, and no snapshot keeps what it removed.
         """
         ...
 

@@ -13,6 +13,12 @@ the lock, while appends carry on, and starts the WAL over (``checkpoint``).
 Checkpointing after every chunk would copy the index pages that consecutive
 chunks share again and again.
 
+Each chunk's transaction also records what it removed in the compaction's
+row of ``compactions`` (``events.compaction.Pending``; the first one adds
+that row and drops the snapshots, which may hold what goes), so a failure
+before the marker loses nothing the marker must say: whoever finishes it
+later goes on from there.
+
 Once the marker is recorded and the snapshots folded before it are dropped
 (the log's ``finish``), the compaction copies everything back and cuts the WAL
 to nothing (``empty``): its older frames still held the removed rows and the
@@ -29,10 +35,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from events.compaction import Pacer, Tally
-from events.protocol import Selection
+from events.compaction import Pacer, Pending, Tally
 from events.sqlite import _checkpoint
-from events.sqlite._schema import busy_timeout, connect, where
+from events.sqlite._schema import (
+    DROP_SNAPSHOTS,
+    PENDING_ADD,
+    PENDING_ONE,
+    PENDING_SET,
+    busy_timeout,
+    connect,
+    where,
+)
 from events.sqlite._turns import Turnstile, begin
 
 __all__ = ["compact_rows"]
@@ -48,32 +61,46 @@ _YIELD_POLL = 0.0005
 
 def compact_rows(
     path: Path,
-    selection: Selection,
+    pending: Pending,
+    pending_id: int | None,
     tally: Tally,
     *,
-    top: int,
     busy_timeout: float,
     synchronous: str,
     write_lock: threading.Lock,
     waiting: Callable[[], bool],
-    finish: Callable[[], bool],
+    started: Callable[[int], None],
+    finish: Callable[[int | None], bool],
 ) -> None:
-    """Delete the events of ``selection`` up to seq ``top`` from the log at ``path``.
+    """Delete the events of ``pending`` from its ``upto`` to its ``top`` in the log at ``path``.
 
-    ``write_lock`` is the log's in-process writer lock and ``waiting`` says
-    whether appends of this process are queued for it. ``finish`` runs once
-    the rows are gone (the log records the marker and drops the snapshots
-    folded before it) and says whether anything went; then the WAL is emptied.
+    ``pending_id`` is its row in ``compactions`` (None: a compaction not yet
+    recorded there; ``started`` hears of the row its first chunk adds, before
+    that commits). ``write_lock`` is the log's in-process writer lock and
+    ``waiting`` says whether appends of this process are queued for it.
+    ``finish`` runs once the rows are gone, with the row's id (None: nothing
+    went): the log records the marker and drops the snapshots folded before
+    it, and says whether anything went; then the WAL is emptied.
     """
-    chunks = _Chunks(path, selection, busy_timeout, synchronous)
+    chunks = _Chunks(
+        path,
+        pending,
+        pending_id,
+        started=started,
+        busy_timeout=busy_timeout,
+        synchronous=synchronous,
+    )
     try:
         pacer = Pacer()
-        after = unchecked = 0
+        after, top = pending.upto, pending.top
+        unchecked = 0
         size = pacer.size
         while picked := chunks.pick(after, top, size):
             _let_in(chunks.turn, waiting)
             with write_lock:
                 rows, held = chunks.delete(after, picked)
+            if rows is None:
+                break  # another process finished this compaction meanwhile
             unchecked += len(rows)
             if unchecked >= _CHECKPOINT_ROWS:
                 chunks.checkpoint()
@@ -84,7 +111,7 @@ def compact_rows(
                 break  # that read went to ``top``: a last one would find nothing
             pacer.took(len(picked), held)
             size = pacer.size
-        if finish() or _checkpoint.grown_by_bulk(path):
+        if finish(chunks.pending_id) or _checkpoint.grown_by_bulk(path):
             # What went, and the snapshots dropped, must not stay readable in the WAL's
             # frames. And the log's own checkpoints leave a WAL over LIMIT to the bulk
             # that grew it: a file left that size would hold them off for as long as the
@@ -100,9 +127,19 @@ class _Chunks:
     """The compaction's connection (its own cache, no checkpoint in a commit) and statements."""
 
     def __init__(
-        self, path: Path, selection: Selection, busy_timeout: float, synchronous: str
+        self,
+        path: Path,
+        pending: Pending,
+        pending_id: int | None,
+        *,
+        started: Callable[[int], None],
+        busy_timeout: float,
+        synchronous: str,
     ) -> None:
-        condition, self._args = where(selection)
+        self._pending = pending
+        self.pending_id = pending_id
+        self._started = started
+        condition, self._args = where(pending.selection)
         span = f"FROM events WHERE seq > ? AND seq <= ? AND {condition}"
         self._pick = f"SELECT seq, type, chat {span} ORDER BY seq LIMIT ?"
         self._delete = f"DELETE {span}"
@@ -120,14 +157,17 @@ class _Chunks:
         found: _Rows = self._conn.execute(self._pick, (after, top, *self._args, size)).fetchall()
         return found
 
-    def delete(self, after: int, picked: _Rows) -> tuple[_Rows, float]:
+    def delete(self, after: int, picked: _Rows) -> tuple[_Rows | None, float]:
         """Delete the selected events up to the last picked; returns them and the time held.
 
         Rows only ever leave a range below the log's end, so the range holds
         what was picked unless another compaction took some meanwhile: then
-        this chunk is done again, saying exactly which went.
+        this chunk is done again, saying exactly which went. What went is added
+        to the compaction's row in the same transaction; None, with nothing
+        deleted, when another process finished the compaction meanwhile.
         """
-        span = (after, picked[-1][0], *self._args)
+        upto = picked[-1][0]
+        span = (after, upto, *self._args)
         with self._busy_timeout_of(0):  # wait in turn, not in SQLite's handler
             begin(self._conn.cursor(), self.turn, self._busy_timeout)
             started = time.perf_counter()
@@ -138,11 +178,35 @@ class _Chunks:
                     begin(self._conn.cursor(), self.turn, self._busy_timeout)
                     gone_now = self._conn.execute(self._returning, span)
                     picked = [(int(seq), str(kind), str(chat)) for seq, kind, chat in gone_now]
+                if picked and not self._note(picked, upto):
+                    self._conn.execute("ROLLBACK")
+                    return None, time.perf_counter() - started
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
             return picked, time.perf_counter() - started
+
+    def _note(self, rows: _Rows, upto: int) -> bool:
+        """Add ``rows`` to the compaction's row, in the chunk's transaction; False if
+        the row is gone (another process recorded the marker)."""
+        if self.pending_id is None:
+            self._pending.add(rows, upto)
+            added = self._conn.execute(PENDING_ADD, (self._pending.encode(),)).lastrowid
+            assert added is not None
+            self.pending_id = added
+            self._started(added)
+            # Folded before, they may hold what goes; none is stored until the marker is.
+            self._conn.execute(DROP_SNAPSHOTS)
+            return True
+        row = self._conn.execute(PENDING_ONE, (self.pending_id,)).fetchone()
+        if row is None:
+            return False
+        # Read back, not kept here: another process may be finishing it too.
+        stored = Pending.decode(row[0])
+        stored.add(rows, upto)
+        self._conn.execute(PENDING_SET, (stored.encode(), self.pending_id))
+        return True
 
     def checkpoint(self) -> None:
         """Copy the chunks' pages back, then start the WAL over from its top.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal, Self, TypeVar
 
 from events.codec import US, Row, encode, record, type_name
-from events.compaction import Tally
+from events.compaction import Pending, Tally
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.owner_only import private_dir, private_file, tighten
@@ -37,6 +37,9 @@ from events.sqlite._schema import (
     DROP_SNAPSHOTS_BEFORE,
     INSERT,
     MEDIA,
+    PENDING,
+    PENDING_DONE,
+    PENDING_ONE,
     SAVE_SNAPSHOT,
     SCHEMA,
     SEQUENCE,
@@ -172,6 +175,8 @@ class SQLiteLog(SQLiteReader):
         self._last = super().last_seq()
         self._listeners: list[Callable[[int], None]] = []
         self._closed = False
+        self._active: set[int] = set()  # compactions this process runs (``compactions`` ids)
+        self._active_lock = threading.Lock()
 
     def _connect(self, busy_timeout: float, synchronous: Synchronous) -> sqlite3.Connection:
         try:
@@ -294,40 +299,88 @@ class SQLiteLog(SQLiteReader):
 
         Chunks of about ``TARGET`` seconds on a connection of its own, letting
         waiting appends go first and checkpointing after itself
-        (``_compact``). A crash midway leaves the log correct (what
-        went was meant to go) with no marker; compacting again removes the
-        rest and records it. Once the marker is recorded, the snapshots folded
-        before it go (they may hold what went) and the WAL is emptied, so no
-        file keeps a byte of what was removed.
+        (``_compact``). Each chunk's transaction adds what it removed to the
+        compaction's row of ``compactions``, and the marker's turns that row
+        into the event: a failure between (a full disk, kill -9) leaves the row,
+        and the next compaction or start finishes it (``finish_compactions``,
+        run first). Once the marker is recorded, the snapshots folded before it
+        go (they may hold what went) and the WAL is emptied, so no file keeps
+        a byte of what was removed.
         """
-        tally = Tally(progress)
-        recorded: list[Recorded] = []
+        resumed = self._finish_pending()
+        own = Pending.start(reason, selection, self.last_seq())
+        recorded = self._compact(own, None, progress)
+        if recorded is None:
+            # A compaction of this very selection left unfinished (the last run of
+            # ``forget`` failed): finished now, its marker is this one's answer.
+            same = (r for p, r in resumed if (p.reason, p.selection) == (reason, selection))
+            recorded = next(same, None)
+        return recorded
 
-        def finish() -> bool:
-            marker = tally.marker(reason, selection)
+    def finish_compactions(self) -> list[Recorded]:
+        """Finish each compaction left in ``compactions`` by a failure; their markers."""
+        return [recorded for _, recorded in self._finish_pending()]
+
+    def _finish_pending(self) -> list[tuple[Pending, Recorded]]:
+        """The compactions under way but not in this process: a failure left them."""
+        done: list[tuple[Pending, Recorded]] = []
+        for row_id, state in self._fetch(PENDING, ()):
+            with self._active_lock:
+                if row_id in self._active:
+                    continue  # another thread of this process is running it
+            pending = Pending.decode(state)
+            recorded = self._compact(pending, int(row_id), None)
+            if recorded is not None:
+                done.append((pending, recorded))
+        return done
+
+    def _compact(
+        self, pending: Pending, pending_id: int | None, progress: Progress | None
+    ) -> Recorded | None:
+        """Run ``pending`` (from its ``upto``) to its marker; the marker, None if none."""
+        recorded: list[Recorded] = []
+        ran: list[int] = []
+
+        def started(row_id: int) -> None:
+            with self._active_lock:
+                self._active.add(row_id)
+            ran.append(row_id)
+
+        def finish(row_id: int | None) -> bool:
+            if row_id is None:
+                return False  # nothing went
+            with self._write_lock:
+                ts_us = round(self._clock() * US)
+                marker = self._in_transaction(
+                    lambda cur: _record_marker(cur, row_id, pending, ts_us)
+                )
             if marker is None:
                 return False
-            recorded.extend(self.append(marker))
-            with self._write_lock:
-                self._in_transaction(
-                    lambda cur: cur.execute(DROP_SNAPSHOTS_BEFORE, (recorded[0].seq,))
-                )
+            recorded.append(marker)
+            self._checkpointer.committed(1)
+            self._published(marker.seq)
             return True
 
+        if pending_id is not None:
+            started(pending_id)
         try:
             compact_rows(
                 self.path,
-                selection,
-                tally,
-                top=self.last_seq(),
+                pending,
+                pending_id,
+                Tally(progress),
                 busy_timeout=self._busy_timeout,
                 synchronous=self._synchronous,
                 write_lock=self._write_lock,
                 waiting=lambda: self._group.waiting,
+                started=started,
                 finish=finish,
             )
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
+        finally:
+            with self._active_lock:
+                self._active.difference_update(ran)
         return recorded[0] if recorded else None
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
@@ -389,6 +442,26 @@ def open_store(
     except OSError as exc:
         raise LogError(f"{store}: cannot create the store directory ({exc.strerror})") from exc
     return SQLiteLog(store / DB_NAME, synchronous=synchronous, clock=clock)
+
+
+def _record_marker(
+    cur: sqlite3.Cursor, row_id: int, pending: Pending, ts_us: int
+) -> Recorded | None:
+    """In one transaction: compaction ``row_id``'s marker recorded, its row removed, the
+    snapshots folded before dropped. Finished by another process already: its marker."""
+    row = cur.execute(PENDING_ONE, (row_id,)).fetchone()
+    if row is None:
+        found = cur.execute(BY_KEY, (pending.key,)).fetchone()
+        return None if found is None else record(found)
+    stored = Pending.decode(row[0])
+    cur.execute(PENDING_DONE, (row_id,))
+    marker = stored.marker()
+    if marker is None:
+        return None
+    cur.execute(INSERT, (ts_us, type_name(marker), marker.chat, stored.key, encode(marker)))
+    seq = int(cur.lastrowid or 0)
+    cur.execute(DROP_SNAPSHOTS_BEFORE, (seq,))
+    return Recorded(seq, ts_us / US, marker, stored.key)
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

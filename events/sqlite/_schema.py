@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     seq     INTEGER NOT NULL,
     state   BLOB NOT NULL
 );
+-- A compaction under way: what it removes and what went so far (events.compaction.Pending
+-- as JSON), written with its chunks' deletes and removed with its marker's insert.
+-- Created by the first open of a store of an older version, as every table here.
+CREATE TABLE IF NOT EXISTS compactions (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    state TEXT NOT NULL
+);
 CREATE VIEW IF NOT EXISTS timeline AS
     SELECT seq, strftime('%Y-%m-%dT%H:%M:%fZ', ts / 1e6, 'unixepoch') AS at,
            type, chat, key, body
@@ -89,13 +96,23 @@ MEDIA = (
     " UNION SELECT json_extract(body, '$.sha256') FROM events"
     " WHERE type = 'SpeechSynthesized'"
 )
+# Not stored when a compaction was recorded after its seq, nor while one is under way:
+# it may hold what went.
 SAVE_SNAPSHOT = (
     "INSERT OR REPLACE INTO snapshots (name, version, seq, state) SELECT ?, ?, ?, ?"
     " WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
+    " AND NOT EXISTS (SELECT 1 FROM compactions)"
 )
 # Once a compaction's marker is recorded at seq ?: the snapshots folded before it may
 # hold what it removed (SAVE_SNAPSHOT stores none of them from then on).
 DROP_SNAPSHOTS_BEFORE = "DELETE FROM snapshots WHERE seq < ?"
+DROP_SNAPSHOTS = "DELETE FROM snapshots"
+# The compactions under way (``events.compaction.Pending``).
+PENDING = "SELECT id, state FROM compactions ORDER BY id"
+PENDING_ONE = "SELECT state FROM compactions WHERE id = ?"
+PENDING_ADD = "INSERT INTO compactions (state) VALUES (?)"
+PENDING_SET = "UPDATE compactions SET state = ? WHERE id = ?"
+PENDING_DONE = "DELETE FROM compactions WHERE id = ?"
 
 
 @contextlib.contextmanager

@@ -219,9 +219,7 @@ class DurableLogContract(LogContract):
         assert compacted(marker).by_chat == {OLD: 30_000}
         assert [r.seq for r in log.read()] == [r.seq for r in [*kept, *appended, marker] if r]
 
-    def test_a_compaction_whose_marker_failed_is_finished_by_the_next(
-        self, tmp_path: Path
-    ) -> None:
+    def test_a_compaction_whose_marker_failed_is_finished_by_the_next(self, tmp_path: Path) -> None:
         """A full disk at the marker: the next compaction records it, and no snapshot
         keeps what went (a forgotten chat's texts)."""
         db = tmp_path / "events.db"

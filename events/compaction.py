@@ -10,15 +10,17 @@ is small, short enough that an append waiting behind it is never late.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 
 import msgspec
 
-from events.model import Compacted
+from events.model import Compacted, Recorded
 from events.protocol import Chunk, CompactReason, Progress, Selection
 
-__all__ = ["TARGET", "Pacer", "Pending", "Tally", "removed"]
+__all__ = ["TARGET", "Pacer", "Pending", "Running", "Tally", "answer", "finish_left", "removed"]
 
 TARGET = 0.045  # seconds one chunk may take: an append waits at most about this long
 _FIRST = 256  # rows in the first chunk, before anything was measured
@@ -159,6 +161,59 @@ class Pending(msgspec.Struct, kw_only=True):
 
 _PENDING_ENCODER = msgspec.json.Encoder(order="sorted")
 _PENDING_DECODER = msgspec.json.Decoder(Pending)
+
+# Runs ``pending`` (stored under the id, None: not yet stored) to its marker.
+Run = Callable[[Pending, int | None, Progress | None], Recorded | None]
+
+
+class Running:
+    """The ids of the compactions this process runs: not left over, whatever the table says."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, row_id: int) -> None:
+        with self._lock:
+            self._ids.add(row_id)
+
+    def discard(self, row_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._ids.difference_update(row_ids)
+
+    def __contains__(self, row_id: object) -> bool:
+        with self._lock:
+            return row_id in self._ids
+
+
+def finish_left(
+    stored: Iterable[tuple[int, str]], running: Running, run: Run
+) -> list[tuple[Pending, Recorded]]:
+    """Run to its marker each stored compaction ``(id, state)`` no thread here runs."""
+    done: list[tuple[Pending, Recorded]] = []
+    for row_id, state in stored:
+        if row_id in running:
+            continue
+        pending = Pending.decode(state)
+        recorded = run(pending, row_id, None)
+        if recorded is not None:
+            done.append((pending, recorded))
+    return done
+
+
+def answer(
+    own: Recorded | None,
+    finished: list[tuple[Pending, Recorded]],
+    reason: CompactReason,
+    selection: Selection,
+) -> Recorded | None:
+    """What ``compact`` returns: its own marker; when it found nothing left, that of a
+    compaction of the same reason and selection it finished first (a failed ``forget``
+    run again)."""
+    if own is not None:
+        return own
+    same = (r for p, r in finished if (p.reason, p.selection) == (reason, selection))
+    return next(same, None)
 
 
 def _merge(into: dict[str, int], counts: Counter[str]) -> None:

@@ -37,7 +37,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from events.codec import US, encode, record, type_name
-from events.compaction import Pacer, Tally
+from events.compaction import Pacer, Pending, Running, Tally, answer, finish_left
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.postgres._commit_check import backoff, committed
@@ -66,6 +66,10 @@ _Row = tuple[int, int, AnyEvent, str | None, str]  # seq, ts, event, key, body
 _UNFLUSHED = "SET LOCAL synchronous_commit = off"
 RETRY_FOR = 30.0  # seconds an append waits for a database that went away (None: until closed)
 _log = logging.getLogger("wabot.log")
+
+
+class _FinishedElsewhere(Exception):
+    """Another process recorded the marker of the compaction this one was running."""
 
 
 class PostgresLog(PostgresReader):
@@ -117,6 +121,7 @@ class PostgresLog(PostgresReader):
         )
         self._write_lock = self._group.lock
         self._listeners: list[Callable[[int], None]] = []
+        self._running = Running()  # the compactions this process runs
         self.last_seq()
 
     # -- writing ---------------------------------------------------------
@@ -301,39 +306,130 @@ class PostgresLog(PostgresReader):
         Deletes lock only the rows they delete, never the counter row, so
         appends go on meanwhile and readers see what is left, in order. Each
         chunk is the next range of positions (sized by ``Pacer``), so it never
-        walks over the rows earlier chunks left dead for VACUUM. A crash
-        midway leaves the log correct (what went was meant to go) with no
-        marker; compacting again removes the rest and records it. Only the
-        marker's commit waits for the disk (``_UNFLUSHED``). Then the snapshots
-        folded before the marker are dropped.
+        walks over the rows earlier chunks left dead for VACUUM. Each chunk's
+        transaction adds what it removed to the compaction's row of
+        ``compactions``, and the marker's turns that row into the event: a
+        failure between (a full disk, a crash, a lost connection) leaves the
+        row, and the next compaction or start finishes it
+        (``finish_compactions``, run first). Only the marker's commit waits
+        for the disk (``_UNFLUSHED``). It also drops the snapshots folded
+        before the marker.
         """
-        top = self.last_seq()
-        pacer, tally = Pacer(), Tally(progress)
-        first = self._fetch(self._q.read, (self._log, 0, 1))
-        after = int(first[0][0]) - 1 if first else top  # earlier compactions left a gap
-        while after < top:
-            upto = min(top, after + pacer.size)
-            sql, args = self._q.delete(self._log, selection, after, upto)
-            with self._writer.use(self.where) as conn:
-                started = time.perf_counter()
-                with conn.transaction():
-                    conn.execute(_UNFLUSHED)
-                    # (type, chat, count, highest seq) come back as str, str, int, int.
-                    groups: list[tuple[str, str, int, int]] = conn.execute(sql, args).fetchall()
-                held = time.perf_counter() - started
-            if groups:
-                tally.add_counted(groups, held)
-            pacer.took(upto - after, held)
-            after = upto
-        marker = tally.marker(reason, selection)
-        if marker is None:
-            return None
-        recorded = self.append(marker)[0]
-        # Folded before the marker, the snapshots may hold what went (``save_snapshot``
-        # stores none of them from now on). Their dead tuples wait for VACUUM.
+        finished = self._finish_left()
+        own = self._compact(Pending.start(reason, selection, self.last_seq()), None, progress)
+        return answer(own, finished, reason, selection)
+
+    def finish_compactions(self) -> list[Recorded]:
+        """Finish each compaction of this log a failure left in ``compactions``; their markers."""
+        return [recorded for _, recorded in self._finish_left()]
+
+    def _finish_left(self) -> list[tuple[Pending, Recorded]]:
         with self._writer.use(self.where) as conn:
-            conn.execute(self._q.drop_snapshots_before, (self._log, recorded.seq))
-        return recorded
+            rows = conn.execute(self._q.pending, (self._log,)).fetchall()
+        return finish_left(
+            [(int(row_id), str(state)) for row_id, state in rows], self._running, self._compact
+        )
+
+    def _compact(
+        self, pending: Pending, pending_id: int | None, progress: Progress | None
+    ) -> Recorded | None:
+        """Run ``pending`` (from its ``upto``) to its marker; the marker, None if none."""
+        if pending_id is not None:
+            self._running.add(pending_id)
+        ran = pending_id
+        try:
+            pacer, tally = Pacer(), Tally(progress)
+            first = self._fetch(self._q.read, (self._log, pending.upto, 1))
+            # Earlier compactions left a gap (or this one, before it failed).
+            after = int(first[0][0]) - 1 if first else pending.top
+            while after < pending.top:
+                upto = min(pending.top, after + pacer.size)
+                sql, args = self._q.delete(self._log, pending.selection, after, upto)
+                try:
+                    with self._writer.use(self.where) as conn:
+                        started = time.perf_counter()
+                        with conn.transaction():
+                            conn.execute(_UNFLUSHED)
+                            # (type, chat, count, highest seq) come back as str, str, int, int.
+                            groups: list[tuple[str, str, int, int]] = conn.execute(
+                                sql, args
+                            ).fetchall()
+                            if groups:
+                                pending_id = self._note(conn, pending, pending_id, groups, upto)
+                                ran = pending_id
+                        held = time.perf_counter() - started
+                except _FinishedElsewhere:
+                    break
+                if groups:
+                    tally.add_counted(groups, held)
+                pacer.took(upto - after, held)
+                after = upto
+            if pending_id is None:
+                return None  # nothing went
+            with self._writer.use(self.where) as conn:
+                recorded = self._record_marker(conn, pending_id, pending)
+            if recorded is not None:
+                self._published(recorded.seq)
+            return recorded
+        finally:
+            if ran is not None:
+                self._running.discard([ran])
+
+    def _note(
+        self,
+        conn: psycopg.Connection[Any],
+        pending: Pending,
+        pending_id: int | None,
+        groups: list[tuple[str, str, int, int]],
+        upto: int,
+    ) -> int:
+        """Add ``groups`` to the compaction's row in the chunk's transaction; its id.
+
+        The first adds the row and drops the snapshots (folded before, they may
+        hold what goes; none is stored until the marker is). Later ones lock it
+        and add to it as stored: another process may be finishing it too.
+        """
+        if pending_id is None:
+            pending.add_counted(groups, upto)
+            row = conn.execute(self._q.pending_add, (self._log, pending.encode())).fetchone()
+            assert row is not None
+            added = int(row[0])
+            self._running.add(added)
+            conn.execute(self._q.drop_snapshots, (self._log,))
+            return added
+        row = conn.execute(self._q.pending_lock, (pending_id,)).fetchone()
+        if row is None:
+            raise _FinishedElsewhere
+        stored = Pending.decode(row[0])
+        stored.add_counted(groups, upto)
+        conn.execute(self._q.pending_set, (stored.encode(), pending_id))
+        return pending_id
+
+    def _record_marker(
+        self, conn: psycopg.Connection[Any], pending_id: int, pending: Pending
+    ) -> Recorded | None:
+        """In one transaction: the marker recorded, the compaction's row removed, the
+        snapshots folded before dropped. Finished by another process already: its marker."""
+        with conn.transaction():
+            row = conn.execute(self._q.pending_lock, (pending_id,)).fetchone()
+            if row is None:
+                found = conn.execute(self._q.by_keys, (self._log, [pending.key])).fetchall()
+                return record(found[0]) if found else None
+            stored = Pending.decode(row[0])
+            conn.execute(self._q.pending_done, (pending_id,))
+            marker = stored.marker()
+            if marker is None:
+                return None
+            seq = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone()) + 1
+            ts = round(self._clock() * US)
+            conn.execute(
+                self._q.insert_one,
+                (self._log, seq, ts, type_name(marker), marker.chat, stored.key, encode(marker)),
+            )
+            conn.execute(self._q.advance, (seq, self._log))
+            conn.execute(self._q.notify, (self._channel,))
+            conn.execute(self._q.drop_snapshots_before, (self._log, seq))
+        return Recorded(seq, ts / US, marker, stored.key)
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:
         """Store a projection cache; snapshots are not facts and may be dropped."""

@@ -65,6 +65,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE {s}.snapshots ALTER COLUMN version TYPE bigint;
     """,
+    # A compaction under way: what it removes and what went so far
+    # (events.compaction.Pending), written with its chunks' deletes and
+    # removed with its marker's insert.
+    """
+    CREATE TABLE {s}.compactions (
+        id     bigserial PRIMARY KEY,
+        log_id integer   NOT NULL REFERENCES {s}.logs (id),
+        state  json      NOT NULL
+    );
+    CREATE INDEX compactions_by_log ON {s}.compactions (log_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -95,12 +95,14 @@ _TEMPLATES = {
         " UNION SELECT body->>'sha256' FROM {s}.events WHERE log_id = %(log)s"
         " AND type = 'SpeechSynthesized'"
     ),
-    # Not stored when a compaction was recorded after its seq: it may hold what went.
+    # Not stored when a compaction was recorded after its seq, nor while one is under
+    # way: it may hold what went.
     "save_snapshot": """
         INSERT INTO {s}.snapshots (log_id, name, version, seq, state)
         SELECT %(log)s, %(name)s, %(version)s, %(seq)s, %(state)s
         WHERE NOT EXISTS (SELECT 1 FROM {s}.events
                           WHERE log_id = %(log)s AND seq > %(seq)s AND type = 'Compacted')
+          AND NOT EXISTS (SELECT 1 FROM {s}.compactions WHERE log_id = %(log)s)
         ON CONFLICT (log_id, name)
         DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, state = EXCLUDED.state
     """,
@@ -110,6 +112,19 @@ _TEMPLATES = {
     "drop_snapshots": "DELETE FROM {s}.snapshots WHERE log_id = %s",
     # Once a compaction's marker is recorded: those folded before it may hold what went.
     "drop_snapshots_before": "DELETE FROM {s}.snapshots WHERE log_id = %s AND seq < %s",
+    # The compactions under way (``events.compaction.Pending``). A chunk locks its
+    # row after its delete, the marker's transaction before the counter.
+    "pending": "SELECT id, state::text FROM {s}.compactions WHERE log_id = %s ORDER BY id",
+    "pending_lock": "SELECT state::text FROM {s}.compactions WHERE id = %s FOR UPDATE",
+    "pending_add": (
+        "INSERT INTO {s}.compactions (log_id, state) VALUES (%s, %s::json) RETURNING id"
+    ),
+    "pending_set": "UPDATE {s}.compactions SET state = %s::json WHERE id = %s",
+    "pending_done": "DELETE FROM {s}.compactions WHERE id = %s",
+    "insert_one": (
+        "INSERT INTO {s}.events (log_id, seq, ts, type, chat, key, body)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s::json)"
+    ),
     # Dead rows keep their bytes until VACUUM; it needs no lock appends wait for.
     "vacuum": "VACUUM {s}.events, {s}.snapshots",
     "size": (
@@ -146,6 +161,12 @@ class Queries:
         self.drop_snapshots = sql["drop_snapshots"]
         self.drop_snapshots_before = sql["drop_snapshots_before"]
         self.vacuum = sql["vacuum"]
+        self.pending = sql["pending"]
+        self.pending_lock = sql["pending_lock"]
+        self.pending_add = sql["pending_add"]
+        self.pending_set = sql["pending_set"]
+        self.pending_done = sql["pending_done"]
+        self.insert_one = sql["insert_one"]
         self.size = sql["size"]
 
     def delete(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal, Self, TypeVar
 
 from events.codec import US, Row, encode, record, type_name
-from events.compaction import Pending, Tally
+from events.compaction import Pending, Running, Tally, answer, finish_left
 from events.group_commit import Batch, GroupCommit
 from events.model import AnyEvent, Recorded
 from events.owner_only import private_dir, private_file, tighten
@@ -175,8 +175,7 @@ class SQLiteLog(SQLiteReader):
         self._last = super().last_seq()
         self._listeners: list[Callable[[int], None]] = []
         self._closed = False
-        self._active: set[int] = set()  # compactions this process runs (``compactions`` ids)
-        self._active_lock = threading.Lock()
+        self._running = Running()  # the compactions this process runs
 
     def _connect(self, busy_timeout: float, synchronous: Synchronous) -> sqlite3.Connection:
         try:
@@ -307,32 +306,17 @@ class SQLiteLog(SQLiteReader):
         go (they may hold what went) and the WAL is emptied, so no file keeps
         a byte of what was removed.
         """
-        resumed = self._finish_pending()
-        own = Pending.start(reason, selection, self.last_seq())
-        recorded = self._compact(own, None, progress)
-        if recorded is None:
-            # A compaction of this very selection left unfinished (the last run of
-            # ``forget`` failed): finished now, its marker is this one's answer.
-            same = (r for p, r in resumed if (p.reason, p.selection) == (reason, selection))
-            recorded = next(same, None)
-        return recorded
+        finished = self._finish_left()
+        own = self._compact(Pending.start(reason, selection, self.last_seq()), None, progress)
+        return answer(own, finished, reason, selection)
 
     def finish_compactions(self) -> list[Recorded]:
         """Finish each compaction left in ``compactions`` by a failure; their markers."""
-        return [recorded for _, recorded in self._finish_pending()]
+        return [recorded for _, recorded in self._finish_left()]
 
-    def _finish_pending(self) -> list[tuple[Pending, Recorded]]:
-        """The compactions under way but not in this process: a failure left them."""
-        done: list[tuple[Pending, Recorded]] = []
-        for row_id, state in self._fetch(PENDING, ()):
-            with self._active_lock:
-                if row_id in self._active:
-                    continue  # another thread of this process is running it
-            pending = Pending.decode(state)
-            recorded = self._compact(pending, int(row_id), None)
-            if recorded is not None:
-                done.append((pending, recorded))
-        return done
+    def _finish_left(self) -> list[tuple[Pending, Recorded]]:
+        rows = [(int(row_id), str(state)) for row_id, state in self._fetch(PENDING, ())]
+        return finish_left(rows, self._running, self._compact)
 
     def _compact(
         self, pending: Pending, pending_id: int | None, progress: Progress | None
@@ -342,8 +326,7 @@ class SQLiteLog(SQLiteReader):
         ran: list[int] = []
 
         def started(row_id: int) -> None:
-            with self._active_lock:
-                self._active.add(row_id)
+            self._running.add(row_id)
             ran.append(row_id)
 
         def finish(row_id: int | None) -> bool:
@@ -379,8 +362,7 @@ class SQLiteLog(SQLiteReader):
         except sqlite3.Error as exc:
             raise _as_log_error(exc) from exc
         finally:
-            with self._active_lock:
-                self._active.difference_update(ran)
+            self._running.discard(ran)
         return recorded[0] if recorded else None
 
     def save_snapshot(self, name: str, version: int, seq: int, state: bytes) -> None:

@@ -199,11 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             stats = run_stats_all if args.all else run_stats
             return stats(where, as_json=args.json, now=time.time())
-        if args.command == "compact":
-            print(compact(where, time.time()))
-            return EXIT_OK
-        if args.command == "forget":
-            print(forget(where, args.chat))
+        if args.command in ("compact", "forget"):
+            print(_maintain(args, where))
             return EXIT_OK
         if args.command == "web":
             return _web(args, where)
@@ -256,6 +253,17 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     return EXIT_OK
+
+
+def _maintain(args: argparse.Namespace, where: Where) -> str:
+    """``compact`` or ``forget``: a file of the store they cannot write (a full disk, as
+    the log's own writes) is one line. What went is recorded; run again, it finishes."""
+    try:
+        if args.command == "compact":
+            return compact(where, time.time())
+        return forget(where, args.chat)
+    except OSError as exc:
+        raise LogError(f"{exc.filename or where.store}: {exc.strerror or exc}") from None
 
 
 def _inbound(args: argparse.Namespace) -> int:

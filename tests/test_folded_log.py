@@ -8,20 +8,24 @@ abandoned on a timeout) or a gap left by another process is read from the log.
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 from collections.abc import Collection, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from events.model import Compacted, MessageReceived, Recorded, ReplySent
-from events.protocol import Keyed
+from events.protocol import Keyed, LogError, Selection
 from events.sqlite import SQLiteLog
 from pipeline.daemon._folded_log import FoldedLog, Waker
 from projections import deliveries, queue
-from projections.fold import fold
+from projections.fold import SNAPSHOT_VERSION, fold
+from projections.runner import SNAPSHOT_NAME, Runner
 
 ALICE = "491701111111@s.whatsapp.net"
 
@@ -219,3 +223,38 @@ async def test_a_waker_returns_at_a_wake_up_or_at_its_timeout() -> None:
         await anyio.wait_all_tasks_blocked()
         waker.wake()  # ends the wait, or the task group never exits
     assert not waker.due
+
+
+def test_the_daemon_starting_finishes_a_compaction_a_failure_left(tmp_path: Path) -> None:
+    """A forget whose marker failed after its deletes (a full disk): the daemon's next
+    start records the marker before folding, and neither its state nor a snapshot
+    keeps the forgotten chat's words."""
+    bob = "491702222222@s.whatsapp.net"
+    path = tmp_path / "events.db"
+
+    def said(chat: str, n: int) -> MessageReceived:
+        return MessageReceived(chat=chat, msg_id=f"{chat}{n}", sender=chat, text=f"{chat} says")
+
+    with closing(SQLiteLog(path)) as log:
+        log.append(*(said(ALICE, n) for n in range(3)), *(said(bob, n) for n in range(600)))
+        Runner.start(log).snapshot(log)  # the running daemon's, folded with Bob's words
+        held = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+        assert held is not None
+        assert f"{bob} says".encode() in held[1]
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.type = 'Compacted'"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            with pytest.raises(LogError, match="database or disk is full"):
+                log.compact("forget", Selection(chats=frozenset({bob})))
+            db.execute("DROP TRIGGER disk_full")
+    with closing(SQLiteLog(path)) as log:  # the daemon starting again
+        folded = FoldedLog(log)
+        (marker,) = (r.event for r in log.read() if isinstance(r.event, Compacted))
+        assert (marker.reason, marker.removed, marker.chats) == ("forget", 600, [bob])
+        state = msgspec.json.encode(folded.view)
+        assert f"{bob} says".encode() not in state
+        assert f"{ALICE} says".encode() in state
+        assert log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION) is None
+        assert len([r for r in log.read() if r.chat == ALICE]) == 3

@@ -1,5 +1,7 @@
 """compact and forget: events leave the log only through a recorded compaction."""
 
+import errno
+import os
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from events.model import (
 from events.protocol import Selection
 from events.testing import FakeClock
 from events.units import DAY
+from pipeline.cli import main
+from pipeline.tools import _maintenance as maintenance
 from pipeline.tools._args import config_in_force
 from projections.fold import SNAPSHOT_VERSION, fold
 from projections.retention import rotation
@@ -184,6 +188,54 @@ def test_forget_takes_off_only_the_forgotten_chats_numbers_after_a_rotation(
         assert found is not None
         assert found[0] == log.last_seq()
     assert _holding(tmp_path, b"text 7") == []
+
+
+def test_forget_on_a_full_disk_is_one_line_and_the_next_run_finishes_it(store: Path) -> None:
+    """The marker's write fails as on a full disk, after Bob's events went: one line,
+    exit 2. Run again, ``forget`` records the marker for all that went, and no
+    snapshot keeps Bob's words; Alice keeps every event."""
+    with closing(open_log(store)) as log:
+        Runner.start(log).snapshot(log)  # the bot's, folded with Bob's messages
+    assert "snapshot projections" in _holding(store, b"text 10")
+    with closing(sqlite3.connect(store / "events.db", isolation_level=None)) as db:
+        db.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.type = 'Compacted'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        failed = cli(store, "forget", "--chat", "Bob")
+        db.execute("DROP TRIGGER disk_full")
+    assert failed.returncode == 2
+    assert failed.stderr == "wabot: event log write failed: database or disk is full\n"
+    assert _holding(store, b"text 10") == []  # the snapshots went with the first chunk
+
+    done = cli(store, "forget", "--chat", "Bob")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"forgot {BOB}: 2 events removed"
+    rows = list(open_log(store).read())
+    (marker,) = (r.event for r in rows if isinstance(r.event, Compacted))
+    assert (marker.reason, marker.chats, marker.by_chat) == ("forget", [BOB], {BOB: 2})
+    assert not [r for r in rows if r.chat == BOB]
+    assert len([r for r in rows if r.chat == ALICE]) == 3
+    assert _holding(store, b"text 10") == []
+    with closing(open_log(store)) as log:
+        found = log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION)
+        assert found is not None
+        assert found[0] == log.last_seq()
+
+
+def test_a_store_file_forget_cannot_write_is_one_line_and_exit_2(
+    store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk as the chat's replay files are rewritten: no traceback."""
+    page = store / "replays" / "run.json"
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(page))
+
+    monkeypatch.setattr(maintenance, "forget_replays", full)
+    assert main(["forget", "--chat", "Bob", "--store", str(store)]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"wabot: {page}: {os.strerror(errno.ENOSPC)}\n")
 
 
 def test_forget_an_unknown_name_is_one_line_and_exit_2(store: Path) -> None:

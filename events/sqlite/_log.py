@@ -373,9 +373,12 @@ class SQLiteLog(SQLiteReader):
         begins from the snapshot before it, or folds from the start.
         """
         with self._write_lock:
-            self._in_transaction(
-                lambda cur: cur.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
-            )
+            try:
+                self._in_transaction(
+                    lambda cur: cur.execute(SAVE_SNAPSHOT, (name, version, seq, state, seq))
+                )
+            except sqlite3.Error as exc:  # a full disk: megabytes that did not fit
+                raise _as_log_error(exc) from exc
             self._checkpointer.soon()  # a snapshot is megabytes: copy it back soon
 
     def purge(self) -> None:

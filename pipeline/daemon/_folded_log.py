@@ -36,7 +36,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from events.model import EVENT_TYPES, AnyEvent, Event, Recorded
+from events.model import EVENT_TYPES, AnyEvent, Compacted, Event, Recorded
 from events.protocol import AppendsNow, Keyed, LogError, LogWriter
 from pipeline.daemon._failures import Failures
 from pipeline.logs import get_logger
@@ -93,6 +93,16 @@ class FoldedLog:
     def __init__(self, log: LogWriter, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = log
         self._append_now = log.append_now if isinstance(log, AppendsNow) else None
+        # Before the fold: a compaction a failure left (a forget on a full disk) records
+        # its marker and drops the snapshots that still held what it removed.
+        for marker in log.finish_compactions():
+            if isinstance(marker.event, Compacted):
+                _logger.info(
+                    "compaction_finished",
+                    reason=marker.event.reason,
+                    removed=marker.event.removed,
+                    seq=marker.seq,
+                )
         self._runner = Runner.start(log, refold=False)
         self._wakers: list[Waker] = []
         self._landed: set[type[Event]] = set()  # the event types folded since the last wake

@@ -3,7 +3,9 @@
 Both go through the log's ``compact``, which deletes in short transactions
 and records one ``Compacted`` marker saying what went; a running daemon's
 projections absorb it (they drop what they derived from those events).
-Safe to run beside the daemon.
+Safe to run beside the daemon. A run that fails (a full disk: one line, exit
+2) leaves its compaction to be finished by the next run, or the daemon's
+next start: the rest goes and its marker is recorded.
 Afterwards the attachments no remaining event refers to are deleted
 (``sweep_media``): those of a forgotten chat at once, others once they are
 older than ``GRACE_SECONDS`` (a running daemon may be recording one).
@@ -94,8 +96,12 @@ def forget(store: Path | Where, chat: str) -> str:
         chats = frozenset(ids & log.chats()) or frozenset({jid})
         theirs = referenced_media(log.read(chats=chats))
         quoting = _copies(log, config, jid, ids, chats)
-        marker = log.compact("forget", Selection(chats=chats))
+        # The copies first: they are found from the chat's own events (``copies.sources``),
+        # which a run failing between the two (a full disk) must leave for the next to read.
+        # Each compaction is all-or-nothing: one the last run left unfinished is finished
+        # by the first ``compact`` here, its marker recorded (``finish_compactions``).
         copied = log.compact("forget", Selection(seqs=quoting)) if quoting else None
+        marker = log.compact("forget", Selection(chats=chats))
         runner.catch_up()  # the projections absorb the markers: the chat's numbers come off
         log.purge()
         # purge dropped every snapshot, and with them the totals kept of events rotated

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from events.backends import open_reader
-from events.model import ConfigLoaded
+from events.model import Compacted, ConfigLoaded
 from events.owner_only import private_dir, write_private
 from events.postgres import PostgresLog, PostgresSide
-from events.protocol import Keyed, Selection
+from events.protocol import Keyed, LogError, Selection
 from events.sqlite import SQLiteLog
 from events.testing import FakeClock, message
 from events.transfer import SQLiteSide, summarise
@@ -273,3 +273,31 @@ def test_a_missing_store_and_a_bad_url_are_one_line(tmp_path: Path) -> None:
     bad = _migrate("--to", "mysql://x", "--store", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr == "wabot: --to: 'mysql://x' is not a postgresql:// URL\n"
+
+
+def test_a_compaction_a_failure_left_is_finished_before_the_copy(tmp_path: Path, url: str) -> None:
+    """The copy carries events and snapshots, not a compaction under way: its marker is
+    recorded first, or neither side would ever say what went."""
+    source = tmp_path / "store"
+    source.mkdir()
+    _history(source)
+    db = source / "events.db"
+    with SQLiteLog(db) as log:
+        log.append(*(message(n, chat="2@s.whatsapp.net") for n in range(3)))
+        with sqlite3.connect(db, isolation_level=None) as trigger:
+            trigger.execute(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.type = 'Compacted'"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            with pytest.raises(LogError):
+                log.compact("forget", Selection(chats=frozenset({"2@s.whatsapp.net"})))
+            trigger.execute("DROP TRIGGER disk_full")
+
+    there = _migrate("--to", url, "--store", str(source), cwd=tmp_path)
+    assert there.returncode == 0, there.stderr
+    with open_reader(source, url=url, name=OWNER) as copied:
+        markers = [r.event for r in copied.read() if isinstance(r.event, Compacted)]
+    assert [(m.reason, m.chats) for m in markers] == [
+        ("forget", None),
+        ("forget", ["2@s.whatsapp.net"]),
+    ]

@@ -247,6 +247,22 @@ class DurableLogContract(LogContract):
         assert again.compact("forget", forget) is None
         assert again.finish_compactions() == []
 
+    def test_the_daily_rotation_finishes_a_forget_a_failure_left(self, tmp_path: Path) -> None:
+        """Any compaction finishes those left first: the running daemon's next rotation
+        records the forget's marker even when it removes nothing itself."""
+        db = tmp_path / "events.db"
+        log = self.make(db)
+        _fill(log, OLD, 500)
+        kept = log.append(message(0, chat=KEPT))
+        with self.markers_refused(db), contextlib.suppress(LogError):
+            log.compact("forget", Selection(chats=frozenset({OLD})))
+        assert log.compact("rotation", Selection(older_than=0.0)) is None
+        (marker,) = (r for r in log.read() if isinstance(r.event, Compacted))
+        assert (compacted(marker).reason, compacted(marker).removed) == ("forget", 500)
+        assert [r for r in log.read() if not isinstance(r.event, Compacted)] == kept
+        log.save_snapshot("projections", 3, marker.seq, b"absorbed")
+        assert log.load_snapshot("projections", 3) == (marker.seq, b"absorbed")
+
     def test_a_compaction_killed_before_its_marker_is_finished_at_the_next_start(
         self, tmp_path: Path
     ) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from events.backends import DB_NAME, open_reader
+from events.backends import DB_NAME, open_log, open_reader
 from events.jid import phone_digits
 from events.transfer import Side, SQLiteSide, Summary, copy, summarise
 from pipeline.config import dsn_problem
@@ -74,15 +74,25 @@ def _migrate(store: Path, url: str, *, to: bool, number: str | None) -> str:
     local = SQLiteSide(store)
     if to:
         name = number or _owner_of(store)
+        _finish_compactions(store, None, None)
         with _no_remote_daemon(url, name):
             remote = PostgresSide(url, name=name)
             said = _copied(local, remote)
         return said + _moved(move_media(store, None, name), store, name)
     name = chosen_number(Where(Path(store), url, number))
     with _no_remote_daemon(url, name):
+        _finish_compactions(store, url, name)
         remote = PostgresSide(url, name=name)
         said = _copied(remote, local)
     return said + _moved(move_media(store, name, None), store, None)
+
+
+def _finish_compactions(store: Path, url: str | None, name: str | None) -> None:
+    """A compaction a failure left in the source is finished first: the copy carries the
+    events and snapshots, not the record of a compaction under way (``compactions``),
+    so its marker would never be written."""
+    with open_log(store, url=url, name=name) as log:
+        log.finish_compactions()
 
 
 @contextmanager

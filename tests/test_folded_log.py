@@ -258,3 +258,17 @@ def test_the_daemon_starting_finishes_a_compaction_a_failure_left(tmp_path: Path
         assert f"{ALICE} says".encode() in state
         assert log.load_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION) is None
         assert len([r for r in log.read() if r.chat == ALICE]) == 3
+
+
+def test_the_daemon_starts_when_the_compaction_left_cannot_be_finished_yet(
+    tmp_path: Path,
+) -> None:
+    """The disk still full: the marker waits for the next rotation; the fold goes on."""
+
+    class StillFull(SQLiteLog):
+        def finish_compactions(self) -> list[Recorded]:
+            raise LogError("event log write failed: database or disk is full")
+
+    with closing(StillFull(tmp_path / "events.db")) as log:
+        log.append(MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text="hi"))
+        assert FoldedLog(log).view.seq == 1

@@ -89,20 +89,30 @@ class Waker:
         self._event = asyncio.Event()
 
 
+def _finish_compactions(log: LogWriter) -> None:
+    """Before the fold: a compaction a failure left (a forget on a full disk) records its
+    marker. Should that fail too, the daemon starts all the same: what went is gone from
+    the log and from every snapshot already, and the next rotation tries again."""
+    try:
+        finished = log.finish_compactions()
+    except LogError as exc:
+        _logger.warning("compaction_unfinished", error=str(exc))
+        return
+    for marker in finished:
+        if isinstance(marker.event, Compacted):
+            _logger.info(
+                "compaction_finished",
+                reason=marker.event.reason,
+                removed=marker.event.removed,
+                seq=marker.seq,
+            )
+
+
 class FoldedLog:
     def __init__(self, log: LogWriter, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = log
         self._append_now = log.append_now if isinstance(log, AppendsNow) else None
-        # Before the fold: a compaction a failure left (a forget on a full disk) records
-        # its marker and drops the snapshots that still held what it removed.
-        for marker in log.finish_compactions():
-            if isinstance(marker.event, Compacted):
-                _logger.info(
-                    "compaction_finished",
-                    reason=marker.event.reason,
-                    removed=marker.event.removed,
-                    seq=marker.seq,
-                )
+        _finish_compactions(log)
         self._runner = Runner.start(log, refold=False)
         self._wakers: list[Waker] = []
         self._landed: set[type[Event]] = set()  # the event types folded since the last wake

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -89,6 +90,51 @@ async def test_the_login_form_sets_the_cookie(client: httpx.AsyncClient):
     forged = httpx.Cookies({"wabot_session": "0" * 64})
     client.cookies = forged
     assert (await client.get("/", headers=HTML)).status_code == 303
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found is not None, "no logout form"
+    return found.group(1)
+
+
+async def test_a_logout_needs_its_own_sessions_form(web_store: WebStore):
+    """Another page (another site's, or another port of this host, to which a SameSite
+    cookie still goes) cannot end a session: the form's CSRF value is the session's."""
+    console = Console(web_store.store)
+    app = create_app(console, token=TOKEN)
+    try:
+        async with asgi_client(app) as client, asgi_client(app) as other:
+            for browser in (client, other):
+                assert (await browser.post("/login", data={"token": TOKEN})).status_code == 303
+            mine = _csrf((await client.get("/", headers=HTML)).text)
+            theirs = _csrf((await other.get("/", headers=HTML)).text)
+            session = client.cookies["wabot_session"]
+            for forged in ({}, {"csrf": "0" * 64}, {"csrf": theirs}):
+                refused = await client.post("/logout", data=forged, headers=HTML)
+                assert refused.status_code == 403
+                assert (await client.get("/", headers=HTML)).status_code == 200  # still open
+
+            done = await client.post("/logout", data={"csrf": mine}, headers=HTML)
+            assert done.status_code == 303
+            assert done.headers["location"] == "/login"
+            assert 'wabot_session=""' in done.headers["set-cookie"]
+            client.cookies = httpx.Cookies({"wabot_session": session})  # kept by someone
+            assert (await client.get("/", headers=HTML)).status_code == 303
+            assert (await client.get("/metrics")).status_code == 401
+            # Logged out, a second post has no session to end: off to the login page.
+            again = await client.post("/logout", data={"csrf": mine}, headers=HTML)
+            assert again.headers["location"] == "/login"
+            assert (await other.get("/", headers=HTML)).status_code == 200  # theirs goes on
+    finally:
+        console.close()
+
+
+async def test_a_bearer_token_has_no_session_and_no_logout_form(client: httpx.AsyncClient):
+    bearer = {**HTML, "authorization": f"Bearer {TOKEN}"}
+    page = await client.get("/", headers=bearer)
+    assert page.status_code == 200
+    assert "/logout" not in page.text
 
 
 async def test_a_huge_login_body_is_refused(client: httpx.AsyncClient):

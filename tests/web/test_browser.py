@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
@@ -231,6 +232,50 @@ def test_a_token_login_in_the_browser(browser: Browser, web_store: WebStore, sho
         page.wait_for_url(web.url)
         assert page.get_by_role("link", name="Alice", exact=True).is_visible()
         assert TOKEN not in page.url
+    finally:
+        context.close()
+        web.close()
+
+
+def test_logging_out_ends_the_session_on_the_server(
+    browser: Browser, web_store: WebStore, shots: Path
+):
+    """On a shared machine: after "Log out" the cookie the browser had opens nothing,
+    neither in this browser nor copied into another, and no page of the log shows."""
+    web = start_web(web_store.store, env=daemon_env(WABOT_WEB_TOKEN=TOKEN))
+    context = browser.new_context()
+    try:
+        tab = Visit(context.new_page(), web.url, shots)
+        page = tab.page
+        page.goto(web.url + "login")
+        page.get_by_label("Token").fill(TOKEN)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(web.url)
+        assert page.get_by_role("link", name="Alice", exact=True).is_visible()
+        [old] = [c for c in context.cookies() if c["name"] == "wabot_session"]
+        tab.shot("logged-in")
+
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(re.compile(r"/login$"))
+        assert page.get_by_label("Token").is_visible()
+        assert [c for c in context.cookies() if c["name"] == "wabot_session"] == []
+        page.go_back()  # the page the browser showed before: asked again, not from a cache
+        page.wait_for_url(re.compile(r"/login$"))
+        assert page.get_by_role("link", name="Alice").count() == 0
+
+        # The old cookie, kept by whoever copied it, is refused by the server.
+        context.add_cookies([{"name": old["name"], "value": old["value"], "url": web.url}])
+        page.goto(web.url + "chats/491701111111@s.whatsapp.net")
+        page.wait_for_url(re.compile(r"/login$"))
+        assert "Hotels in Rome?" not in page.content()
+        assert tab.dialogs == []
+        assert tab.errors == []
+        with httpx.Client(base_url=web.url) as client:
+            cookie = {"cookie": f"wabot_session={old['value']}"}
+            assert client.get("/metrics", headers=cookie).status_code == 401
+            refused = client.get("/", headers={**cookie, "accept": "text/html"})
+            assert refused.status_code == 303
+            assert refused.headers["location"] == "/login"
     finally:
         context.close()
         web.close()

@@ -1,13 +1,16 @@
-"""The console's routes: HTML pages, ``/healthz``, ``/metrics`` and the login.
+"""The console's routes: HTML pages, ``/healthz``, ``/metrics``, the login and the logout.
 
-Every route answers GET (and HEAD) only, except the login form's POST: no
-endpoint changes anything. Pages are built and rendered in worker threads of
-the console's own small limiter, so a slow page never holds up the daemon's
-event loop or its appends (which use anyio's default thread pool).
+Every route answers GET (and HEAD) only, except the POSTs of the login and
+logout forms: no endpoint changes anything in the log. The logout ends the
+browser's session on the server (``_sessions``), CSRF value checked. Pages
+are built and rendered in worker threads of the console's own small limiter,
+so a slow page never holds up the daemon's event loop or its appends (which
+use anyio's default thread pool).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,14 +39,24 @@ from pipeline.tools.web import _replays as replays
 from pipeline.tools.web import _timeline as timeline
 from pipeline.tools.web._console import Console, Snapshot
 from pipeline.tools.web._format import ms, usd, when
-from pipeline.tools.web._guard import Guard, login_cookie, refused, same
+from pipeline.tools.web._guard import (
+    COOKIE,
+    LOGIN,
+    Guard,
+    client_of,
+    login_cookie,
+    refused,
+    same,
+    session_of,
+)
 from pipeline.tools.web._metrics import CONTENT_TYPE, metrics_text
+from pipeline.tools.web._sessions import Sessions
 from projections import facts, reminders
 
 log = get_logger("wabot.web")
 HERE = Path(__file__).parent
 TIMELINE_TURNS = 200  # turns on a chat's page unless ?all=1 (or ?at=SEQ of an older one)
-_MAX_LOGIN_BODY = 4096
+_MAX_FORM_BODY = 4096
 _WORKERS = 2
 
 
@@ -84,12 +97,25 @@ def _environment() -> Environment:
 class Pages:
     """Builds each page from a snapshot, in a worker thread."""
 
-    def __init__(self, console: Console, token: str | None) -> None:
+    def __init__(
+        self, console: Console, token: str | None, sessions: Sessions | None = None
+    ) -> None:
         self.console = console
         self.token = token
+        self.sessions = Sessions() if sessions is None else sessions
         self.env = _environment()
         self.css = (HERE / "static" / "console.css").read_bytes()
         self.limiter = anyio.CapacityLimiter(_WORKERS)
+        self.csrf: str | None = None  # the logout form's value; None: no session, no form
+
+    def of(self, request: Request) -> Pages:
+        """These pages as ``request``'s session sees them: with its logout form, if any."""
+        session = session_of(request.headers, self.sessions) if self.token else None
+        if session is None:
+            return self
+        bound = copy.copy(self)  # shares the console, templates and limiter
+        bound.csrf = self.sessions.csrf(session)
+        return bound
 
     async def run(self, build: Callable[..., Response], *args: Any) -> Response:
         try:
@@ -108,6 +134,7 @@ class Pages:
             "seq": snap.states.seq,
             "query": "",
             "chat_names": snap.names,
+            "csrf": self.csrf,
         }
         html = self.env.get_template(name).render({**common, **context})
         return HTMLResponse(html, status_code=status)
@@ -224,7 +251,19 @@ class Pages:
                 refused(scope, "form" if scope["method"] == "POST" else "url")
                 return self.render(snap, "login.html", 401, wrong=True)
         response = RedirectResponse("/", status_code=303)
-        login_cookie(response, self.token, secure=scope.get("scheme") == "https")
+        login_cookie(response, self.sessions, secure=scope.get("scheme") == "https")
+        return response
+
+    def logout(self, session: str | None, given: str, scope: Scope) -> Response:
+        """End ``session`` (its cookie opens nothing after) if the form's CSRF value is its."""
+        if session is not None:
+            if not self.sessions.csrf_ok(session, given):
+                log.warning("web_logout_refused", client=client_of(scope))
+                return PlainTextResponse("forbidden: not this session's form\n", status_code=403)
+            self.sessions.end(session)
+            log.info("web_logout", client=client_of(scope))
+        response = RedirectResponse(LOGIN if self.token else "/", status_code=303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
     def _unknown_chat(self, snap: Snapshot, arg: str) -> Response:
@@ -239,35 +278,53 @@ class Pages:
         return self.render(snap, "error.html", 404, message=f"no chat {arg!r} in the log")
 
 
+async def _form(request: Request) -> dict[str, str] | None:
+    """A posted form's fields; None: a body too large for a login or logout form."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BODY:
+            return None
+    return dict(parse_qsl(body.decode("utf-8", "replace")))
+
+
 def create_app(console: Console, *, token: str | None) -> Starlette:
     """The ASGI app over ``console``; ``token`` (WABOT_WEB_TOKEN) guards every route."""
-    pages = Pages(console, token)
+    sessions = Sessions()
+    pages = Pages(console, token, sessions)
 
     async def chats(request: Request) -> Response:
-        return await pages.run(pages.chats)
+        view = pages.of(request)
+        return await view.run(view.chats)
 
     async def chat(request: Request) -> Response:
         show_all = request.query_params.get("all") == "1"
         at = request.query_params.get("at", "")  # a search hit's seq: show its turn too
         # At most 18 digits: a seq (SQLite's int64), and never more than Python will read.
         seq = int(at) if at.isascii() and at.isdigit() and len(at) <= 18 else None
-        return await pages.run(pages.chat, request.path_params["chat"], show_all, seq)
+        view = pages.of(request)
+        return await view.run(view.chat, request.path_params["chat"], show_all, seq)
 
     async def turn(request: Request) -> Response:
         p = request.path_params
-        return await pages.run(pages.turn, p["chat"], p["seq"])
+        view = pages.of(request)
+        return await view.run(view.turn, p["chat"], p["seq"])
 
     async def dashboard(request: Request) -> Response:
-        return await pages.run(pages.dashboard)
+        view = pages.of(request)
+        return await view.run(view.dashboard)
 
     async def search(request: Request) -> Response:
-        return await pages.run(pages.search, request.query_params.get("q", ""))
+        view = pages.of(request)
+        return await view.run(view.search, request.query_params.get("q", ""))
 
     async def replay_list(request: Request) -> Response:
-        return await pages.run(pages.replay_list)
+        view = pages.of(request)
+        return await view.run(view.replay_list)
 
     async def replay(request: Request) -> Response:
-        return await pages.run(pages.replay, request.path_params["name"])
+        view = pages.of(request)
+        return await view.run(view.replay, request.path_params["name"])
 
     async def healthz(request: Request) -> Response:
         return await pages.run(pages.healthz)
@@ -278,13 +335,18 @@ def create_app(console: Console, *, token: str | None) -> Starlette:
     async def login(request: Request) -> Response:
         given = request.query_params.get("token")
         if request.method == "POST":
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > _MAX_LOGIN_BODY:
-                    return PlainTextResponse("too large\n", status_code=413)
-            given = dict(parse_qsl(body.decode("utf-8", "replace"))).get("token", "")
+            form = await _form(request)
+            if form is None:
+                return PlainTextResponse("too large\n", status_code=413)
+            given = form.get("token", "")
         return await pages.run(pages.login, given, request.scope)
+
+    async def logout(request: Request) -> Response:
+        form = await _form(request)
+        if form is None:
+            return PlainTextResponse("too large\n", status_code=413)
+        session = session_of(request.headers, sessions)
+        return pages.logout(session, form.get("csrf", ""), request.scope)
 
     async def css(request: Request) -> Response:
         return Response(pages.css, media_type="text/css", headers={"cache-control": "max-age=300"})
@@ -300,6 +362,8 @@ def create_app(console: Console, *, token: str | None) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Route("/static/console.css", css),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)])
+    guard = Middleware(Guard, token=token, sessions=sessions)
+    return Starlette(routes=routes, middleware=[guard])

@@ -3,7 +3,8 @@
 With ``WABOT_WEB_TOKEN`` set, every request needs it: as ``Authorization:
 Bearer TOKEN`` (scripts, Prometheus) or as the session cookie that a login sets
 (``/login``, or ``?token=`` on any page, which then redirects to the page
-without it). The cookie holds an HMAC of the token, not the token; both are
+without it). The cookie holds a random session id the server keeps
+(``_sessions``), not the token, so ``/logout`` can end it; the token is
 compared in constant time. Without a token the server listens on loopback
 only, and answers only requests addressed to a loopback name, so a web page
 elsewhere cannot read it through DNS rebinding.
@@ -11,7 +12,6 @@ elsewhere cannot read it through DNS rebinding.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.config import is_loopback
 from pipeline.logs import get_logger
+from pipeline.tools.web._sessions import Sessions
 
 log = get_logger("wabot.web")
 
@@ -42,32 +43,35 @@ SECURITY_HEADERS = {
 _MACHINE_PATHS = ("/healthz", "/metrics")
 
 
-def session_value(token: str) -> str:
-    """What the session cookie holds: an HMAC of the token, never the token itself."""
-    return hmac.new(token.encode(), b"wabot web console session", hashlib.sha256).hexdigest()
-
-
 def same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def refused(scope: Scope, via: str) -> None:
     """Log a wrong token (never the token): each refusal once, however it was given."""
-    log.warning("web_login_refused", via=via, client=_client(scope))
+    log.warning("web_login_refused", via=via, client=client_of(scope))
 
 
-def login_cookie(response: Response, token: str, *, secure: bool) -> None:
+def login_cookie(response: Response, sessions: Sessions, *, secure: bool) -> None:
+    """A new session, its id in the cookie (HttpOnly: no page can read it)."""
     response.set_cookie(
-        COOKIE, session_value(token), httponly=True, samesite="strict", secure=secure, path="/"
+        COOKIE, sessions.start(), httponly=True, samesite="strict", secure=secure, path="/"
     )
+
+
+def session_of(headers: Headers, sessions: Sessions) -> str | None:
+    """The open session the request's cookie names; None: none (or one that ended)."""
+    cookie = _cookie(headers.get("cookie", ""), COOKIE)
+    return cookie if cookie is not None and sessions.valid(cookie) else None
 
 
 class Guard:
     """ASGI middleware: the token (or the loopback host check) and the security headers."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, sessions: Sessions) -> None:
         self.app = app
         self.token = token
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,8 +123,7 @@ class Guard:
         given = _bearer(headers)
         if given is not None and same(given, self.token):
             return True
-        cookie = _cookie(headers.get("cookie", ""), COOKIE)
-        return cookie is not None and same(cookie, session_value(self.token))
+        return session_of(headers, self.sessions) is not None
 
     def _token_login(self, scope: Scope, path: str, query: dict[str, str]) -> Response:
         assert self.token is not None
@@ -130,7 +133,7 @@ class Guard:
         # "//host" would send the browser elsewhere: keep the redirect on this server.
         target = "/" + path.lstrip("/") + (f"?{urlencode(query)}" if query else "")
         response = RedirectResponse(target, status_code=303)
-        login_cookie(response, self.token, secure=scope.get("scheme") == "https")
+        login_cookie(response, self.sessions, secure=scope.get("scheme") == "https")
         return response
 
 
@@ -154,6 +157,6 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
-def _client(scope: Scope) -> str:
+def client_of(scope: Scope) -> str:
     client = scope.get("client")
     return f"{client[0]}" if client else "unknown"

@@ -408,12 +408,12 @@ def test_passwords_in_urls_stay_out_of_public_dict_but_reach_the_requests(tmp_pa
     """An endpoint behind an authenticating proxy, a WhatsApp proxy: each URL is recorded
     with ``user:***@`` (as store.url is), while the config in use keeps the password."""
     doc = patched(
+        llm={"provider": "openai"},  # a local server behind the proxy: no API key
         whatsapp={"phone_number": "491700000000", "proxy": f"socks5://u:{PASSWORD}@h:1080"},
         voice_replies={"base_url": f"https://u:{PASSWORD}@tts.lan/v1"},
         store={"url": f"postgresql://u:{PASSWORD}@db/wabot"},
     )
     environ = {
-        **KEY,
         "LLM_BASE_URL": f"http://proxyuser:{PASSWORD}@llm.lan/v1",
         "TRANSCRIPTION_BASE_URL": f"http://stt.lan/v1?password={PASSWORD}",
     }
@@ -728,12 +728,71 @@ def test_the_readme_states_every_range_as_the_schema_has_it():
         assert stated.get(key) == f"{low}{joiner}{plain(number.top)}", number.path
 
 
+OPENAI = patched(llm={"provider": "openai"})
+PROXIED = f"http://proxyuser:{PASSWORD}@llm.lan/v1"
+SHOWN = "'http://proxyuser:***@llm.lan/v1' carries a user and password (sent as HTTP Basic"
+
+
+@pytest.mark.parametrize(
+    ("doc", "environ", "start"),
+    [
+        pytest.param(
+            BASE, {**KEY, "LLM_BASE_URL": PROXIED}, "environment: LLM_BASE_URL: ", id="env"
+        ),
+        pytest.param(
+            patched(llm={"base_url": PROXIED}), KEY, "app.json: llm.base_url: ", id="app.json"
+        ),
+        pytest.param(
+            OPENAI,
+            {"LLM_API_KEY": "sk-0123456789", "LLM_BASE_URL": PROXIED},
+            "environment: LLM_BASE_URL: ",
+            id="openai-key",
+        ),
+        pytest.param(
+            patched(media={"transcription": {"base_url": PROXIED, "model": "whisper-1"}}),
+            {**KEY, "TRANSCRIPTION_API_KEY": "stt-0123456789"},
+            "app.json: media.transcription.base_url: ",
+            id="transcription",
+        ),
+        pytest.param(
+            BASE,
+            {**KEY, "TTS_BASE_URL": PROXIED, "TTS_API_KEY": "tts-0123456789"},
+            "environment: TTS_BASE_URL: ",
+            id="speech",
+        ),
+    ],
+)
+def test_a_url_password_and_an_api_key_for_one_endpoint_are_refused(tmp_path, doc, environ, start):
+    """httpx would send the URL's user and password as Basic auth in place of the bearer
+    key: the key never reaches the service. One line, the password shown as ``***``."""
+    message = error_of(write(tmp_path, doc), environ=environ)
+    assert message.startswith(start.replace("app.json", str(tmp_path / "app.json")) + SHOWN)
+    assert "the key would never be sent; remove one of them" in message
+    assert PASSWORD not in message
+
+
+def test_a_url_password_takes_the_place_of_the_llm_key_for_an_audio_service(tmp_path):
+    """TRANSCRIPTION_API_KEY and TTS_API_KEY fall back to LLM_API_KEY, but not for a URL
+    with its own user and password: the LLM's key is not sent there (no error either, as
+    the LLM needs its key and the service has none of its own)."""
+    environ = {
+        "LLM_API_KEY": "sk-0123456789",
+        "TRANSCRIPTION_BASE_URL": PROXIED,
+        "TTS_BASE_URL": "http://tts.lan/v1",
+    }
+    loaded = load_config(write(tmp_path, OPENAI), environ=environ)
+    assert loaded.secrets.transcription_key is None
+    assert loaded.secrets.speech_key == "sk-0123456789"
+    assert loaded.secrets.api_key == "sk-0123456789"
+
+
 def test_every_key_and_url_password_is_a_secret_for_the_logs(tmp_path):
     """The log lines mask every key of ``Secrets`` (TTS_API_KEY included, which was
     left out once) and every URL password, whatever keys ``Secrets`` gains."""
     keys = {f.name: f"{f.name}-value-0123456789" for f in msgspec.structs.fields(Secrets)}
-    environ = {**KEY, "LLM_BASE_URL": f"http://proxyuser:{PASSWORD}@llm.lan/v1"}
+    environ = {"LLM_BASE_URL": f"http://proxyuser:{PASSWORD}@llm.lan/v1"}  # no key: a proxy's
+    doc = patched(llm={"provider": "openai"})
     loaded = msgspec.structs.replace(
-        load_config(write(tmp_path, patched()), environ=environ), secrets=Secrets(**keys)
+        load_config(write(tmp_path, doc), environ=environ), secrets=Secrets(**keys)
     )
     assert sorted(loaded.secret_values()) == sorted([*keys.values(), PASSWORD])

@@ -177,17 +177,68 @@ def load_config(
     token = env.get(WEB_TOKEN)
     if config.web.enabled:
         _check_web(config.web, token, source, env.source_of(WEB_TOKEN))
+    api_key = _api_key(config.llm, env)
+    llm_key = "LLM_API_KEY" if config.llm.provider == "openai" else "PERPLEXITY_API_KEY"
+    _one_credential(source, env, "llm.base_url", config.llm.base_url, llm_key if api_key else None)
+    stt_url, tts_url = config.media.transcription.base_url, config.voice_replies.base_url
     return LoadedConfig(
         config=config,
         hash=hashlib.sha256(data).hexdigest(),
         path=source,
         secrets=Secrets(
-            api_key=_api_key(config.llm, env),
+            api_key=api_key,
             web_token=token,
-            transcription_key=env.key("TRANSCRIPTION_API_KEY") or env.key("LLM_API_KEY"),
-            speech_key=env.key("TTS_API_KEY") or env.key("LLM_API_KEY"),
+            transcription_key=_service_key(
+                source, env, "media.transcription.base_url", stt_url, "TRANSCRIPTION_API_KEY"
+            ),
+            speech_key=_service_key(source, env, "voice_replies.base_url", tts_url, "TTS_API_KEY"),
         ),
     )
+
+
+# Each endpoint setting's environment override (docs/cli.md, "Environment").
+_URL_VARIABLES = {
+    "llm.base_url": "LLM_BASE_URL",
+    "media.transcription.base_url": "TRANSCRIPTION_BASE_URL",
+    "voice_replies.base_url": "TTS_BASE_URL",
+}
+
+
+def _service_key(source: str, env: Environment, field: str, url: str, own: str) -> str | None:
+    """An audio service's key: its own variable, else LLM_API_KEY, except that a URL with
+    a user and password authenticates with those: the LLM's key is not sent to it then."""
+    key = env.key(own)
+    _one_credential(source, env, field, url, own if key else None)
+    if key is None and not _userinfo(url):
+        key = env.key("LLM_API_KEY")
+    return key
+
+
+def _one_credential(source: str, env: Environment, field: str, url: str, key: str | None) -> None:
+    """Refuse a URL with ``user:password@`` when the key variable ``key`` is sent to it too.
+
+    httpx sends a URL's user and password as HTTP Basic auth, in the one
+    Authorization header the bearer key needs: the key would never be sent (every
+    call refused, 401) and the password would go to whoever expected the key.
+    The error shows the URL as ``user:***@``, never the password.
+    """
+    if key is None or not _userinfo(url):
+        return
+    variable = _URL_VARIABLES[field]
+    problem = (
+        f"{redact_dsn(url)!r} carries a user and password (sent as HTTP Basic auth) and "
+        f"{key} is set (sent as a bearer token): a request has one Authorization header, "
+        "so the key would never be sent; remove one of them"
+    )
+    if env.get(variable) is not None:
+        raise ConfigError(env.source_of(variable), f"{variable}: {problem}")
+    raise ConfigError(source, problem, field)
+
+
+def _userinfo(url: str) -> bool:
+    """Whether httpx sends ``url``'s own user or password (HTTP Basic auth) with a request."""
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password)
 
 
 def web_token(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import Daemon, daemon_env, run_cli, write_config
-from tests.llm_server import TEST_KEY
+from tests.llm_server import TEST_KEY, FakeLlmServer
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -145,3 +145,24 @@ def test_an_unusable_store_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "cannot use the store" in result.stderr
+
+
+PROXY_PASSWORD = "Pw-proxy-9f8e7d6c"
+
+
+def test_a_base_url_with_a_password_and_an_api_key_is_refused_at_start(tmp_path):
+    """httpx sends a URL's ``user:password@`` as Basic auth in the Authorization header the
+    bearer key needs: the LLM would get the proxy's password instead of the key (and
+    refuse every call). ``run`` refuses at start, in one line without the password, and
+    the fake LLM server hears nothing."""
+    with FakeLlmServer() as server:
+        url = server.base_url.replace("http://", f"http://proxyuser:{PROXY_PASSWORD}@")
+        config = write_config(tmp_path / "app.json")
+        result = _run(tmp_path, "--config", str(config), LLM_BASE_URL=url)
+        line = _assert_usage_error(result, "LLM_BASE_URL", "PERPLEXITY_API_KEY")
+        assert server.requests == []
+    assert "http://proxyuser:***@127.0.0.1:" in line
+    assert "carries a user and password" in line
+    logs = tmp_path / "store" / "logs"
+    written = [p.read_text() for p in logs.rglob("*") if p.is_file()] if logs.exists() else []
+    assert not any(PROXY_PASSWORD in text for text in [result.stderr, *written])

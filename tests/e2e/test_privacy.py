@@ -98,7 +98,8 @@ URL_PASSWORD = "Pw-in-a-url-4b3a2918"
 
 
 def test_a_password_in_a_url_is_written_nowhere(make_daemon, llm_server):
-    """An LLM endpoint behind an authenticating proxy and a WhatsApp proxy, both with
+    """An LLM endpoint behind an authenticating proxy (a local server: no API key, which
+    the URL's password would take the place of) and a WhatsApp proxy, both with
     user:PASSWORD@: the config is recorded, errors and httpx's DEBUG lines logged, the
     tools print them, and each shows ``user:***@``."""
     proxy = f"socks5://puser:{URL_PASSWORD}@127.0.0.1:1080"  # unused by the stdio transport
@@ -106,9 +107,12 @@ def test_a_password_in_a_url_is_written_nowhere(make_daemon, llm_server):
         {
             "logging": {"level": "DEBUG"},
             "whatsapp": {"phone_number": "491700000000", "proxy": proxy},
-            "llm": {"max_retries": 0},
+            "llm": {"provider": "openai", "max_retries": 0},
         },
-        env={"LLM_BASE_URL": llm_server.base_url.replace("//", f"//proxyuser:{URL_PASSWORD}@")},
+        env={
+            "LLM_BASE_URL": llm_server.base_url.replace("//", f"//proxyuser:{URL_PASSWORD}@"),
+            "PERPLEXITY_API_KEY": None,
+        },
     )
     d.message("hello", chat=ALICE)
     failed = d.wait_event(LlmFailed, final=True)

@@ -99,6 +99,15 @@ def hold_until(state: State, connected_at: int | None, now: float) -> float | No
     return end if now < end else None
 
 
+def restricted_between(state: State, start: float, end: float) -> bool:
+    """Whether a restriction of the open episode held sends at some time from ``start``
+    to ``end`` (each from when it came until its ``until``, else ``UNKNOWN_END_HOLD``)."""
+    return any(
+        s.ts <= end and (s.until if s.until is not None else s.ts + UNKNOWN_END_HOLD) > start
+        for s in state.strikes
+    )
+
+
 def since(state: State) -> float | None:
     """When the open episode began."""
     return state.strikes[0].ts if state.strikes else None

@@ -149,6 +149,30 @@ async def test_a_reminder_an_outage_kept_past_catch_up_goes_out_as_missed(rig: R
 
 
 @pytest.mark.anyio
+async def test_a_reminder_held_by_a_restriction_says_so_not_that_the_bot_was_offline(
+    rig: Rig,
+) -> None:
+    """Connected and running all along, but WhatsApp's 463 timelock held the reminder past
+    catch_up: the missed line says the account was restricted, and waits out the hold."""
+    await rig.append(Status(state="connected"))
+    await rig.append(AccountRestricted(code=463, until=NOW + 2 * 3600))
+    fired = ReminderFired(chat=ALICE, reminder_id="RA", reply_id="M1")
+    await rig.append(fired, rig.plan("M1", ALICE, purpose="reminder"))
+    rig.clock.advance(CATCH_UP_MINUTES * 60 + 1)
+    await rig.sender.send_due()
+    assert rig.sent_ids() == []  # failed as stale; its missed line is held in turn
+
+    rig.clock.now = NOW + 2 * 3600 + 1
+    await rig.sender.send_due()
+    [line] = [m.text for m in rig.transport.sent]
+    assert line == (
+        "Missed reminder (due 2025-11-25 12:26 CET, while WhatsApp held my messages:"
+        " the account was restricted): text of M1"
+    )
+    assert "offline" not in line
+
+
+@pytest.mark.anyio
 async def test_an_owner_commands_answer_is_an_answer_failed_stale_and_never_held(
     rig: Rig,
 ) -> None:

@@ -16,6 +16,9 @@ than ``polling.catch_up_minutes`` after it was due (WhatsApp disconnected, the
 account held) is never sent as if on time. The sender fails it as stale and
 plans, in the same commit, the line a missed one gets (``overdue``,
 ``missed_late``); that line is never stale itself, so the reminder is not lost.
+It says why it is late: the bot offline, or WhatsApp holding its messages
+(a restriction, ``projections.account``): the bot was up then, and saying
+"offline" would be untrue.
 
 The scheduler asks this only when the earliest pending reminder is due
 (``projections.reminders.next_due``); the rule reads the due ones only.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from events.model import (
     AnyEvent,
@@ -36,10 +40,17 @@ from events.model import (
 )
 from pipeline.config import AppConfig
 from pipeline.daemon._replies import Ids
-from projections import outbox, reminders
+from projections import account, outbox, reminders
 
 # At most this many reminders are planned in one commit; the rest in the next pass.
 BATCH = 200
+# Why a reminder went out late: the bot was not running (or not connected), or a
+# restriction of the account held its messages.
+Cause = Literal["offline", "restricted"]
+_WHILE: dict[Cause, str] = {
+    "offline": "while I was offline",
+    "restricted": "while WhatsApp held my messages: the account was restricted",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +107,21 @@ def _dropped(reminder: reminders.Reminder) -> ReminderCancelled:
     )
 
 
-def missed_words(text: str, at: float, config: AppConfig) -> str:
+def missed_words(text: str, at: float, config: AppConfig, cause: Cause = "offline") -> str:
     """The one line a chat gets for a reminder due at ``at`` and missed while the bot
-    was down or could not send."""
+    was down or could not send (``cause``)."""
     when_due = datetime.fromtimestamp(at, config.vitality.zone).strftime("%Y-%m-%d %H:%M %Z")
     words = " ".join(text.split())
-    return f"Missed reminder (due {when_due}, while I was offline): {words}"
+    return f"Missed reminder (due {when_due}, {_WHILE[cause]}): {words}"
+
+
+def late_for(entry: outbox.Entry, config: AppConfig, held: account.State) -> Cause:
+    """Why a reminder's message is still unsent past ``overdue``: a restriction that held
+    sends while it was due, else the bot or its connection being down."""
+    assert entry.due is not None
+    if account.restricted_between(held, entry.due, overdue(entry, config)):
+        return "restricted"
+    return "offline"
 
 
 def overdue(entry: outbox.Entry, config: AppConfig) -> float:
@@ -112,11 +132,13 @@ def overdue(entry: outbox.Entry, config: AppConfig) -> float:
     return entry.due + config.polling.catch_up_minutes * 60
 
 
-def missed_late(entry: outbox.Entry, config: AppConfig, ids: Ids) -> list[AnyEvent]:
-    """A reminder's message that waited past ``overdue``: failed as stale, and the
-    line a missed reminder gets planned in its place, unless its chat is no longer
-    monitored (as ``due`` cancels those: nothing new is written where the bot was
-    told to stay out)."""
+def missed_late(
+    entry: outbox.Entry, config: AppConfig, ids: Ids, cause: Cause = "offline"
+) -> list[AnyEvent]:
+    """A reminder's message that waited past ``overdue`` (for ``cause``): failed as
+    stale, and the line a missed reminder gets planned in its place, unless its chat
+    is no longer monitored (as ``due`` cancels those: nothing new is written where the
+    bot was told to stay out)."""
     planned, due = entry.event, entry.due
     assert due is not None  # only an overdue reminder's message comes here
     minutes = config.polling.catch_up_minutes
@@ -130,4 +152,5 @@ def missed_late(entry: outbox.Entry, config: AppConfig, ids: Ids) -> list[AnyEve
     )
     if config.find_entity(planned.chat) is None:
         return [failed]
-    return [failed, _reminder_line(planned.chat, missed_words(planned.text, due, config), ids)]
+    line = missed_words(planned.text, due, config, cause)
+    return [failed, _reminder_line(planned.chat, line, ids)]

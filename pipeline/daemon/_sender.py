@@ -179,9 +179,13 @@ class Sender:
         if entry.due is None:
             await self._failed(entry, "stale: " + self._too_late(), final=True)
             return
-        events = reminding.missed_late(entry, self.settings.app, self.ids)
+        app = self.settings.app
+        cause = reminding.late_for(entry, app, self.folded.view.account)
+        events = reminding.missed_late(entry, app, self.ids, cause)
         self._retry_at.pop(entry.event.reply_id, None)
-        log.info("reminder_overdue", chat=entry.event.chat, reply_id=entry.event.reply_id)
+        log.info(
+            "reminder_overdue", chat=entry.event.chat, reply_id=entry.event.reply_id, cause=cause
+        )
         await self.folded.append(*events)
 
     def _too_late(self) -> str:

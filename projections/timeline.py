@@ -5,7 +5,9 @@ and anything else that shows a chat. A turn is one decision about inbound
 messages: an LLM call (with its request, answer and replies), a skip with its
 reason, a reply without a call (``/reset``, an owner command), a message
 that could not be read (never answered), the owner's ``/pause`` or
-``/resume`` of the chat, or messages still undecided. A turn whose model
+``/resume`` of the chat, messages whose decision a compaction removed (the
+message itself kept, e.g. as the one tying a person's ids together), or
+messages still undecided. Turns are in log order. A turn whose model
 called tools holds every round: each call with its arguments and result,
 each round's answer and cost, and, should the model have stayed silent, why.
 Each message sent says
@@ -61,6 +63,7 @@ from events.model import (
     Usage,
 )
 from projections.base import Handler, Handlers, dispatcher
+from projections.config_diff import changes
 from projections.deliveries import ORDER
 
 Kind = Literal[
@@ -78,6 +81,7 @@ Kind = Literal[
     "paused",
     "resumed",
     "silent",
+    "compacted",
     "pending",
 ]
 
@@ -230,6 +234,7 @@ class State(msgspec.Struct, kw_only=True):
     by_tool: dict[str, ToolUse] = {}
     fired: dict[str, Effect] = {}  # reply_id -> a reminder's firing, until its ReplyPlanned
     last_seq: int = 0
+    compactions: list[tuple[Recorded, Compacted]] = []  # those that may have removed its events
 
 
 def audit(records: Iterable[Recorded], chat: str) -> Audit:
@@ -241,20 +246,50 @@ def audit(records: Iterable[Recorded], chat: str) -> Audit:
 
 
 def finish(state: State) -> Audit:
-    """The turns, with messages nothing decided about yet as a last ``pending`` turn."""
+    """The turns in log order, numbered from 1: a message whose decision a compaction
+    removed as a ``compacted`` turn in its place; those nothing decided about yet as a
+    last ``pending`` turn."""
     turns = list(state.turns)
-    if state.undecided:
-        first = next(iter(state.undecided.values()))
-        turns.append(
-            Turn(
-                n=len(turns) + 1,
-                kind="pending",
-                seq=first.seq,
-                ts=first.ts,
-                messages=list(state.undecided.values()),
-            )
-        )
-    return Audit(chat=state.chat, turns=turns, records=list(state.records))
+    waiting = []
+    for item in state.undecided.values():
+        removed_by = _removed_by(state, item)
+        if removed_by is None:
+            waiting.append(item)
+            continue
+        rec, ev = removed_by
+        detail = f"at seq {rec.seq}, {_utc(rec.ts)}"
+        turn = Turn(n=0, kind="compacted", seq=item.seq, ts=item.ts, reason=ev.reason)
+        turn.messages, turn.detail = [item], detail
+        turns.append(turn)
+    turns.sort(key=lambda t: t.seq)  # stable: a compacted message's turn where it came
+    if waiting:
+        first = waiting[0]
+        turns.append(Turn(n=0, kind="pending", seq=first.seq, ts=first.ts, messages=waiting))
+    numbered = [msgspec.structs.replace(t, n=n) for n, t in enumerate(turns, start=1)]
+    return Audit(chat=state.chat, turns=numbered, records=list(state.records))
+
+
+def _removed_by(state: State, item: Incoming) -> tuple[Recorded, Compacted] | None:
+    """The compaction that removed ``item``'s decision, if the log says one did.
+
+    One recorded after it that reached below its seq in this chat; and either a
+    rotation's cut-off older than it (it stayed only as one kept on purpose: its
+    decision, then as old, went) or a later message of the chat decided (messages
+    are decided in order, so its decision was there). Else it may still wait.
+    """
+    later = any(
+        m.seq > item.seq for t in state.turns if t.kind != "undecryptable" for m in t.messages
+    )
+    for rec, ev in reversed(state.compactions):
+        reached = rec.seq > item.seq and item.seq < ev.before
+        cut = ev.older_than is not None and item.ts < ev.older_than
+        if reached and (cut or later):
+            return rec, ev
+    return None
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime(_ISO)
 
 
 def _config(state: State, rec: Recorded, ev: ConfigLoaded) -> None:
@@ -330,7 +365,7 @@ def _paused(state: State, rec: Recorded, ev: ChatPaused | ChatResumed) -> None:
         kind="paused" if isinstance(ev, ChatPaused) else "resumed",
         seq=rec.seq,
         ts=rec.ts,
-        detail=datetime.fromtimestamp(until, UTC).strftime(_ISO) if until is not None else "",
+        detail=_utc(until) if until is not None else "",
     )
     state.turns.append(turn)
 
@@ -604,6 +639,15 @@ def _ignored(state: State, rec: Recorded, ev: Any) -> None:
     """Kept as a record (connection states, compactions of this chat), no turn."""
 
 
+def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
+    """A compaction that may have removed events of this chat (filed under no chat)."""
+    mine = ev.chats is None or state.chat in ev.chats
+    if mine and (not ev.by_chat or ev.by_chat.get(state.chat, 0) > 0):
+        state.compactions.append((rec, ev))
+    if ev.chat == state.chat:
+        state.records.append(rec)
+
+
 _HANDLERS: Handlers[State] = {
     ConfigLoaded: _config,
     MessageReceived: _of_chat(_received),
@@ -635,43 +679,6 @@ _HANDLERS: Handlers[State] = {
     SpeechFailed: _of_chat(_not_spoken),
     TransportStatus: _of_chat(_ignored),
     OwnerAlerted: _of_chat(_ignored),
-    Compacted: _of_chat(_ignored),
+    Compacted: _compacted,
 }
 apply = dispatcher(_HANDLERS)
-
-
-# -- config changes between two stored configs, as short key paths ----------
-
-_SHOWN = 60
-
-
-def changes(old: Any, new: Any, path: str = "") -> list[str]:
-    """``path: old -> new`` lines for every leaf that differs (lists compared by index)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        lines: list[str] = []
-        for key in [*new, *(k for k in old if k not in new)]:
-            where = f"{path}.{key}" if path else str(key)
-            if key not in old:
-                lines.append(f"{where}: added {_short(new[key])}")
-            elif key not in new:
-                lines.append(f"{where}: removed")
-            else:
-                lines += changes(old[key], new[key], where)
-        return lines
-    if isinstance(old, list) and isinstance(new, list):
-        lines = []
-        for i in range(max(len(old), len(new))):
-            where = f"{path}[{i}]"
-            if i >= len(old):
-                lines.append(f"{where}: added {_short(new[i])}")
-            elif i >= len(new):
-                lines.append(f"{where}: removed")
-            else:
-                lines += changes(old[i], new[i], where)
-        return lines
-    return [] if old == new else [f"{path}: {_short(old)} -> {_short(new)}"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"

@@ -11,6 +11,7 @@ import pytest
 
 from events.backends import open_log, open_reader
 from events.model import (
+    Compacted,
     ConfigLoaded,
     LlmRequested,
     MessageReceived,
@@ -18,8 +19,9 @@ from events.model import (
     Recorded,
     TransportStatus,
 )
+from events.protocol import Selection
 from pipeline.tools.audit import audit_text
-from projections.timeline import Audit, Turn
+from projections.timeline import Audit, Turn, audit
 from tests.conversation import NEW_PROMPT, QUESTIONS, Recording, record
 from tests.e2e.harness import ALICE, ALICE_PERSONA, ALICE_PROMPT, GROUP, daemon_env, run_cli
 from tests.llm_server import FakeLlmServer
@@ -224,6 +226,40 @@ def test_a_persons_lid_names_their_chat_as_for_forget(tmp_path: Path):
     assert "zebra-quartz" in done.stdout
 
 
+def test_a_message_whose_decision_a_compaction_removed_is_not_pending(
+    recording: Recording, tmp_path: Path
+):
+    """A rotation removes Alice's first two turns but keeps her first message (the one
+    tying her ids together, as the aliases projection asks): its decision went, so it is
+    shown as removed by the compaction, in its place by time, never as "not decided yet"."""
+    copied = recording.copy(tmp_path / "copy")
+    with open_log(copied.store) as log:
+        records = list(log.read())
+        received = [
+            r for r in records if isinstance(r.event, MessageReceived) and r.event.chat == ALICE
+        ]
+        first, third = received[0], received[2]
+        assert log.compact("rotation", Selection(older_than=third.ts, keep=frozenset({first.seq})))
+    done = run_cli(
+        ["audit", "--store", str(copied.store), "--chat", "Alice", "--json"],
+        cwd=copied.workdir,
+        env=daemon_env(),
+    )
+    doc = msgspec.json.decode(done.stdout, type=_Doc)
+    assert "pending" not in [t.kind for t in doc.turns]
+    assert [t.ts for t in doc.turns] == sorted(t.ts for t in doc.turns)
+    assert [t.n for t in doc.turns] == list(range(1, len(doc.turns) + 1))
+    kept = doc.turns[0]
+    assert kept.kind == "compacted"
+    assert kept.reason == "rotation"
+    assert [m.text for m in kept.messages] == [QUESTIONS[0]]
+
+    text = _audit(copied, "--chat", "Alice").stdout
+    assert "not decided yet" not in text
+    assert "decision removed by a compaction (rotation" in text
+    assert text.index(QUESTIONS[0]) < text.index(QUESTIONS[2])
+
+
 def _seq_of(recording: Recording, msg_id: str) -> int:
     with open_reader(recording.store) as log:
         return next(
@@ -243,3 +279,22 @@ def test_the_headline_counts_in_words(turns: int, records: int, head: str):
     audit = Audit(chat=ALICE, turns=[turn] * turns, records=[record] * records)
 
     assert audit_text(audit, "Alice").splitlines()[0] == f"Audit of Alice: {head}"
+
+
+def test_a_message_still_waiting_after_a_compaction_stays_pending():
+    """Only a message the log says was decided (a later one was, or a rotation's cut-off
+    is past it) counts as removed: one still waiting, from before a compaction of other
+    chats' events or after it, is ``pending``, the last turn."""
+
+    def received(seq: int, msg_id: str) -> Recorded:
+        return Recorded(
+            seq=seq, ts=float(seq), event=MessageReceived(chat=ALICE, msg_id=msg_id, sender=ALICE)
+        )
+
+    expiry = Compacted.of("expiry", {"LlmRequested": 1}, 3, seqs=[3], by_chat={ALICE: 1})
+    records = [received(1, "M1"), received(4, "M4"), Recorded(seq=5, ts=5.0, event=expiry)]
+    records.append(received(6, "M6"))
+    result = audit(records, ALICE)
+    [turn] = result.turns
+    assert turn.kind == "pending"
+    assert [m.msg_id for m in turn.messages] == ["M1", "M4", "M6"]

@@ -148,6 +148,9 @@ def headline(t: Turn) -> str:
     if t.kind == "reminder":
         sent = "reminder sent by the scheduler" if t.replies else "recorded without an LLM call"
         return f"{sent}, no LLM call" if t.replies else sent
+    if t.kind == "compacted":
+        # The message was kept (it ties a person's ids together); what was decided went.
+        return f"decision removed by a compaction ({t.reason} {t.detail}); the message was kept"
     if t.kind == "pending":
         return "not decided yet"
     if t.kind == "undecryptable":

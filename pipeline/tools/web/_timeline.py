@@ -57,7 +57,8 @@ from pipeline.config import (
     trigger_words,
 )
 from pipeline.tools.audit import attachment_facts, event_object, headline, outcome, unused, who
-from projections.timeline import Incoming, Turn, audit, changes
+from projections.config_diff import changes
+from projections.timeline import Incoming, Turn, audit
 
 # What the turns already show; every other event type is rendered generically.
 TURN_EVENTS = (

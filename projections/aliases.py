@@ -2,7 +2,8 @@
 
 The canonical id is the phone-number JID once one is known, else the least
 form (so it depends on the forms alone, not on the order they were seen).
-The state is bounded by the number of people seen and the chats they wrote in.
+The state is bounded by the number of people seen and the chats they wrote in
+within the retention, and by the people the bot serves (``teachers``).
 
 Each form and each link between two forms keeps its evidence: per chat, the
 newest message that showed it. A ``Compacted`` drops the evidence that went
@@ -12,6 +13,8 @@ message, an event a rotation keeps) survives.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import msgspec
 
@@ -112,10 +115,25 @@ def _surviving(evidence: dict[str, Evidence], gone: Removal) -> dict[str, Eviden
     return left
 
 
-def teachers(state: State) -> frozenset[int]:
-    """The seqs of the messages that tie each known person's ids together: rotation
-    keeps them, so no retention splits one person into two chats."""
-    return frozenset(seq for chats in state.links.values() for seq, _ in chats.values())
+def teachers(state: State, people: Collection[str] | None = None) -> frozenset[int]:
+    """The seqs of the messages that tie the ids of ``people`` together (any id of each
+    will do; None: everyone's): rotation keeps them, so no retention splits one of them
+    into two chats.
+
+    A rotation names the persons the bot serves; the ties of anyone else (a group's
+    members, a contact no longer monitored) go with the retention like their other
+    messages: kept, they would pile up for every member ever seen. Such a person is
+    tied again by their next message that names both ids.
+    """
+    if people is None:
+        return frozenset(seq for chats in state.links.values() for seq, _ in chats.values())
+    served = {canonical(state, jid) for jid in people}
+    return frozenset(
+        seq
+        for key, chats in state.links.items()
+        if state.canonical[key.partition(" ")[0]] in served
+        for seq, _ in chats.values()
+    )
 
 
 def _lookup_form(jid: str) -> str:

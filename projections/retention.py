@@ -5,8 +5,8 @@ still in the log was built with lets ``replay.py --recorded`` rebuild that
 request. The scheduler needs the newest check-in and startup message and what
 marked them sent (else a short retention makes it send them again); the
 connection's newest ``TransportStatus`` and the newest ones naming the owner's
-ids keep the state and who the owner is. (The messages that tie a person's
-ids together are the aliases projection's ``teachers``.) Everything else older
+ids keep the state and who the owner is. (The messages that tie the ids of a
+person the bot serves are the aliases projection's ``teachers``.) Everything else older
 than the retention may go, so a rotation is a ``Selection`` (older than, keep
 these few) that the log evaluates on its own index, without reading events back.
 ``expiry`` is the other compaction a rotation may run: the texts of ended sessions.

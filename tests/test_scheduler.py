@@ -34,7 +34,7 @@ from pipeline.config import LoadedConfig, Secrets, config_from_dict
 from pipeline.daemon import FoldedLog, Scheduler, Settings
 from pipeline.daemon import _timetable as timetable
 from pipeline.daemon._replies import Ids
-from projections import queue, reminders, schedule
+from projections import aliases, queue, reminders, schedule
 from projections.fold import SNAPSHOT_VERSION, fold
 from projections.runner import SNAPSHOT_NAME
 
@@ -626,3 +626,51 @@ async def test_a_rotation_keeps_pending_reminders_and_live_facts_however_old(
     assert set_reminder("RLATER", start + 300 * DAY) in left
     assert [r.reminder_id for r in reminders.every(bot.folded.view.reminders)] == ["RLATER"]
     assert FactRemembered(chat=ALICE, fact="likes tea") in left
+
+
+@pytest.mark.anyio
+async def test_months_of_group_members_coming_and_going_keep_no_more_ties_than_a_month(
+    make_bot: Any,
+) -> None:
+    """A group member writing by LID with their number ties two ids; a monitored person's
+    tie stays however old (their LID alone must still find their chat), anyone else's
+    goes with the retention: kept, they would pile up for every member ever seen."""
+    start = at("2025-06-02 12:00")
+    group = "120363000000000001@g.us"
+    entities = [
+        {"type": "user", "phone": "491701111111", "name": "Alice"},
+        {"type": "group", "jid": group, "trigger": {"mode": "keyword", "keywords": ["bot"]}},
+    ]
+    bot = make_bot(
+        start,
+        monitored_entities=entities,
+        vitality={"enabled": False},
+        rotation={"retention_days": 30, "interval_hours": 24},
+    )
+    alice_lid = "111111111111111@lid"
+    bot.append(start, tie(ALICE, alice_lid, ALICE, "A0"))  # once, long ago
+    ties = {}
+    for day in range(1, 121):
+        now = start + day * DAY
+        member = f"4917{30_000_000 + day:08d}@s.whatsapp.net"  # a new one every day
+        bot.append(now, tie(group, f"{200_000_000_000_000 + day}@lid", member, f"G{day}"))
+        bot.append(now, tie(group, alice_lid, ALICE, f"AG{day}"))  # Alice in the group
+        await bot.tick(now + 60)
+        if day in (60, 120):
+            kept = [r for r in bot.records() if not isinstance(r.event, Compacted)]
+            ties[day] = (len(bot.folded.view.aliases.links), len(kept))
+
+    assert ties[120] == ties[60]  # a month of members' ties (and their messages), no more
+    assert aliases.canonical(bot.folded.view.aliases, alice_lid) == ALICE
+
+
+def tie(chat: str, lid: str, phone: str, msg_id: str) -> MessageReceived:
+    """A message by ``lid`` that names the sender's number too."""
+    return MessageReceived(
+        chat=chat,
+        msg_id=msg_id,
+        sender=lid,
+        sender_alt=phone,
+        text="hi",
+        is_group=chat.endswith("@g.us"),
+    )

@@ -76,6 +76,13 @@ class AppConfig(Section, frozen=True, kw_only=True, dict=True):
         """The entity's chat in normal form; ``self`` is the owner's chat."""
         return self.owner_jid if isinstance(entity, SelfEntity) else entity.chat_jid()
 
+    @cached_property
+    def people(self) -> frozenset[str]:
+        """The persons the bot serves, by the id the config gives each: the owner and
+        every monitored direct chat (a group is no person)."""
+        persons = (e for e in self.monitored_entities if not isinstance(e, GroupEntity))
+        return frozenset({self.owner_jid, *(self.entity_jid(e) for e in persons)})
+
     def find_entity(self, chat_jid: str) -> Entity | None:
         """The monitored entity for a chat, in any JID spelling; None if unmonitored."""
         try:

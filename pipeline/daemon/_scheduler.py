@@ -208,9 +208,9 @@ class Scheduler:
         self._rotation_tried = now
         # The rotation deletes in short chunks on a worker thread: the loop keeps answering.
         view = self.folded.view
-        # What ties a person's ids, and the owner's pauses still in force, stay.
+        # What ties the ids of a person served, and the owner's pauses in force, stay.
         keep = (
-            aliases.teachers(view.aliases)
+            aliases.teachers(view.aliases, self.settings.app.people)
             | pauses.kept(view.pauses, now)
             | reminders.kept(view.reminders)
             | facts.kept(view.facts)

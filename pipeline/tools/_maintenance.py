@@ -42,7 +42,7 @@ def compact(store: Path | Where, now: float) -> str:
         config = config_in_force(states.configs)
         days = config.rotation.retention_days if config else DEFAULT_RETENTION_DAYS
         kept = (
-            aliases.teachers(states.aliases)
+            aliases.teachers(states.aliases, config.people if config else None)
             | pauses.kept(states.pauses, now)
             | reminders.kept(states.reminders)
             | facts.kept(states.facts)

@@ -8,7 +8,12 @@ could keep exact; a fold of the whole log (no snapshot fits) counts afresh
 from what is left. One exception follows the log exactly: a forget (a marker selecting whole
 chats) drops those chats' counts, and their events from ``by_type`` and
 ``replies_sent``: nothing about a forgotten chat stays, and a fold of what is
-left agrees. The connection's state is ``projections.connection``'s.
+left agrees. The per-chat counts (``by_chat``, ``unresolved_lids``) hold the
+chats the log still has: a chat whose every event a compaction removed (a LID
+that wrote once, months ago; a contact no longer monitored) leaves them, as a
+fold of what is left would not see it; kept, they would grow with every chat
+ever seen. ``removed`` is what the markers took of each chat still there.
+The connection's state is ``projections.connection``'s.
 
 The oldest event is the log's to say (``LogReader.read(limit=1)``).
 """
@@ -54,6 +59,8 @@ class State(msgspec.Struct, kw_only=True):
     newest_ts: float = 0.0
     # LID -> messages from it that no monitored chat could be told for (unresolved_lid)
     unresolved_lids: dict[str, int] = {}
+    # chat -> its events the markers say went; its count minus these are the ones left
+    removed: dict[str, int] = {}
 
 
 # What a type's handler does after counting the event, if anything.
@@ -141,10 +148,28 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
     gone = removal(ev)
     if gone is not None and ev.chats is not None and ev.older_than is None and ev.seqs is None:
         _forgotten(state, ev)
+    else:
+        _emptied(state, ev)
     # The marker is counted, but as no chat's: a forgotten chat has no events left.
     # (Older versions filed a forget's marker under the chat it forgot.)
     _count_marker(state, rec, msgspec.structs.replace(ev, chat=""))
     state.compacted += ev.removed
+
+
+def _emptied(state: State, ev: Compacted) -> None:
+    """Drop the counts of the chats the marker left with no event."""
+    by_chat, removed = state.by_chat, state.removed
+    for chat, n in ev.by_chat.items():
+        count = by_chat.get(chat)
+        if count is None:
+            continue  # no event of it was counted (chat-less ones: "")
+        went = removed.get(chat, 0) + n
+        if went < count:
+            removed[chat] = went
+            continue
+        del by_chat[chat]
+        removed.pop(chat, None)
+        state.unresolved_lids.pop(chat, None)
 
 
 def _forgotten(state: State, ev: Compacted) -> None:
@@ -152,6 +177,7 @@ def _forgotten(state: State, ev: Compacted) -> None:
     counted = sum(state.by_chat.pop(chat, 0) for chat in ev.chats or ())
     for chat in ev.chats or ():
         state.unresolved_lids.pop(chat, None)
+        state.removed.pop(chat, None)
     # Only what this state counted comes off: a fold of the compacted log never saw them.
     if counted and counted == ev.removed:
         for name, n in ev.by_type.items():

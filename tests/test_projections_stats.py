@@ -1,5 +1,8 @@
 """Stats counters and the configuration in force."""
 
+from pathlib import Path
+
+from events.backends import open_log
 from events.model import (
     AnyEvent,
     Compacted,
@@ -7,14 +10,18 @@ from events.model import (
     LlmCompleted,
     LlmFailed,
     MessageReceived,
+    MessageSkipped,
     Recorded,
     ReplyFailed,
     ReplySent,
     TransportStatus,
     Usage,
 )
-from projections import configs, stats
+from events.testing import FakeClock
+from events.units import DAY
+from projections import configs, retention, stats
 from projections.fold import States, fold
+from projections.runner import Runner
 
 CHAT = "491701111111@s.whatsapp.net"
 
@@ -87,3 +94,31 @@ def test_latest_config():
     latest = configs.current(state)
     assert latest is not None
     assert (latest.seq, latest.hash, latest.config) == (2, "b", {"x": 2})
+
+
+def test_chats_of_which_nothing_is_left_leave_the_counts(tmp_path: Path) -> None:
+    """Months of strangers writing by LID, each once: the per-chat counts hold the
+    chats the log still has, not every chat ever seen. A chat still there keeps its
+    tally (a rotation does not lower it)."""
+    clock = FakeClock()
+    log = open_log(tmp_path, clock=clock)
+    runner = Runner.start(log)
+    sizes = {}
+    for day in range(1, 121):
+        lid = f"{100_000_000_000_000 + day}@lid"
+        log.append(
+            MessageSkipped(chat=lid, msg_id=f"S{day}", reason="unresolved_lid"),
+            MessageReceived(chat=CHAT, msg_id=f"M{day}", sender=CHAT, text="hi"),
+        )
+        runner.catch_up()
+        log.compact("rotation", retention.rotation(runner.states.retention, 30, clock.now))
+        runner.catch_up()
+        if day in (60, 120):
+            s = runner.states.stats
+            sizes[day] = (len(s.by_chat), len(s.unresolved_lids))
+        clock.advance(DAY)
+
+    assert sizes[120] == sizes[60] == (32, 31)  # the strangers of the retention, and CHAT
+    assert runner.states.stats.by_chat[CHAT] == 120  # a tally: rotations do not lower it
+    assert fold(log.read()).stats.unresolved_lids == runner.states.stats.unresolved_lids
+    log.close()

@@ -241,6 +241,37 @@ async def test_a_rest_that_ran_out_with_no_work_left_does_not_spin_the_loop() ->
 
 
 @pytest.mark.anyio
+async def test_a_due_time_passed_with_no_work_left_does_not_spin_the_loop() -> None:
+    """A chat deferred (a debounce) whose messages went before then (a ``forget``):
+    nothing drains it, so its passed due time must neither keep the loop looking
+    again at once nor stay behind, one entry for every such chat."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    looks = 0
+
+    def look(at: float) -> Pass:
+        nonlocal looks
+        looks += 1
+        return Pass([])  # the chat's work went
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.run, look)
+        chats.defer("a", NOW + 2)
+        now[0] += 10.0
+        chats.wake()
+        before = looks
+        for _ in range(2000):
+            await anyio.lowlevel.checkpoint()
+        spun = looks - before
+        chats.stopping = True
+        chats.wake()
+    assert spun < 10
+    assert chats.ready("a", now[0])
+    assert chats._due == {}
+
+
+@pytest.mark.anyio
 async def test_a_chat_that_recovers_rests_no_more() -> None:
     now = [NOW]
     chats = dispatcher()

@@ -175,6 +175,11 @@ class Dispatcher:
     def _sleep(self, wake: float) -> float:
         """Until the pass's wake time or the next chat's due time; the poll at most."""
         now = self.clock()
+        # A due time passed of a chat no worker is on: the pass just made found no work
+        # there (its messages went before then: a forget), or it would have started one.
+        # Kept, it would wake the loop at once, again and again, and stay for good.
+        for chat in [c for c, at in self._due.items() if at <= now and c not in self.busy]:
+            del self._due[chat]
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
         # A rest still ahead only: one over, of a chat with no work left, would wake the
         # loop at once, again and again (its failures in a row are kept for the next one).

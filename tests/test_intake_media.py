@@ -209,3 +209,21 @@ async def test_a_stop_waits_for_the_attachments_on_their_way(tmp_path: Path) -> 
 
     fetched = [r.event for r in folded.log.read() if isinstance(r.event, MediaFetched)]
     assert [f.media.sha256 != "" for f in fetched] == [True]
+
+
+async def test_a_chat_with_no_fetch_under_way_holds_no_lane(tmp_path: Path) -> None:
+    """Each chat's fetches queue in a lane of their own; a lane goes with the chat's
+    last fetch, or months of chats that once sent an attachment would each keep one."""
+    folded = FoldedLog(MemoryLog(clock=FakeClock()))
+    intake = Intake(folded, Settings(loaded()), MediaStore.of(tmp_path))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(intake.run)
+        await intake.deliver(Inbound(voice("A1", ALICE), 1.0, Ready()))
+        await intake.deliver(Inbound(voice("B1", BOB), 1.0, Ready()))
+        with anyio.fail_after(WAIT):
+            await intake.fetched()
+        tg.cancel_scope.cancel()
+
+    fetches = {r.event.msg_id for r in folded.log.read() if isinstance(r.event, MediaFetched)}
+    assert fetches == {"A1", "B1"}
+    assert intake._lanes == {}

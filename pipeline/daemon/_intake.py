@@ -129,7 +129,8 @@ class Intake:
         self._more_fetches = anyio.Event()
         self._in_flight = 0  # fetches queued or running
         self._no_fetches = anyio.Event()
-        self._lanes: dict[str, anyio.CapacityLimiter] = {}
+        # chat -> its fetches' lane and how many fetches hold it (it goes with the last)
+        self._lanes: dict[str, tuple[anyio.CapacityLimiter, int]] = {}
         self.receipts = Receipts(folded, self.buffer.record, clock=clock)
 
     def owner(self) -> frozenset[str]:
@@ -189,9 +190,8 @@ class Intake:
 
     async def _fetch(self, job: _Fetch) -> None:
         ev = job.event
-        lane = self._lanes.get(ev.chat)
-        if lane is None:
-            lane = self._lanes[ev.chat] = anyio.CapacityLimiter(_FETCHES_PER_CHAT)
+        lane, users = self._lanes.get(ev.chat) or (anyio.CapacityLimiter(_FETCHES_PER_CHAT), 0)
+        self._lanes[ev.chat] = (lane, users + 1)
         try:
             async with lane:
                 media = await fetched(
@@ -200,6 +200,11 @@ class Intake:
             done = MediaFetched(chat=ev.chat, msg_id=ev.msg_id, media=media)
             await self.buffer.record(Keyed(done, _fetched_key(ev.chat, ev.msg_id)))
         finally:
+            lane, users = self._lanes[ev.chat]
+            if users > 1:
+                self._lanes[ev.chat] = (lane, users - 1)
+            else:
+                del self._lanes[ev.chat]
             self._in_flight -= 1
             if not self._in_flight:
                 self._no_fetches.set()

@@ -207,13 +207,24 @@ def answer(
     reason: CompactReason,
     selection: Selection,
 ) -> Recorded | None:
-    """What ``compact`` returns: its own marker; when it found nothing left, that of a
-    compaction of the same reason and selection it finished first (a failed ``forget``
-    run again)."""
+    """What ``compact`` returns: its own marker; when it found nothing left, that of the
+    same compaction it finished first (a failed ``forget`` or ``compact`` run again).
+
+    The same: of the same reason and selection, or any rotation. A rotation run again
+    selects by a later cut-off (``older_than`` is its ``now`` less the retention), so
+    its selection never equals the one that failed, though the rule is the same: the
+    user who ran ``compact`` again must hear what that rotation removed, not "nothing".
+    """
     if own is not None:
         return own
-    same = (r for p, r in finished if (p.reason, p.selection) == (reason, selection))
+    same = (r for p, r in finished if _same(p, reason, selection))
     return next(same, None)
+
+
+def _same(pending: Pending, reason: CompactReason, selection: Selection) -> bool:
+    if pending.reason != reason:
+        return False
+    return reason == "rotation" or pending.selection == selection
 
 
 def _merge(into: dict[str, int], counts: Counter[str]) -> None:

@@ -196,7 +196,8 @@ class LogWriter(LogReader, Protocol):
         compaction or ``finish_compactions``: the rest goes and one marker
         says all that went. Compactions a failure left unfinished are finished
         first; when this one then finds nothing left, the marker of an
-        unfinished one of the same reason and selection is returned.
+        unfinished one of the same reason and selection (for a rotation, of
+        any cut-off) is returned.
         """
         ...
 

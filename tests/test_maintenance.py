@@ -261,3 +261,26 @@ def test_a_logged_config_this_version_refuses_leaves_the_tools_to_the_log() -> N
     assert config_in_force(old.configs) is None
     new = fold([Recorded(1, NOW, ConfigLoaded(hash="b", config=good, path="app.json"))])
     assert config_in_force(new.configs) is not None
+
+
+def test_compact_run_again_after_a_failure_says_what_the_finished_rotation_removed(
+    store: Path,
+) -> None:
+    """A ``compact`` cut short (the marker's write failed, as on a full disk, or kill -9)
+    left its rotation half done; run again, it finishes it and says what went, not
+    "nothing older than ... to remove" (its own selection, made later, is another)."""
+    with closing(sqlite3.connect(store / "events.db", isolation_level=None)) as db:
+        db.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.type = 'Compacted'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        failed = cli(store, "compact")
+        db.execute("DROP TRIGGER disk_full")
+    assert failed.returncode == 2
+
+    done = cli(store, "compact")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "removed 3 events older than 10 days"
+    markers = [r.event for r in open_log(store).read() if isinstance(r.event, Compacted)]
+    assert [(m.reason, m.removed) for m in markers] == [("rotation", 3)]
+    assert cli(store, "compact").stdout.strip() == "nothing older than 10 days to remove"

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -153,6 +154,21 @@ def test_forget_removes_every_event_of_one_chat_only(store: Path) -> None:
     rows = list(open_log(store).read())
     assert not [r for r in rows if r.chat == BOB and not isinstance(r.event, Compacted)]
     assert len([r for r in rows if r.chat == ALICE]) == 3
+
+
+def test_forget_run_again_says_the_chat_was_already_forgotten(store: Path) -> None:
+    """A run that died after its marker (in the purge, the snapshot) left nothing for the
+    next: "nothing recorded" alone would read as if the chat had never been removed."""
+    assert cli(store, "forget", "--chat", "Bob").returncode == 0
+    again = cli(store, "forget", "--chat", "Bob")
+    assert again.returncode == 0, again.stderr
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+    assert re.fullmatch(
+        rf"nothing recorded for {BOB}: already forgotten at {when} \(2 events removed\)\n",
+        again.stdout,
+    )
+    never = cli(store, "forget", "--chat", "491709999999")
+    assert never.stdout == "nothing recorded for 491709999999@s.whatsapp.net\n"
 
 
 def _reply(chat: str, n: int) -> ReplySent:

@@ -14,6 +14,7 @@ older than ``GRACE_SECONDS`` (a running daemon may be recording one).
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime
 from pathlib import Path
 
 from events.backends import is_postgres
@@ -109,15 +110,34 @@ def forget(store: Path | Where, chat: str) -> str:
         # and lose them. The fresh one holds nothing of the chat (the markers took it out).
         runner.snapshot(log)
         swept = sweep_media(where, log, doomed=theirs)
+        earlier = _forgotten_before(log, chats) if marker is None and copied is None else ""
     replays = forget_replays(where.store / "replays", ids)
     secrets = forget_secrets(where.store, ids)  # the neonize transport's, of recent messages
     files = _files(swept) + _files(replays.deleted, "replay file") + _taken_out(replays.rewritten)
     files += _files(secrets, "edit secret")
     if marker is None and copied is None:
-        return f"nothing recorded for {jid}{files}"
+        return f"nothing recorded for {jid}{earlier}{files}"
     removed = _compacted(marker).removed if marker else 0
     elsewhere = f", and {_compacted(copied).removed} elsewhere quoting it" if copied else ""
     return f"forgot {jid}: {removed} events removed{elsewhere}{files}"
+
+
+def _forgotten_before(log: LogReader, chats: frozenset[str]) -> str:
+    """How the last forget of ``chats`` went, when one did: a run that died after
+    recording its marker (in the purge) leaves nothing for the next to remove."""
+    last = None
+    for rec in log.read(chats=[""]):  # markers have no chat
+        ev = rec.event
+        if (
+            isinstance(ev, Compacted)
+            and ev.reason == "forget"
+            and not chats.isdisjoint(ev.chats or ())
+        ):
+            last = rec
+    if last is None:
+        return ""
+    when = datetime.fromtimestamp(last.ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f": already forgotten at {when} ({_compacted(last).removed} events removed)"
 
 
 def _copies(

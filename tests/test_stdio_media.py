@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from events.model import Media, MessageReceived
 from pipeline.media import MediaError, MediaStore
-from pipeline.transport._stdio import MAX_LINE_BYTES
+from pipeline.transport._stdio import _SKIM, MAX_LINE_BYTES
 from pipeline.transport._stdio_media import elided, skim
 from tests import test_stdio_transport as stdio
 from tests.media_files import b64, pdf, voice_note, write
@@ -198,3 +198,26 @@ def test_skim_leaves_out_exactly_the_string_between_the_kept_ends(
     assert {k: v for k, v in decoded.items() if k != "data"} == {
         k: v for k, v in {**media, **after}.items() if k != "data"
     }
+
+
+def test_skim_leaves_a_line_whose_other_long_string_outlasts_a_kept_end() -> None:
+    """A caption or quote longer than a kept end, after the base64 or before it: the
+    string the head leaves open and the one the tail closes are not the same, so the
+    line cannot be rebuilt; it is skipped, never recorded without the words between."""
+    data = "QUJD" * 100_000
+    media = {"kind": "image", "data": data}
+    quote = {"id": "Q1", "text": "a long message, quoted " * 5000}
+    named = {"kind": "image", "file_name": "the beach.jpg " * 6000, **media}
+    for line in (
+        {"id": "L1", "chat": ALICE, "media": media, "text": "what is this?", "quoted": quote},
+        {"id": "L2", "chat": ALICE, "quoted": quote, "media": media, "text": "and this?"},
+        {"id": "L3", "chat": ALICE, "media": named},
+    ):
+        raw = json.dumps(line).encode()
+        assert skim(raw[:_SKIM], raw[-_SKIM:], len(raw)) is None, line["id"]
+    # Its base64 escaped as some writers do ("\/", "\n") is still the one string.
+    escaped = json.dumps({"id": "L4", "chat": ALICE, "media": media, "text": "ok"})
+    raw = escaped.replace("QUJD", "Q\\/J\\nD").encode()
+    skimmed = skim(raw[:_SKIM], raw[-_SKIM + 1 :], len(raw))
+    assert skimmed is not None
+    assert json.loads(skimmed)["text"] == "ok"

@@ -33,6 +33,10 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 # What stands for the string ``skim`` left out: no base64 and no line holds "!", and
 # no line can guess this process's token, so only a skimmed line carries it.
 _ELIDED = b"!elided-" + secrets.token_hex(8).encode() + b"-"
+# What of base64 a kept end may hold (a writer may escape "/" and break lines as
+# "\n"); the head may end inside an escape.
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/=]|\\[/nr])*")
+_BASE64_HEAD = re.compile(rb"(?:[A-Za-z0-9+/=]|\\[/nr])*\\?")
 
 
 class FileSource:
@@ -116,6 +120,11 @@ def skim(head: bytes, tail: bytes, size: int) -> bytes | None:
     opened = _open_string(head)
     closed = _closing_quote(tail)
     if opened is None or closed is None:
+        return None
+    # Both ends of one base64 string: else the head ended inside another long string,
+    # or the tail began inside one after it (a long quote or caption), and the line
+    # rebuilt would lose what lay between, the caption or the quote with it.
+    if not _BASE64_HEAD.fullmatch(head, opened + 1) or not _BASE64.fullmatch(tail, 0, closed):
         return None
     left = size - opened - (len(tail) - closed) - 1  # the bytes between its quotes
     return head[:opened] + b'"' + _ELIDED + str(left).encode() + b'"' + tail[closed + 1 :]

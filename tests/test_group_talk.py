@@ -262,3 +262,21 @@ def test_a_bare_call_asks_what_its_sender_said_last() -> None:
 
 def _texts(saids: Any) -> list[str]:
     return [h.text for h in saids]
+
+
+def test_a_call_replying_to_a_message_without_text_asks_about_that_message() -> None:
+    """A "@bot" as a reply to Bob's photo, sticker or voice note (a quote WhatsApp
+    gives without text) points at that message, not at its sender's earlier words."""
+    state = talk(
+        said("m1", "see you at 7", sender=CAROL, name="Carol"),
+        said("m2", "nice"),
+    )
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    photo = Quoted(id="m3", text="", sender=BOB)
+    for reply in (
+        _Item("@491700000000", quoted=photo, quoted_id="m3"),
+        _Item("@491700000000", quoted_id="m3"),
+    ):
+        assert pointed_at(group, [reply], context) == (list(context), [])

@@ -137,7 +137,8 @@ def _bare(group: GroupEntity, messages: Sequence[Message]) -> bool:
     keywords = [re.escape(w.strip()) for w in group.trigger.keywords]
     call = re.compile(rf"(?<!\w)(?:{'|'.join(keywords)})(?!\w)", re.I) if keywords else None
     for m in messages:
-        if m.media is not None or _quote(m):
+        # A reply points at the message it quotes, text or not (a photo, a voice note).
+        if m.media is not None or m.message.quoted is not None or m.message.quoted_id:
             return False
         words = _MENTION.sub(" ", m.text)
         if call is not None:

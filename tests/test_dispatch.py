@@ -272,6 +272,37 @@ async def test_a_due_time_passed_with_no_work_left_does_not_spin_the_loop() -> N
 
 
 @pytest.mark.anyio
+async def test_a_due_time_that_passes_while_the_pass_looks_still_wakes_the_loop() -> None:
+    """The pass looks before a chat's debounce is over and the time passes while it
+    looks (a long fold, a busy loop): the chat is looked at again at once, not left
+    to wait for the poll (here an hour)."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    started = anyio.Event()
+
+    async def work() -> None:
+        started.set()
+
+    def look(at: float) -> Pass:
+        if chats.ready("a", at):
+            return Pass([("a", work)])
+        now[0] = NOW + 2  # the pass took until past the due time
+        return Pass([])
+
+    chats.defer("a", NOW + 1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.run, look)
+        for _ in range(2000):
+            if started.is_set():
+                break
+            await anyio.lowlevel.checkpoint()
+        chats.stopping = True
+        chats.wake()
+    assert started.is_set()
+
+
+@pytest.mark.anyio
 async def test_a_chat_that_recovers_rests_no_more() -> None:
     now = [NOW]
     chats = dispatcher()

@@ -122,9 +122,10 @@ class Dispatcher:
         try:
             while not self.stopping:
                 wake = math.inf
+                looked = self.clock()
                 with self._pass_failures.guard():
-                    wake = self._start(look(self.clock()))
-                await self._waker.wait(self._sleep(wake))
+                    wake = self._start(look(looked))
+                await self._waker.wait(self._sleep(wake, looked))
             await self.idle()
         finally:
             await _cancelled(self._workers)
@@ -172,13 +173,16 @@ class Dispatcher:
             worker.add_done_callback(self._workers.discard)
         return found.wake
 
-    def _sleep(self, wake: float) -> float:
-        """Until the pass's wake time or the next chat's due time; the poll at most."""
+    def _sleep(self, wake: float, looked: float) -> float:
+        """Until the pass's wake time or the next chat's due time; the poll at most.
+        ``looked``: the time the pass just made looked at."""
         now = self.clock()
-        # A due time passed of a chat no worker is on: the pass just made found no work
+        # A due time the pass saw passed, of a chat no worker is on: it found no work
         # there (its messages went before then: a forget), or it would have started one.
-        # Kept, it would wake the loop at once, again and again, and stay for good.
-        for chat in [c for c, at in self._due.items() if at <= now and c not in self.busy]:
+        # Kept, it would wake the loop at once, again and again, and stay for good. One
+        # that passed only while the pass looked (after ``looked``) was not seen: it stays,
+        # and wakes the loop at once, or the chat would wait for the poll.
+        for chat in [c for c, at in self._due.items() if at <= looked and c not in self.busy]:
             del self._due[chat]
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
         # A rest still ahead only: one over, of a chat with no work left, would wake the

@@ -3,13 +3,14 @@
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from events import Compacted, compaction
-from events.protocol import Selection
+from events.protocol import Chunk, Selection
 from events.sqlite import SQLiteLog, SQLiteReader, _checkpoint, _compact
 from events.testing import message
 
@@ -115,14 +116,21 @@ def test_a_compaction_beside_another_writer_starts_the_wal_over(
     ) as appender:
         assert appender.stdout is not None
         assert appender.stdout.readline() == b"ready\n"
+        seen = sqlite3.connect(db, isolation_level=None)
+        last = [0]
+
+        def chunk(_: Chunk) -> None:
+            sizes.append(_wal(db))
+            # An append lands between every two chunks, however loaded the machine is.
+            last[0] = _next_append(seen, last[0])
+
         try:
             marker = log.compact(
-                "rotation",
-                Selection(chats=frozenset({message(0).chat})),
-                progress=lambda _: sizes.append(_wal(db)),
+                "rotation", Selection(chats=frozenset({message(0).chat})), progress=chunk
             )
         finally:
             appender.kill()
+            seen.close()
     assert marker is not None
     assert isinstance(marker.event, Compacted)
     assert marker.event.removed == 30_000
@@ -133,6 +141,22 @@ def test_a_compaction_beside_another_writer_starts_the_wal_over(
     # through at once (a reader of an old snapshot) leaves the next one to do it.
     assert max(sizes) < 4 * MB, [size // 1024 for size in sizes]
     log.close()
+
+
+_APPENDED = "SELECT coalesce(max(seq), 0) FROM events WHERE type = 'X'"
+
+
+def _next_append(conn: sqlite3.Connection, after: int) -> int:
+    """The seq of the appender's next event after ``after`` (waited for: another process)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (top,) = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE type = 'X'"
+        ).fetchone()
+        if top > after:
+            return int(top)
+        time.sleep(0.0005)  # another process's commit: nothing here to await
+    raise AssertionError("the appender stopped appending")
 
 
 def _forget_300_with_their_marker(db: Path) -> None:

@@ -280,3 +280,23 @@ def test_a_call_replying_to_a_message_without_text_asks_about_that_message() -> 
         _Item("@491700000000", quoted_id="m3"),
     ):
         assert pointed_at(group, [reply], context) == (list(context), [])
+
+
+def test_a_bare_call_naming_someone_asks_what_they_said_last() -> None:
+    """ "@Bob @bot" from Carol: Bob's question, not Carol's words, nor the owner's (the
+    owner is named in every call of a mention group, and may have written there)."""
+    owner = "491700000000@s.whatsapp.net"
+    state = talk(
+        said("m1", "what time is the match?"),
+        said("m2", "no idea", sender=CAROL, name="Carol"),
+        msgspec.structs.replace(said("m3", "me neither", sender=owner, name="Me"), from_me=True),
+    )
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    call = _Item("@491702222222 @491700000000", mentions=[BOB, owner])
+    kept, asked = pointed_at(group, [call], context)
+    assert (_texts(kept), _texts(asked)) == (["no idea", "me neither"], ["what time is the match?"])
+    # Naming someone who said nothing here: the caller's own words, as for a bare call.
+    quiet = _Item("@491709999999 @491700000000", mentions=["491709999999@s.whatsapp.net"])
+    assert _texts(pointed_at(group, [quiet], context)[1]) == ["no idea"]

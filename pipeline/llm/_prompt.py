@@ -84,6 +84,8 @@ class Said(Protocol):
     def sender(self) -> str: ...
     @property
     def sender_alt(self) -> str | None: ...
+    @property
+    def from_me(self) -> bool: ...
 
 
 CONTEXT_HEAD = "[Said in the group since you last answered, for context only; do not answer it]"
@@ -112,23 +114,31 @@ def pointed_at(
     ("@bot"). A burst that is only the call (mentions and the group's keywords,
     no attachment, no quote) asks what its sender said last: their newest
     messages in ``context``, those in a row without another's words between.
-    Shown as context, the model was told not to answer the question it was
-    called for.
+    A call that also names someone who spoke there ("@Anna @bot") asks what
+    they said last instead. Shown as context, the model was told not to answer
+    the question it was called for.
     """
     if not isinstance(entity, GroupEntity) or not context or not _bare(entity, messages):
         return list(context), []
     said = messages[-1].message
-    ids = {said.sender, said.sender_alt} - {None, ""}
+    caller = {i for i in (said.sender, said.sender_alt) if i}
+    # The owner is named too (the call in a mention group): their words are not asked.
+    named = set(said.mentions) - caller
+    asker = named if any(_by(h, named, others=True) for h in context) else caller
+    others = asker is named
     end = len(context)
-    while end and not _by(context[end - 1], ids):
+    while end and not _by(context[end - 1], asker, others=others):
         end -= 1
     start = end
-    while start and _by(context[start - 1], ids):
+    while start and _by(context[start - 1], asker, others=others):
         start -= 1
     return [*context[:start], *context[end:]], list(context[start:end])
 
 
-def _by(said: Said, ids: set[str | None]) -> bool:
+def _by(said: Said, ids: set[str], *, others: bool = False) -> bool:
+    """Written by one of ``ids``; with ``others``, not by the owner."""
+    if others and said.from_me:
+        return False
     return said.sender in ids or (said.sender_alt is not None and said.sender_alt in ids)
 
 

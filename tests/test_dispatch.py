@@ -4,6 +4,7 @@ due times, the failure guard and waiting for idle."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -229,13 +230,7 @@ async def test_a_rest_that_ran_out_with_no_work_left_does_not_spin_the_loop() ->
         for _ in range(200):
             await anyio.lowlevel.checkpoint()
         now[0] += 10.0  # the rest is over; the chat has no work left
-        chats.wake()
-        before = looks
-        for _ in range(2000):
-            await anyio.lowlevel.checkpoint()
-        spun = looks - before
-        chats.stopping = True
-        chats.wake()
+        spun = await _passes_then_stop(chats, lambda: looks)
     assert failed
     assert spun < 10
 
@@ -259,13 +254,7 @@ async def test_a_due_time_passed_with_no_work_left_does_not_spin_the_loop() -> N
         tg.start_soon(chats.run, look)
         chats.defer("a", NOW + 2)
         now[0] += 10.0
-        chats.wake()
-        before = looks
-        for _ in range(2000):
-            await anyio.lowlevel.checkpoint()
-        spun = looks - before
-        chats.stopping = True
-        chats.wake()
+        spun = await _passes_then_stop(chats, lambda: looks)
     assert spun < 10
     assert chats.ready("a", now[0])
     assert chats._due == {}
@@ -323,3 +312,16 @@ async def test_a_chat_that_recovers_rests_no_more() -> None:
     assert chats.ready("a", now[0])
     assert chats.held(now[0]) == frozenset()
     assert [e["event"] for e in logs] == ["chat_work_failed", "chat_work_recovered"]
+
+
+async def _passes_then_stop(chats: Dispatcher, looks: Callable[[], int]) -> int:
+    """The passes the woken loop makes over 2,000 turns of the event loop (a loop with
+    nothing to do makes one or two; a spinning one, one a turn); then it stops."""
+    chats.wake()
+    before = looks()
+    for _ in range(2000):
+        await anyio.lowlevel.checkpoint()
+    spun = looks() - before
+    chats.stopping = True
+    chats.wake()
+    return spun

@@ -230,13 +230,7 @@ async def test_a_webhook_that_moved_gets_the_same_post_where_it_points(
 ) -> None:
     """Not followed, it was "HTTP 301" (http to https); followed as httpx does, a GET."""
     hook = serve([(status, "/moved"), (status, "/moved/again")])
-    rig = Rig(tmp_path, hook.url)
-    try:
-        rig.add(TransportStatus(state="banned", detail="expires in 3600 s"))
-        await rig.alerter.send_due()
-        [alerted] = rig.found(OwnerAlerted)
-    finally:
-        rig.folded.close()
+    alerted = await _banned_alert(tmp_path, hook.url)
 
     assert (alerted.ok, alerted.error) == (True, "")
     assert [path for path, _ in hook.posts] == ["/hook", "/moved", "/moved/again"]
@@ -248,13 +242,20 @@ async def test_a_redirect_loop_is_a_failed_delivery(
     tmp_path: Path, serve: Callable[[list[int | tuple[int, str]]], Hook]
 ) -> None:
     hook = serve([(308, "/hook")] * 100)
-    rig = Rig(tmp_path, hook.url)
+    alerted = await _banned_alert(tmp_path, hook.url)
+
+    assert (alerted.ok, alerted.error) == (False, "HTTP 308 (more than 3 redirects)")
+    assert len(hook.posts) == 3 * 4
+
+
+async def _banned_alert(tmp_path: Path, webhook: str) -> OwnerAlerted:
+    """The one alert a ban gives, sent to ``webhook``."""
+    rig = Rig(tmp_path, webhook)
     try:
         rig.add(TransportStatus(state="banned", detail="expires in 3600 s"))
         await rig.alerter.send_due()
         [alerted] = rig.found(OwnerAlerted)
+        assert isinstance(alerted, OwnerAlerted)
     finally:
         rig.folded.close()
-
-    assert (alerted.ok, alerted.error) == (False, "HTTP 308 (more than 3 redirects)")
-    assert len(hook.posts) == 3 * 4
+    return alerted

@@ -300,3 +300,18 @@ def test_a_bare_call_naming_someone_asks_what_they_said_last() -> None:
     # Naming someone who said nothing here: the caller's own words, as for a bare call.
     quiet = _Item("@491709999999 @491700000000", mentions=["491709999999@s.whatsapp.net"])
     assert _texts(pointed_at(group, [quiet], context)[1]) == ["no idea"]
+
+
+def test_a_reaction_in_a_listening_window_asks_nothing_earlier() -> None:
+    """ "👍" or "?" alone, heard because the bot just spoke with Carol (a listening
+    window), has no words, yet it calls for nothing earlier: it is the message."""
+    state = talk(said("m1", "is the pool open?", sender=CAROL, name="Carol"), said("m2", "hm"))
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    for mode in ("mention", "keyword"):
+        group = _config(mode, listen_after_mention_seconds=60).find_entity(GROUP)
+        assert group is not None
+        for reaction in ("👍", "?", "👍👍 !!"):
+            assert pointed_at(group, [_Item(reaction)], context) == (list(context), []), mode
+        # With the call in it, a burst of calls and reactions still asks.
+        burst = [_Item("👍"), _Item("@491700000000" if mode == "mention" else "bot")]
+        assert _texts(pointed_at(group, burst, context)[1]) == ["is the pool open?"], mode

@@ -143,9 +143,12 @@ def _by(said: Said, ids: set[str], *, others: bool = False) -> bool:
 
 
 def _bare(group: GroupEntity, messages: Sequence[Message]) -> bool:
-    """Every message of the burst holds nothing but the call: no words of its own."""
+    """Every message of the burst holds nothing but the call (no words of its own),
+    and the call is there: a "👍" or "?" alone, heard in a listening window, has no
+    words either, but answers what the bot said; it asks for nothing earlier."""
     keywords = [re.escape(w.strip()) for w in group.trigger.keywords]
     call = re.compile(rf"(?<!\w)(?:{'|'.join(keywords)})(?!\w)", re.I) if keywords else None
+    called = False
     for m in messages:
         # A reply points at the message it quotes, text or not (a photo, a voice note).
         if m.media is not None or m.message.quoted is not None or m.message.quoted_id:
@@ -155,7 +158,9 @@ def _bare(group: GroupEntity, messages: Sequence[Message]) -> bool:
             words = call.sub(" ", words)
         if re.search(r"\w", words):
             return False
-    return True
+        # Something was taken out: a mention or a keyword, the call itself.
+        called = called or bool(m.message.mentions) or words != m.text
+    return called
 
 
 def user_turn(

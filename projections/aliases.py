@@ -14,7 +14,7 @@ message, an event a rotation keeps) survives.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import msgspec
 
@@ -156,6 +156,17 @@ def forms(state: State, jid: str) -> set[str]:
     if canon is None:
         return {form}
     return set(state.people[canon].forms)
+
+
+def named_by(state: State, messages: Iterable[MessageReceived]) -> dict[str, list[str]]:
+    """Every known form of each id ``messages`` name (their senders' ids and the
+    mentioned), so a message is matched to one of them whichever id it came under."""
+    known: dict[str, list[str]] = {}
+    for m in messages:
+        for jid in (m.sender, m.sender_alt, *m.mentions):
+            if jid and jid not in known:
+                known[jid] = sorted(forms(state, jid))
+    return known
 
 
 _HANDLERS: Handlers[State] = {MessageReceived: _received, Compacted: _compacted}

@@ -78,6 +78,8 @@ class Inputs(msgspec.Struct, frozen=True, kw_only=True):
     pending: list[reminders.Reminder] = []
     # In a group: what was said there since the bot last answered (the config picks).
     heard: list[group_talk.Heard] = []
+    # Every form the bot knew of the ids the trigger messages name (``aliases.named_by``).
+    known: dict[str, list[str]] = {}
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,9 +249,10 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
     context = sessions.context(session)
     answers = sum(1 for t in context if t.role == "assistant")
     earlier = state.session_calls.get(ev.session_id, [])
+    items = [queued[m] for m in ev.trigger_ids]
     return Inputs(
         config=config,
-        items=[queued[m] for m in ev.trigger_ids],
+        items=items,
         context=context,
         context_calls=earlier[len(earlier) - answers :] if answers else [],
         facts=facts.of_chat(state.states.facts, state.states.aliases, ev.chat),
@@ -259,6 +262,7 @@ def _inputs(state: State, ev: LlmRequested) -> Inputs:
         heard=group_talk.since_spoke(
             state.states.group_talk, state.chat, frozenset(ev.trigger_ids)
         ),
+        known=aliases.named_by(state.states.aliases, (i.message for i in items)),
     )
 
 

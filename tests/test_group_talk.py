@@ -21,7 +21,7 @@ from events.protocol import Selection
 from pipeline.config import config_from_dict
 from pipeline.llm import group_context, pointed_at, user_turn
 from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
-from projections import group_talk
+from projections import aliases, group_talk
 from projections.fold import fold
 
 GROUP = "120363000000000000@g.us"
@@ -315,3 +315,27 @@ def test_a_reaction_in_a_listening_window_asks_nothing_earlier() -> None:
         # With the call in it, a burst of calls and reactions still asks.
         burst = [_Item("👍"), _Item("@491700000000" if mode == "mention" else "bot")]
         assert _texts(pointed_at(group, burst, context)[1]) == ["is the pool open?"], mode
+
+
+def test_a_bare_call_knows_its_sender_and_the_named_by_any_of_their_ids() -> None:
+    """Carol asked under her LID alone (WhatsApp left out her number) and calls under
+    her number; Bob spoke under his number and is named by his LID. An earlier
+    message that carried both ids taught the bot that they are the same people."""
+    carol_lid, bob_lid = "201234567890123@lid", "209876543210987@lid"
+    events: list[AnyEvent] = [
+        msgspec.structs.replace(said("t1", "hi", sender=carol_lid), sender_alt=CAROL),
+        msgspec.structs.replace(said("t2", "hello", sender=bob_lid), sender_alt=BOB),
+        spoke("r1"),
+        said("m1", "what time is the match?"),
+        said("m2", "where is it?", sender=carol_lid, name="Carol"),
+        said("m3", "no idea", sender="491709999999@s.whatsapp.net", name="Dan"),
+    ]
+    folded = fold([Recorded(n, NOW + n, e) for n, e in enumerate(events, 1)])
+    context = group_talk.since_spoke(folded.group_talk, GROUP, frozenset())
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    call = _Item("@491700000000", sender=CAROL)
+    named = _Item("@209876543210987 @491700000000", sender=CAROL, mentions=[bob_lid])
+    for item, question in ((call, "where is it?"), (named, "what time is the match?")):
+        known = aliases.named_by(folded.aliases, [item.message])
+        assert _texts(pointed_at(group, [item], context, known)[1]) == [question]

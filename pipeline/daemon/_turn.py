@@ -300,7 +300,8 @@ def ask(facts: Facts, entity: Entity, chat: str, run: list[Item]) -> Plan:
     leave = frozenset(i.message.msg_id for i in run)
     heard = group_talk.since_spoke(view.group_talk, chat, leave)
     kept = known_facts.of_chat(view.facts, view.aliases, chat) if cfg.tools.memory else []
-    talk, asked = pointed_at(entity, run, group_context(cfg, entity, heard))
+    known = aliases.named_by(view.aliases, (i.message for i in run))
+    talk, asked = pointed_at(entity, run, group_context(cfg, entity, heard), known)
     turn = user_turn(run, cfg, talk, asked)
     prompt = compose(cfg, entity, context, turn, kept, now=facts.now)
     # Fields this model refused earlier in this process go out as it takes them, recorded so.

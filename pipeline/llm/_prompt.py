@@ -8,7 +8,7 @@ events before it. The HTTP body for a provider is ``build_request``'s job.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -106,7 +106,10 @@ _MENTION = re.compile(r"@\d+")
 
 
 def pointed_at(
-    entity: Entity, messages: Sequence[Message], context: Sequence[Said]
+    entity: Entity,
+    messages: Sequence[Message],
+    context: Sequence[Said],
+    known: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[list[Said], list[Said]]:
     """``context`` apart: (what stays context, what a bare call asks).
 
@@ -116,14 +119,17 @@ def pointed_at(
     messages in ``context``, those in a row without another's words between.
     A call that also names someone who spoke there ("@Anna @bot") asks what
     they said last instead. Shown as context, the model was told not to answer
-    the question it was called for.
+    the question it was called for. ``known``: every form of the ids the call
+    names (``aliases.named_by``), so a person who wrote under their LID and
+    calls under their number (or the reverse) is still themselves.
     """
     if not isinstance(entity, GroupEntity) or not context or not _bare(entity, messages):
         return list(context), []
     said = messages[-1].message
-    caller = {i for i in (said.sender, said.sender_alt) if i}
+    known = known or {}
+    caller = _people((said.sender, said.sender_alt), known)
     # The owner is named too (the call in a mention group): their words are not asked.
-    named = set(said.mentions) - caller
+    named = _people(said.mentions, known) - caller
     asker = named if any(_by(h, named, others=True) for h in context) else caller
     others = asker is named
     end = len(context)
@@ -133,6 +139,11 @@ def pointed_at(
     while start and _by(context[start - 1], asker, others=others):
         start -= 1
     return [*context[:start], *context[end:]], list(context[start:end])
+
+
+def _people(ids: Iterable[str | None], known: Mapping[str, Collection[str]]) -> set[str]:
+    """``ids`` with every other form the bot knows of each."""
+    return {form for jid in ids if jid for form in (jid, *known.get(jid, ()))}
 
 
 def _by(said: Said, ids: set[str], *, others: bool = False) -> bool:

@@ -150,7 +150,7 @@ def _pointed_at(call: Call, recorded: AppConfig, entity: Entity) -> tuple[list[S
     assert call.inputs is not None
     items = call.inputs.items
     chosen = group_context(recorded, entity, call.inputs.heard)
-    heard, asked = pointed_at(entity, items, chosen)
+    heard, asked = pointed_at(entity, items, chosen, call.inputs.known)
     if asked:
         before = user_turn(items, recorded, chosen).content
         if any(t.role == "user" and t.content == before for t in call.request.messages):

@@ -4,7 +4,8 @@ In a ``mention`` or ``keyword`` group the bot answers one message, but the
 conversation it lands in is the messages before it; they are in the log
 already (recorded, then skipped as ``not_triggered``). This keeps each
 group's newest ``KEEP`` messages (who, under what name, the words as they
-stand after their authors' edits) and the seqs of the bot's replies there, so
+stand after their authors' edits: whole for the newest ``WHOLE``, which a bare
+call may ask, cut for the others) and the seqs of the bot's replies there, so
 a turn can be given the messages since the bot last answered
 (``groups.context_messages``).
 A revoked message leaves; the owner's own messages count (they are part of
@@ -35,7 +36,12 @@ from events.model import (
 from projections.base import Handlers, Projection, removal
 
 KEEP = 100  # per group: the most ``groups.context_messages`` may ask for
-_WORDS = 1000  # characters kept of each message: context, not the message answered
+# The newest messages of a group keep their words whole: a bare call asks its
+# sender's last words, which are among them. Older ones are context only, and
+# context shows at most WORDS characters of a message (``brief``), so they are
+# kept cut: a group never holds KEEP whole texts.
+WHOLE = 10
+WORDS = 1000
 
 
 class Heard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -71,12 +77,15 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         ts=rec.ts,
         msg_id=ev.msg_id,
         name=name,
-        text=_cut(ev.text),
+        text=ev.text,
         sender=ev.sender,
         sender_alt=ev.sender_alt,
         from_me=ev.from_me,
     )
     group.heard.append(heard)
+    if len(group.heard) > WHOLE:
+        older = group.heard[-WHOLE - 1]
+        group.heard[-WHOLE - 1] = msgspec.structs.replace(older, text=brief(older.text))
     if len(group.heard) > KEEP:
         del group.heard[0]
         oldest = group.heard[0].seq
@@ -92,11 +101,13 @@ def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
     group = state.groups.get(ev.chat)
     if group is None or ev.text is None:
         return
+    newest = len(group.heard) - WHOLE
     for n, heard in enumerate(group.heard):
         if heard.msg_id != ev.msg_id:
             continue
         if ev.by_author(heard.sender, heard.sender_alt, heard.from_me):
-            group.heard[n] = msgspec.structs.replace(heard, text=_cut(ev.text))
+            text = ev.text if n >= newest else brief(ev.text)
+            group.heard[n] = msgspec.structs.replace(heard, text=text)
 
 
 def _revoked(state: State, rec: Recorded, ev: MessageRevoked | MessageSkipped) -> None:
@@ -128,8 +139,9 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             del state.groups[chat]
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _WORDS else text[:_WORDS] + "…"
+def brief(text: str) -> str:
+    """A message's words as context shows them: at most WORDS characters."""
+    return text if len(text) <= WORDS else text[:WORDS] + "…"
 
 
 def since_spoke(state: State, chat: str, leave: frozenset[str]) -> list[Heard]:

@@ -20,7 +20,7 @@ from events.model import (
 from events.protocol import Selection
 from pipeline.config import config_from_dict
 from pipeline.llm import group_context, pointed_at, user_turn
-from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
+from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD, CUT_MARKER
 from projections import aliases, group_talk
 from projections.fold import fold
 
@@ -86,15 +86,12 @@ def test_only_the_authors_own_edit_changes_what_was_said() -> None:
     assert heard(state) == [("Bob", "at 7"), ("Bob", "at 9")]
 
 
-def test_a_group_keeps_its_newest_messages_and_each_one_cut() -> None:
-    state = talk(
-        *(said(f"m{n}", f"n{n}") for n in range(group_talk.KEEP + 5)), said("x", "y" * 5000)
-    )
+def test_a_group_keeps_its_newest_messages() -> None:
+    state = talk(*(said(f"m{n}", f"n{n}") for n in range(group_talk.KEEP + 5)))
 
     kept = heard(state)
     assert len(kept) == group_talk.KEEP
-    assert kept[0] == ("Bob", "n6")
-    assert len(kept[-1][1]) == 1001  # the words cut, with an ellipsis
+    assert kept[0] == ("Bob", "n5")
 
 
 def test_direct_chats_and_other_plans_are_not_group_talk() -> None:
@@ -339,3 +336,38 @@ def test_a_bare_call_knows_its_sender_and_the_named_by_any_of_their_ids() -> Non
     for item, question in ((call, "where is it?"), (named, "what time is the match?")):
         known = aliases.named_by(folded.aliases, [item.message])
         assert _texts(pointed_at(group, [item], context, known)[1]) == [question]
+
+
+def test_the_question_a_bare_call_asks_goes_whole_while_context_is_cut() -> None:
+    question = "Which of these should we book? " + " ".join(f"option {n}" for n in range(300))
+    aside = "y" * 3000
+    state = talk(said("m1", aside), said("m2", question, sender=CAROL, name="Carol"))
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    call = [_Item("@491700000000")]
+    talk_, asked = pointed_at(group, call, context)
+
+    text = user_turn(call, _config("mention"), talk_, asked).content
+    assert f"Carol: {question}\nCarol: @491700000000" in text  # 3,220 characters, whole
+    assert f"Bob: {aside[:1000]}…\n" in text  # context: cut
+    # Longer than the turn may be: cut, with the marker, never left out.
+    small = _config("mention", context_messages=5)
+    small = msgspec.structs.replace(
+        small, limits=msgspec.structs.replace(small.limits, max_input_chars=1000)
+    )
+    text = user_turn(call, small, talk_, asked).content
+    answer = text.split(ANSWER_HEAD + "\n")[1]
+    assert answer.startswith(f"Carol: {question[:900]}")
+    assert answer.endswith(CUT_MARKER.format(limit=1000))
+
+
+def test_only_the_newest_messages_keep_their_words_whole() -> None:
+    """What a bare call can ask is among a group's newest messages; older ones are
+    context, kept cut: a group never holds KEEP whole texts."""
+    long = "w" * 5000
+    state = talk(*(said(f"m{n}", f"{n} {long}") for n in range(group_talk.KEEP)))
+
+    sizes = [len(text) for _, text in heard(state)]
+    assert sizes[-group_talk.WHOLE :] == [len(f"{n} {long}") for n in range(90, 100)]
+    assert set(sizes[: -group_talk.WHOLE]) == {1001}

@@ -20,6 +20,7 @@ from events.model import ChatTurn, MessageReceived, ToolRound
 from pipeline.config import AppConfig, Entity, GroupEntity, LlmConfig
 from pipeline.llm._attachments import Attached, document_block, images_of, note
 from pipeline.llm._turns import normalize_turns
+from projections.group_talk import brief
 
 CUT_MARKER = "\n[… message cut: longer than {limit} characters]"
 # What precedes the chat's facts (tool ``remember``) at the end of the system turn.
@@ -187,7 +188,10 @@ def user_turn(
     limit = config.limits.max_input_chars
     text = user_text(messages, limit, vision=vision)
     if asked:
-        text = "\n".join([*_context_lines(asked, limit // 2), text])
+        # Part of the message to answer: whole, and cut as that is, never left out.
+        text = "\n".join([*(_line(said, said.text) for said in asked), text])
+        if len(text) > limit:
+            text = text[:limit] + CUT_MARKER.format(limit=limit)
     if context:
         lines = _context_lines(context, limit // 2)
         text = "\n".join([CONTEXT_HEAD, *lines, "", ANSWER_HEAD, text])
@@ -195,15 +199,20 @@ def user_turn(
 
 
 def _context_lines(context: Sequence[Said], room: int) -> list[str]:
-    """``name: text`` lines, the newest that fit in ``room`` characters, oldest first."""
+    """``name: text`` lines, the newest that fit in ``room`` characters, oldest first;
+    each message as context shows it (``group_talk.brief``)."""
     lines: list[str] = []
     for said in reversed(context):
-        line = f"{said.name}: {' '.join(said.text.split())}"
+        line = _line(said, brief(said.text))
         room -= len(line) + 1
         if room < 0:
             break
         lines.append(line)
     return lines[::-1]
+
+
+def _line(said: Said, text: str) -> str:
+    return f"{said.name}: {' '.join(text.split())}"
 
 
 def _quote(message: Message) -> str:

@@ -8,8 +8,11 @@ stand after their authors' edits: whole for the newest ``WHOLE``, which a bare
 call may ask, cut for the others) and the seqs of the bot's replies there, so
 a turn can be given the messages since the bot last answered
 (``groups.context_messages``).
-A revoked message leaves; the owner's own messages count (they are part of
-the conversation), but not the bot's own replies WhatsApp echoes back
+A message with an attachment is kept, caption or not, with what is learnt of
+it later (fetched, transcribed): a photo or voice note is said too, and may be
+the very question a bare call asks. A revoked message leaves; the owner's own
+messages count (they are part of the conversation), but not the bot's own
+replies WhatsApp echoes back
 (``MessageSkipped`` reason ``echo``): the bot said them, they are not talk.
 
 A ``Compacted`` drops the messages and replies that went. As with the queue,
@@ -26,6 +29,10 @@ import msgspec
 from events.jid import user_part
 from events.model import (
     Compacted,
+    DocumentRead,
+    Media,
+    MediaFetched,
+    MediaTranscribed,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
@@ -54,6 +61,13 @@ class Heard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     sender: str = ""
     sender_alt: str | None = None
     from_me: bool = False
+    media: Media | None = None  # as it stands: fetched later, else as the message carried it
+    transcript: str | None = None  # of a voice note or audio message, once one was made
+
+    @property
+    def document(self) -> DocumentRead | None:
+        """Never read for a message heard in passing (``Attached``)."""
+        return None
 
 
 class Group(msgspec.Struct, kw_only=True, gc=False):
@@ -66,7 +80,7 @@ class State(msgspec.Struct, kw_only=True):
 
 
 def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
-    if not ev.is_group or not ev.text.strip():
+    if not ev.is_group or not (ev.text.strip() or ev.media is not None):
         return
     group = state.groups.get(ev.chat)
     if group is None:
@@ -81,11 +95,11 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
         sender=ev.sender,
         sender_alt=ev.sender_alt,
         from_me=ev.from_me,
+        media=ev.media,
     )
     group.heard.append(heard)
     if len(group.heard) > WHOLE:
-        older = group.heard[-WHOLE - 1]
-        group.heard[-WHOLE - 1] = msgspec.structs.replace(older, text=brief(older.text))
+        group.heard[-WHOLE - 1] = _briefed(group.heard[-WHOLE - 1])
     if len(group.heard) > KEEP:
         del group.heard[0]
         oldest = group.heard[0].seq
@@ -96,18 +110,40 @@ def _received(state: State, rec: Recorded, ev: MessageReceived) -> None:
 
 
 def _edited(state: State, rec: Recorded, ev: MessageEdited) -> None:
-    """The author's new words replace the message (a new value: a call's inputs keep
-    what it saw); an edit by anyone else changes nothing."""
+    """The author's new words replace the message; an edit by anyone else changes nothing."""
     group = state.groups.get(ev.chat)
     if group is None or ev.text is None:
         return
-    newest = len(group.heard) - WHOLE
     for n, heard in enumerate(group.heard):
-        if heard.msg_id != ev.msg_id:
-            continue
-        if ev.by_author(heard.sender, heard.sender_alt, heard.from_me):
-            text = ev.text if n >= newest else brief(ev.text)
-            group.heard[n] = msgspec.structs.replace(heard, text=text)
+        if heard.msg_id == ev.msg_id and ev.by_author(
+            heard.sender, heard.sender_alt, heard.from_me
+        ):
+            _replace(group, n, text=ev.text)
+
+
+def _fetched(state: State, rec: Recorded, ev: MediaFetched) -> None:
+    _learnt(state, ev.chat, ev.msg_id, media=ev.media)
+
+
+def _transcribed(state: State, rec: Recorded, ev: MediaTranscribed) -> None:
+    _learnt(state, ev.chat, ev.msg_id, transcript=ev.text)
+
+
+def _learnt(state: State, chat: str, msg_id: str, **fields: object) -> None:
+    """What was learnt later of a message's attachment."""
+    group = state.groups.get(chat)
+    if group is None:
+        return
+    for n, heard in enumerate(group.heard):
+        if heard.msg_id == msg_id:
+            _replace(group, n, **fields)
+
+
+def _replace(group: Group, n: int, **fields: object) -> None:
+    """Message ``n`` with ``fields`` changed, as a new value (a call's inputs keep
+    what it saw); cut, as older messages are kept, unless among the newest."""
+    changed = msgspec.structs.replace(group.heard[n], **fields)
+    group.heard[n] = changed if n >= len(group.heard) - WHOLE else _briefed(changed)
 
 
 def _revoked(state: State, rec: Recorded, ev: MessageRevoked | MessageSkipped) -> None:
@@ -139,6 +175,16 @@ def _compacted(state: State, rec: Recorded, ev: Compacted) -> None:
             del state.groups[chat]
 
 
+def _briefed(heard: Heard) -> Heard:
+    """``heard`` as an older message is kept: its words and transcript cut."""
+    transcript = heard.transcript
+    return msgspec.structs.replace(
+        heard,
+        text=brief(heard.text),
+        transcript=brief(transcript) if transcript is not None else None,
+    )
+
+
 def brief(text: str) -> str:
     """A message's words as context shows them: at most WORDS characters."""
     return text if len(text) <= WORDS else text[:WORDS] + "…"
@@ -168,6 +214,8 @@ HANDLERS: Handlers[State] = {
     MessageEdited: _edited,
     MessageRevoked: _revoked,
     MessageSkipped: _skipped,
+    MediaFetched: _fetched,
+    MediaTranscribed: _transcribed,
     ReplyPlanned: _planned,
     Compacted: _compacted,
 }

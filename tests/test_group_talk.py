@@ -9,6 +9,9 @@ import msgspec
 from events.compaction import removed
 from events.model import (
     AnyEvent,
+    Media,
+    MediaFetched,
+    MediaTranscribed,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
@@ -371,3 +374,53 @@ def test_only_the_newest_messages_keep_their_words_whole() -> None:
     sizes = [len(text) for _, text in heard(state)]
     assert sizes[-group_talk.WHOLE :] == [len(f"{n} {long}") for n in range(90, 100)]
     assert set(sizes[: -group_talk.WHOLE]) == {1001}
+
+
+VOICE = Media(kind="voice", mime="audio/ogg", size=9000, sha256="a" * 64, seconds=7)
+PHOTO = Media(kind="image", mime="image/jpeg", size=9000, sha256="b" * 64)
+
+
+def test_a_bare_call_after_a_voice_note_or_a_photo_asks_about_that() -> None:
+    """Carol's last message is a voice note (or a photo) without a word: the call is
+    about it, never about what she typed before (which stays context)."""
+    group = _config("mention").find_entity(GROUP)
+    assert group is not None
+    vision = _config("mention")
+    for media, line in (
+        (VOICE, "Carol: [voice note, 7 s, not transcribed]"),
+        (PHOTO, "Carol: [image]"),
+    ):
+        state = talk(
+            said("m1", "is the pool open?", sender=CAROL, name="Carol"),
+            said("m2", "hm"),
+            msgspec.structs.replace(said("m3", "", sender=CAROL, name="Carol"), media=media),
+        )
+        context = group_talk.since_spoke(state, GROUP, frozenset())
+        kept, asked = pointed_at(group, [_Item("@491700000000")], context)
+        assert asked == [context[-1]], media.kind
+
+        turn = user_turn([_Item("@491700000000")], vision, kept, asked)
+        answer = turn.content.split(ANSWER_HEAD + "\n")[1]
+        assert answer == f"{line}\nCarol: @491700000000", media.kind
+        assert "Carol: is the pool open?" in turn.content.split(ANSWER_HEAD)[0]
+        assert [i.sha256 for i in turn.images] == ([PHOTO.sha256] if media is PHOTO else [])
+
+
+def test_what_group_talk_learns_of_an_attachment_later_goes_with_it() -> None:
+    """The voice note's transcript, the photo fetched after it was recorded; in the
+    context an attachment is a note, never an image sent along."""
+    fetching = msgspec.structs.replace(PHOTO, sha256="", fetching=True)
+    state = talk(
+        msgspec.structs.replace(said("v", "", sender=CAROL, name="Carol"), media=VOICE),
+        msgspec.structs.replace(said("p", "look"), media=fetching),
+        MediaTranscribed(chat=GROUP, msg_id="v", text="is the pool open?", model="w"),
+        MediaFetched(chat=GROUP, msg_id="p", media=PHOTO),
+    )
+    context = group_talk.since_spoke(state, GROUP, frozenset())
+    turn = user_turn([_Item("@491700000000 yes?")], _config("mention"), context)
+
+    assert turn.content.split("\n")[1:3] == [
+        "Carol: [voice note, 7 s, automatic transcript] is the pool open?",
+        "Bob: [image, not shown to you] look",
+    ]
+    assert turn.images == ()

@@ -61,7 +61,7 @@ def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = Tru
     quote_room = max_chars // 2 // max(1, sum(1 for m in messages if _quote(m)))
     lines = []
     for m in messages:
-        body = " ".join(part for part in (note(m, vision), m.text) if part)
+        body = _said(m, vision)
         said = m.message
         text = f"{said.push_name or user_part(said.sender)}: {body}" if said.is_group else body
         if quoted := _quote(m):
@@ -74,7 +74,7 @@ def user_text(messages: Sequence[Message], max_chars: int, *, vision: bool = Tru
     return "\n\n".join([text, *documents])
 
 
-class Said(Protocol):
+class Said(Attached, Protocol):
     """A message heard in a group before the turn (``projections.group_talk.Heard``)."""
 
     @property
@@ -189,21 +189,22 @@ def user_turn(
     text = user_text(messages, limit, vision=vision)
     if asked:
         # Part of the message to answer: whole, and cut as that is, never left out.
-        text = "\n".join([*(_line(said, said.text) for said in asked), text])
+        text = "\n".join([*(_line(said.name, _said(said, vision)) for said in asked), text])
         if len(text) > limit:
             text = text[:limit] + CUT_MARKER.format(limit=limit)
     if context:
         lines = _context_lines(context, limit // 2)
         text = "\n".join([CONTEXT_HEAD, *lines, "", ANSWER_HEAD, text])
-    return ChatTurn("user", text, images_of(messages, vision))
+    return ChatTurn("user", text, images_of([*asked, *messages], vision))
 
 
 def _context_lines(context: Sequence[Said], room: int) -> list[str]:
     """``name: text`` lines, the newest that fit in ``room`` characters, oldest first;
-    each message as context shows it (``group_talk.brief``)."""
+    each message as context shows it (``group_talk.brief``), an attachment as its
+    note, never sent along."""
     lines: list[str] = []
     for said in reversed(context):
-        line = _line(said, brief(said.text))
+        line = _line(said.name, brief(_said(said, vision=False)))
         room -= len(line) + 1
         if room < 0:
             break
@@ -211,8 +212,13 @@ def _context_lines(context: Sequence[Said], room: int) -> list[str]:
     return lines[::-1]
 
 
-def _line(said: Said, text: str) -> str:
-    return f"{said.name}: {' '.join(text.split())}"
+def _said(message: Message | Said, vision: bool) -> str:
+    """What a message said: its attachment's note, then its words."""
+    return " ".join(part for part in (note(message, vision), message.text) if part)
+
+
+def _line(name: str, said: str) -> str:
+    return f"{name}: {' '.join(said.split())}"
 
 
 def _quote(message: Message) -> str:

@@ -18,9 +18,11 @@ from pipeline.llm._prompt import ANSWER_HEAD, CONTEXT_HEAD
 from tests.e2e.conftest import MakeDaemon
 from tests.e2e.harness import ALICE, BOB, GROUP, OWNER_JID, Daemon
 from tests.llm_server import FakeLlmServer
+from tests.media_files import voice_note, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CAROL = "491703333333@s.whatsapp.net"
+ALICE_LID = "201234567890123@lid"
 SHIPPED_POLLING = {"interval_seconds": 5, "debounce_seconds": 2, "catch_up_minutes": 30}
 
 
@@ -166,3 +168,37 @@ def _rewrite_user_turn(daemon: Daemon, text: str) -> None:
                 " WHERE seq=?",
                 (text, seq),
             )
+
+
+def test_a_bare_call_after_a_voice_note_asks_about_it_whichever_id_it_came_under(
+    make_daemon: MakeDaemon, llm_server: FakeLlmServer, tmp_path: Path
+) -> None:
+    """Alice's question is a voice note, sent under her LID alone (WhatsApp left out
+    her number), and her "@bot" comes under her number: the call is about the voice
+    note, not about what she typed before. Her first message showed both ids."""
+    daemon = make_daemon({"polling": SHIPPED_POLLING})
+    _say(daemon, ALICE_LID, "Alice", "hi all", sender_alt=ALICE)
+    _say(daemon, BOB, "Bob", "Dinner on Friday?")
+    note = write(tmp_path, "question.ogg", voice_note())
+    media = {"kind": "voice", "path": str(note), "mime": "audio/ogg", "seconds": 7}
+    voice = daemon.message("", chat=GROUP, sender=ALICE_LID, push_name="Alice", media=media)
+    assert daemon.wait_event(MessageSkipped, msg_id=voice).reason == "not_triggered"
+    call = _say(daemon, ALICE, "Alice", "@491700000000", mentions=[OWNER_JID])
+
+    assert daemon.next_sent(timeout=20)["reply_to"] == call
+    assert _user_turn(llm_server, 0) == "\n".join(
+        [
+            CONTEXT_HEAD,
+            "Alice: hi all",
+            "Bob: Dinner on Friday?",
+            "",
+            ANSWER_HEAD,
+            "Alice: [voice note, 7 s, not transcribed]",
+            "Alice: @491700000000",
+        ]
+    )
+    daemon.stop()
+
+    replay = daemon.replay("--chat", "Family", "--recorded", "--json", timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == ["OK"]

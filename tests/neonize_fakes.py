@@ -63,6 +63,14 @@ OWNER = "491700000000"
 OWNER_LID = "987654321098765"
 ALICE = "491701111111"
 GROUP = "120363000000000000@g.us"
+# An attachment's download keys, as WhatsApp sends them with every media message.
+MEDIA_KEYS = {
+    "URL": "https://mmg.whatsapp.net/v/t62.7117-24/1.enc",
+    "directPath": "/v/t62.7117-24/1.enc",
+    "mediaKey": b"k" * 32,
+    "fileSHA256": b"s" * 32,
+    "fileEncSHA256": b"e" * 32,
+}
 LID = "123456789012345"
 ALICE_LID = f"{LID}@lid"
 SENT_ID = "3EB0SENT"

@@ -114,10 +114,7 @@ def test_the_question_sent_before_a_bare_mention_is_the_message_to_answer(
     _say(daemon, CAROL, "Carol", "good question")
     for early in (first, second):
         assert daemon.wait_event(MessageSkipped, msg_id=early).reason == "not_triggered"
-    mention = _say(daemon, ALICE, "Alice", "@491700000000", mentions=[OWNER_JID])
-
-    assert daemon.next_sent(timeout=20)["reply_to"] == mention
-    assert _user_turn(llm_server, 0) == "\n".join(
+    assert _bare_call(daemon, ALICE, llm_server) == "\n".join(
         [
             CONTEXT_HEAD,
             "Bob: Dinner on Friday?",
@@ -157,6 +154,13 @@ def test_the_question_sent_before_a_bare_mention_is_the_message_to_answer(
         assert [t["status"] for t in json.loads(replay.stdout)["turns"]] == statuses
 
 
+def _bare_call(daemon: Daemon, sender: str, server: FakeLlmServer) -> str:
+    """Alice's "@bot" alone, answered: the user turn the model got for it."""
+    call = _say(daemon, sender, "Alice", "@491700000000", mentions=[OWNER_JID])
+    assert daemon.next_sent(timeout=20)["reply_to"] == call
+    return _user_turn(server, len(server.requests) - 1)
+
+
 def _rewrite_user_turn(daemon: Daemon, text: str) -> None:
     """The first call's user turn, as if the agent had recorded ``text`` (the second
     call carries it as the session's first turn)."""
@@ -183,10 +187,7 @@ def test_a_bare_call_after_a_voice_note_asks_about_it_whichever_id_it_came_under
     media = {"kind": "voice", "path": str(note), "mime": "audio/ogg", "seconds": 7}
     voice = daemon.message("", chat=GROUP, sender=ALICE_LID, push_name="Alice", media=media)
     assert daemon.wait_event(MessageSkipped, msg_id=voice).reason == "not_triggered"
-    call = _say(daemon, ALICE, "Alice", "@491700000000", mentions=[OWNER_JID])
-
-    assert daemon.next_sent(timeout=20)["reply_to"] == call
-    assert _user_turn(llm_server, 0) == "\n".join(
+    assert _bare_call(daemon, ALICE, llm_server) == "\n".join(
         [
             CONTEXT_HEAD,
             "Alice: hi all",

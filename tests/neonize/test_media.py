@@ -36,15 +36,9 @@ from pipeline.transport.neonize import _gocalls as gocalls
 from projections import queue
 from tests.media_files import jpeg
 from tests.neonize_fakes import ALICE, WAIT, dispatch, message_ev, running
+from tests.neonize_fakes import MEDIA_KEYS as KEYS
 
 pytestmark = pytest.mark.anyio
-KEYS = {
-    "URL": "https://mmg.whatsapp.net/v/t62.7117-24/1.enc",
-    "directPath": "/v/t62.7117-24/1.enc",
-    "mediaKey": b"k" * 32,
-    "fileSHA256": b"s" * 32,
-    "fileEncSHA256": b"e" * 32,
-}
 
 
 async def arrivals(make_transport: Any, *messages: Any) -> tuple[list[Inbound], Any]:

@@ -12,8 +12,8 @@ A message with an attachment is kept, caption or not, with what is learnt of
 it later (fetched, transcribed): a photo or voice note is said too, and may be
 the very question a bare call asks. A revoked message leaves; the owner's own
 messages count (they are part of the conversation), but not the bot's own
-replies WhatsApp echoes back
-(``MessageSkipped`` reason ``echo``): the bot said them, they are not talk.
+replies WhatsApp echoes back (``MessageSkipped`` reason ``echo``): the bot
+said them, they are not talk.
 
 A ``Compacted`` drops the messages and replies that went. As with the queue,
 what a removed later event did stays done (an edit's words, an echo's

@@ -298,9 +298,13 @@ def device(pn: str, lid: str | None) -> Any:
 
 def execute(client: Any, event: Any) -> None:
     """Hand ``event`` to neonize's Go callback entry point, blocking this thread as Go's."""
-    raw = event.SerializePartialToString()
+    execute_raw(client, event.SerializePartialToString(), type(event))
+
+
+def execute_raw(client: Any, raw: bytes, event_type: type[Any]) -> None:
+    """Hand an event's bytes as Go encoded them (Python's protobuf may not build them)."""
     buffer = ctypes.create_string_buffer(raw, len(raw))
-    client.event.execute(0, ctypes.addressof(buffer), len(raw), EVENT_TO_INT[type(event)])
+    client.event.execute(0, ctypes.addressof(buffer), len(raw), EVENT_TO_INT[event_type])
 
 
 async def dispatch(client: Any, event: Any) -> None:

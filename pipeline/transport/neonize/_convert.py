@@ -5,12 +5,13 @@ transport, nowhere else: everything this module returns is one of our types.
 
 ``inbound`` is the one conversion of a received ``MessageEv``, used by the
 transport and by ``python -m pipeline inbound`` alike; ``undecryptable`` the
-one of an ``UndecryptableMessageEv``. What a message wraps is opened first
-(``_wrappers``); then it is one of: a message with content, an edit or
-revoke (a ``protocolMessage``), an edit encrypted with the original's message
-secret (``secretEncryptedMessage``, decrypted by the caller), or something
-with nothing to answer, dropped with its reason (reactions, key shares,
-status posts, ...). Nothing here logs: the chat may not be monitored.
+one of an ``UndecryptableMessageEv``. A text that is not UTF-8 is mended
+first (``_readable``), and what a message wraps is opened (``_wrappers``);
+then it is one of: a message with content, an edit or revoke (a
+``protocolMessage``), an edit encrypted with the original's message secret
+(``secretEncryptedMessage``, decrypted by the caller), or something with
+nothing to answer, dropped with its reason (reactions, key shares, status
+posts, ...). Nothing here logs: the chat may not be monitored.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pipeline.media import message_kind
 from pipeline.transport._base import Fact, Outgoing, received_message
 from pipeline.transport.neonize._content import Content, content_of
 from pipeline.transport.neonize._media import media_of
+from pipeline.transport.neonize._readable import readable
 from pipeline.transport.neonize._secret import Secrets
 from pipeline.transport.neonize._wrappers import unwrap
 
@@ -148,6 +150,7 @@ def secret_of(message: Any) -> bytes:
 
 def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
     """What a ``MessageEv`` is for us: a fact, an edit still to decrypt, or dropped."""
+    ev = readable(ev)
     reason = _not_a_chat(ev.Info.MessageSource.Chat)
     if reason is not None:
         return Dropped(reason)
@@ -179,6 +182,7 @@ def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
     it (Info, IsUnavailable, DecryptFailMode only): view-once cannot be told
     from other withheld messages, so both are ``unavailable``.
     """
+    ev = readable(ev)
     source = ev.Info.MessageSource
     reason = _not_a_chat(source.Chat)
     if reason is not None:
@@ -283,7 +287,7 @@ def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
     """The edit, from its decrypted payload (None: it could not be decrypted)."""
     text: str | None = None
     if plaintext is not None:
-        decrypted = Message.FromString(plaintext)
+        decrypted = readable(Message.FromString(plaintext))
         inner = (
             decrypted.protocolMessage.editedMessage
             if decrypted.HasField("protocolMessage")

@@ -652,9 +652,8 @@ def _shapes() -> dict[str, list[Case]]:
         ],
         "an edit encrypted with the message's secret, as phones now send it"
         " (`secretEncryptedMessage` `MESSAGE_EDIT`)": [_secret_case(readable=True)],
-        "an edit the bot cannot read (original never seen, or over 30 minutes old)": [
-            _secret_case(readable=False)
-        ],
+        "an edit the bot cannot read (original never seen, over 30 minutes old,"
+        " or its payload is no edit)": [_secret_case(readable=False)],
         "a deletion for everyone (`protocolMessage` `REVOKE`)": [
             Case(
                 (

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from neonize.events import EVENT_TO_INT
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
@@ -35,6 +36,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 
 from events.model import MessageEdited, MessageRevoked, Quoted
+from pipeline.transport.neonize._secret import edit_key
 from tests.inbound_shapes import nested_event
 from tests.neonize_fakes import (
     ALICE,
@@ -277,6 +279,37 @@ async def test_an_edit_encrypted_with_the_messages_secret_is_read(make_transport
         editor=ALICE_LID,
     )
     assert unreadable.text is None  # recorded as edited, content unknown
+
+
+@pytest.mark.anyio
+async def test_an_encrypted_edit_that_is_no_edit_is_recorded_unreadable(
+    make_transport: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who got the original (every member of a group) knows its secret, so can
+    send an 'edit' with an IV AES-GCM does not take, or one that decrypts to no message."""
+    secret = os.urandom(32)
+    original = message_ev(
+        Message(
+            conversation="the plan", messageContextInfo=MessageContextInfo(messageSecret=secret)
+        ),
+        msg_id="3EB0ORIG",
+    )
+    short_iv = secret_edit(secret, "x", sender=ALICE_JID, editor=ALICE_JID)
+    short_iv.secretEncryptedMessage.encIV = b"\x01\x02"
+    iv = os.urandom(12)
+    key = edit_key(secret, "3EB0ORIG", ALICE_JID, ALICE_JID)
+    no_message = secret_edit(secret, "x", sender=ALICE_JID, editor=ALICE_JID)
+    no_message.secretEncryptedMessage.encIV = iv
+    no_message.secretEncryptedMessage.encPayload = AESGCM(key).encrypt(iv, b"\xff\xff", None)
+    edits = [message_ev(m, msg_id=f"3EB0EDIT{n}") for n, m in enumerate((short_iv, no_message))]
+
+    _, *facts = await received(make_transport, original, *edits)
+
+    assert [(type(f), f.msg_id, f.edit_id, f.text) for f in facts] == [
+        (MessageEdited, "3EB0ORIG", "3EB0EDIT0", None),
+        (MessageEdited, "3EB0ORIG", "3EB0EDIT1", None),
+    ]
+    assert "cannot read" not in caplog.text
 
 
 @pytest.mark.anyio

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from google.protobuf.message import DecodeError
 from neonize.proto.Neonize_pb2 import JID
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -287,7 +288,10 @@ def edited(pending: SecretEdit, plaintext: bytes | None) -> MessageEdited:
     """The edit, from its decrypted payload (None: it could not be decrypted)."""
     text: str | None = None
     if plaintext is not None:
-        decrypted = readable(Message.FromString(plaintext))
+        try:
+            decrypted = readable(Message.FromString(plaintext))
+        except DecodeError:  # it decrypted, yet holds no message: unreadable all the same
+            decrypted = Message()
         inner = (
             decrypted.protocolMessage.editedMessage
             if decrypted.HasField("protocolMessage")

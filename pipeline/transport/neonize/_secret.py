@@ -89,6 +89,8 @@ class Secrets:
                     return AESGCM(key).decrypt(iv, payload, None)
                 except InvalidTag:
                     continue
+                except ValueError:  # an IV of a length AES-GCM does not take: not an edit
+                    return None
         return None
 
     def _forget_old(self) -> None:

@@ -363,8 +363,9 @@ class NeonizeTransport:
     async def _on_message(self, _client: Any, ev: Any) -> None:
         """Convert and queue; nothing of the message is logged, its chat may be unmonitored."""
         try:
-            fact = convert.inbound(ev, self._my_ids())
+            await self._take(ev)
         except Exception as exc:
+            # neonize drops what a handler raises, unseen: one line says the message went.
             # The type and the line, not the message: it could quote a chat's id or text.
             where = traceback.extract_tb(exc.__traceback__)[-1]
             _log.error(
@@ -372,7 +373,9 @@ class NeonizeTransport:
                 error=type(exc).__name__,
                 at=f"{Path(where.filename).name}:{where.lineno}",
             )
-            return
+
+    async def _take(self, ev: Any) -> None:
+        fact = convert.inbound(ev, self._my_ids())
         if isinstance(fact, convert.Dropped):
             return
         fact = convert.with_secrets(fact, ev, self._secrets)

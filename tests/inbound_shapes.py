@@ -31,6 +31,10 @@ STRANGER_JID = "491709999999@s.whatsapp.net"
 BOB_JID = "491702222222@s.whatsapp.net"
 BOB_LID = "555555555555555@lid"
 WEEK = 604_800
+# Meta AI, as whatsmeow names it (types.MetaAIJID, types.NewMetaAIJID).
+META_AI = "13135550002@s.whatsapp.net"
+META_AI_BOT = "867051314767696@bot"
+BOT_ROW = "a bot's message: Meta AI answering `@Meta AI` in a chat (`…@bot`, `13135550002`)"
 Line = dict[str, Any]
 Check = Callable[[Line], None]
 
@@ -839,6 +843,11 @@ def _shapes() -> dict[str, list[Case]]:
         ],
         "a newsletter (channel) post": [
             Case((ev(text("news"), chat="120363999999999999@newsletter"),))
+        ],
+        BOT_ROW: [
+            # whatsmeow files it under the chat it answers in, IsGroup unset even in a group.
+            Case((ev(text("Lisbon: 21 °C"), chat=ALICE_LID, sender=META_AI, push_name="Meta AI"),)),
+            Case((ev(text("Sunny"), chat=GROUP, sender=META_AI_BOT, is_group=False),)),
         ],
         "anything else (buttons, templates, payments, calls, group invitations, …)": [
             Case(

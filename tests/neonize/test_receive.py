@@ -37,7 +37,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 
 from events.model import MessageEdited, MessageRevoked, Quoted
 from pipeline.transport.neonize._secret import edit_key
-from tests.inbound_shapes import nested_event
+from tests.inbound_shapes import META_AI, META_AI_BOT, nested_event
 from tests.neonize_fakes import (
     ALICE,
     GROUP,
@@ -162,6 +162,17 @@ async def test_status_posts_broadcast_lists_and_newsletters_are_never_delivered(
         sender_alt=ALICE_JID,
         is_group=True,  # whatsmeow runs broadcasts through its group branch
     )
+    assert await received(make_transport, ev) == []
+
+
+@pytest.mark.parametrize(("chat", "bot"), [(ALICE_LID, META_AI), (GROUP, META_AI_BOT)])
+@pytest.mark.anyio
+async def test_meta_ais_answer_in_a_chat_is_never_delivered_as_the_contacts(
+    make_transport: Any, chat: str, bot: str
+) -> None:
+    """Someone asked ``@Meta AI`` there: whatsmeow files the answer under that chat, the
+    bot as sender (``IsGroup`` unset even in a group). Answering it would have two AIs talk."""
+    ev = message_ev(Message(conversation="Lisbon: 21 °C"), chat=chat, sender=bot, is_group=False)
     assert await received(make_transport, ev) == []
 
 

@@ -16,6 +16,7 @@ posts, ...). Nothing here logs: the chat may not be monitored.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
@@ -30,7 +31,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 from neonize.utils.jid import Jid2String, JIDToNonAD
 
-from events.jid import InvalidJid, normalize
+from events.jid import PN_SERVER, InvalidJid, normalize
 from events.model import (
     MessageEdited,
     MessageReceived,
@@ -48,6 +49,9 @@ from pipeline.transport.neonize._secret import Secrets
 from pipeline.transport.neonize._wrappers import unwrap
 
 _MILLIS_PER_SECOND = 1000
+# WhatsApp's bots, as whatsmeow's JID.IsBot tells them: ``…@bot``, or these numbers.
+_BOT_SERVER = "bot"
+_BOT_NUMBER = re.compile(r"1313555\d{4}|131655500\d{2}")
 
 # Top-level fields of a message with nothing to answer, and the reason it is dropped.
 DROPPED: dict[str, str] = {
@@ -152,7 +156,7 @@ def secret_of(message: Any) -> bytes:
 def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
     """What a ``MessageEv`` is for us: a fact, an edit still to decrypt, or dropped."""
     ev = readable(ev)
-    reason = _not_a_chat(ev.Info.MessageSource.Chat)
+    reason = _not_a_chat(ev.Info.MessageSource.Chat) or _not_a_person(ev.Info.MessageSource)
     if reason is not None:
         return Dropped(reason)
     chain = unwrap(ev.Message)
@@ -185,7 +189,7 @@ def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
     """
     ev = readable(ev)
     source = ev.Info.MessageSource
-    reason = _not_a_chat(source.Chat)
+    reason = _not_a_chat(source.Chat) or _not_a_person(source)
     if reason is not None:
         return Dropped(reason)
     try:
@@ -222,6 +226,18 @@ def _not_a_chat(chat: Any) -> str | None:
     if chat.Server == "broadcast":
         return "status" if chat.User == "status" else "broadcast_list"
     return "newsletter" if chat.Server == "newsletter" else None
+
+
+def _not_a_person(source: Any) -> str | None:
+    """A bot's message: Meta AI answering ``@Meta AI`` in a chat, or another of WhatsApp's
+    bots. whatsmeow files it under the chat it answered in (``target_chat_jid``) with the
+    bot as sender and ``IsGroup`` unset even in a group: the contact never wrote it, and
+    answering it would have two AIs talk on the owner's account."""
+    sender = source.Sender
+    if sender.Server == _BOT_SERVER:
+        return "bot"
+    bot_number = sender.Server == PN_SERVER and _BOT_NUMBER.fullmatch(sender.User)
+    return "bot" if bot_number and not sender.Device else None
 
 
 def _protocol(chat: str, pm: Any, info: Any) -> Fact | Dropped:

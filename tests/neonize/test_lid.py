@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message, MessageContextInfo
 
-from events.model import MessageReceived, MessageSkipped
+from events.model import MessageReceived, MessageSkipped, MessageUndecryptable
 from pipeline.transport.neonize import _transport as transport_module
+from tests.inbound_shapes import undecryptable
 from tests.neonize_fakes import ALICE, LID, OWNER, dispatch, message_ev, received
 from tests.neonize_wired import loaded, wired
 
@@ -106,6 +107,20 @@ async def test_the_daemon_files_it_under_the_monitored_number(tmp_path: Path) ->
         ("L1", ALICE_JID, ALICE_LID, False),
         ("O1", ALICE_JID, ALICE_LID, True),
     ]
+
+
+async def test_a_view_once_placeholder_is_filed_by_the_store_as_a_message_would_be(
+    tmp_path: Path,
+) -> None:
+    """WhatsApp sends a linked device no copy of view-once media: the placeholder comes
+    by LID without the number like any message, and is filed the same way."""
+    async with wired(tmp_path) as w:
+        w.go.lid_map[LID] = ALICE
+        await dispatch(w.client, undecryptable(unavailable=True, chat=ALICE_LID))
+        [placeholder] = [r.event for r in w.log.read() if isinstance(r.event, MessageUndecryptable)]
+
+    assert (placeholder.chat, placeholder.via) == (ALICE_JID, ALICE_LID)
+    assert (placeholder.sender, placeholder.sender_alt) == (ALICE_LID, ALICE_JID)
 
 
 async def test_the_daemon_files_it_by_an_earlier_message_when_the_store_is_silent(

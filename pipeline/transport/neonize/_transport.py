@@ -47,7 +47,7 @@ from neonize.utils.enum import (
 )
 
 from events.jid import InvalidJid, normalize
-from events.model import MessageReceived, TransportStatus
+from events.model import MessageReceived, MessageUndecryptable, TransportStatus
 from pipeline.config import WhatsAppConfig
 from pipeline.logs import get_logger
 from pipeline.transport._base import (
@@ -400,6 +400,9 @@ class NeonizeTransport:
             _log.error("cannot read an undecryptable message", error=type(exc).__name__)
             return
         if not isinstance(fact, convert.Dropped):
+            # Filed as a message from the same ids would be: the sender's number too.
+            if _peer_unnamed(fact) and (pn := await self._phone_number(fact.chat)) is not None:
+                fact = msgspec.structs.replace(fact, sender_alt=pn)
             self._emit_fact(Inbound(fact, self._clock()))
 
     async def _with_phone_number(self, fact: MessageReceived) -> MessageReceived:
@@ -407,21 +410,21 @@ class NeonizeTransport:
         the number from whatsmeow's LID store, when it knows it."""
         if fact.is_group or fact.chat_alt is not None or not fact.chat.endswith("@lid"):
             return fact
-        pn = None
-        with anyio.move_on_after(_LID_WAIT):
-            try:
-                found = convert.jid(
-                    await self._client.get_pn_from_lid(convert.jid_from_str(fact.chat))
-                )
-                pn = normalize(found) if found else None
-            except Exception as exc:  # not known, or the store failed: the daemon decides
-                _log.debug("no phone number for a LID", error=type(exc).__name__)
+        pn = await self._phone_number(fact.chat)
         if pn is None:
             return fact
-        sender_alt = fact.sender_alt
-        if not fact.from_me and fact.sender == fact.chat and sender_alt is None:
-            sender_alt = pn
+        sender_alt = pn if _peer_unnamed(fact) else fact.sender_alt
         return msgspec.structs.replace(fact, chat_alt=pn, sender_alt=sender_alt)
+
+    async def _phone_number(self, lid: str) -> str | None:
+        """The phone JID whatsmeow's LID store holds for ``lid``; None: it knows none."""
+        with anyio.move_on_after(_LID_WAIT):
+            try:
+                found = convert.jid(await self._client.get_pn_from_lid(convert.jid_from_str(lid)))
+                return normalize(found) if found else None
+            except Exception as exc:  # not known, or the store failed: the daemon decides
+                _log.debug("no phone number for a LID", error=type(exc).__name__)
+        return None
 
     async def _on_receipt(self, _client: Any, ev: Any) -> None:
         """Queue one fact per message the receipt names; the daemon keeps the bot's own."""
@@ -560,6 +563,17 @@ class NeonizeTransport:
             _log.warning("WhatsApp client still stopping", waited_seconds=STOP_WAIT)
         elif not task.cancelled():
             task.exception()  # retrieved, so asyncio does not report it at exit
+
+
+def _peer_unnamed(fact: MessageReceived | MessageUndecryptable) -> bool:
+    """A DM by LID, written by the peer, that came without their phone number."""
+    return (
+        not fact.is_group
+        and not fact.from_me
+        and fact.chat.endswith("@lid")
+        and fact.sender == fact.chat
+        and fact.sender_alt is None
+    )
 
 
 def _send_failure(exc: NeonizeError) -> TransportError:

@@ -21,9 +21,11 @@ class Hanging:
 
     def __init__(self) -> None:
         self.calls: list[bool] = []
+        self.called = anyio.Event()
 
     async def typing(self, chat: str, on: bool) -> None:
         self.calls.append(on)
+        self.called.set()
         await anyio.sleep_forever()
 
 
@@ -46,7 +48,9 @@ async def test_a_presence_call_that_never_returns_holds_nothing_up() -> None:
     transport = Hanging()
     with structlog.testing.capture_logs() as logs, anyio.fail_after(5):
         async with typing(transport, CHAT, enabled=True):
-            await anyio.sleep(0.01)  # the call runs meanwhile; "composing" hangs
+            # "composing" hangs. Awaited, not slept for: a body outlasting the deadline
+            # (a loaded machine) would see "composing" time out too, not cancelled.
+            await transport.called.wait()
             ran = True
     assert ran
     assert transport.calls == [True, False]  # "paused" was still tried, and given up on

@@ -19,7 +19,9 @@ from events.model import (
     ConfigLoaded,
     LlmRequested,
     MessageReceived,
+    OwnerAlerted,
     Recorded,
+    ReplyPlanned,
     ReplySent,
     TransportStatus,
 )
@@ -169,6 +171,32 @@ def test_forget_run_again_says_the_chat_was_already_forgotten(store: Path) -> No
     )
     never = cli(store, "forget", "--chat", "491709999999")
     assert never.stdout == "nothing recorded for 491709999999@s.whatsapp.net\n"
+
+
+def test_forget_run_again_after_new_copies_says_the_chat_went_before_and_the_copies_now(
+    store: Path,
+) -> None:
+    """A run killed after its marker, then the bot quoted the chat in the owner's chat
+    (a debug note, an alert): the next run removes only those copies, and says so
+    rather than "0 events removed" as if the chat had held nothing."""
+    assert cli(store, "forget", "--chat", "Bob").returncode == 0
+    log = open_log(store)
+    owner = "491700000000@s.whatsapp.net"
+    note = ReplyPlanned(
+        chat=owner, reply_id="D1", purpose="debug", text="[debug] Bob", quotes_chat=BOB
+    )
+    alert = OwnerAlerted(kind="llm_failing", ok=True, detail="boom", quotes_chat=BOB)
+    log.append(note, alert)
+    log.close()
+    again = cli(store, "forget", "--chat", "Bob")
+    assert again.returncode == 0, again.stderr
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+    assert re.fullmatch(
+        rf"forgot {BOB}: already forgotten at {when} \(2 events removed\); "
+        r"now 2 events elsewhere quoting it removed\n",
+        again.stdout,
+    )
+    assert not [r for r in open_log(store).read() if isinstance(r.event, OwnerAlerted)]
 
 
 def _reply(chat: str, n: int) -> ReplySent:

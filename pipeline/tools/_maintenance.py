@@ -110,16 +110,24 @@ def forget(store: Path | Where, chat: str) -> str:
         # and lose them. The fresh one holds nothing of the chat (the markers took it out).
         runner.snapshot(log)
         swept = sweep_media(where, log, doomed=theirs)
-        earlier = _forgotten_before(log, chats) if marker is None and copied is None else ""
+        earlier = _forgotten_before(log, chats) if marker is None else ""
     replays = forget_replays(where.store / "replays", ids)
     secrets = forget_secrets(where.store, ids)  # the neonize transport's, of recent messages
     files = _files(swept) + _files(replays.deleted, "replay file") + _taken_out(replays.rewritten)
     files += _files(secrets, "edit secret")
     if marker is None and copied is None:
         return f"nothing recorded for {jid}{earlier}{files}"
+    return f"forgot {jid}{_what_went(marker, copied, earlier)}{files}"
+
+
+def _what_went(marker: Recorded | None, copied: Recorded | None, earlier: str) -> str:
+    """The chat's own events and the copies quoting it; a chat forgotten before (a run
+    killed after its marker) whose copies were written since has only the copies left."""
+    if marker is None and earlier and copied is not None:
+        return f"{earlier}; now {_compacted(copied).removed} events elsewhere quoting it removed"
     removed = _compacted(marker).removed if marker else 0
     elsewhere = f", and {_compacted(copied).removed} elsewhere quoting it" if copied else ""
-    return f"forgot {jid}: {removed} events removed{elsewhere}{files}"
+    return f": {removed} events removed{elsewhere}"
 
 
 def _forgotten_before(log: LogReader, chats: frozenset[str]) -> str:

@@ -457,6 +457,7 @@ class FakeLlmServer:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._requests: list[Received] = []
+        self._connections = 0  # open now: a client's pool keeps them between requests
         self._script: deque[Reply] = deque()
         self._gates: list[threading.Event] = []
         self._responder: Responder | None = None
@@ -517,6 +518,16 @@ class FakeLlmServer:
         """Block until ``count`` requests have arrived (for tests in other threads)."""
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self._requests) >= count, timeout)
+
+    def wait_for_connections(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until exactly ``count`` client connections are open."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._connections == count, timeout)
+
+    def _connected(self, change: int) -> None:
+        with self._arrived:
+            self._connections += change
+            self._arrived.notify_all()
 
     def _record(self, request: Received) -> None:
         with self._arrived:
@@ -608,6 +619,14 @@ def _handler_for(server: FakeLlmServer) -> type[BaseHTTPRequestHandler]:
         # Headers and body go out in separate writes: with Nagle on, the body
         # waits for the client's delayed ACK (~40 ms), a stall no real API has.
         disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            server._connected(1)
+
+        def finish(self) -> None:
+            server._connected(-1)
+            super().finish()
 
         def do_POST(self) -> None:
             self._serve()

@@ -97,6 +97,7 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 waiting = anyio.CancelScope()
                 tg.start_soon(self.folded.keep_current, self._poll_interval)
+                tg.start_soon(self.llm.run)  # closes the LLM clients a reload replaces
                 tg.start_soon(self._receive, waiting)
                 tg.start_soon(self.intake.run)
                 tg.start_soon(self.intake.receipts.run)

@@ -15,6 +15,7 @@ import anyio
 import httpx
 
 from pipeline.llm._http import OnFailure, retrying
+from pipeline.llm._in_flight import InFlight
 
 _CONNECT_TIMEOUT = 5.0
 SECONDS_PER_MINUTE = 60.0
@@ -48,6 +49,7 @@ class AudioEndpoint:
         self._http = http if http is not None else httpx.AsyncClient()
         self._sleep = sleep
         self._jitter = jitter
+        self.calls = InFlight()
 
     def _cost(self, seconds: float) -> float:
         """What ``seconds`` of audio cost at the configured price."""
@@ -56,13 +58,14 @@ class AudioEndpoint:
     async def _retrying(
         self, attempt: Callable[[], Awaitable[_T]], on_failure: OnFailure | None
     ) -> _T:
-        return await retrying(
-            attempt,
-            max_retries=self._max_retries,
-            on_failure=on_failure,
-            sleep=self._sleep,
-            jitter=self._jitter,
-        )
+        with self.calls.one():
+            return await retrying(
+                attempt,
+                max_retries=self._max_retries,
+                on_failure=on_failure,
+                sleep=self._sleep,
+                jitter=self._jitter,
+            )
 
     async def aclose(self) -> None:
         if self._owns_http:

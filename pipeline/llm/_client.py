@@ -1,7 +1,8 @@
 """The async LLM client: one completion, retried with backoff, every failure reported.
 
 ``LlmPool`` keeps one client per endpoint in force, so a config reload that
-leaves the LLM alone keeps its connections.
+leaves the LLM alone keeps its connections; one that changes it retires the
+old client, closed once its last call is done.
 
 Transport (``http``), ``sleep`` and ``jitter`` are injected so tests drive a
 real local server without waiting out real backoff delays.
@@ -16,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
+import anyio.abc
 import httpx
 import msgspec
 
@@ -24,6 +26,7 @@ from pipeline.config import AudioService, LoadedConfig
 from pipeline.llm._audio import AudioEndpoint
 from pipeline.llm._errors import BadRequest, LlmError, ParamRefused
 from pipeline.llm._http import OnFailure, post, retrying
+from pipeline.llm._in_flight import InFlight
 from pipeline.llm._speech import Synthesizer
 from pipeline.llm._transcribe import Transcriber
 from pipeline.llm._wire import (
@@ -86,6 +89,7 @@ class LlmClient:
         self._jitter = jitter
         self._images = images
         self._refusals: dict[str, set[str]] = {} if refusals is None else refusals
+        self.calls = InFlight()
 
     def learned(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` as this URL's ``model`` takes them: with the fields it refused before,
@@ -114,15 +118,16 @@ class LlmClient:
         tools offered and the turn's earlier calls (docs/llm.md, "Tools").
         """
         shape = _Shape(messages, tuple(tools), tuple(rounds))
-        while True:
-            try:
-                return await self._complete(model, shape, params, on_failure)
-            except ParamRefused as refused:
-                again = reshaped(params, refused.field)
-                if again is None:
-                    raise
-                self._refusals.setdefault(model, set()).add(refused.field)
-                params = again
+        with self.calls.one():
+            while True:
+                try:
+                    return await self._complete(model, shape, params, on_failure)
+                except ParamRefused as refused:
+                    again = reshaped(params, refused.field)
+                    if again is None:
+                        raise
+                    self._refusals.setdefault(model, set()).add(refused.field)
+                    params = again
 
     async def _complete(
         self,
@@ -202,12 +207,14 @@ class LlmClient:
 
 
 class LlmPool:
-    """Hands out the clients for a config; replaced clients close only at ``aclose``."""
+    """Hands out the clients for a config. While ``run`` runs, a client a reload replaced
+    closes (with its connections) once no call uses it; the rest close at ``aclose``."""
 
     def __init__(self, images: ImageUrl | None = None) -> None:
         self._images = images
         self._current: dict[str, tuple[object, Any]] = {}  # what -> (settings, client)
-        self._retired: list[LlmClient | AudioEndpoint] = []  # a call may still be using one
+        self._retired: set[LlmClient | AudioEndpoint] = set()  # replaced, not yet closed
+        self._closer: anyio.abc.TaskGroup | None = None  # run's
         # (provider, base_url) -> model -> fields it refused: kept for the process, across
         # clients a reload replaces (a new timeout is the same server).
         self._refusals: dict[tuple[str, str], dict[str, set[str]]] = {}
@@ -248,14 +255,37 @@ class LlmPool:
         held = self._current.get(what)
         if held is None or held[0] != settings:
             if held is not None:
-                self._retired.append(held[1])
+                self._retire(held[1])
             held = self._current[what] = (settings, make())
         client: _C = held[1]
         return client
 
+    def _retire(self, client: LlmClient | AudioEndpoint) -> None:
+        self._retired.add(client)
+        if self._closer is not None:
+            self._closer.start_soon(self._close_when_idle, client)
+
+    async def run(self) -> None:
+        """Close the clients reloads replace, each once its last call is done; until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for client in self._retired:  # replaced before this started
+                tg.start_soon(self._close_when_idle, client)
+            self._closer = tg
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._closer = None
+
+    async def _close_when_idle(self, client: LlmClient | AudioEndpoint) -> None:
+        # A call in flight finishes on the connections it has; none starts after retiring:
+        # callers take a client from the pool for each call.
+        await client.calls.idle()
+        await client.aclose()
+        self._retired.discard(client)
+
     async def aclose(self) -> None:
         clients = [*self._retired, *(client for _, client in self._current.values())]
-        self._retired, self._current = [], {}
+        self._retired, self._current = set(), {}
         for client in clients:
             await client.aclose()
 

@@ -16,7 +16,7 @@ from tests.e2e.harness import (
     entities,
     write_atomically,
 )
-from tests.llm_server import untimed
+from tests.llm_server import FakeLlmServer, untimed
 
 NEW_PROMPT = "Always answer in rhyme."
 
@@ -82,3 +82,21 @@ def test_a_changed_prompt_starts_a_new_session(daemon: Daemon):
     assert reasons == ["new", "config_changed"]
     requested = daemon.wait_event(LlmRequested, trigger_ids=[second])
     assert [m.role for m in requested.messages] == ["system", "user"]
+
+
+def test_the_llm_clients_reloads_replaced_close_their_connections(
+    daemon: Daemon, llm_server: FakeLlmServer
+):
+    """Each LLM setting edited makes a new client; the replaced ones would keep their
+    pooled connections until the bot stopped."""
+    first = daemon.message("Paris or Rome?")
+    assert daemon.next_sent()["reply_to"] == first
+    assert llm_server.wait_for_connections(1)
+    for timeout in (61, 62, 63):
+        data = json.dumps(deep_merge(base_config(), {"llm": {"timeout_seconds": timeout}}))
+        write_atomically(daemon.config, data.encode())
+        daemon.wait_event(ConfigLoaded, hash=hashlib.sha256(data.encode()).hexdigest())
+        asked = daemon.message("And Vienna?")
+        assert daemon.next_sent()["reply_to"] == asked
+    assert llm_server.wait_for_connections(1)  # the newest client's, kept for its next call
+    assert len(llm_server.requests) == 4

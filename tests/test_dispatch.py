@@ -314,6 +314,72 @@ async def test_a_chat_that_recovers_rests_no_more() -> None:
     assert [e["event"] for e in logs] == ["chat_work_failed", "chat_work_recovered"]
 
 
+@pytest.mark.anyio
+async def test_the_chats_that_failed_are_forgotten_once_their_rests_are_long_over() -> None:
+    """One entry per chat that ever failed, kept forever, grew without bound on a bot
+    whose chats come and go; kept while the chat may still fail again, it counts on."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    many = [f"chat{n}" for n in range(50)]
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    with structlog.testing.capture_logs() as logs:
+        await chats.once(lambda at: Pass([(c, broken) for c in many]))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(chats.run, lambda at: Pass([]))
+            now[0] += CHAT_RETRY[0] + CHAT_RETRY[-1]  # as long past the rests as the longest
+            await _passes(chats)
+            assert len(chats._resting) == len(chats._chat_failures._failing) == 50
+            now[0] += 1.0
+            await _passes(chats)
+            assert chats._resting == {}
+            assert chats._chat_failures._failing == {}
+            chats.stopping = True
+            chats.wake()
+        await chats.once(lambda at: Pass([("chat0", broken)]))
+    assert chats._resting == {"chat0": (1, now[0] + CHAT_RETRY[0])}  # counts from 1 again
+    assert [e["event"] for e in logs].count("chat_work_failed") == 51  # and is logged again
+
+
+@pytest.mark.anyio
+async def test_a_chat_whose_worker_is_under_way_keeps_its_failures_in_a_row() -> None:
+    """Its worker, started when the rest was over, may take longer than the longest rest
+    (an LLM's retries) and fail again: it rests longer, not 1 s as after a first failure."""
+    now = [NOW]
+    chats = dispatcher()
+    chats.clock = lambda: now[0]
+    release = anyio.Event()
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    async def slow_then_broken() -> None:
+        await release.wait()
+        raise RuntimeError("a bug")
+
+    await chats.once(lambda at: Pass([("a", broken)]))
+    now[0] += CHAT_RETRY[0]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(chats.once, lambda at: Pass([("a", slow_then_broken)]))
+        tg.start_soon(chats.run, lambda at: Pass([]))
+        now[0] += CHAT_RETRY[-1] + 1.0
+        await _passes(chats)
+        release.set()
+        await chats.idle()
+        chats.stopping = True
+        chats.wake()
+    assert chats._resting["a"][0] == 2
+
+
+async def _passes(chats: Dispatcher) -> None:
+    chats.wake()
+    for _ in range(50):
+        await anyio.lowlevel.checkpoint()
+
+
 async def _passes_then_stop(chats: Dispatcher, looks: Callable[[], int]) -> int:
     """The passes the woken loop makes over 2,000 turns of the event loop (a loop with
     nothing to do makes one or two; a spinning one, one a turn); then it stops."""

@@ -11,7 +11,9 @@ one: whatever broke, the daemon stays up. A chat's worker that fails is not
 started again at once (its end wakes the loop: the same step would fail
 again in a tight loop, burning a core): the chat rests 1 s, then 2, 4… up
 to 5 minutes after each failure in a row, logged once (again only should
-the error change); the other chats go on meanwhile.
+the error change); the other chats go on meanwhile. A chat that goes 5
+minutes past its rest without failing again (it had no work left, or left
+the config) is forgotten: its next failure counts from 1 and is logged again.
 
 The agent and the sender work chats: ``Dispatcher.run`` starts one worker per
 chat with work (each chat's work stays in log order, different chats go
@@ -50,6 +52,12 @@ class Pass(NamedTuple):
 
     jobs: Sequence[tuple[str, Job]]
     wake: float = math.inf
+
+
+def rest_forgotten(until: float, now: float) -> bool:
+    """A rest over for as long as the longest one: the chat went that long without
+    failing again (no work, or it left the config), so its failures in a row are over."""
+    return now - until > CHAT_RETRY[-1]
 
 
 def backoff(delays: Sequence[float], attempt: int) -> float:
@@ -185,10 +193,20 @@ class Dispatcher:
         for chat in [c for c, at in self._due.items() if at <= looked and c not in self.busy]:
             del self._due[chat]
         upcoming = [at for chat, at in self._due.items() if chat not in self.busy]
+        self._forget_rests(now)
         # A rest still ahead only: one over, of a chat with no work left, would wake the
-        # loop at once, again and again (its failures in a row are kept for the next one).
+        # loop at once, again and again (its failures in a row are kept for the next one,
+        # until ``rest_forgotten``).
         upcoming += [at for chat, (_, at) in self._resting.items() if at > now]
         return min(self._poll(), min([wake, *upcoming]) - now)
+
+    def _forget_rests(self, now: float) -> None:
+        """Drop the rests long over, or one entry would stay for every chat that ever failed.
+        Not a busy chat's: its worker, under way, may fail again and rest longer."""
+        for chat, (_, until) in list(self._resting.items()):
+            if chat not in self.busy and rest_forgotten(until, now):
+                del self._resting[chat]
+                self._chat_failures.forget(chat=chat)
 
     async def _work(self, chat: str, job: Job) -> None:
         try:

@@ -27,7 +27,7 @@ class Failures:
     @contextmanager
     def guard(self, **fields: str) -> Iterator[None]:
         """Run one pass; an exception is logged (unless it repeats) and swallowed."""
-        key = repr(sorted(fields.items()))
+        key = _key(fields)
         try:
             yield
         except Exception as exc:
@@ -42,3 +42,12 @@ class Failures:
         else:
             if self._failing.pop(key, None) is not None:
                 self._log.info(f"{self._event.removesuffix('_failed')}_recovered", **fields)
+
+    def forget(self, **fields: str) -> None:
+        """Drop what failed with ``fields`` without a recovery: it will not run again soon
+        (a chat with no work left). Should it fail again, that is logged anew."""
+        self._failing.pop(_key(fields), None)
+
+
+def _key(fields: dict[str, str]) -> str:
+    return repr(sorted(fields.items()))

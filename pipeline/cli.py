@@ -236,6 +236,7 @@ def _run(args: argparse.Namespace) -> int:
     if url is not None:  # a standby waits for the lease and says so in the logs
         _configure_logs(loaded, store, url)
     lock.acquire()
+    clean = False
     try:
         if url is None:  # only the store's holder writes there
             _configure_logs(loaded, store)
@@ -250,8 +251,9 @@ def _run(args: argparse.Namespace) -> int:
         media = MediaStore.of(store, number if url is not None else None)  # a log's own files
         daemon = Daemon(log, settings, transport, store=store, services=console, media=media)
         anyio.run(daemon.serve, backend="asyncio")
+        clean = True  # stopped, its transport closed: a standby need not wait for it
     finally:
-        lock.release()
+        lock.release(clean=clean)
     return EXIT_OK
 
 

@@ -47,7 +47,8 @@ class DaemonLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
-    def release(self) -> None:
+    def release(self, *, clean: bool = False) -> None:
+        """``clean`` says nothing here: no daemon waits for a store's lock, one refused stops."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from events.postgres import Lease
+from events.postgres import Lease, PostgresLog
 from events.protocol import LogUnavailable
 from pipeline.daemon import EXIT_LEASE_LOST
-from pipeline.daemon._lease import LeaseLock
+from pipeline.daemon._lease import SETTLE, LeaseLock
 from tests.pg_proxy import PgProxy
 from tests.pg_support import admin, own_schema, require_server, schema_url
 
@@ -171,3 +171,55 @@ def test_an_unreachable_database_at_start_is_one_line_without_the_password() -> 
     assert text.startswith("postgresql://wabot@127.0.0.1:1/wabot: cannot connect to PostgreSQL")
     assert "\n" not in text
     assert "s3cret" not in text
+
+
+# -- going live at once after a clean release ---------------------------------------
+
+
+def _locks(url: str) -> tuple[Callable[[], LeaseLock], list[float]]:
+    """Leases that note the waits they would sleep (``SETTLE``) instead of sleeping."""
+    PostgresLog(url, name=NUMBER).close()  # the schema at this version: its lease_releases
+    slept: list[float] = []
+    return lambda: LeaseLock(url, NUMBER, on_lost=Exits(), sleep=slept.append), slept
+
+
+def test_a_daemon_that_stopped_cleanly_is_followed_without_the_settle_wait(url: str) -> None:
+    """``SETTLE`` gives a holder cut off from the database time to notice and end; one that
+    stopped and said so has nothing left to notice."""
+    lock, slept = _locks(url)
+    stopped = lock()
+    stopped.acquire()  # from nobody known: waits
+    stopped.release(clean=True)
+    restarted = lock()
+    restarted.acquire()
+    restarted.release()
+    assert slept == [SETTLE]
+
+
+def test_a_takeover_from_a_holder_that_did_not_release_cleanly_waits(url: str) -> None:
+    """The clean release goes with the lease to the next holder: one who crashed after it
+    (or was cut off) leaves none, so whoever follows it waits."""
+    lock, slept = _locks(url)
+    first = lock()
+    first.acquire()
+    first.release(clean=True)
+    crashed = lock()
+    crashed.acquire()  # at once, and takes the clean release with it
+    crashed.release()  # as a kill -9 or a lost connection frees it: nothing recorded
+    successor = lock()
+    successor.acquire()
+    successor.release()
+    assert slept == [SETTLE, SETTLE]
+
+
+def test_a_holder_cut_off_from_the_database_cannot_record_a_clean_release(url: str) -> None:
+    lock, slept = _locks(url)
+    cut_off = Lease(url, name=NUMBER)
+    assert cut_off.take("pid 1 on gone")
+    _terminate("active", url)  # the server ended its session: the lock is free
+    _until(lambda: _sessions("active", url) == 0, "the session to end")
+    cut_off.release(clean=True)  # too late: nothing recorded on a session gone
+    successor = lock()
+    successor.acquire()
+    successor.release()
+    assert slept == [SETTLE]

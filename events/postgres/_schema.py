@@ -76,6 +76,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX compactions_by_log ON {s}.compactions (log_id);
     """,
+    # A lease given up by a holder that had stopped (events.postgres.Lease): the next
+    # holder takes the row with the lease and need not wait for that one to notice.
+    """
+    CREATE TABLE {s}.lease_releases (
+        name     text        PRIMARY KEY,       -- the lease's: the log's name
+        holder   text        NOT NULL,
+        released timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,7 +4,9 @@ A daemon whose log is on PostgreSQL takes the lease of its number
 (``events.postgres.Lease``) before it opens the log or connects to WhatsApp. If
 another daemon holds it, this one is a standby: it says so in one log line and
 tries again every ``POLL`` seconds, through database outages too. Once it holds
-the lease it waits ``SETTLE`` seconds, then goes live. While live, a thread
+the lease it waits ``SETTLE`` seconds, then goes live; at once when the last
+holder released it cleanly (it had stopped, ``release(clean=True)``), as
+there is nobody left to notice anything. While live, a thread
 confirms the lease every ``CHECK`` seconds. If the lease connection is lost,
 the thread tries every ``RETAKE`` seconds to take the lease back:
 
@@ -20,7 +22,10 @@ Why no two are ever live: a holder that lost its connection is gone within
 ``GRACE`` (about 3 s, or ~3.5 s with the 2 s TCP timeout of a check) when
 another could take over, or within ``RETAKE`` of the database answering again;
 a new holder goes live only ``SETTLE`` (4 s) after it took the lock, so the
-old one has always ended by then. A daemon killed with ``kill -9`` frees the
+old one has always ended by then. Only a holder that had stopped (its transport
+closed) records a clean release, on the session that still holds the lock, and
+the next holder clears it as it takes the lock: a holder cut off records none,
+so whoever takes over from it waits ``SETTLE``. A daemon killed with ``kill -9`` frees the
 lock at once, so its standby is live about ``POLL + SETTLE`` later, plus its
 start-up: well within 15 s.
 """
@@ -61,10 +66,12 @@ class LeaseLock:
         *,
         settle: float = SETTLE,
         on_lost: Callable[[int], object] = os._exit,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._lease = Lease(url, name=number)
         self._who = f"pid {os.getpid()} on {socket.gethostname()}"
         self._settle = settle
+        self._sleep = sleep
         self._on_lost = on_lost
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -79,16 +86,23 @@ class LeaseLock:
         with _stoppable():
             if not self._lease.take(self._who):
                 self._wait_as_standby()
-            log.info("lease_taken", going_live_in_seconds=self._settle)
-            time.sleep(self._settle)
+            released = self._lease.released
+            if released is None:
+                log.info("lease_taken", going_live_in_seconds=self._settle)
+                self._sleep(self._settle)
+            else:
+                by, at = released
+                log.info("lease_taken", going_live_in_seconds=0, released_by=by, at=at.isoformat())
         self._watcher = threading.Thread(target=self._watch, name="lease", daemon=True)
         self._watcher.start()
 
-    def release(self) -> None:
+    def release(self, *, clean: bool = False) -> None:
+        """``clean``: this daemon has stopped (its transport closed): the next holder
+        may go live at once."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(CHECK + 5)
-        self._lease.release()
+        self._lease.release(clean=clean)
 
     def _wait_as_standby(self) -> None:
         with contextlib.suppress(LogError):

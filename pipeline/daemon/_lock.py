@@ -28,7 +28,8 @@ class Lock(Protocol):
 
     def acquire(self) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self, *, clean: bool = False) -> None:
+        """``clean``: the daemon stopped as it should (its transport closed)."""
 
 
 def daemon_lock(store: Path, url: str | None, number: str) -> Lock:

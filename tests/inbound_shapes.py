@@ -34,6 +34,10 @@ WEEK = 604_800
 # Meta AI, as whatsmeow names it (types.MetaAIJID, types.NewMetaAIJID).
 META_AI = "13135550002@s.whatsapp.net"
 META_AI_BOT = "867051314767696@bot"
+LIST = "1764070000@broadcast"
+LIST_ROW = (
+    "a contact's message to a broadcast list you are on (`…@broadcast`, not `status@broadcast`)"
+)
 BOT_ROW = "a bot's message: Meta AI answering `@Meta AI` in a chat (`…@bot`, `13135550002`)"
 Line = dict[str, Any]
 Check = Callable[[Line], None]
@@ -218,9 +222,12 @@ def secret_other(kind: int) -> Any:
     )
 
 
-def undecryptable(*, unavailable: bool, hide: bool = False, chat: str = ALICE_JID) -> Any:
-    """An ``UndecryptableMessageEv`` as neonize 0.5.2 encodes whatsmeow's event."""
-    info = message_ev(wa.Message(conversation="x"), chat=chat).Info
+def undecryptable(
+    *, unavailable: bool, hide: bool = False, chat: str = ALICE_JID, **source: Any
+) -> Any:
+    """An ``UndecryptableMessageEv`` as neonize 0.5.2 encodes whatsmeow's event;
+    ``source``: ``message_ev``'s other fields (the sender, ...)."""
+    info = message_ev(wa.Message(conversation="x"), chat=chat, **source).Info
     info.Type = "media"
     mode = (
         UndecryptableMessage.DECRYPT_FAIL_HIDE if hide else UndecryptableMessage.DECRYPT_FAIL_SHOW
@@ -630,6 +637,20 @@ def _shapes() -> dict[str, list[Case]]:
                 (ev(wrapped("editedMessage", edit_of("3EB0ORIG", "again")), msg_id="3EB0E2"),),
                 has(id="3EB0ORIG", text="again"),
             ),
+            # Of Alice's message to a broadcast list: in her chat, where that message is.
+            Case(
+                (
+                    ev(
+                        edit_of("3EB0ORIG", "to all, corrected"),
+                        chat=LIST,
+                        sender=f"{ALICE}:3@s.whatsapp.net",
+                        is_group=True,
+                        msg_id="3EB0E3",
+                        edit="1",
+                    ),
+                ),
+                has(chat=ALICE_JID, id="3EB0ORIG", text="to all, corrected"),
+            ),
         ],
         "an edit of someone else's message (a modified client's key names it)": [
             # Bob's client names Alice's message; the line says Bob sent the edit.
@@ -670,7 +691,23 @@ def _shapes() -> dict[str, list[Case]]:
                     ),
                 ),
                 has(id="3EB0GONE"),
-            )
+            ),
+            Case(
+                (
+                    ev(
+                        protocol(
+                            wa.ProtocolMessage.REVOKE,
+                            key=MessageKey(remoteJID=LIST, fromMe=False, ID="3EB0GONE"),
+                        ),
+                        chat=LIST,
+                        sender=f"{LID}:3@lid",
+                        sender_alt=f"{ALICE}:3@s.whatsapp.net",
+                        is_group=True,
+                        edit="7",
+                    ),
+                ),
+                has(chat=ALICE_LID, id="3EB0GONE"),
+            ),
         ],
         "a reaction (`reactionMessage`, `encReactionMessage`)": [
             Case(
@@ -829,13 +866,26 @@ def _shapes() -> dict[str, list[Case]]:
                 )
             )
         ],
-        "a broadcast list's message": [
+        LIST_ROW: [
+            # whatsmeow: the list as Chat, IsGroup true, Alice in Sender, SenderAlt often empty.
+            Case(
+                (ev(text("to all"), chat=LIST, sender=sender, sender_alt=alt, is_group=True),),
+                has(chat=chat, sender=chat, chat_alt=chat_alt, is_group=False, expiration=None),
+            )
+            for sender, alt, chat, chat_alt in (
+                (f"{ALICE}:3@s.whatsapp.net", "", ALICE_JID, None),
+                (f"{LID}:3@lid", f"{ALICE}:3@s.whatsapp.net", ALICE_LID, ALICE_JID),
+                (f"{LID}:3@lid", "", ALICE_LID, None),  # the transport asks the LID store
+            )
+        ],
+        "your own post to a broadcast list": [
             Case(
                 (
                     ev(
-                        text("to all"),
-                        chat="1764070000@broadcast",
-                        sender=f"{LID}:3@lid",
+                        text("to all of you"),
+                        chat=LIST,
+                        sender=f"{OWNER}:12@s.whatsapp.net",
+                        from_me=True,
                         is_group=True,
                     ),
                 )

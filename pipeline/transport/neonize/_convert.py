@@ -11,7 +11,9 @@ then it is one of: a message with content, an edit or revoke (a
 ``protocolMessage``), an edit encrypted with the original's message secret
 (``secretEncryptedMessage``, decrypted by the caller), or something with
 nothing to answer, dropped with its reason (reactions, key shares, status
-posts, ...). Nothing here logs: the chat may not be monitored.
+posts, ...). A contact's message to a broadcast list is read as one in the
+1:1 chat with them, where WhatsApp's apps show it. Nothing here logs: the
+chat may not be monitored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+import msgspec
 from google.protobuf.message import DecodeError
 from neonize.proto.Neonize_pb2 import JID
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
@@ -52,6 +55,9 @@ _MILLIS_PER_SECOND = 1000
 # WhatsApp's bots, as whatsmeow's JID.IsBot tells them: ``…@bot``, or these numbers.
 _BOT_SERVER = "bot"
 _BOT_NUMBER = re.compile(r"1313555\d{4}|131655500\d{2}")
+# ``status@broadcast`` holds status posts; any other ``…@broadcast`` is a broadcast list.
+_BROADCAST_SERVER = "broadcast"
+_STATUS_USER = "status"
 
 # Top-level fields of a message with nothing to answer, and the reason it is dropped.
 DROPPED: dict[str, str] = {
@@ -156,6 +162,13 @@ def secret_of(message: Any) -> bytes:
 def inbound(ev: Any, me: Me = NOBODY) -> Fact | SecretEdit | Dropped:
     """What a ``MessageEv`` is for us: a fact, an edit still to decrypt, or dropped."""
     ev = readable(ev)
+    in_dm = _in_senders_chat(ev)
+    if in_dm is None:
+        return _inbound(ev, me)
+    return _listed(_inbound(in_dm, me))
+
+
+def _inbound(ev: Any, me: Me) -> Fact | SecretEdit | Dropped:
     reason = _not_a_chat(ev.Info.MessageSource.Chat) or _not_a_person(ev.Info.MessageSource)
     if reason is not None:
         return Dropped(reason)
@@ -188,6 +201,7 @@ def undecryptable(ev: Any) -> MessageUndecryptable | Dropped:
     from other withheld messages, so both are ``unavailable``.
     """
     ev = readable(ev)
+    ev = _in_senders_chat(ev) or ev
     source = ev.Info.MessageSource
     reason = _not_a_chat(source.Chat) or _not_a_person(source)
     if reason is not None:
@@ -221,10 +235,42 @@ def _why_undecryptable(ev: Any) -> str:
     return f"it could not be decrypted; WhatsApp asks the sender to send it again{shown}"
 
 
+def _in_senders_chat(ev: Any) -> Any | None:
+    """A contact's message to a broadcast list the owner is on, as the same event in
+    the 1:1 chat with them; None for any other event (the owner's own list posts too).
+
+    WhatsApp's apps show it there, and a reply belongs there: a send to the list's
+    id would go to everyone on it. whatsmeow delivers it under the list
+    (``<id>@broadcast``, ``IsGroup`` true, the contact in ``Sender``, ``SenderAlt``
+    often empty: whatsmeow #1262); mautrix-whatsapp (#411) files it in the DM too.
+    So it, and its edits and revokes, are read as a DM from ``Sender`` would be.
+    """
+    source = ev.Info.MessageSource
+    chat = source.Chat
+    listed = chat.Server == _BROADCAST_SERVER and chat.User != _STATUS_USER
+    if not listed or source.IsFromMe or not source.Sender.User:
+        return None
+    dm = type(ev)()
+    dm.CopyFrom(ev)
+    dm.Info.MessageSource.Chat.CopyFrom(JIDToNonAD(source.Sender))
+    dm.Info.MessageSource.IsGroup = False
+    return dm
+
+
+def _listed(fact: Fact | SecretEdit | Dropped) -> Fact | SecretEdit | Dropped:
+    """What of a list's message holds in the sender's chat: the timer it carries need
+    not be that chat's, so it says nothing of it (None keeps the chat's timer)."""
+    if isinstance(fact, TimerChanged):
+        return Dropped("broadcast_list")
+    if isinstance(fact, MessageReceived) and fact.expiration is not None:
+        return msgspec.structs.replace(fact, expiration=None)
+    return fact
+
+
 def _not_a_chat(chat: Any) -> str | None:
     """Never answered, never stored: a send to status@broadcast posts a status."""
-    if chat.Server == "broadcast":
-        return "status" if chat.User == "status" else "broadcast_list"
+    if chat.Server == _BROADCAST_SERVER:
+        return "status" if chat.User == _STATUS_USER else "broadcast_list"
     return "newsletter" if chat.Server == "newsletter" else None
 
 

@@ -93,15 +93,15 @@ class CountingLog:
         done: bool = self._log.wait(after, timeout)
         return done
 
-    def append(self, *items: Any) -> Any:
+    def append(self, *items: Any, **kw: Any) -> Any:
         with self._lock:
             self._counts.commits += 1
-        return self._log.append(*items)
+        return self._log.append(*items, **kw)
 
-    def append_now(self, *items: Any) -> Any:
+    def append_now(self, *items: Any, **kw: Any) -> Any:
         """A commit on the caller's thread (``events.protocol.AppendsNow``), counted too."""
         now = getattr(self._log, "append_now", None)
-        records = None if now is None else now(*items)
+        records = None if now is None else now(*items, **kw)
         if records is not None:
             with self._lock:
                 self._counts.commits += 1

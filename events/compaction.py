@@ -18,9 +18,20 @@ from operator import itemgetter
 import msgspec
 
 from events.model import Compacted, Recorded
-from events.protocol import Chunk, CompactReason, Progress, Selection
+from events.protocol import Chunk, CompactReason, Guard, Progress, Selection
 
-__all__ = ["TARGET", "Pacer", "Pending", "Running", "Tally", "answer", "finish_left", "removed"]
+__all__ = [
+    "TARGET",
+    "Pacer",
+    "Pending",
+    "Running",
+    "Tally",
+    "announces",
+    "answer",
+    "finish_left",
+    "forgets",
+    "removed",
+]
 
 TARGET = 0.045  # seconds one chunk may take: an append waits at most about this long
 _FIRST = 256  # rows in the first chunk, before anything was measured
@@ -100,11 +111,12 @@ class Tally:
 class Pending(msgspec.Struct, kw_only=True):
     """A compaction under way, as the log stores it beside its events (table ``compactions``).
 
-    Written by the transaction of the first chunk that removes anything and
-    updated by every later one, so what went and what the log says went never
-    part: the marker is made from it, in the transaction that removes it. A
-    failure before (a full disk, kill -9, a lost connection) leaves it behind,
-    and whoever opens the log to compact, or the daemon starting, finishes it
+    Written by the transaction of the first chunk that removes anything (a
+    forget of chats: before, see ``announces``) and updated by every later
+    one, so what went and what the log says went never part: the marker is
+    made from it, in the transaction that removes it. A failure before (a
+    full disk, kill -9, a lost connection) leaves it behind, and whoever
+    opens the log to compact, or the daemon starting, finishes it
     (``LogWriter.finish_compactions``): the rest goes, then its one marker.
     Anyone may finish it, even while its first runner still runs: each chunk
     adds what it removed under the row's lock, and only one transaction can
@@ -243,3 +255,19 @@ def removed(
     if rows:
         tally.add(rows, 0.0)
     return tally.marker(reason, selection)
+
+
+def announces(reason: CompactReason, selection: Selection) -> bool:
+    """Whether a compaction records that it is under way before it removes anything: a
+    forget of chats, which fixes its ``top`` and adds its row in one transaction, so
+    that a guarded append (``Guard``) either commits before (and goes with the chat)
+    or finds the row and is refused."""
+    return reason == "forget" and selection.chats is not None
+
+
+def forgets(guard: Guard, markers: Iterable[Compacted], under_way: Iterable[Pending]) -> bool:
+    """Whether ``guard`` refuses its append, given the markers recorded after its ``seen``
+    and the compactions under way: the one rule of every backend."""
+    return any(guard.refuses(m.reason, m.chats) for m in markers) or any(
+        guard.refuses(p.reason, p.selection.chats) for p in under_way
+    )

@@ -11,6 +11,10 @@ tried one by one, so one bad batch never fails its neighbours.
 loop): it goes ahead only when no one holds or waits for the lock and the
 backend can begin without waiting, and otherwise says so at once, so the
 caller can append from a thread instead.
+
+A batch may carry a ``Guard``: the backend checks it inside the group's
+transaction, after taking its write lock, and leaves a refused batch out
+(``refuse``) while its neighbours commit.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 from collections.abc import Callable
 
 from events.model import AnyEvent, Recorded
-from events.protocol import Keyed
+from events.protocol import Guard, Keyed
 
 Row = tuple[AnyEvent, str | None, str]  # event, idempotency key, encoded body
 
@@ -27,14 +31,21 @@ Row = tuple[AnyEvent, str | None, str]  # event, idempotency key, encoded body
 class Batch:
     """One ``append`` call's events, waiting for whichever caller commits the group."""
 
-    __slots__ = ("done", "error", "result", "rows", "ts")
+    __slots__ = ("done", "error", "guard", "result", "rows", "ts")
 
-    def __init__(self, rows: list[Row]) -> None:
+    def __init__(self, rows: list[Row], guard: Guard | None = None) -> None:
         self.rows = rows
+        self.guard = guard
         self.ts = 0  # UTC microseconds, where a backend fixes it before the first attempt
         self.done = False
         self.result: list[Recorded] = []
         self.error: BaseException | None = None
+
+    def refuse(self) -> None:
+        """Its guard refused it (in the transaction): nothing of it is written."""
+        assert self.guard is not None
+        self.result = []
+        self.error = self.guard.refusal()
 
 
 class GroupCommit:
@@ -70,10 +81,13 @@ class GroupCommit:
         return bool(self._pending)
 
     def append(
-        self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
+        self,
+        items: tuple[AnyEvent | Keyed, ...],
+        encode: Callable[[AnyEvent], str],
+        guard: Guard | None = None,
     ) -> list[Recorded]:
         """Commit ``items`` as one batch (within some group); their records, in order."""
-        batch = Batch(_rows(items, encode))
+        batch = Batch(_rows(items, encode), guard)
         with self._pending_lock:
             self._pending.append(batch)
         with self.lock:
@@ -86,7 +100,10 @@ class GroupCommit:
         return batch.result
 
     def append_now(
-        self, items: tuple[AnyEvent | Keyed, ...], encode: Callable[[AnyEvent], str]
+        self,
+        items: tuple[AnyEvent | Keyed, ...],
+        encode: Callable[[AnyEvent], str],
+        guard: Guard | None = None,
     ) -> list[Recorded] | None:
         """``append`` without waiting: None, nothing written, if it would wait for
         the lock, for batches queued before it, or for the backend."""
@@ -95,7 +112,7 @@ class GroupCommit:
         try:
             if self._pending:  # queued meanwhile: their leader goes first
                 return None
-            batch = Batch(_rows(items, encode))
+            batch = Batch(_rows(items, encode), guard)
             if not self._run([batch], self._commit_now):
                 return None
         finally:
@@ -120,7 +137,7 @@ class GroupCommit:
                     batch.done = True
                 return True
             for batch in group:
-                batch.result = []
+                batch.result, batch.error = [], None  # a refusal is decided again
                 self._run([batch])
             return True
         for batch in group:

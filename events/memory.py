@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Self
 
-from events.compaction import removed
+from events.compaction import forgets, removed
 from events.model import (
     AnyEvent,
     Compacted,
@@ -22,7 +22,7 @@ from events.model import (
     Recorded,
     SpeechSynthesized,
 )
-from events.protocol import CompactReason, Keyed, Progress, Selection
+from events.protocol import CompactReason, Guard, Keyed, Progress, Selection
 
 _US = 1_000_000
 
@@ -47,10 +47,12 @@ class MemoryLog:
         self._listeners: list[Callable[[int], None]] = []
         self._closed = False
 
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+    def append(self, *items: AnyEvent | Keyed, guard: Guard | None = None) -> list[Recorded]:
         if not items:
             return []
         with self._changed:
+            if guard is not None and self._forgets(guard):
+                raise guard.refusal()
             result = self._append_locked(items)
         self._published()
         return result
@@ -64,6 +66,11 @@ class MemoryLog:
             result.append(existing or self._add(Recorded(self._next, ts, event, key)))
         self._changed.notify_all()
         return result
+
+    def _forgets(self, guard: Guard) -> bool:
+        """A compaction here is one step under the lock: never under way, only recorded."""
+        after = (r.event for r in self._events if r.seq > guard.seen)
+        return forgets(guard, (e for e in after if isinstance(e, Compacted)), ())
 
     def _published(self) -> None:
         last = self.last_seq()

@@ -85,6 +85,35 @@ def removal(marker: Compacted) -> Removal | None:
     )
 
 
+class Forgotten(LogError):
+    """A guarded append refused: a ``forget`` of a chat it concerns came after its decision."""
+
+
+class Guard(NamedTuple):
+    """The condition of an append decided from the log as of ``seen``: refused, with
+    nothing written, if a ``forget`` of one of ``chats`` was recorded after ``seen`` or
+    is under way when it would commit (checked in the append's own transaction).
+
+    A forget fixes which events it removes and records that it is under way in one
+    transaction (its row in ``compactions``), so an append either commits before
+    (its events are among those removed) or sees it; what it decided from events the
+    forget removes is then never recorded.
+    """
+
+    chats: frozenset[str]
+    seen: int
+
+    def refuses(self, reason: CompactReason, chats: Collection[str] | None) -> bool:
+        """Whether a compaction of ``reason`` and ``chats`` (recorded after ``seen``, or
+        under way) forgets a chat this append concerns."""
+        return reason == "forget" and chats is not None and not self.chats.isdisjoint(chats)
+
+    def refusal(self) -> Forgotten:
+        return Forgotten(
+            f"append refused: {len(self.chats)} chat(s) forgotten since seq {self.seen}"
+        )
+
+
 class Keyed(NamedTuple):
     """An event with an idempotency key: appending an existing key is a no-op."""
 
@@ -175,8 +204,11 @@ class LogReader(Protocol):
 class LogWriter(LogReader, Protocol):
     """Reading plus the only ways the log changes."""
 
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
-        """Append a burst atomically; an existing key's slot holds the earlier event."""
+    def append(self, *items: AnyEvent | Keyed, guard: Guard | None = None) -> list[Recorded]:
+        """Append a burst atomically; an existing key's slot holds the earlier event.
+
+        With ``guard``: ``Forgotten``, nothing written, when it refuses (``Guard``).
+        """
         ...
 
     def compact(
@@ -230,6 +262,8 @@ class LogWriter(LogReader, Protocol):
 class AppendsNow(Protocol):
     """A log that can commit on the caller's thread when that costs no wait."""
 
-    def append_now(self, *items: AnyEvent | Keyed) -> list[Recorded] | None:
+    def append_now(
+        self, *items: AnyEvent | Keyed, guard: Guard | None = None
+    ) -> list[Recorded] | None:
         """``append`` if it needs no lock that is taken and no sync; else None, nothing written."""
         ...

@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from events.model import Compacted, MessageReceived, Recorded, ReplySent
-from events.protocol import Keyed, LogError, Selection
+from events.protocol import Guard, Keyed, LogError, Selection
 from events.sqlite import SQLiteLog
 from pipeline.daemon._folded_log import FoldedLog, Waker
 from projections import deliveries, queue
@@ -52,18 +52,18 @@ class HeldLog(CountingLog):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def append(self, *items: Any) -> list[Recorded]:
+    def append(self, *items: Any, guard: Guard | None = None) -> list[Recorded]:
         slow = any(getattr(getattr(e, "event", e), "text", "") == "slow" for e in items)
         if slow and self.before:
             self.entered.set()
             self.release.wait(30)
-        recs = super().append(*items)
+        recs = super().append(*items, guard=guard)
         if slow and not self.before:
             self.entered.set()
             self.release.wait(30)
         return recs
 
-    def append_now(self, *items: Any) -> None:
+    def append_now(self, *items: Any, guard: Guard | None = None) -> None:
         """Never on the caller's thread: every append goes through ``append`` and its hold."""
         return
 

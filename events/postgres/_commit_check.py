@@ -58,6 +58,9 @@ def committed(
     rows = conn.execute(q.by_keys, (log, earlier)).fetchall() if earlier else []
     known = {str(row[2]): record(row) for row in rows}
     for batch, mine in zip(group, slots, strict=True):
+        if batch.guard is not None and not any(mine):
+            batch.refuse()  # the group committed without it: its guard refused it
+            continue
         result = []
         for (_, key, _), found_rec in zip(batch.rows, mine, strict=True):
             rec = found_rec if found_rec is not None else known.get(key or "")

@@ -37,14 +37,24 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from events.codec import US, encode, record, type_name
-from events.compaction import Pacer, Pending, Running, Tally, answer, finish_left
+from events.compaction import (
+    Pacer,
+    Pending,
+    Running,
+    Tally,
+    announces,
+    answer,
+    finish_left,
+    forgets,
+)
 from events.group_commit import Batch, GroupCommit
-from events.model import AnyEvent, Recorded
+from events.model import AnyEvent, Compacted, Recorded
 from events.postgres._commit_check import backoff, committed
 from events.postgres._reader import POLL, Link, PostgresReader
 from events.postgres._schema import connect, log_id, migrate, target
 from events.protocol import (
     CompactReason,
+    Guard,
     Keyed,
     LogError,
     LogUnavailable,
@@ -126,13 +136,14 @@ class PostgresLog(PostgresReader):
 
     # -- writing ---------------------------------------------------------
 
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+    def append(self, *items: AnyEvent | Keyed, guard: Guard | None = None) -> list[Recorded]:
         """Append a burst atomically; returns the events as recorded, in order.
 
         An item whose key is already in the log is not added again: its slot in
-        the result holds the event recorded earlier under that key.
+        the result holds the event recorded earlier under that key. ``guard``:
+        checked once the counter is locked, ``Forgotten`` when it refuses.
         """
-        return self._group.append(items, encode) if items else []
+        return self._group.append(items, encode, guard) if items else []
 
     def _commit_patiently(self, group: list[Batch]) -> None:
         """Commit ``group``, waiting out a database that went away, never twice."""
@@ -148,7 +159,9 @@ class PostgresLog(PostgresReader):
                     # A failed attempt may have committed before its connection went.
                     if failures and committed(conn, self._q, self._log, floor, group):
                         break
-                    if any(key is not None for b in group for _, key, _ in b.rows):
+                    if any(b.guard is not None for b in group) or any(
+                        key is not None for b in group for _, key, _ in b.rows
+                    ):
                         self._insert_keyed(conn, group)
                     else:
                         self._insert_plain(conn, group)
@@ -236,17 +249,25 @@ class PostgresLog(PostgresReader):
         return base
 
     def _insert_keyed(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
-        """Lock the counter, then look the keys up: none can be added meanwhile."""
+        """Lock the counter, then look the keys up and check the guards: nothing can be
+        added meanwhile (each later statement reads what committed before the lock)."""
         with conn.transaction():
             seq = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
+            self._check_guards(conn, group)
             keys = [key for b in group for _, key, _ in b.rows if key is not None]
-            known = {
-                str(row[2]): record(row)
-                for row in conn.execute(self._q.by_keys, (self._log, keys)).fetchall()
-            }
+            known = (
+                {
+                    str(row[2]): record(row)
+                    for row in conn.execute(self._q.by_keys, (self._log, keys)).fetchall()
+                }
+                if keys
+                else {}
+            )
             fresh: list[_Row] = []
             for batch in group:
                 ts = batch.ts
+                if batch.error is not None:
+                    continue  # refused by its guard
                 batch.result = []
                 for event, key, body in batch.rows:
                     if key is not None and key in known:
@@ -262,6 +283,25 @@ class PostgresLog(PostgresReader):
                 self._insert_rows(conn, fresh)
                 conn.execute(self._q.advance, (seq, self._log))
                 conn.execute(self._q.notify, (self._channel,))
+
+    def _check_guards(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
+        """Refuse each batch whose guard a forget recorded or under way refuses."""
+        guards = [b.guard.seen for b in group if b.guard is not None]
+        if not guards:
+            return
+        args = {"log": self._log, "seen": min(guards)}
+        rows = conn.execute(self._q.forgets, args).fetchall()
+        under_way = [Pending.decode(str(row[3])) for row in rows if row[0] == 0]
+        markers = [
+            r for r in (record(row) for row in rows if row[0]) if isinstance(r.event, Compacted)
+        ]
+        for batch in group:
+            if batch.guard is None:
+                continue
+            seen = batch.guard.seen
+            after = [r.event for r in markers if r.seq > seen and isinstance(r.event, Compacted)]
+            if forgets(batch.guard, after, under_way):
+                batch.refuse()
 
     def _insert_rows(self, conn: psycopg.Connection[Any], rows: list[_Row]) -> None:
         if len(rows) >= _COPY_FROM:
@@ -316,8 +356,21 @@ class PostgresLog(PostgresReader):
         before the marker.
         """
         finished = self._finish_left()
-        own = self._compact(Pending.start(reason, selection, self.last_seq()), None, progress)
+        pending = Pending.start(reason, selection, self.last_seq())
+        pending_id = self._announce(pending) if announces(reason, selection) else None
+        own = self._compact(pending, pending_id, progress)
         return answer(own, finished, reason, selection)
+
+    def _announce(self, pending: Pending) -> int:
+        """Add the compaction's row before anything goes, its ``top`` read with the counter
+        locked (``announces``): an append commits before, or sees the row. Drops the
+        snapshots, as a first chunk would."""
+        with self._writer.use(self.where) as conn, conn.transaction():
+            pending.top = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
+            row = conn.execute(self._q.pending_add, (self._log, pending.encode())).fetchone()
+            assert row is not None
+            conn.execute(self._q.drop_snapshots, (self._log,))
+        return int(row[0])
 
     def finish_compactions(self) -> list[Recorded]:
         """Finish each compaction of this log a failure left in ``compactions``; their markers."""

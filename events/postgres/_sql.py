@@ -43,6 +43,13 @@ _TEMPLATES = {
     "by_keys": (
         "SELECT seq, ts, key, body::text FROM {s}.events WHERE log_id = %s AND key = ANY(%b)"
     ),
+    # What a guarded append checks, in one round trip: the markers recorded after its
+    # decision (a short tail; ``seq`` > 0) and the compactions under way (``seq`` 0).
+    "forgets": (
+        "SELECT seq, ts, key, body::text FROM {s}.events"
+        " WHERE log_id = %(log)s AND seq > %(seen)s AND type = 'Compacted'"
+        " UNION ALL SELECT 0, 0, NULL, state::text FROM {s}.compactions WHERE log_id = %(log)s"
+    ),
     # After a lost connection: the rows of a group stamped ``ts``, if it committed.
     "stamped": (
         "SELECT seq, ts, key, body::text FROM {s}.events"
@@ -145,6 +152,7 @@ class Queries:
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
         self.stamped = sql["stamped"]
+        self.forgets = sql["forgets"]
         self.insert = sql["insert"]
         self.begin_bump = sql["begin_bump"]
         self.notify_commit = sql["notify_commit"]

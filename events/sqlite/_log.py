@@ -25,19 +25,30 @@ from pathlib import Path
 from typing import Literal, Self, TypeVar
 
 from events.codec import US, Row, encode, record, type_name
-from events.compaction import Pending, Running, Tally, answer, finish_left
+from events.compaction import Pending, Running, Tally, announces, answer, finish_left, forgets
 from events.group_commit import Batch, GroupCommit
-from events.model import AnyEvent, Recorded
+from events.model import AnyEvent, Compacted, Recorded
 from events.owner_only import private_dir, private_file, tighten
-from events.protocol import CompactReason, Keyed, LogError, NoLog, Progress, Selection
+from events.protocol import (
+    CompactReason,
+    Guard,
+    Keyed,
+    LogError,
+    NoLog,
+    Progress,
+    Selection,
+)
 from events.sqlite._checkpoint import Checkpointer, empty_wal
 from events.sqlite._compact import compact_rows
 from events.sqlite._schema import (
     BY_KEY,
+    DROP_SNAPSHOTS,
     DROP_SNAPSHOTS_BEFORE,
     INSERT,
+    MARKERS_AFTER,
     MEDIA,
     PENDING,
+    PENDING_ADD,
     PENDING_DONE,
     PENDING_ONE,
     SAVE_SNAPSHOT,
@@ -185,18 +196,21 @@ class SQLiteLog(SQLiteReader):
 
     # -- writing ---------------------------------------------------------
 
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+    def append(self, *items: AnyEvent | Keyed, guard: Guard | None = None) -> list[Recorded]:
         """Append a burst atomically; returns the events as recorded, in order.
 
         An item whose key is already in the log is not added again: its slot in
-        the result holds the event recorded earlier under that key.
+        the result holds the event recorded earlier under that key. ``guard``:
+        checked in the transaction, ``Forgotten`` when it refuses.
         """
-        return self._group.append(items, encode) if items else []
+        return self._group.append(items, encode, guard) if items else []
 
-    def append_now(self, *items: AnyEvent | Keyed) -> list[Recorded] | None:
+    def append_now(
+        self, *items: AnyEvent | Keyed, guard: Guard | None = None
+    ) -> list[Recorded] | None:
         """``append``, for a caller that must not wait (an event loop): None, with
         nothing written, when it would wait for a lock or for a sync (``FULL``)."""
-        return self._group.append_now(items, encode) if items else []
+        return self._group.append_now(items, encode, guard) if items else []
 
     def _commit(self, group: list[Batch]) -> None:
         self._in_transaction(lambda cur: self._insert_all(cur, group))
@@ -215,6 +229,9 @@ class SQLiteLog(SQLiteReader):
             self._insert(cur, batch)
 
     def _insert(self, cur: sqlite3.Cursor, batch: Batch) -> None:
+        if batch.guard is not None and _forgets(cur, batch.guard):
+            batch.refuse()
+            return
         ts_us = round(self._clock() * US)
         ts = ts_us / US
         if len(batch.rows) > _SMALL and all(key is None for _, key, _ in batch.rows):
@@ -307,8 +324,26 @@ class SQLiteLog(SQLiteReader):
         a byte of what was removed.
         """
         finished = self._finish_left()
-        own = self._compact(Pending.start(reason, selection, self.last_seq()), None, progress)
+        pending = Pending.start(reason, selection, self.last_seq())
+        pending_id = self._announce(pending) if announces(reason, selection) else None
+        own = self._compact(pending, pending_id, progress)
         return answer(own, finished, reason, selection)
+
+    def _announce(self, pending: Pending) -> int:
+        """Add the compaction's row before anything goes, its ``top`` read in the same
+        transaction (``announces``); drops the snapshots, as a first chunk would."""
+
+        def add(cur: sqlite3.Cursor) -> int:
+            pending.top = sequence(cur)
+            row_id = cur.execute(PENDING_ADD, (pending.encode(),)).lastrowid
+            cur.execute(DROP_SNAPSHOTS)
+            return int(row_id or 0)
+
+        with self._write_lock:
+            try:
+                return self._in_transaction(add)
+            except sqlite3.Error as exc:
+                raise _as_log_error(exc) from exc
 
     def finish_compactions(self) -> list[Recorded]:
         """Finish each compaction left in ``compactions`` by a failure; their markers."""
@@ -447,6 +482,13 @@ def _record_marker(
     seq = int(cur.lastrowid or 0)
     cur.execute(DROP_SNAPSHOTS_BEFORE, (seq,))
     return Recorded(seq, ts_us / US, marker, stored.key)
+
+
+def _forgets(cur: sqlite3.Cursor, guard: Guard) -> bool:
+    """Whether ``guard`` refuses, read in the append's transaction (the write lock held)."""
+    markers = [record(row).event for row in cur.execute(MARKERS_AFTER, (guard.seen,))]
+    under_way = [Pending.decode(state) for _, state in cur.execute(PENDING)]
+    return forgets(guard, [m for m in markers if isinstance(m, Compacted)], under_way)
 
 
 def _as_log_error(exc: BaseException) -> BaseException:

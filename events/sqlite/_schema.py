@@ -80,6 +80,8 @@ def connect(path: Path, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.
 
 INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"
+# The markers a guarded append checks: those recorded after its decision (a short tail).
+MARKERS_AFTER = "SELECT seq, ts, key, body FROM events WHERE seq > ? AND type = 'Compacted'"
 SEQUENCE = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
     " coalesce((SELECT max(seq) FROM events), 0))"

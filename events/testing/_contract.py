@@ -17,7 +17,7 @@ from events.model import (
     Recorded,
     SpeechSynthesized,
 )
-from events.protocol import Keyed, LogReader, LogWriter, Selection
+from events.protocol import Forgotten, Guard, Keyed, LogReader, LogWriter, Selection
 
 
 class FakeClock:
@@ -313,6 +313,52 @@ class LogContract(ReaderContract):
         assert compacted(marker).removed == 20_000
         assert marker is not None
         assert [r.seq for r in log.read()] == sorted([marker.seq, *(r.seq for r in appended)])
+
+    def test_a_guarded_append_is_refused_after_a_forget_of_its_chat(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "events.db")
+        one, two = "1@s.whatsapp.net", "2@s.whatsapp.net"
+        seen = log.append(message(1, chat=one))[0].seq
+        marker = log.compact("forget", Selection(chats=frozenset({one})))
+        assert marker is not None
+        with contextlib.suppress(Forgotten):
+            log.append(message(2, chat=one), guard=Guard(frozenset({one}), seen))
+            raise AssertionError("a guarded append of a chat forgotten since was recorded")
+        assert [r.seq for r in log.read()] == [marker.seq]
+        # Another chat, or a decision that saw the forget: recorded.
+        assert log.append(message(3, chat=two), guard=Guard(frozenset({two}), seen))
+        assert log.append(message(4, chat=one), guard=Guard(frozenset({one}), marker.seq))
+
+    def test_guarded_appends_racing_a_forget_are_removed_or_refused(self, tmp_path: Path) -> None:
+        """Whatever a forget's chunks interleave with: a guarded append of the chat is
+        removed with it or refused, unless it saw the marker; its neighbours in a group
+        commit (another chat's appends) all stay."""
+        log = self.make(tmp_path / "events.db")
+        one, two = "1@s.whatsapp.net", "2@s.whatsapp.net"
+        log.append(*(message(i, chat=one) for i in range(5000)))
+        seen_by: dict[int, int] = {}
+        done = threading.Event()
+
+        def guarded() -> None:
+            while not done.is_set():
+                seen = log.last_seq()
+                with contextlib.suppress(Forgotten):
+                    for rec in log.append(
+                        message(0, chat=one), guard=Guard(frozenset({one}), seen)
+                    ):
+                        seen_by[rec.seq] = seen
+
+        with appending(log, two) as others:
+            threads = [threading.Thread(target=guarded) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            marker = log.compact("forget", Selection(chats=frozenset({one})))
+            done.set()
+            for thread in threads:
+                thread.join()
+        assert marker is not None
+        left = [r.seq for r in log.read(chats=[one])]
+        assert all(seen_by[seq] >= marker.seq for seq in left)
+        assert {r.seq for r in others} <= {r.seq for r in log.read(chats=[two])}
 
     def test_two_compactions_at_once_count_each_event_once(self, tmp_path: Path) -> None:
         """Racing compactions of the same events: each marker says exactly what it removed."""

@@ -29,7 +29,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from events.backends import open_log
 from events.model import AnyEvent, MessageReceived, Recorded, TransportStatus
-from events.protocol import Keyed, LogWriter
+from events.protocol import Guard, Keyed, LogWriter
 from pipeline.transport import Inbound
 from tests.neonize_fakes import dispatch, message_ev, transport_factory
 from tests.neonize_wired import WAIT, text, wired
@@ -62,9 +62,9 @@ class Watched:
         self._log = log
         self.appending = threading.Event()
 
-    def append(self, *items: AnyEvent | Keyed) -> list[Recorded]:
+    def append(self, *items: AnyEvent | Keyed, guard: Guard | None = None) -> list[Recorded]:
         self.appending.set()
-        return self._log.append(*items)
+        return self._log.append(*items, guard=guard)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)

@@ -9,16 +9,24 @@ step (``_media``), or a wait. Every decision is an event and what it knows
 comes from the projections, so a restart resumes exactly where the log says
 it stopped: a debounce window is recomputed from logged times, and a call
 that was requested but never answered is requested again.
+
+Every append about a chat carries a guard (``FoldedLog.guard``): a ``forget``
+of the chat recorded (or under way) after the view it was decided from makes
+the log refuse it, in the append's own transaction, so no request, answer or
+reply decided from the forgotten words is recorded, asked or sent. The chat
+is then looked at again once the view has the forget (at the next poll).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
 from typing import Protocol
 
 from events.model import LlmFailed
+from events.protocol import Forgotten
 from pipeline import toolbox
 from pipeline.config import LoadedConfig
 from pipeline.daemon import _decide as decide
@@ -124,6 +132,17 @@ class Agent:
     async def _drain(self, chat: str) -> None:
         """Run ``chat``'s turn step by step, until it has nothing left or must wait."""
         self._chats.undefer(chat)
+        try:
+            await self._steps(chat)
+        except Forgotten:
+            # A forget of the chat came after the view the step read: nothing was
+            # recorded. Once the view has it (the marker: at the next poll), the turn
+            # is decided again from what is left.
+            self.folded.refresh()
+            log.info("turn_dropped_forgotten", chat=chat)
+            self._chats.defer(chat, self.clock() + self.settings.app.polling.interval_seconds)
+
+    async def _steps(self, chat: str) -> None:
         while not self.stopping:
             loaded = self.settings.loaded
             plan = turn.step(self._facts(loaded), chat)
@@ -134,7 +153,7 @@ class Agent:
                 await self._reserved(loaded, plan, effect)
                 continue
             if plan.events:
-                await self._record(plan)
+                await self._record(chat, plan)
             if isinstance(effect, turn.Prepare) and self.media is not None:
                 await self.media.run(loaded, chat, effect.step)
             elif isinstance(effect, turn.Wait):
@@ -157,9 +176,11 @@ class Agent:
             elif not plan.events:
                 return
 
-    async def _record(self, plan: turn.Plan) -> None:
-        """Append the plan's events; then say why (one INFO line a skip or notice)."""
-        await self.folded.append(*plan.events)
+    async def _record(self, chat: str, plan: turn.Plan) -> None:
+        """Append the plan's events, on condition that ``chat`` was not forgotten since
+        the view they were decided from (``Forgotten``); then say why (one INFO line a
+        skip or notice)."""
+        await self.folded.append(*plan.events, guard=self.folded.guard(chat))
         for event, fields in plan.lines:
             log.info(event, **fields)
 
@@ -169,7 +190,7 @@ class Agent:
         is in the log before it goes out); then the chats held for its cost decide again."""
         self._reserving.add(asked.chat)
         try:
-            await self._record(plan)
+            await self._record(asked.chat, plan)
             following = await self._ask(loaded, asked)
             # At shutdown the next round is in the log, and asked at the next start.
             while following is not None and not self.stopping:
@@ -204,7 +225,8 @@ class Agent:
             )
             if self._forgotten(asked):
                 return  # forgotten meanwhile: the API's error may echo the chat's words
-            await self.folded.append(
+            await self._append_unless_forgotten(
+                asked,
                 LlmFailed(
                     chat=chat,
                     call_id=call_id,
@@ -213,7 +235,7 @@ class Agent:
                     attempt=attempt,
                     final=final,
                     usage=error.usage,  # an answer with nothing usable may be billed
-                )
+                ),
             )
 
         try:
@@ -235,9 +257,21 @@ class Agent:
             if self._forgotten(asked):
                 return None
             error = f"internal error: {type(exc).__name__}: {exc}"
-            await self.folded.append(LlmFailed(chat=chat, call_id=call_id, error=error, final=True))
+            failed_for_good = LlmFailed(chat=chat, call_id=call_id, error=error, final=True)
+            await self._append_unless_forgotten(asked, failed_for_good)
             return None
         self.folded.refresh()  # a forget while the call was out: its answer is dropped
         plan = turn.answered(self._facts(loaded), asked, result)
-        await self._record(plan)
+        try:
+            await self._record(chat, plan)
+        except Forgotten:
+            # Forgotten after that read, before the answer was in: never recorded nor sent.
+            log.info("llm_answer_dropped", chat=chat, call_id=call_id)
+            raise
         return plan.effect if isinstance(plan.effect, turn.Ask) else None
+
+    async def _append_unless_forgotten(self, asked: turn.Ask, failed: LlmFailed) -> None:
+        """Record a failure of the call, unless its chat was forgotten meanwhile (the
+        API's error may echo the chat's words)."""
+        with contextlib.suppress(Forgotten):
+            await self.folded.append(failed, guard=self.folded.guard(asked.chat))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -37,7 +38,7 @@ import anyio
 import anyio.to_thread
 
 from events.model import EVENT_TYPES, AnyEvent, Compacted, Event, Recorded
-from events.protocol import AppendsNow, Keyed, LogError, LogWriter
+from events.protocol import AppendsNow, Guard, Keyed, LogError, LogWriter
 from pipeline.daemon._failures import Failures
 from pipeline.logs import get_logger
 from projections.base import Projection
@@ -135,22 +136,31 @@ class FoldedLog:
         """Every projection's state as of the last catch-up."""
         return self._runner.states
 
+    def guard(self, *chats: str) -> Guard:
+        """The condition of an append decided from ``view`` about ``chats``: refused
+        (``Forgotten``) should a ``forget`` of one of them come after what it read."""
+        return Guard(frozenset(chats), self._runner.seq)
+
     async def append(
-        self, *items: AnyEvent | Keyed, abandon_on_cancel: bool = False
+        self, *items: AnyEvent | Keyed, guard: Guard | None = None, abandon_on_cancel: bool = False
     ) -> list[Recorded]:
         """Append (on the loop if that cannot wait, else in a worker thread) and
         fold the records it returns.
 
+        ``guard``: see ``Guard``; a refusal raises ``Forgotten`` with nothing written.
         ``abandon_on_cancel``: a cancelled wait leaves the append running in
         its thread; if it commits, the records are read from the log later.
         """
-        if self._append_now is not None and (recs := self._append_now(*items)) is not None:
-            self._folded_own(recs)
-            return recs
+        if self._append_now is not None:
+            recs = self._append_now(*items, guard=guard)
+            if recs is not None:
+                self._folded_own(recs)
+                return recs
         self._inflight += 1
         try:
             recs = await anyio.to_thread.run_sync(
-                self.log.append, *items, abandon_on_cancel=abandon_on_cancel
+                functools.partial(self.log.append, *items, guard=guard),
+                abandon_on_cancel=abandon_on_cancel,
             )
         except BaseException:
             self._inflight -= 1

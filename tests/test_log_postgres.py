@@ -23,7 +23,16 @@ from events import MessageReceived
 from events.backends import open_log, open_reader
 from events.postgres import PostgresLog, PostgresReader
 from events.postgres._schema import SCHEMA_VERSION
-from events.protocol import Keyed, LogError, LogReader, LogWriter, NoLog, Selection
+from events.protocol import (
+    Forgotten,
+    Guard,
+    Keyed,
+    LogError,
+    LogReader,
+    LogWriter,
+    NoLog,
+    Selection,
+)
 from events.sqlite import SQLiteLog, SQLiteReader
 from events.testing import DurableLogContract, FakeClock, ReaderContract, compacted, message
 from tests.pg_support import (
@@ -106,14 +115,15 @@ def _until(check: Any, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def _waiting_on_lock(schema: str) -> bool:
+def _waiting_on_lock(schema: str, count: int = 1) -> bool:
+    """Whether ``count`` statements on ``schema.logs`` (a counter) wait for a lock."""
     with admin() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
             " AND query LIKE %s",
             (f"%{schema}.logs%",),
         ).fetchone()
-    return bool(row and row[0])
+    return bool(row and row[0] >= count)
 
 
 def test_logs_of_several_numbers_share_the_tables_and_nothing_else(schema: str) -> None:
@@ -166,6 +176,91 @@ def test_an_append_waits_for_a_late_commit_and_a_reader_never_passes_it(
     finally:
         log.close()
         follower.close()
+
+
+@contextlib.contextmanager
+def _sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL statements psycopg sends in the block (each a round trip), BEGIN and COMMIT
+    of ``conn.transaction()`` included."""
+    sent: list[str] = []
+    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+
+    def counted_execute(cur: Any, query: Any, *args: Any, **kw: Any) -> Any:
+        sent.append(str(query))
+        return execute(cur, query, *args, **kw)
+
+    def counted_command(conn: Any, query: Any, *args: Any, **kw: Any) -> Any:
+        sent.append(str(query))
+        return command(conn, query, *args, **kw)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(psycopg.Cursor, "execute", counted_execute)
+        patched.setattr(psycopg.Connection, "_exec_command", counted_command)
+        yield sent
+
+
+def test_a_guarded_append_is_one_statement_until_something_is_forgotten(
+    tmp_path: Path, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's check rides in the append's one statement (one round trip, as an
+    unguarded append); only after a forget does the exact, locked check run."""
+    one, two = "1@s.whatsapp.net", "2@s.whatsapp.net"
+    with PostgresLog(DSN, name=log_name(tmp_path), schema=schema) as log:
+        seen = log.append(message(1, chat=one), message(2, chat=two))[-1].seq
+        for burst in ([message(3, chat=one)], [message(4, chat=one), message(5, chat=one)]):
+            with _sent(monkeypatch) as sent:
+                log.append(*burst, guard=Guard(frozenset({one}), seen))
+            assert len(sent) == 1
+        marker = log.compact("forget", Selection(chats=frozenset({two})))
+        assert marker is not None
+        with _sent(monkeypatch) as sent:
+            log.append(message(6, chat=one), guard=Guard(frozenset({one}), seen))
+        assert len(sent) > 1  # another chat's marker since: decided exactly, and recorded
+        with _sent(monkeypatch) as sent:
+            log.append(message(7, chat=one), guard=Guard(frozenset({one}), marker.seq))
+        assert len(sent) == 1  # a decision that saw the marker
+        kept = [message(n, one) for n in (1, 3, 4, 5, 6, 7)]
+        assert [r.event for r in log.read(chats=[one])] == kept
+
+
+def test_a_forget_committing_while_a_guarded_append_waits_for_the_counter_refuses_it(
+    tmp_path: Path, schema: str
+) -> None:
+    """The append's one statement began (its snapshot taken) before the forget announced
+    itself, then waited for the counter's lock behind it: the forget's row is not in that
+    snapshot, and the append must be refused all the same (or go with the chat)."""
+    one, name = "1@s.whatsapp.net", log_name(tmp_path)
+    log = PostgresLog(DSN, name=name, schema=schema)
+    forgetter = PostgresLog(DSN, name=name, schema=schema)
+    seen = log.append(message(1, chat=one))[0].seq
+    outcomes: list[object] = []
+
+    def run(work: Any) -> threading.Thread:
+        def keep() -> None:
+            try:
+                outcomes.append(work())
+            except Forgotten as exc:
+                outcomes.append(exc)
+
+        thread = threading.Thread(target=keep)
+        thread.start()
+        return thread
+
+    try:
+        with admin() as holder, holder.transaction():
+            holder.execute(f"SELECT 1 FROM {schema}.logs WHERE name = %s FOR UPDATE", (name,))
+            forgetting = run(lambda: forgetter.compact("forget", Selection(chats=frozenset({one}))))
+            _until(lambda: _waiting_on_lock(schema), "the forget to wait for the counter")
+            guard = Guard(frozenset({one}), seen)
+            appending = run(lambda: log.append(message(2, chat=one), guard=guard))
+            _until(lambda: _waiting_on_lock(schema, 2), "the append to wait behind it")
+        forgetting.join(timeout=30)
+        appending.join(timeout=30)
+        assert len(outcomes) == 2
+        assert [r.event for r in log.read(chats=[one])] == []
+    finally:
+        log.close()
+        forgetter.close()
 
 
 def test_a_stuck_lock_holder_is_a_log_error_not_a_hang(tmp_path: Path, schema: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from events import MessageReceived, TransportStatus
 from events.backends import open_log, open_reader
-from events.protocol import LogError, LogReader, LogWriter, NoLog, Selection
+from events.protocol import Guard, LogError, LogReader, LogWriter, NoLog, Selection
 from events.sqlite import SQLiteLog, SQLiteReader
 from events.testing import DurableLogContract, FakeClock, ReaderContract, message
 
@@ -226,3 +226,24 @@ def test_purge_clears_what_an_older_version_left_in_free_space(tmp_path: Path) -
     log.purge()
     log.close()
     assert _files_holding(tmp_path, b"zebra-quartz") == []
+
+
+def test_a_guarded_append_reads_the_compactions_only_after_one(tmp_path: Path) -> None:
+    """Its guard costs one small query while nothing was compacted since its decision;
+    the markers and the compactions under way are read (and decoded) only after one."""
+    one, two = "1@s.whatsapp.net", "2@s.whatsapp.net"
+    sent: list[str] = []
+    with SQLiteLog(tmp_path / "events.db") as log:
+        log._writer.set_trace_callback(sent.append)
+        seen = log.append(message(0, chat=two), message(1, chat=one))[-1].seq
+        del sent[:]
+        log.append(message(9, chat=two))
+        plain = len(sent)  # BEGIN, INSERT, COMMIT
+        del sent[:]
+        log.append(message(2, chat=one), guard=Guard(frozenset({one}), seen))
+        assert len(sent) == plain + 1
+        assert log.compact("forget", Selection(chats=frozenset({two}))) is not None
+        del sent[:]
+        log.append(message(3, chat=one), guard=Guard(frozenset({one}), seen))
+        assert len(sent) > plain + 1  # another chat's marker since: decided exactly, recorded
+        assert [r.event for r in log.read(chats=[one])] == [message(n, one) for n in (1, 2, 3)]

@@ -20,7 +20,9 @@ one process queue their batches and the first to take the write lock commits
 them all in one transaction. Without idempotency keys a few rows go in one
 statement that is its own transaction (one round trip) and many by COPY (a
 page per WAL record, not a row); with keys the transaction locks the counter,
-looks the keys up, then inserts only the new ones.
+looks the keys up, then inserts only the new ones. A guarded append (``Guard``)
+takes the one statement too, which writes nothing if a forget may refuse it
+(``_one_shot``); then the locked transaction checks it exactly.
 Readers read in keyset chunks on an autocommit connection, so no transaction
 stays open between chunks. ``wait`` is woken by LISTEN/NOTIFY (``_wait``).
 """
@@ -159,12 +161,7 @@ class PostgresLog(PostgresReader):
                     # A failed attempt may have committed before its connection went.
                     if failures and committed(conn, self._q, self._log, floor, group):
                         break
-                    if any(b.guard is not None for b in group) or any(
-                        key is not None for b in group for _, key, _ in b.rows
-                    ):
-                        self._insert_keyed(conn, group)
-                    else:
-                        self._insert_plain(conn, group)
+                    self._insert(conn, group)
                 break
             except LogUnavailable as exc:
                 failures += 1
@@ -180,33 +177,76 @@ class PostgresLog(PostgresReader):
                 "event log reachable again after %d tries: %s", failures + 1, self.where.where
             )
 
-    def _insert_plain(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
-        """No keys: the numbers are the counter's next ones, contiguous in group order."""
+    def _insert(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
+        """Keys: the locked path. Guards: the one statement if nothing was forgotten lately
+        (its pre-check), else the locked path, which decides exactly. Neither: one statement."""
+        seens = [b.guard.seen for b in group if b.guard is not None]
+        if any(key is not None for b in group for _, key, _ in b.rows):
+            self._insert_keyed(conn, group)
+        elif not seens:
+            self._insert_plain(conn, group)
+        elif not self._insert_plain(conn, group, min(seens)):
+            self._insert_keyed(conn, group)
+
+    def _insert_plain(
+        self, conn: psycopg.Connection[Any], group: list[Batch], seen: int | None = None
+    ) -> bool:
+        """No keys: the numbers are the counter's next ones, contiguous in group order.
+
+        ``seen``: the group's guards' earliest decision; False, nothing written, when
+        the pre-check of ``_one_shot`` finds a forget that may refuse one (or the group
+        is too large for one statement)."""
         stamps = [batch.ts for batch in group]
         flat = [(ts, e, body) for ts, b in zip(stamps, group, strict=True) for e, _, body in b.rows]
-        seq = (
-            self._copy_plain(conn, flat) if len(flat) >= _COPY_FROM else self._one_shot(conn, flat)
-        )
+        if len(flat) < _COPY_FROM:
+            seq = self._one_shot(conn, flat, seen)
+            if seq is None:
+                return False
+        elif seen is None:
+            seq = self._copy_plain(conn, flat)
+        else:
+            return False
         for ts, batch in zip(stamps, group, strict=True):
             batch.result = [
                 Recorded(seq + i, ts / US, e) for i, (e, _, _) in enumerate(batch.rows, 1)
             ]
             seq += len(batch.rows)
+        return True
 
     def _one_shot(
-        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]]
-    ) -> int:
-        """Few rows: one statement that is its own transaction (one round trip)."""
+        self, conn: psycopg.Connection[Any], flat: list[tuple[int, AnyEvent, str]], seen: int | None
+    ) -> int | None:
+        """Few rows: one statement that is its own transaction (one round trip).
+
+        With ``seen`` (guarded) the counter's UPDATE also requires that no forget
+        announced itself at or after ``seen`` (``logs.forget_top``), that none is
+        under way and that no marker came after ``seen``: None, nothing written,
+        when one did (the caller then decides exactly). Why a forget cannot slip
+        past, though the statement's snapshot is taken before it waits for the
+        counter's lock and a forget may commit in between:
+        - A forget of chats writes its ``top`` to ``forget_top`` in the one
+          transaction that fixes it and adds its ``compactions`` row, holding the
+          counter row's lock. READ COMMITTED evaluates this UPDATE's condition on
+          the row's newest version once it holds the lock, so ``forget_top`` is
+          that of every forget committed before this append takes its seq, even
+          one the snapshot misses. A forget committed after has a ``top`` of at
+          least this append's seq: it removes the append with the chat.
+        - ``top`` >= ``seen``: ``forget_top`` >= ``seen``, the condition fails.
+        - ``top`` < ``seen``: an append took a seq above ``top`` after the forget
+          committed (seq order is commit order) and was read before this
+          statement began, so the snapshot holds the forget's row or, once it is
+          over, its marker (one transaction swaps them), which is above ``seen``
+          unless the decision saw it.
+        """
+        when = {} if seen is None else {"seen": seen}
         if len(flat) == 1:
             ((ts, event, body),) = flat
             one = {"ts": ts, "type": type_name(event), "chat": event.chat, "body": body}
-            row = conn.execute(
-                self._q.append_one, {"log": self._log, "channel": self._channel, **one}
-            ).fetchone()
-            return self._counted(row)
-        row = conn.execute(
-            self._q.append,
-            {
+            query = self._q.append_one if seen is None else self._q.append_one_guarded
+            args = {"log": self._log, "channel": self._channel, **one, **when}
+        else:
+            query = self._q.append if seen is None else self._q.append_guarded
+            args = {
                 "n": len(flat),
                 "log": self._log,
                 "ts": [ts for ts, _, _ in flat],
@@ -214,9 +254,10 @@ class PostgresLog(PostgresReader):
                 "chats": [e.chat for _, e, _ in flat],
                 "bodies": [body for _, _, body in flat],
                 "channel": self._channel,
-            },
-        ).fetchone()
-        return self._counted(row)
+                **when,
+            }
+        row = conn.execute(query, args).fetchone()
+        return None if row is None and seen is not None else self._counted(row)
 
     def _counted(self, row: tuple[Any, ...] | None) -> int:
         """The counter value a statement returned; its log row is never deleted by wabot."""
@@ -366,7 +407,7 @@ class PostgresLog(PostgresReader):
         locked (``announces``): an append commits before, or sees the row. Drops the
         snapshots, as a first chunk would."""
         with self._writer.use(self.where) as conn, conn.transaction():
-            pending.top = self._counted(conn.execute(self._q.lock, (self._log,)).fetchone())
+            pending.top = self._counted(conn.execute(self._q.announce, (self._log,)).fetchone())
             row = conn.execute(self._q.pending_add, (self._log, pending.encode())).fetchone()
             assert row is not None
             conn.execute(self._q.drop_snapshots, (self._log,))

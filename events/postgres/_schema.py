@@ -85,6 +85,12 @@ MIGRATIONS: tuple[str, ...] = (
         released timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # The counter as the latest forget of chats announced itself (its ``top``): on
+    # the counter row, so a guarded append's one statement reads it once it holds
+    # that row's lock (``_sql``, "append").
+    """
+    ALTER TABLE {s}.logs ADD COLUMN forget_top bigint NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,33 +10,49 @@ from __future__ import annotations
 from events.codec import US
 from events.protocol import Selection
 
+# The fast path: one statement, one round trip, its own transaction (autocommit).
+# The UPDATE takes the log's counter row lock, held until commit: writers of
+# one log commit in seq order. It also yields the first seq of the group.
+_APPEND = """
+    WITH counter AS (
+        UPDATE {s}.logs SET last_seq = last_seq + %(n)s WHERE id = %(log)s{when}
+        RETURNING last_seq - %(n)s AS base
+    ), added AS (
+        INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
+        SELECT %(log)s, counter.base + r.ord, r.ts, r.type, r.chat, r.body::json
+        FROM counter, unnest(%(ts)b::bigint[], %(types)b::text[], %(chats)b::text[],
+                             %(bodies)b::text[]) WITH ORDINALITY AS r(ts, type, chat, body, ord)
+    )
+    SELECT base, pg_notify(%(channel)s, '') FROM counter
+"""
+# The same for one event, with scalar parameters: no arrays to build or unnest.
+_APPEND_ONE = """
+    WITH counter AS (
+        UPDATE {s}.logs SET last_seq = last_seq + 1 WHERE id = %(log)s{when} RETURNING last_seq
+    ), added AS (
+        INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
+        SELECT %(log)s, counter.last_seq, %(ts)s, %(type)s, %(chat)s, %(body)s::json
+        FROM counter
+    )
+    SELECT last_seq - 1, pg_notify(%(channel)s, '') FROM counter
+"""
+# A guarded append's fast path (``PostgresLog._one_shot``, which says why this is
+# enough): no forget announced at or after its decision, read on the counter row it
+# updates; no compaction under way and no marker since its decision, read in the
+# statement's snapshot (the primary key's range ``seq > seen``: a short tail).
+# When one is found nothing is written and no row comes back: the client decides
+# exactly, counter locked (``forgets``).
+_UNFORGOTTEN = """
+          AND forget_top < %(seen)s
+          AND NOT EXISTS (SELECT 1 FROM {s}.events
+                          WHERE log_id = %(log)s AND seq > %(seen)s AND type = 'Compacted')
+          AND NOT EXISTS (SELECT 1 FROM {s}.compactions WHERE log_id = %(log)s)"""
+
 _TEMPLATES = {
-    # The fast path: one statement, one round trip, its own transaction (autocommit).
-    # The UPDATE takes the log's counter row lock, held until commit: writers of
-    # one log commit in seq order. It also yields the first seq of the group.
-    "append": """
-        WITH counter AS (
-            UPDATE {s}.logs SET last_seq = last_seq + %(n)s WHERE id = %(log)s
-            RETURNING last_seq - %(n)s AS base
-        ), added AS (
-            INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
-            SELECT %(log)s, counter.base + r.ord, r.ts, r.type, r.chat, r.body::json
-            FROM counter, unnest(%(ts)b::bigint[], %(types)b::text[], %(chats)b::text[],
-                                 %(bodies)b::text[]) WITH ORDINALITY AS r(ts, type, chat, body, ord)
-        )
-        SELECT base, pg_notify(%(channel)s, '') FROM counter
-    """,
-    # The same for one event, with scalar parameters: no arrays to build or unnest.
-    "append_one": """
-        WITH counter AS (
-            UPDATE {s}.logs SET last_seq = last_seq + 1 WHERE id = %(log)s RETURNING last_seq
-        ), added AS (
-            INSERT INTO {s}.events (log_id, seq, ts, type, chat, body)
-            SELECT %(log)s, counter.last_seq, %(ts)s, %(type)s, %(chat)s, %(body)s::json
-            FROM counter
-        )
-        SELECT last_seq - 1, pg_notify(%(channel)s, '') FROM counter
-    """,
+    "append": _APPEND.replace("{when}", ""),
+    "append_one": _APPEND_ONE.replace("{when}", ""),
+    "append_guarded": _APPEND.replace("{when}", _UNFORGOTTEN),
+    "append_one_guarded": _APPEND_ONE.replace("{when}", _UNFORGOTTEN),
     # The keyed path locks the counter first, in its own statement, so the key
     # look-up that follows sees every key committed before the lock was granted.
     "lock": "SELECT last_seq FROM {s}.logs WHERE id = %s FOR NO KEY UPDATE",
@@ -123,6 +139,8 @@ _TEMPLATES = {
     # row after its delete, the marker's transaction before the counter.
     "pending": "SELECT id, state::text FROM {s}.compactions WHERE log_id = %s ORDER BY id",
     "pending_lock": "SELECT state::text FROM {s}.compactions WHERE id = %s FOR UPDATE",
+    # A forget of chats announcing itself: its ``top``, on the counter row (``_UNFORGOTTEN``).
+    "announce": ("UPDATE {s}.logs SET forget_top = last_seq WHERE id = %s RETURNING last_seq"),
     "pending_add": (
         "INSERT INTO {s}.compactions (log_id, state) VALUES (%s, %s::json) RETURNING id"
     ),
@@ -149,6 +167,8 @@ class Queries:
         sql = {name: text.format(s=schema) for name, text in _TEMPLATES.items()}
         self.append = sql["append"]
         self.append_one = sql["append_one"]
+        self.append_guarded = sql["append_guarded"]
+        self.append_one_guarded = sql["append_one_guarded"]
         self.lock = sql["lock"]
         self.by_keys = sql["by_keys"]
         self.stamped = sql["stamped"]
@@ -172,6 +192,7 @@ class Queries:
         self.pending = sql["pending"]
         self.pending_lock = sql["pending_lock"]
         self.pending_add = sql["pending_add"]
+        self.announce = sql["announce"]
         self.pending_set = sql["pending_set"]
         self.pending_done = sql["pending_done"]
         self.insert_one = sql["insert_one"]

@@ -42,6 +42,7 @@ from events.sqlite._checkpoint import Checkpointer, empty_wal
 from events.sqlite._compact import compact_rows
 from events.sqlite._schema import (
     BY_KEY,
+    COMPACTED_SINCE,
     DROP_SNAPSHOTS,
     DROP_SNAPSHOTS_BEFORE,
     INSERT,
@@ -225,13 +226,17 @@ class SQLiteLog(SQLiteReader):
         return True
 
     def _insert_all(self, cur: sqlite3.Cursor, group: list[Batch]) -> None:
+        """Each batch; its guard checked exactly only if a cheap query (one for the group,
+        from its earliest decision) finds a compaction since or under way."""
+        seens = [b.guard.seen for b in group if b.guard is not None]
+        suspect = bool(seens) and _compacted_since(cur, min(seens))
         for batch in group:
+            if suspect and batch.guard is not None and _forgets(cur, batch.guard):
+                batch.refuse()
+                continue
             self._insert(cur, batch)
 
     def _insert(self, cur: sqlite3.Cursor, batch: Batch) -> None:
-        if batch.guard is not None and _forgets(cur, batch.guard):
-            batch.refuse()
-            return
         ts_us = round(self._clock() * US)
         ts = ts_us / US
         if len(batch.rows) > _SMALL and all(key is None for _, key, _ in batch.rows):
@@ -482,6 +487,12 @@ def _record_marker(
     seq = int(cur.lastrowid or 0)
     cur.execute(DROP_SNAPSHOTS_BEFORE, (seq,))
     return Recorded(seq, ts_us / US, marker, stored.key)
+
+
+def _compacted_since(cur: sqlite3.Cursor, seen: int) -> bool:
+    """Whether a marker came after ``seen`` or a compaction is under way (the write lock held)."""
+    row = cur.execute(COMPACTED_SINCE, (seen,)).fetchone()
+    return bool(row and row[0])
 
 
 def _forgets(cur: sqlite3.Cursor, guard: Guard) -> bool:

@@ -82,6 +82,12 @@ INSERT = "INSERT INTO events (ts, type, chat, key, body) VALUES (?, ?, ?, ?, ?)"
 BY_KEY = "SELECT seq, ts, key, body FROM events WHERE key = ?"
 # The markers a guarded append checks: those recorded after its decision (a short tail).
 MARKERS_AFTER = "SELECT seq, ts, key, body FROM events WHERE seq > ? AND type = 'Compacted'"
+# Whether those are worth reading at all: any marker after the decision or any compaction
+# under way (rare: forgets come a few a day at most). Nothing is decoded; the rowid range.
+COMPACTED_SINCE = (
+    "SELECT EXISTS (SELECT 1 FROM events WHERE seq > ? AND type = 'Compacted')"
+    " OR EXISTS (SELECT 1 FROM compactions)"
+)
 SEQUENCE = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
     " coalesce((SELECT max(seq) FROM events), 0))"

@@ -5,7 +5,11 @@
 On SIGUSR1 it writes the counts so far to COUNTS_FILE as one JSON object, so
 the benchmark can read them before and after the messages it times and leave
 start-up out. A read is one call that goes to the database (``read``,
-``last_seq``, ``wait``); a commit is one ``append`` call.
+``last_seq``, ``wait``); a commit is one ``append`` call. On PostgreSQL it
+also counts the SQL statements sent (each one a round trip to the server: a
+commit may take several), all of them and those sent inside an ``append``,
+by counting psycopg's calls that send one (a cursor's ``execute`` and
+``copy``, and the connection's own ``BEGIN``/``COMMIT``).
 
 With ``WABOT_BENCH_MODULES=1`` it also notes which of the project's modules
 run code (a profile hook on every thread, which slows everything: a run of
@@ -14,11 +18,12 @@ its own); SIGUSR2 starts the noting afresh.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,8 @@ class Counts(msgspec.Struct):
     empty_reads: int = 0  # reads that returned nothing
     commits: int = 0
     records_read: int = 0
+    statements: int = 0  # SQL statements sent to PostgreSQL, one round trip each
+    append_statements: int = 0  # of them, sent inside an ``append`` (its commit)
     modules: list[str] = []  # the project's modules that ran code since SIGUSR2
 
 
@@ -65,6 +72,31 @@ class ModuleTrace:
         return sorted(found)
 
 
+_appending = threading.local()  # ``on`` while this thread is inside a counted append
+
+
+def count_statements(counts: Counts, lock: threading.Lock) -> None:
+    """Count every SQL statement psycopg sends from here on (see the module's docstring)."""
+    import psycopg  # noqa: PLC0415 (a SQLite run never needs it before this)
+
+    def counted(send: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(send)
+        def call(*args: Any, **kw: Any) -> Any:
+            with lock:
+                counts.statements += 1
+                counts.append_statements += bool(getattr(_appending, "on", False))
+            return send(*args, **kw)
+
+        return call
+
+    for cls, name in (
+        (psycopg.Cursor, "execute"),
+        (psycopg.Cursor, "copy"),
+        (psycopg.Connection, "_exec_command"),  # BEGIN, COMMIT of ``conn.transaction()``
+    ):
+        setattr(cls, name, counted(getattr(cls, name)))
+
+
 class CountingLog:
     """A log whose calls to the database are counted; everything else passes through."""
 
@@ -96,12 +128,20 @@ class CountingLog:
     def append(self, *items: Any, **kw: Any) -> Any:
         with self._lock:
             self._counts.commits += 1
-        return self._log.append(*items, **kw)
+        _appending.on = True
+        try:
+            return self._log.append(*items, **kw)
+        finally:
+            _appending.on = False
 
     def append_now(self, *items: Any, **kw: Any) -> Any:
         """A commit on the caller's thread (``events.protocol.AppendsNow``), counted too."""
         now = getattr(self._log, "append_now", None)
-        records = None if now is None else now(*items, **kw)
+        _appending.on = True
+        try:
+            records = None if now is None else now(*items, **kw)
+        finally:
+            _appending.on = False
         if records is not None:
             with self._lock:
                 self._counts.commits += 1
@@ -132,6 +172,7 @@ def main() -> int:
     signal.signal(signal.SIGUSR2, lambda _signum, _frame: trace.restart())
     if os.environ.get("WABOT_BENCH_MODULES") == "1":
         trace.install()
+    count_statements(counts, lock)
     from pipeline import cli  # noqa: PLC0415 (after the handler: a signal may come early)
 
     opened = vars(cli)["open_log"]

@@ -17,14 +17,14 @@ import anyio
 import pytest
 
 from events.backends import open_log
-from events.model import LlmCompleted, MessageReceived, Usage
+from events.model import LlmCompleted, MessageReceived, ReplyPlanned, Usage
 from events.protocol import Keyed, LogWriter
 from events.testing import FakeClock
 from pipeline.daemon import Agent, FoldedLog, Sender
 from pipeline.llm import LlmClient, LlmResult
 from pipeline.tools import forget
 from pipeline.tools._where import Where
-from pipeline.transport import MemoryTransport
+from pipeline.transport import MemoryTransport, Outgoing, SendReceipt, TransportError
 from tests.pg_support import own_schema, require_server, schema_url
 from tests.test_agent import settings
 
@@ -138,4 +138,63 @@ async def test_an_answer_decided_before_a_forget_and_appended_after_is_not_kept(
     assert [type(r.event).__name__ for r in raw.read(chats=[ALICE])] == []
     assert not any(WORD in str(r.event) for r in raw.read())
     assert [s for s in transport.sent if s.chat == ALICE] == []
+    folded.close()
+
+
+class ForgetWhileSending(MemoryTransport):
+    """Runs ``forget`` of the chat as its first send goes out: after the sender read the
+    view, before the outcome is appended."""
+
+    def __init__(self, where: Where, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self._where = where
+        self.forgot = ""
+
+    async def send(self, message: Outgoing) -> SendReceipt:
+        if not self.forgot:
+            self.forgot = forget(self._where, ALICE)
+        return await super().send(message)
+
+
+def _planned(reply_id: str) -> ReplyPlanned:
+    return ReplyPlanned(chat=ALICE, reply_id=reply_id, purpose="reply", text=WORD, wa_id=reply_id)
+
+
+@pytest.mark.anyio
+async def test_a_reply_sent_as_its_chat_is_forgotten_leaves_no_outcome(where: Where) -> None:
+    clock = FakeClock(NOW)
+    raw = open_log(where.store, url=where.url, name=where.number, clock=clock)
+    folded = FoldedLog(raw)
+    transport = ForgetWhileSending(where, clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text=WORD, sent_at=NOW)
+    await folded.append(Keyed(message, f"{ALICE}/M1"), _planned("R1"), _planned("R2"))
+
+    await Sender(folded, transport, settings(), clock=clock).send_due()
+
+    assert transport.forgot.startswith(f"forgot {ALICE}: ")
+    assert [s.wa_id for s in transport.sent] == ["R1"]  # handed over as the forget ran
+    assert [type(r.event).__name__ for r in raw.read(chats=[ALICE])] == []
+    folded.close()
+
+
+@pytest.mark.anyio
+async def test_a_reply_that_waited_is_not_sent_once_its_chat_was_forgotten(where: Where) -> None:
+    """The forget by another process is in the log, not yet in the sender's view (no poll
+    since): a reply that waited (here a failed try) reads the log again before it goes."""
+    clock = FakeClock(NOW)
+    raw = open_log(where.store, url=where.url, name=where.number, clock=clock)
+    folded = FoldedLog(raw)
+    transport = MemoryTransport(clock=clock)
+    sender = Sender(folded, transport, settings(), clock=clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text=WORD, sent_at=NOW)
+    await folded.append(Keyed(message, f"{ALICE}/M1"), _planned("R1"))
+    transport.fail_next(TransportError("timed out", retryable=True))
+    await sender.send_due()
+    assert forget(where, ALICE).startswith(f"forgot {ALICE}: ")
+    clock.advance(60)
+
+    await sender.send_due()
+
+    assert transport.sent == []
+    assert [type(r.event).__name__ for r in raw.read(chats=[ALICE])] == []
     folded.close()

@@ -24,6 +24,13 @@ to end; the first one through after it records the restriction's end.
 
 A part planned to be spoken is spoken just before it is sent (``_speaker``):
 the speech is recorded before the voice note goes, so it is made once.
+
+A ``forget`` of the chat may land while a reply goes out. Its outcome is
+appended on condition of the view the send was decided from (``Guard``, in
+the append's own statement: no extra round trip), so nothing of the chat is
+recorded after the forget. A reply that waited (an outage, the pace, a
+restriction, a failed try) reads the log again before it goes, since a forget
+from another process may not be folded yet; one sent at once needs not.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import uuid
 from collections.abc import Callable
 
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
+from events.protocol import Forgotten, Guard
 from pipeline.daemon import _outreach as outreach
 from pipeline.daemon import _reminding as reminding
 from pipeline.daemon._dispatch import Dispatcher, Job, Pass, backoff
@@ -84,6 +92,7 @@ class Sender:
             folded, settings, log, "send_pass_failed", clock=clock, reads=reads
         )
         self._retry_at: dict[str, float] = {}
+        self._waited: set[str] = set()  # replies owed that a pass held back (by reply_id)
         # When recent sends started (None: not yet read from the log), and how many
         # sends were admitted that have not started yet.
         self._sends: list[float] | None = None
@@ -113,14 +122,16 @@ class Sender:
     def _admission(self) -> outreach.Admission:
         """What may be handled now (``_outreach``'s rule over the log and this sender)."""
         view = self.folded.view
-        # None: a rotation removed every report (a connection up for longer than the
-        # retention); the transport itself says whether a send can go.
-        if not connection.usable(view.connection):
-            return outreach.Admission({}, math.inf)  # the status saying it is back wakes us
         owed = outbox.unsent(view.outbox)
         ids = {e.event.reply_id for e in owed}
         # Replies gone from the log (sent, failed, forgotten) wait for nothing.
         self._retry_at = {r: at for r, at in self._retry_at.items() if r in ids}
+        self._waited &= ids
+        # None: a rotation removed every report (a connection up for longer than the
+        # retention); the transport itself says whether a send can go.
+        if not connection.usable(view.connection):
+            self._waited |= ids
+            return outreach.Admission({}, math.inf)  # the status saying it is back wakes us
         now = self.clock()
         if self._sends is None:  # what the last run just sent
             self._sends = outreach.in_window(account.send_times(view.account), now)
@@ -137,7 +148,14 @@ class Sender:
             stale_at=self._stale_at,
         )
         held = self._dispatch.held(now)  # being sent to, or resting after a failed worker
-        return outreach.admit(gate, owed, held, self._retry_at)
+        admission = outreach.admit(gate, owed, held, self._retry_at)
+        admitted = {e.event.reply_id for entries in admission.work.values() for e in entries}
+        self._waited |= {
+            e.event.reply_id
+            for e in owed
+            if e.event.chat not in held and e.event.reply_id not in admitted
+        }
+        return admission
 
     async def _work_chat(self, chat: str, entries: list[outbox.Entry], sends: int) -> None:
         """One chat's admitted messages in order, until one must wait (it holds the later
@@ -145,6 +163,8 @@ class Sender:
         try:
             for entry in entries:
                 try:
+                    if self._waited_for(entry) and not self._still_owed(entry):
+                        return  # settled or forgotten while it waited: the next pass sees
                     if self._stale(entry):
                         await self._too_late_to_send(entry)
                         continue
@@ -152,6 +172,12 @@ class Sender:
                     self._start_send()
                     if not await self._send(entry):
                         return
+                except Forgotten:
+                    # The chat was forgotten after the view this was decided from: its
+                    # outcome is not recorded (nor are its later replies sent).
+                    self.folded.refresh()
+                    log.info("reply_outcome_dropped_forgotten", chat=chat)
+                    return
                 except Exception:
                     # An outcome not recorded (a full disk): tried again later, not at once.
                     log.exception("send_pass_failed", chat=chat)
@@ -159,6 +185,17 @@ class Sender:
                     return
         finally:
             self._reserved -= sends  # the places of sends this worker did not start
+
+    def _waited_for(self, entry: outbox.Entry) -> bool:
+        """Whether ``entry`` waited (held back by a pass, or failed before): long enough
+        for another process's ``forget`` to be in the log and not yet in the view."""
+        return entry.attempts > 0 or entry.event.reply_id in self._waited
+
+    def _still_owed(self, entry: outbox.Entry) -> bool:
+        """Whether the log, read again now, still owes ``entry`` (not sent, not forgotten)."""
+        self.folded.refresh()
+        owed = outbox.unsent(self.folded.view.outbox)
+        return any(e.event.reply_id == entry.event.reply_id for e in owed)
 
     def _start_send(self) -> None:
         """A send starts now: it counts in the pace from here."""
@@ -177,16 +214,18 @@ class Sender:
     async def _too_late_to_send(self, entry: outbox.Entry) -> None:
         """Failed as stale; a reminder's, with the line a missed one gets in its place."""
         if entry.due is None:
-            await self._failed(entry, "stale: " + self._too_late(), final=True)
+            guard = self.folded.guard(entry.event.chat)
+            await self._failed(entry, "stale: " + self._too_late(), final=True, guard=guard)
             return
         app = self.settings.app
+        guard = self.folded.guard(entry.event.chat)
         cause = reminding.late_for(entry, app, self.folded.view.account)
         events = reminding.missed_late(entry, app, self.ids, cause)
         self._retry_at.pop(entry.event.reply_id, None)
         log.info(
             "reminder_overdue", chat=entry.event.chat, reply_id=entry.event.reply_id, cause=cause
         )
-        await self.folded.append(*events)
+        await self.folded.append(*events, guard=guard)
 
     def _too_late(self) -> str:
         minutes = self.settings.app.polling.catch_up_minutes
@@ -196,6 +235,7 @@ class Sender:
         """Send one; whether the chat's later messages may go (sent, or failed for good)."""
         planned = entry.event
         view = self.folded.view
+        guard = self.folded.guard(planned.chat)  # the outcome's condition: this view
         owner = self.settings.app.owner_jid
         to = addresses.destination(view.addresses, planned.chat, owner, view.identity.me_lid)
         message = Outgoing(
@@ -217,13 +257,13 @@ class Sender:
         except TransportError as exc:
             restricting = exc.code is not None and exc.code in RESTRICTED_CODES
             if exc.code is not None and restricting and planned.chat != owner:
-                await self._restricted(entry, exc, exc.code)
+                await self._restricted(entry, exc, exc.code, guard)
                 return False
             # The owner's own chat is never held: tried again after a while, as any failure.
             final = not (exc.retryable or restricting) or (
                 planned.purpose not in _ANSWERS and entry.attempts + 1 >= MAX_ATTEMPTS
             )
-            await self._failed(entry, str(exc), final=final)
+            await self._failed(entry, str(exc), final=final, guard=guard)
             return final
         self._retry_at.pop(planned.reply_id, None)
         delivered = receipt.to or to
@@ -243,7 +283,7 @@ class Sender:
             and account.newest(self.folded.view.account) == restriction
         ):
             events.append(_LIFTED)
-        await self.folded.append(*events)
+        await self.folded.append(*events, guard=guard)
         log.info("reply_sent", chat=planned.chat, purpose=planned.purpose, wa_id=receipt.wa_id)
         if self.settings.app.whatsapp.read_receipts and planned.opens_answer:
             await self._mark_read(planned, to)
@@ -255,8 +295,11 @@ class Sender:
             return None
         return await self.speaker.voice(self.settings.loaded, entry)
 
-    async def _restricted(self, entry: outbox.Entry, exc: TransportError, code: int) -> None:
-        """WhatsApp refused the send for a restriction: hold, never retry in a loop."""
+    async def _restricted(
+        self, entry: outbox.Entry, exc: TransportError, code: int, guard: Guard
+    ) -> None:
+        """WhatsApp refused the send for a restriction: hold, never retry in a loop
+        (its chat forgotten meanwhile: nothing recorded, the next send finds it again)."""
         planned = entry.event
         log.warning("account_restricted", chat=planned.chat, code=code, error=str(exc))
         detail = (
@@ -272,9 +315,10 @@ class Sender:
                 attempt=entry.attempts + 1,
             ),
             AccountRestricted(code=code, detail=detail, reply_id=planned.reply_id),
+            guard=guard,
         )
 
-    async def _failed(self, entry: outbox.Entry, error: str, *, final: bool) -> None:
+    async def _failed(self, entry: outbox.Entry, error: str, *, final: bool, guard: Guard) -> None:
         planned = entry.event
         attempt = entry.attempts + 1
         log.warning("send_failed", chat=planned.chat, attempt=attempt, final=final, error=error)
@@ -289,7 +333,8 @@ class Sender:
                 error=error,
                 final=final,
                 attempt=attempt,
-            )
+            ),
+            guard=guard,
         )
 
     async def _mark_read(self, planned: ReplyPlanned, to: str) -> None:

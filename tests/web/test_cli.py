@@ -33,16 +33,18 @@ def _files(store: Path) -> dict[str, tuple[int, int]]:
 def test_the_console_serves_the_log_and_stops_on_sigterm(web_store: WebStore):
     before = _files(web_store.store)
     served = start_web(web_store.store)
-    with httpx.Client(base_url=served.url, timeout=10) as client:
-        chats = client.get("/")
-        assert chats.status_code == 200
-        assert "Alice" in text_of(chats.text)
-        health = client.get("/healthz")
-        assert health.status_code == 503
-        assert health.text.startswith("unhealthy: daemon: no daemon is running on")
-        assert client.get("/metrics").status_code == 200
-    assert served.stop() == 0
-    served.close()
+    try:  # closed however it fails: a leaked stderr pipe would fail a later test
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            chats = client.get("/")
+            assert chats.status_code == 200
+            assert "Alice" in text_of(chats.text)
+            health = client.get("/healthz")
+            assert health.status_code == 503
+            assert health.text.startswith("unhealthy: daemon: no daemon is running on")
+            assert client.get("/metrics").status_code == 200
+        assert served.stop() == 0
+    finally:
+        served.close()
     assert "Traceback" not in "".join(served.stderr)
     assert _files(web_store.store) == before  # it wrote nothing
 

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from events.backends import open_log
-from events.model import LlmCompleted, MessageReceived, ReplyPlanned, Usage
+from events.model import AccountRestricted, LlmCompleted, MessageReceived, ReplyPlanned, Usage
 from events.protocol import Keyed, LogWriter
 from events.testing import FakeClock
 from pipeline.daemon import Agent, FoldedLog, Sender
@@ -197,4 +197,35 @@ async def test_a_reply_that_waited_is_not_sent_once_its_chat_was_forgotten(where
 
     assert transport.sent == []
     assert [type(r.event).__name__ for r in raw.read(chats=[ALICE])] == []
+    folded.close()
+
+
+class ForgetThenRestricted(ForgetWhileSending):
+    """Runs ``forget`` of the chat as its send goes out, and WhatsApp answers 463."""
+
+    async def send(self, message: Outgoing) -> SendReceipt:
+        if not self.forgot:
+            self.forgot = forget(self._where, ALICE)
+        raise TransportError("reach-out timelock", retryable=False, code=463)
+
+
+@pytest.mark.anyio
+async def test_a_restriction_met_as_its_chat_is_forgotten_still_holds_the_sends(
+    where: Where,
+) -> None:
+    """The chat's failure goes with the forget; the account's restriction does not, or
+    the next send, to anyone, would meet 463 again."""
+    clock = FakeClock(NOW)
+    raw = open_log(where.store, url=where.url, name=where.number, clock=clock)
+    folded = FoldedLog(raw)
+    transport = ForgetThenRestricted(where, clock)
+    message = MessageReceived(chat=ALICE, msg_id="M1", sender=ALICE, text=WORD, sent_at=NOW)
+    await folded.append(Keyed(message, f"{ALICE}/M1"), _planned("R1"))
+
+    await Sender(folded, transport, settings(), clock=clock).send_due()
+
+    assert transport.forgot.startswith(f"forgot {ALICE}: ")
+    assert [type(r.event).__name__ for r in raw.read(chats=[ALICE])] == []
+    held = [r.event for r in raw.read() if isinstance(r.event, AccountRestricted)]
+    assert [(e.active, e.code, e.reply_id) for e in held] == [(True, 463, None)]
     folded.close()

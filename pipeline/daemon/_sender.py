@@ -41,6 +41,8 @@ import math
 import uuid
 from collections.abc import Callable
 
+import msgspec
+
 from events.model import AccountRestricted, AnyEvent, ReplyFailed, ReplyPlanned, ReplySent
 from events.protocol import Forgotten, Guard
 from pipeline.daemon import _outreach as outreach
@@ -298,25 +300,28 @@ class Sender:
     async def _restricted(
         self, entry: outbox.Entry, exc: TransportError, code: int, guard: Guard
     ) -> None:
-        """WhatsApp refused the send for a restriction: hold, never retry in a loop
-        (its chat forgotten meanwhile: nothing recorded, the next send finds it again)."""
+        """WhatsApp refused the send for a restriction: hold, never retry in a loop."""
         planned = entry.event
         log.warning("account_restricted", chat=planned.chat, code=code, error=str(exc))
         detail = (
             f"WhatsApp refused a message with error {code} ({RESTRICTED_CODES[code]}): "
             "replies to others wait; nothing is sent but to your own chat until it ends"
         )
-        await self.folded.append(
-            ReplyFailed(
-                chat=planned.chat,
-                reply_id=planned.reply_id,
-                error=f"restricted: {exc}",
-                final=False,
-                attempt=entry.attempts + 1,
-            ),
-            AccountRestricted(code=code, detail=detail, reply_id=planned.reply_id),
-            guard=guard,
+        restriction = AccountRestricted(code=code, detail=detail, reply_id=planned.reply_id)
+        failed = ReplyFailed(
+            chat=planned.chat,
+            reply_id=planned.reply_id,
+            error=f"restricted: {exc}",
+            final=False,
+            attempt=entry.attempts + 1,
         )
+        try:
+            await self.folded.append(failed, restriction, guard=guard)
+        except Forgotten:
+            # The chat's failure goes with the forget; the account's restriction is no
+            # part of the chat and must hold, or the next send would meet it again.
+            await self.folded.append(msgspec.structs.replace(restriction, reply_id=None))
+            raise
 
     async def _failed(self, entry: outbox.Entry, error: str, *, final: bool, guard: Guard) -> None:
         planned = entry.event

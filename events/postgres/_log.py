@@ -327,20 +327,18 @@ class PostgresLog(PostgresReader):
 
     def _check_guards(self, conn: psycopg.Connection[Any], group: list[Batch]) -> None:
         """Refuse each batch whose guard a forget recorded or under way refuses."""
-        guards = [b.guard.seen for b in group if b.guard is not None]
-        if not guards:
+        seens = [b.guard.seen for b in group if b.guard is not None]
+        if not seens:
             return
-        args = {"log": self._log, "seen": min(guards)}
+        args = {"log": self._log, "seen": min(seens)}
         rows = conn.execute(self._q.forgets, args).fetchall()
         under_way = [Pending.decode(str(row[3])) for row in rows if row[0] == 0]
-        markers = [
-            r for r in (record(row) for row in rows if row[0]) if isinstance(r.event, Compacted)
-        ]
+        markers = [(r.seq, r.event) for r in (record(row) for row in rows if row[0])]
         for batch in group:
             if batch.guard is None:
                 continue
             seen = batch.guard.seen
-            after = [r.event for r in markers if r.seq > seen and isinstance(r.event, Compacted)]
+            after = [e for seq, e in markers if seq > seen and isinstance(e, Compacted)]
             if forgets(batch.guard, after, under_way):
                 batch.refuse()
 
